@@ -1,0 +1,671 @@
+"""Stacked recurrent cells with a dense head, trained by truncated BPTT one step at a time.
+
+The exact math is stated once, in ``docs/kernel.md``; ``tests/reference.py`` re-states it in
+NumPy and the tests hold both equal step by step.
+
+Layers of this module:
+- point functions (``_axpy``, ``_dot``, ``_sigmoid``) and one forward and one backward function
+  per cell; all ``nogil``, on raw pointers into buffers that Python allocated;
+- ``Network``: one extension type that owns the flat parameter vector, the flat gradient, the
+  carried state, a ring buffer of the last ``B = max(k1, k2)`` steps and scratch buffers. It
+  allocates only in ``__init__``; ``learn``, ``predict`` and ``rollout_step`` allocate nothing.
+
+Ring buffer record of one layer at one step (``rec`` doubles, ``G`` gate blocks of ``H``):
+``[h_prev | c_prev | act (G*H) | ext | h | c]`` where ``act`` holds the gate activations
+(Elman: h; LSTM: i f g o; GRU: r z n) and ``ext`` tanh(c) for the LSTM, ``h_prev @ W_hn + b_hn``
+for the GRU.
+"""
+import numpy as np
+
+from libc.math cimport tanh, exp, log, fabs, isfinite
+from libc.string cimport memcpy, memset
+
+from streamrnn._core._optim cimport Optimizer
+
+ELMAN_TANH = 0
+ELMAN_RELU = 1
+LSTM = 2
+GRU = 3
+SQUARED = 0
+ABSOLUTE = 1
+HUBER = 2
+BINARY_CE = 3
+SOFTMAX_CE = 4
+
+cdef int _ELMAN_TANH = 0, _ELMAN_RELU = 1, _LSTM = 2, _GRU = 3
+cdef int _SQUARED = 0, _ABSOLUTE = 1, _HUBER = 2, _BINARY_CE = 3, _SOFTMAX_CE = 4
+
+_GATES = {0: 1, 1: 1, 2: 4, 3: 3}
+_CELL_NAMES = {0: "elman-tanh", 1: "elman-relu", 2: "lstm", 3: "gru"}
+
+
+# ---------------------------------------------------------------- point functions
+
+cdef inline double _sigmoid(double a) noexcept nogil:
+    if a >= 0.0:
+        return 1.0 / (1.0 + exp(-a))
+    cdef double e = exp(a)
+    return e / (1.0 + e)
+
+
+cdef inline void _axpy(Py_ssize_t n, double alpha, const double* x, double* y) noexcept nogil:
+    # y += alpha * x
+    cdef Py_ssize_t j
+    for j in range(n):
+        y[j] += alpha * x[j]
+
+
+cdef inline double _dot(Py_ssize_t n, const double* x, const double* y) noexcept nogil:
+    # sixteen partial sums in a fixed order: the compiler keeps them in vector registers
+    # without being allowed to reassociate, so the result is the same on every run
+    cdef double acc[16]
+    cdef double s
+    cdef Py_ssize_t j = 0, k
+    for k in range(16):
+        acc[k] = 0.0
+    while j + 16 <= n:
+        for k in range(16):
+            acc[k] += x[j + k] * y[j + k]
+        j += 16
+    s = 0.0
+    while j < n:
+        s += x[j] * y[j]
+        j += 1
+    for k in range(8):
+        acc[k] += acc[k + 8]
+    for k in range(4):
+        acc[k] += acc[k + 4]
+    return s + ((acc[0] + acc[2]) + (acc[1] + acc[3]))
+
+
+cdef inline void _affine(Py_ssize_t d, Py_ssize_t m, const double* x, const double* W,
+                         double* a) noexcept nogil:
+    # a += x @ W for W of shape (d, m), row-major
+    cdef Py_ssize_t i
+    for i in range(d):
+        if x[i] != 0.0:
+            _axpy(m, x[i], W + i * m, a)
+
+
+cdef inline void _affine_t(Py_ssize_t d, Py_ssize_t m, const double* W, const double* da,
+                           double* out) noexcept nogil:
+    # out += da @ W^T for W of shape (d, m)
+    cdef Py_ssize_t i
+    for i in range(d):
+        out[i] += _dot(m, W + i * m, da)
+
+
+cdef inline void _outer(Py_ssize_t d, Py_ssize_t m, const double* x, const double* da,
+                        double* dW) noexcept nogil:
+    # dW += x^T da
+    cdef Py_ssize_t i
+    for i in range(d):
+        if x[i] != 0.0:
+            _axpy(m, x[i], da, dW + i * m)
+
+
+# ---------------------------------------------------------------- the network
+
+cdef class Network:
+    """Stacked recurrent cells and a linear head, trained online by TBPTT(k1, k2)."""
+
+    cdef readonly int cell             # cell code
+    cdef readonly int n_in             # d_0, width of the input
+    cdef readonly int hidden_size      # H
+    cdef readonly int num_layers       # L
+    cdef readonly int n_out            # width of the head
+    cdef readonly int k1               # update every k1 steps
+    cdef readonly int k2               # backpropagate through the last k2 steps
+    cdef readonly int loss             # loss code
+    cdef readonly double huber_eps     # Huber threshold
+    cdef readonly int G                # gate blocks per cell
+    cdef readonly int B                # ring capacity, max(k1, k2)
+    cdef readonly int rec              # doubles per layer record
+    cdef readonly Py_ssize_t size      # P, number of parameters
+    cdef public long long t            # committed steps
+    cdef public double last_loss       # loss of the last learned step
+    cdef public Optimizer optimizer
+
+    cdef object _arrays                # name -> ndarray, everything pickle must carry
+    cdef object _scratch               # scratch ndarrays (not state)
+    cdef double[::1] w                 # params (P,)
+    cdef double[::1] dw                # grad (P,)
+    cdef double[::1] h                 # carried hidden state (L*H,)
+    cdef double[::1] c                 # carried cell state (L*H,)
+    cdef double[::1] ring_x            # (B*n_in,)
+    cdef double[::1] ring_r            # (B*L*rec,)
+    cdef double[::1] ring_g            # (B*n_out,) dL/dout / k1
+    cdef double[::1] out               # (n_out,) last head output (learn)
+    cdef double[::1] s_rec             # scratch records (L*rec,)
+    cdef double[::1] s_h               # scratch/rollout state (L*H,)
+    cdef double[::1] s_c
+    cdef double[::1] s_a               # (G*H,) pre-activations
+    cdef double[::1] s_ah              # (G*H,) GRU recurrent part / backward dah
+    cdef double[::1] s_dax             # (G*H,)
+    cdef double[::1] s_dh              # (H,)
+    cdef double[::1] s_dx              # (H,) gradient to the layer below
+    cdef double[::1] s_dhc             # (L*H,) carried dh
+    cdef double[::1] s_dcc             # (L*H,) carried dc
+    cdef double[::1] s_dhead           # (H,)
+    cdef double[::1] bk_x, bk_r, bk_g, bk_h, bk_c   # backup of one step for roll-back
+    cdef Py_ssize_t[::1] o_wx, o_wh, o_b, o_bhn     # offsets per layer
+    cdef Py_ssize_t o_wy, o_by
+
+    def __init__(self, int cell, int n_in, int hidden_size, int num_layers, int n_out,
+                 int k1=1, int k2=16, int loss=0, double huber_eps=0.1):
+        if cell not in _GATES:
+            raise ValueError(f"unknown cell code {cell}")
+        if n_in < 1 or hidden_size < 1 or num_layers < 1 or n_out < 1:
+            raise ValueError("n_in, hidden_size, num_layers and n_out must all be >= 1")
+        if k1 < 1 or k2 < 1:
+            raise ValueError("k1 and k2 must be >= 1")
+        if loss not in (0, 1, 2, 3, 4):
+            raise ValueError(f"unknown loss code {loss}")
+        if loss == _BINARY_CE and n_out != 1:
+            raise ValueError("binary cross-entropy needs n_out == 1")
+        if not (huber_eps > 0):
+            raise ValueError("huber_eps must be > 0")
+        self.cell, self.n_in, self.hidden_size, self.num_layers = cell, n_in, hidden_size, num_layers
+        self.n_out, self.k1, self.k2, self.loss, self.huber_eps = n_out, k1, k2, loss, huber_eps
+        self.G = _GATES[cell]
+        self.B = max(k1, k2)
+        cdef int H = hidden_size, G = self.G, L = num_layers
+        self.rec = 5 * H + G * H
+        o_wx = np.zeros(L, dtype=np.intp)
+        o_wh = np.zeros(L, dtype=np.intp)
+        o_b = np.zeros(L, dtype=np.intp)
+        o_bhn = np.zeros(L, dtype=np.intp)
+        layout = {}
+        cdef Py_ssize_t off = 0
+        for l in range(L):
+            d = n_in if l == 0 else H
+            o_wx[l] = off; layout[f"W_x{l}"] = (off, (d, G * H)); off += d * G * H
+            o_wh[l] = off; layout[f"W_h{l}"] = (off, (H, G * H)); off += H * G * H
+            o_b[l] = off; layout[f"b{l}"] = (off, (G * H,)); off += G * H
+            o_bhn[l] = off
+            if cell == _GRU:
+                layout[f"b_hn{l}"] = (off, (H,)); off += H
+        self.o_wy = off; layout["W_y"] = (off, (H, n_out)); off += H * n_out
+        self.o_by = off; layout["b_y"] = (off, (n_out,)); off += n_out
+        self.size = off
+        self.o_wx, self.o_wh, self.o_b, self.o_bhn = o_wx, o_wh, o_b, o_bhn
+        self._layout = layout
+        self.t = 0
+        self.last_loss = 0.0
+        self.optimizer = None
+        B, R = self.B, self.rec
+        arrays = {
+            "params": np.zeros(off), "h": np.zeros((L, H)), "c": np.zeros((L, H)),
+            "ring_x": np.zeros((B, n_in)), "ring_r": np.zeros((B, L, R)),
+            "ring_g": np.zeros((B, n_out)), "out": np.zeros(n_out),
+        }
+        self._set_arrays(arrays)
+        self._scratch = {
+            "grad": np.zeros(off), "s_rec": np.zeros(L * R), "s_h": np.zeros(L * H),
+            "s_c": np.zeros(L * H), "s_a": np.zeros(G * H), "s_ah": np.zeros(G * H),
+            "s_dax": np.zeros(G * H), "s_dh": np.zeros(H), "s_dx": np.zeros(H),
+            "s_dhc": np.zeros(L * H), "s_dcc": np.zeros(L * H), "s_dhead": np.zeros(H),
+            "bk_x": np.zeros(n_in), "bk_r": np.zeros(L * R), "bk_g": np.zeros(n_out),
+            "bk_h": np.zeros(L * H), "bk_c": np.zeros(L * H),
+        }
+        s = self._scratch
+        self.dw = s["grad"]
+        self.s_rec, self.s_h, self.s_c = s["s_rec"], s["s_h"], s["s_c"]
+        self.s_a, self.s_ah, self.s_dax = s["s_a"], s["s_ah"], s["s_dax"]
+        self.s_dh, self.s_dx, self.s_dhc, self.s_dcc = s["s_dh"], s["s_dx"], s["s_dhc"], s["s_dcc"]
+        self.s_dhead = s["s_dhead"]
+        self.bk_x, self.bk_r, self.bk_g, self.bk_h, self.bk_c = (
+            s["bk_x"], s["bk_r"], s["bk_g"], s["bk_h"], s["bk_c"])
+
+    cdef object _layout
+
+    def _set_arrays(self, dict arrays):
+        """Adopt state arrays (copies made contiguous float64) after checking their shapes."""
+        cdef int L = self.num_layers, H = self.hidden_size
+        shapes = {"params": (self.size,), "h": (L, H), "c": (L, H),
+                  "ring_x": (self.B, self.n_in), "ring_r": (self.B, L, self.rec),
+                  "ring_g": (self.B, self.n_out), "out": (self.n_out,)}
+        new = {}
+        for name, shape in shapes.items():
+            a = np.array(arrays[name], dtype=np.float64, order="C", copy=True)
+            if a.shape != shape:
+                raise ValueError(f"state array {name!r} has shape {a.shape}, expected {shape}")
+            new[name] = a
+        self._arrays = new
+        self.w = new["params"]
+        self.h = new["h"].reshape(-1)
+        self.c = new["c"].reshape(-1)
+        self.ring_x = new["ring_x"].reshape(-1)
+        self.ring_r = new["ring_r"].reshape(-1)
+        self.ring_g = new["ring_g"].reshape(-1)
+        self.out = new["out"]
+
+    # ------------------------------------------------------------ Python views
+    @property
+    def params(self):
+        return self._arrays["params"]
+
+    @property
+    def grad(self):
+        return self._scratch["grad"]
+
+    @property
+    def h(self):
+        return self._arrays["h"]
+
+    @property
+    def c(self):
+        return self._arrays["c"]
+
+    @property
+    def last_output(self):
+        """Head output of the last learned step (the prediction made before its target was used)."""
+        return self._arrays["out"]
+
+    @property
+    def layout(self):
+        return dict(self._layout)
+
+    def view(self, str name):
+        """Named view into the flat parameter vector, e.g. ``view("W_h0")``."""
+        off, shape = self._layout[name]
+        n = int(np.prod(shape))
+        return self._arrays["params"][off:off + n].reshape(shape)
+
+    def set_optimizer(self, Optimizer opt):
+        opt.bind(self.size)
+        self.optimizer = opt
+
+    # ------------------------------------------------------------ kernels
+    cdef void _cell_forward(self, int l, const double* x, const double* hp, const double* cp,
+                            double* r) noexcept nogil:
+        """One step of layer ``l``: fills record ``r`` (incl. copies of h_prev, c_prev, h, c)."""
+        cdef int H = self.hidden_size, G = self.G, GH = self.G * self.hidden_size
+        cdef int d = self.n_in if l == 0 else H
+        cdef double* w = &self.w[0]
+        cdef const double* Wx = w + self.o_wx[l]
+        cdef const double* Wh = w + self.o_wh[l]
+        cdef const double* b = w + self.o_b[l]
+        cdef double* a = &self.s_a[0]
+        cdef double* ah = &self.s_ah[0]
+        cdef double* act = r + 2 * H
+        cdef double* ext = r + 2 * H + GH
+        cdef double* hn = r + 3 * H + GH
+        cdef double* cn = r + 4 * H + GH
+        cdef Py_ssize_t j
+        cdef double ig, fg, gg, og, cc, rr, zz, nn
+        memcpy(r, hp, H * sizeof(double))
+        memcpy(r + H, cp, H * sizeof(double))
+        memcpy(a, b, GH * sizeof(double))
+        _affine(d, GH, x, Wx, a)
+        if self.cell == _GRU:
+            memset(ah, 0, GH * sizeof(double))
+            _affine(H, GH, hp, Wh, ah)
+            bhn = w + self.o_bhn[l]
+            for j in range(H):
+                rr = _sigmoid(a[j] + ah[j])
+                zz = _sigmoid(a[H + j] + ah[H + j])
+                ext[j] = ah[2 * H + j] + bhn[j]
+                nn = tanh(a[2 * H + j] + rr * ext[j])
+                act[j] = rr
+                act[H + j] = zz
+                act[2 * H + j] = nn
+                hn[j] = (1.0 - zz) * nn + zz * hp[j]
+                cn[j] = 0.0
+            return
+        _affine(H, GH, hp, Wh, a)
+        if self.cell == _LSTM:
+            for j in range(H):
+                ig = _sigmoid(a[j])
+                fg = _sigmoid(a[H + j])
+                gg = tanh(a[2 * H + j])
+                og = _sigmoid(a[3 * H + j])
+                cc = fg * cp[j] + ig * gg
+                act[j] = ig
+                act[H + j] = fg
+                act[2 * H + j] = gg
+                act[3 * H + j] = og
+                cn[j] = cc
+                ext[j] = tanh(cc)
+                hn[j] = og * ext[j]
+        elif self.cell == _ELMAN_TANH:
+            for j in range(H):
+                act[j] = tanh(a[j])
+                hn[j] = act[j]
+                ext[j] = 0.0
+                cn[j] = 0.0
+        else:
+            for j in range(H):
+                act[j] = a[j] if a[j] > 0.0 else 0.0
+                hn[j] = act[j]
+                ext[j] = 0.0
+                cn[j] = 0.0
+
+    cdef void _forward(self, const double* x, const double* h0, const double* c0, double* recs,
+                       double* h1, double* c1, double* out) noexcept nogil:
+        """All layers for one step from state (h0, c0) to (h1, c1); head output into ``out``."""
+        cdef int H = self.hidden_size, L = self.num_layers, R = self.rec, GH = self.G * H
+        cdef int l
+        cdef const double* xin = x
+        for l in range(L):
+            self._cell_forward(l, xin, h0 + l * H, c0 + l * H, recs + l * R)
+            xin = recs + l * R + 3 * H + GH
+        for l in range(L):
+            memcpy(h1 + l * H, recs + l * R + 3 * H + GH, H * sizeof(double))
+            memcpy(c1 + l * H, recs + l * R + 4 * H + GH, H * sizeof(double))
+        cdef double* w = &self.w[0]
+        memcpy(out, w + self.o_by, self.n_out * sizeof(double))
+        _affine(H, self.n_out, xin, w + self.o_wy, out)
+
+    cdef double _loss_grad(self, const double* out, double y, double* g) noexcept nogil:
+        """Loss of one step; writes dL/dout into g."""
+        cdef int k, n = self.n_out, yi
+        cdef double r, p, m, s, e = self.huber_eps
+        if self.loss == _SQUARED:
+            r = out[0] - y
+            g[0] = 2.0 * r
+            return r * r
+        if self.loss == _ABSOLUTE:
+            r = out[0] - y
+            g[0] = 1.0 if r > 0 else (-1.0 if r < 0 else 0.0)
+            return fabs(r)
+        if self.loss == _HUBER:
+            r = out[0] - y
+            if fabs(r) <= e:
+                g[0] = r
+                return 0.5 * r * r
+            g[0] = e if r > 0 else -e
+            return e * (fabs(r) - 0.5 * e)
+        if self.loss == _BINARY_CE:
+            p = _sigmoid(out[0])
+            g[0] = p - y
+            # log(1 + exp(-|o|)) form, stable for large |o|
+            m = out[0]
+            s = (m if m > 0 else 0.0) - m * y + log(1.0 + exp(-fabs(m)))
+            return s
+        # softmax cross-entropy
+        yi = <int>y
+        m = out[0]
+        for k in range(1, n):
+            if out[k] > m:
+                m = out[k]
+        s = 0.0
+        for k in range(n):
+            g[k] = exp(out[k] - m)
+            s += g[k]
+        for k in range(n):
+            g[k] /= s
+        r = -(out[yi] - m - log(s))
+        g[yi] -= 1.0
+        return r
+
+    cdef void _backward(self) noexcept nogil:
+        """Gradient of the mean loss of the last min(k1, t) steps through the last min(k2, t) steps."""
+        cdef int H = self.hidden_size, L = self.num_layers, R = self.rec, G = self.G
+        cdef int GH = G * H, n_out = self.n_out, B = self.B, cell = self.cell
+        cdef long long t = self.t
+        cdef int n_inj = <int>(self.k1 if self.k1 < t else t)
+        cdef int W = <int>(self.k2 if self.k2 < t else t)
+        cdef double* w = &self.w[0]
+        cdef double* dw = &self.dw[0]
+        cdef double* dhc = &self.s_dhc[0]
+        cdef double* dcc = &self.s_dcc[0]
+        cdef double* dh = &self.s_dh[0]
+        cdef double* dx = &self.s_dx[0]
+        cdef double* dax = &self.s_dax[0]
+        cdef double* dah = &self.s_ah[0]
+        cdef double* r
+        cdef double* act
+        cdef double* ext
+        cdef const double* x
+        cdef const double* g
+        cdef int a, l, s, j, d
+        cdef double ig, fg, gg, og, tc, dct, rr, zz, nn, dn, dan
+        memset(dw, 0, self.size * sizeof(double))
+        memset(dhc, 0, L * H * sizeof(double))
+        memset(dcc, 0, L * H * sizeof(double))
+        # head gradient of every injected step
+        for a in range(n_inj):
+            s = <int>((t - 1 - a) % B)
+            g = &self.ring_g[s * n_out]
+            r = &self.ring_r[(s * L + L - 1) * R]
+            _outer(H, n_out, r + 3 * H + GH, g, dw + self.o_wy)
+            for j in range(n_out):
+                dw[self.o_by + j] += g[j]
+        for a in range(W):
+            s = <int>((t - 1 - a) % B)
+            for l in range(L - 1, -1, -1):
+                r = &self.ring_r[(s * L + l) * R]
+                act = r + 2 * H
+                ext = r + 2 * H + GH
+                # total dh reaching h of (step s, layer l)
+                memcpy(dh, dhc + l * H, H * sizeof(double))
+                if l == L - 1:
+                    if a < n_inj:
+                        _affine_t(H, n_out, w + self.o_wy, &self.ring_g[s * n_out], dh)
+                else:
+                    for j in range(H):
+                        dh[j] += dx[j]
+                # cell backward: dax (input side), dah (recurrent side), new carried dh/dc
+                if cell == _LSTM:
+                    for j in range(H):
+                        ig = act[j]; fg = act[H + j]; gg = act[2 * H + j]; og = act[3 * H + j]
+                        tc = ext[j]
+                        dct = dcc[l * H + j] + dh[j] * og * (1.0 - tc * tc)
+                        dax[j] = dct * gg * ig * (1.0 - ig)
+                        dax[H + j] = dct * r[H + j] * fg * (1.0 - fg)
+                        dax[2 * H + j] = dct * ig * (1.0 - gg * gg)
+                        dax[3 * H + j] = dh[j] * tc * og * (1.0 - og)
+                        dcc[l * H + j] = dct * fg
+                    memcpy(dah, dax, GH * sizeof(double))
+                    memset(dhc + l * H, 0, H * sizeof(double))
+                elif cell == _GRU:
+                    for j in range(H):
+                        rr = act[j]; zz = act[H + j]; nn = act[2 * H + j]
+                        dn = dh[j] * (1.0 - zz)
+                        dan = dn * (1.0 - nn * nn)
+                        dax[j] = dan * ext[j] * rr * (1.0 - rr)
+                        dax[H + j] = dh[j] * (r[j] - nn) * zz * (1.0 - zz)
+                        dax[2 * H + j] = dan
+                        dah[j] = dax[j]
+                        dah[H + j] = dax[H + j]
+                        dah[2 * H + j] = dan * rr
+                        dw[self.o_bhn[l] + j] += dan * rr
+                        dhc[l * H + j] = dh[j] * zz
+                elif cell == _ELMAN_TANH:
+                    for j in range(H):
+                        dax[j] = dh[j] * (1.0 - act[j] * act[j])
+                    memcpy(dah, dax, GH * sizeof(double))
+                    memset(dhc + l * H, 0, H * sizeof(double))
+                else:
+                    for j in range(H):
+                        dax[j] = dh[j] if act[j] > 0.0 else 0.0
+                    memcpy(dah, dax, GH * sizeof(double))
+                    memset(dhc + l * H, 0, H * sizeof(double))
+                # parameter gradients
+                if l == 0:
+                    x = &self.ring_x[s * self.n_in]
+                    d = self.n_in
+                else:
+                    x = &self.ring_r[(s * L + l - 1) * R + 3 * H + GH]
+                    d = H
+                _outer(d, GH, x, dax, dw + self.o_wx[l])
+                _outer(H, GH, r, dah, dw + self.o_wh[l])
+                for j in range(GH):
+                    dw[self.o_b[l] + j] += dax[j]
+                # to the older step (same layer) and to the layer below (same step)
+                _affine_t(H, GH, w + self.o_wh[l], dah, dhc + l * H)
+                if l > 0:
+                    memset(dx, 0, H * sizeof(double))
+                    _affine_t(H, GH, w + self.o_wx[l], dax, dx)
+
+    cdef int _check_x(self, const double[::1] x):
+        if x.shape[0] != self.n_in:
+            raise ValueError(f"the input has {x.shape[0]} values, the network expects {self.n_in}")
+        cdef Py_ssize_t i
+        for i in range(x.shape[0]):
+            if not isfinite(x[i]):
+                return -1
+        return 0
+
+    def learn(self, const double[::1] x, double y):
+        """Commit one step with target ``y`` and update every k1 steps; returns a status code.
+
+        0: learned; 1: learned and updated; -1: non-finite input or target (nothing changed);
+        -2: non-finite output, loss or gradient (the step was rolled back).
+        """
+        if self._check_x(x) < 0 or not isfinite(y):
+            return -1
+        if self.loss == _SOFTMAX_CE and not (0 <= y < self.n_out and y == <int>y):
+            raise ValueError(f"class index {y} is out of range for {self.n_out} outputs")
+        if self.loss == _BINARY_CE and not (y == 0.0 or y == 1.0):
+            raise ValueError(f"binary target must be 0 or 1, got {y}")
+        if self.optimizer is None:
+            raise RuntimeError("no optimizer: call set_optimizer first")
+        cdef int status = 0
+        with nogil:
+            status = self._learn(&x[0], y)
+        return status
+
+    cdef int _learn(self, const double* x, double y) noexcept nogil:
+        cdef int L = self.num_layers, H = self.hidden_size, R = self.rec, n_out = self.n_out
+        cdef int n_in = self.n_in, k
+        cdef int s = <int>(self.t % self.B)
+        cdef double* rx = &self.ring_x[s * n_in]
+        cdef double* rr = &self.ring_r[s * L * R]
+        cdef double* rg = &self.ring_g[s * n_out]
+        cdef double* out = &self.out[0]
+        cdef double loss
+        # backup what this step overwrites
+        memcpy(&self.bk_x[0], rx, n_in * sizeof(double))
+        memcpy(&self.bk_r[0], rr, L * R * sizeof(double))
+        memcpy(&self.bk_g[0], rg, n_out * sizeof(double))
+        memcpy(&self.bk_h[0], &self.h[0], L * H * sizeof(double))
+        memcpy(&self.bk_c[0], &self.c[0], L * H * sizeof(double))
+        memcpy(rx, x, n_in * sizeof(double))
+        self._forward(x, &self.bk_h[0], &self.bk_c[0], rr, &self.h[0], &self.c[0], out)
+        loss = self._loss_grad(out, y, rg)
+        for k in range(n_out):
+            rg[k] /= self.k1
+        if not isfinite(loss):
+            self._rollback(s)
+            return -2
+        self.t += 1
+        if self.t % self.k1 != 0:
+            self.last_loss = loss
+            return 0
+        self._backward()
+        if self.optimizer.clip(self.dw) < 0:
+            self.t -= 1
+            self._rollback(s)
+            return -2
+        self.optimizer.apply(self.w, self.dw)
+        self.last_loss = loss
+        return 1
+
+    cdef void _rollback(self, int s) noexcept nogil:
+        cdef int L = self.num_layers, H = self.hidden_size, R = self.rec
+        memcpy(&self.ring_x[s * self.n_in], &self.bk_x[0], self.n_in * sizeof(double))
+        memcpy(&self.ring_r[s * L * R], &self.bk_r[0], L * R * sizeof(double))
+        memcpy(&self.ring_g[s * self.n_out], &self.bk_g[0], self.n_out * sizeof(double))
+        memcpy(&self.h[0], &self.bk_h[0], L * H * sizeof(double))
+        memcpy(&self.c[0], &self.bk_c[0], L * H * sizeof(double))
+
+    def predict(self, const double[::1] x, double[::1] out):
+        """Head output for input ``x`` one step past the committed state; changes nothing."""
+        if x.shape[0] != self.n_in or out.shape[0] != self.n_out:
+            raise ValueError("wrong input or output size")
+        with nogil:
+            self._forward(&x[0], &self.h[0], &self.c[0], &self.s_rec[0], &self.s_h[0],
+                          &self.s_c[0], &out[0])
+
+    def rollout_begin(self):
+        """Start a what-if rollout from the committed state (the committed state is not touched)."""
+        self.s_h[:] = self.h
+        self.s_c[:] = self.c
+
+    def rollout_step(self, const double[::1] x, double[::1] out):
+        """Advance the rollout state by one step with input ``x``; head output into ``out``."""
+        if x.shape[0] != self.n_in or out.shape[0] != self.n_out:
+            raise ValueError("wrong input or output size")
+        with nogil:
+            self._forward(&x[0], &self.s_h[0], &self.s_c[0], &self.s_rec[0], &self.s_h[0],
+                          &self.s_c[0], &out[0])
+
+    # ------------------------------------------------------------ state, pickling, growth
+    def config(self):
+        return dict(cell=self.cell, n_in=self.n_in, hidden_size=self.hidden_size,
+                    num_layers=self.num_layers, n_out=self.n_out, k1=self.k1, k2=self.k2,
+                    loss=self.loss, huber_eps=self.huber_eps)
+
+    def get_state(self):
+        """Everything that defines the network, as plain numbers and copies of arrays."""
+        state = {k: v.copy() for k, v in self._arrays.items()}
+        state["t"] = int(self.t)
+        state["last_loss"] = float(self.last_loss)
+        return state
+
+    def set_state(self, dict state):
+        self._set_arrays(state)
+        self.t = int(state["t"])
+        self.last_loss = float(state["last_loss"])
+
+    def __reduce__(self):
+        return (_rebuild_network, (self.config(), self.get_state(), self.optimizer))
+
+    def __sizeof__(self):
+        n = object.__sizeof__(self)
+        n += sum(a.nbytes for a in self._arrays.values())
+        n += sum(a.nbytes for a in self._scratch.values())
+        if self.optimizer is not None:
+            n += self.optimizer.__sizeof__()
+        return n
+
+    def adopt(self, Network old):
+        """Take over ``old``'s parameters and state where they overlap; for growing inputs/outputs.
+
+        Input columns and output units of ``old`` keep their indices; new ones keep the values
+        this network already holds (its initialisation). Returns ``index`` such that old
+        parameter ``j`` now lives at ``index[j]`` (to move optimizer moments along).
+        """
+        if (old.cell, old.hidden_size, old.num_layers, old.k1, old.k2) != (
+                self.cell, self.hidden_size, self.num_layers, self.k1, self.k2):
+            raise ValueError("can only adopt a network of the same cell, size and TBPTT")
+        if old.n_in > self.n_in or old.n_out > self.n_out:
+            raise ValueError("can only grow")
+        index = np.empty(old.size, dtype=np.intp)
+        new_params = self._arrays["params"]
+        for name, (off, shape) in old._layout.items():
+            noff, nshape = self._layout[name]
+            src_idx = np.arange(off, off + int(np.prod(shape))).reshape(shape)
+            dst_idx = np.arange(noff, noff + int(np.prod(nshape))).reshape(nshape)
+            sl = tuple(slice(0, n) for n in shape)
+            index[src_idx.ravel()] = dst_idx[sl].ravel()
+        new_params[index] = old._arrays["params"]
+        st = old._arrays
+        arrays = {k: v for k, v in self._arrays.items()}
+        arrays["h"] = st["h"]
+        arrays["c"] = st["c"]
+        rx = np.zeros((self.B, self.n_in)); rx[:, :old.n_in] = st["ring_x"]
+        rg = np.zeros((self.B, self.n_out)); rg[:, :old.n_out] = st["ring_g"]
+        out = np.zeros(self.n_out); out[:old.n_out] = st["out"]
+        arrays.update(ring_x=rx, ring_g=rg, ring_r=st["ring_r"], out=out, params=new_params)
+        self._set_arrays(arrays)
+        self.t = old.t
+        self.last_loss = old.last_loss
+        if old.optimizer is not None:
+            old.optimizer.remap(index, self.size)
+            self.set_optimizer(old.optimizer)
+        return index
+
+    def __repr__(self):
+        return (f"Network({_CELL_NAMES[self.cell]}, n_in={self.n_in}, hidden={self.hidden_size}, "
+                f"layers={self.num_layers}, n_out={self.n_out}, k1={self.k1}, k2={self.k2}, t={self.t})")
+
+
+def _rebuild_network(config, state, optimizer):
+    net = Network(**config)
+    net.set_state(state)
+    if optimizer is not None:
+        net.set_optimizer(optimizer)
+    return net

@@ -1,0 +1,29 @@
+# Signatures only; see _optim.pyx for the math.
+
+cdef enum:
+    K_SGD = 0
+    K_MOMENTUM = 1
+    K_NESTEROV = 2
+    K_RMSPROP = 3
+    K_ADAM = 4
+    K_ADAGRAD = 5
+
+cdef class Optimizer:
+    cdef public int kind          # SGD, MOMENTUM, NESTEROV, RMSPROP, ADAM, ADAGRAD
+    cdef public double lr         # learning rate (a scheduler sets it from Python before a step)
+    cdef public double beta_1     # Adam first-moment decay
+    cdef public double beta_2     # Adam second-moment decay
+    cdef public double eps        # denominator guard
+    cdef public double rho        # momentum coefficient (MOMENTUM, NESTEROV) or decay (RMSPROP)
+    cdef public double clip_value # clip each gradient coordinate to [-clip_value, clip_value]; 0: off
+    cdef public double clip_norm  # rescale the gradient to this global L2 norm if larger; 0: off
+    cdef public long long t       # number of steps taken (river's n_iterations)
+    cdef public object m_arr      # first moment / velocity / squared-gradient sum, (P,)
+    cdef public object v_arr      # Adam second moment, (P,)
+    cdef double[::1] m
+    cdef double[::1] v
+    cdef Py_ssize_t size
+
+    cdef void _ensure(self, Py_ssize_t n)
+    cdef int clip(self, double[::1] g) noexcept nogil
+    cdef void apply(self, double[::1] w, double[::1] g) noexcept nogil

@@ -1,0 +1,381 @@
+"""The recurrent estimator: what every streamrnn model shares.
+
+Decisions live here, arithmetic in ``streamrnn._core``. This module owns
+- validation of user input (numbers only, finite, clear messages),
+- the feature -> column map (sorted names, grown deterministically),
+- online standardisation of inputs and targets,
+- the mapping of river optimizers and losses onto the compiled kernels,
+- "peek versus commit": predictions read the committed state; only ``learn_one`` advances it,
+  and it changes nothing unless the observation is accepted.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import math
+import numbers
+
+import numpy as np
+from river import optim
+
+from streamrnn import _core
+
+__all__ = ["RecurrentEstimator", "Standardizer", "numeric_features", "check_target"]
+
+CELLS = {"rnn": _core.ELMAN_TANH, "rnn-relu": _core.ELMAN_RELU, "lstm": _core.LSTM,
+         "gru": _core.GRU}
+
+# Scaled values are clipped to this range, so that a wild first few observations (when the
+# running standard deviation rests on two or three values) cannot saturate the network.
+SCALED_LIMIT = 10.0
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) or isinstance(v, (bool, np.bool_))
+
+
+def numeric_features(x, *, ignore_dates: bool, what: str = "x") -> dict:
+    """Validate a feature dict and return ``{name: float}``.
+
+    Raises TypeError for a non-dict or a non-numeric value, ValueError for NaN or infinity.
+    Dates and times are dropped when ``ignore_dates`` (river sends them to forecasters).
+    """
+    if x is None:
+        return {}
+    if not isinstance(x, dict):
+        raise TypeError(f"{what} must be a dict of feature name -> number, got {type(x).__name__}")
+    out = {}
+    for k, v in x.items():
+        if isinstance(v, (_dt.date, _dt.time, _dt.timedelta, np.datetime64)):
+            if ignore_dates:
+                continue
+            raise TypeError(f"feature {k!r} is a {type(v).__name__}; this estimator takes numbers only")
+        if v is None:
+            raise TypeError(f"feature {k!r} is None; pass a number or leave the feature out")
+        if not _is_number(v):
+            raise TypeError(f"feature {k!r} is a {type(v).__name__} ({v!r}); only numbers are accepted")
+        f = float(v)
+        if not math.isfinite(f):
+            raise ValueError(f"feature {k!r} is {f}; only finite numbers are accepted")
+        out[k] = f
+    return out
+
+
+def check_target(y, what: str = "y") -> float:
+    if y is None:
+        raise TypeError(f"{what} is None; a number is required")
+    if not _is_number(y):
+        raise TypeError(f"{what} must be a number, got {type(y).__name__} ({y!r})")
+    f = float(y)
+    if not math.isfinite(f):
+        raise ValueError(f"{what} is {f}; only finite numbers are accepted")
+    return f
+
+
+class Standardizer:
+    """Online mean and standard deviation (Welford, population variance) of one value.
+
+    ``transform`` maps to ``(v - mean) / std`` clipped to +-SCALED_LIMIT (0 while std is 0);
+    ``inverse`` maps back. ``enabled=False`` makes both the identity.
+    """
+
+    __slots__ = ("enabled", "n", "mean", "m2")
+
+    def __init__(self, enabled=True):
+        self.enabled = enabled
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+
+    def updated(self, v):
+        """The state after seeing ``v`` (the instance is left untouched)."""
+        n = self.n + 1
+        d = v - self.mean
+        mean = self.mean + d / n
+        return n, mean, self.m2 + d * (v - mean)
+
+    def commit(self, state):
+        self.n, self.mean, self.m2 = state
+
+    @property
+    def std(self):
+        return math.sqrt(self.m2 / self.n) if self.n > 1 else 0.0
+
+    def transform(self, v):
+        if not self.enabled:
+            return v
+        s = self.std
+        if s <= 0.0:
+            return 0.0
+        z = (v - self.mean) / s
+        return SCALED_LIMIT if z > SCALED_LIMIT else (-SCALED_LIMIT if z < -SCALED_LIMIT else z)
+
+    def inverse(self, z):
+        if not self.enabled:
+            return z
+        s = self.std
+        return self.mean + z * s if s > 0.0 else self.mean
+
+    def __getstate__(self):
+        return (self.enabled, self.n, self.mean, self.m2)
+
+    def __setstate__(self, state):
+        self.enabled, self.n, self.mean, self.m2 = state
+
+
+class _Columns:
+    """Feature name -> input column, with online standardisation per column.
+
+    Columns are given in sorted-name order; features first seen later are appended, sorted
+    among themselves, so the map never depends on dict order. Missing features are filled with
+    their running mean (0 after scaling).
+    """
+
+    def __init__(self, offset, scale):
+        self.offset = offset  # columns before the features (e.g. lagged targets)
+        self.scale = scale
+        self.index = {}       # name -> column
+        self.n = np.zeros(0)
+        self.mean = np.zeros(0)
+        self.m2 = np.zeros(0)
+
+    def __len__(self):
+        return len(self.index)
+
+    def new_names(self, feats):
+        return sorted((k for k in feats if k not in self.index), key=str)
+
+    def add(self, names):
+        for k in names:
+            self.index[k] = len(self.index)
+        grow = len(names)
+        if grow:
+            self.n = np.concatenate([self.n, np.zeros(grow)])
+            self.mean = np.concatenate([self.mean, np.zeros(grow)])
+            self.m2 = np.concatenate([self.m2, np.zeros(grow)])
+
+    def fill(self, feats, u, update):
+        """Write scaled features into ``u`` (in place). With ``update``, first fold them into
+        the running statistics and return the new statistics without committing them."""
+        off = self.offset
+        if not self.index:
+            return None
+        n, mean, m2 = self.n, self.mean, self.m2
+        if update and feats:
+            n, mean, m2 = n.copy(), mean.copy(), m2.copy()
+            for k, v in feats.items():
+                j = self.index[k]
+                n[j] += 1
+                d = v - mean[j]
+                mean[j] += d / n[j]
+                m2[j] += d * (v - mean[j])
+        u[off:off + len(self.index)] = 0.0
+        for k, v in feats.items():
+            j = self.index.get(k)
+            if j is None:
+                continue  # unseen at prediction time: ignored
+            if self.scale:
+                s = math.sqrt(m2[j] / n[j]) if n[j] > 1 else 0.0
+                z = (v - mean[j]) / s if s > 0 else 0.0
+                u[off + j] = min(SCALED_LIMIT, max(-SCALED_LIMIT, z))
+            else:
+                u[off + j] = v
+        return (n, mean, m2) if update else None
+
+    def commit(self, stats):
+        if stats is not None:
+            self.n, self.mean, self.m2 = stats
+
+
+def _optimizer_spec(opt):
+    """Map a river optimizer to (kernel code, kwargs, scheduler or None)."""
+    table = {
+        optim.SGD: (_core.SGD, ()),
+        optim.Momentum: (_core.MOMENTUM, ("rho",)),
+        optim.NesterovMomentum: (_core.NESTEROV, ("rho",)),
+        optim.RMSProp: (_core.RMSPROP, ("rho", "eps")),
+        optim.Adam: (_core.ADAM, ("beta_1", "beta_2", "eps")),
+        optim.AdaGrad: (_core.ADAGRAD, ("eps",)),
+    }
+    entry = table.get(type(opt))
+    if entry is None:
+        names = ", ".join(f"optim.{c.__name__}" for c in table)
+        raise ValueError(f"optimizer {type(opt).__name__} is not supported; use one of {names}")
+    code, names = entry
+    kwargs = {n: float(getattr(opt, n)) for n in names}
+    lr = opt.lr
+    if isinstance(lr, optim.schedulers.Constant):
+        return code, float(lr.learning_rate), kwargs, None
+    if isinstance(lr, numbers.Real):
+        return code, float(lr), kwargs, None
+    if not hasattr(lr, "get"):
+        raise ValueError(f"the learning rate must be a number or a river scheduler, got {lr!r}")
+    return code, float(lr.get(0)), kwargs, lr
+
+
+def _loss_spec(loss, task):
+    from river.optim import losses
+    if task == "classification":
+        if loss is None or isinstance(loss, (losses.CrossEntropy, losses.Log)):
+            return _core.SOFTMAX_CE, 0.1
+        raise ValueError("classifiers use a softmax head trained with cross-entropy: pass "
+                         "loss=None, optim.losses.CrossEntropy() or optim.losses.Log()")
+    if loss is None or isinstance(loss, losses.Squared):
+        return _core.SQUARED, 0.1
+    if isinstance(loss, losses.Absolute):
+        return _core.ABSOLUTE, 0.1
+    if isinstance(loss, losses.Huber):
+        return _core.HUBER, float(loss.epsilon)
+    raise ValueError(f"loss {type(loss).__name__} is not supported; use optim.losses.Squared, "
+                     "Absolute or Huber")
+
+
+class RecurrentEstimator:
+    """Shared machinery of every streamrnn estimator (mixed into river's base classes).
+
+    Subclasses set ``_cell`` ("rnn", "lstm", "gru") and ``_task``.
+    """
+
+    _cell = "lstm"
+    _task = "regression"
+    _n_lead = 0  # input columns before the features
+    activation = "tanh"
+
+    def __init__(self, hidden_size: int = 32, num_layers: int = 1, tbptt_steps: int = 16,
+                 update_every: int = 1, optimizer: optim.base.Optimizer | None = None,
+                 loss: optim.losses.Loss | None = None, clip_gradient: float | None = None,
+                 clip_norm: float | None = 1.0, scale_inputs: bool = True,
+                 seed: int | None = None):
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.tbptt_steps = tbptt_steps
+        self.update_every = update_every
+        self.optimizer = optimizer
+        self.loss = loss
+        self.clip_gradient = clip_gradient
+        self.clip_norm = clip_norm
+        self.scale_inputs = scale_inputs
+        self.seed = seed
+        self._setup()
+
+    def _setup(self):
+        """Validate the constructor parameters and create the (untrained) learned state."""
+        if not (isinstance(self.hidden_size, numbers.Integral) and self.hidden_size >= 1):
+            raise ValueError(f"hidden_size must be an int >= 1, got {self.hidden_size!r}")
+        if not (isinstance(self.num_layers, numbers.Integral) and self.num_layers >= 1):
+            raise ValueError(f"num_layers must be an int >= 1, got {self.num_layers!r}")
+        if not (isinstance(self.tbptt_steps, numbers.Integral) and self.tbptt_steps >= 1):
+            raise ValueError(f"tbptt_steps must be an int >= 1, got {self.tbptt_steps!r}")
+        if not (isinstance(self.update_every, numbers.Integral) and self.update_every >= 1):
+            raise ValueError(f"update_every must be an int >= 1, got {self.update_every!r}")
+        for name in ("clip_gradient", "clip_norm"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, numbers.Real) and v > 0):
+                raise ValueError(f"{name} must be None or a number > 0, got {v!r}")
+        if self.activation not in ("tanh", "relu"):
+            raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
+        self._optimizer = (optim.Adam(0.01) if self.optimizer is None
+                           else copy.deepcopy(self.optimizer))
+        self._opt_spec = _optimizer_spec(self._optimizer)
+        self._loss_code, self._huber_eps = _loss_spec(self.loss, self._task)
+        self._rng = np.random.default_rng(self.seed)
+        self._net = None
+        self._cols = _Columns(self._n_lead, self.scale_inputs)
+        self._u = np.zeros(max(1, self._n_lead))
+        self._out = np.zeros(1)
+
+    # ------------------------------------------------------------------ network
+    def _cell_code(self):
+        if self._cell == "rnn":
+            return CELLS["rnn-relu"] if self.activation == "relu" else CELLS["rnn"]
+        return CELLS[self._cell]
+
+    def _new_network(self, n_in, n_out):
+        net = _core.Network(self._cell_code(), n_in, self.hidden_size, self.num_layers, n_out,
+                            self.update_every, self.tbptt_steps, self._loss_code, self._huber_eps)
+        _core.initialize(net, self._rng)
+        return net
+
+    def _new_optimizer(self):
+        code, lr, kwargs, _ = self._opt_spec
+        return _core.Optimizer(code, lr, clip_value=self.clip_gradient or 0.0,
+                               clip_norm=self.clip_norm or 0.0, **kwargs)
+
+    def _resize(self, n_in, n_out):
+        """Create or grow the network to ``n_in`` inputs and ``n_out`` outputs."""
+        n_in = max(1, n_in)
+        old = self._net
+        if old is None:
+            net = self._new_network(n_in, n_out)
+            net.set_optimizer(self._new_optimizer())
+        elif n_in > old.n_in or n_out > old.n_out:
+            net = self._new_network(max(n_in, old.n_in), max(n_out, old.n_out))
+            net.adopt(old)
+        else:
+            return
+        self._net = net
+        if self._u.shape[0] != net.n_in:
+            u = np.zeros(net.n_in)
+            u[:min(net.n_in, self._u.shape[0])] = self._u[:net.n_in]
+            self._u = u
+        self._out = np.zeros(net.n_out)
+
+    def _snapshot(self):
+        """What a rejected observation must be able to restore; taken only before growth."""
+        return (self._net, copy.deepcopy(self._net.optimizer) if self._net is not None else None,
+                self._u, self._out, copy.deepcopy(self._cols), copy.deepcopy(self._rng))
+
+    def _restore(self, snap):
+        net, opt, self._u, self._out, self._cols, self._rng = snap
+        if net is not None:
+            net.set_optimizer(opt)
+        self._net = net
+
+    def _prepare_features(self, feats, n_out):
+        """Grow columns/outputs for a learned observation; returns a snapshot if anything grew."""
+        new = self._cols.new_names(feats)
+        if not new and self._net is not None and n_out <= self._net.n_out:
+            return None
+        snap = self._snapshot()
+        self._cols.add(new)
+        self._resize(self._n_lead + len(self._cols), n_out)
+        return snap
+
+    def _learn_step(self, target):
+        """Commit the prepared input ``self._u`` with ``target``; raises on rejection."""
+        net = self._net
+        sched = self._opt_spec[3]
+        if sched is not None:
+            net.optimizer.lr = float(sched.get(net.optimizer.t))
+        status = net.learn(self._u, target)
+        if status < 0:
+            if status == -1:
+                raise ValueError("the observation is not finite after scaling; it was not learned")
+            raise ValueError("the update produced a non-finite loss or gradient; the observation "
+                             "was not learned and the model is unchanged (lower the learning rate "
+                             "or set clip_norm)")
+        return status
+
+    def _peek(self):
+        """Head output for ``self._u`` from the committed state (no state change)."""
+        self._net.predict(self._u, self._out)
+        return self._out
+
+    # ------------------------------------------------------------------ river hooks
+    @property
+    def network(self):
+        """The compiled network (None before the first observation)."""
+        return self._net
+
+    @property
+    def n_steps(self):
+        return 0 if self._net is None else self._net.t
+
+    def _more_tags(self):
+        return set()
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {"hidden_size": 8, "seed": 1}
+        yield {"hidden_size": 4, "num_layers": 2, "tbptt_steps": 4, "update_every": 2,
+               "optimizer": optim.RMSProp(0.01), "seed": 2}
