@@ -1,6 +1,9 @@
 """streamrnn: recurrent networks that keep learning while the data streams in."""
+from streamrnn.classification import GRUClassifier, LSTMClassifier, RNNClassifier
+from streamrnn.forecasting import GRUForecaster, LSTMForecaster, RNNForecaster
 from streamrnn.regression import GRURegressor, LSTMRegressor, RNNRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["RNNRegressor", "LSTMRegressor", "GRURegressor"]
+__all__ = ["RNNForecaster", "LSTMForecaster", "GRUForecaster", "RNNRegressor", "LSTMRegressor",
+           "GRURegressor", "RNNClassifier", "LSTMClassifier", "GRUClassifier"]

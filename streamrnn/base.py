@@ -239,6 +239,7 @@ class RecurrentEstimator:
     _cell = "lstm"
     _task = "regression"
     _n_lead = 0  # input columns before the features
+    _default_lr = 0.002  # Adam's learning rate when no optimizer is given (see benchmarks/)
     activation = "tanh"
 
     def __init__(self, hidden_size: int = 32, num_layers: int = 1, tbptt_steps: int = 16,
@@ -274,7 +275,7 @@ class RecurrentEstimator:
                 raise ValueError(f"{name} must be None or a number > 0, got {v!r}")
         if self.activation not in ("tanh", "relu"):
             raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
-        self._optimizer = (optim.Adam(0.01) if self.optimizer is None
+        self._optimizer = (optim.Adam(self._default_lr) if self.optimizer is None
                            else copy.deepcopy(self.optimizer))
         self._opt_spec = _optimizer_spec(self._optimizer)
         self._loss_code, self._huber_eps = _loss_spec(self.loss, self._task)
@@ -361,6 +362,29 @@ class RecurrentEstimator:
         self._net.predict(self._u, self._out)
         return self._out
 
+    # ------------------------------------------------------------------ state trees
+    # A state tree holds only dicts with str keys, lists, str, int, float, bool, None and NumPy
+    # arrays: what ``streamrnn.checkpoint`` stores without pickle. Together with the
+    # constructor parameters it rebuilds the model exactly.
+    _state_attrs = ("_net", "_cols", "_u", "_out", "_rng")
+
+    def _export_state(self) -> dict:
+        tree = {}
+        for name in self._state_attrs:
+            tree[name] = _to_tree(getattr(self, name))
+        return tree
+
+    def _import_state(self, tree: dict):
+        missing = [n for n in self._state_attrs if n not in tree]
+        if missing:
+            raise ValueError(f"the state misses {missing} for {type(self).__name__}")
+        for name in self._state_attrs:
+            setattr(self, name, _from_tree(tree[name], getattr(self, name)))
+        self._after_import()
+
+    def _after_import(self):
+        pass
+
     # ------------------------------------------------------------------ river hooks
     @property
     def network(self):
@@ -379,3 +403,74 @@ class RecurrentEstimator:
         yield {"hidden_size": 8, "seed": 1}
         yield {"hidden_size": 4, "num_layers": 2, "tbptt_steps": 4, "update_every": 2,
                "optimizer": optim.RMSProp(0.01), "seed": 2}
+
+
+def _to_tree(v):
+    """Convert learned state to a plain tree (see ``RecurrentEstimator._export_state``)."""
+    from collections import deque
+    if isinstance(v, _core.Network):
+        opt = v.optimizer
+        return {"__network__": v.config(), "state": v.get_state(),
+                "optimizer": None if opt is None else {
+                    "kind": opt.kind, "lr": opt.lr, "beta_1": opt.beta_1, "beta_2": opt.beta_2,
+                    "eps": opt.eps, "rho": opt.rho, "clip_value": opt.clip_value,
+                    "clip_norm": opt.clip_norm, "t": int(opt.t),
+                    "m": np.array(opt.m_arr), "v": np.array(opt.v_arr)}}
+    if isinstance(v, Standardizer):
+        return {"__standardizer__": list(v.__getstate__())}
+    if isinstance(v, _Columns):
+        return {"__columns__": [v.offset, v.scale, list(v.index), v.n, v.mean, v.m2]}
+    if isinstance(v, np.random.Generator):
+        return {"__rng__": v.bit_generator.state}
+    if isinstance(v, deque):
+        return {"__deque__": list(v), "maxlen": v.maxlen}
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, (list, tuple)):
+        return [_to_tree(e) for e in v]
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise TypeError(f"cannot export {type(v).__name__} to a state tree")
+
+
+def _from_tree(t, current=None):
+    from collections import deque
+    if isinstance(t, dict):
+        if "__network__" in t:
+            net = _core.Network(**t["__network__"])
+            net.set_state(t["state"])
+            o = t["optimizer"]
+            if o is not None:
+                opt = _core.Optimizer(o["kind"], o["lr"], o["beta_1"], o["beta_2"], o["eps"],
+                                      o["rho"], o["clip_value"], o["clip_norm"])
+                opt.bind(net.size)
+                m, v = np.asarray(o["m"], dtype=np.float64), np.asarray(o["v"], dtype=np.float64)
+                opt.remap(np.arange(m.shape[0]), net.size)
+                opt.m_arr[:] = m
+                if v.shape[0] == opt.v_arr.shape[0]:
+                    opt.v_arr[:] = v
+                opt.t = int(o["t"])
+                net.set_optimizer(opt)
+            return net
+        if "__standardizer__" in t:
+            s = Standardizer()
+            s.__setstate__(tuple(t["__standardizer__"]))
+            return s
+        if "__columns__" in t:
+            offset, scale, names, n, mean, m2 = t["__columns__"]
+            c = _Columns(offset, scale)
+            c.add(list(names))
+            c.n, c.mean, c.m2 = (np.array(a, dtype=np.float64) for a in (n, mean, m2))
+            return c
+        if "__rng__" in t:
+            g = np.random.default_rng()
+            g.bit_generator.state = t["__rng__"]
+            return g
+        if "__deque__" in t:
+            return deque(t["__deque__"], maxlen=t["maxlen"])
+        raise ValueError(f"unknown state node with keys {sorted(t)}")
+    if isinstance(t, np.ndarray):
+        return t.copy()
+    if isinstance(t, list):
+        return [_from_tree(e) for e in t]
+    return t
