@@ -62,6 +62,11 @@ def numeric_features(x, *, ignore_dates: bool, what: str = "x") -> dict:
 
 
 def check_target(y, what: str = "y") -> float:
+    t = type(y)
+    if t is float or t is int:  # the common case, without the ABC machinery
+        f = float(y)
+        if f - f == 0.0:
+            return f
     if y is None:
         raise TypeError(f"{what} is None; a number is required")
     if not _is_number(y):
@@ -76,19 +81,28 @@ class Standardizer:
     """Online mean and standard deviation (Welford, population variance) of one value.
 
     ``transform`` maps to ``(v - mean) / std`` clipped to +-SCALED_LIMIT (0 while std is 0);
-    ``inverse`` maps back. ``enabled=False`` makes both the identity.
+    ``inverse`` maps back. ``enabled=False`` makes both the identity. With ``winsorize=c``, a
+    value further than ``c`` standard deviations from the mean (once 10 values were seen) is
+    clipped to that bound before it updates the statistics, so that an outage or a spike does
+    not inflate the scale for the rest of the stream.
     """
 
-    __slots__ = ("enabled", "n", "mean", "m2")
+    __slots__ = ("enabled", "winsorize", "n", "mean", "m2", "std")
 
-    def __init__(self, enabled=True):
+    def __init__(self, enabled=True, winsorize=0.0):
         self.enabled = enabled
+        self.winsorize = winsorize
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
+        self.std = 0.0
 
     def updated(self, v):
         """The state after seeing ``v`` (the instance is left untouched)."""
+        c = self.winsorize
+        if c and self.n >= 10 and self.std > 0.0:
+            lo, hi = self.mean - c * self.std, self.mean + c * self.std
+            v = lo if v < lo else (hi if v > hi else v)
         n = self.n + 1
         d = v - self.mean
         mean = self.mean + d / n
@@ -96,10 +110,7 @@ class Standardizer:
 
     def commit(self, state):
         self.n, self.mean, self.m2 = state
-
-    @property
-    def std(self):
-        return math.sqrt(self.m2 / self.n) if self.n > 1 else 0.0
+        self.std = math.sqrt(self.m2 / self.n) if self.n > 1 else 0.0
 
     def transform(self, v):
         if not self.enabled:
@@ -117,10 +128,11 @@ class Standardizer:
         return self.mean + z * s if s > 0.0 else self.mean
 
     def __getstate__(self):
-        return (self.enabled, self.n, self.mean, self.m2)
+        return (self.enabled, self.winsorize, self.n, self.mean, self.m2)
 
     def __setstate__(self, state):
-        self.enabled, self.n, self.mean, self.m2 = state
+        self.enabled, self.winsorize = state[0], state[1]
+        self.commit(state[2:])
 
 
 class _Columns:
@@ -334,6 +346,8 @@ class RecurrentEstimator:
 
     def _prepare_features(self, feats, n_out):
         """Grow columns/outputs for a learned observation; returns a snapshot if anything grew."""
+        if not feats and self._net is not None and n_out <= self._net.n_out:
+            return None
         new = self._cols.new_names(feats)
         if not new and self._net is not None and n_out <= self._net.n_out:
             return None
@@ -366,7 +380,7 @@ class RecurrentEstimator:
     # A state tree holds only dicts with str keys, lists, str, int, float, bool, None and NumPy
     # arrays: what ``streamrnn.checkpoint`` stores without pickle. Together with the
     # constructor parameters it rebuilds the model exactly.
-    _state_attrs = ("_net", "_cols", "_u", "_out", "_rng")
+    _state_attrs = ("_net", "_cols", "_rng")  # _u and _out are scratch buffers
 
     def _export_state(self) -> dict:
         tree = {}
@@ -380,6 +394,9 @@ class RecurrentEstimator:
             raise ValueError(f"the state misses {missing} for {type(self).__name__}")
         for name in self._state_attrs:
             setattr(self, name, _from_tree(tree[name], getattr(self, name)))
+        if self._net is not None:
+            self._u = np.zeros(self._net.n_in)
+            self._out = np.zeros(self._net.n_out)
         self._after_import()
 
     def _after_import(self):

@@ -19,15 +19,17 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
     (``differencing``), else zero; the forecast is baseline + residual."""
 
     _task = "regression"
+    _default_lr = 0.001
 
     def __init__(self, hidden_size: int = 32, num_layers: int = 1, tbptt_steps: int = 16,
                  update_every: int = 1, optimizer: optim.base.Optimizer | None = None,
                  loss: optim.losses.RegressionLoss | None = None,
                  clip_gradient: float | None = None, clip_norm: float | None = 1.0,
-                 seasonality: int = 0, differencing: bool = True, scale_inputs: bool = True,
-                 scale_target: bool = True, seed: int | None = None):
+                 seasonality: int = 0, differencing: bool = True, damping: float = 0.9,
+                 scale_inputs: bool = True, scale_target: bool = True, seed: int | None = None):
         self.seasonality = seasonality
         self.differencing = differencing
+        self.damping = damping
         self.scale_target = scale_target
         super().__init__(hidden_size=hidden_size, num_layers=num_layers, tbptt_steps=tbptt_steps,
                          update_every=update_every, optimizer=optimizer, loss=loss,
@@ -44,10 +46,12 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         s = self.seasonality
         if not (isinstance(s, int) and not isinstance(s, bool) and s >= 0):
             raise ValueError(f"seasonality must be an int >= 0, got {s!r}")
+        if not (isinstance(self.damping, (int, float)) and 0.0 < self.damping <= 1.0):
+            raise ValueError(f"damping must be a number in (0, 1], got {self.damping!r}")
         super()._setup()
         scale = bool(self.scale_target)
-        self._ys = Standardizer(scale)  # level of the series (an input)
-        self._rs = Standardizer(scale)  # residual over the baseline (the target)
+        self._ys = Standardizer(scale, winsorize=3.0)  # level of the series (an input)
+        self._rs = Standardizer(scale, winsorize=3.0)  # residual over the baseline (the target)
         self._hist = deque(maxlen=max(1, s))  # the last max(1, s) values, oldest first
         self._last_r = 0.0                     # last residual, scaled
         self._t = 0                            # values seen
@@ -118,13 +122,18 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         hist = deque(self._hist, maxlen=self._hist.maxlen)
         last_r, t = self._last_r, self._t
         preds = []
+        s = self.seasonality
         net.rollout_begin()
         for k in range(horizon):
             self._fill_lead(u, hist[-1], last_r, t)
             self._cols.fill(feats[k], u, update=False)
             net.rollout_step(u, out)
             last_r = float(out[0])
-            y_hat = self._baseline(hist) + self._rs.inverse(last_r)
+            r = self._rs.inverse(last_r)
+            j = k - s + 1 if s else k  # steps whose baseline is itself a forecast
+            if j > 0 and self.damping != 1.0:
+                r *= self.damping ** j
+            y_hat = self._baseline(hist) + r
             preds.append(y_hat)
             hist.append(y_hat)
             t += 1
@@ -142,7 +151,8 @@ At step t the input is the previous value, the previous residual, the phase of t
 (dates and times in `x` are ignored, as river's datasets send them). The network predicts the
 residual of the value over a baseline: the value one season back when `seasonality` is set,
 else the previous value when `differencing`, else zero. Values and residuals are standardised
-online. `forecast(horizon, xs)` rolls forward from the committed state on a copy, feeding its
+online; a value more than 3 standard deviations out is clipped before it updates the scale,
+so an outage does not inflate it for the rest of the stream. `forecast(horizon, xs)` rolls forward from the committed state on a copy, feeding its
 own forecasts back and using `xs` for the exogenous features; it never changes the model.
 
 Parameters
@@ -157,7 +167,7 @@ update_every
     An update every this many values (k1); the loss is the mean over them.
 optimizer
     A river optimizer (`optim.SGD`, `Momentum`, `NesterovMomentum`, `RMSProp`, `Adam`,
-    `AdaGrad`). Defaults to `optim.Adam(0.002)`.
+    `AdaGrad`). Defaults to `optim.Adam(0.001)`.
 loss
     `optim.losses.Squared` (default), `Absolute` or `Huber`.
 clip_gradient
@@ -169,6 +179,9 @@ seasonality
     change over the same point one season back.
 differencing
     Without seasonality, predict the change over the previous value.
+damping
+    In a roll-out, the predicted change over a baseline that is itself a forecast is multiplied
+    by `damping ** j` at the j-th such step, as a damped trend does (1: no damping).
 scale_inputs
     Standardise the exogenous features online.
 scale_target
@@ -194,17 +207,17 @@ Examples
 
 class RNNForecaster(_RecurrentForecaster):
     __doc__ = _DOC.format(summary="Elman recurrent network forecaster.", name="RNNForecaster",
-                          result="0.0")
+                          result="29.04")
     _cell = "rnn"
 
 
 class LSTMForecaster(_RecurrentForecaster):
     __doc__ = _DOC.format(summary="LSTM forecaster.", name="LSTMForecaster",
-                          result="0.0")
+                          result="30.21")
     _cell = "lstm"
 
 
 class GRUForecaster(_RecurrentForecaster):
     __doc__ = _DOC.format(summary="GRU forecaster.", name="GRUForecaster",
-                          result="0.0")
+                          result="29.81")
     _cell = "gru"
