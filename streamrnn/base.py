@@ -167,20 +167,17 @@ class _Columns:
             self.m2 = np.concatenate([self.m2, np.zeros(grow)])
 
     def fill(self, feats, u, update):
-        """Write scaled features into ``u`` (in place). With ``update``, first fold them into
-        the running statistics and return the new statistics without committing them."""
+        """Write the features, scaled with the statistics seen so far, into ``u`` (in place).
+
+        The statistics before the observation are used both when predicting and when learning,
+        so the forward pass of ``learn_one`` is exactly the prediction a ``predict_one`` made
+        just before it. With ``update``, also return the statistics that include ``feats``
+        (not committed: the caller commits them once the observation is accepted).
+        """
         off = self.offset
         if not self.index:
             return None
         n, mean, m2 = self.n, self.mean, self.m2
-        if update and feats:
-            n, mean, m2 = n.copy(), mean.copy(), m2.copy()
-            for k, v in feats.items():
-                j = self.index[k]
-                n[j] += 1
-                d = v - mean[j]
-                mean[j] += d / n[j]
-                m2[j] += d * (v - mean[j])
         u[off:off + len(self.index)] = 0.0
         for k, v in feats.items():
             j = self.index.get(k)
@@ -192,7 +189,16 @@ class _Columns:
                 u[off + j] = min(SCALED_LIMIT, max(-SCALED_LIMIT, z))
             else:
                 u[off + j] = v
-        return (n, mean, m2) if update else None
+        if not (update and feats):
+            return None
+        n, mean, m2 = n.copy(), mean.copy(), m2.copy()
+        for k, v in feats.items():
+            j = self.index[k]
+            n[j] += 1
+            d = v - mean[j]
+            mean[j] += d / n[j]
+            m2[j] += d * (v - mean[j])
+        return n, mean, m2
 
     def commit(self, stats):
         if stats is not None:

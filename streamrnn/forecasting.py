@@ -12,6 +12,14 @@ from streamrnn.base import RecurrentEstimator, Standardizer, check_target, numer
 __all__ = ["RNNForecaster", "LSTMForecaster", "GRUForecaster"]
 
 
+def _inverse(scaler_state, z):
+    """``Standardizer.inverse`` for a saved ``Standardizer.__getstate__()``."""
+    enabled, _, n, mean, m2 = scaler_state
+    if not enabled:
+        return z
+    return mean + z * math.sqrt(m2 / n) if n > 1 and m2 > 0.0 else mean
+
+
 class _RecurrentForecaster(RecurrentEstimator, Forecaster):
     """Input at step t: the previous value, the previous residual, the season's phase (when
     ``seasonality``) and the exogenous features of step t. The network predicts the residual of
@@ -55,6 +63,7 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         self._hist = deque(maxlen=max(1, s))  # the last max(1, s) values, oldest first
         self._last_r = 0.0                     # last residual, scaled
         self._t = 0                            # values seen
+        self.last_prediction = None            # one-step prediction made by the last learn_one
 
     # ------------------------------------------------------------------ helpers
     def _baseline(self, hist):
@@ -84,14 +93,18 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
             return
         snap = self._prepare_features(feats, 1)
         old = (self._ys.__getstate__(), self._rs.__getstate__())
+        base = self._baseline(self._hist)
         try:
-            r = y - self._baseline(self._hist)
+            r = y - base
             self._fill_lead(self._u, self._hist[-1], self._last_r, self._t)
             stats = self._cols.fill(feats, self._u, update=True)
             self._rs.commit(self._rs.updated(r))
             z = self._rs.transform(r)
             self._learn_step(z)
             self._ys.commit(self._ys.updated(y))
+            # the forward pass of this step, read with the scale it had before this value:
+            # exactly what forecast(1, [x]) returned just before this call
+            pred = base + _inverse(old[1], float(self._net.last_output[0]))
         except BaseException:
             self._ys.__setstate__(old[0])
             self._rs.__setstate__(old[1])
@@ -102,6 +115,7 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         self._hist.append(y)
         self._last_r = z
         self._t += 1
+        self.last_prediction = pred
 
     def forecast(self, horizon, xs=None):
         if not (isinstance(horizon, int) and horizon >= 0):

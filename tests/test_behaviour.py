@@ -136,3 +136,16 @@ def test_scaling_handles_large_raw_values():
         metric.update(y, model.predict_one(x))
         model.learn_one(x, y)
     assert metric.get() < 20.0
+
+
+@pytest.mark.parametrize("cls", [streamrnn.RNNForecaster, streamrnn.LSTMForecaster,
+                                 streamrnn.GRUForecaster])
+def test_learn_one_prediction_is_the_forecast_made_just_before(cls):
+    model = cls(seasonality=5, seed=1)
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        x = {"temp": float(rng.normal()), "load": float(t % 7)}
+        y = float(np.sin(t / 3) + rng.normal() * 0.1)
+        before = model.forecast(1, [x])[0] if t > 0 else None
+        model.learn_one(y, x)
+        assert model.last_prediction == before  # bit for bit, from the same forward pass

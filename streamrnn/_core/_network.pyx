@@ -17,10 +17,13 @@ for the GRU.
 """
 import numpy as np
 
+cimport numpy as cnp
 from libc.math cimport tanh, exp, log, fabs, isfinite
 from libc.string cimport memcpy, memset
 
 from streamrnn._core._optim cimport Optimizer
+
+cnp.import_array()
 
 ELMAN_TANH = 0
 ELMAN_RELU = 1
@@ -37,6 +40,158 @@ cdef int _SQUARED = 0, _ABSOLUTE = 1, _HUBER = 2, _BINARY_CE = 3, _SOFTMAX_CE = 
 
 _GATES = {0: 1, 1: 1, 2: 4, 3: 3}
 _CELL_NAMES = {0: "elman-tanh", 1: "elman-relu", 2: "lstm", 3: "gru"}
+
+
+# ---------------------------------------------------------------- C helpers (restrict-qualified)
+
+cdef extern from *:
+    """
+    #include <string.h>
+    #if defined(__GNUC__) || defined(__clang__)
+    #define SR_VEC 1
+    typedef double sr_v8 __attribute__((vector_size(64)));
+    typedef double sr_v8u __attribute__((vector_size(64), aligned(8), may_alias));
+    static inline sr_v8 sr_ld(const double* p) { return *(const sr_v8u*)p; }
+    static inline void sr_st(double* p, sr_v8 v) { *(sr_v8u*)p = v; }
+    #else
+    #define SR_VEC 0
+    #endif
+
+    /* C (d x m, row-major, written) = A^T B: C[i, j] = sum_{s < W} A[i*lda + s] * B[s*ldb + j],
+       summed from 0 in the order s = 0, 1, ..., W-1. Rows of A are per-row coefficients over
+       the steps (gathered transposed), rows of B the per-step gate gradients. */
+    static void sr_gemm_tn(int d, int m, int W, const double* restrict A, int lda,
+                           const double* restrict B, int ldb, double* restrict C) {
+        int i = 0, j, s;
+    #if SR_VEC
+        for (; i + 4 <= d; i += 4) {
+            const double* a0 = A + (size_t)i * lda;
+            const double* a1 = a0 + lda;
+            const double* a2 = a1 + lda;
+            const double* a3 = a2 + lda;
+            double* c0 = C + (size_t)i * m;
+            for (j = 0; j + 16 <= m; j += 16) {
+                sr_v8 p0 = {0}, q0 = {0}, p1 = {0}, q1 = {0}, p2 = {0}, q2 = {0}, p3 = {0}, q3 = {0};
+                for (s = 0; s < W; s++) {
+                    const double* b = B + (size_t)s * ldb + j;
+                    sr_v8 bl = sr_ld(b), bh = sr_ld(b + 8);
+                    p0 += a0[s] * bl; q0 += a0[s] * bh;
+                    p1 += a1[s] * bl; q1 += a1[s] * bh;
+                    p2 += a2[s] * bl; q2 += a2[s] * bh;
+                    p3 += a3[s] * bl; q3 += a3[s] * bh;
+                }
+                sr_st(c0 + j, p0); sr_st(c0 + j + 8, q0);
+                sr_st(c0 + m + j, p1); sr_st(c0 + m + j + 8, q1);
+                sr_st(c0 + 2 * m + j, p2); sr_st(c0 + 2 * m + j + 8, q2);
+                sr_st(c0 + 3 * m + j, p3); sr_st(c0 + 3 * m + j + 8, q3);
+            }
+            for (; j + 8 <= m; j += 8) {
+                sr_v8 p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};
+                for (s = 0; s < W; s++) {
+                    sr_v8 bl = sr_ld(B + (size_t)s * ldb + j);
+                    p0 += a0[s] * bl; p1 += a1[s] * bl; p2 += a2[s] * bl; p3 += a3[s] * bl;
+                }
+                sr_st(c0 + j, p0); sr_st(c0 + m + j, p1);
+                sr_st(c0 + 2 * m + j, p2); sr_st(c0 + 3 * m + j, p3);
+            }
+            for (; j < m; j++) {
+                int r;
+                for (r = 0; r < 4; r++) {
+                    double acc = 0.0;
+                    for (s = 0; s < W; s++) acc += A[(size_t)(i + r) * lda + s] * B[(size_t)s * ldb + j];
+                    C[(size_t)(i + r) * m + j] = acc;
+                }
+            }
+        }
+        for (; i < d; i++) {
+            const double* a0 = A + (size_t)i * lda;
+            double* c0 = C + (size_t)i * m;
+            for (j = 0; j + 8 <= m; j += 8) {
+                sr_v8 p0 = {0};
+                for (s = 0; s < W; s++) p0 += a0[s] * sr_ld(B + (size_t)s * ldb + j);
+                sr_st(c0 + j, p0);
+            }
+            for (; j < m; j++) {
+                double acc = 0.0;
+                for (s = 0; s < W; s++) acc += a0[s] * B[(size_t)s * ldb + j];
+                c0[j] = acc;
+            }
+        }
+    #else
+        for (; i < d; i++)
+            for (j = 0; j < m; j++) {
+                double acc = 0.0;
+                for (s = 0; s < W; s++) acc += A[(size_t)i * lda + s] * B[(size_t)s * ldb + j];
+                C[(size_t)i * m + j] = acc;
+            }
+    #endif
+    }
+
+    /* out[i] = init[i] + sum_j W[i*m + j] v[j] for W (d x m) row-major (out += v @ W^T
+       without transposing W; init NULL: 0; out may be init). Eight rows at a time share
+       each load of v; per row the products go to eight lanes summed by a fixed tree. */
+    static inline double sr_hsum(sr_v8 s) {
+        return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+    }
+    static void sr_matvec(int d, int m, const double* restrict W, const double* restrict v,
+                          const double* init, double* out) {
+        int i = 0, j, r;
+    #if SR_VEC
+        for (; i + 8 <= d; i += 8) {
+            sr_v8 acc[8];
+            double tail[8];
+            const double* w0 = W + (size_t)i * m;
+            for (r = 0; r < 8; r++) { acc[r] = (sr_v8){0}; tail[r] = 0.0; }
+            for (j = 0; j + 8 <= m; j += 8) {
+                sr_v8 x = sr_ld(v + j);
+                for (r = 0; r < 8; r++) acc[r] += sr_ld(w0 + (size_t)r * m + j) * x;
+            }
+            for (; j < m; j++)
+                for (r = 0; r < 8; r++) tail[r] += w0[(size_t)r * m + j] * v[j];
+            for (r = 0; r < 8; r++) {
+                double e = sr_hsum(acc[r]) + tail[r];
+                out[i + r] = init ? init[i + r] + e : e;
+            }
+        }
+        for (; i < d; i++) {
+            sr_v8 acc = {0};
+            double e = 0.0;
+            const double* w0 = W + (size_t)i * m;
+            for (j = 0; j + 8 <= m; j += 8) acc += sr_ld(w0 + j) * sr_ld(v + j);
+            for (; j < m; j++) e += w0[j] * v[j];
+            e += sr_hsum(acc);
+            out[i] = init ? init[i] + e : e;
+        }
+    #else
+        for (; i < d; i++) {
+            double e = 0.0;
+            for (j = 0; j < m; j++) e += W[(size_t)i * m + j] * v[j];
+            out[i] = init ? init[i] + e : e;
+        }
+    #endif
+    }
+    """
+    void sr_gemm_tn(int d, int m, int W, const double* A, int lda, const double* B, int ldb,
+                    double* C) noexcept nogil
+    void sr_matvec(int d, int m, const double* W, const double* v, const double* init,
+                   double* out) noexcept nogil
+
+
+# ---------------------------------------------------------------- argument fast path
+
+cdef inline double* _array_data(object x, bint writable):
+    """Data pointer of a 1-d, C-contiguous, aligned, native float64 ndarray (writable if asked),
+    else NULL. Lets the per-step calls skip memoryview acquisition; anything else takes the
+    typed-memoryview path, which accepts (and rejects) exactly what it did before."""
+    if not cnp.PyArray_CheckExact(x):
+        return NULL
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    if (cnp.PyArray_NDIM(a) != 1 or cnp.PyArray_TYPE(a) != cnp.NPY_DOUBLE
+            or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a)
+            or not cnp.PyArray_ISNOTSWAPPED(a) or cnp.PyArray_DIM(a, 0) < 1
+            or (writable and not cnp.PyArray_ISWRITEABLE(a))):
+        return NULL
+    return <double*>cnp.PyArray_DATA(a)
 
 
 # ---------------------------------------------------------------- point functions
@@ -147,7 +302,12 @@ cdef class Network:
     cdef double[::1] s_dhc             # (L*H,) carried dh
     cdef double[::1] s_dcc             # (L*H,) carried dc
     cdef double[::1] s_dhead           # (H,)
-    cdef double[::1] bk_x, bk_r, bk_g, bk_h, bk_c   # backup of one step for roll-back
+    cdef double[::1] bk_o           # backup of the head output (roll-back)
+    cdef double[::1] bk_x, bk_r, bk_g               # backup of one step for roll-back
+    cdef double[::1] s_da              # (k2*L*G*H,) dax per window step and layer
+    cdef double[::1] s_dah2            # (k2*L*G*H,) GRU dah per window step and layer
+    cdef double[::1] s_xt              # (L*max(n_in,H)*k2,) layer inputs, transposed per layer
+    cdef double[::1] s_ht              # (L*H*k2,) previous states, transposed per layer
     cdef Py_ssize_t[::1] o_wx, o_wh, o_b, o_bhn     # offsets per layer
     cdef Py_ssize_t o_wy, o_by
 
@@ -205,8 +365,10 @@ cdef class Network:
             "s_c": np.zeros(L * H), "s_a": np.zeros(G * H), "s_ah": np.zeros(G * H),
             "s_dax": np.zeros(G * H), "s_dh": np.zeros(H), "s_dx": np.zeros(H),
             "s_dhc": np.zeros(L * H), "s_dcc": np.zeros(L * H), "s_dhead": np.zeros(H),
-            "bk_x": np.zeros(n_in), "bk_r": np.zeros(L * R), "bk_g": np.zeros(n_out),
-            "bk_h": np.zeros(L * H), "bk_c": np.zeros(L * H),
+            "bk_x": np.zeros(n_in), "bk_r": np.zeros(L * R), "bk_g": np.zeros(n_out), "bk_o": np.zeros(n_out),
+            "s_da": np.zeros(k2 * L * G * H),
+            "s_dah2": np.zeros(k2 * L * G * H if cell == _GRU else 1),
+            "s_xt": np.zeros(L * max(n_in, H) * k2), "s_ht": np.zeros(L * H * k2),
         }
         s = self._scratch
         self.dw = s["grad"]
@@ -214,8 +376,9 @@ cdef class Network:
         self.s_a, self.s_ah, self.s_dax = s["s_a"], s["s_ah"], s["s_dax"]
         self.s_dh, self.s_dx, self.s_dhc, self.s_dcc = s["s_dh"], s["s_dx"], s["s_dhc"], s["s_dcc"]
         self.s_dhead = s["s_dhead"]
-        self.bk_x, self.bk_r, self.bk_g, self.bk_h, self.bk_c = (
-            s["bk_x"], s["bk_r"], s["bk_g"], s["bk_h"], s["bk_c"])
+        self.bk_x, self.bk_r, self.bk_g, self.bk_o = s["bk_x"], s["bk_r"], s["bk_g"], s["bk_o"]
+        self.s_da, self.s_dah2, self.s_xt, self.s_ht = (
+            s["s_da"], s["s_dah2"], s["s_xt"], s["s_ht"])
 
     cdef object _layout
 
@@ -400,9 +563,18 @@ cdef class Network:
         return r
 
     cdef void _backward(self) noexcept nogil:
-        """Gradient of the mean loss of the last min(k1, t) steps through the last min(k2, t) steps."""
+        """Gradient of the mean loss of the last min(k1, t) steps through the last min(k2, t) steps.
+
+        The window walk (newest to oldest) computes only what is sequential: the gate
+        gradients ``dax``/``dah`` of every (step, layer), kept in ``s_da``/``s_dah2``, and the
+        carried ``dh``/``dc``. The parameter gradients ``dW_x = X^T DA``, ``dW_h = H_prev^T DA``
+        and ``db`` follow after the walk as small matrix products, each gradient row summed
+        over the steps newest first (the order of the step-by-step accumulation), and written
+        rather than accumulated, so the gradient needs no clearing.
+        """
         cdef int H = self.hidden_size, L = self.num_layers, R = self.rec, G = self.G
-        cdef int GH = G * H, n_out = self.n_out, B = self.B, cell = self.cell
+        cdef int GH = G * H, n_out = self.n_out, B = self.B, cell = self.cell, k2 = self.k2
+        cdef int n_in = self.n_in, D = n_in if n_in > H else H
         cdef long long t = self.t
         cdef int n_inj = <int>(self.k1 if self.k1 < t else t)
         cdef int W = <int>(self.k2 if self.k2 < t else t)
@@ -412,19 +584,25 @@ cdef class Network:
         cdef double* dcc = &self.s_dcc[0]
         cdef double* dh = &self.s_dh[0]
         cdef double* dx = &self.s_dx[0]
-        cdef double* dax = &self.s_dax[0]
-        cdef double* dah = &self.s_ah[0]
+        cdef double* DA = &self.s_da[0]
+        cdef double* DAH = &self.s_dah2[0]
+        cdef double* XT = &self.s_xt[0]
+        cdef double* HT = &self.s_ht[0]
+        cdef double* dax
+        cdef double* dah
         cdef double* r
         cdef double* act
         cdef double* ext
+        cdef double* xt
+        cdef double* ht
         cdef const double* x
         cdef const double* g
-        cdef int a, l, s, j, d
-        cdef double ig, fg, gg, og, tc, dct, rr, zz, nn, dn, dan
-        memset(dw, 0, self.size * sizeof(double))
+        cdef int a, l, s, j, d, i
+        cdef double ig, fg, gg, og, tc, dct, rr, zz, nn, dn, dan, acc
         memset(dhc, 0, L * H * sizeof(double))
         memset(dcc, 0, L * H * sizeof(double))
         # head gradient of every injected step
+        memset(dw + self.o_wy, 0, (H * n_out + n_out) * sizeof(double))
         for a in range(n_inj):
             s = <int>((t - 1 - a) % B)
             g = &self.ring_g[s * n_out]
@@ -438,6 +616,8 @@ cdef class Network:
                 r = &self.ring_r[(s * L + l) * R]
                 act = r + 2 * H
                 ext = r + 2 * H + GH
+                dax = DA + (a * L + l) * GH
+                dah = DAH + (a * L + l) * GH if cell == _GRU else dax
                 # total dh reaching h of (step s, layer l)
                 memcpy(dh, dhc + l * H, H * sizeof(double))
                 if l == L - 1:
@@ -457,8 +637,6 @@ cdef class Network:
                         dax[2 * H + j] = dct * ig * (1.0 - gg * gg)
                         dax[3 * H + j] = dh[j] * tc * og * (1.0 - og)
                         dcc[l * H + j] = dct * fg
-                    memcpy(dah, dax, GH * sizeof(double))
-                    memset(dhc + l * H, 0, H * sizeof(double))
                 elif cell == _GRU:
                     for j in range(H):
                         rr = act[j]; zz = act[H + j]; nn = act[2 * H + j]
@@ -470,51 +648,74 @@ cdef class Network:
                         dah[j] = dax[j]
                         dah[H + j] = dax[H + j]
                         dah[2 * H + j] = dan * rr
-                        dw[self.o_bhn[l] + j] += dan * rr
                         dhc[l * H + j] = dh[j] * zz
                 elif cell == _ELMAN_TANH:
                     for j in range(H):
                         dax[j] = dh[j] * (1.0 - act[j] * act[j])
-                    memcpy(dah, dax, GH * sizeof(double))
-                    memset(dhc + l * H, 0, H * sizeof(double))
                 else:
                     for j in range(H):
                         dax[j] = dh[j] if act[j] > 0.0 else 0.0
-                    memcpy(dah, dax, GH * sizeof(double))
-                    memset(dhc + l * H, 0, H * sizeof(double))
-                # parameter gradients
+                # gather this step's layer input and previous state, transposed
                 if l == 0:
-                    x = &self.ring_x[s * self.n_in]
-                    d = self.n_in
+                    x = &self.ring_x[s * n_in]
+                    d = n_in
                 else:
                     x = &self.ring_r[(s * L + l - 1) * R + 3 * H + GH]
                     d = H
-                _outer(d, GH, x, dax, dw + self.o_wx[l])
-                _outer(H, GH, r, dah, dw + self.o_wh[l])
-                for j in range(GH):
-                    dw[self.o_b[l] + j] += dax[j]
+                xt = XT + l * D * k2
+                ht = HT + l * H * k2
+                for i in range(d):
+                    xt[i * k2 + a] = x[i]
+                for i in range(H):
+                    ht[i * k2 + a] = r[i]
                 # to the older step (same layer) and to the layer below (same step)
-                _affine_t(H, GH, w + self.o_wh[l], dah, dhc + l * H)
+                if cell == _GRU:
+                    sr_matvec(H, GH, w + self.o_wh[l], dah, dhc + l * H, dhc + l * H)
+                else:
+                    sr_matvec(H, GH, w + self.o_wh[l], dah, NULL, dhc + l * H)
                 if l > 0:
-                    memset(dx, 0, H * sizeof(double))
-                    _affine_t(H, GH, w + self.o_wx[l], dax, dx)
+                    sr_matvec(H, GH, w + self.o_wx[l], dax, NULL, dx)
+        # parameter gradients from the stored gate gradients
+        for l in range(L):
+            d = n_in if l == 0 else H
+            sr_gemm_tn(d, GH, W, XT + l * D * k2, k2, DA + l * GH, L * GH, dw + self.o_wx[l])
+            sr_gemm_tn(H, GH, W, HT + l * H * k2, k2, (DAH if cell == _GRU else DA) + l * GH,
+                       L * GH, dw + self.o_wh[l])
+            for j in range(GH):
+                acc = 0.0
+                for a in range(W):
+                    acc += DA[(a * L + l) * GH + j]
+                dw[self.o_b[l] + j] = acc
+            if cell == _GRU:
+                for j in range(H):
+                    acc = 0.0
+                    for a in range(W):
+                        acc += DAH[(a * L + l) * GH + 2 * H + j]
+                    dw[self.o_bhn[l] + j] = acc
 
-    cdef int _check_x(self, const double[::1] x):
-        if x.shape[0] != self.n_in:
-            raise ValueError(f"the input has {x.shape[0]} values, the network expects {self.n_in}")
-        cdef Py_ssize_t i
-        for i in range(x.shape[0]):
-            if not isfinite(x[i]):
-                return -1
-        return 0
-
-    def learn(self, const double[::1] x, double y):
+    def learn(self, x, double y):
         """Commit one step with target ``y`` and update every k1 steps; returns a status code.
 
-        0: learned; 1: learned and updated; -1: non-finite input or target (nothing changed);
-        -2: non-finite output, loss or gradient (the step was rolled back).
+        ``x``: 1-d float64 buffer of ``n_in`` values. 0: learned; 1: learned and updated;
+        -1: non-finite input or target (nothing changed); -2: non-finite output, loss or
+        gradient (the step was rolled back).
         """
-        if self._check_x(x) < 0 or not isfinite(y):
+        cdef const double* xp = _array_data(x, False)
+        if xp == NULL:
+            return self._learn_buffer(x, y)
+        return self._learn_checked(xp, cnp.PyArray_DIM(<cnp.ndarray>x, 0), y)
+
+    cdef object _learn_buffer(self, const double[::1] x, double y):
+        return self._learn_checked(&x[0] if x.shape[0] > 0 else NULL, x.shape[0], y)
+
+    cdef object _learn_checked(self, const double* x, Py_ssize_t n, double y):
+        if n != self.n_in:
+            raise ValueError(f"the input has {n} values, the network expects {self.n_in}")
+        cdef Py_ssize_t i
+        for i in range(n):
+            if not isfinite(x[i]):
+                return -1
+        if not isfinite(y):
             return -1
         if self.loss == _SOFTMAX_CE and not (0 <= y < self.n_out and y == <int>y):
             raise ValueError(f"class index {y} is out of range for {self.n_out} outputs")
@@ -524,7 +725,7 @@ cdef class Network:
             raise RuntimeError("no optimizer: call set_optimizer first")
         cdef int status = 0
         with nogil:
-            status = self._learn(&x[0], y)
+            status = self._learn(x, y)
         return status
 
     cdef int _learn(self, const double* x, double y) noexcept nogil:
@@ -540,10 +741,10 @@ cdef class Network:
         memcpy(&self.bk_x[0], rx, n_in * sizeof(double))
         memcpy(&self.bk_r[0], rr, L * R * sizeof(double))
         memcpy(&self.bk_g[0], rg, n_out * sizeof(double))
-        memcpy(&self.bk_h[0], &self.h[0], L * H * sizeof(double))
-        memcpy(&self.bk_c[0], &self.c[0], L * H * sizeof(double))
+        memcpy(&self.bk_o[0], out, n_out * sizeof(double))
         memcpy(rx, x, n_in * sizeof(double))
-        self._forward(x, &self.bk_h[0], &self.bk_c[0], rr, &self.h[0], &self.c[0], out)
+        # in place: the step's records keep copies of the previous h and c (for roll-back)
+        self._forward(x, &self.h[0], &self.c[0], rr, &self.h[0], &self.c[0], out)
         loss = self._loss_grad(out, y, rg)
         for k in range(n_out):
             rg[k] /= self.k1
@@ -564,33 +765,61 @@ cdef class Network:
         return 1
 
     cdef void _rollback(self, int s) noexcept nogil:
-        cdef int L = self.num_layers, H = self.hidden_size, R = self.rec
+        cdef int L = self.num_layers, H = self.hidden_size, R = self.rec, l
+        cdef double* rr = &self.ring_r[s * L * R]
+        for l in range(L):
+            # the record of the failed step begins with the previous h and c of its layer
+            memcpy(&self.h[l * H], rr + l * R, H * sizeof(double))
+            memcpy(&self.c[l * H], rr + l * R + H, H * sizeof(double))
         memcpy(&self.ring_x[s * self.n_in], &self.bk_x[0], self.n_in * sizeof(double))
-        memcpy(&self.ring_r[s * L * R], &self.bk_r[0], L * R * sizeof(double))
+        memcpy(rr, &self.bk_r[0], L * R * sizeof(double))
         memcpy(&self.ring_g[s * self.n_out], &self.bk_g[0], self.n_out * sizeof(double))
-        memcpy(&self.h[0], &self.bk_h[0], L * H * sizeof(double))
-        memcpy(&self.c[0], &self.bk_c[0], L * H * sizeof(double))
+        memcpy(&self.out[0], &self.bk_o[0], self.n_out * sizeof(double))
 
-    def predict(self, const double[::1] x, double[::1] out):
-        """Head output for input ``x`` one step past the committed state; changes nothing."""
-        if x.shape[0] != self.n_in or out.shape[0] != self.n_out:
+    def predict(self, x, out):
+        """Head output for input ``x`` one step past the committed state; changes nothing.
+
+        ``x``: 1-d float64 buffer of ``n_in`` values; ``out``: writable one of ``n_out``.
+        """
+        cdef const double* xp = _array_data(x, False)
+        cdef double* op = _array_data(out, True)
+        if xp == NULL or op == NULL:
+            self._predict_buffer(x, out, False)
+            return
+        self._predict(xp, cnp.PyArray_DIM(<cnp.ndarray>x, 0), op,
+                      cnp.PyArray_DIM(<cnp.ndarray>out, 0), False)
+
+    cdef void _predict_buffer(self, const double[::1] x, double[::1] out, bint rollout) except *:
+        self._predict(&x[0] if x.shape[0] > 0 else NULL, x.shape[0],
+                      &out[0] if out.shape[0] > 0 else NULL, out.shape[0], rollout)
+
+    cdef void _predict(self, const double* x, Py_ssize_t nx, double* out, Py_ssize_t no,
+                       bint rollout) except *:
+        if nx != self.n_in or no != self.n_out:
             raise ValueError("wrong input or output size")
-        with nogil:
-            self._forward(&x[0], &self.h[0], &self.c[0], &self.s_rec[0], &self.s_h[0],
-                          &self.s_c[0], &out[0])
+        if rollout:
+            with nogil:
+                self._forward(x, &self.s_h[0], &self.s_c[0], &self.s_rec[0], &self.s_h[0],
+                              &self.s_c[0], out)
+        else:
+            with nogil:
+                self._forward(x, &self.h[0], &self.c[0], &self.s_rec[0], &self.s_h[0],
+                              &self.s_c[0], out)
 
     def rollout_begin(self):
         """Start a what-if rollout from the committed state (the committed state is not touched)."""
         self.s_h[:] = self.h
         self.s_c[:] = self.c
 
-    def rollout_step(self, const double[::1] x, double[::1] out):
+    def rollout_step(self, x, out):
         """Advance the rollout state by one step with input ``x``; head output into ``out``."""
-        if x.shape[0] != self.n_in or out.shape[0] != self.n_out:
-            raise ValueError("wrong input or output size")
-        with nogil:
-            self._forward(&x[0], &self.s_h[0], &self.s_c[0], &self.s_rec[0], &self.s_h[0],
-                          &self.s_c[0], &out[0])
+        cdef const double* xp = _array_data(x, False)
+        cdef double* op = _array_data(out, True)
+        if xp == NULL or op == NULL:
+            self._predict_buffer(x, out, True)
+            return
+        self._predict(xp, cnp.PyArray_DIM(<cnp.ndarray>x, 0), op,
+                      cnp.PyArray_DIM(<cnp.ndarray>out, 0), True)
 
     # ------------------------------------------------------------ state, pickling, growth
     def config(self):

@@ -1,0 +1,5 @@
+import sys
+
+from streamrnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,186 @@
+"""Kafka source and sink through confluent-kafka (extra ``streamrnn[kafka]``).
+
+The source never lets the client commit on its own (``enable.auto.commit=false``): offsets are
+committed only by :meth:`KafkaSource.commit`, which the command calls with the offsets of the
+checkpoint it has just written. On (re)assignment, ``on_assign`` (set by the owner of the
+models) says where each partition starts, so a restart resumes exactly at the checkpoint.
+"""
+from __future__ import annotations
+
+import logging
+
+from streamrnn.streams.messages import BadMessages, Decoder, Sink, Source
+
+__all__ = ["KafkaSource", "KafkaSink"]
+
+log = logging.getLogger("streamrnn.streams")
+
+
+def _client():
+    try:
+        import confluent_kafka
+    except ImportError:
+        raise ImportError("Kafka streams need confluent-kafka: pip install 'streamrnn[kafka]'") \
+            from None
+    return confluent_kafka
+
+
+class KafkaSource(Source):
+    """Consume JSON messages from ``topic`` as a member of consumer group ``group``.
+
+    Parameters
+    ----------
+    bootstrap
+        ``HOST:PORT[,HOST:PORT...]``.
+    topic
+        The topic to read.
+    group
+        The consumer group; partitions are shared among the group's members.
+    decoder, bad
+        See :class:`~streamrnn.streams.Decoder` and :class:`~streamrnn.streams.BadMessages`.
+    config
+        Extra librdkafka settings.
+    on_assign
+        ``on_assign(partitions) -> {partition: offset}`` is called when partitions are
+        assigned, before any of their messages is read; offsets it returns are where those
+        partitions start (missing ones: the committed offset, else the earliest).
+    on_revoke
+        ``on_revoke(partitions)`` is called before partitions go to another member (or on
+        close), to checkpoint them.
+    batch
+        Messages fetched per read.
+    """
+
+    def __init__(self, bootstrap, topic, group="streamrnn", decoder=None, bad=None,
+                 config=None, on_assign=None, on_revoke=None, batch=1000):
+        ck = _client()
+        self._ck = ck
+        self.topic = topic
+        self.group = group
+        self.decoder = decoder or Decoder()
+        self.bad = bad or BadMessages()
+        self.on_assign = on_assign
+        self.on_revoke = on_revoke
+        self.batch = batch
+        conf = {"bootstrap.servers": bootstrap, "group.id": group,
+                "enable.auto.commit": False, "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest", "enable.partition.eof": False,
+                "logger": logging.getLogger("streamrnn.kafka")}
+        conf.update(config or {})
+        self._consumer = ck.Consumer(conf)
+        self._consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked,
+                                 on_lost=self._lost)
+        self.assigned: set[int] = set()
+
+    # ------------------------------------------------------------------ rebalancing
+    def _assigned(self, consumer, partitions):
+        ps = [tp.partition for tp in partitions]
+        starts = self.on_assign(ps) if self.on_assign else {}
+        for tp in partitions:
+            if tp.partition in starts:
+                tp.offset = int(starts[tp.partition])
+        consumer.assign(partitions)
+        self.assigned.update(ps)
+        log.info("assigned partitions %s of %s (starts %s)", ps, self.topic, starts)
+
+    def _revoked(self, consumer, partitions):
+        ps = [tp.partition for tp in partitions]
+        if self.on_revoke:
+            self.on_revoke(ps)
+        consumer.unassign()
+        self.assigned.difference_update(ps)
+
+    def _lost(self, consumer, partitions):
+        ps = [tp.partition for tp in partitions]
+        log.warning("partitions %s of %s were lost; their models will be reloaded from the "
+                    "last checkpoint if they come back", ps, self.topic)
+        if self.on_revoke:
+            self.on_revoke(ps, lost=True)
+        self.assigned.difference_update(ps)
+
+    # ------------------------------------------------------------------ reading
+    def read(self, timeout=1.0):
+        msgs = self._consumer.consume(self.batch, timeout)
+        out = []
+        decode = self.decoder.decode
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() != self._ck.KafkaError._PARTITION_EOF:
+                    log.warning("Kafka: %s", err)
+                continue
+            out.append(decode(m.value(), m.partition(), m.offset(), m.key(), m.topic()))
+        return out
+
+    def seek(self, positions):
+        tps = [self._ck.TopicPartition(self.topic, int(p), int(o)) for p, o in positions.items()]
+        for tp in tps:
+            self._consumer.seek(tp)
+
+    def commit(self, positions):
+        if not positions:
+            return
+        tps = [self._ck.TopicPartition(self.topic, int(p), int(o))
+               for p, o in positions.items() if p in self.assigned]
+        if tps:
+            try:
+                self._consumer.commit(offsets=tps, asynchronous=False)
+            except self._ck.KafkaException as e:  # the checkpoint stays the truth
+                log.warning("Kafka: committing offsets %s failed: %s", positions, e)
+
+    def describe(self, partition):
+        return {"kind": "kafka", "topic": self.topic, "partition": partition}
+
+    def close(self):
+        try:
+            self._consumer.close()
+        except RuntimeError:
+            pass
+
+
+class KafkaSink(Sink):
+    """Produce JSON records to ``topic``; the record's ``key`` field is the message key."""
+
+    def __init__(self, bootstrap, topic, config=None):
+        ck = _client()
+        self.topic = topic
+        conf = {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
+                "logger": logging.getLogger("streamrnn.kafka")}
+        conf.update(config or {})
+        self._producer = ck.Producer(conf)
+        self._n = 0
+        self.failed = 0
+        import json
+        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+    def _report(self, err, msg):
+        if err is not None:
+            self.failed += 1
+            log.warning("Kafka: delivery to %s failed: %s", self.topic, err)
+
+    def send(self, record, key=None):
+        if key is None:
+            key = record.get("key")
+        value = self._dumps(record).encode()
+        while True:
+            try:
+                self._producer.produce(self.topic, value,
+                                       None if key is None else str(key).encode(),
+                                       on_delivery=self._report)
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                self._producer.poll(0.1)
+        self._n += 1
+        if self._n % 1000 == 0:
+            self._producer.poll(0)
+
+    def tick(self):
+        self._producer.poll(0)
+
+    def flush(self, timeout=30.0):
+        left = self._producer.flush(timeout)
+        if left:
+            log.warning("Kafka: %d messages not yet delivered to %s", left, self.topic)
+
+    def close(self):
+        self.flush()

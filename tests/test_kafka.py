@@ -1,0 +1,208 @@
+"""Kafka end to end against librdkafka's mock cluster on 127.0.0.1.
+
+The command runs as a subprocess with a checkpoint directory, is SIGKILLed midway and
+restarted: every observation must have been learned exactly once (final models bit-identical
+to an uninterrupted run) and every input offset must have an output.
+"""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("confluent_kafka", reason="confluent-kafka is not installed "
+                    "(pip install 'streamrnn[kafka]')")
+
+from brokers import MockKafka, produce  # noqa: E402
+
+from streamrnn import checkpoint as ck  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N_KEYS = 40
+PARTITIONS = 4
+
+
+@pytest.fixture(scope="module")
+def kafka():
+    k = MockKafka(1)
+    yield k
+    k.close()
+
+
+def readings(n, n_keys=N_KEYS, seed=0):
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        k = int(rng.integers(n_keys))
+        yield (f"sensor-{k}".encode(),
+               {"y": round(10 * math.sin(i / (50 + k)) + rng.normal(), 4),
+                "temp": round(float(rng.normal(20, 3)), 3), "site": "north",
+                "ts": f"t{i}"})
+
+
+def command(bootstrap, topic, group, tmp, name, *extra):
+    return [sys.executable, "-m", "streamrnn", "forecast",
+            "--source", f"kafka://{bootstrap}/{topic}?group={group}&session.timeout.ms=6000"
+                        "&heartbeat.interval.ms=500",
+            "--sink", str(tmp / f"{name}.jsonl"), "--checkpoint", str(tmp / f"{name}-ck"),
+            "--checkpoint-every", "1500", "--hidden-size", "8", "--time", "ts",
+            "--quiet", *extra]
+
+
+def run(cmd, timeout=120):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def outputs(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:  # the line a SIGKILL cut short
+                pass
+    return rows
+
+
+def final_models(directory):
+    store = ck.CheckpointStore(directory)
+    models, positions = {}, {}
+    for p in store.partitions():
+        c = store.load(p)
+        models.update(c.models)
+        positions[int(p)] = c.position["offset"]
+    return models, positions
+
+
+def assert_identical(a, b):
+    def eq(x, y, where):
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y), where
+        elif isinstance(x, dict):
+            assert x.keys() == y.keys(), where
+            for k in x:
+                eq(x[k], y[k], f"{where}.{k}")
+        elif isinstance(x, (list, tuple)):
+            assert len(x) == len(y), where
+            for i, (u, v) in enumerate(zip(x, y)):
+                eq(u, v, f"{where}[{i}]")
+        else:
+            assert x == y, where
+    assert a.keys() == b.keys()
+    for k in a:
+        eq(a[k]._export_state(), b[k]._export_state(), k)
+
+
+def test_sigkill_and_resume_learns_every_observation_exactly_once(kafka, tmp_path):
+    n = 24000
+    kafka.create_topic("readings", PARTITIONS)
+    produce(kafka.bootstrap, "readings", readings(n))
+    run(command(kafka.bootstrap, "readings", "ref", tmp_path, "ref", "--idle-exit", "6"))
+    ref_rows = outputs(tmp_path / "ref.jsonl")
+    ref_models, ref_pos = final_models(tmp_path / "ref-ck")
+    assert len(ref_rows) == n and sum(ref_pos.values()) == n
+    assert len(ref_models) == N_KEYS
+
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    # idle-exit above the 6 s session timeout: after the kill, the group waits that long for
+    # the dead member before the restarted one gets the partitions
+    cmd = command(kafka.bootstrap, "readings", "crash", tmp_path, "crash", "--idle-exit", "12")
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+    out = tmp_path / "crash.jsonl"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if out.exists() and out.stat().st_size > 0.45 * n * 150 \
+                and ck.CheckpointStore(tmp_path / "crash-ck").partitions():
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = outputs(out)
+    assert 0 < len(first) < n, "the kill did not land midway"
+    _, pos_at_kill = final_models(tmp_path / "crash-ck")
+    assert 0 < sum(pos_at_kill.values()) < n
+
+    run(cmd)  # restart: resumes from the checkpoints
+    rows = outputs(out)
+    resumed = rows[len(first):]
+    models, pos = final_models(tmp_path / "crash-ck")
+    assert pos == ref_pos
+    assert_identical(ref_models, models)
+
+    # every input offset has an output; repeats only after the last checkpoint, and equal
+    ref_by = {(r["partition"], r["offset"]): r for r in ref_rows}
+    seen = {(r["partition"], r["offset"]) for r in rows}
+    assert seen == set(ref_by)
+    for r in resumed:
+        assert r == ref_by[(r["partition"], r["offset"])]
+    assert len(rows) - n < 1500 * PARTITIONS + 1000 * PARTITIONS
+    r0 = ref_rows[-1]
+    assert set(r0) == {"key", "time", "partition", "offset", "prediction", "forecast"}
+
+
+def test_broker_outage_midstream_loses_nothing(kafka, tmp_path):
+    n = 6000
+    kafka.create_topic("outage", 2)
+    items = list(readings(n, n_keys=10, seed=5))
+    produce(kafka.bootstrap, "outage", items[:n // 2])
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    cmd = command(kafka.bootstrap, "outage", "o", tmp_path, "o", "--idle-exit", "20",
+                  "--horizon", "3")
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    out = tmp_path / "o.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or len(outputs(out)) < n // 2):
+        time.sleep(0.05)
+    kafka.down(1)
+    time.sleep(3)
+    producer = produce(kafka.bootstrap, "outage", items[n // 2:], flush=False)  # queued
+    time.sleep(1)
+    kafka.up(1)
+    assert producer.flush(60) == 0
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    rows = outputs(out)
+    assert sorted((r["partition"], r["offset"]) for r in rows) == sorted(
+        {(r["partition"], r["offset"]) for r in rows})
+    assert len(rows) == n and all(len(r["forecast"]) == 3 for r in rows)
+    models, pos = final_models(tmp_path / "o-ck")
+    assert sum(pos.values()) == n and len(models) == 10
+
+
+BAD = [b"not json", b"[1,2]", b"{}", b'{"y": null}', b'{"y": "12"}', b'{"y": true}',
+       b'{"y": NaN}', b'{"y": 1, "temp": Infinity}', b'{"y": 1e400}', b"\xff"]
+
+
+def test_bad_messages_are_counted_dead_lettered_and_change_no_model(kafka, tmp_path):
+    kafka.create_topic("mixed", 2)
+    kafka.create_topic("clean", 2)
+    good = list(readings(2000, n_keys=6, seed=9))
+    rng = np.random.default_rng(1)
+    mixed, n_bad = [], 0
+    for key, value in good:
+        mixed.append((key, value))
+        if rng.random() < 0.05:
+            mixed.append((key, BAD[n_bad % len(BAD)]))
+            n_bad += 1
+    produce(kafka.bootstrap, "mixed", mixed)
+    produce(kafka.bootstrap, "clean", good)
+    cmd = command(kafka.bootstrap, "mixed", "m", tmp_path, "m", "--idle-exit", "5",
+                  "--dead-letter", str(tmp_path / "dead.jsonl"))
+    p = run([a for a in cmd if a != "--quiet"])  # keep the summary
+    run(command(kafka.bootstrap, "clean", "c", tmp_path, "c", "--idle-exit", "5"))
+    dead = outputs(tmp_path / "dead.jsonl")
+    assert len(dead) == n_bad and f"{n_bad} bad" in p.stderr
+    assert {d["payload"] for d in dead} >= {"not json", "{}", '{"y": "12"}'}
+    assert all(isinstance(d["offset"], int) and "reason" in d for d in dead)
+    mixed_models, pos = final_models(tmp_path / "m-ck")
+    clean_models, _ = final_models(tmp_path / "c-ck")
+    assert sum(pos.values()) == len(mixed)
+    assert_identical(clean_models, mixed_models)
+    assert len(outputs(tmp_path / "m.jsonl")) == len(good)
