@@ -133,15 +133,20 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         if self._net is None:
             return [float(self._hist[-1])] * horizon
         net, u, out = self._net, self._u, self._out
-        hist = deque(self._hist, maxlen=self._hist.maxlen)
+        # the committed history is only read; a copy is needed once forecasts are appended
+        hist = self._hist if horizon == 1 else deque(self._hist, maxlen=self._hist.maxlen)
         last_r, t = self._last_r, self._t
         preds = []
         s = self.seasonality
-        net.rollout_begin()
+        if horizon > 1:
+            net.rollout_begin()
         for k in range(horizon):
             self._fill_lead(u, hist[-1], last_r, t)
             self._cols.fill(feats[k], u, update=False)
-            net.rollout_step(u, out)
+            if horizon == 1:
+                net.predict(u, out)  # one step from the committed state
+            else:
+                net.rollout_step(u, out)
             last_r = float(out[0])
             r = self._rs.inverse(last_r)
             j = k - s + 1 if s else k  # steps whose baseline is itself a forecast
@@ -149,7 +154,8 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
                 r *= self.damping ** j
             y_hat = self._baseline(hist) + r
             preds.append(y_hat)
-            hist.append(y_hat)
+            if k + 1 < horizon:
+                hist.append(y_hat)
             t += 1
         return preds
 

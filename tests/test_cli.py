@@ -7,12 +7,13 @@ import sys
 import numpy as np
 
 from streamrnn import checkpoint as ck
+from _support import child_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(*args, cwd=None, stdin=None):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = child_env()
     p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", *args], env=env,
                        capture_output=True, text=True, timeout=120, cwd=cwd, input=stdin)
     assert p.returncode == 0, p.stderr
@@ -61,7 +62,7 @@ def test_file_resume_is_bit_identical_and_bad_lines_are_dead_lettered(tmp_path):
     assert len(dead) == 10 and all("'y'" in d["reason"] for d in dead)
     p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", *common, "--checkpoint",
                         str(tmp_path / "part"), "--hidden-size", "7"],
-                       env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True)
+                       env=child_env(), capture_output=True, text=True)
     assert p.returncode == 2 and "model spec" in p.stderr
 
 

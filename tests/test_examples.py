@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _support import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -29,8 +30,7 @@ def test_every_example_is_covered():
 
 @pytest.mark.parametrize("name", sorted(METRIC_LINES))
 def test_example_runs_and_prints_its_metric(name):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env = child_env()
     proc = subprocess.run([sys.executable, str(EXAMPLES / name), "--quick"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

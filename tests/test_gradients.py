@@ -28,16 +28,9 @@ try:
 except ImportError:  # tests/ is not a package: pytest puts it on sys.path
     import reference as R
 
-try:
-    from streamrnn._core import _network as K
-    from streamrnn._core import _optim as KO
-    KERNEL_ERROR = None
-except ImportError as exc:  # pragma: no cover - only before the extension is built
-    K = KO = None
-    KERNEL_ERROR = exc
+from streamrnn._core import _network as K
+from streamrnn._core import _optim as KO
 
-needs_kernel = pytest.mark.skipif(
-    K is None, reason=f"compiled kernel not importable (build it first): {KERNEL_ERROR}")
 
 EPS = 1e-6
 TOL = 1e-6
@@ -135,7 +128,6 @@ def kernel_losses(cell, layers, loss, k1, k2, params, xs, ys):
 FULL_CASES = list(itertools.product(CELLS, LOSSES, (1, 2)))
 
 
-@needs_kernel
 @pytest.mark.parametrize("cell,loss,layers", FULL_CASES)
 def test_kernel_gradient_full_window(cell, loss, layers):
     """k1 = k2 = T: net.grad after the T-th learn is d/dθ mean(L_1..L_T)."""
@@ -158,7 +150,6 @@ def test_kernel_gradient_full_window(cell, loss, layers):
     assert rel_error(analytic, numeric) < TOL
 
 
-@needs_kernel
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layers", (1, 2))
 @pytest.mark.parametrize("loss", ("squared", "softmax_ce"))
@@ -186,7 +177,6 @@ def test_kernel_gradient_k1_lt_k2(cell, layers, loss):
 TRUNCATED = [(6, 3, 5), (4, 4, 2), (6, 3, 1), (6, 6, 4)]
 
 
-@needs_kernel
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("T_,k1,k2", TRUNCATED)
 def test_kernel_gradient_truncated(cell, T_, k1, k2):

@@ -15,12 +15,12 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("confluent_kafka", reason="confluent-kafka is not installed "
-                    "(pip install 'streamrnn[kafka]')")
+import confluent_kafka  # noqa: E402,F401  (the test extras install it)
 
 from brokers import MockKafka, produce  # noqa: E402
 
 from streamrnn import checkpoint as ck  # noqa: E402
+from _support import child_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_KEYS = 40
@@ -54,7 +54,7 @@ def command(bootstrap, topic, group, tmp, name, *extra):
 
 
 def run(cmd, timeout=120):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = child_env()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stderr
     return p
@@ -110,7 +110,7 @@ def test_sigkill_and_resume_learns_every_observation_exactly_once(kafka, tmp_pat
     assert len(ref_rows) == n and sum(ref_pos.values()) == n
     assert len(ref_models) == N_KEYS
 
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = child_env()
     # idle-exit above the 6 s session timeout: after the kill, the group waits that long for
     # the dead member before the restarted one gets the partitions
     cmd = command(kafka.bootstrap, "readings", "crash", tmp_path, "crash", "--idle-exit", "12")
@@ -152,7 +152,7 @@ def test_broker_outage_midstream_loses_nothing(kafka, tmp_path):
     kafka.create_topic("outage", 2)
     items = list(readings(n, n_keys=10, seed=5))
     produce(kafka.bootstrap, "outage", items[:n // 2])
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = child_env()
     cmd = command(kafka.bootstrap, "outage", "o", tmp_path, "o", "--idle-exit", "20",
                   "--horizon", "3")
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)

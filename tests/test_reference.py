@@ -18,16 +18,9 @@ try:
 except ImportError:  # tests/ is not a package: pytest puts it on sys.path
     import reference as R
 
-try:
-    from streamrnn._core import _network as K
-    from streamrnn._core import _optim as KO
-    KERNEL_ERROR = None
-except ImportError as exc:  # pragma: no cover - only before the extension is built
-    K = KO = None
-    KERNEL_ERROR = exc
+from streamrnn._core import _network as K
+from streamrnn._core import _optim as KO
 
-needs_kernel = pytest.mark.skipif(
-    K is None, reason=f"compiled kernel not importable (build it first): {KERNEL_ERROR}")
 
 RTOL = ATOL = 1e-12
 N_STEPS = 40
@@ -121,7 +114,6 @@ def _case_params():
                            id=f"{cell}-L{layers}-k1={k1}-k2={k2}-{loss}-{opt}-{clip}")
 
 
-@needs_kernel
 @pytest.mark.parametrize("cell,layers,k1,k2,loss,opt,clip,seed", list(_case_params()))
 def test_kernel_matches_reference(cell, layers, k1, k2, loss, opt, clip, seed):
     net, ref, rng = make_pair(CELLS[cell], layers, k1, k2, LOSSES[loss], opt, clip, seed)
@@ -140,7 +132,6 @@ def test_kernel_matches_reference(cell, layers, k1, k2, loss, opt, clip, seed):
     assert n_updates == N_STEPS // k1
 
 
-@needs_kernel
 @pytest.mark.parametrize("clip", CLIP_NAMES)
 def test_clipping_engages(clip):
     """The clipping thresholds above are small enough to change most gradients."""
@@ -165,7 +156,6 @@ def test_clipping_engages(clip):
         assert changed >= 8
 
 
-@needs_kernel
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layers", (1, 2))
 def test_layout(cell, layers):
@@ -178,7 +168,6 @@ def test_layout(cell, layers):
         assert net.h.shape == net.c.shape == (layers, HIDDEN)
 
 
-@needs_kernel
 def test_codes_match_docs():
     assert (K.ELMAN_TANH, K.ELMAN_RELU, K.LSTM, K.GRU) == (R.ELMAN_TANH, R.ELMAN_RELU,
                                                              R.LSTM, R.GRU)
@@ -188,7 +177,6 @@ def test_codes_match_docs():
 
 # ------------------------------------------------------------------------------------------
 # Optimizers alone
-@needs_kernel
 @pytest.mark.parametrize("opt", list(KERNEL_OPT))
 @pytest.mark.parametrize("clip", CLIP_NAMES)
 def test_kernel_optimizer_matches_reference(opt, clip):
@@ -209,7 +197,7 @@ def test_kernel_optimizer_matches_reference(opt, clip):
 
 
 def _river_optimizer(opt):
-    optim = pytest.importorskip("river.optim")
+    from river import optim
     a = OPT_ARGS[opt]
     return {
         "sgd": lambda: optim.SGD(lr=a["lr"]),
@@ -248,7 +236,6 @@ def test_reference_optimizer_matches_river(opt):
 
 # ------------------------------------------------------------------------------------------
 # Guards
-@needs_kernel
 @pytest.mark.parametrize("cell", CELLS)
 def test_guards_match_reference(cell):
     net, ref, rng = make_pair(CELLS[cell], 2, 2, 3, R.SQUARED, "adam", "noclip", 11)
