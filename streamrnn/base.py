@@ -46,6 +46,12 @@ def numeric_features(x, *, ignore_dates: bool, what: str = "x") -> dict:
         raise TypeError(f"{what} must be a dict of feature name -> number, got {type(x).__name__}")
     out = {}
     for k, v in x.items():
+        t = type(v)
+        if t is float or t is int:  # the common case, without the ABC machinery
+            f = float(v)
+            if f - f == 0.0:  # finite
+                out[k] = f
+                continue
         if isinstance(v, (_dt.date, _dt.time, _dt.timedelta, np.datetime64)):
             if ignore_dates:
                 continue
@@ -140,16 +146,17 @@ class _Columns:
 
     Columns are given in sorted-name order; features first seen later are appended, sorted
     among themselves, so the map never depends on dict order. Missing features are filled with
-    their running mean (0 after scaling).
+    their running mean (0 after scaling). The statistics are Python lists: per observation only
+    a few scalars change, which lists do faster than small arrays.
     """
 
     def __init__(self, offset, scale):
         self.offset = offset  # columns before the features (e.g. lagged targets)
         self.scale = scale
         self.index = {}       # name -> column
-        self.n = np.zeros(0)
-        self.mean = np.zeros(0)
-        self.m2 = np.zeros(0)
+        self.n = []           # values seen per column
+        self.mean = []        # running mean per column
+        self.m2 = []          # running sum of squared deviations per column
 
     def __len__(self):
         return len(self.index)
@@ -160,49 +167,50 @@ class _Columns:
     def add(self, names):
         for k in names:
             self.index[k] = len(self.index)
-        grow = len(names)
-        if grow:
-            self.n = np.concatenate([self.n, np.zeros(grow)])
-            self.mean = np.concatenate([self.mean, np.zeros(grow)])
-            self.m2 = np.concatenate([self.m2, np.zeros(grow)])
+            self.n.append(0.0)
+            self.mean.append(0.0)
+            self.m2.append(0.0)
 
     def fill(self, feats, u, update):
         """Write the features, scaled with the statistics seen so far, into ``u`` (in place).
 
         The statistics before the observation are used both when predicting and when learning,
         so the forward pass of ``learn_one`` is exactly the prediction a ``predict_one`` made
-        just before it. With ``update``, also return the statistics that include ``feats``
-        (not committed: the caller commits them once the observation is accepted).
+        just before it. With ``update``, also return the updated statistics of the features
+        present, as ``[(column, n, mean, m2), ...]`` (not committed: the caller commits them
+        once the observation is accepted).
         """
-        off = self.offset
-        if not self.index:
+        index = self.index
+        if not index:
             return None
+        off = self.offset
         n, mean, m2 = self.n, self.mean, self.m2
-        u[off:off + len(self.index)] = 0.0
+        u[off:off + len(index)] = 0.0
+        changes = [] if update else None
         for k, v in feats.items():
-            j = self.index.get(k)
+            j = index.get(k)
             if j is None:
                 continue  # unseen at prediction time: ignored
+            nj, mj = n[j], mean[j]
             if self.scale:
-                s = math.sqrt(m2[j] / n[j]) if n[j] > 1 else 0.0
-                z = (v - mean[j]) / s if s > 0 else 0.0
-                u[off + j] = min(SCALED_LIMIT, max(-SCALED_LIMIT, z))
+                sd = math.sqrt(m2[j] / nj) if nj > 1 else 0.0
+                z = (v - mj) / sd if sd > 0 else 0.0
+                u[off + j] = SCALED_LIMIT if z > SCALED_LIMIT else (
+                    -SCALED_LIMIT if z < -SCALED_LIMIT else z)
             else:
                 u[off + j] = v
-        if not (update and feats):
-            return None
-        n, mean, m2 = n.copy(), mean.copy(), m2.copy()
-        for k, v in feats.items():
-            j = self.index[k]
-            n[j] += 1
-            d = v - mean[j]
-            mean[j] += d / n[j]
-            m2[j] += d * (v - mean[j])
-        return n, mean, m2
+            if update:
+                nj += 1.0
+                d = v - mj
+                mj += d / nj
+                changes.append((j, nj, mj, m2[j] + d * (v - mj)))
+        return changes
 
-    def commit(self, stats):
-        if stats is not None:
-            self.n, self.mean, self.m2 = stats
+    def commit(self, changes):
+        if changes:
+            n, mean, m2 = self.n, self.mean, self.m2
+            for j, nj, mj, sj in changes:
+                n[j], mean[j], m2[j] = nj, mj, sj
 
 
 def _optimizer_spec(opt):
@@ -442,7 +450,9 @@ def _to_tree(v):
     if isinstance(v, Standardizer):
         return {"__standardizer__": list(v.__getstate__())}
     if isinstance(v, _Columns):
-        return {"__columns__": [v.offset, v.scale, list(v.index), v.n, v.mean, v.m2]}
+        return {"__columns__": [v.offset, v.scale, list(v.index), np.array(v.n, dtype=np.float64),
+                                np.array(v.mean, dtype=np.float64),
+                                np.array(v.m2, dtype=np.float64)]}
     if isinstance(v, np.random.Generator):
         return {"__rng__": v.bit_generator.state}
     if isinstance(v, deque):
@@ -483,7 +493,9 @@ def _from_tree(t, current=None):
             offset, scale, names, n, mean, m2 = t["__columns__"]
             c = _Columns(offset, scale)
             c.add(list(names))
-            c.n, c.mean, c.m2 = (np.array(a, dtype=np.float64) for a in (n, mean, m2))
+            c.n, c.mean, c.m2 = ([float(e) for e in a] for a in (n, mean, m2))
+            if not len(c.n) == len(c.mean) == len(c.m2) == len(c.index):
+                raise ValueError("inconsistent feature statistics in the state")
             return c
         if "__rng__" in t:
             g = np.random.default_rng()
