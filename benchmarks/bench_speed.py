@@ -20,7 +20,7 @@ two-tone sine, after a warm-up, in microseconds per observation.
 
 Writes docs/img/speed_scaling.png: cost against hidden size and against k2, log-log.
 
-    PYTHONPATH=. python benchmarks/bench_speed.py [--steps 3000] [--repeats 3] [--quick]
+    PYTHONPATH=. python benchmarks/bench_speed.py [--steps 10000] [--repeats 5] [--quick]
 """
 from __future__ import annotations
 
@@ -174,8 +174,8 @@ def plot_scaling(by_hidden, by_k2, path):
 # ------------------------------------------------------------------------------ main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=3000, help="observations per timed run")
-    ap.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    ap.add_argument("--steps", type=int, default=10000, help="observations per timed run")
+    ap.add_argument("--repeats", type=int, default=5, help="best of this many runs")
     ap.add_argument("--torch-steps", type=int, default=1000, help="observations per PyTorch run")
     ap.add_argument("--quick", action="store_true", help="few steps, one repeat, no sweeps")
     ap.add_argument("--no-peers", action="store_true", help="skip deep-river")
@@ -186,6 +186,9 @@ def main(argv=None):
     ys = series(args.steps + 64)
     torch_ys = series(args.torch_steps + 64)
 
+    # headline, measured before PyTorch is imported into this process ------------------
+    head_us, _ = time_loop(lambda r: LSTMForecaster(hidden_size=32, tbptt_steps=16,
+                                                    update_every=1, seed=r), ys, args.repeats)
     torch, torch_why = torch_status()
     if torch is not None:
         torch.set_num_threads(1)
@@ -198,9 +201,6 @@ def main(argv=None):
     print(f"\nµs per observation of `forecast(1)` then `learn_one(y)`, best of {args.repeats} "
           f"runs of {args.steps} observations (PyTorch: {args.torch_steps}).\n")
 
-    # headline ---------------------------------------------------------------------
-    head_us, _ = time_loop(lambda r: LSTMForecaster(hidden_size=32, tbptt_steps=16,
-                                                    update_every=1, seed=r), ys, args.repeats)
     rows = [["streamrnn LSTMForecaster(hidden_size=32, tbptt_steps=16, update_every=1)",
              f"{head_us:.1f}", "1.0"]]
     torch_us = None

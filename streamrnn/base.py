@@ -213,6 +213,28 @@ class _Columns:
                 n[j], mean[j], m2[j] = nj, mj, sj
 
 
+# The parameters every estimator shares, for the docstrings of the task modules.
+PARAMETERS_DOC = """hidden_size
+    Units per recurrent layer.
+num_layers
+    Number of stacked recurrent layers.
+tbptt_steps
+    How many steps back the gradient flows (k2).
+update_every
+    An update every this many observations (k1); the loss is the mean over them.
+optimizer
+    A river optimizer: `optim.SGD`, `Momentum`, `NesterovMomentum`, `RMSProp`, `Adam` or
+    `AdaGrad`, with a constant learning rate or a river scheduler. Defaults to
+    `optim.Adam({lr})`.
+loss
+    {loss}
+clip_gradient
+    Clip every gradient coordinate to this absolute value (None: off).
+clip_norm
+    Rescale the gradient to this global L2 norm when it is larger (None: off).
+"""
+
+
 def _optimizer_spec(opt):
     """Map a river optimizer to (kernel code, kwargs, scheduler or None)."""
     table = {

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from river import base, optim
 
-from streamrnn.base import RecurrentEstimator, numeric_features
+from streamrnn.base import PARAMETERS_DOC, RecurrentEstimator, numeric_features
 
 __all__ = ["RNNClassifier", "LSTMClassifier", "GRUClassifier"]
 
@@ -100,25 +100,7 @@ probabilities. `predict_proba_one(x)` reads the committed state and changes noth
 
 Parameters
 ----------
-hidden_size
-    Units per recurrent layer.
-num_layers
-    Number of stacked recurrent layers.
-tbptt_steps
-    How many steps back the gradient flows (k2).
-update_every
-    An update every this many observations (k1); the loss is the mean over them.
-optimizer
-    A river optimizer (`optim.SGD`, `Momentum`, `NesterovMomentum`, `RMSProp`, `Adam`,
-    `AdaGrad`). Defaults to `optim.Adam(0.002)`.
-loss
-    Cross-entropy on the softmax head (None, `optim.losses.CrossEntropy()` or
-    `optim.losses.Log()`).
-clip_gradient
-    Clip every gradient coordinate to this absolute value (None: off).
-clip_norm
-    Rescale the gradient to this global L2 norm when it is larger (None: off).
-scale_inputs
+{params}scale_inputs
     Standardise the features online.
 {extra}seed
     Seed of the weight initialisation.
@@ -135,9 +117,14 @@ Examples
 
 """
 
+_PARAMS = PARAMETERS_DOC.format(
+    lr=RecurrentEstimator._default_lr,
+    loss="Cross-entropy on the softmax head (None, `optim.losses.CrossEntropy()` or\n"
+         "    `optim.losses.Log()`).")
+
 
 class RNNClassifier(_RecurrentClassifier):
-    __doc__ = _DOC.format(summary="Elman recurrent network classifier, trained online by truncated BPTT.",
+    __doc__ = _DOC.format(params=_PARAMS, summary="Elman recurrent network classifier, trained online by truncated BPTT.",
                           name="RNNClassifier", result="Accuracy: 86.87%",
                           extra="activation\n    `'tanh'` or `'relu'`.\n")
     _cell = "rnn"
@@ -155,12 +142,12 @@ class RNNClassifier(_RecurrentClassifier):
 
 
 class LSTMClassifier(_RecurrentClassifier):
-    __doc__ = _DOC.format(summary="LSTM classifier, trained online by truncated BPTT.",
+    __doc__ = _DOC.format(params=_PARAMS, summary="LSTM classifier, trained online by truncated BPTT.",
                           name="LSTMClassifier", result="Accuracy: 86.79%", extra="")
     _cell = "lstm"
 
 
 class GRUClassifier(_RecurrentClassifier):
-    __doc__ = _DOC.format(summary="GRU classifier, trained online by truncated BPTT.",
+    __doc__ = _DOC.format(params=_PARAMS, summary="GRU classifier, trained online by truncated BPTT.",
                           name="GRUClassifier", result="Accuracy: 85.67%", extra="")
     _cell = "gru"

@@ -7,7 +7,8 @@ from collections import deque
 from river import optim
 from river.time_series.base import Forecaster
 
-from streamrnn.base import RecurrentEstimator, Standardizer, check_target, numeric_features
+from streamrnn.base import (PARAMETERS_DOC, RecurrentEstimator, Standardizer, check_target,
+                            numeric_features)
 
 __all__ = ["RNNForecaster", "LSTMForecaster", "GRUForecaster"]
 
@@ -177,24 +178,7 @@ own forecasts back and using `xs` for the exogenous features; it never changes t
 
 Parameters
 ----------
-hidden_size
-    Units per recurrent layer.
-num_layers
-    Number of stacked recurrent layers.
-tbptt_steps
-    How many steps back the gradient flows (k2).
-update_every
-    An update every this many values (k1); the loss is the mean over them.
-optimizer
-    A river optimizer (`optim.SGD`, `Momentum`, `NesterovMomentum`, `RMSProp`, `Adam`,
-    `AdaGrad`). Defaults to `optim.Adam(0.001)`.
-loss
-    `optim.losses.Squared` (default), `Absolute` or `Huber`.
-clip_gradient
-    Clip every gradient coordinate to this absolute value (None: off).
-clip_norm
-    Rescale the gradient to this global L2 norm when it is larger (None: off).
-seasonality
+{params}seasonality
     Season length (0: none). The network then sees the phase of the season and predicts the
     change over the same point one season back.
 differencing
@@ -224,20 +208,24 @@ Examples
 
 """
 
+_PARAMS = PARAMETERS_DOC.format(
+    lr=_RecurrentForecaster._default_lr,
+    loss="`optim.losses.Squared` (default), `Absolute` or `Huber`.")
+
 
 class RNNForecaster(_RecurrentForecaster):
-    __doc__ = _DOC.format(summary="Elman recurrent network forecaster.", name="RNNForecaster",
+    __doc__ = _DOC.format(params=_PARAMS, summary="Elman recurrent network forecaster.", name="RNNForecaster",
                           result="29.04")
     _cell = "rnn"
 
 
 class LSTMForecaster(_RecurrentForecaster):
-    __doc__ = _DOC.format(summary="LSTM forecaster.", name="LSTMForecaster",
+    __doc__ = _DOC.format(params=_PARAMS, summary="LSTM forecaster.", name="LSTMForecaster",
                           result="30.21")
     _cell = "lstm"
 
 
 class GRUForecaster(_RecurrentForecaster):
-    __doc__ = _DOC.format(summary="GRU forecaster.", name="GRUForecaster",
+    __doc__ = _DOC.format(params=_PARAMS, summary="GRU forecaster.", name="GRUForecaster",
                           result="29.81")
     _cell = "gru"

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from river import base, optim
 
-from streamrnn.base import RecurrentEstimator, Standardizer, check_target, numeric_features
+from streamrnn.base import (PARAMETERS_DOC, RecurrentEstimator, Standardizer, check_target,
+                            numeric_features)
 
 __all__ = ["RNNRegressor", "LSTMRegressor", "GRURegressor"]
 
@@ -66,24 +67,7 @@ missing ones are filled with their running mean.
 
 Parameters
 ----------
-hidden_size
-    Units per recurrent layer.
-num_layers
-    Number of stacked recurrent layers.
-tbptt_steps
-    How many steps back the gradient flows (k2).
-update_every
-    An update every this many observations (k1); the loss is the mean over them.
-optimizer
-    A river optimizer: `optim.SGD`, `Momentum`, `NesterovMomentum`, `RMSProp`, `Adam` or
-    `AdaGrad`, with a constant learning rate or a river scheduler. Defaults to `optim.Adam(0.002)`.
-loss
-    `optim.losses.Squared` (default), `Absolute` or `Huber`.
-clip_gradient
-    Clip every gradient coordinate to this absolute value (None: off).
-clip_norm
-    Rescale the gradient to this global L2 norm when it is larger (None: off).
-scale_inputs
+{params}scale_inputs
     Standardise the features online.
 scale_target
     Standardise the target online.
@@ -102,13 +86,17 @@ Examples
 
 """
 
+_PARAMS = PARAMETERS_DOC.format(
+    lr=RecurrentEstimator._default_lr,
+    loss="`optim.losses.Squared` (default), `Absolute` or `Huber`.")
+
 _ACTIVATION_DOC = """activation
     `'tanh'` or `'relu'`.
 """
 
 
 class RNNRegressor(_RecurrentRegressor):
-    __doc__ = _DOC.format(summary="Elman recurrent network regressor, trained online by truncated BPTT.",
+    __doc__ = _DOC.format(params=_PARAMS, summary="Elman recurrent network regressor, trained online by truncated BPTT.",
                           name="RNNRegressor", extra=_ACTIVATION_DOC, result="MAE: 0.585224")
     _cell = "rnn"
 
@@ -126,12 +114,12 @@ class RNNRegressor(_RecurrentRegressor):
 
 
 class LSTMRegressor(_RecurrentRegressor):
-    __doc__ = _DOC.format(summary="LSTM regressor, trained online by truncated BPTT.",
+    __doc__ = _DOC.format(params=_PARAMS, summary="LSTM regressor, trained online by truncated BPTT.",
                           name="LSTMRegressor", extra="", result="MAE: 0.564968")
     _cell = "lstm"
 
 
 class GRURegressor(_RecurrentRegressor):
-    __doc__ = _DOC.format(summary="GRU regressor, trained online by truncated BPTT.",
+    __doc__ = _DOC.format(params=_PARAMS, summary="GRU regressor, trained online by truncated BPTT.",
                           name="GRURegressor", extra="", result="MAE: 0.590237")
     _cell = "gru"
