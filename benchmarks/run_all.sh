@@ -31,7 +31,6 @@ run() {
 
 run bench_accuracy "${peers[@]}"
 run bench_speed "${peers[@]}"
-if [[ -f "$here/bench_kernel.py" ]]; then
-    run bench_kernel
-fi
+run bench_kernel
+run bench_stream
 echo "tables in ${out#$root/}/, pictures in docs/img/" >&2
