@@ -34,6 +34,13 @@ def _is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) or isinstance(v, (bool, np.bool_))
 
 
+def _to_float(v, what):
+    try:
+        return float(v)
+    except OverflowError:
+        raise ValueError(f"{what} is too large for a float64") from None
+
+
 def numeric_features(x, *, ignore_dates: bool, what: str = "x") -> dict:
     """Validate a feature dict and return ``{name: float}``.
 
@@ -47,7 +54,7 @@ def numeric_features(x, *, ignore_dates: bool, what: str = "x") -> dict:
     out = {}
     for k, v in x.items():
         t = type(v)
-        if t is float or t is int:  # the common case, without the ABC machinery
+        if t is float or (t is int and -2**1023 < v < 2**1023):  # the common case, fast
             f = float(v)
             if f - f == 0.0:  # finite
                 out[k] = f
@@ -60,7 +67,7 @@ def numeric_features(x, *, ignore_dates: bool, what: str = "x") -> dict:
             raise TypeError(f"feature {k!r} is None; pass a number or leave the feature out")
         if not _is_number(v):
             raise TypeError(f"feature {k!r} is a {type(v).__name__} ({v!r}); only numbers are accepted")
-        f = float(v)
+        f = _to_float(v, f"feature {k!r}")
         if not math.isfinite(f):
             raise ValueError(f"feature {k!r} is {f}; only finite numbers are accepted")
         out[k] = f
@@ -69,7 +76,7 @@ def numeric_features(x, *, ignore_dates: bool, what: str = "x") -> dict:
 
 def check_target(y, what: str = "y") -> float:
     t = type(y)
-    if t is float or t is int:  # the common case, without the ABC machinery
+    if t is float or (t is int and -2**1023 < y < 2**1023):  # the common case, fast
         f = float(y)
         if f - f == 0.0:
             return f
@@ -77,7 +84,7 @@ def check_target(y, what: str = "y") -> float:
         raise TypeError(f"{what} is None; a number is required")
     if not _is_number(y):
         raise TypeError(f"{what} must be a number, got {type(y).__name__} ({y!r})")
-    f = float(y)
+    f = _to_float(y, what)
     if not math.isfinite(f):
         raise ValueError(f"{what} is {f}; only finite numbers are accepted")
     return f
@@ -112,7 +119,11 @@ class Standardizer:
         n = self.n + 1
         d = v - self.mean
         mean = self.mean + d / n
-        return n, mean, self.m2 + d * (v - mean)
+        m2 = self.m2 + d * (v - mean)
+        if not (math.isfinite(mean) and math.isfinite(m2) and m2 >= 0.0):
+            raise ValueError(f"the value {v!r} is too large to standardise online; it was not "
+                             "learned (rescale the data or set scale_target=False)")
+        return n, mean, m2
 
     def commit(self, state):
         self.n, self.mean, self.m2 = state
@@ -185,7 +196,8 @@ class _Columns:
             return None
         off = self.offset
         n, mean, m2 = self.n, self.mean, self.m2
-        u[off:off + len(index)] = 0.0
+        # a missing feature is its running mean: 0 once scaled, the mean itself otherwise
+        u[off:off + len(index)] = 0.0 if self.scale else mean
         changes = [] if update else None
         for k, v in feats.items():
             j = index.get(k)
@@ -203,7 +215,11 @@ class _Columns:
                 nj += 1.0
                 d = v - mj
                 mj += d / nj
-                changes.append((j, nj, mj, m2[j] + d * (v - mj)))
+                sj = m2[j] + d * (v - mj)
+                if not (math.isfinite(mj) and math.isfinite(sj) and sj >= 0.0):
+                    raise ValueError(f"feature {k!r} = {v!r} is too large to standardise online; "
+                                     "the observation was not learned")
+                changes.append((j, nj, mj, sj))
         return changes
 
     def commit(self, changes):
@@ -388,18 +404,28 @@ class RecurrentEstimator:
         if not new and self._net is not None and n_out <= self._net.n_out:
             return None
         snap = self._snapshot()
-        self._cols.add(new)
-        self._resize(self._n_lead + len(self._cols), n_out)
+        try:
+            self._cols.add(new)
+            self._resize(self._n_lead + len(self._cols), n_out)
+        except BaseException:
+            self._restore(snap)
+            raise
         return snap
 
     def _learn_step(self, target):
         """Commit the prepared input ``self._u`` with ``target``; raises on rejection."""
         net = self._net
         sched = self._opt_spec[3]
+        lr = net.optimizer.lr
         if sched is not None:
             net.optimizer.lr = float(sched.get(net.optimizer.t))
         status = net.learn(self._u, target)
         if status < 0:
+            net.optimizer.lr = lr
+            if not np.all(np.isfinite(net.params)):
+                raise ValueError("the model's weights are no longer finite (a learning rate far "
+                                 "too large with clipping switched off); it cannot learn or "
+                                 "predict any more: build a new model")
             if status == -1:
                 raise ValueError("the observation is not finite after scaling; it was not learned")
             raise ValueError("the update produced a non-finite loss or gradient; the observation "
@@ -425,11 +451,18 @@ class RecurrentEstimator:
         return tree
 
     def _import_state(self, tree: dict):
+        """Take over a state tree made by ``_export_state`` of a model configured like this one.
+
+        Everything is decoded and checked before anything is assigned: a state that does not
+        fit this model's configuration raises ValueError and leaves the model as it was.
+        """
         missing = [n for n in self._state_attrs if n not in tree]
         if missing:
             raise ValueError(f"the state misses {missing} for {type(self).__name__}")
-        for name in self._state_attrs:
-            setattr(self, name, _from_tree(tree[name], getattr(self, name)))
+        values = {name: _from_tree(tree[name]) for name in self._state_attrs}
+        self._check_state(values)
+        for name, value in values.items():
+            setattr(self, name, value)
         if self._net is not None:
             self._u = np.zeros(self._net.n_in)
             self._out = np.zeros(self._net.n_out)
@@ -437,6 +470,24 @@ class RecurrentEstimator:
 
     def _after_import(self):
         pass
+
+    def _check_state(self, values):
+        net, cols = values["_net"], values["_cols"]
+        if not isinstance(cols, _Columns) or cols.offset != self._n_lead:
+            raise ValueError("the state's feature map does not fit this model")
+        if net is None:
+            return
+        want = dict(cell=self._cell_code(), hidden_size=self.hidden_size,
+                    num_layers=self.num_layers, k1=self.update_every, k2=self.tbptt_steps,
+                    loss=self._loss_code)
+        have = {k: net.config()[k] for k in want}
+        if have != want:
+            raise ValueError(f"the state's network {have} does not fit this model {want}")
+        if net.n_in != max(1, self._n_lead + len(cols)):
+            raise ValueError("the state's network input width does not fit its feature map")
+        opt = net.optimizer
+        if opt is None or opt.kind != self._opt_spec[0]:
+            raise ValueError("the state's optimizer does not fit this model's optimizer")
 
     # ------------------------------------------------------------------ river hooks
     @property
@@ -472,7 +523,8 @@ def _to_tree(v):
     if isinstance(v, Standardizer):
         return {"__standardizer__": list(v.__getstate__())}
     if isinstance(v, _Columns):
-        return {"__columns__": [v.offset, v.scale, list(v.index), np.array(v.n, dtype=np.float64),
+        return {"__columns__": [v.offset, v.scale, [_to_tree(k) for k in v.index],
+                                np.array(v.n, dtype=np.float64),
                                 np.array(v.mean, dtype=np.float64),
                                 np.array(v.m2, dtype=np.float64)]}
     if isinstance(v, np.random.Generator):
@@ -481,7 +533,9 @@ def _to_tree(v):
         return {"__deque__": list(v), "maxlen": v.maxlen}
     if isinstance(v, np.ndarray):
         return v.copy()
-    if isinstance(v, (list, tuple)):
+    if isinstance(v, tuple):
+        return {"__tuple__": [_to_tree(e) for e in v]}
+    if isinstance(v, list):
         return [_to_tree(e) for e in v]
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
@@ -514,7 +568,7 @@ def _from_tree(t, current=None):
         if "__columns__" in t:
             offset, scale, names, n, mean, m2 = t["__columns__"]
             c = _Columns(offset, scale)
-            c.add(list(names))
+            c.add([_from_tree(k) for k in names])
             c.n, c.mean, c.m2 = ([float(e) for e in a] for a in (n, mean, m2))
             if not len(c.n) == len(c.mean) == len(c.m2) == len(c.index):
                 raise ValueError("inconsistent feature statistics in the state")
@@ -523,6 +577,8 @@ def _from_tree(t, current=None):
             g = np.random.default_rng()
             g.bit_generator.state = t["__rng__"]
             return g
+        if "__tuple__" in t:
+            return tuple(_from_tree(e) for e in t["__tuple__"])
         if "__deque__" in t:
             return deque(t["__deque__"], maxlen=t["maxlen"])
         raise ValueError(f"unknown state node with keys {sorted(t)}")

@@ -296,7 +296,10 @@ def save(path, models: dict, spec: dict, *, source: dict | None = None,
     arrays: list[np.ndarray] = []
     keys, states = [], []
     for key, model in models.items():
-        keys.append(str(key))
+        if not isinstance(key, str):
+            raise TypeError(f"checkpoint keys are series keys as str, got {type(key).__name__} "
+                            f"{key!r}")
+        keys.append(key)
         states.append(_encode_tree(model._export_state(), arrays))
     descr, data_len, stored = [], 0, []
     for a in arrays:
@@ -403,13 +406,13 @@ def _arrays(path, header, data):
             if not (isinstance(shape, list) and all(type(s) is int and s >= 0 for s in shape)):
                 raise ValueError(f"bad shape {shape!r}")
             dt = np.dtype(dtype)
-            count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            count = math.prod(shape)  # exact Python ints: no silent wrap-around
             if type(off) is not int or type(nbytes) is not int or off < 0 or \
                     nbytes != count * dt.itemsize or off + nbytes > len(data):
                 raise ValueError(f"offset {off!r} / nbytes {nbytes!r} outside the data block")
+            out.append(np.frombuffer(data[off:off + nbytes], dtype=dt).reshape(shape).copy())
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: array descriptor {i} is invalid: {e}") from None
-        out.append(np.frombuffer(data[off:off + nbytes], dtype=dt).reshape(shape).copy())
     return out
 
 

@@ -63,6 +63,7 @@ class _RecurrentClassifier(RecurrentEstimator, base.Classifier):
         new_labels = [] if y in self._index else ([False, True] if isinstance(y, bool) else [y])
         new_labels = [c for c in new_labels if c not in self._index]
         snap = self._prepare_features(feats, len(self._classes) + len(new_labels))
+        classes, index = list(self._classes), dict(self._index)
         try:
             for c in new_labels:
                 self._index[c] = len(self._classes)
@@ -70,10 +71,7 @@ class _RecurrentClassifier(RecurrentEstimator, base.Classifier):
             stats = self._cols.fill(feats, self._u, update=True)
             self._learn_step(float(self._index[y]))
         except BaseException:
-            for c in new_labels:
-                self._index.pop(c, None)
-                if self._classes and self._classes[-1] == c:
-                    self._classes.pop()
+            self._classes, self._index = classes, index
             if snap is not None:
                 self._restore(snap)
             raise

@@ -73,10 +73,10 @@ class Runner:
                 if self.store is not None:
                     starts[p] = OFFSET_BEGINNING  # no checkpoint: learn from the beginning
                 continue
-            want = self.source.describe(p)
-            if c.source and c.source.get("kind") != want.get("kind") or \
-                    c.source.get("topic", None) != want.get("topic", None):
-                raise ck.CheckpointError(f"{c.path} belongs to source {c.source}, not {want}")
+            want = {k: v for k, v in self.source.describe(p).items() if k != "partition"}
+            have = {k: v for k, v in (c.source or {}).items() if k != "partition"}
+            if have != want:
+                raise ck.CheckpointError(f"{c.path} belongs to source {have}, not {want}")
             for key, m in c.models.items():
                 self.models[key] = m
                 self.home[key] = p
@@ -154,6 +154,8 @@ class Runner:
         try:
             m.learn_one(y, x)  # its forward pass is the prediction made before learning y
             pred = m.last_prediction if last is not None else None
+            # the model now holds this message: a checkpoint must place the position after it
+            self.positions[p] = obs.offset + 1
         except (ValueError, TypeError) as e:  # the model rejected it and is unchanged
             st["bad"] += 1
             self.bad(obs, f"rejected by the model: {e}")
@@ -195,6 +197,7 @@ class Runner:
         last_msg = time.monotonic()
         read = self.source.read
         process = self.process
+        failed = False
         try:
             while not self.stop:
                 timeout = 0.5 if not idle_exit else max(0.0, min(0.5, idle_exit))
@@ -215,9 +218,15 @@ class Runner:
                     break
                 if progress is not None:
                     progress(self)
+        except BaseException:
+            # an error escaped (e.g. the sink broke): keep the last checkpoint as it is, so a
+            # restart replays from there and repeats outputs rather than losing any
+            failed = True
+            raise
         finally:
-            self.checkpoint()
-            self.sink.flush()
+            if not failed:
+                self.checkpoint()
+                self.sink.flush()
         return n
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections import deque
 
 from river import optim
@@ -46,6 +47,12 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
                          scale_inputs=scale_inputs, seed=seed)
 
     _state_attrs = RecurrentEstimator._state_attrs + ("_ys", "_rs", "_hist", "_last_r", "_t")
+
+    def _check_state(self, values):
+        super()._check_state(values)
+        hist = values["_hist"]
+        if not isinstance(hist, deque) or hist.maxlen != max(1, self.seasonality):
+            raise ValueError("the state's history does not fit this model's seasonality")
 
     @property
     def _n_lead(self):
@@ -119,7 +126,9 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         self.last_prediction = pred
 
     def forecast(self, horizon, xs=None):
-        if not (isinstance(horizon, int) and horizon >= 0):
+        if isinstance(horizon, numbers.Integral) and not isinstance(horizon, bool):
+            horizon = int(horizon)
+        if not (isinstance(horizon, int) and not isinstance(horizon, bool) and horizon >= 0):
             raise ValueError(f"horizon must be an int >= 0, got {horizon!r}")
         if xs is not None:
             xs = list(xs)
@@ -150,7 +159,8 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
                 net.rollout_step(u, out)
             last_r = float(out[0])
             r = self._rs.inverse(last_r)
-            j = k - s + 1 if s else k  # steps whose baseline is itself a forecast
+            # steps whose baseline is itself a forecast (none without a baseline)
+            j = k - s + 1 if s else (k if self.differencing else 0)
             if j > 0 and self.damping != 1.0:
                 r *= self.damping ** j
             y_hat = self._baseline(hist) + r
