@@ -95,7 +95,13 @@ class Runner:
                  if p in self.positions and (force or p in self.dirty)]
         if not parts:
             return
-        self.sink.flush()  # forecasts up to the checkpoint are out before offsets move on
+        # forecasts up to the checkpoint must be out before positions move on: a sink that
+        # could not deliver them (returns False) gets no checkpoint, so a restart from the
+        # previous one produces them again
+        if self.sink.flush() is False:
+            log.error("the sink did not deliver every forecast: no checkpoint is written, so a "
+                      "restart replays from the previous one")
+            return
         for p in parts:
             models = {k: self.models[k] for k in self.keys_of.get(p, ())}
             self.store.save(p, models, self.spec, self.source.describe(p), self.positions[p],

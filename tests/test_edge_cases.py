@@ -168,3 +168,19 @@ def test_weights_that_overflow_get_a_clear_error():
     with pytest.raises(ValueError, match="not learned|no longer finite"):
         for t in range(50):
             model.learn_one({"a": float(t)}, float(t) * 1e3)
+
+
+def test_no_checkpoint_while_the_sink_has_undelivered_forecasts(tmp_path):
+    class Undelivered(ListSink):
+        def flush(self):
+            return False  # e.g. Kafka deliveries that failed
+
+    path = tmp_path / "data.jsonl"
+    _write(path, range(30))
+    spec = ck.model_spec("gru", hidden_size=4, seed=1)
+    source = JsonLinesSource(str(path), Decoder())
+    runner = Runner(spec, source, Undelivered(), store=ck.CheckpointStore(str(tmp_path / "ck")),
+                    checkpoint_every=10)
+    runner.restore([0])
+    runner.run()
+    assert not list((tmp_path / "ck").glob("*.srnn"))

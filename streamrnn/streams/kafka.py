@@ -178,9 +178,11 @@ class KafkaSink(Sink):
         self._producer.poll(0)
 
     def flush(self, timeout=30.0):
+        """Wait for deliveries; True when every record sent so far has been delivered."""
         left = self._producer.flush(timeout)
         if left:
             log.warning("Kafka: %d messages not yet delivered to %s", left, self.topic)
+        return left == 0 and self.failed == 0
 
     def close(self):
         self.flush()

@@ -154,6 +154,7 @@ class MqttSink(Sink):
         import json
         self._dumps = json.JSONEncoder(separators=(",", ":")).encode
         self._pending = []
+        self.failed = 0  # publishes that did not complete (sticky: see flush)
         self._timeout = connect_timeout
 
     def send(self, record, key=None):
@@ -166,12 +167,16 @@ class MqttSink(Sink):
             self.flush()
 
     def flush(self):
+        """Wait for the pending publishes; True when every record sent so far was published."""
         for info in self._pending:
             try:
                 info.wait_for_publish(self._timeout)
             except (RuntimeError, ValueError) as e:
                 log.warning("MQTT: a publish did not complete: %s", e)
+            if not info.is_published():
+                self.failed += 1
         self._pending = []
+        return self.failed == 0
 
     def close(self):
         self.flush()
