@@ -412,6 +412,28 @@ class RecurrentEstimator:
             raise
         return snap
 
+    def _learn_all_or_nothing(self, feats, n_out, step, undo=None):
+        """Learn one observation completely or not at all.
+
+        Grows the network for new features and ``n_out`` outputs, writes the scaled features
+        into the input, then runs ``step()``, the task's own part (targets, scalers, the kernel
+        step), whose result is returned. The feature statistics are committed only when it
+        succeeds; on any error ``undo()`` restores the task's own state, growth is rolled back,
+        and the error propagates.
+        """
+        snap = self._prepare_features(feats, n_out)
+        try:
+            stats = self._cols.fill(feats, self._u, update=True)
+            result = step()
+        except BaseException:
+            if undo is not None:
+                undo()
+            if snap is not None:
+                self._restore(snap)
+            raise
+        self._cols.commit(stats)
+        return result
+
     def _learn_step(self, target):
         """Commit the prepared input ``self._u`` with ``target``; raises on rejection."""
         net = self._net

@@ -62,20 +62,18 @@ class _RecurrentClassifier(RecurrentEstimator, base.Classifier):
         y = _label(y)
         new_labels = [] if y in self._index else ([False, True] if isinstance(y, bool) else [y])
         new_labels = [c for c in new_labels if c not in self._index]
-        snap = self._prepare_features(feats, len(self._classes) + len(new_labels))
         classes, index = list(self._classes), dict(self._index)
-        try:
+
+        def step():
             for c in new_labels:
                 self._index[c] = len(self._classes)
                 self._classes.append(c)
-            stats = self._cols.fill(feats, self._u, update=True)
             self._learn_step(float(self._index[y]))
-        except BaseException:
+
+        def undo():
             self._classes, self._index = classes, index
-            if snap is not None:
-                self._restore(snap)
-            raise
-        self._cols.commit(stats)
+
+        self._learn_all_or_nothing(feats, len(classes) + len(new_labels), step, undo)
 
     def predict_proba_one(self, x):
         feats = numeric_features(x, ignore_dates=False)

@@ -99,27 +99,25 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
             self._hist.append(y)
             self._t = 1
             return
-        snap = self._prepare_features(feats, 1)
         old = (self._ys.__getstate__(), self._rs.__getstate__())
         base = self._baseline(self._hist)
-        try:
+
+        def step():
             r = y - base
             self._fill_lead(self._u, self._hist[-1], self._last_r, self._t)
-            stats = self._cols.fill(feats, self._u, update=True)
             self._rs.commit(self._rs.updated(r))
             z = self._rs.transform(r)
             self._learn_step(z)
             self._ys.commit(self._ys.updated(y))
             # the forward pass of this step, read with the scale it had before this value:
             # exactly what forecast(1, [x]) returned just before this call
-            pred = base + _inverse(old[1], float(self._net.last_output[0]))
-        except BaseException:
+            return z, base + _inverse(old[1], float(self._net.last_output[0]))
+
+        def undo():
             self._ys.__setstate__(old[0])
             self._rs.__setstate__(old[1])
-            if snap is not None:
-                self._restore(snap)
-            raise
-        self._cols.commit(stats)
+
+        z, pred = self._learn_all_or_nothing(feats, 1, step, undo)
         self._hist.append(y)
         self._last_r = z
         self._t += 1

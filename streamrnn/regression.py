@@ -32,18 +32,13 @@ class _RecurrentRegressor(RecurrentEstimator, base.Regressor):
     def learn_one(self, x, y):
         feats = numeric_features(x, ignore_dates=False)
         y = check_target(y)
-        snap = self._prepare_features(feats, 1)
         old_y = self._ys.__getstate__()
-        try:
-            stats = self._cols.fill(feats, self._u, update=True)
+
+        def step():
             self._ys.commit(self._ys.updated(y))
             self._learn_step(self._ys.transform(y))
-        except BaseException:
-            self._ys.__setstate__(old_y)
-            if snap is not None:
-                self._restore(snap)
-            raise
-        self._cols.commit(stats)
+
+        self._learn_all_or_nothing(feats, 1, step, lambda: self._ys.__setstate__(old_y))
 
     def predict_one(self, x):
         feats = numeric_features(x, ignore_dates=False)

@@ -781,30 +781,31 @@ cdef class Network:
 
         ``x``: 1-d float64 buffer of ``n_in`` values; ``out``: writable one of ``n_out``.
         """
+        self._step_from(x, out, False)
+
+    cdef void _step_from(self, x, out, bint rollout) except *:
+        """One forward step into ``out``: from the committed state (its result goes to the
+        rollout state) or, with ``rollout``, from the rollout state itself."""
         cdef const double* xp = _array_data(x, False)
         cdef double* op = _array_data(out, True)
-        if xp == NULL or op == NULL:
-            self._predict_buffer(x, out, False)
+        if xp == NULL or op == NULL:  # not a contiguous float64 ndarray: the buffer protocol
+            self._step_buffer(x, out, rollout)
             return
-        self._predict(xp, cnp.PyArray_DIM(<cnp.ndarray>x, 0), op,
-                      cnp.PyArray_DIM(<cnp.ndarray>out, 0), False)
+        self._step_ptr(xp, cnp.PyArray_DIM(<cnp.ndarray>x, 0), op,
+                       cnp.PyArray_DIM(<cnp.ndarray>out, 0), rollout)
 
-    cdef void _predict_buffer(self, const double[::1] x, double[::1] out, bint rollout) except *:
-        self._predict(&x[0] if x.shape[0] > 0 else NULL, x.shape[0],
-                      &out[0] if out.shape[0] > 0 else NULL, out.shape[0], rollout)
+    cdef void _step_buffer(self, const double[::1] x, double[::1] out, bint rollout) except *:
+        self._step_ptr(&x[0] if x.shape[0] > 0 else NULL, x.shape[0],
+                       &out[0] if out.shape[0] > 0 else NULL, out.shape[0], rollout)
 
-    cdef void _predict(self, const double* x, Py_ssize_t nx, double* out, Py_ssize_t no,
-                       bint rollout) except *:
+    cdef void _step_ptr(self, const double* x, Py_ssize_t nx, double* out, Py_ssize_t no,
+                        bint rollout) except *:
         if nx != self.n_in or no != self.n_out:
             raise ValueError("wrong input or output size")
-        if rollout:
-            with nogil:
-                self._forward(x, &self.s_h[0], &self.s_c[0], &self.s_rec[0], &self.s_h[0],
-                              &self.s_c[0], out)
-        else:
-            with nogil:
-                self._forward(x, &self.h[0], &self.c[0], &self.s_rec[0], &self.s_h[0],
-                              &self.s_c[0], out)
+        cdef double* h0 = &self.s_h[0] if rollout else &self.h[0]
+        cdef double* c0 = &self.s_c[0] if rollout else &self.c[0]
+        with nogil:
+            self._forward(x, h0, c0, &self.s_rec[0], &self.s_h[0], &self.s_c[0], out)
 
     def rollout_begin(self):
         """Start a what-if rollout from the committed state (the committed state is not touched)."""
@@ -813,13 +814,7 @@ cdef class Network:
 
     def rollout_step(self, x, out):
         """Advance the rollout state by one step with input ``x``; head output into ``out``."""
-        cdef const double* xp = _array_data(x, False)
-        cdef double* op = _array_data(out, True)
-        if xp == NULL or op == NULL:
-            self._predict_buffer(x, out, True)
-            return
-        self._predict(xp, cnp.PyArray_DIM(<cnp.ndarray>x, 0), op,
-                      cnp.PyArray_DIM(<cnp.ndarray>out, 0), True)
+        self._step_from(x, out, True)
 
     # ------------------------------------------------------------ state, pickling, growth
     def config(self):
