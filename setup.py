@@ -25,11 +25,17 @@ if sys.platform != "win32" and os.environ.get("STREAMRNN_PORTABLE", "0") != "1":
     compile_args.append("-march=native")
 
 
+# every compiled module of streamrnn._core, in build order (each a streamrnn/_core/NAME.pyx);
+# a module that is not written yet is skipped, so this list can name it ahead of time
+EXTENSIONS = [n for n in ("_cells", "_optim", "_network", "_scaling")
+              if os.path.exists(os.path.join("streamrnn", "_core", n + ".pyx"))]
+
+
 def extension(name):
     return Extension(
         f"streamrnn._core.{name}",
         [f"streamrnn/_core/{name}.pyx"],
-        include_dirs=[numpy.get_include()],
+        include_dirs=[numpy.get_include(), os.path.join("streamrnn", "_core")],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
     )
@@ -37,7 +43,7 @@ def extension(name):
 
 setup(
     ext_modules=cythonize(
-        [extension("_optim"), extension("_network")],
+        [extension(name) for name in EXTENSIONS],
         compiler_directives=DIRECTIVES,
     ),
 )
