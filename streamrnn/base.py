@@ -163,6 +163,11 @@ def _network_from_state(config: dict, state: dict):
         return _core.Network.from_state(config, state)
     state = dict(state)
     o = state.pop("optimizer")
+    for k, v in list(state.items()) + ([] if o is None else [("m", o["m"]), ("v", o["v"])]):
+        if isinstance(v, np.ndarray) and not (v.dtype == np.float64 and np.all(np.isfinite(v))):
+            raise ValueError(f"the network state's {k} must be finite float64")
+    if type(state["t"]) is not int or not 0 <= state["t"] < 1 << 62:
+        raise ValueError("the network's t must be an int in [0, 2**62)")
     net = _core.Network(**config)
     net.set_state(state)
     if o is not None:
@@ -537,8 +542,9 @@ class RecurrentEstimator:
         self._network_changed()
 
     def _check_optimizer(self, o):
-        if type(o) is not dict:
-            raise ValueError("the state's optimizer must be a dict")
+        _check_keys(o, ("kind", "lr", "beta_1", "beta_2", "eps", "rho", "clip_value",
+                        "clip_norm", "t", "m", "v"), "the state's optimizer")
+        _scaling._check_count(o["t"], "the optimizer's t")
         want = self._new_optimizer()
         want = {"kind": want.kind, "lr": want.lr, "beta_1": want.beta_1, "beta_2": want.beta_2,
                 "eps": want.eps, "rho": want.rho, "clip_value": want.clip_value,
