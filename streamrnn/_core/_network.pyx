@@ -22,6 +22,7 @@ from libc.math cimport tanh, exp, log, fabs, isfinite
 from libc.string cimport memcpy, memset
 
 from streamrnn._core._optim cimport Optimizer
+from streamrnn._core._optim import _array, _counter, _number, check_state
 
 cnp.import_array()
 
@@ -60,9 +61,9 @@ cdef extern from *:
     /* C (d x m, row-major, written) = A^T B: C[i, j] = sum_{s < W} A[i*lda + s] * B[s*ldb + j],
        summed from 0 in the order s = 0, 1, ..., W-1. Rows of A are per-row coefficients over
        the steps (gathered transposed), rows of B the per-step gate gradients. */
-    static void sr_gemm_tn(int d, int m, int W, const double* restrict A, int lda,
-                           const double* restrict B, int ldb, double* restrict C) {
-        int i = 0, j, s;
+    static void sr_gemm_tn(ptrdiff_t d, ptrdiff_t m, ptrdiff_t W, const double* restrict A, ptrdiff_t lda,
+                           const double* restrict B, ptrdiff_t ldb, double* restrict C) {
+        ptrdiff_t i = 0, j, s;
     #if SR_VEC
         for (; i + 4 <= d; i += 4) {
             const double* a0 = A + (size_t)i * lda;
@@ -95,7 +96,7 @@ cdef extern from *:
                 sr_st(c0 + 2 * m + j, p2); sr_st(c0 + 3 * m + j, p3);
             }
             for (; j < m; j++) {
-                int r;
+                ptrdiff_t r;
                 for (r = 0; r < 4; r++) {
                     double acc = 0.0;
                     for (s = 0; s < W; s++) acc += A[(size_t)(i + r) * lda + s] * B[(size_t)s * ldb + j];
@@ -133,9 +134,9 @@ cdef extern from *:
     static inline double sr_hsum(sr_v8 s) {
         return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
     }
-    static void sr_matvec(int d, int m, const double* restrict W, const double* restrict v,
+    static void sr_matvec(ptrdiff_t d, ptrdiff_t m, const double* restrict W, const double* restrict v,
                           const double* init, double* out) {
-        int i = 0, j, r;
+        ptrdiff_t i = 0, j, r;
     #if SR_VEC
         for (; i + 8 <= d; i += 8) {
             sr_v8 acc[8];
@@ -171,9 +172,9 @@ cdef extern from *:
     #endif
     }
     """
-    void sr_gemm_tn(int d, int m, int W, const double* A, int lda, const double* B, int ldb,
+    void sr_gemm_tn(Py_ssize_t d, Py_ssize_t m, Py_ssize_t W, const double* A, Py_ssize_t lda, const double* B, Py_ssize_t ldb,
                     double* C) noexcept nogil
-    void sr_matvec(int d, int m, const double* W, const double* v, const double* init,
+    void sr_matvec(Py_ssize_t d, Py_ssize_t m, const double* W, const double* v, const double* init,
                    double* out) noexcept nogil
 
 
@@ -259,6 +260,67 @@ cdef inline void _outer(Py_ssize_t d, Py_ssize_t m, const double* x, const doubl
             _axpy(m, x[i], da, dW + i * m)
 
 
+# ---------------------------------------------------------------- sizes (Python ints)
+
+MAX_BYTES = 2 ** 31           # one network's buffers (params, grad, ring, moments, scratch)
+
+
+def _int_arg(value, name, lo):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {type(value).__name__}")
+    v = int(value)
+    if v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v}")
+    return v
+
+
+def footprint(cell, n_in, hidden_size, num_layers, n_out, k1, k2):
+    """Doubles one network allocates, by buffer group, computed with Python ints (no
+    overflow): ``(P, total)`` where P is the parameter count and ``total`` counts params,
+    grad, the two optimizer moments, the ring buffer, the state and every scratch buffer."""
+    G, H, L = _GATES[cell], hidden_size, num_layers
+    GH, R, B = G * H, 5 * hidden_size + _GATES[cell] * hidden_size, max(k1, k2)
+    P = (n_in * GH + (L - 1) * H * GH + L * (H * GH + GH) + (L * H if cell == _GRU else 0)
+         + H * n_out + n_out)
+    state = 2 * L * H + B * (n_in + L * R + n_out) + n_out
+    scratch = (2 * L * R + 4 * L * H + 2 * GH + 2 * H + n_in + L * R + 2 * n_out
+               + 2 * k2 * L * GH + L * max(n_in, H) * k2 + L * H * k2)
+    return P, 4 * P + state + scratch
+
+
+def _check_config(cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss, huber_eps):
+    """Validated constructor arguments, or ValueError (sizes whose buffers would exceed
+    MAX_BYTES are refused before anything is allocated)."""
+    if isinstance(cell, (bool, np.bool_)) or not isinstance(cell, (int, np.integer)) \
+            or int(cell) not in _GATES:
+        raise ValueError(f"unknown cell code {cell!r}")
+    if isinstance(loss, (bool, np.bool_)) or not isinstance(loss, (int, np.integer)) \
+            or int(loss) not in (0, 1, 2, 3, 4):
+        raise ValueError(f"unknown loss code {loss!r}")
+    cell, loss = int(cell), int(loss)
+    n_in, hidden_size, num_layers, n_out = (
+        _int_arg(v, n, 1) for v, n in ((n_in, "n_in"), (hidden_size, "hidden_size"),
+                                       (num_layers, "num_layers"), (n_out, "n_out")))
+    k1, k2 = _int_arg(k1, "k1", 1), _int_arg(k2, "k2", 1)
+    if loss == _BINARY_CE and n_out != 1:
+        raise ValueError("binary cross-entropy needs n_out == 1")
+    if isinstance(huber_eps, (bool, np.bool_)) or not isinstance(
+            huber_eps, (int, float, np.integer, np.floating)):
+        raise ValueError("huber_eps must be a number")
+    try:
+        huber_eps = float(huber_eps)
+    except OverflowError:
+        raise ValueError("huber_eps is out of range") from None
+    if not (huber_eps > 0) or not isfinite(huber_eps):
+        raise ValueError("huber_eps must be a finite number > 0")
+    P, total = footprint(cell, n_in, hidden_size, num_layers, n_out, k1, k2)
+    if 8 * total > MAX_BYTES:
+        raise ValueError(
+            f"this network would allocate {8 * total} bytes (P = {P} parameters), more than "
+            f"the limit of {MAX_BYTES}: reduce hidden_size, num_layers, k1, k2, n_in or n_out")
+    return cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss, huber_eps
+
+
 # ---------------------------------------------------------------- the network
 
 cdef class Network:
@@ -279,7 +341,8 @@ cdef class Network:
     cdef readonly Py_ssize_t size      # P, number of parameters
     cdef public long long t            # committed steps
     cdef public double last_loss       # loss of the last learned step
-    cdef public Optimizer optimizer
+    cdef readonly Optimizer optimizer  # bound to P (set_optimizer / set_state)
+    cdef unsigned long long _version   # bumped by every change of params or committed state
 
     cdef object _arrays                # name -> ndarray, everything pickle must carry
     cdef object _scratch               # scratch ndarrays (not state)
@@ -311,25 +374,15 @@ cdef class Network:
     cdef Py_ssize_t[::1] o_wx, o_wh, o_b, o_bhn     # offsets per layer
     cdef Py_ssize_t o_wy, o_by
 
-    def __init__(self, int cell, int n_in, int hidden_size, int num_layers, int n_out,
-                 int k1=1, int k2=16, int loss=0, double huber_eps=0.1):
-        if cell not in _GATES:
-            raise ValueError(f"unknown cell code {cell}")
-        if n_in < 1 or hidden_size < 1 or num_layers < 1 or n_out < 1:
-            raise ValueError("n_in, hidden_size, num_layers and n_out must all be >= 1")
-        if k1 < 1 or k2 < 1:
-            raise ValueError("k1 and k2 must be >= 1")
-        if loss not in (0, 1, 2, 3, 4):
-            raise ValueError(f"unknown loss code {loss}")
-        if loss == _BINARY_CE and n_out != 1:
-            raise ValueError("binary cross-entropy needs n_out == 1")
-        if not (huber_eps > 0):
-            raise ValueError("huber_eps must be > 0")
+    def __init__(self, cell, n_in, hidden_size, num_layers, n_out, k1=1, k2=16, loss=0,
+                 huber_eps=0.1):
+        cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss, huber_eps = _check_config(
+            cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss, huber_eps)
         self.cell, self.n_in, self.hidden_size, self.num_layers = cell, n_in, hidden_size, num_layers
         self.n_out, self.k1, self.k2, self.loss, self.huber_eps = n_out, k1, k2, loss, huber_eps
         self.G = _GATES[cell]
         self.B = max(k1, k2)
-        cdef int H = hidden_size, G = self.G, L = num_layers
+        cdef Py_ssize_t H = hidden_size, G = self.G, L = num_layers
         self.rec = 5 * H + G * H
         o_wx = np.zeros(L, dtype=np.intp)
         o_wh = np.zeros(L, dtype=np.intp)
@@ -353,6 +406,7 @@ cdef class Network:
         self.t = 0
         self.last_loss = 0.0
         self.optimizer = None
+        self._version = 0
         B, R = self.B, self.rec
         arrays = {
             "params": np.zeros(off), "h": np.zeros((L, H)), "c": np.zeros((L, H)),
@@ -382,18 +436,18 @@ cdef class Network:
 
     cdef object _layout
 
-    def _set_arrays(self, dict arrays):
-        """Adopt state arrays (copies made contiguous float64) after checking their shapes."""
-        cdef int L = self.num_layers, H = self.hidden_size
-        shapes = {"params": (self.size,), "h": (L, H), "c": (L, H),
-                  "ring_x": (self.B, self.n_in), "ring_r": (self.B, L, self.rec),
-                  "ring_g": (self.B, self.n_out), "out": (self.n_out,)}
-        new = {}
-        for name, shape in shapes.items():
-            a = np.array(arrays[name], dtype=np.float64, order="C", copy=True)
-            if a.shape != shape:
-                raise ValueError(f"state array {name!r} has shape {a.shape}, expected {shape}")
-            new[name] = a
+    def _shapes(self):
+        L, H = self.num_layers, self.hidden_size
+        return {"params": (self.size,), "h": (L, H), "c": (L, H),
+                "ring_x": (self.B, self.n_in), "ring_r": (self.B, L, self.rec),
+                "ring_g": (self.B, self.n_out), "out": (self.n_out,)}
+
+    def _check_arrays(self, arrays):
+        """Validated copies of the state arrays (exact float64 ndarrays, exact shapes, finite)."""
+        return {name: _array(arrays[name], name, shape) for name, shape in self._shapes().items()}
+
+    def _set_arrays(self, dict new):
+        """Adopt validated state arrays (from ``_check_arrays``)."""
         self._arrays = new
         self.w = new["params"]
         self.h = new["h"].reshape(-1)
@@ -406,6 +460,7 @@ cdef class Network:
     # ------------------------------------------------------------ Python views
     @property
     def params(self):
+        self._version += 1  # a writable view is handed out: a cached forward pass is stale
         return self._arrays["params"]
 
     @property
@@ -414,10 +469,12 @@ cdef class Network:
 
     @property
     def h(self):
+        self._version += 1  # a writable view is handed out: a cached forward pass is stale
         return self._arrays["h"]
 
     @property
     def c(self):
+        self._version += 1  # a writable view is handed out: a cached forward pass is stale
         return self._arrays["c"]
 
     @property
@@ -433,6 +490,7 @@ cdef class Network:
         """Named view into the flat parameter vector, e.g. ``view("W_h0")``."""
         off, shape = self._layout[name]
         n = int(np.prod(shape))
+        self._version += 1
         return self._arrays["params"][off:off + n].reshape(shape)
 
     def set_optimizer(self, Optimizer opt):
@@ -440,11 +498,11 @@ cdef class Network:
         self.optimizer = opt
 
     # ------------------------------------------------------------ kernels
-    cdef void _cell_forward(self, int l, const double* x, const double* hp, const double* cp,
+    cdef void _cell_forward(self, Py_ssize_t l, const double* x, const double* hp, const double* cp,
                             double* r) noexcept nogil:
         """One step of layer ``l``: fills record ``r`` (incl. copies of h_prev, c_prev, h, c)."""
-        cdef int H = self.hidden_size, G = self.G, GH = self.G * self.hidden_size
-        cdef int d = self.n_in if l == 0 else H
+        cdef Py_ssize_t H = self.hidden_size, G = self.G, GH = self.G * self.hidden_size
+        cdef Py_ssize_t d = self.n_in if l == 0 else H
         cdef double* w = &self.w[0]
         cdef const double* Wx = w + self.o_wx[l]
         cdef const double* Wh = w + self.o_wh[l]
@@ -507,8 +565,8 @@ cdef class Network:
     cdef void _forward(self, const double* x, const double* h0, const double* c0, double* recs,
                        double* h1, double* c1, double* out) noexcept nogil:
         """All layers for one step from state (h0, c0) to (h1, c1); head output into ``out``."""
-        cdef int H = self.hidden_size, L = self.num_layers, R = self.rec, GH = self.G * H
-        cdef int l
+        cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, R = self.rec, GH = self.G * H
+        cdef Py_ssize_t l
         cdef const double* xin = x
         for l in range(L):
             self._cell_forward(l, xin, h0 + l * H, c0 + l * H, recs + l * R)
@@ -522,7 +580,7 @@ cdef class Network:
 
     cdef double _loss_grad(self, const double* out, double y, double* g) noexcept nogil:
         """Loss of one step; writes dL/dout into g."""
-        cdef int k, n = self.n_out, yi
+        cdef Py_ssize_t k, n = self.n_out, yi
         cdef double r, p, m, s, e = self.huber_eps
         if self.loss == _SQUARED:
             r = out[0] - y
@@ -547,7 +605,7 @@ cdef class Network:
             s = (m if m > 0 else 0.0) - m * y + log(1.0 + exp(-fabs(m)))
             return s
         # softmax cross-entropy
-        yi = <int>y
+        yi = <Py_ssize_t>y
         m = out[0]
         for k in range(1, n):
             if out[k] > m:
@@ -572,12 +630,13 @@ cdef class Network:
         over the steps newest first (the order of the step-by-step accumulation), and written
         rather than accumulated, so the gradient needs no clearing.
         """
-        cdef int H = self.hidden_size, L = self.num_layers, R = self.rec, G = self.G
-        cdef int GH = G * H, n_out = self.n_out, B = self.B, cell = self.cell, k2 = self.k2
-        cdef int n_in = self.n_in, D = n_in if n_in > H else H
+        cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, R = self.rec, G = self.G
+        cdef Py_ssize_t GH = G * H, n_out = self.n_out, B = self.B, k2 = self.k2
+        cdef int cell = self.cell
+        cdef Py_ssize_t n_in = self.n_in, D = n_in if n_in > H else H
         cdef long long t = self.t
-        cdef int n_inj = <int>(self.k1 if self.k1 < t else t)
-        cdef int W = <int>(self.k2 if self.k2 < t else t)
+        cdef Py_ssize_t n_inj = <Py_ssize_t>(self.k1 if self.k1 < t else t)
+        cdef Py_ssize_t W = <Py_ssize_t>(self.k2 if self.k2 < t else t)
         cdef double* w = &self.w[0]
         cdef double* dw = &self.dw[0]
         cdef double* dhc = &self.s_dhc[0]
@@ -597,21 +656,21 @@ cdef class Network:
         cdef double* ht
         cdef const double* x
         cdef const double* g
-        cdef int a, l, s, j, d, i
+        cdef Py_ssize_t a, l, s, j, d, i
         cdef double ig, fg, gg, og, tc, dct, rr, zz, nn, dn, dan, acc
         memset(dhc, 0, L * H * sizeof(double))
         memset(dcc, 0, L * H * sizeof(double))
         # head gradient of every injected step
         memset(dw + self.o_wy, 0, (H * n_out + n_out) * sizeof(double))
         for a in range(n_inj):
-            s = <int>((t - 1 - a) % B)
+            s = <Py_ssize_t>((t - 1 - a) % B)
             g = &self.ring_g[s * n_out]
             r = &self.ring_r[(s * L + L - 1) * R]
             _outer(H, n_out, r + 3 * H + GH, g, dw + self.o_wy)
             for j in range(n_out):
                 dw[self.o_by + j] += g[j]
         for a in range(W):
-            s = <int>((t - 1 - a) % B)
+            s = <Py_ssize_t>((t - 1 - a) % B)
             for l in range(L - 1, -1, -1):
                 r = &self.ring_r[(s * L + l) * R]
                 act = r + 2 * H
@@ -723,15 +782,17 @@ cdef class Network:
             raise ValueError(f"binary target must be 0 or 1, got {y}")
         if self.optimizer is None:
             raise RuntimeError("no optimizer: call set_optimizer first")
+        if self.optimizer.size != self.size:
+            raise RuntimeError("the optimizer was re-bound to another size: call set_optimizer")
         cdef int status = 0
         with nogil:
             status = self._learn(x, y)
         return status
 
     cdef int _learn(self, const double* x, double y) noexcept nogil:
-        cdef int L = self.num_layers, H = self.hidden_size, R = self.rec, n_out = self.n_out
-        cdef int n_in = self.n_in, k
-        cdef int s = <int>(self.t % self.B)
+        cdef Py_ssize_t L = self.num_layers, H = self.hidden_size, R = self.rec, n_out = self.n_out
+        cdef Py_ssize_t n_in = self.n_in, k
+        cdef Py_ssize_t s = <Py_ssize_t>(self.t % self.B)
         cdef double* rx = &self.ring_x[s * n_in]
         cdef double* rr = &self.ring_r[s * L * R]
         cdef double* rg = &self.ring_g[s * n_out]
@@ -764,8 +825,8 @@ cdef class Network:
         self.last_loss = loss
         return 1
 
-    cdef void _rollback(self, int s) noexcept nogil:
-        cdef int L = self.num_layers, H = self.hidden_size, R = self.rec, l
+    cdef void _rollback(self, Py_ssize_t s) noexcept nogil:
+        cdef Py_ssize_t L = self.num_layers, H = self.hidden_size, R = self.rec, l
         cdef double* rr = &self.ring_r[s * L * R]
         for l in range(L):
             # the record of the failed step begins with the previous h and c of its layer
@@ -823,19 +884,61 @@ cdef class Network:
                     loss=self.loss, huber_eps=self.huber_eps)
 
     def get_state(self):
-        """Everything that defines the network, as plain numbers and copies of arrays."""
+        """Everything that defines the network, as plain numbers and float64 copies:
+        ``{"params": (P,), "h": (L, H), "c": (L, H), "ring_x": (B, n_in), "ring_r": (B, L, rec),
+        "ring_g": (B, n_out), "out": (n_out,), "t": int, "last_loss": float,
+        "optimizer": Optimizer.get_state() or None}``. Scratch is never part of it."""
         state = {k: v.copy() for k, v in self._arrays.items()}
         state["t"] = int(self.t)
         state["last_loss"] = float(self.last_loss)
+        state["optimizer"] = None if self.optimizer is None else self.optimizer.get_state()
         return state
 
-    def set_state(self, dict state):
-        self._set_arrays(state)
-        self.t = int(state["t"])
-        self.last_loss = float(state["last_loss"])
+    def set_state(self, state):
+        """Take over ``state`` (as ``get_state`` returns it), validating all of it first.
+
+        The keys must be exactly those of ``get_state``; every array a float64 ndarray of the
+        exact shape with finite values; ``t`` an int in ``[0, 2**62)``; ``last_loss`` a
+        finite number; ``optimizer`` None or a valid optimizer state for ``P`` parameters.
+        Raises ValueError naming the field; on error nothing (network or optimizer) changes.
+        An optimizer state of the kind already attached is loaded into that optimizer
+        object; another kind replaces it by a new one.
+        """
+        if not isinstance(state, dict):
+            raise ValueError(f"network state must be a dict, got {type(state).__name__}")
+        if set(state) != _STATE_KEYS:
+            raise ValueError(f"network state keys {sorted(map(str, state))} != {sorted(_STATE_KEYS)}")
+        arrays = self._check_arrays(state)
+        t = _counter(state["t"], "t")
+        last_loss = _number(state["last_loss"], "last_loss")
+        o = state["optimizer"]
+        checked = None if o is None else check_state(o, self.size)
+        # everything is valid: assign
+        self._set_arrays(arrays)
+        self.t = t
+        self.last_loss = last_loss
+        if checked is None:
+            self.optimizer = None
+        elif self.optimizer is not None and self.optimizer.kind == checked[0][0]:
+            self.optimizer._set_checked(*checked)
+        else:
+            opt = Optimizer(*checked[0])
+            opt._set_checked(*checked)
+            self.optimizer = opt
+        self._version += 1
+
+    @staticmethod
+    def from_state(config, state):
+        """A network built from ``config()`` output and a ``get_state()`` state; ValueError
+        if either is not valid."""
+        if not isinstance(config, dict) or set(config) != _CONFIG_KEYS:
+            raise ValueError(f"network config must be a dict with keys {sorted(_CONFIG_KEYS)}")
+        net = Network(**config)
+        net.set_state(state)
+        return net
 
     def __reduce__(self):
-        return (_rebuild_network, (self.config(), self.get_state(), self.optimizer))
+        return (_network_from_state, (self.config(), self.get_state()))
 
     def __sizeof__(self):
         n = object.__sizeof__(self)
@@ -874,9 +977,10 @@ cdef class Network:
         rg = np.zeros((self.B, self.n_out)); rg[:, :old.n_out] = st["ring_g"]
         out = np.zeros(self.n_out); out[:old.n_out] = st["out"]
         arrays.update(ring_x=rx, ring_g=rg, ring_r=st["ring_r"], out=out, params=new_params)
-        self._set_arrays(arrays)
+        self._set_arrays(self._check_arrays(arrays))  # copies: nothing is shared with old
         self.t = old.t
         self.last_loss = old.last_loss
+        self._version += 1
         if old.optimizer is not None:
             old.optimizer.remap(index, self.size)
             self.set_optimizer(old.optimizer)
@@ -887,9 +991,19 @@ cdef class Network:
                 f"layers={self.num_layers}, n_out={self.n_out}, k1={self.k1}, k2={self.k2}, t={self.t})")
 
 
+_STATE_KEYS = frozenset(("params", "h", "c", "ring_x", "ring_r", "ring_g", "out", "t",
+                         "last_loss", "optimizer"))
+_CONFIG_KEYS = frozenset(("cell", "n_in", "hidden_size", "num_layers", "n_out", "k1", "k2",
+                          "loss", "huber_eps"))
+
+
+def _network_from_state(config, state):
+    """Unpickling entry point: ``Network.from_state``."""
+    return Network.from_state(config, state)
+
+
 def _rebuild_network(config, state, optimizer):
-    net = Network(**config)
-    net.set_state(state)
-    if optimizer is not None:
-        net.set_optimizer(optimizer)
-    return net
+    """Unpickling entry point of pickles made before ``get_state`` carried the optimizer."""
+    state = dict(state)
+    state["optimizer"] = None if optimizer is None else optimizer.get_state()
+    return Network.from_state(config, state)
