@@ -140,52 +140,6 @@ def _int_param(name, v, lo, hi):
         raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {v!r}")
 
 
-# ---------------------------------------------------------------------- the kernel's state API
-# TODO(kernel merge): once Network.get_state carries the optimizer and Network.from_state exists
-# (the kernel branch's "state API" commit), these two reduce to net.get_state() and
-# _core.Network.from_state(config, state).
-def _network_state(net) -> dict:
-    """The network's state, optimizer included (``Network.get_state``)."""
-    state = net.get_state()
-    if "optimizer" not in state:
-        o = net.optimizer
-        state["optimizer"] = None if o is None else o.get_state() if hasattr(o, "get_state") else {
-            "kind": int(o.kind), "lr": float(o.lr), "beta_1": float(o.beta_1),
-            "beta_2": float(o.beta_2), "eps": float(o.eps), "rho": float(o.rho),
-            "clip_value": float(o.clip_value), "clip_norm": float(o.clip_norm), "t": int(o.t),
-            "m": np.array(o.m_arr, copy=True), "v": np.array(o.v_arr, copy=True)}
-    return state
-
-
-def _network_from_state(config: dict, state: dict):
-    """A network from ``config()`` and ``_network_state`` output (``Network.from_state``)."""
-    if hasattr(_core.Network, "from_state"):
-        return _core.Network.from_state(config, state)
-    state = dict(state)
-    o = state.pop("optimizer")
-    for k, v in list(state.items()) + ([] if o is None else [("m", o["m"]), ("v", o["v"])]):
-        if isinstance(v, np.ndarray) and not (v.dtype == np.float64 and np.all(np.isfinite(v))):
-            raise ValueError(f"the network state's {k} must be finite float64")
-    if type(state["t"]) is not int or not 0 <= state["t"] < 1 << 62:
-        raise ValueError("the network's t must be an int in [0, 2**62)")
-    net = _core.Network(**config)
-    net.set_state(state)
-    if o is not None:
-        opt = _core.Optimizer(o["kind"], o["lr"], o["beta_1"], o["beta_2"], o["eps"], o["rho"],
-                              o["clip_value"], o["clip_norm"])
-        m, v = o["m"], o["v"]
-        if m.shape != (net.size,) or v.shape not in ((net.size,), (1,), (0,)):
-            raise ValueError("the optimizer's moments do not fit the network")
-        opt.bind(net.size)
-        opt.remap(np.arange(net.size), net.size)
-        opt.m_arr[:] = m
-        if v.shape == (net.size,) and opt.v_arr.shape == v.shape:
-            opt.v_arr[:] = v
-        opt.t = o["t"]
-        net.set_optimizer(opt)
-    return net
-
-
 # ---------------------------------------------------------------------- state tree values
 def _encode_key(k):
     """A feature name or label as a tree value (tuples as {"__tuple__": [...]})."""
@@ -474,7 +428,7 @@ class RecurrentEstimator:
     def _export_state(self) -> dict:
         net = self._net
         tree = {"_net": None if net is None else {"config": net.config(),
-                                                   "state": _network_state(net)},
+                                                   "state": net.get_state()},
                 "_rng": self._rng.bit_generator.state,
                 "_cols": {"names": [_encode_key(k) for k in self._names],
                           **self._cols.get_state()},
@@ -526,7 +480,7 @@ class RecurrentEstimator:
             if type(state) is not dict or "optimizer" not in state:
                 raise ValueError("the state's network misses its optimizer")
             self._check_optimizer(state["optimizer"])
-            net = _network_from_state(netree["config"], state)
+            net = _core.Network.from_state(netree["config"], state)
             if net.optimizer is None or net.optimizer.t != net.t // net.k1:
                 raise ValueError("the state's optimizer steps do not fit the network's steps")
         elif names:
