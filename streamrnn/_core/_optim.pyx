@@ -25,67 +25,7 @@ import numpy as np
 from libc.math cimport sqrt, isfinite, pow
 
 
-cdef extern from *:
-    """
-    #include <math.h>
-    #include <stddef.h>
-    #if defined(__AVX512F__)
-    #include <immintrin.h>
-    #endif
-
-    /* Adam on flat vectors: m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
-       w -= a*m / (sqrt(v) + eps).  The divider is the bottleneck of this loop (a vector
-       division costs about twice a vector square root here), so with AVX-512 the quotient
-       q = num/den is formed as num * (1/den), 1/den from rcp14 refined by two Newton steps,
-       and then corrected once with the exact residual num - den*q (q += r*(num - den*q)),
-       which leaves q within an ulp of the correctly rounded quotient (bit-equal in practice).
-       Lanes where that is not safe (den outside [1e-300, 1e300] or num not finite, e.g.
-       eps = 0 with v = 0) take the exact IEEE division. */
-    static void sr_adam(ptrdiff_t n, double* restrict w, const double* restrict g,
-                        double* restrict m, double* restrict v, double a, double b1,
-                        double b2, double eps) {
-        ptrdiff_t i = 0;
-        const double c1 = 1.0 - b1, c2 = 1.0 - b2;
-    #if defined(__AVX512F__)
-        const __m512d vb1 = _mm512_set1_pd(b1), vc1 = _mm512_set1_pd(c1);
-        const __m512d vb2 = _mm512_set1_pd(b2), vc2 = _mm512_set1_pd(c2);
-        const __m512d va = _mm512_set1_pd(a), veps = _mm512_set1_pd(eps);
-        const __m512d one = _mm512_set1_pd(1.0), lo = _mm512_set1_pd(1e-300);
-        const __m512d hi = _mm512_set1_pd(1e300);
-        const __m512d absmask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
-        for (; i + 8 <= n; i += 8) {
-            __m512d gi = _mm512_loadu_pd(g + i);
-            __m512d mi = _mm512_fmadd_pd(vb1, _mm512_loadu_pd(m + i), _mm512_mul_pd(vc1, gi));
-            __m512d vi = _mm512_fmadd_pd(vb2, _mm512_loadu_pd(v + i),
-                                         _mm512_mul_pd(_mm512_mul_pd(vc2, gi), gi));
-            __m512d den = _mm512_add_pd(_mm512_sqrt_pd(vi), veps);
-            __m512d num = _mm512_mul_pd(va, mi);
-            __mmask8 ok = _mm512_cmp_pd_mask(den, lo, _CMP_GE_OQ)
-                        & _mm512_cmp_pd_mask(den, hi, _CMP_LE_OQ)
-                        & _mm512_cmp_pd_mask(_mm512_and_pd(num, absmask), hi, _CMP_LE_OQ);
-            __m512d q;
-            if (ok == 0xFF) {
-                __m512d r = _mm512_rcp14_pd(den);
-                r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(den, r, one), r);
-                r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(den, r, one), r);
-                q = _mm512_mul_pd(num, r);
-                q = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(den, q, num), q);
-            } else {
-                q = _mm512_div_pd(num, den);
-            }
-            _mm512_storeu_pd(m + i, mi);
-            _mm512_storeu_pd(v + i, vi);
-            _mm512_storeu_pd(w + i, _mm512_sub_pd(_mm512_loadu_pd(w + i), q));
-        }
-    #endif
-        for (; i < n; i++) {
-            double gi = g[i];
-            m[i] = b1 * m[i] + c1 * gi;
-            v[i] = b2 * v[i] + c2 * gi * gi;
-            w[i] -= a * m[i] / (sqrt(v[i]) + eps);
-        }
-    }
-    """
+cdef extern from "_kernels.h":
     void sr_adam(Py_ssize_t n, double* w, const double* g, double* m, double* v, double a,
                  double b1, double b2, double eps) noexcept nogil
 
