@@ -125,6 +125,8 @@ max_features
 # weight 1/SCALE_WINDOW (a half-life of SCALE_WINDOW * ln 2 values), so the scale follows a
 # level shift instead of remembering the stream's whole past. 0 switches forgetting off.
 SCALE_WINDOW = 0.0
+# the same for the feature columns (the input scale)
+INPUT_SCALE_WINDOW = 0.0
 
 
 def _scale_error(what, v, status):
@@ -267,7 +269,7 @@ class RecurrentEstimator:
         self._net = None
         self._names = []     # column -> feature name
         self._index = {}     # feature name -> column
-        self._cols = Columns(self._n_lead, bool(self.scale_inputs), 0, SCALE_WINDOW)
+        self._cols = Columns(self._n_lead, bool(self.scale_inputs), 0, INPUT_SCALE_WINDOW)
         self.n_ignored_features = 0  # feature values ignored because max_features was reached
         # scratch: the network's input and output buffers (never state)
         self._u = np.zeros(max(1, self._n_lead))
@@ -460,7 +462,7 @@ class RecurrentEstimator:
             if k in index:
                 raise ValueError(f"the feature {k!r} appears twice in the state")
             index[k] = j
-        columns = Columns(self._n_lead, bool(self.scale_inputs), len(names), SCALE_WINDOW)
+        columns = Columns(self._n_lead, bool(self.scale_inputs), len(names), INPUT_SCALE_WINDOW)
         columns.set_state({k: cols[k] for k in ("n", "mean", "m2")})
         ign = tree["n_ignored_features"]
         _scaling._check_count(ign, "n_ignored_features")
