@@ -121,11 +121,13 @@ max_features
 
 
 
-# Exponential forgetting of the scalers: once this many values were seen, each new value has
-# weight 1/SCALE_WINDOW (a half-life of SCALE_WINDOW * ln 2 values), so the scale follows a
-# level shift instead of remembering the stream's whole past. 0 switches forgetting off.
-SCALE_WINDOW = 0.0
-# the same for the feature columns (the input scale)
+# Exponential forgetting of the target scalers (a forecaster's level and residual, a
+# regressor's target): once this many values were seen, each new value has weight
+# 1/SCALE_WINDOW, a half-life of about 138 values (ln 2 / -ln(1 - 1/200)), so the scale follows
+# a level shift instead of remembering the stream's whole past. 0 switches forgetting off.
+SCALE_WINDOW = 200.0
+# The same for the feature columns (the input scale): off, since forgetting there made
+# TrumpApproval worse (benchmarks/bench_accuracy.py; see the notes of this change).
 INPUT_SCALE_WINDOW = 0.0
 
 

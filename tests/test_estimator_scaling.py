@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import streamrnn
-from streamrnn import base
 from streamrnn.base import Scaler
 
 
@@ -56,7 +55,6 @@ def test_exponential_window_weights_new_values_by_one_over_the_window():
     assert s.mean == mean and s.m2 == m2 and s.std == math.sqrt(m2 / w)
 
 
-@pytest.mark.skipif(base.SCALE_WINDOW == 0, reason="forgetting is off")
 def test_the_residual_scale_follows_a_level_shift():
     # zeros, then a jump to a new level with unit noise: the jump must not set the residual
     # scale for good (without forgetting it stays ~10x the noise's after 4000 values)
@@ -72,7 +70,6 @@ def test_the_residual_scale_follows_a_level_shift():
     assert model._core.ys.mean == pytest.approx(1000.0, abs=1.0)
 
 
-@pytest.mark.skipif(base.SCALE_WINDOW == 0, reason="forgetting is off")
 def test_the_target_scale_of_a_regressor_follows_a_level_shift():
     rng = np.random.default_rng(1)
     model = streamrnn.LSTMRegressor(hidden_size=4, seed=1)
