@@ -282,9 +282,10 @@ class RecurrentEstimator:
         return _core.Optimizer(**self._opt_args)
 
     def _network_config(self, n_in, n_out):
-        return dict(cell=self._cell_code, n_in=n_in, hidden_size=self.hidden_size,
-                    num_layers=self.num_layers, n_out=n_out, k1=self.update_every,
-                    k2=self.tbptt_steps, loss=self._loss_code, huber_eps=self._huber_eps)
+        return dict(cell=int(self._cell_code), n_in=int(n_in), hidden_size=int(self.hidden_size),
+                    num_layers=int(self.num_layers), n_out=int(n_out), k1=int(self.update_every),
+                    k2=int(self.tbptt_steps), loss=int(self._loss_code),
+                    huber_eps=float(self._huber_eps))
 
     def _plan(self, feats):
         """Split features into known columns and new names (sorted, within ``max_features``).

@@ -219,6 +219,9 @@ cdef class Scaler:
     def __repr__(self):
         return f"Scaler(n={self.n}, mean={self.mean}, std={self.std})"
 
+    def __sizeof__(self):
+        return object.__sizeof__(self)
+
 
 def _rebuild_scaler(enabled, winsorize, window, state):
     s = Scaler(enabled, winsorize, window)
@@ -350,6 +353,10 @@ cdef class Columns:
         self._n, self._mean, self._m2 = arrays["n"], arrays["mean"], arrays["m2"]
         self.n, self.mean, self.m2 = self._n, self._mean, self._m2
         self.p_count = 0
+
+    def __sizeof__(self):
+        return object.__sizeof__(self) + sum(a.nbytes for a in (
+            self._n, self._mean, self._m2, self._pj, self._pn, self._pmean, self._pm2))
 
     def __reduce__(self):
         return (_rebuild_columns, (self.offset, self.scale, self.size, self.window,
@@ -523,6 +530,9 @@ cdef class ForecastCore:
                 self._push(ring, &start, &count, y_hat)
             t += 1
         return preds
+
+    def __sizeof__(self):
+        return object.__sizeof__(self) + self._ring.nbytes
 
     @property
     def history(self):
