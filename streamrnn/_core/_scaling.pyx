@@ -550,8 +550,11 @@ cdef class ForecastCore:
             raise ValueError("a forecaster state is a dict with keys ys, rs, history, last_r, t")
         t, hist, last_r = state["t"], state["history"], state["last_r"]
         _check_count(t, "the forecaster's t")
-        if type(hist) is not list or len(hist) != min(t, self.cap):
-            raise ValueError(f"the history must be a list of min(t, {self.cap}) values")
+        if type(hist) is not list:
+            raise TypeError("the history must be a list")
+        if len(hist) != min(t, self.cap):
+            raise ValueError(f"the state's history of {len(hist)} values after {t} does not fit "
+                             f"this model, which keeps the last {self.cap}")
         for v in hist:
             _check_float(v, "a history value")
         _check_float(last_r, "the last residual", -_LIMIT if self.rs.enabled else -2 * _VMAX,
