@@ -120,7 +120,6 @@ max_features
 """
 
 
-
 # Exponential forgetting of the target scalers (a forecaster's level and residual, a
 # regressor's target): once this many values were seen, each new value has weight
 # 1/SCALE_WINDOW, a half-life of about 138 values (ln 2 / -ln(1 - 1/200)), so the scale follows
