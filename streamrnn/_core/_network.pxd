@@ -52,7 +52,7 @@ cdef class Network:
     cdef object _scratch               # name -> ndarray
     cdef double[::1] dw                # gradient dL/dtheta (P,)
     cdef double[::1] s_a               # pre-activations a (G*H,)
-    cdef double[::1] s_ah              # GRU recurrent pre-activations h_prev @ W_h (G*H,)
+    cdef double[::1] s_ah              # GRU recurrent pre-activations h_prev @ W_h (G*H,; else 1)
     cdef double[::1] s_rec             # roll-out records (L*rec,)
     cdef double[::1] s_h               # roll-out state h (L*H,)
     cdef double[::1] s_c               # roll-out state c (L*H,)

@@ -201,7 +201,8 @@ cdef class Network:
         # every buffer below is used; footprint() counts each
         self._scratch = {
             "grad": np.zeros(off),
-            "s_a": np.zeros(G * H), "s_ah": np.zeros(G * H),
+            # s_ah: the GRU's separate recurrent pre-activations (the other cells add them to s_a)
+            "s_a": np.zeros(G * H), "s_ah": np.zeros(G * H if self.kern.separate_dah else 1),
             "s_rec": np.zeros(L * R), "s_h": np.zeros(L * H), "s_c": np.zeros(L * H),
             "p_rec": np.zeros(L * R), "p_x": np.zeros(n_in), "p_out": np.zeros(n_out),
             "s_dh": np.zeros(H), "s_dx": np.zeros(H),
