@@ -75,6 +75,7 @@ cdef class Network:
     cdef double[::1] bk_g              # ... ring head gradient (n_out,)
     cdef double[::1] bk_o              # ... head output (n_out,)
 
+    cdef void _set_arrays(self, dict new)
     cdef object _learn_buffer(self, const double[::1] x, double y)
     cdef object _learn_checked(self, const double* x, Py_ssize_t n, double y)
     cdef int _learn(self, const double* x, double y) noexcept nogil

@@ -233,8 +233,9 @@ cdef class Network:
         """Validated copies of the state arrays (exact float64 ndarrays, exact shapes, finite)."""
         return {name: _array(arrays[name], name, shape) for name, shape in self._shapes().items()}
 
-    def _set_arrays(self, dict new):
-        """Adopt validated state arrays (from ``_check_arrays``)."""
+    cdef void _set_arrays(self, dict new):
+        """Adopt validated state arrays (from ``_check_arrays``; cdef: Python cannot hand it
+        arrays of other shapes)."""
         self._arrays = new
         self.w = new["params"]
         self.h = new["h"].reshape(-1)
@@ -573,13 +574,15 @@ cdef class Network:
         self._set_arrays(arrays)
         self.t = t
         self.last_loss = last_loss
+        cdef Optimizer opt
         if checked is None:
             self.optimizer = None
-        elif self.optimizer is not None and self.optimizer.kind == checked[0][0]:
-            self.optimizer._set_checked(*checked)
         else:
-            opt = Optimizer(*checked[0])
-            opt._set_checked(*checked)
+            if self.optimizer is not None and self.optimizer.kind == checked[0][0]:
+                opt = self.optimizer
+            else:
+                opt = Optimizer(*checked[0])
+            opt._set_checked(checked[0], checked[1], checked[2], checked[3])
             self.optimizer = opt
 
     @staticmethod

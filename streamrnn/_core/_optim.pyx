@@ -219,8 +219,8 @@ cdef class Optimizer:
         hyper, t, m, v = check_state(state, size)
         self._set_checked(hyper, t, m, v)
 
-    def _set_checked(self, hyper, t, m, v):
-        # values from check_state only
+    cdef void _set_checked(self, tuple hyper, long long t, object m, object v):
+        # values from check_state only (cdef: Python cannot hand it unchecked moments)
         (self.kind, self.lr, self.beta_1, self.beta_2, self.eps, self.rho, self.clip_value,
          self.clip_norm) = hyper
         self.t = t
