@@ -411,7 +411,7 @@ cdef class Network:
         return self._learn_checked(&x[0] if x.shape[0] > 0 else NULL, x.shape[0], y)
 
     cdef object _learn_checked(self, const double* x, Py_ssize_t n, double y):
-        if n != self.n_in:
+        if n != self.n_in or n == 0:  # n_in == 0 only without __init__
             raise ValueError(f"the input has {n} values, the network expects {self.n_in}")
         cdef Py_ssize_t i
         for i in range(n):
@@ -512,7 +512,7 @@ cdef class Network:
 
     cdef void _step_ptr(self, const double* x, Py_ssize_t nx, double* out, Py_ssize_t no,
                         bint rollout) except *:
-        if nx != self.n_in or no != self.n_out:
+        if nx != self.n_in or no != self.n_out or nx == 0:  # n_in == 0 only without __init__
             raise ValueError("wrong input or output size")
         with nogil:
             if rollout:
@@ -527,6 +527,8 @@ cdef class Network:
 
     def rollout_begin(self):
         """Start a what-if roll-out from the committed state (the committed state is not touched)."""
+        if self.size == 0:
+            raise RuntimeError("the network was not initialised")
         self.s_h[:] = self.h
         self.s_c[:] = self.c
 
