@@ -32,7 +32,8 @@ from libc.string cimport memcpy, memset, memcmp
 
 from streamrnn._core._cells cimport (
     CELL_ELMAN_TANH, CELL_ELMAN_RELU, CELL_LSTM, CELL_GRU, LOSS_SQUARED, LOSS_ABSOLUTE,
-    LOSS_HUBER, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS, cell_kernels, loss_function,
+    LOSS_HUBER, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, N_CELLS, REC_H_BLOCKS, CellKernels,
+    cell_kernels, loss_function,
     rec_h, rec_c, affine, affine_t, outer)
 from streamrnn._core._optim cimport Optimizer
 from streamrnn._core._optim import _array, _counter, _number, check_state
@@ -49,7 +50,17 @@ HUBER = LOSS_HUBER
 BINARY_CE = LOSS_BINARY_CE
 SOFTMAX_CE = LOSS_SOFTMAX_CE
 
-CELL_GATES = {ELMAN_TANH: 1, ELMAN_RELU: 1, LSTM: 4, GRU: 3}
+
+
+def _gates(int code):
+    cdef CellKernels k
+    if cell_kernels(code, &k) != 0:
+        raise ValueError(f"unknown cell code {code}")
+    return k.G
+
+
+# gate blocks per cell, read from the cell layer's table
+CELL_GATES = {code: _gates(code) for code in range(N_CELLS)}
 _GATES = CELL_GATES
 _CELL_NAMES = {ELMAN_TANH: "elman-tanh", ELMAN_RELU: "elman-relu", LSTM: "lstm", GRU: "gru"}
 _LOSSES = (SQUARED, ABSOLUTE, HUBER, BINARY_CE, SOFTMAX_CE)
