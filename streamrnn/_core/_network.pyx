@@ -27,6 +27,8 @@ cost of the forecast-then-learn loop.
 import numpy as np
 
 cimport numpy as cnp
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_REFCNT
 from libc.math cimport isfinite
 from libc.string cimport memcpy, memset, memcmp
 
@@ -256,11 +258,24 @@ cdef class Network:
         self.ring_g = new["ring_g"].reshape(-1)
         self.out = new["out"]
         self._version += 1
+        cdef int i
+        for i, name in enumerate(("params", "h", "c")):
+            self._watched[i] = <PyObject*>new[name]
+            self._own_refs[i] = Py_REFCNT(new[name]) - 1  # minus this call's temporary
+
+    cdef bint _no_views(self):
+        """True when nobody outside holds a view of params, h or c (their reference counts are
+        those of the network's own references), so nothing can write them unseen."""
+        cdef int i
+        for i in range(3):
+            if self._watched[i].ob_refcnt != self._own_refs[i]:
+                return False
+        return True
 
     # ------------------------------------------------------------ Python views
     # ``params``, ``view``, ``h`` and ``c`` hand out writable views of what the forward pass
-    # reads, so each call invalidates a cached predict (a view kept from before a predict and
-    # written after it is not seen: take a fresh one).
+    # reads, so each call invalidates a cached predict; and a predict made while such a view
+    # is alive (reference counts, see _no_views) is not cached at all.
     @property
     def params(self):
         self._version += 1
@@ -284,6 +299,11 @@ cdef class Network:
     def last_output(self):
         """Head output of the last learned step (the prediction made before its target was used)."""
         return self._arrays["out"]
+
+    @property
+    def _forward_cached(self):
+        """Whether a learn with predict's last input would reuse predict's forward pass."""
+        return self.p_version == self._version
 
     @property
     def layout(self):
@@ -534,7 +554,10 @@ cdef class Network:
                 self._forward(&self.p_x[0], &self.h[0], &self.c[0], &self.p_rec[0],
                               &self.p_out[0])
                 memcpy(out, &self.p_out[0], self.n_out * sizeof(double))
-                self.p_version = self._version
+        if not rollout:
+            # reusable by the next learn unless a view handed out earlier could still write
+            # theta, h or c (a view taken after this point bumps _version)
+            self.p_version = self._version if self._no_views() else 0
 
     def rollout_begin(self):
         """Start a what-if roll-out from the committed state (the committed state is not touched)."""
