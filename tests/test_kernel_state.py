@@ -374,3 +374,30 @@ def test_inference_never_changes_the_state(cell):
     for _ in range(3):
         net.rollout_step(np.ones(3), out)
     assert pickle.dumps(net.get_state()) == before
+
+
+def test_a_network_made_without_init_refuses_to_run():
+    net = _core.Network.__new__(_core.Network)
+    with pytest.raises((ValueError, RuntimeError)):
+        net.learn(np.zeros(0), 0.0)
+    with pytest.raises((ValueError, RuntimeError)):
+        net.predict(np.zeros(0), np.zeros(0))
+    with pytest.raises((ValueError, RuntimeError)):
+        net.rollout_begin()
+
+
+def test_pickles_of_the_previous_format_still_load_and_are_validated():
+    from streamrnn._core import _optim
+    net = _net(opt=_core.RMSPROP)
+    st = net.get_state()
+    o = st.pop("optimizer")
+    # the previous __reduce__ payloads: v was (1,) for the rules other than Adam
+    old_opt = _optim._rebuild(o["kind"], o["lr"], o["beta_1"], o["beta_2"], o["eps"], o["rho"],
+                              o["clip_value"], o["clip_norm"], o["t"], o["m"], np.zeros(1))
+    back = _network._rebuild_network(net.config(), st, old_opt)
+    _same_state(back, net)
+    with pytest.raises(ValueError):
+        _network._rebuild_network(net.config(), dict(st, t=-1), old_opt)
+    with pytest.raises(ValueError):
+        _optim._rebuild(o["kind"], o["lr"], o["beta_1"], o["beta_2"], o["eps"], o["rho"],
+                        o["clip_value"], o["clip_norm"], -5, o["m"], np.zeros(1))

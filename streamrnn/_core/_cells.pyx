@@ -10,8 +10,8 @@ Layers of this module:
   into function pointers, so no step branches on the cell or the loss.
 
 Adding a cell means one forward, one backward and one bias function here, one row in
-``cell_kernels``, its gate count in ``_network.CELL_GATES``, and its math in docs/kernel.md
-and tests/reference.py.
+``cell_kernels`` (its gate count included), a code in ``_cells.pxd``, and its math in
+docs/kernel.md and tests/reference.py.
 
 Summation orders are part of the contract (results are bit-identical across releases): every
 loop below sums in the order it is written.

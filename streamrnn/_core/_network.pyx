@@ -27,12 +27,15 @@ cost of the forecast-then-learn loop.
 import numpy as np
 
 cimport numpy as cnp
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_REFCNT
 from libc.math cimport isfinite
 from libc.string cimport memcpy, memset, memcmp
 
 from streamrnn._core._cells cimport (
     CELL_ELMAN_TANH, CELL_ELMAN_RELU, CELL_LSTM, CELL_GRU, LOSS_SQUARED, LOSS_ABSOLUTE,
-    LOSS_HUBER, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS, cell_kernels, loss_function,
+    LOSS_HUBER, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, N_CELLS, REC_H_BLOCKS, CellKernels,
+    cell_kernels, loss_function,
     rec_h, rec_c, affine, affine_t, outer)
 from streamrnn._core._optim cimport Optimizer
 from streamrnn._core._optim import _array, _counter, _number, check_state
@@ -49,7 +52,17 @@ HUBER = LOSS_HUBER
 BINARY_CE = LOSS_BINARY_CE
 SOFTMAX_CE = LOSS_SOFTMAX_CE
 
-CELL_GATES = {ELMAN_TANH: 1, ELMAN_RELU: 1, LSTM: 4, GRU: 3}
+
+
+def _gates(int code):
+    cdef CellKernels k
+    if cell_kernels(code, &k) != 0:
+        raise ValueError(f"unknown cell code {code}")
+    return k.G
+
+
+# gate blocks per cell, read from the cell layer's table
+CELL_GATES = {code: _gates(code) for code in range(N_CELLS)}
 _GATES = CELL_GATES
 _CELL_NAMES = {ELMAN_TANH: "elman-tanh", ELMAN_RELU: "elman-relu", LSTM: "lstm", GRU: "gru"}
 _LOSSES = (SQUARED, ABSOLUTE, HUBER, BINARY_CE, SOFTMAX_CE)
@@ -201,7 +214,8 @@ cdef class Network:
         # every buffer below is used; footprint() counts each
         self._scratch = {
             "grad": np.zeros(off),
-            "s_a": np.zeros(G * H), "s_ah": np.zeros(G * H),
+            # s_ah: the GRU's separate recurrent pre-activations (the other cells add them to s_a)
+            "s_a": np.zeros(G * H), "s_ah": np.zeros(G * H if self.kern.separate_dah else 1),
             "s_rec": np.zeros(L * R), "s_h": np.zeros(L * H), "s_c": np.zeros(L * H),
             "p_rec": np.zeros(L * R), "p_x": np.zeros(n_in), "p_out": np.zeros(n_out),
             "s_dh": np.zeros(H), "s_dx": np.zeros(H),
@@ -232,8 +246,9 @@ cdef class Network:
         """Validated copies of the state arrays (exact float64 ndarrays, exact shapes, finite)."""
         return {name: _array(arrays[name], name, shape) for name, shape in self._shapes().items()}
 
-    def _set_arrays(self, dict new):
-        """Adopt validated state arrays (from ``_check_arrays``)."""
+    cdef void _set_arrays(self, dict new):
+        """Adopt validated state arrays (from ``_check_arrays``; cdef: Python cannot hand it
+        arrays of other shapes)."""
         self._arrays = new
         self.w = new["params"]
         self.h = new["h"].reshape(-1)
@@ -243,11 +258,24 @@ cdef class Network:
         self.ring_g = new["ring_g"].reshape(-1)
         self.out = new["out"]
         self._version += 1
+        cdef int i
+        for i, name in enumerate(("params", "h", "c")):
+            self._watched[i] = <PyObject*>new[name]
+            self._own_refs[i] = Py_REFCNT(new[name]) - 1  # minus this call's temporary
+
+    cdef bint _no_views(self):
+        """True when nobody outside holds a view of params, h or c (their reference counts are
+        those of the network's own references), so nothing can write them unseen."""
+        cdef int i
+        for i in range(3):
+            if self._watched[i].ob_refcnt != self._own_refs[i]:
+                return False
+        return True
 
     # ------------------------------------------------------------ Python views
     # ``params``, ``view``, ``h`` and ``c`` hand out writable views of what the forward pass
-    # reads, so each call invalidates a cached predict (a view kept from before a predict and
-    # written after it is not seen: take a fresh one).
+    # reads, so each call invalidates a cached predict; and a predict made while such a view
+    # is alive (reference counts, see _no_views) is not cached at all.
     @property
     def params(self):
         self._version += 1
@@ -271,6 +299,11 @@ cdef class Network:
     def last_output(self):
         """Head output of the last learned step (the prediction made before its target was used)."""
         return self._arrays["out"]
+
+    @property
+    def _forward_cached(self):
+        """Whether a learn with predict's last input would reuse predict's forward pass."""
+        return self.p_version == self._version
 
     @property
     def layout(self):
@@ -409,7 +442,7 @@ cdef class Network:
         return self._learn_checked(&x[0] if x.shape[0] > 0 else NULL, x.shape[0], y)
 
     cdef object _learn_checked(self, const double* x, Py_ssize_t n, double y):
-        if n != self.n_in:
+        if n != self.n_in or n == 0:  # n_in == 0 only without __init__
             raise ValueError(f"the input has {n} values, the network expects {self.n_in}")
         cdef Py_ssize_t i
         for i in range(n):
@@ -510,7 +543,7 @@ cdef class Network:
 
     cdef void _step_ptr(self, const double* x, Py_ssize_t nx, double* out, Py_ssize_t no,
                         bint rollout) except *:
-        if nx != self.n_in or no != self.n_out:
+        if nx != self.n_in or no != self.n_out or nx == 0:  # n_in == 0 only without __init__
             raise ValueError("wrong input or output size")
         with nogil:
             if rollout:
@@ -521,10 +554,15 @@ cdef class Network:
                 self._forward(&self.p_x[0], &self.h[0], &self.c[0], &self.p_rec[0],
                               &self.p_out[0])
                 memcpy(out, &self.p_out[0], self.n_out * sizeof(double))
-                self.p_version = self._version
+        if not rollout:
+            # reusable by the next learn unless a view handed out earlier could still write
+            # theta, h or c (a view taken after this point bumps _version)
+            self.p_version = self._version if self._no_views() else 0
 
     def rollout_begin(self):
         """Start a what-if roll-out from the committed state (the committed state is not touched)."""
+        if self.size == 0:
+            raise RuntimeError("the network was not initialised")
         self.s_h[:] = self.h
         self.s_c[:] = self.c
 
@@ -572,13 +610,15 @@ cdef class Network:
         self._set_arrays(arrays)
         self.t = t
         self.last_loss = last_loss
+        cdef Optimizer opt
         if checked is None:
             self.optimizer = None
-        elif self.optimizer is not None and self.optimizer.kind == checked[0][0]:
-            self.optimizer._set_checked(*checked)
         else:
-            opt = Optimizer(*checked[0])
-            opt._set_checked(*checked)
+            if self.optimizer is not None and self.optimizer.kind == checked[0][0]:
+                opt = self.optimizer
+            else:
+                opt = Optimizer(*checked[0])
+            opt._set_checked(checked[0], checked[1], checked[2], checked[3])
             self.optimizer = opt
 
     @staticmethod
