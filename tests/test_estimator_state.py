@@ -258,3 +258,19 @@ def test_growth_is_built_aside_and_a_refusal_leaves_the_old_network_untouched(cl
     assert pickle.dumps(model) == before
     _learn(model, {"gallup": 41.0, "brand_new": 1.0}, 41.0)  # accepted: grown and swapped in
     assert model.network is not net and "brand_new" in model._index
+
+
+@pytest.mark.parametrize("cls", [streamrnn.RNNForecaster, streamrnn.LSTMForecaster,
+                                 streamrnn.GRUForecaster])
+def test_last_prediction_is_none_on_the_first_value_and_survives_pickle(cls):
+    model = cls(hidden_size=4, seed=1)
+    model.learn_one(3.0, {"a": 1.0})
+    assert model.last_prediction is None
+    assert pickle.loads(pickle.dumps(model)).last_prediction is None
+    f = model.forecast(1, [{"a": 2.0}])[0]
+    model.learn_one(4.0, {"a": 2.0})
+    assert model.last_prediction == f
+    with pytest.raises(ValueError):
+        model.learn_one(float("nan"))
+    assert model.last_prediction == f  # a refused value leaves it as it was
+    assert pickle.loads(pickle.dumps(model)).last_prediction == f
