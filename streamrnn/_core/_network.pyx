@@ -36,7 +36,7 @@ from streamrnn._core._cells cimport (
     CELL_ELMAN_TANH, CELL_ELMAN_RELU, CELL_LSTM, CELL_GRU, LOSS_SQUARED, LOSS_ABSOLUTE,
     LOSS_HUBER, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, N_CELLS, REC_H_BLOCKS, CellKernels,
     cell_kernels, loss_function,
-    rec_h, rec_c, affine, affine_t, outer)
+    rec_cprev, rec_h, rec_c, affine, affine_t, outer)
 from streamrnn._core._optim cimport Optimizer
 from streamrnn._core._optim import _array, _counter, _number, check_state
 
@@ -340,8 +340,8 @@ cdef class Network:
         """The new state (h, c) of every layer, from its records."""
         cdef Py_ssize_t H = self.hidden_size, R = self.rec, GH = self.G * H, l
         for l in range(self.num_layers):
-            memcpy(h1 + l * H, rec_h(<double*>recs + l * R, H, GH), H * sizeof(double))
-            memcpy(c1 + l * H, rec_c(<double*>recs + l * R, H, GH), H * sizeof(double))
+            memcpy(h1 + l * H, rec_h(recs + l * R, H, GH), H * sizeof(double))
+            memcpy(c1 + l * H, rec_c(recs + l * R, H, GH), H * sizeof(double))
 
     cdef void _backward(self) noexcept nogil:
         """Gradient of the mean loss of the last min(k1, t) steps through the last min(k2, t) steps.
@@ -512,7 +512,7 @@ cdef class Network:
         for l in range(L):
             # the record of the failed step begins with the previous h and c of its layer
             memcpy(&self.h[l * H], rr + l * R, H * sizeof(double))
-            memcpy(&self.c[l * H], rr + l * R + H, H * sizeof(double))
+            memcpy(&self.c[l * H], rec_cprev(rr + l * R, H), H * sizeof(double))
         memcpy(&self.ring_x[s * self.n_in], &self.bk_x[0], self.n_in * sizeof(double))
         memcpy(rr, &self.bk_r[0], L * R * sizeof(double))
         memcpy(&self.ring_g[s * self.n_out], &self.bk_g[0], self.n_out * sizeof(double))
