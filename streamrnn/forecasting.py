@@ -81,6 +81,8 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
     def learn_one(self, y, x=None):
         if type(y) is not float or y - y != 0.0:
             y = check_target(y)
+        if x:
+            x = numeric_features(x, ignore_dates=True)  # dates (river's datasets) dropped
         if not x and self._fast_learn:
             core = self._core
             status = core.learn(y)
@@ -88,7 +90,7 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
                 raise self._refused(status, y, self._net)
             self.last_prediction = core.pred
             return
-        self._learn(y, numeric_features(x, ignore_dates=True) if x else {})
+        self._learn(y, x or {})
 
     def _learn(self, y, feats):
         core = self._core
