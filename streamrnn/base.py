@@ -356,7 +356,8 @@ class RecurrentEstimator:
         if net is None:
             grown.set_optimizer(self._new_optimizer())
         else:
-            grown.adopt(copy.deepcopy(net))  # adopt moves the optimizer it is given: a copy
+            # adopt moves the optimizer it is given: it gets a copy of the network
+            grown.adopt(_core.Network.from_state(net.config(), net.get_state()))
         return _Growth(grown, self._cols.grown(len(new)) if new else self._cols,
                        self._names + list(new), rng)
 
