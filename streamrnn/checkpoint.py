@@ -641,7 +641,9 @@ def _check_network(path, node, exp, field):
     n_in, n_out = cfg["n_in"], cfg["n_out"]
     for k, v in (("n_in", n_in), ("n_out", n_out)):
         if not (_is_int(v) and 1 <= v <= _registry.LIMITS["parameters"]):
-            _fail(path, f"{field}.__network__.{k}", f"must be an int >= 1, got {_short(v)}")
+            _fail(path, f"{field}.__network__.{k}", f"must be an int in [1, "
+                                                    f"{_registry.LIMITS['parameters']}] "
+                                                    f"(the parameter limit), got {_short(v)}")
     eps = cfg["huber_eps"]
     if not (_num(eps) and eps > 0 and (exp.huber_eps is None or eps == exp.huber_eps)):
         _fail(path, f"{field}.__network__.huber_eps", f"{_short(eps)} does not fit the spec")
