@@ -15,7 +15,7 @@ from _support import child_env
 from streamrnn import checkpoint as ck
 from streamrnn import spec as sp
 
-CHILD_MEMORY = 3 << 30  # address-space cap of a child: a regression fails, it cannot swap the box
+CHILD_MEMORY = 2 << 30  # address-space cap of a child: a regression fails, it cannot swap the box
 
 # The child: load each file given as an argument; print one JSON line per file:
 # {"i", "result": "refused"|"ok", "message", "peak", "size"}; "start" lines before each load so a
@@ -351,3 +351,18 @@ def test_parameter_count_matches_the_kernel():
             assert exp.n_params(n_in, n_out) == net.size
             assert {k: v.shape for k, v in net.get_state().items()
                     if isinstance(v, np.ndarray)}["ring_r"] == (3, L, 5 * H + exp.gates * H)
+
+
+@pytest.mark.parametrize("params", [{"hidden_size": 65536}, {"num_layers": 4096},
+                                    {"tbptt_steps": 2 ** 31}, {"seasonality": 2 ** 40}])
+def test_spec_beyond_the_limits_is_refused_even_for_fresh_models(tmp_path, params):
+    # a fresh model holds no network: today the file loads and the first learn_one builds a
+    # network of the spec's size (hidden_size=65536: SIGSEGV)
+    spec = sp.model_spec("gru", hidden_size=4)
+    p = tmp_path / "fresh.srnn"
+    ck.save(p, {"fresh": sp.build_model(spec)}, spec)
+    header, data = split(p.read_bytes())
+    header["spec"]["params"].update(params)
+    p.write_bytes(sign(header, data))
+    [r] = run_child([p])
+    assert r["result"] == "refused" and next(iter(params)) in r["message"], r
