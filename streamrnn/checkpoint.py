@@ -803,6 +803,8 @@ class CheckpointStore:
     def __init__(self, directory):
         self.directory = os.fspath(directory)
         self._fd = None
+        if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+            raise CheckpointError(f"checkpoint directory {self.directory} is not a directory")
         try:
             os.makedirs(self.directory, exist_ok=True)
         except OSError as e:
