@@ -73,7 +73,7 @@ def test_new_features_grow_the_input_weights_deterministically():
     m1, m2 = run(["z", "b", "m"]), run(["m", "z", "b"])
     assert m1.network.n_in == 4
     assert np.array_equal(m1.network.params, m2.network.params)
-    assert m1._cols.index == {"a": 0, "b": 1, "m": 2, "z": 3}
+    assert m1._index == {"a": 0, "b": 1, "m": 2, "z": 3}
     # missing features are filled with their running mean: no error, a finite prediction
     assert np.isfinite(m1.predict_one({"a": 3.0}))
 
