@@ -566,11 +566,12 @@ class _Expect:
     def __init__(self, spec, template):
         from streamrnn import _registry
         p = spec["params"]
+        self.cell_name = spec["cell"]
         self.cell = _registry.cell_code(spec["cell"], getattr(template, "activation", "tanh"))
         self.gates = _registry.CELLS[spec["cell"]].gates
-        self.gru = spec["cell"] == "gru"
         self.hidden_size, self.num_layers = p["hidden_size"], p["num_layers"]
         self.k1, self.k2 = p["update_every"], p["tbptt_steps"]
+        self.max_features = p.get("max_features", _registry.LIMITS["max_features"])
         lentry = _registry.LOSSES[spec["loss"]["name"]]
         self.loss = lentry.code
         self.huber_eps = spec["loss"].get("epsilon")
@@ -582,15 +583,32 @@ class _Expect:
                     "clip_value": float(p.get("clip_gradient") or 0.0),
                     "clip_norm": float(p.get("clip_norm") or 0.0)}
 
+    def size(self, n_in, n_out):
+        """``(parameters, bytes)`` of the kernel network (``_registry.network_size``)."""
+        from streamrnn import _registry
+        return _registry.network_size(self.cell_name, n_in, self.hidden_size, self.num_layers,
+                                      n_out, self.k1, self.k2)
+
     def n_params(self, n_in, n_out):
-        H, G, L = self.hidden_size, self.gates, self.num_layers
-        per = sum((n_in if layer == 0 else H) * G * H + H * G * H + G * H + (H if self.gru else 0)
-                  for layer in range(L))
-        return per + H * n_out + n_out
+        return self.size(n_in, n_out)[0]
 
 
 def _num(v):
     return type(v) in (int, float) and math.isfinite(v)
+
+
+def _describe(a):
+    if isinstance(a, np.ndarray):
+        return f"{a.dtype} array of shape {a.shape}"
+    return _short(a)
+
+
+def _check_array(path, a, shapes, field):
+    if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape in shapes):
+        _fail(path, field, f"must be a float64 array of shape "
+                           f"{' or '.join(map(str, shapes))}, got {_describe(a)}")
+    if not np.isfinite(a).all():
+        _fail(path, field, "has non-finite values")
 
 
 def _check_optimizer(path, o, exp, n_params, field):
@@ -608,91 +626,80 @@ def _check_optimizer(path, o, exp, n_params, field):
     t = o.get("t")
     if not (_is_int(t) and 0 <= t < MAX_COUNTER):
         _fail(path, f"{field}.t", f"must be an int in [0, 2**62), got {_short(t)}")
-    for k, sizes in (("m", ((n_params,),)),
-                     ("v", ((n_params,),) if exp.adam else ((0,), (1,)))):
-        a = o.get(k)
-        if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape in sizes):
-            _fail(path, f"{field}.{k}", f"must be a float64 array of shape "
-                                        f"{' or '.join(map(str, sizes))}, got {_describe(a)}")
-        if not np.isfinite(a).all():
-            _fail(path, f"{field}.{k}", "has non-finite values")
-
-
-def _describe(a):
-    if isinstance(a, np.ndarray):
-        return f"{a.dtype} array of shape {a.shape}"
-    return _short(a)
+    _check_array(path, o.get("m"), ((n_params,),), f"{field}.m")
+    _check_array(path, o.get("v"), ((n_params,),) if exp.adam else ((0,),), f"{field}.v")
 
 
 def _check_network(path, node, exp, field):
-    """A network node against the spec, before any of it is built: its configuration, the exact
-    shape of every array (so the network the kernel allocates is no larger than what the file
-    holds), the counters and the optimizer's settings."""
-    cfg = node.get("__network__")
+    """A network node ``{"config", "state"}`` against the spec, before any of it is built: its
+    configuration, the exact shape of every array (so the network the kernel allocates is no
+    larger than what the file holds), the counters and the optimizer's settings."""
+    from streamrnn import _registry
+    if set(node) != {"config", "state"}:
+        _fail(path, field, f"must have exactly the fields config and state, got "
+                           f"{[_short(k, 40) for k in node]}")
+    cfg = node["config"]
     if type(cfg) is not dict or set(cfg) != _NET_CONFIG:
-        _fail(path, f"{field}.__network__", f"must have exactly the fields {sorted(_NET_CONFIG)}")
+        _fail(path, f"{field}.config", f"must have exactly the fields {sorted(_NET_CONFIG)}")
     want = {"cell": exp.cell, "hidden_size": exp.hidden_size, "num_layers": exp.num_layers,
             "k1": exp.k1, "k2": exp.k2, "loss": exp.loss}
     for k, v in want.items():
         if not (_is_int(cfg[k]) and cfg[k] == v):
-            _fail(path, f"{field}.__network__.{k}", f"{_short(cfg[k])} does not fit the spec "
-                                                    f"({v})")
-    from streamrnn import _registry
+            _fail(path, f"{field}.config.{k}", f"{_short(cfg[k])} does not fit the spec ({v})")
     n_in, n_out = cfg["n_in"], cfg["n_out"]
+    limit = _registry.LIMITS["parameters"]
     for k, v in (("n_in", n_in), ("n_out", n_out)):
-        if not (_is_int(v) and 1 <= v <= _registry.LIMITS["parameters"]):
-            _fail(path, f"{field}.__network__.{k}", f"must be an int in [1, "
-                                                    f"{_registry.LIMITS['parameters']}] "
-                                                    f"(the parameter limit), got {_short(v)}")
+        if not (_is_int(v) and 1 <= v <= limit):
+            _fail(path, f"{field}.config.{k}", f"must be an int in [1, {limit}] (the parameter "
+                                               f"limit), got {_short(v)}")
     eps = cfg["huber_eps"]
     if not (_num(eps) and eps > 0 and (exp.huber_eps is None or eps == exp.huber_eps)):
-        _fail(path, f"{field}.__network__.huber_eps", f"{_short(eps)} does not fit the spec")
+        _fail(path, f"{field}.config.huber_eps", f"{_short(eps)} does not fit the spec")
+    try:
+        _registry.check_network_size(exp.cell_name, n_in, exp.hidden_size, exp.num_layers,
+                                     n_out, exp.k1, exp.k2)
+    except ValueError as e:
+        _fail(path, f"{field}.config", str(e))
     P = exp.n_params(n_in, n_out)
-    if P > _registry.LIMITS["parameters"]:
-        _fail(path, f"{field}.__network__", f"{P} parameters, over the limit of "
-                                            f"{_registry.LIMITS['parameters']}")
     H, L, G = exp.hidden_size, exp.num_layers, exp.gates
     B, rec = max(exp.k1, exp.k2), 5 * H + G * H
     shapes = {"params": (P,), "h": (L, H), "c": (L, H), "ring_x": (B, n_in),
               "ring_r": (B, L, rec), "ring_g": (B, n_out), "out": (n_out,)}
-    kernel_bytes = 8 * (3 * P + 2 * L * H + B * (n_in + L * rec + n_out) + n_out +
-                        2 * exp.k2 * L * G * H + L * max(n_in, H) * exp.k2 + L * H * exp.k2)
-    if kernel_bytes > _registry.LIMITS["state_bytes"]:
-        _fail(path, f"{field}.__network__", f"needs {kernel_bytes} bytes, over the limit of "
-                                            f"{_registry.LIMITS['state_bytes']}")
-    state = node.get("state")
+    state = node["state"]
     if type(state) is not dict:
         _fail(path, f"{field}.state", "must be an object")
     for k, shape in shapes.items():
-        a = state.get(k)
-        if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == shape):
-            _fail(path, f"{field}.state.{k}", f"must be a float64 array of shape {shape}, got "
-                                              f"{_describe(a)}")
-        if not np.isfinite(a).all():
-            _fail(path, f"{field}.state.{k}", "has non-finite values")
+        _check_array(path, state.get(k), (shape,), f"{field}.state.{k}")
     t = state.get("t")
     if not (_is_int(t) and 0 <= t < MAX_COUNTER):
         _fail(path, f"{field}.state.t", f"must be an int in [0, 2**62), got {_short(t)}")
     if not _num(state.get("last_loss")):
         _fail(path, f"{field}.state.last_loss", f"must be a finite number, got "
                                                 f"{_short(state.get('last_loss'))}")
-    # the optimizer: beside the state (streamrnn <= 0.x) or inside it (Network.get_state)
-    for where, o in ((f"{field}.optimizer", node.get("optimizer")),
-                     (f"{field}.state.optimizer", state.get("optimizer"))):
-        if o is not None:
-            _check_optimizer(path, o, exp, P, where)
+    if state.get("optimizer") is None:
+        _fail(path, f"{field}.state.optimizer", "is missing")
+    _check_optimizer(path, state["optimizer"], exp, P, f"{field}.state.optimizer")
     return n_in
+
+
+def _is_network(node):
+    return type(node) is dict and type(node.get("config")) is dict and "hidden_size" in \
+        node["config"]
+
+
+def _is_columns(node):
+    return type(node) is dict and "names" in node and {"n", "mean", "m2"} <= set(node)
 
 
 def _check_nodes(path, node, exp, field, found):
     """Check every network node of a decoded state tree; ``found`` collects their input
     widths and the feature maps (checked against them afterwards)."""
     if type(node) is dict:
-        if "__network__" in node:
+        if _is_network(node):
             found["n_in"].append(_check_network(path, node, exp, field))
             return
-        if "__columns__" in node:
-            found["columns"].append((field, node["__columns__"]))
+        if _is_columns(node):
+            found["columns"].append((field, node))
         for k, v in node.items():
             _check_nodes(path, v, exp, f"{field}.{k}", found)
     elif type(node) is list:
@@ -705,18 +712,18 @@ def _check_state(path, tree, exp, field):
     _check_nodes(path, tree, exp, field, found)
     width = max(found["n_in"], default=0)
     for where, cols in found["columns"]:
-        # [offset, scale, names, n, mean, m2]: one statistic per feature column
-        if not (type(cols) is list and len(cols) == 6 and type(cols[2]) is list):
-            _fail(path, f"{where}.__columns__", "must be [offset, scale, names, n, mean, m2]")
-        k = len(cols[2])
-        if k > width:
-            _fail(path, f"{where}.__columns__", f"{k} feature columns but the network has "
-                                                f"{width} inputs")
-        for j, name in ((3, "n"), (4, "mean"), (5, "m2")):
-            a = cols[j]
+        # one name and one statistic (n, mean, m2) per feature column
+        if type(cols["names"]) is not list:
+            _fail(path, f"{where}.names", "must be a list")
+        k = len(cols["names"])
+        if k > width or k > exp.max_features:
+            _fail(path, f"{where}.names", f"{k} feature columns but the network has {width} "
+                                          f"inputs (max_features={exp.max_features})")
+        for name in ("n", "mean", "m2"):
+            a = cols[name]
             if not (isinstance(a, np.ndarray) and a.shape == (k,)):
-                _fail(path, f"{where}.__columns__.{name}", f"must be an array of shape ({k},), "
-                                                           f"got {_describe(a)}")
+                _fail(path, f"{where}.{name}", f"must be an array of shape ({k},), got "
+                                               f"{_describe(a)}")
 
 
 def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:

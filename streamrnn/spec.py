@@ -27,7 +27,8 @@ _TASK = "forecaster"
 _NOT_PARAMS = ("optimizer", "loss")  # described by the spec's own "optimizer" and "loss"
 _SPEC_KEYS = {"cell", "params", "optimizer", "loss"}
 # parameters with a lower bound; the upper bounds are _registry.LIMITS
-_MIN = {"hidden_size": 1, "num_layers": 1, "tbptt_steps": 1, "update_every": 1, "seasonality": 0}
+_MIN = {"hidden_size": 1, "num_layers": 1, "tbptt_steps": 1, "update_every": 1, "seasonality": 0,
+        "max_features": 0}
 
 
 def _cls(cell):
@@ -83,11 +84,10 @@ def check_spec(spec, exc=ValueError) -> None:
             raise _err(exc, f"params.{name} must be a JSON scalar, got {type(v).__name__}")
         if isinstance(v, float) and not math.isfinite(v):
             raise _err(exc, f"params.{name} must be finite, got {v!r}")
-        if name in _MIN:
-            hi = _registry.LIMITS[name]
-            if not (_is_int(v) and _MIN[name] <= v <= hi):
-                raise _err(exc, f"params.{name} must be an int in [{_MIN[name]}, {hi}], "
-                                f"got {v!r}")
+        if name in _registry.LIMITS:
+            lo, hi = _MIN.get(name, 0), _registry.LIMITS[name]
+            if not (_is_int(v) and lo <= v <= hi):
+                raise _err(exc, f"params.{name} must be an int in [{lo}, {hi}], got {v!r}")
     for name, table in (("optimizer", _registry.OPTIMIZERS), ("loss", _registry.LOSSES)):
         d = spec[name]
         if not isinstance(d, dict) or not isinstance(d.get("name"), str) or d["name"] not in table:

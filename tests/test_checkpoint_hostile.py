@@ -129,28 +129,28 @@ CASES = {
     "net_t_negative": (lambda h, d: net(h)["state"].update(t=-5), r"_net\.state\.t"),
     "net_t_near_2_63": (lambda h, d: net(h)["state"].update(t=2 ** 63 - 1), r"_net\.state\.t"),
     "net_t_float": (lambda h, d: net(h)["state"].update(t=3.0), r"_net\.state\.t"),
-    "opt_t_near_2_63": (lambda h, d: net(h)["optimizer"].update(t=2 ** 63 - 1), r"optimizer\.t"),
-    "opt_t_negative": (lambda h, d: net(h, 1)["optimizer"].update(t=-1), r"optimizer\.t"),
+    "opt_t_near_2_63": (lambda h, d: net(h)["state"]["optimizer"].update(t=2 ** 63 - 1), r"optimizer\.t"),
+    "opt_t_negative": (lambda h, d: net(h, 1)["state"]["optimizer"].update(t=-1), r"optimizer\.t"),
     # sizes: against the spec and the hard limits before anything is allocated
     "spec_hidden_65536": (lambda h, d: (h["spec"]["params"].update(hidden_size=65536),
-                                        [net(h, i)["__network__"].update(hidden_size=65536)
+                                        [net(h, i)["config"].update(hidden_size=65536)
                                          for i in (0, 1)]), "hidden_size"),
     "spec_layers_huge": (lambda h, d: h["spec"]["params"].update(num_layers=10 ** 9),
                          "num_layers"),
-    "net_hidden_not_spec": (lambda h, d: net(h)["__network__"].update(hidden_size=4096),
-                            r"__network__\.hidden_size"),
-    "net_n_in_huge": (lambda h, d: net(h)["__network__"].update(n_in=10 ** 8),
-                      r"__network__.*(parameters|limit)"),
-    "net_n_in_not_arrays": (lambda h, d: net(h)["__network__"].update(n_in=5),
+    "net_hidden_not_spec": (lambda h, d: net(h)["config"].update(hidden_size=4096),
+                            r"config\.hidden_size"),
+    "net_n_in_huge": (lambda h, d: net(h)["config"].update(n_in=10 ** 8),
+                      r"config.*(parameters|limit)"),
+    "net_n_in_not_arrays": (lambda h, d: net(h)["config"].update(n_in=5),
                             r"_net\.state\.(params|ring_x)"),
-    "net_k2_not_spec": (lambda h, d: net(h)["__network__"].update(k2=4096), r"__network__\.k2"),
-    "net_cell_other": (lambda h, d: net(h)["__network__"].update(cell=1), r"__network__\.cell"),
+    "net_k2_not_spec": (lambda h, d: net(h)["config"].update(k2=4096), r"config\.k2"),
+    "net_cell_other": (lambda h, d: net(h)["config"].update(cell=1), r"config\.cell"),
     # optimizer settings against the spec
-    "opt_lr_not_spec": (lambda h, d: net(h)["optimizer"].update(lr=1e6), r"optimizer\.lr"),
-    "opt_kind_other": (lambda h, d: net(h)["optimizer"].update(kind=0), r"optimizer\.kind"),
-    "opt_beta_not_spec": (lambda h, d: net(h)["optimizer"].update(beta_1=1.5),
+    "opt_lr_not_spec": (lambda h, d: net(h)["state"]["optimizer"].update(lr=1e6), r"optimizer\.lr"),
+    "opt_kind_other": (lambda h, d: net(h)["state"]["optimizer"].update(kind=0), r"optimizer\.kind"),
+    "opt_beta_not_spec": (lambda h, d: net(h)["state"]["optimizer"].update(beta_1=1.5),
                           r"optimizer\.beta_1"),
-    "opt_clip_not_spec": (lambda h, d: net(h)["optimizer"].update(clip_norm=-1.0),
+    "opt_clip_not_spec": (lambda h, d: net(h)["state"]["optimizer"].update(clip_norm=-1.0),
                           r"optimizer\.clip_norm"),
     # positions
     "offset_negative": (lambda h, d: h["position"].update(offset=-1), r"position\.offset"),
@@ -185,7 +185,7 @@ CASES = {
     "deep_nesting": (lambda h, d: h["extra"].update(x=json.loads("[" * 40 + "]" * 40)),
                      "nested more than"),
     "feature_columns_beyond_inputs": (
-        lambda h, d: h["states"][2]["_cols"]["__columns__"][2].append("x"),
+        lambda h, d: h["states"][2]["_cols"]["names"].append("x"),
         "feature columns"),
 }
 
@@ -236,7 +236,7 @@ def _amplifier(base, n_refs, mib=8):
     n = mib << 17
     header["arrays"].append({"dtype": "<f8", "shape": [n], "offset": len(data), "nbytes": 8 * n})
     i = len(header["arrays"]) - 1
-    header["states"][2]["_hist"]["__deque__"] = [{"$array": i}] * n_refs
+    header["states"][2]["_core"]["history"] = [{"$array": i}] * n_refs
     return sign(header, data + bytes(8 * n))
 
 
@@ -247,7 +247,7 @@ def _aliases(base, n_aliases, mib=8):
     first = len(header["arrays"])
     header["arrays"] += [{"dtype": "<f8", "shape": [n], "offset": len(data), "nbytes": 8 * n}
                          for _ in range(n_aliases)]
-    header["states"][2]["_hist"]["__deque__"] = [{"$array": first + j} for j in range(n_aliases)]
+    header["states"][2]["_core"]["history"] = [{"$array": first + j} for j in range(n_aliases)]
     return sign(header, data + bytes(8 * n))
 
 
