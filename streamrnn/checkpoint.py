@@ -614,7 +614,7 @@ def _check_array(path, a, shapes, field):
 def _check_optimizer(path, o, exp, n_params, field):
     if type(o) is not dict:
         _fail(path, field, f"must be an object, got {type(o).__name__}")
-    if o.get("kind") != exp.opt_kind or not _is_int(o.get("kind")):
+    if not (_is_int(o.get("kind")) and o["kind"] == exp.opt_kind):
         _fail(path, f"{field}.kind", f"{_short(o.get('kind'))} is not the spec's optimizer "
                                      f"(kind {exp.opt_kind})")
     for k, want in exp.opt.items():

@@ -42,6 +42,10 @@ for i, path in enumerate(sys.argv[1:]):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         out = {"i": i, "result": "refused", "message": str(e), "peak": peak, "size": size}
+    except Exception as e:  # not a signal, but not the documented refusal either
+        tracemalloc.stop()
+        import traceback
+        out = {"i": i, "result": "error", "message": traceback.format_exc()[-1500:]}
     else:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
