@@ -33,7 +33,8 @@ The header is strict JSON (no NaN or Infinity tokens) with the fields
     UTC time of writing, ISO 8601;
 ``spec``
     the model spec: ``{"cell": "rnn"|"lstm"|"gru", "params": {...}, "optimizer": {"name", ...},
-    "loss": {"name", ...}}``, enough to rebuild an untrained model (see :func:`build_model`);
+    "loss": {"name", ...}}``, complete and canonical, enough to rebuild an untrained model
+    (see :mod:`streamrnn.spec`);
 ``source``
     what was read, e.g. ``{"kind": "kafka", "topic": "t", "partition": 3}``;
 ``position``
@@ -51,6 +52,47 @@ The header is strict JSON (no NaN or Infinity tokens) with the fields
     floats, integers and booleans;
 ``extra``
     free-form JSON the writer adds (e.g. counters of the run).
+
+Validation on load
+------------------
+A file is untrusted input. Nothing it says is used to allocate, index or count before it is
+checked, and every failure is a :class:`CheckpointError` naming the field
+(``states[3] (key 's1')._net.state.t: must be an int in [0, 2**62), got -5``):
+
+* the file: a regular file of at most :data:`MAX_FILE` bytes (4 GiB), its size taken before
+  reading; a header length that fits the file and is at most :data:`MAX_HEADER`; the SHA-256
+  streamed while reading (the data block is read once, into one buffer); zero reserved bytes
+  and padding;
+* the header: strict UTF-8 JSON (no ``NaN``/``Infinity``, no number that overflows a float, no
+  duplicate key in an object), parsed only when its count of objects, lists and values is in
+  proportion to the file (a "JSON bomb" of empty lists is refused before parsing); exactly the
+  fields above; nesting at most :data:`MAX_DEPTH` (32) levels;
+* ``spec``: exactly ``cell``/``params``/``optimizer``/``loss``, known names from
+  :mod:`streamrnn._registry`, JSON scalars, every size within ``_registry.LIMITS``, complete
+  and canonical (equal to the spec of the model it builds); with ``load(path, spec)``, equal to
+  the caller's (the error lists each differing field, :func:`streamrnn.spec.spec_diff`);
+* ``position``: null or exactly ``{"partition", "offset"}``, the offset an int in
+  ``[0, 2**63)``, the partition an int >= 0 or a string of at most 256 characters, and (through
+  :class:`CheckpointStore`, or ``load(..., partition=p)``) the partition asked for;
+* ``keys``: at most :data:`MAX_KEYS` str of at most :data:`MAX_KEY_LEN` (1024) characters,
+  unique, as many as ``states``, each state an object;
+* ``arrays``: at most :data:`MAX_ARRAYS_PER_KEY` (32) per key; exactly
+  ``dtype``/``shape``/``offset``/``nbytes``; an allowed dtype, at most 8 dimensions, ``nbytes``
+  equal to the shape's product times the item size (exact integers); offsets 8-aligned, in
+  increasing order, not overlapping, inside the data block. Arrays are views into the read
+  buffer (no copy), and each is referenced by exactly one ``{"$array": i}`` of one state: a
+  second reference, or an array no state refers to, is refused. Together this bounds the
+  memory of a load by a small multiple of the file's size;
+* each state's network, against the spec, before the kernel builds it: the configuration
+  (cell, hidden size, layers, TBPTT k1/k2, loss) equal to the spec's, input and output widths
+  within ``_registry.check_network_size``, every array float64, finite and of the exact shape
+  that configuration implies (so the network is never larger than what the file holds), the
+  step counters ints in ``[0, 2**62)``, and the optimizer's kind, learning rate,
+  hyperparameters and clipping equal to the spec's, its moments of the parameter count; the
+  feature map no wider than the network and ``max_features``;
+* then every model is built from the spec and takes its state through
+  ``model._import_state`` (which validates the rest, such as scaler statistics and the random
+  generator); any error there is a :class:`CheckpointError` too.
 
 Files are written atomically: to a temporary file in the same directory, flushed and
 fsync-ed, renamed over the target, then the directory is fsync-ed. A crash leaves either the
