@@ -13,6 +13,7 @@ constructor with it.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -35,12 +36,17 @@ def _cls(cell):
     return _registry.estimator_class(_TASK, cell)
 
 
+@functools.lru_cache(maxsize=None)
+def _parameters(cls) -> tuple:
+    sig = inspect.signature(cls)
+    return tuple((n, p.default) for n, p in sig.parameters.items()
+                 if n not in _NOT_PARAMS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
 def forecaster_parameters(cell: str = "gru") -> dict:
     """Constructor parameters of the ``cell`` forecaster (other than optimizer and loss) with
     their defaults, in signature order."""
-    sig = inspect.signature(_cls(cell))
-    return {n: p.default for n, p in sig.parameters.items()
-            if n not in _NOT_PARAMS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return dict(_parameters(_cls(cell)))
 
 
 def default_lr() -> float:
