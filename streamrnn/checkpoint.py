@@ -770,7 +770,8 @@ def _check_state(path, tree, exp, field):
 
 def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
     """Read a checkpoint. With ``spec``, refuse one written for a different model spec; with
-    ``partition``, one whose position is another partition's.
+    ``partition``, one without a position or whose position is another partition's (compared
+    as in file names: ``3`` and ``"3"`` are one partition).
 
     Every value is validated before it is trusted (see the module documentation); raises
     :class:`CheckpointError` naming the field. On error nothing is returned, so nothing is
@@ -785,7 +786,7 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
     if partition is not None:
         pos = header["position"]
         got = None if pos is None else pos["partition"]
-        if got is None or str(got) != str(partition):
+        if got is None or _partition_name(got) != _partition_name(partition):
             _fail(path, "position.partition", f"{_short(got)} is not partition "
                                               f"{_short(partition)} (a file of another partition)")
     try:
@@ -828,6 +829,11 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
 
 
 # ---------------------------------------------------------------------------- directories
+def _partition_name(partition) -> str:
+    """A partition as it appears in a file name (and as files of one partition are matched)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(partition))
+
+
 _STALE = re.compile(r"\.(partition-.+\.srnn\..+\.tmp|probe-\d+-[0-9a-f]+\.tmp)")
 
 
@@ -950,8 +956,7 @@ class CheckpointStore:
             pass
 
     def path(self, partition) -> str:
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(partition))
-        return os.path.join(self.directory, f"partition-{name}.srnn")
+        return os.path.join(self.directory, f"partition-{_partition_name(partition)}.srnn")
 
     def partitions(self) -> list[str]:
         out = []

@@ -317,6 +317,13 @@ def test_a_file_of_another_partition_is_refused_by_the_store(tmp_path):
             store.load(3, spec)
         os.replace(store.path(3), store.path(4))
         assert store.load(4, spec).position == {"partition": 4, "offset": 9}
+        assert store.load("4", spec).models.keys() == {"k"}
+        store.save("topic/a b", {"k": trained(spec, 5)}, spec, offset=1)
+        assert store.partitions() == ["4", "topic_a_b"]
+        assert store.load("topic_a_b", spec).position == {"partition": "topic/a b", "offset": 1}
+        ck.save(store.path(5), {}, spec)  # no position at all
+        with pytest.raises(ck.CheckpointError, match=r"position\.partition"):
+            store.load(5, spec)
         for bad in (-1, 2 ** 63, 1.5, "3"):
             with pytest.raises(ValueError, match="offset"):
                 store.save(4, {}, spec, offset=bad)
