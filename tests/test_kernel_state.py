@@ -374,3 +374,13 @@ def test_inference_never_changes_the_state(cell):
     for _ in range(3):
         net.rollout_step(np.ones(3), out)
     assert pickle.dumps(net.get_state()) == before
+
+
+def test_a_network_made_without_init_refuses_to_run():
+    net = _core.Network.__new__(_core.Network)
+    with pytest.raises((ValueError, RuntimeError)):
+        net.learn(np.zeros(0), 0.0)
+    with pytest.raises((ValueError, RuntimeError)):
+        net.predict(np.zeros(0), np.zeros(0))
+    with pytest.raises((ValueError, RuntimeError)):
+        net.rollout_begin()

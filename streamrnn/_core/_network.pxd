@@ -52,7 +52,7 @@ cdef class Network:
     cdef object _scratch               # name -> ndarray
     cdef double[::1] dw                # gradient dL/dtheta (P,)
     cdef double[::1] s_a               # pre-activations a (G*H,)
-    cdef double[::1] s_ah              # GRU recurrent pre-activations h_prev @ W_h (G*H,)
+    cdef double[::1] s_ah              # GRU recurrent pre-activations h_prev @ W_h (G*H,; else 1)
     cdef double[::1] s_rec             # roll-out records (L*rec,)
     cdef double[::1] s_h               # roll-out state h (L*H,)
     cdef double[::1] s_c               # roll-out state c (L*H,)
@@ -75,6 +75,7 @@ cdef class Network:
     cdef double[::1] bk_g              # ... ring head gradient (n_out,)
     cdef double[::1] bk_o              # ... head output (n_out,)
 
+    cdef void _set_arrays(self, dict new)
     cdef object _learn_buffer(self, const double[::1] x, double y)
     cdef object _learn_checked(self, const double* x, Py_ssize_t n, double y)
     cdef int _learn(self, const double* x, double y) noexcept nogil

@@ -201,7 +201,8 @@ cdef class Network:
         # every buffer below is used; footprint() counts each
         self._scratch = {
             "grad": np.zeros(off),
-            "s_a": np.zeros(G * H), "s_ah": np.zeros(G * H),
+            # s_ah: the GRU's separate recurrent pre-activations (the other cells add them to s_a)
+            "s_a": np.zeros(G * H), "s_ah": np.zeros(G * H if self.kern.separate_dah else 1),
             "s_rec": np.zeros(L * R), "s_h": np.zeros(L * H), "s_c": np.zeros(L * H),
             "p_rec": np.zeros(L * R), "p_x": np.zeros(n_in), "p_out": np.zeros(n_out),
             "s_dh": np.zeros(H), "s_dx": np.zeros(H),
@@ -232,8 +233,9 @@ cdef class Network:
         """Validated copies of the state arrays (exact float64 ndarrays, exact shapes, finite)."""
         return {name: _array(arrays[name], name, shape) for name, shape in self._shapes().items()}
 
-    def _set_arrays(self, dict new):
-        """Adopt validated state arrays (from ``_check_arrays``)."""
+    cdef void _set_arrays(self, dict new):
+        """Adopt validated state arrays (from ``_check_arrays``; cdef: Python cannot hand it
+        arrays of other shapes)."""
         self._arrays = new
         self.w = new["params"]
         self.h = new["h"].reshape(-1)
@@ -409,7 +411,7 @@ cdef class Network:
         return self._learn_checked(&x[0] if x.shape[0] > 0 else NULL, x.shape[0], y)
 
     cdef object _learn_checked(self, const double* x, Py_ssize_t n, double y):
-        if n != self.n_in:
+        if n != self.n_in or n == 0:  # n_in == 0 only without __init__
             raise ValueError(f"the input has {n} values, the network expects {self.n_in}")
         cdef Py_ssize_t i
         for i in range(n):
@@ -510,7 +512,7 @@ cdef class Network:
 
     cdef void _step_ptr(self, const double* x, Py_ssize_t nx, double* out, Py_ssize_t no,
                         bint rollout) except *:
-        if nx != self.n_in or no != self.n_out:
+        if nx != self.n_in or no != self.n_out or nx == 0:  # n_in == 0 only without __init__
             raise ValueError("wrong input or output size")
         with nogil:
             if rollout:
@@ -525,6 +527,8 @@ cdef class Network:
 
     def rollout_begin(self):
         """Start a what-if roll-out from the committed state (the committed state is not touched)."""
+        if self.size == 0:
+            raise RuntimeError("the network was not initialised")
         self.s_h[:] = self.h
         self.s_c[:] = self.c
 
@@ -572,13 +576,15 @@ cdef class Network:
         self._set_arrays(arrays)
         self.t = t
         self.last_loss = last_loss
+        cdef Optimizer opt
         if checked is None:
             self.optimizer = None
-        elif self.optimizer is not None and self.optimizer.kind == checked[0][0]:
-            self.optimizer._set_checked(*checked)
         else:
-            opt = Optimizer(*checked[0])
-            opt._set_checked(*checked)
+            if self.optimizer is not None and self.optimizer.kind == checked[0][0]:
+                opt = self.optimizer
+            else:
+                opt = Optimizer(*checked[0])
+            opt._set_checked(checked[0], checked[1], checked[2], checked[3])
             self.optimizer = opt
 
     @staticmethod

@@ -25,6 +25,7 @@ cdef class Optimizer:
     cdef Py_ssize_t size          # P, the bound parameter count (0 before bind)
 
     cdef void _assign(self, object m, object v)
+    cdef void _set_checked(self, tuple hyper, long long t, object m, object v)
     cdef void _ensure(self, Py_ssize_t n)
     cdef int clip(self, double[::1] g) noexcept nogil
     cdef void apply(self, double[::1] w, double[::1] g) noexcept nogil

@@ -1,12 +1,16 @@
 """Optimizers and gradient clipping on one flat parameter vector.
 
 Layers:
+- validation, in Python (``_number``, ``_counter``, ``_array``, ``check_state``): the checks
+  every state from an untrusted file passes before anything is assigned; ``_network`` uses
+  the same helpers;
 - ``clip`` and ``apply`` are nogil loops over the flat gradient and parameter vectors; they
   allocate nothing. ``clip`` returns 0, or -1 when the gradient is not finite (nothing is
-  touched then).
+  touched then). Adam's loop is ``sr_adam`` in ``_kernels.h``;
 - ``Optimizer`` is one extension type for every rule; the rule is an int code chosen once in
   Python. Its moment buffers are NumPy arrays of the parameter vector's size, allocated in
-  Python on first use and carried by pickle.
+  Python on first use; ``get_state``/``set_state``/``from_state`` carry them (and pickle
+  goes through them).
 
 The update rules follow river's ``optim`` classes of the same names (per coordinate, ``t`` is
 the number of steps already taken):
@@ -219,8 +223,8 @@ cdef class Optimizer:
         hyper, t, m, v = check_state(state, size)
         self._set_checked(hyper, t, m, v)
 
-    def _set_checked(self, hyper, t, m, v):
-        # values from check_state only
+    cdef void _set_checked(self, tuple hyper, long long t, object m, object v):
+        # values from check_state only (cdef: Python cannot hand it unchecked moments)
         (self.kind, self.lr, self.beta_1, self.beta_2, self.eps, self.rho, self.clip_value,
          self.clip_norm) = hyper
         self.t = t
