@@ -121,10 +121,14 @@ max_features
 
 
 
-# Exponential forgetting of the scalers: once this many values were seen, each new value has
-# weight 1/SCALE_WINDOW (a half-life of SCALE_WINDOW * ln 2 values), so the scale follows a
-# level shift instead of remembering the stream's whole past. 0 switches forgetting off.
-SCALE_WINDOW = 0.0
+# Exponential forgetting of the target scalers (a forecaster's level and residual, a
+# regressor's target): once this many values were seen, each new value has weight
+# 1/SCALE_WINDOW, a half-life of about 138 values (ln 2 / -ln(1 - 1/200)), so the scale follows
+# a level shift instead of remembering the stream's whole past. 0 switches forgetting off.
+SCALE_WINDOW = 200.0
+# The same for the feature columns (the input scale): off, since forgetting there made
+# TrumpApproval worse (benchmarks/bench_accuracy.py; see the notes of this change).
+INPUT_SCALE_WINDOW = 0.0
 
 
 def _scale_error(what, v, status):
@@ -267,7 +271,7 @@ class RecurrentEstimator:
         self._net = None
         self._names = []     # column -> feature name
         self._index = {}     # feature name -> column
-        self._cols = Columns(self._n_lead, bool(self.scale_inputs), 0, SCALE_WINDOW)
+        self._cols = Columns(self._n_lead, bool(self.scale_inputs), 0, INPUT_SCALE_WINDOW)
         self.n_ignored_features = 0  # feature values ignored because max_features was reached
         # scratch: the network's input and output buffers (never state)
         self._u = np.zeros(max(1, self._n_lead))
@@ -278,9 +282,10 @@ class RecurrentEstimator:
         return _core.Optimizer(**self._opt_args)
 
     def _network_config(self, n_in, n_out):
-        return dict(cell=self._cell_code, n_in=n_in, hidden_size=self.hidden_size,
-                    num_layers=self.num_layers, n_out=n_out, k1=self.update_every,
-                    k2=self.tbptt_steps, loss=self._loss_code, huber_eps=self._huber_eps)
+        return dict(cell=int(self._cell_code), n_in=int(n_in), hidden_size=int(self.hidden_size),
+                    num_layers=int(self.num_layers), n_out=int(n_out), k1=int(self.update_every),
+                    k2=int(self.tbptt_steps), loss=int(self._loss_code),
+                    huber_eps=float(self._huber_eps))
 
     def _plan(self, feats):
         """Split features into known columns and new names (sorted, within ``max_features``).
@@ -460,7 +465,7 @@ class RecurrentEstimator:
             if k in index:
                 raise ValueError(f"the feature {k!r} appears twice in the state")
             index[k] = j
-        columns = Columns(self._n_lead, bool(self.scale_inputs), len(names), SCALE_WINDOW)
+        columns = Columns(self._n_lead, bool(self.scale_inputs), len(names), INPUT_SCALE_WINDOW)
         columns.set_state({k: cols[k] for k in ("n", "mean", "m2")})
         ign = tree["n_ignored_features"]
         _scaling._check_count(ign, "n_ignored_features")

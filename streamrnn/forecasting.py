@@ -187,7 +187,9 @@ At step t the input is the previous value, the previous residual, the phase of t
 residual of the value over a baseline: the value one season back when `seasonality` is set,
 else the previous value when `differencing`, else zero. Values and residuals are standardised
 online; a value more than 3 standard deviations out is clipped before it updates the scale,
-so an outage does not inflate it for the rest of the stream. `forecast(horizon, xs)` rolls forward from the committed state on a copy, feeding its
+so an outage does not inflate it for the rest of the stream, and past the first 200 values
+each new value weighs 1/200 (a half-life of about 138 values), so the scale follows a level
+shift. A value beyond +-1e100 is refused with a ValueError and the series goes on. `forecast(horizon, xs)` rolls forward from the committed state on a copy, feeding its
 own forecasts back and using `xs` for the exogenous features; it never changes the model.
 
 Parameters

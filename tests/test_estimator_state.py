@@ -228,3 +228,18 @@ print("ok", m.forecast(2))
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "ok" in proc.stdout
+
+
+def test_numpy_integer_parameters_round_trip():
+    model = streamrnn.LSTMForecaster(hidden_size=np.int64(4), update_every=np.int32(2), seed=1)
+    for t in range(20):
+        model.learn_one(float(t % 5))
+    twin = pickle.loads(pickle.dumps(model))
+    assert twin.forecast(3) == model.forecast(3)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_memory_accounting_counts_the_compiled_state(cls):
+    model = _trained(cls)
+    assert model._raw_memory_usage > model.network.__sizeof__()
+    assert model._cols.__sizeof__() >= 7 * 8 * len(model._names)

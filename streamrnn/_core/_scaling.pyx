@@ -219,6 +219,9 @@ cdef class Scaler:
     def __repr__(self):
         return f"Scaler(n={self.n}, mean={self.mean}, std={self.std})"
 
+    def __sizeof__(self):
+        return object.__sizeof__(self)
+
 
 def _rebuild_scaler(enabled, winsorize, window, state):
     s = Scaler(enabled, winsorize, window)
@@ -350,6 +353,10 @@ cdef class Columns:
         self._n, self._mean, self._m2 = arrays["n"], arrays["mean"], arrays["m2"]
         self.n, self.mean, self.m2 = self._n, self._mean, self._m2
         self.p_count = 0
+
+    def __sizeof__(self):
+        return object.__sizeof__(self) + sum(a.nbytes for a in (
+            self._n, self._mean, self._m2, self._pj, self._pn, self._pmean, self._pm2))
 
     def __reduce__(self):
         return (_rebuild_columns, (self.offset, self.scale, self.size, self.window,
@@ -524,6 +531,9 @@ cdef class ForecastCore:
             t += 1
         return preds
 
+    def __sizeof__(self):
+        return object.__sizeof__(self) + self._ring.nbytes
+
     @property
     def history(self):
         """The values in the ring, oldest first."""
@@ -540,8 +550,11 @@ cdef class ForecastCore:
             raise ValueError("a forecaster state is a dict with keys ys, rs, history, last_r, t")
         t, hist, last_r = state["t"], state["history"], state["last_r"]
         _check_count(t, "the forecaster's t")
-        if type(hist) is not list or len(hist) != min(t, self.cap):
-            raise ValueError(f"the history must be a list of min(t, {self.cap}) values")
+        if type(hist) is not list:
+            raise TypeError("the history must be a list")
+        if len(hist) != min(t, self.cap):
+            raise ValueError(f"the state's history of {len(hist)} values after {t} does not fit "
+                             f"this model, which keeps the last {self.cap}")
         for v in hist:
             _check_float(v, "a history value")
         _check_float(last_r, "the last residual", -_LIMIT if self.rs.enabled else -2 * _VMAX,
