@@ -164,8 +164,8 @@ def _sources(tmp):
                            clip_gradient=0.5)]
     for j, spec in enumerate(specs):
         p = tmp / f"src{j}.srnn"
-        ck.save(p, {"a": trained(spec, 25), "b": trained(spec, 8, 2), "fresh": sp.build_model(spec)},
-                spec, source={"kind": "kafka", "topic": "t", "partition": j},
+        models = {"a": trained(spec, 25), "b": trained(spec, 8, 2), "fresh": sp.build_model(spec)}
+        ck.save(p, models, spec, source={"kind": "kafka", "topic": "t", "partition": j},
                 position={"partition": j, "offset": 1000 + j})
         out.append(split(p.read_bytes()))
     return out

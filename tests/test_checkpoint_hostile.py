@@ -133,7 +133,8 @@ CASES = {
     "net_t_negative": (lambda h, d: net(h)["state"].update(t=-5), r"_net\.state\.t"),
     "net_t_near_2_63": (lambda h, d: net(h)["state"].update(t=2 ** 63 - 1), r"_net\.state\.t"),
     "net_t_float": (lambda h, d: net(h)["state"].update(t=3.0), r"_net\.state\.t"),
-    "opt_t_near_2_63": (lambda h, d: net(h)["state"]["optimizer"].update(t=2 ** 63 - 1), r"optimizer\.t"),
+    "opt_t_near_2_63": (lambda h, d: net(h)["state"]["optimizer"].update(t=2 ** 63 - 1),
+                        r"optimizer\.t"),
     "opt_t_negative": (lambda h, d: net(h, 1)["state"]["optimizer"].update(t=-1), r"optimizer\.t"),
     # sizes: against the spec and the hard limits before anything is allocated
     "spec_hidden_65536": (lambda h, d: (h["spec"]["params"].update(hidden_size=65536),
@@ -151,7 +152,8 @@ CASES = {
     "net_cell_other": (lambda h, d: net(h)["config"].update(cell=1), r"config\.cell"),
     # optimizer settings against the spec
     "opt_lr_not_spec": (lambda h, d: net(h)["state"]["optimizer"].update(lr=1e6), r"optimizer\.lr"),
-    "opt_kind_other": (lambda h, d: net(h)["state"]["optimizer"].update(kind=0), r"optimizer\.kind"),
+    "opt_kind_other": (lambda h, d: net(h)["state"]["optimizer"].update(kind=0),
+                       r"optimizer\.kind"),
     "opt_beta_not_spec": (lambda h, d: net(h)["state"]["optimizer"].update(beta_1=1.5),
                           r"optimizer\.beta_1"),
     "opt_clip_not_spec": (lambda h, d: net(h)["state"]["optimizer"].update(clip_norm=-1.0),
