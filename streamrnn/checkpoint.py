@@ -130,6 +130,18 @@ _ALIGN = 8
 _DTYPES = {"<f8", "<f4", "<i8", "<i4", "<i2", "|i1", "<u8", "<u4", "<u2", "|u1", "|b1"}
 
 
+# Every number a file gives is checked before it is used to allocate, index or count.
+MAX_FILE = 1 << 32        # bytes of a checkpoint file (4 GiB)
+MAX_HEADER = 1 << 30      # bytes of its JSON header (1 GiB), and never more than the file
+MAX_KEYS = 1 << 20        # series keys in one file
+MAX_KEY_LEN = 1024        # characters of one series key
+MAX_ARRAYS_PER_KEY = 32   # arrays in one state tree (a forecaster has 12)
+MAX_DEPTH = 32            # nesting of JSON objects and lists in the header
+MAX_NDIM = 8              # dimensions of one array
+MAX_COUNTER = 1 << 62     # step counters: int in [0, 2**62)
+MAX_OFFSET = 1 << 63      # stream positions: int in [0, 2**63)
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: truncated, corrupt, foreign, too new, or written for
     another model or source."""
@@ -279,6 +291,10 @@ def save(path, models: dict, spec: dict, *, source: dict | None = None,
               "spec": spec, "source": source, "position": position, "keys": keys,
               "states": states, "arrays": descr, "extra": extra or {}}
     hbytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    try:  # the reader's structural checks, so a file is never written that load refuses
+        _check_header(path, _DECODER.decode(hbytes.decode("utf-8")), data_len)
+    except CheckpointError as e:
+        raise ValueError(f"cannot write this checkpoint: {e}") from None
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
@@ -316,20 +332,9 @@ def save(path, models: dict, spec: dict, *, source: dict | None = None,
 
 
 # ---------------------------------------------------------------------------- reading
-# Every number a file gives is checked before it is used to allocate, index or count.
-MAX_FILE = 1 << 32        # bytes of a checkpoint file (4 GiB)
-MAX_HEADER = 1 << 30      # bytes of its JSON header (1 GiB), and never more than the file
-MAX_KEYS = 1 << 20        # series keys in one file
-MAX_KEY_LEN = 1024        # characters of one series key
-MAX_ARRAYS_PER_KEY = 32   # arrays in one state tree (a forecaster has 12)
-MAX_DEPTH = 32            # nesting of JSON objects and lists in the header
-MAX_NDIM = 8              # dimensions of one array
-MAX_COUNTER = 1 << 62     # step counters: int in [0, 2**62)
-MAX_OFFSET = 1 << 63      # stream positions: int in [0, 2**63)
 _CHUNK = 1 << 20
 _HEADER_FIELDS = {"format", "version", "streamrnn", "created", "spec", "source", "position",
                   "keys", "states", "arrays", "extra"}
-_NET_ARRAYS = ("params", "h", "c", "ring_x", "ring_r", "ring_g", "out")
 _NET_CONFIG = {"cell", "n_in", "hidden_size", "num_layers", "n_out", "k1", "k2", "loss",
                "huber_eps"}
 
@@ -483,9 +488,8 @@ def _check_depth(path, node, field, depth=0):
 
 
 def _check_header(path, header, data_len):
-    """Structure, counts and positions of a header; array descriptors against the data block.
-
-    Sets ``header["_descr"]``-free results: returns nothing, raises CheckpointError."""
+    """Structure, counts and positions of a header; array descriptors against the data block
+    of ``data_len`` bytes. Raises CheckpointError naming the field."""
     fields = set(header)
     if fields != _HEADER_FIELDS:
         missing, unknown = sorted(_HEADER_FIELDS - fields), sorted(fields - _HEADER_FIELDS)
