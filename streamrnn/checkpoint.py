@@ -802,6 +802,12 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
     except (ValueError, TypeError, OverflowError) as e:
         raise CheckpointError(f"{path}: malformed model spec: {e}") from None
     if _spec.canonical(complete) != _spec.canonical(hspec):
+        missing = sorted(set(complete["params"]) - set(hspec["params"]))
+        if missing:
+            raise CheckpointError(
+                f"{path} was written by streamrnn {header['streamrnn']} for forecasters "
+                f"without the parameters {missing}; this streamrnn cannot resume it (start "
+                "with an empty checkpoint directory)")
         raise CheckpointError(f"{path}: malformed model spec: it is not complete or not "
                               f"canonical:\n{_spec.spec_diff(hspec, complete, 'file', 'built')}")
     exp = _Expect(hspec, template)

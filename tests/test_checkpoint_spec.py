@@ -77,3 +77,16 @@ def test_spec_diff_names_each_differing_field():
     c = sp.model_spec("gru", hidden_size=16)
     c["params"]["differencing"] = 1  # 1 == True in Python, but a different spec
     assert sp.spec_diff(a, c) == "params.differencing: true (checkpoint) != 1 (this run)"
+
+
+def test_a_file_of_an_older_forecaster_is_refused_clearly(tmp_path):
+    from test_checkpoint_hostile import sign, split
+
+    from streamrnn import checkpoint as ck
+    s = sp.model_spec("gru", hidden_size=3)
+    ck.save(tmp_path / "c.srnn", {"k": sp.build_model(s)}, s)
+    header, data = split((tmp_path / "c.srnn").read_bytes())
+    del header["spec"]["params"]["seed"]  # as if written before that parameter existed
+    (tmp_path / "c.srnn").write_bytes(sign(header, data))
+    with pytest.raises(ck.CheckpointError, match=r"without the parameters \['seed'\]"):
+        ck.load(tmp_path / "c.srnn")
