@@ -79,7 +79,7 @@ checked, and every failure is a :class:`CheckpointError` naming the field
 * ``arrays``: at most :data:`MAX_ARRAYS_PER_KEY` (32) per key; exactly
   ``dtype``/``shape``/``offset``/``nbytes``; an allowed dtype, at most 8 dimensions, ``nbytes``
   equal to the shape's product times the item size (exact integers); offsets 8-aligned, in
-  increasing order, not overlapping, inside the data block. Arrays are views into the read
+  increasing order, not overlapping, filling the data block. Arrays are views into the read
   buffer (no copy), and each is referenced by exactly one ``{"$array": i}`` of one state: a
   second reference, or an array no state refers to, is refused. Together this bounds the
   memory of a load by a small multiple of the file's size;
@@ -558,6 +558,8 @@ def _check_header(path, header, data_len):
             _fail(path, f"{where}.offset", f"{_short(off)} / nbytes {nbytes} outside the data "
                                            "block, unaligned, or overlapping an earlier array")
         end = off + nbytes
+    if -(-end // _ALIGN) * _ALIGN != data_len:
+        _fail(path, "arrays", f"the data block has {data_len} bytes, its arrays end at {end}")
 
 
 def read_header(path) -> dict:

@@ -184,6 +184,8 @@ CASES = {
     "array_ref_extra": (lambda h, d: net(h)["state"].update(h={"$array": 1, "x": 2}), "lacks"),
     "too_many_arrays": (lambda h, d: h["arrays"].extend(
         [{"dtype": "<f8", "shape": [0], "offset": len(d), "nbytes": 0}] * 200), "arrays"),
+    "data_trailing_bytes": (lambda h, d: d + bytes(16), "data block has"),
+    "data_short": (lambda h, d: d[:-16], r"arrays\[\d+\]\.offset|data block has"),
     # header structure
     "header_unknown_field": (lambda h, d: h.update(payload=1), "unknown fields"),
     "header_missing_field": (lambda h, d: h.pop("extra"), "missing fields"),
