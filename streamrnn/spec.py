@@ -32,6 +32,13 @@ _MIN = {"hidden_size": 1, "num_layers": 1, "tbptt_steps": 1, "update_every": 1, 
         "max_features": 0}
 
 
+# the JSON types a parameter may take, by the type of its default in the constructor
+_KINDS = {bool: (bool,), int: (int,), float: (int, float), type(None): (type(None), int, float),
+          str: (str,)}
+_KIND_NAMES = {bool: "true/false", int: "an int", float: "a number", type(None): "null",
+               str: "a string"}
+
+
 def _cls(cell):
     return _registry.estimator_class(_TASK, cell)
 
@@ -90,6 +97,10 @@ def check_spec(spec, exc=ValueError) -> None:
             raise _err(exc, f"params.{name} must be a JSON scalar, got {type(v).__name__}")
         if isinstance(v, float) and not math.isfinite(v):
             raise _err(exc, f"params.{name} must be finite, got {v!r}")
+        kinds = _KINDS.get(type(known[name]))
+        if kinds is not None and type(v) not in kinds:
+            raise _err(exc, f"params.{name} must be {' or '.join(_KIND_NAMES[k] for k in kinds)} "
+                            f"(like its default {known[name]!r}), got {v!r}")
         if name in _registry.LIMITS:
             lo, hi = _MIN.get(name, 0), _registry.LIMITS[name]
             if not (_is_int(v) and lo <= v <= hi):
