@@ -386,15 +386,20 @@ def _read(path, keep_data: bool):
     """Read and verify a file with bounded memory: ``(path, header, data)`` where ``data`` is
     a writable buffer of the data block (None unless ``keep_data``)."""
     path = os.fspath(path)
-    try:
-        f = open(path, "rb")
+    try:  # non-blocking, so that a FIFO or a device is refused instead of waited for
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CheckpointError(f"{path} is not a regular file")
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
     with f:
         try:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise CheckpointError(f"{path} is not a regular file")
             size = st.st_size
             if size > MAX_FILE:
                 raise CheckpointError(f"{path} is {size} bytes, over the {MAX_FILE}-byte limit "
