@@ -178,25 +178,6 @@ def _encode_tree(node, arrays):
     raise TypeError(f"cannot store a {type(node).__name__} in a checkpoint")
 
 
-def _decode_tree(node, arrays):
-    t = type(node)
-    if t is dict:
-        if len(node) == 1 and "$array" in node:
-            i = node["$array"]
-            if type(i) is not int or not 0 <= i < len(arrays):
-                raise CheckpointError(f"state refers to array {i!r}, which the file lacks")
-            return arrays[i].copy()
-        if len(node) == 1 and "$float" in node:
-            v = node["$float"]
-            if v not in ("nan", "inf", "-inf"):
-                raise CheckpointError(f"bad non-finite float {v!r}")
-            return float(v)
-        return {k: _decode_tree(v, arrays) for k, v in node.items()}
-    if t is list:
-        return [_decode_tree(e, arrays) for e in node]
-    return node
-
-
 def state_nbytes(model) -> int:
     """Bytes of a model's learned state as stored (array bytes plus its JSON)."""
     arrays = []
