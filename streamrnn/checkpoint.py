@@ -333,10 +333,11 @@ def _is_int(v):
 
 def _json_cost(h: bytes) -> int:
     """An upper estimate of the bytes ``json.loads(h)`` allocates: about 72 per object or list
-    and 40 per value, plus the text itself (decoded once, and the strings made from it)."""
+    and 40 per value, plus the text itself: decoded once (4 bytes a character unless it is
+    ASCII, as streamrnn writes it) and the strings made from it."""
     containers = h.count(b"[") + h.count(b"{")
     values = h.count(b",") + h.count(b":") + 1
-    return 72 * containers + 40 * values + 2 * len(h)
+    return 72 * containers + 40 * values + len(h) * (2 if h.isascii() else 5)
 
 
 def _no_constant(name):
