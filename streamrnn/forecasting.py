@@ -10,7 +10,7 @@ from river.time_series.base import Forecaster
 from streamrnn import _registry
 from streamrnn._core._scaling import ForecastCore
 from streamrnn.base import (PARAMETERS_DOC, SCALE_WINDOW, RecurrentEstimator, Scaler,
-                            _scale_error, check_target, numeric_features)
+                            _old_scaler, _scale_error, check_target, numeric_features)
 
 __all__ = ["RNNForecaster", "LSTMForecaster", "GRUForecaster"]
 
@@ -166,9 +166,19 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         p = tree["last_prediction"]
         if p is not None and type(p) is not float:
             raise TypeError("last_prediction must be None or a float")
-        if (p is None) != (core.t <= 1):
-            raise ValueError("last_prediction must be None exactly until the second value")
+        if p is not None and core.t <= 1:
+            raise ValueError("last_prediction must be None until the second value")
         return {"n_out": 1, "_core": core, "last_prediction": p}
+
+    def _upgrade_task(self, tree):
+        scale = bool(self.scale_target)
+        hist = tree.get("_hist")
+        if type(hist) is dict and "__deque__" in hist:
+            hist = hist["__deque__"]
+        core = {"ys": _old_scaler(tree.get("_ys"), scale, 3.0, SCALE_WINDOW),
+                "rs": _old_scaler(tree.get("_rs"), scale, 3.0, SCALE_WINDOW),
+                "history": hist, "last_r": tree.get("_last_r"), "t": tree.get("_t")}
+        return {"_core": core, "last_prediction": None}
 
     def _check_task(self, task, net):
         t = task["_core"].t
