@@ -68,9 +68,11 @@ checked, and every failure is a :class:`CheckpointError` naming the field
   proportion to the file (a "JSON bomb" of empty lists is refused before parsing); exactly the
   fields above; nesting at most :data:`MAX_DEPTH` (32) levels;
 * ``spec``: exactly ``cell``/``params``/``optimizer``/``loss``, known names from
-  :mod:`streamrnn._registry`, JSON scalars, every size within ``_registry.LIMITS``, complete
-  and canonical (equal to the spec of the model it builds); with ``load(path, spec)``, equal to
-  the caller's (the error lists each differing field, :func:`streamrnn.spec.spec_diff`);
+  :mod:`streamrnn._registry`, JSON scalars of each parameter's type, every size within
+  ``_registry.LIMITS``, canonical (equal to the spec of the model it builds, except that a
+  parameter it lacks, one added to the forecasters after the file was written, takes its
+  default); with ``load(path, spec)``, equal to the caller's (the error lists each differing
+  field, :func:`streamrnn.spec.spec_diff`);
 * ``position``: null or exactly ``{"partition", "offset"}``, the offset an int in
   ``[0, 2**63)``, the partition an int >= 0 or a string of at most 256 characters, and (through
   :class:`CheckpointStore`, or ``load(..., partition=p)``) the partition asked for;
@@ -89,7 +91,9 @@ checked, and every failure is a :class:`CheckpointError` naming the field
   that configuration implies (so the network is never larger than what the file holds), the
   step counters ints in ``[0, 2**62)``, and the optimizer's kind, learning rate,
   hyperparameters and clipping equal to the spec's, its moments of the parameter count; the
-  feature map no wider than the network and ``max_features``;
+  feature map no wider than the network and ``max_features``. The state layout of streamrnn
+  0.1.0 (``__network__``/``__columns__`` nodes, which the estimators upgrade) is checked by the
+  same rules;
 * then every model is built from the spec and takes its state through
   ``model._import_state`` (which validates the rest, such as scaler statistics and the random
   generator); any error there is a :class:`CheckpointError` too.
