@@ -7,8 +7,9 @@ Decisions live here, arithmetic in ``streamrnn._core``. This module owns
 - the mapping of river optimizers and losses onto the compiled kernels (through the registry),
 - "peek versus commit": predictions read the committed state; only ``learn_one`` advances it,
   compute-then-commit: every new statistic is computed aside, the network step runs (the
-  kernel rolls itself back when it refuses), and only then is anything committed; growth
-  builds the grown network aside and swaps it in on success,
+  kernel rolls itself back when it refuses), and only then is anything committed (a scheduled
+  learning rate is set after an update, for the next); growth builds the grown network aside
+  and swaps it in on success,
 - the one state API: ``_export_state`` / ``_import_state`` (a plain tree, validated on the
   way in), which pickle and ``copy.deepcopy`` go through.
 
@@ -355,7 +356,8 @@ class RecurrentEstimator:
         if net is None:
             grown.set_optimizer(self._new_optimizer())
         else:
-            grown.adopt(copy.deepcopy(net))  # adopt moves the optimizer it is given: a copy
+            # adopt moves the optimizer it is given: it gets a copy of the network
+            grown.adopt(_core.Network.from_state(net.config(), net.get_state()))
         return _Growth(grown, self._cols.grown(len(new)) if new else self._cols,
                        self._names + list(new), rng)
 
@@ -377,12 +379,13 @@ class RecurrentEstimator:
                               "(counted in n_ignored_features)", UserWarning, stacklevel=4)
             self.n_ignored_features += ignored
 
-    def _set_rate(self, net):
-        """Set the scheduled learning rate of the next step; returns the rate to restore."""
-        opt = net.optimizer
-        lr = opt.lr
-        opt.lr = float(self._sched.get(opt.t))
-        return lr
+    def _next_rate(self, net, status):
+        """After a step that updated the weights (status 1), set the scheduled learning rate of
+        the next update (river's rate for step ``t``); nothing is set before a step, so a
+        refused one leaves the rate as it was."""
+        if status == 1 and self._sched is not None:
+            opt = net.optimizer
+            opt.lr = float(self._sched.get(opt.t))
 
     def _refusal(self, net, status):
         """The error of a kernel step that returned ``status`` < 0 (the kernel rolled back)."""
@@ -409,12 +412,10 @@ class RecurrentEstimator:
         bad = columns.fill(u, cols, values, True)
         if bad >= 0:
             raise self._feature_error(cols[bad], values[bad], g)
-        lr = None if self._sched is None else self._set_rate(net)
         status = net.learn(u, target)
         if status < 0:
-            if lr is not None:
-                net.optimizer.lr = lr
             raise self._refusal(net, status)
+        self._next_rate(net, status)
         columns.accept()
         if g is not None:
             self._commit_growth(g)

@@ -68,9 +68,8 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         net = self._net
         if net is not None:
             self._core.set_network(net, self._u, self._out)
-        # the fast paths: no feature columns (and no scheduler, for learning)
-        self._fast_forecast = net is not None and not self._names
-        self._fast_learn = self._fast_forecast and self._sched is None
+        # the fast paths: a network and no feature columns
+        self._fast_forecast = self._fast_learn = net is not None and not self._names
 
     @property
     def _hist(self):
@@ -81,14 +80,18 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
     def learn_one(self, y, x=None):
         if type(y) is not float or y - y != 0.0:
             y = check_target(y)
+        if x:
+            x = numeric_features(x, ignore_dates=True)  # dates (river's datasets) dropped
         if not x and self._fast_learn:
             core = self._core
             status = core.learn(y)
             if status < 0:
                 raise self._refused(status, y, self._net)
+            if status == 1 and self._sched is not None:
+                self._next_rate(self._net, status)
             self.last_prediction = core.pred
             return
-        self._learn(y, numeric_features(x, ignore_dates=True) if x else {})
+        self._learn(y, x or {})
 
     def _learn(self, y, feats):
         core = self._core
@@ -104,12 +107,10 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         bad = columns.fill(u, cols, values, True)
         if bad >= 0:
             raise self._feature_error(cols[bad], values[bad], g)
-        lr = None if self._sched is None else self._set_rate(net)
         status = core.learn_with(net, u, y)
         if status < 0:
-            if lr is not None:
-                net.optimizer.lr = lr
             raise self._refused(status, y, net)
+        self._next_rate(net, status)
         columns.accept()
         if g is not None:
             self._commit_growth(g)
