@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from brokers import MockKafka, produce  # noqa: E402
 
 from streamrnn import checkpoint as ck  # noqa: E402
-from streamrnn.cli import Runner  # noqa: E402
+from streamrnn.streams import Runner  # noqa: E402
 from streamrnn.streams import BadMessages, Decoder  # noqa: E402
 from streamrnn.streams.kafka import KafkaSink, KafkaSource  # noqa: E402
 

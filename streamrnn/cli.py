@@ -6,7 +6,8 @@ writes for every observation the one-step prediction made *before* learning it (
 together with the source position. Without ``--source`` it replays river's WaterFlow dataset
 (1,268 hourly flow readings of a water pipe) as a demo.
 
-The processing loop is :class:`Runner`, usable from Python (the benchmark drives it).
+The processing loop is :class:`streamrnn.streams.Runner`, usable from Python; this module only
+parses arguments and prints.
 """
 from __future__ import annotations
 
@@ -20,220 +21,18 @@ import time
 
 from streamrnn import checkpoint as ck
 from streamrnn.streams import BadMessages, Decoder, open_sink, open_source, parse_address
-from streamrnn.streams.files import DatasetSource
+from streamrnn.streams import messages as _msg
+from streamrnn.streams.files import MAX_LINE_BYTES, DatasetSource
+from streamrnn.streams.runner import MAX_KEYS, Runner
 
-__all__ = ["main", "Runner", "build_parser"]
+try:  # the model factory moves to streamrnn.spec; older trees have it in checkpoint
+    from streamrnn.spec import default_lr, model_spec
+except ImportError:  # pragma: no cover - until spec.py lands
+    from streamrnn.checkpoint import default_lr, model_spec
+
+__all__ = ["main", "build_parser"]
 
 log = logging.getLogger("streamrnn")
-
-OFFSET_BEGINNING = -2  # librdkafka's "earliest"
-
-
-class Runner:
-    """One forecaster per key, fed from ``source`` and published to ``sink``.
-
-    Positions (partition -> next offset), per-partition counters and the key -> partition map
-    (a key lives in the checkpoint of the partition it was first seen in) are kept so that a
-    checkpoint of a partition holds exactly the models and the position that belong together.
-    """
-
-    def __init__(self, spec, source, sink, horizon=0, store=None, checkpoint_every=0, bad=None,
-                 plot_keys=0):
-        self.spec = spec
-        self.source = source
-        self.sink = sink
-        self.horizon = horizon
-        self.store = store
-        self.checkpoint_every = checkpoint_every
-        self.bad = bad if bad is not None else getattr(source, "bad", None) or BadMessages()
-        self.models = {}
-        self.home = {}                      # key -> partition
-        self.keys_of = {}                   # partition -> [keys]
-        self.positions = {}                 # partition -> next offset
-        self.stats = {}                     # partition -> counters
-        self.dirty = set()
-        self.since_checkpoint = 0
-        self.last_checkpoint = None         # time of the last checkpoint
-        self.checkpoints = 0
-        self.stop = False
-        self.closing = False
-        self.plot_keys = plot_keys
-        self.trace = {}                     # key -> [(offset, y, prediction)]
-        self.last_forecast = {}
-        self._warned_split = set()
-        self._build = lambda: ck.build_model(spec)
-
-    # ------------------------------------------------------------------ checkpoints
-    def restore(self, partitions):
-        """Load the checkpoints of ``partitions``; returns {partition: offset to start at}."""
-        starts = {}
-        for p in partitions:
-            c = self.store.load(p, self.spec) if self.store is not None else None
-            if c is None:
-                if self.store is not None:
-                    starts[p] = OFFSET_BEGINNING  # no checkpoint: learn from the beginning
-                continue
-            want = {k: v for k, v in self.source.describe(p).items() if k != "partition"}
-            have = {k: v for k, v in (c.source or {}).items() if k != "partition"}
-            if have != want:
-                raise ck.CheckpointError(f"{c.path} belongs to source {have}, not {want}")
-            for key, m in c.models.items():
-                self.models[key] = m
-                self.home[key] = p
-            self.keys_of[p] = list(c.models)
-            self.positions[p] = int(c.position["offset"])
-            self.stats[p] = dict(c.extra.get("stats", {})) or self._new_stats()
-            starts[p] = self.positions[p]
-            log.info("resumed partition %s at offset %s with %d models", p, starts[p],
-                     len(c.models))
-        return starts
-
-    def checkpoint(self, partitions=None, force=False):
-        if self.store is None:
-            return
-        parts = [p for p in (self.positions if partitions is None else partitions)
-                 if p in self.positions and (force or p in self.dirty)]
-        if not parts:
-            return
-        # forecasts up to the checkpoint must be out before positions move on: a sink that
-        # could not deliver them (returns False) gets no checkpoint, so a restart from the
-        # previous one produces them again
-        if self.sink.flush() is False:
-            log.error("the sink did not deliver every forecast: no checkpoint is written, so a "
-                      "restart replays from the previous one")
-            return
-        for p in parts:
-            models = {k: self.models[k] for k in self.keys_of.get(p, ())}
-            self.store.save(p, models, self.spec, self.source.describe(p), self.positions[p],
-                            extra={"stats": self.stats[p]})
-            self.dirty.discard(p)
-        self.source.commit({p: self.positions[p] for p in parts})
-        self.since_checkpoint = 0
-        self.last_checkpoint = time.time()
-        self.checkpoints += 1
-
-    def revoke(self, partitions, lost=False):
-        """Partitions leave this process: checkpoint them (unless lost) and drop their models."""
-        if not lost:
-            self.checkpoint(partitions)
-        if self.closing:
-            return  # shutting down: keep models and counters for the summary
-        for p in partitions:
-            for key in self.keys_of.pop(p, ()):
-                self.models.pop(key, None)
-                self.home.pop(key, None)
-            self.positions.pop(p, None)
-            self.stats.pop(p, None)
-            self.dirty.discard(p)
-
-    @staticmethod
-    def _new_stats():
-        return {"messages": 0, "bad": 0, "scored": 0, "abs_error": 0.0, "abs_error_last": 0.0}
-
-    # ------------------------------------------------------------------ the loop body
-    def process(self, obs):
-        """Learn one observation and publish its forecast record."""
-        p = obs.partition
-        st = self.stats.get(p)
-        if st is None:
-            st = self.stats[p] = self._new_stats()
-        st["messages"] += 1
-        self.dirty.add(p)
-        if obs.error is not None:
-            st["bad"] += 1
-            self.bad(obs)
-            self.positions[p] = obs.offset + 1
-            return None
-        key, x, y = obs.key, obs.x, obs.y
-        m = self.models.get(key)
-        if m is None:
-            m = self.models[key] = self._build()
-            self.home[key] = p
-            self.keys_of.setdefault(p, []).append(key)
-        elif self.home[key] != p and key not in self._warned_split:
-            self._warned_split.add(key)
-            log.warning("key %r appears in partitions %s and %s; its model is checkpointed with "
-                        "partition %s only (exactly-once needs each key in one partition)", key,
-                        self.home[key], p, self.home[key])
-        hist = m._hist
-        last = hist[-1] if hist else None
-        try:
-            m.learn_one(y, x)  # its forward pass is the prediction made before learning y
-            pred = m.last_prediction if last is not None else None
-            # the model now holds this message: a checkpoint must place the position after it
-            self.positions[p] = obs.offset + 1
-        except (ValueError, TypeError) as e:  # the model rejected it and is unchanged
-            st["bad"] += 1
-            self.bad(obs, f"rejected by the model: {e}")
-            self.positions[p] = obs.offset + 1
-            return None
-        if last is not None:
-            st["scored"] += 1
-            st["abs_error"] += abs(y - pred)
-            st["abs_error_last"] += abs(y - last)
-        fc = m.forecast(self.horizon) if self.horizon else []
-        rec = {"key": key, "time": obs.time, "partition": p, "offset": obs.offset,
-               "prediction": pred, "forecast": fc}
-        self.sink.send(rec, key)
-        self.positions[p] = obs.offset + 1
-        if self.plot_keys:
-            tr = self.trace.get(key)
-            if tr is None and len(self.trace) < self.plot_keys:
-                tr = self.trace[key] = []
-            if tr is not None:
-                tr.append((obs.offset, y, pred))
-                if fc:
-                    self.last_forecast[key] = (obs.offset, fc)
-        self.since_checkpoint += 1
-        if self.checkpoint_every and self.since_checkpoint >= self.checkpoint_every:
-            self.checkpoint()
-        return rec
-
-    def totals(self):
-        t = self._new_stats()
-        for st in self.stats.values():
-            for k in t:
-                t[k] += st[k]
-        return t
-
-    def run(self, limit=0, idle_exit=0.0, progress=None):
-        """Read until the source ends, ``limit`` messages, ``idle_exit`` seconds without a
-        message, or ``stop`` is set; then write a final checkpoint."""
-        n = 0
-        last_msg = time.monotonic()
-        read = self.source.read
-        process = self.process
-        failed = False
-        try:
-            while not self.stop:
-                timeout = 0.5 if not idle_exit else max(0.0, min(0.5, idle_exit))
-                batch = read(timeout)
-                if batch is None:
-                    break
-                if batch:
-                    last_msg = time.monotonic()
-                    for obs in batch:
-                        process(obs)
-                        n += 1
-                        if (limit and n >= limit) or self.stop:
-                            self.stop = True
-                            break
-                    self.sink.tick()
-                elif idle_exit and time.monotonic() - last_msg >= idle_exit:
-                    log.info("nothing arrived for %.1f s: stopping", idle_exit)
-                    break
-                if progress is not None:
-                    progress(self)
-        except BaseException:
-            # an error escaped (e.g. the sink broke): keep the last checkpoint as it is, so a
-            # restart replays from there and repeats outputs rather than losing any
-            failed = True
-            raise
-        finally:
-            if not failed:
-                self.checkpoint()
-                self.sink.flush()
-        return n
 
 
 # ---------------------------------------------------------------------------- presentation
@@ -260,6 +59,8 @@ class Progress:
                   else f"{time.time() - runner.last_checkpoint:.0f}s ago")
         line = (f"\r{t['messages']:>10,d} msgs {rate:>9,.0f}/s  keys {len(runner.models):,d}  "
                 f"MAE {mae:.4g}  bad {t['bad']:,d}  checkpoint {ck_txt}   ")
+        if runner.evicted:
+            line = line.rstrip() + f"  evicted {runner.evicted:,d}   "
         self.stream.write(line + ("\n" if final else ""))
         self.stream.flush()
 
@@ -300,11 +101,12 @@ def _plot(runner, path, target):
 def build_parser():
     ap = argparse.ArgumentParser(prog="streamrnn", description="Recurrent forecasters that "
                                  "keep learning while the data streams in.")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
     sub = ap.add_subparsers(dest="command", required=True)
     f = sub.add_parser("forecast", help="learn and forecast a stream, one model per key",
                        description="Learn and forecast a stream, one model per series key. "
                        "Forecast records go to --sink as JSON lines; progress and the summary go "
-                       "to stderr.")
+                       "to stderr.", formatter_class=fmt)
     f.add_argument("--source", help="file.csv, file.jsonl, - (stdin), "
                    "kafka://HOST:PORT/TOPIC?group=NAME or mqtt://HOST:PORT/TOPIC "
                    "(default: replay river's WaterFlow dataset)")
@@ -333,23 +135,75 @@ def build_parser():
     f.add_argument("--limit", type=int, default=0, metavar="N", help="stop after N messages")
     f.add_argument("--idle-exit", type=float, default=0.0, metavar="SECONDS",
                    help="stop when nothing has arrived for this long")
-    f.add_argument("--dead-letter", metavar="URL", help="sink for bad messages")
+    f.add_argument("--dead-letter", metavar="URL", help="sink for bad messages and for "
+                   "forecasts the sink refused for good")
+    lim = f.add_argument_group("limits", "what one message or the whole run may cost; a message "
+                               "over a limit is a bad message (counted, dead-lettered)")
+    lim.add_argument("--max-keys", type=_positive, default=MAX_KEYS, metavar="N",
+                     help="models kept at once; a new key beyond this evicts the least "
+                     "recently seen key (which, if it returns, starts with a fresh model)")
+    lim.add_argument("--max-message-bytes", type=_positive, default=_msg.MAX_BYTES, metavar="B",
+                     help="largest message")
+    lim.add_argument("--max-line-bytes", type=_positive, default=MAX_LINE_BYTES, metavar="B",
+                     help="longest line of a JSON-lines file or stdin (a longer line is "
+                     "skipped without being buffered whole)")
+    lim.add_argument("--max-depth", type=_positive, default=_msg.MAX_DEPTH, metavar="N",
+                     help="deepest nesting of JSON arrays and objects")
+    lim.add_argument("--max-fields", type=_positive, default=_msg.MAX_FIELDS, metavar="N",
+                     help="most fields in a message")
+    lim.add_argument("--max-key-chars", type=_positive, default=_msg.MAX_KEY_CHARS, metavar="N",
+                     help="longest series key")
+    lim.add_argument("--max-time-chars", type=_positive, default=_msg.MAX_TIME_CHARS,
+                     metavar="N", help="longest time stamp (copied into each forecast record)")
+    lim.add_argument("--dead-letter-bytes", type=_nonnegative, default=_msg.DEAD_LETTER_BYTES,
+                     metavar="B", help="payload bytes kept in a dead-letter record (the rest is "
+                     "cut; payload_bytes gives the original size)")
     f.add_argument("--plot", metavar="FILE.png", help="plot forecast versus actual")
     f.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     f.add_argument("--log-level", default="WARNING")
     return ap
 
 
+def _positive(text):
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _nonnegative(text):
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
 def forecast_command(args) -> int:
     demo = args.source is None
-    lr = args.lr if args.lr is not None else ck.default_lr()
+    lr = args.lr if args.lr is not None else default_lr()
     horizon = args.horizon if args.horizon is not None else (24 if demo else 0)
-    spec = ck.model_spec(args.model, lr=lr, hidden_size=args.hidden_size,
-                         num_layers=args.num_layers, tbptt_steps=args.tbptt_steps,
-                         update_every=args.update_every, seasonality=args.seasonality,
-                         seed=args.seed)
+    spec = model_spec(args.model, lr=lr, hidden_size=args.hidden_size,
+                      num_layers=args.num_layers, tbptt_steps=args.tbptt_steps,
+                      update_every=args.update_every, seasonality=args.seasonality,
+                      seed=args.seed)
+    # the checkpoint directory first: a locked or read-only one fails before anything is read
+    store = ck.CheckpointStore(args.checkpoint) if args.checkpoint else None
+    opened = [store]
+    try:
+        return _forecast(args, demo, horizon, spec, store, opened)
+    finally:
+        for thing in reversed(opened):  # close what was opened, even after an error
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception as e:  # noqa: BLE001 - the first error is the one to report
+                    log.debug("closing %s: %s", type(thing).__name__, e)
+
+
+def _forecast(args, demo, horizon, spec, store, opened):
     dead = open_sink(args.dead_letter) if args.dead_letter else None
-    bad = BadMessages(dead)
+    opened.append(dead)
+    bad = BadMessages(dead, max_payload_bytes=args.dead_letter_bytes)
     if demo:
         from river.datasets import WaterFlow
         source = DatasetSource(WaterFlow(), key="waterflow", bad=bad)
@@ -358,12 +212,15 @@ def forecast_command(args) -> int:
         key = args.key
         if key is None:
             key = {"kafka": "@key", "mqtt": "@topic"}.get(scheme)
-        source = open_source(args.source, Decoder(args.target, key, args.time), bad)
+        decoder = Decoder(args.target, key, args.time, max_bytes=args.max_message_bytes,
+                          max_depth=args.max_depth, max_fields=args.max_fields,
+                          max_key_chars=args.max_key_chars, max_time_chars=args.max_time_chars)
+        source = open_source(args.source, decoder, bad, max_line_bytes=args.max_line_bytes)
     sink = open_sink(args.sink)
-    store = ck.CheckpointStore(args.checkpoint) if args.checkpoint else None
+    opened.append(sink)
     runner = Runner(spec, source, sink, horizon=horizon, store=store,
                     checkpoint_every=args.checkpoint_every if store else 0, bad=bad,
-                    plot_keys=3 if args.plot else 0)
+                    plot_keys=3 if args.plot else 0, max_keys=args.max_keys)
     if hasattr(source, "on_assign"):  # Kafka: partitions arrive through the group
         source.on_assign = runner.restore
         source.on_revoke = runner.revoke
@@ -384,10 +241,12 @@ def forecast_command(args) -> int:
         n = runner.run(limit=args.limit, idle_exit=args.idle_exit, progress=progress)
     finally:
         runner.closing = True
-        source.close()
-        sink.close()
-        if dead is not None:
-            dead.close()
+        source.close()  # Kafka: the group revokes, the runner checkpoints (unless it failed)
+    # the sinks are closed (flushed, fsync-ed) before the summary
+    for s in (sink, dead):
+        if s is not None:
+            opened.remove(s)
+            s.close()
     elapsed = time.monotonic() - t0
     if progress is not None:
         progress(runner, final=True)
@@ -403,6 +262,9 @@ def _summary(runner, n, elapsed, args, spec):
     w = sys.stderr.write
     w(f"streamrnn forecast: {n:,d} messages in {elapsed:.1f} s ({n / max(elapsed, 1e-9):,.0f}/s), "
       f"{len(runner.models):,d} keys, {t['bad']:,d} bad")
+    if runner.evicted:
+        w(f", {runner.evicted:,d} keys evicted (over --max-keys {runner.max_keys:,d}; a "
+          "returning key starts afresh)")
     if runner.bad.by_reason:
         w(" (" + ", ".join(f"{k}: {v}" for k, v in sorted(runner.bad.by_reason.items())) + ")")
     w("\n")
@@ -428,10 +290,27 @@ def main(argv=None) -> int:
     try:
         if args.command == "forecast":
             return forecast_command(args)
+    except BrokenPipeError as e:
+        # the reader of the output went away: stop (the last checkpoint stays as it is)
+        _silence_stdout()
+        sys.stderr.write(f"streamrnn: error: the sink's reader closed it ({e}); the last "
+                         "checkpoint is kept, a restart replays from it\n")
+        return 2
     except (ck.CheckpointError, ImportError, ValueError, ConnectionError, OSError) as e:
         sys.stderr.write(f"streamrnn: error: {e}\n")
         return 2
     return 1
+
+
+def _silence_stdout():
+    """After a broken pipe on stdout, point it at /dev/null so the interpreter's own final
+    flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from river import optim
 
 import streamrnn
 from streamrnn import checkpoint as ck
-from streamrnn.cli import Runner
+from streamrnn.streams import Runner
 from streamrnn.streams import Decoder, JsonLinesSource, Sink
 
 
