@@ -74,9 +74,10 @@ import tempfile
 
 import numpy as np
 
+from streamrnn import spec as _spec
+
 __all__ = ["CheckpointError", "Checkpoint", "CheckpointStore", "save", "load", "read_header",
-           "model_spec", "spec_from_model", "build_model", "state_nbytes", "MAGIC",
-           "FORMAT_VERSION"]
+           "state_nbytes", "MAGIC", "FORMAT_VERSION"]
 
 MAGIC = b"SRNNCKPT"
 FORMAT_VERSION = 1
@@ -90,99 +91,6 @@ _MAX_HEADER = 1 << 34
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: truncated, corrupt, foreign, too new, or written for
     another model or source."""
-
-
-# ---------------------------------------------------------------------------- model specs
-_CELLS = ("rnn", "lstm", "gru")
-_PARAMS = ("hidden_size", "num_layers", "tbptt_steps", "update_every", "clip_gradient",
-           "clip_norm", "seasonality", "differencing", "damping", "scale_inputs", "scale_target",
-           "seed")
-_OPTIMIZERS = {"SGD": (), "Momentum": ("rho",), "NesterovMomentum": ("rho",),
-               "RMSProp": ("rho", "eps"), "Adam": ("beta_1", "beta_2", "eps"),
-               "AdaGrad": ("eps",)}
-_LOSSES = {"Squared": (), "Absolute": (), "Huber": ("epsilon",)}
-
-
-def default_lr() -> float:
-    """Adam's learning rate in the forecasters when no optimizer is given."""
-    from streamrnn.forecasting import _RecurrentForecaster
-    return _RecurrentForecaster._default_lr
-
-
-def model_spec(cell: str = "gru", optimizer: str = "Adam", lr: float | None = None,
-               loss: str = "Squared", **params) -> dict:
-    """A JSON-able description of a forecaster: the cell, constructor parameters (see
-    ``GRUForecaster``), the optimizer by its river name and learning rate, and the loss. Every
-    default is filled in, so two specs are equal exactly when the models are configured alike."""
-    if cell not in _CELLS:
-        raise ValueError(f"cell must be one of {_CELLS}, got {cell!r}")
-    unknown = sorted(set(params) - set(_PARAMS))
-    if unknown:
-        raise ValueError(f"unknown forecaster parameters {unknown}; known: {list(_PARAMS)}")
-    if optimizer not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}")
-    if loss not in _LOSSES:
-        raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {loss!r}")
-    lr = default_lr() if lr is None else lr
-    partial = {"cell": cell, "params": params, "optimizer": {"name": optimizer, "lr": float(lr)},
-               "loss": {"name": loss}}
-    return spec_from_model(build_model(partial))  # complete, so equal models have equal specs
-
-
-def spec_from_model(model) -> dict:
-    """The spec of an (untrained or trained) streamrnn forecaster used as a template."""
-    from river import optim
-    cell = getattr(model, "_cell", None)
-    if cell not in _CELLS or not hasattr(model, "forecast"):
-        raise ValueError(f"{type(model).__name__} is not a streamrnn forecaster")
-    params = {p: getattr(model, p) for p in _PARAMS if hasattr(model, p)}
-    opt = model.optimizer if model.optimizer is not None else optim.Adam(default_lr())
-    name = type(opt).__name__
-    if name not in _OPTIMIZERS:
-        raise ValueError(f"optimizer {name} cannot be described in a checkpoint spec")
-    lr = opt.lr
-    if isinstance(lr, optim.schedulers.Constant):
-        lr = lr.learning_rate
-    if not isinstance(lr, (int, float)):
-        raise ValueError("a learning-rate scheduler cannot be described in a checkpoint spec")
-    o = {"name": name, "lr": float(lr)}
-    o.update({k: float(getattr(opt, k)) for k in _OPTIMIZERS[name]})
-    loss = model.loss if model.loss is not None else optim.losses.Squared()
-    lname = type(loss).__name__
-    if lname not in _LOSSES:
-        raise ValueError(f"loss {lname} cannot be described in a checkpoint spec")
-    lo = {"name": lname}
-    lo.update({k: float(getattr(loss, k)) for k in _LOSSES[lname]})
-    return {"cell": cell, "params": dict(sorted(params.items())), "optimizer": o, "loss": lo}
-
-
-def build_model(spec: dict):
-    """A new, untrained forecaster from a spec (validated: only known names are used)."""
-    from river import optim
-
-    from streamrnn.forecasting import GRUForecaster, LSTMForecaster, RNNForecaster
-    try:
-        cls = {"rnn": RNNForecaster, "lstm": LSTMForecaster, "gru": GRUForecaster}[spec["cell"]]
-        params = dict(spec.get("params", {}))
-        unknown = sorted(set(params) - set(_PARAMS))
-        if unknown:
-            raise CheckpointError(f"malformed model spec: unknown parameters {unknown}")
-        o = dict(spec.get("optimizer") or {"name": "Adam", "lr": default_lr()})
-        oname = o.pop("name")
-        if oname not in _OPTIMIZERS or set(o) - {"lr", *_OPTIMIZERS[oname]}:
-            raise CheckpointError(f"malformed model spec: bad optimizer {spec.get('optimizer')!r}")
-        lo = dict(spec.get("loss") or {"name": "Squared"})
-        lname = lo.pop("name")
-        if lname not in _LOSSES or set(lo) - set(_LOSSES[lname]):
-            raise CheckpointError(f"malformed model spec: bad loss {spec.get('loss')!r}")
-    except (KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"malformed model spec {spec!r}: {e!r}") from None
-    return cls(optimizer=getattr(optim, oname)(**o), loss=getattr(optim.losses, lname)(**lo),
-               **params)
-
-
-def _canonical(spec):
-    return json.dumps(spec, sort_keys=True)
 
 
 # ---------------------------------------------------------------------------- state trees
@@ -422,24 +330,24 @@ def load(path, spec: dict | None = None) -> Checkpoint:
     Raises :class:`CheckpointError`; on error nothing is returned, so nothing is half-loaded.
     """
     path, header, data = _read_verified(path)
-    if spec is not None and _canonical(header.get("spec")) != _canonical(spec):
+    if spec is not None and _spec.canonical(header.get("spec")) != _spec.canonical(spec):
         raise CheckpointError(
-            f"{path} was written for model spec {_canonical(header.get('spec'))}, but this run "
-            f"uses {_canonical(spec)}; start with an empty checkpoint directory or the same "
-            "model options")
+            f"{path} was written for another model spec:\n"
+            f"{_spec.spec_diff(header.get('spec'), spec)}\nstart with an empty checkpoint "
+            "directory or the same model options")
     arrays = _arrays(path, header, data)
     keys, states = header.get("keys"), header.get("states")
     if not isinstance(keys, list) or not isinstance(states, list) or len(keys) != len(states):
         raise CheckpointError(f"{path}: 'keys' and 'states' are missing or differ in length")
     try:
-        build_model(header.get("spec"))
+        _spec.build_model(header.get("spec"))
     except CheckpointError:
         raise
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: malformed model spec: {e}") from None
     models = {}
     for key, state in zip(keys, states):
-        model = build_model(header["spec"])
+        model = _spec.build_model(header["spec"])
         try:
             model._import_state(_decode_tree(state, arrays))
         except CheckpointError:

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from streamrnn import checkpoint as ck
+from streamrnn import spec as sp
 
 
 def _trained(spec, n=60, shift=0):
-    m = ck.build_model(spec)
+    m = sp.build_model(spec)
     for i in range(n):
         m.learn_one(float((i + shift) % 7) + 0.1 * i, {"a": i * 0.5, "b": float(i % 3)})
     return m
@@ -32,12 +33,12 @@ def _same_state(a, b):
 
 @pytest.fixture(params=["rnn", "lstm", "gru"])
 def spec(request):
-    return ck.model_spec(request.param, hidden_size=6, num_layers=2, update_every=3,
+    return sp.model_spec(request.param, hidden_size=6, num_layers=2, update_every=3,
                          tbptt_steps=5, seasonality=4, seed=3)
 
 
 def test_round_trip_is_exact_and_continues_bit_identically(tmp_path, spec):
-    models = {"a": _trained(spec), "b": _trained(spec, 25, 3), "fresh": ck.build_model(spec)}
+    models = {"a": _trained(spec), "b": _trained(spec, 25, 3), "fresh": sp.build_model(spec)}
     path = tmp_path / "c.srnn"
     size = ck.save(path, models, spec, source={"kind": "file"},
                    position={"partition": 0, "offset": 85}, extra={"n": 1})
@@ -56,18 +57,18 @@ def test_round_trip_is_exact_and_continues_bit_identically(tmp_path, spec):
 
 
 def test_spec_is_complete_and_compared(tmp_path):
-    a = ck.model_spec("gru", hidden_size=8)
-    assert a == ck.spec_from_model(ck.build_model(a))
+    a = sp.model_spec("gru", hidden_size=8)
+    assert a == sp.spec_from_model(sp.build_model(a))
     assert a["params"]["tbptt_steps"] == 16 and a["optimizer"]["name"] == "Adam"
     ck.save(tmp_path / "c.srnn", {"k": _trained(a, 10)}, a)
     with pytest.raises(ck.CheckpointError, match="model spec"):
-        ck.load(tmp_path / "c.srnn", ck.model_spec("gru", hidden_size=9))
+        ck.load(tmp_path / "c.srnn", sp.model_spec("gru", hidden_size=9))
     with pytest.raises(ValueError, match="unknown"):
-        ck.model_spec("gru", hidden=8)
+        sp.model_spec("gru", hidden=8)
 
 
 def test_format_is_documented_layout(tmp_path):
-    spec = ck.model_spec("gru", hidden_size=4)
+    spec = sp.model_spec("gru", hidden_size=4)
     ck.save(tmp_path / "c.srnn", {"k": _trained(spec, 10)}, spec)
     blob = (tmp_path / "c.srnn").read_bytes()
     magic, version, reserved, hlen = struct.unpack_from("<8sIIQ", blob)
@@ -81,7 +82,7 @@ def test_format_is_documented_layout(tmp_path):
 
 
 def test_truncated_corrupt_and_foreign_files_are_refused(tmp_path):
-    spec = ck.model_spec("lstm", hidden_size=4)
+    spec = sp.model_spec("lstm", hidden_size=4)
     good = tmp_path / "good.srnn"
     ck.save(good, {"k": _trained(spec, 20)}, spec)
     blob = good.read_bytes()
@@ -122,7 +123,7 @@ def _rewrite(path, mutate):
 
 
 def test_well_signed_but_inconsistent_headers_never_half_load(tmp_path):
-    spec = ck.model_spec("gru", hidden_size=4)
+    spec = sp.model_spec("gru", hidden_size=4)
     p = tmp_path / "c.srnn"
 
     def fresh():
@@ -146,7 +147,7 @@ def test_well_signed_but_inconsistent_headers_never_half_load(tmp_path):
 
 
 def test_atomic_write_leaves_no_temporary_and_keeps_old_file_on_failure(tmp_path):
-    spec = ck.model_spec("gru", hidden_size=4)
+    spec = sp.model_spec("gru", hidden_size=4)
     store = ck.CheckpointStore(tmp_path / "dir")
     store.save(3, {"k": _trained(spec, 10)}, spec, {"kind": "kafka", "topic": "t"}, offset=10)
     before = (tmp_path / "dir" / "partition-3.srnn").read_bytes()
@@ -176,6 +177,6 @@ def test_non_finite_floats_and_numpy_scalars_are_stored(tmp_path):
 
 
 def test_bytes_per_model_is_reported():
-    spec = ck.model_spec("gru", hidden_size=16)
+    spec = sp.model_spec("gru", hidden_size=16)
     n = ck.state_nbytes(_trained(spec, 40))
     assert 1000 < n < 200_000

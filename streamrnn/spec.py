@@ -1,0 +1,184 @@
+"""Model specs: a forecaster's configuration as plain JSON, and the factory that rebuilds it.
+
+A spec is ``{"cell": "rnn"|"lstm"|"gru", "params": {...}, "optimizer": {"name", "lr", ...},
+"loss": {"name", ...}}``. ``params`` holds every constructor parameter of the forecaster other
+than ``optimizer`` and ``loss`` (read from the constructor's signature, so a new parameter is
+described without touching this module); the optimizer and the loss are named by their river
+class as listed in :mod:`streamrnn._registry`. Specs made here are complete (every default
+filled in), so two models are configured alike exactly when their specs are equal.
+
+Nothing here trusts a spec: :func:`check_spec` validates one read from a file (known names, JSON
+scalar values, sizes within ``_registry.LIMITS``) before :func:`build_model` calls a
+constructor with it.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import numbers
+
+from streamrnn import _registry
+
+__all__ = ["default_lr", "model_spec", "spec_from_model", "build_model", "spec_diff",
+           "check_spec", "forecaster_parameters"]
+
+_TASK = "forecaster"
+_NOT_PARAMS = ("optimizer", "loss")  # described by the spec's own "optimizer" and "loss"
+_SPEC_KEYS = {"cell", "params", "optimizer", "loss"}
+# parameters with a lower bound; the upper bounds are _registry.LIMITS
+_MIN = {"hidden_size": 1, "num_layers": 1, "tbptt_steps": 1, "update_every": 1, "seasonality": 0}
+
+
+def _cls(cell):
+    return _registry.estimator_class(_TASK, cell)
+
+
+def forecaster_parameters(cell: str = "gru") -> dict:
+    """Constructor parameters of the ``cell`` forecaster (other than optimizer and loss) with
+    their defaults, in signature order."""
+    sig = inspect.signature(_cls(cell))
+    return {n: p.default for n, p in sig.parameters.items()
+            if n not in _NOT_PARAMS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def default_lr() -> float:
+    """Adam's learning rate in the forecasters when no optimizer is given."""
+    return float(_cls("gru")._default_lr)
+
+
+def _err(exc, msg):
+    return exc(f"malformed model spec: {msg}")
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_number(where, v, exc):
+    if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)):
+        raise _err(exc, f"{where} must be a finite number, got {v!r}")
+
+
+def check_spec(spec, exc=ValueError) -> None:
+    """Validate a spec's structure, names, value types and sizes; raise ``exc`` naming the field.
+
+    Does not build a model (see :func:`build_model`, which calls this first).
+    """
+    if not isinstance(spec, dict) or set(spec) != _SPEC_KEYS:
+        got = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
+        raise _err(exc, f"a spec has exactly the fields {sorted(_SPEC_KEYS)}, got {got}")
+    cell = spec["cell"]
+    if not isinstance(cell, str) or cell not in _registry.CELLS:
+        raise _err(exc, f"cell must be one of {sorted(_registry.CELLS)}, got {cell!r}")
+    params = spec["params"]
+    if not isinstance(params, dict):
+        raise _err(exc, f"params must be an object, got {type(params).__name__}")
+    known = forecaster_parameters(cell)
+    unknown = sorted(set(params) - set(known), key=str)
+    if unknown:
+        raise _err(exc, f"unknown forecaster parameters {unknown}; known: {list(known)}")
+    for name, v in params.items():
+        if not (v is None or isinstance(v, (bool, int, float, str))):
+            raise _err(exc, f"params.{name} must be a JSON scalar, got {type(v).__name__}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise _err(exc, f"params.{name} must be finite, got {v!r}")
+        if name in _MIN:
+            hi = _registry.LIMITS[name]
+            if not (_is_int(v) and _MIN[name] <= v <= hi):
+                raise _err(exc, f"params.{name} must be an int in [{_MIN[name]}, {hi}], "
+                                f"got {v!r}")
+    for name, table in (("optimizer", _registry.OPTIMIZERS), ("loss", _registry.LOSSES)):
+        d = spec[name]
+        if not isinstance(d, dict) or not isinstance(d.get("name"), str) or d["name"] not in table:
+            raise _err(exc, f"{name} must be an object whose name is one of {sorted(table)}, "
+                            f"got {d!r}")
+        entry = table[d["name"]]
+        if name == "loss" and entry.task != "regression":
+            raise _err(exc, f"loss {entry.name} is not a forecasting loss")
+        allowed = {"name", *entry.hyper} | ({"lr"} if name == "optimizer" else set())
+        if set(d) - allowed:
+            raise _err(exc, f"{name} {entry.name} takes {sorted(allowed)}, got {sorted(d)}")
+        for k, v in d.items():
+            if k != "name":
+                _check_number(f"{name}.{k}", v, exc)
+
+
+def build_model(spec: dict):
+    """A new, untrained forecaster from a spec (validated first: only known names are used).
+
+    Raises ValueError (or TypeError from a constructor) for a spec that does not describe a
+    valid forecaster.
+    """
+    check_spec(spec)
+    o = dict(spec["optimizer"])
+    opt = _registry.OPTIMIZERS[o.pop("name")].river(**o)
+    lo = dict(spec["loss"])
+    loss = _registry.LOSSES[lo.pop("name")].river(**lo)
+    return _cls(spec["cell"])(optimizer=opt, loss=loss, **spec["params"])
+
+
+def spec_from_model(model) -> dict:
+    """The complete spec of a streamrnn forecaster (untrained or trained)."""
+    cell = getattr(model, "_cell", None)
+    try:
+        cls = _cls(cell)
+    except ValueError:
+        cls = None
+    if cls is None or not isinstance(model, cls):
+        raise ValueError(f"{type(model).__name__} is not a streamrnn forecaster")
+    params = {n: getattr(model, n) for n in forecaster_parameters(cell)}
+    for n, v in params.items():
+        if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+            params[n] = int(v)
+        elif isinstance(v, numbers.Real) and not isinstance(v, bool):
+            params[n] = float(v)
+    from river import optim
+    opt = model.optimizer if model.optimizer is not None else optim.Adam(default_lr())
+    o = _registry.optimizer_settings(opt)
+    entry = _registry.loss_entry(model.loss, "regression")
+    lo = {"name": entry.name, **{k: float(getattr(model.loss, k)) for k in entry.hyper}}
+    return {"cell": cell, "params": params, "optimizer": o, "loss": lo}
+
+
+def model_spec(cell: str = "gru", optimizer: str = "Adam", lr: float | None = None,
+               loss: str = "Squared", **params) -> dict:
+    """A complete spec: the cell, constructor parameters (see ``GRUForecaster``), the optimizer
+    by its river name with its learning rate (default :func:`default_lr`), and the loss."""
+    lr = default_lr() if lr is None else lr
+    partial = {"cell": cell, "params": params, "optimizer": {"name": optimizer, "lr": lr},
+               "loss": {"name": loss}}
+    return spec_from_model(build_model(partial))  # complete, so equal models have equal specs
+
+
+def canonical(spec) -> str:
+    """The spec as canonical JSON (equal strings exactly for equal specs, ``1 != 1.0 != true``)."""
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+def _flatten(d, prefix=""):
+    if isinstance(d, dict) and d:
+        out = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+_MISSING = object()
+
+
+def spec_diff(a, b, a_name: str = "checkpoint", b_name: str = "this run") -> str:
+    """One line per field in which specs ``a`` and ``b`` differ, e.g.
+    ``params.hidden_size: 16 (checkpoint) != 32 (this run)``; empty when they are equal."""
+    fa, fb = _flatten(a), _flatten(b)
+    lines = []
+    for k in sorted(set(fa) | set(fb)):
+        va, vb = fa.get(k, _MISSING), fb.get(k, _MISSING)
+        if va is not _MISSING and vb is not _MISSING and canonical(va) == canonical(vb):
+            continue
+
+        def show(v):
+            return "(missing)" if v is _MISSING else json.dumps(v)
+        lines.append(f"{k}: {show(va)} ({a_name}) != {show(vb)} ({b_name})")
+    return "\n".join(lines)
