@@ -25,10 +25,7 @@ from streamrnn.streams import messages as _msg
 from streamrnn.streams.files import MAX_LINE_BYTES, DatasetSource
 from streamrnn.streams.runner import MAX_KEYS, Runner
 
-try:  # the model factory moves to streamrnn.spec; older trees have it in checkpoint
-    from streamrnn.spec import default_lr, model_spec
-except ImportError:  # pragma: no cover - until spec.py lands
-    from streamrnn.checkpoint import default_lr, model_spec
+from streamrnn.spec import default_lr, model_spec
 
 __all__ = ["main", "build_parser"]
 

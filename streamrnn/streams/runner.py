@@ -54,10 +54,7 @@ import time
 
 from streamrnn.streams.messages import BadMessages, Undeliverable
 
-try:  # the model factory moves to streamrnn.spec; older trees have it in checkpoint
-    from streamrnn.spec import build_model
-except ImportError:  # pragma: no cover - until spec.py lands
-    from streamrnn.checkpoint import build_model
+from streamrnn.spec import build_model
 
 __all__ = ["Runner", "OFFSET_BEGINNING", "MAX_KEYS"]
 
