@@ -69,6 +69,7 @@ import json
 import math
 import os
 import re
+import stat
 import struct
 import tempfile
 
@@ -85,7 +86,6 @@ _PREFIX = struct.Struct("<8sIIQ")  # magic, version, reserved, header length
 _DIGEST = 32
 _ALIGN = 8
 _DTYPES = {"<f8", "<f4", "<i8", "<i4", "<i2", "|i1", "<u8", "<u4", "<u2", "|u1", "|b1"}
-_MAX_HEADER = 1 << 34
 
 
 class CheckpointError(ValueError):
@@ -201,12 +201,26 @@ def save(path, models: dict, spec: dict, *, source: dict | None = None,
     Returns the number of bytes written.
     """
     path = os.fspath(path)
+    _spec.check_spec(spec)  # never write a file that load would refuse
+    if position is not None:
+        if not isinstance(position, dict) or set(position) != {"partition", "offset"}:
+            raise ValueError(f"position must be {{'partition', 'offset'}}, got {position!r}")
+        off = position["offset"]
+        if isinstance(off, bool) or not isinstance(off, (int, np.integer)) or \
+                not 0 <= off < MAX_OFFSET:
+            raise ValueError(f"position offset must be an int in [0, 2**63), got {off!r}")
+        position = {"partition": position["partition"], "offset": int(off)}
+    if len(models) > MAX_KEYS:
+        raise ValueError(f"{len(models)} models, over the limit of {MAX_KEYS} per checkpoint")
     arrays: list[np.ndarray] = []
     keys, states = [], []
     for key, model in models.items():
         if not isinstance(key, str):
             raise TypeError(f"checkpoint keys are series keys as str, got {type(key).__name__} "
                             f"{key!r}")
+        if len(key) > MAX_KEY_LEN:
+            raise ValueError(f"series key of {len(key)} characters, over the limit of "
+                             f"{MAX_KEY_LEN}: {key[:40]!r}...")
         keys.append(key)
         states.append(_encode_tree(model._export_state(), arrays))
     descr, data_len, stored = [], 0, []
@@ -259,118 +273,628 @@ def save(path, models: dict, spec: dict, *, source: dict | None = None,
     return size
 
 
-def _read_verified(path):
+# ---------------------------------------------------------------------------- reading
+# Every number a file gives is checked before it is used to allocate, index or count.
+MAX_FILE = 1 << 32        # bytes of a checkpoint file (4 GiB)
+MAX_HEADER = 1 << 30      # bytes of its JSON header (1 GiB), and never more than the file
+MAX_KEYS = 1 << 20        # series keys in one file
+MAX_KEY_LEN = 1024        # characters of one series key
+MAX_ARRAYS_PER_KEY = 32   # arrays in one state tree (a forecaster has 12)
+MAX_DEPTH = 32            # nesting of JSON objects and lists in the header
+MAX_NDIM = 8              # dimensions of one array
+MAX_COUNTER = 1 << 62     # step counters: int in [0, 2**62)
+MAX_OFFSET = 1 << 63      # stream positions: int in [0, 2**63)
+_CHUNK = 1 << 20
+_HEADER_FIELDS = {"format", "version", "streamrnn", "created", "spec", "source", "position",
+                  "keys", "states", "arrays", "extra"}
+_NET_ARRAYS = ("params", "h", "c", "ring_x", "ring_r", "ring_g", "out")
+_NET_CONFIG = {"cell", "n_in", "hidden_size", "num_layers", "n_out", "k1", "k2", "loss",
+               "huber_eps"}
+
+
+def _read_exact(f, n, path):
+    b = f.read(n)
+    if len(b) != n:
+        raise CheckpointError(f"{path} is truncated (it changed while being read)")
+    return b
+
+
+def _is_int(v):
+    return type(v) is int
+
+
+def _json_cost(h: bytes) -> int:
+    """An upper estimate of the bytes ``json.loads(h)`` allocates: about 72 per object or list
+    and 40 per value, plus the text itself (decoded once, and the strings made from it)."""
+    containers = h.count(b"[") + h.count(b"{")
+    values = h.count(b",") + h.count(b":") + 1
+    return 72 * containers + 40 * values + 2 * len(h)
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def _pairs(pairs):
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"duplicate key {dup[:80]!r} in a JSON object")
+    return d
+
+
+def _finite_float(text):
+    f = float(text)
+    if not math.isfinite(f):
+        raise ValueError(f"number {text[:40]} overflows a float")
+    return f
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_no_constant,
+                            parse_float=_finite_float)
+
+
+def _read(path, keep_data: bool):
+    """Read and verify a file with bounded memory: ``(path, header, data)`` where ``data`` is
+    a writable buffer of the data block (None unless ``keep_data``)."""
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
-            blob = f.read()
+        f = open(path, "rb")
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
-    if len(blob) < _PREFIX.size:
-        if MAGIC.startswith(blob[:8]) and blob:
-            raise CheckpointError(f"{path} is truncated ({len(blob)} bytes)")
-        raise CheckpointError(f"{path} is not a streamrnn checkpoint (too short, no magic bytes)")
-    magic, version, _reserved, hlen = _PREFIX.unpack_from(blob)
-    if magic != MAGIC:
-        raise CheckpointError(f"{path} is not a streamrnn checkpoint (magic bytes {magic!r})")
-    if version > FORMAT_VERSION or version < 1:
-        raise CheckpointError(f"{path} has checkpoint format version {version}; this streamrnn "
-                              f"reads version {FORMAT_VERSION} (upgrade streamrnn)")
-    if hlen > _MAX_HEADER or _PREFIX.size + hlen + _DIGEST > len(blob):
-        raise CheckpointError(f"{path} is truncated or corrupt (header of {hlen} bytes does not "
-                              f"fit in {len(blob)} bytes)")
-    body, digest = blob[:-_DIGEST], blob[-_DIGEST:]
-    if hashlib.sha256(body).digest() != digest:
+    with f:
+        try:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise CheckpointError(f"{path} is not a regular file")
+            size = st.st_size
+            if size > MAX_FILE:
+                raise CheckpointError(f"{path} is {size} bytes, over the {MAX_FILE}-byte limit "
+                                      "of a checkpoint file")
+            prefix = f.read(_PREFIX.size)
+            if len(prefix) < _PREFIX.size:
+                if prefix and MAGIC.startswith(prefix[:8]):
+                    raise CheckpointError(f"{path} is truncated ({len(prefix)} bytes)")
+                raise CheckpointError(f"{path} is not a streamrnn checkpoint (too short, no "
+                                      "magic bytes)")
+            magic, version, reserved, hlen = _PREFIX.unpack(prefix)
+            if magic != MAGIC:
+                raise CheckpointError(f"{path} is not a streamrnn checkpoint (magic bytes "
+                                      f"{magic!r})")
+            if version > FORMAT_VERSION or version < 1:
+                raise CheckpointError(f"{path} has checkpoint format version {version}; this "
+                                      f"streamrnn reads version {FORMAT_VERSION} (upgrade "
+                                      "streamrnn)")
+            data_start = _PREFIX.size + hlen + (-(_PREFIX.size + hlen) % _ALIGN)
+            if hlen > MAX_HEADER or data_start + _DIGEST > size:
+                raise CheckpointError(f"{path} is truncated or corrupt (header of {hlen} bytes "
+                                      f"does not fit in {size} bytes)")
+            h = hashlib.sha256(prefix)
+            hbytes = _read_exact(f, hlen, path)
+            h.update(hbytes)
+            pad = _read_exact(f, data_start - _PREFIX.size - hlen, path)
+            h.update(pad)
+            n = size - _DIGEST - data_start
+            data = bytearray(n) if keep_data else None
+            view = memoryview(data) if keep_data else None
+            pos = 0
+            while pos < n:
+                k = min(_CHUNK, n - pos)
+                if keep_data:
+                    got = f.readinto(view[pos:pos + k])
+                    if got != k:
+                        raise CheckpointError(f"{path} is truncated (it changed while being "
+                                              "read)")
+                    h.update(view[pos:pos + k])
+                else:
+                    h.update(_read_exact(f, k, path))
+                pos += k
+            digest = f.read(_DIGEST + 1)
+        except OSError as e:
+            raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    if len(digest) != _DIGEST or h.digest() != digest:
         raise CheckpointError(f"{path} is truncated or corrupt (SHA-256 mismatch)")
+    if reserved != 0 or pad.strip(b"\0"):
+        raise CheckpointError(f"{path}: reserved bytes are not zero")
+    if _json_cost(hbytes) > 8 * size + (64 << 20):
+        raise CheckpointError(f"{path}: the header's JSON has too many objects, lists or "
+                              "values for its size")
     try:
-        header = json.loads(body[_PREFIX.size:_PREFIX.size + hlen].decode("utf-8"))
+        header = _DECODER.decode(hbytes.decode("utf-8"))
+    except RecursionError:
+        raise CheckpointError(f"{path} has an unreadable header: nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as e:
-        raise CheckpointError(f"{path} has an unreadable header: {e}") from None
+        raise CheckpointError(f"{path} has an unreadable header: {str(e)[:200]}") from None
+    del hbytes
     if not isinstance(header, dict) or header.get("format") != "streamrnn-checkpoint":
+        fmt = header.get("format") if isinstance(header, dict) else None
         raise CheckpointError(f"{path} is not a streamrnn checkpoint (header format "
-                              f"{header.get('format') if isinstance(header, dict) else None!r})")
-    if header.get("version") != version:
-        raise CheckpointError(f"{path}: header version {header.get('version')!r} differs from "
-                              f"the file's {version}")
-    data_start = _PREFIX.size + hlen + (-(_PREFIX.size + hlen) % _ALIGN)
-    return path, header, memoryview(body)[data_start:]
+                              f"{str(fmt)[:80]!r})")
+    if header.get("version") != version or not _is_int(header.get("version")):
+        raise CheckpointError(f"{path}: header version {str(header.get('version'))[:40]} "
+                              f"differs from the file's {version}")
+    _check_header(path, header, n)
+    return path, header, data
+
+
+def _fail(path, field, msg):
+    raise CheckpointError(f"{path}: {field}: {msg}")
+
+
+def _short(v, n=80):
+    r = repr(v)
+    return r if len(r) <= n else r[:n] + "..."
+
+
+def _check_depth(path, node, field, depth=0):
+    if depth > MAX_DEPTH:
+        _fail(path, field, f"nested more than {MAX_DEPTH} levels deep")
+    if type(node) is dict:
+        for k, v in node.items():
+            if type(v) in (dict, list):
+                _check_depth(path, v, field, depth + 1)
+    elif type(node) is list:
+        for v in node:
+            if type(v) in (dict, list):
+                _check_depth(path, v, field, depth + 1)
+
+
+def _check_header(path, header, data_len):
+    """Structure, counts and positions of a header; array descriptors against the data block.
+
+    Sets ``header["_descr"]``-free results: returns nothing, raises CheckpointError."""
+    fields = set(header)
+    if fields != _HEADER_FIELDS:
+        missing, unknown = sorted(_HEADER_FIELDS - fields), sorted(fields - _HEADER_FIELDS)
+        _fail(path, "header", f"missing fields {missing}, unknown fields "
+                              f"{[_short(u, 40) for u in unknown]}")
+    _check_depth(path, header, "header")
+    for name in ("streamrnn", "created"):
+        if not (isinstance(header[name], str) and len(header[name]) <= 64):
+            _fail(path, name, f"must be a short string, got {_short(header[name])}")
+    for name in ("source", "extra"):
+        if not (header[name] is None or type(header[name]) is dict):
+            _fail(path, name, f"must be an object or null, got {type(header[name]).__name__}")
+    pos = header["position"]
+    if pos is not None:
+        if type(pos) is not dict or set(pos) != {"partition", "offset"}:
+            _fail(path, "position", f"must be {{'partition', 'offset'}} or null, got "
+                                    f"{_short(pos)}")
+        off = pos["offset"]
+        if not (_is_int(off) and 0 <= off < MAX_OFFSET):
+            _fail(path, "position.offset", f"must be an int in [0, 2**63), got {_short(off)}")
+        p = pos["partition"]
+        if not ((_is_int(p) and 0 <= p < MAX_OFFSET) or
+                (isinstance(p, str) and 0 < len(p) <= 256) or p is None):
+            _fail(path, "position.partition", f"must be an int >= 0 or a short string, got "
+                                              f"{_short(p)}")
+    keys, states = header["keys"], header["states"]
+    if type(keys) is not list or type(states) is not list or len(keys) != len(states):
+        _fail(path, "keys/states", "'keys' and 'states' must be lists of the same length; "
+                                   "they differ in length or type")
+    if len(keys) > MAX_KEYS:
+        _fail(path, "keys", f"{len(keys)} keys, over the limit of {MAX_KEYS}")
+    for i, k in enumerate(keys):
+        if not (isinstance(k, str) and len(k) <= MAX_KEY_LEN):
+            _fail(path, f"keys[{i}]", f"must be a str of at most {MAX_KEY_LEN} characters, got "
+                                      f"{type(k).__name__} {_short(k)}")
+    if len(set(keys)) != len(keys):
+        seen = set()
+        dup = next(k for k in keys if k in seen or seen.add(k))
+        _fail(path, "keys", f"key {_short(dup)} appears more than once")
+    for i, st in enumerate(states):
+        if type(st) is not dict:
+            _fail(path, f"states[{i}]", f"must be an object, got {type(st).__name__}")
+    descr = header["arrays"]
+    if type(descr) is not list:
+        _fail(path, "arrays", "must be a list of array descriptors")
+    limit = MAX_ARRAYS_PER_KEY * len(keys)
+    if len(descr) > limit:
+        _fail(path, "arrays", f"{len(descr)} arrays for {len(keys)} keys, over the limit of "
+                              f"{MAX_ARRAYS_PER_KEY} per key")
+    end = 0
+    for i, d in enumerate(descr):
+        where = f"arrays[{i}]"
+        if type(d) is not dict or set(d) != {"dtype", "shape", "offset", "nbytes"}:
+            _fail(path, where, "must be {'dtype', 'shape', 'offset', 'nbytes'}")
+        dtype, shape, off, nbytes = d["dtype"], d["shape"], d["offset"], d["nbytes"]
+        if not (isinstance(dtype, str) and dtype in _DTYPES):
+            _fail(path, f"{where}.dtype", f"dtype {_short(dtype)} is not allowed")
+        if not (type(shape) is list and len(shape) <= MAX_NDIM and
+                all(_is_int(s) and 0 <= s <= data_len for s in shape)):
+            _fail(path, f"{where}.shape", f"bad shape {_short(shape)}")
+        count = math.prod(shape)  # exact Python ints: no silent wrap-around
+        if not (_is_int(nbytes) and nbytes == count * np.dtype(dtype).itemsize):
+            _fail(path, f"{where}.nbytes", f"{_short(nbytes)} does not match dtype {dtype} and "
+                                           f"shape {shape}")
+        if not (_is_int(off) and off % _ALIGN == 0 and end <= off <= data_len - nbytes):
+            _fail(path, f"{where}.offset", f"{_short(off)} / nbytes {nbytes} outside the data "
+                                           "block, unaligned, or overlapping an earlier array")
+        end = off + nbytes
 
 
 def read_header(path) -> dict:
-    """The verified JSON header of a checkpoint (raises :class:`CheckpointError`)."""
-    return _read_verified(path)[1]
+    """The verified JSON header of a checkpoint, without building any model or holding the
+    arrays in memory (raises :class:`CheckpointError`)."""
+    return _read(path, keep_data=False)[1]
 
 
-def _arrays(path, header, data):
+def _views(header, data):
+    """One NumPy array per descriptor: views into ``data`` (no copies)."""
     out = []
-    descr = header.get("arrays")
-    if not isinstance(descr, list):
-        raise CheckpointError(f"{path}: header field 'arrays' is missing")
-    for i, d in enumerate(descr):
-        try:
-            dtype, shape, off, nbytes = d["dtype"], d["shape"], d["offset"], d["nbytes"]
-            if dtype not in _DTYPES:
-                raise ValueError(f"dtype {dtype!r} is not allowed")
-            if not (isinstance(shape, list) and all(type(s) is int and s >= 0 for s in shape)):
-                raise ValueError(f"bad shape {shape!r}")
-            dt = np.dtype(dtype)
-            count = math.prod(shape)  # exact Python ints: no silent wrap-around
-            if type(off) is not int or type(nbytes) is not int or off < 0 or \
-                    nbytes != count * dt.itemsize or off + nbytes > len(data):
-                raise ValueError(f"offset {off!r} / nbytes {nbytes!r} outside the data block")
-            out.append(np.frombuffer(data[off:off + nbytes], dtype=dt).reshape(shape).copy())
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{path}: array descriptor {i} is invalid: {e}") from None
+    for d in header["arrays"]:
+        dt = np.dtype(d["dtype"])
+        a = np.frombuffer(data, dtype=dt, count=math.prod(d["shape"]), offset=d["offset"])
+        out.append(a.reshape(d["shape"]))
     return out
 
 
-def load(path, spec: dict | None = None) -> Checkpoint:
-    """Read a checkpoint. With ``spec``, refuse one written for a different model spec.
+def _decode_tree(node, arrays, used=None, path="", field="state", depth=0):
+    """A stored tree with ``{"$array": i}`` replaced by array ``i`` itself (no copy: each array
+    may be referenced once) and ``{"$float": ...}`` by the float."""
+    if depth > MAX_DEPTH:
+        _fail(path, field, f"nested more than {MAX_DEPTH} levels deep")
+    t = type(node)
+    if t is dict:
+        if "$array" in node:
+            i = node["$array"]
+            if len(node) != 1 or not _is_int(i) or not 0 <= i < len(arrays):
+                _fail(path, field, f"refers to array {_short(node)}, which the file lacks")
+            if used is not None:
+                if used[i]:
+                    _fail(path, field, f"refers to array {i} a second time (each array is "
+                                       "stored for one place in one state)")
+                used[i] = 1
+            return arrays[i]
+        if "$float" in node:
+            v = node["$float"]
+            if len(node) != 1 or v not in ("nan", "inf", "-inf"):
+                _fail(path, field, f"bad non-finite float {_short(node)}")
+            return float(v)
+        return {k: _decode_tree(v, arrays, used, path, f"{field}.{k}", depth + 1)
+                for k, v in node.items()}
+    if t is list:
+        return [_decode_tree(e, arrays, used, path, f"{field}[{j}]", depth + 1)
+                for j, e in enumerate(node)]
+    return node
 
-    Raises :class:`CheckpointError`; on error nothing is returned, so nothing is half-loaded.
+
+class _Expect:
+    """What a spec implies for the state of each of its models."""
+
+    def __init__(self, spec, template):
+        from streamrnn import _registry
+        p = spec["params"]
+        self.cell = _registry.cell_code(spec["cell"], getattr(template, "activation", "tanh"))
+        self.gates = _registry.CELLS[spec["cell"]].gates
+        self.gru = spec["cell"] == "gru"
+        self.hidden_size, self.num_layers = p["hidden_size"], p["num_layers"]
+        self.k1, self.k2 = p["update_every"], p["tbptt_steps"]
+        lentry = _registry.LOSSES[spec["loss"]["name"]]
+        self.loss = lentry.code
+        self.huber_eps = spec["loss"].get("epsilon")
+        oentry = _registry.OPTIMIZERS[spec["optimizer"]["name"]]
+        self.opt_kind = oentry.code
+        self.adam = oentry.name == "Adam"
+        self.opt = {"lr": float(spec["optimizer"]["lr"]),
+                    **{k: float(spec["optimizer"][k]) for k in oentry.hyper},
+                    "clip_value": float(p.get("clip_gradient") or 0.0),
+                    "clip_norm": float(p.get("clip_norm") or 0.0)}
+
+    def n_params(self, n_in, n_out):
+        H, G, L = self.hidden_size, self.gates, self.num_layers
+        per = sum((n_in if layer == 0 else H) * G * H + H * G * H + G * H + (H if self.gru else 0)
+                  for layer in range(L))
+        return per + H * n_out + n_out
+
+
+def _num(v):
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def _check_optimizer(path, o, exp, n_params, field):
+    if type(o) is not dict:
+        _fail(path, field, f"must be an object, got {type(o).__name__}")
+    if o.get("kind") != exp.opt_kind or not _is_int(o.get("kind")):
+        _fail(path, f"{field}.kind", f"{_short(o.get('kind'))} is not the spec's optimizer "
+                                     f"(kind {exp.opt_kind})")
+    for k, want in exp.opt.items():
+        if not (_num(o.get(k)) and float(o[k]) == want):
+            _fail(path, f"{field}.{k}", f"{_short(o.get(k))} differs from the spec's {want}")
+    for k in ("beta_1", "beta_2", "eps", "rho"):
+        if k in o and not _num(o[k]):
+            _fail(path, f"{field}.{k}", f"must be a finite number, got {_short(o[k])}")
+    t = o.get("t")
+    if not (_is_int(t) and 0 <= t < MAX_COUNTER):
+        _fail(path, f"{field}.t", f"must be an int in [0, 2**62), got {_short(t)}")
+    for k, sizes in (("m", ((n_params,),)),
+                     ("v", ((n_params,),) if exp.adam else ((0,), (1,)))):
+        a = o.get(k)
+        if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape in sizes):
+            _fail(path, f"{field}.{k}", f"must be a float64 array of shape "
+                                        f"{' or '.join(map(str, sizes))}, got {_describe(a)}")
+        if not np.isfinite(a).all():
+            _fail(path, f"{field}.{k}", "has non-finite values")
+
+
+def _describe(a):
+    if isinstance(a, np.ndarray):
+        return f"{a.dtype} array of shape {a.shape}"
+    return _short(a)
+
+
+def _check_network(path, node, exp, field):
+    """A network node against the spec, before any of it is built: its configuration, the exact
+    shape of every array (so the network the kernel allocates is no larger than what the file
+    holds), the counters and the optimizer's settings."""
+    cfg = node.get("__network__")
+    if type(cfg) is not dict or set(cfg) != _NET_CONFIG:
+        _fail(path, f"{field}.__network__", f"must have exactly the fields {sorted(_NET_CONFIG)}")
+    want = {"cell": exp.cell, "hidden_size": exp.hidden_size, "num_layers": exp.num_layers,
+            "k1": exp.k1, "k2": exp.k2, "loss": exp.loss}
+    for k, v in want.items():
+        if not (_is_int(cfg[k]) and cfg[k] == v):
+            _fail(path, f"{field}.__network__.{k}", f"{_short(cfg[k])} does not fit the spec "
+                                                    f"({v})")
+    from streamrnn import _registry
+    n_in, n_out = cfg["n_in"], cfg["n_out"]
+    for k, v in (("n_in", n_in), ("n_out", n_out)):
+        if not (_is_int(v) and 1 <= v <= _registry.LIMITS["parameters"]):
+            _fail(path, f"{field}.__network__.{k}", f"must be an int >= 1, got {_short(v)}")
+    eps = cfg["huber_eps"]
+    if not (_num(eps) and eps > 0 and (exp.huber_eps is None or eps == exp.huber_eps)):
+        _fail(path, f"{field}.__network__.huber_eps", f"{_short(eps)} does not fit the spec")
+    P = exp.n_params(n_in, n_out)
+    if P > _registry.LIMITS["parameters"]:
+        _fail(path, f"{field}.__network__", f"{P} parameters, over the limit of "
+                                            f"{_registry.LIMITS['parameters']}")
+    H, L, G = exp.hidden_size, exp.num_layers, exp.gates
+    B, rec = max(exp.k1, exp.k2), 5 * H + G * H
+    shapes = {"params": (P,), "h": (L, H), "c": (L, H), "ring_x": (B, n_in),
+              "ring_r": (B, L, rec), "ring_g": (B, n_out), "out": (n_out,)}
+    kernel_bytes = 8 * (3 * P + 2 * L * H + B * (n_in + L * rec + n_out) + n_out +
+                        2 * exp.k2 * L * G * H + L * max(n_in, H) * exp.k2 + L * H * exp.k2)
+    if kernel_bytes > _registry.LIMITS["state_bytes"]:
+        _fail(path, f"{field}.__network__", f"needs {kernel_bytes} bytes, over the limit of "
+                                            f"{_registry.LIMITS['state_bytes']}")
+    state = node.get("state")
+    if type(state) is not dict:
+        _fail(path, f"{field}.state", "must be an object")
+    for k, shape in shapes.items():
+        a = state.get(k)
+        if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == shape):
+            _fail(path, f"{field}.state.{k}", f"must be a float64 array of shape {shape}, got "
+                                              f"{_describe(a)}")
+        if not np.isfinite(a).all():
+            _fail(path, f"{field}.state.{k}", "has non-finite values")
+    t = state.get("t")
+    if not (_is_int(t) and 0 <= t < MAX_COUNTER):
+        _fail(path, f"{field}.state.t", f"must be an int in [0, 2**62), got {_short(t)}")
+    if not _num(state.get("last_loss")):
+        _fail(path, f"{field}.state.last_loss", f"must be a finite number, got "
+                                                f"{_short(state.get('last_loss'))}")
+    # the optimizer: beside the state (streamrnn <= 0.x) or inside it (Network.get_state)
+    for where, o in ((f"{field}.optimizer", node.get("optimizer")),
+                     (f"{field}.state.optimizer", state.get("optimizer"))):
+        if o is not None:
+            _check_optimizer(path, o, exp, P, where)
+    return n_in
+
+
+def _check_nodes(path, node, exp, field, found):
+    """Check every network node of a decoded state tree; ``found`` collects their input
+    widths and the feature maps (checked against them afterwards)."""
+    if type(node) is dict:
+        if "__network__" in node:
+            found["n_in"].append(_check_network(path, node, exp, field))
+            return
+        if "__columns__" in node:
+            found["columns"].append((field, node["__columns__"]))
+        for k, v in node.items():
+            _check_nodes(path, v, exp, f"{field}.{k}", found)
+    elif type(node) is list:
+        for j, v in enumerate(node):
+            _check_nodes(path, v, exp, f"{field}[{j}]", found)
+
+
+def _check_state(path, tree, exp, field):
+    found = {"n_in": [], "columns": []}
+    _check_nodes(path, tree, exp, field, found)
+    width = max(found["n_in"], default=0)
+    for where, cols in found["columns"]:
+        # [offset, scale, names, n, mean, m2]: one statistic per feature column
+        if not (type(cols) is list and len(cols) == 6 and type(cols[2]) is list):
+            _fail(path, f"{where}.__columns__", "must be [offset, scale, names, n, mean, m2]")
+        k = len(cols[2])
+        if k > width:
+            _fail(path, f"{where}.__columns__", f"{k} feature columns but the network has "
+                                                f"{width} inputs")
+        for j, name in ((3, "n"), (4, "mean"), (5, "m2")):
+            a = cols[j]
+            if not (isinstance(a, np.ndarray) and a.shape == (k,)):
+                _fail(path, f"{where}.__columns__.{name}", f"must be an array of shape ({k},), "
+                                                           f"got {_describe(a)}")
+
+
+def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
+    """Read a checkpoint. With ``spec``, refuse one written for a different model spec; with
+    ``partition``, one whose position is another partition's.
+
+    Every value is validated before it is trusted (see the module documentation); raises
+    :class:`CheckpointError` naming the field. On error nothing is returned, so nothing is
+    half-loaded.
     """
-    path, header, data = _read_verified(path)
-    if spec is not None and _spec.canonical(header.get("spec")) != _spec.canonical(spec):
+    path, header, data = _read(path, keep_data=True)
+    hspec = header["spec"]
+    if spec is not None and _spec.canonical(hspec) != _spec.canonical(spec):
         raise CheckpointError(
-            f"{path} was written for another model spec:\n"
-            f"{_spec.spec_diff(header.get('spec'), spec)}\nstart with an empty checkpoint "
-            "directory or the same model options")
-    arrays = _arrays(path, header, data)
-    keys, states = header.get("keys"), header.get("states")
-    if not isinstance(keys, list) or not isinstance(states, list) or len(keys) != len(states):
-        raise CheckpointError(f"{path}: 'keys' and 'states' are missing or differ in length")
+            f"{path} was written for another model spec:\n{_spec.spec_diff(hspec, spec)}\n"
+            "start with an empty checkpoint directory or the same model options")
+    if partition is not None:
+        pos = header["position"]
+        got = None if pos is None else pos["partition"]
+        if got is None or str(got) != str(partition):
+            _fail(path, "position.partition", f"{_short(got)} is not partition "
+                                              f"{_short(partition)} (a file of another partition)")
     try:
-        _spec.build_model(header.get("spec"))
-    except CheckpointError:
-        raise
-    except (ValueError, TypeError) as e:
+        _spec.check_spec(hspec, CheckpointError)
+        template = _spec.build_model(hspec)
+        complete = _spec.spec_from_model(template)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except (ValueError, TypeError, OverflowError) as e:
         raise CheckpointError(f"{path}: malformed model spec: {e}") from None
+    if _spec.canonical(complete) != _spec.canonical(hspec):
+        raise CheckpointError(f"{path}: malformed model spec: it is not complete or not "
+                              f"canonical:\n{_spec.spec_diff(hspec, complete, 'file', 'built')}")
+    exp = _Expect(hspec, template)
+    arrays = _views(header, data)
+    used = bytearray(len(arrays))
+    trees = []
+    for i, (key, state) in enumerate(zip(header["keys"], header["states"])):
+        field = f"states[{i}] (key {_short(key, 40)})"
+        tree = _decode_tree(state, arrays, used, path, field)
+        _check_state(path, tree, exp, field)
+        trees.append(tree)
+    if not all(used):
+        _fail(path, "arrays", f"array {used.index(0)} is not referenced by any state")
+    del arrays, header["states"]
     models = {}
-    for key, state in zip(keys, states):
-        model = _spec.build_model(header["spec"])
+    for i, (key, tree) in enumerate(zip(header["keys"], trees)):
+        model = _spec.build_model(hspec)
         try:
-            model._import_state(_decode_tree(state, arrays))
+            model._import_state(tree)
         except CheckpointError:
             raise
         except Exception as e:  # a state that does not fit the model
-            raise CheckpointError(f"{path}: the state of key {key!r} does not fit the model "
-                                  f"spec: {type(e).__name__}: {e}") from None
+            raise CheckpointError(f"{path}: states[{i}] (key {_short(key, 40)}) does not fit "
+                                  f"the model spec: {type(e).__name__}: {str(e)[:300]}") from None
+        trees[i] = None  # its arrays are the model's own now
         models[key] = model
-    return Checkpoint(models, header["spec"], header.get("source"), header.get("position"),
-                      header.get("extra") or {}, header.get("created"), path)
+    return Checkpoint(models, hspec, header["source"], header["position"],
+                      header["extra"] or {}, header["created"], path)
 
 
 # ---------------------------------------------------------------------------- directories
+_STALE = re.compile(r"\.(partition-.+\.srnn\..+\.tmp|probe-\d+-[0-9a-f]+\.tmp)")
+
+
 class CheckpointStore:
-    """A directory of per-partition checkpoints: ``partition-<p>.srnn``.
+    """A directory of per-partition checkpoints, ``partition-<p>.srnn``, owned by one process.
+
+    On creation the directory is made if needed and checked to be writable (a probe file is
+    created, fsync-ed and removed: this holds on read-only mounts and for root, whom mode bits
+    do not stop). Then an exclusive lock is taken: ``fcntl.flock`` on ``DIR/.lock``, which
+    records the holder's pid, host and start time; a second store on the directory, in this
+    or another process, raises :class:`CheckpointError` naming that pid and host. The lock is
+    released by :meth:`close` (or leaving a ``with`` block) and by the kernel when the process
+    dies, so a killed run never leaves the directory locked. Holding the lock, the store removes
+    temporary files that killed writers left behind.
 
     ``partition`` is the source's partition (an int for Kafka and files); a partition of
     another type is written with unsafe characters replaced.
     """
 
+    LOCK = ".lock"
+
     def __init__(self, directory):
         self.directory = os.fspath(directory)
-        os.makedirs(self.directory, exist_ok=True)
+        self._fd = None
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+        except OSError as e:
+            raise CheckpointError(f"cannot create checkpoint directory {self.directory}: "
+                                  f"{e.strerror or e}") from None
+        if not os.path.isdir(self.directory):
+            raise CheckpointError(f"checkpoint directory {self.directory} is not a directory")
+        self._probe()
+        self._fd = self._lock()
+        self._remove_stale()
+
+    def _probe(self):
+        import secrets
+        name = os.path.join(self.directory, f".probe-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"probe")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.unlink(name)
+        except OSError as e:
+            raise CheckpointError(f"checkpoint directory {self.directory} is not writable: "
+                                  f"{e.strerror or e}") from None
+
+    def _lock(self):
+        import fcntl
+        import socket
+        path = os.path.join(self.directory, self.LOCK)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise CheckpointError(f"cannot open the lock file {path}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            except ValueError:
+                info = {}
+            os.close(fd)
+            who = (f"pid {info.get('pid', '?')} on host {info.get('host', '?')} (since "
+                   f"{info.get('started', '?')})") if isinstance(info, dict) and info else \
+                "another process (still starting)"
+            raise CheckpointError(f"checkpoint directory {self.directory} is in use by {who}; "
+                                  "stop that run or use another directory") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
+            os.fsync(fd)
+        except OSError as e:
+            os.close(fd)
+            raise CheckpointError(f"cannot write the lock file {path}: {e.strerror or e}") \
+                from None
+        return fd
+
+    def _remove_stale(self):
+        for name in os.listdir(self.directory):
+            if _STALE.fullmatch(name):
+                try:
+                    os.unlink(os.path.join(self.directory, name))
+                except OSError:
+                    pass
+
+    def _check_open(self):
+        if self._fd is None:
+            raise CheckpointError(f"the checkpoint store of {self.directory} is closed")
+
+    def close(self):
+        """Release the directory's lock (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            import fcntl
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def path(self, partition) -> str:
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(partition))
@@ -385,12 +909,15 @@ class CheckpointStore:
         return out
 
     def save(self, partition, models, spec, source=None, offset=0, extra=None) -> int:
+        self._check_open()
         return save(self.path(partition), models, spec, source=source,
-                    position={"partition": partition, "offset": int(offset)}, extra=extra)
+                    position={"partition": partition, "offset": offset}, extra=extra)
 
     def load(self, partition, spec=None) -> Checkpoint | None:
-        """The checkpoint of ``partition``, or None when there is none."""
+        """The checkpoint of ``partition``, or None when there is none. A file whose position
+        names another partition is refused."""
+        self._check_open()
         p = self.path(partition)
         if not os.path.exists(p):
             return None
-        return load(p, spec)
+        return load(p, spec, partition=partition)
