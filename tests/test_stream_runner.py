@@ -104,6 +104,7 @@ def _run_file(spec, path, store_dir, max_keys, limit=0, sink=None):
     if starts.get(0, 0) > 0:
         source.seek({0: starts[0]})
     r.run(limit=limit)
+    r.store.close()
     return r, sink
 
 
@@ -153,6 +154,7 @@ def test_an_undeliverable_forecast_is_dead_lettered_and_the_position_moves_past_
                bad=BadMessages(dead))
     r.restore([0])
     r.run()
+    r.store.close()
     dead.close()
     rows = [json.loads(line) for line in open(tmp_path / "dead.jsonl")]
     assert [(d["offset"], d["kind"]) for d in rows] == [(12, "undeliverable forecast")]
