@@ -297,10 +297,11 @@ class Decoder:
         if len(key) > self.max_key_chars:
             return self._bad("bad key", f"key longer than {self.max_key_chars} characters", raw,
                              partition, offset)
-        try:
-            key.encode("utf-8")
-        except UnicodeEncodeError:
-            return self._bad("bad key", "key is not valid Unicode", raw, partition, offset)
+        if not key.isascii():
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                return self._bad("bad key", "key is not valid Unicode", raw, partition, offset)
         x = {}
         skip = self._skip
         for k, v in d.items():
