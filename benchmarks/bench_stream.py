@@ -117,7 +117,9 @@ def main():
         t0 = perf()
         runner.checkpoint(force=True)
         t_ck = perf() - t0
-        ck_bytes = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+        runner.store.close()
+        ck_bytes = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
+                       if f.endswith(".srnn"))
     src.close()
     kafka.close()
 

@@ -244,3 +244,13 @@ def test_a_second_command_on_a_locked_checkpoint_directory_is_refused(tmp_path):
         first.wait(60)
     assert first.returncode == 0
     assert ck.CheckpointStore(ck_dir).load(0).position["offset"] == 1
+
+
+def test_an_unwritable_checkpoint_directory_fails_before_anything_is_consumed(tmp_path):
+    # /proc/self is a directory nobody can create files in, not even root
+    p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", "--source", "-",
+                        "--checkpoint", "/proc/self", "--hidden-size", "3"], env=child_env(),
+                       input=b"".join(b'{"y": %d}\n' % i for i in range(50)),
+                       capture_output=True, timeout=60)
+    assert p.returncode == 2 and b"streamrnn: error:" in p.stderr, p.stderr
+    assert p.stdout == b""
