@@ -98,7 +98,7 @@ def _plot(runner, path, target):
 def build_parser():
     ap = argparse.ArgumentParser(prog="streamrnn", description="Recurrent forecasters that "
                                  "keep learning while the data streams in.")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _DefaultsShown
     sub = ap.add_subparsers(dest="command", required=True)
     f = sub.add_parser("forecast", help="learn and forecast a stream, one model per key",
                        description="Learn and forecast a stream, one model per series key. "
@@ -109,15 +109,18 @@ def build_parser():
                    "(default: replay river's WaterFlow dataset)")
     f.add_argument("--sink", help="- (stdout, default), file.jsonl, kafka://HOST:PORT/TOPIC or "
                    "mqtt://HOST:PORT/TOPIC")
-    f.add_argument("--model", choices=["rnn", "lstm", "gru"], default="gru")
-    f.add_argument("--hidden-size", type=int, default=16)
-    f.add_argument("--num-layers", type=int, default=1)
-    f.add_argument("--tbptt-steps", type=int, default=16)
-    f.add_argument("--update-every", type=int, default=1)
+    f.add_argument("--model", choices=["rnn", "lstm", "gru"], default="gru",
+                   help="the recurrent cell")
+    f.add_argument("--hidden-size", type=int, default=16, help="units per layer")
+    f.add_argument("--num-layers", type=int, default=1, help="stacked recurrent layers")
+    f.add_argument("--tbptt-steps", type=int, default=16,
+                   help="steps of truncated backpropagation through time")
+    f.add_argument("--update-every", type=int, default=1,
+                   help="learn (one truncated-BPTT update) every N values")
     f.add_argument("--lr", type=float, default=None,
                    help="Adam's learning rate (default: the forecasters' default, 0.001)")
     f.add_argument("--seasonality", type=int, default=0, help="season length (default 0)")
-    f.add_argument("--seed", type=int, default=42)
+    f.add_argument("--seed", type=int, default=42, help="seed of the initial weights")
     f.add_argument("--horizon", type=int, default=None, help="steps forecast after each "
                    "observation (default 0; 24 for the built-in demo)")
     f.add_argument("--target", default="y", help="field holding the value (default y)")
@@ -157,8 +160,19 @@ def build_parser():
                      "cut; payload_bytes gives the original size)")
     f.add_argument("--plot", metavar="FILE.png", help="plot forecast versus actual")
     f.add_argument("--quiet", action="store_true", help="no progress line and no summary")
-    f.add_argument("--log-level", default="WARNING")
+    f.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
     return ap
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+    """Show each option's default, unless its help already says it or there is none."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if "default" in h or action.default in (None, False, argparse.SUPPRESS) \
+                or not action.option_strings:
+            return h
+        return h + " (default: %(default)s)"
 
 
 def _positive(text):
