@@ -50,6 +50,7 @@ The guarantees
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from streamrnn.streams.messages import BadMessages, Undeliverable
@@ -310,6 +311,10 @@ class Runner:
             st["abs_error"] += abs(y - pred)
             st["abs_error_last"] += abs(y - last)
         fc = m.forecast(self.horizon) if self.horizon else []
+        if pred is not None and not math.isfinite(pred):
+            pred = None  # records are strict JSON: no NaN or infinity
+        if fc and not all(map(math.isfinite, fc)):
+            fc = [v if math.isfinite(v) else None for v in fc]
         rec = {"key": key, "time": obs.time, "partition": p, "offset": obs.offset,
                "prediction": pred, "forecast": fc}
         try:
