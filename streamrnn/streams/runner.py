@@ -305,14 +305,14 @@ class Runner:
             self.positions[p] = obs.offset + 1
             return None
         pred = m.last_prediction  # None on a series' first value
+        if pred is not None and not math.isfinite(pred):
+            pred = None  # records are strict JSON: no NaN or infinity
         self.last_y[key] = y
         if pred is not None and last is not None:
             st["scored"] += 1
             st["abs_error"] += abs(y - pred)
             st["abs_error_last"] += abs(y - last)
         fc = m.forecast(self.horizon) if self.horizon else []
-        if pred is not None and not math.isfinite(pred):
-            pred = None  # records are strict JSON: no NaN or infinity
         if fc and not all(map(math.isfinite, fc)):
             fc = [v if math.isfinite(v) else None for v in fc]
         rec = {"key": key, "time": obs.time, "partition": p, "offset": obs.offset,
