@@ -288,3 +288,16 @@ def test_a_broken_pipe_stops_the_run_with_the_last_checkpoint_intact(tmp_path):
     assert proc.returncode == 2 and "closed" in err, err
     c = ck.CheckpointStore(tmp_path / "ck").load(0)
     assert c is None or c.position["offset"] < n  # never a final checkpoint past lost output
+
+
+def test_no_parser_sees_nesting_it_could_crash_on():
+    # orjson 3.8 has no recursion limit of its own and crashes the interpreter on a few
+    # million nested brackets; the decoder's depth scan comes first, whatever the size limit
+    code = ("from streamrnn.streams import Decoder, messages\n"
+            "d = Decoder(max_bytes=1 << 23)\n"
+            "for p in (b'[' * 3_000_000, b'{\"a\":' * 1_000_000, b'[' * 2_000_000 + b']' * 2_000_000):\n"
+            "    assert d.decode(p).kind == 'too deep', p[:10]\n"
+            "print(messages.json_backend)\n")
+    p = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr

@@ -19,7 +19,7 @@ import socket
 import threading
 import uuid
 
-from streamrnn.streams.messages import BadMessages, Decoder, Sink, Source
+from streamrnn.streams.messages import BadMessages, Decoder, Sink, Source, Undeliverable
 
 __all__ = ["MqttSource", "MqttSink"]
 
@@ -136,9 +136,14 @@ class MqttSource(Source):
         self._client.loop_stop()
 
 
+_NOT_IN_TOPICS = str.maketrans({"+": "_", "#": "_", "\0": "_"})
+
+
 class MqttSink(Sink):
     """Publish each record as JSON to ``topic``; ``{key}`` in the topic is replaced by the
-    record's key (e.g. ``forecasts/{key}``)."""
+    record's key (e.g. ``forecasts/{key}``), with the characters a topic name cannot hold
+    (``+``, ``#``, NUL) replaced by ``_``. A record whose topic is still invalid is
+    :class:`~streamrnn.streams.Undeliverable`."""
 
     def __init__(self, hosts, topic, qos=1, client_id=None, connect_timeout=10.0):
         mqtt = _paho()
@@ -160,8 +165,12 @@ class MqttSink(Sink):
     def send(self, record, key=None):
         topic = self.topic
         if "{key}" in topic:
-            topic = topic.replace("{key}", str(record.get("key") if key is None else key))
-        info = self._client.publish(topic, self._dumps(record), qos=self.qos)
+            k = str(record.get("key") if key is None else key)
+            topic = topic.replace("{key}", k.translate(_NOT_IN_TOPICS))
+        try:
+            info = self._client.publish(topic, self._dumps(record), qos=self.qos)
+        except ValueError as e:  # e.g. an empty topic, or a payload over MQTT's 256 MB
+            raise Undeliverable(f"MQTT refused topic {topic[:80]!r}: {e}") from None
         self._pending.append(info)
         if len(self._pending) > 5000:
             self.flush()
