@@ -23,7 +23,7 @@ from streamrnn import checkpoint as ck
 from streamrnn.streams import BadMessages, Decoder, open_sink, open_source, parse_address
 from streamrnn.streams import messages as _msg
 from streamrnn.streams.files import MAX_LINE_BYTES, DatasetSource
-from streamrnn.streams.runner import MAX_KEYS, Runner
+from streamrnn.streams.runner import MAX_FEATURES, MAX_KEYS, Runner
 
 from streamrnn.spec import default_lr, model_spec
 
@@ -142,6 +142,8 @@ def build_parser():
     lim.add_argument("--max-keys", type=_positive, default=MAX_KEYS, metavar="N",
                      help="models kept at once; a new key beyond this evicts the least "
                      "recently seen key (which, if it returns, starts with a fresh model)")
+    lim.add_argument("--max-features", type=_positive, default=MAX_FEATURES, metavar="N",
+                     help="distinct feature names one key's model may learn")
     lim.add_argument("--max-message-bytes", type=_positive, default=_msg.MAX_BYTES, metavar="B",
                      help="largest message")
     lim.add_argument("--max-line-bytes", type=_positive, default=MAX_LINE_BYTES, metavar="B",
@@ -231,7 +233,8 @@ def _forecast(args, demo, horizon, spec, store, opened):
     opened.append(sink)
     runner = Runner(spec, source, sink, horizon=horizon, store=store,
                     checkpoint_every=args.checkpoint_every if store else 0, bad=bad,
-                    plot_keys=3 if args.plot else 0, max_keys=args.max_keys)
+                    plot_keys=3 if args.plot else 0, max_keys=args.max_keys,
+                    max_features=args.max_features)
     if hasattr(source, "on_assign"):  # Kafka: partitions arrive through the group
         source.on_assign = runner.restore
         source.on_revoke = runner.revoke

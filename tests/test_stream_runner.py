@@ -254,3 +254,30 @@ def test_an_unwritable_checkpoint_directory_fails_before_anything_is_consumed(tm
                        capture_output=True, timeout=60)
     assert p.returncode == 2 and b"streamrnn: error:" in p.stderr, p.stderr
     assert p.stdout == b""
+
+
+def test_a_key_cannot_grow_its_model_without_bound(tmp_path):
+    rows = [{"y": float(i % 5), f"f{i}": 1.0, "common": 2.0} for i in range(20)]
+    _write(tmp_path / "in.jsonl", rows)
+    spec = spec_mod.model_spec("gru", hidden_size=3, seed=1)
+
+    def go(store_dir, limit=0):
+        src = JsonLinesSource(tmp_path / "in.jsonl")
+        sink = ListSink()
+        with ck.CheckpointStore(str(store_dir)) as store:
+            r = Runner(spec, src, sink, store=store, checkpoint_every=3, max_features=4)
+            start = r.restore([0]).get(0, 0)
+            if start > 0:
+                src.seek({0: start})
+            r.run(limit=limit)
+        return r, sink
+
+    r, sink = go(tmp_path / "a")
+    assert [x["offset"] for x in sink.records] == [0, 1, 2]  # common + f0..f2 = 4 names
+    assert r.totals()["bad"] == 17 and r.bad.by_reason == {"too many features": 17}
+    assert r.features["series"] == {"common", "f0", "f1", "f2"}
+    # the names are checkpointed: a resumed run refuses exactly the same messages
+    go(tmp_path / "b", limit=2)
+    r2, sink2 = go(tmp_path / "b")
+    assert [x["offset"] for x in sink2.records] == [2] and r2.totals()["bad"] == 17
+    assert _states(r2.models) == _states(r.models)

@@ -42,7 +42,7 @@ _BIG = 2 ** 1023  # ints beyond this do not fit a float
 
 #: The kinds bad messages are counted by (a fixed set: counting never keeps sender text).
 REASON_KINDS = ("not JSON", "not an object", "too large", "too deep", "too many fields",
-                "line too long", "target missing", "target not a number", "target not finite",
+                "too many features", "line too long", "target missing", "target not a number", "target not finite",
                 "bad key", "bad time", "feature not finite", "rejected by the model",
                 "undeliverable forecast", "other")
 

@@ -57,12 +57,13 @@ from streamrnn.streams.messages import BadMessages, Undeliverable
 
 from streamrnn.spec import build_model
 
-__all__ = ["Runner", "OFFSET_BEGINNING", "MAX_KEYS"]
+__all__ = ["Runner", "OFFSET_BEGINNING", "MAX_KEYS", "MAX_FEATURES"]
 
 log = logging.getLogger("streamrnn")
 
 OFFSET_BEGINNING = -2  # librdkafka's "earliest"
 MAX_KEYS = 10_000
+MAX_FEATURES = 256
 
 
 def _checkpoint_error(msg):
@@ -94,6 +95,10 @@ class Runner:
         Keep a trace of the first N keys for plotting.
     max_keys
         The most models kept at once; a new key beyond it evicts the least recently seen one.
+    max_features
+        The most distinct feature names one key's model may learn (each grows its input
+        weights); a message that would take a key past it is a bad message
+        (``too many features``) and changes nothing.
     model_factory
         ``model_factory() -> forecaster`` builds the model of a new key (default:
         ``streamrnn.spec.build_model(spec)``). With a store, it must build models that
@@ -105,9 +110,11 @@ class Runner:
     """
 
     def __init__(self, spec, source, sink, horizon=0, store=None, checkpoint_every=0, bad=None,
-                 plot_keys=0, max_keys=MAX_KEYS, model_factory=None):
-        if type(max_keys) is not int or max_keys < 1:
-            raise ValueError(f"max_keys must be an int >= 1, got {max_keys!r}")
+                 plot_keys=0, max_keys=MAX_KEYS, model_factory=None,
+                 max_features=MAX_FEATURES):
+        for name, v in (("max_keys", max_keys), ("max_features", max_features)):
+            if type(v) is not int or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
         if spec is None:
             if model_factory is None or store is not None:
                 raise ValueError("a spec is needed unless model_factory is given without a store")
@@ -119,6 +126,8 @@ class Runner:
         self.checkpoint_every = checkpoint_every
         self.bad = bad if bad is not None else getattr(source, "bad", None) or BadMessages()
         self.max_keys = max_keys
+        self.max_features = max_features
+        self.features = {}                  # key -> set of feature names its model learned
         self.models = {}                    # key -> model, least recently seen first
         self.home = {}                      # key -> partition
         self.keys_of = {}                   # partition -> {key: None} (an ordered set)
@@ -160,10 +169,12 @@ class Runner:
                 self.models.pop(key, None)
                 self.models[key] = m
                 self.home[key] = p
-                seen, last = (series.get(key) or (0, None))[:2]
+                seen, last, names = (list(series.get(key) or ()) + [0, None, None])[:3]
                 self.seen[key] = int(seen)
                 if last is not None:
                     self.last_y[key] = float(last)
+                if names:
+                    self.features[key] = set(names)
                 self.clock = max(self.clock, int(seen))
             self.keys_of[p] = dict.fromkeys(c.models)
             self.positions[p] = int(c.position["offset"])
@@ -215,7 +226,8 @@ class Runner:
         for p in parts:
             keys = self.keys_of.get(p, {})
             models = {k: self.models[k] for k in keys}
-            series = {k: [self.seen.get(k, 0), self.last_y.get(k)] for k in keys}
+            series = {k: [self.seen.get(k, 0), self.last_y.get(k),
+                          sorted(self.features.get(k, ()))] for k in keys}
             self.store.save(p, models, self.spec, self.source.describe(p), self.positions[p],
                             extra={"stats": self.stats[p], "series": series})
             self.dirty.discard(p)
@@ -243,6 +255,7 @@ class Runner:
         self.home.pop(key, None)
         self.last_y.pop(key, None)
         self.seen.pop(key, None)
+        self.features.pop(key, None)
 
     def _evict(self):
         """Drop the least recently seen key's model (it leaves its partition's checkpoint)."""
@@ -280,6 +293,18 @@ class Runner:
             self.positions[p] = obs.offset + 1
             return None
         key, x, y = obs.key, obs.x, obs.y
+        new_names = None
+        if x:
+            known = self.features.get(key)
+            if known is None or not known.issuperset(x):
+                new_names = x.keys() - known if known else set(x)
+                n = len(new_names) + (len(known) if known else 0)
+                if n > self.max_features:
+                    st["bad"] += 1
+                    self.bad(obs, f"too many features: key {key[:80]!r} would have {n} "
+                             f"(the limit is {self.max_features})", "too many features")
+                    self.positions[p] = obs.offset + 1
+                    return None
         models = self.models
         m = models.pop(key, None)  # put back last: the most recently seen
         if m is None:
@@ -304,6 +329,8 @@ class Runner:
             self.bad(obs, f"rejected by the model: {e}", "rejected by the model")
             self.positions[p] = obs.offset + 1
             return None
+        if new_names:
+            self.features.setdefault(key, set()).update(new_names)
         pred = m.last_prediction  # None on a series' first value
         if pred is not None and not math.isfinite(pred):
             pred = None  # records are strict JSON: no NaN or infinity
