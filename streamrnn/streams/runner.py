@@ -71,6 +71,19 @@ def _checkpoint_error(msg):
     return CheckpointError(msg)
 
 
+def _series_entry(path, key, v):
+    """``[last_seen, last_value, feature_names]`` of a key as checkpointed (older
+    checkpoints have none, or only the first two)."""
+    v = list(v) if isinstance(v, list) else []
+    seen = v[0] if v else 0
+    last = v[1] if len(v) > 1 else None
+    names = v[2] if len(v) > 2 else []
+    if type(seen) is not int or seen < 0 or (last is not None and type(last) not in (int, float)) \
+            or not isinstance(names, list) or not all(type(n) is str for n in names):
+        raise _checkpoint_error(f"{path}: the run record of key {key!r} is malformed")
+    return seen, None if last is None else float(last), set(names)
+
+
 class Runner:
     """One forecaster per key, fed from ``source`` and published to ``sink``.
 
@@ -169,13 +182,13 @@ class Runner:
                 self.models.pop(key, None)
                 self.models[key] = m
                 self.home[key] = p
-                seen, last, names = (list(series.get(key) or ()) + [0, None, None])[:3]
-                self.seen[key] = int(seen)
+                seen, last, names = _series_entry(c.path, key, series.get(key))
+                self.seen[key] = seen
                 if last is not None:
-                    self.last_y[key] = float(last)
+                    self.last_y[key] = last
                 if names:
-                    self.features[key] = set(names)
-                self.clock = max(self.clock, int(seen))
+                    self.features[key] = names
+                self.clock = max(self.clock, seen)
             self.keys_of[p] = dict.fromkeys(c.models)
             self.positions[p] = int(c.position["offset"])
             self.stats[p] = {**self._new_stats(), **dict(c.extra.get("stats", {}))}
