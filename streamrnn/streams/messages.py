@@ -84,26 +84,23 @@ class Undeliverable(ValueError):
     broker accepts); the runner dead-letters the record with this reason and moves on."""
 
 
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
-_BRACKETS = re.compile(rb"[\[\]{}]")
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # JSON strings, escapes included
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
 
 def nesting_depth(data: bytes, limit: int) -> int:
     """A number above ``limit`` exactly when arrays and objects in JSON text ``data`` nest
-    deeper than ``limit`` (brackets inside strings do not count). Linear, no recursion."""
+    deeper than ``limit`` (brackets inside strings do not count). Linear, no recursion, and
+    vectorised: a megabyte of brackets costs milliseconds."""
     if data.count(b"[") + data.count(b"{") <= limit:
         return 0  # fast path: not enough brackets to go deeper
     if b'"' in data:
-        data = _STRINGS.sub(b'""', data)
-    depth = 0
-    for m in _BRACKETS.finditer(data):
-        if m.group() in b"[{":
-            depth += 1
-            if depth > limit:
-                return depth
-        else:
-            depth -= 1
-    return max(depth, 0)
+        data = _STRINGS.sub(b"", data)
+    brackets = data.translate(None, _NOT_BRACKETS)
+    import numpy as np
+    a = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((a == 0x5B) | (a == 0x7B), 1, -1).astype(np.int32)
+    return int(np.cumsum(steps).max(initial=0))
 
 
 class Observation:
