@@ -301,3 +301,48 @@ def test_no_parser_sees_nesting_it_could_crash_on():
     p = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr
+
+
+def _reference_depth(data):
+    """The nesting depth as a JSON parser sees it, one character at a time."""
+    depth = best = 0
+    inside = escaped = False
+    for c in data.decode("latin-1"):
+        if inside:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                inside = False
+        elif c == '"':
+            inside = True
+        elif c in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif c in "]}":
+            depth -= 1
+    return best
+
+
+def test_the_depth_scan_agrees_with_a_parser_on_strings_and_escapes():
+    import random
+    rng = random.Random(0)
+    tricky = [1, 'a\\"[{', "\\\\", "[[[", 'x"]', None, '\\\\\\"{', "é[", ""]
+
+    def gen(d):
+        r = rng.random()
+        if d > 40 or r < 0.3:
+            return rng.choice(tricky)
+        if r < 0.65:
+            return [gen(d + 1) for _ in range(rng.randint(0, 3))]
+        return {rng.choice(["k", "[", '\\"{', "\\\\"]) + str(i): gen(d + 1)
+                for i in range(rng.randint(0, 3))}
+
+    samples = [json.dumps(gen(0), ensure_ascii=False).encode() for _ in range(1500)]
+    samples += [b"[" * 40 + b'"\\' * 2000,  # an unterminated run of escaped quotes
+                b'{"a": "x\\\\"' + b"[" * 40 + b"}", b'"' * 1000 + b"[" * 100]
+    for data in samples:
+        for limit in (1, 5, 20):
+            assert (messages.nesting_depth(data, limit) > limit) == \
+                (_reference_depth(data) > limit), data[:80]
