@@ -276,11 +276,14 @@ def _summary(runner, n, elapsed, args, spec):
     w = sys.stderr.write
     w(f"streamrnn forecast: {n:,d} messages in {elapsed:.1f} s ({n / max(elapsed, 1e-9):,.0f}/s), "
       f"{len(runner.models):,d} keys, {t['bad']:,d} bad")
+    kinds = {k: v for k, v in runner.bad.by_reason.items() if k != "undeliverable forecast"}
+    if kinds:
+        w(" (" + ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) + ")")
+    if t["undeliverable"]:
+        w(f", {t['undeliverable']:,d} forecasts the sink refused (dead-lettered)")
     if runner.evicted:
         w(f", {runner.evicted:,d} keys evicted (over --max-keys {runner.max_keys:,d}; a "
           "returning key starts afresh)")
-    if runner.bad.by_reason:
-        w(" (" + ", ".join(f"{k}: {v}" for k, v in sorted(runner.bad.by_reason.items())) + ")")
     w("\n")
     if t["scored"]:
         mae, naive = t["abs_error"] / t["scored"], t["abs_error_last"] / t["scored"]
