@@ -346,3 +346,25 @@ def test_the_depth_scan_agrees_with_a_parser_on_strings_and_escapes():
         for limit in (1, 5, 20):
             assert (messages.nesting_depth(data, limit) > limit) == \
                 (_reference_depth(data) > limit), data[:80]
+
+
+def test_csv_rows_that_cannot_be_read_are_bad_records(tmp_path):
+    from streamrnn.streams import CsvSource
+    path = tmp_path / "in.csv"
+    with open(path, "wb") as f:
+        f.write(b"y,note\n1,a\n")
+        f.write(b"2," + b"n" * (3 << 20) + b"\n")  # a 3 MB line
+        f.write(b"3," + b"m" * 200_000 + b"\n")  # a cell over csv's own 128 KiB limit
+        f.write(b"4,\xff\xfe\n")  # not UTF-8
+        f.write(b"5,b\n")
+    src = CsvSource(path)
+    obs = []
+    while (b := src.read()) is not None:
+        obs.extend(b)
+    assert [o.offset for o in obs] == [0, 1, 2, 3, 4]
+    assert [o.y for o in obs] == [1.0, None, None, 4.0, 5.0]
+    assert obs[1].kind == "line too long" and "3,145,730" in obs[1].error
+    assert obs[2].error is not None
+    src = CsvSource(path)
+    src.seek({0: 3})
+    assert [o.y for o in src] == [4.0, 5.0]

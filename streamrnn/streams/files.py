@@ -228,16 +228,45 @@ def _csv_value(v):
         return v
 
 
+_TOO_LONG = "\ufdd0streamrnn-line-too-long:"  # a noncharacter: never in a real CSV cell
+
+
+def _limited_lines(f, max_chars):
+    """The lines of text file ``f``; a line over ``max_chars`` characters is read past in
+    pieces and stands as one marker line (so it stays one record)."""
+    while True:
+        line = f.readline(max_chars + 1)
+        if not line:
+            return
+        if len(line) > max_chars and not line.endswith("\n"):
+            n = len(line)
+            while True:
+                more = f.readline(1 << 16)
+                n += len(more)
+                if not more:
+                    break
+                if more.endswith("\n"):
+                    n -= 1  # the newline is not part of the line
+                    break
+            line = f"{_TOO_LONG}{n}\n"
+        yield line
+
+
 class CsvSource(Source):
     """Rows of a CSV file with a header; cells that read as numbers become numbers, empty cells
-    are left out, others stay strings (a string target is a bad record)."""
+    are left out, others stay strings (a string target is a bad record).
 
-    def __init__(self, path, decoder=None, bad=None):
+    A line over ``max_line_bytes`` characters is a bad record (``line too long``) read past in
+    pieces; a row csv cannot parse (e.g. a cell over csv's own field limit) is a bad record;
+    bytes that are not UTF-8 read as U+FFFD."""
+
+    def __init__(self, path, decoder=None, bad=None, max_line_bytes=MAX_LINE_BYTES):
         self.path = os.fspath(path)
         self.decoder = decoder or Decoder()
         self.bad = bad or BadMessages()
-        self._f = open(self.path, newline="", encoding="utf-8")
-        self._reader = csv.DictReader(self._f)
+        self.max_line_bytes = max_line_bytes
+        self._f = open(self.path, newline="", encoding="utf-8", errors="replace")
+        self._reader = csv.DictReader(_limited_lines(self._f, max_line_bytes))
         self._next = 0
         self._skip = 0
 
@@ -245,7 +274,7 @@ class CsvSource(Source):
         target = int(positions.get(0, 0))
         if target < self._next:
             self._f.seek(0)
-            self._reader = csv.DictReader(self._f)
+            self._reader = csv.DictReader(_limited_lines(self._f, self.max_line_bytes))
             self._next = 0
         self._skip = target - self._next
 
@@ -268,6 +297,11 @@ class CsvSource(Source):
                 out.append(Observation(None, None, None, None, 0, off, f"not CSV: {row}", None,
                                        "other"))
                 continue
+            first = next(iter(row.values()), None)
+            if type(first) is str and first.startswith(_TOO_LONG):
+                out.append(self.decoder.too_long(int(first[len(_TOO_LONG):]),
+                                                 self.max_line_bytes, 0, off))
+                continue
             d = {k: _csv_value(v) for k, v in row.items() if k is not None}
             d = {k: v for k, v in d.items() if v is not None}
             out.append(from_dict(d, 0, off, payload=d))
@@ -285,7 +319,7 @@ class CsvSource(Source):
 def file_source(path, decoder=None, bad=None, max_line_bytes=MAX_LINE_BYTES) -> Source:
     """A CSV source for ``*.csv``, a JSON-lines source otherwise."""
     if str(path).lower().endswith(".csv"):
-        return CsvSource(path, decoder, bad)
+        return CsvSource(path, decoder, bad, max_line_bytes)
     return JsonLinesSource(path, decoder, bad, max_line_bytes)
 
 
