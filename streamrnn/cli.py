@@ -147,7 +147,7 @@ def build_parser():
     lim.add_argument("--max-message-bytes", type=_positive, default=_msg.MAX_BYTES, metavar="B",
                      help="largest message")
     lim.add_argument("--max-line-bytes", type=_positive, default=MAX_LINE_BYTES, metavar="B",
-                     help="longest line of a JSON-lines file or stdin (a longer line is "
+                     help="longest line of a file or stdin (a longer line is "
                      "skipped without being buffered whole)")
     lim.add_argument("--max-depth", type=_positive, default=_msg.MAX_DEPTH, metavar="N",
                      help="deepest nesting of JSON arrays and objects")
