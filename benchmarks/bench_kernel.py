@@ -3,7 +3,9 @@
 For every cell (rnn = Elman tanh, lstm, gru), hidden size 8/32/64, TBPTT k2 = 16 and k1 in
 {1, 16}, with Adam, this times ``net.learn(x, y)`` in a plain Python loop over precomputed
 inputs (one forward step, and every k1 steps one TBPTT update and one Adam step) and, in a
-separate column, ``net.predict(x, out)``. Each number is the best of ``--repeats`` runs of
+separate column, ``net.predict(x, out)``, and in a third the forecasters' loop
+``net.predict(x, out); net.learn(x, y)`` (a one-step forecast, then learning that step: the
+kernel reuses the forward pass of the predict). Each number is the best of ``--repeats`` runs of
 ``--steps`` observations. The last column is ``Network.__sizeof__`` (bytes, optimizer
 moments included); its peak over the table is printed at the end.
 
@@ -55,6 +57,23 @@ def time_learn(cell, hidden, k1, n_in, xs, ys, repeats):
     return best * 1e6, net
 
 
+def time_predict_learn(cell, hidden, k1, n_in, xs, ys, repeats):
+    best = float("inf")
+    for r in range(repeats):
+        net = make(cell, hidden, k1, n_in)
+        out = np.zeros(net.n_out)
+        learn, predict = net.learn, net.predict
+        for i in range(K2):
+            learn(xs[i], ys[i])
+        t0 = time.perf_counter()
+        for x, y in zip(xs, ys):
+            predict(x, out)
+            learn(x, y)
+        dt = time.perf_counter() - t0
+        best = min(best, dt / len(xs))
+    return best * 1e6
+
+
 def time_predict(net, xs, repeats):
     out = np.zeros(net.n_out)
     predict = net.predict
@@ -79,7 +98,8 @@ def main():
     print(f"# streamrnn kernel, {platform.python_implementation()} {platform.python_version()}, "
           f"n_in={args.n_in}, n_out=1, squared loss, Adam, k2={K2}, "
           f"best of {args.repeats} x {args.steps} steps")
-    print(f"{'cell':<5} {'H':>3} {'k1':>3} {'P':>7} {'learn us':>9} {'predict us':>10} {'sizeof B':>10}")
+    print(f"{'cell':<5} {'H':>3} {'k1':>3} {'P':>7} {'learn us':>9} {'predict us':>10} "
+          f"{'pred+learn us':>13} {'sizeof B':>10}")
     peak = (0, None)
     t_start = time.perf_counter()
     for name in args.cells.split(","):
@@ -88,11 +108,12 @@ def main():
             for k1 in K1S:
                 us, net = time_learn(cell, hidden, k1, args.n_in, xs, ys, args.repeats)
                 us_p = time_predict(net, xs, args.repeats)
+                us_pl = time_predict_learn(cell, hidden, k1, args.n_in, xs, ys, args.repeats)
                 size = net.__sizeof__()
                 if size > peak[0]:
                     peak = (size, f"{name} H={hidden} k1={k1}")
                 print(f"{name:<5} {hidden:>3} {k1:>3} {net.size:>7} {us:>9.2f} {us_p:>10.2f} "
-                      f"{size:>10}", flush=True)
+                      f"{us_pl:>13.2f} {size:>10}", flush=True)
     print(f"# peak Network.__sizeof__: {peak[0]} bytes ({peak[0] / 2**20:.2f} MiB) at {peak[1]}")
     print(f"# wall time {time.perf_counter() - t_start:.1f} s")
 

@@ -6,6 +6,10 @@ two-tone sine, after a warm-up, in microseconds per observation.
 
 - streamrnn: ``LSTMForecaster(hidden_size=32, tbptt_steps=16, update_every=1)`` (the headline),
   then every cell at hidden 8/32/64 with update_every (k1) 1 and 16, tbptt_steps (k2) 16.
+- the kernel alone, for the headline at k1 = 1 and 16: ``Network.predict(x, out)`` then
+  ``Network.learn(x, y)`` on the same two-column input a forecaster feeds it, timed in
+  alternation with the river-API loop (so both see the same machine load); the ratio is the
+  cost of the Python layer.
 - PyTorch, written the way a user would write TBPTT(1, 16): ``torch.nn.LSTMCell`` (hidden 32)
   and a ``Linear`` head, the state carried between observations, the last 16 inputs kept; at
   every observation the last 16 steps are re-run from the detached state 16 steps back, the
@@ -69,6 +73,38 @@ def time_loop(make, ys, repeats, warmup=64):
             model.learn_one(y)
         best = min(best, time.perf_counter() - t0)
     return 1e6 * best / len(ys), model
+
+
+def kernel_alone(hidden=32, k1=1, k2=16, seed=0):
+    """The headline's network driven directly: predict then learn on the same input."""
+    import numpy as np
+    from streamrnn import _core
+
+    class Kernel:
+        def __init__(self):
+            self.net = _core.Network(_core.LSTM, 2, hidden, 1, 1, k1, k2, _core.SQUARED)
+            _core.initialize(self.net, np.random.default_rng(seed))
+            self.net.set_optimizer(_core.Optimizer(_core.ADAM, 0.001, clip_norm=1.0))
+            self.x, self.out, self.last = np.zeros(2), np.zeros(1), 0.0
+
+        def forecast(self, horizon):
+            self.net.predict(self.x, self.out)
+            return [float(self.out[0])]
+
+        def learn_one(self, y):
+            self.net.learn(self.x, y - self.last)
+            self.x[0], self.x[1], self.last = y, y - self.last, y
+
+    return Kernel()
+
+
+def time_pair(make_a, make_b, ys, repeats):
+    """``time_loop`` of two loops in alternation (A, B, A, B, ...): best µs of each."""
+    best_a = best_b = float("inf")
+    for r in range(repeats):
+        best_a = min(best_a, time_loop(lambda _: make_a(r), ys, 1)[0])
+        best_b = min(best_b, time_loop(lambda _: make_b(r), ys, 1)[0])
+    return best_a, best_b
 
 
 # ------------------------------------------------------------------------------ PyTorch
@@ -187,8 +223,12 @@ def main(argv=None):
     torch_ys = series(args.torch_steps + 64)
 
     # headline, measured before PyTorch is imported into this process ------------------
-    head_us, _ = time_loop(lambda r: LSTMForecaster(hidden_size=32, tbptt_steps=16,
-                                                    update_every=1, seed=r), ys, args.repeats)
+    layer = {}
+    for k1 in K1S:
+        layer[k1] = time_pair(lambda r: LSTMForecaster(hidden_size=32, tbptt_steps=16,
+                                                       update_every=k1, seed=r),
+                              lambda r: kernel_alone(32, k1, 16, seed=r), ys, args.repeats)
+    head_us = layer[1][0]
     torch, torch_why = torch_status()
     if torch is not None:
         torch.set_num_threads(1)
@@ -214,6 +254,14 @@ def main(argv=None):
         print(f"\n{torch_why}")
     else:
         print(f"\nPyTorch / streamrnn = {torch_us / head_us:.1f}x")
+
+    print("\n### The Python layer: river API against the kernel alone (hidden 32, k2 = 16)\n")
+    rows = [["LSTMForecaster: `forecast(1)` + `learn_one(y)`"]
+            + [f"{layer[k1][0]:.2f}" for k1 in K1S],
+            ["kernel alone: `Network.predict` + `Network.learn`"]
+            + [f"{layer[k1][1]:.2f}" for k1 in K1S],
+            ["river API / kernel alone"] + [f"{layer[k1][0] / layer[k1][1]:.2f}x" for k1 in K1S]]
+    print(table(["µs / obs"] + [f"update_every={k1}" for k1 in K1S], rows))
 
     # grid -------------------------------------------------------------------------
     print(f"\n### Every cell, k2 = {K2}\n")

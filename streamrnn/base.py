@@ -1,33 +1,37 @@
 """The recurrent estimator: what every streamrnn model shares.
 
 Decisions live here, arithmetic in ``streamrnn._core``. This module owns
-- validation of user input (numbers only, finite, clear messages),
-- the feature -> column map (sorted names, grown deterministically),
-- online standardisation of inputs and targets,
-- the mapping of river optimizers and losses onto the compiled kernels,
+- validation of user input (numbers only, finite, clear messages) and of the constructor
+  parameters against ``streamrnn._registry.LIMITS``,
+- the feature -> column map (sorted names, grown deterministically, at most ``max_features``),
+- the mapping of river optimizers and losses onto the compiled kernels (through the registry),
 - "peek versus commit": predictions read the committed state; only ``learn_one`` advances it,
-  and it changes nothing unless the observation is accepted.
+  compute-then-commit: every new statistic is computed aside, the network step runs (the
+  kernel rolls itself back when it refuses), and only then is anything committed; growth
+  builds the grown network aside and swaps it in on success,
+- the one state API: ``_export_state`` / ``_import_state`` (a plain tree, validated on the
+  way in), which pickle and ``copy.deepcopy`` go through.
+
+Feature dicts stop here: ``streamrnn._core._scaling`` takes column indices and numbers.
 """
 from __future__ import annotations
 
 import copy
 import datetime as _dt
+import inspect
 import math
 import numbers
+import warnings
 
 import numpy as np
 from river import optim
 
-from streamrnn import _core
+from streamrnn import _core, _registry
+from streamrnn._core import _scaling
+from streamrnn._core._scaling import SCALED_LIMIT, VALUE_LIMIT, Columns, Scaler
 
-__all__ = ["RecurrentEstimator", "Standardizer", "numeric_features", "check_target"]
-
-CELLS = {"rnn": _core.ELMAN_TANH, "rnn-relu": _core.ELMAN_RELU, "lstm": _core.LSTM,
-         "gru": _core.GRU}
-
-# Scaled values are clipped to this range, so that a wild first few observations (when the
-# running standard deviation rests on two or three values) cannot saturate the network.
-SCALED_LIMIT = 10.0
+__all__ = ["RecurrentEstimator", "Scaler", "Columns", "numeric_features", "check_target",
+           "SCALED_LIMIT", "VALUE_LIMIT"]
 
 
 def _is_number(v) -> bool:
@@ -90,145 +94,6 @@ def check_target(y, what: str = "y") -> float:
     return f
 
 
-class Standardizer:
-    """Online mean and standard deviation (Welford, population variance) of one value.
-
-    ``transform`` maps to ``(v - mean) / std`` clipped to +-SCALED_LIMIT (0 while std is 0);
-    ``inverse`` maps back. ``enabled=False`` makes both the identity. With ``winsorize=c``, a
-    value further than ``c`` standard deviations from the mean (once 10 values were seen) is
-    clipped to that bound before it updates the statistics, so that an outage or a spike does
-    not inflate the scale for the rest of the stream.
-    """
-
-    __slots__ = ("enabled", "winsorize", "n", "mean", "m2", "std")
-
-    def __init__(self, enabled=True, winsorize=0.0):
-        self.enabled = enabled
-        self.winsorize = winsorize
-        self.n = 0
-        self.mean = 0.0
-        self.m2 = 0.0
-        self.std = 0.0
-
-    def updated(self, v):
-        """The state after seeing ``v`` (the instance is left untouched)."""
-        c = self.winsorize
-        if c and self.n >= 10 and self.std > 0.0:
-            lo, hi = self.mean - c * self.std, self.mean + c * self.std
-            v = lo if v < lo else (hi if v > hi else v)
-        n = self.n + 1
-        d = v - self.mean
-        mean = self.mean + d / n
-        m2 = self.m2 + d * (v - mean)
-        if not (math.isfinite(mean) and math.isfinite(m2) and m2 >= 0.0):
-            raise ValueError(f"the value {v!r} is too large to standardise online; it was not "
-                             "learned (rescale the data or set scale_target=False)")
-        return n, mean, m2
-
-    def commit(self, state):
-        self.n, self.mean, self.m2 = state
-        self.std = math.sqrt(self.m2 / self.n) if self.n > 1 else 0.0
-
-    def transform(self, v):
-        if not self.enabled:
-            return v
-        s = self.std
-        if s <= 0.0:
-            return 0.0
-        z = (v - self.mean) / s
-        return SCALED_LIMIT if z > SCALED_LIMIT else (-SCALED_LIMIT if z < -SCALED_LIMIT else z)
-
-    def inverse(self, z):
-        if not self.enabled:
-            return z
-        s = self.std
-        return self.mean + z * s if s > 0.0 else self.mean
-
-    def __getstate__(self):
-        return (self.enabled, self.winsorize, self.n, self.mean, self.m2)
-
-    def __setstate__(self, state):
-        self.enabled, self.winsorize = state[0], state[1]
-        self.commit(state[2:])
-
-
-class _Columns:
-    """Feature name -> input column, with online standardisation per column.
-
-    Columns are given in sorted-name order; features first seen later are appended, sorted
-    among themselves, so the map never depends on dict order. Missing features are filled with
-    their running mean (0 after scaling). The statistics are Python lists: per observation only
-    a few scalars change, which lists do faster than small arrays.
-    """
-
-    def __init__(self, offset, scale):
-        self.offset = offset  # columns before the features (e.g. lagged targets)
-        self.scale = scale
-        self.index = {}       # name -> column
-        self.n = []           # values seen per column
-        self.mean = []        # running mean per column
-        self.m2 = []          # running sum of squared deviations per column
-
-    def __len__(self):
-        return len(self.index)
-
-    def new_names(self, feats):
-        return sorted((k for k in feats if k not in self.index), key=str)
-
-    def add(self, names):
-        for k in names:
-            self.index[k] = len(self.index)
-            self.n.append(0.0)
-            self.mean.append(0.0)
-            self.m2.append(0.0)
-
-    def fill(self, feats, u, update):
-        """Write the features, scaled with the statistics seen so far, into ``u`` (in place).
-
-        The statistics before the observation are used both when predicting and when learning,
-        so the forward pass of ``learn_one`` is exactly the prediction a ``predict_one`` made
-        just before it. With ``update``, also return the updated statistics of the features
-        present, as ``[(column, n, mean, m2), ...]`` (not committed: the caller commits them
-        once the observation is accepted).
-        """
-        index = self.index
-        if not index:
-            return None
-        off = self.offset
-        n, mean, m2 = self.n, self.mean, self.m2
-        # a missing feature is its running mean: 0 once scaled, the mean itself otherwise
-        u[off:off + len(index)] = 0.0 if self.scale else mean
-        changes = [] if update else None
-        for k, v in feats.items():
-            j = index.get(k)
-            if j is None:
-                continue  # unseen at prediction time: ignored
-            nj, mj = n[j], mean[j]
-            if self.scale:
-                sd = math.sqrt(m2[j] / nj) if nj > 1 else 0.0
-                z = (v - mj) / sd if sd > 0 else 0.0
-                u[off + j] = SCALED_LIMIT if z > SCALED_LIMIT else (
-                    -SCALED_LIMIT if z < -SCALED_LIMIT else z)
-            else:
-                u[off + j] = v
-            if update:
-                nj += 1.0
-                d = v - mj
-                mj += d / nj
-                sj = m2[j] + d * (v - mj)
-                if not (math.isfinite(mj) and math.isfinite(sj) and sj >= 0.0):
-                    raise ValueError(f"feature {k!r} = {v!r} is too large to standardise online; "
-                                     "the observation was not learned")
-                changes.append((j, nj, mj, sj))
-        return changes
-
-    def commit(self, changes):
-        if changes:
-            n, mean, m2 = self.n, self.mean, self.m2
-            for j, nj, mj, sj in changes:
-                n[j], mean[j], m2[j] = nj, mj, sj
-
-
 # The parameters every estimator shares, for the docstrings of the task modules.
 PARAMETERS_DOC = """hidden_size
     Units per recurrent layer.
@@ -248,50 +113,100 @@ clip_gradient
     Clip every gradient coordinate to this absolute value (None: off).
 clip_norm
     Rescale the gradient to this global L2 norm when it is larger (None: off).
+max_features
+    At most this many feature columns. Features first seen once the model has them all are
+    ignored (not learned, not an error) and counted in `n_ignored_features`; the first one
+    raises a `UserWarning`.
 """
 
 
-def _optimizer_spec(opt):
-    """Map a river optimizer to (kernel code, kwargs, scheduler or None)."""
-    table = {
-        optim.SGD: (_core.SGD, ()),
-        optim.Momentum: (_core.MOMENTUM, ("rho",)),
-        optim.NesterovMomentum: (_core.NESTEROV, ("rho",)),
-        optim.RMSProp: (_core.RMSPROP, ("rho", "eps")),
-        optim.Adam: (_core.ADAM, ("beta_1", "beta_2", "eps")),
-        optim.AdaGrad: (_core.ADAGRAD, ("eps",)),
-    }
-    entry = table.get(type(opt))
-    if entry is None:
-        names = ", ".join(f"optim.{c.__name__}" for c in table)
-        raise ValueError(f"optimizer {type(opt).__name__} is not supported; use one of {names}")
-    code, names = entry
-    kwargs = {n: float(getattr(opt, n)) for n in names}
-    lr = opt.lr
-    if isinstance(lr, optim.schedulers.Constant):
-        return code, float(lr.learning_rate), kwargs, None
-    if isinstance(lr, numbers.Real):
-        return code, float(lr), kwargs, None
-    if not hasattr(lr, "get"):
-        raise ValueError(f"the learning rate must be a number or a river scheduler, got {lr!r}")
-    return code, float(lr.get(0)), kwargs, lr
+
+# Exponential forgetting of the target scalers (a forecaster's level and residual, a
+# regressor's target): once this many values were seen, each new value has weight
+# 1/SCALE_WINDOW, a half-life of about 138 values (ln 2 / -ln(1 - 1/200)), so the scale follows
+# a level shift instead of remembering the stream's whole past. 0 switches forgetting off.
+SCALE_WINDOW = 200.0
+# The same for the feature columns (the input scale): off, since forgetting there made
+# TrumpApproval worse (benchmarks/bench_accuracy.py; see the notes of this change).
+INPUT_SCALE_WINDOW = 0.0
 
 
-def _loss_spec(loss, task):
-    from river.optim import losses
-    if task == "classification":
-        if loss is None or isinstance(loss, (losses.CrossEntropy, losses.Log)):
-            return _core.SOFTMAX_CE, 0.1
-        raise ValueError("classifiers use a softmax head trained with cross-entropy: pass "
-                         "loss=None, optim.losses.CrossEntropy() or optim.losses.Log()")
-    if loss is None or isinstance(loss, losses.Squared):
-        return _core.SQUARED, 0.1
-    if isinstance(loss, losses.Absolute):
-        return _core.ABSOLUTE, 0.1
-    if isinstance(loss, losses.Huber):
-        return _core.HUBER, float(loss.epsilon)
-    raise ValueError(f"loss {type(loss).__name__} is not supported; use optim.losses.Squared, "
-                     "Absolute or Huber")
+def _scale_error(what, v, status):
+    if status == _scaling.TOO_LARGE:
+        return ValueError(f"{what} = {v!r} is beyond +-{VALUE_LIMIT:g}, too large to standardise "
+                          "online; it was not learned (rescale the data)")
+    return ValueError(f"{what} = {v!r} is too large to standardise online; it was not learned "
+                      "(rescale the data or switch scaling off)")
+
+
+def _int_param(name, v, lo, hi):
+    if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and lo <= v <= hi):
+        raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {v!r}")
+
+
+# ---------------------------------------------------------------------- state tree values
+def _encode_key(k):
+    """A feature name or label as a tree value (tuples as {"__tuple__": [...]})."""
+    if isinstance(k, tuple):
+        return {"__tuple__": [_encode_key(e) for e in k]}
+    if k is None or isinstance(k, (bool, int, float, str)):
+        return k
+    raise TypeError(f"cannot store the name or label {k!r} ({type(k).__name__}) in a state")
+
+
+def _decode_key(t):
+    if type(t) is dict:
+        if set(t) != {"__tuple__"} or type(t["__tuple__"]) is not list:
+            raise ValueError(f"bad name or label in the state: {t!r}")
+        return tuple(_decode_key(e) for e in t["__tuple__"])
+    if t is None or type(t) in (bool, int, float, str):
+        if type(t) is float and not math.isfinite(t):
+            raise ValueError(f"a name or label in the state is {t}")
+        return t
+    raise TypeError(f"bad name or label in the state: {type(t).__name__}")
+
+
+_RNG_KEYS = {"bit_generator", "state", "has_uint32", "uinteger"}
+
+
+def _decode_rng(st):
+    """A PCG64 generator from its ``bit_generator.state``, after checking every field."""
+    if type(st) is not dict or set(st) != _RNG_KEYS or st["bit_generator"] != "PCG64":
+        raise ValueError("the random generator state must be a PCG64 state dict")
+    inner = st["state"]
+    if type(inner) is not dict or set(inner) != {"state", "inc"}:
+        raise ValueError("the PCG64 state must hold 'state' and 'inc'")
+    for k in ("state", "inc"):
+        v = inner[k]
+        if type(v) is not int or not 0 <= v < 1 << 128:
+            raise ValueError(f"the PCG64 {k} must be an int in [0, 2**128)")
+    if inner["inc"] % 2 != 1:
+        raise ValueError("the PCG64 increment must be odd")
+    if st["has_uint32"] not in (0, 1) or type(st["has_uint32"]) is not int:
+        raise ValueError("has_uint32 must be 0 or 1")
+    if type(st["uinteger"]) is not int or not 0 <= st["uinteger"] < 1 << 32:
+        raise ValueError("uinteger must be an int in [0, 2**32)")
+    rng = np.random.Generator(np.random.PCG64())
+    rng.bit_generator.state = st
+    return rng
+
+
+def _check_keys(tree, keys, what):
+    if type(tree) is not dict:
+        raise TypeError(f"{what} must be a dict, got {type(tree).__name__}")
+    if set(tree) != set(keys):
+        raise ValueError(f"{what} has keys {sorted(map(str, tree))}, expected {sorted(keys)}")
+
+
+class _Growth:
+    """A grown network, columns and generator, built aside; swapped in only on success."""
+
+    __slots__ = ("net", "cols", "names", "rng", "u", "out")
+
+    def __init__(self, net, cols, names, rng):
+        self.net, self.cols, self.names, self.rng = net, cols, names, rng
+        self.u = np.zeros(net.n_in)
+        self.out = np.zeros(net.n_out)
 
 
 class RecurrentEstimator:
@@ -310,7 +225,7 @@ class RecurrentEstimator:
                  update_every: int = 1, optimizer: optim.base.Optimizer | None = None,
                  loss: optim.losses.Loss | None = None, clip_gradient: float | None = None,
                  clip_norm: float | None = 1.0, scale_inputs: bool = True,
-                 seed: int | None = None):
+                 max_features: int = 1000, seed: int | None = None):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.tbptt_steps = tbptt_steps
@@ -320,196 +235,316 @@ class RecurrentEstimator:
         self.clip_gradient = clip_gradient
         self.clip_norm = clip_norm
         self.scale_inputs = scale_inputs
+        self.max_features = max_features
         self.seed = seed
         self._setup()
 
     def _setup(self):
         """Validate the constructor parameters and create the (untrained) learned state."""
-        if not (isinstance(self.hidden_size, numbers.Integral) and self.hidden_size >= 1):
-            raise ValueError(f"hidden_size must be an int >= 1, got {self.hidden_size!r}")
-        if not (isinstance(self.num_layers, numbers.Integral) and self.num_layers >= 1):
-            raise ValueError(f"num_layers must be an int >= 1, got {self.num_layers!r}")
-        if not (isinstance(self.tbptt_steps, numbers.Integral) and self.tbptt_steps >= 1):
-            raise ValueError(f"tbptt_steps must be an int >= 1, got {self.tbptt_steps!r}")
-        if not (isinstance(self.update_every, numbers.Integral) and self.update_every >= 1):
-            raise ValueError(f"update_every must be an int >= 1, got {self.update_every!r}")
+        lim = _registry.LIMITS
+        _int_param("hidden_size", self.hidden_size, 1, lim["hidden_size"])
+        _int_param("num_layers", self.num_layers, 1, lim["num_layers"])
+        _int_param("tbptt_steps", self.tbptt_steps, 1, lim["tbptt_steps"])
+        _int_param("update_every", self.update_every, 1, lim["update_every"])
+        _int_param("max_features", self.max_features, 0, lim["max_features"])
         for name in ("clip_gradient", "clip_norm"):
             v = getattr(self, name)
-            if v is not None and not (isinstance(v, numbers.Real) and v > 0):
-                raise ValueError(f"{name} must be None or a number > 0, got {v!r}")
-        if self.activation not in ("tanh", "relu"):
-            raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
+            if v is not None and not (isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                      and 0 < v < math.inf):
+                raise ValueError(f"{name} must be None or a finite number > 0, got {v!r}")
+        self._cell_code = _registry.cell_code(self._cell, self.activation)
+        # the largest network this model may grow to (classifiers also check at every new label)
+        _registry.check_network_size(self._cell, max(1, self._n_lead + self.max_features),
+                                     self.hidden_size, self.num_layers,
+                                     2 if self._task == "classification" else 1,
+                                     self.update_every, self.tbptt_steps)
         self._optimizer = (optim.Adam(self._default_lr) if self.optimizer is None
                            else copy.deepcopy(self.optimizer))
-        self._opt_spec = _optimizer_spec(self._optimizer)
-        self._loss_code, self._huber_eps = _loss_spec(self.loss, self._task)
+        entry, lr, hyper, self._sched = _registry.optimizer_entry(self._optimizer)
+        self._opt_args = dict(kind=entry.code, lr=lr, **hyper,
+                              clip_value=float(self.clip_gradient or 0.0),
+                              clip_norm=float(self.clip_norm or 0.0))
+        loss = _registry.loss_entry(self.loss, self._task)
+        self._loss_code = loss.code
+        self._huber_eps = float(self.loss.epsilon) if "epsilon" in loss.hyper else 0.1
         self._rng = np.random.default_rng(self.seed)
         self._net = None
-        self._cols = _Columns(self._n_lead, self.scale_inputs)
+        self._names = []     # column -> feature name
+        self._index = {}     # feature name -> column
+        self._cols = Columns(self._n_lead, bool(self.scale_inputs), 0, INPUT_SCALE_WINDOW)
+        self.n_ignored_features = 0  # feature values ignored because max_features was reached
+        # scratch: the network's input and output buffers (never state)
         self._u = np.zeros(max(1, self._n_lead))
         self._out = np.zeros(1)
 
     # ------------------------------------------------------------------ network
-    def _cell_code(self):
-        if self._cell == "rnn":
-            return CELLS["rnn-relu"] if self.activation == "relu" else CELLS["rnn"]
-        return CELLS[self._cell]
-
-    def _new_network(self, n_in, n_out):
-        net = _core.Network(self._cell_code(), n_in, self.hidden_size, self.num_layers, n_out,
-                            self.update_every, self.tbptt_steps, self._loss_code, self._huber_eps)
-        _core.initialize(net, self._rng)
-        return net
-
     def _new_optimizer(self):
-        code, lr, kwargs, _ = self._opt_spec
-        return _core.Optimizer(code, lr, clip_value=self.clip_gradient or 0.0,
-                               clip_norm=self.clip_norm or 0.0, **kwargs)
+        return _core.Optimizer(**self._opt_args)
 
-    def _resize(self, n_in, n_out):
-        """Create or grow the network to ``n_in`` inputs and ``n_out`` outputs."""
-        n_in = max(1, n_in)
-        old = self._net
-        if old is None:
-            net = self._new_network(n_in, n_out)
-            net.set_optimizer(self._new_optimizer())
-        elif n_in > old.n_in or n_out > old.n_out:
-            net = self._new_network(max(n_in, old.n_in), max(n_out, old.n_out))
-            net.adopt(old)
-        else:
-            return
-        self._net = net
-        if self._u.shape[0] != net.n_in:
-            u = np.zeros(net.n_in)
-            u[:min(net.n_in, self._u.shape[0])] = self._u[:net.n_in]
-            self._u = u
-        self._out = np.zeros(net.n_out)
+    def _network_config(self, n_in, n_out):
+        return dict(cell=int(self._cell_code), n_in=int(n_in), hidden_size=int(self.hidden_size),
+                    num_layers=int(self.num_layers), n_out=int(n_out), k1=int(self.update_every),
+                    k2=int(self.tbptt_steps), loss=int(self._loss_code),
+                    huber_eps=float(self._huber_eps))
 
-    def _snapshot(self):
-        """What a rejected observation must be able to restore; taken only before growth."""
-        return (self._net, copy.deepcopy(self._net.optimizer) if self._net is not None else None,
-                self._u, self._out, copy.deepcopy(self._cols), copy.deepcopy(self._rng))
+    def _plan(self, feats):
+        """Split features into known columns and new names (sorted, within ``max_features``).
 
-    def _restore(self, snap):
-        net, opt, self._u, self._out, self._cols, self._rng = snap
-        if net is not None:
-            net.set_optimizer(opt)
-        self._net = net
-
-    def _prepare_features(self, feats, n_out):
-        """Grow columns/outputs for a learned observation; returns a snapshot if anything grew."""
-        if not feats and self._net is not None and n_out <= self._net.n_out:
-            return None
-        new = self._cols.new_names(feats)
-        if not new and self._net is not None and n_out <= self._net.n_out:
-            return None
-        snap = self._snapshot()
-        try:
-            self._cols.add(new)
-            self._resize(self._n_lead + len(self._cols), n_out)
-        except BaseException:
-            self._restore(snap)
-            raise
-        return snap
-
-    def _learn_all_or_nothing(self, feats, n_out, step, undo=None):
-        """Learn one observation completely or not at all.
-
-        Grows the network for new features and ``n_out`` outputs, writes the scaled features
-        into the input, then runs ``step()``, the task's own part (targets, scalers, the kernel
-        step), whose result is returned. The feature statistics are committed only when it
-        succeeds; on any error ``undo()`` restores the task's own state, growth is rolled back,
-        and the error propagates.
+        Returns ``(cols, values, new, ignored)``: the columns and values of known features, the
+        new names that get columns (their values appended to ``values``, their columns to
+        ``cols`` once allocated), and how many were ignored for lack of room.
         """
-        snap = self._prepare_features(feats, n_out)
-        try:
-            stats = self._cols.fill(feats, self._u, update=True)
-            result = step()
-        except BaseException:
-            if undo is not None:
-                undo()
-            if snap is not None:
-                self._restore(snap)
-            raise
-        self._cols.commit(stats)
-        return result
+        index = self._index
+        cols, values, new = [], [], None
+        for k, v in feats.items():
+            j = index.get(k)
+            if j is None:
+                if new is None:
+                    new = []
+                new.append(k)
+            else:
+                cols.append(j)
+                values.append(v)
+        if new is None:
+            return cols, values, (), 0
+        new.sort(key=str)
+        room = self.max_features - len(index)
+        ignored = max(0, len(new) - room)
+        if ignored:
+            new = new[:room]
+        base = len(index)
+        for i, k in enumerate(new):
+            cols.append(base + i)
+            values.append(feats[k])
+        return cols, values, new, ignored
 
-    def _learn_step(self, target):
-        """Commit the prepared input ``self._u`` with ``target``; raises on rejection."""
+    def _known(self, feats):
+        """Columns and values of the features that have columns (others ignored: predicting)."""
+        index = self._index
+        cols, values = [], []
+        if index:
+            for k, v in feats.items():
+                j = index.get(k)
+                if j is not None:
+                    cols.append(j)
+                    values.append(v)
+        return cols, values
+
+    def _grown(self, new, n_out):
+        """The network, columns and generator for ``new`` features and ``n_out`` outputs, built
+        aside (None when the committed ones fit). Nothing of the model is changed."""
         net = self._net
-        sched = self._opt_spec[3]
-        lr = net.optimizer.lr
-        if sched is not None:
-            net.optimizer.lr = float(sched.get(net.optimizer.t))
-        status = net.learn(self._u, target)
+        if net is not None and not new and n_out <= net.n_out:
+            return None
+        n_in = max(1, self._n_lead + len(self._names) + len(new))
+        if net is not None:
+            n_in, n_out = max(n_in, net.n_in), max(n_out, net.n_out)
+        _registry.check_network_size(self._cell, n_in, self.hidden_size, self.num_layers, n_out,
+                                     self.update_every, self.tbptt_steps)
+        rng = copy.deepcopy(self._rng)
+        grown = _core.Network(**self._network_config(n_in, n_out))
+        _core.initialize(grown, rng)
+        if net is None:
+            grown.set_optimizer(self._new_optimizer())
+        else:
+            grown.adopt(copy.deepcopy(net))  # adopt moves the optimizer it is given: a copy
+        return _Growth(grown, self._cols.grown(len(new)) if new else self._cols,
+                       self._names + list(new), rng)
+
+    def _commit_growth(self, g):
+        self._net, self._cols, self._rng, self._u, self._out = g.net, g.cols, g.rng, g.u, g.out
+        if len(g.names) != len(self._names):
+            self._names = g.names
+            self._index = {k: j for j, k in enumerate(g.names)}
+        self._network_changed()
+
+    def _network_changed(self):
+        """Hook: the network, its buffers or the columns were replaced."""
+
+    def _count_ignored(self, ignored):
+        if ignored:
+            if not self.n_ignored_features:
+                warnings.warn(f"{type(self).__name__} has max_features={self.max_features} "
+                              "feature columns; features first seen from now on are ignored "
+                              "(counted in n_ignored_features)", UserWarning, stacklevel=4)
+            self.n_ignored_features += ignored
+
+    def _set_rate(self, net):
+        """Set the scheduled learning rate of the next step; returns the rate to restore."""
+        opt = net.optimizer
+        lr = opt.lr
+        opt.lr = float(self._sched.get(opt.t))
+        return lr
+
+    def _refusal(self, net, status):
+        """The error of a kernel step that returned ``status`` < 0 (the kernel rolled back)."""
+        if not np.all(np.isfinite(net.params)):
+            return ValueError("the model's weights are no longer finite (a learning rate far too "
+                              "large with clipping switched off); it cannot learn or predict any "
+                              "more: build a new model")
+        if status == -1:
+            return ValueError("the observation is not finite after scaling; it was not learned")
+        return ValueError("the update produced a non-finite loss or gradient; the observation "
+                          "was not learned and the model is unchanged (lower the learning rate "
+                          "or set clip_norm)")
+
+    def _learn_features(self, feats, n_out, target):
+        """Learn one observation of a regressor or classifier, all or nothing.
+
+        Plans the columns, builds any growth aside, writes the scaled features into the input
+        (the new statistics pending), runs the kernel step with ``target`` and then commits
+        the statistics and the growth. On any error nothing of the model has changed.
+        """
+        cols, values, new, ignored = self._plan(feats)
+        g = self._grown(new, n_out)
+        net, columns, u = (self._net, self._cols, self._u) if g is None else (g.net, g.cols, g.u)
+        bad = columns.fill(u, cols, values, True)
+        if bad >= 0:
+            raise self._feature_error(cols[bad], values[bad], g)
+        lr = None if self._sched is None else self._set_rate(net)
+        status = net.learn(u, target)
         if status < 0:
-            net.optimizer.lr = lr
-            if not np.all(np.isfinite(net.params)):
-                raise ValueError("the model's weights are no longer finite (a learning rate far "
-                                 "too large with clipping switched off); it cannot learn or "
-                                 "predict any more: build a new model")
-            if status == -1:
-                raise ValueError("the observation is not finite after scaling; it was not learned")
-            raise ValueError("the update produced a non-finite loss or gradient; the observation "
-                             "was not learned and the model is unchanged (lower the learning rate "
-                             "or set clip_norm)")
+            if lr is not None:
+                net.optimizer.lr = lr
+            raise self._refusal(net, status)
+        columns.accept()
+        if g is not None:
+            self._commit_growth(g)
+        self._count_ignored(ignored)
         return status
 
-    def _peek(self):
-        """Head output for ``self._u`` from the committed state (no state change)."""
+    def _feature_error(self, col, value, g):
+        names = self._names if g is None else g.names
+        return _scale_error(f"feature {names[col]!r}", value, _scaling.NOT_FINITE
+                            if abs(value) <= VALUE_LIMIT else _scaling.TOO_LARGE)
+
+    def _peek(self, feats):
+        """Head output for ``feats`` from the committed state (no state change)."""
+        cols, values = self._known(feats)
+        self._cols.fill(self._u, cols, values, False)
         self._net.predict(self._u, self._out)
         return self._out
 
-    # ------------------------------------------------------------------ state trees
-    # A state tree holds only dicts with str keys, lists, str, int, float, bool, None and NumPy
-    # arrays: what ``streamrnn.checkpoint`` stores without pickle. Together with the
-    # constructor parameters it rebuilds the model exactly.
-    _state_attrs = ("_net", "_cols", "_rng")  # _u and _out are scratch buffers
-
+    # ------------------------------------------------------------------ the state API
+    # A state tree holds only dicts with str keys, lists, str, int, float, bool, None and
+    # float64 NumPy arrays: what ``streamrnn.checkpoint`` stores without pickle. Together with
+    # the constructor parameters it rebuilds the model exactly. Scratch (the input and output
+    # buffers, pending statistics) is never in it.
     def _export_state(self) -> dict:
-        tree = {}
-        for name in self._state_attrs:
-            tree[name] = _to_tree(getattr(self, name))
+        net = self._net
+        tree = {"_net": None if net is None else {"config": net.config(),
+                                                   "state": net.get_state()},
+                "_rng": self._rng.bit_generator.state,
+                "_cols": {"names": [_encode_key(k) for k in self._names],
+                          **self._cols.get_state()},
+                "n_ignored_features": int(self.n_ignored_features)}
+        tree.update(self._export_task())
         return tree
 
     def _import_state(self, tree: dict):
         """Take over a state tree made by ``_export_state`` of a model configured like this one.
 
-        Everything is decoded and checked before anything is assigned: a state that does not
-        fit this model's configuration raises ValueError and leaves the model as it was.
+        Every value is decoded and checked before anything is assigned: types, counters in
+        range, lengths that agree with the configuration, the network's configuration and the
+        optimizer's kind and hyperparameters equal to this model's own. A state that does not
+        fit raises ValueError or TypeError and leaves the model as it was.
         """
-        missing = [n for n in self._state_attrs if n not in tree]
-        if missing:
-            raise ValueError(f"the state misses {missing} for {type(self).__name__}")
-        values = {name: _from_tree(tree[name]) for name in self._state_attrs}
-        self._check_state(values)
-        for name, value in values.items():
-            setattr(self, name, value)
-        if self._net is not None:
-            self._u = np.zeros(self._net.n_in)
-            self._out = np.zeros(self._net.n_out)
-        self._after_import()
+        _check_keys(tree, ("_net", "_rng", "_cols", "n_ignored_features") + self._task_keys,
+                    "the state")
+        staged = {"_rng": _decode_rng(tree["_rng"])}
+        cols = tree["_cols"]
+        _check_keys(cols, ("names", "n", "mean", "m2"), "the state's columns")
+        if type(cols["names"]) is not list:
+            raise TypeError("the state's feature names must be a list")
+        names = [_decode_key(k) for k in cols["names"]]
+        if len(names) > self.max_features:
+            raise ValueError(f"the state has {len(names)} feature columns, more than "
+                             f"max_features={self.max_features}")
+        index = {}
+        for j, k in enumerate(names):
+            if k in index:
+                raise ValueError(f"the feature {k!r} appears twice in the state")
+            index[k] = j
+        columns = Columns(self._n_lead, bool(self.scale_inputs), len(names), INPUT_SCALE_WINDOW)
+        columns.set_state({k: cols[k] for k in ("n", "mean", "m2")})
+        ign = tree["n_ignored_features"]
+        _scaling._check_count(ign, "n_ignored_features")
+        staged.update(_names=names, _index=index, _cols=columns, n_ignored_features=ign)
+        task = self._decode_task(tree)
+        n_out = task.pop("n_out")
+        netree = tree["_net"]
+        net = None
+        if netree is not None:
+            _check_keys(netree, ("config", "state"), "the state's network")
+            want = self._network_config(max(1, self._n_lead + len(names)), n_out)
+            if netree["config"] != want or any(type(netree["config"][k]) is not type(v)
+                                               for k, v in want.items()):
+                raise ValueError(f"the state's network {netree['config']} does not fit this "
+                                 f"model {want}")
+            state = netree["state"]
+            if type(state) is not dict or "optimizer" not in state:
+                raise ValueError("the state's network misses its optimizer")
+            self._check_optimizer(state["optimizer"])
+            net = _core.Network.from_state(netree["config"], state)
+            if net.optimizer is None or net.optimizer.t != net.t // net.k1:
+                raise ValueError("the state's optimizer steps do not fit the network's steps")
+        elif names:
+            raise ValueError("the state has feature columns but no network")
+        staged["_net"] = net
+        self._check_task(task, net)
+        # everything is checked: assign
+        for k, v in staged.items():
+            setattr(self, k, v)
+        self._assign_task(task)
+        self._u = np.zeros(max(1, self._n_lead) if net is None else net.n_in)
+        self._out = np.zeros(1 if net is None else net.n_out)
+        self._network_changed()
 
-    def _after_import(self):
-        pass
+    def _check_optimizer(self, o):
+        _check_keys(o, ("kind", "lr", "beta_1", "beta_2", "eps", "rho", "clip_value",
+                        "clip_norm", "t", "m", "v"), "the state's optimizer")
+        _scaling._check_count(o["t"], "the optimizer's t")
+        want = self._new_optimizer()
+        want = {"kind": want.kind, "lr": want.lr, "beta_1": want.beta_1, "beta_2": want.beta_2,
+                "eps": want.eps, "rho": want.rho, "clip_value": want.clip_value,
+                "clip_norm": want.clip_norm}
+        if self._sched is not None:  # the rate follows the schedule
+            want.pop("lr")
+            if type(o.get("lr")) is not float or not 0.0 <= o["lr"] < math.inf:
+                raise ValueError("the state's learning rate must be a finite float >= 0")
+        for k, v in want.items():
+            if o.get(k) != v or type(o.get(k)) is not type(v):
+                raise ValueError(f"the state's optimizer has {k}={o.get(k)!r}, this model "
+                                 f"{k}={v!r}")
 
-    def _check_state(self, values):
-        net, cols = values["_net"], values["_cols"]
-        if not isinstance(cols, _Columns) or cols.offset != self._n_lead:
-            raise ValueError("the state's feature map does not fit this model")
-        if net is None:
-            return
-        want = dict(cell=self._cell_code(), hidden_size=self.hidden_size,
-                    num_layers=self.num_layers, k1=self.update_every, k2=self.tbptt_steps,
-                    loss=self._loss_code)
-        have = {k: net.config()[k] for k in want}
-        if have != want:
-            raise ValueError(f"the state's network {have} does not fit this model {want}")
-        if net.n_in != max(1, self._n_lead + len(cols)):
-            raise ValueError("the state's network input width does not fit its feature map")
-        opt = net.optimizer
-        if opt is None or opt.kind != self._opt_spec[0]:
-            raise ValueError("the state's optimizer does not fit this model's optimizer")
+    # task hooks: the task's part of the tree
+    _task_keys = ()
+
+    def _export_task(self) -> dict:
+        return {}
+
+    def _decode_task(self, tree) -> dict:
+        """Decode and check the task's part of ``tree`` into new objects; must hold "n_out"."""
+        return {"n_out": 1}
+
+    def _check_task(self, task, net):
+        """Check the decoded task state against the decoded network (None: not built yet)."""
+
+    def _assign_task(self, task):
+        for k, v in task.items():
+            setattr(self, k, v)
+
+    # pickle and copy.deepcopy go through the state API
+    def _init_params(self):
+        return {name: getattr(self, name)
+                for name in inspect.signature(type(self).__init__).parameters if name != "self"}
+
+    def __getstate__(self):
+        return {"params": self._init_params(), "state": self._export_state()}
+
+    def __setstate__(self, state):
+        self.__init__(**state["params"])
+        self._import_state(state["state"])
 
     # ------------------------------------------------------------------ river hooks
     @property
@@ -529,83 +564,3 @@ class RecurrentEstimator:
         yield {"hidden_size": 8, "seed": 1}
         yield {"hidden_size": 4, "num_layers": 2, "tbptt_steps": 4, "update_every": 2,
                "optimizer": optim.RMSProp(0.01), "seed": 2}
-
-
-def _to_tree(v):
-    """Convert learned state to a plain tree (see ``RecurrentEstimator._export_state``)."""
-    from collections import deque
-    if isinstance(v, _core.Network):
-        opt = v.optimizer
-        return {"__network__": v.config(), "state": v.get_state(),
-                "optimizer": None if opt is None else {
-                    "kind": opt.kind, "lr": opt.lr, "beta_1": opt.beta_1, "beta_2": opt.beta_2,
-                    "eps": opt.eps, "rho": opt.rho, "clip_value": opt.clip_value,
-                    "clip_norm": opt.clip_norm, "t": int(opt.t),
-                    "m": np.array(opt.m_arr), "v": np.array(opt.v_arr)}}
-    if isinstance(v, Standardizer):
-        return {"__standardizer__": list(v.__getstate__())}
-    if isinstance(v, _Columns):
-        return {"__columns__": [v.offset, v.scale, [_to_tree(k) for k in v.index],
-                                np.array(v.n, dtype=np.float64),
-                                np.array(v.mean, dtype=np.float64),
-                                np.array(v.m2, dtype=np.float64)]}
-    if isinstance(v, np.random.Generator):
-        return {"__rng__": v.bit_generator.state}
-    if isinstance(v, deque):
-        return {"__deque__": list(v), "maxlen": v.maxlen}
-    if isinstance(v, np.ndarray):
-        return v.copy()
-    if isinstance(v, tuple):
-        return {"__tuple__": [_to_tree(e) for e in v]}
-    if isinstance(v, list):
-        return [_to_tree(e) for e in v]
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    raise TypeError(f"cannot export {type(v).__name__} to a state tree")
-
-
-def _from_tree(t, current=None):
-    from collections import deque
-    if isinstance(t, dict):
-        if "__network__" in t:
-            net = _core.Network(**t["__network__"])
-            net.set_state(t["state"])
-            o = t["optimizer"]
-            if o is not None:
-                opt = _core.Optimizer(o["kind"], o["lr"], o["beta_1"], o["beta_2"], o["eps"],
-                                      o["rho"], o["clip_value"], o["clip_norm"])
-                opt.bind(net.size)
-                m, v = np.asarray(o["m"], dtype=np.float64), np.asarray(o["v"], dtype=np.float64)
-                opt.remap(np.arange(m.shape[0]), net.size)
-                opt.m_arr[:] = m
-                if v.shape[0] == opt.v_arr.shape[0]:
-                    opt.v_arr[:] = v
-                opt.t = int(o["t"])
-                net.set_optimizer(opt)
-            return net
-        if "__standardizer__" in t:
-            s = Standardizer()
-            s.__setstate__(tuple(t["__standardizer__"]))
-            return s
-        if "__columns__" in t:
-            offset, scale, names, n, mean, m2 = t["__columns__"]
-            c = _Columns(offset, scale)
-            c.add([_from_tree(k) for k in names])
-            c.n, c.mean, c.m2 = ([float(e) for e in a] for a in (n, mean, m2))
-            if not len(c.n) == len(c.mean) == len(c.m2) == len(c.index):
-                raise ValueError("inconsistent feature statistics in the state")
-            return c
-        if "__rng__" in t:
-            g = np.random.default_rng()
-            g.bit_generator.state = t["__rng__"]
-            return g
-        if "__tuple__" in t:
-            return tuple(_from_tree(e) for e in t["__tuple__"])
-        if "__deque__" in t:
-            return deque(t["__deque__"], maxlen=t["maxlen"])
-        raise ValueError(f"unknown state node with keys {sorted(t)}")
-    if isinstance(t, np.ndarray):
-        return t.copy()
-    if isinstance(t, list):
-        return [_from_tree(e) for e in t]
-    return t

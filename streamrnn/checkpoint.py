@@ -33,7 +33,8 @@ The header is strict JSON (no NaN or Infinity tokens) with the fields
     UTC time of writing, ISO 8601;
 ``spec``
     the model spec: ``{"cell": "rnn"|"lstm"|"gru", "params": {...}, "optimizer": {"name", ...},
-    "loss": {"name", ...}}``, enough to rebuild an untrained model (see :func:`build_model`);
+    "loss": {"name", ...}}``, complete and canonical, enough to rebuild an untrained model
+    (see :mod:`streamrnn.spec`);
 ``source``
     what was read, e.g. ``{"kind": "kafka", "topic": "t", "partition": 3}``;
 ``position``
@@ -51,6 +52,47 @@ The header is strict JSON (no NaN or Infinity tokens) with the fields
     floats, integers and booleans;
 ``extra``
     free-form JSON the writer adds (e.g. counters of the run).
+
+Validation on load
+------------------
+A file is untrusted input. Nothing it says is used to allocate, index or count before it is
+checked, and every failure is a :class:`CheckpointError` naming the field
+(``states[3] (key 's1')._net.state.t: must be an int in [0, 2**62), got -5``):
+
+* the file: a regular file of at most :data:`MAX_FILE` bytes (4 GiB), its size taken before
+  reading; a header length that fits the file and is at most :data:`MAX_HEADER`; the SHA-256
+  streamed while reading (the data block is read once, into one buffer); zero reserved bytes
+  and padding;
+* the header: strict UTF-8 JSON (no ``NaN``/``Infinity``, no number that overflows a float, no
+  duplicate key in an object), parsed only when its count of objects, lists and values is in
+  proportion to the file (a "JSON bomb" of empty lists is refused before parsing); exactly the
+  fields above; nesting at most :data:`MAX_DEPTH` (32) levels;
+* ``spec``: exactly ``cell``/``params``/``optimizer``/``loss``, known names from
+  :mod:`streamrnn._registry`, JSON scalars, every size within ``_registry.LIMITS``, complete
+  and canonical (equal to the spec of the model it builds); with ``load(path, spec)``, equal to
+  the caller's (the error lists each differing field, :func:`streamrnn.spec.spec_diff`);
+* ``position``: null or exactly ``{"partition", "offset"}``, the offset an int in
+  ``[0, 2**63)``, the partition an int >= 0 or a string of at most 256 characters, and (through
+  :class:`CheckpointStore`, or ``load(..., partition=p)``) the partition asked for;
+* ``keys``: at most :data:`MAX_KEYS` str of at most :data:`MAX_KEY_LEN` (1024) characters,
+  unique, as many as ``states``, each state an object;
+* ``arrays``: at most :data:`MAX_ARRAYS_PER_KEY` (32) per key; exactly
+  ``dtype``/``shape``/``offset``/``nbytes``; an allowed dtype, at most 8 dimensions, ``nbytes``
+  equal to the shape's product times the item size (exact integers); offsets 8-aligned, in
+  increasing order, not overlapping, filling the data block. Arrays are views into the read
+  buffer (no copy), and each is referenced by exactly one ``{"$array": i}`` of one state: a
+  second reference, or an array no state refers to, is refused. Together this bounds the
+  memory of a load by a small multiple of the file's size;
+* each state's network, against the spec, before the kernel builds it: the configuration
+  (cell, hidden size, layers, TBPTT k1/k2, loss) equal to the spec's, input and output widths
+  within ``_registry.check_network_size``, every array float64, finite and of the exact shape
+  that configuration implies (so the network is never larger than what the file holds), the
+  step counters ints in ``[0, 2**62)``, and the optimizer's kind, learning rate,
+  hyperparameters and clipping equal to the spec's, its moments of the parameter count; the
+  feature map no wider than the network and ``max_features``;
+* then every model is built from the spec and takes its state through
+  ``model._import_state`` (which validates the rest, such as scaler statistics and the random
+  generator); any error there is a :class:`CheckpointError` too.
 
 Files are written atomically: to a temporary file in the same directory, flushed and
 fsync-ed, renamed over the target, then the directory is fsync-ed. A crash leaves either the
@@ -86,6 +128,18 @@ _PREFIX = struct.Struct("<8sIIQ")  # magic, version, reserved, header length
 _DIGEST = 32
 _ALIGN = 8
 _DTYPES = {"<f8", "<f4", "<i8", "<i4", "<i2", "|i1", "<u8", "<u4", "<u2", "|u1", "|b1"}
+
+
+# Every number a file gives is checked before it is used to allocate, index or count.
+MAX_FILE = 1 << 32        # bytes of a checkpoint file (4 GiB)
+MAX_HEADER = 1 << 30      # bytes of its JSON header (1 GiB), and never more than the file
+MAX_KEYS = 1 << 20        # series keys in one file
+MAX_KEY_LEN = 1024        # characters of one series key
+MAX_ARRAYS_PER_KEY = 32   # arrays in one state tree (a forecaster has 12)
+MAX_DEPTH = 32            # nesting of JSON objects and lists in the header
+MAX_NDIM = 8              # dimensions of one array
+MAX_COUNTER = 1 << 62     # step counters: int in [0, 2**62)
+MAX_OFFSET = 1 << 63      # stream positions: int in [0, 2**63)
 
 
 class CheckpointError(ValueError):
@@ -237,6 +291,10 @@ def save(path, models: dict, spec: dict, *, source: dict | None = None,
               "spec": spec, "source": source, "position": position, "keys": keys,
               "states": states, "arrays": descr, "extra": extra or {}}
     hbytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    try:  # the reader's structural checks, so a file is never written that load refuses
+        _check_header(path, _DECODER.decode(hbytes.decode("utf-8")), data_len)
+    except CheckpointError as e:
+        raise ValueError(f"cannot write this checkpoint: {e}") from None
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
@@ -274,20 +332,9 @@ def save(path, models: dict, spec: dict, *, source: dict | None = None,
 
 
 # ---------------------------------------------------------------------------- reading
-# Every number a file gives is checked before it is used to allocate, index or count.
-MAX_FILE = 1 << 32        # bytes of a checkpoint file (4 GiB)
-MAX_HEADER = 1 << 30      # bytes of its JSON header (1 GiB), and never more than the file
-MAX_KEYS = 1 << 20        # series keys in one file
-MAX_KEY_LEN = 1024        # characters of one series key
-MAX_ARRAYS_PER_KEY = 32   # arrays in one state tree (a forecaster has 12)
-MAX_DEPTH = 32            # nesting of JSON objects and lists in the header
-MAX_NDIM = 8              # dimensions of one array
-MAX_COUNTER = 1 << 62     # step counters: int in [0, 2**62)
-MAX_OFFSET = 1 << 63      # stream positions: int in [0, 2**63)
 _CHUNK = 1 << 20
 _HEADER_FIELDS = {"format", "version", "streamrnn", "created", "spec", "source", "position",
                   "keys", "states", "arrays", "extra"}
-_NET_ARRAYS = ("params", "h", "c", "ring_x", "ring_r", "ring_g", "out")
 _NET_CONFIG = {"cell", "n_in", "hidden_size", "num_layers", "n_out", "k1", "k2", "loss",
                "huber_eps"}
 
@@ -441,9 +488,8 @@ def _check_depth(path, node, field, depth=0):
 
 
 def _check_header(path, header, data_len):
-    """Structure, counts and positions of a header; array descriptors against the data block.
-
-    Sets ``header["_descr"]``-free results: returns nothing, raises CheckpointError."""
+    """Structure, counts and positions of a header; array descriptors against the data block
+    of ``data_len`` bytes. Raises CheckpointError naming the field."""
     fields = set(header)
     if fields != _HEADER_FIELDS:
         missing, unknown = sorted(_HEADER_FIELDS - fields), sorted(fields - _HEADER_FIELDS)
@@ -512,6 +558,8 @@ def _check_header(path, header, data_len):
             _fail(path, f"{where}.offset", f"{_short(off)} / nbytes {nbytes} outside the data "
                                            "block, unaligned, or overlapping an earlier array")
         end = off + nbytes
+    if -(-end // _ALIGN) * _ALIGN != data_len:
+        _fail(path, "arrays", f"the data block has {data_len} bytes, its arrays end at {end}")
 
 
 def read_header(path) -> dict:
@@ -566,11 +614,12 @@ class _Expect:
     def __init__(self, spec, template):
         from streamrnn import _registry
         p = spec["params"]
+        self.cell_name = spec["cell"]
         self.cell = _registry.cell_code(spec["cell"], getattr(template, "activation", "tanh"))
         self.gates = _registry.CELLS[spec["cell"]].gates
-        self.gru = spec["cell"] == "gru"
         self.hidden_size, self.num_layers = p["hidden_size"], p["num_layers"]
         self.k1, self.k2 = p["update_every"], p["tbptt_steps"]
+        self.max_features = p.get("max_features", _registry.LIMITS["max_features"])
         lentry = _registry.LOSSES[spec["loss"]["name"]]
         self.loss = lentry.code
         self.huber_eps = spec["loss"].get("epsilon")
@@ -582,21 +631,38 @@ class _Expect:
                     "clip_value": float(p.get("clip_gradient") or 0.0),
                     "clip_norm": float(p.get("clip_norm") or 0.0)}
 
+    def size(self, n_in, n_out):
+        """``(parameters, bytes)`` of the kernel network (``_registry.network_size``)."""
+        from streamrnn import _registry
+        return _registry.network_size(self.cell_name, n_in, self.hidden_size, self.num_layers,
+                                      n_out, self.k1, self.k2)
+
     def n_params(self, n_in, n_out):
-        H, G, L = self.hidden_size, self.gates, self.num_layers
-        per = sum((n_in if layer == 0 else H) * G * H + H * G * H + G * H + (H if self.gru else 0)
-                  for layer in range(L))
-        return per + H * n_out + n_out
+        return self.size(n_in, n_out)[0]
 
 
 def _num(v):
     return type(v) in (int, float) and math.isfinite(v)
 
 
+def _describe(a):
+    if isinstance(a, np.ndarray):
+        return f"{a.dtype} array of shape {a.shape}"
+    return _short(a)
+
+
+def _check_array(path, a, shapes, field):
+    if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape in shapes):
+        _fail(path, field, f"must be a float64 array of shape "
+                           f"{' or '.join(map(str, shapes))}, got {_describe(a)}")
+    if not np.isfinite(a).all():
+        _fail(path, field, "has non-finite values")
+
+
 def _check_optimizer(path, o, exp, n_params, field):
     if type(o) is not dict:
         _fail(path, field, f"must be an object, got {type(o).__name__}")
-    if o.get("kind") != exp.opt_kind or not _is_int(o.get("kind")):
+    if not (_is_int(o.get("kind")) and o["kind"] == exp.opt_kind):
         _fail(path, f"{field}.kind", f"{_short(o.get('kind'))} is not the spec's optimizer "
                                      f"(kind {exp.opt_kind})")
     for k, want in exp.opt.items():
@@ -608,89 +674,80 @@ def _check_optimizer(path, o, exp, n_params, field):
     t = o.get("t")
     if not (_is_int(t) and 0 <= t < MAX_COUNTER):
         _fail(path, f"{field}.t", f"must be an int in [0, 2**62), got {_short(t)}")
-    for k, sizes in (("m", ((n_params,),)),
-                     ("v", ((n_params,),) if exp.adam else ((0,), (1,)))):
-        a = o.get(k)
-        if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape in sizes):
-            _fail(path, f"{field}.{k}", f"must be a float64 array of shape "
-                                        f"{' or '.join(map(str, sizes))}, got {_describe(a)}")
-        if not np.isfinite(a).all():
-            _fail(path, f"{field}.{k}", "has non-finite values")
-
-
-def _describe(a):
-    if isinstance(a, np.ndarray):
-        return f"{a.dtype} array of shape {a.shape}"
-    return _short(a)
+    _check_array(path, o.get("m"), ((n_params,),), f"{field}.m")
+    _check_array(path, o.get("v"), ((n_params,),) if exp.adam else ((0,),), f"{field}.v")
 
 
 def _check_network(path, node, exp, field):
-    """A network node against the spec, before any of it is built: its configuration, the exact
-    shape of every array (so the network the kernel allocates is no larger than what the file
-    holds), the counters and the optimizer's settings."""
-    cfg = node.get("__network__")
+    """A network node ``{"config", "state"}`` against the spec, before any of it is built: its
+    configuration, the exact shape of every array (so the network the kernel allocates is no
+    larger than what the file holds), the counters and the optimizer's settings."""
+    from streamrnn import _registry
+    if set(node) != {"config", "state"}:
+        _fail(path, field, f"must have exactly the fields config and state, got "
+                           f"{[_short(k, 40) for k in node]}")
+    cfg = node["config"]
     if type(cfg) is not dict or set(cfg) != _NET_CONFIG:
-        _fail(path, f"{field}.__network__", f"must have exactly the fields {sorted(_NET_CONFIG)}")
+        _fail(path, f"{field}.config", f"must have exactly the fields {sorted(_NET_CONFIG)}")
     want = {"cell": exp.cell, "hidden_size": exp.hidden_size, "num_layers": exp.num_layers,
             "k1": exp.k1, "k2": exp.k2, "loss": exp.loss}
     for k, v in want.items():
         if not (_is_int(cfg[k]) and cfg[k] == v):
-            _fail(path, f"{field}.__network__.{k}", f"{_short(cfg[k])} does not fit the spec "
-                                                    f"({v})")
-    from streamrnn import _registry
+            _fail(path, f"{field}.config.{k}", f"{_short(cfg[k])} does not fit the spec ({v})")
     n_in, n_out = cfg["n_in"], cfg["n_out"]
+    limit = _registry.LIMITS["parameters"]
     for k, v in (("n_in", n_in), ("n_out", n_out)):
-        if not (_is_int(v) and 1 <= v <= _registry.LIMITS["parameters"]):
-            _fail(path, f"{field}.__network__.{k}", f"must be an int >= 1, got {_short(v)}")
+        if not (_is_int(v) and 1 <= v <= limit):
+            _fail(path, f"{field}.config.{k}", f"must be an int in [1, {limit}] (the parameter "
+                                               f"limit), got {_short(v)}")
     eps = cfg["huber_eps"]
     if not (_num(eps) and eps > 0 and (exp.huber_eps is None or eps == exp.huber_eps)):
-        _fail(path, f"{field}.__network__.huber_eps", f"{_short(eps)} does not fit the spec")
+        _fail(path, f"{field}.config.huber_eps", f"{_short(eps)} does not fit the spec")
+    try:
+        _registry.check_network_size(exp.cell_name, n_in, exp.hidden_size, exp.num_layers,
+                                     n_out, exp.k1, exp.k2)
+    except ValueError as e:
+        _fail(path, f"{field}.config", str(e))
     P = exp.n_params(n_in, n_out)
-    if P > _registry.LIMITS["parameters"]:
-        _fail(path, f"{field}.__network__", f"{P} parameters, over the limit of "
-                                            f"{_registry.LIMITS['parameters']}")
     H, L, G = exp.hidden_size, exp.num_layers, exp.gates
     B, rec = max(exp.k1, exp.k2), 5 * H + G * H
     shapes = {"params": (P,), "h": (L, H), "c": (L, H), "ring_x": (B, n_in),
               "ring_r": (B, L, rec), "ring_g": (B, n_out), "out": (n_out,)}
-    kernel_bytes = 8 * (3 * P + 2 * L * H + B * (n_in + L * rec + n_out) + n_out +
-                        2 * exp.k2 * L * G * H + L * max(n_in, H) * exp.k2 + L * H * exp.k2)
-    if kernel_bytes > _registry.LIMITS["state_bytes"]:
-        _fail(path, f"{field}.__network__", f"needs {kernel_bytes} bytes, over the limit of "
-                                            f"{_registry.LIMITS['state_bytes']}")
-    state = node.get("state")
+    state = node["state"]
     if type(state) is not dict:
         _fail(path, f"{field}.state", "must be an object")
     for k, shape in shapes.items():
-        a = state.get(k)
-        if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == shape):
-            _fail(path, f"{field}.state.{k}", f"must be a float64 array of shape {shape}, got "
-                                              f"{_describe(a)}")
-        if not np.isfinite(a).all():
-            _fail(path, f"{field}.state.{k}", "has non-finite values")
+        _check_array(path, state.get(k), (shape,), f"{field}.state.{k}")
     t = state.get("t")
     if not (_is_int(t) and 0 <= t < MAX_COUNTER):
         _fail(path, f"{field}.state.t", f"must be an int in [0, 2**62), got {_short(t)}")
     if not _num(state.get("last_loss")):
         _fail(path, f"{field}.state.last_loss", f"must be a finite number, got "
                                                 f"{_short(state.get('last_loss'))}")
-    # the optimizer: beside the state (streamrnn <= 0.x) or inside it (Network.get_state)
-    for where, o in ((f"{field}.optimizer", node.get("optimizer")),
-                     (f"{field}.state.optimizer", state.get("optimizer"))):
-        if o is not None:
-            _check_optimizer(path, o, exp, P, where)
+    if state.get("optimizer") is None:
+        _fail(path, f"{field}.state.optimizer", "is missing")
+    _check_optimizer(path, state["optimizer"], exp, P, f"{field}.state.optimizer")
     return n_in
+
+
+def _is_network(node):
+    return type(node) is dict and type(node.get("config")) is dict and "hidden_size" in \
+        node["config"]
+
+
+def _is_columns(node):
+    return type(node) is dict and "names" in node and {"n", "mean", "m2"} <= set(node)
 
 
 def _check_nodes(path, node, exp, field, found):
     """Check every network node of a decoded state tree; ``found`` collects their input
     widths and the feature maps (checked against them afterwards)."""
     if type(node) is dict:
-        if "__network__" in node:
+        if _is_network(node):
             found["n_in"].append(_check_network(path, node, exp, field))
             return
-        if "__columns__" in node:
-            found["columns"].append((field, node["__columns__"]))
+        if _is_columns(node):
+            found["columns"].append((field, node))
         for k, v in node.items():
             _check_nodes(path, v, exp, f"{field}.{k}", found)
     elif type(node) is list:
@@ -703,23 +760,24 @@ def _check_state(path, tree, exp, field):
     _check_nodes(path, tree, exp, field, found)
     width = max(found["n_in"], default=0)
     for where, cols in found["columns"]:
-        # [offset, scale, names, n, mean, m2]: one statistic per feature column
-        if not (type(cols) is list and len(cols) == 6 and type(cols[2]) is list):
-            _fail(path, f"{where}.__columns__", "must be [offset, scale, names, n, mean, m2]")
-        k = len(cols[2])
-        if k > width:
-            _fail(path, f"{where}.__columns__", f"{k} feature columns but the network has "
-                                                f"{width} inputs")
-        for j, name in ((3, "n"), (4, "mean"), (5, "m2")):
-            a = cols[j]
+        # one name and one statistic (n, mean, m2) per feature column
+        if type(cols["names"]) is not list:
+            _fail(path, f"{where}.names", "must be a list")
+        k = len(cols["names"])
+        if k > width or k > exp.max_features:
+            _fail(path, f"{where}.names", f"{k} feature columns but the network has {width} "
+                                          f"inputs (max_features={exp.max_features})")
+        for name in ("n", "mean", "m2"):
+            a = cols[name]
             if not (isinstance(a, np.ndarray) and a.shape == (k,)):
-                _fail(path, f"{where}.__columns__.{name}", f"must be an array of shape ({k},), "
-                                                           f"got {_describe(a)}")
+                _fail(path, f"{where}.{name}", f"must be an array of shape ({k},), got "
+                                               f"{_describe(a)}")
 
 
 def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
     """Read a checkpoint. With ``spec``, refuse one written for a different model spec; with
-    ``partition``, one whose position is another partition's.
+    ``partition``, one without a position or whose position is another partition's (compared
+    as in file names: ``3`` and ``"3"`` are one partition).
 
     Every value is validated before it is trusted (see the module documentation); raises
     :class:`CheckpointError` naming the field. On error nothing is returned, so nothing is
@@ -734,7 +792,7 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
     if partition is not None:
         pos = header["position"]
         got = None if pos is None else pos["partition"]
-        if got is None or str(got) != str(partition):
+        if got is None or _partition_name(got) != _partition_name(partition):
             _fail(path, "position.partition", f"{_short(got)} is not partition "
                                               f"{_short(partition)} (a file of another partition)")
     try:
@@ -746,6 +804,12 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
     except (ValueError, TypeError, OverflowError) as e:
         raise CheckpointError(f"{path}: malformed model spec: {e}") from None
     if _spec.canonical(complete) != _spec.canonical(hspec):
+        missing = sorted(set(complete["params"]) - set(hspec["params"]))
+        if missing:
+            raise CheckpointError(
+                f"{path} was written by streamrnn {header['streamrnn']} for forecasters "
+                f"without the parameters {missing}; this streamrnn cannot resume it (start "
+                "with an empty checkpoint directory)")
         raise CheckpointError(f"{path}: malformed model spec: it is not complete or not "
                               f"canonical:\n{_spec.spec_diff(hspec, complete, 'file', 'built')}")
     exp = _Expect(hspec, template)
@@ -777,6 +841,11 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
 
 
 # ---------------------------------------------------------------------------- directories
+def _partition_name(partition) -> str:
+    """A partition as it appears in a file name (and as files of one partition are matched)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(partition))
+
+
 _STALE = re.compile(r"\.(partition-.+\.srnn\..+\.tmp|probe-\d+-[0-9a-f]+\.tmp)")
 
 
@@ -801,6 +870,8 @@ class CheckpointStore:
     def __init__(self, directory):
         self.directory = os.fspath(directory)
         self._fd = None
+        if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+            raise CheckpointError(f"checkpoint directory {self.directory} is not a directory")
         try:
             os.makedirs(self.directory, exist_ok=True)
         except OSError as e:
@@ -897,8 +968,7 @@ class CheckpointStore:
             pass
 
     def path(self, partition) -> str:
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(partition))
-        return os.path.join(self.directory, f"partition-{name}.srnn")
+        return os.path.join(self.directory, f"partition-{_partition_name(partition)}.srnn")
 
     def partitions(self) -> list[str]:
         out = []

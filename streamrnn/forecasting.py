@@ -1,32 +1,28 @@
 """Recurrent forecasters: one network step per observed value, autoregressive roll-outs."""
 from __future__ import annotations
 
-import math
 import numbers
-from collections import deque
 
+import numpy as np
 from river import optim
 from river.time_series.base import Forecaster
 
-from streamrnn.base import (PARAMETERS_DOC, RecurrentEstimator, Standardizer, check_target,
-                            numeric_features)
+from streamrnn import _registry
+from streamrnn._core._scaling import ForecastCore
+from streamrnn.base import (PARAMETERS_DOC, SCALE_WINDOW, RecurrentEstimator, Scaler,
+                            _scale_error, check_target, numeric_features)
 
 __all__ = ["RNNForecaster", "LSTMForecaster", "GRUForecaster"]
-
-
-def _inverse(scaler_state, z):
-    """``Standardizer.inverse`` for a saved ``Standardizer.__getstate__()``."""
-    enabled, _, n, mean, m2 = scaler_state
-    if not enabled:
-        return z
-    return mean + z * math.sqrt(m2 / n) if n > 1 and m2 > 0.0 else mean
 
 
 class _RecurrentForecaster(RecurrentEstimator, Forecaster):
     """Input at step t: the previous value, the previous residual, the season's phase (when
     ``seasonality``) and the exogenous features of step t. The network predicts the residual of
     step t over a baseline: the value one season back (``seasonality``), else the previous value
-    (``differencing``), else zero; the forecast is baseline + residual."""
+    (``differencing``), else zero; the forecast is baseline + residual.
+
+    The per-observation arithmetic (scalers, the history ring, the lead inputs, the network
+    calls) is ``streamrnn._core._scaling.ForecastCore``; this class decides and validates."""
 
     _task = "regression"
     _default_lr = 0.001
@@ -36,7 +32,8 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
                  loss: optim.losses.RegressionLoss | None = None,
                  clip_gradient: float | None = None, clip_norm: float | None = 1.0,
                  seasonality: int = 0, differencing: bool = True, damping: float = 0.9,
-                 scale_inputs: bool = True, scale_target: bool = True, seed: int | None = None):
+                 scale_inputs: bool = True, scale_target: bool = True, max_features: int = 1000,
+                 seed: int | None = None):
         self.seasonality = seasonality
         self.differencing = differencing
         self.damping = damping
@@ -44,15 +41,7 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         super().__init__(hidden_size=hidden_size, num_layers=num_layers, tbptt_steps=tbptt_steps,
                          update_every=update_every, optimizer=optimizer, loss=loss,
                          clip_gradient=clip_gradient, clip_norm=clip_norm,
-                         scale_inputs=scale_inputs, seed=seed)
-
-    _state_attrs = RecurrentEstimator._state_attrs + ("_ys", "_rs", "_hist", "_last_r", "_t")
-
-    def _check_state(self, values):
-        super()._check_state(values)
-        hist = values["_hist"]
-        if not isinstance(hist, deque) or hist.maxlen != max(1, self.seasonality):
-            raise ValueError("the state's history does not fit this model's seasonality")
+                         scale_inputs=scale_inputs, max_features=max_features, seed=seed)
 
     @property
     def _n_lead(self):
@@ -60,70 +49,81 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
 
     def _setup(self):
         s = self.seasonality
-        if not (isinstance(s, int) and not isinstance(s, bool) and s >= 0):
-            raise ValueError(f"seasonality must be an int >= 0, got {s!r}")
-        if not (isinstance(self.damping, (int, float)) and 0.0 < self.damping <= 1.0):
-            raise ValueError(f"damping must be a number in (0, 1], got {self.damping!r}")
+        if not (isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                and 0 <= s <= _registry.LIMITS["seasonality"]):
+            raise ValueError(f"seasonality must be an int in [0, "
+                             f"{_registry.LIMITS['seasonality']}], got {s!r}")
+        d = self.damping
+        if not (isinstance(d, numbers.Real) and not isinstance(d, bool) and 0.0 < d <= 1.0):
+            raise ValueError(f"damping must be a number in (0, 1], got {d!r}")
         super()._setup()
         scale = bool(self.scale_target)
-        self._ys = Standardizer(scale, winsorize=3.0)  # level of the series (an input)
-        self._rs = Standardizer(scale, winsorize=3.0)  # residual over the baseline (the target)
-        self._hist = deque(maxlen=max(1, s))  # the last max(1, s) values, oldest first
-        self._last_r = 0.0                     # last residual, scaled
-        self._t = 0                            # values seen
-        self.last_prediction = None            # one-step prediction made by the last learn_one
+        self._core = ForecastCore(Scaler(scale, 3.0, SCALE_WINDOW),  # level (an input)
+                                  Scaler(scale, 3.0, SCALE_WINDOW),  # residual (the target)
+                                  int(s), bool(self.differencing), float(d))
+        self.last_prediction = None  # one-step prediction made by the last learn_one
+        self._network_changed()
 
-    # ------------------------------------------------------------------ helpers
-    def _baseline(self, hist):
-        s = self.seasonality
-        if s and len(hist) == s:
-            return hist[0]
-        if self.differencing or s:
-            return hist[-1]
-        return 0.0
+    def _network_changed(self):
+        net = self._net
+        if net is not None:
+            self._core.set_network(net, self._u, self._out)
+        # the fast paths: no feature columns (and no scheduler, for learning)
+        self._fast_forecast = net is not None and not self._names
+        self._fast_learn = self._fast_forecast and self._sched is None
 
-    def _fill_lead(self, u, last, last_r, t):
-        u[0] = self._ys.transform(last)
-        u[1] = last_r
-        if self.seasonality:
-            a = 2.0 * math.pi * (t % self.seasonality) / self.seasonality
-            u[2] = math.sin(a)
-            u[3] = math.cos(a)
+    @property
+    def _hist(self):
+        """The last values, oldest first (read-only; use ``last_prediction`` instead)."""
+        return self._core.history
 
     # ------------------------------------------------------------------ river API
     def learn_one(self, y, x=None):
-        y = check_target(y)
-        feats = numeric_features(x, ignore_dates=True) if x else {}
-        if not self._hist:  # the first value: nothing to predict it from
-            self._ys.commit(self._ys.updated(y))
-            self._hist.append(y)
-            self._t = 1
+        if type(y) is not float or y - y != 0.0:
+            y = check_target(y)
+        if not x and self._fast_learn:
+            core = self._core
+            status = core.learn(y)
+            if status < 0:
+                raise self._refused(status, y, self._net)
+            self.last_prediction = core.pred
             return
-        old = (self._ys.__getstate__(), self._rs.__getstate__())
-        base = self._baseline(self._hist)
+        self._learn(y, numeric_features(x, ignore_dates=True) if x else {})
 
-        def step():
-            r = y - base
-            self._fill_lead(self._u, self._hist[-1], self._last_r, self._t)
-            self._rs.commit(self._rs.updated(r))
-            z = self._rs.transform(r)
-            self._learn_step(z)
-            self._ys.commit(self._ys.updated(y))
-            # the forward pass of this step, read with the scale it had before this value:
-            # exactly what forecast(1, [x]) returned just before this call
-            return z, base + _inverse(old[1], float(self._net.last_output[0]))
+    def _learn(self, y, feats):
+        core = self._core
+        if core.t == 0:  # the first value: nothing to predict it from
+            status = core.first(y)
+            if status < 0:
+                raise _scale_error("y", y, status)
+            self.last_prediction = None
+            return
+        cols, values, new, ignored = self._plan(feats)
+        g = self._grown(new, 1)
+        net, columns, u = (self._net, self._cols, self._u) if g is None else (g.net, g.cols, g.u)
+        bad = columns.fill(u, cols, values, True)
+        if bad >= 0:
+            raise self._feature_error(cols[bad], values[bad], g)
+        lr = None if self._sched is None else self._set_rate(net)
+        status = core.learn_with(net, u, y)
+        if status < 0:
+            if lr is not None:
+                net.optimizer.lr = lr
+            raise self._refused(status, y, net)
+        columns.accept()
+        if g is not None:
+            self._commit_growth(g)
+        self._count_ignored(ignored)
+        self.last_prediction = core.pred
 
-        def undo():
-            self._ys.__setstate__(old[0])
-            self._rs.__setstate__(old[1])
-
-        z, pred = self._learn_all_or_nothing(feats, 1, step, undo)
-        self._hist.append(y)
-        self._last_r = z
-        self._t += 1
-        self.last_prediction = pred
+    def _refused(self, status, y, net):
+        if status < -2:
+            return _scale_error("y", y, status)
+        return self._refusal(net, status)
 
     def forecast(self, horizon, xs=None):
+        if xs is None and self._fast_forecast and type(horizon) is int and horizon == 1:
+            return [self._core.forecast1()]
         if isinstance(horizon, numbers.Integral) and not isinstance(horizon, bool):
             horizon = int(horizon)
         if not (isinstance(horizon, int) and not isinstance(horizon, bool) and horizon >= 0):
@@ -136,37 +136,43 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
                      for i, x in enumerate(xs[:horizon])]
         else:
             feats = [{}] * horizon
-        if not self._hist:
+        core = self._core
+        if core.t == 0:
             return [0.0] * horizon
         if self._net is None:
-            return [float(self._hist[-1])] * horizon
-        net, u, out = self._net, self._u, self._out
-        # the committed history is only read; a copy is needed once forecasts are appended
-        hist = self._hist if horizon == 1 else deque(self._hist, maxlen=self._hist.maxlen)
-        last_r, t = self._last_r, self._t
-        preds = []
-        s = self.seasonality
-        if horizon > 1:
-            net.rollout_begin()
+            return [float(core.history[-1])] * horizon
+        U = np.zeros((horizon, self._net.n_in))
         for k in range(horizon):
-            self._fill_lead(u, hist[-1], last_r, t)
-            self._cols.fill(feats[k], u, update=False)
-            if horizon == 1:
-                net.predict(u, out)  # one step from the committed state
-            else:
-                net.rollout_step(u, out)
-            last_r = float(out[0])
-            r = self._rs.inverse(last_r)
-            # steps whose baseline is itself a forecast (none without a baseline)
-            j = k - s + 1 if s else (k if self.differencing else 0)
-            if j > 0 and self.damping != 1.0:
-                r *= self.damping ** j
-            y_hat = self._baseline(hist) + r
-            preds.append(y_hat)
-            if k + 1 < horizon:
-                hist.append(y_hat)
-            t += 1
-        return preds
+            cols, values = self._known(feats[k])
+            self._cols.fill(U[k], cols, values, False)
+        return core.forecast(U)
+
+    # ------------------------------------------------------------------ state
+    _task_keys = ("_core", "last_prediction")
+
+    def _export_task(self):
+        p = self.last_prediction
+        return {"_core": self._core.get_state(), "last_prediction": None if p is None else float(p)}
+
+    def _decode_task(self, tree):
+        scale = bool(self.scale_target)
+        core = ForecastCore(Scaler(scale, 3.0, SCALE_WINDOW), Scaler(scale, 3.0, SCALE_WINDOW),
+                            int(self.seasonality), bool(self.differencing), float(self.damping))
+        core.set_state(tree["_core"])
+        p = tree["last_prediction"]
+        if p is not None and type(p) is not float:
+            raise TypeError("last_prediction must be None or a float")
+        if (p is None) != (core.t <= 1):
+            raise ValueError("last_prediction must be None exactly until the second value")
+        return {"n_out": 1, "_core": core, "last_prediction": p}
+
+    def _check_task(self, task, net):
+        t = task["_core"].t
+        if (net is None) != (t <= 1):
+            raise ValueError(f"a forecaster that saw {t} values "
+                             + ("needs a network" if net is None else "has no network yet"))
+        if net is not None and net.t != t - 1:
+            raise ValueError(f"the network learned {net.t} steps, the forecaster saw {t} values")
 
 
 _DOC = """{summary}
@@ -181,7 +187,9 @@ At step t the input is the previous value, the previous residual, the phase of t
 residual of the value over a baseline: the value one season back when `seasonality` is set,
 else the previous value when `differencing`, else zero. Values and residuals are standardised
 online; a value more than 3 standard deviations out is clipped before it updates the scale,
-so an outage does not inflate it for the rest of the stream. `forecast(horizon, xs)` rolls forward from the committed state on a copy, feeding its
+so an outage does not inflate it for the rest of the stream, and past the first 200 values
+each new value weighs 1/200 (a half-life of about 138 values), so the scale follows a level
+shift. A value beyond +-1e100 is refused with a ValueError and the series goes on. `forecast(horizon, xs)` rolls forward from the committed state on a copy, feeding its
 own forecasts back and using `xs` for the exogenous features; it never changes the model.
 
 Parameters
@@ -198,7 +206,7 @@ scale_inputs
     Standardise the exogenous features online.
 scale_target
     Standardise values and residuals online.
-seed
+{extra}seed
     Seed of the weight initialisation.
 
 Examples
@@ -221,19 +229,39 @@ _PARAMS = PARAMETERS_DOC.format(
     loss="`optim.losses.Squared` (default), `Absolute` or `Huber`.")
 
 
+_ACTIVATION_DOC = """activation
+    `'tanh'` or `'relu'`.
+"""
+
+
 class RNNForecaster(_RecurrentForecaster):
     __doc__ = _DOC.format(params=_PARAMS, summary="Elman recurrent network forecaster.", name="RNNForecaster",
-                          result="29.04")
+                          result="29.04", extra=_ACTIVATION_DOC)
     _cell = "rnn"
+
+    def __init__(self, hidden_size: int = 32, num_layers: int = 1, tbptt_steps: int = 16,
+                 update_every: int = 1, optimizer: optim.base.Optimizer | None = None,
+                 loss: optim.losses.RegressionLoss | None = None,
+                 clip_gradient: float | None = None, clip_norm: float | None = 1.0,
+                 seasonality: int = 0, differencing: bool = True, damping: float = 0.9,
+                 scale_inputs: bool = True, scale_target: bool = True, max_features: int = 1000,
+                 activation: str = "tanh", seed: int | None = None):
+        self.activation = activation
+        super().__init__(hidden_size=hidden_size, num_layers=num_layers, tbptt_steps=tbptt_steps,
+                         update_every=update_every, optimizer=optimizer, loss=loss,
+                         clip_gradient=clip_gradient, clip_norm=clip_norm,
+                         seasonality=seasonality, differencing=differencing, damping=damping,
+                         scale_inputs=scale_inputs, scale_target=scale_target,
+                         max_features=max_features, seed=seed)
 
 
 class LSTMForecaster(_RecurrentForecaster):
     __doc__ = _DOC.format(params=_PARAMS, summary="LSTM forecaster.", name="LSTMForecaster",
-                          result="30.21")
+                          result="30.21", extra="")
     _cell = "lstm"
 
 
 class GRUForecaster(_RecurrentForecaster):
     __doc__ = _DOC.format(params=_PARAMS, summary="GRU forecaster.", name="GRUForecaster",
-                          result="29.81")
+                          result="29.81", extra="")
     _cell = "gru"

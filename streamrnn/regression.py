@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from river import base, optim
 
-from streamrnn.base import (PARAMETERS_DOC, RecurrentEstimator, Standardizer, check_target,
-                            numeric_features)
+from streamrnn.base import (PARAMETERS_DOC, SCALE_WINDOW, RecurrentEstimator, Scaler,
+                            _scale_error, check_target, numeric_features)
 
 __all__ = ["RNNRegressor", "LSTMRegressor", "GRURegressor"]
 
@@ -16,36 +16,51 @@ class _RecurrentRegressor(RecurrentEstimator, base.Regressor):
                  update_every: int = 1, optimizer: optim.base.Optimizer | None = None,
                  loss: optim.losses.RegressionLoss | None = None,
                  clip_gradient: float | None = None, clip_norm: float | None = 1.0,
-                 scale_inputs: bool = True, scale_target: bool = True, seed: int | None = None):
+                 scale_inputs: bool = True, scale_target: bool = True, max_features: int = 1000,
+                 seed: int | None = None):
         self.scale_target = scale_target
         super().__init__(hidden_size=hidden_size, num_layers=num_layers, tbptt_steps=tbptt_steps,
                          update_every=update_every, optimizer=optimizer, loss=loss,
                          clip_gradient=clip_gradient, clip_norm=clip_norm,
-                         scale_inputs=scale_inputs, seed=seed)
+                         scale_inputs=scale_inputs, max_features=max_features, seed=seed)
 
-    _state_attrs = RecurrentEstimator._state_attrs + ("_ys",)
+    def _new_scaler(self):
+        return Scaler(bool(self.scale_target), 0.0, SCALE_WINDOW)
 
     def _setup(self):
         super()._setup()
-        self._ys = Standardizer(bool(self.scale_target))
+        self._ys = self._new_scaler()
 
     def learn_one(self, x, y):
         feats = numeric_features(x, ignore_dates=False)
         y = check_target(y)
-        old_y = self._ys.__getstate__()
-
-        def step():
-            self._ys.commit(self._ys.updated(y))
-            self._learn_step(self._ys.transform(y))
-
-        self._learn_all_or_nothing(feats, 1, step, lambda: self._ys.__setstate__(old_y))
+        ys = self._ys
+        status = ys.propose(y)
+        if status < 0:
+            raise _scale_error("y", y, status)
+        self._learn_features(feats, 1, ys.transform_pending(y))
+        ys.accept()
 
     def predict_one(self, x):
         feats = numeric_features(x, ignore_dates=False)
         if self._net is None:
             return self._ys.mean
-        self._cols.fill(feats, self._u, update=False)
-        return float(self._ys.inverse(self._peek()[0]))
+        return float(self._ys.inverse(self._peek(feats)[0]))
+
+    # ------------------------------------------------------------------ state
+    _task_keys = ("_ys",)
+
+    def _export_task(self):
+        return {"_ys": self._ys.get_state()}
+
+    def _decode_task(self, tree):
+        ys = self._new_scaler()
+        ys.set_state(tree["_ys"])
+        return {"n_out": 1, "_ys": ys}
+
+    def _check_task(self, task, net):
+        if task["_ys"].n != (0 if net is None else net.t):
+            raise ValueError("the target scaler's count does not fit the network's steps")
 
 
 _DOC = """{summary}
@@ -56,7 +71,9 @@ last `update_every` losses flows back through the last `tbptt_steps` steps (trun
 back-propagation through time). `predict_one(x)` predicts the target of the step `x` belongs
 to, from the committed state, without advancing it.
 
-Inputs and the target are standardised online (Welford) and the prediction is mapped back.
+Inputs and the target are standardised online (Welford) and the prediction is mapped back;
+past its first 200 values the target's scale forgets (each new value weighs 1/200, a half-life
+of about 138 values), so it follows a level shift. Values beyond +-1e100 are refused.
 Features are given columns in sorted-name order; features seen later grow the input weights,
 missing ones are filled with their running mean.
 
@@ -92,29 +109,30 @@ _ACTIVATION_DOC = """activation
 
 class RNNRegressor(_RecurrentRegressor):
     __doc__ = _DOC.format(params=_PARAMS, summary="Elman recurrent network regressor, trained online by truncated BPTT.",
-                          name="RNNRegressor", extra=_ACTIVATION_DOC, result="MAE: 0.585224")
+                          name="RNNRegressor", extra=_ACTIVATION_DOC, result="MAE: 0.576374")
     _cell = "rnn"
 
     def __init__(self, hidden_size: int = 32, num_layers: int = 1, tbptt_steps: int = 16,
                  update_every: int = 1, optimizer: optim.base.Optimizer | None = None,
                  loss: optim.losses.RegressionLoss | None = None,
                  clip_gradient: float | None = None, clip_norm: float | None = 1.0,
-                 scale_inputs: bool = True, scale_target: bool = True,
+                 scale_inputs: bool = True, scale_target: bool = True, max_features: int = 1000,
                  activation: str = "tanh", seed: int | None = None):
         self.activation = activation
         super().__init__(hidden_size=hidden_size, num_layers=num_layers, tbptt_steps=tbptt_steps,
                          update_every=update_every, optimizer=optimizer, loss=loss,
                          clip_gradient=clip_gradient, clip_norm=clip_norm,
-                         scale_inputs=scale_inputs, scale_target=scale_target, seed=seed)
+                         scale_inputs=scale_inputs, scale_target=scale_target,
+                         max_features=max_features, seed=seed)
 
 
 class LSTMRegressor(_RecurrentRegressor):
     __doc__ = _DOC.format(params=_PARAMS, summary="LSTM regressor, trained online by truncated BPTT.",
-                          name="LSTMRegressor", extra="", result="MAE: 0.564968")
+                          name="LSTMRegressor", extra="", result="MAE: 0.569631")
     _cell = "lstm"
 
 
 class GRURegressor(_RecurrentRegressor):
     __doc__ = _DOC.format(params=_PARAMS, summary="GRU regressor, trained online by truncated BPTT.",
-                          name="GRURegressor", extra="", result="MAE: 0.590237")
+                          name="GRURegressor", extra="", result="MAE: 0.575792")
     _cell = "gru"

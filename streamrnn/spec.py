@@ -13,6 +13,7 @@ constructor with it.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -27,19 +28,32 @@ _TASK = "forecaster"
 _NOT_PARAMS = ("optimizer", "loss")  # described by the spec's own "optimizer" and "loss"
 _SPEC_KEYS = {"cell", "params", "optimizer", "loss"}
 # parameters with a lower bound; the upper bounds are _registry.LIMITS
-_MIN = {"hidden_size": 1, "num_layers": 1, "tbptt_steps": 1, "update_every": 1, "seasonality": 0}
+_MIN = {"hidden_size": 1, "num_layers": 1, "tbptt_steps": 1, "update_every": 1, "seasonality": 0,
+        "max_features": 0}
+
+
+# the JSON types a parameter may take, by the type of its default in the constructor
+_KINDS = {bool: (bool,), int: (int,), float: (int, float), type(None): (type(None), int, float),
+          str: (str,)}
+_KIND_NAMES = {bool: "true/false", int: "an int", float: "a number", type(None): "null",
+               str: "a string"}
 
 
 def _cls(cell):
     return _registry.estimator_class(_TASK, cell)
 
 
+@functools.lru_cache(maxsize=None)
+def _parameters(cls) -> tuple:
+    sig = inspect.signature(cls)
+    return tuple((n, p.default) for n, p in sig.parameters.items()
+                 if n not in _NOT_PARAMS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
 def forecaster_parameters(cell: str = "gru") -> dict:
     """Constructor parameters of the ``cell`` forecaster (other than optimizer and loss) with
     their defaults, in signature order."""
-    sig = inspect.signature(_cls(cell))
-    return {n: p.default for n, p in sig.parameters.items()
-            if n not in _NOT_PARAMS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return dict(_parameters(_cls(cell)))
 
 
 def default_lr() -> float:
@@ -83,11 +97,14 @@ def check_spec(spec, exc=ValueError) -> None:
             raise _err(exc, f"params.{name} must be a JSON scalar, got {type(v).__name__}")
         if isinstance(v, float) and not math.isfinite(v):
             raise _err(exc, f"params.{name} must be finite, got {v!r}")
-        if name in _MIN:
-            hi = _registry.LIMITS[name]
-            if not (_is_int(v) and _MIN[name] <= v <= hi):
-                raise _err(exc, f"params.{name} must be an int in [{_MIN[name]}, {hi}], "
-                                f"got {v!r}")
+        kinds = _KINDS.get(type(known[name]))
+        if kinds is not None and type(v) not in kinds:
+            raise _err(exc, f"params.{name} must be {' or '.join(_KIND_NAMES[k] for k in kinds)} "
+                            f"(like its default {known[name]!r}), got {v!r}")
+        if name in _registry.LIMITS:
+            lo, hi = _MIN.get(name, 0), _registry.LIMITS[name]
+            if not (_is_int(v) and lo <= v <= hi):
+                raise _err(exc, f"params.{name} must be an int in [{lo}, {hi}], got {v!r}")
     for name, table in (("optimizer", _registry.OPTIMIZERS), ("loss", _registry.LOSSES)):
         d = spec[name]
         if not isinstance(d, dict) or not isinstance(d.get("name"), str) or d["name"] not in table:

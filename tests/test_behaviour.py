@@ -73,7 +73,7 @@ def test_new_features_grow_the_input_weights_deterministically():
     m1, m2 = run(["z", "b", "m"]), run(["m", "z", "b"])
     assert m1.network.n_in == 4
     assert np.array_equal(m1.network.params, m2.network.params)
-    assert m1._cols.index == {"a": 0, "b": 1, "m": 2, "z": 3}
+    assert m1._index == {"a": 0, "b": 1, "m": 2, "z": 3}
     # missing features are filled with their running mean: no error, a finite prediction
     assert np.isfinite(m1.predict_one({"a": 3.0}))
 
@@ -119,11 +119,26 @@ def test_river_optimizers_and_schedulers_drive_the_kernel():
         assert m.network.optimizer.name == name
 
 
-def test_scaling_can_be_switched_off():
-    model = streamrnn.LSTMRegressor(scale_inputs=False, scale_target=False, seed=1)
-    for t in range(20):
-        model.learn_one({"a": 7e5 + t}, 3.0)
-    assert np.isfinite(model.predict_one({"a": 7e5}))
+@pytest.mark.parametrize("scale", [False, True])
+def test_scaling_feeds_the_network_the_expected_values(scale):
+    # the input the network learned from and the prediction mapped back, computed by hand
+    model = streamrnn.LSTMRegressor(scale_inputs=scale, scale_target=scale, seed=1,
+                                    tbptt_steps=4)
+    xs = [7e5 + 3.0 * t + (t % 4) for t in range(20)]
+    ys = [3.0 + 0.5 * t for t in range(20)]
+    for x, y in zip(xs, ys):
+        model.learn_one({"a": x}, y)
+    net = model.network
+    seen = net.get_state()["ring_x"][(net.t - 1) % 4][0]  # the input of the last step
+    prior = xs[:-1]  # the last value is scaled with the statistics before it
+    z = (xs[-1] - statistics.mean(prior)) / statistics.pstdev(prior)
+    assert seen == pytest.approx(max(-10.0, min(10.0, z)) if scale else xs[-1], rel=1e-12)
+    x_new = 7e5 + 100.0
+    u = max(-10.0, min(10.0, (x_new - statistics.mean(xs)) / statistics.pstdev(xs)))
+    out = np.zeros(1)
+    net.predict(np.array([u if scale else x_new]), out)
+    want = statistics.mean(ys) + out[0] * statistics.pstdev(ys) if scale else out[0]
+    assert model.predict_one({"a": x_new}) == pytest.approx(want, rel=1e-9)
 
 
 def test_scaling_handles_large_raw_values():

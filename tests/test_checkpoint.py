@@ -118,7 +118,8 @@ def _rewrite(path, mutate):
     data = blob[24 + hlen + (-(24 + hlen) % 8):-32]
     mutate(header)
     h = json.dumps(header).encode()
-    body = struct.pack("<8sIIQ", b"SRNNCKPT", 1, 0, len(h)) + h + b"\0" * (-(24 + len(h)) % 8) + data
+    body = struct.pack("<8sIIQ", b"SRNNCKPT", 1, 0, len(h)) + h + b"\0" * (-(24 + len(h)) % 8) \
+        + data
     path.write_bytes(body + hashlib.sha256(body).digest())
 
 
@@ -180,3 +181,18 @@ def test_bytes_per_model_is_reported():
     spec = sp.model_spec("gru", hidden_size=16)
     n = ck.state_nbytes(_trained(spec, 40))
     assert 1000 < n < 200_000
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Momentum", "NesterovMomentum", "RMSProp", "Adam",
+                                       "AdaGrad"])
+@pytest.mark.parametrize("loss", ["Squared", "Absolute", "Huber"])
+def test_every_optimizer_and_loss_round_trips(tmp_path, optimizer, loss):
+    spec = sp.model_spec("lstm", optimizer=optimizer, lr=0.01, loss=loss, hidden_size=3,
+                         clip_gradient=2.0, seasonality=2, seed=4)
+    m = _trained(spec, 20)
+    ck.save(tmp_path / "c.srnn", {"k": m}, spec)
+    back = ck.load(tmp_path / "c.srnn", spec).models["k"]
+    for i in range(10):
+        m.learn_one(float(i), {"a": 1.0})
+        back.learn_one(float(i), {"a": 1.0})
+    assert _same_state(m, back) and m.forecast(2) == back.forecast(2)

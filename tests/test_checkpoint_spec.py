@@ -46,6 +46,11 @@ def test_every_registered_optimizer_and_forecasting_loss_is_described():
     ({"params": {"tbptt_steps": 2.0}}, "tbptt_steps"),
     ({"params": {"seasonality": -1}}, "seasonality"),
     ({"params": {"seed": [1]}}, "seed"),
+    ({"params": {"seed": True}}, "seed"),
+    ({"params": {"scale_target": None}}, "scale_target"),
+    ({"params": {"differencing": 1}}, "differencing"),
+    ({"params": {"damping": "0.5"}}, "damping"),
+    ({"params": {"clip_norm": False}}, "clip_norm"),
     ({"optimizer": {"name": "__import__", "lr": 0.1}}, "optimizer"),
     ({"optimizer": {"name": "Adam", "lr": "0.1"}}, "optimizer.lr"),
     ({"optimizer": {"name": "SGD", "lr": 0.1, "rho": 0.5}}, "optimizer"),
@@ -77,3 +82,16 @@ def test_spec_diff_names_each_differing_field():
     c = sp.model_spec("gru", hidden_size=16)
     c["params"]["differencing"] = 1  # 1 == True in Python, but a different spec
     assert sp.spec_diff(a, c) == "params.differencing: true (checkpoint) != 1 (this run)"
+
+
+def test_a_file_of_an_older_forecaster_is_refused_clearly(tmp_path):
+    from test_checkpoint_hostile import sign, split
+
+    from streamrnn import checkpoint as ck
+    s = sp.model_spec("gru", hidden_size=3)
+    ck.save(tmp_path / "c.srnn", {"k": sp.build_model(s)}, s)
+    header, data = split((tmp_path / "c.srnn").read_bytes())
+    del header["spec"]["params"]["seed"]  # as if written before that parameter existed
+    (tmp_path / "c.srnn").write_bytes(sign(header, data))
+    with pytest.raises(ck.CheckpointError, match=r"without the parameters \['seed'\]"):
+        ck.load(tmp_path / "c.srnn")

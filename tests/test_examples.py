@@ -24,8 +24,29 @@ METRIC_LINES = {
 }
 
 
+def _num(pattern, text):
+    return float(re.search(pattern, text).group(1))
+
+
+# example -> what its printed figures must show in quick mode (each can fail: the model against
+# the anchor the example prints next to it, or a bound well inside what it reaches)
+CLAIMS = {
+    "sine_rnn.py": lambda out: _num(r"last 200 steps: RNN (\d+\.\d+)", out)
+    < 0.5 * _num(r"last value (\d+\.\d+)\s*$", out),
+    "stocks_lstm.py": lambda out: _num(r"2-layer LSTM\s+MAE: (\d+\.\d+)", out)
+    < 1.1 * _num(r"running mean\s+MAE: (\d+\.\d+)", out),
+    "binary_sequence.py": lambda out: _num(r"GRU\s+accuracy over the last 300 steps: (\d\.\d+)", out)
+    > _num(r"at most (\d\.\d+)", out) + 0.2,
+    "sequence_labeller.py": lambda out: _num(r"LSTM sequence labeller\s+Accuracy: (\d+\.\d+)%", out)
+    > _num(r"GaussianNB\s+Accuracy: (\d+\.\d+)%", out),
+    "optimizers.py": lambda out: _num(r"RMSprop\(0\.005\)\s+MAE: (\d+\.\d+)", out) < 0.6,
+    "river_pipeline.py": lambda out: _num(r"LSTM regressor\s+MAE: (\d+\.\d+)", out)
+    < 0.5 * _num(r"linear regression\s+MAE: (\d+\.\d+)", out),
+}
+
+
 def test_every_example_is_covered():
-    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(METRIC_LINES)
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(METRIC_LINES) == sorted(CLAIMS)
 
 
 @pytest.mark.parametrize("name", sorted(METRIC_LINES))
@@ -35,3 +56,4 @@ def test_example_runs_and_prints_its_metric(name):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert re.search(METRIC_LINES[name], proc.stdout), proc.stdout
+    assert CLAIMS[name](proc.stdout), proc.stdout

@@ -29,7 +29,13 @@ def _equal(a, b):
     sa, sb = a.get_state(), b.get_state()
     assert sa.keys() == sb.keys()
     for k in sa:
-        assert np.array_equal(sa[k], sb[k]), k
+        if k == "optimizer":
+            oa, ob = sa[k], sb[k]
+            assert oa.keys() == ob.keys()
+            for j in oa:
+                assert np.array_equal(oa[j], ob[j]), j
+        else:
+            assert np.array_equal(sa[k], sb[k]), k
     assert np.array_equal(a.optimizer.m_arr, b.optimizer.m_arr)
     assert np.array_equal(a.optimizer.v_arr, b.optimizer.v_arr)
     assert a.optimizer.t == b.optimizer.t

@@ -9,7 +9,7 @@ cdef enum:
     K_ADAGRAD = 5
 
 cdef class Optimizer:
-    cdef public int kind          # SGD, MOMENTUM, NESTEROV, RMSPROP, ADAM, ADAGRAD
+    cdef readonly int kind        # SGD, MOMENTUM, NESTEROV, RMSPROP, ADAM, ADAGRAD
     cdef public double lr         # learning rate (a scheduler sets it from Python before a step)
     cdef public double beta_1     # Adam first-moment decay
     cdef public double beta_2     # Adam second-moment decay
@@ -18,12 +18,14 @@ cdef class Optimizer:
     cdef public double clip_value # clip each gradient coordinate to [-clip_value, clip_value]; 0: off
     cdef public double clip_norm  # rescale the gradient to this global L2 norm if larger; 0: off
     cdef public long long t       # number of steps taken (river's n_iterations)
-    cdef public object m_arr      # first moment / velocity / squared-gradient sum, (P,)
-    cdef public object v_arr      # Adam second moment, (P,)
-    cdef double[::1] m
-    cdef double[::1] v
-    cdef Py_ssize_t size
+    cdef readonly object m_arr    # m: first moment / velocity / squared-gradient sum, (P,)
+    cdef readonly object v_arr    # v: Adam second moment, (P,); (0,) for the other rules
+    cdef double[::1] m            # view of m_arr
+    cdef double[::1] v            # view of v_arr
+    cdef Py_ssize_t size          # P, the bound parameter count (0 before bind)
 
+    cdef void _assign(self, object m, object v)
+    cdef void _set_checked(self, tuple hyper, long long t, object m, object v)
     cdef void _ensure(self, Py_ssize_t n)
     cdef int clip(self, double[::1] g) noexcept nogil
     cdef void apply(self, double[::1] w, double[::1] g) noexcept nogil

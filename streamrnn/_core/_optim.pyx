@@ -1,12 +1,16 @@
 """Optimizers and gradient clipping on one flat parameter vector.
 
 Layers:
+- validation, in Python (``_number``, ``_counter``, ``_array``, ``check_state``): the checks
+  every state from an untrusted file passes before anything is assigned; ``_network`` uses
+  the same helpers;
 - ``clip`` and ``apply`` are nogil loops over the flat gradient and parameter vectors; they
   allocate nothing. ``clip`` returns 0, or -1 when the gradient is not finite (nothing is
-  touched then).
+  touched then). Adam's loop is ``sr_adam`` in ``_kernels.h``;
 - ``Optimizer`` is one extension type for every rule; the rule is an int code chosen once in
   Python. Its moment buffers are NumPy arrays of the parameter vector's size, allocated in
-  Python on first use and carried by pickle.
+  Python on first use; ``get_state``/``set_state``/``from_state`` carry them (and pickle
+  goes through them).
 
 The update rules follow river's ``optim`` classes of the same names (per coordinate, ``t`` is
 the number of steps already taken):
@@ -25,67 +29,7 @@ import numpy as np
 from libc.math cimport sqrt, isfinite, pow
 
 
-cdef extern from *:
-    """
-    #include <math.h>
-    #include <stddef.h>
-    #if defined(__AVX512F__)
-    #include <immintrin.h>
-    #endif
-
-    /* Adam on flat vectors: m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
-       w -= a*m / (sqrt(v) + eps).  The divider is the bottleneck of this loop (a vector
-       division costs about twice a vector square root here), so with AVX-512 the quotient
-       q = num/den is formed as num * (1/den), 1/den from rcp14 refined by two Newton steps,
-       and then corrected once with the exact residual num - den*q (q += r*(num - den*q)),
-       which leaves q within an ulp of the correctly rounded quotient (bit-equal in practice).
-       Lanes where that is not safe (den outside [1e-300, 1e300] or num not finite, e.g.
-       eps = 0 with v = 0) take the exact IEEE division. */
-    static void sr_adam(ptrdiff_t n, double* restrict w, const double* restrict g,
-                        double* restrict m, double* restrict v, double a, double b1,
-                        double b2, double eps) {
-        ptrdiff_t i = 0;
-        const double c1 = 1.0 - b1, c2 = 1.0 - b2;
-    #if defined(__AVX512F__)
-        const __m512d vb1 = _mm512_set1_pd(b1), vc1 = _mm512_set1_pd(c1);
-        const __m512d vb2 = _mm512_set1_pd(b2), vc2 = _mm512_set1_pd(c2);
-        const __m512d va = _mm512_set1_pd(a), veps = _mm512_set1_pd(eps);
-        const __m512d one = _mm512_set1_pd(1.0), lo = _mm512_set1_pd(1e-300);
-        const __m512d hi = _mm512_set1_pd(1e300);
-        const __m512d absmask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
-        for (; i + 8 <= n; i += 8) {
-            __m512d gi = _mm512_loadu_pd(g + i);
-            __m512d mi = _mm512_fmadd_pd(vb1, _mm512_loadu_pd(m + i), _mm512_mul_pd(vc1, gi));
-            __m512d vi = _mm512_fmadd_pd(vb2, _mm512_loadu_pd(v + i),
-                                         _mm512_mul_pd(_mm512_mul_pd(vc2, gi), gi));
-            __m512d den = _mm512_add_pd(_mm512_sqrt_pd(vi), veps);
-            __m512d num = _mm512_mul_pd(va, mi);
-            __mmask8 ok = _mm512_cmp_pd_mask(den, lo, _CMP_GE_OQ)
-                        & _mm512_cmp_pd_mask(den, hi, _CMP_LE_OQ)
-                        & _mm512_cmp_pd_mask(_mm512_and_pd(num, absmask), hi, _CMP_LE_OQ);
-            __m512d q;
-            if (ok == 0xFF) {
-                __m512d r = _mm512_rcp14_pd(den);
-                r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(den, r, one), r);
-                r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(den, r, one), r);
-                q = _mm512_mul_pd(num, r);
-                q = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(den, q, num), q);
-            } else {
-                q = _mm512_div_pd(num, den);
-            }
-            _mm512_storeu_pd(m + i, mi);
-            _mm512_storeu_pd(v + i, vi);
-            _mm512_storeu_pd(w + i, _mm512_sub_pd(_mm512_loadu_pd(w + i), q));
-        }
-    #endif
-        for (; i < n; i++) {
-            double gi = g[i];
-            m[i] = b1 * m[i] + c1 * gi;
-            v[i] = b2 * v[i] + c2 * gi * gi;
-            w[i] -= a * m[i] / (sqrt(v[i]) + eps);
-        }
-    }
-    """
+cdef extern from "_kernels.h":
     void sr_adam(Py_ssize_t n, double* w, const double* g, double* m, double* v, double a,
                  double b1, double b2, double eps) noexcept nogil
 
@@ -121,57 +65,180 @@ cdef inline double _sumsq(Py_ssize_t n, const double* g) noexcept nogil:
     return s + ((acc[0] + acc[2]) + (acc[1] + acc[3]))
 
 
+# ---------------------------------------------------------------- validation (Python)
+# States come from untrusted files: every check here runs before anything is assigned.
+
+STEP_LIMIT = 2 ** 62          # step counters live in [0, STEP_LIMIT)
+
+_OPT_KEYS = frozenset(("kind", "lr", "beta_1", "beta_2", "eps", "rho", "clip_value",
+                       "clip_norm", "t", "m", "v"))
+
+
+def _number(value, name):
+    """A finite float from an int or float (never a bool, str or array), else ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__}")
+    try:
+        f = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is out of range") from None
+    if not isfinite(f):
+        raise ValueError(f"{name} must be finite, got {f}")
+    return f
+
+
+def _counter(value, name):
+    """An int in [0, STEP_LIMIT) (never a bool or float), else ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {type(value).__name__}")
+    v = int(value)
+    if not 0 <= v < STEP_LIMIT:
+        raise ValueError(f"{name} must be in [0, 2**62), got {v}")
+    return v
+
+
+def _array(value, name, shape):
+    """A C-contiguous float64 copy of ``value``, which must be a float64 ndarray of exactly
+    ``shape`` with only finite values, else ValueError (no casting from other dtypes)."""
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{name} must be a float64 ndarray, got {type(value).__name__}")
+    if value.dtype != np.dtype(np.float64):
+        raise ValueError(f"{name} must have dtype float64, got {value.dtype}")
+    if value.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {value.shape}, expected {tuple(shape)}")
+    a = np.array(value, dtype=np.float64, order="C", copy=True)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} has non-finite values")
+    return a
+
+
+def _check_hyper(kind, lr, beta_1, beta_2, eps, rho, clip_value, clip_norm):
+    """Hyper-parameters as finite floats within the ranges their rule needs, else ValueError."""
+    if isinstance(kind, (bool, np.bool_)) or not isinstance(kind, (int, np.integer)) \
+            or int(kind) not in _NAMES:
+        raise ValueError(f"unknown optimizer code {kind!r}")
+    kind = int(kind)
+    lr, beta_1, beta_2, eps, rho, clip_value, clip_norm = (
+        _number(v, n) for v, n in ((lr, "lr"), (beta_1, "beta_1"), (beta_2, "beta_2"),
+                                   (eps, "eps"), (rho, "rho"), (clip_value, "clip_value"),
+                                   (clip_norm, "clip_norm")))
+    if lr < 0.0:
+        raise ValueError(f"the learning rate must be a finite number >= 0, got {lr}")
+    if kind == K_ADAM and not (0.0 <= beta_1 < 1.0 and 0.0 <= beta_2 < 1.0):
+        raise ValueError(f"Adam needs 0 <= beta_1, beta_2 < 1, got {beta_1}, {beta_2}")
+    if eps < 0.0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    if kind in (K_MOMENTUM, K_NESTEROV, K_RMSPROP) and not 0.0 <= rho < 1.0:
+        raise ValueError(f"rho must be in [0, 1), got {rho}")
+    if clip_value < 0 or clip_norm < 0:
+        raise ValueError("clip_value and clip_norm must be >= 0 (0 switches them off)")
+    return kind, lr, beta_1, beta_2, eps, rho, clip_value, clip_norm
+
+
+def check_state(state, size=None, kind=None):
+    """Validate an optimizer state (see ``Optimizer.get_state``) for ``size`` parameters (any
+    if None) and, if given, the rule ``kind``; returns the normalised values (hyper-parameter
+    tuple, t, m, v) or raises ValueError naming the field."""
+    if not isinstance(state, dict):
+        raise ValueError(f"optimizer state must be a dict, got {type(state).__name__}")
+    if set(state) != _OPT_KEYS:
+        raise ValueError(f"optimizer state keys {sorted(map(str, state))} != {sorted(_OPT_KEYS)}")
+    hyper = _check_hyper(*(state[k] for k in ("kind", "lr", "beta_1", "beta_2", "eps", "rho",
+                                              "clip_value", "clip_norm")))
+    if kind is not None and hyper[0] != kind:
+        raise ValueError(f"optimizer state is for rule {hyper[0]}, expected {kind}")
+    t = _counter(state["t"], "optimizer t")
+    m = state["m"]
+    if not isinstance(m, np.ndarray) or m.ndim != 1:
+        raise ValueError("optimizer m must be a 1-d float64 ndarray")
+    n = m.shape[0] if size is None else int(size)
+    m = _array(m, "optimizer m", (n,))
+    v = _array(state["v"], "optimizer v", (n if hyper[0] == K_ADAM else 0,))
+    if hyper[0] == K_ADAM and np.any(v < 0.0):
+        raise ValueError("optimizer v (Adam's second moment) must be >= 0")
+    if hyper[0] in (K_RMSPROP, K_ADAGRAD) and np.any(m < 0.0):
+        raise ValueError("optimizer m (squared-gradient accumulator) must be >= 0")
+    return hyper, t, m, v
+
+
 cdef class Optimizer:
     """A first-order rule and clipping, applied in place to a flat parameter vector."""
 
-    def __init__(self, int kind, double lr, double beta_1=0.9, double beta_2=0.999,
-                 double eps=1e-8, double rho=0.9, double clip_value=0.0, double clip_norm=0.0):
-        if kind not in _NAMES:
-            raise ValueError(f"unknown optimizer code {kind}")
-        if not (lr >= 0.0) or not isfinite(lr):
-            raise ValueError(f"the learning rate must be a finite number >= 0, got {lr}")
-        if clip_value < 0 or clip_norm < 0:
-            raise ValueError("clip_value and clip_norm must be >= 0 (0 switches them off)")
-        self.kind = kind
-        self.lr = lr
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.eps = eps
-        self.rho = rho
-        self.clip_value = clip_value
-        self.clip_norm = clip_norm
+    def __init__(self, kind, lr, beta_1=0.9, beta_2=0.999, eps=1e-8, rho=0.9,
+                 clip_value=0.0, clip_norm=0.0):
+        (self.kind, self.lr, self.beta_1, self.beta_2, self.eps, self.rho, self.clip_value,
+         self.clip_norm) = _check_hyper(kind, lr, beta_1, beta_2, eps, rho, clip_value, clip_norm)
         self.t = 0
-        self.size = 0
-        self.m_arr = np.zeros(1)
-        self.v_arr = np.zeros(1)
+        self._assign(np.zeros(0), np.zeros(0))
+
+    cdef void _assign(self, object m, object v):
+        # m, v: validated float64 arrays of the sizes get_state documents
+        self.m_arr = m
+        self.v_arr = v
         self.m = self.m_arr
         self.v = self.v_arr
+        self.size = self.m_arr.shape[0]
 
     cdef void _ensure(self, Py_ssize_t n):
         if self.size != n:
-            self.m_arr = np.zeros(n)
-            self.v_arr = np.zeros(n if self.kind == K_ADAM else 1)
-            self.m = self.m_arr
-            self.v = self.v_arr
-            self.size = n
+            self._assign(np.zeros(n), np.zeros(n if self.kind == K_ADAM else 0))
 
     def bind(self, Py_ssize_t n):
         """Allocate the moment buffers for a parameter vector of size ``n`` (keeps them if equal)."""
+        if n < 0:
+            raise ValueError("size must be >= 0")
         self._ensure(n)
 
     def remap(self, object index, Py_ssize_t n):
         """Move moments to a grown parameter vector: old coordinate ``j`` goes to ``index[j]``."""
+        index = np.asarray(index, dtype=np.intp)
+        if n < 0 or index.shape != (self.size,) or (
+                self.size and (index.min() < 0 or index.max() >= n)):
+            raise ValueError("remap needs one target index in [0, n) per bound coordinate")
         m = np.zeros(n)
-        v = np.zeros(n if self.kind == K_ADAM else 1)
+        v = np.zeros(n if self.kind == K_ADAM else 0)
         if self.size:
             m[index] = self.m_arr
             if self.kind == K_ADAM:
                 v[index] = self.v_arr
-        self.m_arr, self.v_arr = m, v
-        self.m = self.m_arr
-        self.v = self.v_arr
-        self.size = n
+        self._assign(m, v)
 
+    # ------------------------------------------------------------ state
+    def get_state(self):
+        """The rule, its hyper-parameters, the step count and copies of the moments:
+        ``{"kind", "lr", "beta_1", "beta_2", "eps", "rho", "clip_value", "clip_norm", "t",
+        "m": (P,), "v": (P,) for Adam else (0,)}`` with P the bound size (0 before ``bind``)."""
+        return {"kind": int(self.kind), "lr": float(self.lr), "beta_1": float(self.beta_1),
+                "beta_2": float(self.beta_2), "eps": float(self.eps), "rho": float(self.rho),
+                "clip_value": float(self.clip_value), "clip_norm": float(self.clip_norm),
+                "t": int(self.t), "m": np.array(self.m_arr, copy=True),
+                "v": np.array(self.v_arr, copy=True)}
+
+    def set_state(self, state, size=None):
+        """Take over ``state`` (as ``get_state`` returns it) after validating all of it: the
+        rule must be known, hyper-parameters finite and in range, ``t`` an int in
+        ``[0, 2**62)``, the moments finite float64 of the documented sizes (``size`` if given;
+        accumulators that feed a square root >= 0). Raises ValueError, changing nothing."""
+        hyper, t, m, v = check_state(state, size)
+        self._set_checked(hyper, t, m, v)
+
+    cdef void _set_checked(self, tuple hyper, long long t, object m, object v):
+        # values from check_state only (cdef: Python cannot hand it unchecked moments)
+        (self.kind, self.lr, self.beta_1, self.beta_2, self.eps, self.rho, self.clip_value,
+         self.clip_norm) = hyper
+        self.t = t
+        self._assign(m, v)
+
+    @staticmethod
+    def from_state(state):
+        """A new optimizer from ``get_state`` output; ValueError if the state is not valid."""
+        hyper, t, m, v = check_state(state)
+        cdef Optimizer opt = Optimizer(*hyper)
+        opt._set_checked(hyper, t, m, v)
+        return opt
+
+    # ------------------------------------------------------------ kernels
     cdef int clip(self, double[::1] g) noexcept nogil:
         cdef Py_ssize_t i, n = g.shape[0]
         cdef double c = self.clip_value, s = 0.0, scale
@@ -243,9 +310,7 @@ cdef class Optimizer:
         return _NAMES[self.kind]
 
     def __reduce__(self):
-        return (_rebuild, (self.kind, self.lr, self.beta_1, self.beta_2, self.eps, self.rho,
-                           self.clip_value, self.clip_norm, self.t,
-                           np.array(self.m_arr, copy=True), np.array(self.v_arr, copy=True)))
+        return (_optimizer_from_state, (self.get_state(),))
 
     def __sizeof__(self):
         return object.__sizeof__(self) + self.m_arr.nbytes + self.v_arr.nbytes
@@ -254,12 +319,17 @@ cdef class Optimizer:
         return f"Optimizer({self.name}, lr={self.lr}, t={self.t})"
 
 
+def _optimizer_from_state(state):
+    """Unpickling entry point: ``Optimizer.from_state``."""
+    return Optimizer.from_state(state)
+
+
 def _rebuild(kind, lr, beta_1, beta_2, eps, rho, clip_value, clip_norm, t, m, v):
-    cdef Optimizer opt = Optimizer(kind, lr, beta_1, beta_2, eps, rho, clip_value, clip_norm)
-    opt.t = t
-    opt.m_arr = np.ascontiguousarray(m, dtype=np.float64)
-    opt.v_arr = np.ascontiguousarray(v, dtype=np.float64)
-    opt.m = opt.m_arr
-    opt.v = opt.v_arr
-    opt.size = opt.m_arr.shape[0]
-    return opt
+    """Unpickling entry point of pickles made before ``get_state`` existed (validated too)."""
+    m = np.asarray(m, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    if kind != K_ADAM or v.shape[0] != m.shape[0]:
+        v = v[:0] if kind != K_ADAM else v
+    return Optimizer.from_state(dict(kind=kind, lr=lr, beta_1=beta_1, beta_2=beta_2, eps=eps,
+                                     rho=rho, clip_value=clip_value, clip_norm=clip_norm, t=t,
+                                     m=m, v=v))

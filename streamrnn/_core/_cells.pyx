@@ -1,0 +1,317 @@
+"""The cell layer: one forward and one backward function per recurrent cell, one point
+function per loss. The math is stated once in ``docs/kernel.md``.
+
+Layers of this module:
+- nogil functions on raw pointers into buffers that Python allocated: ``*_forward`` (one step
+  of one layer, filling its record), ``*_backward`` (that step's gate gradients and the
+  gradient reaching the previous state), ``*_bias`` (bias gradients summed over the window),
+  and ``*_loss`` (value and gradient of one step's loss);
+- ``cell_kernels`` and ``loss_function``: the tables the network reads ONCE, at construction,
+  into function pointers, so no step branches on the cell or the loss.
+
+Adding a cell means one forward, one backward and one bias function here, one row in
+``cell_kernels``, its gate count in ``_network.CELL_GATES``, and its math in docs/kernel.md
+and tests/reference.py.
+
+Summation orders are part of the contract (results are bit-identical across releases): every
+loop below sums in the order it is written.
+"""
+from libc.math cimport tanh, exp, log, fabs
+from libc.string cimport memcpy, memset
+
+
+cdef extern from "_kernels.h":
+    const char* SR_BUILD
+    void sr_matvec(Py_ssize_t d, Py_ssize_t m, const double* W, const double* v,
+                   const double* init, double* out) noexcept nogil
+
+
+# the compiler and vector ISA of this build: bit-exact results are reproducible within one
+BUILD = SR_BUILD.decode("ascii", "replace")
+
+
+# ---------------------------------------------------------------- forward
+
+cdef inline void _preact(Py_ssize_t d, Py_ssize_t H, Py_ssize_t GH, const double* x,
+                         const double* hp, const double* cp, const double* Wx,
+                         const double* b, double* a, double* r) noexcept nogil:
+    # record the previous state, then a = b + x @ W_x
+    memcpy(r, hp, H * sizeof(double))
+    memcpy(rec_cprev(r, H), cp, H * sizeof(double))
+    memcpy(a, b, GH * sizeof(double))
+    affine(d, GH, x, Wx, a)
+
+
+cdef void elman_tanh_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
+                             const double* cp, const double* Wx, const double* Wh,
+                             const double* b, const double* bhn, double* a, double* ah,
+                             double* r) noexcept nogil:
+    # h = tanh(x @ W_x + h_prev @ W_h + b)
+    cdef Py_ssize_t j, GH = H
+    cdef double* act = rec_act(r, H)
+    cdef double* ext = rec_ext(r, H, GH)
+    cdef double* hn = rec_h(r, H, GH)
+    cdef double* cn = rec_c(r, H, GH)
+    _preact(d, H, GH, x, hp, cp, Wx, b, a, r)
+    affine(H, GH, hp, Wh, a)
+    for j in range(H):
+        act[j] = tanh(a[j])
+        hn[j] = act[j]
+        ext[j] = 0.0
+        cn[j] = 0.0
+
+
+cdef void elman_relu_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
+                             const double* cp, const double* Wx, const double* Wh,
+                             const double* b, const double* bhn, double* a, double* ah,
+                             double* r) noexcept nogil:
+    # h = relu(x @ W_x + h_prev @ W_h + b)
+    cdef Py_ssize_t j, GH = H
+    cdef double* act = rec_act(r, H)
+    cdef double* ext = rec_ext(r, H, GH)
+    cdef double* hn = rec_h(r, H, GH)
+    cdef double* cn = rec_c(r, H, GH)
+    _preact(d, H, GH, x, hp, cp, Wx, b, a, r)
+    affine(H, GH, hp, Wh, a)
+    for j in range(H):
+        act[j] = a[j] if a[j] > 0.0 else 0.0
+        hn[j] = act[j]
+        ext[j] = 0.0
+        cn[j] = 0.0
+
+
+cdef void lstm_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
+                       const double* cp, const double* Wx, const double* Wh, const double* b,
+                       const double* bhn, double* a, double* ah, double* r) noexcept nogil:
+    # gates i f g o; c = f*c_prev + i*g; h = o*tanh(c)
+    cdef Py_ssize_t j, GH = 4 * H
+    cdef double* act = rec_act(r, H)
+    cdef double* ext = rec_ext(r, H, GH)
+    cdef double* hn = rec_h(r, H, GH)
+    cdef double* cn = rec_c(r, H, GH)
+    cdef double ig, fg, gg, og, cc
+    _preact(d, H, GH, x, hp, cp, Wx, b, a, r)
+    affine(H, GH, hp, Wh, a)
+    for j in range(H):
+        ig = sigmoid(a[j])
+        fg = sigmoid(a[H + j])
+        gg = tanh(a[2 * H + j])
+        og = sigmoid(a[3 * H + j])
+        cc = fg * cp[j] + ig * gg
+        act[j] = ig
+        act[H + j] = fg
+        act[2 * H + j] = gg
+        act[3 * H + j] = og
+        cn[j] = cc
+        ext[j] = tanh(cc)
+        hn[j] = og * ext[j]
+
+
+cdef void gru_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
+                      const double* cp, const double* Wx, const double* Wh, const double* b,
+                      const double* bhn, double* a, double* ah, double* r) noexcept nogil:
+    # gates r z n; n = tanh(ax_n + r*(ah_n + b_hn)); h = (1-z)*n + z*h_prev
+    cdef Py_ssize_t j, GH = 3 * H
+    cdef double* act = rec_act(r, H)
+    cdef double* ext = rec_ext(r, H, GH)
+    cdef double* hn = rec_h(r, H, GH)
+    cdef double* cn = rec_c(r, H, GH)
+    cdef double rr, zz, nn
+    _preact(d, H, GH, x, hp, cp, Wx, b, a, r)
+    memset(ah, 0, GH * sizeof(double))
+    affine(H, GH, hp, Wh, ah)
+    for j in range(H):
+        rr = sigmoid(a[j] + ah[j])
+        zz = sigmoid(a[H + j] + ah[H + j])
+        ext[j] = ah[2 * H + j] + bhn[j]
+        nn = tanh(a[2 * H + j] + rr * ext[j])
+        act[j] = rr
+        act[H + j] = zz
+        act[2 * H + j] = nn
+        hn[j] = (1.0 - zz) * nn + zz * hp[j]
+        cn[j] = 0.0
+
+
+# ---------------------------------------------------------------- backward
+
+cdef void elman_tanh_backward(Py_ssize_t H, const double* r, const double* Wh,
+                              const double* dh, double* dc, double* dax, double* dah,
+                              double* dh_prev) noexcept nogil:
+    cdef const double* act = r + 2 * H
+    cdef Py_ssize_t j
+    for j in range(H):
+        dax[j] = dh[j] * (1.0 - act[j] * act[j])
+    sr_matvec(H, H, Wh, dax, NULL, dh_prev)
+
+
+cdef void elman_relu_backward(Py_ssize_t H, const double* r, const double* Wh,
+                              const double* dh, double* dc, double* dax, double* dah,
+                              double* dh_prev) noexcept nogil:
+    cdef const double* act = r + 2 * H
+    cdef Py_ssize_t j
+    for j in range(H):
+        dax[j] = dh[j] if act[j] > 0.0 else 0.0
+    sr_matvec(H, H, Wh, dax, NULL, dh_prev)
+
+
+cdef void lstm_backward(Py_ssize_t H, const double* r, const double* Wh, const double* dh,
+                        double* dc, double* dax, double* dah, double* dh_prev) noexcept nogil:
+    cdef Py_ssize_t j, GH = 4 * H
+    cdef const double* cp = r + H
+    cdef const double* act = r + 2 * H
+    cdef const double* ext = r + 2 * H + GH
+    cdef double ig, fg, gg, og, tc, dct
+    for j in range(H):
+        ig = act[j]; fg = act[H + j]; gg = act[2 * H + j]; og = act[3 * H + j]
+        tc = ext[j]
+        dct = dc[j] + dh[j] * og * (1.0 - tc * tc)
+        dax[j] = dct * gg * ig * (1.0 - ig)
+        dax[H + j] = dct * cp[j] * fg * (1.0 - fg)
+        dax[2 * H + j] = dct * ig * (1.0 - gg * gg)
+        dax[3 * H + j] = dh[j] * tc * og * (1.0 - og)
+        dc[j] = dct * fg
+    sr_matvec(H, GH, Wh, dax, NULL, dh_prev)
+
+
+cdef void gru_backward(Py_ssize_t H, const double* r, const double* Wh, const double* dh,
+                       double* dc, double* dax, double* dah, double* dh_prev) noexcept nogil:
+    cdef Py_ssize_t j, GH = 3 * H
+    cdef const double* hp = r
+    cdef const double* act = r + 2 * H
+    cdef const double* ext = r + 2 * H + GH
+    cdef double rr, zz, nn, dn, dan
+    for j in range(H):
+        rr = act[j]; zz = act[H + j]; nn = act[2 * H + j]
+        dn = dh[j] * (1.0 - zz)
+        dan = dn * (1.0 - nn * nn)
+        dax[j] = dan * ext[j] * rr * (1.0 - rr)
+        dax[H + j] = dh[j] * (hp[j] - nn) * zz * (1.0 - zz)
+        dax[2 * H + j] = dan
+        dah[j] = dax[j]
+        dah[H + j] = dax[H + j]
+        dah[2 * H + j] = dan * rr
+        dh_prev[j] = dh[j] * zz
+    sr_matvec(H, GH, Wh, dah, dh_prev, dh_prev)
+
+
+cdef inline void _sum_steps(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t n, const double* D,
+                            double* out) noexcept nogil:
+    # out[j] = sum over the window steps a (newest first) of D[a*stride + j]
+    cdef Py_ssize_t a, j
+    cdef double acc
+    for j in range(n):
+        acc = 0.0
+        for a in range(W):
+            acc += D[a * stride + j]
+        out[j] = acc
+
+
+cdef void elman_bias(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t H, const double* DA,
+                     const double* DAH, double* db, double* dbhn) noexcept nogil:
+    _sum_steps(W, stride, H, DA, db)
+
+
+cdef void lstm_bias(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t H, const double* DA,
+                    const double* DAH, double* db, double* dbhn) noexcept nogil:
+    _sum_steps(W, stride, 4 * H, DA, db)
+
+
+cdef void gru_bias(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t H, const double* DA,
+                   const double* DAH, double* db, double* dbhn) noexcept nogil:
+    # b gets dax; b_hn, which sits inside r*(...), gets the recurrent n-gate gradient
+    _sum_steps(W, stride, 3 * H, DA, db)
+    _sum_steps(W, stride, H, DAH + 2 * H, dbhn)
+
+
+# ---------------------------------------------------------------- losses
+
+cdef double squared_loss(const double* out, double y, Py_ssize_t n, double eps,
+                         double* g) noexcept nogil:
+    cdef double r = out[0] - y
+    g[0] = 2.0 * r
+    return r * r
+
+
+cdef double absolute_loss(const double* out, double y, Py_ssize_t n, double eps,
+                          double* g) noexcept nogil:
+    cdef double r = out[0] - y
+    g[0] = 1.0 if r > 0 else (-1.0 if r < 0 else 0.0)
+    return fabs(r)
+
+
+cdef double huber_loss(const double* out, double y, Py_ssize_t n, double eps,
+                       double* g) noexcept nogil:
+    cdef double r = out[0] - y
+    if fabs(r) <= eps:
+        g[0] = r
+        return 0.5 * r * r
+    g[0] = eps if r > 0 else -eps
+    return eps * (fabs(r) - 0.5 * eps)
+
+
+cdef double binary_ce_loss(const double* out, double y, Py_ssize_t n, double eps,
+                           double* g) noexcept nogil:
+    cdef double p = sigmoid(out[0]), m = out[0]
+    g[0] = p - y
+    # log(1 + exp(-|o|)) form, stable for large |o|
+    return (m if m > 0 else 0.0) - m * y + log(1.0 + exp(-fabs(m)))
+
+
+cdef double softmax_ce_loss(const double* out, double y, Py_ssize_t n, double eps,
+                            double* g) noexcept nogil:
+    # y is a class index in [0, n), checked by the caller
+    cdef Py_ssize_t k, yi = <Py_ssize_t>y
+    cdef double m = out[0], s = 0.0, r
+    for k in range(1, n):
+        if out[k] > m:
+            m = out[k]
+    for k in range(n):
+        g[k] = exp(out[k] - m)
+        s += g[k]
+    for k in range(n):
+        g[k] /= s
+    r = -(out[yi] - m - log(s))
+    g[yi] -= 1.0
+    return r
+
+
+# ---------------------------------------------------------------- tables
+
+cdef int cell_kernels(int code, CellKernels* out) noexcept nogil:
+    """Fill ``out`` with the kernels of cell ``code``; returns 0, or -1 for an unknown code."""
+    out.separate_dah = False
+    out.has_bhn = False
+    if code == CELL_ELMAN_TANH:
+        out.G = 1
+        out.forward, out.backward, out.bias_backward = (
+            elman_tanh_forward, elman_tanh_backward, elman_bias)
+    elif code == CELL_ELMAN_RELU:
+        out.G = 1
+        out.forward, out.backward, out.bias_backward = (
+            elman_relu_forward, elman_relu_backward, elman_bias)
+    elif code == CELL_LSTM:
+        out.G = 4
+        out.forward, out.backward, out.bias_backward = lstm_forward, lstm_backward, lstm_bias
+    elif code == CELL_GRU:
+        out.G = 3
+        out.separate_dah = True
+        out.has_bhn = True
+        out.forward, out.backward, out.bias_backward = gru_forward, gru_backward, gru_bias
+    else:
+        return -1
+    return 0
+
+
+cdef loss_t loss_function(int code) noexcept nogil:
+    """The point function of loss ``code``, or NULL for an unknown code."""
+    if code == LOSS_SQUARED:
+        return squared_loss
+    if code == LOSS_ABSOLUTE:
+        return absolute_loss
+    if code == LOSS_HUBER:
+        return huber_loss
+    if code == LOSS_BINARY_CE:
+        return binary_ce_loss
+    if code == LOSS_SOFTMAX_CE:
+        return softmax_ce_loss
+    return NULL
