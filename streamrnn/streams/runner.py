@@ -46,6 +46,8 @@ The guarantees
   recency order is checkpointed too, so a resumed single-partition run evicts the same keys
   as an uninterrupted one (with several partitions the order of eviction follows the order
   in which partitions' messages interleave, which a restart may change).
+- A key's model learns at most ``max_features`` distinct feature names; a message that would
+  take it past them is a bad message and changes nothing (the names are checkpointed too).
 """
 from __future__ import annotations
 
