@@ -49,7 +49,8 @@ def test_every_failure_is_a_bad_message_whichever_parser(loads):
         b"{" * 50_000: "too deep",
         b'{"y": 1, "k": "a", "n": ' + b"[" * 40 + b"]" * 40 + b"}": "too deep",
         b"x" * (2 << 20): "too large",
-        json.dumps({"y": 1, "k": "a", **{f"f{i}": i for i in range(1001)}}).encode(): "too many fields",
+        json.dumps({"y": 1, "k": "a", **{f"f{i}": i for i in range(1001)}}).encode():
+            "too many fields",
         json.dumps({"y": 1, "k": "a" * 300}).encode(): "bad key",
         json.dumps({"y": 1, "k": "a", "t": "9" * 1_000}).encode(): "bad time",
         json.dumps({"y": 1, "k": "a", "t": {"nested": 1}}).encode(): "bad time",
@@ -295,7 +296,8 @@ def test_no_parser_sees_nesting_it_could_crash_on():
     # million nested brackets; the decoder's depth scan comes first, whatever the size limit
     code = ("from streamrnn.streams import Decoder, messages\n"
             "d = Decoder(max_bytes=1 << 23)\n"
-            "for p in (b'[' * 3_000_000, b'{\"a\":' * 1_000_000, b'[' * 2_000_000 + b']' * 2_000_000):\n"
+            "for p in (b'[' * 3_000_000, b'{\"a\":' * 1_000_000,\n"
+            "          b'[' * 2_000_000 + b']' * 2_000_000):\n"
             "    assert d.decode(p).kind == 'too deep', p[:10]\n"
             "print(messages.json_backend)\n")
     p = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True,

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote
 
-from streamrnn.streams.files import (MAX_LINE_BYTES, CsvSource, DatasetSource, JsonLinesSink, JsonLinesSource,
-                                     StdinSource, file_source)
+from streamrnn.streams.files import (MAX_LINE_BYTES, CsvSource, DatasetSource, JsonLinesSink,
+                                     JsonLinesSource, StdinSource, file_source)
 from streamrnn.streams.messages import (REASON_KINDS, BadMessages, Decoder, Observation, Sink,
                                         Source, Undeliverable)
 
