@@ -22,6 +22,7 @@ import inspect
 import math
 import numbers
 import warnings
+from itertools import repeat
 
 import numpy as np
 from river import optim
@@ -45,6 +46,9 @@ def _to_float(v, what):
         raise ValueError(f"{what} is too large for a float64") from None
 
 
+_FLOAT = {float}
+
+
 def numeric_features(x, *, ignore_dates: bool, what: str = "x") -> dict:
     """Validate a feature dict and return ``{name: float}``.
 
@@ -53,6 +57,10 @@ def numeric_features(x, *, ignore_dates: bool, what: str = "x") -> dict:
     """
     if x is None:
         return {}
+    if type(x) is dict and set(map(type, x.values())) <= _FLOAT:  # only floats: one C pass
+        s = sum(x.values())
+        if s - s == 0.0:  # all finite (an overflowing sum takes the exact path below)
+            return x      # read, never changed or kept
     if not isinstance(x, dict):
         raise TypeError(f"{what} must be a dict of feature name -> number, got {type(x).__name__}")
     out = {}
@@ -118,7 +126,6 @@ max_features
     ignored (not learned, not an error) and counted in `n_ignored_features`; the first one
     raises a `UserWarning`.
 """
-
 
 
 # Exponential forgetting of the target scalers (a forecaster's level and residual, a
@@ -288,47 +295,27 @@ class RecurrentEstimator:
                     huber_eps=float(self._huber_eps))
 
     def _plan(self, feats):
-        """Split features into known columns and new names (sorted, within ``max_features``).
+        """Columns for a learned observation's features, new names within ``max_features``.
 
-        Returns ``(cols, values, new, ignored)``: the columns and values of known features, the
-        new names that get columns (their values appended to ``values``, their columns to
-        ``cols`` once allocated), and how many were ignored for lack of room.
+        Returns ``(cols, values, new, ignored)``: per feature its column (new names get the
+        next columns in sorted-name order; -1 for a feature ignored for lack of room), its
+        value, the new names, and how many features were ignored.
         """
+        names, values = list(feats), list(feats.values())
         index = self._index
-        cols, values, new = [], [], None
-        for k, v in feats.items():
-            j = index.get(k)
-            if j is None:
-                if new is None:
-                    new = []
-                new.append(k)
-            else:
-                cols.append(j)
-                values.append(v)
-        if new is None:
+        cols = list(map(index.get, names, repeat(-1, len(names))))
+        if -1 not in cols:
             return cols, values, (), 0
-        new.sort(key=str)
-        room = self.max_features - len(index)
-        ignored = max(0, len(new) - room)
-        if ignored:
-            new = new[:room]
-        base = len(index)
-        for i, k in enumerate(new):
-            cols.append(base + i)
-            values.append(feats[k])
-        return cols, values, new, ignored
+        new = sorted((k for k, j in zip(names, cols) if j < 0), key=str)
+        keep = new[:max(0, self.max_features - len(index))]
+        pos = {k: len(index) + i for i, k in enumerate(keep)}
+        cols = [j if j >= 0 else pos.get(k, -1) for k, j in zip(names, cols)]
+        return cols, values, keep, len(new) - len(keep)
 
     def _known(self, feats):
-        """Columns and values of the features that have columns (others ignored: predicting)."""
-        index = self._index
-        cols, values = [], []
-        if index:
-            for k, v in feats.items():
-                j = index.get(k)
-                if j is not None:
-                    cols.append(j)
-                    values.append(v)
-        return cols, values
+        """Columns (-1: none, ignored when predicting) and values of the features."""
+        return (list(map(self._index.get, feats, repeat(-1, len(feats)))),
+                list(feats.values()))
 
     def _grown(self, new, n_out):
         """The network, columns and generator for ``new`` features and ``n_out`` outputs, built

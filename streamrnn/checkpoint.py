@@ -178,25 +178,6 @@ def _encode_tree(node, arrays):
     raise TypeError(f"cannot store a {type(node).__name__} in a checkpoint")
 
 
-def _decode_tree(node, arrays):
-    t = type(node)
-    if t is dict:
-        if len(node) == 1 and "$array" in node:
-            i = node["$array"]
-            if type(i) is not int or not 0 <= i < len(arrays):
-                raise CheckpointError(f"state refers to array {i!r}, which the file lacks")
-            return arrays[i].copy()
-        if len(node) == 1 and "$float" in node:
-            v = node["$float"]
-            if v not in ("nan", "inf", "-inf"):
-                raise CheckpointError(f"bad non-finite float {v!r}")
-            return float(v)
-        return {k: _decode_tree(v, arrays) for k, v in node.items()}
-    if t is list:
-        return [_decode_tree(e, arrays) for e in node]
-    return node
-
-
 def state_nbytes(model) -> int:
     """Bytes of a model's learned state as stored (array bytes plus its JSON)."""
     arrays = []
@@ -352,10 +333,11 @@ def _is_int(v):
 
 def _json_cost(h: bytes) -> int:
     """An upper estimate of the bytes ``json.loads(h)`` allocates: about 72 per object or list
-    and 40 per value, plus the text itself (decoded once, and the strings made from it)."""
+    and 40 per value, plus the text itself: decoded once (4 bytes a character unless it is
+    ASCII, as streamrnn writes it) and the strings made from it."""
     containers = h.count(b"[") + h.count(b"{")
     values = h.count(b",") + h.count(b":") + 1
-    return 72 * containers + 40 * values + 2 * len(h)
+    return 72 * containers + 40 * values + len(h) * (2 if h.isascii() else 5)
 
 
 def _no_constant(name):
@@ -386,15 +368,20 @@ def _read(path, keep_data: bool):
     """Read and verify a file with bounded memory: ``(path, header, data)`` where ``data`` is
     a writable buffer of the data block (None unless ``keep_data``)."""
     path = os.fspath(path)
-    try:
-        f = open(path, "rb")
+    try:  # non-blocking, so that a FIFO or a device is refused instead of waited for
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CheckpointError(f"{path} is not a regular file")
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
     with f:
         try:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise CheckpointError(f"{path} is not a regular file")
             size = st.st_size
             if size > MAX_FILE:
                 raise CheckpointError(f"{path} is {size} bytes, over the {MAX_FILE}-byte limit "

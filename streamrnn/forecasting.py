@@ -141,6 +141,10 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
             return [0.0] * horizon
         if self._net is None:
             return [float(core.history[-1])] * horizon
+        if horizon == 1:  # into the input buffer, whose forward pass learn_one may reuse
+            cols, values = self._known(feats[0])
+            self._cols.fill(self._u, cols, values, False)
+            return [core.forecast1()]
         U = np.zeros((horizon, self._net.n_in))
         for k in range(horizon):
             cols, values = self._known(feats[k])

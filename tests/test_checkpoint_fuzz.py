@@ -1,11 +1,13 @@
 """Structured fuzzing of checkpoints: thousands of well-signed mutations of real files.
 
-Each mutation changes values of the JSON header (numbers to negatives, huge numbers, floats or
-strings; lists to objects; keys dropped, renamed or duplicated; deep nesting; array descriptors'
-shape, offset and dtype; ``$array`` references repeated), the file is re-signed so it passes the
-checksum, and a child process loads it. Every load must end in CheckpointError or in models that
-then learn and forecast normally; a child that dies by a signal fails the test and names the
-mutation. The seed is fixed, so a failure is reproducible with :func:`mutate`.
+Each structural mutation changes the JSON header (numbers to negatives, huge numbers, floats or
+strings; lists to objects; keys dropped, renamed or duplicated; deep nesting; array
+descriptors' shape, offset and dtype; ``$array`` references repeated; the data block's length).
+Each lie changes numbers of a state keeping their types, so it reaches the model's own
+validation. The file is re-signed so it passes the checksum, and a child process loads it.
+Every load must end in CheckpointError or in models that then learn and forecast normally, with
+memory in proportion to the file; a child that dies by a signal fails the test and names the
+mutation. The seed is fixed, so a failure is reproducible with :func:`mutate` / :func:`lie`.
 """
 import copy
 import json
@@ -18,7 +20,8 @@ from test_checkpoint_hostile import run_child, sign, split, trained
 from streamrnn import checkpoint as ck
 from streamrnn import spec as sp
 
-N_MUTATIONS = 3000
+N_MUTATIONS = 2500  # structural mutations
+N_LIES = 500        # and type-preserving lies about numbers
 PER_CHILD = 500
 SEED = 20261201
 
@@ -146,6 +149,29 @@ def _one(header, rng, done):
         done.append(f"{where}: {json.dumps(old)[:80]} -> {json.dumps(new)[:120]}")
 
 
+# type-preserving lies about the numbers of a state: they pass every structural check and so
+# reach the model's own validation (scalers, history, counters) and then learning
+_LIES = [lambda v: -v, lambda v: v * 1e6, lambda v: v + 1, lambda v: 0, lambda v: v * 1e90,
+         lambda v: 2 ** 62 - 1 if type(v) is int else 1e100,
+         lambda v: -1 if type(v) is int else -1e100, lambda v: v * 3 if type(v) is int else 5e-324]
+
+
+def lie(header, rng):
+    """Change 1 or 2 numbers of the states outside the networks, keeping their types."""
+    leaves = [p for p in _paths(header["states"])
+              if p and type(_get(header["states"], p)) in (int, float) and "_net" not in p[:2]]
+    done = []
+    for _ in range(rng.choice([1, 2])):
+        p = rng.choice(leaves)
+        old = _get(header["states"], p)
+        new = rng.choice(_LIES)(old)
+        if type(old) is int and type(new) is float and abs(new) < 2 ** 62:
+            new = int(new)
+        _set(header["states"], p, new)
+        done.append(f"states{list(p)}: {old!r} -> {new!r}")
+    return done
+
+
 def _dup_keys(text, rng):
     """A JSON text with one object key duplicated (a later value silently wins in most
     parsers)."""
@@ -177,10 +203,10 @@ def test_thousands_of_mutations_never_crash_and_end_in_refusal_or_working_models
     sources = _sources(tmp)
     rng = random.Random(SEED)
     files, described = [], []
-    for n in range(N_MUTATIONS):
+    for n in range(N_MUTATIONS + N_LIES):
         header, data = sources[n % len(sources)]
         header = copy.deepcopy(header)
-        what = mutate(header, rng)
+        what = mutate(header, rng) if n < N_MUTATIONS else lie(header, rng)
         text = json.dumps(header)
         if rng.random() < 0.03:
             text, dup = _dup_keys(text, rng)
@@ -204,13 +230,13 @@ def test_thousands_of_mutations_never_crash_and_end_in_refusal_or_working_models
             counts[r["result"]] += 1
         else:
             bad.append(f"{files[i].name}: {described[i]}: {r['message'][:300]}")
-    print(f"{N_MUTATIONS} mutations: {counts}")
+    print(f"{N_MUTATIONS} mutations and {N_LIES} lies: {counts}")
     assert not bad, "\n".join(bad[:30])
     # memory in proportion to the file, whatever the file says
     greedy = [f"{files[i].name}: {described[i]}: peak {r['peak']} for {r['size']} bytes"
               for i, r in enumerate(results) if r["peak"] > 4 * r["size"] + (16 << 20)]
     assert not greedy, "\n".join(greedy[:30])
-    assert counts["refused"] > N_MUTATIONS // 2 and counts["ok"] > 0, counts
+    assert counts["refused"] > N_MUTATIONS // 2 and counts["ok"] > N_LIES // 10, counts
 
 
 def test_mutations_are_reproducible():

@@ -95,3 +95,16 @@ def test_a_file_of_an_older_forecaster_is_refused_clearly(tmp_path):
     (tmp_path / "c.srnn").write_bytes(sign(header, data))
     with pytest.raises(ck.CheckpointError, match=r"without the parameters \['seed'\]"):
         ck.load(tmp_path / "c.srnn")
+
+
+def test_resuming_with_other_model_options_lists_each_difference(tmp_path):
+    from streamrnn import checkpoint as ck
+    a = sp.model_spec("gru", hidden_size=16, seed=1)
+    ck.save(tmp_path / "c.srnn", {"k": sp.build_model(a)}, a)
+    b = sp.model_spec("gru", hidden_size=32, seed=1, lr=0.01)
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.load(tmp_path / "c.srnn", b)
+    lines = str(e.value).splitlines()
+    assert "params.hidden_size: 16 (checkpoint) != 32 (this run)" in lines
+    assert "optimizer.lr: 0.001 (checkpoint) != 0.01 (this run)" in lines
+    assert "empty checkpoint directory or the same model options" in lines[-1]

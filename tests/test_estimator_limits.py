@@ -110,3 +110,17 @@ def test_nan_labels_are_refused_and_make_no_class(y):
         with pytest.raises(ValueError, match="NaN"):
             model.learn_one({"v": 1.0}, y)
     assert model.classes == ["a"]
+
+
+def test_feature_dicts_are_read_never_changed():
+    for x in ({"a": 1.0, "b": 2.0}, {"a": 1e308, "b": 1e308}, {"a": 1, "when": 2.0}):
+        kept = dict(x)
+        model = streamrnn.GRURegressor(hidden_size=4, seed=1)
+        try:
+            model.learn_one(x, 1.0)
+        except ValueError as e:  # 1e308 is beyond the value limit
+            assert "too large" in str(e) and model.network is None
+        model.predict_one(x)
+        assert x == kept
+    with pytest.raises(ValueError, match="nan"):
+        streamrnn.GRURegressor().learn_one({"a": 1.0, "b": float("nan")}, 1.0)

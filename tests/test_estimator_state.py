@@ -243,3 +243,34 @@ def test_memory_accounting_counts_the_compiled_state(cls):
     model = _trained(cls)
     assert model._raw_memory_usage > model.network.__sizeof__()
     assert model._cols.__sizeof__() >= 7 * 8 * len(model._names)
+
+
+@pytest.mark.parametrize("cls", [streamrnn.GRURegressor, streamrnn.LSTMClassifier,
+                                 streamrnn.RNNForecaster])
+def test_growth_is_built_aside_and_a_refusal_leaves_the_old_network_untouched(cls):
+    model = _trained(cls)
+    net, before = model.network, pickle.dumps(model)
+    opt = net.optimizer.get_state()
+    with pytest.raises(ValueError, match="too large"):
+        _learn(model, {"gallup": 41.0, "brand_new": 1e160}, 41.0)
+    assert model.network is net and net.n_in == len(model._names) + model._n_lead
+    assert _tree_equal(net.optimizer.get_state(), opt)
+    assert pickle.dumps(model) == before
+    _learn(model, {"gallup": 41.0, "brand_new": 1.0}, 41.0)  # accepted: grown and swapped in
+    assert model.network is not net and "brand_new" in model._index
+
+
+@pytest.mark.parametrize("cls", [streamrnn.RNNForecaster, streamrnn.LSTMForecaster,
+                                 streamrnn.GRUForecaster])
+def test_last_prediction_is_none_on_the_first_value_and_survives_pickle(cls):
+    model = cls(hidden_size=4, seed=1)
+    model.learn_one(3.0, {"a": 1.0})
+    assert model.last_prediction is None
+    assert pickle.loads(pickle.dumps(model)).last_prediction is None
+    f = model.forecast(1, [{"a": 2.0}])[0]
+    model.learn_one(4.0, {"a": 2.0})
+    assert model.last_prediction == f
+    with pytest.raises(ValueError):
+        model.learn_one(float("nan"))
+    assert model.last_prediction == f  # a refused value leaves it as it was
+    assert pickle.loads(pickle.dumps(model)).last_prediction == f

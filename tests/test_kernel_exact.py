@@ -247,3 +247,33 @@ def test_predict_does_not_touch_the_rollout(cell):
     net.predict(xs[2], out)
     net.rollout_step(xs[1], b)
     assert a[0] == b[0]
+
+
+def test_the_cache_is_used_only_when_no_view_can_write_unseen():
+    net, ref = _pair(C.GRU)
+    x, out = np.array([0.2, 0.4, -0.1]), np.zeros(1)
+    net.predict(x, out)
+    assert net._forward_cached
+    net.rollout_begin()
+    net.rollout_step(x, out)
+    assert net._forward_cached  # roll-outs have their own records
+    net.learn(x, 0.1); ref.learn(x, 0.1)
+    assert not net._forward_cached
+    for name in ("params", "h", "c"):
+        held = getattr(net, name)
+        net.predict(x, out)
+        assert not net._forward_cached, name
+        del held
+        net.predict(x, out)
+        assert net._forward_cached, name
+    # a view taken before the predict and written after it: no reuse, the right numbers
+    held = net.view("W_h0")
+    net.predict(x, out)
+    held[0, 0] += 0.125
+    ref.view("W_h0")[0, 0] += 0.125
+    net.learn(x, 0.2); ref.learn(x, 0.2)
+    _same(net, ref)
+    del held
+    twin = pickle.loads(pickle.dumps(net))
+    twin.predict(x, out)
+    assert twin._forward_cached

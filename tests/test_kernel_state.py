@@ -384,3 +384,20 @@ def test_a_network_made_without_init_refuses_to_run():
         net.predict(np.zeros(0), np.zeros(0))
     with pytest.raises((ValueError, RuntimeError)):
         net.rollout_begin()
+
+
+def test_pickles_of_the_previous_format_still_load_and_are_validated():
+    from streamrnn._core import _optim
+    net = _net(opt=_core.RMSPROP)
+    st = net.get_state()
+    o = st.pop("optimizer")
+    # the previous __reduce__ payloads: v was (1,) for the rules other than Adam
+    old_opt = _optim._rebuild(o["kind"], o["lr"], o["beta_1"], o["beta_2"], o["eps"], o["rho"],
+                              o["clip_value"], o["clip_norm"], o["t"], o["m"], np.zeros(1))
+    back = _network._rebuild_network(net.config(), st, old_opt)
+    _same_state(back, net)
+    with pytest.raises(ValueError):
+        _network._rebuild_network(net.config(), dict(st, t=-1), old_opt)
+    with pytest.raises(ValueError):
+        _optim._rebuild(o["kind"], o["lr"], o["beta_1"], o["beta_2"], o["eps"], o["rho"],
+                        o["clip_value"], o["clip_norm"], -5, o["m"], np.zeros(1))

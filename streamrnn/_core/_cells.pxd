@@ -22,24 +22,24 @@ cdef enum LossCode:
 # One layer's record of one step, rec = REC_H_BLOCKS*H + G*H doubles:
 #   [h_prev (H) | c_prev (H) | act (G*H) | ext (H) | h (H) | c (H)]
 # act: the gate activations (Elman: h; LSTM: i f g o; GRU: r z n); ext: tanh(c) for the LSTM,
-# h_prev @ W_hn + b_hn for the GRU.
+# h_prev @ W_hn + b_hn for the GRU. h_prev starts the record (offset 0).
 cdef enum:
     REC_H_BLOCKS = 5
 
-cdef inline double* rec_cprev(double* r, Py_ssize_t H) noexcept nogil:
-    return r + H
+cdef inline double* rec_cprev(const double* r, Py_ssize_t H) noexcept nogil:
+    return <double*>(r + H)
 
-cdef inline double* rec_act(double* r, Py_ssize_t H) noexcept nogil:
-    return r + 2 * H
+cdef inline double* rec_act(const double* r, Py_ssize_t H) noexcept nogil:
+    return <double*>(r + 2 * H)
 
-cdef inline double* rec_ext(double* r, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
-    return r + 2 * H + GH
+cdef inline double* rec_ext(const double* r, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
+    return <double*>(r + 2 * H + GH)
 
-cdef inline double* rec_h(double* r, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
-    return r + 3 * H + GH
+cdef inline double* rec_h(const double* r, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
+    return <double*>(r + 3 * H + GH)
 
-cdef inline double* rec_c(double* r, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
-    return r + 4 * H + GH
+cdef inline double* rec_c(const double* r, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
+    return <double*>(r + 4 * H + GH)
 
 
 # One step of one layer, input x (d,), previous state hp, cp (H,), weights W_x (d, GH),

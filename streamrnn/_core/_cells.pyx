@@ -10,8 +10,8 @@ Layers of this module:
   into function pointers, so no step branches on the cell or the loss.
 
 Adding a cell means one forward, one backward and one bias function here, one row in
-``cell_kernels``, its gate count in ``_network.CELL_GATES``, and its math in docs/kernel.md
-and tests/reference.py.
+``cell_kernels`` (its gate count included), a code in ``_cells.pxd``, and its math in
+docs/kernel.md and tests/reference.py.
 
 Summation orders are part of the contract (results are bit-identical across releases): every
 loop below sums in the order it is written.
@@ -137,7 +137,7 @@ cdef void gru_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double*
 cdef void elman_tanh_backward(Py_ssize_t H, const double* r, const double* Wh,
                               const double* dh, double* dc, double* dax, double* dah,
                               double* dh_prev) noexcept nogil:
-    cdef const double* act = r + 2 * H
+    cdef const double* act = rec_act(r, H)
     cdef Py_ssize_t j
     for j in range(H):
         dax[j] = dh[j] * (1.0 - act[j] * act[j])
@@ -147,7 +147,7 @@ cdef void elman_tanh_backward(Py_ssize_t H, const double* r, const double* Wh,
 cdef void elman_relu_backward(Py_ssize_t H, const double* r, const double* Wh,
                               const double* dh, double* dc, double* dax, double* dah,
                               double* dh_prev) noexcept nogil:
-    cdef const double* act = r + 2 * H
+    cdef const double* act = rec_act(r, H)
     cdef Py_ssize_t j
     for j in range(H):
         dax[j] = dh[j] if act[j] > 0.0 else 0.0
@@ -157,9 +157,9 @@ cdef void elman_relu_backward(Py_ssize_t H, const double* r, const double* Wh,
 cdef void lstm_backward(Py_ssize_t H, const double* r, const double* Wh, const double* dh,
                         double* dc, double* dax, double* dah, double* dh_prev) noexcept nogil:
     cdef Py_ssize_t j, GH = 4 * H
-    cdef const double* cp = r + H
-    cdef const double* act = r + 2 * H
-    cdef const double* ext = r + 2 * H + GH
+    cdef const double* cp = rec_cprev(r, H)
+    cdef const double* act = rec_act(r, H)
+    cdef const double* ext = rec_ext(r, H, GH)
     cdef double ig, fg, gg, og, tc, dct
     for j in range(H):
         ig = act[j]; fg = act[H + j]; gg = act[2 * H + j]; og = act[3 * H + j]
@@ -176,9 +176,9 @@ cdef void lstm_backward(Py_ssize_t H, const double* r, const double* Wh, const d
 cdef void gru_backward(Py_ssize_t H, const double* r, const double* Wh, const double* dh,
                        double* dc, double* dax, double* dah, double* dh_prev) noexcept nogil:
     cdef Py_ssize_t j, GH = 3 * H
-    cdef const double* hp = r
-    cdef const double* act = r + 2 * H
-    cdef const double* ext = r + 2 * H + GH
+    cdef const double* hp = r  # h_prev starts the record
+    cdef const double* act = rec_act(r, H)
+    cdef const double* ext = rec_ext(r, H, GH)
     cdef double rr, zz, nn, dn, dan
     for j in range(H):
         rr = act[j]; zz = act[H + j]; nn = act[2 * H + j]

@@ -1,5 +1,6 @@
 # Signatures only; see _network.pyx for the TBPTT walk and docs/kernel.md for the math.
 
+from cpython.object cimport PyObject
 from streamrnn._core._cells cimport CellKernels, loss_t
 from streamrnn._core._optim cimport Optimizer
 
@@ -61,6 +62,8 @@ cdef class Network:
     cdef double[::1] p_out             # predict's head output (n_out,)
     cdef unsigned long long _version   # bumped by every change of theta or the committed state
     cdef unsigned long long p_version  # _version when p_rec was computed; 0: none
+    cdef PyObject* _watched[3]         # the params, h and c arrays (borrowed from _arrays)
+    cdef Py_ssize_t _own_refs[3]       # their reference counts with no view handed out
     cdef double[::1] s_dh              # total dh reaching one (step, layer) (H,)
     cdef double[::1] s_dx              # dx to the layer below (H,)
     cdef double[::1] s_dhc             # carried dh per layer (L*H,)
@@ -76,6 +79,7 @@ cdef class Network:
     cdef double[::1] bk_o              # ... head output (n_out,)
 
     cdef void _set_arrays(self, dict new)
+    cdef bint _no_views(self)
     cdef object _learn_buffer(self, const double[::1] x, double y)
     cdef object _learn_checked(self, const double* x, Py_ssize_t n, double y)
     cdef int _learn(self, const double* x, double y) noexcept nogil

@@ -27,13 +27,16 @@ cost of the forecast-then-learn loop.
 import numpy as np
 
 cimport numpy as cnp
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_REFCNT
 from libc.math cimport isfinite
 from libc.string cimport memcpy, memset, memcmp
 
 from streamrnn._core._cells cimport (
     CELL_ELMAN_TANH, CELL_ELMAN_RELU, CELL_LSTM, CELL_GRU, LOSS_SQUARED, LOSS_ABSOLUTE,
-    LOSS_HUBER, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS, cell_kernels, loss_function,
-    rec_h, rec_c, affine, affine_t, outer)
+    LOSS_HUBER, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, N_CELLS, REC_H_BLOCKS, CellKernels,
+    cell_kernels, loss_function,
+    rec_cprev, rec_h, rec_c, affine, affine_t, outer)
 from streamrnn._core._optim cimport Optimizer
 from streamrnn._core._optim import _array, _counter, _number, check_state
 
@@ -49,7 +52,17 @@ HUBER = LOSS_HUBER
 BINARY_CE = LOSS_BINARY_CE
 SOFTMAX_CE = LOSS_SOFTMAX_CE
 
-CELL_GATES = {ELMAN_TANH: 1, ELMAN_RELU: 1, LSTM: 4, GRU: 3}
+
+
+def _gates(int code):
+    cdef CellKernels k
+    if cell_kernels(code, &k) != 0:
+        raise ValueError(f"unknown cell code {code}")
+    return k.G
+
+
+# gate blocks per cell, read from the cell layer's table
+CELL_GATES = {code: _gates(code) for code in range(N_CELLS)}
 _GATES = CELL_GATES
 _CELL_NAMES = {ELMAN_TANH: "elman-tanh", ELMAN_RELU: "elman-relu", LSTM: "lstm", GRU: "gru"}
 _LOSSES = (SQUARED, ABSOLUTE, HUBER, BINARY_CE, SOFTMAX_CE)
@@ -245,11 +258,24 @@ cdef class Network:
         self.ring_g = new["ring_g"].reshape(-1)
         self.out = new["out"]
         self._version += 1
+        cdef int i
+        for i, name in enumerate(("params", "h", "c")):
+            self._watched[i] = <PyObject*>new[name]
+            self._own_refs[i] = Py_REFCNT(new[name]) - 1  # minus this call's temporary
+
+    cdef bint _no_views(self):
+        """True when nobody outside holds a view of params, h or c (their reference counts are
+        those of the network's own references), so nothing can write them unseen."""
+        cdef int i
+        for i in range(3):
+            if self._watched[i].ob_refcnt != self._own_refs[i]:
+                return False
+        return True
 
     # ------------------------------------------------------------ Python views
     # ``params``, ``view``, ``h`` and ``c`` hand out writable views of what the forward pass
-    # reads, so each call invalidates a cached predict (a view kept from before a predict and
-    # written after it is not seen: take a fresh one).
+    # reads, so each call invalidates a cached predict; and a predict made while such a view
+    # is alive (reference counts, see _no_views) is not cached at all.
     @property
     def params(self):
         self._version += 1
@@ -273,6 +299,11 @@ cdef class Network:
     def last_output(self):
         """Head output of the last learned step (the prediction made before its target was used)."""
         return self._arrays["out"]
+
+    @property
+    def _forward_cached(self):
+        """Whether a learn with predict's last input would reuse predict's forward pass."""
+        return self.p_version == self._version
 
     @property
     def layout(self):
@@ -309,8 +340,8 @@ cdef class Network:
         """The new state (h, c) of every layer, from its records."""
         cdef Py_ssize_t H = self.hidden_size, R = self.rec, GH = self.G * H, l
         for l in range(self.num_layers):
-            memcpy(h1 + l * H, rec_h(<double*>recs + l * R, H, GH), H * sizeof(double))
-            memcpy(c1 + l * H, rec_c(<double*>recs + l * R, H, GH), H * sizeof(double))
+            memcpy(h1 + l * H, rec_h(recs + l * R, H, GH), H * sizeof(double))
+            memcpy(c1 + l * H, rec_c(recs + l * R, H, GH), H * sizeof(double))
 
     cdef void _backward(self) noexcept nogil:
         """Gradient of the mean loss of the last min(k1, t) steps through the last min(k2, t) steps.
@@ -481,7 +512,7 @@ cdef class Network:
         for l in range(L):
             # the record of the failed step begins with the previous h and c of its layer
             memcpy(&self.h[l * H], rr + l * R, H * sizeof(double))
-            memcpy(&self.c[l * H], rr + l * R + H, H * sizeof(double))
+            memcpy(&self.c[l * H], rec_cprev(rr + l * R, H), H * sizeof(double))
         memcpy(&self.ring_x[s * self.n_in], &self.bk_x[0], self.n_in * sizeof(double))
         memcpy(rr, &self.bk_r[0], L * R * sizeof(double))
         memcpy(&self.ring_g[s * self.n_out], &self.bk_g[0], self.n_out * sizeof(double))
@@ -523,7 +554,10 @@ cdef class Network:
                 self._forward(&self.p_x[0], &self.h[0], &self.c[0], &self.p_rec[0],
                               &self.p_out[0])
                 memcpy(out, &self.p_out[0], self.n_out * sizeof(double))
-                self.p_version = self._version
+        if not rollout:
+            # reusable by the next learn unless a view handed out earlier could still write
+            # theta, h or c (a view taken after this point bumps _version)
+            self.p_version = self._version if self._no_views() else 0
 
     def rollout_begin(self):
         """Start a what-if roll-out from the committed state (the committed state is not touched)."""

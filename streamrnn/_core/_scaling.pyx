@@ -273,11 +273,12 @@ cdef class Columns:
         return c
 
     def fill(self, u, list cols, list values, bint update):
-        """Write the features ``values[i]`` of columns ``cols[i]``, scaled with the committed
-        statistics, into ``u`` (missing columns: their mean, 0 once scaled). With ``update``,
-        also compute the statistics after them (pending until ``accept``). Returns -1, or the
-        position ``i`` of a value that cannot be standardised (nothing is pending then)."""
-        cdef Py_ssize_t off = self.offset, m = len(cols), i, j
+        """Write the features ``values[i]`` of columns ``cols[i]`` (-1: no column, skipped),
+        scaled with the committed statistics, into ``u`` (missing columns: their mean, 0 once
+        scaled). With ``update``, also compute the statistics after them (pending until
+        ``accept``). Returns -1, or the position ``i`` of a value that cannot be standardised
+        (nothing is pending then)."""
+        cdef Py_ssize_t off = self.offset, m = len(cols), i, j, p = 0
         cdef double* up = _data(u, off + self.size)
         cdef double* n = &self.n[0] if self.size else NULL
         cdef double* mean = &self.mean[0] if self.size else NULL
@@ -287,15 +288,17 @@ cdef class Columns:
         cdef double mu, s
         cdef cnp.intp_t[::1] pj = self._pj
         cdef double[::1] pn = self._pn, pmean = self._pmean, pm2 = self._pm2
-        if len(values) != m or m > self.size:
-            raise ValueError("cols and values differ in length or exceed the columns")
+        if len(values) != m:
+            raise ValueError("cols and values differ in length")
         self.p_count = 0
         for j in range(self.size):
             up[off + j] = 0.0 if self.scale else mean[j]
         for i in range(m):
             j = <Py_ssize_t>cols[i]
-            if j < 0 or j >= self.size:
-                raise IndexError(f"column {j} out of range")
+            if j < 0:
+                continue
+            if j >= self.size or p >= self.size:
+                raise IndexError(f"column {j} out of range or given twice")
             v = <double>values[i]
             nj = n[j]
             if self.scale:
@@ -306,11 +309,11 @@ cdef class Columns:
                 up[off + j] = v
             if update:
                 if _welford(v, <long long>nj, mean[j], m2[j], self.window, &k, &mu, &s) != S_OK:
-                    self.p_count = 0
                     return i
-                pj[i], pn[i], pmean[i], pm2[i] = j, <double>k, mu, s
+                pj[p], pn[p], pmean[p], pm2[p] = j, <double>k, mu, s
+                p += 1
         if update:
-            self.p_count = m
+            self.p_count = p
         return -1
 
     def accept(self):
