@@ -7,8 +7,9 @@ Decisions live here, arithmetic in ``streamrnn._core``. This module owns
 - the mapping of river optimizers and losses onto the compiled kernels (through the registry),
 - "peek versus commit": predictions read the committed state; only ``learn_one`` advances it,
   compute-then-commit: every new statistic is computed aside, the network step runs (the
-  kernel rolls itself back when it refuses), and only then is anything committed; growth
-  builds the grown network aside and swaps it in on success,
+  kernel rolls itself back when it refuses), and only then is anything committed (a scheduled
+  learning rate is set after an update, for the next); growth builds the grown network aside
+  and swaps it in on success,
 - the one state API: ``_export_state`` / ``_import_state`` (a plain tree, validated on the
   way in), which pickle and ``copy.deepcopy`` go through.
 
@@ -205,6 +206,27 @@ def _check_keys(tree, keys, what):
         raise ValueError(f"{what} has keys {sorted(map(str, tree))}, expected {sorted(keys)}")
 
 
+def _is_old_tree(tree):
+    """A state tree of streamrnn 0.1.0: its network and columns were tagged nodes."""
+    net, cols = tree.get("_net"), tree.get("_cols")
+    return (type(net) is dict and "__network__" in net) or (
+        type(cols) is dict and "__columns__" in cols)
+
+
+def _old_scaler(node, enabled, winsorize, window):
+    """A 0.1.0 ``{"__standardizer__": [enabled, winsorize, n, mean, m2]}`` as a scaler state;
+    with forgetting, m2 is rescaled so that the standard deviation is the one it had."""
+    if type(node) is not dict or type(node.get("__standardizer__")) is not list \
+            or len(node["__standardizer__"]) != 5:
+        return node
+    was_enabled, was_winsorize, n, mean, m2 = node["__standardizer__"]
+    if bool(was_enabled) != enabled or was_winsorize != winsorize:
+        raise ValueError("the state's scaling does not fit this model")
+    if window and type(n) is int and n > window and type(m2) is float:
+        m2 = m2 * window / n
+    return {"n": n, "mean": mean, "m2": m2}
+
+
 class _Growth:
     """A grown network, columns and generator, built aside; swapped in only on success."""
 
@@ -334,7 +356,8 @@ class RecurrentEstimator:
         if net is None:
             grown.set_optimizer(self._new_optimizer())
         else:
-            grown.adopt(copy.deepcopy(net))  # adopt moves the optimizer it is given: a copy
+            # adopt moves the optimizer it is given: it gets a copy of the network
+            grown.adopt(_core.Network.from_state(net.config(), net.get_state()))
         return _Growth(grown, self._cols.grown(len(new)) if new else self._cols,
                        self._names + list(new), rng)
 
@@ -356,12 +379,13 @@ class RecurrentEstimator:
                               "(counted in n_ignored_features)", UserWarning, stacklevel=4)
             self.n_ignored_features += ignored
 
-    def _set_rate(self, net):
-        """Set the scheduled learning rate of the next step; returns the rate to restore."""
-        opt = net.optimizer
-        lr = opt.lr
-        opt.lr = float(self._sched.get(opt.t))
-        return lr
+    def _next_rate(self, net, status):
+        """After a step that updated the weights (status 1), set the scheduled learning rate of
+        the next update (river's rate for step ``t``); nothing is set before a step, so a
+        refused one leaves the rate as it was."""
+        if status == 1 and self._sched is not None:
+            opt = net.optimizer
+            opt.lr = float(self._sched.get(opt.t))
 
     def _refusal(self, net, status):
         """The error of a kernel step that returned ``status`` < 0 (the kernel rolled back)."""
@@ -388,12 +412,10 @@ class RecurrentEstimator:
         bad = columns.fill(u, cols, values, True)
         if bad >= 0:
             raise self._feature_error(cols[bad], values[bad], g)
-        lr = None if self._sched is None else self._set_rate(net)
         status = net.learn(u, target)
         if status < 0:
-            if lr is not None:
-                net.optimizer.lr = lr
             raise self._refusal(net, status)
+        self._next_rate(net, status)
         columns.accept()
         if g is not None:
             self._commit_growth(g)
@@ -434,8 +456,11 @@ class RecurrentEstimator:
         Every value is decoded and checked before anything is assigned: types, counters in
         range, lengths that agree with the configuration, the network's configuration and the
         optimizer's kind and hyperparameters equal to this model's own. A state that does not
-        fit raises ValueError or TypeError and leaves the model as it was.
+        fit raises ValueError or TypeError and leaves the model as it was. A tree of streamrnn
+        0.1.0 (before this layout) is upgraded first (``_upgrade_state``), then checked alike.
         """
+        if type(tree) is dict and _is_old_tree(tree):
+            tree = self._upgrade_state(tree)
         _check_keys(tree, ("_net", "_rng", "_cols", "n_ignored_features") + self._task_keys,
                     "the state")
         staged = {"_rng": _decode_rng(tree["_rng"])}
@@ -486,6 +511,34 @@ class RecurrentEstimator:
         self._u = np.zeros(max(1, self._n_lead) if net is None else net.n_in)
         self._out = np.zeros(1 if net is None else net.n_out)
         self._network_changed()
+
+    def _upgrade_state(self, tree):
+        """Today's layout of a 0.1.0 state tree (``{"__network__": ...}``, ``{"__columns__":
+        ...}`` nodes); nothing is trusted here, ``_import_state`` checks the result."""
+        rng = tree.get("_rng")
+        if type(rng) is dict and set(rng) == {"__rng__"}:
+            rng = rng["__rng__"]
+        out = {"_rng": rng, "n_ignored_features": 0}
+        net = tree.get("_net")
+        if type(net) is dict and "__network__" in net:
+            state = dict(net.get("state") or {})
+            o = net.get("optimizer")
+            if type(o) is dict and o.get("kind") != _core.ADAM:
+                o = dict(o, v=np.zeros(0))  # 0.1.0 kept a (1,) placeholder
+            state["optimizer"] = o
+            net = {"config": net["__network__"], "state": state}
+        out["_net"] = net
+        cols = tree.get("_cols")
+        if type(cols) is dict and type(cols.get("__columns__")) is list \
+                and len(cols["__columns__"]) == 6:
+            _, _, names, n, mean, m2 = cols["__columns__"]
+            cols = {"names": names, "n": n, "mean": mean, "m2": m2}
+        out["_cols"] = cols
+        out.update(self._upgrade_task(tree))
+        return out
+
+    def _upgrade_task(self, tree) -> dict:
+        return {}
 
     def _check_optimizer(self, o):
         _check_keys(o, ("kind", "lr", "beta_1", "beta_2", "eps", "rho", "clip_value",

@@ -68,9 +68,11 @@ checked, and every failure is a :class:`CheckpointError` naming the field
   proportion to the file (a "JSON bomb" of empty lists is refused before parsing); exactly the
   fields above; nesting at most :data:`MAX_DEPTH` (32) levels;
 * ``spec``: exactly ``cell``/``params``/``optimizer``/``loss``, known names from
-  :mod:`streamrnn._registry`, JSON scalars, every size within ``_registry.LIMITS``, complete
-  and canonical (equal to the spec of the model it builds); with ``load(path, spec)``, equal to
-  the caller's (the error lists each differing field, :func:`streamrnn.spec.spec_diff`);
+  :mod:`streamrnn._registry`, JSON scalars of each parameter's type, every size within
+  ``_registry.LIMITS``, canonical (equal to the spec of the model it builds, except that a
+  parameter it lacks, one added to the forecasters after the file was written, takes its
+  default); with ``load(path, spec)``, equal to the caller's (the error lists each differing
+  field, :func:`streamrnn.spec.spec_diff`);
 * ``position``: null or exactly ``{"partition", "offset"}``, the offset an int in
   ``[0, 2**63)``, the partition an int >= 0 or a string of at most 256 characters, and (through
   :class:`CheckpointStore`, or ``load(..., partition=p)``) the partition asked for;
@@ -89,7 +91,9 @@ checked, and every failure is a :class:`CheckpointError` naming the field
   that configuration implies (so the network is never larger than what the file holds), the
   step counters ints in ``[0, 2**62)``, and the optimizer's kind, learning rate,
   hyperparameters and clipping equal to the spec's, its moments of the parameter count; the
-  feature map no wider than the network and ``max_features``;
+  feature map no wider than the network and ``max_features``. The state layout of streamrnn
+  0.1.0 (``__network__``/``__columns__`` nodes, which the estimators upgrade) is checked by the
+  same rules;
 * then every model is built from the spec and takes its state through
   ``model._import_state`` (which validates the rest, such as scaler statistics and the random
   generator); any error there is a :class:`CheckpointError` too.
@@ -646,7 +650,7 @@ def _check_array(path, a, shapes, field):
         _fail(path, field, "has non-finite values")
 
 
-def _check_optimizer(path, o, exp, n_params, field):
+def _check_optimizer(path, o, exp, n_params, field, legacy=False):
     if type(o) is not dict:
         _fail(path, field, f"must be an object, got {type(o).__name__}")
     if not (_is_int(o.get("kind")) and o["kind"] == exp.opt_kind):
@@ -662,7 +666,8 @@ def _check_optimizer(path, o, exp, n_params, field):
     if not (_is_int(t) and 0 <= t < MAX_COUNTER):
         _fail(path, f"{field}.t", f"must be an int in [0, 2**62), got {_short(t)}")
     _check_array(path, o.get("m"), ((n_params,),), f"{field}.m")
-    _check_array(path, o.get("v"), ((n_params,),) if exp.adam else ((0,),), f"{field}.v")
+    v_shapes = ((n_params,),) if exp.adam else ((0,), (1,)) if legacy else ((0,),)
+    _check_array(path, o.get("v"), v_shapes, f"{field}.v")
 
 
 def _check_network(path, node, exp, field):
@@ -670,31 +675,35 @@ def _check_network(path, node, exp, field):
     configuration, the exact shape of every array (so the network the kernel allocates is no
     larger than what the file holds), the counters and the optimizer's settings."""
     from streamrnn import _registry
-    if set(node) != {"config", "state"}:
-        _fail(path, field, f"must have exactly the fields config and state, got "
+    legacy = "__network__" in node  # streamrnn 0.1.0: {"__network__", "state", "optimizer"}
+    fields = {"__network__", "state", "optimizer"} if legacy else {"config", "state"}
+    if set(node) != fields:
+        _fail(path, field, f"must have exactly the fields {sorted(fields)}, got "
                            f"{[_short(k, 40) for k in node]}")
-    cfg = node["config"]
+    cname = "__network__" if legacy else "config"
+    cfg = node[cname]
     if type(cfg) is not dict or set(cfg) != _NET_CONFIG:
-        _fail(path, f"{field}.config", f"must have exactly the fields {sorted(_NET_CONFIG)}")
+        _fail(path, f"{field}.{cname}", f"must have exactly the fields {sorted(_NET_CONFIG)}")
     want = {"cell": exp.cell, "hidden_size": exp.hidden_size, "num_layers": exp.num_layers,
             "k1": exp.k1, "k2": exp.k2, "loss": exp.loss}
     for k, v in want.items():
         if not (_is_int(cfg[k]) and cfg[k] == v):
-            _fail(path, f"{field}.config.{k}", f"{_short(cfg[k])} does not fit the spec ({v})")
+            _fail(path, f"{field}.{cname}.{k}", f"{_short(cfg[k])} does not fit the spec "
+                                                f"({v})")
     n_in, n_out = cfg["n_in"], cfg["n_out"]
     limit = _registry.LIMITS["parameters"]
     for k, v in (("n_in", n_in), ("n_out", n_out)):
         if not (_is_int(v) and 1 <= v <= limit):
-            _fail(path, f"{field}.config.{k}", f"must be an int in [1, {limit}] (the parameter "
-                                               f"limit), got {_short(v)}")
+            _fail(path, f"{field}.{cname}.{k}", f"must be an int in [1, {limit}] (the "
+                                                f"parameter limit), got {_short(v)}")
     eps = cfg["huber_eps"]
     if not (_num(eps) and eps > 0 and (exp.huber_eps is None or eps == exp.huber_eps)):
-        _fail(path, f"{field}.config.huber_eps", f"{_short(eps)} does not fit the spec")
+        _fail(path, f"{field}.{cname}.huber_eps", f"{_short(eps)} does not fit the spec")
     try:
         _registry.check_network_size(exp.cell_name, n_in, exp.hidden_size, exp.num_layers,
                                      n_out, exp.k1, exp.k2)
     except ValueError as e:
-        _fail(path, f"{field}.config", str(e))
+        _fail(path, f"{field}.{cname}", str(e))
     P = exp.n_params(n_in, n_out)
     H, L, G = exp.hidden_size, exp.num_layers, exp.gates
     B, rec = max(exp.k1, exp.k2), 5 * H + G * H
@@ -711,19 +720,34 @@ def _check_network(path, node, exp, field):
     if not _num(state.get("last_loss")):
         _fail(path, f"{field}.state.last_loss", f"must be a finite number, got "
                                                 f"{_short(state.get('last_loss'))}")
-    if state.get("optimizer") is None:
-        _fail(path, f"{field}.state.optimizer", "is missing")
-    _check_optimizer(path, state["optimizer"], exp, P, f"{field}.state.optimizer")
+    opt, ofield = (node["optimizer"], f"{field}.optimizer") if legacy else \
+        (state.get("optimizer"), f"{field}.state.optimizer")
+    if opt is None:
+        _fail(path, ofield, "is missing")
+    _check_optimizer(path, opt, exp, P, ofield, legacy)
     return n_in
 
 
 def _is_network(node):
-    return type(node) is dict and type(node.get("config")) is dict and "hidden_size" in \
-        node["config"]
+    if type(node) is not dict:
+        return False
+    if "__network__" in node:  # streamrnn 0.1.0
+        return True
+    return type(node.get("config")) is dict and "hidden_size" in node["config"]
 
 
-def _is_columns(node):
-    return type(node) is dict and "names" in node and {"n", "mean", "m2"} <= set(node)
+def _columns(node):
+    """A feature map as ``{"names", "n", "mean", "m2"}`` (None if ``node`` is none)."""
+    if type(node) is not dict:
+        return None
+    if "__columns__" in node:  # streamrnn 0.1.0: [offset, scale, names, n, mean, m2]
+        c = node["__columns__"]
+        if type(c) is not list or len(c) != 6:
+            return {"names": None, "n": None, "mean": None, "m2": None}
+        return {"names": c[2], "n": c[3], "mean": c[4], "m2": c[5]}
+    if "names" in node and {"n", "mean", "m2"} <= set(node):
+        return node
+    return None
 
 
 def _check_nodes(path, node, exp, field, found):
@@ -733,8 +757,9 @@ def _check_nodes(path, node, exp, field, found):
         if _is_network(node):
             found["n_in"].append(_check_network(path, node, exp, field))
             return
-        if _is_columns(node):
-            found["columns"].append((field, node))
+        cols = _columns(node)
+        if cols is not None:
+            found["columns"].append((field, cols))
         for k, v in node.items():
             _check_nodes(path, v, exp, f"{field}.{k}", found)
     elif type(node) is list:
@@ -772,10 +797,6 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
     """
     path, header, data = _read(path, keep_data=True)
     hspec = header["spec"]
-    if spec is not None and _spec.canonical(hspec) != _spec.canonical(spec):
-        raise CheckpointError(
-            f"{path} was written for another model spec:\n{_spec.spec_diff(hspec, spec)}\n"
-            "start with an empty checkpoint directory or the same model options")
     if partition is not None:
         pos = header["position"]
         got = None if pos is None else pos["partition"]
@@ -790,15 +811,18 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
         raise CheckpointError(f"{path}: {e}") from None
     except (ValueError, TypeError, OverflowError) as e:
         raise CheckpointError(f"{path}: malformed model spec: {e}") from None
-    if _spec.canonical(complete) != _spec.canonical(hspec):
-        missing = sorted(set(complete["params"]) - set(hspec["params"]))
-        if missing:
-            raise CheckpointError(
-                f"{path} was written by streamrnn {header['streamrnn']} for forecasters "
-                f"without the parameters {missing}; this streamrnn cannot resume it (start "
-                "with an empty checkpoint directory)")
-        raise CheckpointError(f"{path}: malformed model spec: it is not complete or not "
-                              f"canonical:\n{_spec.spec_diff(hspec, complete, 'file', 'built')}")
+    # A parameter the file does not name (one added to the forecasters after it was written)
+    # takes its default; anything else must already be the complete, canonical spec.
+    filled = dict(hspec, params={**{k: v for k, v in complete["params"].items()
+                                    if k not in hspec["params"]}, **hspec["params"]})
+    if _spec.canonical(complete) != _spec.canonical(filled):
+        raise CheckpointError(f"{path}: malformed model spec: it is not canonical:\n"
+                              f"{_spec.spec_diff(hspec, complete, 'file', 'built')}")
+    hspec = complete
+    if spec is not None and _spec.canonical(hspec) != _spec.canonical(spec):
+        raise CheckpointError(
+            f"{path} was written for another model spec:\n{_spec.spec_diff(hspec, spec)}\n"
+            "start with an empty checkpoint directory or the same model options")
     exp = _Expect(hspec, template)
     arrays = _views(header, data)
     used = bytearray(len(arrays))

@@ -125,6 +125,9 @@ class _RecurrentClassifier(RecurrentEstimator, base.Classifier):
             classes.append(c)
         return {"n_out": max(1, len(classes)), "_classes": classes, "_keys": keys}
 
+    def _upgrade_task(self, tree):
+        return {"_classes": tree.get("_classes")}
+
     def _check_task(self, task, net):
         if (net is None) != (not task["_classes"]):
             raise ValueError("a classifier has classes exactly when it has a network")

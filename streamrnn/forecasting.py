@@ -10,7 +10,7 @@ from river.time_series.base import Forecaster
 from streamrnn import _registry
 from streamrnn._core._scaling import ForecastCore
 from streamrnn.base import (PARAMETERS_DOC, SCALE_WINDOW, RecurrentEstimator, Scaler,
-                            _scale_error, check_target, numeric_features)
+                            _old_scaler, _scale_error, check_target, numeric_features)
 
 __all__ = ["RNNForecaster", "LSTMForecaster", "GRUForecaster"]
 
@@ -68,9 +68,8 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         net = self._net
         if net is not None:
             self._core.set_network(net, self._u, self._out)
-        # the fast paths: no feature columns (and no scheduler, for learning)
-        self._fast_forecast = net is not None and not self._names
-        self._fast_learn = self._fast_forecast and self._sched is None
+        # the fast paths: a network and no feature columns
+        self._fast_forecast = self._fast_learn = net is not None and not self._names
 
     @property
     def _hist(self):
@@ -81,14 +80,18 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
     def learn_one(self, y, x=None):
         if type(y) is not float or y - y != 0.0:
             y = check_target(y)
+        if x:
+            x = numeric_features(x, ignore_dates=True)  # dates (river's datasets) dropped
         if not x and self._fast_learn:
             core = self._core
             status = core.learn(y)
             if status < 0:
                 raise self._refused(status, y, self._net)
+            if status == 1 and self._sched is not None:
+                self._next_rate(self._net, status)
             self.last_prediction = core.pred
             return
-        self._learn(y, numeric_features(x, ignore_dates=True) if x else {})
+        self._learn(y, x or {})
 
     def _learn(self, y, feats):
         core = self._core
@@ -104,12 +107,10 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         bad = columns.fill(u, cols, values, True)
         if bad >= 0:
             raise self._feature_error(cols[bad], values[bad], g)
-        lr = None if self._sched is None else self._set_rate(net)
         status = core.learn_with(net, u, y)
         if status < 0:
-            if lr is not None:
-                net.optimizer.lr = lr
             raise self._refused(status, y, net)
+        self._next_rate(net, status)
         columns.accept()
         if g is not None:
             self._commit_growth(g)
@@ -166,9 +167,19 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         p = tree["last_prediction"]
         if p is not None and type(p) is not float:
             raise TypeError("last_prediction must be None or a float")
-        if (p is None) != (core.t <= 1):
-            raise ValueError("last_prediction must be None exactly until the second value")
+        if p is not None and core.t <= 1:
+            raise ValueError("last_prediction must be None until the second value")
         return {"n_out": 1, "_core": core, "last_prediction": p}
+
+    def _upgrade_task(self, tree):
+        scale = bool(self.scale_target)
+        hist = tree.get("_hist")
+        if type(hist) is dict and "__deque__" in hist:
+            hist = hist["__deque__"]
+        core = {"ys": _old_scaler(tree.get("_ys"), scale, 3.0, SCALE_WINDOW),
+                "rs": _old_scaler(tree.get("_rs"), scale, 3.0, SCALE_WINDOW),
+                "history": hist, "last_r": tree.get("_last_r"), "t": tree.get("_t")}
+        return {"_core": core, "last_prediction": None}
 
     def _check_task(self, task, net):
         t = task["_core"].t

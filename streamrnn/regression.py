@@ -4,7 +4,7 @@ from __future__ import annotations
 from river import base, optim
 
 from streamrnn.base import (PARAMETERS_DOC, SCALE_WINDOW, RecurrentEstimator, Scaler,
-                            _scale_error, check_target, numeric_features)
+                            _old_scaler, _scale_error, check_target, numeric_features)
 
 __all__ = ["RNNRegressor", "LSTMRegressor", "GRURegressor"]
 
@@ -57,6 +57,9 @@ class _RecurrentRegressor(RecurrentEstimator, base.Regressor):
         ys = self._new_scaler()
         ys.set_state(tree["_ys"])
         return {"n_out": 1, "_ys": ys}
+
+    def _upgrade_task(self, tree):
+        return {"_ys": _old_scaler(tree.get("_ys"), bool(self.scale_target), 0.0, SCALE_WINDOW)}
 
     def _check_task(self, task, net):
         if task["_ys"].n != (0 if net is None else net.t):

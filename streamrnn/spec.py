@@ -18,6 +18,7 @@ import inspect
 import json
 import math
 import numbers
+import re
 
 from streamrnn import _registry
 
@@ -32,7 +33,7 @@ _MIN = {"hidden_size": 1, "num_layers": 1, "tbptt_steps": 1, "update_every": 1, 
         "max_features": 0}
 
 
-# the JSON types a parameter may take, by the type of its default in the constructor
+# the JSON types a parameter may take, by the type of its default (when not annotated)
 _KINDS = {bool: (bool,), int: (int,), float: (int, float), type(None): (type(None), int, float),
           str: (str,)}
 _KIND_NAMES = {bool: "true/false", int: "an int", float: "a number", type(None): "null",
@@ -43,17 +44,32 @@ def _cls(cell):
     return _registry.estimator_class(_TASK, cell)
 
 
+def _kinds_of(p) -> tuple:
+    """The JSON types parameter ``p`` takes: from its annotation (``int | None``), else from
+    the type of its default."""
+    ann = p.annotation if isinstance(p.annotation, str) else getattr(
+        p.annotation, "__name__", "" if p.annotation is p.empty else str(p.annotation))
+    words = set(re.findall(r"[A-Za-z_]+", ann))
+    kinds = [k for name, k in (("bool", bool), ("int", int), ("float", float), ("str", str),
+                               ("None", type(None))) if name in words]
+    if float in kinds and int not in kinds:
+        kinds.append(int)  # 1 is a fine float
+    if not kinds:
+        kinds = list(_KINDS.get(type(p.default), ()))
+    return tuple(kinds)
+
+
 @functools.lru_cache(maxsize=None)
 def _parameters(cls) -> tuple:
     sig = inspect.signature(cls)
-    return tuple((n, p.default) for n, p in sig.parameters.items()
+    return tuple((n, p.default, _kinds_of(p)) for n, p in sig.parameters.items()
                  if n not in _NOT_PARAMS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 def forecaster_parameters(cell: str = "gru") -> dict:
     """Constructor parameters of the ``cell`` forecaster (other than optimizer and loss) with
     their defaults, in signature order."""
-    return dict(_parameters(_cls(cell)))
+    return {n: d for n, d, _ in _parameters(_cls(cell))}
 
 
 def default_lr() -> float:
@@ -89,6 +105,7 @@ def check_spec(spec, exc=ValueError) -> None:
     if not isinstance(params, dict):
         raise _err(exc, f"params must be an object, got {type(params).__name__}")
     known = forecaster_parameters(cell)
+    kinds_of = {n: k for n, _, k in _parameters(_cls(cell))}
     unknown = sorted(set(params) - set(known), key=str)
     if unknown:
         raise _err(exc, f"unknown forecaster parameters {unknown}; known: {list(known)}")
@@ -97,10 +114,10 @@ def check_spec(spec, exc=ValueError) -> None:
             raise _err(exc, f"params.{name} must be a JSON scalar, got {type(v).__name__}")
         if isinstance(v, float) and not math.isfinite(v):
             raise _err(exc, f"params.{name} must be finite, got {v!r}")
-        kinds = _KINDS.get(type(known[name]))
-        if kinds is not None and type(v) not in kinds:
-            raise _err(exc, f"params.{name} must be {' or '.join(_KIND_NAMES[k] for k in kinds)} "
-                            f"(like its default {known[name]!r}), got {v!r}")
+        kinds = kinds_of[name]
+        if kinds and type(v) not in kinds:
+            what = " or ".join(_KIND_NAMES[k] for k in kinds if k is not int or float not in kinds)
+            raise _err(exc, f"params.{name} must be {what}, got {v!r}")
         if name in _registry.LIMITS:
             lo, hi = _MIN.get(name, 0), _registry.LIMITS[name]
             if not (_is_int(v) and lo <= v <= hi):

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from test_checkpoint_compat import OLD
 from test_checkpoint_hostile import run_child, sign, split, trained
 from streamrnn import checkpoint as ck
 from streamrnn import spec as sp
@@ -194,6 +195,7 @@ def _sources(tmp):
         ck.save(p, models, spec, source={"kind": "kafka", "topic": "t", "partition": j},
                 position={"partition": j, "offset": 1000 + j})
         out.append(split(p.read_bytes()))
+    out.append(split(OLD))  # a file of streamrnn 0.1.0 (its state layout before the state API)
     return out
 
 

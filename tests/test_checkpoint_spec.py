@@ -84,16 +84,21 @@ def test_spec_diff_names_each_differing_field():
     assert sp.spec_diff(a, c) == "params.differencing: true (checkpoint) != 1 (this run)"
 
 
-def test_a_file_of_an_older_forecaster_is_refused_clearly(tmp_path):
+def test_a_spec_without_a_newer_parameter_takes_its_default(tmp_path):
     from test_checkpoint_hostile import sign, split
 
     from streamrnn import checkpoint as ck
-    s = sp.model_spec("gru", hidden_size=3)
+    s = sp.model_spec("gru", hidden_size=3, seed=5)
     ck.save(tmp_path / "c.srnn", {"k": sp.build_model(s)}, s)
     header, data = split((tmp_path / "c.srnn").read_bytes())
-    del header["spec"]["params"]["seed"]  # as if written before that parameter existed
+    del header["spec"]["params"]["max_features"]  # as written before that parameter existed
     (tmp_path / "c.srnn").write_bytes(sign(header, data))
-    with pytest.raises(ck.CheckpointError, match=r"without the parameters \['seed'\]"):
+    c = ck.load(tmp_path / "c.srnn", s)
+    assert c.spec == s and c.models["k"].max_features == s["params"]["max_features"]
+    header["spec"]["params"]["max_features"] = 7  # present but not canonical: the run decides
+    header["spec"]["params"]["seed"] = 5.0
+    (tmp_path / "c.srnn").write_bytes(sign(header, data))
+    with pytest.raises(ck.CheckpointError, match="seed"):
         ck.load(tmp_path / "c.srnn")
 
 

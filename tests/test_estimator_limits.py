@@ -124,3 +124,16 @@ def test_feature_dicts_are_read_never_changed():
         assert x == kept
     with pytest.raises(ValueError, match="nan"):
         streamrnn.GRURegressor().learn_one({"a": 1.0, "b": float("nan")}, 1.0)
+
+
+def test_labels_past_the_class_limit_are_refused_and_change_nothing(monkeypatch):
+    import pickle
+    monkeypatch.setitem(_registry.LIMITS, "classes", 3)
+    model = streamrnn.LSTMClassifier(hidden_size=4, seed=1)
+    for y in "abc":
+        model.learn_one({"v": 1.0}, y)
+    before = pickle.dumps(model)
+    with pytest.raises(ValueError, match="limit"):
+        model.learn_one({"v": 1.0}, "d")
+    assert pickle.dumps(model) == before and model.classes == ["a", "b", "c"]
+    model.learn_one({"v": 2.0}, "a")

@@ -274,3 +274,22 @@ def test_last_prediction_is_none_on_the_first_value_and_survives_pickle(cls):
         model.learn_one(float("nan"))
     assert model.last_prediction == f  # a refused value leaves it as it was
     assert pickle.loads(pickle.dumps(model)).last_prediction == f
+
+
+@pytest.mark.parametrize("cls", [streamrnn.RNNRegressor, streamrnn.RNNForecaster])
+def test_a_refused_step_under_a_schedule_changes_nothing(cls):
+    sched = optim.schedulers.InverseScaling(1e300, power=0.1)
+    model = cls(hidden_size=4, seed=0, optimizer=optim.SGD(sched), clip_norm=None,
+                scale_target=False)
+    refused = 0
+    for i in range(30):
+        before = pickle.dumps(model)
+        try:
+            _learn(model, {"a": float(i)} if _kind(cls) != "forecaster" else None,
+                   1e90 * (-1) ** i)
+        except ValueError:
+            refused += 1
+            assert pickle.dumps(model) == before
+    assert refused > 0
+    opt = model.network.optimizer
+    assert opt.lr == pytest.approx(sched.get(opt.t))  # the rate of the next update

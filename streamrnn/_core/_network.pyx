@@ -170,12 +170,16 @@ cdef class Network:
                  huber_eps=0.1):
         cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss, huber_eps = _check_config(
             cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss, huber_eps)
+        # until the last line, the network refuses to run (n_in == 0): an __init__ that fails
+        # half-way (MemoryError) cannot leave kernels and buffers of different sizes in use
+        self.n_in = 0
+        self.size = 0
         if cell_kernels(cell, &self.kern) != 0:
             raise ValueError(f"unknown cell code {cell}")
         self.loss_fn = loss_function(loss)
         if self.loss_fn == NULL:
             raise ValueError(f"unknown loss code {loss}")
-        self.cell, self.n_in, self.hidden_size, self.num_layers = cell, n_in, hidden_size, num_layers
+        self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
         self.n_out, self.k1, self.k2, self.loss, self.huber_eps = n_out, k1, k2, loss, huber_eps
         self.G = self.kern.G
         self.B = max(k1, k2)
@@ -235,6 +239,7 @@ cdef class Network:
         self.s_da, self.s_dah2, self.s_xt, self.s_ht = s["s_da"], s["s_dah2"], s["s_xt"], s["s_ht"]
         self.p_dah = &self.s_dah2[0] if self.kern.separate_dah else &self.s_da[0]
         self.bk_x, self.bk_r, self.bk_g, self.bk_o = s["bk_x"], s["bk_r"], s["bk_g"], s["bk_o"]
+        self.n_in = n_in
 
     def _shapes(self):
         L, H = self.num_layers, self.hidden_size
@@ -561,7 +566,7 @@ cdef class Network:
 
     def rollout_begin(self):
         """Start a what-if roll-out from the committed state (the committed state is not touched)."""
-        if self.size == 0:
+        if self.n_in == 0:
             raise RuntimeError("the network was not initialised")
         self.s_h[:] = self.h
         self.s_c[:] = self.c
