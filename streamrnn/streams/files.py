@@ -252,29 +252,85 @@ def _limited_lines(f, max_chars):
         yield line
 
 
+_DELIMITERS = ",;\t|"
+
+
+def _delimiter(header: str) -> str:
+    """The delimiter of a CSV file, read off its header line: whichever of ``,`` ``;`` tab
+    ``|`` it holds most often (ties in that order; ``,`` when it holds none)."""
+    counts = [(header.count(d), -i, d) for i, d in enumerate(_DELIMITERS)]
+    n, _, d = max(counts)
+    return d if n else ","
+
+
 class CsvSource(Source):
     """Rows of a CSV file with a header; cells that read as numbers become numbers, empty cells
     are left out, others stay strings (a string target is a bad record).
 
-    A line over ``max_line_bytes`` characters is a bad record (``line too long``) read past in
-    pieces; a row csv cannot parse (e.g. a cell over csv's own field limit) is a bad record;
-    bytes that are not UTF-8 read as U+FFFD."""
+    The rules: the first line is the header (a UTF-8 byte-order mark, as Excel's "CSV UTF-8"
+    writes, is dropped); the delimiter is read off the header line (the most frequent of
+    ``,`` ``;`` tab ``|``); cells may be quoted with ``"``; the header must name the target
+    column (and the key and time columns when given), else opening fails with the columns it
+    has. A line over ``max_line_bytes`` characters is a bad record (``line too long``) read
+    past in pieces; a row csv cannot parse (e.g. a cell over csv's own field limit) is a bad
+    record; bytes that are not UTF-8 read as U+FFFD. A bad record's dead-letter payload is its
+    raw line."""
 
     def __init__(self, path, decoder=None, bad=None, max_line_bytes=MAX_LINE_BYTES):
         self.path = os.fspath(path)
         self.decoder = decoder or Decoder()
         self.bad = bad or BadMessages()
         self.max_line_bytes = max_line_bytes
-        self._f = open(self.path, newline="", encoding="utf-8", errors="replace")
-        self._reader = csv.DictReader(_limited_lines(self._f, max_line_bytes))
+        self._f = open(self.path, newline="", encoding="utf-8-sig", errors="replace")
+        try:
+            self._open_reader()
+            self.columns = list(self._reader.fieldnames or [])
+            self._check_columns()
+        except BaseException:
+            self._f.close()
+            raise
         self._next = 0
         self._skip = 0
+
+    def _open_reader(self):
+        self._raw = []
+        lines = _limited_lines(self._f, self.max_line_bytes)
+        first = next(lines, "")
+        self.delimiter = _delimiter(first)
+
+        def tap():
+            if first:
+                self._raw.append(first)
+                yield first
+            for line in lines:
+                self._raw.append(line)
+                yield line
+        self._reader = csv.DictReader(tap(), delimiter=self.delimiter)
+        _ = self._reader.fieldnames  # reads the header
+        self._raw.clear()
+
+    def _check_columns(self):
+        cols = self.columns
+        shown = ", ".join(repr(c) for c in cols[:30]) + (", ..." if len(cols) > 30 else "")
+        if not cols:
+            raise ValueError(f"{self.path}: empty file, no header line (the first line must "
+                             "name the columns)")
+        d = self.decoder
+        need = [("target", d.target, "--target")]
+        if getattr(d, "_key_kind", None) == "field":
+            need.append(("key", d.key, "--key"))
+        if d.time:
+            need.append(("time", d.time, "--time"))
+        for role, name, opt in need:
+            if name not in cols:
+                raise ValueError(f"{self.path}: no column {name!r} (the {role}, {opt}); its "
+                                 f"header (delimiter {self.delimiter!r}) has the columns {shown}")
 
     def seek(self, positions):
         target = int(positions.get(0, 0))
         if target < self._next:
             self._f.seek(0)
-            self._reader = csv.DictReader(_limited_lines(self._f, self.max_line_bytes))
+            self._open_reader()
             self._next = 0
         self._skip = target - self._next
 
@@ -288,13 +344,15 @@ class CsvSource(Source):
                 break
             except csv.Error as e:  # e.g. a field over csv's size limit: a bad record
                 row = e
+            raw = "".join(self._raw).rstrip("\r\n")
+            self._raw.clear()
             off = self._next
             self._next += 1
             if self._skip > 0:
                 self._skip -= 1
                 continue
             if isinstance(row, csv.Error):
-                out.append(Observation(None, None, None, None, 0, off, f"not CSV: {row}", None,
+                out.append(Observation(None, None, None, None, 0, off, f"not CSV: {row}", raw,
                                        "other"))
                 continue
             first = next(iter(row.values()), None)
@@ -304,7 +362,7 @@ class CsvSource(Source):
                 continue
             d = {k: _csv_value(v) for k, v in row.items() if k is not None}
             d = {k: v for k, v in d.items() if v is not None}
-            out.append(from_dict(d, 0, off, payload=d))
+            out.append(from_dict(d, 0, off, payload=raw))
             if len(out) >= BATCH:
                 break
         return out or None

@@ -16,6 +16,15 @@ __all__ = ["KafkaSource", "KafkaSink"]
 log = logging.getLogger("streamrnn.streams")
 
 
+def _reachable(ck, client, bootstrap, timeout):
+    """Wait until a broker answers (a metadata request); else a ConnectionError."""
+    try:
+        client.list_topics(timeout=timeout)
+    except ck.KafkaException as e:
+        raise ConnectionError(f"Kafka brokers {bootstrap} did not answer within {timeout:g} s "
+                              f"({e.args[0].str() if e.args else e})") from None
+
+
 def _client():
     try:
         import confluent_kafka
@@ -49,10 +58,13 @@ class KafkaSource(Source):
         close), to checkpoint them.
     batch
         Messages fetched per read.
+    connect_timeout
+        Seconds to wait for the first answer of a broker (the client retries with backoff
+        meanwhile) before a ConnectionError naming the brokers.
     """
 
     def __init__(self, bootstrap, topic, group="streamrnn", decoder=None, bad=None,
-                 config=None, on_assign=None, on_revoke=None, batch=1000):
+                 config=None, on_assign=None, on_revoke=None, batch=1000, connect_timeout=10.0):
         ck = _client()
         self._ck = ck
         self.topic = topic
@@ -68,6 +80,11 @@ class KafkaSource(Source):
                 "logger": logging.getLogger("streamrnn.kafka")}
         conf.update(config or {})
         self._consumer = ck.Consumer(conf)
+        try:
+            _reachable(ck, self._consumer, bootstrap, connect_timeout)
+        except BaseException:
+            self._consumer.close()
+            raise
         self._consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked,
                                  on_lost=self._lost)
         self.assigned: set[int] = set()
@@ -109,7 +126,10 @@ class KafkaSource(Source):
                 if err.code() != self._ck.KafkaError._PARTITION_EOF:
                     log.warning("Kafka: %s", err)
                 continue
-            out.append(decode(m.value(), m.partition(), m.offset(), m.key(), m.topic()))
+            obs = decode(m.value(), m.partition(), m.offset(), m.key(), m.topic())
+            if obs.error is not None:
+                obs.topic = m.topic()  # for the dead-letter record
+            out.append(obs)
         return out
 
     def seek(self, positions):
@@ -150,7 +170,7 @@ class KafkaSink(Sink):
     produces it again).
     """
 
-    def __init__(self, bootstrap, topic, config=None):
+    def __init__(self, bootstrap, topic, config=None, connect_timeout=10.0):
         ck = _client()
         self._ck = ck
         self.topic = topic
@@ -158,6 +178,7 @@ class KafkaSink(Sink):
                 "logger": logging.getLogger("streamrnn.kafka")}
         conf.update(config or {})
         self._producer = ck.Producer(conf)
+        _reachable(ck, self._producer, bootstrap, connect_timeout)
         self._n = 0
         self.failed = 0
         self._refused = []

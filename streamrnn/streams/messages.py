@@ -32,8 +32,8 @@ import json
 import logging
 import math
 
-__all__ = ["Observation", "Decoder", "BadMessages", "Source", "Sink", "Undeliverable",
-           "REASON_KINDS", "json_backend"]
+__all__ = ["Observation", "Decoder", "BadMessages", "Source", "Sink", "NullSink",
+           "Undeliverable", "REASON_KINDS", "json_backend"]
 
 log = logging.getLogger("streamrnn.streams")
 
@@ -117,13 +117,14 @@ class Observation:
     Attributes: ``key`` (str), ``x`` (dict of features), ``y`` (float), ``time`` (as sent, or
     None), ``partition`` and ``offset`` (where it came from), ``error`` (None, or the reason the
     message is bad, in which case ``x`` and ``y`` are None), ``kind`` (the reason's kind, one of
-    :data:`REASON_KINDS`) and ``raw`` (the payload, kept only for bad messages).
+    :data:`REASON_KINDS`), ``raw`` (the payload, kept only for bad messages) and ``topic``
+    (the MQTT or Kafka topic of a bad message, else None).
     """
 
-    __slots__ = ("key", "x", "y", "time", "partition", "offset", "error", "raw", "kind")
+    __slots__ = ("key", "x", "y", "time", "partition", "offset", "error", "raw", "kind", "topic")
 
     def __init__(self, key, x, y, time=None, partition=0, offset=0, error=None, raw=None,
-                 kind=None):
+                 kind=None, topic=None):
         self.key = key
         self.x = x
         self.y = y
@@ -133,6 +134,7 @@ class Observation:
         self.error = error
         self.raw = raw
         self.kind = kind if kind is not None or error is None else "other"
+        self.topic = topic
 
     def __iter__(self):
         return iter((self.key, self.x, self.y))
@@ -353,7 +355,7 @@ def _classify(reason: str) -> str:
 class BadMessages:
     """Count bad messages by kind, log each with its position, and optionally publish it to a
     dead-letter sink as ``{"reason", "kind", "partition", "offset", "payload",
-    "payload_bytes", "truncated"}``.
+    "payload_bytes", "truncated"}``, with ``"topic"`` too for messages from MQTT or Kafka.
 
     Counting is by kind (one of :data:`REASON_KINDS`, never sender text), so a flood of
     distinct reasons keeps the counters small. A dead-letter record carries at most
@@ -381,14 +383,14 @@ class BadMessages:
         if reason is None:
             reason, kind = obs.error or "unknown", kind or obs.kind
         kind = kind if kind in REASON_KINDS else _classify(reason)
-        self._record(kind, reason, obs.partition, obs.offset, obs.raw)
+        self._record(kind, reason, obs.partition, obs.offset, obs.raw, obs.topic)
 
     def undeliverable(self, record: dict, reason: str):
         """A forecast ``record`` that the sink refused for good: count and dead-letter it."""
         self._record("undeliverable forecast", f"undeliverable forecast: {reason}",
                      record.get("partition"), record.get("offset"), record)
 
-    def _record(self, kind, reason, partition, offset, raw):
+    def _record(self, kind, reason, partition, offset, raw, topic=None):
         self.count += 1
         self.by_reason[kind] = self.by_reason.get(kind, 0) + 1
         reason = reason if len(reason) <= 300 else reason[:297] + "..."
@@ -399,6 +401,8 @@ class BadMessages:
             payload, size, cut = self._payload(raw)
             rec = {"reason": reason, "kind": kind, "partition": partition, "offset": offset,
                    "payload": payload, "payload_bytes": size, "truncated": cut}
+            if topic is not None:
+                rec["topic"] = topic
             try:
                 self.sink.send(rec, key=None)
             except Undeliverable as e:  # even the cut payload is too large for it: drop it
@@ -522,3 +526,10 @@ class Sink:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class NullSink(Sink):
+    """Drops every record (a backtest, or a demo on a terminal, keeps only the summary)."""
+
+    def send(self, record, key=None):
+        pass

@@ -54,8 +54,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 
 from streamrnn.streams.messages import BadMessages, Undeliverable
+from streamrnn.streams.scoring import HorizonScore
 
 from streamrnn.spec import build_model
 
@@ -107,7 +109,12 @@ class Runner:
         The :class:`~streamrnn.streams.BadMessages` that counts and dead-letters bad messages
         and undeliverable forecasts (default: the source's).
     plot_keys
-        Keep a trace of the first N keys for plotting.
+        Keep a trace of the first N keys for plotting (:attr:`trace`: per key the last
+        ``trace_len`` ``(step, time, y, prediction)``, ``step`` counting that key's values in
+        this run; :attr:`last_forecast`: per key ``(step, time, forecast)``).
+    scorer
+        A :class:`~streamrnn.streams.scoring.HorizonScore` that scores each forecast when its
+        targets arrive (default with ``horizon`` >= 1: one with the spec's seasonality).
     max_keys
         The most models kept at once; a new key beyond it evicts the least recently seen one.
     max_features
@@ -126,7 +133,7 @@ class Runner:
 
     def __init__(self, spec, source, sink, horizon=0, store=None, checkpoint_every=0, bad=None,
                  plot_keys=0, max_keys=MAX_KEYS, model_factory=None,
-                 max_features=MAX_FEATURES):
+                 max_features=MAX_FEATURES, scorer=None, trace_len=2000):
         for name, v in (("max_keys", max_keys), ("max_features", max_features)):
             if type(v) is not int or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
@@ -160,8 +167,17 @@ class Runner:
         self.closing = False
         self.failed = False                 # an error stopped the loop: checkpoint no more
         self.plot_keys = plot_keys
-        self.trace = {}                     # key -> [(offset, y, prediction)]
-        self.last_forecast = {}
+        self.trace = {}                     # key -> deque of (step, time, y, prediction)
+        self.trace_len = trace_len
+        self.last_forecast = {}             # key -> (step, time, forecast)
+        self._steps = {}                    # traced key -> values seen in this run
+        self.resumed = {}                   # partition -> (offset, models) loaded at start
+        self._carried = self._new_stats()   # counters loaded from checkpoints
+        self._dropped = self._new_stats()   # counters of partitions revoked since
+        if scorer is None and horizon:
+            m = ((spec or {}).get("params") or {}).get("seasonality", 0) or 0
+            scorer = HorizonScore(horizon, int(m))
+        self.scorer = scorer
         self._warned_split = set()
         self._build = model_factory if model_factory is not None else (lambda: build_model(spec))
 
@@ -194,7 +210,10 @@ class Runner:
             self.keys_of[p] = dict.fromkeys(c.models)
             self.positions[p] = int(c.position["offset"])
             self.stats[p] = {**self._new_stats(), **dict(c.extra.get("stats", {}))}
+            for k in self._carried:
+                self._carried[k] += self.stats[p].get(k, 0)
             starts[p] = self.positions[p]
+            self.resumed[p] = (starts[p], len(c.models))
             log.info("resumed partition %s at offset %s with %d models", p, starts[p],
                      len(c.models))
         if any(p in starts and starts[p] != OFFSET_BEGINNING for p in partitions):
@@ -262,7 +281,9 @@ class Runner:
             for key in self.keys_of.pop(p, ()):
                 self._forget(key)
             self.positions.pop(p, None)
-            self.stats.pop(p, None)
+            st = self.stats.pop(p, None) or {}
+            for k in self._dropped:
+                self._dropped[k] += st.get(k, 0)
             self.dirty.discard(p)
 
     def _forget(self, key):
@@ -271,6 +292,8 @@ class Runner:
         self.last_y.pop(key, None)
         self.seen.pop(key, None)
         self.features.pop(key, None)
+        if self.scorer is not None:
+            self.scorer.forget(key)
 
     def _evict(self):
         """Drop the least recently seen key's model (it leaves its partition's checkpoint)."""
@@ -357,7 +380,7 @@ class Runner:
         fc = m.forecast(self.horizon) if self.horizon else []
         if fc and not all(map(math.isfinite, fc)):
             fc = [v if math.isfinite(v) else None for v in fc]
-        rec = {"key": key, "time": obs.time, "partition": p, "offset": obs.offset,
+        rec = {"key": key, "time": obs.time, "partition": p, "offset": obs.offset, "y": y,
                "prediction": pred, "forecast": fc}
         try:
             self.sink.send(rec, key)
@@ -367,27 +390,36 @@ class Runner:
         # the model holds this message and its forecast is out (or dead-lettered): a
         # checkpoint must place the position after it
         self.positions[p] = obs.offset + 1
+        if self.scorer is not None:
+            self.scorer.observe(key, y, fc)
         if self.plot_keys:
             tr = self.trace.get(key)
             if tr is None and len(self.trace) < self.plot_keys:
-                tr = self.trace[key] = []
+                tr = self.trace[key] = deque(maxlen=self.trace_len)
             if tr is not None:
-                tr.append((obs.offset, y, pred))
+                step = self._steps.get(key, -1) + 1
+                self._steps[key] = step
+                tr.append((step, obs.time, y, pred))
                 if fc:
-                    self.last_forecast[key] = (obs.offset, fc)
+                    self.last_forecast[key] = (step, obs.time, fc)
         self.since_checkpoint += 1
         if self.checkpoint_every and self.since_checkpoint >= self.checkpoint_every:
             self.checkpoint()
         return rec
 
     def totals(self):
-        """The counters summed over partitions: messages, bad, scored, abs_error,
-        abs_error_last, evicted, undeliverable."""
+        """The counters summed over partitions, cumulative over resumed runs: messages, bad,
+        scored, abs_error, abs_error_last, evicted, undeliverable."""
         t = self._new_stats()
         for st in self.stats.values():
             for k in t:
                 t[k] += st.get(k, 0)
         return t
+
+    def run_totals(self):
+        """The counters of this run only (:meth:`totals` less what checkpoints carried in)."""
+        t = self.totals()
+        return {k: t[k] + self._dropped[k] - self._carried[k] for k in t}
 
     def run(self, limit=0, idle_exit=0.0, progress=None):
         """Read until the source ends, ``limit`` messages, ``idle_exit`` seconds without a
