@@ -22,7 +22,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from brokers import MockKafka, produce  # noqa: E402
 
 from streamrnn import checkpoint as ck  # noqa: E402
-from streamrnn.cli import Runner  # noqa: E402
+from streamrnn import spec as spec_mod  # noqa: E402
+from streamrnn.streams import Runner  # noqa: E402
 from streamrnn.streams import BadMessages, Decoder  # noqa: E402
 from streamrnn.streams.kafka import KafkaSink, KafkaSource  # noqa: E402
 
@@ -55,7 +56,7 @@ def main():
     ap.add_argument("--horizon", type=int, default=0)
     a = ap.parse_args()
     n = a.messages
-    spec = ck.model_spec("gru", hidden_size=16, update_every=a.update_every, seed=1)
+    spec = spec_mod.model_spec("gru", hidden_size=16, update_every=a.update_every, seed=1)
     kafka = MockKafka(1)
     kafka.create_topic("in", 4)
     produce(kafka.bootstrap, "in", items(n, a.keys))
@@ -71,7 +72,7 @@ def main():
     for o in obs:
         m = models.get(o.key)
         if m is None:
-            m = models[o.key] = ck.build_model(spec)
+            m = models[o.key] = spec_mod.build_model(spec)
         t0 = perf()
         m.learn_one(o.y, o.x)
         p = m.last_prediction
@@ -116,7 +117,9 @@ def main():
         t0 = perf()
         runner.checkpoint(force=True)
         t_ck = perf() - t0
-        ck_bytes = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+        runner.store.close()
+        ck_bytes = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
+                       if f.endswith(".srnn"))
     src.close()
     kafka.close()
 

@@ -6,11 +6,17 @@ writes for every observation the one-step prediction made *before* learning it (
 together with the source position. Without ``--source`` it replays river's WaterFlow dataset
 (1,268 hourly flow readings of a water pipe) as a demo.
 
-The processing loop is :class:`Runner`, usable from Python (the benchmark drives it).
+``streamrnn backtest`` replays a source the same way and scores every step ahead against the
+last value and the seasonal naive forecast (:mod:`streamrnn.backtest`); ``streamrnn inspect``
+shows what a checkpoint holds without building a model.
+
+The processing loop is :class:`streamrnn.streams.Runner`, usable from Python; this module only
+parses arguments and prints.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -19,226 +25,24 @@ import sys
 import time
 
 from streamrnn import checkpoint as ck
-from streamrnn.streams import BadMessages, Decoder, open_sink, open_source, parse_address
-from streamrnn.streams.files import DatasetSource
+from streamrnn.streams import (BadMessages, Decoder, NullSink, open_sink, open_source,
+                               parse_address)
+from streamrnn.streams import messages as _msg
+from streamrnn.streams.files import MAX_LINE_BYTES, DatasetSource
+from streamrnn.streams.report import horizon_table, need_matplotlib, plot_trace
+from streamrnn.streams.runner import MAX_FEATURES, MAX_KEYS, Runner
 
-__all__ = ["main", "Runner", "build_parser"]
+from streamrnn.spec import default_lr, model_spec
+
+__all__ = ["main", "build_parser"]
 
 log = logging.getLogger("streamrnn")
-
-OFFSET_BEGINNING = -2  # librdkafka's "earliest"
-
-
-class Runner:
-    """One forecaster per key, fed from ``source`` and published to ``sink``.
-
-    Positions (partition -> next offset), per-partition counters and the key -> partition map
-    (a key lives in the checkpoint of the partition it was first seen in) are kept so that a
-    checkpoint of a partition holds exactly the models and the position that belong together.
-    """
-
-    def __init__(self, spec, source, sink, horizon=0, store=None, checkpoint_every=0, bad=None,
-                 plot_keys=0):
-        self.spec = spec
-        self.source = source
-        self.sink = sink
-        self.horizon = horizon
-        self.store = store
-        self.checkpoint_every = checkpoint_every
-        self.bad = bad if bad is not None else getattr(source, "bad", None) or BadMessages()
-        self.models = {}
-        self.home = {}                      # key -> partition
-        self.keys_of = {}                   # partition -> [keys]
-        self.positions = {}                 # partition -> next offset
-        self.stats = {}                     # partition -> counters
-        self.dirty = set()
-        self.since_checkpoint = 0
-        self.last_checkpoint = None         # time of the last checkpoint
-        self.checkpoints = 0
-        self.stop = False
-        self.closing = False
-        self.plot_keys = plot_keys
-        self.trace = {}                     # key -> [(offset, y, prediction)]
-        self.last_forecast = {}
-        self._warned_split = set()
-        self._build = lambda: ck.build_model(spec)
-
-    # ------------------------------------------------------------------ checkpoints
-    def restore(self, partitions):
-        """Load the checkpoints of ``partitions``; returns {partition: offset to start at}."""
-        starts = {}
-        for p in partitions:
-            c = self.store.load(p, self.spec) if self.store is not None else None
-            if c is None:
-                if self.store is not None:
-                    starts[p] = OFFSET_BEGINNING  # no checkpoint: learn from the beginning
-                continue
-            want = {k: v for k, v in self.source.describe(p).items() if k != "partition"}
-            have = {k: v for k, v in (c.source or {}).items() if k != "partition"}
-            if have != want:
-                raise ck.CheckpointError(f"{c.path} belongs to source {have}, not {want}")
-            for key, m in c.models.items():
-                self.models[key] = m
-                self.home[key] = p
-            self.keys_of[p] = list(c.models)
-            self.positions[p] = int(c.position["offset"])
-            self.stats[p] = dict(c.extra.get("stats", {})) or self._new_stats()
-            starts[p] = self.positions[p]
-            log.info("resumed partition %s at offset %s with %d models", p, starts[p],
-                     len(c.models))
-        return starts
-
-    def checkpoint(self, partitions=None, force=False):
-        if self.store is None:
-            return
-        parts = [p for p in (self.positions if partitions is None else partitions)
-                 if p in self.positions and (force or p in self.dirty)]
-        if not parts:
-            return
-        # forecasts up to the checkpoint must be out before positions move on: a sink that
-        # could not deliver them (returns False) gets no checkpoint, so a restart from the
-        # previous one produces them again
-        if self.sink.flush() is False:
-            log.error("the sink did not deliver every forecast: no checkpoint is written, so a "
-                      "restart replays from the previous one")
-            return
-        for p in parts:
-            models = {k: self.models[k] for k in self.keys_of.get(p, ())}
-            self.store.save(p, models, self.spec, self.source.describe(p), self.positions[p],
-                            extra={"stats": self.stats[p]})
-            self.dirty.discard(p)
-        self.source.commit({p: self.positions[p] for p in parts})
-        self.since_checkpoint = 0
-        self.last_checkpoint = time.time()
-        self.checkpoints += 1
-
-    def revoke(self, partitions, lost=False):
-        """Partitions leave this process: checkpoint them (unless lost) and drop their models."""
-        if not lost:
-            self.checkpoint(partitions)
-        if self.closing:
-            return  # shutting down: keep models and counters for the summary
-        for p in partitions:
-            for key in self.keys_of.pop(p, ()):
-                self.models.pop(key, None)
-                self.home.pop(key, None)
-            self.positions.pop(p, None)
-            self.stats.pop(p, None)
-            self.dirty.discard(p)
-
-    @staticmethod
-    def _new_stats():
-        return {"messages": 0, "bad": 0, "scored": 0, "abs_error": 0.0, "abs_error_last": 0.0}
-
-    # ------------------------------------------------------------------ the loop body
-    def process(self, obs):
-        """Learn one observation and publish its forecast record."""
-        p = obs.partition
-        st = self.stats.get(p)
-        if st is None:
-            st = self.stats[p] = self._new_stats()
-        st["messages"] += 1
-        self.dirty.add(p)
-        if obs.error is not None:
-            st["bad"] += 1
-            self.bad(obs)
-            self.positions[p] = obs.offset + 1
-            return None
-        key, x, y = obs.key, obs.x, obs.y
-        m = self.models.get(key)
-        if m is None:
-            m = self.models[key] = self._build()
-            self.home[key] = p
-            self.keys_of.setdefault(p, []).append(key)
-        elif self.home[key] != p and key not in self._warned_split:
-            self._warned_split.add(key)
-            log.warning("key %r appears in partitions %s and %s; its model is checkpointed with "
-                        "partition %s only (exactly-once needs each key in one partition)", key,
-                        self.home[key], p, self.home[key])
-        hist = m._hist
-        last = hist[-1] if hist else None
-        try:
-            m.learn_one(y, x)  # its forward pass is the prediction made before learning y
-            pred = m.last_prediction if last is not None else None
-            # the model now holds this message: a checkpoint must place the position after it
-            self.positions[p] = obs.offset + 1
-        except (ValueError, TypeError) as e:  # the model rejected it and is unchanged
-            st["bad"] += 1
-            self.bad(obs, f"rejected by the model: {e}")
-            self.positions[p] = obs.offset + 1
-            return None
-        if last is not None:
-            st["scored"] += 1
-            st["abs_error"] += abs(y - pred)
-            st["abs_error_last"] += abs(y - last)
-        fc = m.forecast(self.horizon) if self.horizon else []
-        rec = {"key": key, "time": obs.time, "partition": p, "offset": obs.offset,
-               "prediction": pred, "forecast": fc}
-        self.sink.send(rec, key)
-        self.positions[p] = obs.offset + 1
-        if self.plot_keys:
-            tr = self.trace.get(key)
-            if tr is None and len(self.trace) < self.plot_keys:
-                tr = self.trace[key] = []
-            if tr is not None:
-                tr.append((obs.offset, y, pred))
-                if fc:
-                    self.last_forecast[key] = (obs.offset, fc)
-        self.since_checkpoint += 1
-        if self.checkpoint_every and self.since_checkpoint >= self.checkpoint_every:
-            self.checkpoint()
-        return rec
-
-    def totals(self):
-        t = self._new_stats()
-        for st in self.stats.values():
-            for k in t:
-                t[k] += st[k]
-        return t
-
-    def run(self, limit=0, idle_exit=0.0, progress=None):
-        """Read until the source ends, ``limit`` messages, ``idle_exit`` seconds without a
-        message, or ``stop`` is set; then write a final checkpoint."""
-        n = 0
-        last_msg = time.monotonic()
-        read = self.source.read
-        process = self.process
-        failed = False
-        try:
-            while not self.stop:
-                timeout = 0.5 if not idle_exit else max(0.0, min(0.5, idle_exit))
-                batch = read(timeout)
-                if batch is None:
-                    break
-                if batch:
-                    last_msg = time.monotonic()
-                    for obs in batch:
-                        process(obs)
-                        n += 1
-                        if (limit and n >= limit) or self.stop:
-                            self.stop = True
-                            break
-                    self.sink.tick()
-                elif idle_exit and time.monotonic() - last_msg >= idle_exit:
-                    log.info("nothing arrived for %.1f s: stopping", idle_exit)
-                    break
-                if progress is not None:
-                    progress(self)
-        except BaseException:
-            # an error escaped (e.g. the sink broke): keep the last checkpoint as it is, so a
-            # restart replays from there and repeats outputs rather than losing any
-            failed = True
-            raise
-        finally:
-            if not failed:
-                self.checkpoint()
-                self.sink.flush()
-        return n
 
 
 # ---------------------------------------------------------------------------- presentation
 class Progress:
-    """A live status line on stderr (only on a terminal)."""
+    """A live status line on stderr (only on a terminal, and never while records go to the
+    same terminal)."""
 
     def __init__(self, stream=sys.stderr, every=0.5):
         self.stream = stream
@@ -252,186 +56,642 @@ class Progress:
         now = time.monotonic()
         if not final and now - self.last < self.every:
             return
-        t = runner.totals()
+        t = runner.run_totals()
         rate = (t["messages"] - self.last_n) / max(1e-9, now - self.last_t)
         self.last, self.last_n, self.last_t = now, t["messages"], now
         mae = t["abs_error"] / t["scored"] if t["scored"] else float("nan")
-        ck_txt = ("never" if runner.last_checkpoint is None
-                  else f"{time.time() - runner.last_checkpoint:.0f}s ago")
-        line = (f"\r{t['messages']:>10,d} msgs {rate:>9,.0f}/s  keys {len(runner.models):,d}  "
-                f"MAE {mae:.4g}  bad {t['bad']:,d}  checkpoint {ck_txt}   ")
-        self.stream.write(line + ("\n" if final else ""))
+        ck_txt = ("" if runner.store is None else "  checkpoint " + (
+            "never" if runner.last_checkpoint is None
+            else f"{time.time() - runner.last_checkpoint:.0f}s ago"))
+        line = (f"{t['messages']:>10,d} msgs {rate:>9,.0f}/s  keys {len(runner.models):,d}  "
+                f"MAE {mae:.4g}  bad {t['bad']:,d}{ck_txt}")
+        if runner.evicted:
+            line += f"  evicted {runner.evicted:,d}"
+        # \r and erase-to-end-of-line: a shorter line leaves nothing of the previous one
+        self.stream.write("\r\x1b[K" + line + ("\n" if final else ""))
         self.stream.flush()
 
 
-def _plot(runner, path, target):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("--plot needs matplotlib: pip install 'streamrnn[plot]'") from None
-    keys = list(runner.trace)
-    if not keys:
-        log.warning("--plot: nothing to plot")
-        return
-    fig, axes = plt.subplots(len(keys), 1, figsize=(11, 3.2 * len(keys)), squeeze=False)
-    for ax, key in zip(axes[:, 0], keys):
-        tr = runner.trace[key][-600:]
-        off = [t[0] for t in tr]
-        ax.plot(off, [t[1] for t in tr], color="black", lw=1.2, label="actual")
-        pts = [(t[0], t[2]) for t in tr if t[2] is not None]
-        ax.plot([a for a, _ in pts], [b for _, b in pts], color="tab:orange", lw=1,
-                label="one-step prediction (before learning)")
-        if key in runner.last_forecast:
-            o, fc = runner.last_forecast[key]
-            ax.plot(range(o + 1, o + 1 + len(fc)), fc, color="tab:blue", ls="--",
-                    label=f"forecast, next {len(fc)} steps")
-        ax.set_title(f"{key}")
-        ax.set_xlabel("offset")
-        ax.set_ylabel(target)
-        ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(text):
+    v = str(text).upper()
+    if v not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(LOG_LEVELS)} "
+                                         "(any case)")
+    return v
 
 
 # ---------------------------------------------------------------------------- command line
-def build_parser():
-    ap = argparse.ArgumentParser(prog="streamrnn", description="Recurrent forecasters that "
-                                 "keep learning while the data streams in.")
-    sub = ap.add_subparsers(dest="command", required=True)
-    f = sub.add_parser("forecast", help="learn and forecast a stream, one model per key",
-                       description="Learn and forecast a stream, one model per series key. "
-                       "Forecast records go to --sink as JSON lines; progress and the summary go "
-                       "to stderr.")
+class _Parser(argparse.ArgumentParser):
+    """An error in a subcommand's options prints that subcommand's usage, not the top one."""
+
+    def parse_args(self, args=None, namespace=None):
+        args, extra = self.parse_known_args(args, namespace)
+        if extra:
+            sub = self._subparser_for(args)
+            (sub or self).error(f"unrecognized arguments: {' '.join(extra)}")
+        return args
+
+    def _subparser_for(self, args):
+        for a in self._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                return a.choices.get(getattr(args, "command", None))
+        return None
+
+
+def _version():
+    from streamrnn import __version__
+    from streamrnn.streams.messages import json_backend
+    return (f"streamrnn {__version__} (Python {sys.version.split()[0]}, JSON parser "
+            f"{json_backend}, checkpoint format {ck.FORMAT_VERSION})")
+
+
+def _stream_options(f, demo_horizon):
+    """The options forecast and backtest share: the source, the model, the fields, limits."""
     f.add_argument("--source", help="file.csv, file.jsonl, - (stdin), "
                    "kafka://HOST:PORT/TOPIC?group=NAME or mqtt://HOST:PORT/TOPIC "
                    "(default: replay river's WaterFlow dataset)")
-    f.add_argument("--sink", help="- (stdout, default), file.jsonl, kafka://HOST:PORT/TOPIC or "
-                   "mqtt://HOST:PORT/TOPIC")
-    f.add_argument("--model", choices=["rnn", "lstm", "gru"], default="gru")
-    f.add_argument("--hidden-size", type=int, default=16)
-    f.add_argument("--num-layers", type=int, default=1)
-    f.add_argument("--tbptt-steps", type=int, default=16)
-    f.add_argument("--update-every", type=int, default=1)
-    f.add_argument("--lr", type=float, default=None,
-                   help="Adam's learning rate (default: the forecasters' default, 0.001)")
-    f.add_argument("--seasonality", type=int, default=0, help="season length (default 0)")
-    f.add_argument("--seed", type=int, default=42)
-    f.add_argument("--horizon", type=int, default=None, help="steps forecast after each "
-                   "observation (default 0; 24 for the built-in demo)")
-    f.add_argument("--target", default="y", help="field holding the value (default y)")
+    f.add_argument("--target", default="y", help="field (CSV: column) holding the value")
     f.add_argument("--key", default=None, help="field naming the series; @key: the Kafka "
                    "message key (default for Kafka); @topic or @topic:N: the MQTT topic or one "
-                   "of its levels (default for MQTT: @topic)")
-    f.add_argument("--time", default=None, help="field holding the time stamp")
-    f.add_argument("--checkpoint", metavar="DIR", help="directory of per-partition checkpoints; "
+                   "of its levels (default for MQTT: @topic); none: a single series")
+    f.add_argument("--time", default=None, help="field holding the time stamp (ISO 8601 or "
+                   "epoch seconds/milliseconds; copied into each record; the plot's x-axis)")
+    m = f.add_argument_group("model")
+    m.add_argument("--model", choices=["rnn", "lstm", "gru"], default="gru",
+                   help="the recurrent cell")
+    m.add_argument("--hidden-size", type=int, default=16, help="units per layer")
+    m.add_argument("--num-layers", type=int, default=1, help="stacked recurrent layers")
+    m.add_argument("--tbptt-steps", type=int, default=16,
+                   help="steps of truncated backpropagation through time")
+    m.add_argument("--update-every", type=int, default=1,
+                   help="learn (one truncated-BPTT update) every N values")
+    m.add_argument("--lr", type=float, default=None,
+                   help="Adam's learning rate (default: the forecasters' default, "
+                   f"{default_lr():g})")
+    m.add_argument("--seasonality", type=_nonnegative, default=0, help="season length in steps "
+                   "(the model's seasonal baseline and the seasonal naive one it is scored "
+                   "against); 0: none")
+    m.add_argument("--seed", type=int, default=42, help="seed of the initial weights")
+    m.add_argument("--horizon", type=_nonnegative, default=None, help="steps forecast after "
+                   f"each observation (default {demo_horizon[0]}; {demo_horizon[1]} for the "
+                   "built-in demo)")
+    f.add_argument("--limit", type=_nonnegative, default=0, metavar="N",
+                   help="stop after N messages (0: no limit)")
+    f.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="keep retrying a first connection to Kafka or MQTT (with backoff) for "
+                   "this long, then fail naming the address")
+    f.add_argument("--dead-letter", metavar="URL", help="sink for bad messages and for "
+                   "forecasts the sink refused for good")
+    lim = f.add_argument_group("limits", "what one message or the whole run may cost; a message "
+                               "over a limit is a bad message (counted, dead-lettered)")
+    lim.add_argument("--max-keys", type=_positive, default=MAX_KEYS, metavar="N",
+                     help="models kept at once; a new key beyond this evicts the least "
+                     "recently seen key (which, if it returns, starts with a fresh model)")
+    lim.add_argument("--max-features", type=_positive, default=MAX_FEATURES, metavar="N",
+                     help="distinct feature names one key's model may learn")
+    lim.add_argument("--max-message-bytes", type=_positive, default=_msg.MAX_BYTES, metavar="B",
+                     help="largest message")
+    lim.add_argument("--max-line-bytes", type=_positive, default=MAX_LINE_BYTES, metavar="B",
+                     help="longest line of a file or stdin (a longer line is "
+                     "skipped without being buffered whole)")
+    lim.add_argument("--max-depth", type=_positive, default=_msg.MAX_DEPTH, metavar="N",
+                     help="deepest nesting of JSON arrays and objects")
+    lim.add_argument("--max-fields", type=_positive, default=_msg.MAX_FIELDS, metavar="N",
+                     help="most fields in a message")
+    lim.add_argument("--max-key-chars", type=_positive, default=_msg.MAX_KEY_CHARS, metavar="N",
+                     help="longest series key")
+    lim.add_argument("--max-time-chars", type=_positive, default=_msg.MAX_TIME_CHARS,
+                     metavar="N", help="longest time stamp (copied into each forecast record)")
+    lim.add_argument("--dead-letter-bytes", type=_nonnegative, default=_msg.DEAD_LETTER_BYTES,
+                     metavar="B", help="payload bytes kept in a dead-letter record (the rest is "
+                     "cut; payload_bytes gives the original size)")
+    out = f.add_argument_group("output")
+    out.add_argument("--plot", metavar="FILE.png", help="plot, per key, actual, the one-step "
+                     "prediction and the last forecast (on the --time axis when given); needs "
+                     "matplotlib, checked before anything is read")
+    out.add_argument("--plot-keys", type=_positive, default=6, metavar="N",
+                     help="keys drawn by --plot (the first N seen; the output names them)")
+    out.add_argument("--quiet", action="store_true", help="no progress line and no summary "
+                     "(errors are still printed)")
+    out.add_argument("--log-level", type=_log_level, default="WARNING",
+                     help=f"{', '.join(LOG_LEVELS)}: how much is logged to stderr")
+    return out
+
+
+def build_parser():
+    ap = _Parser(prog="streamrnn", description="Recurrent forecasters that keep learning while "
+                 "the data streams in.")
+    ap.add_argument("--version", action="version", version=_version())
+    fmt = _DefaultsShown
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    f = sub.add_parser("forecast", help="learn and forecast a stream, one model per key",
+                       description="Learn and forecast a stream, one model per series key. "
+                       "Forecast records go to --sink as JSON lines; progress and the summary go "
+                       "to stderr. Exit status: 0 done, 2 an error (a message says what), 130 "
+                       "stopped by Ctrl-C (after a final checkpoint).", formatter_class=fmt)
+    out = _stream_options(f, (0, 24))
+    out.add_argument("--sink", help="- (stdout, the default; the demo writes nothing when stdout "
+                     "is a terminal), file.jsonl, kafka://HOST:PORT/TOPIC or "
+                     "mqtt://HOST:PORT/TOPIC[{key}]")
+    c = f.add_argument_group("checkpoints")
+    c.add_argument("--checkpoint", metavar="DIR", help="directory of per-partition checkpoints; "
                    "resumes from it when it holds some")
-    f.add_argument("--checkpoint-every", type=int, default=10000, metavar="N",
-                   help="checkpoint after every N messages (default 10000)")
-    f.add_argument("--limit", type=int, default=0, metavar="N", help="stop after N messages")
+    c.add_argument("--checkpoint-every", type=int, default=10000, metavar="N",
+                   help="checkpoint after every N messages (and at the end)")
     f.add_argument("--idle-exit", type=float, default=0.0, metavar="SECONDS",
-                   help="stop when nothing has arrived for this long")
-    f.add_argument("--dead-letter", metavar="URL", help="sink for bad messages")
-    f.add_argument("--plot", metavar="FILE.png", help="plot forecast versus actual")
-    f.add_argument("--quiet", action="store_true", help="no progress line and no summary")
-    f.add_argument("--log-level", default="WARNING")
+                   help="stop when nothing has arrived for this long (0: never)")
+
+    b = sub.add_parser("backtest", help="replay a file (or any source) and score the forecasts "
+                       "per step ahead against last value and seasonal naive",
+                       description="Replay a source through one model per key, forecasting "
+                       "each value before learning it, and score every step ahead (MAE, sMAPE, "
+                       "MASE) against the last value and, with --seasonality, the seasonal naive "
+                       "forecast. The table goes to stdout (--json: as JSON); exit 0.",
+                       formatter_class=fmt)
+    out = _stream_options(b, (1, 24))
+    out.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    out.add_argument("--table-keys", type=_nonnegative, default=5, metavar="N",
+                     help="keys (the first seen) also scored and shown one by one")
+
+    i = sub.add_parser("inspect", help="what a checkpoint holds, without building models",
+                       description="Show what a checkpoint file (or each file of a checkpoint "
+                       "directory) holds: format version, streamrnn version, creation time, "
+                       "model spec, source, position, keys and sizes. Nothing is built; a file "
+                       "that is not a valid checkpoint gives a clear error and exit 2.",
+                       formatter_class=fmt)
+    i.add_argument("checkpoint", metavar="CHECKPOINT", help="a .srnn file or a directory of them")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    i.add_argument("--keys", type=_nonnegative, default=10, metavar="N",
+                   help="keys listed per file (JSON lists them all)")
     return ap
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+    """Show each option's default, unless its help already says it or there is none."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if "default" in h or action.default in (None, False, argparse.SUPPRESS) \
+                or not action.option_strings:
+            return h
+        return h + " (default: %(default)s)"
+
+
+def _positive(text):
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _nonnegative(text):
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+class _Stopped:
+    """SIGINT/SIGTERM stop the runner (it checkpoints and the summary is printed); the exit
+    status is then 128 + the signal number (130 for Ctrl-C)."""
+
+    def __init__(self):
+        self.signum = None
+        self.runner = None
+
+    def __call__(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.signum = signum
+        if self.runner is not None:
+            self.runner.stop = True
+
+    def install(self):
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+        return self
+
+    def status(self):
+        return 0 if self.signum is None else 128 + int(self.signum)
+
+
+def _spec(args):
+    lr = args.lr if args.lr is not None else default_lr()
+    return model_spec(args.model, lr=lr, hidden_size=args.hidden_size,
+                      num_layers=args.num_layers, tbptt_steps=args.tbptt_steps,
+                      update_every=args.update_every, seasonality=args.seasonality,
+                      seed=args.seed)
+
+
+def _where(role, address):
+    return f"the {role} {address}"
+
+
+def _open_role(role, address, fn):
+    """Run ``fn()``; a connection or file error names the role and address."""
+    try:
+        return fn()
+    except ConnectionError as e:
+        raise ConnectionError(f"cannot connect to {_where(role, address)}: {e}") from None
+    except (OSError, ValueError) as e:
+        if isinstance(e, (ck.CheckpointError,)):
+            raise
+        msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        if isinstance(e, OSError) and e.filename and address not in msg:
+            msg = f"{msg}: {e.filename}"
+        if msg.startswith(address):  # e.g. a file's own error, which names it already
+            msg = msg[len(address):].lstrip(": ")
+        raise type(e)(f"{_where(role, address)}: {msg}") from None
+
+
+def _open_source(args, demo, bad):
+    if demo:
+        from river.datasets import WaterFlow
+        return DatasetSource(WaterFlow(), key="waterflow", bad=bad)
+    scheme = parse_address(args.source)["scheme"]
+    key = args.key
+    if key is None:
+        key = {"kafka": "@key", "mqtt": "@topic"}.get(scheme)
+    elif key.lower() == "none":
+        key = None
+    decoder = Decoder(args.target, key, args.time, max_bytes=args.max_message_bytes,
+                      max_depth=args.max_depth, max_fields=args.max_fields,
+                      max_key_chars=args.max_key_chars, max_time_chars=args.max_time_chars)
+    extra = {"connect_timeout": args.connect_timeout} if scheme in ("kafka", "mqtt") else {}
+    return _open_role("source", args.source, lambda: open_source(
+        args.source, decoder, bad, max_line_bytes=args.max_line_bytes, **extra))
+
+
+def _stdout_is_terminal():
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _stderr_is_terminal():
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def forecast_command(args) -> int:
     demo = args.source is None
-    lr = args.lr if args.lr is not None else ck.default_lr()
     horizon = args.horizon if args.horizon is not None else (24 if demo else 0)
-    spec = ck.model_spec(args.model, lr=lr, hidden_size=args.hidden_size,
-                         num_layers=args.num_layers, tbptt_steps=args.tbptt_steps,
-                         update_every=args.update_every, seasonality=args.seasonality,
-                         seed=args.seed)
-    dead = open_sink(args.dead_letter) if args.dead_letter else None
-    bad = BadMessages(dead)
-    if demo:
-        from river.datasets import WaterFlow
-        source = DatasetSource(WaterFlow(), key="waterflow", bad=bad)
-    else:
-        scheme = parse_address(args.source)["scheme"]
-        key = args.key
-        if key is None:
-            key = {"kafka": "@key", "mqtt": "@topic"}.get(scheme)
-        source = open_source(args.source, Decoder(args.target, key, args.time), bad)
-    sink = open_sink(args.sink)
+    if args.plot:
+        need_matplotlib()  # before anything is read, not after the whole run
+    spec = _spec(args)
+    # the checkpoint directory first: a locked or read-only one fails before anything is read
     store = ck.CheckpointStore(args.checkpoint) if args.checkpoint else None
+    opened = [store]
+    try:
+        return _forecast(args, demo, horizon, spec, store, opened)
+    finally:
+        for thing in reversed(opened):  # close what was opened, even after an error
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception as e:  # noqa: BLE001 - the first error is the one to report
+                    log.debug("closing %s: %s", type(thing).__name__, e)
+
+
+def _forecast(args, demo, horizon, spec, store, opened):
+    timeout = args.connect_timeout
+    dead = (_open_role("dead-letter sink", args.dead_letter,
+                       lambda: open_sink(args.dead_letter, connect_timeout=timeout))
+            if args.dead_letter else None)
+    opened.append(dead)
+    bad = BadMessages(dead, max_payload_bytes=args.dead_letter_bytes)
+    source = _open_source(args, demo, bad)
+    opened.append(source)
+    to_terminal = args.sink in (None, "-") and _stdout_is_terminal()
+    note = None
+    if demo and args.sink is None and to_terminal:
+        sink = NullSink()  # 1,268 records of JSON would flood the screen
+        note = ("the demo writes no records to a terminal (--sink - shows them, --sink FILE "
+                "keeps them, a pipe or redirection gets them)")
+    else:
+        sink = _open_role("sink", args.sink or "-",
+                          lambda: open_sink(args.sink, connect_timeout=timeout))
+    opened.append(sink)
+    stopped = _Stopped().install()
     runner = Runner(spec, source, sink, horizon=horizon, store=store,
                     checkpoint_every=args.checkpoint_every if store else 0, bad=bad,
-                    plot_keys=3 if args.plot else 0)
+                    plot_keys=args.plot_keys if args.plot else 0, max_keys=args.max_keys,
+                    max_features=args.max_features)
+    stopped.runner = runner
     if hasattr(source, "on_assign"):  # Kafka: partitions arrive through the group
-        source.on_assign = runner.restore
+        source.on_assign = _announcing(runner, args.quiet)
         source.on_revoke = runner.revoke
     else:
-        starts = runner.restore([0])
+        starts = _announcing(runner, args.quiet)([0])
         if starts.get(0, 0) > 0:
             source.seek({0: starts[0]})
-
-    def _stop(signum, frame):
-        runner.stop = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    show = not args.quiet and sys.stderr.isatty()
+    # a progress line only where it cannot interleave with the records
+    show = not args.quiet and _stderr_is_terminal() and not (to_terminal and
+                                                             not isinstance(sink, NullSink))
     progress = Progress() if show else None
+    if note and not args.quiet:
+        sys.stderr.write(f"streamrnn: {note}\n")
     t0 = time.monotonic()
     try:
         n = runner.run(limit=args.limit, idle_exit=args.idle_exit, progress=progress)
     finally:
         runner.closing = True
-        source.close()
-        sink.close()
-        if dead is not None:
-            dead.close()
+        opened.remove(source)
+        source.close()  # Kafka: the group revokes, the runner checkpoints (unless it failed)
+    # the sinks are closed (flushed, fsync-ed) before the summary
+    for s in (sink, dead):
+        if s is not None:
+            opened.remove(s)
+            s.close()
     elapsed = time.monotonic() - t0
     if progress is not None:
         progress(runner, final=True)
+    drawn = None
     if args.plot:
-        _plot(runner, args.plot, args.target)
+        drawn = plot_trace(runner, args.plot, args.target,
+                           title=f"streamrnn forecast: {args.source or 'WaterFlow demo'}")
     if not args.quiet:
-        _summary(runner, n, elapsed, args, spec)
-    return 0
+        _summary(runner, n, elapsed, args, spec, drawn, stopped)
+    return stopped.status()
 
 
-def _summary(runner, n, elapsed, args, spec):
-    t = runner.totals()
+def _announcing(runner, quiet):
+    """``runner.restore`` that says on stderr what it resumed (not only in the log)."""
+    def restore(partitions):
+        starts = runner.restore(partitions)
+        for p in partitions:
+            if p in runner.resumed and not quiet:
+                off, nm = runner.resumed.pop(p)
+                sys.stderr.write(f"streamrnn: resuming partition {p} from "
+                                 f"{runner.store.path(p)} at offset {off:,d} with {nm:,d} "
+                                 f"model{'s' if nm != 1 else ''}\n")
+        return starts
+    return restore
+
+
+def _plural(n, word):
+    return f"{n:,d} {word}{'' if n == 1 else 's'}"
+
+
+def _bad_text(runner, t):
+    txt = f"{t['bad']:,d} bad"
+    kinds = {k: v for k, v in runner.bad.by_reason.items() if k != "undeliverable forecast"}
+    if kinds:
+        txt += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) + ")"
+    return txt
+
+
+def _summary(runner, n, elapsed, args, spec, drawn, stopped):
     w = sys.stderr.write
-    w(f"streamrnn forecast: {n:,d} messages in {elapsed:.1f} s ({n / max(elapsed, 1e-9):,.0f}/s), "
-      f"{len(runner.models):,d} keys, {t['bad']:,d} bad")
-    if runner.bad.by_reason:
-        w(" (" + ", ".join(f"{k}: {v}" for k, v in sorted(runner.bad.by_reason.items())) + ")")
+    t, cum = runner.run_totals(), runner.totals()
+    stop = " (stopped by a signal)" if stopped.signum is not None else ""
+    w(f"streamrnn forecast: {n:,d} messages in {elapsed:.1f} s ({n / max(elapsed, 1e-9):,.0f}/s)"
+      f"{stop}, {_plural(len(runner.models), 'key')}, {_bad_text(runner, t)}")
+    if t["undeliverable"]:
+        w(f", {t['undeliverable']:,d} forecasts the sink refused (dead-lettered)")
+    if runner.evicted:
+        w(f", {runner.evicted:,d} keys evicted (over --max-keys {runner.max_keys:,d}; a "
+          "returning key starts afresh)")
     w("\n")
+    if cum["messages"] != t["messages"]:
+        w(f"  with the resumed checkpoints: {cum['messages']:,d} messages in all, "
+          f"{cum['bad']:,d} bad\n")
     if t["scored"]:
         mae, naive = t["abs_error"] / t["scored"], t["abs_error_last"] / t["scored"]
         gain = (1 - mae / naive) * 100 if naive > 0 else math.nan
-        w(f"  running MAE of the one-step predictions: {spec['cell'].upper()} {mae:.4f}  versus "
+        w(f"  one-step MAE (this run): {spec['cell'].upper()} {mae:.4f}  versus "
           f"last value {naive:.4f}  ({gain:+.1f}% {'better' if gain >= 0 else 'worse'}; "
           f"{t['scored']:,d} scored)\n")
+    sc = runner.scorer
+    if sc is not None and sc.scored():
+        w("  forecasts by step ahead (this run; each scored when its target arrived):\n")
+        for line in horizon_table(sc.table(), spec["cell"].upper(), indent="    "):
+            w(line + "\n")
     if runner.models:
         one = next(iter(runner.models.values()))
         w(f"  state per model: {ck.state_nbytes(one):,d} bytes\n")
     if runner.store is not None:
         w(f"  checkpoints in {runner.store.directory} (positions {runner.positions})\n")
     if args.plot:
-        w(f"  plot written to {args.plot}\n")
+        _plot_note(w, args.plot, drawn, runner)
 
 
+def _plot_note(w, path, drawn, runner):
+    keys, not_drawn = drawn
+    if not keys:
+        w(f"  --plot: nothing to plot ({path} not written)\n")
+        return
+    shown = ", ".join(repr(k) for k in keys)
+    w(f"  plot written to {path}: key{'s' if len(keys) > 1 else ''} {shown}")
+    if not_drawn:
+        w(f"; {not_drawn:,d} other key{'s' if not_drawn > 1 else ''} not drawn "
+          "(--plot-keys N draws the first N)")
+    last = max(len(runner.trace[k]) for k in keys)
+    if last >= runner.trace_len:
+        w(f"; each key's last {runner.trace_len:,d} values")
+    w("\n")
+
+
+# ---------------------------------------------------------------------------- backtest
+def backtest_command(args) -> int:
+    from streamrnn.backtest import backtest
+    demo = args.source is None
+    horizon = args.horizon if args.horizon is not None else (24 if demo else 1)
+    if horizon < 1:
+        raise ValueError("backtest needs --horizon >= 1")
+    if args.plot:
+        need_matplotlib()
+    spec = _spec(args)
+    opened = []
+    try:
+        dead = (_open_role("dead-letter sink", args.dead_letter,
+                           lambda: open_sink(args.dead_letter,
+                                             connect_timeout=args.connect_timeout))
+                if args.dead_letter else None)
+        opened.append(dead)
+        bad = BadMessages(dead, max_payload_bytes=args.dead_letter_bytes)
+        source = _open_source(args, demo, bad)
+        opened.append(source)
+        stopped = _Stopped().install()
+        show = not args.quiet and _stderr_is_terminal()
+
+        def hook(runner):
+            stopped.runner = runner
+        r = backtest(source, spec, horizon, args.seasonality, detail_keys=args.table_keys,
+                     plot_keys=args.plot_keys if args.plot else 0, max_keys=args.max_keys,
+                     max_features=args.max_features, limit=args.limit, bad=bad,
+                     progress=Progress() if show else None, runner_hook=hook)
+        if show:
+            sys.stderr.write("\r\x1b[K")
+    finally:
+        for thing in reversed(opened):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception as e:  # noqa: BLE001
+                    log.debug("closing %s: %s", type(thing).__name__, e)
+    drawn = None
+    if args.plot:
+        drawn = plot_trace(r.runner, args.plot, args.target,
+                           title=f"streamrnn backtest: {args.source or 'WaterFlow demo'}")
+    if args.json:
+        d = r.to_dict()
+        d["model"] = spec
+        if args.plot:
+            d["plot"] = {"path": args.plot, "keys": drawn[0], "not_drawn": drawn[1]}
+        sys.stdout.write(json.dumps(d, indent=1) + "\n")
+    else:
+        _backtest_report(r, args, spec, drawn, stopped)
+    return stopped.status()
+
+
+def _backtest_report(r, args, spec, drawn, stopped):
+    w = sys.stdout.write
+    t = r.runner.totals()
+    sc = r.scorer
+    name = spec["cell"].upper()
+    w(f"streamrnn backtest of {args.source or 'the WaterFlow demo'}: {r.messages:,d} messages, "
+      f"{_plural(sc.keys_seen, 'key')}, {_bad_text(r.runner, t)}; {r.elapsed:.1f} s"
+      f"{' (stopped by a signal)' if stopped.signum is not None else ''}\n")
+    w(f"  {name} hidden_size={spec['params'].get('hidden_size')}, horizon {sc.h}, "
+      f"seasonality {sc.m or 'none (--seasonality M adds the seasonal naive baseline)'}; "
+      "each value forecast before it was learned\n")
+    if not sc.scored():
+        w("  nothing scored: a key needs at least 2 values\n")
+    else:
+        w("\nall keys\n")
+        for line in horizon_table(sc.table(), name):
+            w(line + "\n")
+        if sc.keys_seen > 1:
+            for k in sc.per_key:
+                tab = sc.table(k)
+                if not sum(row["n"] for row in tab["model"]):
+                    continue
+                w(f"\nkey {k!r}\n")
+                for line in horizon_table(tab, name):
+                    w(line + "\n")
+            rest = sc.keys_seen - len(sc.per_key)
+            if rest > 0:
+                w(f"\n({rest:,d} more keys are in 'all keys' only; --table-keys N shows the "
+                  "first N one by one)\n")
+        w("\nMAE: mean absolute error; sMAPE: symmetric mean absolute percentage error (%); "
+          "MASE: the model's MAE over the in-sample MAE of the naive forecast one "
+          f"{'season' if sc.m else 'step'} back (below 1 beats it).\n")
+    if args.plot:
+        _plot_note(w, args.plot, drawn, r.runner)
+
+
+# ---------------------------------------------------------------------------- inspect
+def _inspect_one(path):
+    h = ck.read_header(path)
+    arrays = h.get("arrays") or []
+    size = os.path.getsize(path)
+    keys = list(h.get("keys") or [])
+    return {"path": os.path.abspath(path), "format": h.get("format"),
+            "version": h.get("version"), "streamrnn": h.get("streamrnn"),
+            "created": h.get("created"), "spec": h.get("spec"), "source": h.get("source"),
+            "position": h.get("position"), "keys": keys, "n_keys": len(keys),
+            "file_bytes": size, "array_bytes": sum(int(a.get("nbytes", 0)) for a in arrays),
+            "bytes_per_key": (size // len(keys)) if keys else None,
+            "extra": h.get("extra") or {}}
+
+
+def inspect_command(args) -> int:
+    path = args.checkpoint
+    if os.path.isdir(path):
+        files = sorted(os.path.join(path, f) for f in os.listdir(path)
+                       if f.endswith(".srnn") and not f.startswith("."))
+        if not files:
+            raise ck.CheckpointError(f"{path}: a directory without checkpoint files "
+                                     "(partition-*.srnn)")
+    elif os.path.exists(path):
+        files = [path]
+    else:
+        raise ck.CheckpointError(f"{path}: no such file or directory")
+    infos = [_inspect_one(f) for f in files]
+    if args.json:
+        sys.stdout.write(json.dumps(infos[0] if not os.path.isdir(path) else
+                                    {"directory": os.path.abspath(path), "files": infos},
+                                    indent=1) + "\n")
+        return 0
+    from streamrnn.spec import canonical
+    w = sys.stdout.write
+    for i, d in enumerate(infos):
+        if i:
+            w("\n")
+        w(f"{d['path']}\n")
+        w(f"  format       {d['format']} version {d['version']}, written by streamrnn "
+          f"{d['streamrnn']} at {d['created']}\n")
+        s = d["spec"] or {}
+        params = ", ".join(f"{k}={v}" for k, v in sorted((s.get("params") or {}).items()))
+        opt = s.get("optimizer") or {}
+        w(f"  model        {str(s.get('cell', '?')).upper()}  {params}\n")
+        loss = (s.get("loss") or {}).get("name")
+        w(f"  optimizer    {opt.get('name')} lr={opt.get('lr')}  loss {loss}\n")
+        src = d["source"] or {}
+        w(f"  source       {', '.join(f'{k}={v}' for k, v in src.items())}\n")
+        pos = d["position"] or {}
+        w(f"  position     partition {pos.get('partition')}, next offset "
+          f"{pos.get('offset', 0):,d}\n")
+        keys = d["keys"]
+        shown = ", ".join(repr(k) for k in keys[:args.keys])
+        more = f", ... ({len(keys) - args.keys:,d} more)" if len(keys) > args.keys else ""
+        w(f"  keys         {len(keys):,d}: {shown}{more}\n")
+        per = f", {d['bytes_per_key']:,d} per key" if d["bytes_per_key"] else ""
+        w(f"  size         {d['file_bytes']:,d} bytes ({d['array_bytes']:,d} of arrays{per})\n")
+        st = (d["extra"] or {}).get("stats")
+        if isinstance(st, dict) and "messages" in st:
+            w(f"  counters     {st.get('messages', 0):,d} messages, {st.get('bad', 0):,d} bad, "
+              f"{st.get('evicted', 0):,d} keys evicted\n")
+        if i == 0 and len(infos) > 1:
+            same = all(canonical(x["spec"]) == canonical(d["spec"]) for x in infos)
+            w(f"  ({len(infos)} files; {'all with this spec' if same else 'specs differ'})\n")
+    return 0
+
+
+# ---------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    level = getattr(args, "log_level", "WARNING")
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "forecast":
             return forecast_command(args)
+        if args.command == "backtest":
+            return backtest_command(args)
+        if args.command == "inspect":
+            return inspect_command(args)
+    except BrokenPipeError as e:
+        # the reader of the output went away: stop (the last checkpoint stays as it is)
+        _silence_stdout()
+        sys.stderr.write(f"streamrnn: error: the sink's reader closed it ({e}); the last "
+                         "checkpoint is kept, a restart replays from it\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("streamrnn: interrupted (the last checkpoint is kept)\n")
+        return 130
     except (ck.CheckpointError, ImportError, ValueError, ConnectionError, OSError) as e:
         sys.stderr.write(f"streamrnn: error: {e}\n")
         return 2
     return 1
+
+
+def _silence_stdout():
+    """After a broken pipe on stdout, point it at /dev/null so the interpreter's own final
+    flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

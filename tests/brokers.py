@@ -85,12 +85,14 @@ class MockKafka:
             self._mc = self._rk = None
 
 
-def produce(bootstrap, topic, items, flush=True):
-    """Produce ``(key, value)`` pairs (value: dict, bytes or str); returns the producer."""
+def produce(bootstrap, topic, items, flush=True, config=None):
+    """Produce ``(key, value)`` pairs (value: dict, bytes or str); returns the producer.
+    ``config``: extra producer settings (e.g. ``{"message.max.bytes": 5000000}``)."""
     import json
 
     from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 0})
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 0,
+                  **(config or {})})
     for key, value in items:
         if isinstance(value, dict):
             value = json.dumps(value)
@@ -144,3 +146,25 @@ class Mosquitto:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def consume(bootstrap, topic, until, timeout=60.0):
+    """Read ``topic`` from the beginning until ``until(values)`` is true or ``timeout``
+    passes; returns the list of (partition, offset, value bytes)."""
+    import uuid
+
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "log_level": 0})
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(out):
+            for m in c.consume(1000, 0.5):
+                if m.error() is None:
+                    out.append((m.partition(), m.offset(), m.value()))
+    finally:
+        c.close()
+    return out

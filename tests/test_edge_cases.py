@@ -11,7 +11,8 @@ from river import optim
 
 import streamrnn
 from streamrnn import checkpoint as ck
-from streamrnn.cli import Runner
+from streamrnn import spec as spec_mod
+from streamrnn.streams import Runner
 from streamrnn.streams import Decoder, JsonLinesSource, Sink
 
 
@@ -49,20 +50,20 @@ def _run(spec, path, store_dir, fail_at=None):
 def test_a_broken_sink_does_not_break_exactly_once(tmp_path):
     path = tmp_path / "data.jsonl"
     _write(path, [math.sin(i / 3) for i in range(60)])
-    spec = ck.model_spec("gru", hidden_size=4, seed=1)
+    spec = spec_mod.model_spec("gru", hidden_size=4, seed=1)
     reference, _ = _run(spec, path, tmp_path / "a")
     _run(spec, path, tmp_path / "b", fail_at=25)  # the sink breaks mid-stream
     resumed, sink = _run(spec, path, tmp_path / "b")
     a = reference.models["series"]._export_state()
     b = resumed.models["series"]._export_state()
-    assert pickle.dumps(a["_net"]["state"]) == pickle.dumps(b["_net"]["state"])
+    assert pickle.dumps(a) == pickle.dumps(b)
     assert sink.records[0]["offset"] <= 25  # the lost output is produced again
 
 
 def test_a_checkpoint_of_another_file_is_refused(tmp_path):
     _write(tmp_path / "A.jsonl", range(30))
     _write(tmp_path / "B.jsonl", range(30))
-    spec = ck.model_spec("gru", hidden_size=4, seed=1)
+    spec = spec_mod.model_spec("gru", hidden_size=4, seed=1)
     _run(spec, tmp_path / "A.jsonl", tmp_path / "ck")
     with pytest.raises(ck.CheckpointError, match="belongs to source"):
         _run(spec, tmp_path / "B.jsonl", tmp_path / "ck")
@@ -127,7 +128,7 @@ def test_state_of_another_configuration_is_refused_whole():
         gru._import_state(lstm._export_state())
     assert pickle.dumps(gru._export_state()) == before
     seasonal = streamrnn.LSTMForecaster(hidden_size=4, seasonality=7, seed=1)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError):  # the wording is the estimators' own
         seasonal._import_state(lstm._export_state())
 
 
@@ -143,9 +144,9 @@ def test_tuple_labels_and_features_survive_a_checkpoint(tmp_path):
 
 
 def test_checkpoint_keys_must_be_str(tmp_path):
-    spec = ck.model_spec("gru", hidden_size=4, seed=1)
+    spec = spec_mod.model_spec("gru", hidden_size=4, seed=1)
     with pytest.raises(TypeError, match="str"):
-        ck.save(tmp_path / "k.srnn", {7: ck.build_model(spec)}, spec)
+        ck.save(tmp_path / "k.srnn", {7: spec_mod.build_model(spec)}, spec)
 
 
 def test_numpy_horizon_and_rejected_scheduled_step():
@@ -177,7 +178,7 @@ def test_no_checkpoint_while_the_sink_has_undelivered_forecasts(tmp_path):
 
     path = tmp_path / "data.jsonl"
     _write(path, range(30))
-    spec = ck.model_spec("gru", hidden_size=4, seed=1)
+    spec = spec_mod.model_spec("gru", hidden_size=4, seed=1)
     source = JsonLinesSource(str(path), Decoder())
     runner = Runner(spec, source, Undelivered(), store=ck.CheckpointStore(str(tmp_path / "ck")),
                     checkpoint_every=10)

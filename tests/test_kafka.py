@@ -17,7 +17,7 @@ import pytest
 
 import confluent_kafka  # noqa: E402,F401  (the test extras install it)
 
-from brokers import MockKafka, produce  # noqa: E402
+from brokers import MockKafka, consume, produce  # noqa: E402
 
 from streamrnn import checkpoint as ck  # noqa: E402
 from _support import child_env
@@ -72,12 +72,12 @@ def outputs(path):
 
 
 def final_models(directory):
-    store = ck.CheckpointStore(directory)
     models, positions = {}, {}
-    for p in store.partitions():
-        c = store.load(p)
-        models.update(c.models)
-        positions[int(p)] = c.position["offset"]
+    with ck.CheckpointStore(directory) as store:  # locks the directory while it reads
+        for p in store.partitions():
+            c = store.load(p)
+            models.update(c.models)
+            positions[int(p)] = c.position["offset"]
     return models, positions
 
 
@@ -119,7 +119,7 @@ def test_sigkill_and_resume_learns_every_observation_exactly_once(kafka, tmp_pat
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if out.exists() and out.stat().st_size > 0.45 * n * 150 \
-                and ck.CheckpointStore(tmp_path / "crash-ck").partitions():
+                and list((tmp_path / "crash-ck").glob("partition-*.srnn")):
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
@@ -206,3 +206,51 @@ def test_bad_messages_are_counted_dead_lettered_and_change_no_model(kafka, tmp_p
     assert sum(pos.values()) == len(mixed)
     assert_identical(clean_models, mixed_models)
     assert len(outputs(tmp_path / "m.jsonl")) == len(good)
+
+
+def test_hostile_messages_and_oversized_forecasts_lose_nothing(kafka, tmp_path):
+    """A deeply nested message, a bad message over 1 MB dead-lettered to Kafka, and a message
+    whose forecast record would exceed the broker's size limit: the command runs on, every
+    input offset gets an output or a dead letter, and the checkpoint never passes one that
+    got neither."""
+    kafka.create_topic("hostile", 2)
+    good = list(readings(400, n_keys=4, seed=3))
+    items = good[:150] + [(b"sensor-1", b"[" * 100_000), (b"sensor-2", b"x" * 1_200_000),
+                          (b"sensor-3", {"y": 1.5, "temp": 20.0, "ts": "T" * 1_500_000})] + \
+        good[150:]
+    produce(kafka.bootstrap, "hostile", items, config={"message.max.bytes": 5_000_000})
+    n = len(items)
+
+    def run_once(name, *extra):
+        cmd = command(kafka.bootstrap, "hostile", name, tmp_path, name, "--idle-exit", "5",
+                      "--dead-letter", f"kafka://{kafka.bootstrap}/{name}-dead", *extra)
+        cmd[cmd.index("--sink") + 1] = f"kafka://{kafka.bootstrap}/{name}-out"
+        p = run([a for a in cmd if a != "--quiet"])
+        out = consume(kafka.bootstrap, f"{name}-out", lambda v: len(v) >= n - 3)
+        dead = consume(kafka.bootstrap, f"{name}-dead", lambda v: len(v) >= 3)
+        out = [json.loads(v) for _, _, v in out]
+        dead = [json.loads(v) for _, _, v in dead]
+        covered = {(r["partition"], r["offset"]) for r in out} | \
+            {(d["partition"], d["offset"]) for d in dead}
+        assert len(covered) == n, (len(covered), n, p.stderr[-3000:])
+        _, pos = final_models(tmp_path / f"{name}-ck")
+        assert sum(pos.values()) == n
+        assert all(len(v) < 1_000_000 for v in map(json.dumps, dead))
+        return p, out, dead
+
+    # the defaults: the three are bad messages, each dead-lettered within bounds
+    p, out, dead = run_once("h1")
+    assert len(out) == n - 3 and "3 bad" in p.stderr
+    kinds = sorted(d["kind"] for d in dead)
+    assert kinds == ["too deep", "too large", "too large"], kinds
+    big = [d for d in dead if d["payload_bytes"] >= 1_200_000]
+    assert len(big) == 2 and all(d["truncated"] and len(d["payload"]) <= 65536 for d in big)
+
+    # limits raised so that the 1.5 MB time stamp passes: its forecast cannot be produced
+    # (over message.max.bytes) and is dead-lettered with the reason; nothing is lost
+    p, out, dead = run_once("h2", "--max-message-bytes", "4000000", "--max-time-chars",
+                            "2000000")
+    assert len(out) == n - 3
+    refused = [d for d in dead if d["kind"] == "undeliverable forecast"]
+    assert len(refused) == 1 and "too large" in refused[0]["reason"].lower()
+    assert refused[0]["truncated"] and refused[0]["payload_bytes"] > 1_500_000

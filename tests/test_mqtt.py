@@ -103,3 +103,31 @@ def test_command_reads_mqtt_and_publishes_forecasts(broker, tmp_path):
     assert {t for t, _ in received} == {"forecasts/m0", "forecasts/m1"}
     assert all(len(r["forecast"]) == 2 for _, r in received)
     assert os.path.exists(tmp_path / "ck" / "partition-0.srnn")
+
+
+def test_keys_that_are_not_topic_names_do_not_stop_the_sink(broker):
+    import paho.mqtt.client as mqtt
+
+    from streamrnn.streams import Undeliverable
+    received = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="key-reader")
+    sub.on_message = lambda c, u, m: received.append(m.topic)
+    host, port = broker.address.split(":")
+    sub.connect(host, int(port))
+    sub.subscribe("fc/#", qos=1)
+    sub.loop_start()
+    time.sleep(0.5)
+    sink = open_sink(f"mqtt://{broker.address}/fc/{{key}}")
+    for key in ["a#", "b/+", "c\0d", "plain"]:
+        sink.send({"key": key, "prediction": 1.0})
+    assert sink.flush() is True
+    bare = open_sink(f"mqtt://{broker.address}/{{key}}")
+    with pytest.raises(Undeliverable):
+        bare.send({"key": "", "prediction": 1.0})  # an empty topic
+    bare.close()
+    sink.close()
+    deadline = time.monotonic() + 5
+    while len(received) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sub.loop_stop()
+    assert sorted(received) == ["fc/a_", "fc/b/_", "fc/c_d", "fc/plain"]

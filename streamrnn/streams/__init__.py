@@ -20,19 +20,23 @@ Addresses understood by :func:`open_source` and :func:`open_sink`:
   and the query may set ``client_id=NAME`` (the persistent session's name) and ``qos=0|1|2``.
 
 The Kafka and MQTT clients are imported only when such an address is opened.
+
+:class:`Runner` is the loop of ``streamrnn forecast`` (one model per key, exactly-once
+checkpoints, bounded memory) for use from Python.
 """
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote
 
-from streamrnn.streams.files import (CsvSource, DatasetSource, JsonLinesSink, JsonLinesSource,
-                                     StdinSource, file_source)
-from streamrnn.streams.messages import (BadMessages, Decoder, Observation, Sink, Source, encode,
-                                        output_record)
+from streamrnn.streams.files import (MAX_LINE_BYTES, CsvSource, DatasetSource, JsonLinesSink,
+                                     JsonLinesSource, StdinSource, file_source)
+from streamrnn.streams.messages import (REASON_KINDS, BadMessages, Decoder, NullSink,
+                                        Observation, Sink, Source, Undeliverable)
 
-__all__ = ["Observation", "Decoder", "BadMessages", "Source", "Sink", "CsvSource",
-           "JsonLinesSource", "StdinSource", "DatasetSource", "JsonLinesSink", "file_source",
-           "open_source", "open_sink", "parse_address", "encode", "output_record"]
+__all__ = ["Observation", "Decoder", "BadMessages", "Source", "Sink", "Undeliverable",
+           "REASON_KINDS", "NullSink", "CsvSource", "JsonLinesSource", "StdinSource",
+           "DatasetSource", "JsonLinesSink", "file_source", "open_source", "open_sink",
+           "parse_address", "Runner"]
 
 
 def parse_address(address: str) -> dict:
@@ -57,13 +61,18 @@ def parse_address(address: str) -> dict:
 
 def open_source(address: str, decoder: Decoder | None = None, bad: BadMessages | None = None,
                 **options) -> Source:
-    """A source for ``address`` (see the module docstring)."""
+    """A source for ``address`` (see the module docstring). ``max_line_bytes`` applies to
+    JSON lines on files and stdin; other options (e.g. ``connect_timeout``) go to the Kafka or
+    MQTT source."""
     a = parse_address(address)
     decoder = decoder or Decoder()
+    max_line = options.pop("max_line_bytes", MAX_LINE_BYTES)
+    if a["scheme"] in ("stdio", "file"):
+        options.pop("connect_timeout", None)
     if a["scheme"] == "stdio":
-        return StdinSource(decoder, bad)
+        return StdinSource(decoder, bad, max_line_bytes=max_line)
     if a["scheme"] == "file":
-        return file_source(a["topic"], decoder, bad)
+        return file_source(a["topic"], decoder, bad, max_line)
     if a["scheme"] == "kafka":
         from streamrnn.streams.kafka import KafkaSource
         q = dict(a["query"])
@@ -75,8 +84,9 @@ def open_source(address: str, decoder: Decoder | None = None, bad: BadMessages |
                       qos=int(q.pop("qos", 1)), **options)
 
 
-def open_sink(address: str | None) -> Sink:
-    """A sink for ``address``; None or ``-`` is standard output."""
+def open_sink(address: str | None, connect_timeout: float = 10.0) -> Sink:
+    """A sink for ``address``; None or ``-`` is standard output. A Kafka or MQTT sink retries
+    its first connection for ``connect_timeout`` seconds, then raises ConnectionError."""
     if address is None:
         return JsonLinesSink(None)
     a = parse_address(address)
@@ -86,8 +96,17 @@ def open_sink(address: str | None) -> Sink:
         return JsonLinesSink(a["topic"])
     if a["scheme"] == "kafka":
         from streamrnn.streams.kafka import KafkaSink
-        return KafkaSink(a["hosts"], a["topic"], config=a["query"])
+        return KafkaSink(a["hosts"], a["topic"], config=a["query"],
+                         connect_timeout=connect_timeout)
     from streamrnn.streams.mqtt import MqttSink
     q = dict(a["query"])
     return MqttSink(a["hosts"], a["topic"], qos=int(q.pop("qos", 1)),
-                    client_id=q.pop("client_id", None))
+                    client_id=q.pop("client_id", None), connect_timeout=connect_timeout)
+
+
+def __getattr__(name):
+    # the runner imports the model factory (and through it the estimators) only when used
+    if name == "Runner":
+        from streamrnn.streams.runner import Runner
+        return Runner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

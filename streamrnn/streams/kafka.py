@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import logging
 
-from streamrnn.streams.messages import BadMessages, Decoder, Sink, Source
+from streamrnn.streams.messages import BadMessages, Decoder, Sink, Source, Undeliverable
 
 __all__ = ["KafkaSource", "KafkaSink"]
 
 log = logging.getLogger("streamrnn.streams")
+
+
+def _reachable(ck, client, bootstrap, timeout):
+    """Wait until a broker answers (a metadata request); else a ConnectionError."""
+    try:
+        client.list_topics(timeout=timeout)
+    except ck.KafkaException as e:
+        raise ConnectionError(f"Kafka brokers {bootstrap} did not answer within {timeout:g} s "
+                              f"({e.args[0].str() if e.args else e})") from None
 
 
 def _client():
@@ -49,10 +58,13 @@ class KafkaSource(Source):
         close), to checkpoint them.
     batch
         Messages fetched per read.
+    connect_timeout
+        Seconds to wait for the first answer of a broker (the client retries with backoff
+        meanwhile) before a ConnectionError naming the brokers.
     """
 
     def __init__(self, bootstrap, topic, group="streamrnn", decoder=None, bad=None,
-                 config=None, on_assign=None, on_revoke=None, batch=1000):
+                 config=None, on_assign=None, on_revoke=None, batch=1000, connect_timeout=10.0):
         ck = _client()
         self._ck = ck
         self.topic = topic
@@ -68,6 +80,11 @@ class KafkaSource(Source):
                 "logger": logging.getLogger("streamrnn.kafka")}
         conf.update(config or {})
         self._consumer = ck.Consumer(conf)
+        try:
+            _reachable(ck, self._consumer, bootstrap, connect_timeout)
+        except BaseException:
+            self._consumer.close()
+            raise
         self._consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked,
                                  on_lost=self._lost)
         self.assigned: set[int] = set()
@@ -109,7 +126,10 @@ class KafkaSource(Source):
                 if err.code() != self._ck.KafkaError._PARTITION_EOF:
                     log.warning("Kafka: %s", err)
                 continue
-            out.append(decode(m.value(), m.partition(), m.offset(), m.key(), m.topic()))
+            obs = decode(m.value(), m.partition(), m.offset(), m.key(), m.topic())
+            if obs.error is not None:
+                obs.topic = m.topic()  # for the dead-letter record
+            out.append(obs)
         return out
 
     def seek(self, positions):
@@ -139,22 +159,47 @@ class KafkaSource(Source):
 
 
 class KafkaSink(Sink):
-    """Produce JSON records to ``topic``; the record's ``key`` field is the message key."""
+    """Produce JSON records to ``topic``; the record's ``key`` field is the message key.
 
-    def __init__(self, bootstrap, topic, config=None):
+    A record the client refuses for good (larger than ``message.max.bytes``, or rejected by
+    the broker as too large or invalid) is not retried: ``send`` raises
+    :class:`~streamrnn.streams.Undeliverable` when the client refuses it at once, and
+    ``take_undeliverable()`` hands out those the broker refused, as ``(record, reason)``, so the
+    runner dead-letters them. Any other failed delivery makes ``flush()`` return False (and
+    keep returning False: the record is gone, and only a replay from the last checkpoint
+    produces it again).
+    """
+
+    def __init__(self, bootstrap, topic, config=None, connect_timeout=10.0):
         ck = _client()
+        self._ck = ck
         self.topic = topic
         conf = {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
                 "logger": logging.getLogger("streamrnn.kafka")}
         conf.update(config or {})
         self._producer = ck.Producer(conf)
+        _reachable(ck, self._producer, bootstrap, connect_timeout)
         self._n = 0
         self.failed = 0
+        self._refused = []
+        E = ck.KafkaError
+        self._permanent = {E.MSG_SIZE_TOO_LARGE, E.RECORD_LIST_TOO_LARGE, E.INVALID_MSG,
+                           E.INVALID_MSG_SIZE, E.INVALID_RECORD}
         import json
         self._dumps = json.JSONEncoder(separators=(",", ":")).encode
+        self._loads = json.loads
 
     def _report(self, err, msg):
-        if err is not None:
+        if err is None:
+            return
+        if err.code() in self._permanent:
+            try:
+                rec = self._loads(msg.value())
+            except ValueError:
+                rec = {"payload": msg.value()[:1024].decode("utf-8", "replace")}
+            self._refused.append((rec, f"Kafka refused it: {err.str()}"))
+            log.warning("Kafka: %s refused a record for good: %s", self.topic, err)
+        else:
             self.failed += 1
             log.warning("Kafka: delivery to %s failed: %s", self.topic, err)
 
@@ -162,23 +207,33 @@ class KafkaSink(Sink):
         if key is None:
             key = record.get("key")
         value = self._dumps(record).encode()
+        kbytes = None if key is None else str(key).encode("utf-8", "replace")
         while True:
             try:
-                self._producer.produce(self.topic, value,
-                                       None if key is None else str(key).encode(),
-                                       on_delivery=self._report)
+                self._producer.produce(self.topic, value, kbytes, on_delivery=self._report)
                 break
             except BufferError:  # local queue full: let deliveries drain
                 self._producer.poll(0.1)
+            except self._ck.KafkaException as e:
+                err = e.args[0] if e.args else None
+                if err is not None and hasattr(err, "code") and err.code() in self._permanent:
+                    raise Undeliverable(f"Kafka refused it ({len(value):,d} bytes): "
+                                        f"{err.str()}") from None
+                raise
         self._n += 1
         if self._n % 1000 == 0:
             self._producer.poll(0)
+
+    def take_undeliverable(self):
+        out, self._refused = self._refused, []
+        return out
 
     def tick(self):
         self._producer.poll(0)
 
     def flush(self, timeout=30.0):
-        """Wait for deliveries; True when every record sent so far has been delivered."""
+        """Wait for deliveries; True when every record sent so far has been delivered (or
+        refused for good, see :meth:`take_undeliverable`)."""
         left = self._producer.flush(timeout)
         if left:
             log.warning("Kafka: %d messages not yet delivered to %s", left, self.topic)

@@ -17,9 +17,10 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 
-from streamrnn.streams.messages import BadMessages, Decoder, Sink, Source
+from streamrnn.streams.messages import BadMessages, Decoder, Sink, Source, Undeliverable
 
 __all__ = ["MqttSource", "MqttSink"]
 
@@ -39,6 +40,27 @@ def _host_port(hosts):
     if not host:
         return hosts, 1883
     return host, int(port)
+
+
+def _connect(client, hosts, keepalive, timeout):
+    """``client.connect`` retried with backoff (0.1 s doubling to 2 s) for up to ``timeout``
+    seconds; then a ConnectionError naming the broker."""
+    host, port = _host_port(hosts)
+    deadline = time.monotonic() + timeout
+    delay, tries = 0.1, 0
+    while True:
+        tries += 1
+        try:
+            client.connect(host, port, keepalive)
+            return
+        except (OSError, ValueError) as e:  # refused, unreachable, unknown host
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ConnectionError(f"MQTT broker {host}:{port} unreachable after {tries} "
+                                      f"tries in {timeout:g} s: {e}") from None
+            log.info("MQTT: %s:%s: %s; retrying in %.1f s", host, port, e, min(delay, left))
+            time.sleep(min(delay, left))
+            delay = min(2.0, delay * 2)
 
 
 def _new_client(mqtt, client_id, clean):
@@ -61,6 +83,9 @@ class MqttSource(Source):
         Default: ``streamrnn-<host name>-<topic>``.
     qos
         Subscription QoS (1: at least once).
+    connect_timeout
+        Seconds to keep retrying the first connection (with backoff) before a
+        ConnectionError naming the broker.
     """
 
     def __init__(self, hosts, topic, decoder=None, bad=None, client_id=None, qos=1,
@@ -80,13 +105,14 @@ class MqttSource(Source):
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.reconnect_delay_set(0.05, 2.0)
-        host, port = _host_port(hosts)
-        c.connect(host, port, keepalive)
+        t0 = time.monotonic()
+        _connect(c, hosts, keepalive, connect_timeout)
         c.loop_start()
         self._client = c
-        if not self._connected.wait(connect_timeout):
+        if not self._connected.wait(max(1.0, connect_timeout - (time.monotonic() - t0))):
             c.loop_stop()
-            raise ConnectionError(f"MQTT: no connection to {hosts} within {connect_timeout} s")
+            raise ConnectionError(f"MQTT broker {hosts} accepted no session within "
+                                  f"{connect_timeout:g} s")
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -114,7 +140,10 @@ class MqttSource(Source):
         decode = self.decoder.decode
         while True:
             topic, payload = item
-            out.append(decode(payload, 0, self._next, None, topic))
+            obs = decode(payload, 0, self._next, None, topic)
+            if obs.error is not None:
+                obs.topic = topic  # for the dead-letter record
+            out.append(obs)
             self._next += 1
             if len(out) >= 1000:
                 break
@@ -136,9 +165,14 @@ class MqttSource(Source):
         self._client.loop_stop()
 
 
+_NOT_IN_TOPICS = str.maketrans({"+": "_", "#": "_", "\0": "_"})
+
+
 class MqttSink(Sink):
     """Publish each record as JSON to ``topic``; ``{key}`` in the topic is replaced by the
-    record's key (e.g. ``forecasts/{key}``)."""
+    record's key (e.g. ``forecasts/{key}``), with the characters a topic name cannot hold
+    (``+``, ``#``, NUL) replaced by ``_``. A record whose topic is still invalid is
+    :class:`~streamrnn.streams.Undeliverable`."""
 
     def __init__(self, hosts, topic, qos=1, client_id=None, connect_timeout=10.0):
         mqtt = _paho()
@@ -148,8 +182,7 @@ class MqttSink(Sink):
         self._client = _new_client(mqtt, cid, clean=True)
         self._client.max_queued_messages_set(0)
         self._client.max_inflight_messages_set(1000)
-        host, port = _host_port(hosts)
-        self._client.connect(host, port, 30)
+        _connect(self._client, hosts, 30, connect_timeout)
         self._client.loop_start()
         import json
         self._dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -160,8 +193,12 @@ class MqttSink(Sink):
     def send(self, record, key=None):
         topic = self.topic
         if "{key}" in topic:
-            topic = topic.replace("{key}", str(record.get("key") if key is None else key))
-        info = self._client.publish(topic, self._dumps(record), qos=self.qos)
+            k = str(record.get("key") if key is None else key)
+            topic = topic.replace("{key}", k.translate(_NOT_IN_TOPICS))
+        try:
+            info = self._client.publish(topic, self._dumps(record), qos=self.qos)
+        except ValueError as e:  # e.g. an empty topic, or a payload over MQTT's 256 MB
+            raise Undeliverable(f"MQTT refused topic {topic[:80]!r}: {e}") from None
         self._pending.append(info)
         if len(self._pending) > 5000:
             self.flush()

@@ -1,0 +1,93 @@
+"""Backtest: replay a stream through the models and score every forecast step against the
+last value and the seasonal naive forecast.
+
+This is ``streamrnn backtest``, usable from Python. It runs the same loop as
+``streamrnn forecast`` (:class:`streamrnn.streams.Runner`: each value is forecast before it
+is learned, so every score is out of sample) and scores each forecast of ``horizon`` steps
+when its targets arrive (:class:`streamrnn.streams.scoring.HorizonScore`)::
+
+    >>> import json, os, tempfile
+    >>> from streamrnn.backtest import backtest
+    >>> from streamrnn.spec import model_spec
+    >>> from streamrnn.streams import open_source
+    >>> d = tempfile.mkdtemp()
+    >>> with open(os.path.join(d, "in.csv"), "w") as f:
+    ...     _ = f.write("y\\n" + "".join(f"{i % 7}\\n" for i in range(300)))
+    >>> r = backtest(open_source(os.path.join(d, "in.csv")), model_spec("gru", hidden_size=4,
+    ...              seasonality=7, seed=1), horizon=3)
+    >>> [row["n"] for row in r.table()["seasonal naive"]]
+    [293, 292, 291]
+"""
+from __future__ import annotations
+
+import time
+
+from streamrnn.streams.messages import NullSink
+from streamrnn.streams.runner import MAX_FEATURES, MAX_KEYS, Runner
+from streamrnn.streams.scoring import HorizonScore
+
+__all__ = ["backtest", "Backtest"]
+
+
+class Backtest:
+    """The result: ``runner`` (models, counters, trace), ``scorer``, ``elapsed`` seconds and
+    ``messages`` read; :meth:`table` and :meth:`to_dict` give the scores."""
+
+    def __init__(self, runner, scorer, messages, elapsed):
+        self.runner = runner
+        self.scorer = scorer
+        self.messages = messages
+        self.elapsed = elapsed
+
+    def table(self, key=None):
+        """{method: [{"step", "n", "mae", "smape", "mase"}, ...]} overall or for one key."""
+        return self.scorer.table(key)
+
+    def to_dict(self):
+        """Everything as JSON-ready data (non-finite numbers as None)."""
+        def clean(t):
+            return {m: [{k: (None if isinstance(v, float) and v != v else v)
+                         for k, v in row.items()} for row in rows] for m, rows in t.items()}
+        t = self.runner.totals()
+        return {"messages": self.messages, "bad": t["bad"], "keys": self.scorer.keys_seen,
+                "horizon": self.scorer.h, "seasonality": self.scorer.m,
+                "seconds": round(self.elapsed, 3), "overall": clean(self.table()),
+                "per_key": {k: clean(self.table(k)) for k in self.scorer.per_key},
+                "per_key_limit": self.scorer.detail_keys}
+
+
+def backtest(source, spec=None, horizon=1, seasonality=None, *, model_factory=None,
+             detail_keys=10, plot_keys=0, max_keys=MAX_KEYS, max_features=MAX_FEATURES,
+             limit=0, progress=None, sink=None, bad=None, runner_hook=None) -> Backtest:
+    """Replay ``source`` through one model per key and score the forecasts.
+
+    Parameters
+    ----------
+    source
+        Any :class:`~streamrnn.streams.Source` (a file, stdin, Kafka or MQTT).
+    spec, model_factory
+        The models, as for :class:`~streamrnn.streams.Runner`.
+    horizon
+        Steps forecast after each value (>= 1); each step is scored separately.
+    seasonality
+        Season length of the seasonal naive baseline (default: the spec's, 0 for none).
+    detail_keys
+        Keys (the first seen) also scored one by one.
+    plot_keys, max_keys, max_features, limit, progress, bad
+        As for :class:`~streamrnn.streams.Runner` and its ``run``.
+    sink
+        Where the forecast records go (default: nowhere).
+    runner_hook
+        Called with the runner before it runs (e.g. to install signal handlers).
+    """
+    if seasonality is None:
+        seasonality = int(((spec or {}).get("params") or {}).get("seasonality", 0) or 0)
+    scorer = HorizonScore(horizon, seasonality, detail_keys=detail_keys)
+    runner = Runner(spec, source, sink if sink is not None else NullSink(), horizon=horizon,
+                    plot_keys=plot_keys, max_keys=max_keys, max_features=max_features,
+                    model_factory=model_factory, scorer=scorer, bad=bad)
+    if runner_hook is not None:
+        runner_hook(runner)
+    t0 = time.monotonic()
+    n = runner.run(limit=limit, progress=progress)
+    return Backtest(runner, scorer, n, time.monotonic() - t0)

@@ -1,0 +1,163 @@
+"""What the command shows: the per-horizon table and the plot of a :class:`Runner`'s trace.
+
+Presentation only (text and pictures); the numbers come from
+:class:`~streamrnn.streams.scoring.HorizonScore` and the runner's bounded trace.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+
+__all__ = ["parse_time", "horizon_table", "plot_trace", "need_matplotlib"]
+
+
+def need_matplotlib():
+    """Import matplotlib for files (Agg), or raise ImportError saying what to install."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("--plot needs matplotlib: pip install matplotlib (or the extra: "
+                          "pip install \".[plot]\")") from None
+    return plt
+
+
+def parse_time(t):
+    """A time stamp as a datetime (ISO 8601 text; epoch seconds or milliseconds as numbers), a
+    plain number (other numbers), or None (anything else)."""
+    if t is None or isinstance(t, bool):
+        return None
+    if isinstance(t, (int, float)):
+        v = float(t)
+        if not math.isfinite(v):
+            return None
+        if 1e12 <= abs(v) < 1e14:      # epoch milliseconds
+            v /= 1000.0
+        if 1e8 <= abs(v) < 1e11:       # epoch seconds (1973..5138)
+            return _dt.datetime.fromtimestamp(v, _dt.timezone.utc)
+        return float(t)
+    if isinstance(t, str):
+        s = t.strip()
+        try:
+            v = float(s)
+        except ValueError:
+            pass
+        else:
+            return parse_time(v)
+        try:
+            d = _dt.datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return None
+        return d
+    return None
+
+
+def _axis(entries):
+    """x positions for a key's trace: ("time", datetimes) when every time stamp is a date
+    (all naive or all aware), ("number", floats) when every one is a plain number, else
+    ("step", the key's step index)."""
+    ts = [parse_time(e[1]) for e in entries]
+    if ts and all(isinstance(t, _dt.datetime) for t in ts):
+        aware = {t.tzinfo is not None for t in ts}
+        if len(aware) == 1:
+            return "time", ts
+    if ts and all(type(t) is float for t in ts):
+        return "number", ts
+    return "step", [e[0] for e in entries]
+
+
+def _ahead(kind, xs, last_x, n):
+    """x positions of the n steps after ``last_x``, spaced by the median step of ``xs``."""
+    if kind == "step" or len(xs) < 2:
+        if kind == "time":
+            return None
+        return [last_x + j for j in range(1, n + 1)]
+    gaps = sorted(b - a for a, b in zip(xs[-200:], xs[-199:]))
+    gap = gaps[len(gaps) // 2]
+    return [last_x + gap * j for j in range(1, n + 1)]
+
+
+def plot_trace(runner, path, target="y", title=None):
+    """One panel per traced key: actual, the one-step prediction made before each value, and
+    the last forecast; on the time axis when the keys' time stamps parse. Returns
+    ``(drawn_keys, not_drawn)`` where not_drawn counts the keys seen but not drawn."""
+    plt = need_matplotlib()
+    keys = list(runner.trace)
+    not_drawn = max(0, len(runner.models) - sum(k in runner.models for k in keys))
+    if not keys:
+        return [], not_drawn
+    fig, axes = plt.subplots(len(keys), 1, figsize=(11, 2.9 * len(keys) + 0.4), squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        tr = list(runner.trace[key])
+        kind, xs = _axis(tr)
+        ax.plot(xs, [e[2] for e in tr], color="black", lw=1.1, label="actual")
+        pts = [(x, e[3]) for x, e in zip(xs, tr) if e[3] is not None]
+        if pts:
+            ax.plot([a for a, _ in pts], [b for _, b in pts], color="tab:orange", lw=0.9,
+                    alpha=0.9, label="one-step prediction (made before the value arrived)")
+        lf = runner.last_forecast.get(key)
+        if lf is not None and lf[0] == tr[-1][0]:
+            fc = [v for v in lf[2]]
+            fx = _ahead(kind, xs, xs[-1], len(fc))
+            if fx is not None:
+                ax.plot([xs[-1]] + fx, [tr[-1][2]] + fc, color="tab:blue", ls="--", lw=1.2,
+                        marker=".", ms=3, label=f"forecast of the next {len(fc)} steps")
+        first = tr[0][0]
+        span = (f"values {first + 1:,d}-{tr[-1][0] + 1:,d} of this run" if first
+                else f"{len(tr):,d} values")
+        ax.set_title(f"{key}  ({span})", fontsize=10, loc="left")
+        ax.set_xlabel({"time": "time", "number": "time stamp",
+                       "step": "step (this key's values in order)"}[kind])
+        ax.set_ylabel(target)
+        if kind == "time":
+            import matplotlib.dates as mdates
+            loc = mdates.AutoDateLocator()
+            ax.xaxis.set_major_locator(loc)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+        ax.grid(alpha=0.25)
+        ax.legend(loc="upper left", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return keys, not_drawn
+
+
+def _fmt(v, width=10):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-".rjust(width)
+    return f"{v:>{width}.4g}"
+
+
+def pick_steps(h):
+    """The steps a table shows: all up to 12, else 1, 2, 3, 6, 12, 24, ... and the last."""
+    if h <= 12:
+        return list(range(1, h + 1))
+    out, s = [1, 2, 3, 6], 12
+    while s < h:
+        out.append(s)
+        s *= 2
+    return [s for s in out if s < h] + [h]
+
+
+def horizon_table(table, model_name="model", indent="  ", steps=None):
+    """Lines of text: per step ahead, n and the MAE of the model and the baselines, then the
+    model's sMAPE (%) and MASE."""
+    methods = list(table)
+    names = [model_name if m == "model" else m for m in methods]
+    rows = table["model"]
+    steps = steps or pick_steps(len(rows))
+    head = (f"{indent}{'step':>4} {'n':>8} " + " ".join(f"{('MAE ' + n)[:14]:>14}" for n in names)
+            + f" {'sMAPE %':>8} {'MASE':>6}  best")
+    lines = [head]
+    for s in steps:
+        j = s - 1
+        maes = [table[m][j]["mae"] for m in methods]
+        fin = [(v, n) for v, n in zip(maes, names) if math.isfinite(v)]
+        best = min(fin)[1] if fin else "-"
+        lines.append(f"{indent}{s:>4} {rows[j]['n']:>8,d} "
+                     + " ".join(_fmt(v, 14) for v in maes)
+                     + f" {_fmt(rows[j]['smape'], 8)} {_fmt(rows[j]['mase'], 6)}  {best}")
+    return lines
