@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from streamrnn._core import ADAM, ELMAN_TANH, GRU, LSTM, SQUARED, Network, Optimizer, initialize
+from streamrnn._core import _cells
 
 CELLS = {"rnn": ELMAN_TANH, "lstm": LSTM, "gru": GRU}
 HIDDEN = (8, 32, 64)
@@ -97,7 +98,7 @@ def main():
     xs, ys = data(args.steps, args.n_in)
     print(f"# streamrnn kernel, {platform.python_implementation()} {platform.python_version()}, "
           f"n_in={args.n_in}, n_out=1, squared loss, Adam, k2={K2}, "
-          f"best of {args.repeats} x {args.steps} steps")
+          f"best of {args.repeats} x {args.steps} steps, kernels {_cells.BUILD}")
     print(f"{'cell':<5} {'H':>3} {'k1':>3} {'P':>7} {'learn us':>9} {'predict us':>10} "
           f"{'pred+learn us':>13} {'sizeof B':>10}")
     peak = (0, None)
