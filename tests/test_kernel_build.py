@@ -10,9 +10,8 @@ import sys
 
 import pytest
 
-import streamrnn
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(streamrnn.__file__)))
+# the checkout these tests belong to (the package under test may be an installed copy)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(ROOT, "streamrnn")
 SO = re.compile(r".*\.(so|pyd)$")
 
