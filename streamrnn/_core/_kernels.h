@@ -52,10 +52,14 @@ typedef double sr_v8u __attribute__((vector_size(64), aligned(8), may_alias));
 #define SR_VEC 0
 #endif
 
+/* SR_DISPATCH: compile the avx2 and avx512 copies (x86-64 with GCC or Clang; -DSR_DISPATCH=0
+   builds the default copy only) */
+#ifndef SR_DISPATCH
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(_M_X64))
 #define SR_DISPATCH 1
 #else
 #define SR_DISPATCH 0
+#endif
 #endif
 
 /* instruction sets, in the order of preference */
