@@ -29,7 +29,8 @@ from streamrnn.streams import (BadMessages, Decoder, NullSink, open_sink, open_s
                                parse_address)
 from streamrnn.streams import messages as _msg
 from streamrnn.streams.files import MAX_LINE_BYTES, DatasetSource
-from streamrnn.streams.report import horizon_table, need_matplotlib, plot_trace
+from streamrnn.streams.report import (horizon_table, key_table, need_matplotlib, plot_trace,
+                                      verdict)
 from streamrnn.streams.runner import MAX_FEATURES, MAX_KEYS, Runner
 
 from streamrnn.spec import default_lr, model_spec
@@ -213,7 +214,7 @@ def build_parser():
                        formatter_class=fmt)
     out = _stream_options(b, (1, 24))
     out.add_argument("--json", action="store_true", help="print the scores as one JSON object")
-    out.add_argument("--table-keys", type=_nonnegative, default=5, metavar="N",
+    out.add_argument("--table-keys", type=_nonnegative, default=20, metavar="N",
                      help="keys (the first seen) also scored and shown one by one")
 
     i = sub.add_parser("inspect", help="what a checkpoint holds, without building models",
@@ -565,23 +566,20 @@ def _backtest_report(r, args, spec, drawn, stopped):
     if not sc.scored():
         w("  nothing scored: a key needs at least 2 values\n")
     else:
-        w("\nall keys\n")
+        w("\nall keys, by step ahead\n")
         for line in horizon_table(sc.table(), name):
             w(line + "\n")
-        if sc.keys_seen > 1:
-            for k in sc.per_key:
-                tab = sc.table(k)
-                if not sum(row["n"] for row in tab["model"]):
-                    continue
-                w(f"\nkey {k!r}\n")
-                for line in horizon_table(tab, name):
-                    w(line + "\n")
+        w(f"  {verdict(sc.table(), name)}.\n")
+        if sc.keys_seen > 1 and sc.per_key:
+            w("\nby key (MAE averaged over the steps ahead)\n")
+            for line in key_table({k: sc.table(k) for k in sc.per_key}, name):
+                w(line + "\n")
             rest = sc.keys_seen - len(sc.per_key)
             if rest > 0:
-                w(f"\n({rest:,d} more keys are in 'all keys' only; --table-keys N shows the "
-                  "first N one by one)\n")
-        w("\nMAE: mean absolute error; sMAPE: symmetric mean absolute percentage error (%); "
-          "MASE: the model's MAE over the in-sample MAE of the naive forecast one "
+                w(f"  ({rest:,d} more key{'s' if rest > 1 else ''} only in 'all keys'; "
+                  "--table-keys N lists the first N)\n")
+        w("\nMAE: mean absolute error. The model's sMAPE: symmetric mean absolute percentage "
+          "error (%);\nits MASE: its MAE over the in-sample MAE of the naive forecast one "
           f"{'season' if sc.m else 'step'} back (below 1 beats it).\n")
     if args.plot:
         _plot_note(w, args.plot, drawn, r.runner)
