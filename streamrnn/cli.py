@@ -677,8 +677,40 @@ def main(argv=None) -> int:
         return 130
     except (ck.CheckpointError, ImportError, ValueError, ConnectionError, OSError) as e:
         sys.stderr.write(f"streamrnn: error: {e}\n")
+        hint = _options_for(str(e)) if isinstance(e, ck.CheckpointError) else ""
+        if hint:
+            sys.stderr.write(f"streamrnn: the options that set these fields: {hint}\n")
         return 2
     return 1
+
+
+_SPEC_OPTIONS = {"cell": "--model", "optimizer.lr": "--lr"}
+
+
+def _options_for(message):
+    """The command options behind the fields a spec difference lists (``params.hidden_size:
+    16 (checkpoint) != 32 (this run)`` -> ``--hidden-size``)."""
+    opts = []
+    known = {a.dest for a in _forecast_actions()}
+    for line in message.splitlines():
+        field, sep, rest = line.partition(": ")
+        if not sep or " != " not in rest:
+            continue
+        opt = _SPEC_OPTIONS.get(field)
+        if opt is None and field.startswith("params."):
+            name = field[len("params."):]
+            opt = "--" + name.replace("_", "-") if name in known else None
+        if opt and opt not in opts:
+            opts.append(opt)
+    return ", ".join(opts)
+
+
+def _forecast_actions():
+    ap = build_parser()
+    for a in ap._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            return a.choices["forecast"]._actions
+    return []
 
 
 def _silence_stdout():

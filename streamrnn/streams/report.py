@@ -73,7 +73,8 @@ def _ahead(kind, xs, last_x, n):
         if kind == "time":
             return None
         return [last_x + j for j in range(1, n + 1)]
-    gaps = sorted(b - a for a, b in zip(xs[-200:], xs[-199:]))
+    tail = xs[-200:]
+    gaps = sorted(b - a for a, b in zip(tail, tail[1:]))
     gap = gaps[len(gaps) // 2]
     return [last_x + gap * j for j in range(1, n + 1)]
 
