@@ -91,7 +91,7 @@ class HorizonScore:
         self._hist = {}      # key -> deque of the last values, newest last
         self.total = _Sums(horizon)
         self.per_key = {}    # key -> _Sums (the first detail_keys keys)
-        self.keys_seen = 0
+        self.keys_seen = 0   # series started (a key forgotten and seen again counts twice)
 
     def observe(self, key, y: float, forecast=None):
         """Score the pending forecasts of ``key`` whose target is ``y``, then remember
@@ -101,7 +101,7 @@ class HorizonScore:
             hist = self._hist[key] = deque(maxlen=self._keep)
             self._pending[key] = deque(maxlen=self.h)
             self.keys_seen += 1
-            if len(self.per_key) < self.detail_keys:
+            if key not in self.per_key and len(self.per_key) < self.detail_keys:
                 self.per_key[key] = _Sums(self.h)
         pend = self._pending[key]
         sums = (self.total, self.per_key[key]) if key in self.per_key else (self.total,)
