@@ -77,7 +77,11 @@ def test_horizon_score_mase_and_smape():
     assert row["mae"] == 0 and row["mase"] == 0 and row["smape"] == 0
     lv = sc.table()["last value"][0]
     assert lv["mae"] == 1 and lv["mase"] == 1  # the scale is the naive one-step error
-    assert lv["smape"] == pytest.approx(100 * (2 / 3 + 2 / 5 + 2 / 7) / 3)
+    assert math.isnan(lv["smape"])  # sMAPE is the model's only
+    sc = HorizonScore(1, 0)
+    for y in [1.0, 2.0, 3.0, 4.0]:
+        sc.observe("k", y, [y])  # the last value, as the model's forecast
+    assert sc.table()["model"][0]["smape"] == pytest.approx(100 * (2 / 3 + 2 / 5 + 2 / 7) / 3)
 
 
 # ------------------------------------------------------------------ the command
@@ -183,3 +187,12 @@ def test_inspect_of_a_bad_file_is_exit_2(tmp_path, content):
     os.mkdir(tmp_path / "empty")
     p = cmd("inspect", str(tmp_path / "empty"))
     assert p.returncode == 2 and "without checkpoint files" in p.stderr
+
+
+def test_backtest_docstring_example_runs():
+    import doctest
+    import streamrnn.backtest as bt
+    runner = doctest.DocTestRunner()
+    for t in doctest.DocTestFinder().find(bt):
+        runner.run(t)
+    assert runner.summarize(verbose=False).failed == 0
