@@ -416,10 +416,14 @@ def _forecast(args, demo, horizon, spec, store, opened):
     drawn = None
     if args.plot:
         drawn = plot_trace(runner, args.plot, args.target,
-                           title=f"streamrnn forecast: {args.source or 'WaterFlow demo'}")
+                           title=f"streamrnn forecast: {_source_name(args)}")
     if not args.quiet:
         _summary(runner, n, elapsed, args, spec, drawn, stopped)
     return stopped.status()
+
+
+def _source_name(args):
+    return {None: "the WaterFlow demo", "-": "standard input"}.get(args.source, args.source)
 
 
 def _announcing(runner, quiet):
@@ -540,7 +544,7 @@ def backtest_command(args) -> int:
     drawn = None
     if args.plot:
         drawn = plot_trace(r.runner, args.plot, args.target,
-                           title=f"streamrnn backtest: {args.source or 'WaterFlow demo'}")
+                           title=f"streamrnn backtest: {_source_name(args)}")
     if args.json:
         d = r.to_dict()
         d["model"] = spec
@@ -557,7 +561,7 @@ def _backtest_report(r, args, spec, drawn, stopped):
     t = r.runner.totals()
     sc = r.scorer
     name = spec["cell"].upper()
-    w(f"streamrnn backtest of {args.source or 'the WaterFlow demo'}: {r.messages:,d} messages, "
+    w(f"streamrnn backtest of {_source_name(args)}: {r.messages:,d} messages, "
       f"{_plural(sc.keys_seen, 'key')}, {_bad_text(r.runner, t)}; {r.elapsed:.1f} s"
       f"{' (stopped by a signal)' if stopped.signum is not None else ''}\n")
     w(f"  {name} hidden_size={spec['params'].get('hidden_size')}, horizon {sc.h}, "

@@ -31,7 +31,8 @@ def _paho():
     try:
         import paho.mqtt.client as mqtt
     except ImportError:
-        raise ImportError("MQTT streams need paho-mqtt: pip install 'streamrnn[mqtt]'") from None
+        raise ImportError("MQTT streams need paho-mqtt: pip install paho-mqtt (from a checkout "
+                          "of streamrnn: pip install '.[mqtt]')") from None
     return mqtt
 
 
