@@ -60,7 +60,8 @@ class Backtest:
 
 def backtest(source, spec=None, horizon=1, seasonality=None, *, model_factory=None,
              detail_keys=10, plot_keys=0, max_keys=MAX_KEYS, max_features=MAX_FEATURES,
-             limit=0, progress=None, sink=None, bad=None, runner_hook=None) -> Backtest:
+             limit=0, idle_exit=0.0, progress=None, sink=None, bad=None,
+             runner_hook=None) -> Backtest:
     """Replay ``source`` through one model per key and score the forecasts.
 
     Parameters
@@ -75,7 +76,7 @@ def backtest(source, spec=None, horizon=1, seasonality=None, *, model_factory=No
         Season length of the seasonal naive baseline (default: the spec's, 0 for none).
     detail_keys
         Keys (the first seen) also scored one by one.
-    plot_keys, max_keys, max_features, limit, progress, bad
+    plot_keys, max_keys, max_features, limit, idle_exit, progress, bad
         As for :class:`~streamrnn.streams.Runner` and its ``run``.
     sink
         Where the forecast records go (default: nowhere).
@@ -91,5 +92,5 @@ def backtest(source, spec=None, horizon=1, seasonality=None, *, model_factory=No
     if runner_hook is not None:
         runner_hook(runner)
     t0 = time.monotonic()
-    n = runner.run(limit=limit, progress=progress)
+    n = runner.run(limit=limit, idle_exit=idle_exit, progress=progress)
     return Backtest(runner, scorer, n, time.monotonic() - t0)

@@ -141,6 +141,9 @@ def _stream_options(f, demo_horizon):
                    "built-in demo)")
     f.add_argument("--limit", type=_nonnegative, default=0, metavar="N",
                    help="stop after N messages (0: no limit)")
+    f.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                   help="stop when nothing has arrived for this long (default: never for "
+                   "forecast; 5 for a backtest of Kafka or MQTT)")
     f.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="keep retrying a first connection to Kafka or MQTT (with backoff) for "
                    "this long, then fail naming the address")
@@ -202,8 +205,6 @@ def build_parser():
                    "resumes from it when it holds some")
     c.add_argument("--checkpoint-every", type=int, default=10000, metavar="N",
                    help="checkpoint after every N messages (and at the end)")
-    f.add_argument("--idle-exit", type=float, default=0.0, metavar="SECONDS",
-                   help="stop when nothing has arrived for this long (0: never)")
 
     b = sub.add_parser("backtest", help="replay a file (or any source) and score the forecasts "
                        "per step ahead against last value and seasonal naive",
@@ -400,7 +401,7 @@ def _forecast(args, demo, horizon, spec, store, opened):
         sys.stderr.write(f"streamrnn: {note}\n")
     t0 = time.monotonic()
     try:
-        n = runner.run(limit=args.limit, idle_exit=args.idle_exit, progress=progress)
+        n = runner.run(limit=args.limit, idle_exit=args.idle_exit or 0.0, progress=progress)
     finally:
         runner.closing = True
         opened.remove(source)
@@ -528,7 +529,12 @@ def backtest_command(args) -> int:
 
         def hook(runner):
             stopped.runner = runner
+        idle = args.idle_exit
+        if idle is None:
+            idle = 5.0 if not demo and parse_address(args.source)["scheme"] in ("kafka",
+                                                                               "mqtt") else 0.0
         r = backtest(source, spec, horizon, args.seasonality, detail_keys=args.table_keys,
+                     idle_exit=idle,
                      plot_keys=args.plot_keys if args.plot else 0, max_keys=args.max_keys,
                      max_features=args.max_features, limit=args.limit, bad=bad,
                      progress=Progress() if show else None, runner_hook=hook)

@@ -196,3 +196,13 @@ def test_backtest_docstring_example_runs():
     for t in doctest.DocTestFinder().find(bt):
         runner.run(t)
     assert runner.summarize(verbose=False).failed == 0
+
+
+def test_backtest_reads_any_source_such_as_stdin():
+    p = subprocess.run([sys.executable, "-m", "streamrnn", "backtest", "--source", "-",
+                        "--horizon", "2", "--hidden-size", "3", "--json"], env=child_env(),
+                       input="".join(json.dumps({"y": i % 4}) + "\n" for i in range(60)),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["messages"] == 60 and [r["n"] for r in d["overall"]["model"]] == [59, 58]
