@@ -147,5 +147,5 @@ def test_missing_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "paho", None)
     monkeypatch.setitem(sys.modules, "paho.mqtt", None)
     monkeypatch.setitem(sys.modules, "paho.mqtt.client", None)
-    with pytest.raises(ImportError, match=r"streamrnn\[mqtt\]"):
+    with pytest.raises(ImportError, match=r"pip install paho-mqtt .*\.\[mqtt\]"):
         open_sink("mqtt://127.0.0.1:1/t")
