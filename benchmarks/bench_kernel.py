@@ -10,6 +10,10 @@ kernel reuses the forward pass of the predict). Each number is the best of ``--r
 moments included); its peak over the table is printed at the end.
 
     PYTHONPATH=. python benchmarks/bench_kernel.py [--steps 20000] [--repeats 3] [--n-in 4]
+                                                   [--cpu-time]
+
+``--cpu-time`` times with the thread's CPU time (``time.thread_time``) instead of the wall
+clock: steadier on a machine other processes load.
 """
 from __future__ import annotations
 
@@ -19,7 +23,10 @@ import time
 
 import numpy as np
 
+clock = time.perf_counter
+
 from streamrnn._core import ADAM, ELMAN_TANH, GRU, LSTM, SQUARED, Network, Optimizer, initialize
+from streamrnn._core import _cells
 
 CELLS = {"rnn": ELMAN_TANH, "lstm": LSTM, "gru": GRU}
 HIDDEN = (8, 32, 64)
@@ -49,10 +56,10 @@ def time_learn(cell, hidden, k1, n_in, xs, ys, repeats):
         # warm the ring buffer so every timed step has a full window
         for i in range(K2):
             learn(xs[i], ys[i])
-        t0 = time.perf_counter()
+        t0 = clock()
         for x, y in zip(xs, ys):
             learn(x, y)
-        dt = time.perf_counter() - t0
+        dt = clock() - t0
         best = min(best, dt / len(xs))
     return best * 1e6, net
 
@@ -65,11 +72,11 @@ def time_predict_learn(cell, hidden, k1, n_in, xs, ys, repeats):
         learn, predict = net.learn, net.predict
         for i in range(K2):
             learn(xs[i], ys[i])
-        t0 = time.perf_counter()
+        t0 = clock()
         for x, y in zip(xs, ys):
             predict(x, out)
             learn(x, y)
-        dt = time.perf_counter() - t0
+        dt = clock() - t0
         best = min(best, dt / len(xs))
     return best * 1e6
 
@@ -79,10 +86,10 @@ def time_predict(net, xs, repeats):
     predict = net.predict
     best = float("inf")
     for r in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         for x in xs:
             predict(x, out)
-        dt = time.perf_counter() - t0
+        dt = clock() - t0
         best = min(best, dt / len(xs))
     return best * 1e6
 
@@ -93,15 +100,21 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n-in", type=int, default=4)
     ap.add_argument("--cells", default=",".join(CELLS))
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with the thread's CPU time instead of the wall clock")
     args = ap.parse_args()
+    global clock
+    if args.cpu_time:
+        clock = time.thread_time
     xs, ys = data(args.steps, args.n_in)
     print(f"# streamrnn kernel, {platform.python_implementation()} {platform.python_version()}, "
           f"n_in={args.n_in}, n_out=1, squared loss, Adam, k2={K2}, "
-          f"best of {args.repeats} x {args.steps} steps")
+          f"best of {args.repeats} x {args.steps} steps, kernels {_cells.BUILD}, "
+          f"{'thread CPU time' if args.cpu_time else 'wall clock'}")
     print(f"{'cell':<5} {'H':>3} {'k1':>3} {'P':>7} {'learn us':>9} {'predict us':>10} "
           f"{'pred+learn us':>13} {'sizeof B':>10}")
     peak = (0, None)
-    t_start = time.perf_counter()
+    t_start = clock()
     for name in args.cells.split(","):
         cell = CELLS[name]
         for hidden in HIDDEN:
@@ -115,7 +128,7 @@ def main():
                 print(f"{name:<5} {hidden:>3} {k1:>3} {net.size:>7} {us:>9.2f} {us_p:>10.2f} "
                       f"{us_pl:>13.2f} {size:>10}", flush=True)
     print(f"# peak Network.__sizeof__: {peak[0]} bytes ({peak[0] / 2**20:.2f} MiB) at {peak[1]}")
-    print(f"# wall time {time.perf_counter() - t_start:.1f} s")
+    print(f"# wall time {clock() - t_start:.1f} s")
 
 
 if __name__ == "__main__":

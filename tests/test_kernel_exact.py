@@ -1,54 +1,68 @@
-"""Bit-exactness of the kernel across refactors, and the cached forward pass of predict.
+"""Bit-exactness of the kernel: across refactors, across the run-time paths of the C helpers,
+and for the cached forward pass of predict.
 
-``GOLDEN`` holds SHA-256 digests of 2,000-step runs recorded with the build of commit d358ce6
-(before the cell layer): every cell x {1, 2} layers x k1 in {1, 3} with Adam, and more
-losses, optimizers and TBPTT shapes. Each run predicts before every other ``learn`` (with the
-same input, so the cached forward pass is exercised), and the digest covers every prediction,
-status and head output, a roll-out, and the final parameters, state and first moment.
-Floating-point results depend on the compiler and the vector ISA the kernels were built for
-(``_cells.BUILD``), so the digests are compared where they were recorded; elsewhere the
-same runs must still be deterministic and equal to runs that never predict.
+``GOLDEN`` holds SHA-256 digests of 2,000-step runs: every cell x {1, 2} layers x k1 in {1, 3}
+with Adam, and more losses, optimizers and TBPTT shapes. Each run predicts before every other
+``learn`` (with the same input, so the cached forward pass is exercised), and the digest
+covers every prediction, status and head output, a roll-out, and the final parameters, state
+and first moment. They were recorded with the portable build of commit eea35ad (no FMA,
+gcc 12.2.0, glibc 2.36 on x86-64), which the refactors before it had kept bit-identical
+to the build of d358ce6 with the same flags. (The -march=native builds of before fused
+a*b + c into FMAs and gave other last bits; every build now passes -ffp-contract=off.)
+
+Every copy of the C helpers (``STREAMRNN_ISA`` = default, avx2, avx512; see _kernels.h) must
+give exactly these digests: ``test_every_instruction_set_gives_the_same_bits`` runs each one
+this CPU supports in a child process. With another C library (libm's exp, tanh and log may
+round differently) the digests are not comparable, and the runs must still be deterministic
+and identical across the copies.
 """
 import copy
 import hashlib
+import json
+import os
 import pickle
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+import streamrnn
 from streamrnn import _core as C
 from streamrnn._core import _cells
 
-GOLDEN_BUILD = "avx512f 12.2.0"
+GOLDEN_PLATFORM = ("x86_64", ("glibc", "2.36"))
+ON_GOLDEN_PLATFORM = (platform.machine(), platform.libc_ver()) == GOLDEN_PLATFORM
 GOLDEN = [
-    "93992f86e944bc1d37a0c39e074c3f7f661e804ebe7c1fa0308bfed8351fa0c3",
-    "2f89c2bd259602ba88fc01088585703c5dccc0eb8d515f792c7c6276de17e09d",
-    "dd91d2af0ebacc25cfba53b62411c5475957303d9c17d0c1911b88ca8abbece2",
-    "96e4d0d187f78dedafeef12a87bd6c4598259c8836d65c70077bc6b3d2b013b2",
-    "d54c327dec275dbef197bea7698b15201c7e5b60b1ee5c7f62083a7c97c76c11",
-    "5e62f74dc9bad4401e78caf80a69ae3bd408b26d224dbcb2a5c6e252718e74b6",
-    "df1023c5c7e409037c838f0880ca08828dcf31247333b05d1a9c8b930715f382",
-    "fe09e7bc95f16f3e2d37f58dee491d7602b33cd1e11e72e4af1464ab8aebcebe",
-    "e202ca4eede465fed2f1f87fc8c3e636d1f6c4e147779032957d24a447e89967",
-    "502d25067f3fa197f7766c5db9b34423c79cfd08d056e6ecbe8aa43143c36b0a",
-    "9ac721feaeb278457e138e8acf29fa36d91290cc6eb6697357693f19ece46811",
-    "cca1d74e1d91e20c307414280c51ae666916cb16b40647c7048b9b7666d0473e",
-    "b442776db9f59a5c4db79e42345986d303c812a184460fbd83f7106da657543b",
-    "9ed2efd2ac268dc9a63a38b1beddbbb73fa89a10191f4c70d3cf8f76339f20e8",
-    "93e23c47d6d22d1aab997fd30bbf71d8639811d62d4e69b04d1341fb9a0d0922",
-    "31f5da03583e960a938e2cbd26fa703af92f5ad5f454f65b0a8dec23baace43d",
-    "a4fc62a83629937fd4e1409a0b60d7427e59a38d6a86a55c45c90a82dece5d75",
-    "070fe9108be2f98db62f7974b119ceaa822497d34854e1672091bed36674634f",
-    "6ccd9d2c22249b32b3f360cda7b1a791ce3c7405257d4fa9a2fb82fb60cc7f7f",
-    "032de240490e6a1510335ce4887cb475524be12972aaf5cee550d0a76e4fe6e4",
-    "3c869127d7653e6f03f765deb15f9cc3268da7c42a943f5c67b3e21aa3bb3c43",
-    "df02312eecae1bdbf559d597dad4f8e8ea00412d87fe5f6e28af97d7f0d97434",
-    "2b9cabff5ba6c912981f01594325718a3c492de1821ce1e842cdbc6d7a3b2f84",
-    "069ce9b8c1bd1aac939ccd501aea70ab995dee19daca4ba6558711418d8a3f5e",
-    "0cd2a3109f071f1da3375527557294117e0666f2a7e16e2a21ed2fcc1966e402",
-    "a76be56f02295048e92a8a9c4ab165084750196a4c8868dc950d8a02c55e997f",
-    "6dd2e6c54c383802af4b91c45eff13f4f742d38683efd89d0062fa1f0cc6f208",
-    "7b1c30042570d83aa69955b674f928a982d277c8cf57788f0205e263ced56ddc",
+    "40e92548161151eabe098dfc19c1f1c85708d1f43a676497ac5f517999fbe805",
+    "f2dce9319ac8ec053ab865f2cfcafef86e41d763b2e8614bfeedde05d8849dc7",
+    "c26bb5ea0ee3c12a9332ac87c76b4b88ef33ed4e509dbe9d921f1e3d2047a29b",
+    "daade41e4750679a9089c2ae6a04fb5b3bc1d524ebeb612b347a460afe467573",
+    "330fed132af2d6a2b840ae248f6bc880e8d76d69f239c44cb176cd99992e90c3",
+    "76af46c9199e038c37668a0bcab775f5e1ce5f43f821e47639a6d6397e6f85ac",
+    "5cd4e15b0162e6cf0fdffba058ff7a2636d0ff941c6cfd91a4867da6dddd08e4",
+    "fd266c1f5f7472ac20d066313fcc0b70694a06fd66a7f232b56e9a26d1b19cda",
+    "f742461fb304f59e0143ee55e451d8d88e06035271f0841ab6fc2ac069152b13",
+    "96b69a1a41c775560f4a81e4fbffd389ec14547b9c3b7682557fa921c777782d",
+    "ea130ef32fdf88fe9648e5e4a11fda13af702cd2b80dfbbfeaffb69960ccb4f3",
+    "35115d12d600598a4995fc7310a0f6c23f1a6e4414d817f3a836f093e6bec124",
+    "ea3484659eea4e88febc34612132597c5156b085e24765421ef225ee0a9cf5ab",
+    "047999b41971bffaa0af647029f33c5e486ddb43ab404ad86b7b3ccb7ffcca8c",
+    "50b95a063f92e4892d3f849cfefe927cd6fb29b63b2efdfc73185e13eb8568b0",
+    "6996fbd7fbc0e199d25ab4f891755afc0e4733320d71f115b4f1e031329ffe45",
+    "6325a68f352661372296b301cad189a3b97aa36b28946d857bf498ffb59eb55c",
+    "7f0f455524a6513e815f408abdd0e3c1aac79dfed5e2abe4d97f7d45418ea12d",
+    "a56c594da590446f7d8982ea8a54f53c15c244f1d16bfd6daffcff78d4018f58",
+    "80770cd24c113369490a5f270650cd4f5f08bb0d2e44b254f3540dcc8b8c225f",
+    "4a61627ea5fc803a45b17e177849c3cf8efb88b1e851ec8ce0908e2f5fa71487",
+    "2b99b9f64220db5881f06cc6a46e566ebe3fd652d28ee964bbc3e809f3b0c0e2",
+    "7d4b4117037335281e7c707fab4eb3dd6872db7e25cb9a77e4ab37ed45fca143",
+    "99fbb634596141314249d8e07cb174881ef1d21c936a341abf844bb023f302d4",
+    "dfee12b0d0c4d3cfef829e039de61d6bb70dd77877f868d63d6778d1d01810b7",
+    "67ecd2485535432bbb90d23ed27eecdcce423045673bdd4c3effd6ded5e165fe",
+    "40c0ddb9298adb443ac85ba8f9adf3ac2fe9ad61640fc9c789ab064f67096817",
+    "04558f8fd9ede6849ffa6f2986c81de5e9eb8347f8de6c72885397128ff29712",
 ]
 
 
@@ -116,10 +130,70 @@ CONFIGS = list(_configs())
 @pytest.mark.parametrize("index", range(len(CONFIGS)))
 def test_long_runs_are_bit_identical_to_the_recorded_build(index):
     digest = _run(CONFIGS[index])
-    if _cells.BUILD == GOLDEN_BUILD:
+    if ON_GOLDEN_PLATFORM:
         assert digest == GOLDEN[index]
-    else:  # another compiler or ISA: still deterministic
+    else:  # another C library: still deterministic
         assert digest == _run(CONFIGS[index])
+
+
+def _child(isa, code):
+    """Run ``code`` in a fresh interpreter that imports this streamrnn with STREAMRNN_ISA=isa."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(streamrnn.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.path.dirname(__file__)]))
+    if isa is None:
+        env.pop("STREAMRNN_ISA", None)
+    else:
+        env["STREAMRNN_ISA"] = isa
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+_DIGESTS = """
+import json, test_kernel_exact as T
+from streamrnn._core import _cells
+print(json.dumps([_cells.ISA, [T._run(c) for c in T.CONFIGS]]))
+"""
+
+
+def test_the_paths_this_cpu_runs_are_known():
+    assert _cells.ISA in _cells.ISAS
+    assert _cells.ISAS[0] == "default"
+    assert set(_cells.ISAS) <= {"default", "avx2", "avx512"}
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        assert _cells.ISAS == ("default",)
+
+
+@pytest.mark.parametrize("isa", ["default", "avx2", "avx512"])
+def test_every_instruction_set_gives_the_same_bits(isa):
+    if isa not in _cells.ISAS:
+        pytest.skip(f"this CPU does not run the {isa} path")
+    run = _child(isa, _DIGESTS)
+    assert run.returncode == 0, run.stderr
+    used, digests = json.loads(run.stdout)
+    assert used == isa
+    assert digests == [_run(c) for c in CONFIGS]
+    if ON_GOLDEN_PLATFORM:
+        assert digests == GOLDEN
+
+
+def test_auto_picks_the_best_path_this_cpu_runs():
+    run = _child(None, "from streamrnn._core import _cells; print(_cells.ISA)")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == _cells.ISAS[-1]
+    run = _child("auto", "from streamrnn._core import _cells; print(_cells.ISA)")
+    assert run.stdout.strip() == _cells.ISAS[-1]
+
+
+def test_an_unknown_or_unsupported_path_is_refused_at_import():
+    run = _child("sse9", "import streamrnn._core")
+    assert run.returncode != 0
+    assert "STREAMRNN_ISA='sse9' is not one of auto, default, avx2, avx512" in run.stderr
+    missing = [isa for isa in ("avx2", "avx512") if isa not in _cells.ISAS]
+    if not missing:
+        return  # this CPU runs every path
+    run = _child(missing[-1], "import streamrnn._core")
+    assert run.returncode != 0
+    assert f"cannot run the {missing[-1]} kernels" in run.stderr
 
 
 @pytest.mark.parametrize("index", range(0, len(CONFIGS), 3))

@@ -1,10 +1,37 @@
 """Numerics only: compiled kernels and their initialisation. Imports neither river nor the
 rest of streamrnn."""
+import os
+
 import numpy as np
 
-from streamrnn._core._network import (ABSOLUTE, BINARY_CE, ELMAN_RELU, ELMAN_TANH, GRU, HUBER,
-                                      LSTM, SOFTMAX_CE, SQUARED, Network)
-from streamrnn._core._optim import (ADAGRAD, ADAM, MOMENTUM, NESTEROV, RMSPROP, SGD, Optimizer)
+
+def _missing_kernels(err):
+    """The ImportError for a streamrnn/_core folder without its compiled modules."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(here))
+    if os.path.exists(os.path.join(root, "setup.py")):
+        return ImportError(
+            f"streamrnn was imported from its source folder {root}, and its compiled kernels "
+            f"were never built there (no module {err.name}): Python looks in the current "
+            f"folder first, so this folder hides an installed streamrnn. Either build the "
+            f"kernels in place, `python setup.py build_ext --inplace` in {root} (`pip install "
+            f".` there does it too), or run Python from another folder to use the installed "
+            f"package.", name=err.name)
+    return ImportError(
+        f"streamrnn's compiled kernels are missing from {here} (no module {err.name}, "
+        f"e.g. built for another Python version): reinstall streamrnn "
+        f"(`pip install --force-reinstall streamrnn`).", name=err.name)
+
+
+try:
+    from streamrnn._core._network import (ABSOLUTE, BINARY_CE, ELMAN_RELU, ELMAN_TANH, GRU,
+                                          HUBER, LSTM, SOFTMAX_CE, SQUARED, Network)
+    from streamrnn._core._optim import (ADAGRAD, ADAM, MOMENTUM, NESTEROV, RMSPROP, SGD,
+                                        Optimizer)
+except ModuleNotFoundError as _err:
+    if not (_err.name or "").startswith("streamrnn._core._"):
+        raise
+    raise _missing_kernels(_err) from None
 
 __all__ = ["Network", "Optimizer", "initialize", "ELMAN_TANH", "ELMAN_RELU", "LSTM", "GRU",
            "SQUARED", "ABSOLUTE", "HUBER", "BINARY_CE", "SOFTMAX_CE", "SGD", "MOMENTUM",

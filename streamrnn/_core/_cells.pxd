@@ -120,13 +120,17 @@ cdef inline double dot(Py_ssize_t n, const double* x, const double* y) noexcept 
     return s + ((acc[0] + acc[2]) + (acc[1] + acc[3]))
 
 
+cdef extern from "_kernels.h":
+    # a (m,) += x (d,) @ W (d x m): the forward's matrix product, one of the C helpers chosen
+    # at import (row by row in order, zero inputs skipped; see _kernels_impl.h)
+    void sr_affine(Py_ssize_t d, Py_ssize_t m, const double* x, const double* W,
+                   double* a) noexcept nogil
+
+
 cdef inline void affine(Py_ssize_t d, Py_ssize_t m, const double* x, const double* W,
                         double* a) noexcept nogil:
     # a += x @ W for W of shape (d, m), row-major
-    cdef Py_ssize_t i
-    for i in range(d):
-        if x[i] != 0.0:
-            axpy(m, x[i], W + i * m, a)
+    sr_affine(d, m, x, W, a)
 
 
 cdef inline void affine_t(Py_ssize_t d, Py_ssize_t m, const double* W, const double* da,

@@ -20,14 +20,41 @@ from libc.math cimport tanh, exp, log, fabs
 from libc.string cimport memcpy, memset
 
 
+import os
+
 cdef extern from "_kernels.h":
-    const char* SR_BUILD
+    const char* SR_COMPILER
+    const char* sr_isa_names[]
+    int SR_N_ISA
+    int sr_isa_supported(int isa) noexcept nogil
+    int sr_select(const char* name) noexcept nogil
     void sr_matvec(Py_ssize_t d, Py_ssize_t m, const double* W, const double* v,
                    const double* init, double* out) noexcept nogil
 
 
-# the compiler and vector ISA of this build: bit-exact results are reproducible within one
-BUILD = SR_BUILD.decode("ascii", "replace")
+def _choose_isa():
+    """The copy of the C helpers this process uses, read ONCE from STREAMRNN_ISA (auto, or
+    one of default, avx2, avx512); every _core module then points its helpers at it."""
+    names = tuple(sr_isa_names[k].decode("ascii") for k in range(SR_N_ISA))
+    runs = tuple(names[k] for k in range(SR_N_ISA) if sr_isa_supported(k))
+    wanted = os.environ.get("STREAMRNN_ISA", "").strip().lower()
+    code = sr_select(wanted.encode("ascii", "replace"))
+    if code == -1:
+        raise ImportError(f"STREAMRNN_ISA={wanted!r} is not one of auto, "
+                          f"{', '.join(names)}; unset it to use the best this CPU runs")
+    if code < 0:
+        raise ImportError(f"STREAMRNN_ISA={wanted!r}: this CPU or this build cannot run the "
+                          f"{wanted} kernels; it runs {', '.join(runs)} (unset STREAMRNN_ISA "
+                          f"to use the best)")
+    return names[code], runs
+
+
+# ISA: the copy of the C helpers in use (default, avx2 or avx512); ISAS: the copies this CPU
+# runs. Every copy gives the same bits (see _kernels.h).
+ISA, ISAS = _choose_isa()
+# the compiler of this build; BUILD = ISA and compiler, for reports
+COMPILER = SR_COMPILER.decode("ascii", "replace")
+BUILD = f"{ISA} {COMPILER}"
 
 
 # ---------------------------------------------------------------- forward

@@ -73,6 +73,12 @@ cdef extern from "_kernels.h":
                     const double* B, Py_ssize_t ldb, double* C) noexcept nogil
     void sr_matvec(Py_ssize_t d, Py_ssize_t m, const double* W, const double* v,
                    const double* init, double* out) noexcept nogil
+    int sr_select(const char* name) noexcept nogil
+
+from streamrnn._core._cells import ISA as _ISA
+
+# this module's copy of the C helpers: the one _cells chose from STREAMRNN_ISA
+sr_select(_ISA.encode("ascii"))
 
 
 # ---------------------------------------------------------------- argument fast path

@@ -6,7 +6,8 @@ Layers:
   the same helpers;
 - ``clip`` and ``apply`` are nogil loops over the flat gradient and parameter vectors; they
   allocate nothing. ``clip`` returns 0, or -1 when the gradient is not finite (nothing is
-  touched then). Adam's loop is ``sr_adam`` in ``_kernels.h``;
+  touched then). The loops themselves are C helpers in ``_kernels.h`` (``sr_adam``,
+  ``sr_rule``, ``sr_sumsq``), compiled per instruction set and chosen at import;
 - ``Optimizer`` is one extension type for every rule; the rule is an int code chosen once in
   Python. Its moment buffers are NumPy arrays of the parameter vector's size, allocated in
   Python on first use; ``get_state``/``set_state``/``from_state`` carry them (and pickle
@@ -32,6 +33,15 @@ from libc.math cimport sqrt, isfinite, pow
 cdef extern from "_kernels.h":
     void sr_adam(Py_ssize_t n, double* w, const double* g, double* m, double* v, double a,
                  double b1, double b2, double eps) noexcept nogil
+    void sr_rule(int kind, Py_ssize_t n, double* w, const double* g, double* s, double lr,
+                 double rho, double eps) noexcept nogil
+    double sr_sumsq(Py_ssize_t n, const double* g) noexcept nogil
+    int sr_select(const char* name) noexcept nogil
+
+from streamrnn._core._cells import ISA as _ISA
+
+# this module's copy of the C helpers: the one _cells chose from STREAMRNN_ISA
+sr_select(_ISA.encode("ascii"))
 
 SGD = K_SGD
 MOMENTUM = K_MOMENTUM
@@ -42,27 +52,6 @@ ADAGRAD = K_ADAGRAD
 
 _NAMES = {SGD: "SGD", MOMENTUM: "Momentum", NESTEROV: "NesterovMomentum", RMSPROP: "RMSProp",
           ADAM: "Adam", ADAGRAD: "AdaGrad"}
-
-
-cdef inline double _sumsq(Py_ssize_t n, const double* g) noexcept nogil:
-    # sixteen partial sums in a fixed order (vectorisable, reproducible)
-    cdef double acc[16]
-    cdef double s = 0.0
-    cdef Py_ssize_t j = 0, k
-    for k in range(16):
-        acc[k] = 0.0
-    while j + 16 <= n:
-        for k in range(16):
-            acc[k] += g[j + k] * g[j + k]
-        j += 16
-    while j < n:
-        s += g[j] * g[j]
-        j += 1
-    for k in range(8):
-        acc[k] += acc[k + 8]
-    for k in range(4):
-        acc[k] += acc[k + 4]
-    return s + ((acc[0] + acc[2]) + (acc[1] + acc[3]))
 
 
 # ---------------------------------------------------------------- validation (Python)
@@ -248,7 +237,7 @@ cdef class Optimizer:
                     g[i] = c
                 elif g[i] < -c:
                     g[i] = -c
-        s = _sumsq(n, &g[0])
+        s = sr_sumsq(n, &g[0])
         if not isfinite(s):
             return -1
         if self.clip_norm > 0.0 and s > self.clip_norm * self.clip_norm:
@@ -258,39 +247,20 @@ cdef class Optimizer:
         return 0
 
     cdef void apply(self, double[::1] wv, double[::1] gv) noexcept nogil:
-        cdef Py_ssize_t i, n = wv.shape[0]
+        cdef Py_ssize_t n = wv.shape[0]
         cdef double lr = self.lr, rho = self.rho, eps = self.eps
-        cdef double b1 = self.beta_1, b2 = self.beta_2, a, gi
+        cdef double b1 = self.beta_1, b2 = self.beta_2, a
         cdef int kind = self.kind
         cdef double* w = &wv[0]
         cdef const double* g = &gv[0]
         cdef double* m = &self.m[0]
         cdef double* v
-        if kind == K_SGD:
-            for i in range(n):
-                w[i] -= lr * g[i]
-        elif kind == K_MOMENTUM:
-            for i in range(n):
-                m[i] = rho * m[i] + lr * g[i]
-                w[i] -= m[i]
-        elif kind == K_NESTEROV:
-            for i in range(n):
-                m[i] = rho * m[i] + lr * g[i]
-                w[i] -= rho * m[i] + lr * g[i]
-        elif kind == K_RMSPROP:
-            for i in range(n):
-                gi = g[i]
-                m[i] = rho * m[i] + (1.0 - rho) * gi * gi
-                w[i] -= lr * gi / sqrt(m[i] + eps)
-        elif kind == K_ADAM:
+        if kind == K_ADAM:
             v = &self.v[0]
             a = lr * sqrt(1.0 - pow(b2, <double>(self.t + 1))) / (1.0 - pow(b1, <double>(self.t + 1)))
             sr_adam(n, w, g, m, v, a, b1, b2, eps)
-        elif kind == K_ADAGRAD:
-            for i in range(n):
-                gi = g[i]
-                m[i] += gi * gi
-                w[i] -= lr * gi / sqrt(m[i] + eps)
+        else:
+            sr_rule(kind, n, w, g, m, lr, rho, eps)
         self.t += 1
 
     def step(self, double[::1] w, double[::1] g):

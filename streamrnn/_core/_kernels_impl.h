@@ -1,0 +1,229 @@
+/* streamrnn/_core/_kernels_impl.h: the bodies of the dispatched C helpers. Included by
+   _kernels.h once per instruction set, each time under its own target (`#pragma GCC target`)
+   and with SR_FN(name) naming that copy (name_default, name_avx2, name_avx512); no include
+   guard on purpose. Every loop is written so that its result does not depend on the vector
+   width: element-wise operations, or sums in a fixed number of lanes added by a fixed tree,
+   and no FMA (the build passes -ffp-contract=off), so every copy gives the same bits.
+
+   Contents:
+   - sr_affine   a += x @ W (the forward pass: input and recurrent pre-activations, the head)
+   - sr_gemm_tn  C = A^T B for the parameter gradients after the TBPTT walk
+   - sr_matvec   out = init + W v (gradient to the previous state / the layer below)
+   - sr_adam     the Adam update on flat vectors
+   - sr_rule     the other optimizer rules (SGD, momentum, Nesterov, RMSprop, AdaGrad)
+   - sr_sumsq    the squared norm of the gradient (sixteen lanes)
+*/
+
+/* a (m,) += x (d,) @ W (d x m, row-major), row by row in the order i = 0, 1, ..., d-1,
+   rows with x[i] == 0 skipped (so a zero input adds nothing, not even the sign of a zero).
+   Four non-zero rows are added per pass over a: the same additions in the same order as
+   one pass per row, with a quarter of the loads and stores of a. */
+static void SR_FN(sr_affine)(ptrdiff_t d, ptrdiff_t m, const double* restrict x,
+                             const double* restrict W, double* restrict a) {
+    ptrdiff_t i, j, idx[4];
+    int n = 0, k;
+    for (i = 0; i < d; i++) {
+        if (x[i] != 0.0) idx[n++] = i;
+        if (n == 4) {
+            const double* w0 = W + (size_t)idx[0] * m;
+            const double* w1 = W + (size_t)idx[1] * m;
+            const double* w2 = W + (size_t)idx[2] * m;
+            const double* w3 = W + (size_t)idx[3] * m;
+            const double x0 = x[idx[0]], x1 = x[idx[1]], x2 = x[idx[2]], x3 = x[idx[3]];
+            for (j = 0; j < m; j++)
+                a[j] = (((a[j] + x0 * w0[j]) + x1 * w1[j]) + x2 * w2[j]) + x3 * w3[j];
+            n = 0;
+        }
+    }
+    for (k = 0; k < n; k++) {
+        const double* w0 = W + (size_t)idx[k] * m;
+        const double x0 = x[idx[k]];
+        for (j = 0; j < m; j++) a[j] += x0 * w0[j];
+    }
+}
+
+/* C (d x m, row-major, written) = A^T B: C[i, j] = sum_{s < W} A[i*lda + s] * B[s*ldb + j],
+   summed from 0 in the order s = 0, 1, ..., W-1. Rows of A are per-row coefficients over
+   the steps (gathered transposed), rows of B the per-step gate gradients. */
+static void SR_FN(sr_gemm_tn)(ptrdiff_t d, ptrdiff_t m, ptrdiff_t W, const double* restrict A, ptrdiff_t lda,
+                       const double* restrict B, ptrdiff_t ldb, double* restrict C) {
+    ptrdiff_t i = 0, j, s;
+#if SR_VEC
+    for (; i + 4 <= d; i += 4) {
+        const double* a0 = A + (size_t)i * lda;
+        const double* a1 = a0 + lda;
+        const double* a2 = a1 + lda;
+        const double* a3 = a2 + lda;
+        double* c0 = C + (size_t)i * m;
+        for (j = 0; j + 16 <= m; j += 16) {
+            sr_v8 p0 = {0}, q0 = {0}, p1 = {0}, q1 = {0}, p2 = {0}, q2 = {0}, p3 = {0}, q3 = {0};
+            for (s = 0; s < W; s++) {
+                const double* b = B + (size_t)s * ldb + j;
+                sr_v8 bl = SR_LD(b), bh = SR_LD(b + 8);
+                p0 += a0[s] * bl; q0 += a0[s] * bh;
+                p1 += a1[s] * bl; q1 += a1[s] * bh;
+                p2 += a2[s] * bl; q2 += a2[s] * bh;
+                p3 += a3[s] * bl; q3 += a3[s] * bh;
+            }
+            SR_ST(c0 + j, p0); SR_ST(c0 + j + 8, q0);
+            SR_ST(c0 + m + j, p1); SR_ST(c0 + m + j + 8, q1);
+            SR_ST(c0 + 2 * m + j, p2); SR_ST(c0 + 2 * m + j + 8, q2);
+            SR_ST(c0 + 3 * m + j, p3); SR_ST(c0 + 3 * m + j + 8, q3);
+        }
+        for (; j + 8 <= m; j += 8) {
+            sr_v8 p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};
+            for (s = 0; s < W; s++) {
+                sr_v8 bl = SR_LD(B + (size_t)s * ldb + j);
+                p0 += a0[s] * bl; p1 += a1[s] * bl; p2 += a2[s] * bl; p3 += a3[s] * bl;
+            }
+            SR_ST(c0 + j, p0); SR_ST(c0 + m + j, p1);
+            SR_ST(c0 + 2 * m + j, p2); SR_ST(c0 + 3 * m + j, p3);
+        }
+        for (; j < m; j++) {
+            ptrdiff_t r;
+            for (r = 0; r < 4; r++) {
+                double acc = 0.0;
+                for (s = 0; s < W; s++) acc += A[(size_t)(i + r) * lda + s] * B[(size_t)s * ldb + j];
+                C[(size_t)(i + r) * m + j] = acc;
+            }
+        }
+    }
+    for (; i < d; i++) {
+        const double* a0 = A + (size_t)i * lda;
+        double* c0 = C + (size_t)i * m;
+        for (j = 0; j + 8 <= m; j += 8) {
+            sr_v8 p0 = {0};
+            for (s = 0; s < W; s++) p0 += a0[s] * SR_LD(B + (size_t)s * ldb + j);
+            SR_ST(c0 + j, p0);
+        }
+        for (; j < m; j++) {
+            double acc = 0.0;
+            for (s = 0; s < W; s++) acc += a0[s] * B[(size_t)s * ldb + j];
+            c0[j] = acc;
+        }
+    }
+#else
+    for (; i < d; i++)
+        for (j = 0; j < m; j++) {
+            double acc = 0.0;
+            for (s = 0; s < W; s++) acc += A[(size_t)i * lda + s] * B[(size_t)s * ldb + j];
+            C[(size_t)i * m + j] = acc;
+        }
+#endif
+}
+
+/* out[i] = init[i] + sum_j W[i*m + j] v[j] for W (d x m) row-major (out += v @ W^T
+   without transposing W; init NULL: 0; out may be init). Eight rows at a time share
+   each load of v; per row the products go to eight lanes summed by a fixed tree. */
+#if SR_VEC
+static inline double SR_FN(sr_hsum)(sr_v8 s) {
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+#endif
+static void SR_FN(sr_matvec)(ptrdiff_t d, ptrdiff_t m, const double* restrict W, const double* restrict v,
+                      const double* init, double* out) {
+    ptrdiff_t i = 0, j, r;
+#if SR_VEC
+    for (; i + 8 <= d; i += 8) {
+        sr_v8 acc[8];
+        double tail[8];
+        const double* w0 = W + (size_t)i * m;
+        for (r = 0; r < 8; r++) { acc[r] = (sr_v8){0}; tail[r] = 0.0; }
+        for (j = 0; j + 8 <= m; j += 8) {
+            sr_v8 x = SR_LD(v + j);
+            for (r = 0; r < 8; r++) acc[r] += SR_LD(w0 + (size_t)r * m + j) * x;
+        }
+        for (; j < m; j++)
+            for (r = 0; r < 8; r++) tail[r] += w0[(size_t)r * m + j] * v[j];
+        for (r = 0; r < 8; r++) {
+            double e = SR_FN(sr_hsum)(acc[r]) + tail[r];
+            out[i + r] = init ? init[i + r] + e : e;
+        }
+    }
+    for (; i < d; i++) {
+        sr_v8 acc = {0};
+        double e = 0.0;
+        const double* w0 = W + (size_t)i * m;
+        for (j = 0; j + 8 <= m; j += 8) acc += SR_LD(w0 + j) * SR_LD(v + j);
+        for (; j < m; j++) e += w0[j] * v[j];
+        e += SR_FN(sr_hsum)(acc);
+        out[i] = init ? init[i] + e : e;
+    }
+#else
+    for (; i < d; i++) {
+        double e = 0.0;
+        for (j = 0; j < m; j++) e += W[(size_t)i * m + j] * v[j];
+        out[i] = init ? init[i] + e : e;
+    }
+#endif
+}
+
+/* Adam on flat vectors: m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
+   w -= a*m / (sqrt(v) + eps), with the IEEE square root and division (vectorised by the
+   compiler; element-wise, so every copy gives the same bits). */
+static void SR_FN(sr_adam)(ptrdiff_t n, double* restrict w, const double* restrict g,
+                           double* restrict m, double* restrict v, double a, double b1,
+                           double b2, double eps) {
+    ptrdiff_t i;
+    const double c1 = 1.0 - b1, c2 = 1.0 - b2;
+    for (i = 0; i < n; i++) {
+        double gi = g[i];
+        double mi = b1 * m[i] + c1 * gi;
+        double vi = b2 * v[i] + c2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] -= a * mi / (sqrt(vi) + eps);
+    }
+}
+
+/* The other rules on flat vectors (kind: SR_SGD ... as in _optim.pxd; Adam has sr_adam):
+   SGD w -= lr*g; momentum s = rho*s + lr*g, w -= s; Nesterov s = rho*s + lr*g,
+   w -= rho*s + lr*g; RMSprop s = rho*s + (1-rho)*g^2, w -= lr*g/sqrt(s + eps);
+   AdaGrad s += g^2, w -= lr*g/sqrt(s + eps). */
+static void SR_FN(sr_rule)(int kind, ptrdiff_t n, double* restrict w, const double* restrict g,
+                           double* restrict s, double lr, double rho, double eps) {
+    ptrdiff_t i;
+    const double c = 1.0 - rho;
+    switch (kind) {
+    case SR_SGD:
+        for (i = 0; i < n; i++) w[i] -= lr * g[i];
+        break;
+    case SR_MOMENTUM:
+        for (i = 0; i < n; i++) { s[i] = rho * s[i] + lr * g[i]; w[i] -= s[i]; }
+        break;
+    case SR_NESTEROV:
+        for (i = 0; i < n; i++) { s[i] = rho * s[i] + lr * g[i]; w[i] -= rho * s[i] + lr * g[i]; }
+        break;
+    case SR_RMSPROP:
+        for (i = 0; i < n; i++) {
+            double gi = g[i];
+            s[i] = rho * s[i] + c * gi * gi;
+            w[i] -= lr * gi / sqrt(s[i] + eps);
+        }
+        break;
+    case SR_ADAGRAD:
+        for (i = 0; i < n; i++) {
+            double gi = g[i];
+            s[i] += gi * gi;
+            w[i] -= lr * gi / sqrt(s[i] + eps);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* sum of g[i]^2 in sixteen lanes (lane k takes i = k mod 16 of the full blocks), the tail
+   summed on its own, then the lanes by a fixed tree: the same bits for every vector width */
+static double SR_FN(sr_sumsq)(ptrdiff_t n, const double* restrict g) {
+    double acc[16], s = 0.0;
+    ptrdiff_t j = 0;
+    int k;
+    for (k = 0; k < 16; k++) acc[k] = 0.0;
+    for (; j + 16 <= n; j += 16)
+        for (k = 0; k < 16; k++) acc[k] += g[j + k] * g[j + k];
+    for (; j < n; j++) s += g[j] * g[j];
+    for (k = 0; k < 8; k++) acc[k] += acc[k + 8];
+    for (k = 0; k < 4; k++) acc[k] += acc[k + 4];
+    return s + ((acc[0] + acc[2]) + (acc[1] + acc[3]));
+}
