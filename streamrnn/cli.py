@@ -345,7 +345,7 @@ def forecast_command(args) -> int:
     demo = args.source is None
     horizon = args.horizon if args.horizon is not None else (24 if demo else 0)
     if args.plot:
-        need_matplotlib()  # before anything is read, not after the whole run
+        _check_plot(args.plot)  # before anything is read, not after the whole run
     spec = _spec(args)
     # the checkpoint directory first: a locked or read-only one fails before anything is read
     store = ck.CheckpointStore(args.checkpoint) if args.checkpoint else None
@@ -414,13 +414,33 @@ def _forecast(args, demo, horizon, spec, store, opened):
     elapsed = time.monotonic() - t0
     if progress is not None:
         progress(runner, final=True)
-    drawn = None
-    if args.plot:
-        drawn = plot_trace(runner, args.plot, args.target,
-                           title=f"streamrnn forecast: {_source_name(args)}")
+    drawn, failed = _draw(runner, args, "forecast")
     if not args.quiet:
         _summary(runner, n, elapsed, args, spec, drawn, stopped)
+    if failed:  # after the summary, which a failed plot must not take with it
+        sys.stderr.write(f"streamrnn: error: {failed}\n")
+        return 2
     return stopped.status()
+
+
+def _check_plot(path):
+    need_matplotlib()
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise FileNotFoundError(f"--plot {path}: no directory {d}")
+    if not os.access(d, os.W_OK):
+        raise PermissionError(f"--plot {path}: {d} is not writable")
+
+
+def _draw(runner, args, command):
+    """Plot if asked: ``(drawn, None)``, or ``(None, message)`` when the plot failed."""
+    if not args.plot:
+        return None, None
+    try:
+        return plot_trace(runner, args.plot, args.target,
+                          title=f"streamrnn {command}: {_source_name(args)}"), None
+    except (OSError, ValueError, RuntimeError) as e:
+        return None, f"--plot {args.plot}: {e}"
 
 
 def _source_name(args):
@@ -484,7 +504,7 @@ def _summary(runner, n, elapsed, args, spec, drawn, stopped):
         w(f"  state per model: {ck.state_nbytes(one):,d} bytes\n")
     if runner.store is not None:
         w(f"  checkpoints in {runner.store.directory} (positions {runner.positions})\n")
-    if args.plot:
+    if drawn:
         _plot_note(w, args.plot, drawn, runner)
 
 
@@ -512,7 +532,7 @@ def backtest_command(args) -> int:
     if horizon < 1:
         raise ValueError("backtest needs --horizon >= 1")
     if args.plot:
-        need_matplotlib()
+        _check_plot(args.plot)
     spec = _spec(args)
     opened = []
     try:
@@ -547,18 +567,18 @@ def backtest_command(args) -> int:
                     thing.close()
                 except Exception as e:  # noqa: BLE001
                     log.debug("closing %s: %s", type(thing).__name__, e)
-    drawn = None
-    if args.plot:
-        drawn = plot_trace(r.runner, args.plot, args.target,
-                           title=f"streamrnn backtest: {_source_name(args)}")
+    drawn, failed = _draw(r.runner, args, "backtest")
     if args.json:
         d = r.to_dict()
         d["model"] = spec
-        if args.plot:
+        if drawn:
             d["plot"] = {"path": args.plot, "keys": drawn[0], "not_drawn": drawn[1]}
         sys.stdout.write(json.dumps(d, indent=1) + "\n")
     else:
         _backtest_report(r, args, spec, drawn, stopped)
+    if failed:
+        sys.stderr.write(f"streamrnn: error: {failed}\n")
+        return 2
     return stopped.status()
 
 
@@ -591,7 +611,7 @@ def _backtest_report(r, args, spec, drawn, stopped):
         w("\nMAE: mean absolute error. The model's sMAPE: symmetric mean absolute percentage "
           "error (%);\nits MASE: its MAE over the in-sample MAE of the naive forecast one "
           f"{'season' if sc.m else 'step'} back (below 1 beats it).\n")
-    if args.plot:
+    if drawn:
         _plot_note(w, args.plot, drawn, r.runner)
 
 

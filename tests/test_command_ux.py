@@ -317,3 +317,16 @@ def test_runner_trace_counts_each_keys_own_steps_with_bounded_memory():
     assert sorted(r.trace) == ["k0", "k1"]
     assert [e[0] for e in r.trace["k0"]] == list(range(50, 100))  # the key's steps
     assert r.last_forecast["k1"][0] == 99
+
+
+def test_a_plot_that_cannot_be_written_keeps_the_summary(tmp_path):
+    pytest.importorskip("matplotlib")
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"y": i % 3}) + "\n" for i in range(40)))
+    p = cmd("forecast", "--source", str(src), "--plot", str(tmp_path / "nodir" / "p.png"))
+    assert p.returncode == 2 and p.stdout == "" and "no directory" in p.stderr
+    (tmp_path / "adir.png").mkdir()  # a directory where the picture should go
+    p = cmd("forecast", "--source", str(src), "--plot", str(tmp_path / "adir.png"),
+            "--sink", os.devnull)
+    assert p.returncode == 2
+    assert "40 messages" in p.stderr and "streamrnn: error: --plot" in p.stderr
