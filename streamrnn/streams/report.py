@@ -115,7 +115,7 @@ def plot_trace(runner, path, target="y", title=None):
             a.grid(alpha=0.25)
             if kind == "time":
                 import matplotlib.dates as mdates
-                loc = mdates.AutoDateLocator(maxticks=6 if zoomed else 10)
+                loc = mdates.AutoDateLocator(minticks=3, maxticks=7 if zoomed else 11)
                 a.xaxis.set_major_locator(loc)
                 a.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
         first = tr[0][0]
