@@ -214,6 +214,9 @@ def build_parser():
                        "forecast. The table goes to stdout (--json: as JSON); exit 0.",
                        formatter_class=fmt)
     out = _stream_options(b, (1, 24))
+    out.add_argument("--naive-seasonality", type=_nonnegative, default=None, metavar="M",
+                     help="season length of the seasonal naive baseline only, leaving the "
+                     "model's --seasonality as it is (default: --seasonality)")
     out.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     out.add_argument("--table-keys", type=_nonnegative, default=20, metavar="N",
                      help="keys (the first seen) also scored and shown one by one")
@@ -553,7 +556,8 @@ def backtest_command(args) -> int:
         if idle is None:
             idle = 5.0 if not demo and parse_address(args.source)["scheme"] in ("kafka",
                                                                                "mqtt") else 0.0
-        r = backtest(source, spec, horizon, args.seasonality, detail_keys=args.table_keys,
+        naive = args.seasonality if args.naive_seasonality is None else args.naive_seasonality
+        r = backtest(source, spec, horizon, naive, detail_keys=args.table_keys,
                      idle_exit=idle,
                      plot_keys=args.plot_keys if args.plot else 0, max_keys=args.max_keys,
                      max_features=args.max_features, limit=args.limit, bad=bad,
@@ -590,9 +594,12 @@ def _backtest_report(r, args, spec, drawn, stopped):
     w(f"streamrnn backtest of {_source_name(args)}: {r.messages:,d} messages, "
       f"{_plural(sc.keys_seen, 'key')}, {_bad_text(r.runner, t)}; {r.elapsed:.1f} s"
       f"{' (stopped by a signal)' if stopped.signum is not None else ''}\n")
-    w(f"  {name} hidden_size={spec['params'].get('hidden_size')}, horizon {sc.h}, "
-      f"seasonality {sc.m or 'none (--seasonality M adds the seasonal naive baseline)'}; "
-      "each value forecast before it was learned\n")
+    ms = spec["params"].get("seasonality") or 0
+    naive = (f"seasonal naive with season {sc.m}" if sc.m else
+             "no seasonal naive baseline (--seasonality M or --naive-seasonality M adds one)")
+    w(f"  {name} hidden_size={spec['params'].get('hidden_size')}, "
+      f"seasonality {ms or 'none'}, horizon {sc.h}; {naive}; each value forecast before it "
+      "was learned\n")
     if not sc.scored():
         w("  nothing scored: a key needs at least 2 values\n")
     else:
@@ -699,8 +706,11 @@ def main(argv=None) -> int:
     except BrokenPipeError as e:
         # the reader of the output went away: stop (the last checkpoint stays as it is)
         _silence_stdout()
-        sys.stderr.write(f"streamrnn: error: the sink's reader closed it ({e}); the last "
-                         "checkpoint is kept, a restart replays from it\n")
+        if args.command == "forecast":
+            sys.stderr.write(f"streamrnn: error: the sink's reader closed it ({e}); the last "
+                             "checkpoint is kept, a restart replays from it\n")
+        else:
+            sys.stderr.write(f"streamrnn: error: the reader of the output closed it ({e})\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("streamrnn: interrupted (the last checkpoint is kept)\n")

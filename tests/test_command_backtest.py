@@ -206,3 +206,12 @@ def test_backtest_reads_any_source_such_as_stdin():
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     assert d["messages"] == 60 and [r["n"] for r in d["overall"]["model"]] == [59, 58]
+
+
+def test_backtest_baseline_season_apart_from_the_models():
+    p = cmd("backtest", "--limit", "200", "--horizon", "2", "--naive-seasonality", "24",
+            "--hidden-size", "3", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["seasonality"] == 24 and d["model"]["params"]["seasonality"] == 0
+    assert d["overall"]["seasonal naive"][0]["n"] == 200 - 24
