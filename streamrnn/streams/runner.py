@@ -317,7 +317,8 @@ class Runner:
 
     # ------------------------------------------------------------------ the loop body
     def process(self, obs):
-        """Learn one observation and publish its forecast record (returned; None for a bad
+        """Learn one observation and publish its forecast record ``{"key", "time",
+        "partition", "offset", "y", "prediction", "forecast"}`` (returned; None for a bad
         message)."""
         p = obs.partition
         st = self.stats.get(p)
