@@ -311,12 +311,20 @@ def test_runner_trace_counts_each_keys_own_steps_with_bounded_memory():
 
         def describe(self, p):
             return {"kind": "test"}
-    r = Runner(None, Src(), NullSink(), horizon=2, plot_keys=2, trace_len=50,
+    recs = []
+
+    class Keep(NullSink):
+        def send(self, rec, key=None):
+            recs.append(rec)
+    r = Runner(None, Src(), Keep(), horizon=2, plot_keys=2, trace_len=50,
                model_factory=lambda: GRUForecaster(hidden_size=2, seed=1))
     r.run()
     assert sorted(r.trace) == ["k0", "k1"]
     assert [e[0] for e in r.trace["k0"]] == list(range(50, 100))  # the key's steps
     assert r.last_forecast["k1"][0] == 99
+    # each value's forecast made 2 steps before it, for the plot
+    k0 = [rec for rec in recs if rec["key"] == "k0"]
+    assert [e[4] for e in r.trace["k0"]] == [k0[s - 2]["forecast"][1] for s in range(50, 100)]
 
 
 def test_a_plot_that_cannot_be_written_keeps_the_summary(tmp_path):

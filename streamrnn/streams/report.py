@@ -108,6 +108,10 @@ def plot_trace(runner, path, target="y", title=None):
             if pts:
                 a.plot([p for p, _ in pts], [q for _, q in pts], color="tab:orange", lw=0.9,
                        alpha=0.9, label="one-step prediction (made before the value arrived)")
+            far = [(x, e[4]) for x, e in zip(zx, ztr) if len(e) > 4 and e[4] is not None]
+            if far and fc and len(fc) > 1:
+                a.plot([p for p, _ in far], [q for _, q in far], color="tab:green", lw=0.9,
+                       alpha=0.8, label=f"forecast made {len(fc)} steps before")
             if fx is not None:
                 a.plot([xs[-1]] + fx, [tr[-1][2]] + fc, color="tab:blue", ls="--", lw=1.2,
                        marker="." if zoomed else None, ms=4,
@@ -133,7 +137,7 @@ def plot_trace(runner, path, target="y", title=None):
     if title:
         fig.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
     if handles:
-        fig.legend(*handles, loc="upper center", ncol=3, fontsize=9, frameon=False,
+        fig.legend(*handles, loc="upper center", ncol=4, fontsize=9, frameon=False,
                    bbox_to_anchor=(0.5, 1 - 0.38 / height))
     fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(path, dpi=100)
