@@ -48,6 +48,16 @@ typedef double sr_v8 __attribute__((vector_size(64)));
 typedef double sr_v8u __attribute__((vector_size(64), aligned(8), may_alias));
 #define SR_LD(p) (*(const sr_v8u*)(p))
 #define SR_ST(p, x) (*(sr_v8u*)(p) = (x))
+/* sr_gemm_tn blocks its columns in vectors of one register of the copy's instruction set
+   (SR_GV, SR_GW doubles wide): any blocking gives the same bits there, since every element
+   sums over the steps in order, and a block that fits the registers avoids spills;
+   sr_matvec likewise takes SR_MR rows at a time */
+typedef double sr_v2 __attribute__((vector_size(16)));
+typedef double sr_v2u __attribute__((vector_size(16), aligned(8), may_alias));
+typedef double sr_v4 __attribute__((vector_size(32)));
+typedef double sr_v4u __attribute__((vector_size(32), aligned(8), may_alias));
+#define SR_GLD(p) (*(const SR_GVU*)(p))
+#define SR_GST(p, x) (*(SR_GVU*)(p) = (x))
 #else
 #define SR_VEC 0
 #endif
@@ -71,8 +81,16 @@ static const char* const sr_isa_names[SR_N_ISA] SR_UNUSED = {"default", "avx2", 
 
 /* ---- the copies ---- */
 #define SR_FN(name) name##_default
+#define SR_GV sr_v2
+#define SR_GVU sr_v2u
+#define SR_GW 2
+#define SR_MR 2
 #include "_kernels_impl.h"
 #undef SR_FN
+#undef SR_GV
+#undef SR_GVU
+#undef SR_GW
+#undef SR_MR
 
 #if SR_DISPATCH
 #if defined(__clang__)
@@ -82,8 +100,16 @@ static const char* const sr_isa_names[SR_N_ISA] SR_UNUSED = {"default", "avx2", 
 #pragma GCC target("avx2")
 #endif
 #define SR_FN(name) name##_avx2
+#define SR_GV sr_v4
+#define SR_GVU sr_v4u
+#define SR_GW 4
+#define SR_MR 4
 #include "_kernels_impl.h"
 #undef SR_FN
+#undef SR_GV
+#undef SR_GVU
+#undef SR_GW
+#undef SR_MR
 #if defined(__clang__)
 #pragma clang attribute pop
 #pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
@@ -93,8 +119,16 @@ static const char* const sr_isa_names[SR_N_ISA] SR_UNUSED = {"default", "avx2", 
 #pragma GCC target("avx512f")
 #endif
 #define SR_FN(name) name##_avx512
+#define SR_GV sr_v8
+#define SR_GVU sr_v8u
+#define SR_GW 8
+#define SR_MR 8
 #include "_kernels_impl.h"
 #undef SR_FN
+#undef SR_GV
+#undef SR_GVU
+#undef SR_GW
+#undef SR_MR
 #if defined(__clang__)
 #pragma clang attribute pop
 #else

@@ -55,29 +55,29 @@ static void SR_FN(sr_gemm_tn)(ptrdiff_t d, ptrdiff_t m, ptrdiff_t W, const doubl
         const double* a2 = a1 + lda;
         const double* a3 = a2 + lda;
         double* c0 = C + (size_t)i * m;
-        for (j = 0; j + 16 <= m; j += 16) {
-            sr_v8 p0 = {0}, q0 = {0}, p1 = {0}, q1 = {0}, p2 = {0}, q2 = {0}, p3 = {0}, q3 = {0};
+        for (j = 0; j + 2 * SR_GW <= m; j += 2 * SR_GW) {
+            SR_GV p0 = {0}, q0 = {0}, p1 = {0}, q1 = {0}, p2 = {0}, q2 = {0}, p3 = {0}, q3 = {0};
             for (s = 0; s < W; s++) {
                 const double* b = B + (size_t)s * ldb + j;
-                sr_v8 bl = SR_LD(b), bh = SR_LD(b + 8);
+                SR_GV bl = SR_GLD(b), bh = SR_GLD(b + SR_GW);
                 p0 += a0[s] * bl; q0 += a0[s] * bh;
                 p1 += a1[s] * bl; q1 += a1[s] * bh;
                 p2 += a2[s] * bl; q2 += a2[s] * bh;
                 p3 += a3[s] * bl; q3 += a3[s] * bh;
             }
-            SR_ST(c0 + j, p0); SR_ST(c0 + j + 8, q0);
-            SR_ST(c0 + m + j, p1); SR_ST(c0 + m + j + 8, q1);
-            SR_ST(c0 + 2 * m + j, p2); SR_ST(c0 + 2 * m + j + 8, q2);
-            SR_ST(c0 + 3 * m + j, p3); SR_ST(c0 + 3 * m + j + 8, q3);
+            SR_GST(c0 + j, p0); SR_GST(c0 + j + SR_GW, q0);
+            SR_GST(c0 + m + j, p1); SR_GST(c0 + m + j + SR_GW, q1);
+            SR_GST(c0 + 2 * m + j, p2); SR_GST(c0 + 2 * m + j + SR_GW, q2);
+            SR_GST(c0 + 3 * m + j, p3); SR_GST(c0 + 3 * m + j + SR_GW, q3);
         }
-        for (; j + 8 <= m; j += 8) {
-            sr_v8 p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};
+        for (; j + SR_GW <= m; j += SR_GW) {
+            SR_GV p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};
             for (s = 0; s < W; s++) {
-                sr_v8 bl = SR_LD(B + (size_t)s * ldb + j);
+                SR_GV bl = SR_GLD(B + (size_t)s * ldb + j);
                 p0 += a0[s] * bl; p1 += a1[s] * bl; p2 += a2[s] * bl; p3 += a3[s] * bl;
             }
-            SR_ST(c0 + j, p0); SR_ST(c0 + m + j, p1);
-            SR_ST(c0 + 2 * m + j, p2); SR_ST(c0 + 3 * m + j, p3);
+            SR_GST(c0 + j, p0); SR_GST(c0 + m + j, p1);
+            SR_GST(c0 + 2 * m + j, p2); SR_GST(c0 + 3 * m + j, p3);
         }
         for (; j < m; j++) {
             ptrdiff_t r;
@@ -91,10 +91,10 @@ static void SR_FN(sr_gemm_tn)(ptrdiff_t d, ptrdiff_t m, ptrdiff_t W, const doubl
     for (; i < d; i++) {
         const double* a0 = A + (size_t)i * lda;
         double* c0 = C + (size_t)i * m;
-        for (j = 0; j + 8 <= m; j += 8) {
-            sr_v8 p0 = {0};
-            for (s = 0; s < W; s++) p0 += a0[s] * SR_LD(B + (size_t)s * ldb + j);
-            SR_ST(c0 + j, p0);
+        for (j = 0; j + SR_GW <= m; j += SR_GW) {
+            SR_GV p0 = {0};
+            for (s = 0; s < W; s++) p0 += a0[s] * SR_GLD(B + (size_t)s * ldb + j);
+            SR_GST(c0 + j, p0);
         }
         for (; j < m; j++) {
             double acc = 0.0;
@@ -113,8 +113,9 @@ static void SR_FN(sr_gemm_tn)(ptrdiff_t d, ptrdiff_t m, ptrdiff_t W, const doubl
 }
 
 /* out[i] = init[i] + sum_j W[i*m + j] v[j] for W (d x m) row-major (out += v @ W^T
-   without transposing W; init NULL: 0; out may be init). Eight rows at a time share
-   each load of v; per row the products go to eight lanes summed by a fixed tree. */
+   without transposing W; init NULL: 0; out may be init). SR_MR rows at a time share each
+   load of v (as many as the copy's registers hold); per row the products go to eight lanes
+   summed by a fixed tree, whatever the copy. */
 #if SR_VEC
 static inline double SR_FN(sr_hsum)(sr_v8 s) {
     return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
@@ -124,18 +125,18 @@ static void SR_FN(sr_matvec)(ptrdiff_t d, ptrdiff_t m, const double* restrict W,
                       const double* init, double* out) {
     ptrdiff_t i = 0, j, r;
 #if SR_VEC
-    for (; i + 8 <= d; i += 8) {
-        sr_v8 acc[8];
-        double tail[8];
+    for (; i + SR_MR <= d; i += SR_MR) {
+        sr_v8 acc[SR_MR];
+        double tail[SR_MR];
         const double* w0 = W + (size_t)i * m;
-        for (r = 0; r < 8; r++) { acc[r] = (sr_v8){0}; tail[r] = 0.0; }
+        for (r = 0; r < SR_MR; r++) { acc[r] = (sr_v8){0}; tail[r] = 0.0; }
         for (j = 0; j + 8 <= m; j += 8) {
             sr_v8 x = SR_LD(v + j);
-            for (r = 0; r < 8; r++) acc[r] += SR_LD(w0 + (size_t)r * m + j) * x;
+            for (r = 0; r < SR_MR; r++) acc[r] += SR_LD(w0 + (size_t)r * m + j) * x;
         }
         for (; j < m; j++)
-            for (r = 0; r < 8; r++) tail[r] += w0[(size_t)r * m + j] * v[j];
-        for (r = 0; r < 8; r++) {
+            for (r = 0; r < SR_MR; r++) tail[r] += w0[(size_t)r * m + j] * v[j];
+        for (r = 0; r < SR_MR; r++) {
             double e = SR_FN(sr_hsum)(acc[r]) + tail[r];
             out[i + r] = init ? init[i + r] + e : e;
         }
