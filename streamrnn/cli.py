@@ -105,7 +105,12 @@ class _Parser(argparse.ArgumentParser):
 def _version():
     from streamrnn import __version__
     from streamrnn.streams.messages import json_backend
-    return (f"streamrnn {__version__} (Python {sys.version.split()[0]}, JSON parser "
+    try:
+        from streamrnn._core import _cells
+        kernels = f", kernels {_cells.ISA}"
+    except (ImportError, AttributeError):
+        kernels = ""
+    return (f"streamrnn {__version__} (Python {sys.version.split()[0]}{kernels}, JSON parser "
             f"{json_backend}, checkpoint format {ck.FORMAT_VERSION})")
 
 
