@@ -102,6 +102,14 @@ class _Parser(argparse.ArgumentParser):
         return None
 
 
+class _Version(argparse.Action):
+    """``--version`` on one line (argparse's own action wraps it at the terminal's width)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(_version() + "\n")
+        parser.exit()
+
+
 def _version():
     from streamrnn import __version__
     from streamrnn.streams.messages import json_backend
@@ -193,7 +201,7 @@ def _stream_options(f, demo_horizon):
 def build_parser():
     ap = _Parser(prog="streamrnn", description="Recurrent forecasters that keep learning while "
                  "the data streams in.")
-    ap.add_argument("--version", action="version", version=_version())
+    ap.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     fmt = _DefaultsShown
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     f = sub.add_parser("forecast", help="learn and forecast a stream, one model per key",
