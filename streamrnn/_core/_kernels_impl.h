@@ -117,37 +117,54 @@ static void SR_FN(sr_gemm_tn)(ptrdiff_t d, ptrdiff_t m, ptrdiff_t W, const doubl
    load of v (as many as the copy's registers hold); per row the products go to eight lanes
    summed by a fixed tree, whatever the copy. */
 #if SR_VEC
-static inline double SR_FN(sr_hsum)(sr_v8 s) {
-    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+/* the eight lanes l[0..7] summed by the fixed tree */
+static inline double SR_FN(sr_hsum)(const double* l) {
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
 }
 #endif
+/* lane q of the eight is element q % SR_GW of vector q / SR_GW (SR_NL vectors per row) */
+#define SR_NL (8 / SR_GW)
 static void SR_FN(sr_matvec)(ptrdiff_t d, ptrdiff_t m, const double* restrict W, const double* restrict v,
                       const double* init, double* out) {
     ptrdiff_t i = 0, j, r;
 #if SR_VEC
+    int k;
+    double lanes[8];
     for (; i + SR_MR <= d; i += SR_MR) {
-        sr_v8 acc[SR_MR];
+        SR_GV acc[SR_MR][SR_NL];
         double tail[SR_MR];
         const double* w0 = W + (size_t)i * m;
-        for (r = 0; r < SR_MR; r++) { acc[r] = (sr_v8){0}; tail[r] = 0.0; }
+        for (r = 0; r < SR_MR; r++) {
+            for (k = 0; k < SR_NL; k++) acc[r][k] = (SR_GV){0};
+            tail[r] = 0.0;
+        }
         for (j = 0; j + 8 <= m; j += 8) {
-            sr_v8 x = SR_LD(v + j);
-            for (r = 0; r < SR_MR; r++) acc[r] += SR_LD(w0 + (size_t)r * m + j) * x;
+            SR_GV x[SR_NL];
+            for (k = 0; k < SR_NL; k++) x[k] = SR_GLD(v + j + k * SR_GW);
+            for (r = 0; r < SR_MR; r++)
+                for (k = 0; k < SR_NL; k++)
+                    acc[r][k] += SR_GLD(w0 + (size_t)r * m + j + k * SR_GW) * x[k];
         }
         for (; j < m; j++)
             for (r = 0; r < SR_MR; r++) tail[r] += w0[(size_t)r * m + j] * v[j];
         for (r = 0; r < SR_MR; r++) {
-            double e = SR_FN(sr_hsum)(acc[r]) + tail[r];
+            double e;
+            for (k = 0; k < SR_NL; k++) SR_GST(lanes + k * SR_GW, acc[r][k]);
+            e = SR_FN(sr_hsum)(lanes) + tail[r];
             out[i + r] = init ? init[i + r] + e : e;
         }
     }
     for (; i < d; i++) {
-        sr_v8 acc = {0};
+        SR_GV acc[SR_NL];
         double e = 0.0;
         const double* w0 = W + (size_t)i * m;
-        for (j = 0; j + 8 <= m; j += 8) acc += SR_LD(w0 + j) * SR_LD(v + j);
+        for (k = 0; k < SR_NL; k++) acc[k] = (SR_GV){0};
+        for (j = 0; j + 8 <= m; j += 8)
+            for (k = 0; k < SR_NL; k++)
+                acc[k] += SR_GLD(w0 + j + k * SR_GW) * SR_GLD(v + j + k * SR_GW);
         for (; j < m; j++) e += w0[j] * v[j];
-        e += SR_FN(sr_hsum)(acc);
+        for (k = 0; k < SR_NL; k++) SR_GST(lanes + k * SR_GW, acc[k]);
+        e += SR_FN(sr_hsum)(lanes);
         out[i] = init ? init[i] + e : e;
     }
 #else
@@ -158,6 +175,7 @@ static void SR_FN(sr_matvec)(ptrdiff_t d, ptrdiff_t m, const double* restrict W,
     }
 #endif
 }
+#undef SR_NL
 
 /* Adam on flat vectors: m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
    w -= a*m / (sqrt(v) + eps), with the IEEE square root and division (vectorised by the
