@@ -163,6 +163,7 @@ def test_mqtt_dead_letter_records_name_the_topic(tmp_path):
         import paho.mqtt.client as mqtt
         src = open_source(f"mqtt://{b.address}/sensors/#?client_id=dl-test",
                           Decoder(key="@topic:1"))
+        # no pause: the source is open once the broker has acknowledged the subscription
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         c.connect("127.0.0.1", b.port)
         c.loop_start()
