@@ -29,7 +29,8 @@ from streamrnn.streams import (BadMessages, Decoder, NullSink, open_sink, open_s
                                parse_address)
 from streamrnn.streams import messages as _msg
 from streamrnn.streams.files import MAX_LINE_BYTES, DatasetSource
-from streamrnn.streams.report import horizon_table, need_matplotlib, plot_trace
+from streamrnn.streams.report import (horizon_table, key_table, need_matplotlib, plot_trace,
+                                      verdict)
 from streamrnn.streams.runner import MAX_FEATURES, MAX_KEYS, Runner
 
 from streamrnn.spec import default_lr, model_spec
@@ -101,10 +102,23 @@ class _Parser(argparse.ArgumentParser):
         return None
 
 
+class _Version(argparse.Action):
+    """``--version`` on one line (argparse's own action wraps it at the terminal's width)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(_version() + "\n")
+        parser.exit()
+
+
 def _version():
     from streamrnn import __version__
     from streamrnn.streams.messages import json_backend
-    return (f"streamrnn {__version__} (Python {sys.version.split()[0]}, JSON parser "
+    try:
+        from streamrnn._core import _cells
+        kernels = f", kernels {_cells.ISA}"
+    except (ImportError, AttributeError):
+        kernels = ""
+    return (f"streamrnn {__version__} (Python {sys.version.split()[0]}{kernels}, JSON parser "
             f"{json_backend}, checkpoint format {ck.FORMAT_VERSION})")
 
 
@@ -140,6 +154,9 @@ def _stream_options(f, demo_horizon):
                    "built-in demo)")
     f.add_argument("--limit", type=_nonnegative, default=0, metavar="N",
                    help="stop after N messages (0: no limit)")
+    f.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                   help="stop when nothing has arrived for this long (default: never for "
+                   "forecast; 5 for a backtest of Kafka or MQTT)")
     f.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="keep retrying a first connection to Kafka or MQTT (with backoff) for "
                    "this long, then fail naming the address")
@@ -184,7 +201,7 @@ def _stream_options(f, demo_horizon):
 def build_parser():
     ap = _Parser(prog="streamrnn", description="Recurrent forecasters that keep learning while "
                  "the data streams in.")
-    ap.add_argument("--version", action="version", version=_version())
+    ap.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     fmt = _DefaultsShown
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     f = sub.add_parser("forecast", help="learn and forecast a stream, one model per key",
@@ -201,8 +218,6 @@ def build_parser():
                    "resumes from it when it holds some")
     c.add_argument("--checkpoint-every", type=int, default=10000, metavar="N",
                    help="checkpoint after every N messages (and at the end)")
-    f.add_argument("--idle-exit", type=float, default=0.0, metavar="SECONDS",
-                   help="stop when nothing has arrived for this long (0: never)")
 
     b = sub.add_parser("backtest", help="replay a file (or any source) and score the forecasts "
                        "per step ahead against last value and seasonal naive",
@@ -212,8 +227,11 @@ def build_parser():
                        "forecast. The table goes to stdout (--json: as JSON); exit 0.",
                        formatter_class=fmt)
     out = _stream_options(b, (1, 24))
+    out.add_argument("--naive-seasonality", type=_nonnegative, default=None, metavar="M",
+                     help="season length of the seasonal naive baseline only, leaving the "
+                     "model's --seasonality as it is (default: --seasonality)")
     out.add_argument("--json", action="store_true", help="print the scores as one JSON object")
-    out.add_argument("--table-keys", type=_nonnegative, default=5, metavar="N",
+    out.add_argument("--table-keys", type=_nonnegative, default=20, metavar="N",
                      help="keys (the first seen) also scored and shown one by one")
 
     i = sub.add_parser("inspect", help="what a checkpoint holds, without building models",
@@ -343,7 +361,7 @@ def forecast_command(args) -> int:
     demo = args.source is None
     horizon = args.horizon if args.horizon is not None else (24 if demo else 0)
     if args.plot:
-        need_matplotlib()  # before anything is read, not after the whole run
+        _check_plot(args.plot)  # before anything is read, not after the whole run
     spec = _spec(args)
     # the checkpoint directory first: a locked or read-only one fails before anything is read
     store = ck.CheckpointStore(args.checkpoint) if args.checkpoint else None
@@ -399,7 +417,7 @@ def _forecast(args, demo, horizon, spec, store, opened):
         sys.stderr.write(f"streamrnn: {note}\n")
     t0 = time.monotonic()
     try:
-        n = runner.run(limit=args.limit, idle_exit=args.idle_exit, progress=progress)
+        n = runner.run(limit=args.limit, idle_exit=args.idle_exit or 0.0, progress=progress)
     finally:
         runner.closing = True
         opened.remove(source)
@@ -412,13 +430,37 @@ def _forecast(args, demo, horizon, spec, store, opened):
     elapsed = time.monotonic() - t0
     if progress is not None:
         progress(runner, final=True)
-    drawn = None
-    if args.plot:
-        drawn = plot_trace(runner, args.plot, args.target,
-                           title=f"streamrnn forecast: {args.source or 'WaterFlow demo'}")
+    drawn, failed = _draw(runner, args, "forecast")
     if not args.quiet:
         _summary(runner, n, elapsed, args, spec, drawn, stopped)
+    if failed:  # after the summary, which a failed plot must not take with it
+        sys.stderr.write(f"streamrnn: error: {failed}\n")
+        return 2
     return stopped.status()
+
+
+def _check_plot(path):
+    need_matplotlib()
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise FileNotFoundError(f"--plot {path}: no directory {d}")
+    if not os.access(d, os.W_OK):
+        raise PermissionError(f"--plot {path}: {d} is not writable")
+
+
+def _draw(runner, args, command):
+    """Plot if asked: ``(drawn, None)``, or ``(None, message)`` when the plot failed."""
+    if not args.plot:
+        return None, None
+    try:
+        return plot_trace(runner, args.plot, args.target,
+                          title=f"streamrnn {command}: {_source_name(args)}"), None
+    except (OSError, ValueError, RuntimeError) as e:
+        return None, f"--plot {args.plot}: {e}"
+
+
+def _source_name(args):
+    return {None: "the WaterFlow demo", "-": "standard input"}.get(args.source, args.source)
 
 
 def _announcing(runner, quiet):
@@ -478,7 +520,7 @@ def _summary(runner, n, elapsed, args, spec, drawn, stopped):
         w(f"  state per model: {ck.state_nbytes(one):,d} bytes\n")
     if runner.store is not None:
         w(f"  checkpoints in {runner.store.directory} (positions {runner.positions})\n")
-    if args.plot:
+    if drawn:
         _plot_note(w, args.plot, drawn, runner)
 
 
@@ -506,7 +548,7 @@ def backtest_command(args) -> int:
     if horizon < 1:
         raise ValueError("backtest needs --horizon >= 1")
     if args.plot:
-        need_matplotlib()
+        _check_plot(args.plot)
     spec = _spec(args)
     opened = []
     try:
@@ -523,7 +565,13 @@ def backtest_command(args) -> int:
 
         def hook(runner):
             stopped.runner = runner
-        r = backtest(source, spec, horizon, args.seasonality, detail_keys=args.table_keys,
+        idle = args.idle_exit
+        if idle is None:
+            idle = 5.0 if not demo and parse_address(args.source)["scheme"] in ("kafka",
+                                                                               "mqtt") else 0.0
+        naive = args.seasonality if args.naive_seasonality is None else args.naive_seasonality
+        r = backtest(source, spec, horizon, naive, detail_keys=args.table_keys,
+                     idle_exit=idle,
                      plot_keys=args.plot_keys if args.plot else 0, max_keys=args.max_keys,
                      max_features=args.max_features, limit=args.limit, bad=bad,
                      progress=Progress() if show else None, runner_hook=hook)
@@ -536,18 +584,18 @@ def backtest_command(args) -> int:
                     thing.close()
                 except Exception as e:  # noqa: BLE001
                     log.debug("closing %s: %s", type(thing).__name__, e)
-    drawn = None
-    if args.plot:
-        drawn = plot_trace(r.runner, args.plot, args.target,
-                           title=f"streamrnn backtest: {args.source or 'WaterFlow demo'}")
+    drawn, failed = _draw(r.runner, args, "backtest")
     if args.json:
         d = r.to_dict()
         d["model"] = spec
-        if args.plot:
+        if drawn:
             d["plot"] = {"path": args.plot, "keys": drawn[0], "not_drawn": drawn[1]}
         sys.stdout.write(json.dumps(d, indent=1) + "\n")
     else:
         _backtest_report(r, args, spec, drawn, stopped)
+    if failed:
+        sys.stderr.write(f"streamrnn: error: {failed}\n")
+        return 2
     return stopped.status()
 
 
@@ -556,34 +604,34 @@ def _backtest_report(r, args, spec, drawn, stopped):
     t = r.runner.totals()
     sc = r.scorer
     name = spec["cell"].upper()
-    w(f"streamrnn backtest of {args.source or 'the WaterFlow demo'}: {r.messages:,d} messages, "
+    w(f"streamrnn backtest of {_source_name(args)}: {r.messages:,d} messages, "
       f"{_plural(sc.keys_seen, 'key')}, {_bad_text(r.runner, t)}; {r.elapsed:.1f} s"
       f"{' (stopped by a signal)' if stopped.signum is not None else ''}\n")
-    w(f"  {name} hidden_size={spec['params'].get('hidden_size')}, horizon {sc.h}, "
-      f"seasonality {sc.m or 'none (--seasonality M adds the seasonal naive baseline)'}; "
-      "each value forecast before it was learned\n")
+    ms = spec["params"].get("seasonality") or 0
+    naive = (f"seasonal naive with season {sc.m}" if sc.m else
+             "no seasonal naive baseline (--seasonality M or --naive-seasonality M adds one)")
+    w(f"  {name} hidden_size={spec['params'].get('hidden_size')}, "
+      f"seasonality {ms or 'none'}, horizon {sc.h}; {naive}; each value forecast before it "
+      "was learned\n")
     if not sc.scored():
         w("  nothing scored: a key needs at least 2 values\n")
     else:
-        w("\nall keys\n")
+        w("\nall keys, by step ahead\n")
         for line in horizon_table(sc.table(), name):
             w(line + "\n")
-        if sc.keys_seen > 1:
-            for k in sc.per_key:
-                tab = sc.table(k)
-                if not sum(row["n"] for row in tab["model"]):
-                    continue
-                w(f"\nkey {k!r}\n")
-                for line in horizon_table(tab, name):
-                    w(line + "\n")
+        w(f"  {verdict(sc.table(), name)}.\n")
+        if sc.keys_seen > 1 and sc.per_key:
+            w("\nby key (MAE averaged over the steps ahead)\n")
+            for line in key_table({k: sc.table(k) for k in sc.per_key}, name):
+                w(line + "\n")
             rest = sc.keys_seen - len(sc.per_key)
             if rest > 0:
-                w(f"\n({rest:,d} more keys are in 'all keys' only; --table-keys N shows the "
-                  "first N one by one)\n")
-        w("\nMAE: mean absolute error; sMAPE: symmetric mean absolute percentage error (%); "
-          "MASE: the model's MAE over the in-sample MAE of the naive forecast one "
+                w(f"  ({rest:,d} more key{'s' if rest > 1 else ''} only in 'all keys'; "
+                  "--table-keys N lists the first N)\n")
+        w("\nMAE: mean absolute error. The model's sMAPE: symmetric mean absolute percentage "
+          "error (%);\nits MASE: its MAE over the in-sample MAE of the naive forecast one "
           f"{'season' if sc.m else 'step'} back (below 1 beats it).\n")
-    if args.plot:
+    if drawn:
         _plot_note(w, args.plot, drawn, r.runner)
 
 
@@ -671,16 +719,51 @@ def main(argv=None) -> int:
     except BrokenPipeError as e:
         # the reader of the output went away: stop (the last checkpoint stays as it is)
         _silence_stdout()
-        sys.stderr.write(f"streamrnn: error: the sink's reader closed it ({e}); the last "
-                         "checkpoint is kept, a restart replays from it\n")
+        if args.command == "forecast":
+            sys.stderr.write(f"streamrnn: error: the sink's reader closed it ({e}); the last "
+                             "checkpoint is kept, a restart replays from it\n")
+        else:
+            sys.stderr.write(f"streamrnn: error: the reader of the output closed it ({e})\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("streamrnn: interrupted (the last checkpoint is kept)\n")
         return 130
     except (ck.CheckpointError, ImportError, ValueError, ConnectionError, OSError) as e:
         sys.stderr.write(f"streamrnn: error: {e}\n")
+        hint = _options_for(str(e)) if isinstance(e, ck.CheckpointError) else ""
+        if hint:
+            sys.stderr.write(f"streamrnn: the options that set these fields: {hint}\n")
         return 2
     return 1
+
+
+_SPEC_OPTIONS = {"cell": "--model", "optimizer.lr": "--lr"}
+
+
+def _options_for(message):
+    """The command options behind the fields a spec difference lists (``params.hidden_size:
+    16 (checkpoint) != 32 (this run)`` -> ``--hidden-size``)."""
+    opts = []
+    known = {a.dest for a in _forecast_actions()}
+    for line in message.splitlines():
+        field, sep, rest = line.partition(": ")
+        if not sep or " != " not in rest:
+            continue
+        opt = _SPEC_OPTIONS.get(field)
+        if opt is None and field.startswith("params."):
+            name = field[len("params."):]
+            opt = "--" + name.replace("_", "-") if name in known else None
+        if opt and opt not in opts:
+            opts.append(opt)
+    return ", ".join(opts)
+
+
+def _forecast_actions():
+    ap = build_parser()
+    for a in ap._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            return a.choices["forecast"]._actions
+    return []
 
 
 def _silence_stdout():

@@ -25,7 +25,7 @@ def test_default_demo_prints_json_lines_and_a_summary(tmp_path):
     p = run("--plot", str(tmp_path / "demo.png"))
     rows = [json.loads(line) for line in p.stdout.splitlines()]
     assert len(rows) == 1268 and rows[0]["prediction"] is None
-    assert set(rows[1]) == {"key", "time", "partition", "offset", "prediction", "forecast"}
+    assert set(rows[1]) == {"key", "time", "partition", "offset", "y", "prediction", "forecast"}
     assert len(rows[-1]["forecast"]) == 24 and rows[-1]["offset"] == 1267
     assert "versus last value" in p.stderr and "bytes" in p.stderr
     assert os.path.getsize(tmp_path / "demo.png") > 10_000

@@ -144,7 +144,7 @@ def test_sigkill_and_resume_learns_every_observation_exactly_once(kafka, tmp_pat
         assert r == ref_by[(r["partition"], r["offset"])]
     assert len(rows) - n < 1500 * PARTITIONS + 1000 * PARTITIONS
     r0 = ref_rows[-1]
-    assert set(r0) == {"key", "time", "partition", "offset", "prediction", "forecast"}
+    assert set(r0) == {"key", "time", "partition", "offset", "y", "prediction", "forecast"}
 
 
 def test_broker_outage_midstream_loses_nothing(kafka, tmp_path):

@@ -142,10 +142,10 @@ def test_sinks_and_addresses(tmp_path, capsys):
 
 def test_missing_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "confluent_kafka", None)
-    with pytest.raises(ImportError, match=r"streamrnn\[kafka\]"):
+    with pytest.raises(ImportError, match=r"pip install confluent-kafka .*\.\[kafka\]"):
         open_source("kafka://127.0.0.1:1/t")
     monkeypatch.setitem(sys.modules, "paho", None)
     monkeypatch.setitem(sys.modules, "paho.mqtt", None)
     monkeypatch.setitem(sys.modules, "paho.mqtt.client", None)
-    with pytest.raises(ImportError, match=r"streamrnn\[mqtt\]"):
+    with pytest.raises(ImportError, match=r"pip install paho-mqtt .*\.\[mqtt\]"):
         open_sink("mqtt://127.0.0.1:1/t")

@@ -29,7 +29,8 @@ def _client():
     try:
         import confluent_kafka
     except ImportError:
-        raise ImportError("Kafka streams need confluent-kafka: pip install 'streamrnn[kafka]'") \
+        raise ImportError("Kafka streams need confluent-kafka: pip install confluent-kafka (from a "
+                          "checkout of streamrnn: pip install '.[kafka]')") \
             from None
     return confluent_kafka
 

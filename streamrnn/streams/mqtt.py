@@ -31,7 +31,8 @@ def _paho():
     try:
         import paho.mqtt.client as mqtt
     except ImportError:
-        raise ImportError("MQTT streams need paho-mqtt: pip install 'streamrnn[mqtt]'") from None
+        raise ImportError("MQTT streams need paho-mqtt: pip install paho-mqtt (from a checkout "
+                          "of streamrnn: pip install '.[mqtt]')") from None
     return mqtt
 
 
@@ -104,6 +105,7 @@ class MqttSource(Source):
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         c.reconnect_delay_set(0.05, 2.0)
         t0 = time.monotonic()
         _connect(c, hosts, keepalive, connect_timeout)
@@ -119,8 +121,16 @@ class MqttSource(Source):
             log.warning("MQTT: connection refused: %s", reason_code)
             return
         self.connects += 1
-        # Subscribing again is harmless with a kept session and needed with a new one.
+        # Subscribing again is harmless with a kept session and needed with a new one. The
+        # source counts as connected once the broker has acknowledged the subscription
+        # (_on_subscribe): a message published before that could be lost on a new session.
         client.subscribe(self.topic, qos=self.qos)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if any(getattr(rc, "is_failure", False) for rc in reason_codes):
+            log.warning("MQTT: the broker refused the subscription to %s: %s", self.topic,
+                        reason_codes)
+            return
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):

@@ -73,7 +73,8 @@ def _ahead(kind, xs, last_x, n):
         if kind == "time":
             return None
         return [last_x + j for j in range(1, n + 1)]
-    gaps = sorted(b - a for a, b in zip(xs[-200:], xs[-199:]))
+    tail = xs[-200:]
+    gaps = sorted(b - a for a, b in zip(tail, tail[1:]))
     gap = gaps[len(gaps) // 2]
     return [last_x + gap * j for j in range(1, n + 1)]
 
@@ -87,39 +88,58 @@ def plot_trace(runner, path, target="y", title=None):
     not_drawn = max(0, len(runner.models) - sum(k in runner.models for k in keys))
     if not keys:
         return [], not_drawn
-    fig, axes = plt.subplots(len(keys), 1, figsize=(11, 2.9 * len(keys) + 0.4), squeeze=False)
-    for ax, key in zip(axes[:, 0], keys):
+    height = 2.9 * len(keys) + 0.9
+    fig, axes = plt.subplots(len(keys), 2, figsize=(13, height), squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 1.2]})
+    handles = None
+    for (ax, zoom), key in zip(axes, keys):
         tr = list(runner.trace[key])
         kind, xs = _axis(tr)
-        ax.plot(xs, [e[2] for e in tr], color="black", lw=1.1, label="actual")
-        pts = [(x, e[3]) for x, e in zip(xs, tr) if e[3] is not None]
-        if pts:
-            ax.plot([a for a, _ in pts], [b for _, b in pts], color="tab:orange", lw=0.9,
-                    alpha=0.9, label="one-step prediction (made before the value arrived)")
         lf = runner.last_forecast.get(key)
+        fc = fx = None
         if lf is not None and lf[0] == tr[-1][0]:
-            fc = [v for v in lf[2]]
+            fc = list(lf[2])
             fx = _ahead(kind, xs, xs[-1], len(fc))
+        n_zoom = max(48, 4 * len(fc)) if fc else 96
+        for a, lo, zoomed in ((ax, 0, False), (zoom, max(0, len(tr) - n_zoom), True)):
+            zx, ztr = xs[lo:], tr[lo:]
+            a.plot(zx, [e[2] for e in ztr], color="black", lw=1.1, label="actual")
+            pts = [(x, e[3]) for x, e in zip(zx, ztr) if e[3] is not None]
+            if pts:
+                a.plot([p for p, _ in pts], [q for _, q in pts], color="tab:orange", lw=0.9,
+                       alpha=0.9, label="one-step prediction (made before the value arrived)")
+            far = [(x, e[4]) for x, e in zip(zx, ztr) if len(e) > 4 and e[4] is not None]
+            if far and fc and len(fc) > 1:
+                a.plot([p for p, _ in far], [q for _, q in far], color="tab:green", lw=0.9,
+                       alpha=0.8, label=f"forecast made {len(fc)} steps before")
             if fx is not None:
-                ax.plot([xs[-1]] + fx, [tr[-1][2]] + fc, color="tab:blue", ls="--", lw=1.2,
-                        marker=".", ms=3, label=f"forecast of the next {len(fc)} steps")
+                a.plot([xs[-1]] + fx, [tr[-1][2]] + fc, color="tab:blue", ls="--", lw=1.2,
+                       marker="." if zoomed else None, ms=4,
+                       label=f"forecast of the next {len(fc)} steps")
+            a.grid(alpha=0.25)
+            if kind == "time":
+                import matplotlib.dates as mdates
+                loc = mdates.AutoDateLocator(minticks=3, maxticks=7 if zoomed else 11)
+                a.xaxis.set_major_locator(loc)
+                a.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
         first = tr[0][0]
         span = (f"values {first + 1:,d}-{tr[-1][0] + 1:,d} of this run" if first
                 else f"{len(tr):,d} values")
         ax.set_title(f"{key}  ({span})", fontsize=10, loc="left")
+        zoom.set_title(f"the last {min(n_zoom, len(tr)):,d} values and the forecast",
+                       fontsize=9, loc="left")
         ax.set_xlabel({"time": "time", "number": "time stamp",
                        "step": "step (this key's values in order)"}[kind])
         ax.set_ylabel(target)
-        if kind == "time":
-            import matplotlib.dates as mdates
-            loc = mdates.AutoDateLocator()
-            ax.xaxis.set_major_locator(loc)
-            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
-        ax.grid(alpha=0.25)
-        ax.legend(loc="upper left", fontsize=8)
+        if not handles:
+            handles = ax.get_legend_handles_labels()
+    top = 1 - 0.62 / height  # room for the title and one legend for every panel
     if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
+    if handles:
+        fig.legend(*handles, loc="upper center", ncol=4, fontsize=9, frameon=False,
+                   bbox_to_anchor=(0.5, 1 - 0.38 / height))
+    fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return keys, not_drawn
@@ -142,22 +162,65 @@ def pick_steps(h):
     return [s for s in out if s < h] + [h]
 
 
+def _best(values, names):
+    fin = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
+    return names[min(fin)[1]] if fin else "-"
+
+
 def horizon_table(table, model_name="model", indent="  ", steps=None):
     """Lines of text: per step ahead, n and the MAE of the model and the baselines, then the
-    model's sMAPE (%) and MASE."""
+    model's sMAPE (%) and MASE, and which method did best."""
     methods = list(table)
     names = [model_name if m == "model" else m for m in methods]
     rows = table["model"]
     steps = steps or pick_steps(len(rows))
-    head = (f"{indent}{'step':>4} {'n':>8} " + " ".join(f"{('MAE ' + n)[:14]:>14}" for n in names)
-            + f" {'sMAPE %':>8} {'MASE':>6}  best")
-    lines = [head]
+    head = (f"{indent}{'step':>4} {'n':>8}  " + " ".join(f"{n:>14}" for n in names)
+            + f"  {'sMAPE %':>8} {'MASE':>6}  best")
+    lines = [f"{indent}{'':13}  " + f"{'MAE':^{15 * len(names) - 1}}", head]
     for s in steps:
         j = s - 1
         maes = [table[m][j]["mae"] for m in methods]
-        fin = [(v, n) for v, n in zip(maes, names) if math.isfinite(v)]
-        best = min(fin)[1] if fin else "-"
-        lines.append(f"{indent}{s:>4} {rows[j]['n']:>8,d} "
+        lines.append(f"{indent}{s:>4} {rows[j]['n']:>8,d}  "
                      + " ".join(_fmt(v, 14) for v in maes)
-                     + f" {_fmt(rows[j]['smape'], 8)} {_fmt(rows[j]['mase'], 6)}  {best}")
+                     + f"  {_fmt(rows[j]['smape'], 8)} {_fmt(rows[j]['mase'], 6)}  "
+                     f"{_best(maes, names)}")
+    return lines
+
+
+def mean_mae(table):
+    """{method: MAE averaged over the steps ahead that were scored}."""
+    out = {}
+    for m, rows in table.items():
+        v = [r["mae"] for r in rows if r["n"]]
+        out[m] = sum(v) / len(v) if v else math.nan
+    return out
+
+
+def verdict(table, model_name="model"):
+    """One sentence: at how many steps ahead the model beat each baseline."""
+    rows = table["model"]
+    parts = []
+    for m in table:
+        if m == "model":
+            continue
+        pairs = [(a["mae"], b["mae"]) for a, b in zip(rows, table[m]) if a["n"] and b["n"]]
+        wins = sum(a < b for a, b in pairs)
+        parts.append(f"{m} at {wins} of {len(pairs)}")
+    return f"{model_name} has the lower MAE than " + ", and than ".join(parts) + " steps ahead"
+
+
+def key_table(per_key, model_name="model", indent="  "):
+    """Lines of text: per key, the MAE averaged over the steps ahead, per method."""
+    if not per_key:
+        return []
+    methods = list(next(iter(per_key.values())))
+    names = [model_name if m == "model" else m for m in methods]
+    w = min(30, max(4, max(len(str(k)) for k in per_key)))
+    lines = [f"{indent}{'key':<{w}} {'n':>8}  " + " ".join(f"{n:>14}" for n in names) + "  best"]
+    for k, tab in per_key.items():
+        n = tab["model"][0]["n"]
+        mm = mean_mae(tab)
+        maes = [mm[m] for m in methods]
+        lines.append(f"{indent}{str(k)[:w]:<{w}} {n:>8,d}  " + " ".join(_fmt(v, 14) for v in maes)
+                     + f"  {_best(maes, names)}")
     return lines

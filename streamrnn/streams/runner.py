@@ -110,8 +110,8 @@ class Runner:
         and undeliverable forecasts (default: the source's).
     plot_keys
         Keep a trace of the first N keys for plotting (:attr:`trace`: per key the last
-        ``trace_len`` ``(step, time, y, prediction)``, ``step`` counting that key's values in
-        this run; :attr:`last_forecast`: per key ``(step, time, forecast)``).
+        ``trace_len`` ``(step, time, y, prediction, far)``, ``step`` counting that key's values
+        in this run, ``far`` the forecast of ``y`` made ``horizon`` steps before, or None; :attr:`last_forecast`: per key ``(step, time, forecast)``).
     scorer
         A :class:`~streamrnn.streams.scoring.HorizonScore` that scores each forecast when its
         targets arrive (default with ``horizon`` >= 1: one with the spec's seasonality).
@@ -171,6 +171,7 @@ class Runner:
         self.trace_len = trace_len
         self.last_forecast = {}             # key -> (step, time, forecast)
         self._steps = {}                    # traced key -> values seen in this run
+        self._made = {}                     # traced key -> its last `horizon` forecasts
         self.resumed = {}                   # partition -> (offset, models) loaded at start
         self._carried = self._new_stats()   # counters loaded from checkpoints
         self._dropped = self._new_stats()   # counters of partitions revoked since
@@ -317,7 +318,8 @@ class Runner:
 
     # ------------------------------------------------------------------ the loop body
     def process(self, obs):
-        """Learn one observation and publish its forecast record (returned; None for a bad
+        """Learn one observation and publish its forecast record ``{"key", "time",
+        "partition", "offset", "y", "prediction", "forecast"}`` (returned; None for a bad
         message)."""
         p = obs.partition
         st = self.stats.get(p)
@@ -399,7 +401,16 @@ class Runner:
             if tr is not None:
                 step = self._steps.get(key, -1) + 1
                 self._steps[key] = step
-                tr.append((step, obs.time, y, pred))
+                # the forecast of this value made `horizon` steps earlier (the hardest step)
+                made = self._made.get(key)
+                if made is None:
+                    made = self._made[key] = deque(maxlen=max(1, self.horizon))
+                far = None
+                h = self.horizon
+                if h and len(made) == h and made[0] and len(made[0]) >= h:
+                    far = made[0][h - 1]
+                made.append(fc)
+                tr.append((step, obs.time, y, pred, far))
                 if fc:
                     self.last_forecast[key] = (step, obs.time, fc)
         self.since_checkpoint += 1

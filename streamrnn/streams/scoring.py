@@ -33,17 +33,8 @@ class _Sums:
         self.scale = 0.0    # sum of |y[t] - y[t - m or 1]|: the in-sample naive error (MASE)
         self.nscale = 0
 
-    def add(self, method, j, y, f):
-        e = abs(y - f)
-        self.n[method][j] += 1
-        self.abs[method][j] += e
-        d = abs(y) + abs(f)
-        if d > 0:
-            self.smape[method][j] += 2.0 * e / d
-            self.nsmape[method][j] += 1
-
     def table(self, methods):
-        """{method: [{"step", "n", "mae", "smape", "mase"}, ...]}."""
+        """{method: [{"step", "n", "mae", "smape", "mase"}, ...]} (sMAPE for the model only)."""
         q = self.scale / self.nscale if self.nscale else math.nan
         out = {}
         for m in methods:
@@ -62,7 +53,8 @@ class HorizonScore:
     """Per-horizon-step errors of a model's forecasts and of the baselines.
 
     Call :meth:`observe` with each key's value (in order) and the forecast made after
-    learning it; :meth:`table` gives MAE, sMAPE (in %) and MASE per step and method.
+    learning it; :meth:`table` gives MAE and MASE per step and method, and the model's sMAPE (in
+    %). It costs about 15 µs a message at horizon 24 with a season of 24 (1.3 µs at 1).
 
     Parameters
     ----------
@@ -91,7 +83,7 @@ class HorizonScore:
         self._hist = {}      # key -> deque of the last values, newest last
         self.total = _Sums(horizon)
         self.per_key = {}    # key -> _Sums (the first detail_keys keys)
-        self.keys_seen = 0
+        self.keys_seen = 0   # series started (a key forgotten and seen again counts twice)
 
     def observe(self, key, y: float, forecast=None):
         """Score the pending forecasts of ``key`` whose target is ``y``, then remember
@@ -101,29 +93,47 @@ class HorizonScore:
             hist = self._hist[key] = deque(maxlen=self._keep)
             self._pending[key] = deque(maxlen=self.h)
             self.keys_seen += 1
-            if len(self.per_key) < self.detail_keys:
+            if key not in self.per_key and len(self.per_key) < self.detail_keys:
                 self.per_key[key] = _Sums(self.h)
         pend = self._pending[key]
-        sums = (self.total, self.per_key[key]) if key in self.per_key else (self.total,)
         nh, m = len(hist), self.m
         back = m or 1
-        if nh >= back:
-            for s in sums:
+        L = len(pend)
+        for s in ((self.total, self.per_key[key]) if key in self.per_key else (self.total,)):
+            if nh >= back:
                 s.scale += abs(y - hist[-back])
                 s.nscale += 1
-        for j in range(1, len(pend) + 1):  # the forecast made j steps ago targets this step
-            fc = pend[-j]
-            if fc is None or len(fc) < j or fc[j - 1] is None:
+            if not L:
                 continue
-            for s in sums:
-                s.add("model", j - 1, y, fc[j - 1])
-                s.add("last value", j - 1, y, hist[-j])
-            if m:
-                lag = m * -(-j // m)
-                if lag <= nh:
-                    for s in sums:
-                        s.add("seasonal naive", j - 1, y, hist[-lag])
-        pend.append(list(forecast) if forecast else None)
+            # the forecast made j steps ago targets this step (inlined: this runs for every
+            # message and step ahead)
+            n_m, a_m, sm_m, ns_m = s.n["model"], s.abs["model"], s.smape["model"], s.nsmape["model"]
+            n_l, a_l = s.n["last value"], s.abs["last value"]
+            n_s, a_s = s.n["seasonal naive"], s.abs["seasonal naive"]
+            ay = abs(y)
+            for j in range(1, L + 1):
+                fc = pend[-j]
+                if fc is None or len(fc) < j:
+                    continue
+                f = fc[j - 1]
+                if f is None:
+                    continue
+                i = j - 1
+                e = abs(y - f)
+                n_m[i] += 1
+                a_m[i] += e
+                d = ay + abs(f)
+                if d > 0:
+                    sm_m[i] += 2.0 * e / d
+                    ns_m[i] += 1
+                n_l[i] += 1
+                a_l[i] += abs(y - hist[-j])
+                if m:
+                    lag = m * -(-j // m)
+                    if lag <= nh:
+                        n_s[i] += 1
+                        a_s[i] += abs(y - hist[-lag])
+        pend.append(forecast if forecast else None)
         hist.append(y)
 
     def forget(self, key):
