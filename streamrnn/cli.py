@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 
+from streamrnn import _registry
 from streamrnn import checkpoint as ck
 from streamrnn.streams import (BadMessages, Decoder, NullSink, open_sink, open_source,
                                parse_address)
@@ -134,7 +135,7 @@ def _stream_options(f, demo_horizon):
     f.add_argument("--time", default=None, help="field holding the time stamp (ISO 8601 or "
                    "epoch seconds/milliseconds; copied into each record; the plot's x-axis)")
     m = f.add_argument_group("model")
-    m.add_argument("--model", choices=["rnn", "lstm", "gru"], default="gru",
+    m.add_argument("--model", choices=sorted(_registry.CELLS), default="gru",
                    help="the recurrent cell")
     m.add_argument("--hidden-size", type=int, default=16, help="units per layer")
     m.add_argument("--num-layers", type=int, default=1, help="stacked recurrent layers")

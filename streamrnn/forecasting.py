@@ -71,11 +71,6 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         # the fast paths: a network and no feature columns
         self._fast_forecast = self._fast_learn = net is not None and not self._names
 
-    @property
-    def _hist(self):
-        """The last values, oldest first (read-only; use ``last_prediction`` instead)."""
-        return self._core.history
-
     # ------------------------------------------------------------------ river API
     def learn_one(self, y, x=None):
         if type(y) is not float or y - y != 0.0:
