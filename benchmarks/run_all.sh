@@ -32,5 +32,6 @@ run() {
 run bench_accuracy "${peers[@]}"
 run bench_speed "${peers[@]}"
 run bench_kernel
+run bench_decode
 run bench_stream
 echo "tables in ${out#$root/}/, pictures in docs/img/" >&2
