@@ -476,6 +476,10 @@ def run(Network net, const double[:, ::1] xs, const double[:, ::1] ys):
             s = net._learn_multi(&xs[i, 0], &ys[i, 0])
         out.append(s)
     return out
+
+def predict(Network net, const double[::1] x, double[::1] out):
+    with nogil:
+        net._predict(&x[0], &out[0])
 '''
 
 
@@ -513,6 +517,14 @@ def test_the_nogil_entry_point_is_learn_multi(tmp_path):
     want = [a.learn_multi(x, y) for x, y in zip(xs, ys)]
     got = caller.run(b, xs, ys)
     assert got == want and {-1, -2, 0, 1} <= set(got)
+    assert_states_identical(a.get_state(), b.get_state())
+    # _predict: predict's numbers, and the next _learn_multi reuses its forward pass
+    oa, ob = np.zeros(5), np.zeros(5)
+    for x, y in zip(xs[:5], ys[:5]):
+        a.predict(x, oa)
+        caller.predict(b, x, ob)
+        assert oa.tobytes() == ob.tobytes() and b._forward_cached
+        assert caller.run(b, x[None, :].copy(), y[None, :].copy()) == [a.learn_multi(x, y)]
     assert_states_identical(a.get_state(), b.get_state())
     bare = K.Network(R.LSTM, N_IN, 4, 1, 5, 1, 4, R.SQUARED)
     assert caller.run(bare, xs[:1], ys[:1]) == [-3]

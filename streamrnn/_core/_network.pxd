@@ -87,7 +87,7 @@ cdef class Network:
                                        # (n_out: none) (delay,; else 1)
 
     cdef void _set_arrays(self, dict new)
-    cdef bint _no_views(self)
+    cdef bint _no_views(self) noexcept nogil
     cdef object _learn_buffer(self, const double[::1] x, double y)
     cdef object _learn_checked(self, const double* x, Py_ssize_t n, double y)
     cdef int _learn(self, const double* x, double y) noexcept nogil
@@ -102,6 +102,7 @@ cdef class Network:
                        double* out) noexcept nogil
     cdef void _take_state(self, const double* recs, double* h1, double* c1) noexcept nogil
     cdef void _backward(self) noexcept nogil
+    cdef void _predict(self, const double* x, double* out) noexcept nogil
     cdef void _step_from(self, x, out, bint rollout) except *
     cdef void _step_buffer(self, const double[::1] x, double[::1] out, bint rollout) except *
     cdef void _step_ptr(self, const double* x, Py_ssize_t nx, double* out, Py_ssize_t no,

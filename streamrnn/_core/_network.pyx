@@ -299,7 +299,7 @@ cdef class Network:
             self._watched[i] = <PyObject*>new[name]
             self._own_refs[i] = Py_REFCNT(new[name]) - 1  # minus this call's temporary
 
-    cdef bint _no_views(self):
+    cdef bint _no_views(self) noexcept nogil:
         """True when nobody outside holds a view of params, h or c (their reference counts are
         those of the network's own references), so nothing can write them unseen."""
         cdef int i
@@ -785,14 +785,18 @@ cdef class Network:
                 self._forward(x, &self.s_h[0], &self.s_c[0], &self.s_rec[0], out)
                 self._take_state(&self.s_rec[0], &self.s_h[0], &self.s_c[0])
             else:
-                memcpy(&self.p_x[0], x, self.n_in * sizeof(double))
-                self._forward(&self.p_x[0], &self.h[0], &self.c[0], &self.p_rec[0],
-                              &self.p_out[0])
-                memcpy(out, &self.p_out[0], self.n_out * sizeof(double))
-        if not rollout:
-            # reusable by the next learn unless a view handed out earlier could still write
-            # theta, h or c (a view taken after this point bumps _version)
-            self.p_version = self._version if self._no_views() else 0
+                self._predict(x, out)
+
+    cdef void _predict(self, const double* x, double* out) noexcept nogil:
+        """``predict`` without the GIL: ``x`` of ``n_in``, ``out`` of ``n_out`` doubles (the
+        caller checked the sizes). The next ``_learn`` / ``_learn_multi`` with a bitwise-equal
+        ``x`` reuses this forward pass, exactly as after ``predict``."""
+        memcpy(&self.p_x[0], x, self.n_in * sizeof(double))
+        self._forward(&self.p_x[0], &self.h[0], &self.c[0], &self.p_rec[0], &self.p_out[0])
+        memcpy(out, &self.p_out[0], self.n_out * sizeof(double))
+        # reusable by the next learn unless a view handed out earlier could still write
+        # theta, h or c (a view taken after this point bumps _version)
+        self.p_version = self._version if self._no_views() else 0
 
     def rollout_begin(self):
         """Start a what-if roll-out from the committed state (the committed state is not touched)."""
