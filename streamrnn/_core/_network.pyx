@@ -421,7 +421,8 @@ cdef class Network:
         cdef Py_ssize_t GH = G * H, n_out = self.n_out, B = self.B, k2 = self.k2
         cdef Py_ssize_t n_in = self.n_in, D = n_in if n_in > H else H
         cdef long long t = self.t
-        cdef Py_ssize_t n_inj = <Py_ssize_t>(self.k1 + self.delay if self.k1 + self.delay < t else t)
+        cdef long long reach = self.k1 + self.delay    # rows an update can inject
+        cdef Py_ssize_t n_inj = <Py_ssize_t>(reach if reach < t else t)
         cdef Py_ssize_t W = <Py_ssize_t>(self.k2 if self.k2 < t else t)
         cdef double* w = &self.w[0]
         cdef double* dw = &self.dw[0]
