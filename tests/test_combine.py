@@ -215,7 +215,7 @@ def test_combiner_argument_errors():
         c.set_eligible(0, 1)
     with pytest.raises(ValueError):
         c.set_eligible(2, True)
-    assert c.t == 0 and np.all(np.isnan(c.get_state()["pending"]))
+    assert c.t == 0 and not np.any(c.get_state()["issued"])
 
 
 # ---------------------------------------------------------------- Conformal == reference

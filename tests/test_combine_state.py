@@ -92,8 +92,12 @@ def _combiner_bad():
         ("n_scored > t", lambda s: s["n_scored"].__setitem__(0, s["t"] + 1)),
         ("pending inf", lambda s: s["pending"].__setitem__((0, 0, 0), np.inf)),
         ("pending shape", lambda s: s.update(pending=s["pending"][:, :, :2])),
-        ("pending future", lambda s: s["pending"].__setitem__(
-            ((s["t"] + 2) % H, 0, 0), 1.0)),
+        ("pending future", lambda s: (s["pending"].__setitem__(((s["t"] + 2) % H, 0, 0), 1.0),
+                                      s["issued"].__setitem__(((s["t"] + 2) % H, 0, 0), 1))),
+        ("pending not issued", lambda s: s["pending"].__setitem__(((s["t"] + 2) % H, 0, 0), 1.0)),
+        ("pending nan", lambda s: s["pending"].__setitem__((s["t"] % H, 0, 0), np.nan)),
+        ("issued 2", lambda s: s["issued"].__setitem__((s["t"] % H, 0, 0), 2)),
+        ("issued float", lambda s: s.update(issued=s["issued"].astype(np.float64))),
         ("eligible none", lambda s: s.update(eligible=(False,) * E)),
         ("eligible ints", lambda s: s.update(eligible=(1, 1, 1))),
         ("eligible length", lambda s: s.update(eligible=(True, True))),
@@ -151,13 +155,16 @@ def _conformal_bad():
         ("alpha_t shape", lambda s: s.update(alpha_t=s["alpha_t"][:2])),
         ("centres inf", lambda s: s["centres"].__setitem__((0, 0), -np.inf)),
         ("centres future", lambda s: (s["centres"].__setitem__(((s["t"] + 2) % H, 0), 1.0),
-                                      s["halfwidths"].__setitem__(((s["t"] + 2) % H, 0), 1.0))),
-        ("halfwidth without centre", lambda s: s["halfwidths"].__setitem__(
-            ((s["t"] + 2) % H, 0, 0), 1.0)),
-        ("centre without halfwidth", lambda s: s["halfwidths"].__setitem__(
-            (s["t"] % H, 0, 1), np.nan)),
+                                      s["issued"].__setitem__(((s["t"] + 2) % H, 0), 1))),
+        ("centre not issued", lambda s: s["centres"].__setitem__(((s["t"] + 2) % H, 0), 1.0)),
+        ("centres nan", lambda s: s["centres"].__setitem__((s["t"] % H, 0), np.nan)),
+        ("issued 2", lambda s: s["issued"].__setitem__((s["t"] % H, 0), 2)),
+        ("bounded without centre", lambda s: s["bounded"].__setitem__(
+            ((s["t"] + 2) % H, 0, 0), 1)),
+        ("halfwidth not bounded", lambda s: s["bounded"].__setitem__((s["t"] % H, 0, 1), 0)),
         ("halfwidth negative", lambda s: s["halfwidths"].__setitem__((s["t"] % H, 0, 1), -1.0)),
-        ("halfwidth -inf", lambda s: s["halfwidths"].__setitem__((s["t"] % H, 0, 1), -np.inf)),
+        ("halfwidth inf", lambda s: s["halfwidths"].__setitem__((s["t"] % H, 0, 1), np.inf)),
+        ("halfwidth huge", lambda s: s["halfwidths"].__setitem__((s["t"] % H, 0, 1), 1e301)),
         ("hits > n", lambda s: s["hits"].__setitem__((0, 0), s["n_scored"][0, 0] + 1)),
         ("n > t", lambda s: s["n_scored"].__setitem__((0, 0), s["t"] + 1)),
         ("hits float", lambda s: s.update(hits=s["hits"].astype(np.float64))),
@@ -176,6 +183,14 @@ def test_conformal_refuses_bad_states(name, mutate):
     with pytest.raises((ValueError, TypeError)):
         Conformal.from_state(s)
     _equal_states(target.get_state(), before)
+
+
+def test_states_are_finite():
+    for obj in (_run_combiner(Combiner(3, 4), 2), _run_conformal(Conformal(4, window=30), 3),
+                Combiner(2, 1), Conformal(2)):
+        for k, v in obj.get_state().items():
+            if isinstance(v, np.ndarray):
+                assert v.dtype in (np.float64, np.int64) and np.all(np.isfinite(v)), k
 
 
 def test_a_partly_filled_window_round_trips():

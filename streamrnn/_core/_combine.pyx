@@ -96,7 +96,8 @@ def _farray(value, name, shape, nan=False):
         raise ValueError(f"{name} must have dtype float64, got {value.dtype}")
     if value.shape != tuple(shape):
         raise ValueError(f"{name} has shape {value.shape}, expected {tuple(shape)}")
-    a = np.array(value, dtype=np.float64, order="C", copy=True)
+    a = np.empty(value.shape, dtype=np.float64)  # the canonical dtype (not an unpickled one)
+    a[...] = value
     if np.any(np.isinf(a)) or (not nan and np.any(np.isnan(a))):
         raise ValueError(f"{name} has non-finite values")
     return a
@@ -111,7 +112,8 @@ def _iarray(value, name, shape, hi=STEP_LIMIT - 1):
         raise ValueError(f"{name} must have dtype int64, got {value.dtype}")
     if value.shape != tuple(shape):
         raise ValueError(f"{name} has shape {value.shape}, expected {tuple(shape)}")
-    a = np.array(value, dtype=np.int64, order="C", copy=True)
+    a = np.empty(value.shape, dtype=np.int64)
+    a[...] = value
     if a.size and (a.min() < 0 or a.max() > hi):
         raise ValueError(f"{name} must hold values in [0, {hi}]")
     return a
@@ -151,7 +153,7 @@ def _combiner_config(n_experts, horizon, decay, eta, mix1, warm_n):
 
 
 _COMBINER_KEYS = ("n_experts", "horizon", "decay", "eta", "mix1", "warm_n", "t", "loss",
-                  "n_loss", "n_scored", "pending", "eligible")
+                  "n_loss", "n_scored", "pending", "issued", "eligible")
 
 
 # ---------------------------------------------------------------- Combiner
@@ -384,15 +386,18 @@ cdef class Combiner:
     # ------------------------------------------------------------ state
     def get_state(self):
         """``{"n_experts", "horizon", "decay", "eta", "mix1", "warm_n", "t", "loss": (H, E),
-        "n_loss": (H, E) int64, "n_scored": (H,) int64, "pending": (H, H, E) (NaN: none),
-        "eligible": tuple of E bools}`` (arrays are copies)."""
+        "n_loss": (H, E) int64, "n_scored": (H,) int64, "pending": (H, H, E) (0 where none),
+        "issued": (H, H, E) int64 (1: a forecast is pending there), "eligible": tuple of E
+        bools}`` (arrays are copies; every value finite)."""
+        issued = ~np.isnan(self._pend_arr)
         return {"n_experts": int(self.n_experts), "horizon": int(self.horizon),
                 "decay": float(self.decay), "eta": float(self.eta), "mix1": float(self.mix1),
                 "warm_n": float(self.warm_n), "t": int(self.t),
                 "loss": np.array(self._loss_arr, copy=True),
                 "n_loss": np.array(self._nloss_arr, copy=True),
                 "n_scored": np.array(self._nstep_arr, copy=True),
-                "pending": np.array(self._pend_arr, copy=True),
+                "pending": np.where(issued, self._pend_arr, 0.0),
+                "issued": issued.astype(np.int64),
                 "eligible": self.eligible}
 
     @staticmethod
@@ -405,7 +410,10 @@ cdef class Combiner:
         L = _farray(state["loss"], "the Combiner's loss", (H, E))
         nL = _iarray(state["n_loss"], "the Combiner's n_loss", (H, E))
         nS = _iarray(state["n_scored"], "the Combiner's n_scored", (H,))
-        P = _farray(state["pending"], "the Combiner's pending", (H, H, E), nan=True)
+        P = _farray(state["pending"], "the Combiner's pending", (H, H, E))
+        iss = _iarray(state["issued"], "the Combiner's issued", (H, H, E), 1)
+        if np.any(P[iss == 0] != 0.0):
+            raise ValueError("the Combiner's pending must be 0 where nothing was issued")
         el = state["eligible"]
         if type(el) not in (tuple, list) or len(el) != E or any(
                 type(v) is not bool for v in el):
@@ -419,9 +427,10 @@ cdef class Combiner:
         if np.any(nL > nS[:, None]) or np.any(nS > t):
             raise ValueError("the Combiner's counters do not fit (n_loss <= n_scored <= t)")
         future = _future_slots(H, t)
-        if np.any(~np.isnan(P[future])):
+        if np.any(iss[future] != 0):
             raise ValueError("the Combiner's pending holds a forecast that cannot have been "
                              "issued yet")
+        P[iss == 0] = np.nan
         return cfg, t, L, nL, nS, P, np.array([1 if v else 0 for v in el], dtype=np.int64)
 
     def set_state(self, state):
@@ -484,7 +493,8 @@ def _conformal_config(horizon, alphas, window, gamma):
 
 
 _CONFORMAL_KEYS = ("horizon", "alphas", "window", "gamma", "t", "scores", "sorted", "count",
-                   "pos", "alpha_t", "centres", "halfwidths", "hits", "n_scored")
+                   "pos", "alpha_t", "centres", "issued", "halfwidths", "bounded", "hits",
+                   "n_scored")
 
 
 cdef class Conformal:
@@ -741,8 +751,12 @@ cdef class Conformal:
     def get_state(self):
         """``{"horizon", "alphas": tuple, "window", "gamma", "t", "scores": (H, W) raw rings,
         "sorted": (H, W), "count": (H,) int64, "pos": (H,) int64, "alpha_t": (A, H),
-        "centres": (H, H) (NaN: none), "halfwidths": (H, H, A) (NaN: none, inf: unbounded),
-        "hits": (A, H) int64, "n_scored": (A, H) int64}`` (arrays are copies)."""
+        "centres": (H, H) (0 where none), "issued": (H, H) int64 (1: a centre is pending),
+        "halfwidths": (H, H, A) (0 where none or unbounded), "bounded": (H, H, A) int64 (1:
+        the half-width issued is finite), "hits": (A, H) int64, "n_scored": (A, H) int64}``
+        (arrays are copies; every value finite)."""
+        issued = ~np.isnan(self._cen_arr)
+        bounded = np.isfinite(self._hw_arr)
         return {"horizon": int(self.horizon), "alphas": tuple(self.alphas),
                 "window": int(self.window), "gamma": float(self.gamma), "t": int(self.t),
                 "scores": np.array(self._raw_arr, copy=True),
@@ -750,8 +764,10 @@ cdef class Conformal:
                 "count": np.array(self._count_arr, copy=True),
                 "pos": np.array(self._pos_arr, copy=True),
                 "alpha_t": np.array(self._at_arr, copy=True),
-                "centres": np.array(self._cen_arr, copy=True),
-                "halfwidths": np.array(self._hw_arr, copy=True),
+                "centres": np.where(issued, self._cen_arr, 0.0),
+                "issued": issued.astype(np.int64),
+                "halfwidths": np.where(bounded, self._hw_arr, 0.0),
+                "bounded": bounded.astype(np.int64),
                 "hits": np.array(self._hits_arr, copy=True),
                 "n_scored": np.array(self._nsc_arr, copy=True)}
 
@@ -767,12 +783,10 @@ cdef class Conformal:
         cnt = _iarray(state["count"], "the Conformal's count", (H,), W)
         pos = _iarray(state["pos"], "the Conformal's pos", (H,), W - 1)
         at = _farray(state["alpha_t"], "the Conformal's alpha_t", (A, H))
-        cen = _farray(state["centres"], "the Conformal's centres", (H, H), nan=True)
-        hw = state["halfwidths"]
-        if not isinstance(hw, np.ndarray) or hw.dtype != np.float64 or hw.shape != (H, H, A):
-            raise ValueError(f"the Conformal's halfwidths must be a float64 array of shape "
-                             f"{(H, H, A)}")
-        hw = np.array(hw, dtype=np.float64, order="C", copy=True)
+        cen = _farray(state["centres"], "the Conformal's centres", (H, H))
+        iss = _iarray(state["issued"], "the Conformal's issued", (H, H), 1)
+        hw = _farray(state["halfwidths"], "the Conformal's halfwidths", (H, H, A))
+        bnd = _iarray(state["bounded"], "the Conformal's bounded", (H, H, A), 1)
         hits = _iarray(state["hits"], "the Conformal's hits", (A, H))
         nsc = _iarray(state["n_scored"], "the Conformal's n_scored", (A, H))
         if np.any(raw < 0.0) or np.any(raw > VMAX):
@@ -792,16 +806,20 @@ cdef class Conformal:
             raise ValueError("the Conformal's alpha_t is out of range")
         if np.any(hits > nsc) or np.any(nsc > t):
             raise ValueError("the Conformal's counters do not fit (hits <= n_scored <= t)")
-        none = np.isnan(cen)
-        if np.any(np.isnan(hw) != none[:, :, None]):
-            raise ValueError("the Conformal's halfwidths must be NaN exactly where no centre "
-                             "is pending")
-        h = hw[~none]
-        if np.any(h < 0.0) or np.any(np.isneginf(h)) or np.any(h[np.isfinite(h)] > 1.5 * VMAX):
-            raise ValueError("the Conformal's halfwidths must be >= 0 (or +inf)")
-        if np.any(~none[_future_slots(H, t)]):
+        if np.any(cen[iss == 0] != 0.0):
+            raise ValueError("the Conformal's centres must be 0 where nothing was issued")
+        if np.any(bnd[iss == 0] != 0):
+            raise ValueError("the Conformal's bounded must be 0 where no centre is pending")
+        if np.any(hw[bnd == 0] != 0.0):
+            raise ValueError("the Conformal's halfwidths must be 0 where none is bounded")
+        if np.any(hw < 0.0) or np.any(hw > 1.5 * VMAX):
+            raise ValueError("the Conformal's halfwidths must be in [0, 1.5e300]")
+        if np.any(iss[_future_slots(H, t)] != 0):
             raise ValueError("the Conformal's centres hold one that cannot have been issued "
                              "yet")
+        cen[iss == 0] = np.nan
+        hw[bnd == 0] = np.inf
+        hw[iss == 0] = np.nan
         return cfg, t, raw, srt, cnt, pos, at, cen, hw, hits, nsc
 
     def set_state(self, state):
