@@ -96,8 +96,9 @@ def _farray(value, name, shape, nan=False):
         raise ValueError(f"{name} must have dtype float64, got {value.dtype}")
     if value.shape != tuple(shape):
         raise ValueError(f"{name} has shape {value.shape}, expected {tuple(shape)}")
-    a = np.empty(value.shape, dtype=np.float64)  # the canonical dtype (not an unpickled one)
-    a[...] = value
+    # a copy keeps the dtype object of the value (pickle memoises one per file: an object
+    # loaded from a pickle then pickles to the same bytes)
+    a = np.array(value, dtype=np.float64, order="C", copy=True)
     if np.any(np.isinf(a)) or (not nan and np.any(np.isnan(a))):
         raise ValueError(f"{name} has non-finite values")
     return a
@@ -112,8 +113,7 @@ def _iarray(value, name, shape, hi=STEP_LIMIT - 1):
         raise ValueError(f"{name} must have dtype int64, got {value.dtype}")
     if value.shape != tuple(shape):
         raise ValueError(f"{name} has shape {value.shape}, expected {tuple(shape)}")
-    a = np.empty(value.shape, dtype=np.int64)
-    a[...] = value
+    a = np.array(value, dtype=np.int64, order="C", copy=True)
     if a.size and (a.min() < 0 or a.max() > hi):
         raise ValueError(f"{name} must hold values in [0, {hi}]")
     return a
@@ -390,14 +390,16 @@ cdef class Combiner:
         "issued": (H, H, E) int64 (1: a forecast is pending there), "eligible": tuple of E
         bools}`` (arrays are copies; every value finite)."""
         issued = ~np.isnan(self._pend_arr)
+        pending = np.array(self._pend_arr, copy=True)  # dtypes follow the held arrays'
+        pending[~issued] = 0.0
         return {"n_experts": int(self.n_experts), "horizon": int(self.horizon),
                 "decay": float(self.decay), "eta": float(self.eta), "mix1": float(self.mix1),
                 "warm_n": float(self.warm_n), "t": int(self.t),
                 "loss": np.array(self._loss_arr, copy=True),
                 "n_loss": np.array(self._nloss_arr, copy=True),
                 "n_scored": np.array(self._nstep_arr, copy=True),
-                "pending": np.where(issued, self._pend_arr, 0.0),
-                "issued": issued.astype(np.int64),
+                "pending": pending,
+                "issued": issued.astype(self._nloss_arr.dtype),
                 "eligible": self.eligible}
 
     @staticmethod
@@ -757,6 +759,10 @@ cdef class Conformal:
         (arrays are copies; every value finite)."""
         issued = ~np.isnan(self._cen_arr)
         bounded = np.isfinite(self._hw_arr)
+        centres = np.array(self._cen_arr, copy=True)  # dtypes follow the held arrays'
+        centres[~issued] = 0.0
+        hw = np.array(self._hw_arr, copy=True)
+        hw[~bounded] = 0.0
         return {"horizon": int(self.horizon), "alphas": tuple(self.alphas),
                 "window": int(self.window), "gamma": float(self.gamma), "t": int(self.t),
                 "scores": np.array(self._raw_arr, copy=True),
@@ -764,10 +770,10 @@ cdef class Conformal:
                 "count": np.array(self._count_arr, copy=True),
                 "pos": np.array(self._pos_arr, copy=True),
                 "alpha_t": np.array(self._at_arr, copy=True),
-                "centres": np.where(issued, self._cen_arr, 0.0),
-                "issued": issued.astype(np.int64),
-                "halfwidths": np.where(bounded, self._hw_arr, 0.0),
-                "bounded": bounded.astype(np.int64),
+                "centres": centres,
+                "issued": issued.astype(self._count_arr.dtype),
+                "halfwidths": hw,
+                "bounded": bounded.astype(self._count_arr.dtype),
                 "hits": np.array(self._hits_arr, copy=True),
                 "n_scored": np.array(self._nsc_arr, copy=True)}
 
