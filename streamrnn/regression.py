@@ -157,6 +157,11 @@ of about 138 values), so it follows a level shift. Values beyond +-1e100 are ref
 Features are given columns in sorted-name order; features seen later grow the input weights,
 missing ones are filled with their running mean.
 
+Do no harm: `predict_one` returns an online combination of the network's prediction and the
+running mean of the target, weighted by the soft-min of their exponentially weighted absolute
+errors (decay 0.995, sharpness 50), so on a stream the network cannot learn (nearly noise)
+the model falls back to the mean by itself; `weights` shows the current split.
+
 Parameters
 ----------
 {params}scale_inputs
@@ -189,7 +194,7 @@ _ACTIVATION_DOC = """activation
 
 class RNNRegressor(_RecurrentRegressor):
     __doc__ = _DOC.format(params=_PARAMS, summary="Elman recurrent network regressor, trained online by truncated BPTT.",
-                          name="RNNRegressor", extra=_ACTIVATION_DOC, result="MAE: 0.576374")
+                          name="RNNRegressor", extra=_ACTIVATION_DOC, result="MAE: 0.573577")
     _cell = "rnn"
 
     def __init__(self, hidden_size: int = 32, num_layers: int = 1, tbptt_steps: int = 16,
@@ -208,11 +213,11 @@ class RNNRegressor(_RecurrentRegressor):
 
 class LSTMRegressor(_RecurrentRegressor):
     __doc__ = _DOC.format(params=_PARAMS, summary="LSTM regressor, trained online by truncated BPTT.",
-                          name="LSTMRegressor", extra="", result="MAE: 0.569631")
+                          name="LSTMRegressor", extra="", result="MAE: 0.570114")
     _cell = "lstm"
 
 
 class GRURegressor(_RecurrentRegressor):
     __doc__ = _DOC.format(params=_PARAMS, summary="GRU regressor, trained online by truncated BPTT.",
-                          name="GRURegressor", extra="", result="MAE: 0.575792")
+                          name="GRURegressor", extra="", result="MAE: 0.574622")
     _cell = "gru"
