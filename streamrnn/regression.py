@@ -55,6 +55,7 @@ class _RecurrentRegressor(RecurrentEstimator, base.Regressor):
         self._ys = self._new_scaler()
         self._mean = self._new_mean()
         self._comb = Combiner(**COMBINE)
+        self._two = np.zeros(2)  # scratch: the two experts' predictions (never state)
 
     def learn_one(self, x, y):
         feats = numeric_features(x, ignore_dates=False)
@@ -73,7 +74,10 @@ class _RecurrentRegressor(RecurrentEstimator, base.Regressor):
         # forecast: before the first value the network's output maps back to 0)
         if mean.n:
             p = ys.inverse(self._net.last_output[0])
-            self._comb.issue(np.array([[p if math.isfinite(p) else math.nan, mean.mean]]))
+            f = self._two
+            f[0] = p if math.isfinite(p) else math.nan
+            f[1] = mean.mean
+            self._comb.issue(f.reshape(1, 2))
         self._comb.observe(y)
         ys.accept()
         mean.accept()
@@ -85,7 +89,10 @@ class _RecurrentRegressor(RecurrentEstimator, base.Regressor):
         p = float(self._ys.inverse(self._peek(feats)[0]))
         if not self._mean.n or not math.isfinite(p):
             return p
-        return self._comb.combine(1, np.array([p, self._mean.mean]))
+        f = self._two
+        f[0] = p
+        f[1] = self._mean.mean
+        return self._comb.combine(1, f)
 
     @property
     def weights(self):

@@ -47,7 +47,7 @@ Conformal (adaptive conformal inference per step j and tracked level alpha):
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport INFINITY, NAN, ceil, exp, fabs, isfinite, isnan
+from libc.math cimport INFINITY, NAN, ceil, exp, fabs, isfinite, isinf, isnan
 
 cnp.import_array()
 
@@ -137,8 +137,48 @@ def _future_slots(H, t):
 
 
 def _step(j, H):
+    if type(j) is int and 1 <= j <= H:  # the common case, fast
+        return j
     j = _int(j, "j", 1, STEP_LIMIT)
     return min(j, H)
+
+
+cdef inline double _finite(object y, str name) except? -1.0:
+    """y as a finite double (a float fast, else through _float's checks)."""
+    cdef double v
+    if type(y) is float:
+        v = y
+        if isfinite(v):
+            return v
+    return _float(y, name, -np.inf, np.inf, True, True)
+
+
+cdef object _values(object x, Py_ssize_t n0, Py_ssize_t n1, str name):
+    """``x`` as a C-contiguous, aligned, native float64 ndarray of shape (n0,) (n1 < 0) or
+    (n0, n1) with no infinity (NaN allowed): ``x`` itself when it is one, else a converted
+    copy; ValueError otherwise. The per-call path of the Python API, without NumPy calls."""
+    cdef cnp.ndarray a
+    cdef Py_ssize_t i, n
+    cdef const double* p
+    cdef bint ok = False
+    if cnp.PyArray_CheckExact(x):
+        a = <cnp.ndarray>x
+        ok = (cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE and cnp.PyArray_IS_C_CONTIGUOUS(a)
+              and cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISNOTSWAPPED(a)
+              and cnp.PyArray_NDIM(a) == (1 if n1 < 0 else 2) and cnp.PyArray_DIM(a, 0) == n0
+              and (n1 < 0 or cnp.PyArray_DIM(a, 1) == n1))
+    if not ok:
+        b = np.ascontiguousarray(x, dtype=np.float64)
+        want = (int(n0),) if n1 < 0 else (int(n0), int(n1))
+        if b.shape != want:
+            raise ValueError(f"{name} must have shape {want}, got {b.shape}")
+        a = b
+    n = n0 * (1 if n1 < 0 else n1)
+    p = <const double*>cnp.PyArray_DATA(a)
+    for i in range(n):
+        if isinf(p[i]):
+            raise ValueError(f"{name} holds an infinite value (NaN marks a missing one)")
+    return a
 
 
 def _combiner_config(n_experts, horizon, decay, eta, mix1, warm_n):
@@ -319,22 +359,12 @@ cdef class Combiner:
     def issue(self, F):
         """Take the expert forecasts made now: ``F[j - 1, e]`` for steps 1..horizon
         (a (horizon, n_experts) array; NaN: no forecast of that expert for that step)."""
-        a = np.ascontiguousarray(F, dtype=np.float64)
-        if a.shape != (self.horizon, self.n_experts):
-            raise ValueError(f"F must have shape ({self.horizon}, {self.n_experts}), got "
-                             f"{a.shape}")
-        if np.any(np.isinf(a)):
-            raise ValueError("F holds an infinite forecast (NaN marks a missing one)")
-        cdef const double[:, ::1] v = a
-        with nogil:
-            self._issue(&v[0, 0])
+        cdef cnp.ndarray a = _values(F, self.horizon, self.n_experts, "F")
+        self._issue(<const double*>cnp.PyArray_DATA(a))
 
     def observe(self, y):
         """Score the forecasts issued for the value ``y`` (finite) and advance one value."""
-        y = _float(y, "y", -np.inf, np.inf, True, True)
-        cdef double yy = y
-        with nogil:
-            self._observe(yy)
+        self._observe(_finite(y, "y"))
 
     def weights(self, j):
         """The weights of step ``j`` (>= 1; j > horizon uses step horizon) over the eligible
@@ -350,18 +380,11 @@ cdef class Combiner:
         """The combination at step ``j`` of the expert forecasts ``f`` ((n_experts,); NaN:
         the expert has none, and the weights are taken over the others)."""
         cdef Py_ssize_t jj = _step(j, self.horizon)
-        a = np.ascontiguousarray(f, dtype=np.float64)
-        if a.shape != (self.n_experts,):
-            raise ValueError(f"f must have shape ({self.n_experts},), got {a.shape}")
-        if np.any(np.isinf(a)):
-            raise ValueError("f holds an infinite forecast (NaN marks a missing one)")
-        if not np.any(np.isfinite(a) & (self._elig_arr != 0)):
+        cdef cnp.ndarray a = _values(f, self.n_experts, -1, "f")
+        cdef double out = self._combine(jj, <const double*>cnp.PyArray_DATA(a))
+        if isnan(out):
             raise ValueError("no eligible expert has a forecast")
-        cdef const double[::1] v = a
-        cdef double out
-        with nogil:
-            out = self._combine(jj, &v[0])
-        return float(out)
+        return out
 
     def set_eligible(self, e, eligible):
         """Mark expert ``e`` eligible (True) or not (False: weight 0, losses still tracked)."""
@@ -694,21 +717,12 @@ cdef class Conformal:
     def issue(self, centres):
         """Take the combined forecasts made now for steps 1..horizon ((horizon,); NaN: none
         for that step) and the half-widths issued with them."""
-        a = np.ascontiguousarray(centres, dtype=np.float64)
-        if a.shape != (self.horizon,):
-            raise ValueError(f"centres must have shape ({self.horizon},), got {a.shape}")
-        if np.any(np.isinf(a)):
-            raise ValueError("centres holds an infinite value (NaN marks a missing one)")
-        cdef const double[::1] v = a
-        with nogil:
-            self._issue(&v[0])
+        cdef cnp.ndarray a = _values(centres, self.horizon, -1, "centres")
+        self._issue(<const double*>cnp.PyArray_DATA(a))
 
     def observe(self, y):
         """Score the intervals issued for the value ``y`` (finite) and advance one value."""
-        y = _float(y, "y", -np.inf, np.inf, True, True)
-        cdef double yy = y
-        with nogil:
-            self._observe(yy)
+        self._observe(_finite(y, "y"))
 
     def halfwidth(self, j, alpha=0.1):
         """Half-width of the interval at level 1 - ``alpha`` of step ``j`` (>= 1; j > horizon
