@@ -95,7 +95,7 @@ class _RecurrentRegressor(RecurrentEstimator, base.Regressor):
         return self._comb.combine(1, f)
 
     @property
-    def weights(self):
+    def combination_weights(self):
         """The combination's current weights: ``{"network": w, "mean": 1 - w}``."""
         w = self._comb.weights(1) if self._mean.n else np.array([1.0, 0.0])
         return {"network": float(w[0]), "mean": float(w[1])}
@@ -167,7 +167,7 @@ missing ones are filled with their running mean.
 Do no harm: `predict_one` returns an online combination of the network's prediction and the
 running mean of the target, weighted by the soft-min of their exponentially weighted absolute
 errors (decay 0.995, sharpness 50), so on a stream the network cannot learn (nearly noise)
-the model falls back to the mean by itself; `weights` shows the current split.
+the model falls back to the mean by itself; `combination_weights` shows the current split.
 
 Parameters
 ----------

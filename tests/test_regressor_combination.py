@@ -50,7 +50,7 @@ def test_predict_one_is_the_reference_combination(cls):
         mean += (y - mean) / n
         assert model._mean.mean == pytest.approx(mean, rel=1e-12)
     w = ref.weights(1)
-    assert model.weights == {"network": w[0], "mean": w[1]}
+    assert model.combination_weights == {"network": w[0], "mean": w[1]}
 
 
 @pytest.mark.parametrize("cls", CELLS)
@@ -76,7 +76,7 @@ def test_falls_back_to_the_mean_on_noise(cls):
 def test_follows_the_network_where_it_is_better():
     model = streamrnn.LSTMRegressor(seed=1)
     evaluate.progressive_val_score(datasets.TrumpApproval(), model, metrics.MAE())
-    assert model.weights["network"] > 0.99
+    assert model.combination_weights["network"] > 0.99
 
 
 def test_trump_approval_is_no_worse_than_the_network_alone_or_the_mean():
@@ -147,7 +147,7 @@ def test_pickle_resumes_bit_identically(cls):
         model.learn_one(x, y)
         twin.learn_one(x, y)
     assert pickle.dumps(model) == pickle.dumps(twin)
-    assert model.weights == twin.weights
+    assert model.combination_weights == twin.combination_weights
 
 
 def test_export_import_round_trip_and_validation():
@@ -199,7 +199,10 @@ def test_a_tree_without_the_combination_starts_a_fresh_one():
     other.learn_one(x, 41.0)
     other.learn_one(x, 41.5)
     assert other._comb.t == 2 and other._mean.n == 2
-    assert other.predict_one(x) != _network_prediction(other, x) or other.weights["mean"] == 0
+    w = other.combination_weights
+    assert w["network"] + w["mean"] == pytest.approx(1.0)
+    assert other.predict_one(x) == pytest.approx(
+        w["network"] * _network_prediction(other, x) + w["mean"] * 41.25, rel=1e-12)
 
 
 def test_first_predictions():
@@ -208,8 +211,8 @@ def test_first_predictions():
     assert model.predict_one(x) == 0.0
     model.learn_one(x, 3.0)
     # one value: the mean has it, the combination no loss yet: equal weights
-    assert model.weights == {"network": 0.5, "mean": 0.5}
+    assert model.combination_weights == {"network": 0.5, "mean": 0.5}
     assert model.predict_one(x) == 0.5 * _network_prediction(model, x) + 0.5 * 3.0
     model.learn_one(x, 5.0)
-    w = model.weights
+    w = model.combination_weights
     assert w["network"] + w["mean"] == pytest.approx(1.0)
