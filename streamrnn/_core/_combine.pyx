@@ -462,9 +462,9 @@ cdef class Combiner:
         """Take over ``get_state()`` output of a Combiner configured like this one, after
         checking all of it (ValueError/TypeError; nothing is assigned on error)."""
         cfg, t, L, nL, nS, P, el = Combiner._check(state)
-        if cfg != (self.n_experts, self.horizon, self.decay, self.eta, self.mix1, self.warm_n):
-            raise ValueError(f"the state is for a Combiner{cfg}, this one is Combiner"
-                             f"{(self.n_experts, self.horizon, self.decay, self.eta, self.mix1, self.warm_n)}")
+        mine = (self.n_experts, self.horizon, self.decay, self.eta, self.mix1, self.warm_n)
+        if cfg != mine:
+            raise ValueError(f"the state is for a Combiner{cfg}, this one is Combiner{mine}")
         self._take(t, L, nL, nS, P, el)
 
     def _take(self, t, L, nL, nS, P, el):
