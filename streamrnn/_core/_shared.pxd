@@ -53,6 +53,7 @@ cdef class SharedNetwork:
     cdef double[::1] dw                # gradient (P,)
     cdef long long[::1] stamp          # distinctness check: the call that last saw each slot
     cdef long long epoch
+    cdef bint _busy                    # a step or predict is running (GIL released)
     cdef Py_ssize_t[::1] perm          # batch rows sorted by window length, longest first
     cdef Py_ssize_t[::1] win           # window length of each sorted row
     cdef Py_ssize_t[::1] act           # active rows at each replay step (k2,)

@@ -37,6 +37,11 @@ the online forward (like ``Network``), the loss trained is that of the window re
 with the current weights (the exact gradient of a stated objective; ``Network`` instead
 back-propagates through the records it stored with the weights of their own time).
 
+One call at a time per network: ``step`` and ``predict`` release the GIL, and a call made
+from another thread while one runs raises RuntimeError (so do the slot and state methods),
+rather than sharing the scratch. Networks are independent: one thread per network (for
+example one per stream partition) runs in parallel.
+
 A step that fails (non-finite input or target: BAD_INPUT; non-finite output, loss,
 gradient or new state: DIVERGED) changes nothing: every result is computed in scratch and
 committed only after the checks, and the optimizer runs only then.
@@ -313,6 +318,7 @@ cdef class SharedNetwork:
             raise ValueError(f"{capacity} slots would take {slots_total} bytes, more than "
                              f"{MAX_SLOT_BYTES}")
         self.n_in = 0  # refuses to run until the last line
+        self._busy = False
         self.size = 0
         if cell_kernels(cell, &self.kern) != 0:
             raise ValueError(f"unknown cell code {cell}")
@@ -727,6 +733,11 @@ cdef class SharedNetwork:
     # ------------------------------------------------------------ Python entry points
     def _slot_array(self, slots, bint distinct, bint batch):
         """``slots`` as a validated int64 ndarray (each in [0, capacity); distinct if asked)."""
+        if self.n_in == 0:
+            raise RuntimeError("the network was not initialised")
+        if self._busy:
+            raise RuntimeError("another thread is inside a step or predict of this network: "
+                               "one call at a time per SharedNetwork")
         if isinstance(slots, (int, np.integer)) and not isinstance(slots, (bool, np.bool_)):
             slots = np.array([slots], dtype=np.int64)
         if not isinstance(slots, np.ndarray):
@@ -742,7 +753,7 @@ cdef class SharedNetwork:
         cdef const long long* p = <const long long*>_data(slots)
         cdef Py_ssize_t b
         for b in range(B):
-            if not 0 <= p[b] < self.capacity:
+            if not 0 <= p[b] < self.capacity or p[b] >= self.stamp.shape[0]:
                 raise ValueError(f"slot {p[b]} is out of range [0, {self.capacity})")
         if distinct and B > 1:
             self.epoch += 1
@@ -792,8 +803,12 @@ cdef class SharedNetwork:
         cdef const double* xp = <const double*>_data(X)
         cdef double* op = <double*>_data(out)
         cdef int status
-        with nogil:
-            status = self._step(B, sp, xp, yp, op)
+        self._busy = True
+        try:
+            with nogil:
+                status = self._step(B, sp, xp, yp, op)
+        finally:
+            self._busy = False
         return status
 
     def predict(self, slots, X, out):
@@ -808,8 +823,12 @@ cdef class SharedNetwork:
         cdef const long long* sp = <const long long*>_data(slots)
         cdef const double* xp = <const double*>_data(X)
         cdef double* op = <double*>_data(out)
-        with nogil:
-            self._predict(B, sp, xp, op)
+        self._busy = True
+        try:
+            with nogil:
+                self._predict(B, sp, xp, op)
+        finally:
+            self._busy = False
 
     # ------------------------------------------------------------ slot management
     def reset(self, slots):
@@ -931,6 +950,7 @@ cdef class SharedNetwork:
 
     def set_shared_state(self, state):
         """Take over the shared part (as ``get_shared_state`` returns it), validated first."""
+        self._slot_array(np.zeros(0, dtype=np.int64), False, False)  # initialised, not busy
         self._assign_shared(self._check_shared(state))
 
     def get_state(self):
@@ -943,6 +963,7 @@ cdef class SharedNetwork:
         before anything is assigned."""
         if not isinstance(state, dict) or set(state) != _STATE_KEYS:
             raise ValueError(f"shared-network state must be a dict with keys {sorted(_STATE_KEYS)}")
+        self._slot_array(np.zeros(0, dtype=np.int64), False, False)  # initialised, not busy
         shared = self._check_shared(state["shared"])
         arrays = self._check_slots(state["slots"], self.capacity)
         self._assign_shared(shared)
