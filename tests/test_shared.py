@@ -70,11 +70,20 @@ def assert_close(a, b, what, rtol=1e-10, atol=1e-12):
 @pytest.mark.parametrize("name", sorted(CELLS))
 @pytest.mark.parametrize("layers", [1, 2])
 def test_batched_step_equals_reference(name, layers):
-    cell = CELLS[name]
-    rng = np.random.default_rng(layers * 10 + cell)
-    capacity = 80
-    net, ref = make_pair(cell, layers=layers, capacity=capacity, clip_norm=1.0)
-    sizes = [1, 64, 7, 33, 1, 64, 2, 17, 50, 3, 64, 9]
+    check_against_reference(CELLS[name], layers, [1, 64, 7, 33, 1, 64, 2, 17, 50, 3, 64, 9])
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_batches_of_several_chunks_equal_reference(name):
+    # the replay runs 64 rows at a time: batches of 65..150 rows take 2-3 chunks
+    check_against_reference(CELLS[name], 2, [150, 65, 1, 129, 100, 150, 70], capacity=160,
+                            max_batch=150)
+
+
+def check_against_reference(cell, layers, sizes, capacity=80, max_batch=64):
+    rng = np.random.default_rng(layers * 10 + cell + len(sizes))
+    net, ref = make_pair(cell, layers=layers, capacity=capacity, clip_norm=1.0,
+                         max_batch=max_batch)
     for it, B in enumerate(sizes):
         # repeated keys across batches, new keys appearing, a few resets
         keys = rng.choice(capacity if B > 20 else 25, size=B, replace=False).astype(np.int64)

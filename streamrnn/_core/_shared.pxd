@@ -22,6 +22,7 @@ cdef class SharedNetwork:
     cdef readonly double huber_eps     # Huber threshold
     cdef readonly Py_ssize_t capacity  # number of slots
     cdef readonly int max_batch        # largest micro-batch
+    cdef readonly Py_ssize_t chunk     # rows replayed together, min(max_batch, CHUNK)
     cdef readonly bint f32             # slot arrays stored as float32
     cdef readonly int G                # gate blocks per cell
     cdef readonly int rec              # doubles per layer record, 5*H + G*H
@@ -61,18 +62,22 @@ cdef class SharedNetwork:
     cdef double[::1] frec              # records of the forward from them (Bmax, L, R)
     cdef double[::1] fout              # its head output (Bmax, n_out)
     cdef double[::1] sA, sAH           # pre-activations (Bmax, GH)
-    cdef double[::1] xr                # replay inputs (k2, Bmax, n_in)
-    cdef double[::1] rrec              # replay records (k2, Bmax, L, R)
-    cdef double[::1] rh, rc            # replay running state (Bmax, L*H)
-    cdef double[::1] yhat, gy          # replay head output and dL/dyhat / B (Bmax, n_out)
-    cdef double[::1] dhc, dcc          # carried dh, dc (Bmax, L*H)
+    cdef double[::1] xr                # replay inputs (k2, chunk, n_in)
+    cdef double[::1] rrec              # replay records (k2, chunk, L, R)
+    cdef double[::1] rh, rc            # replay running state (chunk, L*H)
+    cdef double[::1] yhat, gy          # replay head output and dL/dyhat / B (chunk, n_out)
+    cdef double[::1] dhc, dcc          # carried dh, dc (chunk, L*H)
     cdef double[::1] sdh, sdx          # (H,)
-    cdef double[::1] DA, DAH2          # gate gradients per (row, layer) (k2*Bmax, L, GH)
+    cdef double[::1] DA, DAH2          # gate gradients per (row, layer) (k2*chunk, L, GH)
     cdef double* p_dah
-    cdef double[::1] XT, HT            # layer inputs / previous states transposed (L, D|H, k2*Bmax)
+    cdef double[::1] XT, HT            # layer inputs / previous states transposed (L, D|H, k2*chunk)
+    cdef double[::1] dwc               # a later chunk's gradient (P,)
+    cdef double[::1] nh0, nc0          # replayed state after the oldest step of full windows (Bmax, L*H)
 
     cdef int _step(self, Py_ssize_t B, const long long* slots, const double* X,
                    const double* Y, double* out) noexcept nogil
+    cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
+                    const double* X, const double* Y, double* gw, double* total) noexcept nogil
     cdef void _predict(self, Py_ssize_t B, const long long* slots, const double* X,
                        double* out) noexcept nogil
     cdef void _load(self, const char* base, Py_ssize_t row, Py_ssize_t width,

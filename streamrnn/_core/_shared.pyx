@@ -52,7 +52,9 @@ of the batch (``_gemm_acc``: each output element summed in the order of the inne
 the order of the single-series kernel, so one key gives the bits of ``Network``); the
 backward walks the windows newest to oldest over the active rows (``perm`` sorts the rows
 by window length, so the rows active at each replay step are a prefix) and forms the
-parameter gradients as one ``X^T DA`` product over every (step, key) row. No allocation
+parameter gradients as one ``X^T DA`` product over every (step, key) row. Replay and
+backward run ``CHUNK`` (64) sorted rows at a time, so their records stay in cache; the
+gradients of later chunks are added to the first's. No allocation
 happens after ``__init__``.
 """
 import numpy as np
@@ -88,6 +90,7 @@ UPDATED = 1
 BAD_INPUT = -1
 DIVERGED = -2
 
+CHUNK = 64                     # rows replayed together (their records stay in L2)
 MAX_SCRATCH_BYTES = 2 ** 31    # the shared part and the batch scratch
 MAX_SLOT_BYTES = 2 ** 38       # the slot arrays (256 GB: a guard against absurd configs)
 _FLT_MAX = float(np.finfo(np.float32).max)
@@ -235,15 +238,16 @@ def footprint(cell, n_in, hidden_size, num_layers, n_out, k2, capacity, max_batc
     from streamrnn._core._network import CELL_GATES, GRU, LSTM
     G, H, L = CELL_GATES[cell], hidden_size, num_layers
     GH, R, K, Bm = G * H, 5 * H + G * H, k2, max_batch
+    CB = min(max_batch, CHUNK)
     Hc = H if cell == LSTM else 0
     D = max(n_in, H)
     P = (n_in * GH + (L - 1) * H * GH + L * (H * GH + GH) + (L * H if cell == GRU else 0)
          + H * n_out + n_out)
     slot_bytes = itemsize * (2 * L * H + 2 * L * Hc + (k2 - 1) * n_in) + 8
     slots_total = capacity * (slot_bytes + 8)
-    scratch = (4 * P + 3 * Bm + K + 4 * Bm * L * H + Bm * L * R + Bm * n_out + 2 * Bm * GH
-               + K * Bm * n_in + K * Bm * L * R + 2 * Bm * n_out + 2 * Bm * L * H + 2 * H
-               + K * Bm * L * GH * (2 if cell == GRU else 1) + L * D * K * Bm + L * H * K * Bm)
+    scratch = (5 * P + 2 * Bm + K + 4 * Bm * L * H + Bm * L * R + Bm * n_out + 2 * Bm * GH
+               + K * CB * n_in + K * CB * L * R + 2 * CB * n_out + 4 * CB * L * H + 2 * H
+               + K * CB * L * GH * (2 if cell == GRU else 1) + L * D * K * CB + L * H * K * CB)
     return P, slot_bytes, slots_total, 8 * scratch
 
 
@@ -384,6 +388,8 @@ cdef class SharedNetwork:
         self.p_x = <char*>_data(slots["x"])
         self.p_n = <long long*>_data(slots["n"])
         cdef Py_ssize_t Bm = max_batch, K = k2, R = self.rec, D = max(n_in, H)
+        cdef Py_ssize_t CB = min(max_batch, CHUNK)
+        self.chunk = CB
         sep = self.kern.separate_dah
         stamp = np.empty(capacity, dtype=np.int64)
         stamp.fill(0)
@@ -394,13 +400,14 @@ cdef class SharedNetwork:
             "ch": np.zeros(Bm * L * H), "cc": np.zeros(Bm * L * H),
             "frec": np.zeros(Bm * L * R), "fout": np.zeros(Bm * n_out),
             "sA": np.zeros(Bm * GH), "sAH": np.zeros(Bm * GH),
-            "xr": np.zeros(K * Bm * n_in), "rrec": np.zeros(K * Bm * L * R),
-            "rh": np.zeros(Bm * L * H), "rc": np.zeros(Bm * L * H),
-            "yhat": np.zeros(Bm * n_out), "gy": np.zeros(Bm * n_out),
-            "dhc": np.zeros(Bm * L * H), "dcc": np.zeros(Bm * L * H),
+            "xr": np.zeros(K * CB * n_in), "rrec": np.zeros(K * CB * L * R),
+            "rh": np.zeros(CB * L * H), "rc": np.zeros(CB * L * H),
+            "yhat": np.zeros(CB * n_out), "gy": np.zeros(CB * n_out),
+            "dhc": np.zeros(CB * L * H), "dcc": np.zeros(CB * L * H),
             "sdh": np.zeros(H), "sdx": np.zeros(H),
-            "DA": np.zeros(K * Bm * L * GH), "DAH2": np.zeros(K * Bm * L * GH if sep else 1),
-            "XT": np.zeros(L * D * K * Bm), "HT": np.zeros(L * H * K * Bm),
+            "DA": np.zeros(K * CB * L * GH), "DAH2": np.zeros(K * CB * L * GH if sep else 1),
+            "XT": np.zeros(L * D * K * CB), "HT": np.zeros(L * H * K * CB),
+            "dwc": np.zeros(off), "nh0": np.zeros(Bm * L * H), "nc0": np.zeros(Bm * L * H),
         }
         self.dw, self.stamp, self.epoch = s["grad"], s["stamp"], 0
         self.perm, self.win, self.act = s["perm"], s["win"], s["act"]
@@ -409,6 +416,7 @@ cdef class SharedNetwork:
         self.rh, self.rc, self.yhat, self.gy = s["rh"], s["rc"], s["yhat"], s["gy"]
         self.dhc, self.dcc, self.sdh, self.sdx = s["dhc"], s["dcc"], s["sdh"], s["sdx"]
         self.DA, self.DAH2, self.XT, self.HT = s["DA"], s["DAH2"], s["XT"], s["HT"]
+        self.dwc, self.nh0, self.nc0 = s["dwc"], s["nh0"], s["nc0"]
         self.p_dah = &self.DAH2[0] if sep else &self.DA[0]
         self.n_in = n_in
 
@@ -541,36 +549,19 @@ cdef class SharedNetwork:
     cdef int _step(self, Py_ssize_t B, const long long* slots, const double* X,
                    const double* Y, double* out) noexcept nogil:
         cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, LH = L * H, R = self.rec
-        cdef Py_ssize_t G = self.G, GH = G * H, LR = L * R, n_in = self.n_in
-        cdef Py_ssize_t n_out = self.n_out, K = self.k2, nw = self.nw, Bm = self.max_batch
-        cdef Py_ssize_t LHc = L * self.Hc, D = n_in if n_in > H else H, NM = K * Bm
+        cdef Py_ssize_t GH = self.G * H, LR = L * R, n_in = self.n_in
+        cdef Py_ssize_t n_out = self.n_out, K = self.k2, nw = self.nw
+        cdef Py_ssize_t LHc = L * self.Hc
         cdef Py_ssize_t n_y = 1 if (self.loss == LOSS_BINARY_CE or
                                     self.loss == LOSS_SOFTMAX_CE) else n_out
-        cdef Py_ssize_t b, i, j, l, s, T, ns, Wb, cnt, row, d, k, N
+        cdef Py_ssize_t b, i, l, k, Wb, cnt, c0, nc
         cdef Py_ssize_t* perm = &self.perm[0]
         cdef Py_ssize_t* win = &self.win[0]
-        cdef Py_ssize_t* act = &self.act[0]
-        cdef double* w = &self.w[0]
         cdef double* dw = &self.dw[0]
+        cdef double* dwc = &self.dwc[0]
         cdef double* frec = &self.frec[0]
-        cdef double* xr = &self.xr[0]
-        cdef double* rrec = &self.rrec[0]
-        cdef double* rh = &self.rh[0]
-        cdef double* rc = &self.rc[0]
-        cdef double* yhat = &self.yhat[0]
-        cdef double* gy = &self.gy[0]
-        cdef double* dhc = &self.dhc[0]
-        cdef double* dcc = &self.dcc[0]
-        cdef double* dh = &self.sdh[0]
-        cdef double* dx = &self.sdx[0]
-        cdef double* DA = &self.DA[0]
-        cdef double* DAH = self.p_dah
-        cdef double* XT = &self.XT[0]
-        cdef double* HT = &self.HT[0]
         cdef double* r
-        cdef double* rs
-        cdef const double* xin
-        cdef double total = 0.0, lv
+        cdef double total = 0.0
         # ---- 0. inputs and targets finite
         if not _all_finite(B * n_in, X) or not _all_finite(B * n_y, Y):
             return -1
@@ -583,9 +574,7 @@ cdef class SharedNetwork:
                 r = frec + b * LR + l * R
                 if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
                     return -2
-        # ---- 2. replay: rows sorted by window length (longest first, stable), aligned at
-        # the newest step; at replay step s the active rows are the first act[s]
-        T = 0
+        # ---- 2. rows sorted by window length, longest first (stable)
         cnt = 0
         for Wb in range(K, 0, -1):
             for b in range(B):
@@ -593,106 +582,19 @@ cdef class SharedNetwork:
                     perm[cnt] = b
                     win[cnt] = Wb
                     cnt += 1
-            if T == 0 and cnt > 0:
-                T = Wb
-        for s in range(T):
-            ns = 0
-            while ns < B and win[ns] >= T - s:
-                ns += 1
-            act[s] = ns
-        for i in range(B):
-            b = perm[i]
-            self._load(self.p_h0, slots[b], LH, rh + i * LH)
-            if LHc:
-                self._load(self.p_c0, slots[b], LHc, rc + i * LH)
-            else:
-                memset(rc + i * LH, 0, LH * sizeof(double))
-        for s in range(T):
-            ns = act[s]
-            for i in range(ns):
-                b = perm[i]
-                j = s - (T - win[i])              # the row's own window step
-                if j < win[i] - 1:
-                    self._load(self.p_x, slots[b] * nw + j, n_in, xr + (s * Bm + i) * n_in)
-                else:
-                    memcpy(xr + (s * Bm + i) * n_in, X + b * n_in, n_in * sizeof(double))
-            rs = rrec + s * Bm * LR
-            for l in range(L):
-                if l == 0:
-                    xin = xr + s * Bm * n_in
-                    self._layer(ns, 0, xin, n_in, rh, rc, rs)
-                else:
-                    self._layer(ns, l, rec_h(rs + (l - 1) * R, H, GH), LR, rh + l * H,
-                                rc + l * H, rs + l * R)
-                for i in range(ns):
-                    r = rs + i * LR + l * R
-                    memcpy(rh + i * LH + l * H, rec_h(r, H, GH), H * sizeof(double))
-                    memcpy(rc + i * LH + l * H, rec_c(r, H, GH), H * sizeof(double))
-        rs = rrec + (T - 1) * Bm * LR
-        self._head(B, rs, yhat)
-        # ---- 3. the loss of the batch, its gradient at yhat over B
-        for i in range(B):
-            b = perm[i]
-            if n_y == 1:
-                lv = self.loss_fn(yhat + i * n_out, Y[b * n_y], n_out, self.huber_eps,
-                                  gy + i * n_out)
-            else:
-                lv = 0.0
-                for k in range(n_out):
-                    lv += self.loss_fn(yhat + i * n_out + k, Y[b * n_y + k], 1, self.huber_eps,
-                                       gy + i * n_out + k)
-            total += lv
-            for k in range(n_out):
-                gy[i * n_out + k] /= B
-        if not isfinite(total) or not _all_finite(B * n_out, gy):
-            return -2
-        # ---- 4. backward through the replayed windows, newest step first; row index
-        # N counts (step, row) pairs in that order
-        memset(dhc, 0, B * LH * sizeof(double))
-        memset(dcc, 0, B * LH * sizeof(double))
+        # ---- 3. replay, loss and backward, `chunk` sorted rows at a time (their replay
+        # records stay in cache); the first chunk writes the gradient, the others add to it
         memset(dw + self.o_wy, 0, (H * n_out + n_out) * sizeof(double))
-        for i in range(B):
-            outer(H, n_out, rec_h(rs + i * LR + (L - 1) * R, H, GH), gy + i * n_out,
-                  dw + self.o_wy)
-            for k in range(n_out):
-                dw[self.o_by + k] += gy[i * n_out + k]
-        N = 0
-        for s in range(T - 1, -1, -1):
-            ns = act[s]
-            rs = rrec + s * Bm * LR
-            for i in range(ns):
-                for l in range(L - 1, -1, -1):
-                    r = rs + i * LR + l * R
-                    memcpy(dh, dhc + i * LH + l * H, H * sizeof(double))
-                    if l == L - 1:
-                        if s == T - 1:
-                            affine_t(H, n_out, w + self.o_wy, gy + i * n_out, dh)
-                    else:
-                        for j in range(H):
-                            dh[j] += dx[j]
-                    self.kern.backward(H, r, w + self.o_wh[l], dh, dcc + i * LH + l * H,
-                                       DA + (N * L + l) * GH, DAH + (N * L + l) * GH,
-                                       dhc + i * LH + l * H)
-                    if l == 0:
-                        xin = xr + (s * Bm + i) * n_in
-                        d = n_in
-                    else:
-                        xin = rec_h(r - R, H, GH)
-                        d = H
-                    for j in range(d):
-                        XT[(l * D + j) * NM + N] = xin[j]
-                    for j in range(H):
-                        HT[(l * H + j) * NM + N] = r[j]
-                    if l > 0:
-                        sr_matvec(H, GH, w + self.o_wx[l], DA + (N * L + l) * GH, NULL, dx)
-                N += 1
-        for l in range(L):
-            d = n_in if l == 0 else H
-            sr_gemm_tn(d, GH, N, XT + l * D * NM, NM, DA + l * GH, L * GH, dw + self.o_wx[l])
-            sr_gemm_tn(H, GH, N, HT + l * H * NM, NM, DAH + l * GH, L * GH, dw + self.o_wh[l])
-            self.kern.bias_backward(N, L * GH, H, DA + l * GH, DAH + l * GH, dw + self.o_b[l],
-                                    dw + self.o_bhn[l])
-        # ---- 5. clip (non-finite gradient: nothing changes), update, commit
+        c0 = 0
+        while c0 < B:
+            nc = B - c0 if B - c0 < self.chunk else self.chunk
+            if self._chunk(c0, nc, B, slots, X, Y, dw if c0 == 0 else dwc, &total) != 0:
+                return -2
+            if c0 > 0:
+                for k in range(self.o_wy):
+                    dw[k] += dwc[k]
+            c0 += nc
+        # ---- 4. clip (non-finite gradient: nothing changes), update, commit
         if self.optimizer.clip(self.dw) < 0:
             return -2
         self.optimizer.apply(self.w, self.dw)
@@ -707,11 +609,9 @@ cdef class SharedNetwork:
             k = slots[b]
             if win[i] == K:
                 # the oldest step leaves the window: its replayed state starts the next one
-                rs = rrec + (T - win[i]) * Bm * LR + i * LR
-                for l in range(L):
-                    self._store(self.p_h0, k * L + l, H, rec_h(rs + l * R, H, GH))
-                    if LHc:
-                        self._store(self.p_c0, k * L + l, H, rec_c(rs + l * R, H, GH))
+                self._store(self.p_h0, k, LH, &self.nh0[i * LH])
+                if LHc:
+                    self._store(self.p_c0, k, LH, &self.nc0[i * LH])
                 if nw > 0:
                     if self.f32:
                         memmove((<float*>self.p_x) + k * nw * n_in,
@@ -729,6 +629,150 @@ cdef class SharedNetwork:
         self.t += 1
         self.last_loss = total / B
         return 1
+
+    cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
+                    const double* X, const double* Y, double* gw,
+                    double* total) noexcept nogil:
+        """Replay, loss and backward of the sorted rows c0..c0+nc-1: the recurrent and bias
+        gradients written into gw, the head gradient added to dw, the rows' losses added to
+        total; the replayed state after the oldest step of each full window kept in nh0/nc0.
+        Returns 0, or -2 for a non-finite loss or loss gradient."""
+        cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, LH = L * H, R = self.rec
+        cdef Py_ssize_t G = self.G, GH = G * H, LR = L * R, n_in = self.n_in
+        cdef Py_ssize_t n_out = self.n_out, K = self.k2, nw = self.nw, CB = self.chunk
+        cdef Py_ssize_t LHc = L * self.Hc, D = n_in if n_in > H else H, NM = K * CB
+        cdef Py_ssize_t n_y = 1 if (self.loss == LOSS_BINARY_CE or
+                                    self.loss == LOSS_SOFTMAX_CE) else n_out
+        cdef Py_ssize_t b, q, j, l, s, T, ns, k, N, d
+        cdef Py_ssize_t* perm = &self.perm[c0]
+        cdef Py_ssize_t* win = &self.win[c0]
+        cdef Py_ssize_t* act = &self.act[0]
+        cdef double* w = &self.w[0]
+        cdef double* dw = &self.dw[0]
+        cdef double* xr = &self.xr[0]
+        cdef double* rrec = &self.rrec[0]
+        cdef double* rh = &self.rh[0]
+        cdef double* rc = &self.rc[0]
+        cdef double* yhat = &self.yhat[0]
+        cdef double* gy = &self.gy[0]
+        cdef double* dhc = &self.dhc[0]
+        cdef double* dcc = &self.dcc[0]
+        cdef double* dh = &self.sdh[0]
+        cdef double* dx = &self.sdx[0]
+        cdef double* DA = &self.DA[0]
+        cdef double* DAH = self.p_dah
+        cdef double* XT = &self.XT[0]
+        cdef double* HT = &self.HT[0]
+        cdef double* r
+        cdef double* rs
+        cdef const double* xin
+        cdef double lv, part = 0.0
+        # ---- replay, aligned at the newest step: at replay step s the active rows are the
+        # first act[s] (the rows are sorted by window length)
+        T = win[0]
+        for s in range(T):
+            ns = 0
+            while ns < nc and win[ns] >= T - s:
+                ns += 1
+            act[s] = ns
+        for q in range(nc):
+            b = perm[q]
+            self._load(self.p_h0, slots[b], LH, rh + q * LH)
+            if LHc:
+                self._load(self.p_c0, slots[b], LHc, rc + q * LH)
+            else:
+                memset(rc + q * LH, 0, LH * sizeof(double))
+        for s in range(T):
+            ns = act[s]
+            for q in range(ns):
+                b = perm[q]
+                j = s - (T - win[q])              # the row's own window step
+                if j < win[q] - 1:
+                    self._load(self.p_x, slots[b] * nw + j, n_in, xr + (s * CB + q) * n_in)
+                else:
+                    memcpy(xr + (s * CB + q) * n_in, X + b * n_in, n_in * sizeof(double))
+            rs = rrec + s * CB * LR
+            for l in range(L):
+                if l == 0:
+                    self._layer(ns, 0, xr + s * CB * n_in, n_in, rh, rc, rs)
+                else:
+                    self._layer(ns, l, rec_h(rs + (l - 1) * R, H, GH), LR, rh + l * H,
+                                rc + l * H, rs + l * R)
+                for q in range(ns):
+                    r = rs + q * LR + l * R
+                    memcpy(rh + q * LH + l * H, rec_h(r, H, GH), H * sizeof(double))
+                    memcpy(rc + q * LH + l * H, rec_c(r, H, GH), H * sizeof(double))
+        rs = rrec + (T - 1) * CB * LR
+        self._head(nc, rs, yhat)
+        # ---- the rows' losses; dL/dyhat over B (the batch mean)
+        for q in range(nc):
+            b = perm[q]
+            if n_y == 1:
+                lv = self.loss_fn(yhat + q * n_out, Y[b * n_y], n_out, self.huber_eps,
+                                  gy + q * n_out)
+            else:
+                lv = 0.0
+                for k in range(n_out):
+                    lv += self.loss_fn(yhat + q * n_out + k, Y[b * n_y + k], 1, self.huber_eps,
+                                       gy + q * n_out + k)
+            part += lv
+            for k in range(n_out):
+                gy[q * n_out + k] /= B
+        total[0] += part
+        if not isfinite(total[0]) or not _all_finite(nc * n_out, gy):
+            return -2
+        # ---- backward, newest step first; N counts the (step, row) pairs in that order
+        memset(dhc, 0, nc * LH * sizeof(double))
+        memset(dcc, 0, nc * LH * sizeof(double))
+        for q in range(nc):
+            outer(H, n_out, rec_h(rs + q * LR + (L - 1) * R, H, GH), gy + q * n_out,
+                  dw + self.o_wy)
+            for k in range(n_out):
+                dw[self.o_by + k] += gy[q * n_out + k]
+        N = 0
+        for s in range(T - 1, -1, -1):
+            ns = act[s]
+            rs = rrec + s * CB * LR
+            for q in range(ns):
+                for l in range(L - 1, -1, -1):
+                    r = rs + q * LR + l * R
+                    memcpy(dh, dhc + q * LH + l * H, H * sizeof(double))
+                    if l == L - 1:
+                        if s == T - 1:
+                            affine_t(H, n_out, w + self.o_wy, gy + q * n_out, dh)
+                    else:
+                        for j in range(H):
+                            dh[j] += dx[j]
+                    self.kern.backward(H, r, w + self.o_wh[l], dh, dcc + q * LH + l * H,
+                                       DA + (N * L + l) * GH, DAH + (N * L + l) * GH,
+                                       dhc + q * LH + l * H)
+                    if l == 0:
+                        xin = xr + (s * CB + q) * n_in
+                        d = n_in
+                    else:
+                        xin = rec_h(r - R, H, GH)
+                        d = H
+                    for j in range(d):
+                        XT[(l * D + j) * NM + N] = xin[j]
+                    for j in range(H):
+                        HT[(l * H + j) * NM + N] = r[j]
+                    if l > 0:
+                        sr_matvec(H, GH, w + self.o_wx[l], DA + (N * L + l) * GH, NULL, dx)
+                N += 1
+        for l in range(L):
+            d = n_in if l == 0 else H
+            sr_gemm_tn(d, GH, N, XT + l * D * NM, NM, DA + l * GH, L * GH, gw + self.o_wx[l])
+            sr_gemm_tn(H, GH, N, HT + l * H * NM, NM, DAH + l * GH, L * GH, gw + self.o_wh[l])
+            self.kern.bias_backward(N, L * GH, H, DA + l * GH, DAH + l * GH, gw + self.o_b[l],
+                                    gw + self.o_bhn[l])
+        # ---- full windows: the replayed state after their oldest step (replay step 0)
+        for q in range(nc):
+            if win[q] == K:
+                for l in range(L):
+                    r = rrec + q * LR + l * R
+                    memcpy(&self.nh0[(c0 + q) * LH + l * H], rec_h(r, H, GH), H * sizeof(double))
+                    memcpy(&self.nc0[(c0 + q) * LH + l * H], rec_c(r, H, GH), H * sizeof(double))
+        return 0
 
     # ------------------------------------------------------------ Python entry points
     def _slot_array(self, slots, bint distinct, bint batch):
