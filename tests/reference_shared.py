@@ -10,7 +10,8 @@ Per key the reference keeps exactly what the kernel's slot keeps:
     h0, c0   state at the start of the TBPTT window
     past     the window's past inputs, oldest first (at most k2 - 1 of them)
 
-``RefShared.step(keys, X, Y)`` for distinct keys k_1..k_B:
+``RefShared.step(keys, X, Y)`` for distinct keys k_1..k_B (``delayed=True``: Y[b, j] is the
+target of output j of the step j calls ago, its loss taken at that step of the replay):
     out_b   = head of one step from (h_b, c_b) with input x_b           (the forecast)
     yhat_b  = head of the window past_b + [x_b] replayed from (h0_b, c0_b)
     J       = (1/B) * sum_b L(yhat_b, y_b)
@@ -46,33 +47,48 @@ def loss_and_grad(loss, out, y, huber_eps=0.1):
 
 
 def replay(cell, P, h0, c0, window):
-    """Run the window (a list of inputs) from (h0, c0): (last head output, per-step layer
-    caches, the state after every step)."""
+    """Run the window (a list of inputs) from (h0, c0): (head output of every step, per-step
+    layer caches, the state after every step)."""
     h, c = h0.copy(), c0.copy()
-    caches, states = [], []
-    out = None
+    outs, caches, states = [], [], []
     for x in window:
         out, h, c, layer_caches = forward_step(cell, P, np.asarray(x, dtype=float), h, c)
+        outs.append(out)
         caches.append((layer_caches, h[-1].copy()))
         states.append((h.copy(), c.copy()))
-    return out, caches, states
+    return outs, caches, states
 
 
-def window_backward(cell, P, Gr, caches, g):
-    """Accumulate into Gr the gradient of L(yhat) through one replayed window, g = dL/dyhat.
+def delayed_losses(loss, outs, y, huber_eps=0.1):
+    """Delayed targets: y[j] is the target of output j of the window's step j steps before
+    the newest (NaN: none; a step before the window's first: ignored). Returns (L, {step: g})."""
+    W = len(outs)
+    total, grads = 0.0, {}
+    for j, yj in enumerate(np.ravel(y)):
+        if math.isnan(yj) or j >= W:
+            continue
+        s = W - 1 - j
+        L, g = step_loss(loss, outs[s][j:j + 1], yj, huber_eps)
+        total += L
+        grads.setdefault(s, np.zeros(outs[s].size))[j] += g[0]
+    return total, grads
 
-    The loss sits at the newest step only; dh[l] / dc[l] carry the gradient reaching layer
-    l's state from the newer step (Karpathy's dhnext)."""
+
+def window_backward(cell, P, Gr, caches, grads):
+    """Accumulate into Gr the gradient of the window's loss through the replayed window;
+    grads = {step: dL/d(head output of that step)} (the newest step only, unless targets
+    are delayed). dh[l] / dc[l] carry the gradient reaching layer l's state from the newer
+    step (Karpathy's dhnext)."""
     num_layers = len(P.layers)
     hidden = P.W_y.shape[0]
-    _, h_top = caches[-1]
-    Gr.W_y += np.outer(h_top, g)
-    Gr.b_y += g
+    for s, g in grads.items():
+        Gr.W_y += np.outer(caches[s][1], g)
+        Gr.b_y += g
     dh = np.zeros((num_layers, hidden))
     dc = np.zeros((num_layers, hidden))
     for s in reversed(range(len(caches))):
         layer_caches, _ = caches[s]
-        from_above = P.W_y @ g if s == len(caches) - 1 else np.zeros(hidden)
+        from_above = P.W_y @ grads[s] if s in grads else np.zeros(hidden)
         for l in reversed(range(num_layers)):
             dh_prev, dc_prev, dx = cell_backward(cell, P.layers[l], Gr.layers[l],
                                                  layer_caches[l], dh[l] + from_above, dc[l])
@@ -81,15 +97,19 @@ def window_backward(cell, P, Gr, caches, g):
 
 
 def batch_loss(params, cell, n_in, hidden, num_layers, n_out, loss, windows, starts, ys,
-               huber_eps=0.1):
+               huber_eps=0.1, delayed=False):
     """J(params) = mean over the keys of L(yhat_b, y_b), each yhat_b the window replayed from
-    its start state: a pure function of ``params``, for finite differences."""
+    its start state (``delayed``: the delayed targets' losses of the window): a pure
+    function of ``params``, for finite differences."""
     layout, _ = make_layout(cell, n_in, hidden, num_layers, n_out)
     P = unpack(np.asarray(params, dtype=float), layout, num_layers)
     total = 0.0
     for window, (h0, c0), y in zip(windows, starts, ys):
-        yhat, _, _ = replay(cell, P, h0, c0, window)
-        total += loss_and_grad(loss, yhat, y, huber_eps)[0]
+        outs, _, _ = replay(cell, P, h0, c0, window)
+        if delayed:
+            total += delayed_losses(loss, outs, y, huber_eps)[0]
+        else:
+            total += loss_and_grad(loss, outs[-1], y, huber_eps)[0]
     return total / len(windows)
 
 
@@ -123,14 +143,17 @@ class RefShared:
         return np.array([forward_step(self.cell, P, np.asarray(x, float), self.slot(k)["h"],
                                       self.slot(k)["c"])[0] for k, x in zip(keys, X)])
 
-    def step(self, keys, X, Y):
+    def step(self, keys, X, Y, delayed=False):
         """One batch; returns (status, outs). Status 1, -1 (non-finite input/target) or -2
-        (non-finite output, loss or gradient); on failure nothing changes."""
+        (non-finite output, loss or gradient); on failure nothing changes. ``delayed``:
+        Y[b, j] is the target of output j of key b's step taken j calls ago (NaN: none),
+        its loss taken at that step of the replayed window."""
         keys = list(keys)
         assert len(set(keys)) == len(keys), "keys of a batch are distinct"
         X = np.asarray(X, dtype=float)
         Y = np.asarray(Y, dtype=float).reshape(len(keys), -1)
-        if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
+        targets_ok = not np.any(np.isinf(Y)) if delayed else np.all(np.isfinite(Y))
+        if not (np.all(np.isfinite(X)) and targets_ok):
             return -1, None
         B = len(keys)
         P = self.blocks(self.params)
@@ -146,10 +169,14 @@ class RefShared:
                 outs.append(out)
                 # the replay of the window from its start state, and its backward
                 window = st["past"] + [X[b].copy()]
-                yhat, caches, states = replay(self.cell, P, st["h0"], st["c0"], window)
-                L, g = loss_and_grad(self.loss, yhat, Y[b], self.huber_eps)
+                yhats, caches, states = replay(self.cell, P, st["h0"], st["c0"], window)
+                if delayed:
+                    L, grads = delayed_losses(self.loss, yhats, Y[b], self.huber_eps)
+                else:
+                    L, g = loss_and_grad(self.loss, yhats[-1], Y[b], self.huber_eps)
+                    grads = {len(window) - 1: g}
                 total += L
-                window_backward(self.cell, P, Gr, caches, g / B)
+                window_backward(self.cell, P, Gr, caches, {s: g / B for s, g in grads.items()})
                 if len(window) == self.k2:
                     h0, c0 = states[0]
                     past = window[1:]

@@ -378,3 +378,136 @@ def test_float32_slots_stay_close_to_float64():
     sa, sb = a.get_slots(np.arange(10)), b.get_slots(np.arange(10))
     np.testing.assert_allclose(sa["h"], sb["h"], atol=1e-5)
     np.testing.assert_array_equal(sb["h"], sb["h"].astype(np.float32).astype(np.float64))
+
+
+# ---------------------------------------------------------------- delayed targets
+
+def delayed_targets(rng, B, n_out, missing=0.3):
+    Y = rng.standard_normal((B, n_out))
+    Y[rng.random((B, n_out)) < missing] = np.nan
+    return Y
+
+
+@pytest.mark.parametrize("name,layers,max_batch", [("lstm", 1, 64), ("gru", 2, 100),
+                                                   ("rnn", 1, 64)])
+def test_delayed_targets_equal_reference(name, layers, max_batch):
+    cell = CELLS[name]
+    rng = np.random.default_rng(40 + cell)
+    net, ref = make_pair(cell, layers=layers, n_out=3, k2=4, capacity=120, max_batch=max_batch)
+    for it, B in enumerate([1, 30, 64, 5, max_batch, 17, 64, 2, max_batch]):
+        keys = rng.choice(120 if B > 20 else 25, size=B, replace=False).astype(np.int64)
+        if it == 5:
+            net.reset(keys[:3])
+            for k in keys[:3]:
+                ref.reset(int(k))
+        X = rng.standard_normal((B, 3))
+        Y = delayed_targets(rng, B, 3)
+        out = np.zeros((B, 3))
+        assert net.step_multi(keys, X, Y, out) == 1
+        status, routs = ref.step([int(k) for k in keys], X, Y, delayed=True)
+        assert status == 1
+        assert_close(out, routs, f"out {it}")
+        assert_close(net.params, ref.params, f"params {it}")
+        assert_close(net.last_loss, ref.last_loss, f"loss {it}")
+        got, want = net.get_slots(keys), ref_slots(ref, keys, net)
+        for field in ("h", "c", "h0", "c0", "x"):
+            assert_close(got[field], want[field], f"slot {field} {it}")
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_delayed_target_gradient_matches_finite_differences(name):
+    cell, layers, n_out, k2, B, eps = CELLS[name], 2, 3, 4, 6, 1e-6
+    rng = np.random.default_rng(77)
+    net = SharedNetwork(cell, 2, 3, layers, n_out, k2, SQUARED, capacity=12, max_batch=8)
+    initialize(net, rng)
+    net.set_optimizer(Optimizer(ADAM, 0.05))
+    for _ in range(5):
+        keys = rng.choice(12, size=int(rng.integers(1, 8)), replace=False).astype(np.int64)
+        assert net.step_multi(keys, rng.standard_normal((keys.size, 2)),
+                              delayed_targets(rng, keys.size, n_out),
+                              np.zeros((keys.size, n_out))) == 1
+    net.set_optimizer(Optimizer(SGD, 0.0))
+    keys = rng.choice(12, size=B, replace=False).astype(np.int64)
+    X = rng.standard_normal((B, 2))
+    Y = delayed_targets(rng, B, n_out, missing=0.2)
+    st = net.get_slots(keys)
+    windows = [[st["x"][b, j] for j in range(st["n"][b])] + [X[b]] for b in range(B)]
+    starts = []
+    for b in range(B):
+        c0 = np.zeros((layers, 3))
+        c0[:, :net.Hc] = st["c0"][b]
+        starts.append((st["h0"][b], c0))
+    theta = net.params.copy()
+    assert net.step_multi(keys, X, Y, np.zeros((B, n_out))) == 1
+    grad = net.grad.copy()
+
+    def J(p):
+        return RS.batch_loss(p, cell, 2, 3, layers, n_out, SQUARED, windows, starts, Y,
+                             delayed=True)
+
+    assert abs(J(theta) - net.last_loss) <= 1e-12 * max(1.0, abs(net.last_loss))
+    num = np.array([(J(theta + e) - J(theta - e)) / (2 * eps)
+                    for e in np.eye(theta.size) * eps])
+    np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-8)
+
+
+def test_delayed_targets_with_one_output_equal_step_bit_for_bit():
+    a, _ = make_pair(LSTM, layers=2, k2=5)
+    b, _ = make_pair(LSTM, layers=2, k2=5)
+    rng = np.random.default_rng(0)
+    for it in range(8):
+        B = int(rng.integers(1, 30))
+        keys = rng.choice(40, size=B, replace=False).astype(np.int64)
+        X, Y = rng.standard_normal((B, 3)), rng.standard_normal((B, 1))
+        oa, ob = np.zeros((B, 1)), np.zeros((B, 1))
+        assert a.step(keys, X, Y, oa) == 1
+        assert b.step_multi(keys, X, Y, ob) == 1
+        np.testing.assert_array_equal(oa, ob)
+        np.testing.assert_array_equal(a.params, b.params)
+        assert a.last_loss == b.last_loss
+
+
+def test_delayed_targets_refusals():
+    net, _ = make_pair(GRU, n_out=3, k2=4)
+    rng = np.random.default_rng(1)
+    keys = np.arange(4, dtype=np.int64)
+    assert net.step_multi(keys, rng.standard_normal((4, 3)), delayed_targets(rng, 4, 3),
+                          np.zeros((4, 3))) == 1
+    snap = snapshot(net)
+    Y = delayed_targets(rng, 4, 3)
+    Y[2, 1] = np.inf
+    assert net.step_multi(keys, np.ones((4, 3)), Y, np.zeros((4, 3))) == -1
+    assert_same(net, snap)
+    short = SharedNetwork(GRU, 3, 4, 1, 3, 2, SQUARED, capacity=4, max_batch=4)
+    short.set_optimizer(Optimizer(SGD, 0.1))
+    with pytest.raises(ValueError, match="k2 >= n_out"):
+        short.step_multi(keys, np.ones((4, 3)), np.ones((4, 3)), np.zeros((4, 3)))
+    cls = SharedNetwork(GRU, 3, 4, 1, 3, 4, SOFTMAX_CE, capacity=4, max_batch=4)
+    cls.set_optimizer(Optimizer(SGD, 0.1))
+    with pytest.raises(ValueError, match="regression"):
+        cls.step_multi(keys, np.ones((4, 3)), np.ones((4, 3)), np.zeros((4, 3)))
+
+
+@pytest.mark.skipif(not hasattr(Network, "learn_multi"), reason="Network.learn_multi "
+                    "arrives with the kernel branch")
+@pytest.mark.parametrize("cell", [LSTM, GRU])
+def test_one_key_delayed_targets_equal_network_learn_multi_when_weights_hold(cell):
+    # lr = 0: every record of the window was made with the current weights, so the replay
+    # and Network's stored records are the same numbers; targets older than the slot's
+    # first step are ignored by both
+    net = Network(cell, 3, 5, 1, 3, 1, 6, SQUARED)
+    initialize(net, np.random.default_rng(2))
+    sh = SharedNetwork(cell, 3, 5, 1, 3, 6, SQUARED, capacity=3, max_batch=2)
+    sh.params[:] = net.params
+    net.set_optimizer(Optimizer(SGD, 0.0))
+    sh.set_optimizer(Optimizer(SGD, 0.0))
+    rng = np.random.default_rng(3)
+    out = np.zeros((1, 3))
+    for t in range(20):
+        x = rng.standard_normal(3)
+        y = delayed_targets(rng, 1, 3)
+        assert net.learn_multi(x, y[0].copy()) == 1
+        assert sh.step_multi(np.array([1]), x[None, :].copy(), y, out) == 1
+        np.testing.assert_array_equal(out[0], net.last_output)
+        np.testing.assert_allclose(sh.grad, net.grad, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(sh.last_loss, net.last_loss, rtol=1e-13)

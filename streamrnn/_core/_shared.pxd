@@ -65,7 +65,7 @@ cdef class SharedNetwork:
     cdef double[::1] xr                # replay inputs (k2, chunk, n_in)
     cdef double[::1] rrec              # replay records (k2, chunk, L, R)
     cdef double[::1] rh, rc            # replay running state (chunk, L*H)
-    cdef double[::1] yhat, gy          # replay head output and dL/dyhat / B (chunk, n_out)
+    cdef double[::1] yhat, gy          # replay head outputs and dL/dyhat / B (k2, chunk, n_out)
     cdef double[::1] dhc, dcc          # carried dh, dc (chunk, L*H)
     cdef double[::1] sdh, sdx          # (H,)
     cdef double[::1] DA, DAH2          # gate gradients per (row, layer) (k2*chunk, L, GH)
@@ -75,9 +75,10 @@ cdef class SharedNetwork:
     cdef double[::1] nh0, nc0          # replayed state after the oldest step of full windows (Bmax, L*H)
 
     cdef int _step(self, Py_ssize_t B, const long long* slots, const double* X,
-                   const double* Y, double* out) noexcept nogil
+                   const double* Y, double* out, bint multi) noexcept nogil
     cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
-                    const double* X, const double* Y, double* gw, double* total) noexcept nogil
+                    const double* X, const double* Y, double* gw, double* total,
+                    bint multi) noexcept nogil
     cdef void _predict(self, Py_ssize_t B, const long long* slots, const double* X,
                        double* out) noexcept nogil
     cdef void _load(self, const char* base, Py_ssize_t row, Py_ssize_t width,

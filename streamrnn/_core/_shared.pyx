@@ -60,7 +60,7 @@ happens after ``__init__``.
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport isfinite, tanh
+from libc.math cimport isfinite, isinf, isnan, tanh
 from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._cells cimport (
@@ -246,7 +246,7 @@ def footprint(cell, n_in, hidden_size, num_layers, n_out, k2, capacity, max_batc
     slot_bytes = itemsize * (2 * L * H + 2 * L * Hc + (k2 - 1) * n_in) + 8
     slots_total = capacity * (slot_bytes + 8)
     scratch = (5 * P + 2 * Bm + K + 4 * Bm * L * H + Bm * L * R + Bm * n_out + 2 * Bm * GH
-               + K * CB * n_in + K * CB * L * R + 2 * CB * n_out + 4 * CB * L * H + 2 * H
+               + K * CB * n_in + K * CB * L * R + 2 * K * CB * n_out + 4 * CB * L * H + 2 * H
                + K * CB * L * GH * (2 if cell == GRU else 1) + L * D * K * CB + L * H * K * CB)
     return P, slot_bytes, slots_total, 8 * scratch
 
@@ -402,7 +402,7 @@ cdef class SharedNetwork:
             "sA": np.zeros(Bm * GH), "sAH": np.zeros(Bm * GH),
             "xr": np.zeros(K * CB * n_in), "rrec": np.zeros(K * CB * L * R),
             "rh": np.zeros(CB * L * H), "rc": np.zeros(CB * L * H),
-            "yhat": np.zeros(CB * n_out), "gy": np.zeros(CB * n_out),
+            "yhat": np.zeros(K * CB * n_out), "gy": np.zeros(K * CB * n_out),
             "dhc": np.zeros(CB * L * H), "dcc": np.zeros(CB * L * H),
             "sdh": np.zeros(H), "sdx": np.zeros(H),
             "DA": np.zeros(K * CB * L * GH), "DAH2": np.zeros(K * CB * L * GH if sep else 1),
@@ -547,7 +547,7 @@ cdef class SharedNetwork:
 
     # ------------------------------------------------------------ the batched step
     cdef int _step(self, Py_ssize_t B, const long long* slots, const double* X,
-                   const double* Y, double* out) noexcept nogil:
+                   const double* Y, double* out, bint multi) noexcept nogil:
         cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, LH = L * H, R = self.rec
         cdef Py_ssize_t GH = self.G * H, LR = L * R, n_in = self.n_in
         cdef Py_ssize_t n_out = self.n_out, K = self.k2, nw = self.nw
@@ -562,8 +562,14 @@ cdef class SharedNetwork:
         cdef double* frec = &self.frec[0]
         cdef double* r
         cdef double total = 0.0
-        # ---- 0. inputs and targets finite
-        if not _all_finite(B * n_in, X) or not _all_finite(B * n_y, Y):
+        # ---- 0. inputs finite, targets finite (delayed targets: finite or NaN for none)
+        if not _all_finite(B * n_in, X):
+            return -1
+        if multi:
+            for k in range(B * n_y):
+                if isinf(Y[k]):
+                    return -1
+        elif not _all_finite(B * n_y, Y):
             return -1
         # ---- 1. forecast from the committed states
         self._forward_committed(B, slots, X)
@@ -588,7 +594,7 @@ cdef class SharedNetwork:
         c0 = 0
         while c0 < B:
             nc = B - c0 if B - c0 < self.chunk else self.chunk
-            if self._chunk(c0, nc, B, slots, X, Y, dw if c0 == 0 else dwc, &total) != 0:
+            if self._chunk(c0, nc, B, slots, X, Y, dw if c0 == 0 else dwc, &total, multi) != 0:
                 return -2
             if c0 > 0:
                 for k in range(self.o_wy):
@@ -631,12 +637,14 @@ cdef class SharedNetwork:
         return 1
 
     cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
-                    const double* X, const double* Y, double* gw,
-                    double* total) noexcept nogil:
+                    const double* X, const double* Y, double* gw, double* total,
+                    bint multi) noexcept nogil:
         """Replay, loss and backward of the sorted rows c0..c0+nc-1: the recurrent and bias
         gradients written into gw, the head gradient added to dw, the rows' losses added to
         total; the replayed state after the oldest step of each full window kept in nh0/nc0.
-        Returns 0, or -2 for a non-finite loss or loss gradient."""
+        With ``multi``, Y[b, j] is the target of output j of the row's step j calls ago (NaN:
+        none), entering the replay at that step. Returns 0, or -2 for a non-finite loss or
+        loss gradient."""
         cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, LH = L * H, R = self.rec
         cdef Py_ssize_t G = self.G, GH = G * H, LR = L * R, n_in = self.n_in
         cdef Py_ssize_t n_out = self.n_out, K = self.k2, nw = self.nw, CB = self.chunk
@@ -653,8 +661,8 @@ cdef class SharedNetwork:
         cdef double* rrec = &self.rrec[0]
         cdef double* rh = &self.rh[0]
         cdef double* rc = &self.rc[0]
-        cdef double* yhat = &self.yhat[0]
-        cdef double* gy = &self.gy[0]
+        cdef double* yhat
+        cdef double* gy
         cdef double* dhc = &self.dhc[0]
         cdef double* dcc = &self.dcc[0]
         cdef double* dh = &self.sdh[0]
@@ -666,7 +674,8 @@ cdef class SharedNetwork:
         cdef double* r
         cdef double* rs
         cdef const double* xin
-        cdef double lv, part = 0.0
+        cdef double lv, part = 0.0, yv
+        cdef Py_ssize_t s_lo, CO = CB * n_out
         # ---- replay, aligned at the newest step: at replay step s the active rows are the
         # first act[s] (the rows are sorted by window length)
         T = win[0]
@@ -702,11 +711,29 @@ cdef class SharedNetwork:
                     r = rs + q * LR + l * R
                     memcpy(rh + q * LH + l * H, rec_h(r, H, GH), H * sizeof(double))
                     memcpy(rc + q * LH + l * H, rec_c(r, H, GH), H * sizeof(double))
+        # ---- head outputs: at the newest step, or (multi) at every step of the window; the
+        # rows' losses; dL/dyhat over B (the batch mean)
+        s_lo = 0 if multi else T - 1
+        for s in range(s_lo, T):
+            self._head(act[s], rrec + s * CB * LR, &self.yhat[s * CO])
+        memset(&self.gy[s_lo * CO], 0, (T - s_lo) * CO * sizeof(double))
         rs = rrec + (T - 1) * CB * LR
-        self._head(nc, rs, yhat)
-        # ---- the rows' losses; dL/dyhat over B (the batch mean)
+        yhat = &self.yhat[(T - 1) * CO]
+        gy = &self.gy[(T - 1) * CO]
         for q in range(nc):
             b = perm[q]
+            if multi:
+                lv = 0.0
+                for k in range(n_out):
+                    yv = Y[b * n_out + k]
+                    if isnan(yv) or k >= win[q]:
+                        continue  # no target, or one for a step before the slot's first
+                    s = T - 1 - k
+                    lv += self.loss_fn(&self.yhat[s * CO + q * n_out + k], yv, 1,
+                                       self.huber_eps, &self.gy[s * CO + q * n_out + k])
+                    self.gy[s * CO + q * n_out + k] /= B
+                part += lv
+                continue
             if n_y == 1:
                 lv = self.loss_fn(yhat + q * n_out, Y[b * n_y], n_out, self.huber_eps,
                                   gy + q * n_out)
@@ -719,16 +746,19 @@ cdef class SharedNetwork:
             for k in range(n_out):
                 gy[q * n_out + k] /= B
         total[0] += part
-        if not isfinite(total[0]) or not _all_finite(nc * n_out, gy):
+        if not isfinite(total[0]) or not _all_finite((T - s_lo) * CO, &self.gy[s_lo * CO]):
             return -2
         # ---- backward, newest step first; N counts the (step, row) pairs in that order
         memset(dhc, 0, nc * LH * sizeof(double))
         memset(dcc, 0, nc * LH * sizeof(double))
-        for q in range(nc):
-            outer(H, n_out, rec_h(rs + q * LR + (L - 1) * R, H, GH), gy + q * n_out,
-                  dw + self.o_wy)
-            for k in range(n_out):
-                dw[self.o_by + k] += gy[q * n_out + k]
+        for s in range(T - 1, s_lo - 1, -1):
+            rs = rrec + s * CB * LR
+            gy = &self.gy[s * CO]
+            for q in range(act[s]):
+                outer(H, n_out, rec_h(rs + q * LR + (L - 1) * R, H, GH), gy + q * n_out,
+                      dw + self.o_wy)
+                for k in range(n_out):
+                    dw[self.o_by + k] += gy[q * n_out + k]
         N = 0
         for s in range(T - 1, -1, -1):
             ns = act[s]
@@ -738,8 +768,8 @@ cdef class SharedNetwork:
                     r = rs + q * LR + l * R
                     memcpy(dh, dhc + q * LH + l * H, H * sizeof(double))
                     if l == L - 1:
-                        if s == T - 1:
-                            affine_t(H, n_out, w + self.o_wy, gy + q * n_out, dh)
+                        if s >= s_lo:
+                            affine_t(H, n_out, w + self.o_wy, &self.gy[s * CO + q * n_out], dh)
                     else:
                         for j in range(H):
                             dh[j] += dx[j]
@@ -808,6 +838,22 @@ cdef class SharedNetwork:
                 self.stamp[p[b]] = self.epoch
         return slots
 
+    def step_multi(self, slots, X, Y, out):
+        """``step`` with delayed targets (direct multi-horizon regression): ``Y`` float64
+        (B, n_out), ``Y[b, j]`` the target of output j of slot b's step taken j calls ago
+        (j = 0: this call's), NaN for none; targets for steps before the slot's first (or
+        its last reset) are ignored. The loss is J = (1/B) sum_b sum_j L(yhat_j(t - j), y_bj)
+        with yhat(t - j) the head at replay step t - j: each gradient enters the replayed
+        window at its own step. Needs k2 >= n_out (every target lands in the window) and a
+        regression loss. With n_out = 1 it equals ``step``. Statuses as ``step``
+        (-1 also for an infinite target)."""
+        if self.loss == LOSS_BINARY_CE or self.loss == LOSS_SOFTMAX_CE:
+            raise ValueError("delayed targets need a regression loss")
+        if self.k2 < self.n_out:
+            raise ValueError(f"delayed targets need k2 >= n_out (every target inside the "
+                             f"window), got k2={self.k2}, n_out={self.n_out}")
+        return self._step_py(slots, X, Y, out, True)
+
     def step(self, slots, X, Y, out):
         """Learn one batched step; returns 1 (committed and updated), -1 (a non-finite input
         or target) or -2 (non-finite output, loss, gradient or state); on -1/-2 nothing
@@ -818,13 +864,17 @@ cdef class SharedNetwork:
         class indices / 0-1 labels for the cross-entropies; ``out``: writable float64
         (B, n_out), receives the forecasts made from the committed states before the update.
         """
+        return self._step_py(slots, X, Y, out, False)
+
+    def _step_py(self, slots, X, Y, out, bint multi):
         if self.n_in == 0:
             raise RuntimeError("the network was not initialised")
         slots = self._slot_array(slots, True, True)
         cdef Py_ssize_t B = slots.shape[0], b
         _float_rows(X, "X", B, self.n_in)
         cdef bint classes = self.loss == LOSS_BINARY_CE or self.loss == LOSS_SOFTMAX_CE
-        if classes or (self.n_out == 1 and isinstance(Y, np.ndarray) and Y.ndim == 1):
+        if classes or (self.n_out == 1 and isinstance(Y, np.ndarray) and Y.ndim == 1
+                       and not multi):
             _float_rows(Y, "Y", B, None)
         else:
             _float_rows(Y, "Y", B, self.n_out)
@@ -850,7 +900,7 @@ cdef class SharedNetwork:
         self._busy = True
         try:
             with nogil:
-                status = self._step(B, sp, xp, yp, op)
+                status = self._step(B, sp, xp, yp, op, multi)
         finally:
             self._busy = False
         return status
