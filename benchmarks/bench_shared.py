@@ -2,7 +2,7 @@
 against one ``Network`` per key, and what float32 slot storage does to the results.
 
     python benchmarks/bench_shared.py                 # everything (a few minutes)
-    python benchmarks/bench_shared.py --only memory   # memory | rss | speed | float32
+    python benchmarks/bench_shared.py --only memory   # memory | rss | speed | delayed | float32
 
 Memory: bytes of committed state per slot (``SharedNetwork.slot_bytes``, plus the 8-byte
 per-slot scratch stamp) against ``sys.getsizeof`` of one single-series ``Network``
@@ -151,6 +151,38 @@ def speed(n_obs, k2=16):
     print()
 
 
+def delayed(n_obs, horizon=12, k2=16, batch=64):
+    keys, n_in, H = 10_000, 8, 16
+    rng = np.random.default_rng(0)
+    print(f"## Delayed targets: GRU hidden {H}, n_out = {horizon}, k2 = {k2}, {keys:,} keys, "
+          f"batch {batch}, CPU time")
+    print()
+    print("| call | observations/s |")
+    print("|---|---:|")
+    for multi in (False, True):
+        net = SharedNetwork(GRU, n_in, H, 1, horizon, k2, SQUARED, capacity=keys,
+                            max_batch=batch)
+        initialize(net, np.random.default_rng(0))
+        net.set_optimizer(Optimizer(ADAM, 0.001))
+        out = np.zeros((batch, horizon))
+        X = rng.standard_normal((batch, n_in))
+        Y = rng.standard_normal((batch, horizon))
+        call = net.step_multi if multi else net.step
+        for _ in range(k2):
+            for i in range(0, keys, batch):
+                s = np.arange(i, min(i + batch, keys), dtype=np.int64)
+                call(s, X[:s.size], Y[:s.size], out[:s.size])
+        slots = [rng.choice(keys, batch, replace=False).astype(np.int64)
+                 for _ in range(n_obs // batch)]
+        t0 = time.process_time()
+        for s in slots:
+            call(s, X, Y, out)
+        rate = len(slots) * batch / (time.process_time() - t0)
+        name = "step_multi (12 delayed targets)" if multi else "step (12 targets, this step)"
+        print(f"| {name} | {rate:,.0f} |")
+    print()
+
+
 def float32_effect():
     keys, n_in, steps = 200, 8, 300
     rng = np.random.default_rng(0)
@@ -188,7 +220,7 @@ def float32_effect():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=("memory", "rss", "speed", "float32"))
+    ap.add_argument("--only", choices=("memory", "rss", "speed", "delayed", "float32"))
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--observations", type=int, default=51_200)
     ap.add_argument("--rss-child")
@@ -207,6 +239,8 @@ def main():
     if a.only in (None, "speed"):
         speed(a.observations)
         speed(a.observations, k2=4)
+    if a.only in (None, "delayed"):
+        delayed(a.observations)
     if a.only in (None, "float32"):
         float32_effect()
 

@@ -30,6 +30,13 @@ with theta the shared parameters when the call starts:
    (W_b == k2) its oldest step leaves it and (h0_b, c0_b) becomes the replayed state after
    that oldest step.
 
+``step_multi`` (delayed targets, direct multi-horizon regression): Y[b, j] is the target of
+output j of key b's step taken j calls ago (NaN: none). Step 3 becomes
+J = (1/B) * sum_b sum_j L(yhat_bj(t - j), y_bj), yhat(t - j) the head at that step of the
+replayed window, each gradient entering the window at its own step; k2 >= n_out keeps every
+target inside the window (targets for steps before a slot's first are ignored). This is
+``Network.learn_multi``'s objective with the window replayed instead of read from records.
+
 yhat_b equals out_b bit for bit whenever the replay starts from the committed state: a
 window of one step (k2 = 1, or the first step after a reset), or theta unchanged since the
 window began. Otherwise they differ by the drift of theta over the window: the forecast is
