@@ -283,3 +283,43 @@ def test_random_hostile_states_never_crash_in_a_child_process():
     assert r.returncode == 0, r.stderr[-3000:]
     refused, accepted = map(int, r.stdout.split())
     assert refused > 900  # nearly every mutation is caught by validation
+
+
+DIGEST = textwrap.dedent("""
+    import hashlib
+    import numpy as np
+    from streamrnn._core import ADAM, GRU, LSTM, SQUARED, Optimizer, initialize, _cells
+    from streamrnn._core._shared import SharedNetwork
+
+    h = hashlib.sha256()
+    for cell in (LSTM, GRU):
+        net = SharedNetwork(cell, 5, 7, 2, 3, 4, SQUARED, capacity=90, max_batch=80)
+        initialize(net, np.random.default_rng(0))
+        net.set_optimizer(Optimizer(ADAM, 0.01, clip_norm=1.0))
+        rng = np.random.default_rng(1)
+        for it in range(12):
+            B = int(rng.integers(1, 81))
+            k = rng.choice(90, B, replace=False).astype(np.int64)
+            Y = rng.standard_normal((B, 3))
+            out = np.zeros((B, 3))
+            call = net.step_multi if it % 2 else net.step
+            assert call(k, rng.standard_normal((B, 5)), Y, out) == 1
+            h.update(out.tobytes())
+        h.update(net.params.tobytes())
+        for v in net.get_slots(np.arange(90)).values():
+            h.update(v.tobytes())
+    print(_cells.ISA, h.hexdigest())
+""")
+
+
+def test_every_instruction_set_gives_the_same_bits():
+    from streamrnn._core import _cells
+    digests = {}
+    for isa in _cells.ISAS:
+        r = subprocess.run([sys.executable, "-c", DIGEST], capture_output=True, text=True,
+                           timeout=300, env=child_env(STREAMRNN_ISA=isa))
+        assert r.returncode == 0, r.stderr[-2000:]
+        used, digest = r.stdout.split()
+        assert used == isa
+        digests[isa] = digest
+    assert len(set(digests.values())) == 1, digests
