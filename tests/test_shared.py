@@ -511,3 +511,36 @@ def test_one_key_delayed_targets_equal_network_learn_multi_when_weights_hold(cel
         np.testing.assert_array_equal(out[0], net.last_output)
         np.testing.assert_allclose(sh.grad, net.grad, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(sh.last_loss, net.last_loss, rtol=1e-13)
+
+
+def test_rollout_on_a_scratch_slot_follows_the_reference_and_leaves_the_key_alone():
+    net, ref = make_pair(LSTM, layers=2, k2=4, capacity=10, max_batch=8)
+    rng = np.random.default_rng(8)
+    for _ in range(5):
+        keys = rng.choice(9, size=6, replace=False).astype(np.int64)
+        X, Y = rng.standard_normal((6, 3)), rng.standard_normal(6)
+        net.step(keys, X, Y, np.zeros((6, 1)))
+        ref.step([int(k) for k in keys], X, Y)
+    key, spare = 4, 9
+    before = net.get_slots(np.arange(10))
+    params = net.params.copy()
+    net.copy_slots(np.array([key]), np.array([spare]))
+    h, c = ref.slot(key)["h"].copy(), ref.slot(key)["c"].copy()
+    P = ref.blocks(ref.params)
+    x = rng.standard_normal(3)
+    for _ in range(6):  # feed the forecast back, as a roll-out beyond the horizon does
+        out = np.zeros((1, 1))
+        assert net.rollout_step(np.array([spare]), x[None, :].copy(), out) == 1
+        want, h, c, _ = R.forward_step(LSTM, P, x, h, c)
+        assert_close(out[0], want, "roll-out forecast")
+        x = np.concatenate([x[1:], out[0]])
+    st = net.get_slots(np.array([spare]))
+    assert_close(st["h"][0], h, "roll-out state")
+    # the window of the spare slot is the key's (untouched by the roll-out)
+    np.testing.assert_array_equal(st["x"][0], before["x"][key])
+    net.reset(spare)
+    after = net.get_slots(np.arange(10))
+    for k in before:
+        np.testing.assert_array_equal(after[k][:spare], before[k][:spare])
+    np.testing.assert_array_equal(net.params, params)
+    assert net.rollout_step(np.array([spare]), np.full((1, 3), np.nan), np.zeros((1, 1))) == -1

@@ -79,6 +79,8 @@ cdef class SharedNetwork:
     cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
                     const double* X, const double* Y, double* gw, double* total,
                     bint multi) noexcept nogil
+    cdef int _advance(self, Py_ssize_t B, const long long* slots, const double* X,
+                      double* out) noexcept nogil
     cdef void _predict(self, Py_ssize_t B, const long long* slots, const double* X,
                        double* out) noexcept nogil
     cdef void _load(self, const char* base, Py_ssize_t row, Py_ssize_t width,

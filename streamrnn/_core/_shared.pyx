@@ -931,6 +931,55 @@ cdef class SharedNetwork:
         finally:
             self._busy = False
 
+    def rollout_step(self, slots, X, out):
+        """Advance the committed state (h, c) of ``slots`` (distinct) by one forward step with
+        inputs ``X``, forecasts into ``out``, without learning: the window (h0, c0, x, n),
+        the weights and the optimizer are not touched. Meant for scratch slots (a what-if
+        roll-out: ``copy_slots`` a key into a spare slot, roll it forward, ``reset`` it), not
+        for slots that ``step`` keeps learning on. Returns 1, or -1 (non-finite input) / -2
+        (non-finite output or state), changing nothing then."""
+        if self.n_in == 0:
+            raise RuntimeError("the network was not initialised")
+        slots = self._slot_array(slots, True, True)
+        cdef Py_ssize_t B = slots.shape[0]
+        _float_rows(X, "X", B, self.n_in)
+        _float_rows(out, "out", B, self.n_out, True)
+        cdef const long long* sp = <const long long*>_data(slots)
+        cdef const double* xp = <const double*>_data(X)
+        cdef double* op = <double*>_data(out)
+        cdef int status
+        self._busy = True
+        try:
+            with nogil:
+                status = self._advance(B, sp, xp, op)
+        finally:
+            self._busy = False
+        return status
+
+    cdef int _advance(self, Py_ssize_t B, const long long* slots, const double* X,
+                      double* out) noexcept nogil:
+        cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, R = self.rec
+        cdef Py_ssize_t GH = self.G * H, LR = L * R, LHc = L * self.Hc, b, l
+        cdef double* r
+        if not _all_finite(B * self.n_in, X):
+            return -1
+        self._forward_committed(B, slots, X)
+        if not _all_finite(B * self.n_out, &self.fout[0]):
+            return -2
+        for b in range(B):
+            for l in range(L):
+                r = &self.frec[b * LR + l * R]
+                if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
+                    return -2
+        for b in range(B):
+            for l in range(L):
+                r = &self.frec[b * LR + l * R]
+                self._store(self.p_h, slots[b] * L + l, H, rec_h(r, H, GH))
+                if LHc:
+                    self._store(self.p_c, slots[b] * L + l, H, rec_c(r, H, GH))
+        memcpy(out, &self.fout[0], B * self.n_out * sizeof(double))
+        return 1
+
     # ------------------------------------------------------------ slot management
     def reset(self, slots):
         """Back to the initial state (zeros, empty window) for one slot or an array of slots."""
