@@ -90,6 +90,7 @@ cdef extern from "_kernels.h":
 from streamrnn._core._cells import ISA as _ISA
 
 sr_select(_ISA.encode("ascii"))
+sh_select(_ISA.encode("ascii"))  # this module's own batched gemm: the same copy
 
 # status codes, as Network.learn's
 LEARNED = 0
@@ -105,43 +106,65 @@ _FLT_MAX = float(np.finfo(np.float32).max)
 
 # ---------------------------------------------------------------- nogil point kernels
 
-cdef void _gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
-                    Py_ssize_t lda, const double* W, double* C) noexcept nogil:
-    """C (nb x m, rows of m) += A (nb x d, row stride lda) @ W (d x m): each element of C
-    summed in the order i = 0..d-1 (the single-series kernel's order), four rows of C per
-    pass over a row of W (each load of W serves four keys)."""
-    cdef Py_ssize_t b = 0, i, j
-    cdef double a0, a1, a2, a3
-    cdef double* c0
-    cdef double* c1
-    cdef double* c2
-    cdef double* c3
-    cdef const double* wr
-    while b + 4 <= nb:
-        c0 = C + b * m
-        c1 = c0 + m
-        c2 = c1 + m
-        c3 = c2 + m
-        for i in range(d):
-            a0 = A[b * lda + i]
-            a1 = A[(b + 1) * lda + i]
-            a2 = A[(b + 2) * lda + i]
-            a3 = A[(b + 3) * lda + i]
-            wr = W + i * m
-            for j in range(m):
-                c0[j] += a0 * wr[j]
-                c1[j] += a1 * wr[j]
-                c2[j] += a2 * wr[j]
-                c3[j] += a3 * wr[j]
-        b += 4
-    while b < nb:
-        c0 = C + b * m
-        for i in range(d):
-            a0 = A[b * lda + i]
-            wr = W + i * m
-            for j in range(m):
-                c0[j] += a0 * wr[j]
-        b += 1
+cdef extern from *:
+    """
+    /* C (nb x m, rows of m) += A (nb x d, row stride lda) @ W (d x m): each element of C
+       summed in the order i = 0..d-1 (the single-series kernel's order), four rows of C per
+       pass over a row of W (each load of W serves four keys). Compiled once per instruction
+       set like _kernels.h's helpers (element-wise, no FMA: -ffp-contract=off), so every copy
+       gives the same bits; sh_select picks the copy _cells chose. */
+    #include <stddef.h>
+    #define SH_GEMM_BODY                                                              \
+        ptrdiff_t b = 0, i, j;                                                        \
+        for (; b + 4 <= nb; b += 4) {                                                 \
+            double* restrict c0 = C + b * m;                                          \
+            double* restrict c1 = c0 + m;                                             \
+            double* restrict c2 = c1 + m;                                             \
+            double* restrict c3 = c2 + m;                                             \
+            for (i = 0; i < d; i++) {                                                 \
+                const double a0 = A[b * lda + i], a1 = A[(b + 1) * lda + i];          \
+                const double a2 = A[(b + 2) * lda + i], a3 = A[(b + 3) * lda + i];    \
+                const double* restrict wr = W + i * m;                                \
+                for (j = 0; j < m; j++) {                                             \
+                    c0[j] += a0 * wr[j]; c1[j] += a1 * wr[j];                         \
+                    c2[j] += a2 * wr[j]; c3[j] += a3 * wr[j];                         \
+                }                                                                     \
+            }                                                                         \
+        }                                                                             \
+        for (; b < nb; b++) {                                                         \
+            double* restrict c0 = C + b * m;                                          \
+            for (i = 0; i < d; i++) {                                                 \
+                const double a0 = A[b * lda + i];                                     \
+                const double* restrict wr = W + i * m;                                \
+                for (j = 0; j < m; j++) c0[j] += a0 * wr[j];                          \
+            }                                                                         \
+        }
+    #define SH_GEMM_ARGS ptrdiff_t nb, ptrdiff_t d, ptrdiff_t m, const double* A, \
+                         ptrdiff_t lda, const double* W, double* C
+    static void sh_gemm_acc_default(SH_GEMM_ARGS) { SH_GEMM_BODY }
+    static void (*sh_gemm_acc)(SH_GEMM_ARGS) = sh_gemm_acc_default;
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(_M_X64))
+    __attribute__((target("avx2"))) static void sh_gemm_acc_avx2(SH_GEMM_ARGS) { SH_GEMM_BODY }
+    __attribute__((target("avx512f"))) static void sh_gemm_acc_avx512(SH_GEMM_ARGS) { SH_GEMM_BODY }
+    static int sh_select(const char* isa) {
+        if (strcmp(isa, "avx512") == 0) { sh_gemm_acc = sh_gemm_acc_avx512; return 2; }
+        if (strcmp(isa, "avx2") == 0) { sh_gemm_acc = sh_gemm_acc_avx2; return 1; }
+        sh_gemm_acc = sh_gemm_acc_default;
+        return 0;
+    }
+    #else
+    static int sh_select(const char* isa) { sh_gemm_acc = sh_gemm_acc_default; return 0; }
+    #endif
+    """
+    void sh_gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
+                     Py_ssize_t lda, const double* W, double* C) noexcept nogil
+    int sh_select(const char* isa) noexcept nogil
+
+
+cdef inline void _gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
+                           Py_ssize_t lda, const double* W, double* C) noexcept nogil:
+    """C (nb x m) += A (nb x d, row stride lda) @ W (d x m), see sh_gemm_acc above."""
+    sh_gemm_acc(nb, d, m, A, lda, W, C)
 
 
 cdef inline void _copy_state(Py_ssize_t H, const double* hp, const double* cp,
