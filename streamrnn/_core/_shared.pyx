@@ -109,43 +109,71 @@ _FLT_MAX = float(np.finfo(np.float32).max)
 cdef extern from *:
     """
     /* C (nb x m, rows of m) += A (nb x d, row stride lda) @ W (d x m): each element of C
-       summed in the order i = 0..d-1 (the single-series kernel's order), four rows of C per
-       pass over a row of W (each load of W serves four keys). Compiled once per instruction
+       summed in the order i = 0..d-1 (the single-series kernel's order), four rows of C at a
+       time (each load of W serves four keys). Compiled once per instruction
        set like _kernels.h's helpers (element-wise, no FMA: -ffp-contract=off), so every copy
        gives the same bits; sh_select picks the copy _cells chose. */
     #include <stddef.h>
-    #define SH_GEMM_BODY                                                              \
-        ptrdiff_t b = 0, i, j;                                                        \
-        for (; b + 4 <= nb; b += 4) {                                                 \
-            double* restrict c0 = C + b * m;                                          \
-            double* restrict c1 = c0 + m;                                             \
-            double* restrict c2 = c1 + m;                                             \
-            double* restrict c3 = c2 + m;                                             \
-            for (i = 0; i < d; i++) {                                                 \
-                const double a0 = A[b * lda + i], a1 = A[(b + 1) * lda + i];          \
-                const double a2 = A[(b + 2) * lda + i], a3 = A[(b + 3) * lda + i];    \
-                const double* restrict wr = W + i * m;                                \
-                for (j = 0; j < m; j++) {                                             \
-                    c0[j] += a0 * wr[j]; c1[j] += a1 * wr[j];                         \
-                    c2[j] += a2 * wr[j]; c3[j] += a3 * wr[j];                         \
-                }                                                                     \
-            }                                                                         \
-        }                                                                             \
-        for (; b < nb; b++) {                                                         \
-            double* restrict c0 = C + b * m;                                          \
-            for (i = 0; i < d; i++) {                                                 \
-                const double a0 = A[b * lda + i];                                     \
-                const double* restrict wr = W + i * m;                                \
-                for (j = 0; j < m; j++) c0[j] += a0 * wr[j];                          \
-            }                                                                         \
+    /* register-blocked: for 4 rows of C and one vector of columns at a time the partial sums stay in
+       registers over the whole i loop (each element still starts from C and adds
+       A[b, i] * W[i, j] for i = 0, 1, ..., d-1 in order) */
+    /* one vector register of the copy's instruction set: 2, 4 or 8 doubles */
+    typedef double sh_v2 __attribute__((vector_size(16)));
+    typedef double sh_v2u __attribute__((vector_size(16), aligned(8), may_alias));
+    typedef double sh_v4 __attribute__((vector_size(32)));
+    typedef double sh_v4u __attribute__((vector_size(32), aligned(8), may_alias));
+    typedef double sh_v8 __attribute__((vector_size(64)));
+    typedef double sh_v8u __attribute__((vector_size(64), aligned(8), may_alias));
+    #define SH_LD(VU, p) (*(const VU*)(p))
+    #define SH_ST(VU, p, x) (*(VU*)(p) = (x))
+    #define SH_GEMM_BODY(V, VU, WD)                                                       \
+        ptrdiff_t b = 0, i, j, r;                                                         \
+        for (; b + 4 <= nb; b += 4) {                                                     \
+            const double* a0 = A + b * lda;                                               \
+            const double* a1 = a0 + lda;                                                  \
+            const double* a2 = a1 + lda;                                                  \
+            const double* a3 = a2 + lda;                                                  \
+            double* c0 = C + b * m;                                                       \
+            for (j = 0; j + WD <= m; j += WD) {                                           \
+                V s0 = SH_LD(VU, c0 + j), s1 = SH_LD(VU, c0 + m + j);                     \
+                V s2 = SH_LD(VU, c0 + 2 * m + j), s3 = SH_LD(VU, c0 + 3 * m + j);         \
+                for (i = 0; i < d; i++) {                                                 \
+                    const V wv = SH_LD(VU, W + i * m + j);                                \
+                    s0 += a0[i] * wv; s1 += a1[i] * wv;                                   \
+                    s2 += a2[i] * wv; s3 += a3[i] * wv;                                   \
+                }                                                                         \
+                SH_ST(VU, c0 + j, s0); SH_ST(VU, c0 + m + j, s1);                         \
+                SH_ST(VU, c0 + 2 * m + j, s2); SH_ST(VU, c0 + 3 * m + j, s3);             \
+            }                                                                             \
+            for (; j < m; j++)                                                            \
+                for (r = 0; r < 4; r++) {                                                 \
+                    const double* ar = A + (b + r) * lda;                                 \
+                    double acc = C[(b + r) * m + j];                                      \
+                    for (i = 0; i < d; i++) acc += ar[i] * W[i * m + j];                  \
+                    C[(b + r) * m + j] = acc;                                             \
+                }                                                                         \
+        }                                                                                 \
+        for (; b < nb; b++) {                                                             \
+            const double* a0 = A + b * lda;                                               \
+            double* c0 = C + b * m;                                                       \
+            for (j = 0; j + WD <= m; j += WD) {                                           \
+                V s0 = SH_LD(VU, c0 + j);                                                 \
+                for (i = 0; i < d; i++) s0 += a0[i] * SH_LD(VU, W + i * m + j);           \
+                SH_ST(VU, c0 + j, s0);                                                    \
+            }                                                                             \
+            for (; j < m; j++) {                                                          \
+                double acc = c0[j];                                                       \
+                for (i = 0; i < d; i++) acc += a0[i] * W[i * m + j];                      \
+                c0[j] = acc;                                                              \
+            }                                                                             \
         }
     #define SH_GEMM_ARGS ptrdiff_t nb, ptrdiff_t d, ptrdiff_t m, const double* A, \
                          ptrdiff_t lda, const double* W, double* C
-    static void sh_gemm_acc_default(SH_GEMM_ARGS) { SH_GEMM_BODY }
+    static void sh_gemm_acc_default(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v2, sh_v2u, 2) }
     static void (*sh_gemm_acc)(SH_GEMM_ARGS) = sh_gemm_acc_default;
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(_M_X64))
-    __attribute__((target("avx2"))) static void sh_gemm_acc_avx2(SH_GEMM_ARGS) { SH_GEMM_BODY }
-    __attribute__((target("avx512f"))) static void sh_gemm_acc_avx512(SH_GEMM_ARGS) { SH_GEMM_BODY }
+    __attribute__((target("avx2"))) static void sh_gemm_acc_avx2(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v4, sh_v4u, 4) }
+    __attribute__((target("avx512f"))) static void sh_gemm_acc_avx512(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v8, sh_v8u, 8) }
     static int sh_select(const char* isa) {
         if (strcmp(isa, "avx512") == 0) { sh_gemm_acc = sh_gemm_acc_avx512; return 2; }
         if (strcmp(isa, "avx2") == 0) { sh_gemm_acc = sh_gemm_acc_avx2; return 1; }
