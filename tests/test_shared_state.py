@@ -323,3 +323,70 @@ def test_every_instruction_set_gives_the_same_bits():
         assert used == isa
         digests[isa] = digest
     assert len(set(digests.values())) == 1, digests
+
+
+ARGS_CHILD = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from streamrnn._core import ADAM, LSTM, SQUARED, Optimizer, initialize
+    from streamrnn._core._shared import SharedNetwork
+
+    import warnings
+    warnings.simplefilter("ignore")  # the casts of huge values warn; only crashes matter
+    rng = np.random.default_rng(int(sys.argv[1]))
+    net = SharedNetwork(LSTM, 3, 4, 2, 2, 3, SQUARED, capacity=8, max_batch=5)
+    initialize(net, np.random.default_rng(0))
+    net.set_optimizer(Optimizer(ADAM, 0.01))
+
+    def junk(shape, dtype=np.float64):
+        r = rng.random()
+        if r < 0.15:
+            odd = [None, 3, 2.5, "x", [1.0, 2.0], (1,), object()]
+            return odd[int(rng.integers(len(odd)))]
+        if r < 0.3:
+            shape = tuple(int(s) for s in rng.integers(0, 7, size=int(rng.integers(0, 4))))
+        a = np.array(rng.standard_normal(shape) * 10.0 ** int(rng.integers(0, 300)))
+        r = rng.random()
+        if r < 0.1:
+            a = a.astype([np.float32, np.int64, np.int32, np.complex128, bool][
+                int(rng.integers(5))])
+        elif r < 0.2 and a.ndim:
+            a = np.asfortranarray(np.repeat(a, 2, axis=-1))[..., ::2]  # strided
+        elif r < 0.25:
+            a = a.astype(a.dtype.newbyteorder())
+        elif r < 0.3 and a.size:
+            a.flat[0] = [np.nan, np.inf, -np.inf][int(rng.integers(3))]
+        elif r < 0.35:
+            a.flags.writeable = False
+        return a.astype(dtype) if dtype is not None and rng.random() < 0.3 and \\
+            isinstance(a, np.ndarray) and a.dtype.kind in "fiub" else a
+
+    errors = ok = 0
+    for trial in range(3000):
+        B = int(rng.integers(0, 8))
+        slots = rng.integers(-2, 10, B).astype(np.int32 if rng.random() < 0.2 else np.int64)
+        if rng.random() < 0.1:
+            slots = junk((B,), None)
+        X, Y, out = junk((B, 3)), junk((B, 2)), junk((B, 2))
+        call = [net.step, net.step_multi, net.predict, net.rollout_step][int(rng.integers(4))]
+        try:
+            if call in (net.predict, net.rollout_step):
+                r = call(slots, X, out)
+            else:
+                r = call(slots, X, Y, out)
+            ok += 1
+        except (ValueError, TypeError):
+            errors += 1
+    # the network still works and its weights are finite
+    st = net.step(np.arange(4), np.ones((4, 3)), np.ones((4, 2)), np.zeros((4, 2)))
+    assert st in (1, -2) and np.all(np.isfinite(net.params))
+    print(errors, ok)
+""")
+
+
+def test_random_hostile_arguments_never_crash_in_a_child_process():
+    r = subprocess.run([sys.executable, "-c", ARGS_CHILD, "1"], capture_output=True,
+                       text=True, timeout=600, env=child_env(OPENBLAS_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    errors, ok = map(int, r.stdout.split())
+    assert errors > 2000 and ok > 20  # mostly refused; the valid ones ran
