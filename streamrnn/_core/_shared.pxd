@@ -81,6 +81,8 @@ cdef class SharedNetwork:
                     bint multi) noexcept nogil
     cdef int _advance(self, Py_ssize_t B, const long long* slots, const double* X,
                       double* out) noexcept nogil
+    cdef int _check_ptr(self, const long long* p, Py_ssize_t B, bint distinct,
+                        bint batch) except -1
     cdef void _predict(self, Py_ssize_t B, const long long* slots, const double* X,
                        double* out) noexcept nogil
     cdef void _load(self, const char* base, Py_ssize_t row, Py_ssize_t width,

@@ -327,6 +327,23 @@ cdef inline void* _data(object a):
     return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
+cdef inline void* _fast(object a, int typenum, int ndim, Py_ssize_t d0, Py_ssize_t d1,
+                        bint writable):
+    """Data pointer of an exact ndarray of this type, ndim and shape (d0 < 0: any length),
+    C-contiguous, aligned, native (writable if asked), else NULL: the per-call fast path;
+    anything else takes the Python checks, which accept or refuse it with a message."""
+    if not cnp.PyArray_CheckExact(a):
+        return NULL
+    cdef cnp.ndarray x = <cnp.ndarray>a
+    if (cnp.PyArray_NDIM(x) != ndim or cnp.PyArray_TYPE(x) != typenum
+            or not cnp.PyArray_IS_C_CONTIGUOUS(x) or not cnp.PyArray_ISALIGNED(x)
+            or not cnp.PyArray_ISNOTSWAPPED(x) or (writable and not cnp.PyArray_ISWRITEABLE(x))):
+        return NULL
+    if (d0 >= 0 and cnp.PyArray_DIM(x, 0) != d0) or (ndim == 2 and cnp.PyArray_DIM(x, 1) != d1):
+        return NULL
+    return cnp.PyArray_DATA(x)
+
+
 def _float_rows(value, name, rows, cols, writable=False):
     """``value`` as a C-contiguous float64 ndarray of shape (rows, cols) (or (rows,) when
     cols is None), without copying: anything else raises TypeError/ValueError."""
@@ -879,10 +896,14 @@ cdef class SharedNetwork:
         if slots.ndim != 1:
             raise ValueError(f"slots must be 1-d, got shape {slots.shape}")
         slots = np.ascontiguousarray(slots)
-        cdef Py_ssize_t B = slots.shape[0]
+        self._check_ptr(<const long long*>_data(slots), slots.shape[0], distinct, batch)
+        return slots
+
+    cdef int _check_ptr(self, const long long* p, Py_ssize_t B, bint distinct,
+                        bint batch) except -1:
+        """Every slot in [0, capacity), distinct if asked, 1 <= B <= max_batch if a batch."""
         if batch and not 1 <= B <= self.max_batch:
             raise ValueError(f"a batch holds 1 to max_batch={self.max_batch} slots, got {B}")
-        cdef const long long* p = <const long long*>_data(slots)
         cdef Py_ssize_t b
         for b in range(B):
             if not 0 <= p[b] < self.capacity or p[b] >= self.stamp.shape[0]:
@@ -894,7 +915,7 @@ cdef class SharedNetwork:
                     raise ValueError(f"slot {p[b]} appears twice in one batch: the slots of "
                                      f"a batch must be distinct")
                 self.stamp[p[b]] = self.epoch
-        return slots
+        return 0
 
     def step_multi(self, slots, X, Y, out):
         """``step`` with delayed targets (direct multi-horizon regression): ``Y`` float64
@@ -925,19 +946,35 @@ cdef class SharedNetwork:
         return self._step_py(slots, X, Y, out, False)
 
     def _step_py(self, slots, X, Y, out, bint multi):
-        if self.n_in == 0:
-            raise RuntimeError("the network was not initialised")
-        slots = self._slot_array(slots, True, True)
-        cdef Py_ssize_t B = slots.shape[0], b
-        _float_rows(X, "X", B, self.n_in)
-        cdef bint classes = self.loss == LOSS_BINARY_CE or self.loss == LOSS_SOFTMAX_CE
-        if classes or (self.n_out == 1 and isinstance(Y, np.ndarray) and Y.ndim == 1
-                       and not multi):
-            _float_rows(Y, "Y", B, None)
+        cdef Py_ssize_t B, b
+        cdef const long long* sp = <const long long*>_fast(slots, cnp.NPY_INT64, 1, -1, 0,
+                                                            False)
+        if sp == NULL or self._busy or self.n_in == 0:
+            slots = self._slot_array(slots, True, True)  # converts, or raises the reason
+            sp = <const long long*>_data(slots)
+            B = slots.shape[0]
         else:
-            _float_rows(Y, "Y", B, self.n_out)
-        _float_rows(out, "out", B, self.n_out, True)
-        cdef const double* yp = <const double*>_data(Y)
+            B = cnp.PyArray_DIM(<cnp.ndarray>slots, 0)
+            self._check_ptr(sp, B, True, True)
+        cdef bint classes = self.loss == LOSS_BINARY_CE or self.loss == LOSS_SOFTMAX_CE
+        cdef const double* xp = <const double*>_fast(X, cnp.NPY_DOUBLE, 2, B, self.n_in, False)
+        cdef const double* yp = NULL
+        if not classes:
+            yp = <const double*>_fast(Y, cnp.NPY_DOUBLE, 2, B, self.n_out, False)
+        if classes or (yp == NULL and self.n_out == 1 and not multi):
+            yp = <const double*>_fast(Y, cnp.NPY_DOUBLE, 1, B, 0, False)
+        cdef double* op = <double*>_fast(out, cnp.NPY_DOUBLE, 2, B, self.n_out, True)
+        if xp == NULL or yp == NULL or op == NULL:
+            _float_rows(X, "X", B, self.n_in)
+            if classes or (self.n_out == 1 and isinstance(Y, np.ndarray) and Y.ndim == 1
+                           and not multi):
+                _float_rows(Y, "Y", B, None)
+            else:
+                _float_rows(Y, "Y", B, self.n_out)
+            _float_rows(out, "out", B, self.n_out, True)
+            xp = <const double*>_data(X)
+            yp = <const double*>_data(Y)
+            op = <double*>_data(out)
         if classes:
             for b in range(B):
                 if not isfinite(yp[b]):
@@ -951,9 +988,6 @@ cdef class SharedNetwork:
             raise RuntimeError("no optimizer: call set_optimizer first")
         if self.optimizer.size != self.size:
             raise RuntimeError("the optimizer was re-bound to another size: call set_optimizer")
-        cdef const long long* sp = <const long long*>_data(slots)
-        cdef const double* xp = <const double*>_data(X)
-        cdef double* op = <double*>_data(out)
         cdef int status
         self._busy = True
         try:
@@ -966,15 +1000,23 @@ cdef class SharedNetwork:
     def predict(self, slots, X, out):
         """Forecasts for inputs ``X`` one step past the committed states of ``slots`` into
         ``out`` (float64 (B, n_out)); changes nothing. Slots may repeat."""
-        if self.n_in == 0:
-            raise RuntimeError("the network was not initialised")
-        slots = self._slot_array(slots, False, True)
-        cdef Py_ssize_t B = slots.shape[0]
-        _float_rows(X, "X", B, self.n_in)
-        _float_rows(out, "out", B, self.n_out, True)
-        cdef const long long* sp = <const long long*>_data(slots)
-        cdef const double* xp = <const double*>_data(X)
-        cdef double* op = <double*>_data(out)
+        cdef Py_ssize_t B
+        cdef const long long* sp = <const long long*>_fast(slots, cnp.NPY_INT64, 1, -1, 0,
+                                                            False)
+        if sp == NULL or self._busy or self.n_in == 0:
+            slots = self._slot_array(slots, False, True)  # converts, or raises the reason
+            sp = <const long long*>_data(slots)
+            B = slots.shape[0]
+        else:
+            B = cnp.PyArray_DIM(<cnp.ndarray>slots, 0)
+            self._check_ptr(sp, B, False, True)
+        cdef const double* xp = <const double*>_fast(X, cnp.NPY_DOUBLE, 2, B, self.n_in, False)
+        cdef double* op = <double*>_fast(out, cnp.NPY_DOUBLE, 2, B, self.n_out, True)
+        if xp == NULL or op == NULL:
+            _float_rows(X, "X", B, self.n_in)
+            _float_rows(out, "out", B, self.n_out, True)
+            xp = <const double*>_data(X)
+            op = <double*>_data(out)
         self._busy = True
         try:
             with nogil:
