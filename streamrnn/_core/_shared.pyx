@@ -387,7 +387,7 @@ cdef class SharedNetwork:
         max_batch = _int_arg(max_batch, "max_batch", 1)
         slot_dtype = _dtype_arg(slot_dtype)
         itemsize = 4 if slot_dtype == "float32" else 8
-        P, slot_bytes, slots_total, scratch_total = footprint(
+        P, _, slots_total, scratch_total = footprint(
             cell, n_in, hidden_size, num_layers, n_out, k2, capacity, max_batch, itemsize)
         if scratch_total > MAX_SCRATCH_BYTES:
             raise ValueError(f"the shared part and batch scratch would take {scratch_total} "
