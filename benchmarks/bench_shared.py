@@ -1,0 +1,249 @@
+"""Issue 12's kernel figures: per-key state, the RSS of a million keys, batched throughput
+against one ``Network`` per key, and what float32 slot storage does to the results.
+
+    python benchmarks/bench_shared.py                 # everything (a few minutes)
+    python benchmarks/bench_shared.py --only memory   # memory | rss | speed | delayed | float32
+
+Memory: bytes of committed state per slot (``SharedNetwork.slot_bytes``, plus the 8-byte
+per-slot scratch stamp) against ``sys.getsizeof`` of one single-series ``Network``
+(parameters, gradient, optimizer moments, ring, scratch) for LSTM hidden 32, k2 = 16.
+
+RSS: a child process per storage type builds a SharedNetwork with 1,000,000 slots (the slot
+arrays are written at construction, so they are resident), then steps every key once in
+batches of 256, and reports VmRSS and VmHWM from /proc/self/status before and after.
+
+Speed: GRU hidden 16, k2 = 16, 10,000 keys, inputs of 8 values; after a warm-up that fills
+every window (16 observations per key), the CPU time (time.process_time) of N observations
+for the shared kernel at batch sizes 1, 64 and 256 and for 10,000 ``Network`` objects
+(k1 = 1, k2 = 16, one ``learn`` per observation), in the same run; then again with k2 = 4.
+
+float32: the same learning task (noisy sines, 200 keys, GRU-16) with float64 and float32
+slots: the prequential MAE of the forecasts and the largest parameter difference.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from streamrnn._core import ADAM, GRU, LSTM, SQUARED, Network, Optimizer, initialize  # noqa: E402
+from streamrnn._core._shared import SharedNetwork  # noqa: E402
+
+
+def status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def memory():
+    print("## Per-key state, LSTM hidden 32, k2 = 16 (goal <= 4 KB per key)")
+    print()
+    print("| n_in | float64 slot | float32 slot | one Network (sys.getsizeof) |")
+    print("|---:|---:|---:|---:|")
+    for n_in in (1, 8, 16, 32):
+        row = []
+        for dt in ("float64", "float32"):
+            net = SharedNetwork(LSTM, n_in, 32, 1, 1, 16, SQUARED, capacity=1, max_batch=1,
+                                slot_dtype=dt)
+            row.append(net.slot_bytes + 8)  # + the per-slot stamp (scratch)
+        one = Network(LSTM, n_in, 32, 1, 1, 1, 16, SQUARED)
+        one.set_optimizer(Optimizer(ADAM, 0.01))
+        print(f"| {n_in} | {row[0]:,} B | {row[1]:,} B | {sys.getsizeof(one):,} B |")
+    print()
+    print("slot = h, c, h0, c0 (4 x 32 values), k2-1 = 15 past inputs of n_in values, n "
+          "(8 B), + 8 B stamp")
+    print()
+
+
+def rss_child(dtype, keys, batch):
+    before = status_kb("VmRSS")
+    t0 = time.process_time()
+    net = SharedNetwork(LSTM, 8, 32, 1, 1, 16, SQUARED, capacity=keys, max_batch=batch,
+                        slot_dtype=dtype)
+    initialize(net, np.random.default_rng(0))
+    net.set_optimizer(Optimizer(ADAM, 0.001))
+    built = status_kb("VmRSS")
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((batch, 8))
+    Y = rng.standard_normal(batch)
+    out = np.zeros((batch, 1))
+    order = rng.permutation(keys).astype(np.int64)
+    for i in range(0, keys, batch):
+        s = order[i:i + batch]
+        b = s.size
+        assert net.step(s, X[:b], Y[:b], out[:b]) == 1
+    secs = time.process_time() - t0
+    after = status_kb("VmRSS")
+    print(f"{dtype} {keys} {before} {built} {after} {status_kb('VmHWM')} {secs:.1f} "
+          f"{net.slot_bytes}")
+
+
+def rss(keys):
+    print(f"## RSS with {keys:,} keys, LSTM hidden 32, k2 = 16, n_in = 8 (goal < 8 GB)")
+    print()
+    print("| slots | VmRSS at start | after building | after stepping every key once "
+          "| VmHWM | slot bytes | CPU s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for dtype in ("float64", "float32"):
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", dtype,
+                            "--keys", str(keys)], capture_output=True, text=True, check=True)
+        d, k, before, built, after, hwm, secs, sb = r.stdout.split()
+        mb = lambda kb: f"{int(kb) / 1024:,.0f} MB"  # noqa: E731
+        print(f"| {d} | {mb(before)} | {mb(built)} | {mb(after)} | {mb(hwm)} | {sb} | {secs} |")
+    print()
+
+
+def speed(n_obs, k2=16):
+    keys, n_in, H = 10_000, 8, 16
+    rng = np.random.default_rng(0)
+    print(f"## Throughput: GRU hidden {H}, k2 = {k2}, {keys:,} keys, n_in = {n_in}, "
+          f"{n_obs:,} observations after a warm-up of {k2} per key (CPU time)")
+    print()
+    print("| model | batch | observations/s | vs per-key Network |")
+    print("|---|---:|---:|---:|")
+    Xall = rng.standard_normal((n_obs, n_in))
+    Yall = rng.standard_normal(n_obs)
+    # per-key Network objects
+    nets = []
+    for k in range(keys):
+        n = Network(GRU, n_in, H, 1, 1, 1, k2, SQUARED)
+        initialize(n, np.random.default_rng(k))
+        n.set_optimizer(Optimizer(ADAM, 0.001))
+        nets.append(n)
+    for _ in range(k2):
+        for n in nets:
+            n.learn(Xall[0], 0.0)
+    seq = rng.integers(0, keys, n_obs)
+    t0 = time.process_time()
+    for i in range(n_obs):
+        nets[seq[i]].learn(Xall[i], Yall[i])
+    base = n_obs / (time.process_time() - t0)
+    print(f"| Network per key | 1 | {base:,.0f} | 1.00 |")
+    del nets
+    for batch in (1, 64, 256):
+        net = SharedNetwork(GRU, n_in, H, 1, 1, k2, SQUARED, capacity=keys, max_batch=batch)
+        initialize(net, np.random.default_rng(0))
+        net.set_optimizer(Optimizer(ADAM, 0.001))
+        out = np.zeros((batch, 1))
+        warm = np.arange(keys, dtype=np.int64)
+        for _ in range(k2):
+            for i in range(0, keys, batch):
+                s = warm[i:i + batch]
+                net.step(s, Xall[:s.size], Yall[:s.size], out[:s.size])
+        # batches of distinct keys drawn from the key stream
+        slots = [rng.choice(keys, batch, replace=False).astype(np.int64)
+                 for _ in range(n_obs // batch)]
+        X = [np.ascontiguousarray(Xall[i * batch:(i + 1) * batch]) for i in range(len(slots))]
+        Y = [np.ascontiguousarray(Yall[i * batch:(i + 1) * batch]) for i in range(len(slots))]
+        t0 = time.process_time()
+        for i in range(len(slots)):
+            net.step(slots[i], X[i], Y[i], out)
+        rate = len(slots) * batch / (time.process_time() - t0)
+        print(f"| SharedNetwork | {batch} | {rate:,.0f} | {rate / base:.2f} |")
+    print()
+
+
+def delayed(n_obs, horizon=12, k2=16, batch=64):
+    keys, n_in, H = 10_000, 8, 16
+    rng = np.random.default_rng(0)
+    print(f"## Delayed targets: GRU hidden {H}, n_out = {horizon}, k2 = {k2}, {keys:,} keys, "
+          f"batch {batch}, CPU time")
+    print()
+    print("| call | observations/s |")
+    print("|---|---:|")
+    for multi in (False, True):
+        net = SharedNetwork(GRU, n_in, H, 1, horizon, k2, SQUARED, capacity=keys,
+                            max_batch=batch)
+        initialize(net, np.random.default_rng(0))
+        net.set_optimizer(Optimizer(ADAM, 0.001))
+        out = np.zeros((batch, horizon))
+        X = rng.standard_normal((batch, n_in))
+        Y = rng.standard_normal((batch, horizon))
+        call = net.step_multi if multi else net.step
+        for _ in range(k2):
+            for i in range(0, keys, batch):
+                s = np.arange(i, min(i + batch, keys), dtype=np.int64)
+                call(s, X[:s.size], Y[:s.size], out[:s.size])
+        slots = [rng.choice(keys, batch, replace=False).astype(np.int64)
+                 for _ in range(n_obs // batch)]
+        t0 = time.process_time()
+        for s in slots:
+            call(s, X, Y, out)
+        rate = len(slots) * batch / (time.process_time() - t0)
+        name = "step_multi (12 delayed targets)" if multi else "step (12 targets, this step)"
+        print(f"| {name} | {rate:,.0f} |")
+    print()
+
+
+def float32_effect():
+    keys, n_in, steps = 200, 8, 300
+    rng = np.random.default_rng(0)
+    freq = rng.uniform(0.05, 0.3, keys)
+    phase = rng.uniform(0, 2 * np.pi, keys)
+    t = np.arange(steps + n_in + 1)
+    series = np.sin(freq[:, None] * t[None, :] + phase[:, None]) + 0.1 * rng.standard_normal(
+        (keys, t.size))
+    print(f"## float32 slots: {keys} noisy sines, GRU-16, k2 = 16, lag window {n_in}, "
+          f"{steps} steps per key, batches of 50")
+    print()
+    print("| slots | MAE, all | MAE, last third | max |param diff| vs float64 |")
+    print("|---|---:|---:|---:|")
+    res = {}
+    for dt in ("float64", "float32"):
+        net = SharedNetwork(GRU, n_in, 16, 1, 1, 16, SQUARED, capacity=keys, max_batch=50,
+                            slot_dtype=dt)
+        initialize(net, np.random.default_rng(1))
+        net.set_optimizer(Optimizer(ADAM, 0.01))
+        err = np.zeros((steps, keys))
+        out = np.zeros((50, 1))
+        for s in range(steps):
+            for g in range(0, keys, 50):
+                k = np.arange(g, g + 50, dtype=np.int64)
+                X = np.ascontiguousarray(series[g:g + 50, s:s + n_in])
+                Y = np.ascontiguousarray(series[g:g + 50, s + n_in])
+                assert net.step(k, X, Y, out) == 1
+                err[s, g:g + 50] = np.abs(out[:, 0] - Y)
+        res[dt] = (err.mean(), err[2 * steps // 3:].mean(), net.params.copy())
+    for dt in ("float64", "float32"):
+        a, b, p = res[dt]
+        print(f"| {dt} | {a:.5f} | {b:.5f} | {np.abs(p - res['float64'][2]).max():.2e} |")
+    print()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=("memory", "rss", "speed", "delayed", "float32"))
+    ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--observations", type=int, default=51_200)
+    ap.add_argument("--rss-child")
+    a = ap.parse_args()
+    if a.rss_child:
+        rss_child(a.rss_child, a.keys, 256)
+        return
+    from streamrnn._core._cells import BUILD
+    print(f"bench_shared, kernels {BUILD}, python {sys.version.split()[0]}, "
+          f"numpy {np.__version__}")
+    print()
+    if a.only in (None, "memory"):
+        memory()
+    if a.only in (None, "rss"):
+        rss(a.keys)
+    if a.only in (None, "speed"):
+        speed(a.observations)
+        speed(a.observations, k2=4)
+    if a.only in (None, "delayed"):
+        delayed(a.observations)
+    if a.only in (None, "float32"):
+        float32_effect()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+# Signatures only; see _shared.pyx for the batched step and its semantics.
+
+from streamrnn._core._cells cimport CellKernels, loss_t
+from streamrnn._core._optim cimport Optimizer
+
+# the element-wise part of one cell step, from its pre-activations: a (G*H,) = b + x @ W_x
+# (+ h_prev @ W_h except for the GRU), ah (G*H,) = h_prev @ W_h (GRU only); writes the whole
+# record r (the layout of _cells.pxd, copies of hp and cp included)
+ctypedef void (*gates_t)(Py_ssize_t H, const double* a, const double* ah, const double* hp,
+                         const double* cp, const double* bhn, double* r) noexcept nogil
+
+
+cdef class SharedNetwork:
+    # ---- configuration
+    cdef readonly int cell             # cell code
+    cdef readonly int n_in             # d_0, width of the input
+    cdef readonly int hidden_size      # H
+    cdef readonly int num_layers       # L
+    cdef readonly int n_out            # width of the head
+    cdef readonly int k2               # TBPTT window, steps (the current one included)
+    cdef readonly int loss             # loss code
+    cdef readonly double huber_eps     # Huber threshold
+    cdef readonly Py_ssize_t capacity  # number of slots
+    cdef readonly int max_batch        # largest micro-batch
+    cdef readonly Py_ssize_t chunk     # rows replayed together, min(max_batch, CHUNK)
+    cdef readonly bint f32             # slot arrays stored as float32
+    cdef readonly int G                # gate blocks per cell
+    cdef readonly int rec              # doubles per layer record, 5*H + G*H
+    cdef readonly Py_ssize_t size      # P, number of parameters
+    cdef readonly int Hc               # H for the LSTM (which has a cell state), else 0
+    cdef readonly int nw               # past inputs a slot keeps, k2 - 1
+    cdef CellKernels kern
+    cdef gates_t gates
+    cdef loss_t loss_fn
+    # ---- shared committed state
+    cdef readonly long long t          # committed batches (= optimizer steps taken)
+    cdef readonly double last_loss     # mean loss of the last committed batch
+    cdef readonly Optimizer optimizer
+    cdef object _layout                # name -> (offset, shape)
+    cdef object _params                # theta (P,) ndarray
+    cdef double[::1] w                 # view of theta
+    cdef Py_ssize_t[::1] o_wx, o_wh, o_b, o_bhn
+    cdef Py_ssize_t o_wy, o_by
+    # ---- per-slot committed state: arrays of `capacity` rows (float64 or float32)
+    cdef object _slots                 # name -> ndarray, the slot arrays
+    cdef char* p_h                     # h (cap, L*H)
+    cdef char* p_c                     # c (cap, L*Hc)
+    cdef char* p_h0                    # h at the window's start (cap, L*H)
+    cdef char* p_c0                    # c at the window's start (cap, L*Hc)
+    cdef char* p_x                     # past inputs of the window, oldest first (cap, nw*n_in)
+    cdef long long* p_n                # how many of them are held, in [0, nw] (cap,)
+    # ---- scratch (never state)
+    cdef object _scratch
+    cdef double[::1] dw                # gradient (P,)
+    cdef long long[::1] stamp          # distinctness check: the call that last saw each slot
+    cdef long long epoch
+    cdef bint _busy                    # a step or predict is running (GIL released)
+    cdef Py_ssize_t[::1] perm          # batch rows sorted by window length, longest first
+    cdef Py_ssize_t[::1] win           # window length of each sorted row
+    cdef Py_ssize_t[::1] act           # active rows at each replay step (k2,)
+    cdef double[::1] ch, cc            # committed states, gathered (Bmax, L*H)
+    cdef double[::1] frec              # records of the forward from them (Bmax, L, R)
+    cdef double[::1] fout              # its head output (Bmax, n_out)
+    cdef double[::1] sA, sAH           # pre-activations (Bmax, GH)
+    cdef double[::1] xr                # replay inputs (k2, chunk, n_in)
+    cdef double[::1] rrec              # replay records (k2, chunk, L, R)
+    cdef double[::1] rh, rc            # replay running state (chunk, L*H)
+    cdef double[::1] yhat, gy          # replay head outputs and dL/dyhat / B (k2, chunk, n_out)
+    cdef double[::1] dhc, dcc          # carried dh, dc (chunk, L*H)
+    cdef double[::1] sdh, sdx          # (H,)
+    cdef double[::1] DA, DAH2          # gate gradients per (row, layer) (k2*chunk, L, GH)
+    cdef double* p_dah
+    cdef double[::1] XT, HT            # layer inputs / previous states transposed (L, D|H, k2*chunk)
+    cdef double[::1] dwc               # a later chunk's gradient (P,)
+    cdef double[::1] nh0, nc0          # replayed state after the oldest step of full windows (Bmax, L*H)
+
+    cdef int _step(self, Py_ssize_t B, const long long* slots, const double* X,
+                   const double* Y, double* out, bint multi) noexcept nogil
+    cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
+                    const double* X, const double* Y, double* gw, double* total,
+                    bint multi) noexcept nogil
+    cdef int _advance(self, Py_ssize_t B, const long long* slots, const double* X,
+                      double* out) noexcept nogil
+    cdef int _check_ptr(self, const long long* p, Py_ssize_t B, bint distinct,
+                        bint batch) except -1
+    cdef void _predict(self, Py_ssize_t B, const long long* slots, const double* X,
+                       double* out) noexcept nogil
+    cdef void _load(self, const char* base, Py_ssize_t row, Py_ssize_t width,
+                    double* dst) noexcept nogil
+    cdef void _store(self, char* base, Py_ssize_t row, Py_ssize_t width,
+                     const double* src) noexcept nogil
+    cdef void _layer(self, Py_ssize_t nb, Py_ssize_t l, const double* xin, Py_ssize_t ldx,
+                     const double* hp, const double* cp, double* recs) noexcept nogil
+    cdef void _head(self, Py_ssize_t nb, const double* recs, double* out) noexcept nogil
+    cdef _assign_shared(self, tuple checked_all)
+    cdef void _forward_committed(self, Py_ssize_t B, const long long* slots,
+                                 const double* X) noexcept nogil
