@@ -88,6 +88,7 @@ LIMITS = {
     "tbptt_steps": 4096,
     "update_every": 4096,
     "seasonality": 100_000,
+    "horizon": 1_000,           # a forecaster's direct steps (network outputs; H x H pending targets)
     "max_features": 100_000,    # feature columns of one model (its max_features parameter)
     "classes": 10_000,          # labels of one classifier
     "parameters": 1 << 26,      # entries of the flat parameter vector (512 MiB of float64)
