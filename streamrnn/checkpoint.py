@@ -91,9 +91,11 @@ checked, and every failure is a :class:`CheckpointError` naming the field
   that configuration implies (so the network is never larger than what the file holds), the
   step counters ints in ``[0, 2**62)``, and the optimizer's kind, learning rate,
   hyperparameters and clipping equal to the spec's, its moments of the parameter count; the
-  feature map no wider than the network and ``max_features``. The state layout of streamrnn
-  0.1.0 (``__network__``/``__columns__`` nodes, which the estimators upgrade) is checked by the
-  same rules;
+  feature map no wider than the network and ``max_features``. A file of a streamrnn 0.1
+  forecaster (its spec names ``differencing``, ``damping`` or ``scale_target``) is refused
+  first, with the version that wrote it and what to do: 0.2's forecasters are another model.
+  The 0.1.0 state layout of networks (``__network__``/``__columns__`` nodes) is still checked
+  by the same rules;
 * then every model is built from the spec and takes its state through
   ``model._import_state`` (which validates the rest, such as scaler statistics and the random
   generator); any error there is a :class:`CheckpointError` too.
@@ -786,6 +788,10 @@ def _check_state(path, tree, exp, field):
                                                f"{_describe(a)}")
 
 
+# parameters of the streamrnn 0.1 forecasters that 0.2 replaced (their files are refused)
+_OLD_FORECASTER_PARAMS = ("differencing", "damping", "scale_target")
+
+
 def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
     """Read a checkpoint. With ``spec``, refuse one written for a different model spec; with
     ``partition``, one without a position or whose position is another partition's (compared
@@ -803,6 +809,15 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
         if got is None or _partition_name(got) != _partition_name(partition):
             _fail(path, "position.partition", f"{_short(got)} is not partition "
                                               f"{_short(partition)} (a file of another partition)")
+    params = hspec.get("params") if type(hspec) is dict else None
+    old = [k for k in _OLD_FORECASTER_PARAMS if type(params) is dict and k in params]
+    if old:
+        raise CheckpointError(
+            f"{path} was written by streamrnn {_short(header.get('streamrnn'), 20)} for a "
+            f"forecaster of the 0.1 series (its spec has {', '.join(old)}); streamrnn 0.2 "
+            "forecasts with another model (a seasonal backbone, direct multi-step outputs, "
+            "intervals) and cannot continue it: start with an empty checkpoint directory (the "
+            "models learn again from the stream) or keep streamrnn 0.1 for this one")
     try:
         _spec.check_spec(hspec, CheckpointError)
         template = _spec.build_model(hspec)

@@ -266,7 +266,7 @@ class _RecurrentForecaster(RecurrentEstimator, Forecaster):
         if net is not None and net.t != core.n_learned:
             raise ValueError(f"the network learned {net.t} steps, the forecaster "
                              f"{core.n_learned}")
-        if core.combiner.eligible(0) != (core.n_learned >= self._warm):
+        if core.combiner.eligible[0] != (core.n_learned >= self._warm):
             raise ValueError("the network expert's eligibility does not fit the steps learned")
 
     def __setstate__(self, state):

@@ -102,6 +102,22 @@ def _count(v, what):
     return v
 
 
+def _plain(node):
+    """A part's state as its ``get_state`` made it: lists (a checkpoint stores tuples as lists)
+    back to tuples, float64/int64 arrays with numpy's own dtype objects (an unpickled array
+    carries a copy of the dtype, and ``pickle`` would then write the state differently)."""
+    t = type(node)
+    if t is dict:
+        return {k: _plain(v) for k, v in node.items()}
+    if t is list or t is tuple:
+        return tuple(_plain(v) for v in node)
+    if t is np.ndarray and node.dtype == np.float64:
+        return node.astype(np.float64)
+    if t is np.ndarray and node.dtype == np.int64:
+        return node.astype(np.int64)
+    return node
+
+
 def _opt_float(v, what, lo, hi):
     if v is None:
         return None
@@ -386,13 +402,13 @@ cdef class ForecastCore:
                                  f"({H}, {H})")
             if not np.all(np.isfinite(a)) or (key == "pscale" and np.any(a < 0.0)):
                 raise ValueError(f"the forecaster's {key} holds values out of range")
-            arrays.append(np.array(a, dtype=np.float64, copy=True).ravel())
+            arrays.append(a.astype(np.float64).ravel())
         bb = Backbone(H, self.periods0, self.auto, self.max_lag)
-        bb.set_state(state["backbone"])
+        bb.set_state(_plain(state["backbone"]))
         comb = Combiner(self.n_experts, H)
-        comb.set_state(state["combiner"])
+        comb.set_state(_plain(state["combiner"]))
         conf = Conformal(H)
-        conf.set_state(state["conformal"])
+        conf.set_state(_plain(state["conformal"]))
         if bb.t != t:
             raise ValueError(f"the backbone saw {bb.t} values, the forecaster {t}")
         # everything is checked: assign
