@@ -78,7 +78,7 @@ checked, and every failure is a :class:`CheckpointError` naming the field
   :class:`CheckpointStore`, or ``load(..., partition=p)``) the partition asked for;
 * ``keys``: at most :data:`MAX_KEYS` str of at most :data:`MAX_KEY_LEN` (1024) characters,
   unique, as many as ``states``, each state an object;
-* ``arrays``: at most :data:`MAX_ARRAYS_PER_KEY` (32) per key; exactly
+* ``arrays``: at most :data:`MAX_ARRAYS_PER_KEY` (64) per key; exactly
   ``dtype``/``shape``/``offset``/``nbytes``; an allowed dtype, at most 8 dimensions, ``nbytes``
   equal to the shape's product times the item size (exact integers); offsets 8-aligned, in
   increasing order, not overlapping, filling the data block. Arrays are views into the read
@@ -141,7 +141,8 @@ MAX_FILE = 1 << 32        # bytes of a checkpoint file (4 GiB)
 MAX_HEADER = 1 << 30      # bytes of its JSON header (1 GiB), and never more than the file
 MAX_KEYS = 1 << 20        # series keys in one file
 MAX_KEY_LEN = 1024        # characters of one series key
-MAX_ARRAYS_PER_KEY = 32   # arrays in one state tree (a forecaster has 12)
+MAX_ARRAYS_PER_KEY = 64   # arrays in one state tree (a forecaster has 36: network 9, columns 3,
+                          # its core 2, backbone 9, combiner 4, conformal 9)
 MAX_DEPTH = 32            # nesting of JSON objects and lists in the header
 MAX_NDIM = 8              # dimensions of one array
 MAX_COUNTER = 1 << 62     # step counters: int in [0, 2**62)
@@ -813,7 +814,7 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
     old = [k for k in _OLD_FORECASTER_PARAMS if type(params) is dict and k in params]
     if old:
         raise CheckpointError(
-            f"{path} was written by streamrnn {_short(header.get('streamrnn'), 20)} for a "
+            f"{path} was written by streamrnn {str(header.get('streamrnn'))[:20]} for a "
             f"forecaster of the 0.1 series (its spec has {', '.join(old)}); streamrnn 0.2 "
             "forecasts with another model (a seasonal backbone, direct multi-step outputs, "
             "intervals) and cannot continue it: start with an empty checkpoint directory (the "
