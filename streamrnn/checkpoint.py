@@ -629,7 +629,7 @@ class _Expect:
         """``(parameters, bytes)`` of the kernel network (``_registry.network_size``)."""
         from streamrnn import _registry
         return _registry.network_size(self.cell_name, n_in, self.hidden_size, self.num_layers,
-                                      n_out, self.k1, self.k2)
+                                      n_out, self.k1, self.k2, n_out - 1)
 
     def n_params(self, n_in, n_out):
         return self.size(n_in, n_out)[0]
@@ -704,12 +704,13 @@ def _check_network(path, node, exp, field):
         _fail(path, f"{field}.{cname}.huber_eps", f"{_short(eps)} does not fit the spec")
     try:
         _registry.check_network_size(exp.cell_name, n_in, exp.hidden_size, exp.num_layers,
-                                     n_out, exp.k1, exp.k2)
+                                     n_out, exp.k1, exp.k2, n_out - 1)
     except ValueError as e:
         _fail(path, f"{field}.{cname}", str(e))
     P = exp.n_params(n_in, n_out)
     H, L, G = exp.hidden_size, exp.num_layers, exp.gates
-    B, rec = max(exp.k1, exp.k2), 5 * H + G * H
+    # the ring of a regression head holds the steps whose delayed targets may still arrive
+    B, rec = max(exp.k1 + n_out - 1, exp.k2), 5 * H + G * H
     shapes = {"params": (P,), "h": (L, H), "c": (L, H), "ring_x": (B, n_in),
               "ring_r": (B, L, rec), "ring_g": (B, n_out), "out": (n_out,)}
     state = node["state"]
