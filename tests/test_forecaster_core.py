@@ -180,8 +180,9 @@ def test_pickle_state_and_checkpoint_continue_bit_identically(cls, features, tmp
             assert _outputs(t, features) == want
         for m in [model] + twins:
             m.learn_one(y, x)
-    before = pickle.dumps(model)
-    assert all(pickle.dumps(t) == before for t in twins[:3])
+    before = pickle.dumps(model._export_state()["_core"])
+    assert all(pickle.dumps(t._export_state()["_core"]) == before for t in twins)
+    assert all(np.array_equal(t.network.params, model.network.params) for t in twins)
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -211,8 +212,11 @@ def test_bad_input_leaves_every_part_untouched(cls):
     for y in HOSTILE:
         with pytest.raises((ValueError, TypeError)):
             model.learn_one(y)
-        with pytest.raises((ValueError, TypeError)):
-            model.score_one(y)
+        if isinstance(y, float) and math.isfinite(y):  # too large to learn, fine to score
+            assert 0.9 < model.score_one(y) < 1.0
+        else:
+            with pytest.raises((ValueError, TypeError)):
+                model.score_one(y)
         assert pickle.dumps(model) == before, y
     for x in HOSTILE_X:
         with pytest.raises((ValueError, TypeError)):
@@ -273,7 +277,7 @@ def test_forecasts_beyond_the_horizon_and_before_data():
     assert model.forecast(3) == [0.0] * 3 and model.forecast(0) == []
     assert all(lo == -math.inf and hi == math.inf for lo, hi in model.forecast_interval(2))
     model.learn_one(5.0)
-    assert model.forecast(2) == [5.0, 5.0]
+    assert model.forecast(2) == pytest.approx([5.0, 5.0], rel=1e-12)
     model = _trained()
     f = model.forecast(40)
     assert len(f) == 40 and all(math.isfinite(v) for v in f)
