@@ -443,7 +443,8 @@ cdef class ForecastCore:
             if type(a) is not np.ndarray or a.dtype != np.float64 or a.shape != (H, H):
                 raise ValueError(f"the forecaster's {key} must be a float64 array of shape "
                                  f"({H}, {H})")
-            if not np.all(np.isfinite(a)) or (key == "pscale" and np.any(a < 0.0)):
+            if not np.all(np.isfinite(a)) or (key == "pend" and np.any(np.abs(a) > _VMAX)) or (
+                    key == "pscale" and (np.any(a < 0.0) or np.any(a > 1e300))):
                 raise ValueError(f"the forecaster's {key} holds values out of range")
             arrays.append(a.astype(np.float64).ravel())
         bb = Backbone(H, self.periods0, self.auto, self.max_lag)
