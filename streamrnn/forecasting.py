@@ -370,7 +370,7 @@ _ACTIVATION_DOC = """activation
 
 class RNNForecaster(_RecurrentForecaster):
     __doc__ = _DOC.format(params=_PARAMS, summary="Elman recurrent network forecaster.",
-                          name="RNNForecaster", result="30.11", score="0.98",
+                          name="RNNForecaster", result="30.1", score="0.98",
                           extra=_ACTIVATION_DOC, default_h=DEFAULT_HORIZON)
     _cell = "rnn"
 
@@ -391,7 +391,7 @@ class RNNForecaster(_RecurrentForecaster):
 
 class LSTMForecaster(_RecurrentForecaster):
     __doc__ = _DOC.format(params=_PARAMS, summary="LSTM forecaster.", name="LSTMForecaster",
-                          result="30.11", score="0.98", extra="", default_h=DEFAULT_HORIZON)
+                          result="30.1", score="0.98", extra="", default_h=DEFAULT_HORIZON)
     _cell = "lstm"
 
 
