@@ -376,8 +376,8 @@ class RefBackbone:
                     self.F[k, j - 1] = self.member_forecast(k, j)
 
     # -- reading -----------------------------------------------------------------------------
-    def weights(self, j):
-        """Member weights of step j (1-based; j > H uses step H)."""
+    def raw_weights(self, j):
+        """Unnormalised member weights of step j (1-based; j > H uses step H) and their sum."""
         j = min(j, self.H)
         alive = [k for k in range(self.K) if not self.dead(k)]
         w = np.zeros(self.K)
@@ -387,24 +387,27 @@ class RefBackbone:
                 w[k] = 1.0
         else:
             lo = min(self.loss[k, j - 1] for k in alive)
-            eta = (ETA * n) / (n + WARM_N)
+            c = ((ETA * n) / (n + WARM_N)) / max(lo, 1e-12)    # eta_j / L_min
             for k in alive:
-                r = (self.loss[k, j - 1] - lo) / max(lo, 1e-12)
-                w[k] = math.exp(-eta * r)
-        return w / seq_sum(w)
+                w[k] = math.exp(-((self.loss[k, j - 1] - lo) * c))
+        return w, seq_sum(w)
+
+    def weights(self, j):
+        w, tot = self.raw_weights(j)
+        return w / tot
 
     def forecast(self, h):
         out = np.zeros(h)
         if self.t == 0:
             return out
         for j in range(1, h + 1):
-            w = self.weights(j)
+            w, tot = self.raw_weights(j)
             acc = 0.0
             for k in range(self.K):
                 if w[k] > 0:
                     f = self.F[k, j - 1] if j <= self.H else self.member_forecast(k, j)
                     acc += w[k] * f
-            out[j - 1] = acc
+            out[j - 1] = acc / tot
         return out
 
     def best(self):
