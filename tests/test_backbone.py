@@ -298,3 +298,21 @@ def test_extreme_inputs_stay_finite():
                 assert math.isfinite(bb.scale) and bb.scale > 0
                 assert math.isfinite(bb.snaive(2)) and math.isfinite(bb.last())
             Backbone.from_state(bb.get_state())      # its own state is valid
+
+
+def test_long_random_series_stay_exact():
+    # 3000 values: level shifts, a sign change late, outliers; one declared period plus auto
+    rng = np.random.default_rng(11)
+    n = 3000
+    t = np.arange(n)
+    y = 20 + 4 * np.sin(2 * np.pi * t / 7) + np.cumsum(rng.normal(0, .2, n))
+    y[rng.integers(0, n, 20)] += rng.normal(0, 30, 20)
+    y[2500:] -= 60
+    bb, ref = Backbone(2, (7,), True, 30), RB.RefBackbone(2, (7,), True, 30)
+    for i, v in enumerate(y):
+        bb.update(float(v))
+        ref.update(float(v))
+        if i % 97 == 0:
+            _assert_same(bb, ref, 5)
+    _assert_same(bb, ref, 5)
+    _assert_state_same(bb, ref)
