@@ -25,8 +25,9 @@ member, indices from the last (up to 4) cycles, losses and pending forecasts cop
 
 Member weights per horizon step j: loss[j, k] is the EW (decay 0.97) absolute error, in y
 units, of the forecast of step j member k issued j steps before the value; weight
-exp(-eta_j (L - L_min) / max(L_min, 1e-12)), eta_j = 20 n_j / (n_j + 50), n_j = matured
-losses of step j; equal weights before the first. Pending forecasts: one ring per step j of
+exp(-x), x = (L - L_min) eta_j / max(L_min, 1e-12), eta_j = 20 n_j / (n_j + 50), n_j =
+matured losses of step j, and 0 where x >= 40 (below 4.3e-18 of the best member's weight 1:
+no exp for members that cannot count); equal weights before the first. Pending forecasts: one ring per step j of
 length j (row j (j - 1) / 2 + (issue time mod j)), K H (H + 1) / 2 numbers: every forecast is
 scored against the value it was made for.
 
@@ -58,6 +59,7 @@ cdef double BIG = 1e150
 cdef double ZMAX = 690.0
 cdef double ZMIN = -700.0
 cdef double WINDOW_CLIP = 100.0
+cdef double CUT = 40.0          # weights exp(-x) with x >= 40 (< 4.3e-18 of the best's 1) are 0
 cdef double EW = 0.1
 cdef long long MIN_CYCLES = 3
 cdef double R_MIN = 0.15
@@ -680,7 +682,7 @@ cdef class Backbone:
         """Unnormalised member weights per step into W, their sums into wsum."""
         cdef Py_ssize_t j, k, K = self.K, Km = self.K_max
         cdef long long n
-        cdef double lo, c, tot
+        cdef double lo, c, tot, x
         cdef double* w
         cdef double* lrow
         cdef bint dead_log = not self.alive_log
@@ -698,10 +700,11 @@ cdef class Backbone:
                         lo = lrow[k]
                 c = ((ETA * n) / (n + WARM_N)) / fmax(lo, 1e-12)
                 for k in range(K):
-                    if dead_log and self.tr[k] == 1:
-                        w[k] = 0.0
+                    x = (lrow[k] - lo) * c
+                    if (dead_log and self.tr[k] == 1) or not (x < CUT):
+                        w[k] = 0.0               # dead, or below 4e-18 of the best member
                     else:
-                        w[k] = exp(-((lrow[k] - lo) * c))
+                        w[k] = exp(-x)
             tot = 0.0
             for k in range(K):
                 tot += w[k]
