@@ -316,3 +316,21 @@ def test_long_random_series_stay_exact():
             _assert_same(bb, ref, 5)
     _assert_same(bb, ref, 5)
     _assert_state_same(bb, ref)
+
+
+def test_detector_on_the_studys_real_series():
+    # the study (docs/research/seasonal/README.md, point 9): no period on WaterFlow (no daily
+    # cycle), 52 on statsmodels' weekly co2 at observation 183
+    from river import datasets
+    bb = Backbone(24, (), True)
+    for _, y in datasets.WaterFlow():
+        bb.update(float(y))
+    assert bb.periods == ()
+    sm = pytest.importorskip("statsmodels.api")
+    co2 = sm.datasets.co2.load_pandas().data["co2"].interpolate().values
+    bb, found = Backbone(13, (), True), None
+    for i, y in enumerate(co2):
+        bb.update(float(y))
+        if found is None and bb.periods:
+            found = i + 1
+    assert bb.periods == (52,) and found == 183
