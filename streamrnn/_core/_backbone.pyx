@@ -303,15 +303,20 @@ cdef class Backbone:
 
     cdef void _issue(self, Py_ssize_t k0, Py_ssize_t k1, bint to_ring) noexcept nogil:
         """Member forecasts of steps 1..H made now (into F, and the rings if to_ring).
-        Seasonal phases advance by one per step instead of a modulo per (member, step)."""
+        Seasonal phases: one modulo per period, then they advance by one per step; the exps of
+        a log member run in a loop of their own after its H log-space values."""
         cdef Py_ssize_t k, j, Km = self.K_max, H = self.horizon
         cdef double ph, p, acc, z, f, lk, bk, seas
         cdef long long t = self.t
-        cdef int q, nq, Pm = self.P_max if self.P_max > 0 else 1
+        cdef int q, nq, pp, Pm = self.P_max if self.P_max > 0 else 1
         cdef long long phase[8]
         cdef long long mlen[8]
+        cdef long long pphase[8]
         cdef const double* sb[8]
+        cdef double* Fk
         cdef bint lg
+        for pp in range(self.P):
+            pphase[pp] = t % self.per[pp]
         if to_ring:
             for j in range(1, H + 1):
                 self.rowoff[j - 1] = ((j - 1) * j // 2 + t % j) * Km
@@ -321,10 +326,12 @@ cdef class Backbone:
                 continue
             nq = self.npk[k]
             for q in range(nq):
-                mlen[q] = self.per[self.pk[k * Pm + q]]
-                phase[q] = t % mlen[q]
+                pp = self.pk[k * Pm + q]
+                mlen[q] = self.per[pp]
+                phase[q] = pphase[pp]
                 sb[q] = self.s + self.soff[k * Pm + q]
             ph, p, acc, lk, bk = self.phi[k], 1.0, 0.0, self.l[k], self.b[k]
+            Fk = self.F + k
             for j in range(H):
                 p *= ph
                 acc += p
@@ -334,11 +341,13 @@ cdef class Backbone:
                     phase[q] += 1
                     if phase[q] == mlen[q]:
                         phase[q] = 0
-                z = (lk + bk * acc) + seas
-                f = exp(clampd(z, ZMIN, ZMAX)) if lg else z
-                self.F[j * Km + k] = f
-                if to_ring:
-                    self.ring[self.rowoff[j] + k] = f
+                Fk[j * Km] = (lk + bk * acc) + seas
+            if lg:
+                for j in range(H):
+                    Fk[j * Km] = exp(clampd(Fk[j * Km], ZMIN, ZMAX))
+            if to_ring:
+                for j in range(H):
+                    self.ring[self.rowoff[j] + k] = Fk[j * Km]
 
     cdef void _update(self, double y) noexcept nogil:
         cdef Py_ssize_t j, k, Km = self.K_max, H = self.horizon, K = self.K, jmax
@@ -346,8 +355,11 @@ cdef class Backbone:
         cdef long long tau = self.t, m, idx
         cdef double* row
         cdef double* lrow
-        cdef double err, z, zhat, e, lk, bk, g, ly = 0.0, diff
+        cdef double err, z, zhat, e, lk, bk, g, ly = 0.0, diff, seas
         cdef int before
+        cdef long long pphase[8]
+        for p in range(self.P):              # one modulo per period, not per member
+            pphase[p] = tau % self.per[p]
         if y <= 0.0 and self.alive_log:
             self.alive_log = False
         if y > 0.0:
@@ -357,14 +369,21 @@ cdef class Backbone:
         for j in range(1, jmax + 1):
             row = self.ring + ((j - 1) * j // 2 + (tau + 1) % j) * Km
             lrow = self.loss + (j - 1) * Km
-            for k in range(K):
-                if self.tr[k] == 1 and not self.alive_log:
-                    continue
-                err = fabs(row[k] - y)
-                if tau == j:
-                    lrow[k] = err
-                else:
-                    lrow[k] = LOSS_DECAY * lrow[k] + (1.0 - LOSS_DECAY) * err
+            if not self.alive_log:
+                for k in range(K):
+                    if self.tr[k] == 1:
+                        continue
+                    err = fabs(row[k] - y)
+                    if tau == j:
+                        lrow[k] = err
+                    else:
+                        lrow[k] = LOSS_DECAY * lrow[k] + (1.0 - LOSS_DECAY) * err
+            elif tau == j:
+                for k in range(K):
+                    lrow[k] = fabs(row[k] - y)
+            else:
+                for k in range(K):         # contiguous, branch-free: vectorised across members
+                    lrow[k] = LOSS_DECAY * lrow[k] + (1.0 - LOSS_DECAY) * fabs(row[k] - y)
         # 2. error-correction update of every live member
         for k in range(K):
             if self.tr[k] == 1:
@@ -377,7 +396,10 @@ cdef class Backbone:
                 self.l[k] = clampd(z, -BIG, BIG)
                 continue
             lk, bk = self.l[k], self.b[k]
-            zhat = (lk + self.phi[k] * bk) + self._seas(k, tau)
+            seas = 0.0
+            for q in range(self.npk[k]):
+                seas += self.s[self.soff[k * Pm + q] + pphase[self.pk[k * Pm + q]]]
+            zhat = (lk + self.phi[k] * bk) + seas
             e = z - zhat
             self.l[k] = clampd((lk + self.phi[k] * bk) + self.alpha[k] * e, -BIG, BIG)
             self.b[k] = clampd(self.phi[k] * bk + (self.alpha[k] * self.beta[k]) * e, -BIG, BIG)
@@ -386,7 +408,7 @@ cdef class Backbone:
                 p = self.pk[k * Pm + q]
                 m = self.per[p]
                 if p >= self.P_decl or tau >= m:
-                    idx = self.soff[k * Pm + q] + tau % m
+                    idx = self.soff[k * Pm + q] + pphase[p]
                     self.s[idx] = clampd(self.s[idx] + (g * e) / self.npk[k], -BIG, BIG)
         if tau < self.hist_len:
             self.hist[tau] = y
