@@ -45,7 +45,37 @@ window values are clipped to +-100.
 """
 import numpy as np
 
-from libc.math cimport exp, log, fabs, sqrt, fmax, INFINITY
+from libc.math cimport log, fabs, sqrt, fmax, INFINITY
+
+cdef extern from *:
+    """
+    /* exp without glibc's error-handling wrapper. An extension module that does not link
+       libm calls `exp` through a wrapper (exp@GLIBC_2.2.5, the SVID one) that calls the
+       core through a second indirection and then checks the result for overflow/underflow;
+       glibc also exports that core itself, `__exp_finite` (an ifunc: the same FMA/non-FMA
+       variant the wrapper and Python's math.exp pick). Same bits for every argument this
+       module passes (clamped to [-700, 690], or in (-40, 0)): the wrapper only acts on
+       results that overflow or underflow. Found at import by dlvsym; elsewhere plain exp. */
+    #include <math.h>
+    #if defined(__GLIBC__)
+    #include <dlfcn.h>
+    #endif
+    static double (*streamrnn_bb_exp)(double) = exp;
+    static void streamrnn_bb_exp_init(void) {
+    #if defined(__GLIBC__) && defined(RTLD_DEFAULT)
+        static const char *versions[] = {"GLIBC_2.15", "GLIBC_2.17", "GLIBC_2.18", NULL};
+        int i;
+        void *f = NULL;
+        for (i = 0; versions[i] != NULL && f == NULL; i++)
+            f = dlvsym(RTLD_DEFAULT, "__exp_finite", versions[i]);
+        if (f != NULL) streamrnn_bb_exp = (double (*)(double)) f;
+    #endif
+    }
+    """
+    double exp "streamrnn_bb_exp" (double x) noexcept nogil
+    void _exp_init "streamrnn_bb_exp_init" () noexcept nogil
+
+_exp_init()
 
 from streamrnn._core._optim import _number, _counter, STEP_LIMIT
 
@@ -717,16 +747,26 @@ cdef class Backbone:
                     w[k] = 0.0 if (dead_log and self.tr[k] == 1) else 1.0
             else:
                 lo = INFINITY
-                for k in range(K):
-                    if not (dead_log and self.tr[k] == 1) and lrow[k] < lo:
-                        lo = lrow[k]
+                if dead_log:
+                    for k in range(K):
+                        if self.tr[k] != 1 and lrow[k] < lo:
+                            lo = lrow[k]
+                else:
+                    for k in range(K):
+                        lo = lrow[k] if lrow[k] < lo else lo
                 c = ((ETA * n) / (n + WARM_N)) / fmax(lo, 1e-12)
+                tot = 0.0                        # summed in member order, as before
                 for k in range(K):
                     x = (lrow[k] - lo) * c
                     if (dead_log and self.tr[k] == 1) or not (x < CUT):
                         w[k] = 0.0               # dead, or below 4e-18 of the best member
+                    elif x == 0.0:
+                        w[k] = 1.0               # exp(-0) exactly: the best member(s)
                     else:
                         w[k] = exp(-x)
+                    tot += w[k]
+                self.wsum[j] = tot
+                continue
             tot = 0.0
             for k in range(K):
                 tot += w[k]
