@@ -45,6 +45,7 @@ window values are clipped to +-100.
 """
 import numpy as np
 
+from libc.string cimport memcpy
 from libc.math cimport log, fabs, sqrt, fmax, INFINITY
 
 cdef extern from *:
@@ -217,6 +218,15 @@ cdef class Backbone:
         for p, m in enumerate(periods):
             self._per[p] = m
         self.S_max = cur + (2 * N_BASE * N_G * (L // 2) if auto else 0)
+        # trend multipliers sum_{i<=j} phi^i of member k, step j, by the very recurrence the
+        # forecasts used (p *= phi; acc += p), so the same bits, computed once
+        self._phacc = np.zeros((Km, H))
+        for k in range(Km):
+            p, acc = 1.0, 0.0
+            for j in range(H):
+                p *= float(self._phi[k])
+                acc += p
+                self._phacc[k, j] = acc
         self._bind_structure()
         # state and scratch
         self._l = np.zeros(Km)
@@ -242,6 +252,8 @@ cdef class Backbone:
         cdef long long[::1] per = self._per
         cdef int[::1] tr = self._tr, npk = self._npk, par = self._par
         cdef double[::1] alpha = self._alpha, beta = self._beta, phi = self._phi, gamma = self._gamma
+        cdef double[:, ::1] phacc = self._phacc
+        self.phacc = &phacc[0, 0]
         cdef int[:, ::1] pk = self._pk
         cdef long long[:, ::1] soff = self._soff
         self.per = &per[0]
@@ -344,7 +356,8 @@ cdef class Backbone:
         cdef long long pphase[8]
         cdef const double* sb[8]
         cdef double* Fk
-        cdef bint lg
+        cdef const double* A
+        cdef bint lg, whole = to_ring and self.alive_log
         for pp in range(self.P):
             pphase[pp] = t % self.per[pp]
         if to_ring:
@@ -360,24 +373,37 @@ cdef class Backbone:
                 mlen[q] = self.per[pp]
                 phase[q] = pphase[pp]
                 sb[q] = self.s + self.soff[k * Pm + q]
-            ph, p, acc, lk, bk = self.phi[k], 1.0, 0.0, self.l[k], self.b[k]
+            lk, bk = self.l[k], self.b[k]
+            A = self.phacc + k * H
             Fk = self.F + k
-            for j in range(H):
-                p *= ph
-                acc += p
-                seas = 0.0
-                for q in range(nq):
-                    seas += sb[q][phase[q]]
-                    phase[q] += 1
-                    if phase[q] == mlen[q]:
-                        phase[q] = 0
-                Fk[j * Km] = (lk + bk * acc) + seas
+            if nq == 0:
+                for j in range(H):
+                    Fk[j * Km] = (lk + bk * A[j]) + 0.0
+            elif nq == 1:
+                for j in range(H):
+                    Fk[j * Km] = (lk + bk * A[j]) + (0.0 + sb[0][phase[0]])
+                    phase[0] += 1
+                    if phase[0] == mlen[0]:
+                        phase[0] = 0
+            else:
+                for j in range(H):
+                    seas = 0.0
+                    for q in range(nq):
+                        seas += sb[q][phase[q]]
+                        phase[q] += 1
+                        if phase[q] == mlen[q]:
+                            phase[q] = 0
+                    Fk[j * Km] = (lk + bk * A[j]) + seas
             if lg:
                 for j in range(H):
                     Fk[j * Km] = exp(clampd(Fk[j * Km], ZMIN, ZMAX))
-            if to_ring:
+            if to_ring and not whole:
                 for j in range(H):
                     self.ring[self.rowoff[j] + k] = Fk[j * Km]
+        if whole:                            # every member of rows 0..K-1 live: row copies
+            for j in range(H):
+                memcpy(self.ring + self.rowoff[j] + k0, self.F + j * Km + k0,
+                       (k1 - k0) * sizeof(double))
 
     cdef void _update(self, double y) noexcept nogil:
         cdef Py_ssize_t j, k, Km = self.K_max, H = self.horizon, K = self.K, jmax
@@ -1131,7 +1157,7 @@ cdef class Backbone:
                                self._gamma, self._npk, self._pk, self._soff, self._par,
                                self._l, self._b, self._s, self._loss, self._ring, self._hist,
                                self._recent, self._dbuf, self._dC, self._dr, self._dp,
-                               self._F, self._W))
+                               self._F, self._W, self._phacc))
 
     def __repr__(self):
         return (f"Backbone(horizon={self.horizon}, periods={self.declared}, auto={bool(self.auto)}, "
