@@ -244,6 +244,8 @@ cdef class Backbone:
         self._W = np.zeros((H, Km))
         self._rowoff = np.zeros(H, dtype=np.intp)
         self._wsum = np.ones(H)
+        self._fc = np.zeros(H)
+        self._nz = np.zeros(Km, dtype=np.intp)
         self._bind_state()
         self._reset()
 
@@ -273,7 +275,10 @@ cdef class Backbone:
         cdef double[::1] dr = self._dr, dp = self._dp
         cdef double[:, ::1] loss = self._loss, ring = self._ring, F = self._F, W = self._W
         cdef Py_ssize_t[::1] rowoff = self._rowoff
-        cdef double[::1] wsum = self._wsum
+        cdef double[::1] wsum = self._wsum, fc = self._fc
+        cdef Py_ssize_t[::1] nz = self._nz
+        self.fc = &fc[0]
+        self.nz = &nz[0]
         self.wsum = &wsum[0]
         self.rowoff = &rowoff[0]
         self.l = &l[0]
@@ -757,12 +762,16 @@ cdef class Backbone:
 
     # ------------------------------------------------------------ C level: reading
     cdef void _weights(self) noexcept nogil:
-        """Unnormalised member weights per step into W, their sums into wsum."""
-        cdef Py_ssize_t j, k, K = self.K, Km = self.K_max
+        """Unnormalised member weights per step into W, their sums into wsum, and the
+        weighted sums of the member forecasts of each step into fc (both sums in member
+        order over the members of nonzero weight: adding a 0 weight changes no bit)."""
+        cdef Py_ssize_t j, k, K = self.K, Km = self.K_max, cnt, i
         cdef long long n
-        cdef double lo, c, tot, x
+        cdef double lo, lo1, lo2, lo3, c, tot, acc, x, wk
         cdef double* w
         cdef double* lrow
+        cdef const double* Fj
+        cdef Py_ssize_t* nz = self.nz
         cdef bint dead_log = not self.alive_log
         for j in range(self.horizon):
             w = self.W + j * Km
@@ -777,11 +786,22 @@ cdef class Backbone:
                     for k in range(K):
                         if self.tr[k] != 1 and lrow[k] < lo:
                             lo = lrow[k]
-                else:
-                    for k in range(K):
+                else:                            # four independent minimum chains, then theirs
+                    lo1 = lo2 = lo3 = INFINITY
+                    k = 0
+                    while k + 4 <= K:
                         lo = lrow[k] if lrow[k] < lo else lo
+                        lo1 = lrow[k + 1] if lrow[k + 1] < lo1 else lo1
+                        lo2 = lrow[k + 2] if lrow[k + 2] < lo2 else lo2
+                        lo3 = lrow[k + 3] if lrow[k + 3] < lo3 else lo3
+                        k += 4
+                    while k < K:
+                        lo = lrow[k] if lrow[k] < lo else lo
+                        k += 1
+                    lo = lo1 if lo1 < lo else lo
+                    lo = lo2 if lo2 < lo else lo
+                    lo = lo3 if lo3 < lo else lo
                 c = ((ETA * n) / (n + WARM_N)) / fmax(lo, 1e-12)
-                tot = 0.0                        # summed in member order, as before
                 for k in range(K):
                     x = (lrow[k] - lo) * c
                     if (dead_log and self.tr[k] == 1) or not (x < CUT):
@@ -790,13 +810,20 @@ cdef class Backbone:
                         w[k] = 1.0               # exp(-0) exactly: the best member(s)
                     else:
                         w[k] = exp(-x)
-                    tot += w[k]
-                self.wsum[j] = tot
-                continue
-            tot = 0.0
+            cnt = 0
             for k in range(K):
-                tot += w[k]
+                nz[cnt] = k
+                cnt += w[k] > 0
+            Fj = self.F + j * Km
+            tot = 0.0
+            acc = 0.0
+            for i in range(cnt):                 # two independent chains in one pass
+                k = nz[i]
+                wk = w[k]
+                tot += wk
+                acc += wk * Fj[k]
             self.wsum[j] = tot
+            self.fc[j] = acc
         self.wdirty = False
 
     cdef void _forecast(self, double* out, Py_ssize_t h) noexcept nogil:
@@ -812,13 +839,7 @@ cdef class Backbone:
         if self.wdirty:
             self._weights()
         for j in range(h if h < H else H):
-            w = self.W + j * Km
-            Fj = self.F + j * Km
-            acc = 0.0
-            for k in range(K):
-                if w[k] > 0:
-                    acc += w[k] * Fj[k]
-            out[j] = acc / self.wsum[j]
+            out[j] = self.fc[j] / self.wsum[j]
         if h > H:
             for j in range(H, h):
                 out[j] = 0.0
