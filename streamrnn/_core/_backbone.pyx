@@ -353,7 +353,7 @@ cdef class Backbone:
         Seasonal phases: one modulo per period, then they advance by one per step; the exps of
         a log member run in a loop of their own after its H log-space values."""
         cdef Py_ssize_t k, j, Km = self.K_max, H = self.horizon
-        cdef double ph, p, acc, z, f, lk, bk, seas
+        cdef double ph, p, acc, z, f, lk, bk, seas, zp, fp
         cdef long long t = self.t
         cdef int q, nq, pp, Pm = self.P_max if self.P_max > 0 else 1
         cdef long long phase[8]
@@ -399,9 +399,16 @@ cdef class Backbone:
                         if phase[q] == mlen[q]:
                             phase[q] = 0
                     Fk[j * Km] = (lk + bk * A[j]) + seas
-            if lg:
-                for j in range(H):
-                    Fk[j * Km] = exp(clampd(Fk[j * Km], ZMIN, ZMAX))
+            if lg:                           # a value equal to the step before's: same exp
+                zp = Fk[0]
+                fp = exp(clampd(zp, ZMIN, ZMAX))
+                Fk[0] = fp
+                for j in range(1, H):
+                    z = Fk[j * Km]
+                    if z != zp:
+                        zp = z
+                        fp = exp(clampd(z, ZMIN, ZMAX))
+                    Fk[j * Km] = fp
             if to_ring and not whole:
                 for j in range(H):
                     self.ring[self.rowoff[j] + k] = Fk[j * Km]
