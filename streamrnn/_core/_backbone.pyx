@@ -881,7 +881,11 @@ cdef class Backbone:
     cdef void _window(self, double* out, Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t i, k, navail, o
         cdef long long tau
-        cdef double y, z, sc, lk
+        cdef double y, z, sc, lk, seas
+        cdef int q, nq, Pm = self.P_max if self.P_max > 0 else 1
+        cdef long long phase[8]
+        cdef long long mlen[8]
+        cdef const double* sb[8]
         for i in range(n):
             out[i] = 0.0
         if self.t == 0 or n <= 0:
@@ -893,11 +897,23 @@ cdef class Backbone:
         if navail > self.R:
             navail = self.R
         o = n - navail
+        nq = self.npk[k]
+        tau = self.t - navail
+        for q in range(nq):                  # one modulo per period, then phases advance
+            mlen[q] = self.per[self.pk[k * Pm + q]]
+            phase[q] = tau % mlen[q]
+            sb[q] = self.s + self.soff[k * Pm + q]
         for i in range(navail):
             tau = self.t - navail + i
             y = self.recent[tau % self.R]
             z = log(y) if self.tr[k] == 1 else y
-            out[o + i] = z - self._seas(k, tau)
+            seas = 0.0
+            for q in range(nq):
+                seas += sb[q][phase[q]]
+                phase[q] += 1
+                if phase[q] == mlen[q]:
+                    phase[q] = 0
+            out[o + i] = z - seas
         sc = 0.0
         for i in range(navail - 1):
             sc += fabs(out[o + i + 1] - out[o + i])
