@@ -54,9 +54,8 @@ cdef class Backbone:
     # ---- scratch (recomputed from the state, never serialised)
     cdef object _F, _W, _rowoff, _wsum
     cdef double* wsum                    # (H,) sum of the weights of step j
-    cdef object _fc, _nz
+    cdef object _fc
     cdef double* fc                      # (H,) sum of weight x member forecast of step j
-    cdef Py_ssize_t* nz                  # (K_max,) members of nonzero weight (one step)
     cdef Py_ssize_t* rowoff              # (H,) ring row offsets of the issue being written
     cdef double* F                       # (H, K_max) member forecasts issued now
     cdef double* W                       # (H, K_max) unnormalised member weights per step

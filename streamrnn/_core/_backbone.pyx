@@ -245,7 +245,6 @@ cdef class Backbone:
         self._rowoff = np.zeros(H, dtype=np.intp)
         self._wsum = np.ones(H)
         self._fc = np.zeros(H)
-        self._nz = np.zeros(Km, dtype=np.intp)
         self._bind_state()
         self._reset()
 
@@ -276,9 +275,7 @@ cdef class Backbone:
         cdef double[:, ::1] loss = self._loss, ring = self._ring, F = self._F, W = self._W
         cdef Py_ssize_t[::1] rowoff = self._rowoff
         cdef double[::1] wsum = self._wsum, fc = self._fc
-        cdef Py_ssize_t[::1] nz = self._nz
         self.fc = &fc[0]
-        self.nz = &nz[0]
         self.wsum = &wsum[0]
         self.rowoff = &rowoff[0]
         self.l = &l[0]
@@ -770,15 +767,20 @@ cdef class Backbone:
     # ------------------------------------------------------------ C level: reading
     cdef void _weights(self) noexcept nogil:
         """Unnormalised member weights per step into W, their sums into wsum, and the
-        weighted sums of the member forecasts of each step into fc (both sums in member
-        order over the members of nonzero weight: adding a 0 weight changes no bit)."""
-        cdef Py_ssize_t j, k, K = self.K, Km = self.K_max, cnt, i
+        weighted sums of the member forecasts of each step into fc (both in member order)."""
+        cdef Py_ssize_t j, k, K = self.K, Km = self.K_max
         cdef long long n
-        cdef double lo, lo1, lo2, lo3, c, tot, acc, x, wk
+        cdef double lo, lo1, lo2, lo3, c, x, t0, t1, t2, t3, a0, a1, a2, a3
         cdef double* w
         cdef double* lrow
-        cdef const double* Fj
-        cdef Py_ssize_t* nz = self.nz
+        cdef const double* w0
+        cdef const double* w1
+        cdef const double* w2
+        cdef const double* w3
+        cdef const double* f0
+        cdef const double* f1
+        cdef const double* f2
+        cdef const double* f3
         cdef bint dead_log = not self.alive_log
         for j in range(self.horizon):
             w = self.W + j * Km
@@ -817,20 +819,44 @@ cdef class Backbone:
                         w[k] = 1.0               # exp(-0) exactly: the best member(s)
                     else:
                         w[k] = exp(-x)
-            cnt = 0
+        # sums over the members in member order, four steps at a time (eight independent
+        # chains); a zero weight adds +-0 to a sum that is +0 or nonzero: no bit changes,
+        # so the dead and cut members need no test
+        j = 0
+        while j + 4 <= self.horizon:
+            w0 = self.W + j * Km
+            w1 = w0 + Km
+            w2 = w1 + Km
+            w3 = w2 + Km
+            f0 = self.F + j * Km
+            f1 = f0 + Km
+            f2 = f1 + Km
+            f3 = f2 + Km
+            t0 = t1 = t2 = t3 = 0.0
+            a0 = a1 = a2 = a3 = 0.0
             for k in range(K):
-                nz[cnt] = k
-                cnt += w[k] > 0
-            Fj = self.F + j * Km
-            tot = 0.0
-            acc = 0.0
-            for i in range(cnt):                 # two independent chains in one pass
-                k = nz[i]
-                wk = w[k]
-                tot += wk
-                acc += wk * Fj[k]
-            self.wsum[j] = tot
-            self.fc[j] = acc
+                t0 += w0[k]
+                a0 += w0[k] * f0[k]
+                t1 += w1[k]
+                a1 += w1[k] * f1[k]
+                t2 += w2[k]
+                a2 += w2[k] * f2[k]
+                t3 += w3[k]
+                a3 += w3[k] * f3[k]
+            self.wsum[j], self.wsum[j + 1], self.wsum[j + 2], self.wsum[j + 3] = t0, t1, t2, t3
+            self.fc[j], self.fc[j + 1], self.fc[j + 2], self.fc[j + 3] = a0, a1, a2, a3
+            j += 4
+        while j < self.horizon:
+            w0 = self.W + j * Km
+            f0 = self.F + j * Km
+            t0 = 0.0
+            a0 = 0.0
+            for k in range(K):
+                t0 += w0[k]
+                a0 += w0[k] * f0[k]
+            self.wsum[j] = t0
+            self.fc[j] = a0
+            j += 1
         self.wdirty = False
 
     cdef void _forecast(self, double* out, Py_ssize_t h) noexcept nogil:
