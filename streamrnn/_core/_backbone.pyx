@@ -595,7 +595,11 @@ cdef class Backbone:
         """One signal value into the running ACF, then the detection rules."""
         cdef Py_ssize_t L = self.max_lag, i, kk, pos, ix, mm, lo, hi, c
         cdef long long n, m, m0
-        cdef double d, mu, var, cnt, runmin, cs, cq, prom, bart, thr, r2, best, v, bestc
+        cdef double d, mu, var, cnt, runmin, cs, cq, prom, bart, thr, r2, best, v, bestc, mu2
+        cdef double* dC
+        cdef double* dr
+        cdef const double* db
+        cdef Py_ssize_t lim
         cdef bint anyc
         if self.t == 1:                      # first value: start the EWMA
             self.ewm = z
@@ -607,11 +611,13 @@ cdef class Backbone:
         self.dn += 1
         n = self.dn
         kk = n if n < L + 1 else L + 1
-        for i in range(kk):
-            ix = pos - i
-            if ix < 0:
-                ix += L + 1
-            self.dC[i] += d * self.dbuf[ix]
+        dC = self.dC
+        db = self.dbuf
+        lim = kk if kk < pos + 1 else pos + 1
+        for i in range(lim):                 # ring positions pos .. 0 (contiguous)
+            dC[i] += d * db[pos - i]
+        for i in range(lim, kk):             # then L .. pos + 1
+            dC[i] += d * db[pos - i + L + 1]
         self.S0 += d
         self.S2 += d * d
         # ACF
@@ -621,12 +627,16 @@ cdef class Backbone:
             for i in range(L + 1):
                 self.dr[i] = 0.0
         else:
-            for i in range(L + 1):
-                cnt = <double> (n - i) if n > i else 0.0
-                if cnt < 2.0:
-                    self.dr[i] = 0.0
-                else:
-                    self.dr[i] = (self.dC[i] / fmax(cnt, 1.0) - mu * mu) / var
+            mu2 = mu * mu
+            dr = self.dr
+            dC = self.dC
+            lim = n - 1 if n - 1 < L + 1 else L + 1
+            if lim < 0:
+                lim = 0
+            for i in range(lim):             # n - i >= 2 here: fmax(cnt, 1) is cnt
+                dr[i] = (dC[i] / (<double> (n - i)) - mu2) / var
+            for i in range(lim, L + 1):
+                dr[i] = 0.0
         # candidates
         cq = 0.0
         for i in range(1, (BQ if BQ < L else L)):
