@@ -85,6 +85,23 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("kind,periods", [("positive", (24,)), ("crossing", (5, 24))])
+def test_kernel_equals_reference_at_the_forecasters_horizon(kind, periods):
+    """H = 24 (the forecasters' default): the four-step sums, the tabulated trend sums and
+    the row copies of the rings, with live and with dead log members."""
+    ys = _series(kind, 260, seed=24)
+    bb = Backbone(24, periods, False, 60)
+    ref = RB.RefBackbone(24, periods, False, 60)
+    for i, y in enumerate(ys):
+        bb.update(float(y))
+        ref.update(float(y))
+        if i % 23 == 0 or i in (47, 48, 49):
+            _assert_same(bb, ref, 30)
+    _assert_same(bb, ref, 30)
+    _assert_state_same(bb, ref)
+    assert ref.alive_log == (kind == "positive")
+
+
 @pytest.mark.parametrize("kind,H,periods,auto", CASES)
 def test_kernel_equals_reference_bit_for_bit(kind, H, periods, auto):
     n = 500 if H > 6 else 700

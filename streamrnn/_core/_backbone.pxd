@@ -24,6 +24,8 @@ cdef class Backbone:
     cdef double* beta                    # (K_max,)
     cdef double* phi                     # (K_max,)
     cdef double* gamma                   # (K_max,) 0 for non-seasonal members
+    cdef object _phacc
+    cdef double* phacc                   # (K_max, H) sum_{i<=j+1} phi^i (from phi, not state)
     cdef int* npk                        # (K_max,) number of periods of member k
     cdef int* pk                         # (K_max, P_max) period indices of member k
     cdef long long* soff                 # (K_max, P_max) offset of its indices in `s`
@@ -52,6 +54,8 @@ cdef class Backbone:
     # ---- scratch (recomputed from the state, never serialised)
     cdef object _F, _W, _rowoff, _wsum
     cdef double* wsum                    # (H,) sum of the weights of step j
+    cdef object _fc
+    cdef double* fc                      # (H,) sum of weight x member forecast of step j
     cdef Py_ssize_t* rowoff              # (H,) ring row offsets of the issue being written
     cdef double* F                       # (H, K_max) member forecasts issued now
     cdef double* W                       # (H, K_max) unnormalised member weights per step

@@ -45,7 +45,38 @@ window values are clipped to +-100.
 """
 import numpy as np
 
-from libc.math cimport exp, log, fabs, sqrt, fmax, INFINITY
+from libc.string cimport memcpy
+from libc.math cimport log, fabs, sqrt, fmax, INFINITY
+
+cdef extern from *:
+    """
+    /* exp without glibc's error-handling wrapper. An extension module that does not link
+       libm calls `exp` through a wrapper (exp@GLIBC_2.2.5, the SVID one) that calls the
+       core through a second indirection and then checks the result for overflow/underflow;
+       glibc also exports that core itself, `__exp_finite` (an ifunc: the same FMA/non-FMA
+       variant the wrapper and Python's math.exp pick). Same bits for every argument this
+       module passes (clamped to [-700, 690], or in (-40, 0)): the wrapper only acts on
+       results that overflow or underflow. Found at import by dlvsym; elsewhere plain exp. */
+    #include <math.h>
+    #if defined(__GLIBC__)
+    #include <dlfcn.h>
+    #endif
+    static double (*streamrnn_bb_exp)(double) = exp;
+    static void streamrnn_bb_exp_init(void) {
+    #if defined(__GLIBC__) && defined(RTLD_DEFAULT)
+        static const char *versions[] = {"GLIBC_2.15", "GLIBC_2.17", "GLIBC_2.18", NULL};
+        int i;
+        void *f = NULL;
+        for (i = 0; versions[i] != NULL && f == NULL; i++)
+            f = dlvsym(RTLD_DEFAULT, "__exp_finite", versions[i]);
+        if (f != NULL) streamrnn_bb_exp = (double (*)(double)) f;
+    #endif
+    }
+    """
+    double exp "streamrnn_bb_exp" (double x) noexcept nogil
+    void _exp_init "streamrnn_bb_exp_init" () noexcept nogil
+
+_exp_init()
 
 from streamrnn._core._optim import _number, _counter, STEP_LIMIT
 
@@ -187,6 +218,15 @@ cdef class Backbone:
         for p, m in enumerate(periods):
             self._per[p] = m
         self.S_max = cur + (2 * N_BASE * N_G * (L // 2) if auto else 0)
+        # trend multipliers sum_{i<=j} phi^i of member k, step j, by the very recurrence the
+        # forecasts used (p *= phi; acc += p), so the same bits, computed once
+        self._phacc = np.zeros((Km, H))
+        for k in range(Km):
+            p, acc = 1.0, 0.0
+            for j in range(H):
+                p *= float(self._phi[k])
+                acc += p
+                self._phacc[k, j] = acc
         self._bind_structure()
         # state and scratch
         self._l = np.zeros(Km)
@@ -204,6 +244,7 @@ cdef class Backbone:
         self._W = np.zeros((H, Km))
         self._rowoff = np.zeros(H, dtype=np.intp)
         self._wsum = np.ones(H)
+        self._fc = np.zeros(H)
         self._bind_state()
         self._reset()
 
@@ -212,6 +253,8 @@ cdef class Backbone:
         cdef long long[::1] per = self._per
         cdef int[::1] tr = self._tr, npk = self._npk, par = self._par
         cdef double[::1] alpha = self._alpha, beta = self._beta, phi = self._phi, gamma = self._gamma
+        cdef double[:, ::1] phacc = self._phacc
+        self.phacc = &phacc[0, 0]
         cdef int[:, ::1] pk = self._pk
         cdef long long[:, ::1] soff = self._soff
         self.per = &per[0]
@@ -231,7 +274,8 @@ cdef class Backbone:
         cdef double[::1] dr = self._dr, dp = self._dp
         cdef double[:, ::1] loss = self._loss, ring = self._ring, F = self._F, W = self._W
         cdef Py_ssize_t[::1] rowoff = self._rowoff
-        cdef double[::1] wsum = self._wsum
+        cdef double[::1] wsum = self._wsum, fc = self._fc
+        self.fc = &fc[0]
         self.wsum = &wsum[0]
         self.rowoff = &rowoff[0]
         self.l = &l[0]
@@ -303,15 +347,21 @@ cdef class Backbone:
 
     cdef void _issue(self, Py_ssize_t k0, Py_ssize_t k1, bint to_ring) noexcept nogil:
         """Member forecasts of steps 1..H made now (into F, and the rings if to_ring).
-        Seasonal phases advance by one per step instead of a modulo per (member, step)."""
+        Seasonal phases: one modulo per period, then they advance by one per step; the exps of
+        a log member run in a loop of their own after its H log-space values."""
         cdef Py_ssize_t k, j, Km = self.K_max, H = self.horizon
-        cdef double ph, p, acc, z, f, lk, bk, seas
+        cdef double ph, p, acc, z, f, lk, bk, seas, zp, fp
         cdef long long t = self.t
-        cdef int q, nq, Pm = self.P_max if self.P_max > 0 else 1
+        cdef int q, nq, pp, Pm = self.P_max if self.P_max > 0 else 1
         cdef long long phase[8]
         cdef long long mlen[8]
+        cdef long long pphase[8]
         cdef const double* sb[8]
-        cdef bint lg
+        cdef double* Fk
+        cdef const double* A
+        cdef bint lg, whole = to_ring and self.alive_log
+        for pp in range(self.P):
+            pphase[pp] = t % self.per[pp]
         if to_ring:
             for j in range(1, H + 1):
                 self.rowoff[j - 1] = ((j - 1) * j // 2 + t % j) * Km
@@ -321,24 +371,48 @@ cdef class Backbone:
                 continue
             nq = self.npk[k]
             for q in range(nq):
-                mlen[q] = self.per[self.pk[k * Pm + q]]
-                phase[q] = t % mlen[q]
+                pp = self.pk[k * Pm + q]
+                mlen[q] = self.per[pp]
+                phase[q] = pphase[pp]
                 sb[q] = self.s + self.soff[k * Pm + q]
-            ph, p, acc, lk, bk = self.phi[k], 1.0, 0.0, self.l[k], self.b[k]
+            lk, bk = self.l[k], self.b[k]
+            A = self.phacc + k * H
+            Fk = self.F + k
+            if nq == 0:
+                for j in range(H):
+                    Fk[j * Km] = (lk + bk * A[j]) + 0.0
+            elif nq == 1:
+                for j in range(H):
+                    Fk[j * Km] = (lk + bk * A[j]) + (0.0 + sb[0][phase[0]])
+                    phase[0] += 1
+                    if phase[0] == mlen[0]:
+                        phase[0] = 0
+            else:
+                for j in range(H):
+                    seas = 0.0
+                    for q in range(nq):
+                        seas += sb[q][phase[q]]
+                        phase[q] += 1
+                        if phase[q] == mlen[q]:
+                            phase[q] = 0
+                    Fk[j * Km] = (lk + bk * A[j]) + seas
+            if lg:                           # a value equal to the step before's: same exp
+                zp = Fk[0]
+                fp = exp(clampd(zp, ZMIN, ZMAX))
+                Fk[0] = fp
+                for j in range(1, H):
+                    z = Fk[j * Km]
+                    if z != zp:
+                        zp = z
+                        fp = exp(clampd(z, ZMIN, ZMAX))
+                    Fk[j * Km] = fp
+            if to_ring and not whole:
+                for j in range(H):
+                    self.ring[self.rowoff[j] + k] = Fk[j * Km]
+        if whole:                            # every member of rows 0..K-1 live: row copies
             for j in range(H):
-                p *= ph
-                acc += p
-                seas = 0.0
-                for q in range(nq):
-                    seas += sb[q][phase[q]]
-                    phase[q] += 1
-                    if phase[q] == mlen[q]:
-                        phase[q] = 0
-                z = (lk + bk * acc) + seas
-                f = exp(clampd(z, ZMIN, ZMAX)) if lg else z
-                self.F[j * Km + k] = f
-                if to_ring:
-                    self.ring[self.rowoff[j] + k] = f
+                memcpy(self.ring + self.rowoff[j] + k0, self.F + j * Km + k0,
+                       (k1 - k0) * sizeof(double))
 
     cdef void _update(self, double y) noexcept nogil:
         cdef Py_ssize_t j, k, Km = self.K_max, H = self.horizon, K = self.K, jmax
@@ -346,8 +420,11 @@ cdef class Backbone:
         cdef long long tau = self.t, m, idx
         cdef double* row
         cdef double* lrow
-        cdef double err, z, zhat, e, lk, bk, g, ly = 0.0, diff
+        cdef double err, z, zhat, e, lk, bk, g, ly = 0.0, diff, seas
         cdef int before
+        cdef long long pphase[8]
+        for p in range(self.P):              # one modulo per period, not per member
+            pphase[p] = tau % self.per[p]
         if y <= 0.0 and self.alive_log:
             self.alive_log = False
         if y > 0.0:
@@ -357,14 +434,21 @@ cdef class Backbone:
         for j in range(1, jmax + 1):
             row = self.ring + ((j - 1) * j // 2 + (tau + 1) % j) * Km
             lrow = self.loss + (j - 1) * Km
-            for k in range(K):
-                if self.tr[k] == 1 and not self.alive_log:
-                    continue
-                err = fabs(row[k] - y)
-                if tau == j:
-                    lrow[k] = err
-                else:
-                    lrow[k] = LOSS_DECAY * lrow[k] + (1.0 - LOSS_DECAY) * err
+            if not self.alive_log:
+                for k in range(K):
+                    if self.tr[k] == 1:
+                        continue
+                    err = fabs(row[k] - y)
+                    if tau == j:
+                        lrow[k] = err
+                    else:
+                        lrow[k] = LOSS_DECAY * lrow[k] + (1.0 - LOSS_DECAY) * err
+            elif tau == j:
+                for k in range(K):
+                    lrow[k] = fabs(row[k] - y)
+            else:
+                for k in range(K):         # contiguous, branch-free: vectorised across members
+                    lrow[k] = LOSS_DECAY * lrow[k] + (1.0 - LOSS_DECAY) * fabs(row[k] - y)
         # 2. error-correction update of every live member
         for k in range(K):
             if self.tr[k] == 1:
@@ -377,7 +461,10 @@ cdef class Backbone:
                 self.l[k] = clampd(z, -BIG, BIG)
                 continue
             lk, bk = self.l[k], self.b[k]
-            zhat = (lk + self.phi[k] * bk) + self._seas(k, tau)
+            seas = 0.0
+            for q in range(self.npk[k]):
+                seas += self.s[self.soff[k * Pm + q] + pphase[self.pk[k * Pm + q]]]
+            zhat = (lk + self.phi[k] * bk) + seas
             e = z - zhat
             self.l[k] = clampd((lk + self.phi[k] * bk) + self.alpha[k] * e, -BIG, BIG)
             self.b[k] = clampd(self.phi[k] * bk + (self.alpha[k] * self.beta[k]) * e, -BIG, BIG)
@@ -386,7 +473,7 @@ cdef class Backbone:
                 p = self.pk[k * Pm + q]
                 m = self.per[p]
                 if p >= self.P_decl or tau >= m:
-                    idx = self.soff[k * Pm + q] + tau % m
+                    idx = self.soff[k * Pm + q] + pphase[p]
                     self.s[idx] = clampd(self.s[idx] + (g * e) / self.npk[k], -BIG, BIG)
         if tau < self.hist_len:
             self.hist[tau] = y
@@ -508,7 +595,11 @@ cdef class Backbone:
         """One signal value into the running ACF, then the detection rules."""
         cdef Py_ssize_t L = self.max_lag, i, kk, pos, ix, mm, lo, hi, c
         cdef long long n, m, m0
-        cdef double d, mu, var, cnt, runmin, cs, cq, prom, bart, thr, r2, best, v, bestc
+        cdef double d, mu, var, cnt, runmin, cs, cq, prom, bart, thr, r2, best, v, bestc, mu2
+        cdef double* dC
+        cdef double* dr
+        cdef const double* db
+        cdef Py_ssize_t lim
         cdef bint anyc
         if self.t == 1:                      # first value: start the EWMA
             self.ewm = z
@@ -520,11 +611,13 @@ cdef class Backbone:
         self.dn += 1
         n = self.dn
         kk = n if n < L + 1 else L + 1
-        for i in range(kk):
-            ix = pos - i
-            if ix < 0:
-                ix += L + 1
-            self.dC[i] += d * self.dbuf[ix]
+        dC = self.dC
+        db = self.dbuf
+        lim = kk if kk < pos + 1 else pos + 1
+        for i in range(lim):                 # ring positions pos .. 0 (contiguous)
+            dC[i] += d * db[pos - i]
+        for i in range(lim, kk):             # then L .. pos + 1
+            dC[i] += d * db[pos - i + L + 1]
         self.S0 += d
         self.S2 += d * d
         # ACF
@@ -534,12 +627,16 @@ cdef class Backbone:
             for i in range(L + 1):
                 self.dr[i] = 0.0
         else:
-            for i in range(L + 1):
-                cnt = <double> (n - i) if n > i else 0.0
-                if cnt < 2.0:
-                    self.dr[i] = 0.0
-                else:
-                    self.dr[i] = (self.dC[i] / fmax(cnt, 1.0) - mu * mu) / var
+            mu2 = mu * mu
+            dr = self.dr
+            dC = self.dC
+            lim = n - 1 if n - 1 < L + 1 else L + 1
+            if lim < 0:
+                lim = 0
+            for i in range(lim):             # n - i >= 2 here: fmax(cnt, 1) is cnt
+                dr[i] = (dC[i] / (<double> (n - i)) - mu2) / var
+            for i in range(lim, L + 1):
+                dr[i] = 0.0
         # candidates
         cq = 0.0
         for i in range(1, (BQ if BQ < L else L)):
@@ -679,12 +776,21 @@ cdef class Backbone:
 
     # ------------------------------------------------------------ C level: reading
     cdef void _weights(self) noexcept nogil:
-        """Unnormalised member weights per step into W, their sums into wsum."""
+        """Unnormalised member weights per step into W, their sums into wsum, and the
+        weighted sums of the member forecasts of each step into fc (both in member order)."""
         cdef Py_ssize_t j, k, K = self.K, Km = self.K_max
         cdef long long n
-        cdef double lo, c, tot, x
+        cdef double lo, lo1, lo2, lo3, c, x, t0, t1, t2, t3, a0, a1, a2, a3
         cdef double* w
         cdef double* lrow
+        cdef const double* w0
+        cdef const double* w1
+        cdef const double* w2
+        cdef const double* w3
+        cdef const double* f0
+        cdef const double* f1
+        cdef const double* f2
+        cdef const double* f3
         cdef bint dead_log = not self.alive_log
         for j in range(self.horizon):
             w = self.W + j * Km
@@ -695,20 +801,72 @@ cdef class Backbone:
                     w[k] = 0.0 if (dead_log and self.tr[k] == 1) else 1.0
             else:
                 lo = INFINITY
-                for k in range(K):
-                    if not (dead_log and self.tr[k] == 1) and lrow[k] < lo:
-                        lo = lrow[k]
+                if dead_log:
+                    for k in range(K):
+                        if self.tr[k] != 1 and lrow[k] < lo:
+                            lo = lrow[k]
+                else:                            # four independent minimum chains, then theirs
+                    lo1 = lo2 = lo3 = INFINITY
+                    k = 0
+                    while k + 4 <= K:
+                        lo = lrow[k] if lrow[k] < lo else lo
+                        lo1 = lrow[k + 1] if lrow[k + 1] < lo1 else lo1
+                        lo2 = lrow[k + 2] if lrow[k + 2] < lo2 else lo2
+                        lo3 = lrow[k + 3] if lrow[k + 3] < lo3 else lo3
+                        k += 4
+                    while k < K:
+                        lo = lrow[k] if lrow[k] < lo else lo
+                        k += 1
+                    lo = lo1 if lo1 < lo else lo
+                    lo = lo2 if lo2 < lo else lo
+                    lo = lo3 if lo3 < lo else lo
                 c = ((ETA * n) / (n + WARM_N)) / fmax(lo, 1e-12)
                 for k in range(K):
                     x = (lrow[k] - lo) * c
                     if (dead_log and self.tr[k] == 1) or not (x < CUT):
                         w[k] = 0.0               # dead, or below 4e-18 of the best member
+                    elif x == 0.0:
+                        w[k] = 1.0               # exp(-0) exactly: the best member(s)
                     else:
                         w[k] = exp(-x)
-            tot = 0.0
+        # sums over the members in member order, four steps at a time (eight independent
+        # chains); a zero weight adds +-0 to a sum that is +0 or nonzero: no bit changes,
+        # so the dead and cut members need no test
+        j = 0
+        while j + 4 <= self.horizon:
+            w0 = self.W + j * Km
+            w1 = w0 + Km
+            w2 = w1 + Km
+            w3 = w2 + Km
+            f0 = self.F + j * Km
+            f1 = f0 + Km
+            f2 = f1 + Km
+            f3 = f2 + Km
+            t0 = t1 = t2 = t3 = 0.0
+            a0 = a1 = a2 = a3 = 0.0
             for k in range(K):
-                tot += w[k]
-            self.wsum[j] = tot
+                t0 += w0[k]
+                a0 += w0[k] * f0[k]
+                t1 += w1[k]
+                a1 += w1[k] * f1[k]
+                t2 += w2[k]
+                a2 += w2[k] * f2[k]
+                t3 += w3[k]
+                a3 += w3[k] * f3[k]
+            self.wsum[j], self.wsum[j + 1], self.wsum[j + 2], self.wsum[j + 3] = t0, t1, t2, t3
+            self.fc[j], self.fc[j + 1], self.fc[j + 2], self.fc[j + 3] = a0, a1, a2, a3
+            j += 4
+        while j < self.horizon:
+            w0 = self.W + j * Km
+            f0 = self.F + j * Km
+            t0 = 0.0
+            a0 = 0.0
+            for k in range(K):
+                t0 += w0[k]
+                a0 += w0[k] * f0[k]
+            self.wsum[j] = t0
+            self.fc[j] = a0
+            j += 1
         self.wdirty = False
 
     cdef void _forecast(self, double* out, Py_ssize_t h) noexcept nogil:
@@ -724,13 +882,7 @@ cdef class Backbone:
         if self.wdirty:
             self._weights()
         for j in range(h if h < H else H):
-            w = self.W + j * Km
-            Fj = self.F + j * Km
-            acc = 0.0
-            for k in range(K):
-                if w[k] > 0:
-                    acc += w[k] * Fj[k]
-            out[j] = acc / self.wsum[j]
+            out[j] = self.fc[j] / self.wsum[j]
         if h > H:
             for j in range(H, h):
                 out[j] = 0.0
@@ -765,7 +917,11 @@ cdef class Backbone:
     cdef void _window(self, double* out, Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t i, k, navail, o
         cdef long long tau
-        cdef double y, z, sc, lk
+        cdef double y, z, sc, lk, seas
+        cdef int q, nq, Pm = self.P_max if self.P_max > 0 else 1
+        cdef long long phase[8]
+        cdef long long mlen[8]
+        cdef const double* sb[8]
         for i in range(n):
             out[i] = 0.0
         if self.t == 0 or n <= 0:
@@ -777,11 +933,23 @@ cdef class Backbone:
         if navail > self.R:
             navail = self.R
         o = n - navail
+        nq = self.npk[k]
+        tau = self.t - navail
+        for q in range(nq):                  # one modulo per period, then phases advance
+            mlen[q] = self.per[self.pk[k * Pm + q]]
+            phase[q] = tau % mlen[q]
+            sb[q] = self.s + self.soff[k * Pm + q]
         for i in range(navail):
             tau = self.t - navail + i
             y = self.recent[tau % self.R]
             z = log(y) if self.tr[k] == 1 else y
-            out[o + i] = z - self._seas(k, tau)
+            seas = 0.0
+            for q in range(nq):
+                seas += sb[q][phase[q]]
+                phase[q] += 1
+                if phase[q] == mlen[q]:
+                    phase[q] = 0
+            out[o + i] = z - seas
         sc = 0.0
         for i in range(navail - 1):
             sc += fabs(out[o + i + 1] - out[o + i])
@@ -1069,7 +1237,7 @@ cdef class Backbone:
                                self._gamma, self._npk, self._pk, self._soff, self._par,
                                self._l, self._b, self._s, self._loss, self._ring, self._hist,
                                self._recent, self._dbuf, self._dC, self._dr, self._dp,
-                               self._F, self._W))
+                               self._F, self._W, self._phacc))
 
     def __repr__(self):
         return (f"Backbone(horizon={self.horizon}, periods={self.declared}, auto={bool(self.auto)}, "
