@@ -153,7 +153,7 @@ def _stream_options(f, demo_horizon):
                    "cycle); a comma list several (24,168: daily and weekly); 0: none. The first "
                    "declared season is also the seasonal naive baseline's")
     m.add_argument("--seed", type=int, default=42, help="seed of the initial weights")
-    m.add_argument("--horizon", type=_nonnegative, default=None, help="steps forecast after "
+    m.add_argument("--horizon", type=_horizon, default=None, help="steps forecast after "
                    "each observation, with an interval each, and the steps the model's head "
                    f"learns directly (default {demo_horizon[0]}; {demo_horizon[1]} for the "
                    "built-in demo" + ("; 0: no forecast, the model's own head size" if
@@ -288,6 +288,17 @@ def _nonnegative(text):
     return v
 
 
+MAX_PERIODS = 4  # the forecasters' limit on declared periods
+
+
+def _horizon(text):
+    v = _nonnegative(text)
+    limit = _registry.LIMITS.get("horizon")
+    if limit is not None and v > limit:
+        raise argparse.ArgumentTypeError(f"must be at most {limit:,d}, got {v}")
+    return v
+
+
 def _seasonality(text):
     """``auto``, ``0`` (none), a season length ``M`` >= 2, or distinct lengths ``M1,M2,...``
     (returned as "auto", an int, or a tuple of ints)."""
@@ -309,6 +320,8 @@ def _seasonality(text):
                 f"got {v}")
     if len(set(vals)) != len(vals):
         raise argparse.ArgumentTypeError(f"{text!r}: a season length is given twice")
+    if len(vals) > MAX_PERIODS:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_PERIODS} season lengths")
     return vals[0] if len(vals) == 1 else tuple(vals)
 
 

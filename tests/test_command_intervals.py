@@ -182,7 +182,7 @@ def test_seasonality_option_parsing():
     for bad, says in (("", "write auto"), ("abc", "write auto"), ("-3", "write auto"),
                       ("24,", "write auto"), ("1", r"in \[2,"), ("24,24", "twice"),
                       ("0,24", r"in \[2,"), ("2.5", "write auto"), ("10000000", r"in \[2,"),
-                      ("٣", "write auto")):
+                      ("٣", "write auto"), ("2,3,4,5,6", "at most 4")):
         with pytest.raises(argparse.ArgumentTypeError, match=says):
             _seasonality(bad)
 
@@ -194,3 +194,142 @@ def test_alpha_option_parsing():
     for bad in ("0", "1", "-0.1", "nan", "inf", "ten"):
         with pytest.raises(argparse.ArgumentTypeError, match="between 0 and 1"):
             _alpha(bad)
+
+
+# ------------------------------------------------------------------ the command, end to end
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from _support import child_env  # noqa: E402
+
+
+def cmd(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "streamrnn", *args], env=child_env(),
+                          capture_output=True, text=True, timeout=300, input=stdin)
+
+
+def test_the_demo_records_carry_an_interval_around_each_forecast_and_an_anomaly_score():
+    p = cmd("forecast", "--sink", "-", "--hidden-size", "8")
+    assert p.returncode == 0, p.stderr
+    recs = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(recs) == 1268
+    late = recs[300:]
+    for r in late:
+        assert len(r["forecast"]) == len(r["low"]) == len(r["high"]) == 24
+        for f, lo, hi in zip(r["forecast"], r["low"], r["high"]):
+            assert math.isfinite(lo) and math.isfinite(hi) and lo <= f <= hi
+        assert 0 <= r["anomaly"] <= 1
+    assert recs[0]["anomaly"] is None and recs[0]["prediction"] is None
+    # wider intervals further ahead (on average over the run)
+    w1 = sum(r["high"][0] - r["low"][0] for r in late)
+    w24 = sum(r["high"][23] - r["low"][23] for r in late)
+    assert w24 > w1
+    # the summary reports coverage next to the MAE rows, and the default is auto
+    err = p.stderr
+    assert "90% interval" in err and "cover %" in err and "intervals covered" in err
+    cover = float(err.split("intervals covered ")[1].split("%")[0])
+    assert 75 <= cover <= 99  # calibrated (the benchmark holds the 88-92 % figure)
+
+
+def _series(path, n=600, keys=3):
+    rng = random.Random(5)
+    with open(path, "w") as f:
+        for i in range(n):
+            k = i % keys
+            f.write(json.dumps({"k": f"s{k}", "t": i // keys,
+                                "y": 10 * k + 3 * math.sin(2 * math.pi * (i // keys) / 12)
+                                + rng.gauss(0, 0.5)}) + "\n")
+
+
+def _table(stderr):
+    """The summary's per-step table and coverage sentence (not the timings)."""
+    lines = stderr.splitlines()
+    i = [j for j, line in enumerate(lines) if "forecasts by step ahead" in line][0]
+    out = []
+    for line in lines[i + 1:]:
+        if not line.startswith("    "):
+            break
+        out.append(line)
+    return out
+
+
+def test_a_resumed_run_writes_the_same_records_and_summary_as_an_uninterrupted_one(tmp_path):
+    src = tmp_path / "in.jsonl"
+    _series(src)
+    common = ["forecast", "--source", str(src), "--key", "k", "--time", "t", "--hidden-size",
+              "4", "--horizon", "4", "--seasonality", "12", "--checkpoint-every", "50"]
+    full = cmd(*common, "--checkpoint", str(tmp_path / "a"), "--sink", str(tmp_path / "a.jsonl"))
+    assert full.returncode == 0, full.stderr
+    for extra in (["--limit", "233"], ["--limit", "101"], []):
+        p = cmd(*common, "--checkpoint", str(tmp_path / "b"), "--sink",
+                str(tmp_path / "b.jsonl"), *extra)
+        assert p.returncode == 0, p.stderr
+    a = open(tmp_path / "a.jsonl").read()
+    assert a == open(tmp_path / "b.jsonl").read()  # low, high and anomaly bit for bit
+    assert '"low": [' in a and '"anomaly": 0.' in a
+    assert "resuming partition 0" in p.stderr
+    assert "with the resumed checkpoints; each scored" in p.stderr
+    assert _table(p.stderr) == _table(full.stderr)  # the scores went on where they stopped
+    assert "seasonal naive" in _table(full.stderr)[1]
+
+
+def test_coverage_in_backtest_agrees_with_the_records(tmp_path):
+    src = tmp_path / "in.jsonl"
+    _series(src, n=450)
+    common = ["--source", str(src), "--key", "k", "--hidden-size", "4", "--horizon", "3",
+              "--alpha", "0.2"]
+    b = cmd("backtest", *common, "--json")
+    assert b.returncode == 0, b.stderr
+    d = json.loads(b.stdout)
+    assert d["alpha"] == 0.2 and d["model"]["params"]["seasonality"] == "auto"
+    f = cmd("forecast", *common, "--quiet")
+    recs = [json.loads(line) for line in f.stdout.splitlines()]
+    for j in range(3):
+        n = hits = 0
+        width = 0.0
+        for key in ("s0", "s1", "s2"):
+            rs = [r for r in recs if r["key"] == key]
+            for s, r in enumerate(rs[:len(rs) - j - 1]):
+                lo, hi = r["low"][j], r["high"][j]
+                if lo is None or hi is None:
+                    continue
+                n += 1
+                hits += lo <= rs[s + j + 1]["y"] <= hi
+                width += hi - lo
+        row = d["overall"]["model"][j]
+        assert row["n_interval"] == n > 0
+        assert row["coverage"] == pytest.approx(100 * hits / n)
+        assert row["width"] == pytest.approx(width / n)
+    t = cmd("backtest", *common)
+    assert "80% interval" in t.stdout and "intervals covered" in t.stdout
+    assert "seasonality auto" in t.stdout
+
+
+@pytest.mark.parametrize("value,says", [("weekly", "write auto"), ("24,24", "twice"),
+                                        ("1", "in [2,"), ("-1", "write auto"),
+                                        ("24,", "write auto")])
+def test_a_bad_seasonality_is_a_usage_error_naming_the_option(value, says):
+    p = cmd("forecast", "--seasonality", value, "--limit", "1")
+    assert p.returncode == 2 and p.stdout == ""
+    assert "argument --seasonality" in p.stderr and says in p.stderr
+    assert "usage: streamrnn forecast" in p.stderr
+
+
+def test_seasonality_lists_and_the_horizon_reach_the_model(tmp_path):
+    src = tmp_path / "in.jsonl"
+    _series(src, n=120, keys=1)
+    p = cmd("forecast", "--source", str(src), "--key", "k", "--hidden-size", "3",
+            "--seasonality", "12,24", "--horizon", "5", "--checkpoint", str(tmp_path / "ck"),
+            "--sink", os.devnull)
+    assert p.returncode == 0, p.stderr
+    i = cmd("inspect", str(tmp_path / "ck"), "--json")
+    params = json.loads(i.stdout)["files"][0]["spec"]["params"]
+    assert params["seasonality"] == [12, 24] and params["horizon"] == 5
+    # another horizon is another model: refused, naming the option
+    p = cmd("forecast", "--source", str(src), "--key", "k", "--hidden-size", "3",
+            "--seasonality", "12,24", "--horizon", "6", "--checkpoint", str(tmp_path / "ck"),
+            "--sink", os.devnull)
+    assert p.returncode == 2 and "--horizon" in p.stderr
+    h = cmd("forecast", "--help").stdout
+    assert "auto|M|M1,M2" in h and "--alpha" in h and "(default: auto)" in h

@@ -120,12 +120,12 @@ def plot_trace(runner, path, target="y", title=None):
         n_zoom = max(48, 4 * len(fc)) if fc else 96
         for a, lo, zoomed in ((ax, 0, False), (zoom, max(0, len(tr) - n_zoom), True)):
             zx, ztr = xs[lo:], tr[lo:]
+            a.plot(zx, [e[2] for e in ztr], color="black", lw=1.1, label="actual")
             one = _band(zx, [e[5] if len(e) > 6 else None for e in ztr],
                         [e[6] if len(e) > 6 else None for e in ztr])
             if one is not None:
                 a.fill_between(*one, color="tab:orange", alpha=0.18, lw=0, step="mid",
                                label=f"{level} interval of the one-step prediction")
-            a.plot(zx, [e[2] for e in ztr], color="black", lw=1.1, label="actual")
             pts = [(x, e[3]) for x, e in zip(zx, ztr) if e[3] is not None]
             if pts:
                 a.plot([p for p, _ in pts], [q for _, q in pts], color="tab:orange", lw=0.9,
