@@ -332,4 +332,6 @@ def test_seasonality_lists_and_the_horizon_reach_the_model(tmp_path):
             "--sink", os.devnull)
     assert p.returncode == 2 and "--horizon" in p.stderr
     h = cmd("forecast", "--help").stdout
-    assert "auto|M|M1,M2" in h and "--alpha" in h and "(default: auto)" in h
+    h = " ".join(h.split())
+    assert "auto|M|M1,M2" in h and "auto (the default)" in h and "--alpha" in h
+    assert "1 - alpha interval (0.1: 90%) (default: 0.1)" in h
