@@ -691,7 +691,7 @@ def _backtest_report(r, args, spec, drawn, stopped):
         w("  nothing scored: a key needs at least 2 values\n")
     else:
         w("\nall keys, by step ahead\n")
-        for line in horizon_table(sc.table(), name):
+        for line in horizon_table(sc.table(), name, alpha=args.alpha):
             w(line + "\n")
         w(f"  {verdict(sc.table(), name)}.\n")
         cover = coverage_sentence(sc.table(), args.alpha)
