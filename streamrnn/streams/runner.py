@@ -255,9 +255,12 @@ class Runner:
             raise _checkpoint_error(f"{c.path}: extra.scores must hold exactly part and keys")
         if d["part"] is None:
             return
+        if type(d["part"]) is not dict or "config" not in d["part"]:
+            raise _checkpoint_error(f"{c.path}: extra.scores.part must be an object with a "
+                                    "config")
         if not sc.check_config(d["part"]):
-            log.warning("%s: its scores were made with %s, not %s: the summary's scores start "
-                        "with this run", c.path, (d["part"] or {}).get("config"), sc.config())
+            log.warning("%s: its scores were made with %.200r, not %r: the summary's scores "
+                        "start with this run", c.path, d["part"]["config"], sc.config())
             return
         unknown = set(d["keys"]) - set(c.models)
         if unknown:
