@@ -267,7 +267,7 @@ def test_a_resumed_run_writes_the_same_records_and_summary_as_an_uninterrupted_o
         assert p.returncode == 0, p.stderr
     a = open(tmp_path / "a.jsonl").read()
     assert a == open(tmp_path / "b.jsonl").read()  # low, high and anomaly bit for bit
-    assert '"low": [' in a and '"anomaly": 0.' in a
+    assert '"low":[' in a and '"anomaly":0.' in a
     assert "resuming partition 0" in p.stderr
     assert "with the resumed checkpoints; each scored" in p.stderr
     assert _table(p.stderr) == _table(full.stderr)  # the scores went on where they stopped
