@@ -246,10 +246,10 @@ def test_resume_is_announced_and_counted_apart_and_every_step_is_scored(tmp_path
     src.write_text("".join(json.dumps({"k": f"s{i % 2}", "y": i % 9}) + "\n"
                            for i in range(400)))
     common = ["forecast", "--source", str(src), "--key", "k", "--checkpoint",
-              str(tmp_path / "ck"), "--sink", os.devnull, "--hidden-size", "4"]
+              str(tmp_path / "ck"), "--sink", os.devnull, "--hidden-size", "4", "--horizon", "3"]
     p = cmd(*common, "--limit", "150")
     assert "resuming" not in p.stderr
-    p = cmd(*common, "--horizon", "3")
+    p = cmd(*common)
     assert p.returncode == 0, p.stderr
     assert "resuming partition 0" in p.stderr and "at offset 150 with 2 models" in p.stderr
     assert "250 messages in" in p.stderr and "400 messages in all" in p.stderr
