@@ -349,7 +349,8 @@ class RecurrentEstimator:
         if net is not None:
             n_in, n_out = max(n_in, net.n_in), max(n_out, net.n_out)
         _registry.check_network_size(self._cell, n_in, self.hidden_size, self.num_layers, n_out,
-                                     self.update_every, self.tbptt_steps)
+                                     self.update_every, self.tbptt_steps,
+                                     n_out - 1 if self._task == "regression" else 0)
         rng = copy.deepcopy(self._rng)
         grown = _core.Network(**self._network_config(n_in, n_out))
         _core.initialize(grown, rng)

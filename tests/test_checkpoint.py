@@ -22,7 +22,7 @@ def _same_state(a, b):
 
     def eq(x, y):
         if isinstance(x, np.ndarray):
-            return isinstance(y, np.ndarray) and x.dtype == y.dtype and np.array_equal(x, y)
+            return isinstance(y, np.ndarray) and x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
         if isinstance(x, dict):
             return isinstance(y, dict) and x.keys() == y.keys() and all(eq(x[k], y[k]) for k in x)
         if isinstance(x, (list, tuple)):
