@@ -459,3 +459,76 @@ def test_adopt_grows_the_head_and_the_ring():
     for tau in range(old.t - 3, old.t):
         assert st["ring_r"][tau % 6].tobytes() == so["ring_r"][tau % 3].tobytes()
     assert new.learn_multi(rng.normal(size=N_IN + 1), rng.normal(size=6)) == 1
+
+
+# ------------------------------------------------------------------------------ the C entry point
+_CALLER = '''
+# cython: language_level=3
+from streamrnn._core._network cimport Network
+
+def run(Network net, const double[:, ::1] xs, const double[:, ::1] ys):
+    """_learn_multi over the rows, without the GIL; the statuses."""
+    cdef Py_ssize_t i, n = xs.shape[0]
+    out = []
+    cdef int s
+    for i in range(n):
+        with nogil:
+            s = net._learn_multi(&xs[i, 0], &ys[i, 0])
+        out.append(s)
+    return out
+
+def predict(Network net, const double[::1] x, double[::1] out):
+    with nogil:
+        net._predict(&x[0], &out[0])
+'''
+
+
+def test_the_nogil_entry_point_is_learn_multi(tmp_path):
+    """A Cython module (as the forecasters' core) cimports Network from the .pxd and calls
+    _learn_multi without the GIL: the same statuses and the same bits as learn_multi; -3 for
+    a misuse the Python level would raise for."""
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip("Cython")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    (tmp_path / "caller.pyx").write_text(_CALLER)
+    (tmp_path / "setup.py").write_text(
+        "from setuptools import setup, Extension\n"
+        "from Cython.Build import cythonize\n"
+        "setup(ext_modules=cythonize([Extension('caller', ['caller.pyx'])],\n"
+        f"      include_path=[{root!r}], quiet=True))\n")
+    env = dict(os.environ, PYTHONPATH=root)
+    run = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace", "-q"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import caller
+    finally:
+        sys.path.pop(0)
+    a, _, rng = make_pair(R.LSTM, 2, 5, 2, 4, R.SQUARED, "adam", 1, 21)
+    b = K.Network.from_state(a.config(), a.get_state())
+    xs = rng.normal(size=(30, N_IN))
+    ys = targets(rng, 30, 5)
+    xs[7, 1] = np.nan
+    ys[9, 2] = np.inf
+    ys[12, 0] = 1e200
+    want = [a.learn_multi(x, y) for x, y in zip(xs, ys)]
+    got = caller.run(b, xs, ys)
+    assert got == want and {-1, -2, 0, 1} <= set(got)
+    assert_states_identical(a.get_state(), b.get_state())
+    # _predict: predict's numbers, and the next _learn_multi reuses its forward pass
+    oa, ob = np.zeros(5), np.zeros(5)
+    for x, y in zip(xs[:5], ys[:5]):
+        a.predict(x, oa)
+        caller.predict(b, x, ob)
+        assert oa.tobytes() == ob.tobytes() and b._forward_cached
+        assert caller.run(b, x[None, :].copy(), y[None, :].copy()) == [a.learn_multi(x, y)]
+    assert_states_identical(a.get_state(), b.get_state())
+    bare = K.Network(R.LSTM, N_IN, 4, 1, 5, 1, 4, R.SQUARED)
+    assert caller.run(bare, xs[:1], ys[:1]) == [-3]
+    clf = K.Network(R.LSTM, N_IN, 4, 1, 3, 1, 4, R.SOFTMAX_CE)
+    clf.set_optimizer(KO.Optimizer(KO.SGD, 0.1))
+    assert caller.run(clf, xs[:1], np.zeros((1, 3))) == [-3]
+    assert bare.t == clf.t == 0

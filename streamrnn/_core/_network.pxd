@@ -83,11 +83,11 @@ cdef class Network:
     cdef double[::1] bk_o              # ... head output (n_out,)
     cdef double[::1] bk_d              # ... delayed gradient entries set by learn_multi (n_out,)
     cdef double[::1] s_gm              # learn_multi's gradients of this call, by delay j (n_out,)
-    cdef double[::1] s_gd              # backward: rows older than k1, masked (delay*n_out,; else 1)
-    cdef double[::1] s_gf              # ... 1.0 where such a row has a non-zero entry (delay,; else 1)
+    cdef double[::1] s_gf              # backward: first pending entry of the rows older than k1
+                                       # (n_out: none) (delay,; else 1)
 
     cdef void _set_arrays(self, dict new)
-    cdef bint _no_views(self)
+    cdef bint _no_views(self) noexcept nogil
     cdef object _learn_buffer(self, const double[::1] x, double y)
     cdef object _learn_checked(self, const double* x, Py_ssize_t n, double y)
     cdef int _learn(self, const double* x, double y) noexcept nogil
@@ -96,12 +96,13 @@ cdef class Network:
                                      Py_ssize_t m)
     cdef int _learn_multi(self, const double* x, const double* y) noexcept nogil
     cdef void _mask_delayed(self, Py_ssize_t n_inj) noexcept nogil
-    cdef const double* _injected(self, Py_ssize_t a) noexcept nogil
+    cdef Py_ssize_t _pending_lo(self, Py_ssize_t a) noexcept nogil
     cdef void _rollback(self, Py_ssize_t s) noexcept nogil
     cdef void _forward(self, const double* x, const double* h0, const double* c0, double* recs,
                        double* out) noexcept nogil
     cdef void _take_state(self, const double* recs, double* h1, double* c1) noexcept nogil
     cdef void _backward(self) noexcept nogil
+    cdef void _predict(self, const double* x, double* out) noexcept nogil
     cdef void _step_from(self, x, out, bint rollout) except *
     cdef void _step_buffer(self, const double[::1] x, double[::1] out, bint rollout) except *
     cdef void _step_ptr(self, const double* x, Py_ssize_t nx, double* out, Py_ssize_t no,

@@ -8,7 +8,8 @@ Layers of this module (the cells and losses themselves live in ``_cells``):
   ``MAX_BYTES`` before anything is allocated, and ``set_state`` validates every field of an
   (untrusted) state before it assigns anything;
 - ``Network``: one extension type that owns the flat parameter vector, the flat gradient, the
-  carried state, a ring buffer of the last ``B = max(k1, k2)`` steps and scratch buffers. Its
+  carried state, a ring buffer of the last ``B = max(k1 + delay, k2)`` steps (``delay =
+  n_out - 1`` for the regression losses, else 0) and scratch buffers. Its
   nogil methods run the network over the cell layer's function pointers, chosen once in
   ``__init__``: ``_forward`` (all layers and the head), ``_learn`` (one committed step, the
   TBPTT(k1, k2) update every k1 steps, roll-back on failure) and ``_backward`` (the window
@@ -36,7 +37,7 @@ from streamrnn._core._cells cimport (
     CELL_ELMAN_TANH, CELL_ELMAN_RELU, CELL_LSTM, CELL_GRU, LOSS_SQUARED, LOSS_ABSOLUTE,
     LOSS_HUBER, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, N_CELLS, REC_H_BLOCKS, CellKernels,
     cell_kernels, loss_function,
-    rec_cprev, rec_h, rec_c, affine, affine_t, outer)
+    rec_cprev, rec_h, rec_c, affine, affine_t, outer, axpy, dot)
 from streamrnn._core._optim cimport Optimizer
 from streamrnn._core._optim import _array, _counter, _number, check_state
 
@@ -140,10 +141,10 @@ def footprint(cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss=SQUARED):
     state = 2 * L * H + B * (n_in + L * R + n_out) + n_out
     # s_rec, p_rec, bk_r; s_h, s_c, s_dhc, s_dcc; s_a, s_ah; s_dh, s_dx; p_x, bk_x;
     # p_out, bk_g, bk_o; s_da, s_dah2 (1 double unless GRU); s_xt; s_ht;
-    # bk_d, s_gm; s_gd, s_gf (1 double each without delayed targets)
+    # bk_d, s_gm; s_gf (1 double without delayed targets)
     scratch = (3 * L * R + 4 * L * H + 2 * GH + 2 * H + 2 * n_in + 3 * n_out
                + 2 * k2 * L * GH + 1 + L * max(n_in, H) * k2 + L * H * k2
-               + 2 * n_out + max(dl * n_out, 1) + max(dl, 1))
+               + 2 * n_out + max(dl, 1))
     return P, 4 * P + state + scratch
 
 
@@ -255,7 +256,7 @@ cdef class Network:
             "s_xt": np.zeros(L * max(n_in, H) * k2), "s_ht": np.zeros(L * H * k2),
             "bk_x": np.zeros(n_in), "bk_r": np.zeros(L * R), "bk_g": np.zeros(n_out),
             "bk_o": np.zeros(n_out), "bk_d": np.zeros(n_out), "s_gm": np.zeros(n_out),
-            "s_gd": np.zeros(max(self.delay * n_out, 1)), "s_gf": np.zeros(max(self.delay, 1)),
+            "s_gf": np.zeros(max(self.delay, 1)),
         }
         s = self._scratch
         self.dw = s["grad"]
@@ -266,7 +267,7 @@ cdef class Network:
         self.s_da, self.s_dah2, self.s_xt, self.s_ht = s["s_da"], s["s_dah2"], s["s_xt"], s["s_ht"]
         self.p_dah = &self.s_dah2[0] if self.kern.separate_dah else &self.s_da[0]
         self.bk_x, self.bk_r, self.bk_g, self.bk_o = s["bk_x"], s["bk_r"], s["bk_g"], s["bk_o"]
-        self.bk_d, self.s_gm, self.s_gd, self.s_gf = s["bk_d"], s["s_gm"], s["s_gd"], s["s_gf"]
+        self.bk_d, self.s_gm, self.s_gf = s["bk_d"], s["s_gm"], s["s_gf"]
         self.n_in = n_in
 
     def _shapes(self, B=None):
@@ -298,7 +299,7 @@ cdef class Network:
             self._watched[i] = <PyObject*>new[name]
             self._own_refs[i] = Py_REFCNT(new[name]) - 1  # minus this call's temporary
 
-    cdef bint _no_views(self):
+    cdef bint _no_views(self) noexcept nogil:
         """True when nobody outside holds a view of params, h or c (their reference counts are
         those of the network's own references), so nothing can write them unseen."""
         cdef int i
@@ -379,32 +380,28 @@ cdef class Network:
             memcpy(c1 + l * H, rec_c(recs + l * R, H, GH), H * sizeof(double))
 
     cdef void _mask_delayed(self, Py_ssize_t n_inj) noexcept nogil:
-        """Masked copies of the ring rows ``a`` in ``[k1, n_inj)`` (``a`` calls before the
-        newest step): only entries ``j >= a - k1 + 1`` arrived since the last update (entry j
-        of a step arrives j calls after it), the older ones were applied before."""
+        """For the ring rows ``a`` in ``[k1, n_inj)`` (``a`` calls before the newest step): only
+        entries ``j >= a - k1 + 1`` arrived since the last update (entry j of a step arrives j
+        calls after it; the older ones were applied before). ``s_gf[a - k1]`` gets that first
+        entry, or ``n_out`` when none of them is non-zero (the row is skipped)."""
         cdef Py_ssize_t k1 = self.k1, n_out = self.n_out, a, j, s, lo
-        cdef double* gm
         cdef const double* g
-        cdef bint nz
         for a in range(k1, n_inj):
             s = <Py_ssize_t>((self.t - 1 - a) % self.B)
             g = &self.ring_g[s * n_out]
-            gm = &self.s_gd[(a - k1) * n_out]
             lo = a - k1 + 1
-            nz = False
-            for j in range(n_out):
-                gm[j] = g[j] if j >= lo else 0.0
-                nz = nz or gm[j] != 0.0
-            self.s_gf[a - k1] = 1.0 if nz else 0.0
+            self.s_gf[a - k1] = <double>n_out
+            for j in range(lo, n_out):
+                if g[j] != 0.0:
+                    self.s_gf[a - k1] = <double>lo
+                    break
 
-    cdef const double* _injected(self, Py_ssize_t a) noexcept nogil:
-        """Head gradient injected at the step ``a`` calls before the newest (for ``a`` below
-        the injected count), or NULL for a row older than k1 with nothing pending."""
+    cdef Py_ssize_t _pending_lo(self, Py_ssize_t a) noexcept nogil:
+        """First pending entry of the row ``a`` calls before the newest (0 within the last k1
+        steps: the whole row), ``n_out`` for nothing pending."""
         if a < self.k1:
-            return &self.ring_g[<Py_ssize_t>((self.t - 1 - a) % self.B) * self.n_out]
-        if self.s_gf[a - self.k1] != 0.0:
-            return &self.s_gd[(a - self.k1) * self.n_out]
-        return NULL
+            return 0
+        return <Py_ssize_t>self.s_gf[a - self.k1]
 
     cdef void _backward(self) noexcept nogil:
         """Gradient of the pending losses through the last min(k2, t) steps.
@@ -441,7 +438,7 @@ cdef class Network:
         cdef double* ht
         cdef const double* x
         cdef const double* g
-        cdef Py_ssize_t a, l, s, j, d, i
+        cdef Py_ssize_t a, l, s, j, d, i, lo
         if n_inj > self.k1:
             self._mask_delayed(n_inj)
         memset(dhc, 0, L * H * sizeof(double))
@@ -450,12 +447,19 @@ cdef class Network:
         memset(dw + self.o_wy, 0, (H * n_out + n_out) * sizeof(double))
         for a in range(n_inj):
             s = <Py_ssize_t>((t - 1 - a) % B)
-            g = self._injected(a)
-            if g == NULL:
+            lo = self._pending_lo(a)
+            if lo >= n_out:
                 continue
+            g = &self.ring_g[s * n_out]
             r = &self.ring_r[(s * L + L - 1) * R]
-            outer(H, n_out, rec_h(r, H, GH), g, dw + self.o_wy)
-            for j in range(n_out):
+            if lo == 0:
+                outer(H, n_out, rec_h(r, H, GH), g, dw + self.o_wy)
+            else:  # a delayed row: only its columns lo.. (the others were applied before)
+                x = rec_h(r, H, GH)
+                for i in range(H):
+                    if x[i] != 0.0:
+                        axpy(n_out - lo, x[i], g + lo, dw + self.o_wy + i * n_out + lo)
+            for j in range(lo, n_out):
                 dw[self.o_by + j] += g[j]
         for a in range(W):
             s = <Py_ssize_t>((t - 1 - a) % B)
@@ -465,9 +469,13 @@ cdef class Network:
                 memcpy(dh, dhc + l * H, H * sizeof(double))
                 if l == L - 1:
                     if a < n_inj:
-                        g = self._injected(a)
-                        if g != NULL:
+                        lo = self._pending_lo(a)
+                        g = &self.ring_g[s * n_out]
+                        if lo == 0:
                             affine_t(H, n_out, w + self.o_wy, g, dh)
+                        elif lo < n_out:
+                            for i in range(H):
+                                dh[i] += dot(n_out - lo, w + self.o_wy + i * n_out + lo, g + lo)
                 else:
                     for j in range(H):
                         dh[j] += dx[j]
@@ -777,14 +785,18 @@ cdef class Network:
                 self._forward(x, &self.s_h[0], &self.s_c[0], &self.s_rec[0], out)
                 self._take_state(&self.s_rec[0], &self.s_h[0], &self.s_c[0])
             else:
-                memcpy(&self.p_x[0], x, self.n_in * sizeof(double))
-                self._forward(&self.p_x[0], &self.h[0], &self.c[0], &self.p_rec[0],
-                              &self.p_out[0])
-                memcpy(out, &self.p_out[0], self.n_out * sizeof(double))
-        if not rollout:
-            # reusable by the next learn unless a view handed out earlier could still write
-            # theta, h or c (a view taken after this point bumps _version)
-            self.p_version = self._version if self._no_views() else 0
+                self._predict(x, out)
+
+    cdef void _predict(self, const double* x, double* out) noexcept nogil:
+        """``predict`` without the GIL: ``x`` of ``n_in``, ``out`` of ``n_out`` doubles (the
+        caller checked the sizes). The next ``_learn`` / ``_learn_multi`` with a bitwise-equal
+        ``x`` reuses this forward pass, exactly as after ``predict``."""
+        memcpy(&self.p_x[0], x, self.n_in * sizeof(double))
+        self._forward(&self.p_x[0], &self.h[0], &self.c[0], &self.p_rec[0], &self.p_out[0])
+        memcpy(out, &self.p_out[0], self.n_out * sizeof(double))
+        # reusable by the next learn unless a view handed out earlier could still write
+        # theta, h or c (a view taken after this point bumps _version)
+        self.p_version = self._version if self._no_views() else 0
 
     def rollout_begin(self):
         """Start a what-if roll-out from the committed state (the committed state is not touched)."""
