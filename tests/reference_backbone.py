@@ -22,7 +22,8 @@ phi, gamma; its periods P_k), in z-space:
     l <- l + phi b + alpha e;   b <- phi b + alpha beta e;   s_p[t mod m_p] += gamma e / |P_k|
 The bank's forecast of step j: soft-min of the members by loss[k, j] (EW absolute error in y
 units of the forecast member k made j steps before), weight exp(-eta_j (L - L_min) / L_min)
-with eta_j = 20 n_j / (n_j + 50), n_j the number of matured losses of step j.
+with eta_j = 20 n_j / (n_j + 50), n_j the number of matured losses of step j (0 when the
+exponent is below -40: such a member cannot count next to the best one's weight 1).
 """
 import math
 
@@ -39,6 +40,7 @@ SCALE_DECAY = 0.97
 BIG = 1e150            # clamp of level, trend and seasonal indices
 ZMAX, ZMIN = 690.0, -700.0
 WINDOW_CLIP = 100.0
+CUT = 40.0             # member weights exp(-x) with x >= 40 are 0
 # detector (the study's defaults)
 EW = 0.1
 MIN_CYCLES = 3
@@ -376,8 +378,8 @@ class RefBackbone:
                     self.F[k, j - 1] = self.member_forecast(k, j)
 
     # -- reading -----------------------------------------------------------------------------
-    def weights(self, j):
-        """Member weights of step j (1-based; j > H uses step H)."""
+    def raw_weights(self, j):
+        """Unnormalised member weights of step j (1-based; j > H uses step H) and their sum."""
         j = min(j, self.H)
         alive = [k for k in range(self.K) if not self.dead(k)]
         w = np.zeros(self.K)
@@ -387,24 +389,28 @@ class RefBackbone:
                 w[k] = 1.0
         else:
             lo = min(self.loss[k, j - 1] for k in alive)
-            eta = (ETA * n) / (n + WARM_N)
+            c = ((ETA * n) / (n + WARM_N)) / max(lo, 1e-12)    # eta_j / L_min
             for k in alive:
-                r = (self.loss[k, j - 1] - lo) / max(lo, 1e-12)
-                w[k] = math.exp(-eta * r)
-        return w / seq_sum(w)
+                x = (self.loss[k, j - 1] - lo) * c
+                w[k] = math.exp(-x) if x < CUT else 0.0  # below 4.3e-18 of the best: out
+        return w, seq_sum(w)
+
+    def weights(self, j):
+        w, tot = self.raw_weights(j)
+        return w / tot
 
     def forecast(self, h):
         out = np.zeros(h)
         if self.t == 0:
             return out
         for j in range(1, h + 1):
-            w = self.weights(j)
+            w, tot = self.raw_weights(j)
             acc = 0.0
             for k in range(self.K):
                 if w[k] > 0:
                     f = self.F[k, j - 1] if j <= self.H else self.member_forecast(k, j)
                     acc += w[k] * f
-            out[j - 1] = acc
+            out[j - 1] = acc / tot
         return out
 
     def best(self):

@@ -298,3 +298,39 @@ def test_extreme_inputs_stay_finite():
                 assert math.isfinite(bb.scale) and bb.scale > 0
                 assert math.isfinite(bb.snaive(2)) and math.isfinite(bb.last())
             Backbone.from_state(bb.get_state())      # its own state is valid
+
+
+def test_long_random_series_stay_exact():
+    # 3000 values: level shifts, a sign change late, outliers; one declared period plus auto
+    rng = np.random.default_rng(11)
+    n = 3000
+    t = np.arange(n)
+    y = 20 + 4 * np.sin(2 * np.pi * t / 7) + np.cumsum(rng.normal(0, .2, n))
+    y[rng.integers(0, n, 20)] += rng.normal(0, 30, 20)
+    y[2500:] -= 60
+    bb, ref = Backbone(2, (7,), True, 30), RB.RefBackbone(2, (7,), True, 30)
+    for i, v in enumerate(y):
+        bb.update(float(v))
+        ref.update(float(v))
+        if i % 97 == 0:
+            _assert_same(bb, ref, 5)
+    _assert_same(bb, ref, 5)
+    _assert_state_same(bb, ref)
+
+
+def test_detector_on_the_studys_real_series():
+    # the study (docs/research/seasonal/README.md, point 9): no period on WaterFlow (no daily
+    # cycle), 52 on statsmodels' weekly co2 at observation 183
+    from river import datasets
+    bb = Backbone(24, (), True)
+    for _, y in datasets.WaterFlow():
+        bb.update(float(y))
+    assert bb.periods == ()
+    sm = pytest.importorskip("statsmodels.api")
+    co2 = sm.datasets.co2.load_pandas().data["co2"].interpolate().values
+    bb, found = Backbone(13, (), True), None
+    for i, y in enumerate(co2):
+        bb.update(float(y))
+        if found is None and bb.periods:
+            found = i + 1
+    assert bb.periods == (52,) and found == 183

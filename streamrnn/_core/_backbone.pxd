@@ -50,9 +50,11 @@ cdef class Backbone:
     cdef int n_det                       # periods the detector found (<= 2)
     cdef long long det_per[2]
     # ---- scratch (recomputed from the state, never serialised)
-    cdef object _F, _W
+    cdef object _F, _W, _rowoff, _wsum
+    cdef double* wsum                    # (H,) sum of the weights of step j
+    cdef Py_ssize_t* rowoff              # (H,) ring row offsets of the issue being written
     cdef double* F                       # (H, K_max) member forecasts issued now
-    cdef double* W                       # (H, K_max) member weights per step
+    cdef double* W                       # (H, K_max) unnormalised member weights per step
     cdef bint wdirty
     cdef double* dr                      # (L+1,) ACF
     cdef double* dp                      # (L+1,) prominence of the candidate lags (-1: none)

@@ -25,8 +25,9 @@ member, indices from the last (up to 4) cycles, losses and pending forecasts cop
 
 Member weights per horizon step j: loss[j, k] is the EW (decay 0.97) absolute error, in y
 units, of the forecast of step j member k issued j steps before the value; weight
-exp(-eta_j (L - L_min) / max(L_min, 1e-12)), eta_j = 20 n_j / (n_j + 50), n_j = matured
-losses of step j; equal weights before the first. Pending forecasts: one ring per step j of
+exp(-x), x = (L - L_min) eta_j / max(L_min, 1e-12), eta_j = 20 n_j / (n_j + 50), n_j =
+matured losses of step j, and 0 where x >= 40 (below 4.3e-18 of the best member's weight 1:
+no exp for members that cannot count); equal weights before the first. Pending forecasts: one ring per step j of
 length j (row j (j - 1) / 2 + (issue time mod j)), K H (H + 1) / 2 numbers: every forecast is
 scored against the value it was made for.
 
@@ -58,6 +59,7 @@ cdef double BIG = 1e150
 cdef double ZMAX = 690.0
 cdef double ZMIN = -700.0
 cdef double WINDOW_CLIP = 100.0
+cdef double CUT = 40.0          # weights exp(-x) with x >= 40 (< 4.3e-18 of the best's 1) are 0
 cdef double EW = 0.1
 cdef long long MIN_CYCLES = 3
 cdef double R_MIN = 0.15
@@ -200,6 +202,8 @@ cdef class Backbone:
         self._dp = np.zeros(L + 1)
         self._F = np.zeros((H, Km))
         self._W = np.zeros((H, Km))
+        self._rowoff = np.zeros(H, dtype=np.intp)
+        self._wsum = np.ones(H)
         self._bind_state()
         self._reset()
 
@@ -226,6 +230,10 @@ cdef class Backbone:
         cdef double[::1] recent = self._recent, dbuf = self._dbuf, dC = self._dC
         cdef double[::1] dr = self._dr, dp = self._dp
         cdef double[:, ::1] loss = self._loss, ring = self._ring, F = self._F, W = self._W
+        cdef Py_ssize_t[::1] rowoff = self._rowoff
+        cdef double[::1] wsum = self._wsum
+        self.wsum = &wsum[0]
+        self.rowoff = &rowoff[0]
         self.l = &l[0]
         self.b = &b[0]
         self.s = &s[0]
@@ -294,22 +302,43 @@ cdef class Backbone:
         return exp(clampd(z, ZMIN, ZMAX)) if self.tr[k] == 1 else z
 
     cdef void _issue(self, Py_ssize_t k0, Py_ssize_t k1, bint to_ring) noexcept nogil:
-        """Member forecasts of steps 1..H made now (into F, and the rings if to_ring)."""
+        """Member forecasts of steps 1..H made now (into F, and the rings if to_ring).
+        Seasonal phases advance by one per step instead of a modulo per (member, step)."""
         cdef Py_ssize_t k, j, Km = self.K_max, H = self.horizon
-        cdef double ph, p, acc, z, f, lk, bk
+        cdef double ph, p, acc, z, f, lk, bk, seas
         cdef long long t = self.t
-        for k in range(k0, k1):
-            if self.tr[k] == 1 and not self.alive_log:
-                continue
-            ph, p, acc, lk, bk = self.phi[k], 1.0, 0.0, self.l[k], self.b[k]
+        cdef int q, nq, Pm = self.P_max if self.P_max > 0 else 1
+        cdef long long phase[8]
+        cdef long long mlen[8]
+        cdef const double* sb[8]
+        cdef bint lg
+        if to_ring:
             for j in range(1, H + 1):
+                self.rowoff[j - 1] = ((j - 1) * j // 2 + t % j) * Km
+        for k in range(k0, k1):
+            lg = self.tr[k] == 1
+            if lg and not self.alive_log:
+                continue
+            nq = self.npk[k]
+            for q in range(nq):
+                mlen[q] = self.per[self.pk[k * Pm + q]]
+                phase[q] = t % mlen[q]
+                sb[q] = self.s + self.soff[k * Pm + q]
+            ph, p, acc, lk, bk = self.phi[k], 1.0, 0.0, self.l[k], self.b[k]
+            for j in range(H):
                 p *= ph
                 acc += p
-                z = (lk + bk * acc) + self._seas(k, t + j - 1)
-                f = exp(clampd(z, ZMIN, ZMAX)) if self.tr[k] == 1 else z
-                self.F[(j - 1) * Km + k] = f
+                seas = 0.0
+                for q in range(nq):
+                    seas += sb[q][phase[q]]
+                    phase[q] += 1
+                    if phase[q] == mlen[q]:
+                        phase[q] = 0
+                z = (lk + bk * acc) + seas
+                f = exp(clampd(z, ZMIN, ZMAX)) if lg else z
+                self.F[j * Km + k] = f
                 if to_ring:
-                    self.ring[((j - 1) * j // 2 + t % j) * Km + k] = f
+                    self.ring[self.rowoff[j] + k] = f
 
     cdef void _update(self, double y) noexcept nogil:
         cdef Py_ssize_t j, k, Km = self.K_max, H = self.horizon, K = self.K, jmax
@@ -650,35 +679,36 @@ cdef class Backbone:
 
     # ------------------------------------------------------------ C level: reading
     cdef void _weights(self) noexcept nogil:
+        """Unnormalised member weights per step into W, their sums into wsum."""
         cdef Py_ssize_t j, k, K = self.K, Km = self.K_max
         cdef long long n
-        cdef double lo, eta, r, tot
+        cdef double lo, c, tot, x
         cdef double* w
         cdef double* lrow
+        cdef bint dead_log = not self.alive_log
         for j in range(self.horizon):
             w = self.W + j * Km
             lrow = self.loss + j * Km
             n = self.t - (j + 1)
             if n <= 0:
                 for k in range(K):
-                    w[k] = 0.0 if (self.tr[k] == 1 and not self.alive_log) else 1.0
+                    w[k] = 0.0 if (dead_log and self.tr[k] == 1) else 1.0
             else:
                 lo = INFINITY
                 for k in range(K):
-                    if not (self.tr[k] == 1 and not self.alive_log) and lrow[k] < lo:
+                    if not (dead_log and self.tr[k] == 1) and lrow[k] < lo:
                         lo = lrow[k]
-                eta = (ETA * n) / (n + WARM_N)
+                c = ((ETA * n) / (n + WARM_N)) / fmax(lo, 1e-12)
                 for k in range(K):
-                    if self.tr[k] == 1 and not self.alive_log:
-                        w[k] = 0.0
+                    x = (lrow[k] - lo) * c
+                    if (dead_log and self.tr[k] == 1) or not (x < CUT):
+                        w[k] = 0.0               # dead, or below 4e-18 of the best member
                     else:
-                        r = (lrow[k] - lo) / fmax(lo, 1e-12)
-                        w[k] = exp(-eta * r)
+                        w[k] = exp(-x)
             tot = 0.0
             for k in range(K):
                 tot += w[k]
-            for k in range(K):
-                w[k] = w[k] / tot
+            self.wsum[j] = tot
         self.wdirty = False
 
     cdef void _forecast(self, double* out, Py_ssize_t h) noexcept nogil:
@@ -686,6 +716,7 @@ cdef class Backbone:
         cdef Py_ssize_t j, k, i, K = self.K, Km = self.K_max, H = self.horizon
         cdef double acc, wk, ph, p, ps, z, f
         cdef double* w
+        cdef double* Fj
         if self.t == 0:                       # nothing seen: 0
             for j in range(h):
                 out[j] = 0.0
@@ -694,11 +725,12 @@ cdef class Backbone:
             self._weights()
         for j in range(h if h < H else H):
             w = self.W + j * Km
+            Fj = self.F + j * Km
             acc = 0.0
             for k in range(K):
                 if w[k] > 0:
-                    acc += w[k] * self.F[j * Km + k]
-            out[j] = acc
+                    acc += w[k] * Fj[k]
+            out[j] = acc / self.wsum[j]
         if h > H:
             for j in range(H, h):
                 out[j] = 0.0
@@ -715,6 +747,8 @@ cdef class Backbone:
                         z = (self.l[k] + self.b[k] * ps) + self._seas(k, self.t + j - 1)
                         f = exp(clampd(z, ZMIN, ZMAX)) if self.tr[k] == 1 else z
                         out[j - 1] += wk * f
+            for j in range(H, h):
+                out[j] = out[j] / self.wsum[H - 1]
 
     cdef Py_ssize_t _best(self) noexcept nogil:
         cdef Py_ssize_t k, best = -1
@@ -863,7 +897,7 @@ cdef class Backbone:
         j = min(self._count(j, "j", 1), self.horizon)
         if self.wdirty:
             self._weights()
-        return self._W[j - 1, :self.K].copy()
+        return self._W[j - 1, :self.K] / self._wsum[j - 1]
 
     def member_forecasts(self):
         """(H, n_members) member forecasts issued after the last value (0 for dead members)."""
