@@ -685,8 +685,8 @@ def _backtest_report(r, args, spec, drawn, stopped):
              "no seasonal naive baseline (--naive-seasonality M adds one)")
     w(f"  {name} hidden_size={spec['params'].get('hidden_size')}, "
       f"seasonality {_season_text(spec['params'].get('seasonality'))}, horizon {sc.h}, "
-      f"{100 * (1 - args.alpha):g}% intervals; {naive}; each value forecast before it was "
-      "learned\n")
+      f"{100 * (1 - args.alpha):g}% intervals; each value forecast before it was learned\n"
+      f"  {naive}\n")
     if not sc.scored():
         w("  nothing scored: a key needs at least 2 values\n")
     else:
@@ -707,8 +707,8 @@ def _backtest_report(r, args, spec, drawn, stopped):
                   "--table-keys N lists the first N)\n")
         w("\nMAE: mean absolute error. The model's sMAPE: symmetric mean absolute percentage "
           "error (%);\nits MASE: its MAE over the in-sample MAE of the naive forecast one "
-          f"{'season' if sc.m else 'step'} back (below 1 beats it); cover %: the share of "
-          "its\nintervals that held their target; width: their mean width (high - low).\n")
+          f"{'season' if sc.m else 'step'} back (below 1 beats it);\ncover %: the share of "
+          "its intervals that held their target; width: their mean width (high - low).\n")
     if drawn:
         _plot_note(w, args.plot, drawn, r.runner)
 
