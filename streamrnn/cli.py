@@ -171,7 +171,8 @@ def _stream_options(f, demo_horizon):
     f.add_argument("--dead-letter", metavar="URL", help="sink for bad messages and for "
                    "forecasts the sink refused for good")
     lim = f.add_argument_group("limits", "what one message or the whole run may cost; a message "
-                               "over a limit is a bad message (counted, dead-lettered)")
+                               "over a limit is a bad message (counted, dead-lettered), except "
+                               "for --max-keys and --max-features (see each)")
     lim.add_argument("--max-keys", type=_positive, default=MAX_KEYS, metavar="N",
                      help="models kept at once; a new key beyond this evicts the least "
                      "recently seen key (which, if it returns, starts with a fresh model)")
