@@ -134,8 +134,9 @@ class HorizonScore:
 
     Call :meth:`observe` with each key's value (in order) and the forecast (and interval) made
     after learning it; :meth:`table` gives MAE and MASE per step and method, and the model's
-    sMAPE (in %), interval coverage (in %) and mean interval width. It costs about 15 µs a
-    message at horizon 24 with a season of 24 (1.3 µs at 1).
+    sMAPE (in %), interval coverage (in %) and mean interval width. It costs about 2 µs a
+    message at horizon 1 and 20-35 µs at horizon 24, intervals included (CPU time, a loaded
+    2-core machine; /tmp/x/mb.py in the notes of this change).
 
     Parameters
     ----------
@@ -204,52 +205,18 @@ class HorizonScore:
         pend = self._pending[key]
         nh, m = len(hist), self.m
         back = m or 1
-        L = len(pend)
-        for s in ((tot, self.per_key[key]) if key in self.per_key else (tot,)):
-            if nh >= back:
-                s.scale += abs(y - hist[-back])
-                s.nscale += 1
-            if not L:
-                continue
-            # the forecast made j steps ago targets this step (inlined: this runs for every
-            # message and step ahead)
-            n_m, a_m, sm_m, ns_m = s.n["model"], s.abs["model"], s.smape["model"], s.nsmape["model"]
-            nc_m, c_m, w_m = s.ncover["model"], s.cover["model"], s.width["model"]
-            n_l, a_l = s.n["last value"], s.abs["last value"]
-            n_s, a_s = s.n["seasonal naive"], s.abs["seasonal naive"]
-            ay = abs(y)
-            for j in range(1, L + 1):
-                made = pend[-j]
-                if made is None:
-                    continue
-                fc, lo, hi = made
-                if len(fc) < j:
-                    continue
-                f = fc[j - 1]
-                if f is None:
-                    continue
-                i = j - 1
-                e = abs(y - f)
-                n_m[i] += 1
-                a_m[i] += e
-                d = ay + abs(f)
-                if d > 0:
-                    sm_m[i] += 2.0 * e / d
-                    ns_m[i] += 1
-                if lo is not None:
-                    a, b = lo[i], hi[i]
-                    if a is not None and b is not None:
-                        nc_m[i] += 1
-                        if a <= y <= b:
-                            c_m[i] += 1.0
-                        w_m[i] += b - a
-                n_l[i] += 1
-                a_l[i] += abs(y - hist[-j])
-                if m:
-                    lag = m * -(-j // m)
-                    if lag <= nh:
-                        n_s[i] += 1
-                        a_s[i] += abs(y - hist[-lag])
+        det = self.per_key.get(key)
+        if nh >= back:
+            d = abs(y - hist[-back])
+            tot.scale += d
+            tot.nscale += 1
+            if det is not None:
+                det.scale += d
+                det.nscale += 1
+        if pend:
+            self._score(tot, pend, hist, y)
+            if det is not None:
+                self._score(det, pend, hist, y)
         if forecast:
             ok = (low is not None and high is not None and len(low) >= len(forecast)
                   and len(high) >= len(forecast))
@@ -257,6 +224,53 @@ class HorizonScore:
         else:
             pend.append(None)
         hist.append(y)
+
+    def _score(self, s, pend, hist, y):
+        """Add the scores of the forecasts in ``pend`` that target ``y`` to the sums ``s``.
+
+        The forecast made j steps ago (``pend[-j]``, made after ``hist[-j]``) targets this step
+        with its step j. Inlined and with the lists bound to locals: it runs for every message
+        and step ahead."""
+        n_m, a_m, sm_m, ns_m = s.n["model"], s.abs["model"], s.smape["model"], s.nsmape["model"]
+        nc_m, c_m, w_m = s.ncover["model"], s.cover["model"], s.width["model"]
+        n_l, a_l = s.n["last value"], s.abs["last value"]
+        m = self.m
+        if m:
+            n_s, a_s = s.n["seasonal naive"], s.abs["seasonal naive"]
+            nh = len(hist)
+        ay = abs(y)
+        i = -1
+        for made, last in zip(reversed(pend), reversed(hist)):
+            i += 1  # step j = i + 1
+            if made is None:
+                continue
+            fc, lo, hi = made
+            if len(fc) <= i:
+                continue
+            f = fc[i]
+            if f is None:
+                continue
+            e = abs(y - f)
+            n_m[i] += 1
+            a_m[i] += e
+            d = ay + abs(f)
+            if d > 0:
+                sm_m[i] += 2.0 * e / d
+                ns_m[i] += 1
+            if lo is not None:
+                a, b = lo[i], hi[i]
+                if a is not None and b is not None:
+                    nc_m[i] += 1
+                    if a <= y <= b:
+                        c_m[i] += 1.0
+                    w_m[i] += b - a
+            n_l[i] += 1
+            a_l[i] += abs(y - last)
+            if m:
+                lag = m * -(-(i + 1) // m)
+                if lag <= nh:
+                    n_s[i] += 1
+                    a_s[i] += abs(y - hist[-lag])
 
     def forget(self, key):
         """Drop what is pending for ``key`` (e.g. its model was evicted)."""
