@@ -135,8 +135,8 @@ class HorizonScore:
     Call :meth:`observe` with each key's value (in order) and the forecast (and interval) made
     after learning it; :meth:`table` gives MAE and MASE per step and method, and the model's
     sMAPE (in %), interval coverage (in %) and mean interval width. It costs about 2 µs a
-    message at horizon 1 and 20-35 µs at horizon 24, intervals included (CPU time, a loaded
-    2-core machine; /tmp/x/mb.py in the notes of this change).
+    message at horizon 1 and 20-35 µs at horizon 24, intervals included (CPU time, 200
+    keys, on a loaded 2-core machine).
 
     Parameters
     ----------
