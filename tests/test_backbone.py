@@ -252,7 +252,7 @@ def test_bad_arguments_are_refused():
     assert Backbone(2, (12, 4, 12)).periods == (4, 12)
 
 
-@pytest.mark.parametrize("kind,H,periods,auto", [CASES[2], CASES[4], CASES[10]])
+@pytest.mark.parametrize("kind,H,periods,auto", [CASES[2], CASES[4], CASES[9], CASES[10]])
 def test_pickle_round_trip_continues_bit_identically(kind, H, periods, auto):
     ys = _series(kind, 600, seed=5)
     bb = Backbone(H, periods, auto, 60)

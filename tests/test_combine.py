@@ -215,7 +215,7 @@ def test_combiner_argument_errors():
         c.set_eligible(0, 1)
     with pytest.raises(ValueError):
         c.set_eligible(2, True)
-    assert c.t == 0 and np.all(np.isnan(c.get_state()["pending"]))
+    assert c.t == 0 and not np.any(c.get_state()["issued"])
 
 
 # ---------------------------------------------------------------- Conformal == reference
@@ -435,3 +435,35 @@ def test_conformal_argument_errors():
     with pytest.raises(ValueError, match="tracked"):
         c.coverage(1, 0.3)
     assert c.t == 0
+
+
+def test_python_api_takes_array_likes_and_refuses_junk():
+    c = Combiner(2, 2)
+    c.issue([[1.0, 2.0], [3.0, 4.0]])                       # a list
+    c.issue(np.asfortranarray([[1.0, 2.0], [3.0, 4.0]]))    # not C-contiguous
+    c.issue(np.array([[1, 2], [3, 4]], dtype=np.int32))     # another dtype
+    ro = np.array([[1.0, 2.0], [3.0, 4.0]])
+    ro.flags.writeable = False
+    c.issue(ro)                                             # read-only
+    c.issue(np.array([[1.0, 2.0], [3.0, 4.0]]).view(np.matrix))
+    c.issue(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=">f8"))  # byte-swapped
+    for junk in ("abc", None, [[{}, 1.0], [1.0, 1.0]], np.zeros((2, 2, 1)), np.zeros(4),
+                 [[1.0, 2.0]], [[1e400, 0.0], [0.0, 0.0]]):
+        with pytest.raises((ValueError, TypeError)):
+            c.issue(junk)
+    c.observe(np.float64(2.5))
+    c.observe(3)
+    assert c.combine(1, [1.0, 2.0]) == c.combine(np.int64(1), np.array([1.0, 2.0]))
+    for junk in ("abc", [1.0], [[1.0, 2.0]], [np.inf, 0.0]):
+        with pytest.raises((ValueError, TypeError)):
+            c.combine(1, junk)
+    with pytest.raises(TypeError):
+        c.weights(True)
+    k = Conformal(2)
+    k.issue([0.0, 1.0])
+    k.issue(np.array([0.0, 0.0, 1.0, 1.0])[::2])
+    for junk in ("abc", [0.0], [[0.0, 0.0]], [0.0, -np.inf]):
+        with pytest.raises((ValueError, TypeError)):
+            k.issue(junk)
+    k.observe(1)
+    assert k.t == 1 and c.t == 2

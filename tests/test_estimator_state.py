@@ -159,8 +159,9 @@ def _bad_states(model):
             ("combiner horizon", lambda t: t["_core"]["combiner"].__setitem__("horizon", 7)),
             ("conformal window", lambda t: t["_core"]["conformal"].__setitem__("window", 3)),
             ("conformal junk", setter(("_core", "conformal"), None)),
-            ("eligible early", lambda t: t["_core"]["combiner"].__setitem__(
-                "eligible", (True,) * 4)),
+            ("eligibility lost", lambda t: t["_core"]["combiner"].__setitem__(
+                "eligible", (False, True, True, True))),
+            ("pend huge", lambda t: t["_core"]["pend"].__setitem__((0, 0), 1e200)),
             ("no network", setter(("_net",), None)),
         ]
     elif k == "classifier":

@@ -354,6 +354,10 @@ def test_arguments_are_checked():
         net.learn_multi(x, np.zeros(4, dtype=np.int64))
     with pytest.raises((ValueError, TypeError)):
         net.learn_multi(x, "abcd")
+    for bad_x, bad_y in ((None, np.zeros(4)), (x, None), (x, [0.0] * 4),
+                         (x, np.zeros(4, np.float32)), (x, np.zeros((2, 2)))):
+        with pytest.raises((ValueError, TypeError)):
+            net.learn_multi(bad_x, bad_y)
     # non-contiguous and list inputs take the buffer path and are checked the same way
     y = np.zeros(8)[::2]
     with pytest.raises(ValueError):

@@ -13,7 +13,7 @@ cdef class Combiner:
     cdef readonly double warm_n          # eta_eff = eta * n / (n + warm_n), n = scorings of step j
     # ---- state (what get_state carries)
     cdef readonly long long t            # values observed
-    cdef object _loss_arr                # L[j-1, e]: EW |error| of expert e at step j (H, E); 0 before any
+    cdef object _loss_arr                # L[j-1, e]: EW |error| of expert e, step j (H, E); 0: none
     cdef object _nloss_arr               # losses matured per (step, expert) (H, E) int64
     cdef object _nstep_arr               # scorings per step (any expert) (H,) int64
     cdef object _pend_arr                # pending[(target) % H, j-1, e]: forecast of that target
@@ -49,11 +49,11 @@ cdef class Conformal:
     cdef readonly long long t            # values observed
     cdef object _alpha_arr               # the tracked levels (A,)
     cdef object _raw_arr                 # scores per step in arrival order, a ring (H, W); 0 unused
-    cdef object _sorted_arr              # the same scores sorted, first count[j] used (H, W); 0 unused
+    cdef object _sorted_arr              # the same sorted, first count[j] used (H, W); 0 unused
     cdef object _count_arr               # scores held per step (H,) int64, <= W
-    cdef object _pos_arr                 # next write position of the raw ring per step (H,) int64
+    cdef object _pos_arr                 # next write position in the raw ring (H,) int64
     cdef object _at_arr                  # alpha_t[level, j-1] (A, H)
-    cdef object _cen_arr                 # centres[(target) % H, j-1] issued j before (H, H); NaN none
+    cdef object _cen_arr                 # centres[target % H, j-1] issued j before (H, H); NaN none
     cdef object _hw_arr                  # half-widths issued with them (H, H, A); +inf unbounded
     cdef object _hits_arr                # scored intervals that covered (A, H) int64
     cdef object _nsc_arr                 # scored intervals (finite half-width) (A, H) int64

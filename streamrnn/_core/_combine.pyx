@@ -47,7 +47,7 @@ Conformal (adaptive conformal inference per step j and tracked level alpha):
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport INFINITY, NAN, ceil, exp, fabs, isfinite, isnan
+from libc.math cimport INFINITY, NAN, ceil, exp, fabs, isfinite, isinf, isnan
 
 cnp.import_array()
 
@@ -96,6 +96,8 @@ def _farray(value, name, shape, nan=False):
         raise ValueError(f"{name} must have dtype float64, got {value.dtype}")
     if value.shape != tuple(shape):
         raise ValueError(f"{name} has shape {value.shape}, expected {tuple(shape)}")
+    # a copy keeps the dtype object of the value (pickle memoises one per file: an object
+    # loaded from a pickle then pickles to the same bytes)
     a = np.array(value, dtype=np.float64, order="C", copy=True)
     if np.any(np.isinf(a)) or (not nan and np.any(np.isnan(a))):
         raise ValueError(f"{name} has non-finite values")
@@ -135,8 +137,48 @@ def _future_slots(H, t):
 
 
 def _step(j, H):
+    if type(j) is int and 1 <= j <= H:  # the common case, fast
+        return j
     j = _int(j, "j", 1, STEP_LIMIT)
     return min(j, H)
+
+
+cdef inline double _finite(object y, str name) except? -1.0:
+    """y as a finite double (a float fast, else through _float's checks)."""
+    cdef double v
+    if type(y) is float:
+        v = y
+        if isfinite(v):
+            return v
+    return _float(y, name, -np.inf, np.inf, True, True)
+
+
+cdef object _values(object x, Py_ssize_t n0, Py_ssize_t n1, str name):
+    """``x`` as a C-contiguous, aligned, native float64 ndarray of shape (n0,) (n1 < 0) or
+    (n0, n1) with no infinity (NaN allowed): ``x`` itself when it is one, else a converted
+    copy; ValueError otherwise. The per-call path of the Python API, without NumPy calls."""
+    cdef cnp.ndarray a
+    cdef Py_ssize_t i, n
+    cdef const double* p
+    cdef bint ok = False
+    if cnp.PyArray_CheckExact(x):
+        a = <cnp.ndarray>x
+        ok = (cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE and cnp.PyArray_IS_C_CONTIGUOUS(a)
+              and cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISNOTSWAPPED(a)
+              and cnp.PyArray_NDIM(a) == (1 if n1 < 0 else 2) and cnp.PyArray_DIM(a, 0) == n0
+              and (n1 < 0 or cnp.PyArray_DIM(a, 1) == n1))
+    if not ok:
+        b = np.ascontiguousarray(x, dtype=np.float64)
+        want = (int(n0),) if n1 < 0 else (int(n0), int(n1))
+        if b.shape != want:
+            raise ValueError(f"{name} must have shape {want}, got {b.shape}")
+        a = b
+    n = n0 * (1 if n1 < 0 else n1)
+    p = <const double*>cnp.PyArray_DATA(a)
+    for i in range(n):
+        if isinf(p[i]):
+            raise ValueError(f"{name} holds an infinite value (NaN marks a missing one)")
+    return a
 
 
 def _combiner_config(n_experts, horizon, decay, eta, mix1, warm_n):
@@ -151,7 +193,7 @@ def _combiner_config(n_experts, horizon, decay, eta, mix1, warm_n):
 
 
 _COMBINER_KEYS = ("n_experts", "horizon", "decay", "eta", "mix1", "warm_n", "t", "loss",
-                  "n_loss", "n_scored", "pending", "eligible")
+                  "n_loss", "n_scored", "pending", "issued", "eligible")
 
 
 # ---------------------------------------------------------------- Combiner
@@ -317,22 +359,12 @@ cdef class Combiner:
     def issue(self, F):
         """Take the expert forecasts made now: ``F[j - 1, e]`` for steps 1..horizon
         (a (horizon, n_experts) array; NaN: no forecast of that expert for that step)."""
-        a = np.ascontiguousarray(F, dtype=np.float64)
-        if a.shape != (self.horizon, self.n_experts):
-            raise ValueError(f"F must have shape ({self.horizon}, {self.n_experts}), got "
-                             f"{a.shape}")
-        if np.any(np.isinf(a)):
-            raise ValueError("F holds an infinite forecast (NaN marks a missing one)")
-        cdef const double[:, ::1] v = a
-        with nogil:
-            self._issue(&v[0, 0])
+        cdef cnp.ndarray a = _values(F, self.horizon, self.n_experts, "F")
+        self._issue(<const double*>cnp.PyArray_DATA(a))
 
     def observe(self, y):
         """Score the forecasts issued for the value ``y`` (finite) and advance one value."""
-        y = _float(y, "y", -np.inf, np.inf, True, True)
-        cdef double yy = y
-        with nogil:
-            self._observe(yy)
+        self._observe(_finite(y, "y"))
 
     def weights(self, j):
         """The weights of step ``j`` (>= 1; j > horizon uses step horizon) over the eligible
@@ -348,18 +380,11 @@ cdef class Combiner:
         """The combination at step ``j`` of the expert forecasts ``f`` ((n_experts,); NaN:
         the expert has none, and the weights are taken over the others)."""
         cdef Py_ssize_t jj = _step(j, self.horizon)
-        a = np.ascontiguousarray(f, dtype=np.float64)
-        if a.shape != (self.n_experts,):
-            raise ValueError(f"f must have shape ({self.n_experts},), got {a.shape}")
-        if np.any(np.isinf(a)):
-            raise ValueError("f holds an infinite forecast (NaN marks a missing one)")
-        if not np.any(np.isfinite(a) & (self._elig_arr != 0)):
+        cdef cnp.ndarray a = _values(f, self.n_experts, -1, "f")
+        cdef double out = self._combine(jj, <const double*>cnp.PyArray_DATA(a))
+        if isnan(out):
             raise ValueError("no eligible expert has a forecast")
-        cdef const double[::1] v = a
-        cdef double out
-        with nogil:
-            out = self._combine(jj, &v[0])
-        return float(out)
+        return out
 
     def set_eligible(self, e, eligible):
         """Mark expert ``e`` eligible (True) or not (False: weight 0, losses still tracked)."""
@@ -384,15 +409,20 @@ cdef class Combiner:
     # ------------------------------------------------------------ state
     def get_state(self):
         """``{"n_experts", "horizon", "decay", "eta", "mix1", "warm_n", "t", "loss": (H, E),
-        "n_loss": (H, E) int64, "n_scored": (H,) int64, "pending": (H, H, E) (NaN: none),
-        "eligible": tuple of E bools}`` (arrays are copies)."""
+        "n_loss": (H, E) int64, "n_scored": (H,) int64, "pending": (H, H, E) (0 where none),
+        "issued": (H, H, E) int64 (1: a forecast is pending there), "eligible": tuple of E
+        bools}`` (arrays are copies; every value finite)."""
+        issued = ~np.isnan(self._pend_arr)
+        pending = np.array(self._pend_arr, copy=True)  # dtypes follow the held arrays'
+        pending[~issued] = 0.0
         return {"n_experts": int(self.n_experts), "horizon": int(self.horizon),
                 "decay": float(self.decay), "eta": float(self.eta), "mix1": float(self.mix1),
                 "warm_n": float(self.warm_n), "t": int(self.t),
                 "loss": np.array(self._loss_arr, copy=True),
                 "n_loss": np.array(self._nloss_arr, copy=True),
                 "n_scored": np.array(self._nstep_arr, copy=True),
-                "pending": np.array(self._pend_arr, copy=True),
+                "pending": pending,
+                "issued": issued.astype(self._nloss_arr.dtype),
                 "eligible": self.eligible}
 
     @staticmethod
@@ -405,7 +435,10 @@ cdef class Combiner:
         L = _farray(state["loss"], "the Combiner's loss", (H, E))
         nL = _iarray(state["n_loss"], "the Combiner's n_loss", (H, E))
         nS = _iarray(state["n_scored"], "the Combiner's n_scored", (H,))
-        P = _farray(state["pending"], "the Combiner's pending", (H, H, E), nan=True)
+        P = _farray(state["pending"], "the Combiner's pending", (H, H, E))
+        iss = _iarray(state["issued"], "the Combiner's issued", (H, H, E), 1)
+        if np.any(P[iss == 0] != 0.0):
+            raise ValueError("the Combiner's pending must be 0 where nothing was issued")
         el = state["eligible"]
         if type(el) not in (tuple, list) or len(el) != E or any(
                 type(v) is not bool for v in el):
@@ -419,18 +452,19 @@ cdef class Combiner:
         if np.any(nL > nS[:, None]) or np.any(nS > t):
             raise ValueError("the Combiner's counters do not fit (n_loss <= n_scored <= t)")
         future = _future_slots(H, t)
-        if np.any(~np.isnan(P[future])):
+        if np.any(iss[future] != 0):
             raise ValueError("the Combiner's pending holds a forecast that cannot have been "
                              "issued yet")
+        P[iss == 0] = np.nan
         return cfg, t, L, nL, nS, P, np.array([1 if v else 0 for v in el], dtype=np.int64)
 
     def set_state(self, state):
         """Take over ``get_state()`` output of a Combiner configured like this one, after
         checking all of it (ValueError/TypeError; nothing is assigned on error)."""
         cfg, t, L, nL, nS, P, el = Combiner._check(state)
-        if cfg != (self.n_experts, self.horizon, self.decay, self.eta, self.mix1, self.warm_n):
-            raise ValueError(f"the state is for a Combiner{cfg}, this one is Combiner"
-                             f"{(self.n_experts, self.horizon, self.decay, self.eta, self.mix1, self.warm_n)}")
+        mine = (self.n_experts, self.horizon, self.decay, self.eta, self.mix1, self.warm_n)
+        if cfg != mine:
+            raise ValueError(f"the state is for a Combiner{cfg}, this one is Combiner{mine}")
         self._take(t, L, nL, nS, P, el)
 
     def _take(self, t, L, nL, nS, P, el):
@@ -484,7 +518,8 @@ def _conformal_config(horizon, alphas, window, gamma):
 
 
 _CONFORMAL_KEYS = ("horizon", "alphas", "window", "gamma", "t", "scores", "sorted", "count",
-                   "pos", "alpha_t", "centres", "halfwidths", "hits", "n_scored")
+                   "pos", "alpha_t", "centres", "issued", "halfwidths", "bounded", "hits",
+                   "n_scored")
 
 
 cdef class Conformal:
@@ -682,21 +717,12 @@ cdef class Conformal:
     def issue(self, centres):
         """Take the combined forecasts made now for steps 1..horizon ((horizon,); NaN: none
         for that step) and the half-widths issued with them."""
-        a = np.ascontiguousarray(centres, dtype=np.float64)
-        if a.shape != (self.horizon,):
-            raise ValueError(f"centres must have shape ({self.horizon},), got {a.shape}")
-        if np.any(np.isinf(a)):
-            raise ValueError("centres holds an infinite value (NaN marks a missing one)")
-        cdef const double[::1] v = a
-        with nogil:
-            self._issue(&v[0])
+        cdef cnp.ndarray a = _values(centres, self.horizon, -1, "centres")
+        self._issue(<const double*>cnp.PyArray_DATA(a))
 
     def observe(self, y):
         """Score the intervals issued for the value ``y`` (finite) and advance one value."""
-        y = _float(y, "y", -np.inf, np.inf, True, True)
-        cdef double yy = y
-        with nogil:
-            self._observe(yy)
+        self._observe(_finite(y, "y"))
 
     def halfwidth(self, j, alpha=0.1):
         """Half-width of the interval at level 1 - ``alpha`` of step ``j`` (>= 1; j > horizon
@@ -741,8 +767,16 @@ cdef class Conformal:
     def get_state(self):
         """``{"horizon", "alphas": tuple, "window", "gamma", "t", "scores": (H, W) raw rings,
         "sorted": (H, W), "count": (H,) int64, "pos": (H,) int64, "alpha_t": (A, H),
-        "centres": (H, H) (NaN: none), "halfwidths": (H, H, A) (NaN: none, inf: unbounded),
-        "hits": (A, H) int64, "n_scored": (A, H) int64}`` (arrays are copies)."""
+        "centres": (H, H) (0 where none), "issued": (H, H) int64 (1: a centre is pending),
+        "halfwidths": (H, H, A) (0 where none or unbounded), "bounded": (H, H, A) int64 (1:
+        the half-width issued is finite), "hits": (A, H) int64, "n_scored": (A, H) int64}``
+        (arrays are copies; every value finite)."""
+        issued = ~np.isnan(self._cen_arr)
+        bounded = np.isfinite(self._hw_arr)
+        centres = np.array(self._cen_arr, copy=True)  # dtypes follow the held arrays'
+        centres[~issued] = 0.0
+        hw = np.array(self._hw_arr, copy=True)
+        hw[~bounded] = 0.0
         return {"horizon": int(self.horizon), "alphas": tuple(self.alphas),
                 "window": int(self.window), "gamma": float(self.gamma), "t": int(self.t),
                 "scores": np.array(self._raw_arr, copy=True),
@@ -750,8 +784,10 @@ cdef class Conformal:
                 "count": np.array(self._count_arr, copy=True),
                 "pos": np.array(self._pos_arr, copy=True),
                 "alpha_t": np.array(self._at_arr, copy=True),
-                "centres": np.array(self._cen_arr, copy=True),
-                "halfwidths": np.array(self._hw_arr, copy=True),
+                "centres": centres,
+                "issued": issued.astype(self._count_arr.dtype),
+                "halfwidths": hw,
+                "bounded": bounded.astype(self._count_arr.dtype),
                 "hits": np.array(self._hits_arr, copy=True),
                 "n_scored": np.array(self._nsc_arr, copy=True)}
 
@@ -767,12 +803,10 @@ cdef class Conformal:
         cnt = _iarray(state["count"], "the Conformal's count", (H,), W)
         pos = _iarray(state["pos"], "the Conformal's pos", (H,), W - 1)
         at = _farray(state["alpha_t"], "the Conformal's alpha_t", (A, H))
-        cen = _farray(state["centres"], "the Conformal's centres", (H, H), nan=True)
-        hw = state["halfwidths"]
-        if not isinstance(hw, np.ndarray) or hw.dtype != np.float64 or hw.shape != (H, H, A):
-            raise ValueError(f"the Conformal's halfwidths must be a float64 array of shape "
-                             f"{(H, H, A)}")
-        hw = np.array(hw, dtype=np.float64, order="C", copy=True)
+        cen = _farray(state["centres"], "the Conformal's centres", (H, H))
+        iss = _iarray(state["issued"], "the Conformal's issued", (H, H), 1)
+        hw = _farray(state["halfwidths"], "the Conformal's halfwidths", (H, H, A))
+        bnd = _iarray(state["bounded"], "the Conformal's bounded", (H, H, A), 1)
         hits = _iarray(state["hits"], "the Conformal's hits", (A, H))
         nsc = _iarray(state["n_scored"], "the Conformal's n_scored", (A, H))
         if np.any(raw < 0.0) or np.any(raw > VMAX):
@@ -792,16 +826,20 @@ cdef class Conformal:
             raise ValueError("the Conformal's alpha_t is out of range")
         if np.any(hits > nsc) or np.any(nsc > t):
             raise ValueError("the Conformal's counters do not fit (hits <= n_scored <= t)")
-        none = np.isnan(cen)
-        if np.any(np.isnan(hw) != none[:, :, None]):
-            raise ValueError("the Conformal's halfwidths must be NaN exactly where no centre "
-                             "is pending")
-        h = hw[~none]
-        if np.any(h < 0.0) or np.any(np.isneginf(h)) or np.any(h[np.isfinite(h)] > 1.5 * VMAX):
-            raise ValueError("the Conformal's halfwidths must be >= 0 (or +inf)")
-        if np.any(~none[_future_slots(H, t)]):
+        if np.any(cen[iss == 0] != 0.0):
+            raise ValueError("the Conformal's centres must be 0 where nothing was issued")
+        if np.any(bnd[iss == 0] != 0):
+            raise ValueError("the Conformal's bounded must be 0 where no centre is pending")
+        if np.any(hw[bnd == 0] != 0.0):
+            raise ValueError("the Conformal's halfwidths must be 0 where none is bounded")
+        if np.any(hw < 0.0) or np.any(hw > 1.5 * VMAX):
+            raise ValueError("the Conformal's halfwidths must be in [0, 1.5e300]")
+        if np.any(iss[_future_slots(H, t)] != 0):
             raise ValueError("the Conformal's centres hold one that cannot have been issued "
                              "yet")
+        cen[iss == 0] = np.nan
+        hw[bnd == 0] = np.inf
+        hw[iss == 0] = np.nan
         return cfg, t, raw, srt, cnt, pos, at, cen, hw, hits, nsc
 
     def set_state(self, state):

@@ -9,7 +9,7 @@ cdef class ForecastCore:
     # ---- configuration
     cdef readonly int horizon          # H, network outputs and the direct forecast steps
     cdef readonly int window           # W, backbone window length in the network input
-    cdef readonly int n_lead           # input columns before the features (W + 1)
+    cdef readonly int n_lead           # input columns before the features (W + 2)
     cdef readonly int n_experts        # E = 4: network, backbone, last value, seasonal naive
     cdef readonly double clip          # network outputs and targets clipped to +-clip
     cdef readonly tuple periods0       # declared periods
@@ -22,9 +22,11 @@ cdef class ForecastCore:
     cdef readonly long long t          # values seen, in [0, 2**62)
     cdef readonly long long n_learned  # network steps taken (one per value after the first)
     cdef readonly double prev          # the value before the last one (0 before two values)
+    cdef readonly double lmean         # EW mean of the values (rate max(1/n, LEVEL_RATE))
+    cdef readonly double lvar          # EW variance of the values
     cdef double _anomaly               # 1 - p-value of the last value (NaN: none)
     cdef double _pred                  # combined one-step forecast of the last value (NaN: none)
-    cdef object _pend                  # (H, H) pend[tau % H, j]: backbone forecast of y(tau) made j steps before it
+    cdef object _pend                  # (H, H) pend[tau % H, j]: the network's base for y(tau), kept j steps
     cdef object _pscale                # (H, H) the backbone scale when it was made
     cdef double* pend
     cdef double* pscale
@@ -45,6 +47,8 @@ cdef class ForecastCore:
     cdef double* c                     # (H,) combined forecasts issued now
     cdef double* tg                    # (H,) delayed targets
     cdef double* f                     # (E,) one step's expert forecasts
+    cdef object _rt
+    cdef double* rt                    # (H,) sqrt(j + 1): step j's residual is in scale * rt[j] units
 
     cdef void _refresh(self) noexcept nogil
     cdef void _experts(self, const double* o, Py_ssize_t j, double* f) noexcept nogil

@@ -7,8 +7,14 @@ this module numbers and buffers; this module composes the parts:
   detector; it gives the forecasts of the next values, the scale of one step's change, and the
   de-seasonalised, level-normalised window of recent values the network reads.
 - ``Network`` (``_network.pyx``): H outputs; output j of the step taken at y(t) is the
-  normalised residual of y(t+j) over the backbone's forecast of it, learned by
-  ``_learn_multi`` when y(t+j) arrives (delayed targets).
+  residual of y(t+j) over the last value y(t-1), in units of ``scale * sqrt(j + 1)`` (the
+  backbone's typical one-step change, grown as a random walk's), clipped to +-``clip``;
+  learned by ``_learn_multi`` when y(t+j) arrives (delayed targets). The network expert is
+  the last value plus that correction: it reads the backbone's de-seasonalised window, so it
+  can learn the season and the level's pull from there, and it errs differently from the
+  backbone, which the combination uses (measured: a correction of the backbone itself did
+  not beat the backbone on WaterFlow or AirlinePassengers, this one improves the combination;
+  see the notes of this change).
 - ``Combiner`` (``_combine.pyx``): per horizon step, a soft-min of four experts by their
   recent error: the network-corrected backbone, the backbone, the last value, the seasonal
   naive. The network expert is held out (``set_eligible``) until it learned enough.
@@ -17,10 +23,11 @@ this module numbers and buffers; this module composes the parts:
 
 One observation y(t) is one nogil call, ``_step``, in this order:
 
-1. the network's lead input (the backbone window, the change over the last value) into u;
+1. the network's lead input (the backbone window, the change over the last value, the last
+   value's standardised level) into u;
 2. the delayed targets: for output j of the step taken j values ago,
-   ``clip((y(t) - bb_j) / scale_j)``, from the ring of backbone forecasts kept for it
-   (``pend``/``pscale``; output 0's is this step's own);
+   ``clip((y(t) - base) / (scale sqrt(j + 1)))`` with the base (the last value then) and the
+   scale kept for it in a ring (``pend``/``pscale``; output 0's is this step's own);
 3. ``Network._learn_multi`` (forward of step t, reused from ``predict`` when ``forecast(1)``
    just ran it); on failure it rolls itself back and nothing here has changed yet;
 4. the expert forecasts from that forward pass (issued as if before y(t): they are exactly
@@ -28,8 +35,8 @@ One observation y(t) is one nogil call, ``_step``, in this order:
    to Conformal;
 5. the anomaly score of y(t) (p-value before y(t)'s score enters), then y(t) is observed by
    the Combiner and Conformal;
-6. the ring of pending backbone forecasts, ``Backbone._update(y)``, and the caches for the
-   next step (the backbone's forecasts, scale and window).
+6. the ring of pending bases and scales, the level statistics, ``Backbone._update(y)``, and
+   the caches for the next step (the backbone's forecasts, scale and window).
 
 Nothing after step 3 can fail (every input was validated, the parts keep their outputs
 finite), so a refused observation leaves every part as it was.
@@ -39,7 +46,7 @@ import math
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport fabs, isfinite, NAN, isnan
+from libc.math cimport fabs, isfinite, NAN, isnan, sqrt
 from libc.string cimport memcpy
 
 from streamrnn._core._backbone cimport Backbone
@@ -72,9 +79,13 @@ TOO_LARGE = S_TOO_LARGE
 cdef double _VMAX = 1e100
 # the lead inputs are clipped to this range (as the scalers clip theirs)
 cdef double _INPUT_LIMIT = 10.0
+# the level input: the last value standardised by an exponentially weighted mean and variance
+# of the values (weight max(1/n, LEVEL_RATE) for the n-th value)
+cdef double LEVEL_RATE = 1.0 / 200.0
+
 COUNT_LIMIT = 1 << 62
 _KEYS = frozenset(("backbone", "combiner", "conformal", "pend", "pscale", "t", "n_learned",
-                   "prev", "anomaly", "pred"))
+                   "prev", "level_mean", "level_var", "anomaly", "pred"))
 
 
 cdef inline double _clipv(double v, double c) noexcept nogil:
@@ -83,6 +94,19 @@ cdef inline double _clipv(double v, double c) noexcept nogil:
     if v < -c:
         return -c
     return v
+
+
+cdef inline void _level(double y, long long t, double* mean, double* var) noexcept nogil:
+    """The EW mean and variance after the (t+1)-th value y (West's update)."""
+    cdef double r = 1.0 / <double>(t + 1)
+    cdef double d
+    if r < LEVEL_RATE:
+        r = LEVEL_RATE
+    d = y - mean[0]
+    mean[0] = mean[0] + r * d
+    var[0] = (1.0 - r) * (var[0] + r * d * d)
+    if not (var[0] < 1e300):
+        var[0] = 1e300
 
 
 cdef inline double* _data(object a, Py_ssize_t n) except NULL:
@@ -133,14 +157,16 @@ cdef class ForecastCore:
     ``ForecastCore(horizon, periods, auto, max_lag, window, clip=3.0)``: ``periods`` the
     declared periods (a tuple of ints > 1), ``auto`` detection of further ones, ``window`` the
     length of the backbone window in the network's input (which has ``window + 1`` lead
-    columns, then the feature columns the caller fills).
+    columns: the window, the change over the last value in backbone scales, the last value
+    standardised by an EW mean and variance of the values; then the feature columns the caller
+    fills).
     """
 
     def __init__(self, int horizon, tuple periods, bint auto, int max_lag, int window,
                  double clip=3.0):
         if horizon < 1 or window < 1 or not (clip > 0.0 and isfinite(clip)):
             raise ValueError("horizon and window must be >= 1 and clip finite > 0")
-        self.horizon, self.window, self.n_lead = horizon, window, window + 1
+        self.horizon, self.window, self.n_lead = horizon, window, window + 2
         self.n_experts = 4
         self.clip = clip
         self.periods0, self.auto, self.max_lag = periods, auto, max_lag
@@ -151,6 +177,8 @@ cdef class ForecastCore:
         self.t = 0
         self.n_learned = 0
         self.prev = 0.0
+        self.lmean = 0.0
+        self.lvar = 0.0
         self._anomaly = NAN
         self._pred = NAN
         H = horizon
@@ -164,6 +192,8 @@ cdef class ForecastCore:
         self._c, self._tg, self._f = np.zeros(H), np.zeros(H), np.zeros(self.n_experts)
         self.F, self.c = _data(self._F, H * self.n_experts), _data(self._c, H)
         self.tg, self.f = _data(self._tg, H), _data(self._f, self.n_experts)
+        self._rt = np.sqrt(np.arange(1.0, H + 1.0))
+        self.rt = _data(self._rt, H)
         self.net = None
         self._refresh()
 
@@ -196,12 +226,15 @@ cdef class ForecastCore:
             self.lead[i] = _clipv(self.lead[i], _INPUT_LIMIT) if isfinite(self.lead[i]) else 0.0
         self.lead[W] = (_clipv((self.last - self.prev) / sc, _INPUT_LIMIT)
                         if self.t >= 2 else 0.0)
+        self.lead[W + 1] = (_clipv((self.last - self.lmean) / sqrt(self.lvar), _INPUT_LIMIT)
+                            if self.lvar > 0.0 else 0.0)
 
     cdef void _experts(self, const double* o, Py_ssize_t j, double* f) noexcept nogil:
         """The experts' forecasts of step j (0-based, < horizon) from network outputs ``o``
         (NULL: none yet; the network expert is the backbone then)."""
         cdef double b = self.bbf[j]
-        f[NETWORK] = b if o == NULL else b + self.scale * _clipv(o[j], self.clip)
+        cdef double nb = self.last
+        f[NETWORK] = nb if o == NULL else nb + self.scale * self.rt[j] * _clipv(o[j], self.clip)
         f[BACKBONE] = b
         f[LAST] = self.last
         f[SNAIVE] = self.backbone._snaive(j + 1)
@@ -214,9 +247,10 @@ cdef class ForecastCore:
         cdef double* ps = self.pscale + row * H
         cdef int st
         memcpy(u, self.lead, self.n_lead * sizeof(double))
-        self.tg[0] = _clipv((y - self.bbf[0]) / self.scale, self.clip)
+        self.tg[0] = _clipv((y - self.last) / self.scale, self.clip)
         for j in range(1, H):
-            self.tg[j] = (_clipv((y - pe[j]) / ps[j], self.clip) if t - j >= 1 else NAN)
+            self.tg[j] = (_clipv((y - pe[j]) / (ps[j] * self.rt[j]), self.clip)
+                          if t - j >= 1 else NAN)
         st = net._learn_multi(u, self.tg)
         if st < 0:
             return st
@@ -238,9 +272,10 @@ cdef class ForecastCore:
             ps[j] = 0.0
         for j in range(1, H):
             r = <Py_ssize_t>((t + j) % H)
-            self.pend[r * H + j] = self.bbf[j]
+            self.pend[r * H + j] = self.last
             self.pscale[r * H + j] = self.scale
         self.prev = self.last
+        _level(y, t, &self.lmean, &self.lvar)
         self.backbone._update(y)
         self.t = t + 1
         self.n_learned += 1
@@ -255,6 +290,7 @@ cdef class ForecastCore:
         if not (fabs(y) <= _VMAX):
             return S_TOO_LARGE
         with nogil:
+            _level(y, 0, &self.lmean, &self.lvar)
             self.backbone._update(y)
             self.t = 1
             self._refresh()
@@ -322,7 +358,8 @@ cdef class ForecastCore:
             bfull = np.ascontiguousarray(self.backbone.forecast(h), dtype=np.float64)
             for j in range(H, h):
                 b = bfull[j]
-                self.f[NETWORK] = b if o == NULL else b + self.scale * _clipv(o[H - 1], self.clip)
+                self.f[NETWORK] = (self.last if o == NULL else self.last
+                                   + self.scale * self.rt[H - 1] * _clipv(o[H - 1], self.clip))
                 self.f[BACKBONE] = b
                 self.f[LAST] = self.last
                 self.f[SNAIVE] = self.backbone._snaive(j + 1)
@@ -373,6 +410,7 @@ cdef class ForecastCore:
                 "pend": self._pend.reshape(self.horizon, self.horizon).copy(),
                 "pscale": self._pscale.reshape(self.horizon, self.horizon).copy(),
                 "t": int(self.t), "n_learned": int(self.n_learned), "prev": float(self.prev),
+                "level_mean": float(self.lmean), "level_var": float(self.lvar),
                 "anomaly": self.anomaly, "pred": self.pred}
 
     def set_state(self, state):
@@ -389,6 +427,11 @@ cdef class ForecastCore:
         if type(prev) is not float or not (fabs(prev) <= _VMAX) or (t < 2 and prev != 0.0):
             raise ValueError(f"the value before the last must be a float in +-1e100 "
                              f"(0.0 before two values), got {prev!r}")
+        lmean, lvar = state["level_mean"], state["level_var"]
+        if (type(lmean) is not float or type(lvar) is not float or not fabs(lmean) <= _VMAX
+                or not 0.0 <= lvar <= 1e300 or (t == 0 and (lmean != 0.0 or lvar != 0.0))):
+            raise ValueError(f"the level's mean and variance must be floats in +-1e100 and "
+                             f"[0, 1e300] (0.0 before any value), got {lmean!r}, {lvar!r}")
         anomaly = _opt_float(state["anomaly"], "the anomaly score", 0.0, 1.0)
         pred = _opt_float(state["pred"], "the last prediction", -1.7e308, 1.7e308)
         if (pred is None) != (t < 2) or (anomaly is None) != (t < 3):
@@ -400,7 +443,8 @@ cdef class ForecastCore:
             if type(a) is not np.ndarray or a.dtype != np.float64 or a.shape != (H, H):
                 raise ValueError(f"the forecaster's {key} must be a float64 array of shape "
                                  f"({H}, {H})")
-            if not np.all(np.isfinite(a)) or (key == "pscale" and np.any(a < 0.0)):
+            if not np.all(np.isfinite(a)) or (key == "pend" and np.any(np.abs(a) > _VMAX)) or (
+                    key == "pscale" and (np.any(a < 0.0) or np.any(a > 1e300))):
                 raise ValueError(f"the forecaster's {key} holds values out of range")
             arrays.append(a.astype(np.float64).ravel())
         bb = Backbone(H, self.periods0, self.auto, self.max_lag)
@@ -416,6 +460,7 @@ cdef class ForecastCore:
         self._pend, self._pscale = arrays
         self.pend, self.pscale = _data(self._pend, H * H), _data(self._pscale, H * H)
         self.t, self.n_learned, self.prev = t, n, prev
+        self.lmean, self.lvar = lmean, lvar
         self._anomaly = NAN if anomaly is None else anomaly
         self._pred = NAN if pred is None else pred
         self._refresh()

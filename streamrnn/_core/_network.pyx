@@ -141,10 +141,11 @@ def footprint(cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss=SQUARED):
     state = 2 * L * H + B * (n_in + L * R + n_out) + n_out
     # s_rec, p_rec, bk_r; s_h, s_c, s_dhc, s_dcc; s_a, s_ah; s_dh, s_dx; p_x, bk_x;
     # p_out, bk_g, bk_o; s_da, s_dah2 (1 double unless GRU); s_xt; s_ht;
-    # bk_d, s_gm; s_gf (1 double without delayed targets)
+    # bk_d, s_gm; s_gf, s_hg, s_gg (1 double each without delayed targets)
     scratch = (3 * L * R + 4 * L * H + 2 * GH + 2 * H + 2 * n_in + 3 * n_out
                + 2 * k2 * L * GH + 1 + L * max(n_in, H) * k2 + L * H * k2
-               + 2 * n_out + max(dl, 1))
+               + 2 * n_out + max(dl, 1)
+               + ((H + n_out) * (k1 + dl) if dl else 2))
     return P, 4 * P + state + scratch
 
 
@@ -257,6 +258,8 @@ cdef class Network:
             "bk_x": np.zeros(n_in), "bk_r": np.zeros(L * R), "bk_g": np.zeros(n_out),
             "bk_o": np.zeros(n_out), "bk_d": np.zeros(n_out), "s_gm": np.zeros(n_out),
             "s_gf": np.zeros(max(self.delay, 1)),
+            "s_hg": np.zeros(H * (k1 + self.delay) if self.delay else 1),
+            "s_gg": np.zeros((k1 + self.delay) * n_out if self.delay else 1),
         }
         s = self._scratch
         self.dw = s["grad"]
@@ -268,6 +271,7 @@ cdef class Network:
         self.p_dah = &self.s_dah2[0] if self.kern.separate_dah else &self.s_da[0]
         self.bk_x, self.bk_r, self.bk_g, self.bk_o = s["bk_x"], s["bk_r"], s["bk_g"], s["bk_o"]
         self.bk_d, self.s_gm, self.s_gf = s["bk_d"], s["s_gm"], s["s_gf"]
+        self.s_hg, self.s_gg = s["s_hg"], s["s_gg"]
         self.n_in = n_in
 
     def _shapes(self, B=None):
@@ -421,7 +425,8 @@ cdef class Network:
         cdef Py_ssize_t GH = G * H, n_out = self.n_out, B = self.B, k2 = self.k2
         cdef Py_ssize_t n_in = self.n_in, D = n_in if n_in > H else H
         cdef long long t = self.t
-        cdef Py_ssize_t n_inj = <Py_ssize_t>(self.k1 + self.delay if self.k1 + self.delay < t else t)
+        cdef long long reach = self.k1 + self.delay    # rows an update can inject
+        cdef Py_ssize_t n_inj = <Py_ssize_t>(reach if reach < t else t)
         cdef Py_ssize_t W = <Py_ssize_t>(self.k2 if self.k2 < t else t)
         cdef double* w = &self.w[0]
         cdef double* dw = &self.dw[0]
@@ -439,13 +444,36 @@ cdef class Network:
         cdef const double* x
         cdef const double* g
         cdef Py_ssize_t a, l, s, j, d, i, lo
+        cdef bint delayed = False
+        cdef double* hg
+        cdef double* gg
         if n_inj > self.k1:
             self._mask_delayed(n_inj)
+            for a in range(self.k1, n_inj):
+                delayed = delayed or self._pending_lo(a) < n_out
         memset(dhc, 0, L * H * sizeof(double))
         memset(dcc, 0, L * H * sizeof(double))
         # head gradient of every injected step
         memset(dw + self.o_wy, 0, (H * n_out + n_out) * sizeof(double))
-        for a in range(n_inj):
+        if delayed:
+            # with delayed targets pending: dW_y = H_top^T G as one small product over the
+            # injected rows (newest first; G's entries not pending are zero), then db_y
+            hg = &self.s_hg[0]
+            gg = &self.s_gg[0]
+            for a in range(n_inj):
+                s = <Py_ssize_t>((t - 1 - a) % B)
+                lo = self._pending_lo(a)
+                g = &self.ring_g[s * n_out]
+                x = rec_h(&self.ring_r[(s * L + L - 1) * R], H, GH)
+                for i in range(H):
+                    hg[i * n_inj + a] = x[i]
+                for j in range(n_out):
+                    gg[a * n_out + j] = g[j] if j >= lo else 0.0
+            sr_gemm_tn(H, n_out, n_inj, hg, n_inj, gg, n_out, dw + self.o_wy)
+            for a in range(n_inj):
+                for j in range(n_out):
+                    dw[self.o_by + j] += gg[a * n_out + j]
+        for a in range(n_inj if not delayed else 0):
             s = <Py_ssize_t>((t - 1 - a) % B)
             lo = self._pending_lo(a)
             if lo >= n_out:
