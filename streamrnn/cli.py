@@ -782,8 +782,22 @@ def inspect_command(args) -> int:
         w(f"  size         {d['file_bytes']:,d} bytes ({d['array_bytes']:,d} of arrays{per})\n")
         st = (d["extra"] or {}).get("stats")
         if isinstance(st, dict) and "messages" in st:
+            ign = st.get("ignored_features", 0)
             w(f"  counters     {st.get('messages', 0):,d} messages, {st.get('bad', 0):,d} bad, "
-              f"{st.get('evicted', 0):,d} keys evicted\n")
+              f"{st.get('evicted', 0):,d} keys evicted"
+              + (f", {ign:,d} feature values ignored" if isinstance(ign, int) and ign else "")
+              + "\n")
+        sc = (d["extra"] or {}).get("scores")
+        part = sc.get("part") if isinstance(sc, dict) else None
+        if isinstance(part, dict) and isinstance(part.get("config"), dict):
+            cfg = part["config"]
+            keys = sc.get("keys") if isinstance(sc.get("keys"), dict) else {}
+            alpha = cfg.get("alpha")
+            level = (f", {100 * (1 - alpha):g}% intervals" if isinstance(alpha, float)
+                     and 0 < alpha < 1 else "")
+            w(f"  scores       by step ahead, horizon {cfg.get('horizon')}{level}; pending "
+              f"forecasts of {len(keys):,d} key{'s' if len(keys) != 1 else ''} (the summary "
+              "goes on from them)\n")
         if i == 0 and len(infos) > 1:
             same = all(canonical(x["spec"]) == canonical(d["spec"]) for x in infos)
             w(f"  ({len(infos)} files; {'all with this spec' if same else 'specs differ'})\n")

@@ -326,6 +326,10 @@ def test_seasonality_lists_and_the_horizon_reach_the_model(tmp_path):
     i = cmd("inspect", str(tmp_path / "ck"), "--json")
     params = json.loads(i.stdout)["files"][0]["spec"]["params"]
     assert params["seasonality"] == [12, 24] and params["horizon"] == 5
+    text = cmd("inspect", str(tmp_path / "ck")).stdout
+    assert "seasonality=[12, 24]" in text
+    assert "scores       by step ahead, horizon 5, 90% intervals; pending forecasts of 1 key" \
+        in text
     # another horizon is another model: refused, naming the option
     p = cmd("forecast", "--source", str(src), "--key", "k", "--hidden-size", "3",
             "--seasonality", "12,24", "--horizon", "6", "--checkpoint", str(tmp_path / "ck"),
