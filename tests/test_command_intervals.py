@@ -339,3 +339,44 @@ def test_seasonality_lists_and_the_horizon_reach_the_model(tmp_path):
     h = " ".join(h.split())
     assert "auto|M|M1,M2" in h and "auto (the default)" in h and "--alpha" in h
     assert "1 - alpha interval (0.1: 90%) (default: 0.1)" in h
+
+
+def test_each_record_holds_the_models_own_interval_and_anomaly_score(tmp_path):
+    # a twin of the runner's model, driven by hand: the record's anomaly is score_one(y) of the
+    # model before it learned y, and low/high are its forecast_interval after learning y
+    from streamrnn import GRUForecaster
+    from streamrnn.streams import JsonLinesSource, Runner, Sink
+
+    class Keep(Sink):
+        def __init__(self):
+            self.records = []
+
+        def send(self, record, key=None):
+            self.records.append(record)
+
+        def flush(self):
+            return True
+
+    ys = [10 + 3 * math.sin(i / 4) + (8 if i == 150 else 0) for i in range(200)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"y": y}) + "\n" for y in ys))
+    sink = Keep()
+    r = Runner(None, JsonLinesSource(tmp_path / "in.jsonl"), sink, horizon=3, alpha=0.2,
+               model_factory=lambda: GRUForecaster(hidden_size=4, horizon=3, seed=3))
+    assert r.run() == 200
+    twin = GRUForecaster(hidden_size=4, horizon=3, seed=3)
+    for y, rec in zip(ys, sink.records):
+        before = twin.score_one(y) if twin.last_prediction is not None else None
+        twin.learn_one(y)
+        assert rec["anomaly"] == twin.last_anomaly
+        if before is not None and twin.last_anomaly is not None:
+            assert rec["anomaly"] == before
+        iv = twin.forecast_interval(3, alpha=0.2)
+
+        def json_number(v):  # before it has scores the model's interval is unbounded: null
+            return v if math.isfinite(v) else None
+        assert rec["low"] == [json_number(a) for a, _ in iv]
+        assert rec["high"] == [json_number(b) for _, b in iv]
+        assert rec["forecast"] == twin.forecast(3)
+    # the spike at 150 gets the highest score a conformal p-value allows (others may tie)
+    top = max(rec["anomaly"] for rec in sink.records if rec["anomaly"] is not None)
+    assert sink.records[150]["anomaly"] == top > 0.95

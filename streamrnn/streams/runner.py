@@ -49,8 +49,10 @@ The guarantees
 - A key's model learns at most its own ``max_features`` feature columns (the spec's, or the
   model factory's); features first seen beyond them are ignored by the model, and the runner
   counts them (``ignored_features``), so a key's memory stays bounded without a second limit.
-- Records carry the forecast's interval (``low``, ``high``, at level ``1 - alpha``) and the
-  anomaly score of ``y`` (``anomaly``); with a scorer, each checkpoint also carries the
+- Records carry the forecast's interval (``low``, ``high``, at level ``1 - alpha``; null
+  where the model's interval is still unbounded, before it has scored forecasts) and the
+  anomaly score of ``y`` against the forecast made before it (``anomaly``, the model's
+  ``last_anomaly``); with a scorer, each checkpoint also carries the
   scores of its partition and what its keys still have pending, so a resumed run's summary
   goes on where the checkpoint left it, as an uninterrupted run's would.
 """
