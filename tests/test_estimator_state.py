@@ -147,9 +147,9 @@ def _bad_states(model):
             ("anomaly out of range", setter(("_core", "anomaly"), 1.5)),
             ("anomaly missing", setter(("_core", "anomaly"), None)),
             ("pred nan", setter(("_core", "pred"), float("nan"))),
-            ("pend shape", setter(("_core", "pend"), np.zeros((2, 2)))),
-            ("pend nan", lambda t: t["_core"]["pend"].__setitem__((0, 0), np.nan)),
-            ("pscale negative", lambda t: t["_core"]["pscale"].__setitem__((0, 0), -1.0)),
+            ("pend shape", setter(("_core", "pend"), np.zeros((4, 4)))),
+            ("pend nan", lambda t: t["_core"]["pend"].__setitem__(0, np.nan)),
+            ("pscale negative", lambda t: t["_core"]["pscale"].__setitem__(0, -1.0)),
             ("pend list", setter(("_core", "pend"), [[0.0]])),
             ("extra key", lambda t: t["_core"].__setitem__("extra", 1)),
             ("backbone t", lambda t: t["_core"]["backbone"].__setitem__(
@@ -161,7 +161,7 @@ def _bad_states(model):
             ("conformal junk", setter(("_core", "conformal"), None)),
             ("eligibility lost", lambda t: t["_core"]["combiner"].__setitem__(
                 "eligible", (False, True, True, True))),
-            ("pend huge", lambda t: t["_core"]["pend"].__setitem__((0, 0), 1e200)),
+            ("pend huge", lambda t: t["_core"]["pend"].__setitem__(0, 1e200)),
             ("no network", setter(("_net",), None)),
         ]
     elif k == "classifier":
@@ -225,7 +225,7 @@ for key, v in (("m", np.zeros(1)), ("v", np.zeros(10**5)), ("t", -5), ("t", 2**8
     t = copy.deepcopy(good); t["_net"]["state"]["optimizer"][key] = v; bad.append(t)
 for v in (10**9, -1, 2**31 + 5):
     t = copy.deepcopy(good); t["_net"]["config"]["n_in"] = v; bad.append(t)
-for key, v in (("pend", np.zeros((10**4, 10**4 // 8))), ("pend", np.full((4, 4), 1e308)),
+for key, v in (("pend", np.zeros((10**4, 10**4 // 8))), ("pend", np.full(4, 1e308)),
                ("t", 2**62 - 1), ("prev", 1e308), ("backbone", {"t": -1}),
                ("combiner", {"loss": np.zeros(10**6)}), ("conformal", [1.0])):
     t = copy.deepcopy(good); t["_core"][key] = v; bad.append(t)

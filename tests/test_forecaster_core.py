@@ -36,8 +36,8 @@ class Twin:
         self.comb.set_eligible(0, False)
         self.conf = Conformal(H)
         self.t, self.n, self.prev, self.lmean, self.lvar = 0, 0, 0.0, 0.0, 0.0
-        self.pend = np.zeros((H, H))
-        self.pscale = np.zeros((H, H))
+        self.pend = np.zeros(H)  # base and scale of step tau at tau % H
+        self.pscale = np.zeros(H)
         self.rt = np.sqrt(np.arange(1.0, H + 1.0))
         self.net = None
         self.anomaly = self.pred = None
@@ -90,12 +90,12 @@ class Twin:
             self.net = _core.Network(**m._network_config(self.W + 2, H))
             _core.initialize(self.net, np.random.default_rng(m.seed))
             self.net.set_optimizer(m._new_optimizer())
-        row = t % H
         tg = np.full(H, np.nan)
         tg[0] = _clip((y - self.last) / self.sc, CLIP)
         for j in range(1, H):
             if t - j >= 1:
-                tg[j] = _clip((y - self.pend[row, j]) / (self.pscale[row, j] * self.rt[j]), CLIP)
+                r = (t - j) % H
+                tg[j] = _clip((y - self.pend[r]) / (self.pscale[r] * self.rt[j]), CLIP)
         assert self.net.learn_multi(self.lead, tg) >= 0
         o = self.net.last_output
         F = np.array([self.experts(o, j) for j in range(H)])
@@ -106,11 +106,8 @@ class Twin:
         self.anomaly = 1.0 - self.conf.pvalue(abs(y - c[0])) if t >= 2 else None
         self.comb.observe(y)
         self.conf.observe(y)
-        self.pend[row] = 0.0
-        self.pscale[row] = 0.0
-        for j in range(1, H):
-            self.pend[(t + j) % H, j] = self.last
-            self.pscale[(t + j) % H, j] = self.sc
+        self.pend[t % H] = self.last
+        self.pscale[t % H] = self.sc
         self.prev = self.last
         self._level(y)
         self.bb.update(y)

@@ -26,8 +26,8 @@ cdef class ForecastCore:
     cdef readonly double lvar          # EW variance of the values
     cdef double _anomaly               # 1 - p-value of the last value (NaN: none)
     cdef double _pred                  # combined one-step forecast of the last value (NaN: none)
-    cdef object _pend                  # (H, H) pend[tau % H, j]: the network's base for y(tau), kept j steps
-    cdef object _pscale                # (H, H) the backbone scale when it was made
+    cdef object _pend                  # (H,) pend[tau % H]: the network's base of step tau (the last value then)
+    cdef object _pscale                # (H,) the backbone scale of step tau
     cdef double* pend
     cdef double* pscale
     # ---- caches, recomputed from the committed state (never serialised)

@@ -26,8 +26,8 @@ One observation y(t) is one nogil call, ``_step``, in this order:
 1. the network's lead input (the backbone window, the change over the last value, the last
    value's standardised level) into u;
 2. the delayed targets: for output j of the step taken j values ago,
-   ``clip((y(t) - base) / (scale sqrt(j + 1)))`` with the base (the last value then) and the
-   scale kept for it in a ring (``pend``/``pscale``; output 0's is this step's own);
+   ``clip((y(t) - base) / (scale sqrt(j + 1)))`` with that step's base (the last value then)
+   and scale kept in rings of H (``pend``/``pscale``; output 0's is this step's own);
 3. ``Network._learn_multi`` (forward of step t, reused from ``predict`` when ``forecast(1)``
    just ran it); on failure it rolls itself back and nothing here has changed yet;
 4. the expert forecasts from that forward pass (issued as if before y(t): they are exactly
@@ -128,17 +128,13 @@ def _count(v, what):
 
 def _plain(node):
     """A part's state as its ``get_state`` made it: lists (a checkpoint stores tuples as lists)
-    back to tuples, float64/int64 arrays with numpy's own dtype objects (an unpickled array
-    carries a copy of the dtype, and ``pickle`` would then write the state differently)."""
+    back to tuples. Arrays are passed on as they are: every part copies them keeping their
+    dtype objects, so the state of an unpickled model pickles to the same bytes again."""
     t = type(node)
     if t is dict:
         return {k: _plain(v) for k, v in node.items()}
     if t is list or t is tuple:
         return tuple(_plain(v) for v in node)
-    if t is np.ndarray and node.dtype == np.float64:
-        return node.astype(np.float64)
-    if t is np.ndarray and node.dtype == np.int64:
-        return node.astype(np.int64)
     return node
 
 
@@ -182,8 +178,8 @@ cdef class ForecastCore:
         self._anomaly = NAN
         self._pred = NAN
         H = horizon
-        self._pend, self._pscale = np.zeros(H * H), np.zeros(H * H)
-        self.pend, self.pscale = _data(self._pend, H * H), _data(self._pscale, H * H)
+        self._pend, self._pscale = np.zeros(H), np.zeros(H)
+        self.pend, self.pscale = _data(self._pend, H), _data(self._pscale, H)
         self._bbf = np.zeros(H)
         self.bbf = _data(self._bbf, H)
         self._lead = np.zeros(self.n_lead)
@@ -240,17 +236,18 @@ cdef class ForecastCore:
         f[SNAIVE] = self.backbone._snaive(j + 1)
 
     cdef int _step(self, Network net, double* u, double y) noexcept nogil:
-        cdef Py_ssize_t H = self.horizon, E = self.n_experts, j, r
+        cdef Py_ssize_t H = self.horizon, E = self.n_experts, j
         cdef long long t = self.t
-        cdef Py_ssize_t row = <Py_ssize_t>(t % H)
-        cdef double* pe = self.pend + row * H
-        cdef double* ps = self.pscale + row * H
+        cdef Py_ssize_t r
         cdef int st
         memcpy(u, self.lead, self.n_lead * sizeof(double))
         self.tg[0] = _clipv((y - self.last) / self.scale, self.clip)
         for j in range(1, H):
-            self.tg[j] = (_clipv((y - pe[j]) / (ps[j] * self.rt[j]), self.clip)
-                          if t - j >= 1 else NAN)
+            if t - j >= 1:
+                r = <Py_ssize_t>((t - j) % H)
+                self.tg[j] = _clipv((y - self.pend[r]) / (self.pscale[r] * self.rt[j]), self.clip)
+            else:
+                self.tg[j] = NAN
         st = net._learn_multi(u, self.tg)
         if st < 0:
             return st
@@ -267,13 +264,9 @@ cdef class ForecastCore:
         self.combiner._observe(y)
         self.conformal._observe(y)
         # the backbone forecasts this step issued, kept until their values arrive
-        for j in range(H):
-            pe[j] = 0.0
-            ps[j] = 0.0
-        for j in range(1, H):
-            r = <Py_ssize_t>((t + j) % H)
-            self.pend[r * H + j] = self.last
-            self.pscale[r * H + j] = self.scale
+        r = <Py_ssize_t>(t % H)  # held the base of step t - H, whose last target came now
+        self.pend[r] = self.last
+        self.pscale[r] = self.scale
         self.prev = self.last
         _level(y, t, &self.lmean, &self.lvar)
         self.backbone._update(y)
@@ -326,7 +319,7 @@ cdef class ForecastCore:
         if self.net is None:
             return NULL
         memcpy(self.up, self.lead, self.n_lead * sizeof(double))
-        self.net._step_ptr(self.up, self.net.n_in, self.op, self.net.n_out, False)
+        self.net._predict(self.up, self.op)  # sizes checked by set_network
         return self.op
 
     def forecast1(self):
@@ -407,8 +400,7 @@ cdef class ForecastCore:
     def get_state(self):
         return {"backbone": self.backbone.get_state(), "combiner": self.combiner.get_state(),
                 "conformal": self.conformal.get_state(),
-                "pend": self._pend.reshape(self.horizon, self.horizon).copy(),
-                "pscale": self._pscale.reshape(self.horizon, self.horizon).copy(),
+                "pend": self._pend.copy(), "pscale": self._pscale.copy(),
                 "t": int(self.t), "n_learned": int(self.n_learned), "prev": float(self.prev),
                 "level_mean": float(self.lmean), "level_var": float(self.lvar),
                 "anomaly": self.anomaly, "pred": self.pred}
@@ -440,13 +432,13 @@ cdef class ForecastCore:
         arrays = []
         for key in ("pend", "pscale"):
             a = state[key]
-            if type(a) is not np.ndarray or a.dtype != np.float64 or a.shape != (H, H):
+            if type(a) is not np.ndarray or a.dtype != np.float64 or a.shape != (H,):
                 raise ValueError(f"the forecaster's {key} must be a float64 array of shape "
-                                 f"({H}, {H})")
+                                 f"({H},)")
             if not np.all(np.isfinite(a)) or (key == "pend" and np.any(np.abs(a) > _VMAX)) or (
                     key == "pscale" and (np.any(a < 0.0) or np.any(a > 1e300))):
                 raise ValueError(f"the forecaster's {key} holds values out of range")
-            arrays.append(a.astype(np.float64).ravel())
+            arrays.append(np.array(a, copy=True))
         bb = Backbone(H, self.periods0, self.auto, self.max_lag)
         bb.set_state(_plain(state["backbone"]))
         comb = Combiner(self.n_experts, H)
@@ -458,7 +450,7 @@ cdef class ForecastCore:
         # everything is checked: assign
         self.backbone, self.combiner, self.conformal = bb, comb, conf
         self._pend, self._pscale = arrays
-        self.pend, self.pscale = _data(self._pend, H * H), _data(self._pscale, H * H)
+        self.pend, self.pscale = _data(self._pend, H), _data(self._pscale, H)
         self.t, self.n_learned, self.prev = t, n, prev
         self.lmean, self.lvar = lmean, lvar
         self._anomaly = NAN if anomaly is None else anomaly

@@ -342,7 +342,7 @@ cdef class Columns:
             if not np.all(np.abs(a) <= _VMAX) if key != "m2" else not np.all(
                     (a >= 0.0) & (a <= 1.7e308)):
                 raise ValueError(f"the column state's {key} holds values out of range")
-            arrays[key] = a.astype(np.float64)  # numpy's own dtype object (not an unpickled copy)
+            arrays[key] = np.array(a, dtype=np.float64, copy=True)
         n = arrays["n"]
         if not np.all((n >= 0) & (n < 2.0 ** 62) & (n == np.floor(n))):
             raise ValueError("the column state's counts must be whole numbers in [0, 2**62)")
