@@ -3,11 +3,13 @@
 ``streamrnn forecast`` reads observations from a source, keeps one forecaster per series key,
 writes for every observation the one-step prediction made *before* learning it and the anomaly
 score of the value against it (and, with ``--horizon``, the forecast of the next steps after
-learning it with its interval), and checkpoints the models together with the source position. Without ``--source`` it replays river's WaterFlow dataset
-(1,268 hourly flow readings of a water pipe) as a demo.
+learning it with its interval), and checkpoints the models together with the source position.
+Without ``--source`` it replays river's WaterFlow dataset (1,268 hourly flow readings of a water
+pipe) as a demo.
 
 ``streamrnn backtest`` replays a source the same way and scores every step ahead against the
-last value and the seasonal naive forecast (:mod:`streamrnn.backtest`); ``streamrnn inspect``
+last value and the seasonal naive forecast, and the intervals by coverage and width
+(:mod:`streamrnn.backtest`); ``streamrnn inspect``
 shows what a checkpoint holds without building a model.
 
 The processing loop is :class:`streamrnn.streams.Runner`, usable from Python; this module only
