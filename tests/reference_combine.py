@@ -171,3 +171,38 @@ class RefConformal:
         if item is None:
             return 1.0
         return self.pvalue(min(abs(y - item[0]), VMAX))
+
+
+class RefShrunkWeight:
+    """The regressors' weight of the network against the running mean (``regression._Weight``),
+    from the whole history rather than running sums: term ``k`` (age ``k``, 0 = newest) weighs
+    ``decay ** k`` in the least-squares sums and ``decay ** (2 k)`` in the sandwich variance.
+
+        w_ls = sum_k g^k d_k r_k / sum_k g^k d_k^2
+        se   = sqrt(sum_k g^(2k) d_k^2 (r_k - w_ls d_k)^2) / sum_k g^k d_k^2
+        w    = clip(w_ls (1 - (n_se se / w_ls)^2), 0, 1)   (0 if w_ls <= 0),
+               0 while fewer than min_n values are scored
+
+    d = network's prediction - mean, r = value - mean (both before the value). Sums in another
+    order than the running ones: equal to rounding, not bit for bit."""
+
+    def __init__(self, decay=0.995, min_n=20, n_se=2.0):
+        self.decay, self.min_n, self.n_se = decay, min_n, n_se
+        self.hist = []          # (d, r), oldest first
+
+    def observe(self, p, m, y):
+        self.hist.append((p - m, y - m))
+
+    def weight(self):
+        if len(self.hist) < self.min_n:
+            return 0.0
+        pairs = list(reversed(self.hist))           # newest first: age k
+        a = sum(self.decay ** k * d * d for k, (d, r) in enumerate(pairs))
+        if not a > 0.0:
+            return 0.0
+        w = sum(self.decay ** k * d * r for k, (d, r) in enumerate(pairs)) / a
+        if w <= 0.0:
+            return 0.0
+        v = sum(self.decay ** (2 * k) * d * d * (r - w * d) ** 2 for k, (d, r) in enumerate(pairs))
+        se = math.sqrt(v) / a
+        return min(max(w * (1.0 - (self.n_se * se / w) ** 2), 0.0), 1.0)

@@ -328,3 +328,50 @@ def test_river_airline_runs_through_evaluate():
     m = evaluate.evaluate(datasets.AirlinePassengers(), model, metrics.MAE(), horizon=12,
                           agg_func=statistics.mean)
     assert m.get() < 48.9  # the last value's MAE on it
+
+
+def test_the_core_refuses_misuse_without_crashing():
+    # the compiled core's own Python API, misused, in a child: an error, never a crash
+    import subprocess
+    import sys
+
+    from _support import child_env
+    code = r"""
+import numpy as np
+from streamrnn import _core
+from streamrnn._core._forecast import ForecastCore, _rebuild_core
+c = ForecastCore(4, (3,), False, 200, 5)
+net = _core.Network(cell=_core.GRU, n_in=7, hidden_size=3, num_layers=1, n_out=4)
+net.set_optimizer(_core.Optimizer(kind=_core.ADAM, lr=0.01))
+wrong = _core.Network(cell=_core.GRU, n_in=7, hidden_size=3, num_layers=1, n_out=3)
+refused = 0
+calls = [lambda: c.learn(1.0), lambda: c.learn_with(net, np.zeros(7), 1.0),
+         lambda: ForecastCore(0, (), False, 200, 5), lambda: ForecastCore(4, (), False, 200, 0),
+         lambda: c.set_network(wrong, np.zeros(7), np.zeros(3)),
+         lambda: c.set_network(net, np.zeros(2), np.zeros(4)),
+         lambda: c.set_network(net, np.zeros(7, dtype=np.float32), np.zeros(4)),
+         lambda: c.set_network(net, [0.0] * 7, np.zeros(4)),
+         lambda: c.set_state(None), lambda: c.set_state({"t": 1}),
+         lambda: _rebuild_core((4, (3,), False, 200, 5, 3.0), {"t": -1}),
+         lambda: _rebuild_core((4, (1,), False, -5, 5, 3.0), {})]
+for f in calls:
+    try:
+        f()
+    except (ValueError, TypeError, RuntimeError):
+        refused += 1
+assert c.first(1e101) == -3 and c.t == 0
+assert c.first(2.0) == 0
+try:
+    c.learn_with(net, np.zeros(3), 1.0)
+except ValueError:
+    refused += 1
+assert c.learn_with(net, np.zeros(7), 1e300) == -3 and c.t == 1
+c.set_network(net, np.zeros(7), np.zeros(4))
+assert c.learn(3.0) >= 0 and c.t == 2
+print("refused", refused, "ok", c.forecast(6))
+assert refused == len(calls) + 1
+"""
+    proc = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "ok" in proc.stdout
