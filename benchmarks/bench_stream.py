@@ -7,6 +7,8 @@ Phases timed separately on the same messages:
   consume+decode  Kafka fetch and JSON decoding/validation (KafkaSource.read)
   learn           learn_one; its forward pass is the one-step prediction made before learning
                   the value (``last_prediction``), so the loop needs no separate forecast(1)
+  forecast(h)     with --horizon h: the forecast of the next h steps and its 90 % interval
+                  (forecast + forecast_interval), as each record carries them
   produce         encoding and producing the forecast record (KafkaSink.send + flush)
 and the whole loop (Runner.run) end to end, with and without a checkpoint at the end.
 """
@@ -56,7 +58,8 @@ def main():
     ap.add_argument("--horizon", type=int, default=0)
     a = ap.parse_args()
     n = a.messages
-    spec = spec_mod.model_spec("gru", hidden_size=16, update_every=a.update_every, seed=1)
+    spec = spec_mod.model_spec("gru", hidden_size=16, update_every=a.update_every, seed=1,
+                               horizon=a.horizon or None)
     kafka = MockKafka(1)
     kafka.create_topic("in", 4)
     produce(kafka.bootstrap, "in", items(n, a.keys))
@@ -79,12 +82,13 @@ def main():
         t1 = perf()
         if a.horizon:
             m.forecast(a.horizon)
+            m.forecast_interval(a.horizon, 0.1)
         t_learn += t1 - t0
         t_horizon += perf() - t1
         preds.append(p)
     rows.append(("learn_one + prediction", t_learn))
     if a.horizon:
-        rows.append((f"forecast({a.horizon})", t_horizon))
+        rows.append((f"forecast({a.horizon})+interval", t_horizon))
 
     sink = KafkaSink(kafka.bootstrap, "out")
     t0 = perf()

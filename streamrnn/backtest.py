@@ -25,8 +25,8 @@ from __future__ import annotations
 import time
 
 from streamrnn.streams.messages import NullSink
-from streamrnn.streams.runner import MAX_FEATURES, MAX_KEYS, Runner
-from streamrnn.streams.scoring import HorizonScore
+from streamrnn.streams.runner import ALPHA, MAX_KEYS, Runner
+from streamrnn.streams.scoring import HorizonScore, naive_season
 
 __all__ = ["backtest", "Backtest"]
 
@@ -42,7 +42,8 @@ class Backtest:
         self.elapsed = elapsed
 
     def table(self, key=None):
-        """{method: [{"step", "n", "mae", "smape", "mase"}, ...]} overall or for one key."""
+        """{method: [{"step", "n", "mae", "smape", "mase", "n_interval", "coverage", "width"},
+        ...]} overall or for one key (coverage in %, of the model's intervals)."""
         return self.scorer.table(key)
 
     def to_dict(self):
@@ -53,15 +54,15 @@ class Backtest:
         t = self.runner.totals()
         return {"messages": self.messages, "bad": t["bad"], "keys": self.scorer.keys_seen,
                 "horizon": self.scorer.h, "seasonality": self.scorer.m,
+                "alpha": self.scorer.alpha,
                 "seconds": round(self.elapsed, 3), "overall": clean(self.table()),
                 "per_key": {k: clean(self.table(k)) for k in self.scorer.per_key},
                 "per_key_limit": self.scorer.detail_keys}
 
 
 def backtest(source, spec=None, horizon=1, seasonality=None, *, model_factory=None,
-             detail_keys=10, plot_keys=0, max_keys=MAX_KEYS, max_features=MAX_FEATURES,
-             limit=0, idle_exit=0.0, progress=None, sink=None, bad=None,
-             runner_hook=None) -> Backtest:
+             detail_keys=10, plot_keys=0, max_keys=MAX_KEYS, alpha=ALPHA, limit=0,
+             idle_exit=0.0, progress=None, sink=None, bad=None, runner_hook=None) -> Backtest:
     """Replay ``source`` through one model per key and score the forecasts.
 
     Parameters
@@ -73,10 +74,13 @@ def backtest(source, spec=None, horizon=1, seasonality=None, *, model_factory=No
     horizon
         Steps forecast after each value (>= 1); each step is scored separately.
     seasonality
-        Season length of the seasonal naive baseline (default: the spec's, 0 for none).
+        Season length of the seasonal naive baseline (default: the spec's first declared
+        season; 0 for none, as with ``seasonality="auto"``).
     detail_keys
         Keys (the first seen) also scored one by one.
-    plot_keys, max_keys, max_features, limit, idle_exit, progress, bad
+    alpha
+        The forecasts' intervals have level 1 - alpha; their coverage and width are scored.
+    plot_keys, max_keys, limit, idle_exit, progress, bad
         As for :class:`~streamrnn.streams.Runner` and its ``run``.
     sink
         Where the forecast records go (default: nowhere).
@@ -84,11 +88,11 @@ def backtest(source, spec=None, horizon=1, seasonality=None, *, model_factory=No
         Called with the runner before it runs (e.g. to install signal handlers).
     """
     if seasonality is None:
-        seasonality = int(((spec or {}).get("params") or {}).get("seasonality", 0) or 0)
-    scorer = HorizonScore(horizon, seasonality, detail_keys=detail_keys)
+        seasonality = naive_season(spec)
+    scorer = HorizonScore(horizon, seasonality, detail_keys=detail_keys, alpha=alpha)
     runner = Runner(spec, source, sink if sink is not None else NullSink(), horizon=horizon,
-                    plot_keys=plot_keys, max_keys=max_keys, max_features=max_features,
-                    model_factory=model_factory, scorer=scorer, bad=bad)
+                    plot_keys=plot_keys, max_keys=max_keys, model_factory=model_factory,
+                    scorer=scorer, bad=bad, alpha=alpha)
     if runner_hook is not None:
         runner_hook(runner)
     t0 = time.monotonic()

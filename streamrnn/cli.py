@@ -1,13 +1,15 @@
 """The ``streamrnn`` command.
 
 ``streamrnn forecast`` reads observations from a source, keeps one forecaster per series key,
-writes for every observation the one-step prediction made *before* learning it (and, with
-``--horizon``, the forecast of the next steps after learning it), and checkpoints the models
-together with the source position. Without ``--source`` it replays river's WaterFlow dataset
-(1,268 hourly flow readings of a water pipe) as a demo.
+writes for every observation the one-step prediction made *before* learning it and the anomaly
+score of the value against it (and, with ``--horizon``, the forecast of the next steps after
+learning it with its interval), and checkpoints the models together with the source position.
+Without ``--source`` it replays river's WaterFlow dataset (1,268 hourly flow readings of a water
+pipe) as a demo.
 
 ``streamrnn backtest`` replays a source the same way and scores every step ahead against the
-last value and the seasonal naive forecast (:mod:`streamrnn.backtest`); ``streamrnn inspect``
+last value and the seasonal naive forecast, and the intervals by coverage and width
+(:mod:`streamrnn.backtest`); ``streamrnn inspect``
 shows what a checkpoint holds without building a model.
 
 The processing loop is :class:`streamrnn.streams.Runner`, usable from Python; this module only
@@ -23,6 +25,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 
 from streamrnn import _registry
 from streamrnn import checkpoint as ck
@@ -30,9 +33,9 @@ from streamrnn.streams import (BadMessages, Decoder, NullSink, open_sink, open_s
                                parse_address)
 from streamrnn.streams import messages as _msg
 from streamrnn.streams.files import MAX_LINE_BYTES, DatasetSource
-from streamrnn.streams.report import (horizon_table, key_table, need_matplotlib, plot_trace,
-                                      verdict)
-from streamrnn.streams.runner import MAX_FEATURES, MAX_KEYS, Runner
+from streamrnn.streams.report import (coverage_sentence, horizon_table, key_table,
+                                      need_matplotlib, plot_trace, verdict)
+from streamrnn.streams.runner import ALPHA, MAX_FEATURES, MAX_KEYS, Runner
 
 from streamrnn.spec import default_lr, model_spec
 
@@ -146,13 +149,19 @@ def _stream_options(f, demo_horizon):
     m.add_argument("--lr", type=float, default=None,
                    help="Adam's learning rate (default: the forecasters' default, "
                    f"{default_lr():g})")
-    m.add_argument("--seasonality", type=_nonnegative, default=0, help="season length in steps "
-                   "(the model's seasonal baseline and the seasonal naive one it is scored "
-                   "against); 0: none")
+    m.add_argument("--seasonality", type=_seasonality, default="auto", metavar="auto|M|M1,M2",
+                   help="season length(s) in steps: auto (the default) finds the period of "
+                   "each series as it streams; M declares one (24 for hourly data with a daily "
+                   "cycle); a comma list several (24,168: daily and weekly); 0: none. The first "
+                   "declared season is also the seasonal naive baseline's")
     m.add_argument("--seed", type=int, default=42, help="seed of the initial weights")
-    m.add_argument("--horizon", type=_nonnegative, default=None, help="steps forecast after "
-                   f"each observation (default {demo_horizon[0]}; {demo_horizon[1]} for the "
-                   "built-in demo)")
+    m.add_argument("--horizon", type=_horizon, default=None, help="steps forecast after "
+                   "each observation, with an interval each, and the steps the model's head "
+                   f"learns directly (default {demo_horizon[0]}; {demo_horizon[1]} for the "
+                   "built-in demo" + ("; 0: no forecast, the model's own head size" if
+                                      not demo_horizon[0] else "") + ")")
+    m.add_argument("--alpha", type=_alpha, default=ALPHA, help="the intervals' miss rate: "
+                   "low and high bound a 1 - alpha interval (0.1: 90%%)")
     f.add_argument("--limit", type=_nonnegative, default=0, metavar="N",
                    help="stop after N messages (0: no limit)")
     f.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
@@ -164,12 +173,15 @@ def _stream_options(f, demo_horizon):
     f.add_argument("--dead-letter", metavar="URL", help="sink for bad messages and for "
                    "forecasts the sink refused for good")
     lim = f.add_argument_group("limits", "what one message or the whole run may cost; a message "
-                               "over a limit is a bad message (counted, dead-lettered)")
+                               "over a limit is a bad message (counted, dead-lettered), except "
+                               "for --max-keys and --max-features (see each)")
     lim.add_argument("--max-keys", type=_positive, default=MAX_KEYS, metavar="N",
                      help="models kept at once; a new key beyond this evicts the least "
                      "recently seen key (which, if it returns, starts with a fresh model)")
-    lim.add_argument("--max-features", type=_positive, default=MAX_FEATURES, metavar="N",
-                     help="distinct feature names one key's model may learn")
+    lim.add_argument("--max-features", type=_nonnegative, default=MAX_FEATURES, metavar="N",
+                     help="feature columns one key's model may learn (the model's "
+                     "max_features); features first seen beyond them are ignored, and counted "
+                     "in the summary")
     lim.add_argument("--max-message-bytes", type=_positive, default=_msg.MAX_BYTES, metavar="B",
                      help="largest message")
     lim.add_argument("--max-line-bytes", type=_positive, default=MAX_LINE_BYTES, metavar="B",
@@ -188,8 +200,9 @@ def _stream_options(f, demo_horizon):
                      "cut; payload_bytes gives the original size)")
     out = f.add_argument_group("output")
     out.add_argument("--plot", metavar="FILE.png", help="plot, per key, actual, the one-step "
-                     "prediction and the last forecast (on the --time axis when given); needs "
-                     "matplotlib, checked before anything is read")
+                     "prediction and the last forecast, each with its interval shaded (on the "
+                     "--time axis when given); needs matplotlib, checked before anything is "
+                     "read")
     out.add_argument("--plot-keys", type=_positive, default=6, metavar="N",
                      help="keys drawn by --plot (the first N seen; the output names them)")
     out.add_argument("--quiet", action="store_true", help="no progress line and no summary "
@@ -207,9 +220,13 @@ def build_parser():
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     f = sub.add_parser("forecast", help="learn and forecast a stream, one model per key",
                        description="Learn and forecast a stream, one model per series key. "
-                       "Forecast records go to --sink as JSON lines; progress and the summary go "
-                       "to stderr. Exit status: 0 done, 2 an error (a message says what), 130 "
-                       "stopped by Ctrl-C (after a final checkpoint).", formatter_class=fmt)
+                       "Forecast records go to --sink as JSON lines {key, time, partition, "
+                       "offset, y, prediction, anomaly, forecast, low, high}: prediction was "
+                       "made before y arrived, anomaly (0 to 1, higher is rarer) scores y "
+                       "against it, forecast holds the next --horizon steps and low/high their "
+                       "1 - alpha intervals. Progress and the summary go to stderr. Exit status: "
+                       "0 done, 2 an error (a message says what), 130 stopped by Ctrl-C (after "
+                       "a final checkpoint).", formatter_class=fmt)
     out = _stream_options(f, (0, 24))
     out.add_argument("--sink", help="- (stdout, the default; the demo writes nothing when stdout "
                      "is a terminal), file.jsonl, kafka://HOST:PORT/TOPIC or "
@@ -224,8 +241,9 @@ def build_parser():
                        "per step ahead against last value and seasonal naive",
                        description="Replay a source through one model per key, forecasting "
                        "each value before learning it, and score every step ahead (MAE, sMAPE, "
-                       "MASE) against the last value and, with --seasonality, the seasonal naive "
-                       "forecast. The table goes to stdout (--json: as JSON); exit 0.",
+                       "MASE, the intervals' coverage and width) against the last value and, "
+                       "with a declared season, the seasonal naive forecast. The table goes to "
+                       "stdout (--json: as JSON); exit 0.",
                        formatter_class=fmt)
     out = _stream_options(b, (1, 24))
     out.add_argument("--naive-seasonality", type=_nonnegative, default=None, metavar="M",
@@ -273,6 +291,54 @@ def _nonnegative(text):
     return v
 
 
+MAX_PERIODS = 4  # the forecasters' limit on declared periods
+
+
+def _horizon(text):
+    v = _nonnegative(text)
+    limit = _registry.LIMITS.get("horizon")
+    if limit is not None and v > limit:
+        raise argparse.ArgumentTypeError(f"must be at most {limit:,d}, got {v}")
+    return v
+
+
+def _seasonality(text):
+    """``auto``, ``0`` (none), a season length ``M`` >= 2, or distinct lengths ``M1,M2,...``
+    (returned as "auto", an int, or a tuple of ints)."""
+    t = str(text).strip()
+    if t.lower() == "auto":
+        return "auto"
+    parts = [q.strip() for q in t.split(",")]
+    usage = ("write auto, 0 (none), a season length such as 24, or several such as 24,168")
+    if not all(q.isdigit() and q.isascii() for q in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: {usage}")
+    vals = [int(q) for q in parts]
+    limit = _registry.LIMITS["seasonality"]
+    if vals == [0]:
+        return 0
+    for v in vals:
+        if not 2 <= v <= limit:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: a season length is an int in [2, {limit:,d}] (0 alone: none), "
+                f"got {v}")
+    if len(set(vals)) != len(vals):
+        raise argparse.ArgumentTypeError(f"{text!r}: a season length is given twice")
+    if len(vals) > MAX_PERIODS:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_PERIODS} season lengths")
+    return vals[0] if len(vals) == 1 else tuple(vals)
+
+
+def _alpha(text):
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number between 0 and 1 "
+                                         "(0.1: 90% intervals)")
+    return v
+
+
 class _Stopped:
     """SIGINT/SIGTERM stop the runner (it checkpoints and the summary is printed); the exit
     status is then 128 + the signal number (130 for Ctrl-C)."""
@@ -297,12 +363,14 @@ class _Stopped:
         return 0 if self.signum is None else 128 + int(self.signum)
 
 
-def _spec(args):
+def _spec(args, horizon):
+    """The model spec of the options; ``horizon`` (>= 1) is also the model's head size (0:
+    the model's default)."""
     lr = args.lr if args.lr is not None else default_lr()
     return model_spec(args.model, lr=lr, hidden_size=args.hidden_size,
                       num_layers=args.num_layers, tbptt_steps=args.tbptt_steps,
                       update_every=args.update_every, seasonality=args.seasonality,
-                      seed=args.seed)
+                      horizon=horizon or None, max_features=args.max_features, seed=args.seed)
 
 
 def _where(role, address):
@@ -363,7 +431,7 @@ def forecast_command(args) -> int:
     horizon = args.horizon if args.horizon is not None else (24 if demo else 0)
     if args.plot:
         _check_plot(args.plot)  # before anything is read, not after the whole run
-    spec = _spec(args)
+    spec = _spec(args, horizon)
     # the checkpoint directory first: a locked or read-only one fails before anything is read
     store = ck.CheckpointStore(args.checkpoint) if args.checkpoint else None
     opened = [store]
@@ -401,7 +469,7 @@ def _forecast(args, demo, horizon, spec, store, opened):
     runner = Runner(spec, source, sink, horizon=horizon, store=store,
                     checkpoint_every=args.checkpoint_every if store else 0, bad=bad,
                     plot_keys=args.plot_keys if args.plot else 0, max_keys=args.max_keys,
-                    max_features=args.max_features)
+                    alpha=args.alpha)
     stopped.runner = runner
     if hasattr(source, "on_assign"):  # Kafka: partitions arrive through the group
         source.on_assign = _announcing(runner, args.quiet)
@@ -501,6 +569,9 @@ def _summary(runner, n, elapsed, args, spec, drawn, stopped):
     if runner.evicted:
         w(f", {runner.evicted:,d} keys evicted (over --max-keys {runner.max_keys:,d}; a "
           "returning key starts afresh)")
+    if t["ignored_features"]:
+        w(f", {t['ignored_features']:,d} feature values ignored (features first seen after a "
+          f"key's model had --max-features {args.max_features:,d})")
     w("\n")
     if cum["messages"] != t["messages"]:
         w(f"  with the resumed checkpoints: {cum['messages']:,d} messages in all, "
@@ -513,9 +584,14 @@ def _summary(runner, n, elapsed, args, spec, drawn, stopped):
           f"{t['scored']:,d} scored)\n")
     sc = runner.scorer
     if sc is not None and sc.scored():
-        w("  forecasts by step ahead (this run; each scored when its target arrived):\n")
-        for line in horizon_table(sc.table(), spec["cell"].upper(), indent="    "):
+        runs = "with the resumed checkpoints" if runner.scores_resumed else "this run"
+        w(f"  forecasts by step ahead ({runs}; each scored when its target arrived):\n")
+        for line in horizon_table(sc.table(), spec["cell"].upper(), indent="    ",
+                                  alpha=runner.alpha):
             w(line + "\n")
+        cover = coverage_sentence(sc.table(), runner.alpha)
+        if cover:
+            w(f"    {cover}\n")
     if runner.models:
         one = next(iter(runner.models.values()))
         w(f"  state per model: {ck.state_nbytes(one):,d} bytes\n")
@@ -550,7 +626,7 @@ def backtest_command(args) -> int:
         raise ValueError("backtest needs --horizon >= 1")
     if args.plot:
         _check_plot(args.plot)
-    spec = _spec(args)
+    spec = _spec(args, horizon)
     opened = []
     try:
         dead = (_open_role("dead-letter sink", args.dead_letter,
@@ -570,11 +646,11 @@ def backtest_command(args) -> int:
         if idle is None:
             idle = 5.0 if not demo and parse_address(args.source)["scheme"] in ("kafka",
                                                                                "mqtt") else 0.0
-        naive = args.seasonality if args.naive_seasonality is None else args.naive_seasonality
+        naive = args.naive_seasonality  # None: the spec's first declared season
         r = backtest(source, spec, horizon, naive, detail_keys=args.table_keys,
-                     idle_exit=idle,
+                     idle_exit=idle, alpha=args.alpha,
                      plot_keys=args.plot_keys if args.plot else 0, max_keys=args.max_keys,
-                     max_features=args.max_features, limit=args.limit, bad=bad,
+                     limit=args.limit, bad=bad,
                      progress=Progress() if show else None, runner_hook=hook)
         if show:
             sys.stderr.write("\r\x1b[K")
@@ -608,19 +684,22 @@ def _backtest_report(r, args, spec, drawn, stopped):
     w(f"streamrnn backtest of {_source_name(args)}: {r.messages:,d} messages, "
       f"{_plural(sc.keys_seen, 'key')}, {_bad_text(r.runner, t)}; {r.elapsed:.1f} s"
       f"{' (stopped by a signal)' if stopped.signum is not None else ''}\n")
-    ms = spec["params"].get("seasonality") or 0
     naive = (f"seasonal naive with season {sc.m}" if sc.m else
-             "no seasonal naive baseline (--seasonality M or --naive-seasonality M adds one)")
+             "no seasonal naive baseline (--naive-seasonality M adds one)")
     w(f"  {name} hidden_size={spec['params'].get('hidden_size')}, "
-      f"seasonality {ms or 'none'}, horizon {sc.h}; {naive}; each value forecast before it "
-      "was learned\n")
+      f"seasonality {_season_text(spec['params'].get('seasonality'))}, horizon {sc.h}, "
+      f"{100 * (1 - args.alpha):g}% intervals; each value forecast before it was learned\n"
+      f"  {naive}\n")
     if not sc.scored():
         w("  nothing scored: a key needs at least 2 values\n")
     else:
         w("\nall keys, by step ahead\n")
-        for line in horizon_table(sc.table(), name):
+        for line in horizon_table(sc.table(), name, alpha=args.alpha):
             w(line + "\n")
         w(f"  {verdict(sc.table(), name)}.\n")
+        cover = coverage_sentence(sc.table(), args.alpha)
+        if cover:
+            w(f"  The {cover}.\n")
         if sc.keys_seen > 1 and sc.per_key:
             w("\nby key (MAE averaged over the steps ahead)\n")
             for line in key_table({k: sc.table(k) for k in sc.per_key}, name):
@@ -631,9 +710,18 @@ def _backtest_report(r, args, spec, drawn, stopped):
                   "--table-keys N lists the first N)\n")
         w("\nMAE: mean absolute error. The model's sMAPE: symmetric mean absolute percentage "
           "error (%);\nits MASE: its MAE over the in-sample MAE of the naive forecast one "
-          f"{'season' if sc.m else 'step'} back (below 1 beats it).\n")
+          f"{'season' if sc.m else 'step'} back (below 1 beats it);\ncover %: the share of "
+          "its intervals that held their target; width: their mean width (high - low).\n")
     if drawn:
         _plot_note(w, args.plot, drawn, r.runner)
+
+
+def _season_text(v):
+    if v in (None, 0):
+        return "none"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v))
+    return str(v)
 
 
 # ---------------------------------------------------------------------------- inspect
@@ -696,8 +784,22 @@ def inspect_command(args) -> int:
         w(f"  size         {d['file_bytes']:,d} bytes ({d['array_bytes']:,d} of arrays{per})\n")
         st = (d["extra"] or {}).get("stats")
         if isinstance(st, dict) and "messages" in st:
+            ign = st.get("ignored_features", 0)
             w(f"  counters     {st.get('messages', 0):,d} messages, {st.get('bad', 0):,d} bad, "
-              f"{st.get('evicted', 0):,d} keys evicted\n")
+              f"{st.get('evicted', 0):,d} keys evicted"
+              + (f", {ign:,d} feature values ignored" if isinstance(ign, int) and ign else "")
+              + "\n")
+        sc = (d["extra"] or {}).get("scores")
+        part = sc.get("part") if isinstance(sc, dict) else None
+        if isinstance(part, dict) and isinstance(part.get("config"), dict):
+            cfg = part["config"]
+            keys = sc.get("keys") if isinstance(sc.get("keys"), dict) else {}
+            alpha = cfg.get("alpha")
+            level = (f", {100 * (1 - alpha):g}% intervals" if isinstance(alpha, float)
+                     and 0 < alpha < 1 else "")
+            w(f"  scores       by step ahead, horizon {cfg.get('horizon')}{level}; pending "
+              f"forecasts of {len(keys):,d} key{'s' if len(keys) != 1 else ''} (the summary "
+              "goes on from them)\n")
         if i == 0 and len(infos) > 1:
             same = all(canonical(x["spec"]) == canonical(d["spec"]) for x in infos)
             w(f"  ({len(infos)} files; {'all with this spec' if same else 'specs differ'})\n")
@@ -707,6 +809,8 @@ def inspect_command(args) -> int:
 # ---------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    # a model reaching --max-features warns once; the summary counts every ignored value
+    warnings.filterwarnings("ignore", message=r".*max_features=.*ignored", category=UserWarning)
     level = getattr(args, "log_level", "WARNING")
     logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -25,7 +25,8 @@ def test_default_demo_prints_json_lines_and_a_summary(tmp_path):
     p = run("--plot", str(tmp_path / "demo.png"))
     rows = [json.loads(line) for line in p.stdout.splitlines()]
     assert len(rows) == 1268 and rows[0]["prediction"] is None
-    assert set(rows[1]) == {"key", "time", "partition", "offset", "y", "prediction", "forecast"}
+    assert set(rows[1]) == {"key", "time", "partition", "offset", "y", "prediction", "anomaly",
+                            "forecast", "low", "high"}
     assert len(rows[-1]["forecast"]) == 24 and rows[-1]["offset"] == 1267
     assert "versus last value" in p.stderr and "bytes" in p.stderr
     assert os.path.getsize(tmp_path / "demo.png") > 10_000
@@ -45,7 +46,7 @@ def test_file_resume_is_bit_identical_and_bad_lines_are_dead_lettered(tmp_path):
     src = tmp_path / "in.jsonl"
     _write(src, 900)
     common = ["--source", str(src), "--key", "station", "--time", "t", "--hidden-size", "6",
-              "--checkpoint-every", "100", "--quiet"]
+              "--checkpoint-every", "100", "--horizon", "3", "--quiet"]
     run(*common, "--checkpoint", str(tmp_path / "full"), "--sink", str(tmp_path / "full.jsonl"))
     run(*common, "--checkpoint", str(tmp_path / "part"), "--sink", str(tmp_path / "part.jsonl"),
         "--limit", "333", "--dead-letter", str(tmp_path / "dead.jsonl"))
@@ -58,7 +59,10 @@ def test_file_resume_is_bit_identical_and_bad_lines_are_dead_lettered(tmp_path):
         a, b = full.models[k]._export_state(), part.models[k]._export_state()
         assert pickle.dumps(a) == pickle.dumps(b)  # the whole learned state, bit for bit
         assert full.models[k].forecast(3) == part.models[k].forecast(3)
+    # every record bit for bit, forecasts, intervals and anomaly scores included
     assert open(tmp_path / "full.jsonl").read() == open(tmp_path / "part.jsonl").read()
+    last = json.loads(open(tmp_path / "part.jsonl").readlines()[-1])
+    assert len(last["low"]) == len(last["high"]) == 3 and last["anomaly"] is not None
     dead = [json.loads(line) for line in open(tmp_path / "dead.jsonl")]
     assert len(dead) == 10 and all("'y'" in d["reason"] for d in dead)
     p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", *common, "--checkpoint",

@@ -213,5 +213,5 @@ def test_backtest_baseline_season_apart_from_the_models():
             "--hidden-size", "3", "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
-    assert d["seasonality"] == 24 and d["model"]["params"]["seasonality"] == 0
+    assert d["seasonality"] == 24 and d["model"]["params"]["seasonality"] == "auto"
     assert d["overall"]["seasonal naive"][0]["n"] == 200 - 24

@@ -224,13 +224,18 @@ def test_records_on_a_terminal_get_no_progress_line_glued_to_them(tmp_path):
 
 
 def test_sigint_exits_130_after_a_final_checkpoint_and_the_summary(tmp_path):
+    out = tmp_path / "out.jsonl"
     p = subprocess.Popen([sys.executable, "-m", "streamrnn", "forecast", "--source", "-",
-                          "--checkpoint", str(tmp_path / "ck"), "--sink", os.devnull],
+                          "--checkpoint", str(tmp_path / "ck"), "--sink", str(out)],
                          env=child_env(), stdin=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     p.stdin.write("".join(json.dumps({"y": i}) + "\n" for i in range(20)))
     p.stdin.flush()
-    time.sleep(4)
+    # the loop runs (its signal handlers are in place) once the records come out
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and
+                                               out.read_text().count("\n") >= 20):
+        time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
@@ -246,10 +251,10 @@ def test_resume_is_announced_and_counted_apart_and_every_step_is_scored(tmp_path
     src.write_text("".join(json.dumps({"k": f"s{i % 2}", "y": i % 9}) + "\n"
                            for i in range(400)))
     common = ["forecast", "--source", str(src), "--key", "k", "--checkpoint",
-              str(tmp_path / "ck"), "--sink", os.devnull, "--hidden-size", "4"]
+              str(tmp_path / "ck"), "--sink", os.devnull, "--hidden-size", "4", "--horizon", "3"]
     p = cmd(*common, "--limit", "150")
     assert "resuming" not in p.stderr
-    p = cmd(*common, "--horizon", "3")
+    p = cmd(*common)
     assert p.returncode == 0, p.stderr
     assert "resuming partition 0" in p.stderr and "at offset 150 with 2 models" in p.stderr
     assert "250 messages in" in p.stderr and "400 messages in all" in p.stderr

@@ -69,14 +69,6 @@ def test_a_checkpoint_of_another_file_is_refused(tmp_path):
         _run(spec, tmp_path / "B.jsonl", tmp_path / "ck")
 
 
-def test_no_baseline_means_no_damping():
-    model = streamrnn.GRUForecaster(differencing=False, damping=0.5, seed=1)
-    for t in range(200):
-        model.learn_one(100.0 + math.sin(t))
-    f = model.forecast(6)
-    assert min(f) > 90.0
-
-
 def test_a_rejected_bool_label_leaves_the_classes_as_they_were():
     model = streamrnn.LSTMClassifier(seed=1, hidden_size=4)
     for t in range(10):

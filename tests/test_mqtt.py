@@ -101,7 +101,10 @@ def test_command_reads_mqtt_and_publishes_forecasts(broker, tmp_path):
     pub.loop_stop()
     assert len(received) == 200
     assert {t for t, _ in received} == {"forecasts/m0", "forecasts/m1"}
-    assert all(len(r["forecast"]) == 2 for _, r in received)
+    assert all(len(r["forecast"]) == len(r["low"]) == len(r["high"]) == 2 for _, r in received)
+    last = [r for _, r in received][-1]
+    assert last["low"][1] <= last["forecast"][1] <= last["high"][1]
+    assert 0 <= last["anomaly"] <= 1
     assert os.path.exists(tmp_path / "ck" / "partition-0.srnn")
 
 

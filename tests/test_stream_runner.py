@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -256,27 +257,77 @@ def test_an_unwritable_checkpoint_directory_fails_before_anything_is_consumed(tm
 
 
 def test_a_key_cannot_grow_its_model_without_bound(tmp_path):
+    # one limit, the model's max_features: features first seen beyond it are ignored by the
+    # model (every message is still learned) and counted by the runner
     rows = [{"y": float(i % 5), f"f{i}": 1.0, "common": 2.0} for i in range(20)]
     _write(tmp_path / "in.jsonl", rows)
-    spec = spec_mod.model_spec("gru", hidden_size=3, seed=1)
+    spec = spec_mod.model_spec("gru", hidden_size=3, seed=1, max_features=4)
 
     def go(store_dir, limit=0):
         src = JsonLinesSource(tmp_path / "in.jsonl")
         sink = ListSink()
         with ck.CheckpointStore(str(store_dir)) as store:
-            r = Runner(spec, src, sink, store=store, checkpoint_every=3, max_features=4)
+            r = Runner(spec, src, sink, store=store, checkpoint_every=3)
             start = r.restore([0]).get(0, 0)
             if start > 0:
                 src.seek({0: start})
             r.run(limit=limit)
         return r, sink
 
-    r, sink = go(tmp_path / "a")
-    assert [x["offset"] for x in sink.records] == [0, 1, 2]  # common + f0..f2 = 4 names
-    assert r.totals()["bad"] == 17 and r.bad.by_reason == {"too many features": 17}
-    assert r.features["series"] == {"common", "f0", "f1", "f2"}
-    # the names are checkpointed: a resumed run refuses exactly the same messages
-    go(tmp_path / "b", limit=2)
-    r2, sink2 = go(tmp_path / "b")
-    assert [x["offset"] for x in sink2.records] == [2] and r2.totals()["bad"] == 17
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r, sink = go(tmp_path / "a")
+        assert [x["offset"] for x in sink.records] == list(range(20))
+        m = r.models["series"]
+        assert len(m._index) == 4 and "common" in m._index
+        assert r.totals()["bad"] == 0 and r.totals()["ignored_features"] == \
+            m.n_ignored_features >= 15
+        assert not hasattr(r, "features")  # no second copy of the names in the runner
+        # the count is checkpointed: a resumed run ends with the same model and count
+        go(tmp_path / "b", limit=2)
+        r2, sink2 = go(tmp_path / "b")
+    assert [x["offset"] for x in sink2.records] == list(range(2, 20))
+    assert r2.totals()["ignored_features"] == r.totals()["ignored_features"]
     assert _states(r2.models) == _states(r.models)
+
+
+def _scored_run(tmp_path, store_dir, limit=0, alpha=0.1):
+    src = JsonLinesSource(tmp_path / "in.jsonl", Decoder(key="k"))
+    sink = ListSink()
+    spec = spec_mod.model_spec("gru", hidden_size=3, seed=1)
+    with ck.CheckpointStore(str(store_dir)) as store:
+        r = Runner(spec, src, sink, horizon=2, store=store, checkpoint_every=10, alpha=alpha)
+        start = r.restore([0]).get(0, 0)
+        if start > 0:
+            src.seek({0: start})
+        r.run(limit=limit)
+    return r, sink
+
+
+def test_the_scores_resume_with_the_checkpoint_and_a_hostile_score_state_is_refused(tmp_path,
+                                                                                  caplog):
+    _write(tmp_path / "in.jsonl", [{"k": f"k{i % 2}", "y": math.sin(i / 3)} for i in range(80)])
+    full, _ = _scored_run(tmp_path, tmp_path / "a")
+    _scored_run(tmp_path, tmp_path / "b", limit=37)
+    part, _ = _scored_run(tmp_path, tmp_path / "b")
+    assert part.scores_resumed == {0}
+    assert json.dumps(part.scorer.table()) == json.dumps(full.scorer.table())
+    # another alpha: the carried scores do not fit, this run's start afresh (and say so)
+    _scored_run(tmp_path, tmp_path / "c", limit=37)
+    other, _ = _scored_run(tmp_path, tmp_path / "c", alpha=0.2)
+    assert other.scores_resumed == set() and "start with this run" in caplog.text
+    # a checkpoint whose scores were tampered with is refused, naming the field
+    with ck.CheckpointStore(str(tmp_path / "b")) as store:
+        c = store.load(0)
+    for bad, says in ((lambda e: e["scores"].update(part=[1]), "extra.scores.part"),
+                      (lambda e: e["scores"]["part"].update(keys_seen=-2), "keys_seen"),
+                      (lambda e: e["scores"]["keys"].update(ghost={}), "without a model"),
+                      (lambda e: e["scores"]["keys"]["k0"].update(hist="x"), "hist"),
+                      (lambda e: e.update(scores=5), "extra.scores")):
+        extra = json.loads(json.dumps(c.extra))
+        bad(extra)
+        d = tmp_path / f"bad-{len(says)}-{says[:5]}"
+        with ck.CheckpointStore(str(d)) as store:
+            store.save(0, c.models, c.spec, c.source, c.position["offset"], extra=extra)
+        with pytest.raises(ck.CheckpointError, match=says):
+            _scored_run(tmp_path, d)

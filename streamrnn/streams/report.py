@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 
-__all__ = ["parse_time", "horizon_table", "plot_trace", "need_matplotlib"]
+__all__ = ["parse_time", "horizon_table", "coverage_sentence", "plot_trace", "need_matplotlib"]
 
 
 def need_matplotlib():
@@ -79,11 +79,25 @@ def _ahead(kind, xs, last_x, n):
     return [last_x + gap * j for j in range(1, n + 1)]
 
 
+def _band(xs, low, high):
+    """``(x, low, high)`` for ``fill_between`` over the points where both bounds are known
+    (None when there are none); gaps are left as gaps."""
+    if xs is None:
+        return None
+    pts = [(x, a, b) for x, a, b in zip(xs, low, high) if a is not None and b is not None]
+    if not pts:
+        return None
+    return [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts]
+
+
 def plot_trace(runner, path, target="y", title=None):
-    """One panel per traced key: actual, the one-step prediction made before each value, and
-    the last forecast; on the time axis when the keys' time stamps parse. Returns
-    ``(drawn_keys, not_drawn)`` where not_drawn counts the keys seen but not drawn."""
+    """One panel per traced key: actual, the one-step prediction made before each value (with
+    its interval shaded, when the forecasts have intervals), and the last forecast with its
+    interval; on the time axis when the keys' time stamps parse. Returns ``(drawn_keys,
+    not_drawn)`` where not_drawn counts the keys seen but not drawn."""
     plt = need_matplotlib()
+    alpha = getattr(runner, "alpha", None)
+    level = f"{100 * (1 - alpha):g}%" if alpha else "the"
     keys = list(runner.trace)
     not_drawn = max(0, len(runner.models) - sum(k in runner.models for k in keys))
     if not keys:
@@ -97,13 +111,21 @@ def plot_trace(runner, path, target="y", title=None):
         kind, xs = _axis(tr)
         lf = runner.last_forecast.get(key)
         fc = fx = None
+        band = None
         if lf is not None and lf[0] == tr[-1][0]:
             fc = list(lf[2])
             fx = _ahead(kind, xs, xs[-1], len(fc))
+            if len(lf) > 4 and lf[3] and lf[4]:
+                band = _band(fx, lf[3], lf[4])
         n_zoom = max(48, 4 * len(fc)) if fc else 96
         for a, lo, zoomed in ((ax, 0, False), (zoom, max(0, len(tr) - n_zoom), True)):
             zx, ztr = xs[lo:], tr[lo:]
             a.plot(zx, [e[2] for e in ztr], color="black", lw=1.1, label="actual")
+            one = _band(zx, [e[5] if len(e) > 6 else None for e in ztr],
+                        [e[6] if len(e) > 6 else None for e in ztr])
+            if one is not None:
+                a.fill_between(*one, color="tab:orange", alpha=0.18, lw=0, step="mid",
+                               label=f"{level} interval of the one-step prediction")
             pts = [(x, e[3]) for x, e in zip(zx, ztr) if e[3] is not None]
             if pts:
                 a.plot([p for p, _ in pts], [q for _, q in pts], color="tab:orange", lw=0.9,
@@ -112,6 +134,9 @@ def plot_trace(runner, path, target="y", title=None):
             if far and fc and len(fc) > 1:
                 a.plot([p for p, _ in far], [q for _, q in far], color="tab:green", lw=0.9,
                        alpha=0.8, label=f"forecast made {len(fc)} steps before")
+            if fx is not None and band is not None:
+                a.fill_between(*band, color="tab:blue", alpha=0.18, lw=0,
+                               label=f"{level} interval of the forecast")
             if fx is not None:
                 a.plot([xs[-1]] + fx, [tr[-1][2]] + fc, color="tab:blue", ls="--", lw=1.2,
                        marker="." if zoomed else None, ms=4,
@@ -167,24 +192,50 @@ def _best(values, names):
     return names[min(fin)[1]] if fin else "-"
 
 
-def horizon_table(table, model_name="model", indent="  ", steps=None):
+def horizon_table(table, model_name="model", indent="  ", steps=None, alpha=None):
     """Lines of text: per step ahead, n and the MAE of the model and the baselines, then the
-    model's sMAPE (%) and MASE, and which method did best."""
+    model's sMAPE (%) and MASE, which method did best, and, when the forecasts came with
+    intervals, their coverage (%) and mean width (the header names the nominal level, 1 -
+    ``alpha``)."""
     methods = list(table)
     names = [model_name if m == "model" else m for m in methods]
     rows = table["model"]
     steps = steps or pick_steps(len(rows))
+    intervals = any(r.get("n_interval") for r in rows)
     head = (f"{indent}{'step':>4} {'n':>8}  " + " ".join(f"{n:>14}" for n in names)
-            + f"  {'sMAPE %':>8} {'MASE':>6}  best")
-    lines = [f"{indent}{'':13}  " + f"{'MAE':^{15 * len(names) - 1}}", head]
+            + f"  {'sMAPE %':>8} {'MASE':>6}  {'best':<14}")
+    top = f"{indent}{'':13}  " + f"{'MAE':^{15 * len(names) - 1}}"
+    if intervals:
+        level = f"{100 * (1 - alpha):g}% interval" if alpha else "interval"
+        top += " " * (2 + 8 + 1 + 6 + 2 + 14) + f"  {level:^17}"
+        head += f"  {'cover %':>8} {'width':>8}"
+    lines = [top.rstrip(), head.rstrip()]
     for s in steps:
         j = s - 1
         maes = [table[m][j]["mae"] for m in methods]
-        lines.append(f"{indent}{s:>4} {rows[j]['n']:>8,d}  "
-                     + " ".join(_fmt(v, 14) for v in maes)
-                     + f"  {_fmt(rows[j]['smape'], 8)} {_fmt(rows[j]['mase'], 6)}  "
-                     f"{_best(maes, names)}")
+        line = (f"{indent}{s:>4} {rows[j]['n']:>8,d}  " + " ".join(_fmt(v, 14) for v in maes)
+                + f"  {_fmt(rows[j]['smape'], 8)} {_fmt(rows[j]['mase'], 6)}  "
+                f"{_best(maes, names):<14}")
+        if intervals:
+            c = rows[j].get("coverage")
+            cover = "-" if c is None or not math.isfinite(c) else f"{c:.1f}"
+            line += f"  {cover:>8} {_fmt(rows[j].get('width'), 8)}"
+        lines.append(line.rstrip())
     return lines
+
+
+def coverage_sentence(table, alpha=None):
+    """One sentence on the intervals: the coverage over all steps ahead against the nominal
+    level, and the range over the steps; empty when no interval was scored."""
+    rows = [r for r in table["model"] if r.get("n_interval")]
+    if not rows:
+        return ""
+    n = sum(r["n_interval"] for r in rows)
+    hits = sum(r["coverage"] * r["n_interval"] / 100 for r in rows)
+    lo, hi = min(r["coverage"] for r in rows), max(r["coverage"] for r in rows)
+    nominal = f" (nominal {100 * (1 - alpha):g}%)" if alpha else ""
+    spread = f", {lo:.1f}-{hi:.1f}% by step" if len(rows) > 1 else ""
+    return (f"intervals covered {100 * hits / n:.1f}% of {n:,d} targets{nominal}{spread}")
 
 
 def mean_mae(table):

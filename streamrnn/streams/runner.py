@@ -46,8 +46,15 @@ The guarantees
   recency order is checkpointed too, so a resumed single-partition run evicts the same keys
   as an uninterrupted one (with several partitions the order of eviction follows the order
   in which partitions' messages interleave, which a restart may change).
-- A key's model learns at most ``max_features`` distinct feature names; a message that would
-  take it past them is a bad message and changes nothing (the names are checkpointed too).
+- A key's model learns at most its own ``max_features`` feature columns (the spec's, or the
+  model factory's); features first seen beyond them are ignored by the model, and the runner
+  counts them (``ignored_features``), so a key's memory stays bounded without a second limit.
+- Records carry the forecast's interval (``low``, ``high``, at level ``1 - alpha``; null
+  where the model's interval is still unbounded, before it has scored forecasts) and the
+  anomaly score of ``y`` against the forecast made before it (``anomaly``, the model's
+  ``last_anomaly``); with a scorer, each checkpoint also carries the
+  scores of its partition and what its keys still have pending, so a resumed run's summary
+  goes on where the checkpoint left it, as an uninterrupted run's would.
 """
 from __future__ import annotations
 
@@ -57,17 +64,18 @@ import time
 from collections import deque
 
 from streamrnn.streams.messages import BadMessages, Undeliverable
-from streamrnn.streams.scoring import HorizonScore
+from streamrnn.streams.scoring import HorizonScore, naive_season
 
 from streamrnn.spec import build_model
 
-__all__ = ["Runner", "OFFSET_BEGINNING", "MAX_KEYS", "MAX_FEATURES"]
+__all__ = ["Runner", "OFFSET_BEGINNING", "MAX_KEYS", "MAX_FEATURES", "ALPHA"]
 
 log = logging.getLogger("streamrnn")
 
 OFFSET_BEGINNING = -2  # librdkafka's "earliest"
 MAX_KEYS = 10_000
-MAX_FEATURES = 256
+MAX_FEATURES = 256  # the command's default for the models' max_features
+ALPHA = 0.1        # records' intervals: 90 %
 
 
 def _checkpoint_error(msg):
@@ -76,16 +84,27 @@ def _checkpoint_error(msg):
 
 
 def _series_entry(path, key, v):
-    """``[last_seen, last_value, feature_names]`` of a key as checkpointed (older
-    checkpoints have none, or only the first two)."""
+    """``[last_seen, last_value]`` of a key as checkpointed (older checkpoints have none, or
+    a third item, the feature names of 0.1's own limit, which is ignored)."""
     v = list(v) if isinstance(v, list) else []
     seen = v[0] if v else 0
     last = v[1] if len(v) > 1 else None
-    names = v[2] if len(v) > 2 else []
-    if type(seen) is not int or seen < 0 or (last is not None and type(last) not in (int, float)) \
-            or not isinstance(names, list) or not all(type(n) is str for n in names):
+    if type(seen) is not int or seen < 0 or (last is not None and (
+            type(last) not in (int, float) or not math.isfinite(last))):
         raise _checkpoint_error(f"{path}: the run record of key {key!r} is malformed")
-    return seen, None if last is None else float(last), set(names)
+    return seen, None if last is None else float(last)
+
+
+def _finite(v):
+    """A number for a strict-JSON record: None for None and for NaN or infinity."""
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _finite_list(vs):
+    vs = [float(v) for v in vs]
+    if all(map(math.isfinite, vs)):
+        return vs
+    return [v if math.isfinite(v) else None for v in vs]
 
 
 class Runner:
@@ -100,7 +119,10 @@ class Runner:
     source, sink
         A :class:`~streamrnn.streams.Source` and a :class:`~streamrnn.streams.Sink`.
     horizon
-        Steps forecast after learning each observation (the record's ``forecast``).
+        Steps forecast after learning each observation (the record's ``forecast``, ``low``
+        and ``high``).
+    alpha
+        The records' intervals have level ``1 - alpha`` (default 0.1: 90 %).
     store
         A ``CheckpointStore`` (None: no checkpoints).
     checkpoint_every
@@ -110,17 +132,16 @@ class Runner:
         and undeliverable forecasts (default: the source's).
     plot_keys
         Keep a trace of the first N keys for plotting (:attr:`trace`: per key the last
-        ``trace_len`` ``(step, time, y, prediction, far)``, ``step`` counting that key's values
-        in this run, ``far`` the forecast of ``y`` made ``horizon`` steps before, or None; :attr:`last_forecast`: per key ``(step, time, forecast)``).
+        ``trace_len`` ``(step, time, y, prediction, far, low, high)``, ``step`` counting that
+        key's values in this run, ``far`` the forecast of ``y`` made ``horizon`` steps before,
+        ``low``, ``high`` the interval of ``prediction``, each None when unknown;
+        :attr:`last_forecast`: per key ``(step, time, forecast, low, high)``).
     scorer
         A :class:`~streamrnn.streams.scoring.HorizonScore` that scores each forecast when its
-        targets arrive (default with ``horizon`` >= 1: one with the spec's seasonality).
+        targets arrive (default with ``horizon`` >= 1: one with the spec's first declared
+        season as the seasonal naive baseline's, none with ``"auto"``).
     max_keys
         The most models kept at once; a new key beyond it evicts the least recently seen one.
-    max_features
-        The most distinct feature names one key's model may learn (each grows its input
-        weights); a message that would take a key past it is a bad message
-        (``too many features``) and changes nothing.
     model_factory
         ``model_factory() -> forecaster`` builds the model of a new key (default:
         ``streamrnn.spec.build_model(spec)``). With a store, it must build models that
@@ -132,11 +153,14 @@ class Runner:
     """
 
     def __init__(self, spec, source, sink, horizon=0, store=None, checkpoint_every=0, bad=None,
-                 plot_keys=0, max_keys=MAX_KEYS, model_factory=None,
-                 max_features=MAX_FEATURES, scorer=None, trace_len=2000):
-        for name, v in (("max_keys", max_keys), ("max_features", max_features)):
-            if type(v) is not int or v < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+                 plot_keys=0, max_keys=MAX_KEYS, model_factory=None, scorer=None,
+                 trace_len=2000, alpha=ALPHA):
+        if type(max_keys) is not int or max_keys < 1:
+            raise ValueError(f"max_keys must be an int >= 1, got {max_keys!r}")
+        if type(horizon) is not int or horizon < 0:
+            raise ValueError(f"horizon must be an int >= 0, got {horizon!r}")
+        if not (type(alpha) is float and 0 < alpha < 1):
+            raise ValueError(f"alpha must be a float in (0, 1), got {alpha!r}")
         if spec is None:
             if model_factory is None or store is not None:
                 raise ValueError("a spec is needed unless model_factory is given without a store")
@@ -148,8 +172,7 @@ class Runner:
         self.checkpoint_every = checkpoint_every
         self.bad = bad if bad is not None else getattr(source, "bad", None) or BadMessages()
         self.max_keys = max_keys
-        self.max_features = max_features
-        self.features = {}                  # key -> set of feature names its model learned
+        self.alpha = alpha
         self.models = {}                    # key -> model, least recently seen first
         self.home = {}                      # key -> partition
         self.keys_of = {}                   # partition -> {key: None} (an ordered set)
@@ -176,9 +199,9 @@ class Runner:
         self._carried = self._new_stats()   # counters loaded from checkpoints
         self._dropped = self._new_stats()   # counters of partitions revoked since
         if scorer is None and horizon:
-            m = ((spec or {}).get("params") or {}).get("seasonality", 0) or 0
-            scorer = HorizonScore(horizon, int(m))
+            scorer = HorizonScore(horizon, naive_season(spec), alpha=alpha)
         self.scorer = scorer
+        self.scores_resumed = set()         # partitions whose checkpoint carried the scores
         self._warned_split = set()
         self._build = model_factory if model_factory is not None else (lambda: build_model(spec))
 
@@ -197,16 +220,16 @@ class Runner:
             if have != want:
                 raise _checkpoint_error(f"{c.path} belongs to source {have}, not {want}")
             series = c.extra.get("series") or {}
+            entries = {key: _series_entry(c.path, key, series.get(key)) for key in c.models}
+            self._restore_scores(c, p)
             for key, m in c.models.items():
                 self.models.pop(key, None)
                 self.models[key] = m
                 self.home[key] = p
-                seen, last, names = _series_entry(c.path, key, series.get(key))
+                seen, last = entries[key]
                 self.seen[key] = seen
                 if last is not None:
                     self.last_y[key] = last
-                if names:
-                    self.features[key] = names
                 self.clock = max(self.clock, seen)
             self.keys_of[p] = dict.fromkeys(c.models)
             self.positions[p] = int(c.position["offset"])
@@ -223,6 +246,33 @@ class Runner:
             while len(self.models) > self.max_keys:
                 self._evict()
         return starts
+
+    def _restore_scores(self, c, p):
+        """The scores a checkpoint carries, into the scorer (when it was made with the same
+        horizon, seasonal baseline and alpha; otherwise this run's scores start afresh)."""
+        sc, d = self.scorer, c.extra.get("scores")
+        if sc is None or d is None:
+            return
+        if type(d) is not dict or set(d) != {"part", "keys"} or type(d["keys"]) is not dict:
+            raise _checkpoint_error(f"{c.path}: extra.scores must hold exactly part and keys")
+        if d["part"] is None:
+            return
+        if type(d["part"]) is not dict or "config" not in d["part"]:
+            raise _checkpoint_error(f"{c.path}: extra.scores.part must be an object with a "
+                                    "config")
+        if not sc.check_config(d["part"]):
+            log.warning("%s: its scores were made with %.200r, not %r: the summary's scores "
+                        "start with this run", c.path, d["part"]["config"], sc.config())
+            return
+        unknown = set(d["keys"]) - set(c.models)
+        if unknown:
+            raise _checkpoint_error(f"{c.path}: extra.scores has keys without a model, e.g. "
+                                    f"{str(next(iter(unknown)))[:80]!r}")
+        try:
+            sc.load({p: d["part"]}, d["keys"])
+        except ValueError as e:
+            raise _checkpoint_error(f"{c.path}: extra.{e}") from None
+        self.scores_resumed.add(p)
 
     def _deliver(self):
         """Flush the sink, dead-letter what it refused, flush the dead-letter sink; True when
@@ -261,10 +311,15 @@ class Runner:
         for p in parts:
             keys = self.keys_of.get(p, {})
             models = {k: self.models[k] for k in keys}
-            series = {k: [self.seen.get(k, 0), self.last_y.get(k),
-                          sorted(self.features.get(k, ()))] for k in keys}
+            series = {k: [self.seen.get(k, 0), self.last_y.get(k)] for k in keys}
+            extra = {"stats": self.stats[p], "series": series}
+            sc = self.scorer
+            if sc is not None:
+                states = ((k, sc.key_state(k)) for k in keys)
+                extra["scores"] = {"part": sc.part_state(p),
+                                   "keys": {k: v for k, v in states if v is not None}}
             self.store.save(p, models, self.spec, self.source.describe(p), self.positions[p],
-                            extra={"stats": self.stats[p], "series": series})
+                            extra=extra)
             self.dirty.discard(p)
         self.source.commit({p: self.positions[p] for p in parts})
         self.since_checkpoint = 0
@@ -292,7 +347,7 @@ class Runner:
         self.home.pop(key, None)
         self.last_y.pop(key, None)
         self.seen.pop(key, None)
-        self.features.pop(key, None)
+        self._made.pop(key, None)
         if self.scorer is not None:
             self.scorer.forget(key)
 
@@ -314,13 +369,13 @@ class Runner:
     @staticmethod
     def _new_stats():
         return {"messages": 0, "bad": 0, "scored": 0, "abs_error": 0.0, "abs_error_last": 0.0,
-                "evicted": 0, "undeliverable": 0}
+                "evicted": 0, "undeliverable": 0, "ignored_features": 0}
 
     # ------------------------------------------------------------------ the loop body
     def process(self, obs):
         """Learn one observation and publish its forecast record ``{"key", "time",
-        "partition", "offset", "y", "prediction", "forecast"}`` (returned; None for a bad
-        message)."""
+        "partition", "offset", "y", "prediction", "anomaly", "forecast", "low", "high"}``
+        (returned; None for a bad message)."""
         p = obs.partition
         st = self.stats.get(p)
         if st is None:
@@ -333,18 +388,6 @@ class Runner:
             self.positions[p] = obs.offset + 1
             return None
         key, x, y = obs.key, obs.x, obs.y
-        new_names = None
-        if x:
-            known = self.features.get(key)
-            if known is None or not known.issuperset(x):
-                new_names = x.keys() - known if known else set(x)
-                n = len(new_names) + (len(known) if known else 0)
-                if n > self.max_features:
-                    st["bad"] += 1
-                    self.bad(obs, f"too many features: key {key[:80]!r} would have {n} "
-                             f"(the limit is {self.max_features})", "too many features")
-                    self.positions[p] = obs.offset + 1
-                    return None
         models = self.models
         m = models.pop(key, None)  # put back last: the most recently seen
         if m is None:
@@ -362,6 +405,7 @@ class Runner:
         self.clock += 1
         self.seen[key] = self.clock
         last = self.last_y.get(key)
+        ignored = getattr(m, "n_ignored_features", 0)
         try:
             m.learn_one(y, x)  # its forward pass is the prediction made before learning y
         except (ValueError, TypeError) as e:  # the model rejected it and is unchanged
@@ -369,21 +413,30 @@ class Runner:
             self.bad(obs, f"rejected by the model: {e}", "rejected by the model")
             self.positions[p] = obs.offset + 1
             return None
-        if new_names:
-            self.features.setdefault(key, set()).update(new_names)
-        pred = m.last_prediction  # None on a series' first value
-        if pred is not None and not math.isfinite(pred):
-            pred = None  # records are strict JSON: no NaN or infinity
+        if x:
+            # the model's max_features bounds its columns; what it ignored is counted here
+            st["ignored_features"] += getattr(m, "n_ignored_features", 0) - ignored
+        pred = _finite(m.last_prediction)  # None on a series' first value
+        anomaly = _finite(getattr(m, "last_anomaly", None))  # None before there are scores
         self.last_y[key] = y
         if pred is not None and last is not None:
             st["scored"] += 1
             st["abs_error"] += abs(y - pred)
             st["abs_error_last"] += abs(y - last)
-        fc = m.forecast(self.horizon) if self.horizon else []
-        if fc and not all(map(math.isfinite, fc)):
-            fc = [v if math.isfinite(v) else None for v in fc]
+        h = self.horizon
+        if h:
+            fc = _finite_list(m.forecast(h))
+            interval = getattr(m, "forecast_interval", None)  # a factory's own model may lack it
+            if interval is not None:
+                iv = interval(h, self.alpha)
+                low, high = _finite_list([b[0] for b in iv]), _finite_list([b[1] for b in iv])
+            else:
+                low = high = [None] * len(fc)
+        else:
+            fc, low, high = [], [], []
         rec = {"key": key, "time": obs.time, "partition": p, "offset": obs.offset, "y": y,
-               "prediction": pred, "forecast": fc}
+               "prediction": pred, "anomaly": anomaly, "forecast": fc, "low": low,
+               "high": high}
         try:
             self.sink.send(rec, key)
         except Undeliverable as e:  # never deliverable (e.g. too large): dead-letter it
@@ -393,34 +446,41 @@ class Runner:
         # checkpoint must place the position after it
         self.positions[p] = obs.offset + 1
         if self.scorer is not None:
-            self.scorer.observe(key, y, fc)
+            self.scorer.observe(key, y, fc, low, high, part=p)
         if self.plot_keys:
-            tr = self.trace.get(key)
-            if tr is None and len(self.trace) < self.plot_keys:
-                tr = self.trace[key] = deque(maxlen=self.trace_len)
-            if tr is not None:
-                step = self._steps.get(key, -1) + 1
-                self._steps[key] = step
-                # the forecast of this value made `horizon` steps earlier (the hardest step)
-                made = self._made.get(key)
-                if made is None:
-                    made = self._made[key] = deque(maxlen=max(1, self.horizon))
-                far = None
-                h = self.horizon
-                if h and len(made) == h and made[0] and len(made[0]) >= h:
-                    far = made[0][h - 1]
-                made.append(fc)
-                tr.append((step, obs.time, y, pred, far))
-                if fc:
-                    self.last_forecast[key] = (step, obs.time, fc)
+            self._trace(key, obs.time, y, pred, fc, low, high)
         self.since_checkpoint += 1
         if self.checkpoint_every and self.since_checkpoint >= self.checkpoint_every:
             self.checkpoint()
         return rec
 
+    def _trace(self, key, t, y, pred, fc, low, high):
+        tr = self.trace.get(key)
+        if tr is None and len(self.trace) < self.plot_keys:
+            tr = self.trace[key] = deque(maxlen=self.trace_len)
+        if tr is None:
+            return
+        step = self._steps.get(key, -1) + 1
+        self._steps[key] = step
+        # the forecasts of the last `horizon` steps: the one made `horizon` steps before this
+        # value (the hardest step), and the interval of the one made just before it
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = deque(maxlen=max(1, self.horizon))
+        far = lo1 = hi1 = None
+        h = self.horizon
+        if h and len(made) == h and made[0][0] and len(made[0][0]) >= h:
+            far = made[0][0][h - 1]
+        if made and made[-1][1]:
+            lo1, hi1 = made[-1][1][0], made[-1][2][0]
+        made.append((fc, low, high))
+        tr.append((step, t, y, pred, far, lo1, hi1))
+        if fc:
+            self.last_forecast[key] = (step, t, fc, low, high)
+
     def totals(self):
         """The counters summed over partitions, cumulative over resumed runs: messages, bad,
-        scored, abs_error, abs_error_last, evicted, undeliverable."""
+        scored, abs_error, abs_error_last, evicted, undeliverable, ignored_features."""
         t = self._new_stats()
         for st in self.stats.values():
             for k in t:
