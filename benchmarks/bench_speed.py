@@ -257,6 +257,11 @@ def main(argv=None):
 
     rows = [["streamrnn LSTMForecaster(hidden_size=32, tbptt_steps=16, update_every=1)",
              f"{head_us:.1f}", "1.0"]]
+    # the same forecaster with one direct step (horizon=1): the price of the 24 direct outputs
+    h1_us = time_loop(lambda r: LSTMForecaster(hidden_size=32, tbptt_steps=16, update_every=1,
+                                               horizon=1, seed=r), ys, args.repeats)[0]
+    rows.append(["streamrnn LSTMForecaster(hidden_size=32, tbptt_steps=16, update_every=1, "
+                 "horizon=1)", f"{h1_us:.1f}", f"{h1_us / head_us:.2f}"])
     torch_us = None
     if torch is not None:
         torch_us, tmodel = time_loop(lambda r: torch_lstm_forecaster(32, 16, seed=r), torch_ys,

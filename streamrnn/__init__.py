@@ -3,7 +3,7 @@ from streamrnn.classification import GRUClassifier, LSTMClassifier, RNNClassifie
 from streamrnn.forecasting import GRUForecaster, LSTMForecaster, RNNForecaster
 from streamrnn.regression import GRURegressor, LSTMRegressor, RNNRegressor
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["RNNForecaster", "LSTMForecaster", "GRUForecaster", "RNNRegressor", "LSTMRegressor",
            "GRURegressor", "RNNClassifier", "LSTMClassifier", "GRUClassifier"]

@@ -158,7 +158,7 @@ def _stream_options(f, demo_horizon):
     m.add_argument("--horizon", type=_horizon, default=None, help="steps forecast after "
                    "each observation, with an interval each, and the steps the model's head "
                    f"learns directly (default {demo_horizon[0]}; {demo_horizon[1]} for the "
-                   "built-in demo" + ("; 0: no forecast, the model's own head size" if
+                   "built-in demo" + ("; 0: no forecast, a one-step head" if
                                       not demo_horizon[0] else "") + ")")
     m.add_argument("--alpha", type=_alpha, default=ALPHA, help="the intervals' miss rate: "
                    "low and high bound a 1 - alpha interval (0.1: 90%%)")
@@ -364,13 +364,14 @@ class _Stopped:
 
 
 def _spec(args, horizon):
-    """The model spec of the options; ``horizon`` (>= 1) is also the model's head size (0:
-    the model's default)."""
+    """The model spec of the options; ``horizon`` (>= 1) is also the model's head size (0: no
+    forecast, so a head of one step: the one-step predictions are all the records need, and a
+    one-step model costs about half a 24-step one per message and in the checkpoint)."""
     lr = args.lr if args.lr is not None else default_lr()
     return model_spec(args.model, lr=lr, hidden_size=args.hidden_size,
                       num_layers=args.num_layers, tbptt_steps=args.tbptt_steps,
                       update_every=args.update_every, seasonality=args.seasonality,
-                      horizon=horizon or None, max_features=args.max_features, seed=args.seed)
+                      horizon=horizon or 1, max_features=args.max_features, seed=args.seed)
 
 
 def _where(role, address):
