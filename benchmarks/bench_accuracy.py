@@ -120,7 +120,29 @@ class WithoutX(Forecaster):
         return self.model.forecast(horizon)
 
 
+class Warm(Forecaster):
+    """The last value until ``model`` can forecast: river's HoltWinters raises IndexError when
+    asked before it has seen two seasons, which its evaluate does on long periods (m=52, 48)."""
+
+    def __init__(self, model):
+        self.model, self._last = model, None
+
+    def learn_one(self, y, x=None):
+        self.model.learn_one(y, x)
+        self._last = y
+
+    def forecast(self, horizon, xs=None):
+        try:
+            return self.model.forecast(horizon, xs)
+        except IndexError:
+            return [0.0 if self._last is None else self._last] * horizon
+
+
 def river_hw(s):
+    return Warm(_river_hw(s))
+
+
+def _river_hw(s):
     """river's HoltWinters with the settings of river's documentation for Airline; plain
     exponential smoothing for WaterFlow (as river's docs); otherwise the same constants."""
     if s.name.startswith("Airline"):
@@ -625,54 +647,85 @@ def goals_table(goals, labels):
 
 
 # ------------------------------------------------------------------------------ plots
+PLOT_SERIES = ("Airline(M)", "elnino(M)", "UKgas(Q)", "taylor(HH)", "gas(M)", "co2(M)", "nile(Y)")
+
+
+def _style(sp):
+    return dict(ls="-" if sp.is_streamrnn else "--", lw=1.9 if sp.is_streamrnn else 1.1,
+                marker="o", ms=2.5)
+
+
 def plot_by_step(series, results, specs, path):
+    """2 x 2 panels: hold-out sMAPE by step ahead on four series, streamrnn against peers."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pick = [n for n in ("Airline(M)", "WaterFlow(H)", "elnino(M)", "gas(M)", "taylor(HH)",
-                        "co2(M)", "UKgas(Q)") if n in results][:4]
+    pick = [n for n in PLOT_SERIES if n in results][:4]
     if not pick:
         return False
-    iv_specs = [sp for sp in specs if sp.is_streamrnn and "cov_steps" in results[pick[0]][sp.key]]
-    nrow = 2 if iv_specs else 1
-    fig, axes = plt.subplots(nrow, len(pick), figsize=(4.6 * len(pick), 3.9 * nrow), squeeze=False)
-    colors = dict(zip([sp.key for sp in specs], plt.cm.tab20.colors))
-    for col, name in enumerate(pick):
-        ax = axes[0][col]
-        res = results[name]
-        for sp in specs:
-            r = res[sp.key]
-            if "smape_steps" not in r or sp.key.endswith("-auto"):
+    shown = [sp for sp in specs if not sp.key.endswith("-auto")]
+    colors = dict(zip([sp.key for sp in specs], plt.cm.tab10.colors + plt.cm.Dark2.colors))
+    ncol = 2 if len(pick) > 1 else 1
+    nrow = (len(pick) + ncol - 1) // ncol
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6.2 * ncol, 3.9 * nrow + 0.8), squeeze=False)
+    for ax, name in zip(axes.flat, pick):
+        res, tops = results[name], []
+        for sp in shown:
+            curve = res[sp.key].get("smape_steps")
+            if not curve:
                 continue
-            curve = r["smape_steps"]
-            if max(curve) >= 199:  # diverged (sMAPE saturates at 200)
-                continue
-            style = "-" if sp.is_streamrnn else "--"
-            ax.plot(range(1, len(curve) + 1), curve, style, color=colors[sp.key], marker="o",
-                    ms=2.5, lw=1.8 if sp.is_streamrnn else 1.1, label=sp.label)
-        ax.set_title(f"{name}: sMAPE by step ahead", fontsize=10)
+            ax.plot(range(1, len(curve) + 1), curve, color=colors[sp.key], label=sp.label,
+                    **_style(sp))
+            if sp.key not in ("last", "hw", "snarimax"):  # far off or diverging: may leave the frame
+                tops.append(max(curve))
+        ax.set_ylim(0, 1.1 * max(tops))
+        s = next(x for x in series if x.name == name)
+        ax.set_title(f"{name}, m={s.m}, H={s.H}", fontsize=10)
         ax.set_xlabel("steps ahead")
-        ax.set_ylabel("sMAPE (%), mean of 10 origins")
+        ax.set_ylabel("sMAPE (%), mean of the origins")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-        if nrow == 2:
-            ax = axes[1][col]
-            for sp in iv_specs:
-                cs = res[sp.key].get("cov_steps")
-                if cs:
-                    ax.plot(range(1, len(cs) + 1), cs, "-", color=colors[sp.key], marker="o",
-                            ms=2.5, label=sp.label)
-            ax.axhspan(0.88, 0.92, color="green", alpha=0.12, label="goal 88-92 %")
-            ax.axhline(0.9, color="green", lw=0.8)
-            ax.set_ylim(0.6, 1.0)
-            ax.set_title(f"{name}: 90 % interval coverage by step", fontsize=10)
-            ax.set_xlabel("steps ahead")
-            ax.set_ylabel("coverage (every step from mid-history)")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-    fig.suptitle("Hold-out error by step ahead (streamrnn: solid, seasonality = m, mean of seeds; "
-                 "peers: dashed)", fontsize=10)
+    for ax in list(axes.flat)[len(pick):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle("Hold-out sMAPE by step ahead: streamrnn (solid; defaults, seasonality = m, "
+                 "mean of seeds) against the peers (dashed; last value, HW, SNARIMAX may leave "
+                 "the frame)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_coverage(series, results, specs, path):
+    """90 % interval coverage by step ahead of every interval model, on the plotted series."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    iv = [sp for sp in specs if any(results[s.name][sp.key].get("cov_steps") for s in series)]
+    pick = [n for n in PLOT_SERIES + ("WaterFlow(H)", "Trump(D)") if n in results][:4]
+    if not iv or not pick:
+        return False
+    colors = dict(zip([sp.key for sp in specs], plt.cm.tab10.colors + plt.cm.Dark2.colors))
+    fig, axes = plt.subplots(1, len(pick), figsize=(4.4 * len(pick), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], pick):
+        for sp in iv:
+            cs = results[name][sp.key].get("cov_steps")
+            if cs:
+                ax.plot(range(1, len(cs) + 1), cs, color=colors[sp.key], label=sp.label,
+                        **_style(sp))
+        ax.axhspan(0.88, 0.92, color="green", alpha=0.12, label="goal 88-92 %")
+        ax.axhline(0.9, color="green", lw=0.8)
+        ax.set_ylim(0.7, 1.0)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("steps ahead")
+        ax.set_ylabel("coverage of 90 % intervals")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("90 % interval coverage by step ahead (every forecast from mid-history on)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -917,6 +970,8 @@ def main(argv=None):
         wrote = []
         if plot_by_step(series, results, specs, IMG / "accuracy_by_step.png"):
             wrote.append("docs/img/accuracy_by_step.png")
+        if plot_coverage(series, results, specs, IMG / "coverage_by_step.png"):
+            wrote.append("docs/img/coverage_by_step.png")
         if river and plot_river_horizons(river, IMG / "horizon_mae.png"):
             wrote.append("docs/img/horizon_mae.png")
         if any(s.name == "WaterFlow(H)" for s in series):
