@@ -746,16 +746,19 @@ def plot_river_horizons(river, path):
     if not panels:
         return False
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
+    keys = list(dict.fromkeys(k for _, rows in panels for k in rows if not k.startswith("_")))
+    colors = dict(zip(keys, plt.cm.tab10.colors + plt.cm.Dark2.colors + plt.cm.Set1.colors))
     for ax, (name, rows) in zip(axes[0], panels):
-        ax.set_prop_cycle(color=plt.cm.tab20.colors)
         for key, r in rows.items():
             if key.startswith("_") or not r.get("per_seed"):
                 continue
+            if key.endswith("-auto") and not name.startswith("WaterFlow"):
+                continue  # the issue asks for 'auto' on WaterFlow
             curve = [statistics.fmean(c) for c in zip(*r["per_seed"])]
             streamrnn_row = key in ("rnn", "lstm", "gru") or key.endswith("-auto")
             style = "-" if streamrnn_row else ("-." if key.startswith("deep-river") else "--")
-            ax.plot(range(1, len(curve) + 1), curve, style, marker="o", ms=3, lw=1.4,
-                    label=r["label"])
+            ax.plot(range(1, len(curve) + 1), curve, style, marker="o", ms=3,
+                    lw=1.8 if streamrnn_row else 1.1, color=colors[key], label=r["label"])
         ax.set_title(f"{name}: river evaluate.evaluate")
         ax.set_yscale("log")
         ax.set_xlabel("forecast step (river's horizon index)")
