@@ -709,7 +709,8 @@ def plot_coverage(series, results, specs, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    iv = [sp for sp in specs if any(results[s.name][sp.key].get("cov_steps") for s in series)]
+    iv = [sp for sp in specs if not sp.key.endswith("-auto")
+          and any(results[s.name][sp.key].get("cov_steps") for s in series)]
     pick = [n for n in PLOT_SERIES + ("WaterFlow(H)", "Trump(D)") if n in results][:4]
     if not iv or not pick:
         return False
@@ -729,7 +730,8 @@ def plot_coverage(series, results, specs, path):
         ax.set_ylabel("coverage of 90 % intervals")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("90 % interval coverage by step ahead (every forecast from mid-history on)",
+    fig.suptitle("90 % interval coverage by step ahead (streamrnn, seasonality = m, mean of seeds; "
+                 "every forecast from mid-history on)",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
