@@ -34,7 +34,8 @@ seeds 1..N, the tables give the mean over seeds. The goals of issue 8 are checke
         [--models lstm,ets,theta] [--seeds 3] [--model-kwargs '{"hidden_size": 16}']
         [--json out.json] [--no-plots] [--no-peers]
 
-Writes docs/img/accuracy_by_step.png, docs/img/horizon_mae.png, docs/img/waterflow_live.png.
+Writes docs/img/accuracy_by_step.png, docs/img/coverage_by_step.png (when intervals exist),
+docs/img/horizon_mae.png, docs/img/waterflow_live.png.
 """
 from __future__ import annotations
 
