@@ -527,6 +527,27 @@ def metric_table(series, results, specs, metric):
     return table(headers, rows, text_columns=1), dict(zip([sp.key for sp in specs], g))
 
 
+def summary_table(series, results, specs, geo):
+    """The compact table for the README: hold-out sMAPE of the peers and of streamrnn (seasonality
+    = m), the best marked, and the 90 % coverage of the LSTM when it has intervals."""
+    keep = [sp for sp in specs if not sp.key.endswith("-auto")]
+    cov = next((sp for sp in keep if sp.key == "lstm"
+                and any("cov" in results[s.name][sp.key] for s in series)), None)
+    headers = ["series", "m", "H"] + [sp.label for sp in keep] + (["LSTM 90 % cov."] if cov else [])
+    rows = []
+    for s in series:
+        res = results[s.name]
+        vals = [res[sp.key].get("smape", float("nan")) for sp in keep]
+        best = min((v for v in vals if math.isfinite(v)), default=None)
+        cells = [f"**{fmt(v, 2)}**" if v == best else fmt(v, 2) for v in vals]
+        if cov:
+            cells.append(fmt(res["lstm"].get("cov"), 3))
+        rows.append([s.name, s.m, s.H] + cells)
+    rows.append(["geometric mean", "", ""] + [fmt(geo[sp.key], 2) for sp in keep] +
+                ([""] if cov else []))
+    return table(headers, rows)
+
+
 def interval_table(series, results, specs):
     iv = [sp for sp in specs if any("cov" in results[s.name][sp.key] for s in series)]
     off = [sp for sp in specs if sp.kind == "offline"]
@@ -970,6 +991,9 @@ def main(argv=None):
                     [[r["label"], r["settings"], f"{r['mae']:.4f}",
                       f"{max(r['mae_seeds']):.4f}" if len(r["mae_seeds"]) > 1 else "-",
                       f"{r['cpu_s']:.2f}"] for r in rows.values()], text_columns=2))
+
+    print("\n### Summary: hold-out sMAPE (%), lower is better (bold: best of the row)\n")
+    print(summary_table(series, results, specs, geo))
 
     print("\n### Cost per observation (CPU time, this machine)\n")
     print(cost_table(series, results, specs))
