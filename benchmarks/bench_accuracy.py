@@ -640,7 +640,7 @@ def check_goals(series, results, river, regression, specs, geo):
         if not r:
             return None, "not run"
         v, ref = r[sp.label.split("-")[0]]["mae"], r["mean"]["mae"]
-        return v <= ref, f"{v:.4f} vs mean {ref:.4f}"
+        return v <= ref, f"{v:.5f} vs mean {ref:.5f}, {100 * (v / ref - 1):+.2f}%"
     goals.append(("SP500Stocks regressor MAE <= running mean", per_cell(sp500)))
 
     def theta(sp):
