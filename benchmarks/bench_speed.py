@@ -7,7 +7,8 @@ two-tone sine, after a warm-up, in microseconds per observation.
 - streamrnn: ``LSTMForecaster(hidden_size=32, tbptt_steps=16, update_every=1)`` (the headline),
   then every cell at hidden 8/32/64 with update_every (k1) 1 and 16, tbptt_steps (k2) 16.
 - the kernel alone, for the headline at k1 = 1 and 16: ``Network.predict(x, out)`` then
-  ``Network.learn(x, y)`` on the same two-column input a forecaster feeds it, timed in
+  ``Network.learn_multi(x, y)`` with the input and output widths a default forecaster gives
+  it, timed in
   alternation with the river-API loop (so both see the same machine load); the ratio is the
   cost of the Python layer.
 - PyTorch, written the way a user would write TBPTT(1, 16): ``torch.nn.LSTMCell`` (hidden 32)
@@ -78,25 +79,30 @@ def time_loop(make, ys, repeats, warmup=64):
 
 def time_kernel(hidden, k1, k2, ys, seed=0, warmup=64):
     """µs per observation of the headline's network driven directly, in a tight loop:
-    ``predict(x, out)`` then ``learn(x, y)`` on the two-column input a forecaster feeds it (the
-    previous value and the previous change), no estimator in between."""
+    ``predict(x, out)`` then ``learn_multi(x, y)`` with the shape a default forecaster gives it
+    (the backbone window, the change and the level: ``window + 2`` inputs; ``horizon``
+    outputs, each with its delayed target), no estimator, backbone or combination in between."""
     import numpy as np
     from streamrnn import _core
 
-    net = _core.Network(_core.LSTM, 2, hidden, 1, 1, k1, k2, _core.SQUARED)
+    shape = LSTMForecaster(hidden_size=hidden, tbptt_steps=k2, update_every=k1)
+    n_in, H = shape._n_lead, shape._H
+    net = _core.Network(_core.LSTM, n_in, hidden, 1, H, k1, k2, _core.SQUARED)
     _core.initialize(net, np.random.default_rng(seed))
     net.set_optimizer(_core.Optimizer(_core.ADAM, 0.001, clip_norm=1.0))
-    x, out = np.zeros(2), np.zeros(1)
-    predict, learn = net.predict, net.learn
+    x, out, tg = np.zeros(n_in), np.zeros(H), np.zeros(H)
+    predict, learn = net.predict, net.learn_multi
     last = 0.0
     for y in ys[:warmup]:
         predict(x, out)
-        learn(x, y - last)
+        tg[:] = y - last
+        learn(x, tg)
         x[0], x[1], last = y, y - last, y
     t0 = CLOCK()
     for y in ys:
         predict(x, out)
-        learn(x, y - last)
+        tg[:] = y - last
+        learn(x, tg)
         x[0], x[1], last = y, y - last, y
     return 1e6 * (CLOCK() - t0) / len(ys)
 
@@ -263,12 +269,13 @@ def main(argv=None):
     else:
         print(f"\nPyTorch / streamrnn = {torch_us / head_us:.1f}x")
 
-    print("\n### The Python layer: river API against the kernel alone (hidden 32, k2 = 16)\n")
+    print("\n### Around the network: the forecaster (backbone, combination, intervals, Python) "
+          "against the kernel alone (hidden 32, k2 = 16)\n")
     rows = [["LSTMForecaster: `forecast(1)` + `learn_one(y)`"]
             + [f"{layer[k1][0]:.2f}" for k1 in K1S],
-            ["kernel alone: `Network.predict` + `Network.learn`, tight loop"]
+            ["kernel alone: `Network.predict` + `Network.learn_multi`, tight loop"]
             + [f"{layer[k1][1]:.2f}" for k1 in K1S],
-            ["river API / kernel alone"] + [f"{layer[k1][0] / layer[k1][1]:.2f}x" for k1 in K1S]]
+            ["forecaster / kernel alone"] + [f"{layer[k1][0] / layer[k1][1]:.2f}x" for k1 in K1S]]
     print(table(["µs / obs"] + [f"update_every={k1}" for k1 in K1S], rows))
 
     # grid -------------------------------------------------------------------------

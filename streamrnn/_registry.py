@@ -88,6 +88,7 @@ LIMITS = {
     "tbptt_steps": 4096,
     "update_every": 4096,
     "seasonality": 100_000,
+    "horizon": 1_000,           # a forecaster's direct steps (network outputs; H x H pending targets)
     "max_features": 100_000,    # feature columns of one model (its max_features parameter)
     "classes": 10_000,          # labels of one classifier
     "parameters": 1 << 26,      # entries of the flat parameter vector (512 MiB of float64)
@@ -155,24 +156,26 @@ def estimator_class(task: str, cell: str) -> type:
 
 
 def network_size(cell: str, n_in: int, hidden_size: int, num_layers: int, n_out: int, k1: int,
-                 k2: int) -> tuple:
+                 k2: int, delay: int = 0) -> tuple:
     """``(parameters, bytes)`` of a kernel network of this shape: the entries of its flat
     parameter vector, and the bytes its buffers take (parameters, gradient, two optimizer
-    moments, carried state, TBPTT ring and backward scratch), in exact integers."""
+    moments, carried state, TBPTT ring and backward scratch), in exact integers. ``delay``:
+    how many calls late a target may arrive (``n_out - 1`` for a regression head, whose ring
+    then holds ``max(k1 + delay, k2)`` steps; 0 for a classifier)."""
     G, H, L = CELLS[cell].gates, hidden_size, num_layers
     per_layer = H * G * H + G * H + (H if cell == "gru" else 0)
     params = n_in * G * H + (L - 1) * H * G * H + L * per_layer + H * n_out + n_out
-    B, rec = max(k1, k2), 5 * H + G * H
+    B, rec = max(k1 + delay, k2), 5 * H + G * H
     doubles = (4 * params + 2 * L * H + B * (n_in + L * rec + n_out) + 2 * k2 * L * G * H
                + L * max(n_in, H) * k2 + L * H * k2 + 2 * L * rec + 8 * G * H + 4 * n_out)
     return params, 8 * doubles
 
 
 def check_network_size(cell: str, n_in: int, hidden_size: int, num_layers: int, n_out: int,
-                       k1: int, k2: int) -> None:
+                       k1: int, k2: int, delay: int = 0) -> None:
     """ValueError when a network of this shape exceeds ``LIMITS["parameters"]`` or
     ``LIMITS["state_bytes"]``."""
-    params, nbytes = network_size(cell, n_in, hidden_size, num_layers, n_out, k1, k2)
+    params, nbytes = network_size(cell, n_in, hidden_size, num_layers, n_out, k1, k2, delay)
     if params > LIMITS["parameters"]:
         raise ValueError(f"a {cell} network with {n_in} inputs, hidden_size={hidden_size}, "
                          f"num_layers={num_layers} and {n_out} outputs has {params:,} parameters; "

@@ -227,6 +227,23 @@ def _old_scaler(node, enabled, winsorize, window):
     return {"n": n, "mean": mean, "m2": m2}
 
 
+def _canonical(node):
+    """The tree with every array a fresh copy on numpy's own dtype object: a loaded state keeps
+    the dtype objects pickle made, and pickle writes a tree of arrays on one dtype object and a
+    tree of arrays on two differently, so without this a resumed model's state would pickle to
+    other bytes than the original's (the same numbers)."""
+    t = type(node)
+    if t is dict:
+        return {k: _canonical(v) for k, v in node.items()}
+    if t is list:
+        return [_canonical(v) for v in node]
+    if t is tuple:
+        return tuple(_canonical(v) for v in node)
+    if t is np.ndarray:
+        return node.astype(node.dtype.type)
+    return node
+
+
 class _Growth:
     """A grown network, columns and generator, built aside; swapped in only on success."""
 
@@ -349,7 +366,8 @@ class RecurrentEstimator:
         if net is not None:
             n_in, n_out = max(n_in, net.n_in), max(n_out, net.n_out)
         _registry.check_network_size(self._cell, n_in, self.hidden_size, self.num_layers, n_out,
-                                     self.update_every, self.tbptt_steps)
+                                     self.update_every, self.tbptt_steps,
+                                     n_out - 1 if self._task == "regression" else 0)
         rng = copy.deepcopy(self._rng)
         grown = _core.Network(**self._network_config(n_in, n_out))
         _core.initialize(grown, rng)
@@ -448,7 +466,7 @@ class RecurrentEstimator:
                           **self._cols.get_state()},
                 "n_ignored_features": int(self.n_ignored_features)}
         tree.update(self._export_task())
-        return tree
+        return _canonical(tree)
 
     def _import_state(self, tree: dict):
         """Take over a state tree made by ``_export_state`` of a model configured like this one.

@@ -78,7 +78,7 @@ checked, and every failure is a :class:`CheckpointError` naming the field
   :class:`CheckpointStore`, or ``load(..., partition=p)``) the partition asked for;
 * ``keys``: at most :data:`MAX_KEYS` str of at most :data:`MAX_KEY_LEN` (1024) characters,
   unique, as many as ``states``, each state an object;
-* ``arrays``: at most :data:`MAX_ARRAYS_PER_KEY` (32) per key; exactly
+* ``arrays``: at most :data:`MAX_ARRAYS_PER_KEY` (64) per key; exactly
   ``dtype``/``shape``/``offset``/``nbytes``; an allowed dtype, at most 8 dimensions, ``nbytes``
   equal to the shape's product times the item size (exact integers); offsets 8-aligned, in
   increasing order, not overlapping, filling the data block. Arrays are views into the read
@@ -91,9 +91,11 @@ checked, and every failure is a :class:`CheckpointError` naming the field
   that configuration implies (so the network is never larger than what the file holds), the
   step counters ints in ``[0, 2**62)``, and the optimizer's kind, learning rate,
   hyperparameters and clipping equal to the spec's, its moments of the parameter count; the
-  feature map no wider than the network and ``max_features``. The state layout of streamrnn
-  0.1.0 (``__network__``/``__columns__`` nodes, which the estimators upgrade) is checked by the
-  same rules;
+  feature map no wider than the network and ``max_features``. A file of a streamrnn 0.1
+  forecaster (its spec names ``differencing``, ``damping`` or ``scale_target``) is refused
+  first, with the version that wrote it and what to do: 0.2's forecasters are another model.
+  The 0.1.0 state layout of networks (``__network__``/``__columns__`` nodes) is still checked
+  by the same rules;
 * then every model is built from the spec and takes its state through
   ``model._import_state`` (which validates the rest, such as scaler statistics and the random
   generator); any error there is a :class:`CheckpointError` too.
@@ -139,7 +141,8 @@ MAX_FILE = 1 << 32        # bytes of a checkpoint file (4 GiB)
 MAX_HEADER = 1 << 30      # bytes of its JSON header (1 GiB), and never more than the file
 MAX_KEYS = 1 << 20        # series keys in one file
 MAX_KEY_LEN = 1024        # characters of one series key
-MAX_ARRAYS_PER_KEY = 32   # arrays in one state tree (a forecaster has 12)
+MAX_ARRAYS_PER_KEY = 64   # arrays in one state tree (a forecaster has 36: network 9, columns 3,
+                          # its core 2, backbone 9, combiner 4, conformal 9)
 MAX_DEPTH = 32            # nesting of JSON objects and lists in the header
 MAX_NDIM = 8              # dimensions of one array
 MAX_COUNTER = 1 << 62     # step counters: int in [0, 2**62)
@@ -626,7 +629,7 @@ class _Expect:
         """``(parameters, bytes)`` of the kernel network (``_registry.network_size``)."""
         from streamrnn import _registry
         return _registry.network_size(self.cell_name, n_in, self.hidden_size, self.num_layers,
-                                      n_out, self.k1, self.k2)
+                                      n_out, self.k1, self.k2, n_out - 1)
 
     def n_params(self, n_in, n_out):
         return self.size(n_in, n_out)[0]
@@ -701,12 +704,13 @@ def _check_network(path, node, exp, field):
         _fail(path, f"{field}.{cname}.huber_eps", f"{_short(eps)} does not fit the spec")
     try:
         _registry.check_network_size(exp.cell_name, n_in, exp.hidden_size, exp.num_layers,
-                                     n_out, exp.k1, exp.k2)
+                                     n_out, exp.k1, exp.k2, n_out - 1)
     except ValueError as e:
         _fail(path, f"{field}.{cname}", str(e))
     P = exp.n_params(n_in, n_out)
     H, L, G = exp.hidden_size, exp.num_layers, exp.gates
-    B, rec = max(exp.k1, exp.k2), 5 * H + G * H
+    # the ring of a regression head holds the steps whose delayed targets may still arrive
+    B, rec = max(exp.k1 + n_out - 1, exp.k2), 5 * H + G * H
     shapes = {"params": (P,), "h": (L, H), "c": (L, H), "ring_x": (B, n_in),
               "ring_r": (B, L, rec), "ring_g": (B, n_out), "out": (n_out,)}
     state = node["state"]
@@ -786,6 +790,10 @@ def _check_state(path, tree, exp, field):
                                                f"{_describe(a)}")
 
 
+# parameters of the streamrnn 0.1 forecasters that 0.2 replaced (their files are refused)
+_OLD_FORECASTER_PARAMS = ("differencing", "damping", "scale_target")
+
+
 def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
     """Read a checkpoint. With ``spec``, refuse one written for a different model spec; with
     ``partition``, one without a position or whose position is another partition's (compared
@@ -803,6 +811,15 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
         if got is None or _partition_name(got) != _partition_name(partition):
             _fail(path, "position.partition", f"{_short(got)} is not partition "
                                               f"{_short(partition)} (a file of another partition)")
+    params = hspec.get("params") if type(hspec) is dict else None
+    old = [k for k in _OLD_FORECASTER_PARAMS if type(params) is dict and k in params]
+    if old:
+        raise CheckpointError(
+            f"{path} was written by streamrnn {str(header.get('streamrnn'))[:20]} for a "
+            f"forecaster of the 0.1 series (its spec has {', '.join(old)}); streamrnn 0.2 "
+            "forecasts with another model (a seasonal backbone, direct multi-step outputs, "
+            "intervals) and cannot continue it: start with an empty checkpoint directory (the "
+            "models learn again from the stream) or keep streamrnn 0.1 for this one")
     try:
         _spec.check_spec(hspec, CheckpointError)
         template = _spec.build_model(hspec)

@@ -30,7 +30,27 @@ _NOT_PARAMS = ("optimizer", "loss")  # described by the spec's own "optimizer" a
 _SPEC_KEYS = {"cell", "params", "optimizer", "loss"}
 # parameters with a lower bound; the upper bounds are _registry.LIMITS
 _MIN = {"hidden_size": 1, "num_layers": 1, "tbptt_steps": 1, "update_every": 1, "seasonality": 0,
-        "max_features": 0}
+        "max_features": 0, "horizon": 1}
+# limited parameters that may also be null
+_NULLABLE = {"horizon": (None,)}
+_MAX_PERIODS = 4
+
+
+def _check_seasonality(v, exc):
+    """``"auto"``, an int in [0, limit] or a list of 1 to 4 distinct ints in [2, limit]."""
+    hi = _registry.LIMITS["seasonality"]
+    if v == "auto" and isinstance(v, str) or _is_int(v) and 0 <= v <= hi:
+        return
+    if isinstance(v, (list, tuple)) and 1 <= len(v) <= _MAX_PERIODS and all(
+            _is_int(m) and 2 <= m <= hi for m in v) and len(set(v)) == len(v):
+        return
+    raise _err(exc, f"params.seasonality must be \"auto\", an int in [0, {hi}] or a list of 1 to "
+                    f"{_MAX_PERIODS} distinct ints in [2, {hi}], got {_short(v)}")
+
+
+def _short(v, n=60):
+    r = repr(v)
+    return r if len(r) <= n else r[:n] + "..."
 
 
 # the JSON types a parameter may take, by the type of its default (when not annotated)
@@ -110,6 +130,9 @@ def check_spec(spec, exc=ValueError) -> None:
     if unknown:
         raise _err(exc, f"unknown forecaster parameters {unknown}; known: {list(known)}")
     for name, v in params.items():
+        if name == "seasonality":  # "auto", an int, or a list of ints (a tuple in Python)
+            _check_seasonality(v, exc)
+            continue
         if not (v is None or isinstance(v, (bool, int, float, str))):
             raise _err(exc, f"params.{name} must be a JSON scalar, got {type(v).__name__}")
         if isinstance(v, float) and not math.isfinite(v):
@@ -118,7 +141,7 @@ def check_spec(spec, exc=ValueError) -> None:
         if kinds and type(v) not in kinds:
             what = " or ".join(_KIND_NAMES[k] for k in kinds if k is not int or float not in kinds)
             raise _err(exc, f"params.{name} must be {what}, got {v!r}")
-        if name in _registry.LIMITS:
+        if name in _registry.LIMITS and not (v is None and None in _NULLABLE.get(name, ())):
             lo, hi = _MIN.get(name, 0), _registry.LIMITS[name]
             if not (_is_int(v) and lo <= v <= hi):
                 raise _err(exc, f"params.{name} must be an int in [{lo}, {hi}], got {v!r}")
@@ -149,7 +172,10 @@ def build_model(spec: dict):
     opt = _registry.OPTIMIZERS[o.pop("name")].river(**o)
     lo = dict(spec["loss"])
     loss = _registry.LOSSES[lo.pop("name")].river(**lo)
-    return _cls(spec["cell"])(optimizer=opt, loss=loss, **spec["params"])
+    params = dict(spec["params"])
+    if isinstance(params.get("seasonality"), list):  # JSON has no tuples
+        params["seasonality"] = tuple(params["seasonality"])
+    return _cls(spec["cell"])(optimizer=opt, loss=loss, **params)
 
 
 def spec_from_model(model) -> dict:
@@ -163,7 +189,9 @@ def spec_from_model(model) -> dict:
         raise ValueError(f"{type(model).__name__} is not a streamrnn forecaster")
     params = {n: getattr(model, n) for n in forecaster_parameters(cell)}
     for n, v in params.items():
-        if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        if isinstance(v, (tuple, list)):  # seasonality's periods: a JSON list
+            params[n] = [int(m) for m in v]
+        elif isinstance(v, numbers.Integral) and not isinstance(v, bool):
             params[n] = int(v)
         elif isinstance(v, numbers.Real) and not isinstance(v, bool):
             params[n] = float(v)

@@ -14,9 +14,11 @@ Contents:
     forward_step                  one time step through all layers (pure)
     step_loss                     per-step loss and dL/dout
     sequence_loss                 pure mean loss over a sequence, for finite differences
+    delayed_loss                  pure loss of delayed multi-output targets (learn_multi)
     RefOptimizer                  clipping + SGD / Momentum / Nesterov / RMSProp / Adam / AdaGrad
                                   with the per-coordinate math of ``river.optim``
-    RefNet                        online learner with truncated BPTT(k1, k2) and the guards
+    RefNet                        online learner with truncated BPTT(k1, k2) and the guards;
+                                  ``learn_multi``: delayed targets for every output
 """
 from __future__ import annotations
 
@@ -274,6 +276,33 @@ def sequence_loss(params, cell, n_in, hidden, num_layers, n_out, loss, xs, ys,
     return total / n_loss
 
 
+def delayed_loss(params, cell, n_in, hidden, num_layers, n_out, loss, xs, terms,
+                 huber_eps=0.1, scale=1.0, window=None, frozen=None):
+    """``scale * sum L(out_j(s), y)`` over ``terms`` = [(s, j, y), ...] (0-based steps s of a
+    sequence ``xs`` started from the zero state; out_j(s) is output j of the head on step
+    s's top state). ``window`` / ``frozen`` as in ``sequence_loss``: the truncated objective
+    of an update after the last step of ``xs``, whose gradient at ``params == frozen`` is
+    what ``learn_multi`` computes (``scale = 1 / k1``)."""
+    T = len(xs)
+    window = T if window is None else window
+    layout, _ = make_layout(cell, n_in, hidden, num_layers, n_out)
+    P = unpack(np.asarray(params, dtype=float), layout, num_layers)
+    P_frozen = P if frozen is None else unpack(np.asarray(frozen, dtype=float), layout,
+                                               num_layers)
+    h = np.zeros((num_layers, hidden))
+    c = np.zeros((num_layers, hidden))
+    tops = []
+    for t in range(T):
+        P_cells = P if t >= T - window else P_frozen
+        _, h, c, _ = forward_step(cell, P, np.asarray(xs[t], dtype=float), h, c, P_cells)
+        tops.append(h[-1].copy())
+    total = 0.0
+    for s, j, y in terms:
+        o = np.array([tops[s] @ P.W_y[:, j] + P.b_y[j]])
+        total += step_loss(loss, o, y, huber_eps)[0]
+    return scale * total
+
+
 # --------------------------------------------------------------------------------------------
 # Optimizers: clipping, then river's per-coordinate update
 # --------------------------------------------------------------------------------------------
@@ -369,14 +398,19 @@ class RefNet:
 
     ``params``/``grad`` are flat vectors with the kernel's layout; ``h``/``c`` are the carried
     states (num_layers, hidden); ``t`` counts committed steps; ``caches[t]`` holds step t
-    (1-based, like the counter after the step) for the last B = max(k1, k2) steps.
+    (1-based, like the counter after the step) for the last B steps (the kernel's ring
+    capacity, ``max(k1 + delay, k2)`` with ``delay = n_out - 1`` for the regression losses).
+    ``pending[t]`` is the head gradient (already divided by k1) that has arrived for step t
+    since the last update: ``learn`` gives its own step one, ``learn_multi`` gives output j of
+    the step j calls ago one; an update applies them all and empties ``pending``.
     """
 
     def __init__(self, cell, n_in, hidden, num_layers, n_out, k1, k2, loss, huber_eps=0.1):
         self.cell, self.n_in, self.hidden = cell, n_in, hidden
         self.num_layers, self.n_out = num_layers, n_out
         self.k1, self.k2, self.loss, self.huber_eps = k1, k2, loss, huber_eps
-        self.B = max(k1, k2)
+        self.delay = n_out - 1 if loss in (SQUARED, ABSOLUTE, HUBER) else 0
+        self.B = max(k1 + self.delay, k2)
         self.layout, size = make_layout(cell, n_in, hidden, num_layers, n_out)
         self.params = np.zeros(size)
         self.grad = np.zeros(size)
@@ -385,6 +419,8 @@ class RefNet:
         self.t = 0
         self.last_loss = 0.0
         self.caches = {}
+        self.pending = {}
+        self.last_output = np.zeros(n_out)
         self.optimizer = RefOptimizer("sgd", 0.01)
 
     def set_optimizer(self, optimizer):
@@ -406,27 +442,71 @@ class RefNet:
         y = float(y)
         if not (np.all(np.isfinite(x)) and math.isfinite(y)):
             return -1
-
-        # Forward one step from the carried state (nothing is committed yet).
-        P = self._blocks(self.params)
+        step = self._step(x)
+        if step is None:
+            return -2
+        out, t, caches = step
         with np.errstate(over="ignore", invalid="ignore"):
-            out, h_new, c_new, layer_caches = forward_step(self.cell, P, x, self.h, self.c)
-            if not np.all(np.isfinite(out)):
-                return -2
             L, g = step_loss(self.loss, out, y, self.huber_eps)
         if not (math.isfinite(L) and np.all(np.isfinite(g))):
             return -2
+        pending = dict(self.pending)
+        pending[t] = g / self.k1
+        return self._finish(out, t, caches, pending, L)
 
+    def learn_multi(self, x, y):
+        """One step and the delayed targets arriving with it: ``y[j]`` (NaN: none) is the
+        target of output j of the step taken j calls ago (j = 0: this one). The loss is
+        ``sum_j L(out_j(t - j), y[j])``, out_j(t - j) the head with the CURRENT parameters on
+        step t - j's stored top state; its gradient joins ``pending`` at step t - j. Statuses
+        as ``learn`` (-1 also for an infinite target)."""
+        if self.loss not in (SQUARED, ABSOLUTE, HUBER):
+            raise ValueError("learn_multi needs a regression loss")
+        x = np.array(x, dtype=float)
+        y = np.array(y, dtype=float)
+        if not np.all(np.isfinite(x)) or np.any(np.isinf(y)):
+            return -1
+        step = self._step(x)
+        if step is None:
+            return -2
+        out, t, caches = step
+        P = self._blocks(self.params)
+        pending = {s: g.copy() for s, g in self.pending.items()}
+        L = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for j in range(self.n_out):
+                s = t - j
+                if math.isnan(y[j]) or s < 1:
+                    continue
+                o = caches[s]["h_top"] @ P.W_y[:, j] + P.b_y[j]
+                Lj, gj = step_loss(self.loss, np.array([o]), y[j], self.huber_eps)
+                L += Lj
+                pending.setdefault(s, np.zeros(self.n_out))[j] += gj[0] / self.k1
+        if not math.isfinite(L):
+            return -2
+        return self._finish(out, t, caches, pending, L)
+
+    def _step(self, x):
+        """Forward one step from the carried state, nothing committed: (out, t, caches) or
+        None when the output is not finite."""
+        P = self._blocks(self.params)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out, h_new, c_new, layer_caches = forward_step(self.cell, P, x, self.h, self.c)
+        if not np.all(np.isfinite(out)):
+            return None
         t = self.t + 1
         caches = dict(self.caches)
-        caches[t] = {"layers": layer_caches, "h_top": h_new[-1].copy(), "g": g / self.k1}
+        caches[t] = {"layers": layer_caches, "h_top": h_new[-1].copy(), "h": h_new, "c": c_new}
         caches.pop(t - self.B, None)       # keep the last B steps
+        return out, t, caches
 
+    def _finish(self, out, t, caches, pending, L):
+        """The update if one is due, then commit everything (or nothing: -2)."""
         status = 0
         params, optimizer, grad = self.params, self.optimizer, self.grad
         if t % self.k1 == 0:
             with np.errstate(over="ignore", invalid="ignore"):
-                new_grad = self._bptt(caches, t)
+                new_grad = self._bptt(caches, t, pending)
             if not np.all(np.isfinite(new_grad)):
                 return -2
             params = self.params.copy()
@@ -434,32 +514,34 @@ class RefNet:
             grad = new_grad
             optimizer.step(params, grad)   # clips grad in place, then updates params
             status = 1
+            pending = {}
 
         # Commit.
         self.params[:] = params
         self.grad[:] = grad
         self.optimizer = optimizer
-        self.h, self.c = h_new, c_new
+        self.h, self.c = caches[t]["h"], caches[t]["c"]
         self.caches = caches
+        self.pending = pending
         self.t = t
         self.last_loss = L
+        self.last_output = out
         return status
 
-    def _bptt(self, caches, t):
-        """Gradient of the mean loss of the last n = min(k1, t) steps, back-propagated through
-        the last W = min(k2, t) steps (the state entering the window is a constant)."""
+    def _bptt(self, caches, t, pending):
+        """Gradient of the pending losses, back-propagated through the last W = min(k2, t)
+        steps (the state entering the window is a constant). With ``learn`` alone the pending
+        steps are the last n = min(k1, t): the gradient of their mean loss."""
         L = self.num_layers
         grad = np.zeros_like(self.params)
         P = self._blocks(self.params)
         G = self._blocks(grad)
         W = min(self.k2, t)
-        n = min(self.k1, t)
-        injected = set(range(t - n + 1, t + 1))
 
-        # Head gradient of every injected step (also those older than the window).
-        for s in sorted(injected):
-            G.W_y += np.outer(caches[s]["h_top"], caches[s]["g"])
-            G.b_y += caches[s]["g"]
+        # Head gradient of every pending step (also those older than the window).
+        for s in sorted(pending):
+            G.W_y += np.outer(caches[s]["h_top"], pending[s])
+            G.b_y += pending[s]
 
         # Walk the window from newest to oldest. dh[l] / dc[l] hold the gradient reaching
         # layer l's h / c at the step being visited; after that layer's backward they hold
@@ -468,8 +550,8 @@ class RefNet:
         dc = np.zeros((L, self.hidden))
         for s in reversed(range(t - W + 1, t + 1)):
             step = caches[s]
-            if s in injected:
-                dh[L - 1] += P.W_y @ step["g"]          # g @ W_y^T
+            if s in pending:
+                dh[L - 1] += P.W_y @ pending[s]         # g @ W_y^T
             for l in reversed(range(L)):
                 dh[l], dc[l], dx = cell_backward(self.cell, P.layers[l], G.layers[l],
                                                  step["layers"][l], dh[l], dc[l])

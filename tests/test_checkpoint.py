@@ -22,7 +22,7 @@ def _same_state(a, b):
 
     def eq(x, y):
         if isinstance(x, np.ndarray):
-            return isinstance(y, np.ndarray) and x.dtype == y.dtype and np.array_equal(x, y)
+            return isinstance(y, np.ndarray) and x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
         if isinstance(x, dict):
             return isinstance(y, dict) and x.keys() == y.keys() and all(eq(x[k], y[k]) for k in x)
         if isinstance(x, (list, tuple)):
@@ -180,7 +180,7 @@ def test_non_finite_floats_and_numpy_scalars_are_stored(tmp_path):
 def test_bytes_per_model_is_reported():
     spec = sp.model_spec("gru", hidden_size=16)
     n = ck.state_nbytes(_trained(spec, 40))
-    assert 1000 < n < 200_000
+    assert 1000 < n < 400_000  # GRU-16, horizon 24: network 78 kB, backbone 70, conformal 58
 
 
 @pytest.mark.parametrize("optimizer", ["SGD", "Momentum", "NesterovMomentum", "RMSProp", "Adam",

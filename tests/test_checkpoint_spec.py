@@ -1,4 +1,5 @@
 """Model specs: complete, read from the registry and the constructor, validated, diffed."""
+import json
 import inspect
 
 import pytest
@@ -47,9 +48,18 @@ def test_every_registered_optimizer_and_forecasting_loss_is_described():
     ({"params": {"seasonality": -1}}, "seasonality"),
     ({"params": {"seed": [1]}}, "seed"),
     ({"params": {"seed": True}}, "seed"),
-    ({"params": {"scale_target": None}}, "scale_target"),
-    ({"params": {"differencing": 1}}, "differencing"),
-    ({"params": {"damping": "0.5"}}, "damping"),
+    ({"params": {"scale_target": True}}, "scale_target"),  # a 0.1 parameter: unknown now
+    ({"params": {"differencing": True}}, "differencing"),
+    ({"params": {"seasonality": "weekly"}}, "seasonality"),
+    ({"params": {"seasonality": [24, 24]}}, "seasonality"),
+    ({"params": {"seasonality": [1]}}, "seasonality"),
+    ({"params": {"seasonality": [12, "x"]}}, "seasonality"),
+    ({"params": {"seasonality": [2, 3, 4, 5, 6]}}, "seasonality"),
+    ({"params": {"seasonality": {"m": 12}}}, "seasonality"),
+    ({"params": {"horizon": 0}}, "horizon"),
+    ({"params": {"horizon": 10 ** 6}}, "horizon"),
+    ({"params": {"horizon": 2.0}}, "horizon"),
+    ({"params": {"horizon": [12]}}, "horizon"),
     ({"params": {"clip_norm": False}}, "clip_norm"),
     ({"optimizer": {"name": "__import__", "lr": 0.1}}, "optimizer"),
     ({"optimizer": {"name": "Adam", "lr": "0.1"}}, "optimizer.lr"),
@@ -80,8 +90,19 @@ def test_spec_diff_names_each_differing_field():
     assert "optimizer.beta_1: 0.9 (checkpoint) != (missing) (this run)" in lines
     assert sp.spec_diff(a, a) == ""
     c = sp.model_spec("gru", hidden_size=16)
-    c["params"]["differencing"] = 1  # 1 == True in Python, but a different spec
-    assert sp.spec_diff(a, c) == "params.differencing: true (checkpoint) != 1 (this run)"
+    c["params"]["scale_inputs"] = 1  # 1 == True in Python, but a different spec
+    assert sp.spec_diff(a, c) == "params.scale_inputs: true (checkpoint) != 1 (this run)"
+
+
+@pytest.mark.parametrize("seasonality", ["auto", 0, 1, 12, (24, 168), [7, 30]])
+def test_seasonality_round_trips_through_a_spec(seasonality):
+    s = sp.model_spec("lstm", hidden_size=3, seasonality=seasonality, horizon=5)
+    want = list(seasonality) if isinstance(seasonality, (tuple, list)) else seasonality
+    assert s["params"]["seasonality"] == want and s["params"]["horizon"] == 5
+    assert json.loads(json.dumps(s)) == s  # plain JSON
+    m = sp.build_model(s)
+    assert m.seasonality == (tuple(want) if isinstance(want, list) else want)
+    assert sp.spec_from_model(m) == s
 
 
 def test_a_spec_without_a_newer_parameter_takes_its_default(tmp_path):

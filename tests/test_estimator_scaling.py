@@ -55,19 +55,20 @@ def test_exponential_window_weights_new_values_by_one_over_the_window():
     assert s.mean == mean and s.m2 == m2 and s.std == math.sqrt(m2 / w)
 
 
-def test_the_residual_scale_follows_a_level_shift():
-    # zeros, then a jump to a new level with unit noise: the jump must not set the residual
-    # scale for good (without forgetting it stays ~10x the noise's after 4000 values)
+def test_the_forecasters_scales_follow_a_level_shift():
+    # zeros, then a jump to a new level with unit noise: the jump must not set the network's
+    # normaliser (the backbone's typical one-step change) or its level input for good
     rng = np.random.default_rng(0)
-    model = streamrnn.GRUForecaster(hidden_size=4, seed=1)
+    model = streamrnn.GRUForecaster(hidden_size=4, seasonality=0, horizon=2, seed=1)
     for _ in range(1000):
         model.learn_one(0.0)
     noise = rng.standard_normal(4000)
     for e in noise:
         model.learn_one(1000.0 + float(e))
-    true = statistics.pstdev(np.diff(noise))  # the residuals are differences (differencing)
-    assert model._core.rs.std < 1.5 * true
-    assert model._core.ys.mean == pytest.approx(1000.0, abs=1.0)
+    true = float(np.mean(np.abs(np.diff(noise))))  # the typical one-step change
+    assert model._core.scale < 1.5 * true
+    assert model._core.lmean == pytest.approx(1000.0, abs=1.0)
+    assert math.sqrt(model._core.lvar) < 1.5 * float(np.std(noise))
 
 
 def test_the_target_scale_of_a_regressor_follows_a_level_shift():

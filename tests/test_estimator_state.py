@@ -58,7 +58,7 @@ def _tree_equal(a, b):
     if isinstance(a, list):
         return isinstance(b, list) and len(a) == len(b) and all(map(_tree_equal, a, b))
     if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
     return type(a) is type(b) and a == b
 
 
@@ -140,13 +140,28 @@ def _bad_states(model):
         cases += [
             ("t negative", setter(("_core", "t"), -1)),
             ("t huge", setter(("_core", "t"), 2 ** 70)),
-            ("history long", lambda t: t["_core"]["history"].extend([1.0] * 50)),
-            ("history nan", lambda t: t["_core"]["history"].__setitem__(0, float("nan"))),
-            ("history str", lambda t: t["_core"]["history"].__setitem__(0, "1")),
-            ("scaler n", setter(("_core", "ys", "n"), 5)),
-            ("scaler m2", setter(("_core", "rs", "m2"), -1.0)),
-            ("last_r", setter(("_core", "last_r"), 1e6)),
-            ("last_prediction", setter(("last_prediction",), "x")),
+            ("n_learned", setter(("_core", "n_learned"), 3)),
+            ("prev nan", setter(("_core", "prev"), float("nan"))),
+            ("prev str", setter(("_core", "prev"), "1")),
+            ("prev huge", setter(("_core", "prev"), 1e300)),
+            ("anomaly out of range", setter(("_core", "anomaly"), 1.5)),
+            ("anomaly missing", setter(("_core", "anomaly"), None)),
+            ("pred nan", setter(("_core", "pred"), float("nan"))),
+            ("pend shape", setter(("_core", "pend"), np.zeros((4, 4)))),
+            ("pend nan", lambda t: t["_core"]["pend"].__setitem__(0, np.nan)),
+            ("pscale negative", lambda t: t["_core"]["pscale"].__setitem__(0, -1.0)),
+            ("pend list", setter(("_core", "pend"), [[0.0]])),
+            ("extra key", lambda t: t["_core"].__setitem__("extra", 1)),
+            ("backbone t", lambda t: t["_core"]["backbone"].__setitem__(
+                "t", t["_core"]["backbone"]["t"] + 1)),
+            ("backbone junk", setter(("_core", "backbone"), {"t": 3})),
+            ("combiner junk", setter(("_core", "combiner"), {})),
+            ("combiner horizon", lambda t: t["_core"]["combiner"].__setitem__("horizon", 7)),
+            ("conformal window", lambda t: t["_core"]["conformal"].__setitem__("window", 3)),
+            ("conformal junk", setter(("_core", "conformal"), None)),
+            ("eligibility lost", lambda t: t["_core"]["combiner"].__setitem__(
+                "eligible", (False, True, True, True))),
+            ("pend huge", lambda t: t["_core"]["pend"].__setitem__(0, 1e200)),
             ("no network", setter(("_net",), None)),
         ]
     elif k == "classifier":
@@ -197,7 +212,7 @@ def test_crafted_states_never_crash_the_process():
     code = r"""
 import copy, numpy as np, streamrnn
 from river import datasets
-m = streamrnn.LSTMForecaster(hidden_size=4, seasonality=3, seed=1)
+m = streamrnn.LSTMForecaster(hidden_size=4, seasonality=3, horizon=4, seed=1)
 for x, y in datasets.AirlinePassengers().take(40):
     m.learn_one(y)
 good = m._export_state()
@@ -210,7 +225,10 @@ for key, v in (("m", np.zeros(1)), ("v", np.zeros(10**5)), ("t", -5), ("t", 2**8
     t = copy.deepcopy(good); t["_net"]["state"]["optimizer"][key] = v; bad.append(t)
 for v in (10**9, -1, 2**31 + 5):
     t = copy.deepcopy(good); t["_net"]["config"]["n_in"] = v; bad.append(t)
-t = copy.deepcopy(good); t["_core"]["history"] = [1e308] * 3; bad.append(t)
+for key, v in (("pend", np.zeros((10**4, 10**4 // 8))), ("pend", np.full(4, 1e308)),
+               ("t", 2**62 - 1), ("prev", 1e308), ("backbone", {"t": -1}),
+               ("combiner", {"loss": np.zeros(10**6)}), ("conformal", [1.0])):
+    t = copy.deepcopy(good); t["_core"][key] = v; bad.append(t)
 refused = 0
 for t in bad:
     fresh = m.clone()
@@ -279,8 +297,8 @@ def test_last_prediction_is_none_on_the_first_value_and_survives_pickle(cls):
 @pytest.mark.parametrize("cls", [streamrnn.RNNRegressor, streamrnn.RNNForecaster])
 def test_a_refused_step_under_a_schedule_changes_nothing(cls):
     sched = optim.schedulers.InverseScaling(1e300, power=0.1)
-    model = cls(hidden_size=4, seed=0, optimizer=optim.SGD(sched), clip_norm=None,
-                scale_target=False)
+    extra = {} if _kind(cls) == "forecaster" else {"scale_target": False}
+    model = cls(hidden_size=4, seed=0, optimizer=optim.SGD(sched), clip_norm=None, **extra)
     refused = 0
     for i in range(30):
         before = pickle.dumps(model)

@@ -21,6 +21,7 @@ METRIC_LINES = {
     "sequence_labeller.py": r"LSTM sequence labeller\s+Accuracy: \d+\.\d+%",
     "optimizers.py": r"RMSprop\(0\.005\)\s+MAE: \d+\.\d+",
     "river_pipeline.py": r"LSTM regressor\s+MAE: \d+\.\d+",
+    "intervals_anomalies.py": r"90 % intervals: coverage \d+\.\d %",
 }
 
 
@@ -42,6 +43,8 @@ CLAIMS = {
     "optimizers.py": lambda out: _num(r"RMSprop\(0\.005\)\s+MAE: (\d+\.\d+)", out) < 0.6,
     "river_pipeline.py": lambda out: _num(r"LSTM regressor\s+MAE: (\d+\.\d+)", out)
     < 0.5 * _num(r"linear regression\s+MAE: (\d+\.\d+)", out),
+    "intervals_anomalies.py": lambda out: 85.0 < _num(r"coverage (\d+\.\d) %", out) < 95.0
+    and _num(r"spikes: min (\d\.\d+)", out) > 0.95 > _num(r"median (\d\.\d+)", out),
 }
 
 

@@ -10,6 +10,8 @@ cdef enum Status:
     UPDATED = 1                  # committed and one optimizer step taken
     BAD_INPUT = -1               # input or target not finite: nothing changed
     DIVERGED = -2                # loss or clipped gradient not finite: the step was rolled back
+    MISUSE = -3                  # _learn_multi only: not a regression loss, or no optimizer
+                                 # bound to the network's size (the Python level raises instead)
 
 
 cdef class Network:
@@ -24,7 +26,8 @@ cdef class Network:
     cdef readonly int loss             # loss code
     cdef readonly double huber_eps     # Huber threshold eps
     cdef readonly int G                # gate blocks per cell
-    cdef readonly int B                # ring capacity, max(k1, k2)
+    cdef readonly int delay            # oldest delayed target: n_out - 1 (regression), else 0
+    cdef readonly int B                # ring capacity, max(k1 + delay, k2)
     cdef readonly int rec              # doubles per layer record, 5*H + G*H
     cdef readonly Py_ssize_t size      # P, number of parameters
     # ---- kernels, chosen once at construction
@@ -41,7 +44,8 @@ cdef class Network:
     cdef double[::1] c                 # carried cell state c (L*H,)
     cdef double[::1] ring_x            # inputs x of the last B steps (B*n_in,)
     cdef double[::1] ring_r            # layer records of the last B steps (B*L*rec,)
-    cdef double[::1] ring_g            # dL/dout / k1 of the last B steps (B*n_out,)
+    cdef double[::1] ring_g            # pending dL/dout / k1 of the last B steps (B*n_out,);
+                                       # entry j of a step arrives j calls later (learn_multi)
     cdef double[::1] out               # head output of the last learned step (n_out,)
     cdef Py_ssize_t[::1] o_wx          # offset of W_x[l] in theta (L,)
     cdef Py_ssize_t[::1] o_wh          # offset of W_h[l] (L,)
@@ -77,17 +81,30 @@ cdef class Network:
     cdef double[::1] bk_r              # ... ring records (L*rec,)
     cdef double[::1] bk_g              # ... ring head gradient (n_out,)
     cdef double[::1] bk_o              # ... head output (n_out,)
+    cdef double[::1] bk_d              # ... delayed gradient entries set by learn_multi (n_out,)
+    cdef double[::1] s_gm              # learn_multi's gradients of this call, by delay j (n_out,)
+    cdef double[::1] s_gf              # backward: first pending entry of the rows older than k1
+                                       # (n_out: none) (delay,; else 1)
+    cdef double[::1] s_hg              # ... their top states, transposed (H*(k1+delay),; else 1)
+    cdef double[::1] s_gg              # ... their pending gradients ((k1+delay)*n_out,; else 1)
 
     cdef void _set_arrays(self, dict new)
-    cdef bint _no_views(self)
+    cdef bint _no_views(self) noexcept nogil
     cdef object _learn_buffer(self, const double[::1] x, double y)
     cdef object _learn_checked(self, const double* x, Py_ssize_t n, double y)
     cdef int _learn(self, const double* x, double y) noexcept nogil
+    cdef object _learn_multi_buffer(self, const double[::1] x, const double[::1] y)
+    cdef object _learn_multi_checked(self, const double* x, Py_ssize_t n, const double* y,
+                                     Py_ssize_t m)
+    cdef int _learn_multi(self, const double* x, const double* y) noexcept nogil
+    cdef void _mask_delayed(self, Py_ssize_t n_inj) noexcept nogil
+    cdef Py_ssize_t _pending_lo(self, Py_ssize_t a) noexcept nogil
     cdef void _rollback(self, Py_ssize_t s) noexcept nogil
     cdef void _forward(self, const double* x, const double* h0, const double* c0, double* recs,
                        double* out) noexcept nogil
     cdef void _take_state(self, const double* recs, double* h1, double* c1) noexcept nogil
     cdef void _backward(self) noexcept nogil
+    cdef void _predict(self, const double* x, double* out) noexcept nogil
     cdef void _step_from(self, x, out, bint rollout) except *
     cdef void _step_buffer(self, const double[::1] x, double[::1] out, bint rollout) except *
     cdef void _step_ptr(self, const double* x, Py_ssize_t nx, double* out, Py_ssize_t no,

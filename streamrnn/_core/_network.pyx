@@ -8,7 +8,8 @@ Layers of this module (the cells and losses themselves live in ``_cells``):
   ``MAX_BYTES`` before anything is allocated, and ``set_state`` validates every field of an
   (untrusted) state before it assigns anything;
 - ``Network``: one extension type that owns the flat parameter vector, the flat gradient, the
-  carried state, a ring buffer of the last ``B = max(k1, k2)`` steps and scratch buffers. Its
+  carried state, a ring buffer of the last ``B = max(k1 + delay, k2)`` steps (``delay =
+  n_out - 1`` for the regression losses, else 0) and scratch buffers. Its
   nogil methods run the network over the cell layer's function pointers, chosen once in
   ``__init__``: ``_forward`` (all layers and the head), ``_learn`` (one committed step, the
   TBPTT(k1, k2) update every k1 steps, roll-back on failure) and ``_backward`` (the window
@@ -29,14 +30,14 @@ import numpy as np
 cimport numpy as cnp
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_REFCNT
-from libc.math cimport isfinite
+from libc.math cimport isfinite, isnan
 from libc.string cimport memcpy, memset, memcmp
 
 from streamrnn._core._cells cimport (
     CELL_ELMAN_TANH, CELL_ELMAN_RELU, CELL_LSTM, CELL_GRU, LOSS_SQUARED, LOSS_ABSOLUTE,
     LOSS_HUBER, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, N_CELLS, REC_H_BLOCKS, CellKernels,
     cell_kernels, loss_function,
-    rec_cprev, rec_h, rec_c, affine, affine_t, outer)
+    rec_cprev, rec_h, rec_c, affine, affine_t, outer, axpy, dot)
 from streamrnn._core._optim cimport Optimizer
 from streamrnn._core._optim import _array, _counter, _number, check_state
 
@@ -112,19 +113,39 @@ def _int_arg(value, name, lo):
     return v
 
 
-def footprint(cell, n_in, hidden_size, num_layers, n_out, k1, k2):
+_REGRESSION = (SQUARED, ABSOLUTE, HUBER)
+
+
+def ring_delay(n_out, loss):
+    """How many calls late a target may arrive (``learn_multi``): ``n_out - 1`` for the
+    regression losses, 0 for the classification losses (which ``learn_multi`` refuses)."""
+    return n_out - 1 if loss in _REGRESSION else 0
+
+
+def ring_capacity(k1, k2, n_out, loss):
+    """Steps the ring buffer holds: ``max(k1 + ring_delay(n_out, loss), k2)``; the shapes of
+    ``ring_x``, ``ring_r`` and ``ring_g`` in the state have this many rows. For ``n_out == 1``
+    and for the classification losses it is ``max(k1, k2)``, as before delayed targets."""
+    return max(k1 + ring_delay(n_out, loss), k2)
+
+
+def footprint(cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss=SQUARED):
     """Doubles one network allocates, by buffer group, computed with Python ints (no
     overflow): ``(P, total)`` where P is the parameter count and ``total`` counts params,
     grad, the two optimizer moments, the ring buffer, the state and every scratch buffer."""
     G, H, L = _GATES[cell], hidden_size, num_layers
-    GH, R, B = G * H, 5 * hidden_size + _GATES[cell] * hidden_size, max(k1, k2)
+    GH, R = G * H, 5 * hidden_size + _GATES[cell] * hidden_size
+    B, dl = ring_capacity(k1, k2, n_out, loss), ring_delay(n_out, loss)
     P = (n_in * GH + (L - 1) * H * GH + L * (H * GH + GH) + (L * H if cell == GRU else 0)
          + H * n_out + n_out)
     state = 2 * L * H + B * (n_in + L * R + n_out) + n_out
     # s_rec, p_rec, bk_r; s_h, s_c, s_dhc, s_dcc; s_a, s_ah; s_dh, s_dx; p_x, bk_x;
-    # p_out, bk_g, bk_o; s_da, s_dah2 (1 double unless GRU); s_xt; s_ht
+    # p_out, bk_g, bk_o; s_da, s_dah2 (1 double unless GRU); s_xt; s_ht;
+    # bk_d, s_gm; s_gf, s_hg, s_gg (1 double each without delayed targets)
     scratch = (3 * L * R + 4 * L * H + 2 * GH + 2 * H + 2 * n_in + 3 * n_out
-               + 2 * k2 * L * GH + 1 + L * max(n_in, H) * k2 + L * H * k2)
+               + 2 * k2 * L * GH + 1 + L * max(n_in, H) * k2 + L * H * k2
+               + 2 * n_out + max(dl, 1)
+               + ((H + n_out) * (k1 + dl) if dl else 2))
     return P, 4 * P + state + scratch
 
 
@@ -153,7 +174,7 @@ def _check_config(cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss, hube
         raise ValueError("huber_eps is out of range") from None
     if not (huber_eps > 0) or not isfinite(huber_eps):
         raise ValueError("huber_eps must be a finite number > 0")
-    P, total = footprint(cell, n_in, hidden_size, num_layers, n_out, k1, k2)
+    P, total = footprint(cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss)
     if 8 * total > MAX_BYTES:
         raise ValueError(
             f"this network would allocate {8 * total} bytes (P = {P} parameters), more than "
@@ -188,7 +209,8 @@ cdef class Network:
         self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
         self.n_out, self.k1, self.k2, self.loss, self.huber_eps = n_out, k1, k2, loss, huber_eps
         self.G = self.kern.G
-        self.B = max(k1, k2)
+        self.delay = ring_delay(n_out, loss)
+        self.B = ring_capacity(k1, k2, n_out, loss)
         cdef Py_ssize_t H = hidden_size, G = self.G, L = num_layers
         self.rec = REC_H_BLOCKS * H + G * H
         o_wx = np.zeros(L, dtype=np.intp)
@@ -234,7 +256,10 @@ cdef class Network:
             "s_dah2": np.zeros(k2 * L * G * H if self.kern.separate_dah else 1),
             "s_xt": np.zeros(L * max(n_in, H) * k2), "s_ht": np.zeros(L * H * k2),
             "bk_x": np.zeros(n_in), "bk_r": np.zeros(L * R), "bk_g": np.zeros(n_out),
-            "bk_o": np.zeros(n_out),
+            "bk_o": np.zeros(n_out), "bk_d": np.zeros(n_out), "s_gm": np.zeros(n_out),
+            "s_gf": np.zeros(max(self.delay, 1)),
+            "s_hg": np.zeros(H * (k1 + self.delay) if self.delay else 1),
+            "s_gg": np.zeros((k1 + self.delay) * n_out if self.delay else 1),
         }
         s = self._scratch
         self.dw = s["grad"]
@@ -245,17 +270,21 @@ cdef class Network:
         self.s_da, self.s_dah2, self.s_xt, self.s_ht = s["s_da"], s["s_dah2"], s["s_xt"], s["s_ht"]
         self.p_dah = &self.s_dah2[0] if self.kern.separate_dah else &self.s_da[0]
         self.bk_x, self.bk_r, self.bk_g, self.bk_o = s["bk_x"], s["bk_r"], s["bk_g"], s["bk_o"]
+        self.bk_d, self.s_gm, self.s_gf = s["bk_d"], s["s_gm"], s["s_gf"]
+        self.s_hg, self.s_gg = s["s_hg"], s["s_gg"]
         self.n_in = n_in
 
-    def _shapes(self):
+    def _shapes(self, B=None):
         L, H = self.num_layers, self.hidden_size
+        B = self.B if B is None else B
         return {"params": (self.size,), "h": (L, H), "c": (L, H),
-                "ring_x": (self.B, self.n_in), "ring_r": (self.B, L, self.rec),
-                "ring_g": (self.B, self.n_out), "out": (self.n_out,)}
+                "ring_x": (B, self.n_in), "ring_r": (B, L, self.rec),
+                "ring_g": (B, self.n_out), "out": (self.n_out,)}
 
-    def _check_arrays(self, arrays):
+    def _check_arrays(self, arrays, B=None):
         """Validated copies of the state arrays (exact float64 ndarrays, exact shapes, finite)."""
-        return {name: _array(arrays[name], name, shape) for name, shape in self._shapes().items()}
+        return {name: _array(arrays[name], name, shape)
+                for name, shape in self._shapes(B).items()}
 
     cdef void _set_arrays(self, dict new):
         """Adopt validated state arrays (from ``_check_arrays``; cdef: Python cannot hand it
@@ -274,7 +303,7 @@ cdef class Network:
             self._watched[i] = <PyObject*>new[name]
             self._own_refs[i] = Py_REFCNT(new[name]) - 1  # minus this call's temporary
 
-    cdef bint _no_views(self):
+    cdef bint _no_views(self) noexcept nogil:
         """True when nobody outside holds a view of params, h or c (their reference counts are
         those of the network's own references), so nothing can write them unseen."""
         cdef int i
@@ -354,8 +383,36 @@ cdef class Network:
             memcpy(h1 + l * H, rec_h(recs + l * R, H, GH), H * sizeof(double))
             memcpy(c1 + l * H, rec_c(recs + l * R, H, GH), H * sizeof(double))
 
+    cdef void _mask_delayed(self, Py_ssize_t n_inj) noexcept nogil:
+        """For the ring rows ``a`` in ``[k1, n_inj)`` (``a`` calls before the newest step): only
+        entries ``j >= a - k1 + 1`` arrived since the last update (entry j of a step arrives j
+        calls after it; the older ones were applied before). ``s_gf[a - k1]`` gets that first
+        entry, or ``n_out`` when none of them is non-zero (the row is skipped)."""
+        cdef Py_ssize_t k1 = self.k1, n_out = self.n_out, a, j, s, lo
+        cdef const double* g
+        for a in range(k1, n_inj):
+            s = <Py_ssize_t>((self.t - 1 - a) % self.B)
+            g = &self.ring_g[s * n_out]
+            lo = a - k1 + 1
+            self.s_gf[a - k1] = <double>n_out
+            for j in range(lo, n_out):
+                if g[j] != 0.0:
+                    self.s_gf[a - k1] = <double>lo
+                    break
+
+    cdef Py_ssize_t _pending_lo(self, Py_ssize_t a) noexcept nogil:
+        """First pending entry of the row ``a`` calls before the newest (0 within the last k1
+        steps: the whole row), ``n_out`` for nothing pending."""
+        if a < self.k1:
+            return 0
+        return <Py_ssize_t>self.s_gf[a - self.k1]
+
     cdef void _backward(self) noexcept nogil:
-        """Gradient of the mean loss of the last min(k1, t) steps through the last min(k2, t) steps.
+        """Gradient of the pending losses through the last min(k2, t) steps.
+
+        The pending losses: those of the last min(k1, t) steps (``learn``) and, for the
+        regression losses, the delayed ones of up to ``delay`` older steps that arrived since
+        the last update (``learn_multi``); each enters the walk at its own step.
 
         The window walk (newest to oldest) computes only what is sequential: the gate
         gradients ``dax``/``dah`` of every (step, layer), kept in ``s_da``/``s_dah2``, and the
@@ -368,7 +425,8 @@ cdef class Network:
         cdef Py_ssize_t GH = G * H, n_out = self.n_out, B = self.B, k2 = self.k2
         cdef Py_ssize_t n_in = self.n_in, D = n_in if n_in > H else H
         cdef long long t = self.t
-        cdef Py_ssize_t n_inj = <Py_ssize_t>(self.k1 if self.k1 < t else t)
+        cdef long long reach = self.k1 + self.delay    # rows an update can inject
+        cdef Py_ssize_t n_inj = <Py_ssize_t>(reach if reach < t else t)
         cdef Py_ssize_t W = <Py_ssize_t>(self.k2 if self.k2 < t else t)
         cdef double* w = &self.w[0]
         cdef double* dw = &self.dw[0]
@@ -385,17 +443,51 @@ cdef class Network:
         cdef double* ht
         cdef const double* x
         cdef const double* g
-        cdef Py_ssize_t a, l, s, j, d, i
+        cdef Py_ssize_t a, l, s, j, d, i, lo
+        cdef bint delayed = False
+        cdef double* hg
+        cdef double* gg
+        if n_inj > self.k1:
+            self._mask_delayed(n_inj)
+            for a in range(self.k1, n_inj):
+                delayed = delayed or self._pending_lo(a) < n_out
         memset(dhc, 0, L * H * sizeof(double))
         memset(dcc, 0, L * H * sizeof(double))
         # head gradient of every injected step
         memset(dw + self.o_wy, 0, (H * n_out + n_out) * sizeof(double))
-        for a in range(n_inj):
+        if delayed:
+            # with delayed targets pending: dW_y = H_top^T G as one small product over the
+            # injected rows (newest first; G's entries not pending are zero), then db_y
+            hg = &self.s_hg[0]
+            gg = &self.s_gg[0]
+            for a in range(n_inj):
+                s = <Py_ssize_t>((t - 1 - a) % B)
+                lo = self._pending_lo(a)
+                g = &self.ring_g[s * n_out]
+                x = rec_h(&self.ring_r[(s * L + L - 1) * R], H, GH)
+                for i in range(H):
+                    hg[i * n_inj + a] = x[i]
+                for j in range(n_out):
+                    gg[a * n_out + j] = g[j] if j >= lo else 0.0
+            sr_gemm_tn(H, n_out, n_inj, hg, n_inj, gg, n_out, dw + self.o_wy)
+            for a in range(n_inj):
+                for j in range(n_out):
+                    dw[self.o_by + j] += gg[a * n_out + j]
+        for a in range(n_inj if not delayed else 0):
             s = <Py_ssize_t>((t - 1 - a) % B)
+            lo = self._pending_lo(a)
+            if lo >= n_out:
+                continue
             g = &self.ring_g[s * n_out]
             r = &self.ring_r[(s * L + L - 1) * R]
-            outer(H, n_out, rec_h(r, H, GH), g, dw + self.o_wy)
-            for j in range(n_out):
+            if lo == 0:
+                outer(H, n_out, rec_h(r, H, GH), g, dw + self.o_wy)
+            else:  # a delayed row: only its columns lo.. (the others were applied before)
+                x = rec_h(r, H, GH)
+                for i in range(H):
+                    if x[i] != 0.0:
+                        axpy(n_out - lo, x[i], g + lo, dw + self.o_wy + i * n_out + lo)
+            for j in range(lo, n_out):
                 dw[self.o_by + j] += g[j]
         for a in range(W):
             s = <Py_ssize_t>((t - 1 - a) % B)
@@ -405,7 +497,13 @@ cdef class Network:
                 memcpy(dh, dhc + l * H, H * sizeof(double))
                 if l == L - 1:
                     if a < n_inj:
-                        affine_t(H, n_out, w + self.o_wy, &self.ring_g[s * n_out], dh)
+                        lo = self._pending_lo(a)
+                        g = &self.ring_g[s * n_out]
+                        if lo == 0:
+                            affine_t(H, n_out, w + self.o_wy, g, dh)
+                        elif lo < n_out:
+                            for i in range(H):
+                                dh[i] += dot(n_out - lo, w + self.o_wy + i * n_out + lo, g + lo)
                 else:
                     for j in range(H):
                         dh[j] += dx[j]
@@ -498,6 +596,9 @@ cdef class Network:
         # the step's records keep copies of the previous h and c (for roll-back)
         self._take_state(rr, &self.h[0], &self.c[0])
         self._version += 1
+        # a fresh row: the regression losses write entry 0 only, and the slot may still hold
+        # the delayed entries of the step B calls ago
+        memset(rg, 0, n_out * sizeof(double))
         loss = self.loss_fn(out, y, n_out, self.huber_eps, rg)
         for k in range(n_out):
             rg[k] /= self.k1
@@ -511,6 +612,157 @@ cdef class Network:
         self._backward()
         if self.optimizer.clip(self.dw) < 0:
             self.t -= 1
+            self._rollback(s)
+            return DIVERGED
+        self.optimizer.apply(self.w, self.dw)
+        self.last_loss = loss
+        return UPDATED
+
+    def learn_multi(self, x, y):
+        """Commit one step and the delayed targets that arrive with it; update every k1 calls.
+
+        ``x``: 1-d float64 buffer of ``n_in`` values; ``y``: one of ``n_out`` values, ``y[j]``
+        the target of output j of the step taken j calls ago (``j = 0``: the step this call
+        takes), NaN for no target (targets for steps before the first are ignored). The loss
+        of the call is ``sum_j L(out_j(t - j), y[j])`` where ``out_j(t - j)`` is output j of
+        the head applied, with the current ``W_y`` and ``b_y``, to the stored top state of step
+        ``t - j`` (for ``j = 0`` that is this call's forward output); each gradient enters the
+        TBPTT walk at its own step, and every k1 calls one update applies all the gradients
+        that arrived since the last one (divided by k1, as ``learn``'s). Regression losses
+        only (ValueError otherwise). Statuses as ``learn``: 0 learned, 1 learned and updated,
+        -1 a non-finite input or an infinite target (nothing changed), -2 a non-finite loss or
+        gradient (rolled back: nothing changed, pending gradients included). ``last_output``
+        then holds this step's forward outputs (computed before the update) and ``last_loss``
+        the call's summed loss. With only ``y[0]`` given it equals ``learn(x, y[0])``. Reuses
+        predict's forward pass like ``learn``.
+        """
+        cdef const double* xp = _array_data(x, False)
+        cdef const double* yp = _array_data(y, False)
+        if xp == NULL or yp == NULL:
+            return self._learn_multi_buffer(x, y)
+        return self._learn_multi_checked(xp, cnp.PyArray_DIM(<cnp.ndarray>x, 0), yp,
+                                         cnp.PyArray_DIM(<cnp.ndarray>y, 0))
+
+    cdef object _learn_multi_buffer(self, const double[::1] x, const double[::1] y):
+        return self._learn_multi_checked(&x[0] if x.shape[0] > 0 else NULL, x.shape[0],
+                                         &y[0] if y.shape[0] > 0 else NULL, y.shape[0])
+
+    cdef object _learn_multi_checked(self, const double* x, Py_ssize_t n, const double* y,
+                                     Py_ssize_t m):
+        if n != self.n_in or n == 0:  # n_in == 0 only without __init__
+            raise ValueError(f"the input has {n} values, the network expects {self.n_in}")
+        if m != self.n_out:
+            raise ValueError(f"the targets have {m} values, the network has {self.n_out} outputs")
+        if self.loss not in _REGRESSION:
+            raise ValueError("learn_multi needs a regression loss (squared, absolute or Huber)")
+        if self.optimizer is None:
+            raise RuntimeError("no optimizer: call set_optimizer first")
+        if self.optimizer.size != self.size:
+            raise RuntimeError("the optimizer was re-bound to another size: call set_optimizer")
+        cdef int status = 0
+        with nogil:
+            status = self._learn_multi(x, y)
+        return status
+
+    cdef int _learn_multi(self, const double* x, const double* y) noexcept nogil:
+        """``learn_multi`` without the GIL: ``x`` of ``n_in`` and ``y`` of ``n_out`` doubles.
+
+        Checks what it needs itself and never fails hard: -1 for a non-finite ``x`` or an
+        infinite ``y[j]``, -3 (``MISUSE``) for a classification loss or an optimizer that is
+        missing or bound to another size; else as ``learn_multi``.
+        """
+        cdef Py_ssize_t L = self.num_layers, R = self.rec, n_out = self.n_out
+        cdef Py_ssize_t n_in = self.n_in, H = self.hidden_size, GH = self.G * self.hidden_size
+        cdef Py_ssize_t B = self.B, i, j, sj
+        cdef long long t0 = self.t
+        cdef Py_ssize_t s
+        cdef double* rx
+        cdef double* rr
+        cdef double* rg
+        cdef double* out
+        cdef double* gm = &self.s_gm[0]
+        cdef double* bd = &self.bk_d[0]
+        cdef const double* w = &self.w[0]
+        cdef const double* ht
+        cdef double loss = 0.0, lj, o, gj
+        if n_in == 0 or self.delay != n_out - 1 or not (
+                self.loss == LOSS_SQUARED or self.loss == LOSS_ABSOLUTE
+                or self.loss == LOSS_HUBER):
+            return MISUSE
+        if self.optimizer is None or self.optimizer.size != self.size:
+            return MISUSE
+        for i in range(n_in):
+            if not isfinite(x[i]):
+                return BAD_INPUT
+        for j in range(n_out):
+            if not isfinite(y[j]) and not isnan(y[j]):
+                return BAD_INPUT
+        s = <Py_ssize_t>(t0 % B)
+        rx = &self.ring_x[s * n_in]
+        rr = &self.ring_r[s * L * R]
+        rg = &self.ring_g[s * n_out]
+        out = &self.out[0]
+        # backup what this step overwrites
+        memcpy(&self.bk_x[0], rx, n_in * sizeof(double))
+        memcpy(&self.bk_r[0], rr, L * R * sizeof(double))
+        memcpy(&self.bk_g[0], rg, n_out * sizeof(double))
+        memcpy(&self.bk_o[0], out, n_out * sizeof(double))
+        memcpy(rx, x, n_in * sizeof(double))
+        if self.p_version == self._version and memcmp(&self.p_x[0], x, n_in * sizeof(double)) == 0:
+            memcpy(rr, &self.p_rec[0], L * R * sizeof(double))
+            memcpy(out, &self.p_out[0], n_out * sizeof(double))
+        else:
+            self._forward(x, &self.h[0], &self.c[0], rr, out)
+        self._take_state(rr, &self.h[0], &self.c[0])
+        self._version += 1
+        # a step with no target for its own outputs must not commit a non-finite state either
+        for j in range(n_out):
+            if not isfinite(out[j]):
+                self._rollback(s)
+                return DIVERGED
+        # the gradients of this call into scratch first: nothing pending changes unless all
+        # of them are finite
+        for j in range(n_out):
+            gm[j] = 0.0
+            if isnan(y[j]) or j > t0:
+                continue
+            if j == 0:
+                o = out[0]
+            else:
+                # output j of the head on the stored top state of the step j calls ago, summed
+                # in the forward's order (sr_affine: rows in order, zero inputs skipped)
+                sj = <Py_ssize_t>((t0 - j) % B)
+                ht = rec_h(&self.ring_r[(sj * L + L - 1) * R], H, GH)
+                o = w[self.o_by + j]
+                for i in range(H):
+                    if ht[i] != 0.0:
+                        o = o + ht[i] * w[self.o_wy + i * n_out + j]
+            gj = 0.0
+            lj = self.loss_fn(&o, y[j], 1, self.huber_eps, &gj)
+            loss += lj
+            gm[j] = gj / self.k1
+        if not isfinite(loss):
+            self._rollback(s)
+            return DIVERGED
+        # commit them: a fresh row for this step, entry j of the step j calls ago
+        memset(rg, 0, n_out * sizeof(double))
+        rg[0] = gm[0]
+        for j in range(1, n_out):
+            if j <= t0:
+                sj = <Py_ssize_t>((t0 - j) % B)
+                bd[j] = self.ring_g[sj * n_out + j]
+                self.ring_g[sj * n_out + j] = gm[j]
+        self.t += 1
+        if self.t % self.k1 != 0:
+            self.last_loss = loss
+            return LEARNED
+        self._backward()
+        if self.optimizer.clip(self.dw) < 0:
+            self.t -= 1
+            for j in range(1, n_out):
+                if j <= t0:
+                    sj = <Py_ssize_t>((t0 - j) % B)
+                    self.ring_g[sj * n_out + j] = bd[j]
             self._rollback(s)
             return DIVERGED
         self.optimizer.apply(self.w, self.dw)
@@ -561,14 +813,18 @@ cdef class Network:
                 self._forward(x, &self.s_h[0], &self.s_c[0], &self.s_rec[0], out)
                 self._take_state(&self.s_rec[0], &self.s_h[0], &self.s_c[0])
             else:
-                memcpy(&self.p_x[0], x, self.n_in * sizeof(double))
-                self._forward(&self.p_x[0], &self.h[0], &self.c[0], &self.p_rec[0],
-                              &self.p_out[0])
-                memcpy(out, &self.p_out[0], self.n_out * sizeof(double))
-        if not rollout:
-            # reusable by the next learn unless a view handed out earlier could still write
-            # theta, h or c (a view taken after this point bumps _version)
-            self.p_version = self._version if self._no_views() else 0
+                self._predict(x, out)
+
+    cdef void _predict(self, const double* x, double* out) noexcept nogil:
+        """``predict`` without the GIL: ``x`` of ``n_in``, ``out`` of ``n_out`` doubles (the
+        caller checked the sizes). The next ``_learn`` / ``_learn_multi`` with a bitwise-equal
+        ``x`` reuses this forward pass, exactly as after ``predict``."""
+        memcpy(&self.p_x[0], x, self.n_in * sizeof(double))
+        self._forward(&self.p_x[0], &self.h[0], &self.c[0], &self.p_rec[0], &self.p_out[0])
+        memcpy(out, &self.p_out[0], self.n_out * sizeof(double))
+        # reusable by the next learn unless a view handed out earlier could still write
+        # theta, h or c (a view taken after this point bumps _version)
+        self.p_version = self._version if self._no_views() else 0
 
     def rollout_begin(self):
         """Start a what-if roll-out from the committed state (the committed state is not touched)."""
@@ -612,8 +868,15 @@ cdef class Network:
             raise ValueError(f"network state must be a dict, got {type(state).__name__}")
         if set(state) != _STATE_KEYS:
             raise ValueError(f"network state keys {sorted(map(str, state))} != {sorted(_STATE_KEYS)}")
-        arrays = self._check_arrays(state)
         t = _counter(state["t"], "t")
+        old_B = max(self.k1, self.k2)
+        rows = state["ring_g"].shape[0] if isinstance(state["ring_g"], np.ndarray) \
+            and state["ring_g"].ndim == 2 else None
+        if old_B != self.B and rows == old_B:
+            # a state from before delayed targets (0.1), whose ring held max(k1, k2) steps
+            arrays = _resized_rings(self._check_arrays(state, old_B), t, old_B, self.B)
+        else:
+            arrays = self._check_arrays(state)
         last_loss = _number(state["last_loss"], "last_loss")
         o = state["optimizer"]
         checked = None if o is None else check_state(o, self.size)
@@ -678,10 +941,11 @@ cdef class Network:
         arrays = {k: v for k, v in self._arrays.items()}
         arrays["h"] = st["h"]
         arrays["c"] = st["c"]
-        rx = np.zeros((self.B, self.n_in)); rx[:, :old.n_in] = st["ring_x"]
-        rg = np.zeros((self.B, self.n_out)); rg[:, :old.n_out] = st["ring_g"]
+        rings = _resized_rings(st, old.t, old.B, self.B)  # a wider head may need a longer ring
+        rx = np.zeros((self.B, self.n_in)); rx[:, :old.n_in] = rings["ring_x"]
+        rg = np.zeros((self.B, self.n_out)); rg[:, :old.n_out] = rings["ring_g"]
         out = np.zeros(self.n_out); out[:old.n_out] = st["out"]
-        arrays.update(ring_x=rx, ring_g=rg, ring_r=st["ring_r"], out=out, params=new_params)
+        arrays.update(ring_x=rx, ring_g=rg, ring_r=rings["ring_r"], out=out, params=new_params)
         self._set_arrays(self._check_arrays(arrays))  # copies: nothing is shared with old
         self.t = old.t
         self.last_loss = old.last_loss
@@ -699,6 +963,24 @@ _STATE_KEYS = frozenset(("params", "h", "c", "ring_x", "ring_r", "ring_g", "out"
                          "last_loss", "optimizer"))
 _CONFIG_KEYS = frozenset(("cell", "n_in", "hidden_size", "num_layers", "n_out", "k1", "k2",
                           "loss", "huber_eps"))
+
+
+def _resized_rings(arrays, t, old_B, new_B):
+    """``arrays`` with ``ring_x``, ``ring_r`` and ``ring_g`` moved from a ring of ``old_B``
+    slots to one of ``new_B`` (step ``tau`` lives in slot ``tau % B``): the last
+    ``min(t, old_B, new_B)`` steps keep their records, older slots are zero. A zero slot is
+    only ever read for a delayed target of a step the old ring no longer held; the head then
+    sees a zero top state (only ``b_y`` learns from that target)."""
+    out = dict(arrays)
+    if old_B == new_B:
+        return out
+    for name in ("ring_x", "ring_r", "ring_g"):
+        a = arrays[name]
+        b = np.zeros((new_B,) + a.shape[1:])
+        for tau in range(max(0, t - min(old_B, new_B)), t):
+            b[tau % new_B] = a[tau % old_B]
+        out[name] = b
+    return out
 
 
 def _network_from_state(config, state):

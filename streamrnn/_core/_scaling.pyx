@@ -11,9 +11,7 @@ Layers:
   seen) is clipped before it updates the statistics.
 - ``Columns``: the same statistics per input column, and the writing of the scaled features
   (or their running means, when missing) into the network's input.
-- ``ForecastCore``: a forecaster's state between observations (level and residual scalers,
-  the ring of the last values, the last residual, the step count) and its one-step forecast,
-  learn step and roll-out, calling the network.
+(A forecaster's per-observation arithmetic is ``streamrnn._core._forecast.ForecastCore``.)
 
 Every update is compute-then-commit: ``propose`` computes the new statistics into a pending
 slot (scratch, never state) and ``accept`` commits them, so a rejected observation leaves
@@ -25,7 +23,7 @@ order; FMA contraction is switched off for this file).
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport sqrt, isfinite, sin, cos, pow, fabs
+from libc.math cimport sqrt, isfinite, fabs
 
 cnp.import_array()
 
@@ -36,9 +34,7 @@ cdef extern from *:
     #elif defined(__GNUC__)
     #pragma GCC optimize ("fp-contract=off")
     #endif
-    #define SR_TWO_PI (2.0 * 3.14159265358979323846)
     """
-    double SR_TWO_PI
 
 # Scaled values are clipped to this range, so that a wild first few observations (when the
 # running standard deviation rests on two or three values) cannot saturate the network.
@@ -370,208 +366,3 @@ def _rebuild_columns(offset, scale, size, window, state):
     c = Columns(offset, scale, size, window)
     c.set_state(state)
     return c
-
-
-cdef class ForecastCore:
-    """A forecaster's state between observations and its per-observation arithmetic.
-
-    Input at step t: ``[level(y_{t-1}), residual_{t-1}, sin, cos (of the season's phase, when
-    seasonality), features...]``; the network predicts the scaled residual of y_t over a
-    baseline (the value one season back, else the previous value when differencing, else 0).
-    """
-
-    cdef readonly Scaler ys          # level of the series (an input)
-    cdef readonly Scaler rs          # residual over the baseline (the target)
-    cdef readonly int seasonality    # s (0: none)
-    cdef readonly bint differencing
-    cdef readonly double damping
-    cdef readonly int cap            # ring capacity, max(1, s)
-    cdef object _ring                # (cap,) the last values; oldest at ``start``
-    cdef double* ring
-    cdef readonly int count          # values in the ring
-    cdef int start
-    cdef readonly double last_r      # last residual, scaled (an input)
-    cdef readonly long long t        # values seen
-    cdef readonly double pred        # one-step prediction of the last learn
-    cdef object net, u, out          # the network and its input/output buffers (scratch)
-    cdef double* up
-    cdef double* op
-
-    def __init__(self, Scaler ys, Scaler rs, int seasonality, bint differencing, double damping):
-        self.ys, self.rs = ys, rs
-        self.seasonality, self.differencing, self.damping = seasonality, differencing, damping
-        self.cap = seasonality if seasonality > 0 else 1
-        self._ring = np.zeros(self.cap)
-        self.ring = _data(self._ring, self.cap)
-        self.count = 0
-        self.start = 0
-        self.last_r = 0.0
-        self.t = 0
-        self.pred = 0.0
-        self.net = None
-
-    def set_network(self, net, u, out):
-        """Use ``net`` with the input buffer ``u`` (whose feature columns the caller fills) and
-        the output buffer ``out``."""
-        self.up = _data(u, net.n_in)
-        self.op = _data(out, net.n_out)
-        self.net, self.u, self.out = net, u, out
-
-    cdef inline double _newest(self) noexcept:
-        return self.ring[(self.start + self.count - 1) % self.cap]
-
-    cdef inline double _baseline(self, const double* ring, int start, int count) noexcept:
-        cdef int s = self.seasonality
-        if s and count == s:
-            return ring[start]
-        if self.differencing or s:
-            return ring[(start + count - 1) % self.cap]
-        return 0.0
-
-    cdef inline void _push(self, double* ring, int* start, int* count, double y) noexcept:
-        if count[0] < self.cap:
-            ring[(start[0] + count[0]) % self.cap] = y
-            count[0] += 1
-        else:
-            ring[start[0]] = y
-            start[0] = (start[0] + 1) % self.cap
-
-    cdef inline void _fill_lead(self, double* u, double last, double last_r,
-                                long long t) noexcept:
-        cdef double a
-        cdef int s = self.seasonality
-        u[0] = self.ys._transform(last)
-        u[1] = last_r
-        if s:
-            a = SR_TWO_PI * <double>(t % s) / <double>s
-            u[2] = sin(a)
-            u[3] = cos(a)
-
-    def first(self, double y):
-        """Take the first value (nothing to predict it from); returns a status."""
-        if self.t != 0:
-            raise RuntimeError("first() on a core that has seen values")
-        cdef int st = self.ys._propose(y)
-        if st != S_OK:
-            return st
-        self.ys._accept()
-        self._push(self.ring, &self.start, &self.count, y)
-        self.t = 1
-        return S_OK
-
-    def learn(self, double y):
-        """One step with the network set by ``set_network``; see ``learn_with``."""
-        return self._learn(self.net, self.u, self.up, y)
-
-    def learn_with(self, net, u, double y):
-        """One step of value ``y`` with ``net`` and input ``u`` (feature columns filled by the
-        caller). Returns 0/1 when learned (then ``pred`` is the one-step prediction, bit for bit
-        what ``forecast(1)`` returned just before), TOO_LARGE/NOT_FINITE when a scaler refused
-        ``y``, or the network's negative status; nothing changes unless it was learned."""
-        return self._learn(net, u, _data(u, net.n_in), y)
-
-    cdef object _learn(self, object net, object u, double* up, double y):
-        if self.t < 1 or net is None:
-            raise RuntimeError("learn() needs a first value and a network")
-        cdef double base = self._baseline(self.ring, self.start, self.count)
-        cdef double r = y - base
-        cdef int st = self.rs._propose(r)
-        if st != S_OK:
-            return st
-        st = self.ys._propose(y)
-        if st != S_OK:
-            return st
-        cdef double z = self.rs._transform_pending(r)
-        self._fill_lead(up, self._newest(), self.last_r, self.t)
-        status = net.learn(u, z)
-        if status < 0:
-            return status
-        # the forward pass of this step, read with the residual scale it had before this value
-        self.pred = base + self.rs._inverse(<double>net.last_output[0])
-        self.rs._accept()
-        self.ys._accept()
-        self._push(self.ring, &self.start, &self.count, y)
-        self.last_r = z
-        self.t += 1
-        return status
-
-    def forecast1(self):
-        """One-step forecast from the committed state with the network set (features filled)."""
-        self._fill_lead(self.up, self._newest(), self.last_r, self.t)
-        self.net.predict(self.u, self.out)
-        return self._baseline(self.ring, self.start, self.count) + self.rs._inverse(self.op[0])
-
-    def forecast(self, object U):
-        """Roll forward ``U.shape[0]`` steps from the committed state, on copies; ``U`` is the
-        (horizon, n_in) input whose feature columns the caller filled. Returns the forecasts."""
-        cdef Py_ssize_t h = U.shape[0], k
-        cdef int s = self.seasonality, start = self.start, count = self.count
-        cdef long long t = self.t, j
-        cdef double last_r = self.last_r, r, y_hat
-        ring_copy = self._ring.copy()
-        cdef double* ring = _data(ring_copy, self.cap)
-        preds = []
-        if h > 1:
-            self.net.rollout_begin()
-        for k in range(h):
-            row = U[k]
-            self._fill_lead(_data(row, self.net.n_in), ring[(start + count - 1) % self.cap],
-                            last_r, t)
-            if h == 1:
-                self.net.predict(row, self.out)
-            else:
-                self.net.rollout_step(row, self.out)
-            last_r = self.op[0]
-            r = self.rs._inverse(last_r)
-            # steps whose baseline is itself a forecast (none without a baseline)
-            j = k - s + 1 if s else (k if self.differencing else 0)
-            if j > 0 and self.damping != 1.0:
-                r *= pow(self.damping, <double>j)
-            y_hat = self._baseline(ring, start, count) + r
-            preds.append(y_hat)
-            if k + 1 < h:
-                self._push(ring, &start, &count, y_hat)
-            t += 1
-        return preds
-
-    def __sizeof__(self):
-        return object.__sizeof__(self) + self._ring.nbytes
-
-    @property
-    def history(self):
-        """The values in the ring, oldest first."""
-        return [self.ring[(self.start + i) % self.cap] for i in range(self.count)]
-
-    def get_state(self):
-        return {"ys": self.ys.get_state(), "rs": self.rs.get_state(), "history": self.history,
-                "last_r": float(self.last_r), "t": int(self.t)}
-
-    def set_state(self, state):
-        """Take over ``get_state()`` output after checking every value; nothing is assigned
-        unless all of it fits (ValueError/TypeError)."""
-        if type(state) is not dict or set(state) != {"ys", "rs", "history", "last_r", "t"}:
-            raise ValueError("a forecaster state is a dict with keys ys, rs, history, last_r, t")
-        t, hist, last_r = state["t"], state["history"], state["last_r"]
-        _check_count(t, "the forecaster's t")
-        if type(hist) is not list:
-            raise TypeError("the history must be a list")
-        if len(hist) != min(t, self.cap):
-            raise ValueError(f"the state's history of {len(hist)} values after {t} does not fit "
-                             f"this model, which keeps the last {self.cap}")
-        for v in hist:
-            _check_float(v, "a history value")
-        _check_float(last_r, "the last residual", -_LIMIT if self.rs.enabled else -2 * _VMAX,
-                     _LIMIT if self.rs.enabled else 2 * _VMAX)
-        ys = Scaler(self.ys.enabled, self.ys.winsorize, self.ys.window)
-        rs = Scaler(self.rs.enabled, self.rs.winsorize, self.rs.window)
-        ys.set_state(state["ys"])
-        rs.set_state(state["rs"])
-        if ys.n != t or rs.n != max(0, t - 1):
-            raise ValueError(f"the scalers saw {ys.n} and {rs.n} values, the forecaster {t}")
-        if t <= 1 and last_r != 0.0:
-            raise ValueError("a last residual before the second value")
-        self.ys, self.rs = ys, rs
-        self._ring[:] = 0.0
-        self._ring[:len(hist)] = hist
-        self.start, self.count = 0, len(hist)
-        self.last_r, self.t = last_r, t

@@ -1,0 +1,80 @@
+# Signatures only; see _backbone.pyx for the math and the state layout.
+
+cdef class Backbone:
+    # ---- configuration (fixed at construction)
+    cdef readonly int horizon            # H, forecast steps scored per member
+    cdef readonly tuple declared         # declared periods, sorted
+    cdef readonly bint auto              # period detector on
+    cdef readonly int max_lag            # L, the detector's longest lag
+    cdef int P_decl                      # number of declared periods
+    cdef int K0                          # members before any detection
+    cdef int K_max                       # members at most (K0 + 2 detected periods)
+    cdef int P_max                       # periods at most
+    cdef Py_ssize_t S_max                # seasonal indices at most (all members)
+    cdef int hist_len                    # first values kept for the seasonal initialisation
+    cdef int R                           # recent values kept (window, snaive, detection)
+    cdef Py_ssize_t n_ring               # H (H + 1) / 2 ring rows of K_max
+    # ---- members (structure: rebuilt from the configuration and the detected periods)
+    cdef readonly int K                  # members now
+    cdef int P                           # periods now
+    cdef object _per, _tr, _alpha, _beta, _phi, _gamma, _npk, _pk, _soff
+    cdef long long* per                  # (P_max,) period lengths, declared then detected
+    cdef int* tr                         # (K_max,) 1 = log, 0 = additive
+    cdef double* alpha                   # (K_max,)
+    cdef double* beta                    # (K_max,)
+    cdef double* phi                     # (K_max,)
+    cdef double* gamma                   # (K_max,) 0 for non-seasonal members
+    cdef int* npk                        # (K_max,) number of periods of member k
+    cdef int* pk                         # (K_max, P_max) period indices of member k
+    cdef long long* soff                 # (K_max, P_max) offset of its indices in `s`
+    cdef Py_ssize_t S                    # seasonal indices in use
+    # ---- committed state
+    cdef readonly long long t            # values seen
+    cdef bint alive_log                  # every value so far > 0 (log members live)
+    cdef object _l, _b, _s, _loss, _ring, _hist, _recent
+    cdef double* l                       # (K_max,) level, z units
+    cdef double* b                       # (K_max,) trend
+    cdef double* s                       # (S_max,) seasonal indices, member-major
+    cdef double* loss                    # (H, K_max) EW |error| of step j in y units
+    cdef double* ring                    # (n_ring, K_max) pending forecasts, ring of step j at row j(j-1)/2
+    cdef double* hist                    # (hist_len,) the first values
+    cdef double* recent                  # (R,) value tau at tau % R
+    cdef double scale_ew                 # EW mean |y_t - y_{t-1}|
+    # detector
+    cdef long long dn                    # signal values seen
+    cdef double ewm, S0, S2
+    cdef object _dbuf, _dC, _dr, _dp
+    cdef double* dbuf                    # (L+1,) signal value tau at dn-ring position
+    cdef double* dC                      # (L+1,) C[k] = sum u_t u_{t-k}
+    cdef long long cand, cand_n
+    cdef int n_det                       # periods the detector found (<= 2)
+    cdef long long det_per[2]
+    # ---- scratch (recomputed from the state, never serialised)
+    cdef object _F, _W, _rowoff, _wsum
+    cdef double* wsum                    # (H,) sum of the weights of step j
+    cdef Py_ssize_t* rowoff              # (H,) ring row offsets of the issue being written
+    cdef double* F                       # (H, K_max) member forecasts issued now
+    cdef double* W                       # (H, K_max) unnormalised member weights per step
+    cdef bint wdirty
+    cdef double* dr                      # (L+1,) ACF
+    cdef double* dp                      # (L+1,) prominence of the candidate lags (-1: none)
+    cdef object _par
+    cdef int* par                        # (K_max,) parent of a detected-period member
+
+    cdef void _update(self, double y) noexcept nogil
+    cdef void _forecast(self, double* out, Py_ssize_t h) noexcept nogil
+    cdef void _window(self, double* out, Py_ssize_t n) noexcept nogil
+    cdef double _scale(self) noexcept nogil
+    cdef double _last(self) noexcept nogil
+    cdef double _snaive(self, Py_ssize_t j) noexcept nogil
+    # internals
+    cdef double _seas(self, Py_ssize_t k, long long tau) noexcept nogil
+    cdef double _member(self, Py_ssize_t k, Py_ssize_t j) noexcept nogil
+    cdef void _issue(self, Py_ssize_t k0, Py_ssize_t k1, bint to_ring) noexcept nogil
+    cdef void _weights(self) noexcept nogil
+    cdef Py_ssize_t _best(self) noexcept nogil
+    cdef void _init_period(self, int p) noexcept nogil
+    cdef void _reinit_first(self) noexcept nogil
+    cdef int _detect_update(self, double z) noexcept nogil
+    cdef void _add_period(self, long long m) noexcept nogil
+    cdef void _set_structure(self, tuple added)

@@ -1,0 +1,1076 @@
+"""The per-series statistical backbone: a bank of online exponential-smoothing members and an
+online period detector (issue 8; the prototype study is ``docs/research/seasonal/``).
+
+Layers:
+- configuration, member structure and state validation in Python (``__init__``,
+  ``_set_structure``, ``_check_state``); every buffer is a NumPy array allocated at
+  construction for the largest bank (the declared periods plus up to two detected ones);
+- the per-observation path, ``_update``, and the readers ``_forecast``, ``_window``,
+  ``_scale``, ``_last``, ``_snaive`` are ``noexcept nogil`` C-level methods that allocate
+  nothing (the forecaster kernel calls them directly);
+- thin Python wrappers for tests and slow paths.
+
+The math (readable twin: ``tests/reference_backbone.py``). K members, each with a transform
+(log while every value is positive, else additive), alpha, (beta, phi), gamma and a set P_k of
+periods; in z-space (z = log y or y):
+    zhat = l + phi b + sum_{p in P_k} s_p[t mod m_p];   e = z - zhat
+    l <- l + phi b + alpha e;   b <- phi b + alpha beta e;   s_p[t mod m_p] += gamma e / |P_k|
+Grid: alpha {0.1, 0.3, 0.6, 1.0} x (beta, phi) {(0, 1), (0.1, 0.9), (0.1, 0.98)} x
+{log, additive} = 24 non-seasonal members; each declared period i adds two members per
+non-seasonal one (gamma 0.2, 0.5) carrying periods 0..i (K = 72 for one period, 120 for two).
+Log members are dropped for good at the first value <= 0. Declared periods (sorted) get
+one-cycle indices at t = m, the first one is re-initialised at t = 2 m from two cycles around a
+fitted trend line. A detected period adds two copies (gamma 0.2, 0.5) of every non-seasonal
+member, indices from the last (up to 4) cycles, losses and pending forecasts copied.
+
+Member weights per horizon step j: loss[j, k] is the EW (decay 0.97) absolute error, in y
+units, of the forecast of step j member k issued j steps before the value; weight
+exp(-x), x = (L - L_min) eta_j / max(L_min, 1e-12), eta_j = 20 n_j / (n_j + 50), n_j =
+matured losses of step j, and 0 where x >= 40 (below 4.3e-18 of the best member's weight 1:
+no exp for members that cannot count); equal weights before the first. Pending forecasts: one ring per step j of
+length j (row j (j - 1) / 2 + (issue time mod j)), K H (H + 1) / 2 numbers: every forecast is
+scored against the value it was made for.
+
+Detector (auto): ACF of u_t = z_t - EWMA_{t-1}(z) (rate 0.1, z = log y while positive) as
+cumulative sums at lags 0..L; a lag m is a candidate when 3 m <= n, r_m is a local maximum,
+its prominence over min_{k<m} r_k exceeds max(0.3, 5 sqrt(2 B / (n - m))), B = 1 + 2 (r_1^2 +
+r_2^2), r_m > 0.15, 2 m <= L and r_2m > max(r_m / 3, 0.075); the first period is the smallest
+candidate with >= 0.7 of the best prominence, refined to the highest r_m + r_2m within +-25 %,
+accepted after m / 2 consecutive checks; a second one must be a candidate multiple >= 4 m with
+r above r_m + 0.15. It stops after two periods.
+
+Finiteness for any finite input with |y| <= 1e100: level, trend and indices are clamped to
++-1e150, log-space forecasts to [-700, 690] before exp, a constant detector signal has no ACF,
+window values are clipped to +-100.
+"""
+import numpy as np
+
+from libc.math cimport exp, log, fabs, sqrt, fmax, INFINITY
+
+from streamrnn._core._optim import _number, _counter, STEP_LIMIT
+
+
+# ---------------------------------------------------------------- constants (the study's defaults)
+cdef double LOSS_DECAY = 0.97
+cdef double ETA = 20.0
+cdef double WARM_N = 50.0
+cdef double SCALE_DECAY = 0.97
+cdef double BIG = 1e150
+cdef double ZMAX = 690.0
+cdef double ZMIN = -700.0
+cdef double WINDOW_CLIP = 100.0
+cdef double CUT = 40.0          # weights exp(-x) with x >= 40 (< 4.3e-18 of the best's 1) are 0
+cdef double EW = 0.1
+cdef long long MIN_CYCLES = 3
+cdef double R_MIN = 0.15
+cdef double PROM_MIN = 0.3
+cdef double ZCRIT = 5.0
+cdef double FRAC = 0.7
+cdef double MARGIN = 0.15
+cdef int BQ = 3
+cdef int N_BASE = 24            # non-seasonal members (4 alphas x 3 trends x 2 transforms)
+cdef int N_G = 2                # gammas
+
+MAX_HORIZON = 400
+MAX_PERIOD = 10000
+MAX_DECLARED = 4
+MAX_LAG = 10000
+Y_LIMIT = 1e100
+
+_KEYS = frozenset((
+    "horizon", "periods", "auto", "max_lag", "t", "alive_log", "detected", "l", "b",
+    "season", "loss", "ring", "hist", "recent", "scale_ew", "det_n", "det_ewm", "det_S0",
+    "det_S2", "det_buf", "det_C", "det_cand", "det_cand_n"))
+
+
+cdef inline double clampd(double x, double lo, double hi) noexcept nogil:
+    return lo if x < lo else (hi if x > hi else x)
+
+
+def _config(horizon, periods, auto, max_lag):
+    """Validated (horizon, sorted declared periods, auto, max_lag), else ValueError/TypeError."""
+    for v, name in ((horizon, "horizon"), (max_lag, "max_lag")):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    horizon, max_lag = int(horizon), int(max_lag)
+    if not 1 <= horizon <= MAX_HORIZON:
+        raise ValueError(f"horizon must be in [1, {MAX_HORIZON}], got {horizon}")
+    if not 4 <= max_lag <= MAX_LAG:
+        raise ValueError(f"max_lag must be in [4, {MAX_LAG}], got {max_lag}")
+    if not isinstance(auto, (bool, np.bool_)):
+        raise TypeError(f"auto must be a bool, got {type(auto).__name__}")
+    if not isinstance(periods, (tuple, list)):
+        raise TypeError(f"periods must be a tuple of ints, got {type(periods).__name__}")
+    ps = []
+    for m in periods:
+        if isinstance(m, (bool, np.bool_)) or not isinstance(m, (int, np.integer)):
+            raise TypeError(f"periods must be ints, got {type(m).__name__}")
+        if not 2 <= int(m) <= MAX_PERIOD:
+            raise ValueError(f"a period must be in [2, {MAX_PERIOD}], got {int(m)}")
+        ps.append(int(m))
+    ps = tuple(sorted(set(ps)))
+    if len(ps) > MAX_DECLARED:
+        raise ValueError(f"at most {MAX_DECLARED} declared periods, got {len(ps)}")
+    return horizon, ps, bool(auto), max_lag
+
+
+def _farray(value, name, shape, limit):
+    """A C-contiguous float64 copy of a float64 ndarray of exactly ``shape`` whose values are
+    finite with |x| <= limit, else ValueError."""
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{name} must be a float64 ndarray, got {type(value).__name__}")
+    if value.dtype != np.dtype(np.float64):
+        raise ValueError(f"{name} must have dtype float64, got {value.dtype}")
+    if value.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {value.shape}, expected {tuple(shape)}")
+    a = np.array(value, dtype=np.float64, order="C", copy=True)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} has non-finite values")
+    if a.size and np.max(np.abs(a)) > limit:
+        raise ValueError(f"{name} has values beyond +-{limit:g}")
+    return a
+
+
+def _restore(state):
+    return Backbone.from_state(state)
+
+
+cdef class Backbone:
+    """Bank of online exponential-smoothing members with per-step soft-min weights, and an
+    optional online period detector. ``update(y)`` learns one value; ``forecast(h)`` reads."""
+
+    def __init__(self, horizon, periods=(), auto=False, max_lag=200):
+        horizon, periods, auto, max_lag = _config(horizon, periods, auto, max_lag)
+        self.horizon, self.declared, self.auto, self.max_lag = horizon, periods, auto, max_lag
+        cdef int H = horizon, L = max_lag
+        self.P_decl = len(periods)
+        self.K0 = N_BASE * (1 + N_G * self.P_decl)
+        self.K_max = self.K0 + (2 * N_BASE * N_G if auto else 0)
+        self.P_max = self.P_decl + (2 if auto else 0)
+        self.hist_len = max([2 * periods[0]] + list(periods)) if periods else 0
+        self.R = max(512, 2 * max(periods, default=0), 2 * L if auto else 0)
+        self.n_ring = H * (H + 1) // 2
+        # member structure: declared members, then the rows a detection would add
+        Km, Pm = self.K_max, max(self.P_max, 1)
+        self._per = np.zeros(Pm, dtype=np.int64)
+        self._tr = np.zeros(Km, dtype=np.intc)
+        self._alpha = np.zeros(Km)
+        self._beta = np.zeros(Km)
+        self._phi = np.zeros(Km)
+        self._gamma = np.zeros(Km)
+        self._npk = np.zeros(Km, dtype=np.intc)
+        self._pk = np.zeros((Km, Pm), dtype=np.intc)
+        self._soff = np.zeros((Km, Pm), dtype=np.int64)
+        self._par = np.zeros(Km, dtype=np.intc)
+        rows, cur = [], 0
+        for tr in (1, 0):
+            for a in (0.1, 0.3, 0.6, 1.0):
+                for be, ph in ((0.0, 1.0), (0.1, 0.9), (0.1, 0.98)):
+                    rows.append((tr, a, be, ph, 0.0, ()))
+                    for i in range(self.P_decl):
+                        for g in (0.2, 0.5):
+                            rows.append((tr, a, be, ph, g, tuple(range(i + 1))))
+        parents = [k for k, r in enumerate(rows) if not r[5]]
+        for slot in range(2 if auto else 0):
+            for k in parents:
+                for g in (0.2, 0.5):
+                    rows.append(rows[k][:4] + (g, (self.P_decl + slot,)))
+                    self._par[len(rows) - 1] = k
+        for k, (tr, a, be, ph, g, ps) in enumerate(rows):
+            self._tr[k], self._alpha[k], self._beta[k], self._phi[k], self._gamma[k] = tr, a, be, ph, g
+            self._npk[k] = len(ps)
+            for q, p in enumerate(ps):
+                self._pk[k, q] = p
+                if k < self.K0:
+                    self._soff[k, q] = cur
+                    cur += periods[p]
+        for p, m in enumerate(periods):
+            self._per[p] = m
+        self.S_max = cur + (2 * N_BASE * N_G * (L // 2) if auto else 0)
+        self._bind_structure()
+        # state and scratch
+        self._l = np.zeros(Km)
+        self._b = np.zeros(Km)
+        self._s = np.zeros(max(self.S_max, 1))
+        self._loss = np.zeros((H, Km))
+        self._ring = np.zeros((self.n_ring, Km))
+        self._hist = np.zeros(max(self.hist_len, 1))
+        self._recent = np.zeros(self.R)
+        self._dbuf = np.zeros(L + 1)
+        self._dC = np.zeros(L + 1)
+        self._dr = np.zeros(L + 1)
+        self._dp = np.zeros(L + 1)
+        self._F = np.zeros((H, Km))
+        self._W = np.zeros((H, Km))
+        self._rowoff = np.zeros(H, dtype=np.intp)
+        self._wsum = np.ones(H)
+        self._bind_state()
+        self._reset()
+
+    # ------------------------------------------------------------ buffers (Python)
+    def _bind_structure(self):
+        cdef long long[::1] per = self._per
+        cdef int[::1] tr = self._tr, npk = self._npk, par = self._par
+        cdef double[::1] alpha = self._alpha, beta = self._beta, phi = self._phi, gamma = self._gamma
+        cdef int[:, ::1] pk = self._pk
+        cdef long long[:, ::1] soff = self._soff
+        self.per = &per[0]
+        self.tr = &tr[0]
+        self.npk = &npk[0]
+        self.par = &par[0]
+        self.alpha = &alpha[0]
+        self.beta = &beta[0]
+        self.phi = &phi[0]
+        self.gamma = &gamma[0]
+        self.pk = &pk[0, 0]
+        self.soff = &soff[0, 0]
+
+    def _bind_state(self):
+        cdef double[::1] l = self._l, b = self._b, s = self._s, hist = self._hist
+        cdef double[::1] recent = self._recent, dbuf = self._dbuf, dC = self._dC
+        cdef double[::1] dr = self._dr, dp = self._dp
+        cdef double[:, ::1] loss = self._loss, ring = self._ring, F = self._F, W = self._W
+        cdef Py_ssize_t[::1] rowoff = self._rowoff
+        cdef double[::1] wsum = self._wsum
+        self.wsum = &wsum[0]
+        self.rowoff = &rowoff[0]
+        self.l = &l[0]
+        self.b = &b[0]
+        self.s = &s[0]
+        self.hist = &hist[0]
+        self.recent = &recent[0]
+        self.dbuf = &dbuf[0]
+        self.dC = &dC[0]
+        self.dr = &dr[0]
+        self.dp = &dp[0]
+        self.loss = &loss[0, 0]
+        self.ring = &ring[0, 0]
+        self.F = &F[0, 0]
+        self.W = &W[0, 0]
+
+    def _reset(self):
+        self.t = 0
+        self.alive_log = True
+        self.scale_ew = 0.0
+        self.dn = 0
+        self.ewm = self.S0 = self.S2 = 0.0
+        self.cand = self.cand_n = 0
+        self.n_det = 0
+        self.det_per[0] = self.det_per[1] = 0
+        for a in (self._l, self._b, self._s, self._loss, self._ring, self._hist, self._recent,
+                  self._dbuf, self._dC, self._F, self._W):
+            a[...] = 0.0
+        self._set_structure(())
+        self.wdirty = True
+
+    cdef void _set_structure(self, tuple added):
+        """Members and periods for the declared periods plus the detected ones in ``added``."""
+        cdef Py_ssize_t i, k, cur
+        cdef int m
+        self.P = self.P_decl + len(added)
+        self.K = self.K0 + N_BASE * N_G * len(added)
+        # seasonal indices in use by the declared members
+        cur = 0
+        for k in range(self.K0):
+            for i in range(self.npk[k]):
+                cur += self.per[self.pk[k * max(self.P_max, 1) + i]]
+        for i, m in enumerate(added):
+            self.per[self.P_decl + i] = m
+            for k in range(self.K0 + N_BASE * N_G * i, self.K0 + N_BASE * N_G * (i + 1)):
+                self.soff[k * max(self.P_max, 1)] = cur
+                cur += m
+        self.S = cur
+
+    # ------------------------------------------------------------ C level: one value
+    cdef double _seas(self, Py_ssize_t k, long long tau) noexcept nogil:
+        cdef double acc = 0.0
+        cdef int q, p
+        cdef int Pm = self.P_max if self.P_max > 0 else 1
+        for q in range(self.npk[k]):
+            p = self.pk[k * Pm + q]
+            acc += self.s[self.soff[k * Pm + q] + tau % self.per[p]]
+        return acc
+
+    cdef double _member(self, Py_ssize_t k, Py_ssize_t j) noexcept nogil:
+        """Member k's forecast, y units, of the value j steps ahead."""
+        cdef double ph = self.phi[k], p = 1.0, acc = 0.0, z
+        cdef Py_ssize_t i
+        for i in range(j):
+            p *= ph
+            acc += p
+        z = (self.l[k] + self.b[k] * acc) + self._seas(k, self.t + j - 1)
+        return exp(clampd(z, ZMIN, ZMAX)) if self.tr[k] == 1 else z
+
+    cdef void _issue(self, Py_ssize_t k0, Py_ssize_t k1, bint to_ring) noexcept nogil:
+        """Member forecasts of steps 1..H made now (into F, and the rings if to_ring).
+        Seasonal phases advance by one per step instead of a modulo per (member, step)."""
+        cdef Py_ssize_t k, j, Km = self.K_max, H = self.horizon
+        cdef double ph, p, acc, z, f, lk, bk, seas
+        cdef long long t = self.t
+        cdef int q, nq, Pm = self.P_max if self.P_max > 0 else 1
+        cdef long long phase[8]
+        cdef long long mlen[8]
+        cdef const double* sb[8]
+        cdef bint lg
+        if to_ring:
+            for j in range(1, H + 1):
+                self.rowoff[j - 1] = ((j - 1) * j // 2 + t % j) * Km
+        for k in range(k0, k1):
+            lg = self.tr[k] == 1
+            if lg and not self.alive_log:
+                continue
+            nq = self.npk[k]
+            for q in range(nq):
+                mlen[q] = self.per[self.pk[k * Pm + q]]
+                phase[q] = t % mlen[q]
+                sb[q] = self.s + self.soff[k * Pm + q]
+            ph, p, acc, lk, bk = self.phi[k], 1.0, 0.0, self.l[k], self.b[k]
+            for j in range(H):
+                p *= ph
+                acc += p
+                seas = 0.0
+                for q in range(nq):
+                    seas += sb[q][phase[q]]
+                    phase[q] += 1
+                    if phase[q] == mlen[q]:
+                        phase[q] = 0
+                z = (lk + bk * acc) + seas
+                f = exp(clampd(z, ZMIN, ZMAX)) if lg else z
+                self.F[j * Km + k] = f
+                if to_ring:
+                    self.ring[self.rowoff[j] + k] = f
+
+    cdef void _update(self, double y) noexcept nogil:
+        cdef Py_ssize_t j, k, Km = self.K_max, H = self.horizon, K = self.K, jmax
+        cdef int q, p, Pm = self.P_max if self.P_max > 0 else 1
+        cdef long long tau = self.t, m, idx
+        cdef double* row
+        cdef double* lrow
+        cdef double err, z, zhat, e, lk, bk, g, ly = 0.0, diff
+        cdef int before
+        if y <= 0.0 and self.alive_log:
+            self.alive_log = False
+        if y > 0.0:
+            ly = log(y)
+        # 1. score the forecasts made for this value j steps before
+        jmax = H if H < tau else tau
+        for j in range(1, jmax + 1):
+            row = self.ring + ((j - 1) * j // 2 + (tau + 1) % j) * Km
+            lrow = self.loss + (j - 1) * Km
+            for k in range(K):
+                if self.tr[k] == 1 and not self.alive_log:
+                    continue
+                err = fabs(row[k] - y)
+                if tau == j:
+                    lrow[k] = err
+                else:
+                    lrow[k] = LOSS_DECAY * lrow[k] + (1.0 - LOSS_DECAY) * err
+        # 2. error-correction update of every live member
+        for k in range(K):
+            if self.tr[k] == 1:
+                if not self.alive_log:
+                    continue
+                z = ly
+            else:
+                z = y
+            if tau == 0:
+                self.l[k] = clampd(z, -BIG, BIG)
+                continue
+            lk, bk = self.l[k], self.b[k]
+            zhat = (lk + self.phi[k] * bk) + self._seas(k, tau)
+            e = z - zhat
+            self.l[k] = clampd((lk + self.phi[k] * bk) + self.alpha[k] * e, -BIG, BIG)
+            self.b[k] = clampd(self.phi[k] * bk + (self.alpha[k] * self.beta[k]) * e, -BIG, BIG)
+            g = self.gamma[k]
+            for q in range(self.npk[k]):
+                p = self.pk[k * Pm + q]
+                m = self.per[p]
+                if p >= self.P_decl or tau >= m:
+                    idx = self.soff[k * Pm + q] + tau % m
+                    self.s[idx] = clampd(self.s[idx] + (g * e) / self.npk[k], -BIG, BIG)
+        if tau < self.hist_len:
+            self.hist[tau] = y
+        if tau >= 1:
+            diff = fabs(y - self.recent[(tau - 1) % self.R])
+            if tau == 1:
+                self.scale_ew = diff
+            else:
+                self.scale_ew = SCALE_DECAY * self.scale_ew + (1.0 - SCALE_DECAY) * diff
+        self.recent[tau % self.R] = y
+        self.t = tau + 1
+        # 3. seasonal initialisation of the declared periods
+        for p in range(self.P_decl):
+            if self.t == self.per[p]:
+                self._init_period(p)
+        if self.P_decl > 0 and self.t == 2 * self.per[0]:
+            self._reinit_first()
+        # 4. member forecasts issued now
+        self._issue(0, K, True)
+        self.wdirty = True
+        # 5. period detector
+        if self.auto and self.n_det < 2:
+            before = self.n_det
+            self._detect_update(ly if self.alive_log else y)
+            if self.n_det > before:
+                m = self.det_per[self.n_det - 1]
+                for p in range(self.P):
+                    if self.per[p] == m:
+                        m = 0
+                        break
+                if m > 0:
+                    self._add_period(m)
+
+    cdef void _init_period(self, int p) noexcept nogil:
+        """One-cycle indices of declared period p (at t = m_p): deviations of the first m
+        values from their mean, minus the member's shorter periods."""
+        cdef long long m = self.per[p], i, mq
+        cdef int trf, q, qq, Pm = self.P_max if self.P_max > 0 else 1
+        cdef Py_ssize_t k
+        cdef double mean, zi
+        cdef double* sp
+        cdef double* sq
+        for trf in range(2):
+            if trf == 1 and not self.alive_log:
+                continue
+            mean = 0.0
+            for i in range(m):
+                mean += log(self.hist[i]) if trf == 1 else self.hist[i]
+            mean = mean / m
+            for k in range(self.K):
+                if self.tr[k] != trf:
+                    continue
+                sp = NULL
+                for q in range(self.npk[k]):
+                    if self.pk[k * Pm + q] == p:
+                        sp = self.s + self.soff[k * Pm + q]
+                if sp == NULL:
+                    continue
+                for i in range(m):
+                    zi = log(self.hist[i]) if trf == 1 else self.hist[i]
+                    sp[i] = zi - mean
+                for q in range(self.npk[k]):
+                    qq = self.pk[k * Pm + q]
+                    if qq < p:
+                        sq = self.s + self.soff[k * Pm + q]
+                        mq = self.per[qq]
+                        for i in range(m):
+                            sp[i] = sp[i] - sq[i % mq]
+                zi = log(self.hist[m - 1]) if trf == 1 else self.hist[m - 1]
+                self.l[k] = zi - self._seas(k, m - 1)
+                self.b[k] = 0.0
+
+    cdef void _reinit_first(self) noexcept nogil:
+        """Two-cycle indices of the first period around a fitted trend line (at t = 2 m_0)."""
+        cdef long long m = self.per[0], i
+        cdef int trf, Pm = self.P_max if self.P_max > 0 else 1
+        cdef Py_ssize_t k, first
+        cdef double c1, c2, slope, a0, a1, dm
+        cdef double* sp
+        cdef double* d = NULL
+        for trf in range(2):
+            if trf == 1 and not self.alive_log:
+                continue
+            c1 = 0.0
+            for i in range(m):
+                c1 += log(self.hist[i]) if trf == 1 else self.hist[i]
+            c1 = c1 / m
+            c2 = 0.0
+            for i in range(m, 2 * m):
+                c2 += log(self.hist[i]) if trf == 1 else self.hist[i]
+            c2 = c2 / m
+            slope = (c2 - c1) / m
+            d = NULL
+            for k in range(self.K):
+                if self.tr[k] != trf or self.npk[k] == 0 or self.pk[k * Pm] != 0:
+                    continue
+                sp = self.s + self.soff[k * Pm]
+                if d == NULL:
+                    d = sp
+                    for i in range(m):
+                        a0 = (log(self.hist[i]) if trf == 1 else self.hist[i]) - (
+                            c1 + slope * (<double> i - (m - 1) / 2.0))
+                        a1 = (log(self.hist[m + i]) if trf == 1 else self.hist[m + i]) - (
+                            c1 + slope * (<double> (m + i) - (m - 1) / 2.0))
+                        d[i] = (a0 + a1) / 2.0
+                    dm = 0.0
+                    for i in range(m):
+                        dm += d[i]
+                    dm = dm / m
+                    for i in range(m):
+                        d[i] = d[i] - dm
+                else:
+                    for i in range(m):
+                        sp[i] = d[i]
+                self.l[k] = c1 + slope * (<double> (2 * m - 1) - (m - 1) / 2.0)
+                self.b[k] = slope if self.beta[k] > 0 else 0.0
+
+    cdef int _detect_update(self, double z) noexcept nogil:
+        """One signal value into the running ACF, then the detection rules."""
+        cdef Py_ssize_t L = self.max_lag, i, kk, pos, ix, mm, lo, hi, c
+        cdef long long n, m, m0
+        cdef double d, mu, var, cnt, runmin, cs, cq, prom, bart, thr, r2, best, v, bestc
+        cdef bint anyc
+        if self.t == 1:                      # first value: start the EWMA
+            self.ewm = z
+            return 0
+        d = z - self.ewm
+        self.ewm += EW * (z - self.ewm)
+        pos = self.dn % (L + 1)
+        self.dbuf[pos] = d
+        self.dn += 1
+        n = self.dn
+        kk = n if n < L + 1 else L + 1
+        for i in range(kk):
+            ix = pos - i
+            if ix < 0:
+                ix += L + 1
+            self.dC[i] += d * self.dbuf[ix]
+        self.S0 += d
+        self.S2 += d * d
+        # ACF
+        mu = self.S0 / n
+        var = self.S2 / n - mu * mu
+        if not (var > 1e-12 * (self.S2 / n)):
+            for i in range(L + 1):
+                self.dr[i] = 0.0
+        else:
+            for i in range(L + 1):
+                cnt = <double> (n - i) if n > i else 0.0
+                if cnt < 2.0:
+                    self.dr[i] = 0.0
+                else:
+                    self.dr[i] = (self.dC[i] / fmax(cnt, 1.0) - mu * mu) / var
+        # candidates
+        cq = 0.0
+        for i in range(1, (BQ if BQ < L else L)):
+            cq += self.dr[i] * self.dr[i]
+        runmin = INFINITY
+        cs = 0.0
+        anyc = False
+        best = -INFINITY
+        for mm in range(L + 1):
+            self.dp[mm] = -1.0
+        runmin = self.dr[1]
+        for mm in range(2, L):
+            if MIN_CYCLES * mm > n or 2 * mm > L:
+                break
+            cs = cs + self.dr[mm - 1] * self.dr[mm - 1]
+            if mm - 1 >= 2:
+                runmin = runmin if runmin < self.dr[mm - 1] else self.dr[mm - 1]
+            if not (self.dr[mm] >= self.dr[mm - 1] and self.dr[mm] >= self.dr[mm + 1]):
+                continue
+            prom = self.dr[mm] - runmin
+            bart = 1.0 + 2.0 * (cs if cs < cq else cq)
+            thr = fmax(PROM_MIN, ZCRIT * sqrt(2.0 * bart / <double> (n - mm if n - mm > 1 else 1)))
+            if not (prom > thr and self.dr[mm] > R_MIN):
+                continue
+            r2 = self.dr[2 * mm]
+            if r2 > (1.0 / 3.0) * self.dr[mm] and r2 > 0.5 * R_MIN:
+                self.dp[mm] = prom
+                anyc = True
+                if prom > best:
+                    best = prom
+        if not anyc:
+            self.cand = 0
+            self.cand_n = 0
+            return 0
+        if self.n_det == 0:
+            m0 = 0
+            for mm in range(2, L):
+                if self.dp[mm] >= 0.0 and self.dp[mm] >= FRAC * best:
+                    m0 = mm
+                    break
+            lo = m0 - m0 // 4
+            if lo < 2:
+                lo = 2
+            hi = m0 + m0 // 4
+            if hi > L:
+                hi = L
+            if hi > n // MIN_CYCLES:
+                hi = n // MIN_CYCLES
+            m = lo
+            bestc = -INFINITY
+            for c in range(lo, hi + 1):
+                v = self.dr[c] + (self.dr[2 * c] if 2 * c <= L else 0.0)
+                if v > bestc:
+                    m = c
+                    bestc = v
+            if m == self.cand:
+                self.cand_n += 1
+            else:
+                self.cand_n = 1
+            self.cand = m
+            if 2 * self.cand_n >= m:
+                self.det_per[0] = m
+                self.n_det = 1
+                return 1
+        else:
+            m0 = self.det_per[0]
+            for mm in range(2, L):
+                if self.dp[mm] >= 0.0 and mm % m0 == 0 and mm >= 4 * m0 and \
+                        self.dr[mm] > self.dr[m0] + MARGIN:
+                    self.det_per[1] = mm
+                    self.n_det = 2
+                    return 1
+        return 0
+
+    cdef void _add_period(self, long long m) noexcept nogil:
+        """A detected period: the next 48 prepared members get copies of their parent's level,
+        trend, losses and pending forecasts, and indices from the last (up to 4) cycles."""
+        cdef Py_ssize_t K = self.K, Kn = N_BASE * N_G, k, kp, j, i, first, nrec, n, c, Km = self.K_max
+        cdef int P = self.P, trf, Pm = self.P_max if self.P_max > 0 else 1
+        cdef long long t0, tau, slot
+        cdef double mean, zl
+        cdef double* d
+        cdef double* sp
+        self.per[P] = m
+        self.P = P + 1
+        for i in range(Kn):
+            k = K + i
+            kp = self.par[k]
+            self.soff[k * Pm] = self.S + i * m
+            self.l[k] = self.l[kp]
+            self.b[k] = self.b[kp]
+            for j in range(self.horizon):
+                self.loss[j * Km + k] = self.loss[j * Km + kp]
+            for j in range(self.n_ring):
+                self.ring[j * Km + k] = self.ring[j * Km + kp]
+            sp = self.s + self.S + i * m
+            for j in range(m):
+                sp[j] = 0.0
+        self.S += Kn * m
+        self.K = K + Kn
+        nrec = self.t if self.t < self.R else self.R
+        if nrec > 4 * m:
+            nrec = 4 * m
+        n = (nrec // m) * m
+        t0 = self.t - n
+        for trf in range(2):
+            if trf == 1 and not self.alive_log:
+                continue
+            d = NULL
+            for k in range(K, K + Kn):
+                if self.tr[k] != trf:
+                    continue
+                sp = self.s + self.soff[k * Pm]
+                if d == NULL:
+                    d = sp
+                    for c in range(n // m):
+                        mean = 0.0
+                        for j in range(m):
+                            tau = t0 + c * m + j
+                            mean += log(self.recent[tau % self.R]) if trf == 1 else self.recent[tau % self.R]
+                        mean = mean / m
+                        for j in range(m):
+                            tau = t0 + c * m + j
+                            slot = (t0 + j) % m
+                            d[slot] += (log(self.recent[tau % self.R]) if trf == 1 else
+                                        self.recent[tau % self.R]) - mean
+                    for j in range(m):
+                        d[j] = d[j] / (n // m)
+                else:
+                    for j in range(m):
+                        sp[j] = d[j]
+                tau = self.t - 1
+                zl = log(self.recent[tau % self.R]) if trf == 1 else self.recent[tau % self.R]
+                self.l[k] = zl - sp[tau % m]
+        self._issue(K, K + Kn, False)
+        self.wdirty = True
+
+    # ------------------------------------------------------------ C level: reading
+    cdef void _weights(self) noexcept nogil:
+        """Unnormalised member weights per step into W, their sums into wsum."""
+        cdef Py_ssize_t j, k, K = self.K, Km = self.K_max
+        cdef long long n
+        cdef double lo, c, tot, x
+        cdef double* w
+        cdef double* lrow
+        cdef bint dead_log = not self.alive_log
+        for j in range(self.horizon):
+            w = self.W + j * Km
+            lrow = self.loss + j * Km
+            n = self.t - (j + 1)
+            if n <= 0:
+                for k in range(K):
+                    w[k] = 0.0 if (dead_log and self.tr[k] == 1) else 1.0
+            else:
+                lo = INFINITY
+                for k in range(K):
+                    if not (dead_log and self.tr[k] == 1) and lrow[k] < lo:
+                        lo = lrow[k]
+                c = ((ETA * n) / (n + WARM_N)) / fmax(lo, 1e-12)
+                for k in range(K):
+                    x = (lrow[k] - lo) * c
+                    if (dead_log and self.tr[k] == 1) or not (x < CUT):
+                        w[k] = 0.0               # dead, or below 4e-18 of the best member
+                    else:
+                        w[k] = exp(-x)
+            tot = 0.0
+            for k in range(K):
+                tot += w[k]
+            self.wsum[j] = tot
+        self.wdirty = False
+
+    cdef void _forecast(self, double* out, Py_ssize_t h) noexcept nogil:
+        """The bank's forecast of the next h values (steps beyond H use step H's weights)."""
+        cdef Py_ssize_t j, k, i, K = self.K, Km = self.K_max, H = self.horizon
+        cdef double acc, wk, ph, p, ps, z, f
+        cdef double* w
+        cdef double* Fj
+        if self.t == 0:                       # nothing seen: 0
+            for j in range(h):
+                out[j] = 0.0
+            return
+        if self.wdirty:
+            self._weights()
+        for j in range(h if h < H else H):
+            w = self.W + j * Km
+            Fj = self.F + j * Km
+            acc = 0.0
+            for k in range(K):
+                if w[k] > 0:
+                    acc += w[k] * Fj[k]
+            out[j] = acc / self.wsum[j]
+        if h > H:
+            for j in range(H, h):
+                out[j] = 0.0
+            w = self.W + (H - 1) * Km
+            for k in range(K):
+                wk = w[k]
+                if not (wk > 0):
+                    continue
+                ph, p, ps = self.phi[k], 1.0, 0.0
+                for j in range(1, h + 1):
+                    p *= ph
+                    ps += p
+                    if j > H:
+                        z = (self.l[k] + self.b[k] * ps) + self._seas(k, self.t + j - 1)
+                        f = exp(clampd(z, ZMIN, ZMAX)) if self.tr[k] == 1 else z
+                        out[j - 1] += wk * f
+            for j in range(H, h):
+                out[j] = out[j] / self.wsum[H - 1]
+
+    cdef Py_ssize_t _best(self) noexcept nogil:
+        cdef Py_ssize_t k, best = -1
+        cdef double lo = INFINITY
+        for k in range(self.K):
+            if self.tr[k] == 1 and not self.alive_log:
+                continue
+            if self.t <= 1:
+                return k
+            if best < 0 or self.loss[k] < lo:
+                best, lo = k, self.loss[k]
+        return best
+
+    cdef void _window(self, double* out, Py_ssize_t n) noexcept nogil:
+        cdef Py_ssize_t i, k, navail, o
+        cdef long long tau
+        cdef double y, z, sc, lk
+        for i in range(n):
+            out[i] = 0.0
+        if self.t == 0 or n <= 0:
+            return
+        k = self._best()
+        navail = n
+        if navail > self.t:
+            navail = self.t
+        if navail > self.R:
+            navail = self.R
+        o = n - navail
+        for i in range(navail):
+            tau = self.t - navail + i
+            y = self.recent[tau % self.R]
+            z = log(y) if self.tr[k] == 1 else y
+            out[o + i] = z - self._seas(k, tau)
+        sc = 0.0
+        for i in range(navail - 1):
+            sc += fabs(out[o + i + 1] - out[o + i])
+        sc = sc / (navail - 1 if navail > 1 else 1)
+        lk = self.l[k]
+        sc = fmax(fmax(sc, 1e-9 * fabs(lk)), 1e-300)
+        for i in range(navail):
+            out[o + i] = clampd((out[o + i] - lk) / sc, -WINDOW_CLIP, WINDOW_CLIP)
+
+    cdef double _scale(self) noexcept nogil:
+        cdef double last
+        if self.t == 0:
+            return 1.0
+        last = fabs(self.recent[(self.t - 1) % self.R])
+        if self.t == 1:
+            return fmax(last, 1e-300) if last > 0 else 1.0
+        return fmax(fmax(self.scale_ew, 1e-9 * last), 1e-300)
+
+    cdef double _last(self) noexcept nogil:
+        if self.t == 0:
+            return 0.0
+        return self.recent[(self.t - 1) % self.R]
+
+    cdef double _snaive(self, Py_ssize_t j) noexcept nogil:
+        cdef long long m
+        if self.t == 0:
+            return 0.0
+        if self.P == 0 or self.t < self.per[0]:
+            return self.recent[(self.t - 1) % self.R]
+        m = self.per[0]
+        if j < 1:
+            j = 1
+        return self.recent[(self.t - m + (j - 1) % m) % self.R]
+
+    # ------------------------------------------------------------ Python level
+    def _ready(self):
+        if self._l is None:
+            raise ValueError("this Backbone was not initialised (use Backbone(...) or from_state)")
+
+    def update(self, y):
+        """Learn one value (finite, |y| <= 1e100)."""
+        self._ready()
+        cdef double v = _number(y, "y")
+        if not fabs(v) <= Y_LIMIT:
+            raise ValueError(f"y must be within +-1e100, got {v}")
+        if self.t >= STEP_LIMIT - 1:
+            raise ValueError("the backbone has seen 2**62 values")
+        with nogil:
+            self._update(v)
+
+    def forecast(self, h):
+        """The bank's combined forecast of the next h values, as a float64 array (h,)."""
+        self._ready()
+        cdef Py_ssize_t hh = self._count(h, "h", 1)
+        out = np.zeros(hh)
+        cdef double[::1] o = out
+        with nogil:
+            self._forecast(&o[0], hh)
+        return out
+
+    def window(self, n):
+        """The last n values de-seasonalised and level-normalised by the step-1 best member,
+        oldest first: clip((z - s - l) / sc, +-100), sc = mean |change of z - s| over the
+        window; 0 where there is no history."""
+        self._ready()
+        cdef Py_ssize_t nn = self._count(n, "n", 0)
+        out = np.zeros(nn)
+        cdef double[::1] o = out
+        if nn:
+            with nogil:
+                self._window(&o[0], nn)
+        return out
+
+    @staticmethod
+    def _count(v, name, lo):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+        v = int(v)
+        if not lo <= v <= 10 ** 7:
+            raise ValueError(f"{name} must be in [{lo}, 10**7], got {v}")
+        return v
+
+    @property
+    def scale(self):
+        """Typical size of a one-step change in y units (> 0): EW mean |y_t - y_{t-1}|."""
+        self._ready()
+        return self._scale()
+
+    def last(self, j=1):
+        """The last value (the same for every step j; 0 before any value)."""
+        self._ready()
+        self._count(j, "j", 1)
+        return self._last()
+
+    def snaive(self, j):
+        """The value one (first) period before step j ahead; the last value without a period."""
+        self._ready()
+        j = self._count(j, "j", 1)
+        return self._snaive(j)
+
+    @property
+    def periods(self):
+        """Declared periods (sorted), then the detected ones."""
+        return tuple(int(self._per[p]) for p in range(self.P))
+
+    @property
+    def n_members(self):
+        return self.K
+
+    def weights(self, j):
+        """Member weights of step j (j > H uses step H), float64 (n_members,)."""
+        self._ready()
+        j = min(self._count(j, "j", 1), self.horizon)
+        if self.wdirty:
+            self._weights()
+        return self._W[j - 1, :self.K] / self._wsum[j - 1]
+
+    def member_forecasts(self):
+        """(H, n_members) member forecasts issued after the last value (0 for dead members)."""
+        self._ready()
+        return self._F[:, :self.K].copy()
+
+    # ------------------------------------------------------------ state
+    def get_state(self):
+        self._ready()
+        K, S = self.K, self.S
+        return {
+            "horizon": self.horizon, "periods": self.declared, "auto": bool(self.auto),
+            "max_lag": self.max_lag, "t": int(self.t), "alive_log": bool(self.alive_log),
+            "detected": tuple(int(self.det_per[i]) for i in range(self.n_det)),
+            "l": self._l[:K].copy(), "b": self._b[:K].copy(), "season": self._s[:S].copy(),
+            "loss": self._loss[:, :K].copy(), "ring": self._ring[:, :K].copy(),
+            "hist": self._hist[:self.hist_len].copy(), "recent": self._recent.copy(),
+            "scale_ew": float(self.scale_ew), "det_n": int(self.dn), "det_ewm": float(self.ewm),
+            "det_S0": float(self.S0), "det_S2": float(self.S2), "det_buf": self._dbuf.copy(),
+            "det_C": self._dC.copy(), "det_cand": int(self.cand), "det_cand_n": int(self.cand_n),
+        }
+
+    def _check_state(self, d):
+        """Every field of a state for this configuration, validated; returns a dict of
+        normalised values or raises ValueError naming the field."""
+        self._ready()
+        if not isinstance(d, dict):
+            raise ValueError(f"backbone state must be a dict, got {type(d).__name__}")
+        if set(d) != _KEYS:
+            raise ValueError(f"backbone state keys {sorted(map(str, d))} != {sorted(_KEYS)}")
+        try:
+            cfg = _config(d["horizon"], d["periods"], d["auto"], d["max_lag"])
+        except TypeError as exc:
+            raise ValueError(f"backbone state: {exc}") from None
+        if cfg != (self.horizon, self.declared, bool(self.auto), self.max_lag) or \
+                tuple(d["periods"]) != self.declared:
+            raise ValueError(f"backbone state is for horizon/periods/auto/max_lag {cfg}, this "
+                             f"backbone has {(self.horizon, self.declared, bool(self.auto), self.max_lag)}")
+        H, L, R = self.horizon, self.max_lag, self.R
+        t = _counter(d["t"], "t")
+        if t >= STEP_LIMIT - 1:
+            raise ValueError("t is out of range")
+        alive = d["alive_log"]
+        if not isinstance(alive, (bool, np.bool_)):
+            raise ValueError("alive_log must be a bool")
+        alive = bool(alive)
+        if t == 0 and not alive:
+            raise ValueError("alive_log must be True before any value")
+        det = d["detected"]
+        if not isinstance(det, tuple) or len(det) > 2:
+            raise ValueError("detected must be a tuple of at most 2 periods")
+        det = tuple(_counter(m, "a detected period") for m in det)
+        if det and not self.auto:
+            raise ValueError("detected periods without auto")
+        dn = _counter(d["det_n"], "det_n")
+        for m in det:
+            if not 2 <= m <= L // 2 or 3 * m > dn:
+                raise ValueError(f"detected period {m} is impossible (max_lag {L}, {dn} values)")
+        if len(det) == 2 and (det[1] % det[0] or det[1] < 4 * det[0]):
+            raise ValueError("the second detected period must be a multiple >= 4x the first")
+        nsig = max(t - 1, 0) if self.auto else 0
+        if (len(det) < 2 and dn != nsig) or dn > nsig:
+            raise ValueError(f"det_n {dn} is inconsistent with t {t}")
+        added = tuple(m for m in det if m not in self.declared)
+        K = self.K0 + N_BASE * N_G * len(added)
+        S_decl = 0
+        for k in range(self.K0):
+            for q in range(self._npk[k]):
+                S_decl += int(self._per[self._pk[k, q]])
+        S = S_decl + N_BASE * N_G * sum(added)
+        out = {"t": t, "alive": alive, "det": det, "added": added, "dn": dn}
+        out["l"] = _farray(d["l"], "l", (K,), BIG)
+        out["b"] = _farray(d["b"], "b", (K,), BIG)
+        if np.any(out["b"][self._beta[:K] == 0.0] != 0.0):
+            raise ValueError("b must be 0 for the members without trend")
+        out["season"] = _farray(d["season"], "season", (S,), BIG)
+        loss = _farray(d["loss"], "loss", (H, K), 1e300)
+        if np.any(loss < 0):
+            raise ValueError("loss must be >= 0")
+        for j in range(1, H + 1):
+            if t - j <= 0 and np.any(loss[j - 1] != 0.0):
+                raise ValueError(f"loss of step {j} must be 0 before it has matured")
+        out["loss"] = loss
+        ring = _farray(d["ring"], "ring", (self.n_ring, K), 1e300)
+        for j in range(1, H + 1):
+            if t < j:
+                for i in range(j):
+                    if not 1 <= i <= t and np.any(ring[(j - 1) * j // 2 + i] != 0.0):
+                        raise ValueError(f"ring of step {j} holds forecasts not yet made")
+        out["ring"] = ring
+        hist = _farray(d["hist"], "hist", (self.hist_len,), Y_LIMIT)
+        nh = min(t, self.hist_len)
+        if np.any(hist[nh:] != 0.0) or (alive and np.any(hist[:nh] <= 0.0)):
+            raise ValueError("hist is inconsistent with t / alive_log")
+        out["hist"] = hist
+        recent = _farray(d["recent"], "recent", (R,), Y_LIMIT)
+        if t < R and np.any(recent[t:] != 0.0):
+            raise ValueError("recent holds values not yet seen")
+        if alive and np.any(recent[:min(t, R)] <= 0.0):
+            raise ValueError("recent has a value <= 0 while alive_log is True")
+        out["recent"] = recent
+        sc = _number(d["scale_ew"], "scale_ew")
+        if not 0.0 <= sc <= 1e300 or (t <= 1 and sc != 0.0):
+            raise ValueError("scale_ew is out of range")
+        out["scale_ew"] = sc
+        ewm, S0, S2 = (_number(d[k], k) for k in ("det_ewm", "det_S0", "det_S2"))
+        if not abs(ewm) <= Y_LIMIT or not 0.0 <= S2 <= 1e300 or not abs(S0) <= 1e150:
+            raise ValueError("det_ewm/det_S0/det_S2 out of range")
+        buf = _farray(d["det_buf"], "det_buf", (L + 1,), 1e101)
+        C = _farray(d["det_C"], "det_C", (L + 1,), 1e300)
+        if dn < L + 1 and np.any(buf[dn:] != 0.0):
+            raise ValueError("det_buf holds values not yet seen")
+        if C[0] != S2 or np.any(np.abs(C) > S2 * (1.0 + 1e-9)) or \
+                not S0 * S0 <= dn * S2 * (1.0 + 1e-9):
+            raise ValueError("det_C/det_S0/det_S2 are inconsistent")
+        if not self.auto and (ewm != 0.0 or S0 != 0.0 or S2 != 0.0 or np.any(buf != 0.0)):
+            raise ValueError("detector state without auto")
+        cand, cand_n = _counter(d["det_cand"], "det_cand"), _counter(d["det_cand_n"], "det_cand_n")
+        if cand > L or cand_n > dn or (cand == 0) != (cand_n == 0):
+            raise ValueError("det_cand/det_cand_n out of range")
+        out.update(ewm=ewm, S0=S0, S2=S2, buf=buf, C=C, cand=cand, cand_n=cand_n)
+        return out
+
+    def set_state(self, d):
+        """Replace the whole state by a validated copy of ``d`` (see get_state); on any error
+        nothing changes."""
+        v = self._check_state(d)
+        self._reset()
+        K = self.K0 + N_BASE * N_G * len(v["added"])
+        self._set_structure(v["added"])
+        self.t = v["t"]
+        self.alive_log = v["alive"]
+        self.n_det = len(v["det"])
+        for i, m in enumerate(v["det"]):
+            self.det_per[i] = m
+        self._l[:K] = v["l"]
+        self._b[:K] = v["b"]
+        self._s[:self.S] = v["season"]
+        self._loss[:, :K] = v["loss"]
+        self._ring[:, :K] = v["ring"]
+        self._hist[:self.hist_len] = v["hist"]
+        self._recent[:] = v["recent"]
+        self.scale_ew = v["scale_ew"]
+        self.dn, self.ewm, self.S0, self.S2 = v["dn"], v["ewm"], v["S0"], v["S2"]
+        self._dbuf[:] = v["buf"]
+        self._dC[:] = v["C"]
+        self.cand, self.cand_n = v["cand"], v["cand_n"]
+        with nogil:
+            self._issue(0, self.K, False)
+        self.wdirty = True
+
+    @classmethod
+    def from_state(cls, d):
+        if not isinstance(d, dict) or not _KEYS <= set(d):
+            raise ValueError("backbone state must be a dict with the keys of get_state()")
+        try:
+            obj = cls(d["horizon"], d["periods"], d["auto"], d["max_lag"])
+        except TypeError as exc:
+            raise ValueError(f"backbone state: {exc}") from None
+        obj.set_state(d)
+        return obj
+
+    def __reduce__(self):
+        return (_restore, (self.get_state(),))
+
+    def __sizeof__(self):
+        return object.__sizeof__(self) + sum(
+            a.nbytes for a in (self._per, self._tr, self._alpha, self._beta, self._phi,
+                               self._gamma, self._npk, self._pk, self._soff, self._par,
+                               self._l, self._b, self._s, self._loss, self._ring, self._hist,
+                               self._recent, self._dbuf, self._dC, self._dr, self._dp,
+                               self._F, self._W))
+
+    def __repr__(self):
+        return (f"Backbone(horizon={self.horizon}, periods={self.declared}, auto={bool(self.auto)}, "
+                f"max_lag={self.max_lag})")
