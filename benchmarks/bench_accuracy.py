@@ -892,6 +892,11 @@ def main(argv=None):
         raise SystemExit("--model-kwargs must be a JSON object")
     model_kwargs = mk if any(k in CELLS for k in mk) else {"*": mk}
     caps = streamrnn_caps()
+    for cell, cls in CELLS.items():  # refuse bad keyword arguments before the run, not per series
+        try:
+            cls(**model_kwargs.get(cell, model_kwargs.get("*", {})))
+        except (TypeError, ValueError) as e:
+            raise SystemExit(f"--model-kwargs refused by {cls.__name__}: {e}")
     specs = model_specs(caps, model_kwargs)
     if args.models:
         wanted = [w.strip().lower() for w in args.models.split(",") if w.strip()]
