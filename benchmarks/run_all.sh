@@ -15,6 +15,7 @@ out="$here/out"
 mkdir -p "$out"
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONWARNINGS="ignore::DeprecationWarning"
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 python="${PYTHON:-python}"
 
 peers=()
@@ -29,7 +30,7 @@ run() {
     echo
 }
 
-run bench_accuracy "${peers[@]}"
+run bench_accuracy "${peers[@]}" --json "$out/bench_accuracy.json"
 run bench_speed "${peers[@]}"
 run bench_kernel
 run bench_decode
