@@ -59,7 +59,7 @@ def main():
     a = ap.parse_args()
     n = a.messages
     spec = spec_mod.model_spec("gru", hidden_size=16, update_every=a.update_every, seed=1,
-                               horizon=a.horizon or None)
+                               horizon=a.horizon or 1)  # as the command: --horizon 0 -> a one-step head
     kafka = MockKafka(1)
     kafka.create_topic("in", 4)
     produce(kafka.bootstrap, "in", items(n, a.keys))
