@@ -38,7 +38,7 @@ from streamrnn._core._cells cimport (
     LOSS_HUBER, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, N_CELLS, REC_H_BLOCKS, CellKernels,
     cell_kernels, loss_function,
     rec_cprev, rec_h, rec_c, affine, affine_t, outer, axpy, dot)
-from streamrnn._core._optim cimport Optimizer
+from streamrnn._core._optim cimport Optimizer, restore_checked
 from streamrnn._core._optim import _array, _counter, _number, check_state
 
 cnp.import_array()
@@ -884,16 +884,7 @@ cdef class Network:
         self._set_arrays(arrays)
         self.t = t
         self.last_loss = last_loss
-        cdef Optimizer opt
-        if checked is None:
-            self.optimizer = None
-        else:
-            if self.optimizer is not None and self.optimizer.kind == checked[0][0]:
-                opt = self.optimizer
-            else:
-                opt = Optimizer(*checked[0])
-            opt._set_checked(checked[0], checked[1], checked[2], checked[3])
-            self.optimizer = opt
+        self.optimizer = restore_checked(self.optimizer, checked)
 
     @staticmethod
     def from_state(config, state):

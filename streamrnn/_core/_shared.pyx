@@ -73,7 +73,7 @@ from libc.string cimport memcpy, memmove, memset
 from streamrnn._core._cells cimport (
     CELL_LSTM, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS, CellKernels,
     cell_kernels, loss_function, rec_h, rec_c, affine_t, outer)
-from streamrnn._core._optim cimport Optimizer
+from streamrnn._core._optim cimport Optimizer, restore_checked
 from streamrnn._core._optim import _array, _counter, _number, check_state
 from streamrnn._core._network import _check_config, _int_arg, _CELL_NAMES
 
@@ -1090,16 +1090,7 @@ cdef class SharedNetwork:
         self._params[:] = params
         self.t = t
         self.last_loss = last_loss
-        cdef Optimizer opt
-        if checked is None:
-            self.optimizer = None
-        else:
-            if self.optimizer is not None and self.optimizer.kind == checked[0][0]:
-                opt = self.optimizer
-            else:
-                opt = Optimizer(*checked[0])
-            opt._set_checked(checked[0], checked[1], checked[2], checked[3])
-            self.optimizer = opt
+        self.optimizer = restore_checked(self.optimizer, checked)
 
     def set_shared_state(self, state):
         """Take over the shared part (as ``get_shared_state`` returns it), validated first."""
