@@ -68,11 +68,20 @@ ctypedef void (*cell_bias_t)(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t H, cons
 ctypedef double (*loss_t)(const double* out, double y, Py_ssize_t n, double eps,
                           double* g) noexcept nogil
 
+# The element-wise part of one step of one layer, from its pre-activations: a (GH,) = b +
+# x @ W_x (+ h_prev @ W_h except for the GRU), ah (GH,) = h_prev @ W_h (GRU only); writes the
+# whole record r (copies of hp and cp included). Each forward ends with its cell's gates;
+# SharedNetwork calls them on its batched products.
+ctypedef void (*cell_gates_t)(Py_ssize_t H, const double* a, const double* ah,
+                              const double* hp, const double* cp, const double* bhn,
+                              double* r) noexcept nogil
+
 ctypedef struct CellKernels:
     Py_ssize_t G                 # gate blocks
     bint separate_dah            # the recurrent gate gradient differs from dax (GRU)
     bint has_bhn                 # a b_hn block per layer (GRU)
     cell_forward_t forward
+    cell_gates_t gates
     cell_backward_t backward
     cell_bias_t bias_backward
 

@@ -59,28 +59,29 @@ BUILD = f"{ISA} {COMPILER}"
 
 # ---------------------------------------------------------------- forward
 
-cdef inline void _preact(Py_ssize_t d, Py_ssize_t H, Py_ssize_t GH, const double* x,
-                         const double* hp, const double* cp, const double* Wx,
-                         const double* b, double* a, double* r) noexcept nogil:
-    # record the previous state, then a = b + x @ W_x
-    memcpy(r, hp, H * sizeof(double))
-    memcpy(rec_cprev(r, H), cp, H * sizeof(double))
+cdef inline void _preact(Py_ssize_t d, Py_ssize_t GH, const double* x, const double* Wx,
+                         const double* b, double* a) noexcept nogil:
+    # a = b + x @ W_x
     memcpy(a, b, GH * sizeof(double))
     affine(d, GH, x, Wx, a)
 
 
-cdef void elman_tanh_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
-                             const double* cp, const double* Wx, const double* Wh,
-                             const double* b, const double* bhn, double* a, double* ah,
+cdef inline void _copy_state(Py_ssize_t H, const double* hp, const double* cp,
                              double* r) noexcept nogil:
-    # h = tanh(x @ W_x + h_prev @ W_h + b)
-    cdef Py_ssize_t j, GH = H
+    # record the previous state
+    memcpy(r, hp, H * sizeof(double))
+    memcpy(rec_cprev(r, H), cp, H * sizeof(double))
+
+
+cdef void elman_tanh_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
+                           const double* cp, const double* bhn, double* r) noexcept nogil:
+    # h = tanh(a)
+    cdef Py_ssize_t j
     cdef double* act = rec_act(r, H)
-    cdef double* ext = rec_ext(r, H, GH)
-    cdef double* hn = rec_h(r, H, GH)
-    cdef double* cn = rec_c(r, H, GH)
-    _preact(d, H, GH, x, hp, cp, Wx, b, a, r)
-    affine(H, GH, hp, Wh, a)
+    cdef double* ext = rec_ext(r, H, H)
+    cdef double* hn = rec_h(r, H, H)
+    cdef double* cn = rec_c(r, H, H)
+    _copy_state(H, hp, cp, r)
     for j in range(H):
         act[j] = tanh(a[j])
         hn[j] = act[j]
@@ -88,18 +89,15 @@ cdef void elman_tanh_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const 
         cn[j] = 0.0
 
 
-cdef void elman_relu_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
-                             const double* cp, const double* Wx, const double* Wh,
-                             const double* b, const double* bhn, double* a, double* ah,
-                             double* r) noexcept nogil:
-    # h = relu(x @ W_x + h_prev @ W_h + b)
-    cdef Py_ssize_t j, GH = H
+cdef void elman_relu_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
+                           const double* cp, const double* bhn, double* r) noexcept nogil:
+    # h = relu(a)
+    cdef Py_ssize_t j
     cdef double* act = rec_act(r, H)
-    cdef double* ext = rec_ext(r, H, GH)
-    cdef double* hn = rec_h(r, H, GH)
-    cdef double* cn = rec_c(r, H, GH)
-    _preact(d, H, GH, x, hp, cp, Wx, b, a, r)
-    affine(H, GH, hp, Wh, a)
+    cdef double* ext = rec_ext(r, H, H)
+    cdef double* hn = rec_h(r, H, H)
+    cdef double* cn = rec_c(r, H, H)
+    _copy_state(H, hp, cp, r)
     for j in range(H):
         act[j] = a[j] if a[j] > 0.0 else 0.0
         hn[j] = act[j]
@@ -107,9 +105,8 @@ cdef void elman_relu_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const 
         cn[j] = 0.0
 
 
-cdef void lstm_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
-                       const double* cp, const double* Wx, const double* Wh, const double* b,
-                       const double* bhn, double* a, double* ah, double* r) noexcept nogil:
+cdef void lstm_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
+                     const double* cp, const double* bhn, double* r) noexcept nogil:
     # gates i f g o; c = f*c_prev + i*g; h = o*tanh(c)
     cdef Py_ssize_t j, GH = 4 * H
     cdef double* act = rec_act(r, H)
@@ -117,8 +114,7 @@ cdef void lstm_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double
     cdef double* hn = rec_h(r, H, GH)
     cdef double* cn = rec_c(r, H, GH)
     cdef double ig, fg, gg, og, cc
-    _preact(d, H, GH, x, hp, cp, Wx, b, a, r)
-    affine(H, GH, hp, Wh, a)
+    _copy_state(H, hp, cp, r)
     for j in range(H):
         ig = sigmoid(a[j])
         fg = sigmoid(a[H + j])
@@ -134,9 +130,8 @@ cdef void lstm_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double
         hn[j] = og * ext[j]
 
 
-cdef void gru_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
-                      const double* cp, const double* Wx, const double* Wh, const double* b,
-                      const double* bhn, double* a, double* ah, double* r) noexcept nogil:
+cdef void gru_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
+                    const double* cp, const double* bhn, double* r) noexcept nogil:
     # gates r z n; n = tanh(ax_n + r*(ah_n + b_hn)); h = (1-z)*n + z*h_prev
     cdef Py_ssize_t j, GH = 3 * H
     cdef double* act = rec_act(r, H)
@@ -144,9 +139,7 @@ cdef void gru_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double*
     cdef double* hn = rec_h(r, H, GH)
     cdef double* cn = rec_c(r, H, GH)
     cdef double rr, zz, nn
-    _preact(d, H, GH, x, hp, cp, Wx, b, a, r)
-    memset(ah, 0, GH * sizeof(double))
-    affine(H, GH, hp, Wh, ah)
+    _copy_state(H, hp, cp, r)
     for j in range(H):
         rr = sigmoid(a[j] + ah[j])
         zz = sigmoid(a[H + j] + ah[H + j])
@@ -157,6 +150,43 @@ cdef void gru_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double*
         act[2 * H + j] = nn
         hn[j] = (1.0 - zz) * nn + zz * hp[j]
         cn[j] = 0.0
+
+
+cdef void elman_tanh_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
+                             const double* cp, const double* Wx, const double* Wh,
+                             const double* b, const double* bhn, double* a, double* ah,
+                             double* r) noexcept nogil:
+    # a = x @ W_x + h_prev @ W_h + b
+    _preact(d, H, x, Wx, b, a)
+    affine(H, H, hp, Wh, a)
+    elman_tanh_gates(H, a, ah, hp, cp, bhn, r)
+
+
+cdef void elman_relu_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
+                             const double* cp, const double* Wx, const double* Wh,
+                             const double* b, const double* bhn, double* a, double* ah,
+                             double* r) noexcept nogil:
+    _preact(d, H, x, Wx, b, a)
+    affine(H, H, hp, Wh, a)
+    elman_relu_gates(H, a, ah, hp, cp, bhn, r)
+
+
+cdef void lstm_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
+                       const double* cp, const double* Wx, const double* Wh, const double* b,
+                       const double* bhn, double* a, double* ah, double* r) noexcept nogil:
+    _preact(d, 4 * H, x, Wx, b, a)
+    affine(H, 4 * H, hp, Wh, a)
+    lstm_gates(H, a, ah, hp, cp, bhn, r)
+
+
+cdef void gru_forward(Py_ssize_t d, Py_ssize_t H, const double* x, const double* hp,
+                      const double* cp, const double* Wx, const double* Wh, const double* b,
+                      const double* bhn, double* a, double* ah, double* r) noexcept nogil:
+    # a = b + x @ W_x, ah = h_prev @ W_h (the n gate needs them apart)
+    _preact(d, 3 * H, x, Wx, b, a)
+    memset(ah, 0, 3 * H * sizeof(double))
+    affine(H, 3 * H, hp, Wh, ah)
+    gru_gates(H, a, ah, hp, cp, bhn, r)
 
 
 # ---------------------------------------------------------------- backward
@@ -312,18 +342,22 @@ cdef int cell_kernels(int code, CellKernels* out) noexcept nogil:
         out.G = 1
         out.forward, out.backward, out.bias_backward = (
             elman_tanh_forward, elman_tanh_backward, elman_bias)
+        out.gates = elman_tanh_gates
     elif code == CELL_ELMAN_RELU:
         out.G = 1
         out.forward, out.backward, out.bias_backward = (
             elman_relu_forward, elman_relu_backward, elman_bias)
+        out.gates = elman_relu_gates
     elif code == CELL_LSTM:
         out.G = 4
         out.forward, out.backward, out.bias_backward = lstm_forward, lstm_backward, lstm_bias
+        out.gates = lstm_gates
     elif code == CELL_GRU:
         out.G = 3
         out.separate_dah = True
         out.has_bhn = True
         out.forward, out.backward, out.bias_backward = gru_forward, gru_backward, gru_bias
+        out.gates = gru_gates
     else:
         return -1
     return 0

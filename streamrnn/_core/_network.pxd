@@ -103,6 +103,8 @@ cdef class Network:
     cdef void _forward(self, const double* x, const double* h0, const double* c0, double* recs,
                        double* out) noexcept nogil
     cdef void _take_state(self, const double* recs, double* h1, double* c1) noexcept nogil
+    cdef void _start_step(self, const double* x, double* rx, double* rr, double* rg,
+                          double* out) noexcept nogil
     cdef void _backward(self) noexcept nogil
     cdef void _predict(self, const double* x, double* out) noexcept nogil
     cdef void _step_from(self, x, out, bint rollout) except *

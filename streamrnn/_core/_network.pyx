@@ -38,7 +38,7 @@ from streamrnn._core._cells cimport (
     LOSS_HUBER, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, N_CELLS, REC_H_BLOCKS, CellKernels,
     cell_kernels, loss_function,
     rec_cprev, rec_h, rec_c, affine, affine_t, outer, axpy, dot)
-from streamrnn._core._optim cimport Optimizer
+from streamrnn._core._optim cimport Optimizer, restore_checked
 from streamrnn._core._optim import _array, _counter, _number, check_state
 
 cnp.import_array()
@@ -572,6 +572,27 @@ cdef class Network:
             status = self._learn(x, y)
         return status
 
+    cdef void _start_step(self, const double* x, double* rx, double* rr, double* rg,
+                          double* out) noexcept nogil:
+        # the forward half of a learning step into ring slot (rx, rr, rg): back up what it
+        # overwrites (for roll-back), record x, run the forward (or take predict(x)'s, which
+        # ran it from this state with these parameters) and move the state on; the step's
+        # records keep copies of the previous h and c
+        cdef Py_ssize_t L = self.num_layers, R = self.rec, n_out = self.n_out
+        cdef Py_ssize_t n_in = self.n_in
+        memcpy(&self.bk_x[0], rx, n_in * sizeof(double))
+        memcpy(&self.bk_r[0], rr, L * R * sizeof(double))
+        memcpy(&self.bk_g[0], rg, n_out * sizeof(double))
+        memcpy(&self.bk_o[0], out, n_out * sizeof(double))
+        memcpy(rx, x, n_in * sizeof(double))
+        if self.p_version == self._version and memcmp(&self.p_x[0], x, n_in * sizeof(double)) == 0:
+            memcpy(rr, &self.p_rec[0], L * R * sizeof(double))
+            memcpy(out, &self.p_out[0], n_out * sizeof(double))
+        else:
+            self._forward(x, &self.h[0], &self.c[0], rr, out)
+        self._take_state(rr, &self.h[0], &self.c[0])
+        self._version += 1
+
     cdef int _learn(self, const double* x, double y) noexcept nogil:
         cdef Py_ssize_t L = self.num_layers, R = self.rec, n_out = self.n_out
         cdef Py_ssize_t n_in = self.n_in, k
@@ -581,21 +602,7 @@ cdef class Network:
         cdef double* rg = &self.ring_g[s * n_out]
         cdef double* out = &self.out[0]
         cdef double loss
-        # backup what this step overwrites
-        memcpy(&self.bk_x[0], rx, n_in * sizeof(double))
-        memcpy(&self.bk_r[0], rr, L * R * sizeof(double))
-        memcpy(&self.bk_g[0], rg, n_out * sizeof(double))
-        memcpy(&self.bk_o[0], out, n_out * sizeof(double))
-        memcpy(rx, x, n_in * sizeof(double))
-        if self.p_version == self._version and memcmp(&self.p_x[0], x, n_in * sizeof(double)) == 0:
-            # predict(x) just ran this forward pass from this state with these parameters
-            memcpy(rr, &self.p_rec[0], L * R * sizeof(double))
-            memcpy(out, &self.p_out[0], n_out * sizeof(double))
-        else:
-            self._forward(x, &self.h[0], &self.c[0], rr, out)
-        # the step's records keep copies of the previous h and c (for roll-back)
-        self._take_state(rr, &self.h[0], &self.c[0])
-        self._version += 1
+        self._start_step(x, rx, rr, rg, out)
         # a fresh row: the regression losses write entry 0 only, and the slot may still hold
         # the delayed entries of the step B calls ago
         memset(rg, 0, n_out * sizeof(double))
@@ -702,19 +709,7 @@ cdef class Network:
         rr = &self.ring_r[s * L * R]
         rg = &self.ring_g[s * n_out]
         out = &self.out[0]
-        # backup what this step overwrites
-        memcpy(&self.bk_x[0], rx, n_in * sizeof(double))
-        memcpy(&self.bk_r[0], rr, L * R * sizeof(double))
-        memcpy(&self.bk_g[0], rg, n_out * sizeof(double))
-        memcpy(&self.bk_o[0], out, n_out * sizeof(double))
-        memcpy(rx, x, n_in * sizeof(double))
-        if self.p_version == self._version and memcmp(&self.p_x[0], x, n_in * sizeof(double)) == 0:
-            memcpy(rr, &self.p_rec[0], L * R * sizeof(double))
-            memcpy(out, &self.p_out[0], n_out * sizeof(double))
-        else:
-            self._forward(x, &self.h[0], &self.c[0], rr, out)
-        self._take_state(rr, &self.h[0], &self.c[0])
-        self._version += 1
+        self._start_step(x, rx, rr, rg, out)
         # a step with no target for its own outputs must not commit a non-finite state either
         for j in range(n_out):
             if not isfinite(out[j]):
@@ -884,16 +879,7 @@ cdef class Network:
         self._set_arrays(arrays)
         self.t = t
         self.last_loss = last_loss
-        cdef Optimizer opt
-        if checked is None:
-            self.optimizer = None
-        else:
-            if self.optimizer is not None and self.optimizer.kind == checked[0][0]:
-                opt = self.optimizer
-            else:
-                opt = Optimizer(*checked[0])
-            opt._set_checked(checked[0], checked[1], checked[2], checked[3])
-            self.optimizer = opt
+        self.optimizer = restore_checked(self.optimizer, checked)
 
     @staticmethod
     def from_state(config, state):

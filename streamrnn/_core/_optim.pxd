@@ -29,3 +29,7 @@ cdef class Optimizer:
     cdef void _ensure(self, Py_ssize_t n)
     cdef int clip(self, double[::1] g) noexcept nogil
     cdef void apply(self, double[::1] w, double[::1] g) noexcept nogil
+
+
+# the optimizer a network holds after taking over ``checked`` (check_state output, or None)
+cdef Optimizer restore_checked(Optimizer current, object checked)

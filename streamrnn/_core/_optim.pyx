@@ -303,3 +303,15 @@ def _rebuild(kind, lr, beta_1, beta_2, eps, rho, clip_value, clip_norm, t, m, v)
     return Optimizer.from_state(dict(kind=kind, lr=lr, beta_1=beta_1, beta_2=beta_2, eps=eps,
                                      rho=rho, clip_value=clip_value, clip_norm=clip_norm, t=t,
                                      m=m, v=v))
+
+
+cdef Optimizer restore_checked(Optimizer current, object checked):
+    """The optimizer a network holds after taking over ``checked`` (``check_state`` output,
+    or None: no optimizer): ``current`` itself when it runs the same rule, else a new one."""
+    if checked is None:
+        return None
+    cdef Optimizer opt = current
+    if opt is None or opt.kind != checked[0][0]:
+        opt = Optimizer(*checked[0])
+    opt._set_checked(checked[0], checked[1], checked[2], checked[3])
+    return opt

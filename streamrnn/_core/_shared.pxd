@@ -1,14 +1,7 @@
 # Signatures only; see _shared.pyx for the batched step and its semantics.
 
-from streamrnn._core._cells cimport CellKernels, loss_t
+from streamrnn._core._cells cimport CellKernels, cell_gates_t, loss_t
 from streamrnn._core._optim cimport Optimizer
-
-# the element-wise part of one cell step, from its pre-activations: a (G*H,) = b + x @ W_x
-# (+ h_prev @ W_h except for the GRU), ah (G*H,) = h_prev @ W_h (GRU only); writes the whole
-# record r (the layout of _cells.pxd, copies of hp and cp included)
-ctypedef void (*gates_t)(Py_ssize_t H, const double* a, const double* ah, const double* hp,
-                         const double* cp, const double* bhn, double* r) noexcept nogil
-
 
 cdef class SharedNetwork:
     # ---- configuration
@@ -30,7 +23,7 @@ cdef class SharedNetwork:
     cdef readonly int Hc               # H for the LSTM (which has a cell state), else 0
     cdef readonly int nw               # past inputs a slot keeps, k2 - 1
     cdef CellKernels kern
-    cdef gates_t gates
+    cdef cell_gates_t gates            # kern.gates
     cdef loss_t loss_fn
     # ---- shared committed state
     cdef readonly long long t          # committed batches (= optimizer steps taken)

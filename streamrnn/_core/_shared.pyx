@@ -67,14 +67,13 @@ happens after ``__init__``.
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport isfinite, isinf, isnan, tanh
+from libc.math cimport isfinite, isinf, isnan
 from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._cells cimport (
-    CELL_ELMAN_TANH, CELL_ELMAN_RELU, CELL_LSTM, CELL_GRU, LOSS_BINARY_CE, LOSS_SOFTMAX_CE,
-    REC_H_BLOCKS, CellKernels, cell_kernels, loss_function, sigmoid,
-    rec_cprev, rec_act, rec_ext, rec_h, rec_c, affine_t, outer)
-from streamrnn._core._optim cimport Optimizer
+    CELL_LSTM, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS, CellKernels,
+    cell_kernels, loss_function, rec_h, rec_c, affine_t, outer)
+from streamrnn._core._optim cimport Optimizer, restore_checked
 from streamrnn._core._optim import _array, _counter, _number, check_state
 from streamrnn._core._network import _check_config, _int_arg, _CELL_NAMES
 
@@ -193,88 +192,6 @@ cdef inline void _gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const doub
                            Py_ssize_t lda, const double* W, double* C) noexcept nogil:
     """C (nb x m) += A (nb x d, row stride lda) @ W (d x m), see sh_gemm_acc above."""
     sh_gemm_acc(nb, d, m, A, lda, W, C)
-
-
-cdef inline void _copy_state(Py_ssize_t H, const double* hp, const double* cp,
-                             double* r) noexcept nogil:
-    memcpy(r, hp, H * sizeof(double))
-    memcpy(rec_cprev(r, H), cp, H * sizeof(double))
-
-
-# The element-wise part of each cell, the same expressions as _cells' forward functions.
-cdef void _gates_elman_tanh(Py_ssize_t H, const double* a, const double* ah, const double* hp,
-                            const double* cp, const double* bhn, double* r) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef double* act = rec_act(r, H)
-    cdef double* ext = rec_ext(r, H, H)
-    cdef double* hn = rec_h(r, H, H)
-    cdef double* cn = rec_c(r, H, H)
-    _copy_state(H, hp, cp, r)
-    for j in range(H):
-        act[j] = tanh(a[j])
-        hn[j] = act[j]
-        ext[j] = 0.0
-        cn[j] = 0.0
-
-
-cdef void _gates_elman_relu(Py_ssize_t H, const double* a, const double* ah, const double* hp,
-                            const double* cp, const double* bhn, double* r) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef double* act = rec_act(r, H)
-    cdef double* ext = rec_ext(r, H, H)
-    cdef double* hn = rec_h(r, H, H)
-    cdef double* cn = rec_c(r, H, H)
-    _copy_state(H, hp, cp, r)
-    for j in range(H):
-        act[j] = a[j] if a[j] > 0.0 else 0.0
-        hn[j] = act[j]
-        ext[j] = 0.0
-        cn[j] = 0.0
-
-
-cdef void _gates_lstm(Py_ssize_t H, const double* a, const double* ah, const double* hp,
-                      const double* cp, const double* bhn, double* r) noexcept nogil:
-    cdef Py_ssize_t j, GH = 4 * H
-    cdef double* act = rec_act(r, H)
-    cdef double* ext = rec_ext(r, H, GH)
-    cdef double* hn = rec_h(r, H, GH)
-    cdef double* cn = rec_c(r, H, GH)
-    cdef double ig, fg, gg, og, cv
-    _copy_state(H, hp, cp, r)
-    for j in range(H):
-        ig = sigmoid(a[j])
-        fg = sigmoid(a[H + j])
-        gg = tanh(a[2 * H + j])
-        og = sigmoid(a[3 * H + j])
-        cv = fg * cp[j] + ig * gg
-        act[j] = ig
-        act[H + j] = fg
-        act[2 * H + j] = gg
-        act[3 * H + j] = og
-        cn[j] = cv
-        ext[j] = tanh(cv)
-        hn[j] = og * ext[j]
-
-
-cdef void _gates_gru(Py_ssize_t H, const double* a, const double* ah, const double* hp,
-                     const double* cp, const double* bhn, double* r) noexcept nogil:
-    cdef Py_ssize_t j, GH = 3 * H
-    cdef double* act = rec_act(r, H)
-    cdef double* ext = rec_ext(r, H, GH)
-    cdef double* hn = rec_h(r, H, GH)
-    cdef double* cn = rec_c(r, H, GH)
-    cdef double rr, zz, nn
-    _copy_state(H, hp, cp, r)
-    for j in range(H):
-        rr = sigmoid(a[j] + ah[j])
-        zz = sigmoid(a[H + j] + ah[H + j])
-        ext[j] = ah[2 * H + j] + bhn[j]
-        nn = tanh(a[2 * H + j] + rr * ext[j])
-        act[j] = rr
-        act[H + j] = zz
-        act[2 * H + j] = nn
-        hn[j] = (1.0 - zz) * nn + zz * hp[j]
-        cn[j] = 0.0
 
 
 cdef inline bint _all_finite(Py_ssize_t n, const double* v) noexcept nogil:
@@ -402,14 +319,7 @@ cdef class SharedNetwork:
         if cell_kernels(cell, &self.kern) != 0:
             raise ValueError(f"unknown cell code {cell}")
         self.loss_fn = loss_function(loss)
-        if cell == CELL_ELMAN_TANH:
-            self.gates = _gates_elman_tanh
-        elif cell == CELL_ELMAN_RELU:
-            self.gates = _gates_elman_relu
-        elif cell == CELL_LSTM:
-            self.gates = _gates_lstm
-        else:
-            self.gates = _gates_gru
+        self.gates = self.kern.gates  # the element-wise part of _cells' forward
         self.cell, self.hidden_size, self.num_layers, self.n_out = (
             cell, hidden_size, num_layers, n_out)
         self.k2, self.loss, self.huber_eps = k2, loss, huber_eps
@@ -1180,16 +1090,7 @@ cdef class SharedNetwork:
         self._params[:] = params
         self.t = t
         self.last_loss = last_loss
-        cdef Optimizer opt
-        if checked is None:
-            self.optimizer = None
-        else:
-            if self.optimizer is not None and self.optimizer.kind == checked[0][0]:
-                opt = self.optimizer
-            else:
-                opt = Optimizer(*checked[0])
-            opt._set_checked(checked[0], checked[1], checked[2], checked[3])
-            self.optimizer = opt
+        self.optimizer = restore_checked(self.optimizer, checked)
 
     def set_shared_state(self, state):
         """Take over the shared part (as ``get_shared_state`` returns it), validated first."""
