@@ -78,7 +78,7 @@ cdef extern from *:
 
 _exp_init()
 
-from streamrnn._core._optim import _number, _counter, STEP_LIMIT
+from streamrnn._core._optim import _array, _number, _counter, STEP_LIMIT
 
 
 # ---------------------------------------------------------------- constants (the study's defaults)
@@ -146,17 +146,8 @@ def _config(horizon, periods, auto, max_lag):
 
 
 def _farray(value, name, shape, limit):
-    """A C-contiguous float64 copy of a float64 ndarray of exactly ``shape`` whose values are
-    finite with |x| <= limit, else ValueError."""
-    if not isinstance(value, np.ndarray):
-        raise ValueError(f"{name} must be a float64 ndarray, got {type(value).__name__}")
-    if value.dtype != np.dtype(np.float64):
-        raise ValueError(f"{name} must have dtype float64, got {value.dtype}")
-    if value.shape != tuple(shape):
-        raise ValueError(f"{name} has shape {value.shape}, expected {tuple(shape)}")
-    a = np.array(value, dtype=np.float64, order="C", copy=True)
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} has non-finite values")
+    """_optim._array's checked float64 copy, whose values must also be within +-limit."""
+    a = _array(value, name, shape)
     if a.size and np.max(np.abs(a)) > limit:
         raise ValueError(f"{name} has values beyond +-{limit:g}")
     return a
