@@ -277,3 +277,33 @@ def test_pickle_after_advance_continues_bit_identically(cell, f32):
     b = run(12, twin, np.random.default_rng(seed))
     np.testing.assert_array_equal(a, b)
     assert_identical(twin, net)
+
+
+# ---------------------------------------------------------------- the vector sigmoid and tanh
+
+def test_vector_sigmoid_and_tanh_are_within_a_few_ulps_of_libm():
+    import math
+
+    from streamrnn._core._shared import _vector_math
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(20_000) * s for s in (1e-9, 1e-3, 0.1, 1, 5, 40)]
+                       + [np.linspace(-0.2, 0.2, 4001), np.linspace(-750, 750, 3001)])
+    sig, tanh = _vector_math(x)
+    want_t = np.array([math.tanh(v) for v in x])
+    want_s = np.array([1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v))
+                       for v in x])
+    np.testing.assert_allclose(tanh, want_t, rtol=8e-16, atol=0)
+    big = want_s > 1e-300  # below exp(-700) the vector exp stops at ~1e-304 (not 0)
+    np.testing.assert_allclose(sig[big], want_s[big], rtol=4e-16, atol=0)
+    assert np.all(sig[~big] < 1e-299) and np.all(sig >= 0) and np.all(sig <= 1)
+    s, t = _vector_math(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -1e308]))
+    assert np.isnan(s[0]) and np.isnan(t[0])
+    np.testing.assert_array_equal(s[1:4], [1.0, s[2], 0.5])
+    assert 0 <= s[2] < 1e-303
+    np.testing.assert_array_equal(t[1:], [1.0, -1.0, 0.0, -0.0, 5e-324, -1.0])
+    assert math.copysign(1, t[4]) == -1
+    # every length: the tail runs the vector code on a padded copy
+    for n in range(1, 20):
+        a, b = _vector_math(x[:n])
+        np.testing.assert_array_equal(a, sig[:n])
+        np.testing.assert_array_equal(b, tanh[:n])

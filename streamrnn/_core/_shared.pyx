@@ -53,10 +53,17 @@ A step that fails (non-finite input or target: BAD_INPUT; non-finite output, los
 gradient or new state: DIVERGED) changes nothing: every result is computed in scratch and
 committed only after the checks, and the optimizer runs only then.
 
+``advance`` is the step without learning (for keys that learn only every k-th
+observation): step 1 and step 5 above, with the new window start of a full window replayed
+with theta, so a later ``step`` replays the key's last k2 inputs as if it had stepped.
+
 Layers of this module: Python validates (sizes, dtypes, slot ranges, distinctness, state
 dicts); the nogil methods compute. The forward runs as matrix-matrix products over the rows
 of the batch (``_gemm_acc``: each output element summed in the order of the inner index,
-the order of the single-series kernel, so one key gives the bits of ``Network``); the
+the order of the single-series kernel) and the cells' element-wise gates on this module's
+vector sigmoid and tanh (``sh_sigmoid_n``/``sh_tanh_n``, within a few ulps of libm's; the
+relu cell uses _cells' own gates). So one key follows ``Network`` to rounding (bit for bit
+for the relu cell), and every instruction set gives the same bits; the
 backward walks the windows newest to oldest over the active rows (``perm`` sorts the rows
 by window length, so the rows active at each replay step are a prefix) and forms the
 parameter gradients as one ``X^T DA`` product over every (step, key) row. Replay and
@@ -71,8 +78,8 @@ from libc.math cimport isfinite, isinf, isnan
 from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._cells cimport (
-    CELL_LSTM, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS, CellKernels,
-    cell_kernels, loss_function, rec_h, rec_c, affine_t, outer)
+    CELL_ELMAN_TANH, CELL_GRU, CELL_LSTM, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS, CellKernels,
+    cell_kernels, loss_function, rec_act, rec_cprev, rec_ext, rec_h, rec_c, affine_t, outer)
 from streamrnn._core._optim cimport Optimizer, restore_checked
 from streamrnn._core._optim import _array, _counter, _number, check_state
 from streamrnn._core._network import _check_config, _int_arg, _CELL_NAMES
@@ -118,6 +125,9 @@ cdef extern from *:
     typedef double sh_v4u __attribute__((vector_size(32), aligned(8), may_alias));
     typedef double sh_v8 __attribute__((vector_size(64)));
     typedef double sh_v8u __attribute__((vector_size(64), aligned(8), may_alias));
+    typedef long long sh_i2 __attribute__((vector_size(16)));
+    typedef long long sh_i4 __attribute__((vector_size(32)));
+    typedef long long sh_i8 __attribute__((vector_size(64)));
     #define SH_LD(VU, p) (*(const VU*)(p))
     #define SH_ST(VU, p, x) (*(VU*)(p) = (x))
     #define SH_GEMM_BODY(V, VU, WD)                                                       \
@@ -161,17 +171,114 @@ cdef extern from *:
                 c0[j] = acc;                                                              \
             }                                                                             \
         }
+    /* exp, the sigmoid and tanh on arrays, element-wise on vectors of WD doubles (SIMD
+       without libm's per-call cost). One body per instruction set, no FMA
+       (-ffp-contract=off) and the same operations in every lane and in the tail (which
+       runs the vector code on a zero-padded copy), so every copy gives the same bits.
+       exp is only needed for x <= 0 here (the sigmoid and tanh take exp(-|a|)):
+       x is clamped to >= -700 (exp(-700) ~ 1e-304: a sigmoid or tanh that far out is 0 or
+       1 to double precision anyway), k = round(x / ln 2) by the 1.5 * 2^52 trick,
+       r = x - k ln 2 in two parts (Cody-Waite: k * SH_LN2HI is exact), exp(r) by the Taylor
+       polynomial of degree 13 (|r| <= 0.35, truncation < 1e-17), times 2^k made in the
+       exponent bits. NaN stays NaN. Accurate to about 1 ulp against libm's exp. */
+    #define SH_VMATH(SUF, V, VI, VU, WD, ATTR)                                             \
+    ATTR static inline V sh_vexpneg_##SUF(V x) {                                           \
+        const V zero = {0};                                                                \
+        const V lo = zero - 700.0, shift = zero + 6755399441055744.0;                      \
+        VI m = (VI)(x < lo);                                                               \
+        x = (V)((m & (VI)lo) | (~m & (VI)x));                                              \
+        V t = x * 1.4426950408889634 + shift;                                              \
+        V kd = t - shift;                                                                  \
+        VI ki = (VI)t - (VI)shift;                                                         \
+        V r = (x - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;     \
+        V p = zero + 1.6059043836821613e-10;                                               \
+        p = p * r + 2.08767569878681e-09;                                                  \
+        p = p * r + 2.505210838544172e-08;                                                 \
+        p = p * r + 2.755731922398589e-07;                                                 \
+        p = p * r + 2.7557319223985893e-06;                                                \
+        p = p * r + 2.48015873015873e-05;                                                  \
+        p = p * r + 0.0001984126984126984;                                                 \
+        p = p * r + 0.001388888888888889;                                                  \
+        p = p * r + 0.008333333333333333;                                                  \
+        p = p * r + 0.041666666666666664;                                                  \
+        p = p * r + 0.16666666666666666;                                                   \
+        p = p * r + 0.5;                                                                   \
+        p = p * r + 1.0;                                                                   \
+        p = p * r + 1.0;                                                                   \
+        return p * (V)((ki + 1023) << 52);                                                 \
+    }                                                                                      \
+    ATTR static inline V sh_vsigmoid_##SUF(V a) {                                          \
+        const V zero = {0};                                                                \
+        const VI sign = (VI){0} - 0x7fffffffffffffffLL - 1;                                \
+        V e = sh_vexpneg_##SUF((V)((VI)a | sign));      /* exp(-|a|) */                    \
+        V d = e + 1.0;                                                                     \
+        VI m = (VI)(a >= zero);                                                            \
+        return (V)((m & (VI)(1.0 / d)) | (~m & (VI)(e / d)));                              \
+    }                                                                                      \
+    ATTR static inline V sh_vtanh_##SUF(V a) {                                             \
+        const V zero = {0};                                                                \
+        const VI sign = (VI){0} - 0x7fffffffffffffffLL - 1;                                \
+        V x = (V)((VI)a & ~sign);                       /* |a| */                          \
+        V e = sh_vexpneg_##SUF(x * -2.0);                                                  \
+        V big = (1.0 - e) / (1.0 + e);                                                     \
+        V x2 = x * x;                                   /* |a| < 1/8: Taylor, 8 terms */   \
+        V p = zero - 0.0014558343870513183;                                                \
+        p = p * x2 + 0.003592128036572481;                                                 \
+        p = p * x2 - 0.008863235529902197;                                                 \
+        p = p * x2 + 0.021869488536155203;                                                 \
+        p = p * x2 - 0.05396825396825397;                                                  \
+        p = p * x2 + 0.13333333333333333;                                                  \
+        p = p * x2 - 0.3333333333333333;                                                   \
+        p = p * x2 * x + x;                                                                \
+        VI m = (VI)(x < zero + 0.125);                                                     \
+        V t = (V)((m & (VI)p) | (~m & (VI)big));                                           \
+        return (V)((VI)t | ((VI)a & sign));                                                \
+    }                                                                                      \
+    ATTR static void sh_sigmoid_n_##SUF(ptrdiff_t n, const double* x, double* y) {         \
+        ptrdiff_t j = 0, q;                                                                \
+        for (; j + WD <= n; j += WD) SH_ST(VU, y + j, sh_vsigmoid_##SUF(SH_LD(VU, x + j))); \
+        if (j < n) {                                                                       \
+            double buf[WD];                                                                \
+            for (q = 0; q < WD; q++) buf[q] = j + q < n ? x[j + q] : 0.0;                  \
+            SH_ST(VU, buf, sh_vsigmoid_##SUF(SH_LD(VU, buf)));                             \
+            for (q = 0; j + q < n; q++) y[j + q] = buf[q];                                 \
+        }                                                                                  \
+    }                                                                                      \
+    ATTR static void sh_tanh_n_##SUF(ptrdiff_t n, const double* x, double* y) {            \
+        ptrdiff_t j = 0, q;                                                                \
+        for (; j + WD <= n; j += WD) SH_ST(VU, y + j, sh_vtanh_##SUF(SH_LD(VU, x + j)));   \
+        if (j < n) {                                                                       \
+            double buf[WD];                                                                \
+            for (q = 0; q < WD; q++) buf[q] = j + q < n ? x[j + q] : 0.0;                  \
+            SH_ST(VU, buf, sh_vtanh_##SUF(SH_LD(VU, buf)));                                \
+            for (q = 0; j + q < n; q++) y[j + q] = buf[q];                                 \
+        }                                                                                  \
+    }
     #define SH_GEMM_ARGS ptrdiff_t nb, ptrdiff_t d, ptrdiff_t m, const double* A, \
                          ptrdiff_t lda, const double* W, double* C
     static void sh_gemm_acc_default(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v2, sh_v2u, 2) }
     static void (*sh_gemm_acc)(SH_GEMM_ARGS) = sh_gemm_acc_default;
+    SH_VMATH(default, sh_v2, sh_i2, sh_v2u, 2, )
+    static void (*sh_sigmoid_n)(ptrdiff_t, const double*, double*) = sh_sigmoid_n_default;
+    static void (*sh_tanh_n)(ptrdiff_t, const double*, double*) = sh_tanh_n_default;
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(_M_X64))
     __attribute__((target("avx2"))) static void sh_gemm_acc_avx2(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v4, sh_v4u, 4) }
     __attribute__((target("avx512f"))) static void sh_gemm_acc_avx512(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v8, sh_v8u, 8) }
+    SH_VMATH(avx2, sh_v4, sh_i4, sh_v4u, 4, __attribute__((target("avx2"))))
+    SH_VMATH(avx512, sh_v8, sh_i8, sh_v8u, 8, __attribute__((target("avx512f"))))
     static int sh_select(const char* isa) {
-        if (strcmp(isa, "avx512") == 0) { sh_gemm_acc = sh_gemm_acc_avx512; return 2; }
-        if (strcmp(isa, "avx2") == 0) { sh_gemm_acc = sh_gemm_acc_avx2; return 1; }
+        if (strcmp(isa, "avx512") == 0) {
+            sh_gemm_acc = sh_gemm_acc_avx512;
+            sh_sigmoid_n = sh_sigmoid_n_avx512; sh_tanh_n = sh_tanh_n_avx512;
+            return 2;
+        }
+        if (strcmp(isa, "avx2") == 0) {
+            sh_gemm_acc = sh_gemm_acc_avx2;
+            sh_sigmoid_n = sh_sigmoid_n_avx2; sh_tanh_n = sh_tanh_n_avx2;
+            return 1;
+        }
         sh_gemm_acc = sh_gemm_acc_default;
+        sh_sigmoid_n = sh_sigmoid_n_default; sh_tanh_n = sh_tanh_n_default;
         return 0;
     }
     #else
@@ -181,6 +288,8 @@ cdef extern from *:
     void sh_gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
                      Py_ssize_t lda, const double* W, double* C) noexcept nogil
     int sh_select(const char* isa) noexcept nogil
+    void sh_sigmoid_n(Py_ssize_t n, const double* x, double* y) noexcept nogil
+    void sh_tanh_n(Py_ssize_t n, const double* x, double* y) noexcept nogil
 
 
 cdef inline void _gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
@@ -189,12 +298,83 @@ cdef inline void _gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const doub
     sh_gemm_acc(nb, d, m, A, lda, W, C)
 
 
+# the cells' element-wise gates on the vector sigmoid and tanh above (the math and the
+# record of _cells' gates; the Elman relu cell, without transcendentals, uses _cells' own)
+
+cdef void _lstm_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
+                      const double* cp, const double* bhn, double* r) noexcept nogil:
+    # gates i f g o; c = f*c_prev + i*g; h = o*tanh(c)
+    cdef Py_ssize_t j, GH = 4 * H
+    cdef double* act = rec_act(r, H)
+    cdef double* ext = rec_ext(r, H, GH)
+    cdef double* hn = rec_h(r, H, GH)
+    cdef double* cn = rec_c(r, H, GH)
+    memcpy(r, hp, H * sizeof(double))
+    memcpy(rec_cprev(r, H), cp, H * sizeof(double))
+    sh_sigmoid_n(2 * H, a, act)
+    sh_tanh_n(H, a + 2 * H, act + 2 * H)
+    sh_sigmoid_n(H, a + 3 * H, act + 3 * H)
+    for j in range(H):
+        cn[j] = act[H + j] * cp[j] + act[j] * act[2 * H + j]
+    sh_tanh_n(H, cn, ext)
+    for j in range(H):
+        hn[j] = act[3 * H + j] * ext[j]
+
+
+cdef void _gru_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
+                     const double* cp, const double* bhn, double* r) noexcept nogil:
+    # gates r z n; n = tanh(ax_n + r*(ah_n + b_hn)); h = (1-z)*n + z*h_prev
+    cdef Py_ssize_t j, GH = 3 * H
+    cdef double* act = rec_act(r, H)
+    cdef double* ext = rec_ext(r, H, GH)
+    cdef double* hn = rec_h(r, H, GH)
+    cdef double* cn = rec_c(r, H, GH)
+    memcpy(r, hp, H * sizeof(double))
+    memcpy(rec_cprev(r, H), cp, H * sizeof(double))
+    for j in range(2 * H):
+        act[j] = a[j] + ah[j]
+    sh_sigmoid_n(2 * H, act, act)
+    for j in range(H):
+        ext[j] = ah[2 * H + j] + bhn[j]
+        act[2 * H + j] = a[2 * H + j] + act[j] * ext[j]
+    sh_tanh_n(H, act + 2 * H, act + 2 * H)
+    for j in range(H):
+        hn[j] = (1.0 - act[H + j]) * act[2 * H + j] + act[H + j] * hp[j]
+        cn[j] = 0.0
+
+
+cdef void _elman_tanh_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
+                            const double* cp, const double* bhn, double* r) noexcept nogil:
+    # h = tanh(a)
+    cdef Py_ssize_t j
+    cdef double* act = rec_act(r, H)
+    memcpy(r, hp, H * sizeof(double))
+    memcpy(rec_cprev(r, H), cp, H * sizeof(double))
+    sh_tanh_n(H, a, act)
+    memcpy(rec_h(r, H, H), act, H * sizeof(double))
+    memset(rec_ext(r, H, H), 0, H * sizeof(double))
+    memset(rec_c(r, H, H), 0, H * sizeof(double))
+
+
 cdef inline bint _all_finite(Py_ssize_t n, const double* v) noexcept nogil:
     cdef Py_ssize_t j
     for j in range(n):
         if not isfinite(v[j]):
             return False
     return True
+
+
+def _vector_math(x):
+    """``(sigmoid(x), tanh(x))`` of a float64 array by this module's vector functions (the
+    ones the forward uses), for the tests; ``x`` is not changed."""
+    cdef double[::1] xv = np.ascontiguousarray(x, dtype=np.float64).ravel()
+    s = np.empty(xv.shape[0])
+    t = np.empty(xv.shape[0])
+    cdef double[::1] sv = s, tv = t
+    if xv.shape[0]:
+        sh_sigmoid_n(xv.shape[0], &xv[0], &sv[0])
+        sh_tanh_n(xv.shape[0], &xv[0], &tv[0])
+    return s, t
 
 
 # ---------------------------------------------------------------- sizes and arguments
@@ -314,7 +494,15 @@ cdef class SharedNetwork:
         if cell_kernels(cell, &self.kern) != 0:
             raise ValueError(f"unknown cell code {cell}")
         self.loss_fn = loss_function(loss)
-        self.gates = self.kern.gates  # the element-wise part of _cells' forward
+        # the element-wise part of the forward: _cells' math on the vector sigmoid/tanh
+        if cell == CELL_LSTM:
+            self.gates = _lstm_gates
+        elif cell == CELL_GRU:
+            self.gates = _gru_gates
+        elif cell == CELL_ELMAN_TANH:
+            self.gates = _elman_tanh_gates
+        else:
+            self.gates = self.kern.gates
         self.cell, self.hidden_size, self.num_layers, self.n_out = (
             cell, hidden_size, num_layers, n_out)
         self.k2, self.loss, self.huber_eps = k2, loss, huber_eps
