@@ -18,6 +18,13 @@
 from streamrnn._core._cells cimport CellKernels, cell_gates_t, loss_t
 from streamrnn._core._optim cimport Optimizer
 
+# the element-wise part of a cell's backward through one step of one layer (record r, the
+# gradient dh reaching its h): the gate gradients dax (and dah, GRU), the carried dc updated
+# in place (LSTM), and dhp <- dh_prev's own term (GRU: dh * z; else 0); the W_h product is
+# added afterwards over the rows of a step
+ctypedef void (*cell_bw_t)(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                           double* dax, double* dah, double* dhp) noexcept nogil
+
 cdef class SharedNetwork:
     # ---- configuration
     cdef readonly int cell             # cell code
@@ -38,7 +45,8 @@ cdef class SharedNetwork:
     cdef readonly int Hc               # H for the LSTM (which has a cell state), else 0
     cdef readonly int nw               # past inputs a slot keeps, k2 - 1
     cdef CellKernels kern
-    cdef cell_gates_t gates            # kern.gates
+    cdef cell_gates_t gates            # the element-wise forward (vector sigmoid/tanh)
+    cdef cell_bw_t bw                  # the element-wise backward
     cdef loss_t loss_fn
     # ---- shared committed state
     cdef readonly long long t          # committed batches (= optimizer steps taken)
@@ -75,7 +83,9 @@ cdef class SharedNetwork:
     cdef double[::1] rh, rc            # replay running state (chunk, L*H)
     cdef double[::1] yhat, gy          # replay head outputs and dL/dyhat / B (k2, chunk, n_out)
     cdef double[::1] dhc, dcc          # carried dh, dc (chunk, L*H)
-    cdef double[::1] sdh, sdx          # (H,)
+    cdef double[::1] sdh               # (H,)
+    cdef double[::1] sdx               # gradient reaching the layer below (chunk, H)
+    cdef double[::1] wT                # W_h^T and W_x^T of every layer (L, 2, GH, H)
     cdef double[::1] DA, DAH2          # gate gradients per (row, layer) (k2*chunk, L, GH)
     cdef double* p_dah
     cdef double[::1] XT, HT            # layer inputs / previous states transposed (L, D|H, k2*chunk)
@@ -84,6 +94,7 @@ cdef class SharedNetwork:
 
     cdef int _step(self, Py_ssize_t B, const long long* slots, const double* X,
                    const double* Y, double* out, bint multi) noexcept nogil
+    cdef void _transpose_weights(self) noexcept nogil
     cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
                     const double* X, const double* Y, double* gw, double* total,
                     bint multi) noexcept nogil

@@ -62,11 +62,13 @@ dicts); the nogil methods compute. The forward runs as matrix-matrix products ov
 of the batch (``_gemm_acc``: each output element summed in the order of the inner index,
 the order of the single-series kernel) and the cells' element-wise gates on this module's
 vector sigmoid and tanh (``sh_sigmoid_n``/``sh_tanh_n``, within a few ulps of libm's; the
-relu cell uses _cells' own gates). So one key follows ``Network`` to rounding (bit for bit
-for the relu cell), and every instruction set gives the same bits; the
+relu cell uses _cells' own gates). So one key follows ``Network`` to rounding (about 1e-14),
+and every instruction set gives the same bits; the
 backward walks the windows newest to oldest over the active rows (``perm`` sorts the rows
-by window length, so the rows active at each replay step are a prefix) and forms the
-parameter gradients as one ``X^T DA`` product over every (step, key) row. Replay and
+by window length, so the rows active at each replay step are a prefix), each step's rows
+together: their element-wise gate gradients, then the gradient reaching the previous state
+(and the layer below) as one product with the transposed weights over the step's rows; the
+parameter gradients are one ``X^T DA`` product over every (step, key) row. Replay and
 backward run ``CHUNK`` (64) sorted rows at a time, so their records stay in cache; the
 gradients of later chunks are added to the first's. No allocation
 happens after ``__init__``.
@@ -86,7 +88,7 @@ from streamrnn._core._network import _check_config, _int_arg, _CELL_NAMES
 
 cnp.import_array()
 
-from streamrnn._core._kernels cimport sr_gemm_tn, sr_matvec, sr_select
+from streamrnn._core._kernels cimport sr_gemm_tn, sr_select
 
 from streamrnn._core._cells import ISA as _ISA
 
@@ -109,7 +111,7 @@ _FLT_MAX = float(np.finfo(np.float32).max)
 
 cdef extern from *:
     """
-    /* C (nb x m, rows of m) += A (nb x d, row stride lda) @ W (d x m): each element of C
+    /* C (nb x m, row stride ldc) += A (nb x d, row stride lda) @ W (d x m): each element of C
        summed in the order i = 0..d-1 (the single-series kernel's order), four rows of C at a
        time (each load of W serves four keys). Compiled once per instruction
        set like _kernels.h's helpers (element-wise, no FMA: -ffp-contract=off), so every copy
@@ -137,29 +139,29 @@ cdef extern from *:
             const double* a1 = a0 + lda;                                                  \
             const double* a2 = a1 + lda;                                                  \
             const double* a3 = a2 + lda;                                                  \
-            double* c0 = C + b * m;                                                       \
+            double* c0 = C + b * ldc;                                                     \
             for (j = 0; j + WD <= m; j += WD) {                                           \
-                V s0 = SH_LD(VU, c0 + j), s1 = SH_LD(VU, c0 + m + j);                     \
-                V s2 = SH_LD(VU, c0 + 2 * m + j), s3 = SH_LD(VU, c0 + 3 * m + j);         \
+                V s0 = SH_LD(VU, c0 + j), s1 = SH_LD(VU, c0 + ldc + j);                   \
+                V s2 = SH_LD(VU, c0 + 2 * ldc + j), s3 = SH_LD(VU, c0 + 3 * ldc + j);     \
                 for (i = 0; i < d; i++) {                                                 \
                     const V wv = SH_LD(VU, W + i * m + j);                                \
                     s0 += a0[i] * wv; s1 += a1[i] * wv;                                   \
                     s2 += a2[i] * wv; s3 += a3[i] * wv;                                   \
                 }                                                                         \
-                SH_ST(VU, c0 + j, s0); SH_ST(VU, c0 + m + j, s1);                         \
-                SH_ST(VU, c0 + 2 * m + j, s2); SH_ST(VU, c0 + 3 * m + j, s3);             \
+                SH_ST(VU, c0 + j, s0); SH_ST(VU, c0 + ldc + j, s1);                       \
+                SH_ST(VU, c0 + 2 * ldc + j, s2); SH_ST(VU, c0 + 3 * ldc + j, s3);         \
             }                                                                             \
             for (; j < m; j++)                                                            \
                 for (r = 0; r < 4; r++) {                                                 \
                     const double* ar = A + (b + r) * lda;                                 \
-                    double acc = C[(b + r) * m + j];                                      \
+                    double acc = C[(b + r) * ldc + j];                                    \
                     for (i = 0; i < d; i++) acc += ar[i] * W[i * m + j];                  \
-                    C[(b + r) * m + j] = acc;                                             \
+                    C[(b + r) * ldc + j] = acc;                                           \
                 }                                                                         \
         }                                                                                 \
         for (; b < nb; b++) {                                                             \
             const double* a0 = A + b * lda;                                               \
-            double* c0 = C + b * m;                                                       \
+            double* c0 = C + b * ldc;                                                     \
             for (j = 0; j + WD <= m; j += WD) {                                           \
                 V s0 = SH_LD(VU, c0 + j);                                                 \
                 for (i = 0; i < d; i++) s0 += a0[i] * SH_LD(VU, W + i * m + j);           \
@@ -255,7 +257,7 @@ cdef extern from *:
         }                                                                                  \
     }
     #define SH_GEMM_ARGS ptrdiff_t nb, ptrdiff_t d, ptrdiff_t m, const double* A, \
-                         ptrdiff_t lda, const double* W, double* C
+                         ptrdiff_t lda, const double* W, double* C, ptrdiff_t ldc
     static void sh_gemm_acc_default(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v2, sh_v2u, 2) }
     static void (*sh_gemm_acc)(SH_GEMM_ARGS) = sh_gemm_acc_default;
     SH_VMATH(default, sh_v2, sh_i2, sh_v2u, 2, )
@@ -286,7 +288,7 @@ cdef extern from *:
     #endif
     """
     void sh_gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
-                     Py_ssize_t lda, const double* W, double* C) noexcept nogil
+                     Py_ssize_t lda, const double* W, double* C, Py_ssize_t ldc) noexcept nogil
     int sh_select(const char* isa) noexcept nogil
     void sh_sigmoid_n(Py_ssize_t n, const double* x, double* y) noexcept nogil
     void sh_tanh_n(Py_ssize_t n, const double* x, double* y) noexcept nogil
@@ -295,7 +297,14 @@ cdef extern from *:
 cdef inline void _gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
                            Py_ssize_t lda, const double* W, double* C) noexcept nogil:
     """C (nb x m) += A (nb x d, row stride lda) @ W (d x m), see sh_gemm_acc above."""
-    sh_gemm_acc(nb, d, m, A, lda, W, C)
+    sh_gemm_acc(nb, d, m, A, lda, W, C, m)
+
+
+cdef inline void _gemm_acc_ld(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
+                              Py_ssize_t lda, const double* W, double* C,
+                              Py_ssize_t ldc) noexcept nogil:
+    """``_gemm_acc`` into rows of C of stride ldc."""
+    sh_gemm_acc(nb, d, m, A, lda, W, C, ldc)
 
 
 # the cells' element-wise gates on the vector sigmoid and tanh above (the math and the
@@ -356,6 +365,80 @@ cdef void _elman_tanh_gates(Py_ssize_t H, const double* a, const double* ah, con
     memset(rec_c(r, H, H), 0, H * sizeof(double))
 
 
+# the element-wise part of the cells' backward (the math of _cells' backward, whose W_h
+# product SharedNetwork forms over the rows of a replay step instead)
+
+cdef void _elman_tanh_bw(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                         double* dax, double* dah, double* dhp) noexcept nogil:
+    cdef const double* act = rec_act(r, H)
+    cdef Py_ssize_t j
+    for j in range(H):
+        dax[j] = dh[j] * (1.0 - act[j] * act[j])
+        dhp[j] = 0.0
+
+
+cdef void _elman_relu_bw(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                         double* dax, double* dah, double* dhp) noexcept nogil:
+    cdef const double* act = rec_act(r, H)
+    cdef Py_ssize_t j
+    for j in range(H):
+        dax[j] = dh[j] if act[j] > 0.0 else 0.0
+        dhp[j] = 0.0
+
+
+cdef void _lstm_bw(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                   double* dax, double* dah, double* dhp) noexcept nogil:
+    cdef Py_ssize_t j, GH = 4 * H
+    cdef const double* cp = rec_cprev(r, H)
+    cdef const double* act = rec_act(r, H)
+    cdef const double* ext = rec_ext(r, H, GH)
+    cdef double ig, fg, gg, og, tc, dct
+    for j in range(H):
+        ig = act[j]; fg = act[H + j]; gg = act[2 * H + j]; og = act[3 * H + j]
+        tc = ext[j]
+        dct = dc[j] + dh[j] * og * (1.0 - tc * tc)
+        dax[j] = dct * gg * ig * (1.0 - ig)
+        dax[H + j] = dct * cp[j] * fg * (1.0 - fg)
+        dax[2 * H + j] = dct * ig * (1.0 - gg * gg)
+        dax[3 * H + j] = dh[j] * tc * og * (1.0 - og)
+        dc[j] = dct * fg
+        dhp[j] = 0.0
+
+
+cdef void _gru_bw(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                  double* dax, double* dah, double* dhp) noexcept nogil:
+    cdef Py_ssize_t j, GH = 3 * H
+    cdef const double* hp = r  # h_prev starts the record
+    cdef const double* act = rec_act(r, H)
+    cdef const double* ext = rec_ext(r, H, GH)
+    cdef double rr, zz, nn, dn, dan
+    for j in range(H):
+        rr = act[j]; zz = act[H + j]; nn = act[2 * H + j]
+        dn = dh[j] * (1.0 - zz)
+        dan = dn * (1.0 - nn * nn)
+        dax[j] = dan * ext[j] * rr * (1.0 - rr)
+        dax[H + j] = dh[j] * (hp[j] - nn) * zz * (1.0 - zz)
+        dax[2 * H + j] = dan
+        dah[j] = dax[j]
+        dah[H + j] = dax[H + j]
+        dah[2 * H + j] = dan * rr
+        dhp[j] = dh[j] * zz
+
+
+cdef inline void _sum_rows(Py_ssize_t N, Py_ssize_t stride, Py_ssize_t n, const double* D,
+                           double* out) noexcept nogil:
+    """out[j] = sum over the rows a = 0..N-1 (in that order) of D[a*stride + j]: the bias
+    gradients, summed in the order of _cells' (row by row here, so the loop vectorises)."""
+    cdef Py_ssize_t a, j
+    cdef const double* d
+    for j in range(n):
+        out[j] = 0.0
+    for a in range(N):
+        d = D + a * stride
+        for j in range(n):
+            out[j] += d[j]
+
+
 cdef inline bint _all_finite(Py_ssize_t n, const double* v) noexcept nogil:
     cdef Py_ssize_t j
     for j in range(n):
@@ -397,7 +480,8 @@ def footprint(cell, n_in, hidden_size, num_layers, n_out, k2, capacity, max_batc
     slots_total = capacity * (slot_bytes + 8)
     scratch = (5 * P + 2 * Bm + K + 4 * Bm * L * H + Bm * L * R + Bm * n_out + 2 * Bm * GH
                + K * CB * n_in + K * CB * L * R + 2 * K * CB * n_out + 4 * CB * L * H + 2 * H
-               + K * CB * L * GH * (2 if cell == GRU else 1) + L * D * K * CB + L * H * K * CB)
+               + K * CB * L * GH * (2 if cell == GRU else 1) + L * D * K * CB + L * H * K * CB
+               + CB * H - H + 2 * L * GH * H)
     return P, slot_bytes, slots_total, 8 * scratch
 
 
@@ -503,6 +587,8 @@ cdef class SharedNetwork:
             self.gates = _elman_tanh_gates
         else:
             self.gates = self.kern.gates
+        self.bw = (_lstm_bw if cell == CELL_LSTM else _gru_bw if cell == CELL_GRU else
+                   _elman_tanh_bw if cell == CELL_ELMAN_TANH else _elman_relu_bw)
         self.cell, self.hidden_size, self.num_layers, self.n_out = (
             cell, hidden_size, num_layers, n_out)
         self.k2, self.loss, self.huber_eps = k2, loss, huber_eps
@@ -572,7 +658,7 @@ cdef class SharedNetwork:
             "rh": np.zeros(CB * L * H), "rc": np.zeros(CB * L * H),
             "yhat": np.zeros(K * CB * n_out), "gy": np.zeros(K * CB * n_out),
             "dhc": np.zeros(CB * L * H), "dcc": np.zeros(CB * L * H),
-            "sdh": np.zeros(H), "sdx": np.zeros(H),
+            "sdh": np.zeros(H), "sdx": np.zeros(CB * H), "wT": np.zeros(2 * L * GH * H),
             "DA": np.zeros(K * CB * L * GH), "DAH2": np.zeros(K * CB * L * GH if sep else 1),
             "XT": np.zeros(L * D * K * CB), "HT": np.zeros(L * H * K * CB),
             "dwc": np.zeros(off), "nh0": np.zeros(Bm * L * H), "nc0": np.zeros(Bm * L * H),
@@ -584,7 +670,7 @@ cdef class SharedNetwork:
         self.rh, self.rc, self.yhat, self.gy = s["rh"], s["rc"], s["yhat"], s["gy"]
         self.dhc, self.dcc, self.sdh, self.sdx = s["dhc"], s["dcc"], s["sdh"], s["sdx"]
         self.DA, self.DAH2, self.XT, self.HT = s["DA"], s["DAH2"], s["XT"], s["HT"]
-        self.dwc, self.nh0, self.nc0 = s["dwc"], s["nh0"], s["nc0"]
+        self.dwc, self.nh0, self.nc0, self.wT = s["dwc"], s["nh0"], s["nc0"], s["wT"]
         self.p_dah = &self.DAH2[0] if sep else &self.DA[0]
         self.n_in = n_in
 
@@ -777,6 +863,7 @@ cdef class SharedNetwork:
         # ---- 3. replay, loss and backward, `chunk` sorted rows at a time (their replay
         # records stay in cache); the first chunk writes the gradient, the others add to it
         memset(dw + self.o_wy, 0, (H * n_out + n_out) * sizeof(double))
+        self._transpose_weights()
         c0 = 0
         while c0 < B:
             nc = B - c0 if B - c0 < self.chunk else self.chunk
@@ -813,6 +900,22 @@ cdef class SharedNetwork:
         self.last_loss = total / B
         return 1
 
+    cdef void _transpose_weights(self) noexcept nogil:
+        """wT <- W_h^T and (layers above the first) W_x^T, (GH, H) each, for the backward."""
+        cdef Py_ssize_t H = self.hidden_size, GH = self.G * H, l, i, j
+        cdef double* w = &self.w[0]
+        cdef double* wT = &self.wT[0]
+        cdef const double* Wh
+        cdef const double* Wx
+        for l in range(self.num_layers):
+            Wh = w + self.o_wh[l]
+            Wx = w + self.o_wx[l]
+            for i in range(H):
+                for j in range(GH):
+                    wT[2 * l * GH * H + j * H + i] = Wh[i * GH + j]
+                    if l > 0:
+                        wT[(2 * l + 1) * GH * H + j * H + i] = Wx[i * GH + j]
+
     cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
                     const double* X, const double* Y, double* gw, double* total,
                     bint multi) noexcept nogil:
@@ -844,6 +947,7 @@ cdef class SharedNetwork:
         cdef double* dcc = &self.dcc[0]
         cdef double* dh = &self.sdh[0]
         cdef double* dx = &self.sdx[0]
+        cdef double* wT = &self.wT[0]
         cdef double* DA = &self.DA[0]
         cdef double* DAH = self.p_dah
         cdef double* XT = &self.XT[0]
@@ -936,12 +1040,16 @@ cdef class SharedNetwork:
                       dw + self.o_wy)
                 for k in range(n_out):
                     dw[self.o_by + k] += gy[q * n_out + k]
+        # the rows of a step together, layer by layer: each row's element-wise gate
+        # gradients (and its dh_prev's own term), then dh_prev += DAH @ W_h^T and, below the
+        # top layer, the gradient reaching the layer below, dx = DA @ W_x^T, each one product
+        # over the step's rows (W^T transposed once per call, in wT)
         N = 0
         for s in range(T - 1, -1, -1):
             ns = act[s]
             rs = rrec + s * CB * LR
-            for q in range(ns):
-                for l in range(L - 1, -1, -1):
+            for l in range(L - 1, -1, -1):
+                for q in range(ns):
                     r = rs + q * LR + l * R
                     memcpy(dh, dhc + q * LH + l * H, H * sizeof(double))
                     if l == L - 1:
@@ -949,10 +1057,9 @@ cdef class SharedNetwork:
                             affine_t(H, n_out, w + self.o_wy, &self.gy[s * CO + q * n_out], dh)
                     else:
                         for j in range(H):
-                            dh[j] += dx[j]
-                    self.kern.backward(H, r, w + self.o_wh[l], dh, dcc + q * LH + l * H,
-                                       DA + (N * L + l) * GH, DAH + (N * L + l) * GH,
-                                       dhc + q * LH + l * H)
+                            dh[j] += dx[q * H + j]
+                    self.bw(H, r, dh, dcc + q * LH + l * H, DA + ((N + q) * L + l) * GH,
+                            DAH + ((N + q) * L + l) * GH, dhc + q * LH + l * H)
                     if l == 0:
                         xin = xr + (s * CB + q) * n_in
                         d = n_in
@@ -960,18 +1067,23 @@ cdef class SharedNetwork:
                         xin = rec_h(r - R, H, GH)
                         d = H
                     for j in range(d):
-                        XT[(l * D + j) * NM + N] = xin[j]
+                        XT[(l * D + j) * NM + N + q] = xin[j]
                     for j in range(H):
-                        HT[(l * H + j) * NM + N] = r[j]
-                    if l > 0:
-                        sr_matvec(H, GH, w + self.o_wx[l], DA + (N * L + l) * GH, NULL, dx)
-                N += 1
+                        HT[(l * H + j) * NM + N + q] = r[j]
+                _gemm_acc_ld(ns, GH, H, DAH + (N * L + l) * GH, L * GH, wT + 2 * l * GH * H,
+                             dhc + l * H, LH)
+                if l > 0:
+                    memset(dx, 0, ns * H * sizeof(double))
+                    _gemm_acc(ns, GH, H, DA + (N * L + l) * GH, L * GH,
+                              wT + (2 * l + 1) * GH * H, dx)
+            N += ns
         for l in range(L):
             d = n_in if l == 0 else H
             sr_gemm_tn(d, GH, N, XT + l * D * NM, NM, DA + l * GH, L * GH, gw + self.o_wx[l])
             sr_gemm_tn(H, GH, N, HT + l * H * NM, NM, DAH + l * GH, L * GH, gw + self.o_wh[l])
-            self.kern.bias_backward(N, L * GH, H, DA + l * GH, DAH + l * GH, gw + self.o_b[l],
-                                    gw + self.o_bhn[l])
+            _sum_rows(N, L * GH, GH, DA + l * GH, gw + self.o_b[l])
+            if self.kern.has_bhn:
+                _sum_rows(N, L * GH, H, DAH + l * GH + 2 * H, gw + self.o_bhn[l])
         # ---- full windows: the replayed state after their oldest step (replay step 0)
         for q in range(nc):
             if win[q] == K:
