@@ -2,7 +2,7 @@
 against one ``Network`` per key, and what float32 slot storage does to the results.
 
     python benchmarks/bench_shared.py                 # everything (a few minutes)
-    python benchmarks/bench_shared.py --only memory   # memory | rss | speed | delayed | float32
+    python benchmarks/bench_shared.py --only memory   # memory|rss|speed|every|delayed|float32
 
 Memory: bytes of committed state per slot (``SharedNetwork.slot_bytes``, plus the 8-byte
 per-slot scratch stamp) against ``sys.getsizeof`` of one single-series ``Network``
@@ -16,6 +16,11 @@ Speed: GRU hidden 16, k2 = 16, 10,000 keys, inputs of 8 values; after a warm-up 
 every window (16 observations per key), the CPU time (time.process_time) of N observations
 for the shared kernel at batch sizes 1, 64 and 256 and for 10,000 ``Network`` objects
 (k1 = 1, k2 = 16, one ``learn`` per observation), in the same run; then again with k2 = 4.
+
+Every k-th: GRU hidden 16, k2 = 16, 10,000 keys; each key learns (step) on every k-th own
+observation, k = 1, 4, 16, and advances (forward, no learning) on the others, the two calls
+made on the rows of each batch of 256; against 10,000 ``Network`` objects with k1 = k (one
+TBPTT(k, 16) update every k steps), in the same run.
 
 float32: the same learning task (noisy sines, 200 keys, GRU-16) with float64 and float32
 slots: the prequential MAE of the forecasts and the largest parameter difference.
@@ -151,6 +156,68 @@ def speed(n_obs, k2=16):
     print()
 
 
+def learn_every(n_obs, k2=16, batch=256):
+    """Each key learns every k-th own observation and advances (forward, no learning) on
+    the others: SharedNetwork step + advance on the same batch's rows, against one Network
+    per key with k1 = k (TBPTT(k, k2): one update every k steps), in the same run."""
+    keys, n_in, H = 10_000, 8, 16
+    rng = np.random.default_rng(0)
+    print(f"## Learning every k-th observation: GRU hidden {H}, k2 = {k2}, {keys:,} keys, "
+          f"n_in = {n_in}, {n_obs:,} observations after a warm-up of {k2} per key "
+          f"(CPU time)")
+    print()
+    print(f"| k | Network per key (k1 = k) | SharedNetwork batch {batch} (step + advance) "
+          f"| vs per-key Network |")
+    print("|---:|---:|---:|---:|")
+    Xall = rng.standard_normal((n_obs, n_in))
+    Yall = rng.standard_normal(n_obs)
+    for every in (1, 4, 16):
+        nets = []
+        for k in range(keys):
+            n = Network(GRU, n_in, H, 1, 1, every, k2, SQUARED)
+            initialize(n, np.random.default_rng(k))
+            n.set_optimizer(Optimizer(ADAM, 0.001))
+            nets.append(n)
+        for _ in range(k2):
+            for n in nets:
+                n.learn(Xall[0], 0.0)
+        seq = rng.integers(0, keys, n_obs)
+        t0 = time.process_time()
+        for i in range(n_obs):
+            nets[seq[i]].learn(Xall[i], Yall[i])
+        base = n_obs / (time.process_time() - t0)
+        del nets
+        net = SharedNetwork(GRU, n_in, H, 1, 1, k2, SQUARED, capacity=keys, max_batch=batch)
+        initialize(net, np.random.default_rng(0))
+        net.set_optimizer(Optimizer(ADAM, 0.001))
+        out = np.zeros((batch, 1))
+        warm = np.arange(keys, dtype=np.int64)
+        for _ in range(k2):
+            for i in range(0, keys, batch):
+                s = warm[i:i + batch]
+                net.step(s, Xall[:s.size], Yall[:s.size], out[:s.size])
+        count = rng.integers(0, every, keys)  # each key's own observation count, staggered
+        slots = [rng.choice(keys, batch, replace=False).astype(np.int64)
+                 for _ in range(n_obs // batch)]
+        X = [np.ascontiguousarray(Xall[i * batch:(i + 1) * batch]) for i in range(len(slots))]
+        Y = [np.ascontiguousarray(Yall[i * batch:(i + 1) * batch]) for i in range(len(slots))]
+        t0 = time.process_time()
+        for i in range(len(slots)):
+            s = slots[i]
+            learn = count[s] % every == every - 1
+            count[s] += 1
+            if learn.all():
+                net.step(s, X[i], Y[i], out)
+                continue
+            ls, adv = s[learn], s[~learn]
+            if ls.size:
+                net.step(ls, X[i][learn], Y[i][learn], out[:ls.size])
+            net.advance(adv, X[i][~learn], out[:adv.size])
+        rate = len(slots) * batch / (time.process_time() - t0)
+        print(f"| {every} | {base:,.0f} | {rate:,.0f} | {rate / base:.2f} |")
+    print()
+
+
 def delayed(n_obs, horizon=12, k2=16, batch=64):
     keys, n_in, H = 10_000, 8, 16
     rng = np.random.default_rng(0)
@@ -220,7 +287,8 @@ def float32_effect():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=("memory", "rss", "speed", "delayed", "float32"))
+    ap.add_argument("--only", choices=("memory", "rss", "speed", "every", "delayed",
+                                       "float32"))
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--observations", type=int, default=51_200)
     ap.add_argument("--rss-child")
@@ -239,6 +307,8 @@ def main():
     if a.only in (None, "speed"):
         speed(a.observations)
         speed(a.observations, k2=4)
+    if a.only in (None, "every"):
+        learn_every(a.observations)
     if a.only in (None, "delayed"):
         delayed(a.observations)
     if a.only in (None, "float32"):
