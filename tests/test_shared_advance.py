@@ -307,3 +307,27 @@ def test_vector_sigmoid_and_tanh_are_within_a_few_ulps_of_libm():
         a, b = _vector_math(x[:n])
         np.testing.assert_array_equal(a, sig[:n])
         np.testing.assert_array_equal(b, tanh[:n])
+
+
+def test_wide_registers_only_in_the_avx_copies_and_no_fused_multiply_add():
+    # the vector sigmoid/tanh and the batched gemm are compiled once per instruction set:
+    # AVX code only inside the avx2/avx512 copies (which run only where the CPU has them),
+    # and no FMA anywhere (-ffp-contract=off), so every copy rounds the same
+    import glob
+    import os
+    import platform
+    import re
+    import shutil
+
+    from streamrnn._core import _shared
+    if platform.machine().lower() not in ("x86_64", "amd64") or not shutil.which("objdump"):
+        pytest.skip("x86-64 with objdump only")
+    try:
+        from test_kernel_build import _wide_and_fused
+    except ImportError:
+        from .test_kernel_build import _wide_and_fused
+    so = glob.glob(os.path.join(os.path.dirname(_shared.__file__), "_shared.*so"))[0]
+    wide, fused = _wide_and_fused(so)
+    assert {"sh_sigmoid_n_avx512", "sh_tanh_n_avx2", "sh_gemm_acc_avx512"} <= wide
+    assert all(re.search(r"_avx(2|512)$", fn) for fn in wide), sorted(wide)
+    assert not fused, sorted(fused)
