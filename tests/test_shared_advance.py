@@ -331,3 +331,49 @@ def test_wide_registers_only_in_the_avx_copies_and_no_fused_multiply_add():
     assert {"sh_sigmoid_n_avx512", "sh_tanh_n_avx2", "sh_gemm_acc_avx512"} <= wide
     assert all(re.search(r"_avx(2|512)$", fn) for fn in wide), sorted(wide)
     assert not fused, sorted(fused)
+
+
+# ---------------------------------------------------------------- float32 slots
+
+def f32_net(cell=GRU):
+    net = SharedNetwork(cell, 2, 3, 1, 1, 3, SQUARED, capacity=4, max_batch=4,
+                        slot_dtype="float32")
+    initialize(net, np.random.default_rng(0))
+    net.set_optimizer(Optimizer(ADAM, 0.01))
+    for _ in range(3):
+        assert net.step(np.arange(4), np.ones((4, 2)), np.zeros(4), np.zeros((4, 1))) == 1
+    return net
+
+
+@pytest.mark.parametrize("call", ["step", "step_multi", "advance", "rollout_step"])
+def test_float32_slots_refuse_an_input_beyond_their_range_and_change_nothing(call):
+    # 1e300 is finite in float64 but would be stored as inf in a float32 slot, and every
+    # later replay of the key would diverge: refused as a bad input (-1)
+    net = f32_net()
+    before = frozen(net)
+    X = np.array([[1.0, 1.0], [1e300, 1.0]])
+    out = np.full((2, 1), 7.0)
+    slots = np.array([0, 1])
+    if call in ("step", "step_multi"):
+        r = getattr(net, call)(slots, X, np.zeros((2, 1)), out)
+    else:
+        r = getattr(net, call)(slots, X, out)
+    assert r == -1 and np.all(out == 7.0) and frozen(net) == before
+    # a float64 network takes the same input (and keeps learning on that key)
+    f64 = SharedNetwork(GRU, 2, 3, 1, 1, 3, SQUARED, capacity=4, max_batch=4)
+    initialize(f64, np.random.default_rng(0))
+    f64.set_optimizer(Optimizer(ADAM, 0.01))
+    assert f64.advance(slots, X, out) == 1
+    assert f64.step(slots, np.ones((2, 2)), np.zeros(2), out) == 1
+
+
+def test_float32_slots_refuse_a_state_beyond_their_range_and_change_nothing():
+    # relu: a state above 3.4e38 is finite in float64, not storable in float32: -2
+    net = f32_net(ELMAN_RELU)
+    net.view("W_x0")[:] = 1e30
+    before = frozen(net)
+    out = np.full((1, 1), 7.0)
+    X = np.full((1, 2), 1e10)
+    assert net.advance(np.array([2]), X, out) == -2
+    assert net.step(np.array([2]), X, np.zeros(1), out) == -2
+    assert np.all(out == 7.0) and frozen(net) == before

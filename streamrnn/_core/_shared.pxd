@@ -112,6 +112,8 @@ cdef class SharedNetwork:
                     double* dst) noexcept nogil
     cdef void _store(self, char* base, Py_ssize_t row, Py_ssize_t width,
                      const double* src) noexcept nogil
+    cdef bint _storable(self, Py_ssize_t n, const double* v) noexcept nogil
+    cdef bint _state_ok(self, const double* r) noexcept nogil
     cdef void _push_full(self, Py_ssize_t k, const double* x) noexcept nogil
     cdef void _layer(self, Py_ssize_t nb, Py_ssize_t l, const double* xin, Py_ssize_t ldx,
                      const double* hp, const double* cp, double* recs) noexcept nogil

@@ -76,12 +76,14 @@ happens after ``__init__``.
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport isfinite, isinf, isnan
+from libc.math cimport fabs, isfinite, isinf, isnan
+from libc.float cimport FLT_MAX
 from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._cells cimport (
-    CELL_ELMAN_TANH, CELL_GRU, CELL_LSTM, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS, CellKernels,
-    cell_kernels, loss_function, rec_act, rec_cprev, rec_ext, rec_h, rec_c, affine_t, outer)
+    CELL_ELMAN_TANH, CELL_GRU, CELL_LSTM, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS,
+    CellKernels, cell_kernels, loss_function, rec_act, rec_cprev, rec_ext, rec_h, rec_c,
+    affine_t, outer)
 from streamrnn._core._optim cimport Optimizer, restore_checked
 from streamrnn._core._optim import _array, _counter, _number, check_state
 from streamrnn._core._network import _check_config, _int_arg, _CELL_NAMES
@@ -752,6 +754,22 @@ cdef class SharedNetwork:
                     (<double*>self.p_x) + k * nw * n_in + n_in, (nw - 1) * n_in * sizeof(double))
         self._store(self.p_x, k * nw + nw - 1, n_in, x)
 
+    cdef bint _storable(self, Py_ssize_t n, const double* v) noexcept nogil:
+        """Every v[j] finite and, with float32 slots, within the float32 range (it would
+        round to inf in the slot, poisoning the key's later steps)."""
+        cdef Py_ssize_t j
+        if not self.f32:
+            return _all_finite(n, v)
+        for j in range(n):
+            if not fabs(v[j]) <= FLT_MAX:
+                return False
+        return True
+
+    cdef bint _state_ok(self, const double* r) noexcept nogil:
+        """The new h and c of a layer record can be committed (``_storable``)."""
+        cdef Py_ssize_t H = self.hidden_size, GH = self.G * H
+        return self._storable(H, rec_h(r, H, GH)) and self._storable(H, rec_c(r, H, GH))
+
     # ------------------------------------------------------------ forward kernels
     cdef void _layer(self, Py_ssize_t nb, Py_ssize_t l, const double* xin, Py_ssize_t ldx,
                      const double* hp, const double* cp, double* recs) noexcept nogil:
@@ -835,7 +853,7 @@ cdef class SharedNetwork:
         cdef double* r
         cdef double total = 0.0
         # ---- 0. inputs finite, targets finite (delayed targets: finite or NaN for none)
-        if not _all_finite(B * n_in, X):
+        if not self._storable(B * n_in, X):
             return -1
         if multi:
             for k in range(B * n_y):
@@ -850,7 +868,7 @@ cdef class SharedNetwork:
         for b in range(B):
             for l in range(L):
                 r = frec + b * LR + l * R
-                if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
+                if not self._state_ok(r):
                     return -2
         # ---- 2. rows sorted by window length, longest first (stable)
         cnt = 0
@@ -1089,6 +1107,8 @@ cdef class SharedNetwork:
             if win[q] == K:
                 for l in range(L):
                     r = rrec + q * LR + l * R
+                    if not self._state_ok(r):
+                        return -2
                     memcpy(&self.nh0[(c0 + q) * LH + l * H], rec_h(r, H, GH), H * sizeof(double))
                     memcpy(&self.nc0[(c0 + q) * LH + l * H], rec_c(r, H, GH), H * sizeof(double))
         return 0
@@ -1268,7 +1288,7 @@ cdef class SharedNetwork:
         cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, R = self.rec
         cdef Py_ssize_t GH = self.G * H, LR = L * R, LHc = L * self.Hc, b, l
         cdef double* r
-        if not _all_finite(B * self.n_in, X):
+        if not self._storable(B * self.n_in, X):
             return -1
         self._forward_committed(B, slots, X)
         if not _all_finite(B * self.n_out, &self.fout[0]):
@@ -1276,7 +1296,7 @@ cdef class SharedNetwork:
         for b in range(B):
             for l in range(L):
                 r = &self.frec[b * LR + l * R]
-                if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
+                if not self._state_ok(r):
                     return -2
         for b in range(B):
             for l in range(L):
@@ -1341,7 +1361,7 @@ cdef class SharedNetwork:
         cdef double* frec = &self.frec[0]
         cdef double* r
         # ---- 0. inputs finite
-        if not _all_finite(B * n_in, X):
+        if not self._storable(B * n_in, X):
             return -1
         # ---- 1. forecast and new committed state
         self._forward_committed(B, slots, X)
@@ -1350,7 +1370,7 @@ cdef class SharedNetwork:
         for b in range(B):
             for l in range(L):
                 r = frec + b * LR + l * R
-                if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
+                if not self._state_ok(r):
                     return -2
         # ---- 2. full windows: the state after their oldest step, from (h0, c0)
         nf = 0
@@ -1382,7 +1402,7 @@ cdef class SharedNetwork:
             for q in range(nc):
                 for l in range(L):
                     r = rrec + q * LR + l * R
-                    if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
+                    if not self._state_ok(r):
                         return -2
                     memcpy(&self.nh0[(c0 + q) * LH + l * H], rec_h(r, H, GH), H * sizeof(double))
                     memcpy(&self.nc0[(c0 + q) * LH + l * H], rec_c(r, H, GH), H * sizeof(double))
