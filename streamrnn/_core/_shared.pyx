@@ -258,11 +258,64 @@ cdef extern from *:
             for (q = 0; j + q < n; q++) y[j + q] = buf[q];                                 \
         }                                                                                  \
     }
+    /* the element-wise part of the LSTM's and the GRU's backward through one step of one
+       layer (the math of _cells' lstm_backward/gru_backward without their W_h product, which
+       SharedNetwork forms over the rows of a step), one copy per instruction set so the loop
+       runs in that set's vectors; element-wise, no FMA: every copy gives the same bits.
+       Record r: [h_prev | c_prev | act (G*H) | ext | h | c]. */
+    #define SH_BW(SUF, ATTR)                                                                   \
+    ATTR static void sh_lstm_bw_##SUF(ptrdiff_t H, const double* restrict r,                   \
+            const double* restrict dh, double* restrict dc, double* restrict dax,              \
+            double* dah, double* restrict dhp) {                                               \
+        const double* cp = r + H;                                                              \
+        const double* act = r + 2 * H;                                                         \
+        const double* ext = r + 6 * H;                                                         \
+        ptrdiff_t j;                                                                           \
+        (void)dah;                                                                             \
+        for (j = 0; j < H; j++) {                                                              \
+            double ig = act[j], fg = act[H + j], gg = act[2 * H + j], og = act[3 * H + j];     \
+            double tc = ext[j];                                                                \
+            double dct = dc[j] + dh[j] * og * (1.0 - tc * tc);                                 \
+            dax[j] = dct * gg * ig * (1.0 - ig);                                               \
+            dax[H + j] = dct * cp[j] * fg * (1.0 - fg);                                        \
+            dax[2 * H + j] = dct * ig * (1.0 - gg * gg);                                       \
+            dax[3 * H + j] = dh[j] * tc * og * (1.0 - og);                                     \
+            dc[j] = dct * fg;                                                                  \
+            dhp[j] = 0.0;                                                                      \
+        }                                                                                      \
+    }                                                                                          \
+    ATTR static void sh_gru_bw_##SUF(ptrdiff_t H, const double* restrict r,                    \
+            const double* restrict dh, double* dc, double* restrict dax,                       \
+            double* restrict dah, double* restrict dhp) {                                      \
+        const double* hp = r;                                                                  \
+        const double* act = r + 2 * H;                                                         \
+        const double* ext = r + 5 * H;                                                         \
+        ptrdiff_t j;                                                                           \
+        (void)dc;                                                                              \
+        for (j = 0; j < H; j++) {                                                              \
+            double rr = act[j], zz = act[H + j], nn = act[2 * H + j];                          \
+            double dn = dh[j] * (1.0 - zz);                                                    \
+            double dan = dn * (1.0 - nn * nn);                                                 \
+            double d0 = dan * ext[j] * rr * (1.0 - rr);                                        \
+            double d1 = dh[j] * (hp[j] - nn) * zz * (1.0 - zz);                                \
+            dax[j] = d0;                                                                       \
+            dax[H + j] = d1;                                                                   \
+            dax[2 * H + j] = dan;                                                              \
+            dah[j] = d0;                                                                       \
+            dah[H + j] = d1;                                                                   \
+            dah[2 * H + j] = dan * rr;                                                         \
+            dhp[j] = dh[j] * zz;                                                               \
+        }                                                                                      \
+    }
+    #define SH_BW_ARGS ptrdiff_t, const double*, const double*, double*, double*, double*, double*
     #define SH_GEMM_ARGS ptrdiff_t nb, ptrdiff_t d, ptrdiff_t m, const double* A, \
                          ptrdiff_t lda, const double* W, double* C, ptrdiff_t ldc
     static void sh_gemm_acc_default(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v2, sh_v2u, 2) }
     static void (*sh_gemm_acc)(SH_GEMM_ARGS) = sh_gemm_acc_default;
     SH_VMATH(default, sh_v2, sh_i2, sh_v2u, 2, )
+    SH_BW(default, )
+    static void (*sh_lstm_bw)(SH_BW_ARGS) = sh_lstm_bw_default;
+    static void (*sh_gru_bw)(SH_BW_ARGS) = sh_gru_bw_default;
     static void (*sh_sigmoid_n)(ptrdiff_t, const double*, double*) = sh_sigmoid_n_default;
     static void (*sh_tanh_n)(ptrdiff_t, const double*, double*) = sh_tanh_n_default;
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(_M_X64))
@@ -270,19 +323,24 @@ cdef extern from *:
     __attribute__((target("avx512f"))) static void sh_gemm_acc_avx512(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v8, sh_v8u, 8) }
     SH_VMATH(avx2, sh_v4, sh_i4, sh_v4u, 4, __attribute__((target("avx2"))))
     SH_VMATH(avx512, sh_v8, sh_i8, sh_v8u, 8, __attribute__((target("avx512f"))))
+    SH_BW(avx2, __attribute__((target("avx2"))))
+    SH_BW(avx512, __attribute__((target("avx512f"))))
     static int sh_select(const char* isa) {
         if (strcmp(isa, "avx512") == 0) {
             sh_gemm_acc = sh_gemm_acc_avx512;
             sh_sigmoid_n = sh_sigmoid_n_avx512; sh_tanh_n = sh_tanh_n_avx512;
+            sh_lstm_bw = sh_lstm_bw_avx512; sh_gru_bw = sh_gru_bw_avx512;
             return 2;
         }
         if (strcmp(isa, "avx2") == 0) {
             sh_gemm_acc = sh_gemm_acc_avx2;
             sh_sigmoid_n = sh_sigmoid_n_avx2; sh_tanh_n = sh_tanh_n_avx2;
+            sh_lstm_bw = sh_lstm_bw_avx2; sh_gru_bw = sh_gru_bw_avx2;
             return 1;
         }
         sh_gemm_acc = sh_gemm_acc_default;
         sh_sigmoid_n = sh_sigmoid_n_default; sh_tanh_n = sh_tanh_n_default;
+        sh_lstm_bw = sh_lstm_bw_default; sh_gru_bw = sh_gru_bw_default;
         return 0;
     }
     #else
@@ -294,6 +352,10 @@ cdef extern from *:
     int sh_select(const char* isa) noexcept nogil
     void sh_sigmoid_n(Py_ssize_t n, const double* x, double* y) noexcept nogil
     void sh_tanh_n(Py_ssize_t n, const double* x, double* y) noexcept nogil
+    void (*sh_lstm_bw)(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                       double* dax, double* dah, double* dhp) noexcept nogil
+    void (*sh_gru_bw)(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                      double* dax, double* dah, double* dhp) noexcept nogil
 
 
 cdef inline void _gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
@@ -368,7 +430,8 @@ cdef void _elman_tanh_gates(Py_ssize_t H, const double* a, const double* ah, con
 
 
 # the element-wise part of the cells' backward (the math of _cells' backward, whose W_h
-# product SharedNetwork forms over the rows of a replay step instead)
+# product SharedNetwork forms over the rows of a replay step instead); the LSTM's and the
+# GRU's are the C copies sh_lstm_bw/sh_gru_bw above
 
 cdef void _elman_tanh_bw(Py_ssize_t H, const double* r, const double* dh, double* dc,
                          double* dax, double* dah, double* dhp) noexcept nogil:
@@ -386,45 +449,6 @@ cdef void _elman_relu_bw(Py_ssize_t H, const double* r, const double* dh, double
     for j in range(H):
         dax[j] = dh[j] if act[j] > 0.0 else 0.0
         dhp[j] = 0.0
-
-
-cdef void _lstm_bw(Py_ssize_t H, const double* r, const double* dh, double* dc,
-                   double* dax, double* dah, double* dhp) noexcept nogil:
-    cdef Py_ssize_t j, GH = 4 * H
-    cdef const double* cp = rec_cprev(r, H)
-    cdef const double* act = rec_act(r, H)
-    cdef const double* ext = rec_ext(r, H, GH)
-    cdef double ig, fg, gg, og, tc, dct
-    for j in range(H):
-        ig = act[j]; fg = act[H + j]; gg = act[2 * H + j]; og = act[3 * H + j]
-        tc = ext[j]
-        dct = dc[j] + dh[j] * og * (1.0 - tc * tc)
-        dax[j] = dct * gg * ig * (1.0 - ig)
-        dax[H + j] = dct * cp[j] * fg * (1.0 - fg)
-        dax[2 * H + j] = dct * ig * (1.0 - gg * gg)
-        dax[3 * H + j] = dh[j] * tc * og * (1.0 - og)
-        dc[j] = dct * fg
-        dhp[j] = 0.0
-
-
-cdef void _gru_bw(Py_ssize_t H, const double* r, const double* dh, double* dc,
-                  double* dax, double* dah, double* dhp) noexcept nogil:
-    cdef Py_ssize_t j, GH = 3 * H
-    cdef const double* hp = r  # h_prev starts the record
-    cdef const double* act = rec_act(r, H)
-    cdef const double* ext = rec_ext(r, H, GH)
-    cdef double rr, zz, nn, dn, dan
-    for j in range(H):
-        rr = act[j]; zz = act[H + j]; nn = act[2 * H + j]
-        dn = dh[j] * (1.0 - zz)
-        dan = dn * (1.0 - nn * nn)
-        dax[j] = dan * ext[j] * rr * (1.0 - rr)
-        dax[H + j] = dh[j] * (hp[j] - nn) * zz * (1.0 - zz)
-        dax[2 * H + j] = dan
-        dah[j] = dax[j]
-        dah[H + j] = dax[H + j]
-        dah[2 * H + j] = dan * rr
-        dhp[j] = dh[j] * zz
 
 
 cdef inline void _sum_rows(Py_ssize_t N, Py_ssize_t stride, Py_ssize_t n, const double* D,
@@ -589,7 +613,7 @@ cdef class SharedNetwork:
             self.gates = _elman_tanh_gates
         else:
             self.gates = self.kern.gates
-        self.bw = (_lstm_bw if cell == CELL_LSTM else _gru_bw if cell == CELL_GRU else
+        self.bw = (sh_lstm_bw if cell == CELL_LSTM else sh_gru_bw if cell == CELL_GRU else
                    _elman_tanh_bw if cell == CELL_ELMAN_TANH else _elman_relu_bw)
         self.cell, self.hidden_size, self.num_layers, self.n_out = (
             cell, hidden_size, num_layers, n_out)
