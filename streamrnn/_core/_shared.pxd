@@ -12,8 +12,9 @@
 #     the cross-entropies as `step` validates them); out: B rows of n_out doubles;
 #   - _step/_step_multi: `optimizer is not None and optimizer.size == size`; _step_multi
 #     also needs a regression loss and k2 >= n_out.
-# Statuses: 1 done; -1 non-finite input (or target); -2 non-finite output/loss/gradient/
-# state. On -1/-2 nothing changed (no slot, no weight, no moment, `out` not written).
+# Statuses: 1 done; -1 non-finite input (or target), or with float32 slots an input beyond
+# the float32 range; -2 non-finite output/loss/gradient/state (or a state beyond the float32
+# range). On -1/-2 nothing changed (no slot, no weight, no moment, `out` not written).
 
 from streamrnn._core._cells cimport CellKernels, cell_gates_t, loss_t
 from streamrnn._core._optim cimport Optimizer

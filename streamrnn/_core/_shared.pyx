@@ -50,8 +50,9 @@ rather than sharing the scratch. Networks are independent: one thread per networ
 example one per stream partition) runs in parallel.
 
 A step that fails (non-finite input or target: BAD_INPUT; non-finite output, loss,
-gradient or new state: DIVERGED) changes nothing: every result is computed in scratch and
-committed only after the checks, and the optimizer runs only then.
+gradient or new state: DIVERGED; with float32 slots also an input, or a new state, beyond
+the float32 range, which the slot would hold as inf) changes nothing: every result is
+computed in scratch and committed only after the checks, and the optimizer runs only then.
 
 ``advance`` is the step without learning (for keys that learn only every k-th
 observation): step 1 and step 5 above, with the new window start of a full window replayed
