@@ -377,3 +377,47 @@ def test_float32_slots_refuse_a_state_beyond_their_range_and_change_nothing():
     assert net.advance(np.array([2]), X, out) == -2
     assert net.step(np.array([2]), X, np.zeros(1), out) == -2
     assert np.all(out == 7.0) and frozen(net) == before
+
+
+def test_advance_from_another_thread_during_a_step_is_refused_cleanly():
+    # step releases the GIL; an advance from a second thread meanwhile raises RuntimeError
+    # (one call at a time per network) instead of sharing the scratch, and the other way
+    # round; every call that ran committed its whole step
+    import threading
+
+    net = SharedNetwork(GRU, 8, 32, 1, 1, 16, SQUARED, capacity=512, max_batch=256)
+    initialize(net, np.random.default_rng(0))
+    net.set_optimizer(Optimizer(ADAM, 0.001))
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((256, 8)), rng.standard_normal(256)
+    done = threading.Event()
+    statuses = []
+
+    def stepper():
+        out = np.zeros((256, 1))
+        while not done.is_set():
+            try:
+                statuses.append(net.step(np.arange(256, dtype=np.int64), X, Y, out))
+            except RuntimeError as e:  # the advance of the main thread was running
+                statuses.append(str(e))
+
+    t = threading.Thread(target=stepper)
+    t.start()
+    refused = ok = 0
+    try:
+        for _ in range(20_000):
+            try:
+                assert net.advance(np.array([300, 301]), X[:2], np.zeros((2, 1))) == 1
+                ok += 1
+            except RuntimeError as e:
+                assert "one call at a time" in str(e)
+                refused += 1
+                if refused >= 3 and statuses:
+                    break
+    finally:
+        done.set()
+        t.join()
+    step_refused = [m for m in statuses if m != 1]
+    assert all("one call at a time" in m for m in step_refused)
+    assert refused >= 3 and 1 in statuses
+    assert net.window_length(np.array([300]))[0] == min(ok, 15) + 1  # each success counted
