@@ -1153,6 +1153,25 @@ cdef class GlobalCore:
                    pool=pool, pool_n=pooln, feat_n=fn, feat_mean=fmean, feat_m2=fm2)
         return out
 
+    def get_shared_state(self):
+        """Everything that is not a key's slot: ``{"net": net.get_shared_state(), "core":
+        {...}}`` (weights, optimizer, counters, conformal, pooled priors, feature
+        statistics; copies). With ``get_slots`` this checkpoints only the live keys."""
+        self._ready()
+        return {"net": self.net.get_shared_state(), "core": self._shared_state()}
+
+    def set_shared_state(self, state):
+        """Take over ``get_shared_state()`` output, all of it validated first."""
+        self._ready()
+        if type(state) is not dict or set(state) != {"net", "core"}:
+            raise ValueError("a GlobalCore shared state must be a dict with keys ['core', 'net']")
+        shared = self._check_shared(state["core"])
+        self.net._check_shared(state["net"])
+        if state["net"]["optimizer"] is None:
+            raise ValueError("the network state has no optimizer")
+        self.net.set_shared_state(state["net"])
+        self._assign_shared(shared)
+
     def get_state(self):
         """``{"net": net.get_state(), "shared": ..., "rows": (capacity, W) as stored
         (float32 or float64), "count": int64 (capacity,)}`` (copies)."""
