@@ -396,7 +396,13 @@ cdef class GlobalCore:
         return self._rnd(sc if sc > fl else fl)
 
     cdef double _bb(self, const double* row, long long n, Py_ssize_t j) noexcept nogil:
-        """The backbone's forecast of step j (1..H) from the committed origin n - 1."""
+        """The backbone's forecast of step j (1..H) from the committed origin n - 1: steps
+        j > jb as stored (rounded to the row's precision), the others computed."""
+        if j > self.jb:
+            return row[self.bbo[j] + (n - 1) % j]
+        return self._bb_raw(row, n, j)
+
+    cdef double _bb_raw(self, const double* row, long long n, Py_ssize_t j) noexcept nogil:
         cdef double v = row[self.o_hw] + self.phacc[j] * row[self.o_hw + 1]
         if self.period > 0:
             v = v + row[self.o_s + (n - 1 + j) % self.period]
@@ -715,7 +721,7 @@ cdef class GlobalCore:
         row[p + 1] = row[hw + 1]
         row[p + 2] = self._scale(row)
         for j in range(self.jb + 1, H + 1):
-            row[self.bbo[j] + n % j] = self._rnd(self._bb(row, n + 1, j))
+            row[self.bbo[j] + n % j] = self._rnd(self._bb_raw(row, n + 1, j))
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
