@@ -491,7 +491,7 @@ cdef class GlobalCore:
                 w[e] = 0.0
                 continue
             x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
-            w[e] = exp(-x) if x < CUT else 0.0
+            w[e] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)  # exp(-0) == 1
             tot = tot + w[e]
         for e in range(E):
             w[e] = w[e] / tot
