@@ -954,8 +954,27 @@ cdef class GlobalCore:
         return np.ascontiguousarray(x)
 
     def _forecast(self, s, Py_ssize_t h, xs):
-        """(combined (h,), scale) from the key's committed state; NaN before its first value."""
+        """(combined (h,), scale) from the key's committed state; NaN before its first value.
+        The core is marked busy meanwhile (the network's predict releases the GIL: a step
+        from another thread must not change the rows read here)."""
         x = self._x_arg(xs, h)
+        self._ready()
+        self._busy = True
+        try:
+            return self._forecast_rows(s, h, x)
+        finally:
+            self._busy = False
+
+    def _hold(self, fn, *args):
+        """fn(*args) with the core marked busy (steps from other threads are refused)."""
+        self._ready()
+        self._busy = True
+        try:
+            return fn(*args)
+        finally:
+            self._busy = False
+
+    def _forecast_rows(self, s, Py_ssize_t h, x):
         row, n = self._row(s)
         out = np.full(h, np.nan)
         if n == 0:
@@ -1004,7 +1023,11 @@ cdef class GlobalCore:
         s = self._slot(slot)
         h = _int(h, "h", 1, 10 ** 6)
         a = self._alpha(alpha)
-        c, sc = self._forecast(s, h, xs)
+        x = self._x_arg(xs, h)
+        return self._hold(self._interval, s, h, a, x)
+
+    def _interval(self, s, h, a, x):
+        c, sc = self._forecast_rows(s, h, x)
         lo, hi = np.full(h, np.nan), np.full(h, np.nan)
         for j in range(1, h + 1):
             q = self._halfwidth(j, a)
@@ -1018,11 +1041,14 @@ cdef class GlobalCore:
         NaN while unknown. Changes nothing."""
         s = self._slot(slot)
         y = _flt(y, "y", -self.y_limit, self.y_limit)
-        self._x_arg(x, 1)
+        x = self._x_arg(x, 1)
+        return self._hold(self._score, s, y, x)
+
+    def _score(self, s, y, x):
         row, n = self._row(s)
         if n - 1 < WARM or self.ccnt[0] == 0:
             return math.nan
-        c, sc = self._forecast(s, 1, x)
+        c, sc = self._forecast_rows(s, 1, x)
         cdef double[::1] rv = row
         bb = self._bb(&rv[0], n, 1)
         cn = self._rnd((c[0] - bb) / sc)
