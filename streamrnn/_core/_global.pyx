@@ -1067,15 +1067,21 @@ cdef class GlobalCore:
     # ------------------------------------------------------------ slot management
     def reset(self, slots):
         """Back to a fresh key (the network slot too) for one slot or an array of slots."""
-        slots = self._slots(slots, False, False)
+        return self._hold(self._reset, slots)
+
+    def _reset(self, slots):
+        slots = self.net._slot_array(slots, False, False)
         self.net.reset(slots)
         self._rows[slots] = 0
         self._count[slots] = 0
 
     def copy_slots(self, src, dst):
         """Slot ``dst[i]`` takes the state of ``src[i]`` (the targets distinct)."""
-        src = self._slots(src, False, False)
-        dst = self._slots(dst, True, False)
+        return self._hold(self._copy_slots, src, dst)
+
+    def _copy_slots(self, src, dst):
+        src = self.net._slot_array(src, False, False)
+        dst = self.net._slot_array(dst, True, False)
         if src.shape != dst.shape:
             raise ValueError("src and dst differ in length")
         self.net.copy_slots(src, dst)
@@ -1089,7 +1095,10 @@ cdef class GlobalCore:
     def get_slots(self, slots):
         """The state of the given slots: ``{"row": (k, W) float64, "count": int64 (k,),
         "net": net.get_slots(slots)}`` (copies)."""
-        slots = self._slots(slots, False, False)
+        return self._hold(self._get_slots, slots)
+
+    def _get_slots(self, slots):
+        slots = self.net._slot_array(slots, False, False)
         return {"row": self._rows[slots].astype(np.float64), "count": self._count[slots].copy(),
                 "net": self.net.get_slots(slots)}
 
@@ -1131,7 +1140,10 @@ cdef class GlobalCore:
     def set_slots(self, slots, state):
         """Take over ``state`` (as ``get_slots`` returns it) for ``slots`` (distinct), all of
         it validated first (ValueError/TypeError, nothing changes otherwise)."""
-        slots = self._slots(slots, True, False)
+        return self._hold(self._set_slots, slots, state)
+
+    def _set_slots(self, slots, state):
+        slots = self.net._slot_array(slots, True, False)
         if type(state) is not dict or set(state) != {"row", "count", "net"}:
             raise ValueError("slot state must be a dict with keys ['count', 'net', 'row']")
         k = slots.shape[0]
@@ -1200,12 +1212,16 @@ cdef class GlobalCore:
         """Everything that is not a key's slot: ``{"net": net.get_shared_state(), "core":
         {...}}`` (weights, optimizer, counters, conformal, pooled priors, feature
         statistics; copies). With ``get_slots`` this checkpoints only the live keys."""
-        self._ready()
+        return self._hold(self._get_shared_state)
+
+    def _get_shared_state(self):
         return {"net": self.net.get_shared_state(), "core": self._shared_state()}
 
     def set_shared_state(self, state):
         """Take over ``get_shared_state()`` output, all of it validated first."""
-        self._ready()
+        return self._hold(self._set_shared_state, state)
+
+    def _set_shared_state(self, state):
         if type(state) is not dict or set(state) != {"net", "core"}:
             raise ValueError("a GlobalCore shared state must be a dict with keys ['core', 'net']")
         shared = self._check_shared(state["core"])
@@ -1218,14 +1234,18 @@ cdef class GlobalCore:
     def get_state(self):
         """``{"net": net.get_state(), "shared": ..., "rows": (capacity, W) as stored
         (float32 or float64), "count": int64 (capacity,)}`` (copies)."""
-        self._ready()
+        return self._hold(self._get_state)
+
+    def _get_state(self):
         return {"net": self.net.get_state(), "shared": self._shared_state(),
                 "rows": self._rows.copy(), "count": self._count.copy()}
 
     def set_state(self, state):
         """Take over a whole state (as ``get_state`` returns it); every field is validated
         before anything is assigned (ValueError/TypeError)."""
-        self._ready()
+        return self._hold(self._set_state, state)
+
+    def _set_state(self, state):
         if type(state) is not dict or set(state) != _STATE_KEYS:
             raise ValueError(f"a GlobalCore state must be a dict with keys {sorted(_STATE_KEYS)}")
         rows = state["rows"]
