@@ -498,3 +498,23 @@ def test_busy_network_refuses_the_core():
     th.join()
     assert len(ok) + len(refused) >= 200      # every call either ran or was refused cleanly
     assert core.step(np.arange(2, dtype=np.int64), np.ones(2), None, *outs(2)) == 1
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_extreme_values_round_trip(dtype):
+    """Values at the limit (|y| == y_limit, which float32 rounds up), jumps between them and
+    a constant stretch (zero scale) are learned, and the state still round-trips and goes on
+    bit-identically (E's fuzz found the float32 limit refused by set_state)."""
+    core = make(dtype)
+    L = core.y_limit
+    rng = np.random.default_rng(12)
+    for t in range(40):
+        keys = np.array([0, 1, 2], dtype=np.int64)
+        ys = np.array([L if t % 2 else -L, 5.0, rng.choice([L, -L, 0.0, 1e-300])])
+        assert core.step(keys, ys, None, *outs(3)) in (1, 2)
+    twin = pickle.loads(pickle.dumps(core))
+    state_equal(core.get_state(), twin.get_state())
+    twin.set_slots(np.array([0, 1, 2], dtype=np.int64), core.get_slots(np.array([0, 1, 2], dtype=np.int64)))
+    same(feed(core, np.random.default_rng(13), 10), feed(twin, np.random.default_rng(13), 10))
+    for k in range(3):
+        assert np.all(np.isfinite(core.forecast(k, 30)))

@@ -1112,11 +1112,14 @@ cdef class GlobalCore:
             a = np.array(rows, dtype=np.float64, order="C", copy=True)
             if not np.all(np.isfinite(a)):
                 raise ValueError("rows has non-finite values")
-        if np.any(np.abs(a) > self.big):
+        # the limits as stored: float32 rounds 1e30 and 1e36 up (a value at the limit that
+        # was learned must be taken back)
+        big, ylim, vmax = self._rnd(self.big), self._rnd(self.y_limit), self._rnd(VMAX)
+        if np.any(np.abs(a) > big):
             raise ValueError(f"rows hold values beyond +-{self.big:g}")
         parts = self.row_parts()
         o, n = parts["y"]
-        if np.any(np.abs(a[:, o:o + n]) > self.y_limit):
+        if np.any(np.abs(a[:, o:o + n]) > ylim):
             raise ValueError("rows hold history values beyond the value limit")
         o, n = parts["hw"]
         if np.any(a[:, o + 2] < 0):
@@ -1125,7 +1128,7 @@ cdef class GlobalCore:
         if np.any(a[:, o + 2:o + n:3] < 0):
             raise ValueError("rows hold a negative origin scale")
         o, n = parts["err"]
-        if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > VMAX):
+        if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > vmax):
             raise ValueError("rows hold combination errors out of [0, 1e30]")
         if not isinstance(count, np.ndarray) or count.dtype != np.int64 or count.shape != (k,):
             raise ValueError(f"count must be an int64 ndarray of shape ({k},)")
