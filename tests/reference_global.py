@@ -13,7 +13,7 @@ Per key (all values "as stored": rounded to float32 for float32 slots, clamped t
                     backbone and scale (when y_s is learned), corr (n_out,) network
                     corrections and cn (H,) combined minus backbone over the scale (when
                     y_{s+1} arrives: the network's forward from origin s runs then)
-    err (H, 4)      EW normalised absolute errors of the experts per step
+    err (H, 5)      EW normalised absolute errors of the experts per step
 Shared: conformal scores per step (last ``window``), ACI levels, pooled errors, feature
 statistics, the network.
 

@@ -22,13 +22,17 @@ Backbone (one member, additive damped-trend Holt-Winters of period m; z = y):
     scale = max(sc, 1e-8 (1 + |l|))                          (> 0; every state value clamped
                                                               to +-1e150, +-1e36 for float32)
 A season index changes only when its own phase arrives, so the backbone's forecast of step
-j <= m made at origin s is recomputed exactly at y_{s+j} from (l_s, b_s) (a ring of H
-origins) and the current index; steps j > m (H > m) are stored.
+j made at origin s is recomputed exactly at y_{s+j} from (l_s, b_s) (a ring of H origins) and
+the index of y_{s+j}'s phase as it was at s: the current one for j <= m, else one of the
+ceil(H/m) - 1 older levels kept per phase (the season history).
+The log member: the same rules (first value, first cycle, smoothing) on z = log y while
+every value is > 0, forecast exp(clamp(z_s(j), -700, 690)); the first value <= 0 retires it
+for good (a flag in the row); kept and recomputed like the backbone.
 
-Experts, from origin s for step j (E = 4, the Combiner's order):
+Experts, from origin s for step j (E = 5):
     network  f_s(j) + scale_s * c_s(min(j, n_out))     c: the network's output, clipped to +-clip
     backbone f_s(j);  last value y_s;  seasonal naive y_{s+j-m ceil(j/m)} (y_s before it exists;
-    not eligible when m = 0)
+    not eligible when m = 0);  log member (eligible and scored while every value is > 0)
 The network (n_out = min(H, k2) outputs; steps beyond n_out use the last) reads, at origin s,
 u = clip10([(y_s - l)/scale, S[(s+1) mod m]/scale, b/scale, sin, cos of 2 pi ((s+1) mod m)/m])
 followed by the standardised user features of y_{s+1} (missing: 0); it is trained with
@@ -36,10 +40,11 @@ followed by the standardised user features of y_{s+1} (missing: 0); it is traine
 clip((y_{s+i+1} - f_s(i+1)) / scale_s) (NaN while s < WARM = 2, the scale not yet formed).
 
 Combination per key and step j: L[j, e] EW (0.97) of |y - f_e| / scale_s over the origins
-s >= WARM; pooled P[j, e] EW (0.999) over every key's scorings; with n_j = the key's scorings
-of step j, the key's score is (n_j L + 10 P) / (n_j + 10) (a young key uses the pooled
-errors), rel = (score - min) / max(min, 1e-12), w = exp(-10 rel) (0 when 10 rel >= 40),
-normalised (equal weights before any scoring). Combined c = sum w f / sum w, stored as
+s >= WARM; pooled P[j, e] EW (0.999) over every key's scorings (counted per expert); with
+n_j = the key's scorings of step j, the key's score is (n_j L + 10 P) / (n_j + 10) (a young
+key uses the pooled errors; an expert neither scored is left out), rel = (score - min) /
+max(min, 1e-12), w = exp(-10 rel) (0 when 10 rel >= 40), normalised over the eligible
+experts (equal weights before any scoring). Combined c = sum w f / sum w, stored as
 (c - f_s(j)) / scale_s.
 
 Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
@@ -376,7 +381,9 @@ cdef class GlobalCore:
         """Committed bytes per key: the network's slot (``net.slot_bytes``, its 8-byte
         window count included) + the key's row (itemsize x W) + its count (8). With
         R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
-        W = R + m + 3 + 3H + LS m + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 4H."""
+        W = R + 2 (m + LS m) + 6 + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H
+        (history; backbone and log member: indices, their history, level/trend/scale/flag,
+        origin rings of 3H and 2H; pending corrections; pending combined; errors)."""
         return int(self.net.slot_bytes) + self.W * (4 if self.f32 else 8) + 8
 
     @property
