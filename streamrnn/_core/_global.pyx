@@ -484,8 +484,10 @@ cdef class GlobalCore:
             idx = n - 1 + j - m * ((j + m - 1) // m)
             if idx >= 0:
                 f[SNAIVE] = row[self.o_y + idx % R]
-        f[LOGBB] = self._zfc(row[self.o_zhw], row[self.o_zhw + 1],
-                             row[self.o_zs + (n - 1 + j) % m] if m > 0 else 0.0, ph)
+        f[LOGBB] = 0.0   # (weight 0 unless the member is alive)
+        if row[self.o_zhw + 2] == 1.0:
+            f[LOGBB] = self._zfc(row[self.o_zhw], row[self.o_zhw + 1],
+                                 row[self.o_zs + (n - 1 + j) % m] if m > 0 else 0.0, ph)
 
     cdef double _zfc(self, double zl, double zb, double zs, double ph) noexcept nogil:
         """The log member's forecast: exp of its z-space forecast (clamped)."""
@@ -719,8 +721,9 @@ cdef class GlobalCore:
                 idx = n - m * ((j + m - 1) // m)
                 if idx >= 0:
                     f[SNAIVE] = row[self.o_y + idx % R]
-            q = self.o_zorg + 2 * (s % H)
-            f[LOGBB] = self._zfc(row[q], row[q + 1], self._zs_at(row, n, j), self.phacc[j])
+            if logok:
+                q = self.o_zorg + 2 * (s % H)
+                f[LOGBB] = self._zfc(row[q], row[q + 1], self._zs_at(row, n, j), self.phacc[j])
             for e in range(E):
                 if e == LOGBB and not logok:
                     continue
