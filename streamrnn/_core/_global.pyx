@@ -174,6 +174,23 @@ cdef inline void* _ptr(object a):
     return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
+cdef inline void* _fast(object a, int typenum, int ndim, Py_ssize_t d0, Py_ssize_t d1,
+                        bint writable):
+    """Data pointer of an exact ndarray of this type, ndim and shape (d0 < 0: any length),
+    C-contiguous, aligned, native (writable if asked), else NULL (then the Python checks
+    accept or refuse it with a message)."""
+    if not cnp.PyArray_CheckExact(a):
+        return NULL
+    cdef cnp.ndarray x = <cnp.ndarray>a
+    if (cnp.PyArray_NDIM(x) != ndim or cnp.PyArray_TYPE(x) != typenum
+            or not cnp.PyArray_IS_C_CONTIGUOUS(x) or not cnp.PyArray_ISALIGNED(x)
+            or not cnp.PyArray_ISNOTSWAPPED(x) or (writable and not cnp.PyArray_ISWRITEABLE(x))):
+        return NULL
+    if (d0 >= 0 and cnp.PyArray_DIM(x, 0) != d0) or (ndim == 2 and cnp.PyArray_DIM(x, 1) != d1):
+        return NULL
+    return cnp.PyArray_DATA(x)
+
+
 def _int(value, name, lo, hi):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -982,36 +999,52 @@ cdef class GlobalCore:
         advanced, the batch's network slots were reset) or -1 (a non-finite y or feature,
         or |y| > ``y_limit``: nothing changed, no output written). Bad arguments raise
         ValueError/TypeError before anything runs."""
-        slots = self._slots(slots, True, True)
-        cdef Py_ssize_t B = slots.shape[0], H = self.horizon
-        _farg(ys, "ys", (B,))
-        cdef const double* xp = NULL
-        if xs is not None:
-            _farg(xs, "xs", (B, self.n_x))
-            if self.n_x:
-                xp = <const double*>_ptr(xs)
-        _farg(pred, "pred", (B,), True)
-        _farg(score, "score", (B,), True)
-        _farg(fc, "fc", (B, H), True)
-        _farg(lo, "lo", (B, H), True)
-        _farg(hi, "hi", (B, H), True)
-        outs = [pred, score, fc, lo, hi]
-        for i in range(5):
-            for j in range(i + 1, 5):
-                if np.shares_memory(outs[i], outs[j]):
-                    raise ValueError("the output arrays must not overlap")
-            if np.shares_memory(outs[i], ys) or (xs is not None and np.shares_memory(outs[i], xs)):
-                raise ValueError("the output arrays must not overlap the inputs")
-        cdef double a = self._alpha(alpha)
+        cdef Py_ssize_t B, H = self.horizon, i, j
+        cdef const long long* sp = <const long long*>_fast(slots, cnp.NPY_INT64, 1, -1, 0, False)
+        self._ready()
+        if sp == NULL:
+            slots = self.net._slot_array(slots, True, True)   # converts, or raises the reason
+            sp = <const long long*>_ptr(slots)
+            B = slots.shape[0]
+        else:
+            B = cnp.PyArray_DIM(<cnp.ndarray>slots, 0)
+            self.net._check_ptr(sp, B, True, True)
+        cdef void* ptrs[7]
+        cdef Py_ssize_t sizes[7]
+        arrays = (pred, score, fc, lo, hi, ys, xs)
+        shapes = ((B, 0, 1), (B, 0, 1), (B, H, 2), (B, H, 2), (B, H, 2), (B, 0, 1),
+                  (B, self.n_x, 2))
+        names = ("pred", "score", "fc", "lo", "hi", "ys", "xs")
+        for i in range(7):
+            if i == 6 and xs is None:
+                ptrs[i] = NULL
+                sizes[i] = 0
+                continue
+            d0, d1, nd = shapes[i]
+            ptrs[i] = _fast(arrays[i], cnp.NPY_DOUBLE, nd, d0, d1, i < 5)
+            if ptrs[i] == NULL:  # the Python checks raise the reason
+                _farg(arrays[i], names[i], (d0,) if nd == 1 else (d0, d1), i < 5)
+                ptrs[i] = _ptr(arrays[i])
+            sizes[i] = cnp.PyArray_NBYTES(<cnp.ndarray>arrays[i])
+        for i in range(5):  # contiguous arrays share memory exactly when their ranges overlap
+            for j in range(i + 1, 7):
+                if (sizes[i] and sizes[j] and <char*>ptrs[i] < <char*>ptrs[j] + sizes[j]
+                        and <char*>ptrs[j] < <char*>ptrs[i] + sizes[i]):
+                    raise ValueError("the output arrays must not overlap each other or the inputs")
+        cdef double a
+        if type(alpha) is float and 0.0 < <double>alpha < 1.0:
+            a = alpha
+        else:
+            a = self._alpha(alpha)
         if self.net.optimizer is None or self.net.optimizer.size != self.net.size:
             raise RuntimeError("the network has no optimizer bound to its size")
-        cdef const long long* sp = <const long long*>_ptr(slots)
-        cdef const double* yp = <const double*>_ptr(ys)
-        cdef double* pp = <double*>_ptr(pred)
-        cdef double* scp = <double*>_ptr(score)
-        cdef double* fp = <double*>_ptr(fc)
-        cdef double* lp = <double*>_ptr(lo)
-        cdef double* hp = <double*>_ptr(hi)
+        cdef const double* xp = <const double*>ptrs[6] if self.n_x else NULL
+        cdef const double* yp = <const double*>ptrs[5]
+        cdef double* pp = <double*>ptrs[0]
+        cdef double* scp = <double*>ptrs[1]
+        cdef double* fp = <double*>ptrs[2]
+        cdef double* lp = <double*>ptrs[3]
+        cdef double* hp = <double*>ptrs[4]
         cdef int st
         self._busy = True
         self.net._busy = True
