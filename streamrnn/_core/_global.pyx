@@ -264,14 +264,14 @@ cdef class GlobalCore:
 
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-    loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+    loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
     window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
     ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-                 loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+                 loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
                  window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
         self.n_in = 0  # refuses to run until the last line
