@@ -12,7 +12,8 @@ readable twin is ``tests/reference_global.py``; the single-series stack it imita
 Time of a key: ``n`` values seen since its reset, y_0 .. y_{n-1}. "Origin s" is the key's
 state right after y_s; a forecast of step j from origin s is a forecast of y_{s+j}.
 
-Backbone (one member, additive damped-trend Holt-Winters of period m; z = y):
+Backbone (one member, additive damped-trend Holt-Winters of period m; z = y; the defaults
+alpha 0.25, beta 0.03, phi 1 (undamped: steady trends are carried), gamma 0.2):
     f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
     y_0:                  l = y_0, b = 0, S = 0
     y_t, t >= 1:          e = y_t - f_{t-1}(1)
