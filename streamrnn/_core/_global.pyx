@@ -753,7 +753,7 @@ cdef class GlobalCore:
                 i = (j - 1) * E + e
                 self.pool[i] = (err if self.pooln[i] == 0
                                 else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
-                if self.pooln[i] < COUNT_LIMIT:
+                if self.pooln[i] < COUNT_LIMIT - 1:
                     self.pooln[i] += 1
             cn = fabs((y - bb) / sc - row[self.o_cmb + (j - 1) * j // 2 + s % j])
             if not cn <= VMAX:
@@ -946,11 +946,11 @@ cdef class GlobalCore:
                               pred + b, score + b)
             self._update(row, n, ys[b])
             self._store(slots[b], row)
-            self.p_count[slots[b]] = n + 1 if n + 1 < COUNT_LIMIT else n
+            self.p_count[slots[b]] = n + 1 if n + 1 < COUNT_LIMIT - 1 else n
         # 4. the feature statistics
         for b in range(B):
             for i in range(nx):
-                if xs == NULL or isnan(xs[b * nx + i]):
+                if xs == NULL or isnan(xs[b * nx + i]) or self.fn[i] >= COUNT_LIMIT - 1:
                     continue
                 self.fn[i] += 1
                 d = xs[b * nx + i] - self.fmean[i]
@@ -967,7 +967,8 @@ cdef class GlobalCore:
         for b in range(B):
             self._outputs(self.srow + b * W, self.p_count[slots[b]], self.sO + b * no, alpha,
                           fc + b * H, lo + b * H, hi + b * H)
-        self.t += 1
+        if self.t < COUNT_LIMIT - 1:
+            self.t += 1
         return status
 
     # ------------------------------------------------------------ Python entry points
