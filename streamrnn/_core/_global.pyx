@@ -76,7 +76,7 @@ import math
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport INFINITY, NAN, ceil, cos, exp, fabs, isfinite, isinf, isnan, log, sin, sqrt
+from libc.math cimport INFINITY, NAN, ceil, cos, fabs, isfinite, isinf, isnan, log, sin, sqrt
 from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._shared cimport SharedNetwork
@@ -117,9 +117,31 @@ cdef extern from *:
         }
         return (base - v) + (base[0] < s);
     }
+    /* exp without glibc's SVID wrapper (the core `__exp_finite`, found by dlvsym, as in
+       _backbone.pyx): the same bits for every argument used here (the soft-min's (-40, 0]
+       and the log member's clamped [-700, 690]); elsewhere plain exp */
+    #include <math.h>
+    #if defined(__GLIBC__)
+    #include <dlfcn.h>
+    #endif
+    static double (*gc_exp)(double) = exp;
+    static void gc_exp_init(void) {
+    #if defined(__GLIBC__) && defined(RTLD_DEFAULT)
+        static const char *versions[] = {"GLIBC_2.15", "GLIBC_2.17", "GLIBC_2.18", NULL};
+        int i;
+        void *f = NULL;
+        for (i = 0; versions[i] != NULL && f == NULL; i++)
+            f = dlvsym(RTLD_DEFAULT, "__exp_finite", versions[i]);
+        if (f != NULL) gc_exp = (double (*)(double)) f;
+    #endif
+    }
     """
+    double exp "gc_exp" (double x) noexcept nogil
+    void _exp_init "gc_exp_init" () noexcept nogil
     Py_ssize_t gc_upper(const double* v, Py_ssize_t n, double s) noexcept nogil
     Py_ssize_t gc_lower(const double* v, Py_ssize_t n, double s) noexcept nogil
+
+_exp_init()
 
 # ---------------------------------------------------------------- constants
 cdef enum:
