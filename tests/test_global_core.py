@@ -1,0 +1,126 @@
+"""GlobalCore (streamrnn/_core/_global.pyx): smoke and memory checks; the exactness against
+tests/reference_global.py is in test_global_core_exact.py, the state API in
+test_global_core_state.py."""
+import numpy as np
+import pytest
+
+from streamrnn._core import ADAM, GRU, LSTM, Optimizer
+from streamrnn._core._global import GlobalCore
+
+
+def make(cell=LSTM, hidden=8, k2=6, H=5, m=4, n_x=0, cap=20, mb=8, dtype="float64", **kw):
+    return GlobalCore(cell, hidden, 1, k2, H, m, n_x, cap, mb, dtype, 1, 0,
+                      Optimizer(ADAM, 1e-3), **kw)
+
+
+def outputs(B, H):
+    return (np.zeros(B), np.zeros(B), np.zeros((B, H)), np.zeros((B, H)), np.zeros((B, H)))
+
+
+def test_slot_bytes_goal():
+    core = GlobalCore(LSTM, 32, 1, 16, 24, 24, 0, 4, 4, "float32", 1, 0, None)
+    assert core.slot_bytes <= 4096
+    assert core.slot_bytes == core.net.slot_bytes + 4 * core.W + 8
+
+
+@pytest.mark.parametrize("H,m,k2", [(24, 24, 16), (24, 12, 16), (24, 0, 16), (8, 3, 5),
+                                    (1, 0, 16), (30, 7, 4)])
+def test_slot_bytes_formula(H, m, k2):
+    import math
+    for dtype, isz in (("float32", 4), ("float64", 8)):
+        core = GlobalCore(GRU, 8, 2, k2, H, m, 3, 4, 4, dtype, 1, 0, None)
+        R = m * math.ceil(H / m) if m else H
+        LS = math.ceil(H / m) - 1 if m else 0
+        no = min(H, k2)
+        W = R + 2 * (m + LS * m) + 6 + 5 * H + (no * (no - 1) // 2 + H) + H * (H + 1) // 2 + 5 * H
+        net = isz * (2 * 2 * 8 + (k2 - 1) * (5 + 3)) + 8    # GRU: h, h0 of 2 layers of 8
+        assert core.W == W and core.net.slot_bytes == net
+        assert core.slot_bytes == net + isz * W + 8
+
+
+def test_step_runs_and_outputs():
+    core = make()
+    B, H = 4, core.horizon
+    slots = np.arange(B, dtype=np.int64)
+    out = outputs(B, H)
+    rng = np.random.default_rng(0)
+    for t in range(30):
+        ys = np.sin(t + np.arange(B)) + rng.normal(0, 0.1, B)
+        assert core.step(slots, ys, None, *out) == 1
+        if t == 0:
+            assert np.all(np.isnan(out[0]))
+    pred, score, fc, lo, hi = out
+    assert np.all(np.isfinite(pred)) and np.all(np.isfinite(fc))
+    assert np.all(lo <= fc) and np.all(fc <= hi)
+    for b in range(B):  # forecast() from the committed state == what step returned
+        assert np.array_equal(core.forecast(b, H), fc[b])
+        lo_b, hi_b = core.interval(b, H)
+        assert np.array_equal(lo_b, lo[b]) and np.array_equal(hi_b, hi[b])
+    assert core.count(0) == 30
+
+
+def related_series(kind, rng, n_keys, T, m):
+    t = np.arange(T)
+    out = []
+    for k in range(n_keys):
+        amp, lvl, ph = rng.uniform(2, 10), rng.uniform(20, 200), rng.uniform(0, 2 * np.pi)
+        if kind == "seasonal":
+            y = lvl + amp * np.sin(2 * np.pi * t / m + ph) + rng.normal(0, amp * 0.2, T)
+        elif kind == "trend":  # growing trend and amplitude, like monthly sales
+            y = (lvl + 0.05 * lvl / 100 * t * rng.uniform(0, 2)
+                 + amp * np.sin(2 * np.pi * t / m + ph) * (1 + t / T)
+                 + rng.normal(0, amp * 0.15, T))
+        else:  # a random walk with a weak season
+            y = lvl + np.cumsum(rng.normal(0, 1, T)) + amp * 0.3 * np.sin(2 * np.pi * t / m + ph)
+        out.append(y)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("kind", ["seasonal", "trend", "walk"])
+def test_combination_not_worse_than_the_baselines(kind):
+    """One-step MAE of the combined forecast over the second half, against seasonal naive
+    and last value on the same values; 90 % intervals cover about 90 %."""
+    m, H, n_keys, T = 12, 12, 20, 400
+    Y = related_series(kind, np.random.default_rng(0), n_keys, T, m)
+    core = GlobalCore(GRU, 16, 1, 12, H, m, 0, n_keys, n_keys, "float32", 1, 0,
+                      Optimizer(ADAM, 3e-3))
+    P = np.full_like(Y, np.nan)
+    slots = np.arange(n_keys, dtype=np.int64)
+    o = outputs(n_keys, H)
+    covered = []
+    for i in range(T):
+        assert core.step(slots, Y[:, i].copy(), None, *o) == 1
+        P[:, i] = o[0]
+        if T // 2 < i < T - 1:
+            covered.append(np.mean((o[3][:, 0] <= Y[:, i + 1]) & (Y[:, i + 1] <= o[4][:, 0])))
+    s = slice(T // 2, T)
+    mae = np.abs(P[:, s] - Y[:, s]).mean()
+    snaive = np.abs(Y[:, T // 2 - m:T - m] - Y[:, s]).mean()
+    last = np.abs(Y[:, T // 2 - 1:T - 1] - Y[:, s]).mean()
+    assert mae <= 1.05 * min(snaive, last), (mae, snaive, last)
+    assert 0.85 <= np.mean(covered) <= 0.95
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_pred_and_score_are_what_forecast_and_score_said(dtype):
+    """For a batch of one key, the step's one-step forecast and anomaly score equal, bit for
+    bit, forecast(slot, 1, x) and score(slot, y, x) called just before it (same weights,
+    same pooled state)."""
+    core = make(n_x=2, dtype=dtype)
+    rng = np.random.default_rng(3)
+    H = core.horizon
+    seen_score = 0
+    for t in range(60):
+        k = int(rng.integers(0, 5))
+        y = 5 + np.sin(t / 2 + k) + rng.normal(0, 0.2)
+        x = rng.normal(0, 1, 2)
+        if rng.random() < 0.3:
+            x[1] = np.nan
+        f1 = core.forecast(k, 1, x)[0]
+        s1 = core.score(k, y, x)
+        out = outputs(1, H)
+        assert core.step(np.array([k], dtype=np.int64), np.array([y]), x[None, :], *out) == 1
+        assert np.array_equal(out[0], [f1], equal_nan=True)
+        assert np.array_equal(out[1], [s1], equal_nan=True)
+        seen_score += not np.isnan(s1)
+    assert seen_score > 30
