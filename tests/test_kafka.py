@@ -45,7 +45,7 @@ def readings(n, n_keys=N_KEYS, seed=0):
 
 
 def command(bootstrap, topic, group, tmp, name, *extra):
-    return [sys.executable, "-m", "streamrnn", "forecast",
+    return [sys.executable, "-m", "streamrnn", "forecast", "--per-key-models",
             "--source", f"kafka://{bootstrap}/{topic}?group={group}&session.timeout.ms=6000"
                         "&heartbeat.interval.ms=500",
             "--sink", str(tmp / f"{name}.jsonl"), "--checkpoint", str(tmp / f"{name}-ck"),

@@ -225,6 +225,34 @@ class KafkaSink(Sink):
         if self._n % 1000 == 0:
             self._producer.poll(0)
 
+    def send_many(self, records, keys=None):
+        """Produce ``records`` (encoded with orjson when installed); returns ``[(i, reason)]``
+        of those the client refused for good at once."""
+        from streamrnn.streams.messages import dumps_bytes
+        produce, topic, report = self._producer.produce, self.topic, self._report
+        refused = []
+        for i, rec in enumerate(records):
+            key = rec.get("key") if keys is None else keys[i]
+            value = dumps_bytes(rec)
+            kbytes = None if key is None else str(key).encode("utf-8", "replace")
+            while True:
+                try:
+                    produce(topic, value, kbytes, on_delivery=report)
+                    break
+                except BufferError:  # local queue full: let deliveries drain
+                    self._producer.poll(0.1)
+                except self._ck.KafkaException as e:
+                    err = e.args[0] if e.args else None
+                    if err is not None and hasattr(err, "code") and \
+                            err.code() in self._permanent:
+                        refused.append((i, f"Kafka refused it ({len(value):,d} bytes): "
+                                        f"{err.str()}"))
+                        break
+                    raise
+        self._n += len(records)
+        self._producer.poll(0)
+        return refused
+
     def take_undeliverable(self):
         out, self._refused = self._refused, []
         return out

@@ -72,6 +72,24 @@ def _loads_backend():
 json_backend, _default_loads = _loads_backend()
 
 
+def _dumps_backend():
+    """Records to JSON bytes: orjson when installed (NaN and infinity become null), else the
+    standard library's (compact; NaN would be written as NaN, so callers pass None)."""
+    try:
+        import orjson
+    except ImportError:
+        enc = json.JSONEncoder(separators=(",", ":")).encode
+
+        def dumps(record):
+            return enc(record).encode()
+        return False, dumps
+    return True, orjson.dumps
+
+
+#: dumps_bytes(record) -> JSON bytes; NAN_IS_NULL: it writes NaN and infinities as null
+NAN_IS_NULL, dumps_bytes = _dumps_backend()
+
+
 def _short(text, n=64):
     """A sender-chosen name quoted for a reason or a log line, at most ``n`` characters."""
     r = repr(text)
@@ -509,6 +527,19 @@ class Sink:
     def send(self, record: dict, key=None):
         raise NotImplementedError
 
+    def send_many(self, records, keys=None) -> list:
+        """Send ``records`` (``keys[i]`` the key of ``records[i]``; None: each record's
+        ``key``); returns ``[(i, reason)]`` of the records refused for good at once
+        (:class:`Undeliverable`), which the caller dead-letters."""
+        refused = []
+        send = self.send
+        for i, rec in enumerate(records):
+            try:
+                send(rec, None if keys is None else keys[i])
+            except Undeliverable as e:
+                refused.append((i, str(e)))
+        return refused
+
     def tick(self):
         pass
 
@@ -533,3 +564,6 @@ class NullSink(Sink):
 
     def send(self, record, key=None):
         pass
+
+    def send_many(self, records, keys=None):
+        return []
