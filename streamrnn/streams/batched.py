@@ -14,8 +14,9 @@ step each); the records of a batch are encoded and produced together.
 
 Because the network takes one optimizer step per sub-batch, what a model learns depends on how
 its stream is cut into batches. The cut is made deterministic: a partition's messages are
-learned in consecutive batches of exactly ``batch`` messages (bad ones included, which the
-model never sees), counted from where the partition started; only the end of the stream (or a
+learned in consecutive batches of exactly ``batch`` good messages (with the bad ones among
+them, which are dead-lettered and never reach the model, so they change nothing), counted from
+where the partition started; only the end of the stream (or a
 stop, or ``--limit``) and a partition that has waited ``max_wait`` seconds with a part-filled
 batch learn a shorter one. A checkpoint holds only whole learned batches (the position is just
 after the last one; buffered messages are read again after a restart), so a run that crashes
@@ -103,6 +104,7 @@ class GlobalRunner(Runner):
         self.last_of = {}      # partition -> {key: last value learned}
         self._buf = {}         # partition -> observations read, not learned yet
         self._since = {}       # partition -> when its buffer's first observation was read
+        self._good = {}        # partition -> good observations in its buffer
         self._nan_is_null = _msg.NAN_IS_NULL
 
     # ------------------------------------------------------------------ keys and state
@@ -150,6 +152,7 @@ class GlobalRunner(Runner):
         self.last_of[p] = last
         self._buf.pop(p, None)
         self._since.pop(p, None)
+        self._good.pop(p, None)
         return len(m)
 
     def _restored(self, partitions, starts):
@@ -173,6 +176,7 @@ class GlobalRunner(Runner):
         self.last_of.pop(p, None)
         self._buf.pop(p, None)
         self._since.pop(p, None)
+        self._good.pop(p, None)
         if m is not None and self.scorer is not None:
             for k in m.keys():
                 self.scorer.forget(k)
@@ -187,21 +191,25 @@ class GlobalRunner(Runner):
         """Buffer ``batch`` (observations in source order); learn every partition batch that
         is full. Returns the records produced."""
         out = []
-        buf, since, size = self._buf, self._since, self.batch
+        buf, since, good, size = self._buf, self._since, self._good, self.batch
         now = None
         for obs in batch:
             p = obs.partition
             b = buf.get(p)
             if b is None:
                 b = buf[p] = []
+                good[p] = 0
             if not b:
                 if now is None:
                     now = time.monotonic()
                 since[p] = now
             b.append(obs)
-            if len(b) >= size:
-                buf[p] = []
-                out.extend(self._learn(p, b))
+            if obs.error is None:  # a bad message does not count: it changes nothing
+                n = good[p] = good[p] + 1
+                if n >= size:
+                    buf[p] = []
+                    good[p] = 0
+                    out.extend(self._learn(p, b))
         return out
 
     def flush(self, partitions=None, waited=None):
@@ -213,6 +221,7 @@ class GlobalRunner(Runner):
             b = self._buf.get(p)
             if b and (waited is None or now - self._since[p] >= waited):
                 self._buf[p] = []
+                self._good[p] = 0
                 out.extend(self._learn(p, b))
         return out
 
