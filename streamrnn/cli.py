@@ -44,6 +44,7 @@ from streamrnn.spec import default_lr, model_spec
 __all__ = ["main", "build_parser"]
 
 GLOBAL_MAX_FEATURES = 64  # GlobalForecaster's default max_features
+GLOBAL_LR = 0.001         # and its Adam learning rate
 
 log = logging.getLogger("streamrnn")
 
@@ -161,8 +162,8 @@ def _stream_options(f, demo_horizon):
                    help="learn (one truncated-BPTT update) every N values (global model: a key "
                    "takes part in the network's update every N of its values, its learn_every)")
     m.add_argument("--lr", type=float, default=None,
-                   help="Adam's learning rate (default: the forecasters' default, "
-                   f"{default_lr():g})")
+                   help="Adam's learning rate (default: the models' own, "
+                   f"{default_lr():g} per key, {GLOBAL_LR:g} for the global model)")
     m.add_argument("--seasonality", type=_seasonality, default=None, metavar="auto|M|M1,M2",
                    help="season length(s) in steps: M declares one (24 for hourly data with a "
                    "daily cycle), the same for every key; 0: none. Per-key models only: auto "
@@ -408,9 +409,7 @@ class _Models:
         self.naive_season = naive_season({"params": params})
 
     def describe(self):
-        if self.spec is not None:
-            return self.spec
-        return {"cell": self.cell, "params": dict(self.params), "global": not self.per_key}
+        return self.spec
 
     def runner(self, args, source, sink, horizon, **kw):
         if self.per_key:
@@ -448,25 +447,12 @@ def _spec(args, horizon, demo=False):
         raise ValueError(f"--seasonality {','.join(map(str, season))}: the global model takes "
                          "one period; several seasons need --per-key-models")
     max_f = args.max_features if args.max_features is not None else GLOBAL_MAX_FEATURES
-    params = {"cell": args.model, "hidden_size": args.hidden_size,
-              "num_layers": args.num_layers, "tbptt_steps": args.tbptt_steps,
-              "learn_every": args.update_every, "lr": lr, "seasonality": season,
-              "horizon": horizon or 1, "max_keys": args.max_keys, "max_features": max_f,
-              "seed": args.seed}
-    spec, factory = _global_spec(params)
-    return _Models(spec, factory, False, args.model, params)
-
-
-def _global_spec(params):
-    """The spec of a GlobalForecaster with ``params``, and a factory (None: the spec's)."""
-    import streamrnn
-    if not hasattr(streamrnn, "GlobalForecaster"):
-        raise ImportError("this build of streamrnn has no GlobalForecaster: use "
-                          "--per-key-models")
-    maker = getattr(__import__("streamrnn.spec", fromlist=["x"]), "global_spec", None)
-    if maker is not None:
-        return maker(**params), None
-    return None, lambda: streamrnn.GlobalForecaster(**params)
+    spec = model_spec(args.model, model="global", lr=args.lr, hidden_size=args.hidden_size,
+                      num_layers=args.num_layers, tbptt_steps=args.tbptt_steps,
+                      learn_every=args.update_every, seasonality=season,
+                      horizon=horizon or 1, max_keys=args.max_keys, max_features=max_f,
+                      seed=args.seed)
+    return _Models(spec, None, False, spec["cell"], spec["params"])
 
 
 def _where(role, address):

@@ -128,3 +128,132 @@ def test_a_partition_learns_in_batches_of_exactly_batch_messages(tmp_path):
                      model_factory=lambda: Spy(1, _factory), batch=32)
     g.run()
     assert calls == [32, 32, 32, 4]
+
+
+# ---------------------------------------------------------------------------- the real model
+@pytest.fixture
+def core():
+    """The compiled core when it is built, else the stand-in of its contract (helper E's)."""
+    from streamrnn import multiseries as ms
+    if ms.GlobalCore is None:
+        from _global_standin import StandInCore
+        ms.GlobalCore = StandInCore
+        yield
+        ms.GlobalCore = None
+    else:
+        yield
+
+
+def _gspec(**kw):
+    from streamrnn.spec import model_spec
+    kw.setdefault("hidden_size", 4)
+    kw.setdefault("tbptt_steps", 4)
+    kw.setdefault("horizon", 3)
+    kw.setdefault("seed", 1)
+    return model_spec("gru", model="global", **kw)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashingSink(ListSink):
+    """Raises (as a broken sink would) once ``after`` records were sent."""
+
+    def __init__(self, after=None):
+        super().__init__()
+        self.after = after
+
+    def send(self, record, key=None):
+        if self.after is not None and len(self.records) >= self.after:
+            raise Crash("the sink broke")
+        self.records.append(record)
+
+
+def _exported(runner):
+    import pickle
+    return {p: pickle.dumps(m._export_state()) for p, m in runner.parts.items()}
+
+
+def _global_run(path, store_dir, sink, batch=16, every=50, limit=0):
+    from streamrnn import checkpoint as ck
+    store = ck.CheckpointStore(str(store_dir))
+    src = JsonLinesSource(str(path), Decoder(key="k", time="ts"), BadMessages())
+    g = GlobalRunner(_gspec(), src, sink, horizon=3, store=store, checkpoint_every=every,
+                     batch=batch, max_wait=1e9)
+    starts = g.restore([0])
+    if starts.get(0, 0) > 0:
+        src.seek({0: starts[0]})
+    try:
+        g.run(limit=limit)
+    finally:
+        store.close()
+    return g
+
+
+def test_a_crash_and_resume_is_bit_identical_to_an_uninterrupted_run(core, tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(_rows(700, 9, bad_every=41)) + "\n")
+    ref_sink = ListSink()
+    ref = _global_run(path, tmp_path / "ref", ref_sink)
+    with pytest.raises(Crash):
+        _global_run(path, tmp_path / "crash", CrashingSink(after=380))
+    resumed_sink = ListSink()
+    res = _global_run(path, tmp_path / "crash", resumed_sink)
+    assert res.positions == ref.positions == {0: 700}
+    assert _exported(res) == _exported(ref)
+    by = {r["offset"]: r for r in ref_sink.records}
+    assert resumed_sink.records and resumed_sink.records[0]["offset"] < 380
+    assert all(r == by[r["offset"]] for r in resumed_sink.records)
+    assert res.totals() == ref.totals()
+
+
+def test_bad_messages_change_no_batch_and_no_model(core, tmp_path):
+    clean, mixed = tmp_path / "clean.jsonl", tmp_path / "mixed.jsonl"
+    rows = _rows(400, 7)
+    clean.write_text("\n".join(rows) + "\n")
+    with_bad = []
+    for i, r in enumerate(rows):
+        with_bad.append(r)
+        if i % 13 == 5:
+            with_bad.append('{"k": "s1", "y": null}' if i % 2 else "not json")
+    mixed.write_text("\n".join(with_bad) + "\n")
+    a = _global_run(clean, tmp_path / "a", ListSink())
+    b = _global_run(mixed, tmp_path / "b", ListSink())
+    assert _exported(a) == _exported(b)
+    assert b.totals()["bad"] == len(with_bad) - len(rows) and b.positions == {0: len(with_bad)}
+
+
+def test_a_row_the_model_rejects_is_dead_lettered_and_counted(core, tmp_path):
+    path = tmp_path / "in.jsonl"
+    rows = _rows(100, 4)
+    rows.insert(50, json.dumps({"k": "s1", "y": 1e300}))
+    path.write_text("\n".join(rows) + "\n")
+    dead = ListSink()
+    sink = ListSink()
+    g = GlobalRunner(_gspec(), JsonLinesSource(str(path), Decoder(key="k"), BadMessages(dead)),
+                     sink, horizon=3, batch=16)
+    assert g.run() == 101
+    assert g.totals()["bad"] == 1 and len(sink.records) == 100
+    assert dead.records[0]["kind"] == "rejected by the model" and dead.records[0]["offset"] == 50
+    assert g.positions == {0: 101}
+
+
+def test_the_checkpoint_refuses_the_other_kind_of_model(core, tmp_path):
+    from streamrnn import checkpoint as ck
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(_rows(60, 3)) + "\n")
+    _global_run(path, tmp_path / "g", ListSink())
+    store = ck.CheckpointStore(str(tmp_path / "g"))
+    try:
+        r = Runner(_factory_spec(), JsonLinesSource(str(path), Decoder(key="k")), ListSink(),
+                   horizon=3, store=store)
+        with pytest.raises(ck.CheckpointError):
+            r.restore([0])
+    finally:
+        store.close()
+
+
+def _factory_spec():
+    from streamrnn.spec import model_spec
+    return model_spec("gru", hidden_size=4, horizon=3, seed=1)

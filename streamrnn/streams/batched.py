@@ -377,13 +377,14 @@ class GlobalRunner(Runner):
 
 def _global_of(c):
     """The GlobalForecaster a checkpoint holds."""
-    from streamrnn.checkpoint import CheckpointError
+    from streamrnn.checkpoint import GLOBAL_KEY, CheckpointError
     models = c.models
-    if set(models) != {""}:
+    if set(models) != {GLOBAL_KEY}:
         raise CheckpointError(f"{c.path} holds per-key models (--per-key-models), not one "
                               "global model")
-    return models[""]
+    return models[GLOBAL_KEY]
 
 
 def _save_global(store, p, model, spec, source, offset, extra):
-    store.save(p, {"": model}, spec, source, offset, extra=extra)
+    from streamrnn.checkpoint import GLOBAL_KEY
+    store.save(p, {GLOBAL_KEY: model}, spec, source, offset, extra=extra)
