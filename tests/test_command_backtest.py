@@ -13,13 +13,13 @@ from _support import child_env
 from streamrnn.streams.scoring import HorizonScore
 
 
-
 def _per_key(args):
     """Today's per-key models (``--per-key-models``): these tests pin their behaviour."""
     args = list(args)
     if args and args[0] in ("forecast", "backtest"):
         return [args[0], "--per-key-models", *args[1:]]
     return args
+
 
 def cmd(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "streamrnn", *_per_key(args)], env=child_env(),

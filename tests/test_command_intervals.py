@@ -13,13 +13,13 @@ from streamrnn.streams.report import coverage_sentence, horizon_table
 from streamrnn.streams.scoring import HorizonScore, naive_season
 
 
-
 def _per_key(args):
     """Today's per-key models (``--per-key-models``): these tests pin their behaviour."""
     args = list(args)
     if args and args[0] in ("forecast", "backtest"):
         return [args[0], "--per-key-models", *args[1:]]
     return args
+
 
 def _stream(h, n=80, keys="abc", seed=0):
     """Interleaved keys, each with values, forecasts and intervals (some None, some short)."""

@@ -18,7 +18,6 @@ from streamrnn.streams import BadMessages, Decoder, Observation, open_source
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-
 def _per_key(args):
     """Today's per-key models (``--per-key-models``): these tests pin their behaviour."""
     args = list(args)
@@ -26,9 +25,10 @@ def _per_key(args):
         return [args[0], "--per-key-models", *args[1:]]
     return args
 
+
 def cmd(*args, stdin=None, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "streamrnn", *_per_key(args)], env=env or child_env(),
-                          capture_output=True, text=True, timeout=timeout, input=stdin)
+    return subprocess.run([sys.executable, "-m", "streamrnn", *_per_key(args)],
+                          env=env or child_env(), capture_output=True, text=True, timeout=timeout, input=stdin)
 
 
 def closed_port():
