@@ -108,6 +108,28 @@ def _decode_series_key(t, where):
                     f"{type(t).__name__}")
 
 
+def _shared_of(core):
+    """The core's shared part (everything but the per-slot rows)."""
+    return core.get_shared_state()
+
+
+def _set_shared(core, state):
+    core.set_shared_state(state)
+
+
+def _rows_fit(node, n, depth=0):
+    """Whether ``node`` is a dict tree whose leaves are all arrays of ``n`` rows."""
+    if type(node) is dict and node and depth < 4:
+        return all(_rows_fit(v, n, depth + 1) for v in node.values())
+    return isinstance(node, np.ndarray) and node.ndim >= 1 and node.shape[0] == n
+
+
+def _check_feature_range(feats):
+    for name, v in feats.items():
+        if not -VALUE_LIMIT <= v <= VALUE_LIMIT:
+            raise _scale_error(f"feature {name!r}", v, _scaling.TOO_LARGE)
+
+
 def _check_alpha(alpha):
     if not (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool) and 0.0 < alpha < 1.0):
         raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
@@ -460,9 +482,7 @@ class GlobalForecaster(river_base.Estimator):
             raise self._too_large("y", y)
         feats = numeric_features(x, ignore_dates=True) if x else None
         if feats:
-            for name, v in feats.items():
-                if not -lim <= v <= lim:
-                    raise self._too_large(f"feature {name!r}", v)
+            _check_feature_range(feats)
         return k, y, feats or None
 
     def _too_large(self, what, v):
@@ -558,7 +578,7 @@ class GlobalForecaster(river_base.Estimator):
         cap = int(core.capacity)
         new_cap = min(self._most_slots, max(2 * cap, cap - len(self._free) + need))
         grown = self._new_core(len(self._names), new_cap)
-        grown.set_shared_state(core.get_shared_state())
+        _set_shared(grown, _shared_of(core))
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
         for i in range(0, len(live), _GROW_CHUNK):
             part = live[i:i + _GROW_CHUNK]
@@ -663,6 +683,7 @@ class GlobalForecaster(river_base.Estimator):
     def _x_row(self, x, what):
         """The feature row of ``x`` for the core: (n_x,) with NaN for missing, or None."""
         feats = numeric_features(x, ignore_dates=True, what=what) if x else {}
+        _check_feature_range(feats)
         n_x = len(self._names)
         if not n_x:
             return None
@@ -681,7 +702,7 @@ class GlobalForecaster(river_base.Estimator):
             raise ValueError(f"xs holds {len(xs)} feature dicts for a horizon of {horizon}")
         for i, x in enumerate(xs[1:horizon], 1):
             if x:
-                numeric_features(x, ignore_dates=True, what=f"xs[{i}]")
+                _check_feature_range(numeric_features(x, ignore_dates=True, what=f"xs[{i}]"))
         return self._x_row(xs[0] if xs else None, "xs[0]")
 
     def forecast(self, key, horizon, xs=None):
@@ -706,13 +727,17 @@ class GlobalForecaster(river_base.Estimator):
         if horizon == 0:
             return []
         lo, hi = self._core.interval(s, horizon, alpha, xrow)
-        return [(float(a), float(b)) for a, b in zip(lo, hi)]
+        # no half-width yet (fewer than 5 scores of that step): the whole line
+        return [(-math.inf, math.inf) if a != a else (float(a), float(b))
+                for a, b in zip(lo.tolist(), hi.tolist())]
 
     def score_one(self, key, y, x=None):
         """Anomaly score of ``y`` as the next value of ``key``: 1 - its conformal p-value, in
         [0, 1), higher is more anomalous (0 while there are no scores). Changes nothing."""
         s = self._slot_of(key)
         y = check_target(y)
+        if not -self._y_limit <= y <= self._y_limit:
+            raise self._too_large("y", y)
         v = float(self._core.score(s, y, self._x_row(x, "x")))
         return 0.0 if v != v else v
 
@@ -727,7 +752,7 @@ class GlobalForecaster(river_base.Estimator):
     def _export_state(self) -> dict:
         core = self._core
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
-        tree = {"core": None if core is None else {"shared": core.get_shared_state(),
+        tree = {"core": None if core is None else {"shared": _shared_of(core),
                                                      "slots": core.get_slots(live)},
                 "keys": [_encode_series_key(k) for k in self._slot],
                 "prediction": self._pred[live].copy(), "anomaly": self._anom[live].copy(),
@@ -785,14 +810,12 @@ class GlobalForecaster(river_base.Estimator):
         else:
             _check_keys(node, ("shared", "slots"), "the state's core")
             slots = node["slots"]
-            if type(slots) is not dict or not all(
-                    isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == n
-                    for a in slots.values()):
+            if not _rows_fit(slots, n):
                 # checked before the core is built: its slot arrays are in proportion to them
                 raise ValueError(f"the state's core slots must be arrays of {n} rows")
             cap = self._first_capacity(n)
             core = self._new_core(len(names), cap)
-            core.set_shared_state(node["shared"])
+            _set_shared(core, node["shared"])
             if n:
                 core.set_slots(np.arange(n, dtype=np.int64), slots)
         # everything is checked: assign
