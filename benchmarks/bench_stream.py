@@ -35,7 +35,7 @@ from brokers import MockKafka, produce  # noqa: E402
 
 from streamrnn import spec as spec_mod  # noqa: E402
 from streamrnn.streams import BadMessages, Decoder, Runner  # noqa: E402
-from streamrnn.streams.batched import GlobalRunner, _none_list  # noqa: E402
+from streamrnn.streams.batched import GlobalRunner  # noqa: E402
 from streamrnn.streams.kafka import KafkaSink, KafkaSource  # noqa: E402
 from streamrnn.streams.scoring import HorizonScore  # noqa: E402
 
@@ -93,31 +93,24 @@ def phases_global(spec, obs, a, h, bootstrap):
             t_learn += perf() - t0
             results.append((p, chunk, r))
     rows.append(("learn_many", t_learn))
-    t0 = perf()
-    batches = []
-    for p, chunk, r in results:
-        preds, anoms = _none_list(r.prediction), _none_list(r.anomaly)
-        if h:
-            fcs, los, his = (_none_list(x[:, :h]) for x in (r.forecast, r.low, r.high))
-        else:
-            fcs = los = his = [[]] * len(chunk)
-        batches.append([{"key": o.key, "time": o.time, "partition": p, "offset": o.offset,
-                         "y": o.y, "prediction": preds[i], "anomaly": anoms[i],
-                         "forecast": fcs[i], "low": los[i], "high": his[i]}
-                        for i, o in enumerate(chunk)])
-    rows.append(("records", perf() - t0))
+    # the runner's own code for the rest, phase by phase
     sink = KafkaSink(bootstrap, "out-g")
+    runner = GlobalRunner(spec, None, sink, horizon=h, batch=a.batch,
+                          scorer=HorizonScore(h, 0, alpha=0.1) if h else None)
     t0 = perf()
-    for recs in batches:
-        sink.send_many(recs)
+    batches = [(p, runner._records(p, chunk, r.prediction, r.anomaly, r.forecast, r.low,
+                                   r.high)) for p, chunk, r in results]
+    rows.append(("records", perf() - t0))
+    st = runner._new_stats()
+    t0 = perf()
+    for p, recs in batches:
+        runner._publish(st, recs, None)
     sink.flush()
     rows.append(("produce", perf() - t0))
     if h:
-        sc = HorizonScore(h, 0, alpha=0.1)
         t0 = perf()
-        for recs in batches:
-            for r in recs:
-                sc.observe(r["key"], r["y"], r["forecast"], r["low"], r["high"], part=0)
+        for p, recs in batches:
+            runner._score(p, recs)
         rows.append(("scores", perf() - t0))
     state = next(iter(models.values())).slot_bytes
     return rows, state

@@ -289,6 +289,13 @@ class GlobalRunner(Runner):
             st["scored"] += n_sc
             st["abs_error"] += float(np.abs(yv - pred)[scored].sum())
             st["abs_error_last"] += float(np.abs(yv - lastv)[scored].sum())
+        records = self._records(p, good, pred, anom, fc, lo, hi)
+        self._publish(st, records, keys)
+        self._score(p, records)
+        return records
+
+    def _records(self, p, good, pred, anom, fc, lo, hi):
+        """The records of the learned observations ``good`` from the model's results."""
         h = self.horizon
         nulls = not self._nan_is_null or self.scorer is not None or self.plot_keys
         conv = _none_list if nulls else np.ndarray.tolist
@@ -297,13 +304,17 @@ class GlobalRunner(Runner):
             fcs, los, his = (conv(a[:, :h]) for a in (fc, lo, hi))
         else:
             fcs = los = his = [[]] * len(good)
-        records = [{"key": o.key, "time": o.time, "partition": p, "offset": o.offset, "y": o.y,
-                    "prediction": preds[i], "anomaly": anoms[i], "forecast": fcs[i],
-                    "low": los[i], "high": his[i]} for i, o in enumerate(good)]
+        return [{"key": o.key, "time": o.time, "partition": p, "offset": o.offset, "y": o.y,
+                 "prediction": preds[i], "anomaly": anoms[i], "forecast": fcs[i],
+                 "low": los[i], "high": his[i]} for i, o in enumerate(good)]
+
+    def _publish(self, st, records, keys):
         refused = self.sink.send_many(records, keys)
         for i, why in refused:  # never deliverable (e.g. too large): dead-letter it
             st["undeliverable"] += 1
             self.bad.undeliverable(records[i], why)
+
+    def _score(self, p, records):
         sc = self.scorer
         if sc is not None:
             observe = sc.observe
@@ -313,7 +324,6 @@ class GlobalRunner(Runner):
             for r in records:
                 self._trace(r["key"], r["time"], r["y"], r["prediction"], r["forecast"],
                             r["low"], r["high"])
-        return records
 
     def _evicted(self, p, st, m, n):
         """``n`` keys of partition ``p``'s model were evicted: forget what is kept of them."""
