@@ -37,7 +37,7 @@ from streamrnn import spec as spec_mod  # noqa: E402
 from streamrnn.streams import BadMessages, Decoder, Runner  # noqa: E402
 from streamrnn.streams.batched import GlobalRunner  # noqa: E402
 from streamrnn.streams.kafka import KafkaSink, KafkaSource  # noqa: E402
-from streamrnn.streams.scoring import HorizonScore  # noqa: E402
+from streamrnn.streams.scoring import BatchScore, HorizonScore  # noqa: E402
 
 PARTITIONS = 4
 perf = time.perf_counter
@@ -96,7 +96,7 @@ def phases_global(spec, obs, a, h, bootstrap):
     # the runner's own code for the rest, phase by phase
     sink = KafkaSink(bootstrap, "out-g")
     runner = GlobalRunner(spec, None, sink, horizon=h, batch=a.batch,
-                          scorer=HorizonScore(h, 0, alpha=0.1) if h else None)
+                          scorer=BatchScore(h, 0, alpha=0.1) if h else None)
     t0 = perf()
     batches = [(p, runner._records(p, chunk, r.prediction, r.anomaly, r.forecast, r.low,
                                    r.high)) for p, chunk, r in results]
@@ -109,8 +109,9 @@ def phases_global(spec, obs, a, h, bootstrap):
     rows.append(("produce", perf() - t0))
     if h:
         t0 = perf()
-        for p, recs in batches:
-            runner._score(p, recs)
+        for (p, recs), (_, chunk, r) in zip(batches, results):
+            runner._score(p, recs, [o.key for o in chunk], [o.y for o in chunk], r.forecast,
+                          r.low, r.high)
         rows.append(("scores", perf() - t0))
     state = next(iter(models.values())).slot_bytes
     return rows, state

@@ -26,7 +26,7 @@ import time
 
 from streamrnn.streams.messages import NullSink
 from streamrnn.streams.runner import ALPHA, MAX_KEYS, Runner
-from streamrnn.streams.scoring import HorizonScore, naive_season
+from streamrnn.streams.scoring import BatchScore, HorizonScore, naive_season
 
 __all__ = ["backtest", "Backtest"]
 
@@ -94,7 +94,8 @@ def backtest(source, spec=None, horizon=1, seasonality=None, *, model_factory=No
     """
     if seasonality is None:
         seasonality = naive_season(spec)
-    scorer = HorizonScore(horizon, seasonality, detail_keys=detail_keys, alpha=alpha)
+    score = BatchScore if global_model else HorizonScore
+    scorer = score(horizon, seasonality, detail_keys=detail_keys, alpha=alpha)
     kw = dict(horizon=horizon, plot_keys=plot_keys, max_keys=max_keys,
               model_factory=model_factory, scorer=scorer, bad=bad, alpha=alpha)
     sink = sink if sink is not None else NullSink()

@@ -37,7 +37,7 @@ from streamrnn.streams.report import (coverage_sentence, horizon_table, key_tabl
                                       need_matplotlib, plot_trace, verdict)
 from streamrnn.streams.batched import BATCH, MAX_WAIT, GlobalRunner
 from streamrnn.streams.runner import ALPHA, MAX_FEATURES, MAX_KEYS, Runner
-from streamrnn.streams.scoring import HorizonScore, naive_season
+from streamrnn.streams.scoring import BatchScore, naive_season
 
 from streamrnn.spec import default_lr, model_spec
 
@@ -415,7 +415,7 @@ class _Models:
         if self.per_key:
             return Runner(self.spec, source, sink, horizon=horizon, max_keys=args.max_keys,
                           alpha=args.alpha, model_factory=self.factory, **kw)
-        scorer = (HorizonScore(horizon, self.naive_season, alpha=args.alpha) if horizon
+        scorer = (BatchScore(horizon, self.naive_season, alpha=args.alpha) if horizon
                   else None)
         return GlobalRunner(self.spec, source, sink, horizon=horizon, max_keys=args.max_keys,
                             alpha=args.alpha, model_factory=self.factory, batch=args.batch,

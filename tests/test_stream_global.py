@@ -257,3 +257,20 @@ def test_the_checkpoint_refuses_the_other_kind_of_model(core, tmp_path):
 def _factory_spec():
     from streamrnn.spec import model_spec
     return model_spec("gru", hidden_size=4, horizon=3, seed=1)
+
+
+def test_the_records_are_strict_json_with_nulls(core, tmp_path):
+    from streamrnn.streams import JsonLinesSink
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(_rows(80, 4)) + "\n")
+    out = tmp_path / "out.jsonl"
+    sink = JsonLinesSink(str(out))
+    GlobalRunner(_gspec(), JsonLinesSource(str(path), Decoder(key="k", time="ts")), sink,
+                 horizon=3, batch=16).run()
+    sink.close()
+
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+    rows = [json.loads(line, parse_constant=refuse) for line in out.read_text().splitlines()]
+    assert len(rows) == 80 and rows[0]["prediction"] is None and rows[0]["anomaly"] is None
+    assert all(len(r["forecast"]) == 3 for r in rows) and rows[-1]["prediction"] is not None

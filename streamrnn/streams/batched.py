@@ -45,8 +45,8 @@ import time
 
 import numpy as np
 
-from streamrnn.streams import messages as _msg
 from streamrnn.streams.runner import ALPHA, MAX_KEYS, Runner
+from streamrnn.streams.scoring import BatchScore, naive_season
 
 __all__ = ["GlobalRunner", "BATCH", "MAX_WAIT"]
 
@@ -89,6 +89,8 @@ class GlobalRunner(Runner):
     def __init__(self, spec, source, sink, horizon=0, store=None, checkpoint_every=0, bad=None,
                  plot_keys=0, max_keys=MAX_KEYS, model_factory=None, scorer=None,
                  trace_len=2000, alpha=ALPHA, batch=BATCH, max_wait=MAX_WAIT):
+        if scorer is None and type(horizon) is int and horizon > 0:
+            scorer = BatchScore(horizon, naive_season(spec), alpha=alpha)
         super().__init__(spec, source, sink, horizon=horizon, store=store,
                          checkpoint_every=checkpoint_every, bad=bad, plot_keys=plot_keys,
                          max_keys=max_keys, model_factory=model_factory, scorer=scorer,
@@ -105,7 +107,6 @@ class GlobalRunner(Runner):
         self._buf = {}         # partition -> observations read, not learned yet
         self._since = {}       # partition -> when its buffer's first observation was read
         self._good = {}        # partition -> good observations in its buffer
-        self._nan_is_null = _msg.NAN_IS_NULL
 
     # ------------------------------------------------------------------ keys and state
     @property
@@ -291,13 +292,15 @@ class GlobalRunner(Runner):
             st["abs_error_last"] += float(np.abs(yv - lastv)[scored].sum())
         records = self._records(p, good, pred, anom, fc, lo, hi)
         self._publish(st, records, keys)
-        self._score(p, records)
+        self._score(p, records, keys, yv, fc, lo, hi)
         return records
 
     def _records(self, p, good, pred, anom, fc, lo, hi):
         """The records of the learned observations ``good`` from the model's results."""
         h = self.horizon
-        nulls = not self._nan_is_null or self.scorer is not None or self.plot_keys
+        # NaN and infinities become None, unless the sink's encoder writes them as null
+        nulls = (not getattr(self.sink, "nan_is_null", False) or self.plot_keys or
+                 (self.scorer is not None and not isinstance(self.scorer, BatchScore)))
         conv = _none_list if nulls else np.ndarray.tolist
         preds, anoms = conv(pred), conv(anom)
         if h:
@@ -314,9 +317,12 @@ class GlobalRunner(Runner):
             st["undeliverable"] += 1
             self.bad.undeliverable(records[i], why)
 
-    def _score(self, p, records):
+    def _score(self, p, records, keys=None, ys=None, fc=None, lo=None, hi=None):
         sc = self.scorer
-        if sc is not None:
+        h = self.horizon
+        if isinstance(sc, BatchScore) and fc is not None:
+            sc.observe_many(keys, ys, fc[:, :h], lo[:, :h], hi[:, :h], part=p)
+        elif sc is not None:
             observe = sc.observe
             for r in records:
                 observe(r["key"], r["y"], r["forecast"], r["low"], r["high"], part=p)

@@ -485,6 +485,11 @@ class JsonLinesSink(Sink):
         else:
             self._text.write(line)
 
+    @property
+    def nan_is_null(self):  # send_many encodes with orjson when installed
+        from streamrnn.streams.messages import NAN_IS_NULL
+        return NAN_IS_NULL
+
     def send_many(self, records, keys=None):
         """One write for all ``records`` (orjson when installed: the same JSON values, NaN
         as null)."""

@@ -225,6 +225,11 @@ class KafkaSink(Sink):
         if self._n % 1000 == 0:
             self._producer.poll(0)
 
+    @property
+    def nan_is_null(self):  # send_many encodes with orjson when installed
+        from streamrnn.streams.messages import NAN_IS_NULL
+        return NAN_IS_NULL
+
     def send_many(self, records, keys=None):
         """Produce ``records`` (encoded with orjson when installed); returns ``[(i, reason)]``
         of those the client refused for good at once."""

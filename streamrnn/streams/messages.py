@@ -524,6 +524,9 @@ class Sink:
     asynchronously are handed out by ``take_undeliverable()`` as ``(record, reason)`` pairs.
     """
 
+    #: True when the sink writes NaN and infinities as null (records may then carry them)
+    nan_is_null = False
+
     def send(self, record: dict, key=None):
         raise NotImplementedError
 
@@ -561,6 +564,8 @@ class Sink:
 
 class NullSink(Sink):
     """Drops every record (a backtest, or a demo on a terminal, keeps only the summary)."""
+
+    nan_is_null = True
 
     def send(self, record, key=None):
         pass
