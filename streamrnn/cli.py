@@ -1,8 +1,10 @@
 """The ``streamrnn`` command.
 
-``streamrnn forecast`` reads observations from a source, keeps one forecaster per series key,
-writes for every observation the one-step prediction made *before* learning it and the anomaly
-score of the value against it (and, with ``--horizon``, the forecast of the next steps after
+``streamrnn forecast`` reads observations from a source, keeps one global model per source
+partition (one network shared by the partition's series keys, ``streamrnn.GlobalForecaster``,
+learned in batches; ``--per-key-models``: one forecaster per key), writes for every
+observation the one-step prediction made *before* learning it and the anomaly score of the
+value against it (and, with ``--horizon``, the forecast of the next steps after
 learning it with its interval), and checkpoints the models together with the source position.
 Without ``--source`` it replays river's WaterFlow dataset (1,268 hourly flow readings of a water
 pipe) as a demo.
@@ -12,8 +14,9 @@ last value and the seasonal naive forecast, and the intervals by coverage and wi
 (:mod:`streamrnn.backtest`); ``streamrnn inspect``
 shows what a checkpoint holds without building a model.
 
-The processing loop is :class:`streamrnn.streams.Runner`, usable from Python; this module only
-parses arguments and prints.
+The processing loops are :class:`streamrnn.streams.batched.GlobalRunner` and
+:class:`streamrnn.streams.Runner`, usable from Python; this module only parses arguments and
+prints.
 """
 from __future__ import annotations
 
@@ -150,8 +153,9 @@ def _stream_options(f, demo_horizon):
         "option below applies to both unless it says otherwise.")
     m.add_argument("--per-key-models", action="store_true",
                    help="one forecaster per key instead of one global model per partition "
-                   "(more memory per key: about 42 KB for GRU-16 against about 1 KB; "
-                   "--seasonality auto and several seasons need it)")
+                   "(tens of KB per key against under 1 KB, each key learning alone; "
+                   "--seasonality auto and several seasons need it); the summary gives the "
+                   "state per key")
     m.add_argument("--model", choices=sorted(_registry.CELLS), default="gru",
                    help="the recurrent cell")
     m.add_argument("--hidden-size", type=int, default=16, help="units per layer")
@@ -244,8 +248,10 @@ def build_parser():
     ap.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     fmt = _DefaultsShown
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    f = sub.add_parser("forecast", help="learn and forecast a stream, one model per key",
-                       description="Learn and forecast a stream, one model per series key. "
+    f = sub.add_parser("forecast", help="learn and forecast a stream of many series",
+                       description="Learn and forecast a stream of series (keys): one "
+                       "global model per source partition, shared by its keys (the default), "
+                       "or one model per key (--per-key-models). "
                        "Forecast records go to --sink as JSON lines {key, time, partition, "
                        "offset, y, prediction, anomaly, forecast, low, high}: prediction was "
                        "made before y arrived, anomaly (0 to 1, higher is rarer) scores y "
@@ -265,7 +271,8 @@ def build_parser():
 
     b = sub.add_parser("backtest", help="replay a file (or any source) and score the forecasts "
                        "per step ahead against last value and seasonal naive",
-                       description="Replay a source through one model per key, forecasting "
+                       description="Replay a source through the models (one global model "
+                       "per partition, or with --per-key-models one per key), forecasting "
                        "each value before learning it, and score every step ahead (MAE, sMAPE, "
                        "MASE, the intervals' coverage and width) against the last value and, "
                        "with a declared season, the seasonal naive forecast. The table goes to "

@@ -89,6 +89,7 @@ class KafkaSource(Source):
         self._consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked,
                                  on_lost=self._lost)
         self.assigned: set[int] = set()
+        self._fast = None  # (decoder, its fast path)
 
     # ------------------------------------------------------------------ rebalancing
     def _assigned(self, consumer, partitions):
@@ -120,17 +121,25 @@ class KafkaSource(Source):
     def read(self, timeout=1.0):
         msgs = self._consumer.consume(self.batch, timeout)
         out = []
+        append = out.append
         decode = self.decoder.decode
+        fast = self._fast
+        if fast is None or fast[0] is not self.decoder:
+            fast = self._fast = (self.decoder, self.decoder.fast_path())
+        fast = fast[1]
         for m in msgs:
-            err = m.error()
-            if err is not None:
+            if m.error() is not None:
+                err = m.error()
                 if err.code() != self._ck.KafkaError._PARTITION_EOF:
                     log.warning("Kafka: %s", err)
                 continue
-            obs = decode(m.value(), m.partition(), m.offset(), m.key(), m.topic())
-            if obs.error is not None:
-                obs.topic = m.topic()  # for the dead-letter record
-            out.append(obs)
+            value, partition, offset, key = m.value(), m.partition(), m.offset(), m.key()
+            obs = fast(value, partition, offset, key)
+            if obs is None:  # anything but the common message: the full decoder
+                obs = decode(value, partition, offset, key, m.topic())
+                if obs.error is not None:
+                    obs.topic = m.topic()  # for the dead-letter record
+            append(obs)
         return out
 
     def seek(self, positions):
