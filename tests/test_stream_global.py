@@ -98,8 +98,9 @@ def test_batched_records_equal_the_per_message_runner(tmp_path, batch):
     path.write_text("\n".join(_rows(300, 5, bad_every=37)) + "\n")
     per = ListSink()
     bad1 = BadMessages()
-    Runner(None, JsonLinesSource(str(path), Decoder(key="k", time="ts"), bad1), per,
-           horizon=3, model_factory=_factory).run()
+    r1 = Runner(None, JsonLinesSource(str(path), Decoder(key="k", time="ts"), bad1), per,
+                horizon=3, model_factory=_factory)
+    r1.run()
     glob = ListSink()
     bad2 = BadMessages()
     g = GlobalRunner(None, JsonLinesSource(str(path), Decoder(key="k", time="ts"), bad2), glob,
@@ -108,8 +109,12 @@ def test_batched_records_equal_the_per_message_runner(tmp_path, batch):
     assert glob.records == per.records
     assert bad2.count == bad1.count > 0 and bad2.by_reason == bad1.by_reason
     assert g.positions == {0: 300}
-    t = g.totals()
+    t, t1 = g.totals(), r1.totals()
     assert t["messages"] == 300 and t["bad"] == bad1.count and t["scored"] > 0
+    assert t == pytest.approx(t1, rel=1e-12)  # a key repeating within a batch included
+    sc, sc1 = g.scorer.table(), r1.scorer.table()
+    assert [r["n"] for r in sc["model"]] == [r["n"] for r in sc1["model"]]
+    assert [r["mae"] for r in sc["model"]] == pytest.approx([r["mae"] for r in sc1["model"]])
     assert set(glob.records[-1]) == {"key", "time", "partition", "offset", "y", "prediction",
                                      "anomaly", "forecast", "low", "high"}
     assert g.n_keys == 5

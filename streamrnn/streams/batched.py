@@ -280,10 +280,13 @@ class GlobalRunner(Runner):
         else:
             pred, anom, fc, lo, hi = res.prediction, res.anomaly, res.forecast, res.low, res.high
         # the one-step errors against the last value, summed for the summary
-        yv = np.fromiter((o.y for o in good), dtype=float, count=len(good))
+        ys = [o.y for o in good]
+        yv = np.array(ys)
+        lastv = np.empty(len(good))
         get = last_of.get
-        lastv = np.fromiter((get(k, math.nan) for k in keys), dtype=float, count=len(good))
-        last_of.update(zip(keys, yv.tolist()))
+        for i, (k, y) in enumerate(zip(keys, ys)):  # in order: a key may repeat in a batch
+            lastv[i] = get(k, math.nan)
+            last_of[k] = y
         scored = np.isfinite(pred) & np.isfinite(lastv)
         n_sc = int(scored.sum())
         if n_sc:
