@@ -627,9 +627,10 @@ def _announcing(runner, quiet):
         for p in partitions:
             if p in runner.resumed and not quiet:
                 off, nm = runner.resumed.pop(p)
+                what = (f"its global model of {_plural(nm, 'key')}"
+                        if isinstance(runner, GlobalRunner) else _plural(nm, "model"))
                 sys.stderr.write(f"streamrnn: resuming partition {p} from "
-                                 f"{runner.store.path(p)} at offset {off:,d} with {nm:,d} "
-                                 f"model{'s' if nm != 1 else ''}\n")
+                                 f"{runner.store.path(p)} at offset {off:,d} with {what}\n")
         return starts
     return restore
 
