@@ -257,31 +257,36 @@ class GlobalForecaster(river_base.Estimator):
     Examples
     --------
 
-    Three related series (hourly sines of different levels and phases), one network:
+    Fifty chicks weighed every few days (river's `ChickWeights`): one series per chick (the
+    key is the chick's number), learned a day at a time; each row's `prediction` is the
+    forecast that was made for it before it was learned.
 
-    >>> import math
-    >>> from river import evaluate, metrics
+    >>> from river import datasets, metrics
     >>> from streamrnn import GlobalForecaster
 
-    >>> model = GlobalForecaster(cell="gru", hidden_size=8, seasonality=24, seed=1)
+    >>> days = {{}}
+    >>> for x, y in datasets.ChickWeights():
+    ...     days.setdefault(x["time"], []).append((x["chick"], float(y)))
+
+    >>> model = GlobalForecaster(cell="gru", hidden_size=16, seed=1)
     >>> mae = metrics.MAE()
-    >>> for t in range(24 * 20):
-    ...     keys = ["a", "b", "c"]
-    ...     ys = [10 * (i + 1) + math.sin(2 * math.pi * (t + 5 * i) / 24) for i in range(3)]
-    ...     if t >= 24 * 10:  # score the one-step forecasts of the last ten days
-    ...         for k, y in zip(keys, ys):
-    ...             mae.update(y, model.forecast(k, 1)[0])
-    ...     result = model.learn_many(keys, ys)
-    >>> round(mae.get(), 2)
-    {result}
-    >>> len(model), model.keys()
-    (3, ['a', 'b', 'c'])
-    >>> low, high = model.forecast_interval("b", 1)[0]
-    >>> bool(low < model.forecast("b", 1)[0] < high)
+    >>> for rows in days.values():
+    ...     chicks, weights = zip(*rows)
+    ...     result = model.learn_many(chicks, weights)
+    ...     for w, p in zip(weights, result.prediction):
+    ...         if p == p:  # NaN: a chick's first weight, nothing predicted it
+    ...             mae.update(w, p)
+    >>> mae
+    {mae}
+
+    >>> len(model), model.keys()[:3]
+    (50, [18, 16, 15])
+    >>> low, high = model.forecast_interval(1, 1)[0]
+    >>> bool(low < model.forecast(1, 1)[0] < high)
     True
 
-    `evaluate.progressive_val_score` and the other river evaluators take models of one
-    series; `learn_many` is the streaming loop of many.
+    The evaluators of `river.evaluate` take models of one series; the loop above is the
+    multi-series one, and `learn_one(key, y)` learns a single value.
 
     """
 
@@ -536,10 +541,17 @@ class GlobalForecaster(river_base.Estimator):
                 raise ValueError(f"{n} keys but {len(xs)} feature dicts")
         res = BatchResult(n, self._H)
         rows, errors = [], []
-        row = self._row
+        row, lim, most = self._row, self._y_limit, MAX_KEY_LEN
         for i in range(n):
+            k, y = keys[i], ys[i]
+            x = None if xs is None else xs[i]
+            # the common row, fast: a str key, a float in range (not NaN), no features
+            if type(k) is str and type(y) is float and not x and -lim <= y <= lim \
+                    and len(k) <= most:
+                rows.append((i, k, y, None))
+                continue
             try:
-                rows.append((i, *row(keys[i], ys[i], None if xs is None else xs[i])))
+                rows.append((i, *row(k, y, x)))
             except (TypeError, ValueError) as e:
                 errors.append((i, e))
         if rows:
@@ -858,5 +870,4 @@ class GlobalForecaster(river_base.Estimator):
                "max_keys": 3, "slot_dtype": "float64", "seed": 2}
 
 
-GlobalForecaster.__doc__ = GlobalForecaster.__doc__.replace("{lr}", str(DEFAULT_LR)) \
-    .replace("{result}", "...")
+GlobalForecaster.__doc__ = GlobalForecaster.__doc__.format(lr=DEFAULT_LR, mae="MAE: 16.306059")

@@ -51,7 +51,20 @@ def blob(m):
 
 def test_exported():
     assert streamrnn.GlobalForecaster is GlobalForecaster
-    assert "GlobalForecaster" in streamrnn.__all__
+    assert streamrnn.BatchResult is ms.BatchResult
+
+
+def _river_cases():
+    from river import checks
+    for i, params in enumerate(GlobalForecaster._unit_test_params()):
+        est = GlobalForecaster(**params)
+        for check in checks.yield_checks(est):
+            yield pytest.param(est, check, id=f"{i}:{check.__name__}")
+
+
+@pytest.mark.parametrize("estimator, check", list(_river_cases()))
+def test_river_check(estimator, check):
+    check(estimator.clone())
 
 
 # ------------------------------------------------------------------ parameters
