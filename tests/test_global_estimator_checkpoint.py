@@ -21,18 +21,6 @@ from streamrnn import multiseries as ms
 from streamrnn import spec as sp
 
 G = ck.GLOBAL_KEY
-needs_core = pytest.mark.skipif(ms.GlobalCore is None, reason="GlobalCore is not built yet")
-
-
-@pytest.fixture(autouse=True)
-def _core():
-    if ms.GlobalCore is None:
-        from _global_standin import StandInCore
-        ms.GlobalCore = StandInCore
-        yield
-        ms.GlobalCore = None
-    else:
-        yield
 
 
 def gspec(**kw):
@@ -109,6 +97,8 @@ resource.setrlimit(resource.RLIMIT_AS, (CAP, CAP))
 from streamrnn import checkpoint as ck
 
 def use(m):
+    import pickle
+    assert pickle.dumps(pickle.loads(pickle.dumps(m))) == pickle.dumps(m)
     for t in range(6):
         r = m.learn_many(["k0", "k1", "new%d" % t], [float(t), 2.0, 3.0],
                          [{"a": 1.0}, None, {"a": 2.0}])
@@ -116,8 +106,6 @@ def use(m):
     f = m.forecast("k1", 5)
     assert len(f) == 5 and all(isinstance(v, float) for v in f), f
     m.forecast_interval("k0", 2), m.score_one("k0", 1.0)
-    import pickle
-    assert pickle.dumps(pickle.loads(pickle.dumps(m))) == pickle.dumps(m)
 
 for i, path in enumerate(sys.argv[1:]):
     print(json.dumps({"start": i}), flush=True)
@@ -166,8 +154,6 @@ def run_child(paths, timeout=600):
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A real file of a trained GlobalForecaster (evictions, features), as (header, data)."""
-    if ms.GlobalCore is None:
-        pytest.skip("GlobalCore is not built yet")
     p = tmp_path_factory.mktemp("gbase") / "g.srnn"
     s = gspec(max_keys=5, slot_dtype="float64")
     ck.save(p, {G: trained(s, n_keys=7)}, s, position={"partition": 0, "offset": 9})
@@ -238,7 +224,6 @@ def crafted(tmp_path_factory, base):
     return dict(zip(CASES, run_child(paths)))
 
 
-@needs_core
 @pytest.mark.parametrize("name", list(CASES))
 def test_lying_file_is_refused_naming_the_field(crafted, name):
     r = crafted[name]
@@ -248,7 +233,6 @@ def test_lying_file_is_refused_naming_the_field(crafted, name):
     assert re.search(CASES[name][1], r["message"]), r["message"]
 
 
-@needs_core
 def test_unchanged_file_loads_and_learns_in_a_child(tmp_path, base):
     [r] = run_child([craft(tmp_path, base, "same", lambda h, d: None)])
     assert r["result"] == "ok", r
@@ -259,7 +243,6 @@ N_MUTATIONS = 400
 N_LIES = 300
 
 
-@needs_core
 def test_random_mutations_and_lies_never_crash(tmp_path, base):
     """Structural mutations of the header and type-preserving lies about its numbers (the
     per-key fuzzer's), re-signed; each must be refused or give a model that learns."""
