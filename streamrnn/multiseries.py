@@ -28,6 +28,8 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import sys
+import threading
 import warnings
 from collections import OrderedDict
 
@@ -61,8 +63,10 @@ INITIAL_CAPACITY = 1024
 # slots copied at a time when the slot arrays grow (bounds the temporary copies)
 _GROW_CHUNK = 1 << 16
 _SLOT_DTYPES = ("float32", "float64")
-# the largest |y| and |x| of float32 slots (GlobalCore.y_limit); float64: VALUE_LIMIT (1e100)
-F32_LIMIT = 1e30
+# the largest |y| of float32 slots: GlobalCore.y_limit is 1e30, but float32(1e30) is above it
+# (1.0000000150e30) and a stored value above it would make the state refuse to load; this
+# limit rounds below 1e30 (float64 slots: VALUE_LIMIT, 1e100)
+F32_LIMIT = 9.99999e29
 
 
 def _normalise_key(k):
@@ -88,9 +92,27 @@ def _normalise_key(k):
 
 
 def _encode_series_key(k):
-    if type(k) is bytes:
-        return {"bytes": k.decode("latin-1")}
+    """A key as a state tree value. Strings are interned: pickle writes a string object seen
+    twice as a reference, so equal models must share equal strings alike to pickle to equal
+    bytes (CPython shares one-character strings anyway)."""
+    t = type(k)
+    if t is str:
+        return sys.intern(k)
+    if t is bytes:
+        return {"bytes": sys.intern(k.decode("latin-1"))}
     return k
+
+
+def _interned(node):
+    """A feature name's tree value with its strings interned (see _encode_series_key)."""
+    t = type(node)
+    if t is str:
+        return sys.intern(node)
+    if t is dict:
+        return {k: _interned(v) for k, v in node.items()}
+    if t is list:
+        return [_interned(v) for v in node]
+    return node
 
 
 def _decode_series_key(t, where):
@@ -153,6 +175,21 @@ def _optimizer_name(name):
                 return entry
     raise ValueError(f"optimizer must be a river optimizer or one of "
                      f"{[e.name.lower() for e in _registry.OPTIMIZERS.values()]}, got {name!r}")
+
+
+class _Held:
+    """Releases a lock taken by ``_one_call`` at the end of a ``with`` block."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self, lock):
+        self.lock = lock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
 
 
 class BatchResult:
@@ -352,6 +389,7 @@ class GlobalForecaster(river_base.Estimator):
                                      self.num_layers, self._H, 1, self.tbptt_steps)
         # the sub-batch: distinct keys, at most max_batch, never more keys than are kept
         self._batch = min(int(self.max_batch), int(self.max_keys))
+        self._lock = threading.Lock()
         self._core = None       # built by the first learned observation
         self._slot = OrderedDict()   # key -> slot, least recently seen first
         self._free = []         # reset slots, the next one is taken from the end
@@ -465,8 +503,8 @@ class GlobalForecaster(river_base.Estimator):
         k = _normalise_key(key)
         if k not in self._slot:
             raise KeyError(f"unknown series key {key!r}")
-        s = self._slot.pop(k)
-        self._release([s])
+        with self._one_call():
+            self._release([self._slot.pop(k)])
 
     def _release(self, slots):
         """Reset ``slots`` and put them on the free list."""
@@ -514,7 +552,8 @@ class GlobalForecaster(river_base.Estimator):
         A bad value or feature raises ValueError/TypeError and changes nothing."""
         row = self._row(key, y, x)
         errors = []
-        self._learn_rows([(0, *row)], None, 0.1, errors)
+        with self._one_call():
+            self._learn_rows([(0, *row)], None, 0.1, errors)
         if errors:
             raise errors[0][1]
 
@@ -525,6 +564,9 @@ class GlobalForecaster(river_base.Estimator):
         is reported in the result's ``errors`` and changes nothing. Returns a
         :class:`BatchResult`; its intervals are ``1 - alpha``."""
         alpha = _check_alpha(alpha)
+        if isinstance(keys, (str, bytes)):
+            raise TypeError("keys must be a sequence of series keys, got one "
+                            f"{type(keys).__name__}")
         keys = keys if type(keys) is list else list(keys)
         n = len(keys)
         if isinstance(ys, np.ndarray):
@@ -555,10 +597,19 @@ class GlobalForecaster(river_base.Estimator):
             except (TypeError, ValueError) as e:
                 errors.append((i, e))
         if rows:
-            self._learn_rows(rows, res, alpha, errors)
+            with self._one_call():
+                self._learn_rows(rows, res, alpha, errors)
         errors.sort(key=lambda e: e[0])
         res.errors = [(i, str(e)) for i, e in errors]
         return res
+
+    def _one_call(self):
+        """The model's lock, taken without waiting: a second thread gets RuntimeError (the key
+        map and the core serve one call at a time)."""
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("another thread is learning with this GlobalForecaster: one call "
+                               "at a time per model (use one model per thread)")
+        return _Held(self._lock)
 
     def _learn_rows(self, rows, res, alpha, errors):
         """Learn valid ``rows`` ``(row, key, y, feats)`` in order, sub-batch by sub-batch."""
@@ -768,7 +819,7 @@ class GlobalForecaster(river_base.Estimator):
                                                      "slots": core.get_slots(live)},
                 "keys": [_encode_series_key(k) for k in self._slot],
                 "prediction": self._pred[live].copy(), "anomaly": self._anom[live].copy(),
-                "features": [_encode_key(k) for k in self._names],
+                "features": [_interned(_encode_key(k)) for k in self._names],
                 "n_ignored_features": int(self.n_ignored_features),
                 "n_evicted": int(self.n_evicted),
                 "n_skipped_updates": int(self.n_skipped_updates)}
@@ -779,6 +830,10 @@ class GlobalForecaster(river_base.Estimator):
 
         Every field is decoded and checked (by the core for its parts) before anything is
         assigned; ValueError/TypeError otherwise, and the model is as it was."""
+        with self._one_call():
+            self._take_state(tree)
+
+    def _take_state(self, tree):
         _check_keys(tree, self._STATE_KEYS, "the state")
         keys = tree["keys"]
         if type(keys) is not list:
