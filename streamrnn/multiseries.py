@@ -139,11 +139,23 @@ def _set_shared(core, state):
     core.set_shared_state(state)
 
 
-def _rows_fit(node, n, depth=0):
-    """Whether ``node`` is a dict tree whose leaves are all arrays of ``n`` rows."""
+def _rows_fit(node, n, floats, depth=0):
+    """Whether ``node`` is a dict tree whose leaves are all arrays of ``n`` rows, its float
+    arrays of dtype ``floats``."""
     if type(node) is dict and node and depth < 4:
-        return all(_rows_fit(v, n, depth + 1) for v in node.values())
-    return isinstance(node, np.ndarray) and node.ndim >= 1 and node.shape[0] == n
+        return all(_rows_fit(v, n, floats, depth + 1) for v in node.values())
+    return (isinstance(node, np.ndarray) and node.ndim >= 1 and node.shape[0] == n
+            and (node.dtype.kind != "f" or node.dtype == floats))
+
+
+def _slot_floats(node, dtype):
+    """The slot tree with its float arrays as ``dtype`` (float32 slots are stored as float32:
+    exact, half the bytes of the float64 copies get_slots returns)."""
+    if type(node) is dict:
+        return {k: _slot_floats(v, dtype) for k, v in node.items()}
+    if isinstance(node, np.ndarray) and node.dtype.kind == "f":
+        return node.astype(dtype)
+    return node
 
 
 def _check_feature_range(feats):
@@ -384,6 +396,7 @@ class GlobalForecaster(river_base.Estimator):
         self._opt_args = self._optimizer_args()
         # |y| and |x| beyond this are refused (the core's limit: float32 slots hold the scale)
         self._y_limit = F32_LIMIT if self.slot_dtype == "float32" else VALUE_LIMIT
+        self._slot_floats = np.float32 if self.slot_dtype == "float32" else np.float64
         # the largest network the features may ask for (the core adds its own lead columns)
         _registry.check_network_size(self.cell, 16 + self.max_features, self.hidden_size,
                                      self.num_layers, self._H, 1, self.tbptt_steps)
@@ -815,8 +828,9 @@ class GlobalForecaster(river_base.Estimator):
     def _export_state(self) -> dict:
         core = self._core
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
-        tree = {"core": None if core is None else {"shared": _shared_of(core),
-                                                     "slots": core.get_slots(live)},
+        tree = {"core": None if core is None else {
+                    "shared": _shared_of(core),
+                    "slots": _slot_floats(core.get_slots(live), self._slot_floats)},
                 "keys": [_encode_series_key(k) for k in self._slot],
                 "prediction": self._pred[live].copy(), "anomaly": self._anom[live].copy(),
                 "features": [_interned(_encode_key(k)) for k in self._names],
@@ -877,9 +891,11 @@ class GlobalForecaster(river_base.Estimator):
         else:
             _check_keys(node, ("shared", "slots"), "the state's core")
             slots = node["slots"]
-            if not _rows_fit(slots, n):
+            if not _rows_fit(slots, n, self._slot_floats):
                 # checked before the core is built: its slot arrays are in proportion to them
-                raise ValueError(f"the state's core slots must be arrays of {n} rows")
+                raise ValueError(f"the state's core slots must be arrays of {n} rows (floats "
+                                 f"as {np.dtype(self._slot_floats).name})")
+            slots = _slot_floats(slots, np.float64)
             cap = self._first_capacity(n)
             core = self._new_core(len(names), cap)
             _set_shared(core, node["shared"])

@@ -179,7 +179,13 @@ def _grow_keys(h, d, n):
     st(h)["keys"] = [f"x{i}" for i in range(n)]
 
 
+def _row_as_f4(h, d):
+    a = h["arrays"][st(h)["core"]["slots"]["row"]["$array"]]
+    a.update(dtype="<f4", shape=[a["shape"][0], 2 * a["shape"][1]])
+
+
 CASES = {
+    "slots_other_float": (_row_as_f4, "floats as float64"),
     "keys_not_list": (lambda h, d: st(h).update(keys={"a": 1}), "keys must be a list"),
     "key_float": (lambda h, d: st(h)["keys"].__setitem__(0, 1.5), r"keys\[0\]"),
     "key_long": (lambda h, d: st(h)["keys"].__setitem__(0, "k" * 2000), "1024"),
