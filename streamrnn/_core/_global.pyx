@@ -71,7 +71,7 @@ import numpy as np
 
 cimport numpy as cnp
 from libc.math cimport INFINITY, NAN, ceil, cos, exp, fabs, isfinite, isinf, isnan, sin, sqrt
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._shared cimport SharedNetwork
 from streamrnn._core._optim cimport Optimizer
@@ -88,7 +88,32 @@ cdef extern from *:
     #elif defined(__GNUC__)
     #pragma GCC optimize ("fp-contract=off")
     #endif
+    #include <stddef.h>
+    /* branch-free binary searches over a sorted run v[0..n-1] (the conditional moves keep
+       the pooled windows' searches free of mispredictions) */
+    static ptrdiff_t gc_upper(const double* v, ptrdiff_t n, double s) {   /* first v > s */
+        const double* base = v;
+        if (n <= 0) return 0;
+        while (n > 1) {
+            ptrdiff_t half = n / 2;
+            base = (base[half - 1] <= s) ? base + half : base;
+            n -= half;
+        }
+        return (base - v) + (base[0] <= s);
+    }
+    static ptrdiff_t gc_lower(const double* v, ptrdiff_t n, double s) {   /* first v >= s */
+        const double* base = v;
+        if (n <= 0) return 0;
+        while (n > 1) {
+            ptrdiff_t half = n / 2;
+            base = (base[half - 1] < s) ? base + half : base;
+            n -= half;
+        }
+        return (base - v) + (base[0] < s);
+    }
     """
+    Py_ssize_t gc_upper(const double* v, Py_ssize_t n, double s) noexcept nogil
+    Py_ssize_t gc_lower(const double* v, Py_ssize_t n, double s) noexcept nogil
 
 # ---------------------------------------------------------------- constants
 cdef enum:
@@ -174,6 +199,12 @@ def _farg(value, name, shape, writable=False):
     if writable and not value.flags.writeable:
         raise ValueError(f"{name} must be writable")
     return value
+
+
+def _fresh(v):
+    a = np.empty(v.shape, dtype=np.int64 if v.dtype.kind == "i" else np.float64)
+    a[...] = v
+    return a
 
 
 def row_layout(horizon, period, k2):
@@ -326,7 +357,9 @@ cdef class GlobalCore:
         self.n_in = nin
 
     def _assign_shared(self, d):
-        """Take over checked shared arrays (fresh copies) and bind their pointers."""
+        """Take over checked shared arrays and bind their pointers (copied into fresh arrays
+        of numpy's own dtype objects: an unpickled core then pickles to the same bytes)."""
+        d = {k: (_fresh(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
         self.t = d["t"]
         self._craw, self._csrt = d["conf_raw"], d["conf_sorted"]
         self._ccnt, self._cpos, self._cat = d["conf_count"], d["conf_pos"], d["conf_at"]
@@ -396,7 +429,13 @@ cdef class GlobalCore:
         return self._rnd(sc if sc > fl else fl)
 
     cdef double _bb(self, const double* row, long long n, Py_ssize_t j) noexcept nogil:
-        """The backbone's forecast of step j (1..H) from the committed origin n - 1."""
+        """The backbone's forecast of step j (1..H) from the committed origin n - 1: steps
+        j > jb as stored (rounded to the row's precision), the others computed."""
+        if j > self.jb:
+            return row[self.bbo[j] + (n - 1) % j]
+        return self._bb_raw(row, n, j)
+
+    cdef double _bb_raw(self, const double* row, long long n, Py_ssize_t j) noexcept nogil:
         cdef double v = row[self.o_hw] + self.phacc[j] * row[self.o_hw + 1]
         if self.period > 0:
             v = v + row[self.o_s + (n - 1 + j) % self.period]
@@ -564,49 +603,31 @@ cdef class GlobalCore:
 
     cdef double _pvalue(self, double s) noexcept nogil:
         cdef long long c = self.ccnt[0]
-        cdef Py_ssize_t lo = 0, hi, mid
-        cdef const double* v = self.csrt
         if c == 0:
             return 1.0
-        hi = <Py_ssize_t>c
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if v[mid] < s:
-                lo = mid + 1
-            else:
-                hi = mid
-        return (1.0 + <double>(c - lo)) / (1.0 + <double>c)
+        return (1.0 + <double>(c - gc_lower(self.csrt, <Py_ssize_t>c, s))) / (1.0 + <double>c)
 
     cdef void _insert(self, Py_ssize_t j0, double s) noexcept nogil:
-        """Score s enters step j0's window; the oldest leaves a full one."""
-        cdef Py_ssize_t W = self.window, k, lo, hi, mid
+        """Score s enters step j0's window; the oldest leaves a full one: binary searches
+        and one memmove of the values between the two positions."""
+        cdef Py_ssize_t W = self.window, r0, q, c
         cdef double* r = self.craw + j0 * W
         cdef double* v = self.csrt + j0 * W
-        cdef long long c = self.ccnt[j0]
         cdef Py_ssize_t p = <Py_ssize_t>self.cpos[j0]
-        cdef double old
+        c = <Py_ssize_t>self.ccnt[j0]
+        q = gc_upper(v, c, s)              # the first index with a value > s
         if c < W:
-            k = <Py_ssize_t>c
+            memmove(v + q + 1, v + q, (c - q) * sizeof(double))
+            v[q] = s
             self.ccnt[j0] = c + 1
         else:
-            old = r[p]
-            lo = 0
-            hi = W
-            while lo < hi:  # the first index holding the oldest score's value
-                mid = (lo + hi) // 2
-                if v[mid] < old:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            k = lo
-            while k + 1 < W:  # remove it
-                v[k] = v[k + 1]
-                k += 1
-            k = W - 1
-        while k > 0 and v[k - 1] > s:
-            v[k] = v[k - 1]
-            k -= 1
-        v[k] = s
+            r0 = gc_lower(v, W, r[p])      # the first index holding the oldest score's value
+            if q > r0:    # the values in (r0, q) move down one place, s ends them
+                memmove(v + r0, v + r0 + 1, (q - 1 - r0) * sizeof(double))
+                v[q - 1] = s
+            else:         # the values in [q, r0) move up one place, s starts them
+                memmove(v + q + 1, v + q, (r0 - q) * sizeof(double))
+                v[q] = s
         r[p] = s
         self.cpos[j0] = (p + 1) % W
 
@@ -715,7 +736,7 @@ cdef class GlobalCore:
         row[p + 1] = row[hw + 1]
         row[p + 2] = self._scale(row)
         for j in range(self.jb + 1, H + 1):
-            row[self.bbo[j] + n % j] = self._rnd(self._bb(row, n + 1, j))
+            row[self.bbo[j] + n % j] = self._rnd(self._bb_raw(row, n + 1, j))
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
@@ -939,11 +960,11 @@ cdef class GlobalCore:
 
     def _forecast(self, s, Py_ssize_t h, xs):
         """(combined (h,), scale) from the key's committed state; NaN before its first value."""
+        x = self._x_arg(xs, h)
         row, n = self._row(s)
         out = np.full(h, np.nan)
         if n == 0:
             return out, 1.0
-        x = self._x_arg(xs, h)
         cdef double[::1] rv = row
         cdef double* rp = &rv[0]
         fx = np.zeros(max(self.n_x, 1))
@@ -1002,6 +1023,7 @@ cdef class GlobalCore:
         NaN while unknown. Changes nothing."""
         s = self._slot(slot)
         y = _flt(y, "y", -self.y_limit, self.y_limit)
+        self._x_arg(x, 1)
         row, n = self._row(s)
         if n - 1 < WARM or self.ccnt[0] == 0:
             return math.nan
