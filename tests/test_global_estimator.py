@@ -389,3 +389,30 @@ def test_slot_bytes_and_the_checkpoint_grow_with_the_keys_not_max_keys():
     m.learn_many(["c", "d"], [1.0, 2.0])
     # a key in a file: its slot (float32 as stored), 16 B, its name in the JSON
     assert ck.state_nbytes(m) - two <= 2 * (m.slot_bytes + 16 + 40)
+
+
+def test_a_refused_network_step_still_learns_the_per_key_parts():
+    """A learning rate far too high with clipping off: the network refuses its steps (status
+    2); the rows are learned by the per-key parts, the weights stay finite, it is counted."""
+    m = small(optimizer="sgd", lr=1e300, clip_norm=None)
+    for t in range(30):
+        r = m.learn_many(["a", "b", "c"], [1e20 * (t % 3), -1e20 * t, 3.0 * t])
+        assert r.ok.all()
+    assert m.n_skipped_updates > 0
+    assert np.isfinite(m._core.net.params).all()
+    c = pickle.loads(pickle.dumps(m))
+    feed(m, steps=2), feed(c, steps=2)
+    assert blob(c) == blob(m)
+
+
+def test_round_trip_with_features_continues_bit_identically():
+    m = small(max_keys=3, max_features=2)
+    for t in range(8):
+        m.learn_many(["a", "b", "c", "d"], [float(t), 2.0, 3.0 - t, 1.0],
+                     [{"u": t, "v": 1.0}, None, {"v": -1.0}, {"u": 0.5, "w": 2.0}])
+    c = copy.deepcopy(m)
+    assert c.features == ["u", "v"] and blob(c) == blob(m)
+    for x in (m, c):
+        x.learn_many(["a", "e"], [1.0, 2.0], [{"u": 3.0}, {"v": 1.0}])
+    assert blob(c) == blob(m)
+    assert m.forecast("a", 3, [{"u": 1.0}] * 3) == c.forecast("a", 3, [{"u": 1.0}] * 3)
