@@ -12,8 +12,8 @@ validates:
   proportion to its keys, not to ``max_keys``);
 - validation of y and x with the rules and messages of the single-series forecasters
   (``streamrnn.base.check_target`` and ``numeric_features``), before anything is changed;
-- the feature name -> column map: the network's feature columns are fixed by the first
-  learned observations (the sorted names of their features, at most ``max_features``);
+- the feature name -> column map: the network's feature columns are fixed by the first step
+  (the sorted names of the features of its rows, at most ``max_features``);
   features first seen later are ignored and counted in ``n_ignored_features``;
 - ``learn_many``: the valid rows of a batch, in order, cut into sub-batches of distinct keys
   (a new one starts when a key repeats, or at ``max_batch`` rows), one core step (one
@@ -296,8 +296,9 @@ class GlobalForecaster(river_base.Estimator):
         `"float32"` (half the memory per key) or `"float64"` storage of the per-key state;
         the arithmetic is float64 either way.
     max_features
-        At most this many feature columns. They are fixed by the first observations learned
-        (the sorted names of their features): a feature first seen later is ignored and
+        At most this many feature columns. They are fixed by the first step (the sorted
+        names of the features of the first sub-batch learned, or of the first `learn_one`'s
+        `x`): a feature first seen later is ignored and
         counted in `n_ignored_features` (the first one raises a UserWarning), a known one
         missing from an `x` is treated as missing for that step.
     seed
@@ -630,8 +631,8 @@ class GlobalForecaster(river_base.Estimator):
         while start < len(rows):
             stop = self._cut(rows, start)
             first = None
-            if self._core is None:  # the first values: they fix the feature columns
-                names, index = self._columns_of(rows[start:])
+            if self._core is None:  # the first step: its rows fix the feature columns
+                names, index = self._columns_of(rows[start:stop])
                 first = (self._new_core(len(names), self._first_capacity(0)), names, index)
             self._step_sub(rows[start:stop], res, alpha, errors, first)
             start = stop

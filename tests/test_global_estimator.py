@@ -231,14 +231,15 @@ def test_result_rows_and_last_prediction():
     assert r.forecast[0].tolist() == m.forecast("k1", m.H)
 
 
-def test_features_fixed_by_the_first_values():
-    m = small()
-    m.learn_many(["a", "b"], [1.0, 2.0], [{"u": 1.0}, {"t": 2.0, "u": 0.5}])
-    assert m.features == ["t", "u"]
+def test_features_fixed_by_the_first_step():
+    m = small(max_batch=2)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
+        m.learn_many(["a", "b", "c"], [1.0, 2.0, 3.0],
+                     [{"u": 1.0}, {"t": 2.0, "u": 0.5}, {"s": 1.0}])
+        assert m.features == ["t", "u"] and m.n_ignored_features == 1  # "s": the second step
         m.learn_one("a", 1.0, {"u": 1.0, "new": 3.0})
-    assert m.n_ignored_features == 1 and "ignored" in str(w[0].message)
+    assert m.n_ignored_features == 2 and len(w) == 1 and "ignored" in str(w[0].message)
     m.learn_one("a", 1.0, {"u": 1.0})  # a known feature missing from x: missing, fine
     with pytest.raises(TypeError):
         m.forecast("a", 2, [{"u": "x"}, {}])
@@ -312,17 +313,27 @@ def test_arrays_grow_with_the_keys():
 
 
 # ------------------------------------------------------------------ against the core itself
-def test_the_estimator_is_the_core_plus_a_key_map():
+@pytest.mark.parametrize("with_x", [False, True])
+def test_the_estimator_is_the_core_plus_a_key_map(with_x):
     """learn_many equals driving a GlobalCore by hand: one step per sub-batch of distinct keys,
-    new keys on fresh slots, the evicted key's slot reset (a plain-dict reference)."""
+    new keys on fresh slots, the evicted key's slot reset, features in sorted-name columns
+    (NaN: missing; a name first seen later: ignored) - a plain-dict reference."""
     from streamrnn import _core
     from streamrnn._core._global import GlobalCore
     m = small(max_keys=4, max_batch=3, slot_dtype="float64")
-    core = GlobalCore(**m._core_config(0, 16), optimizer=_core.Optimizer(**m._opt_args))
+    names = ["u", "v"] if with_x else []
+    core = GlobalCore(**m._core_config(len(names), 16), optimizer=_core.Optimizer(**m._opt_args))
     slot, lru, free = {}, [], list(range(16))
     rng = np.random.default_rng(1)
     stream = [(f"k{int(rng.integers(6))}", float(rng.normal(10, 2))) for _ in range(120)]
-    got = m.learn_many([k for k, _ in stream], [y for _, y in stream])
+    # the first step (the first sub-batch, within the first 3 rows) sees u and v: the columns
+    xs = [{"v": 1.0, "u": 0.5}, {"u": 1.5}, {}] + [
+        {n: float(rng.normal()) for n in ("u", "v", "late") if rng.random() < 0.6}
+        for _ in stream[3:]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = m.learn_many([k for k, _ in stream], [y for _, y in stream],
+                           xs if with_x else None)
     want, start = [], 0
     while start < len(stream):  # sub-batches: distinct keys, at most 3 rows
         part, seen = [], set()
@@ -331,6 +342,10 @@ def test_the_estimator_is_the_core_plus_a_key_map():
                 break
             seen.add(k)
             part.append((k, y))
+        X = None
+        if with_x:
+            X = np.array([[xs[start + j].get(n, np.nan) for n in names]
+                          for j in range(len(part))])
         start += len(part)
         s = np.array([slot[k] if k in slot else free.pop(0) for k, _ in part], dtype=np.int64)
         for (k, _), si in zip(part, s):
@@ -340,7 +355,7 @@ def test_the_estimator_is_the_core_plus_a_key_map():
             lru.append(k)
         b, H = len(part), m.H
         out = [np.empty(b), np.empty(b), np.empty((b, H)), np.empty((b, H)), np.empty((b, H))]
-        assert core.step(s, np.array([y for _, y in part]), None, *out) == 1
+        assert core.step(s, np.array([y for _, y in part]), X, *out) == 1
         want.append(out)
         while len(lru) > 4:  # (the slot numbers differ from the estimator's: they do not matter)
             gone = slot.pop(lru.pop(0))
