@@ -750,9 +750,9 @@ class GlobalForecaster(river_base.Estimator):
 
     def _count_ignored(self, ignored):
         if not self.n_ignored_features:
-            warnings.warn(f"GlobalForecaster's feature columns are {self._names} (fixed by the "
-                          f"first values learned, max_features={self.max_features}); features "
-                          "first seen later are ignored (counted in n_ignored_features)",
+            warnings.warn(f"GlobalForecaster's feature columns are {self._names} (fixed by its "
+                          f"first step, max_features={self.max_features}); features first seen "
+                          "later are ignored (counted in n_ignored_features)",
                           UserWarning, stacklevel=5)
         self.n_ignored_features += ignored
 

@@ -420,6 +420,7 @@ def test_a_refused_network_step_still_learns_the_per_key_parts():
     assert blob(c) == blob(m)
 
 
+@pytest.mark.filterwarnings("ignore:GlobalForecaster's feature columns")
 def test_round_trip_with_features_continues_bit_identically():
     m = small(max_keys=3, max_features=2)
     for t in range(8):
