@@ -71,7 +71,7 @@ import numpy as np
 
 cimport numpy as cnp
 from libc.math cimport INFINITY, NAN, ceil, cos, exp, fabs, isfinite, isinf, isnan, sin, sqrt
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._shared cimport SharedNetwork
 from streamrnn._core._optim cimport Optimizer
@@ -88,7 +88,32 @@ cdef extern from *:
     #elif defined(__GNUC__)
     #pragma GCC optimize ("fp-contract=off")
     #endif
+    #include <stddef.h>
+    /* branch-free binary searches over a sorted run v[0..n-1] (the conditional moves keep
+       the pooled windows' searches free of mispredictions) */
+    static ptrdiff_t gc_upper(const double* v, ptrdiff_t n, double s) {   /* first v > s */
+        const double* base = v;
+        if (n <= 0) return 0;
+        while (n > 1) {
+            ptrdiff_t half = n / 2;
+            base = (base[half - 1] <= s) ? base + half : base;
+            n -= half;
+        }
+        return (base - v) + (base[0] <= s);
+    }
+    static ptrdiff_t gc_lower(const double* v, ptrdiff_t n, double s) {   /* first v >= s */
+        const double* base = v;
+        if (n <= 0) return 0;
+        while (n > 1) {
+            ptrdiff_t half = n / 2;
+            base = (base[half - 1] < s) ? base + half : base;
+            n -= half;
+        }
+        return (base - v) + (base[0] < s);
+    }
     """
+    Py_ssize_t gc_upper(const double* v, Py_ssize_t n, double s) noexcept nogil
+    Py_ssize_t gc_lower(const double* v, Py_ssize_t n, double s) noexcept nogil
 
 # ---------------------------------------------------------------- constants
 cdef enum:
@@ -176,23 +201,28 @@ def _farg(value, name, shape, writable=False):
     return value
 
 
+def _fresh(v):
+    a = np.empty(v.shape, dtype=np.int64 if v.dtype.kind == "i" else np.float64)
+    a[...] = v
+    return a
+
+
 def row_layout(horizon, period, k2):
-    """Per-key row layout: ``(W, R, jb, n_out, parts)``; ``parts`` maps each field to
-    (offset, length) in the row. Pure Python ints (the reference uses it too)."""
+    """Per-key row layout: ``(W, R, LS, n_out, parts, netl)``; ``parts`` maps each field to
+    (offset, length) in the row; LS older season levels are kept. Pure Python ints."""
     H, m = horizon, period
     n_out = min(H, k2)
     R = (m * ((H + m - 1) // m)) if m > 0 else H
     if R < m:
         R = m
-    jb = min(m, H) if m > 0 else H
-    bbp = sum(range(jb + 1, H + 1))
+    LS = (H + m - 1) // m - 1 if m > 0 else 0
     netl = [i + 1 for i in range(n_out - 1)] + [H]
     parts, off = {}, 0
-    for name, n in (("y", R), ("season", m), ("hw", 3), ("origin", 3 * H), ("bbp", bbp),
+    for name, n in (("y", R), ("season", m), ("hw", 3), ("origin", 3 * H), ("shist", LS * m),
                     ("net", sum(netl)), ("comb", H * (H + 1) // 2), ("err", H * E)):
         parts[name] = (off, n)
         off += n
-    return off, R, jb, n_out, parts, netl
+    return off, R, LS, n_out, parts, netl
 
 
 _CONFIG_KEYS = ("cell", "hidden_size", "num_layers", "k2", "horizon", "period", "n_x",
@@ -248,7 +278,7 @@ cdef class GlobalCore:
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a streamrnn._core.Optimizer, got "
                             f"{type(optimizer).__name__}")
-        Wrow, R, jb, n_out, parts, netl = row_layout(H, m, k2)
+        Wrow, R, LS, n_out, parts, netl = row_layout(H, m, k2)
         isz = 4 if sd == "float32" else 8
         if cap * (Wrow * isz + 8) > MAX_ROW_BYTES:
             raise ValueError(f"capacity {cap} x {Wrow * isz + 8} bytes per key is beyond "
@@ -272,15 +302,10 @@ cdef class GlobalCore:
         self.window, self.aci_gamma, self.alphas, self.n_levels = win, ag, al, len(al)
         self.y_limit = 1e30 if self.f32 else 1e100
         self.big = 1e36 if self.f32 else 1e150
-        self.W, self.R, self.jb = Wrow, R, jb
+        self.W, self.R, self.LS = Wrow, R, LS
         self.o_y, self.o_s, self.o_hw = parts["y"][0], parts["season"][0], parts["hw"][0]
-        self.o_org, self.o_bbp, self.o_net = parts["origin"][0], parts["bbp"][0], parts["net"][0]
+        self.o_org, self.o_sh, self.o_net = parts["origin"][0], parts["shist"][0], parts["net"][0]
         self.o_cmb, self.o_err = parts["comb"][0], parts["err"][0]
-        bbo = np.zeros(H + 1, dtype=np.intp)
-        off = self.o_bbp
-        for j in range(jb + 1, H + 1):
-            bbo[j] = off
-            off += j
         neto = np.zeros(n_out, dtype=np.intp)
         off = self.o_net
         for i in range(n_out):
@@ -292,9 +317,8 @@ cdef class GlobalCore:
             p = p * p_
             acc = acc + p
             ph[j] = acc
-        self._bbo_arr, self._neto_arr = bbo, neto
+        self._neto_arr = neto
         self._netl_arr, self._phacc_arr = np.array(netl, dtype=np.intp), ph
-        self.bbo = <Py_ssize_t*>_ptr(bbo)
         self.neto = <Py_ssize_t*>_ptr(neto)
         self.netl = <Py_ssize_t*>_ptr(self._netl_arr)
         self.phacc = <double*>_ptr(ph)
@@ -326,7 +350,9 @@ cdef class GlobalCore:
         self.n_in = nin
 
     def _assign_shared(self, d):
-        """Take over checked shared arrays (fresh copies) and bind their pointers."""
+        """Take over checked shared arrays and bind their pointers (copied into fresh arrays
+        of numpy's own dtype objects: an unpickled core then pickles to the same bytes)."""
+        d = {k: (_fresh(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
         self.t = d["t"]
         self._craw, self._csrt = d["conf_raw"], d["conf_sorted"]
         self._ccnt, self._cpos, self._cat = d["conf_count"], d["conf_pos"], d["conf_at"]
@@ -343,8 +369,8 @@ cdef class GlobalCore:
     def slot_bytes(self):
         """Committed bytes per key: the network's slot (``net.slot_bytes``, its 8-byte
         window count included) + the key's row (itemsize x W) + its count (8). With
-        R = m ceil(H/m) (H when m = 0), jb = min(m, H) (H when m = 0), n_out = min(H, k2):
-        W = R + m + 3 + 3H + sum_{j=jb+1..H} j + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 4H."""
+        R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
+        W = R + m + 3 + 3H + LS m + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 4H."""
         return int(self.net.slot_bytes) + self.W * (4 if self.f32 else 8) + 8
 
     @property
@@ -404,16 +430,20 @@ cdef class GlobalCore:
 
     cdef double _bb_at(self, const double* row, long long t, Py_ssize_t j) noexcept nogil:
         """The backbone's forecast of step j made at origin s = t - j, read when y_t arrives
-        (before it updates the row): stored for j > jb, else recomputed."""
+        (before it updates the row): recomputed from the origin's level and trend and the
+        season index of y_t's phase as it was then: the current one for j <= m, else the
+        one before the last ceil(j/m) - 1 updates of that phase (the season history)."""
         cdef long long s = t - j
-        cdef Py_ssize_t q
+        cdef Py_ssize_t q, m = self.period, u
         cdef double v
-        if j > self.jb:
-            return row[self.bbo[j] + s % j]
         q = self.o_org + 3 * (s % self.horizon)
         v = row[q] + self.phacc[j] * row[q + 1]
-        if self.period > 0:
-            v = v + row[self.o_s + t % self.period]
+        if m > 0:
+            u = (j + m - 1) // m - 1     # updates of the phase since origin s
+            if u == 0:
+                v = v + row[self.o_s + t % m]
+            else:
+                v = v + row[self.o_sh + (u - 1) * m + t % m]
         return v
 
     cdef void _experts(self, const double* row, long long n, Py_ssize_t j, double bb,
@@ -564,49 +594,31 @@ cdef class GlobalCore:
 
     cdef double _pvalue(self, double s) noexcept nogil:
         cdef long long c = self.ccnt[0]
-        cdef Py_ssize_t lo = 0, hi, mid
-        cdef const double* v = self.csrt
         if c == 0:
             return 1.0
-        hi = <Py_ssize_t>c
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if v[mid] < s:
-                lo = mid + 1
-            else:
-                hi = mid
-        return (1.0 + <double>(c - lo)) / (1.0 + <double>c)
+        return (1.0 + <double>(c - gc_lower(self.csrt, <Py_ssize_t>c, s))) / (1.0 + <double>c)
 
     cdef void _insert(self, Py_ssize_t j0, double s) noexcept nogil:
-        """Score s enters step j0's window; the oldest leaves a full one."""
-        cdef Py_ssize_t W = self.window, k, lo, hi, mid
+        """Score s enters step j0's window; the oldest leaves a full one: binary searches
+        and one memmove of the values between the two positions."""
+        cdef Py_ssize_t W = self.window, r0, q, c
         cdef double* r = self.craw + j0 * W
         cdef double* v = self.csrt + j0 * W
-        cdef long long c = self.ccnt[j0]
         cdef Py_ssize_t p = <Py_ssize_t>self.cpos[j0]
-        cdef double old
+        c = <Py_ssize_t>self.ccnt[j0]
+        q = gc_upper(v, c, s)              # the first index with a value > s
         if c < W:
-            k = <Py_ssize_t>c
+            memmove(v + q + 1, v + q, (c - q) * sizeof(double))
+            v[q] = s
             self.ccnt[j0] = c + 1
         else:
-            old = r[p]
-            lo = 0
-            hi = W
-            while lo < hi:  # the first index holding the oldest score's value
-                mid = (lo + hi) // 2
-                if v[mid] < old:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            k = lo
-            while k + 1 < W:  # remove it
-                v[k] = v[k + 1]
-                k += 1
-            k = W - 1
-        while k > 0 and v[k - 1] > s:
-            v[k] = v[k - 1]
-            k -= 1
-        v[k] = s
+            r0 = gc_lower(v, W, r[p])      # the first index holding the oldest score's value
+            if q > r0:    # the values in (r0, q) move down one place, s ends them
+                memmove(v + r0, v + r0 + 1, (q - 1 - r0) * sizeof(double))
+                v[q - 1] = s
+            else:         # the values in [q, r0) move up one place, s starts them
+                memmove(v + q + 1, v + q, (r0 - q) * sizeof(double))
+                v[q] = s
         r[p] = s
         self.cpos[j0] = (p + 1) % W
 
@@ -685,6 +697,12 @@ cdef class GlobalCore:
         cdef Py_ssize_t m = self.period, H = self.horizon, j, p = 0
         cdef Py_ssize_t hw = self.o_hw
         cdef double l = row[hw], b = row[hw + 1], e, fit, r, phi = self.hw_phi
+        cdef Py_ssize_t u
+        if m > 0 and self.LS > 0:  # the phase's index before this update joins its history
+            p = n % m
+            for u in range(self.LS - 1, 0, -1):
+                row[self.o_sh + u * m + p] = row[self.o_sh + (u - 1) * m + p]
+            row[self.o_sh + p] = row[self.o_s + p]
         if n == 0:
             row[hw] = self._rnd(y)
             row[hw + 1] = 0.0
@@ -714,8 +732,6 @@ cdef class GlobalCore:
         row[p] = row[hw]
         row[p + 1] = row[hw + 1]
         row[p + 2] = self._scale(row)
-        for j in range(self.jb + 1, H + 1):
-            row[self.bbo[j] + n % j] = self._rnd(self._bb(row, n + 1, j))
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
@@ -939,11 +955,11 @@ cdef class GlobalCore:
 
     def _forecast(self, s, Py_ssize_t h, xs):
         """(combined (h,), scale) from the key's committed state; NaN before its first value."""
+        x = self._x_arg(xs, h)
         row, n = self._row(s)
         out = np.full(h, np.nan)
         if n == 0:
             return out, 1.0
-        x = self._x_arg(xs, h)
         cdef double[::1] rv = row
         cdef double* rp = &rv[0]
         fx = np.zeros(max(self.n_x, 1))
@@ -1002,6 +1018,7 @@ cdef class GlobalCore:
         NaN while unknown. Changes nothing."""
         s = self._slot(slot)
         y = _flt(y, "y", -self.y_limit, self.y_limit)
+        self._x_arg(x, 1)
         row, n = self._row(s)
         if n - 1 < WARM or self.ccnt[0] == 0:
             return math.nan
