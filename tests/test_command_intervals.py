@@ -345,7 +345,8 @@ def test_seasonality_lists_and_the_horizon_reach_the_model(tmp_path):
     assert p.returncode == 2 and "--horizon" in p.stderr
     h = cmd("forecast", "--help").stdout
     h = " ".join(h.split())
-    assert "auto|M|M1,M2" in h and "auto (the default)" in h and "--alpha" in h
+    # the default is now per mode: auto for per-key models, 0 for the global model
+    assert "auto|M|M1,M2" in h and "auto for per-key models" in h and "--alpha" in h
     assert "1 - alpha interval (0.1: 90%) (default: 0.1)" in h
 
 
