@@ -207,7 +207,8 @@ def test_backtest_docstring_example_runs():
 
 
 def test_backtest_reads_any_source_such_as_stdin():
-    p = subprocess.run([sys.executable, "-m", "streamrnn", "backtest", "--per-key-models", "--source", "-",
+    p = subprocess.run([sys.executable, "-m", "streamrnn", "backtest", "--per-key-models",
+                        "--source", "-",
                         "--horizon", "2", "--hidden-size", "3", "--json"], env=child_env(),
                        input="".join(json.dumps({"y": i % 4}) + "\n" for i in range(60)),
                        capture_output=True, text=True, timeout=120)

@@ -28,7 +28,8 @@ def _per_key(args):
 
 def cmd(*args, stdin=None, env=None, timeout=120):
     return subprocess.run([sys.executable, "-m", "streamrnn", *_per_key(args)],
-                          env=env or child_env(), capture_output=True, text=True, timeout=timeout, input=stdin)
+                          env=env or child_env(), capture_output=True, text=True,
+                          timeout=timeout, input=stdin)
 
 
 def closed_port():
@@ -233,7 +234,8 @@ def test_records_on_a_terminal_get_no_progress_line_glued_to_them(tmp_path):
 
 def test_sigint_exits_130_after_a_final_checkpoint_and_the_summary(tmp_path):
     out = tmp_path / "out.jsonl"
-    p = subprocess.Popen([sys.executable, "-m", "streamrnn", "forecast", "--per-key-models", "--source", "-",
+    p = subprocess.Popen([sys.executable, "-m", "streamrnn", "forecast", "--per-key-models",
+                          "--source", "-",
                           "--checkpoint", str(tmp_path / "ck"), "--sink", str(out)],
                          env=child_env(), stdin=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)

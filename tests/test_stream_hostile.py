@@ -21,7 +21,8 @@ DEEP = b"[" * 100_000
 
 
 def command(*args, stdin=None, timeout=180):
-    return subprocess.run([sys.executable, "-m", "streamrnn", "forecast", "--per-key-models", *args],
+    return subprocess.run([sys.executable, "-m", "streamrnn", "forecast", "--per-key-models",
+                           *args],
                           env=child_env(), capture_output=True, timeout=timeout, input=stdin)
 
 
