@@ -279,3 +279,29 @@ def test_the_records_are_strict_json_with_nulls(core, tmp_path):
     rows = [json.loads(line, parse_constant=refuse) for line in out.read_text().splitlines()]
     assert len(rows) == 80 and rows[0]["prediction"] is None and rows[0]["anomaly"] is None
     assert all(len(r["forecast"]) == 3 for r in rows) and rows[-1]["prediction"] is not None
+
+
+@pytest.mark.parametrize("series", [{"ghost": 1.0}, {"s0": "x"}, {"s0": float("inf")}, [1, 2],
+                                    {"s0": [1.0]}])
+def test_a_malformed_run_record_in_a_global_checkpoint_is_refused(core, tmp_path, series):
+    from streamrnn import checkpoint as ck
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(_rows(60, 3)) + "\n")
+    g = _global_run(path, tmp_path / "g", ListSink())
+    store = ck.CheckpointStore(str(tmp_path / "g"))
+    try:
+        extra = {"stats": g.stats[0], "series": series}
+        try:
+            store.save(0, {ck.GLOBAL_KEY: g.parts[0]}, g.spec,
+                       g.source.describe(0) if g.source else {"kind": "JsonLinesSource",
+                                                              "partition": 0}, 60, extra=extra)
+        except (ValueError, TypeError):
+            assert series == {"s0": float("inf")}  # JSON has no infinity: refused at once
+            return
+        r = GlobalRunner(_gspec(), JsonLinesSource(str(path), Decoder(key="k")), ListSink(),
+                         horizon=3, store=store)
+        with pytest.raises(ck.CheckpointError):
+            r.restore([0])
+        assert r.parts == {} and r.positions == {}
+    finally:
+        store.close()
