@@ -35,7 +35,7 @@ from brokers import MockKafka, produce  # noqa: E402
 
 from streamrnn import spec as spec_mod  # noqa: E402
 from streamrnn.streams import BadMessages, Decoder, Runner  # noqa: E402
-from streamrnn.streams.batched import GlobalRunner  # noqa: E402
+from streamrnn.streams.batched import GlobalRunner, tune_gc  # noqa: E402
 from streamrnn.streams.kafka import KafkaSink, KafkaSource  # noqa: E402
 from streamrnn.streams.scoring import BatchScore, HorizonScore  # noqa: E402
 
@@ -243,6 +243,8 @@ def main():
     ap.add_argument("--update-every", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--modes", default="global,per-key")
+    ap.add_argument("--no-gc-tuning", action="store_true",
+                    help="leave the garbage collector as it is (the command tunes it: tune_gc)")
     ap.add_argument("--profile", action="store_true",
                     help="cProfile the global whole loop; print the top functions")
     a = ap.parse_args()
@@ -251,11 +253,14 @@ def main():
     kafka = MockKafka(1)
     kafka.create_topic("in", PARTITIONS)
     produce(kafka.bootstrap, "in", items(n, a.keys))
+    if not a.no_gc_tuning:
+        tune_gc()
     obs, t_consume = consume_all(kafka.bootstrap, "in", "c0", n)
     t_fetch = fetch_only(kafka.bootstrap, "in", "f0", n)
     print(f"\nstreamrnn stream benchmark: {n:,d} messages, {a.keys:,d} keys, GRU hidden 16, "
           f"update_every/learn_every={a.update_every}, {PARTITIONS} partitions, librdkafka "
-          f"mock cluster; batch {a.batch} (global)")
+          f"mock cluster; batch {a.batch} (global); garbage collector "
+          f"{'untouched' if a.no_gc_tuning else 'tuned as the command does (tune_gc)'}")
     print(f"  consume+decode (shared by both modes): {t_consume / n * 1e6:.2f} µs/msg, of which "
           f"librdkafka's fetch (the same reads without decoding) {t_fetch / n * 1e6:.2f}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")

@@ -38,7 +38,7 @@ from streamrnn.streams import messages as _msg
 from streamrnn.streams.files import MAX_LINE_BYTES, DatasetSource
 from streamrnn.streams.report import (coverage_sentence, horizon_table, key_table,
                                       need_matplotlib, plot_trace, verdict)
-from streamrnn.streams.batched import BATCH, MAX_WAIT, GlobalRunner
+from streamrnn.streams.batched import BATCH, MAX_WAIT, GlobalRunner, tune_gc
 from streamrnn.streams.runner import ALPHA, MAX_FEATURES, MAX_KEYS, Runner
 from streamrnn.streams.scoring import BatchScore, naive_season
 
@@ -573,6 +573,7 @@ def _forecast(args, demo, horizon, spec, store, opened):
     if note and not args.quiet:
         sys.stderr.write(f"streamrnn: {note}\n")
     t0 = time.monotonic()
+    tune_gc()
     try:
         n = runner.run(limit=args.limit, idle_exit=args.idle_exit or 0.0, progress=progress)
     finally:
@@ -738,6 +739,7 @@ def backtest_command(args) -> int:
             idle = 5.0 if not demo and parse_address(args.source)["scheme"] in ("kafka",
                                                                                "mqtt") else 0.0
         naive = args.naive_seasonality  # None: the spec's first declared season
+        tune_gc()
         if naive is None:
             naive = spec.naive_season
         r = backtest(source, spec.spec, horizon, naive, detail_keys=args.table_keys,

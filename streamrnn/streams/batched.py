@@ -48,7 +48,7 @@ import numpy as np
 from streamrnn.streams.runner import ALPHA, MAX_KEYS, Runner
 from streamrnn.streams.scoring import BatchScore, naive_season
 
-__all__ = ["GlobalRunner", "BATCH", "MAX_WAIT"]
+__all__ = ["GlobalRunner", "BATCH", "MAX_WAIT", "tune_gc"]
 
 log = logging.getLogger("streamrnn")
 
@@ -392,6 +392,20 @@ class GlobalRunner(Runner):
             self.failed = True
             raise
         return n
+
+
+def tune_gc(young=50_000):
+    """Collect garbage less often in a streaming process: what lives for the whole run (the
+    models, the modules) is frozen out of the collector's scans, and a young-generation
+    collection runs every ``young`` new container objects instead of 700, so the many
+    short-lived ones of each batch (observations, feature dicts, records) are not scanned
+    again and again. The loop makes few reference cycles; ``streamrnn forecast`` and
+    ``backtest`` call this (a library user decides for their own process)."""
+    import gc
+    gc.collect()
+    gc.freeze()
+    _, g1, g2 = gc.get_threshold()
+    gc.set_threshold(young, g1, g2)
 
 
 def _global_of(c):
