@@ -63,6 +63,7 @@ INITIAL_CAPACITY = 1024
 # slots copied at a time when the slot arrays grow (bounds the temporary copies)
 _GROW_CHUNK = 1 << 16
 _SLOT_DTYPES = ("float32", "float64")
+_FLOAT = {float}
 # the largest |y| of float32 slots: GlobalCore.y_limit is 1e30, but float32(1e30) is above it
 # (1.0000000150e30) and a stored value above it would make the state refuse to load; this
 # limit rounds below 1e30 (float64 slots: VALUE_LIMIT, 1e100)
@@ -159,9 +160,11 @@ def _slot_floats(node, dtype):
 
 
 def _check_feature_range(feats):
-    for name, v in feats.items():
-        if not -VALUE_LIMIT <= v <= VALUE_LIMIT:
-            raise _scale_error(f"feature {name!r}", v, _scaling.TOO_LARGE)
+    """ValueError (the single-series message) for a feature beyond +-VALUE_LIMIT."""
+    if feats and not max(map(abs, feats.values())) <= VALUE_LIMIT:
+        for name, v in feats.items():
+            if not -VALUE_LIMIT <= v <= VALUE_LIMIT:
+                raise _scale_error(f"feature {name!r}", v, _scaling.TOO_LARGE)
 
 
 def _check_alpha(alpha):
@@ -601,11 +604,17 @@ class GlobalForecaster(river_base.Estimator):
         for i in range(n):
             k, y = keys[i], ys[i]
             x = None if xs is None else xs[i]
-            # the common row, fast: a str key, a float in range (not NaN), no features
-            if type(k) is str and type(y) is float and not x and -lim <= y <= lim \
-                    and len(k) <= most:
-                rows.append((i, k, y, None))
-                continue
+            # the common rows, fast: a str key, a float in range (not NaN), no features or a
+            # dict of finite floats in range
+            if type(k) is str and type(y) is float and -lim <= y <= lim and len(k) <= most:
+                if not x:
+                    rows.append((i, k, y, None))
+                    continue
+                if type(x) is dict and set(map(type, x.values())) == _FLOAT:
+                    total = sum(x.values())  # finite (no NaN/inf; an overflow: the slow path)
+                    if total - total == 0.0 and max(map(abs, x.values())) <= VALUE_LIMIT:
+                        rows.append((i, k, y, x))
+                        continue
             try:
                 rows.append((i, *row(k, y, x)))
             except (TypeError, ValueError) as e:
@@ -693,16 +702,26 @@ class GlobalForecaster(river_base.Estimator):
         n_x = len(names)
         X, ignored = None, 0
         if n_x:
-            X = np.full((b, n_x), np.nan)
-            for j, r in enumerate(rows):
+            empty = [math.nan] * n_x
+            plans = {}  # the columns of each tuple of feature names (messages share a schema)
+            lines = []
+            for r in rows:
                 feats = r[3]
-                if feats:
-                    for name, v in feats.items():
-                        c = index.get(name)
-                        if c is None:
-                            ignored += 1
-                        else:
-                            X[j, c] = v
+                if not feats:
+                    lines.append(empty)
+                    continue
+                names_t = tuple(feats)
+                cols = plans.get(names_t)
+                if cols is None:
+                    cols = plans[names_t] = [index.get(k, -1) for k in names_t]
+                line = empty.copy()
+                for c, v in zip(cols, feats.values()):
+                    if c >= 0:
+                        line[c] = v
+                    else:
+                        ignored += 1
+                lines.append(line)
+            X = np.array(lines, dtype=np.float64)
         else:
             ignored = sum(len(r[3]) for r in rows if r[3])
         H = self._H

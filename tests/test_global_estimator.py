@@ -136,7 +136,9 @@ def test_key_types():
 # ------------------------------------------------------------------ validation
 BAD = [(float("nan"), None), (float("inf"), None), ("3", None), (None, None), (1e101, None),
        (1.0, {"a": float("nan")}), (1.0, {"a": "x"}), (1.0, {"a": None}), (1.0, [1.0]),
-       (1.0, {"a": 1e101})]
+       (1.0, {"a": 1e101}), (1.0, {"a": 1.0, "b": float("nan")}),
+       (1.0, {"b": float("nan"), "a": 2.0}), (1.0, {"a": 1.0, "b": -float("inf")}),
+       (1.0, {"a": 1e308, "b": 1e308}), (1.0, {"a": 2.0, "b": -1e101})]
 
 
 @pytest.mark.filterwarnings("ignore:GlobalForecaster's feature columns")
