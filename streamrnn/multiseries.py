@@ -727,7 +727,11 @@ class GlobalForecaster(river_base.Estimator):
         H = self._H
         pred, score = np.empty(b), np.empty(b)
         fc, lo, hi = np.empty((b, H)), np.empty((b, H)), np.empty((b, H))
-        status = core.step(slots, ys, X, pred, score, fc, lo, hi, alpha)
+        try:
+            status = core.step(slots, ys, X, pred, score, fc, lo, hi, alpha)
+        except BaseException:  # (a bug, an interrupt): the core changed nothing, nor do we
+            free.extend(reversed(taken))
+            raise
         if status < 0:  # the core's last line: nothing changed
             free.extend(reversed(taken))
             e = ValueError("the core refused this sub-batch (a value or feature not finite "
