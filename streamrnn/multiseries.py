@@ -43,10 +43,8 @@ from streamrnn._core._scaling import VALUE_LIMIT
 from streamrnn.base import (_canonical, _check_keys, _decode_key, _encode_key, _int_param,
                             _scale_error, check_target, numeric_features)
 
-try:
-    from streamrnn._core._global import GlobalCore
-except ImportError:  # pragma: no cover - helper C's kernel not merged yet
-    GlobalCore = None
+from streamrnn._core._global import MAX_PERIOD, N_LEAD_INPUTS, GlobalCore, row_layout
+from streamrnn._core._shared import MAX_SCRATCH_BYTES, footprint
 
 __all__ = ["GlobalForecaster", "BatchResult", "MAX_KEY_LEN"]
 
@@ -375,7 +373,7 @@ class GlobalForecaster(river_base.Estimator):
         self._cell_code = _registry.cell_code(self.cell)
         _int_param("hidden_size", self.hidden_size, 1, lim["hidden_size"])
         _int_param("num_layers", self.num_layers, 1, lim["num_layers"])
-        _int_param("seasonality", self.seasonality, 0, lim["seasonality"])
+        _int_param("seasonality", self.seasonality, 0, MAX_PERIOD)
         _int_param("tbptt_steps", self.tbptt_steps, 1, lim["tbptt_steps"])
         _int_param("learn_every", self.learn_every, 1, lim["learn_every"])
         _int_param("max_keys", self.max_keys, 1, lim["max_keys"])
@@ -401,11 +399,9 @@ class GlobalForecaster(river_base.Estimator):
         # |y| and |x| beyond this are refused (the core's limit: float32 slots hold the scale)
         self._y_limit = F32_LIMIT if self.slot_dtype == "float32" else VALUE_LIMIT
         self._slot_floats = np.float32 if self.slot_dtype == "float32" else np.float64
-        # the largest network the features may ask for (the core adds its own lead columns)
-        _registry.check_network_size(self.cell, 16 + self.max_features, self.hidden_size,
-                                     self.num_layers, self._H, 1, self.tbptt_steps)
         # the sub-batch: distinct keys, at most max_batch, never more keys than are kept
         self._batch = min(int(self.max_batch), int(self.max_keys))
+        self._check_sizes()
         self._lock = threading.Lock()
         self._core = None       # built by the first learned observation
         self._slot = OrderedDict()   # key -> slot, least recently seen first
@@ -417,6 +413,25 @@ class GlobalForecaster(river_base.Estimator):
         self.n_ignored_features = 0  # feature values ignored (first seen after the columns)
         self.n_evicted = 0      # keys evicted for max_keys
         self.n_skipped_updates = 0   # sub-batches whose network update was refused
+
+    def _check_sizes(self):
+        """ValueError now, not at the first value, for a network or a batch scratch beyond
+        the kernels' limits (the largest the features may ask for)."""
+        n_in = N_LEAD_INPUTS + int(self.max_features)
+        n_out = min(self._H, int(self.tbptt_steps))
+        _registry.check_network_size(self.cell, n_in, self.hidden_size, self.num_layers, n_out,
+                                     1, self.tbptt_steps)
+        itemsize = 4 if self.slot_dtype == "float32" else 8
+        _, _, _, scratch = footprint(self._cell_code, n_in, self.hidden_size, self.num_layers,
+                                     n_out, self.tbptt_steps, 1, self._batch, itemsize)
+        width = row_layout(self._H, self._m, int(self.tbptt_steps))[0]
+        core_scratch = 8 * self._batch * (width + 2 * n_in + 3 * self._H + self.max_features)
+        if scratch > MAX_SCRATCH_BYTES or core_scratch > MAX_SCRATCH_BYTES:
+            raise ValueError(f"a step of {self._batch} keys with hidden_size={self.hidden_size}"
+                             f", num_layers={self.num_layers}, tbptt_steps={self.tbptt_steps} "
+                             f"and {self.max_features} features needs more than "
+                             f"{MAX_SCRATCH_BYTES} bytes of scratch: lower max_batch or the "
+                             "sizes")
 
     def _optimizer_args(self):
         opt, lr = self.optimizer, self.lr
@@ -447,9 +462,6 @@ class GlobalForecaster(river_base.Estimator):
                     seed=int(self.seed))
 
     def _new_core(self, n_x, capacity):
-        if GlobalCore is None:
-            raise ImportError("streamrnn._core._global is not built (python setup.py "
-                              "build_ext --inplace)")
         from streamrnn import _core
         return GlobalCore(**self._core_config(n_x, capacity),
                           optimizer=_core.Optimizer(**self._opt_args))
