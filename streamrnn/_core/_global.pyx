@@ -491,7 +491,7 @@ cdef class GlobalCore:
                 w[e] = 0.0
                 continue
             x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
-            w[e] = exp(-x) if x < CUT else 0.0
+            w[e] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)  # exp(-0) == 1
             tot = tot + w[e]
         for e in range(E):
             w[e] = w[e] / tot
@@ -954,8 +954,27 @@ cdef class GlobalCore:
         return np.ascontiguousarray(x)
 
     def _forecast(self, s, Py_ssize_t h, xs):
-        """(combined (h,), scale) from the key's committed state; NaN before its first value."""
+        """(combined (h,), scale) from the key's committed state; NaN before its first value.
+        The core is marked busy meanwhile (the network's predict releases the GIL: a step
+        from another thread must not change the rows read here)."""
         x = self._x_arg(xs, h)
+        self._ready()
+        self._busy = True
+        try:
+            return self._forecast_rows(s, h, x)
+        finally:
+            self._busy = False
+
+    def _hold(self, fn, *args):
+        """fn(*args) with the core marked busy (steps from other threads are refused)."""
+        self._ready()
+        self._busy = True
+        try:
+            return fn(*args)
+        finally:
+            self._busy = False
+
+    def _forecast_rows(self, s, Py_ssize_t h, x):
         row, n = self._row(s)
         out = np.full(h, np.nan)
         if n == 0:
@@ -1004,7 +1023,11 @@ cdef class GlobalCore:
         s = self._slot(slot)
         h = _int(h, "h", 1, 10 ** 6)
         a = self._alpha(alpha)
-        c, sc = self._forecast(s, h, xs)
+        x = self._x_arg(xs, h)
+        return self._hold(self._interval, s, h, a, x)
+
+    def _interval(self, s, h, a, x):
+        c, sc = self._forecast_rows(s, h, x)
         lo, hi = np.full(h, np.nan), np.full(h, np.nan)
         for j in range(1, h + 1):
             q = self._halfwidth(j, a)
@@ -1018,11 +1041,14 @@ cdef class GlobalCore:
         NaN while unknown. Changes nothing."""
         s = self._slot(slot)
         y = _flt(y, "y", -self.y_limit, self.y_limit)
-        self._x_arg(x, 1)
+        x = self._x_arg(x, 1)
+        return self._hold(self._score, s, y, x)
+
+    def _score(self, s, y, x):
         row, n = self._row(s)
         if n - 1 < WARM or self.ccnt[0] == 0:
             return math.nan
-        c, sc = self._forecast(s, 1, x)
+        c, sc = self._forecast_rows(s, 1, x)
         cdef double[::1] rv = row
         bb = self._bb(&rv[0], n, 1)
         cn = self._rnd((c[0] - bb) / sc)
@@ -1041,15 +1067,21 @@ cdef class GlobalCore:
     # ------------------------------------------------------------ slot management
     def reset(self, slots):
         """Back to a fresh key (the network slot too) for one slot or an array of slots."""
-        slots = self._slots(slots, False, False)
+        return self._hold(self._reset, slots)
+
+    def _reset(self, slots):
+        slots = self.net._slot_array(slots, False, False)
         self.net.reset(slots)
         self._rows[slots] = 0
         self._count[slots] = 0
 
     def copy_slots(self, src, dst):
         """Slot ``dst[i]`` takes the state of ``src[i]`` (the targets distinct)."""
-        src = self._slots(src, False, False)
-        dst = self._slots(dst, True, False)
+        return self._hold(self._copy_slots, src, dst)
+
+    def _copy_slots(self, src, dst):
+        src = self.net._slot_array(src, False, False)
+        dst = self.net._slot_array(dst, True, False)
         if src.shape != dst.shape:
             raise ValueError("src and dst differ in length")
         self.net.copy_slots(src, dst)
@@ -1063,7 +1095,10 @@ cdef class GlobalCore:
     def get_slots(self, slots):
         """The state of the given slots: ``{"row": (k, W) float64, "count": int64 (k,),
         "net": net.get_slots(slots)}`` (copies)."""
-        slots = self._slots(slots, False, False)
+        return self._hold(self._get_slots, slots)
+
+    def _get_slots(self, slots):
+        slots = self.net._slot_array(slots, False, False)
         return {"row": self._rows[slots].astype(np.float64), "count": self._count[slots].copy(),
                 "net": self.net.get_slots(slots)}
 
@@ -1077,11 +1112,14 @@ cdef class GlobalCore:
             a = np.array(rows, dtype=np.float64, order="C", copy=True)
             if not np.all(np.isfinite(a)):
                 raise ValueError("rows has non-finite values")
-        if np.any(np.abs(a) > self.big):
+        # the limits as stored: float32 rounds 1e30 and 1e36 up (a value at the limit that
+        # was learned must be taken back)
+        big, ylim, vmax = self._rnd(self.big), self._rnd(self.y_limit), self._rnd(VMAX)
+        if np.any(np.abs(a) > big):
             raise ValueError(f"rows hold values beyond +-{self.big:g}")
         parts = self.row_parts()
         o, n = parts["y"]
-        if np.any(np.abs(a[:, o:o + n]) > self.y_limit):
+        if np.any(np.abs(a[:, o:o + n]) > ylim):
             raise ValueError("rows hold history values beyond the value limit")
         o, n = parts["hw"]
         if np.any(a[:, o + 2] < 0):
@@ -1090,7 +1128,7 @@ cdef class GlobalCore:
         if np.any(a[:, o + 2:o + n:3] < 0):
             raise ValueError("rows hold a negative origin scale")
         o, n = parts["err"]
-        if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > VMAX):
+        if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > vmax):
             raise ValueError("rows hold combination errors out of [0, 1e30]")
         if not isinstance(count, np.ndarray) or count.dtype != np.int64 or count.shape != (k,):
             raise ValueError(f"count must be an int64 ndarray of shape ({k},)")
@@ -1105,7 +1143,10 @@ cdef class GlobalCore:
     def set_slots(self, slots, state):
         """Take over ``state`` (as ``get_slots`` returns it) for ``slots`` (distinct), all of
         it validated first (ValueError/TypeError, nothing changes otherwise)."""
-        slots = self._slots(slots, True, False)
+        return self._hold(self._set_slots, slots, state)
+
+    def _set_slots(self, slots, state):
+        slots = self.net._slot_array(slots, True, False)
         if type(state) is not dict or set(state) != {"row", "count", "net"}:
             raise ValueError("slot state must be a dict with keys ['count', 'net', 'row']")
         k = slots.shape[0]
@@ -1174,12 +1215,16 @@ cdef class GlobalCore:
         """Everything that is not a key's slot: ``{"net": net.get_shared_state(), "core":
         {...}}`` (weights, optimizer, counters, conformal, pooled priors, feature
         statistics; copies). With ``get_slots`` this checkpoints only the live keys."""
-        self._ready()
+        return self._hold(self._get_shared_state)
+
+    def _get_shared_state(self):
         return {"net": self.net.get_shared_state(), "core": self._shared_state()}
 
     def set_shared_state(self, state):
         """Take over ``get_shared_state()`` output, all of it validated first."""
-        self._ready()
+        return self._hold(self._set_shared_state, state)
+
+    def _set_shared_state(self, state):
         if type(state) is not dict or set(state) != {"net", "core"}:
             raise ValueError("a GlobalCore shared state must be a dict with keys ['core', 'net']")
         shared = self._check_shared(state["core"])
@@ -1192,14 +1237,18 @@ cdef class GlobalCore:
     def get_state(self):
         """``{"net": net.get_state(), "shared": ..., "rows": (capacity, W) as stored
         (float32 or float64), "count": int64 (capacity,)}`` (copies)."""
-        self._ready()
+        return self._hold(self._get_state)
+
+    def _get_state(self):
         return {"net": self.net.get_state(), "shared": self._shared_state(),
                 "rows": self._rows.copy(), "count": self._count.copy()}
 
     def set_state(self, state):
         """Take over a whole state (as ``get_state`` returns it); every field is validated
         before anything is assigned (ValueError/TypeError)."""
-        self._ready()
+        return self._hold(self._set_state, state)
+
+    def _set_state(self, state):
         if type(state) is not dict or set(state) != _STATE_KEYS:
             raise ValueError(f"a GlobalCore state must be a dict with keys {sorted(_STATE_KEYS)}")
         rows = state["rows"]
