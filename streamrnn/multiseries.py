@@ -62,10 +62,8 @@ INITIAL_CAPACITY = 1024
 _GROW_CHUNK = 1 << 16
 _SLOT_DTYPES = ("float32", "float64")
 _FLOAT = {float}
-# the largest |y| of float32 slots: GlobalCore.y_limit is 1e30, but float32(1e30) is above it
-# (1.0000000150e30) and a stored value above it would make the state refuse to load; this
-# limit rounds below 1e30 (float64 slots: VALUE_LIMIT, 1e100)
-F32_LIMIT = 9.99999e29
+# the largest |y| of float32 slots (GlobalCore.y_limit; float64 slots: VALUE_LIMIT, 1e100)
+F32_LIMIT = 1e30
 
 
 def _normalise_key(k):

@@ -168,10 +168,14 @@ def test_bad_input_same_error_as_the_single_series_forecaster(y, x):
 def test_float32_slots_refuse_values_beyond_their_range():
     m = small()
     feed(m, steps=2)
+    assert ms.F32_LIMIT == m._core.y_limit
     before = blob(m)
     with pytest.raises(ValueError, match="float64"):
         m.learn_one("k0", 1e31)
     assert blob(m) == before
+    m.learn_many(["k1", "k2"], [1e30, -1e30])  # the limit itself is a value; it round-trips
+    c = pickle.loads(blob(m))
+    assert blob(c) == blob(m)
 
 
 def test_a_bad_row_changes_nothing_in_a_batch():
