@@ -155,6 +155,48 @@ def _slot_floats(node, dtype):
     return node
 
 
+def _rows_of(node, i, j):
+    """Rows ``i:j`` of every array of a slot tree (views)."""
+    if type(node) is dict:
+        return {k: _rows_of(v, i, j) for k, v in node.items()}
+    return node[i:j]
+
+
+def _fill(out, part, i):
+    """Write the slot tree ``part`` into rows ``i:`` of the slot tree ``out``."""
+    for k, v in part.items():
+        if type(v) is dict:
+            _fill(out[k], v, i)
+        else:
+            out[k][i:i + len(v)] = v
+
+
+def _empty_like(node, n, dtype):
+    """A slot tree of ``n`` rows shaped like ``node``, its floats as ``dtype``."""
+    if type(node) is dict:
+        return {k: _empty_like(v, n, dtype) for k, v in node.items()}
+    return np.empty((n,) + node.shape[1:], dtype=dtype if node.dtype.kind == "f" else node.dtype)
+
+
+def _get_slots(core, slots, dtype):
+    """``core.get_slots(slots)`` with the floats as ``dtype``, copied a chunk at a time (the
+    float64 copies of a million float32 slots would double the memory)."""
+    if len(slots) <= _GROW_CHUNK:
+        return _slot_floats(core.get_slots(slots), dtype)
+    first = core.get_slots(slots[:1])
+    out = _empty_like(first, len(slots), dtype)
+    for i in range(0, len(slots), _GROW_CHUNK):
+        _fill(out, core.get_slots(slots[i:i + _GROW_CHUNK]), i)
+    return out
+
+
+def _set_slots(core, slots, tree):
+    """``core.set_slots`` a chunk at a time, each chunk's floats as float64."""
+    for i in range(0, len(slots), _GROW_CHUNK):
+        core.set_slots(slots[i:i + _GROW_CHUNK],
+                       _slot_floats(_rows_of(tree, i, i + _GROW_CHUNK), np.float64))
+
+
 def _check_feature_range(feats):
     """ValueError (the single-series message) for a feature beyond +-VALUE_LIMIT."""
     if feats and not max(map(abs, feats.values())) <= VALUE_LIMIT:
@@ -865,7 +907,7 @@ class GlobalForecaster(river_base.Estimator):
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
         tree = {"core": None if core is None else {
                     "shared": _shared_of(core),
-                    "slots": _slot_floats(core.get_slots(live), self._slot_floats)},
+                    "slots": _get_slots(core, live, self._slot_floats)},
                 "keys": [_encode_series_key(k) for k in self._slot],
                 "prediction": self._pred[live].copy(), "anomaly": self._anom[live].copy(),
                 "features": [_interned(_encode_key(k)) for k in self._names],
@@ -930,12 +972,11 @@ class GlobalForecaster(river_base.Estimator):
                 # checked before the core is built: its slot arrays are in proportion to them
                 raise ValueError(f"the state's core slots must be arrays of {n} rows (floats "
                                  f"as {np.dtype(self._slot_floats).name})")
-            slots = _slot_floats(slots, np.float64)
             cap = self._first_capacity(n)
             core = self._new_core(len(names), cap)
             _set_shared(core, node["shared"])
             if n:
-                core.set_slots(np.arange(n, dtype=np.int64), slots)
+                _set_slots(core, np.arange(n, dtype=np.int64), slots)
         # everything is checked: assign
         self._core = core
         self._slot = order

@@ -302,6 +302,22 @@ def test_round_trip_bytes_do_not_depend_on_which_string_objects_the_keys_are():
     assert blob(c) == blob(m)
 
 
+@pytest.mark.parametrize("slot_dtype", ["float32", "float64"])
+def test_slots_copied_in_chunks_round_trip(monkeypatch, slot_dtype):
+    """Growth, export and import copy the slots a chunk at a time (bounded temporaries)."""
+    monkeypatch.setattr(ms, "_GROW_CHUNK", 3)
+    monkeypatch.setattr(ms, "INITIAL_CAPACITY", 2)
+    m = small(max_keys=40, max_batch=4, slot_dtype=slot_dtype)
+    feed(m, n_keys=11, steps=5)
+    c = pickle.loads(blob(m))
+    assert blob(c) == blob(m)
+    feed(m, n_keys=13, steps=3), feed(c, n_keys=13, steps=3)
+    assert blob(c) == blob(m)
+    chunked = blob(m)
+    monkeypatch.setattr(ms, "_GROW_CHUNK", 1 << 16)
+    assert blob(m) == chunked
+
+
 def test_empty_model_round_trip():
     m = small()
     c = pickle.loads(pickle.dumps(m))
