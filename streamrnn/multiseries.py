@@ -612,7 +612,8 @@ class GlobalForecaster(river_base.Estimator):
         for _, _, _, feats in rows:
             if feats:
                 names.update(feats)
-        names = sorted(names, key=str)[:self.max_features]
+        # by their text, then their type: equal texts (1 and "1") never depend on set order
+        names = sorted(names, key=lambda k: (str(k), type(k).__name__))[:self.max_features]
         return names, {k: j for j, k in enumerate(names)}
 
     # ------------------------------------------------------------------ learning
