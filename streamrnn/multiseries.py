@@ -288,7 +288,8 @@ class GlobalForecaster(river_base.Estimator):
     float32 slots (about 4.2 KB per key in all, with the key map).
 
     The forecast of each step ahead combines, per key, the backbone corrected by the network,
-    the backbone, the last value and the seasonal naive, weighted by their recent errors;
+    the backbone, the last value, the seasonal naive and the backbone on log values (while
+    the key's values are positive), weighted by their recent errors;
     intervals are conformal, pooled over the keys on errors normalised by each key's scale.
     `docs/global.md` states the semantics: what is shared and what is per key, batches (one
     optimizer step per sub-batch of distinct keys), eviction, `learn_every`.
