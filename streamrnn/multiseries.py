@@ -58,8 +58,9 @@ MAX_KEY_LEN = 1024
 _INT_KEY = 1 << 63
 # slots allocated at first (then doubled as keys arrive, up to max_keys + a spare sub-batch)
 INITIAL_CAPACITY = 1024
-# slots copied at a time when the slot arrays grow (bounds the temporary copies)
-_GROW_CHUNK = 1 << 16
+# slots copied at a time when the slot arrays grow or are exported (bounds the temporary
+# float64 copies: 8,192 slots of about 4 KB as float64 are 64 MB)
+_GROW_CHUNK = 1 << 13
 _SLOT_DTYPES = ("float32", "float64")
 _FLOAT = {float}
 # the largest |y| of float32 slots (GlobalCore.y_limit; float64 slots: VALUE_LIMIT, 1e100)
@@ -717,7 +718,12 @@ class GlobalForecaster(river_base.Estimator):
         """Make ``need`` free slots (the arrays double, up to ``_most_slots``)."""
         core = self._core
         cap = int(core.capacity)
-        new_cap = min(self._most_slots, max(2 * cap, cap - len(self._free) + need))
+        most = self._most_slots
+        # doubling; once a doubling would pass half the most, straight to the most: a growth
+        # holds the old and the new arrays at once, so its peak stays near 4/3 of the final
+        # arrays instead of 5/3
+        new_cap = 2 * cap if 4 * cap <= most else most
+        new_cap = min(most, max(new_cap, cap - len(self._free) + need))
         grown = self._new_core(len(self._names), new_cap)
         _set_shared(grown, _shared_of(core))
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))

@@ -327,10 +327,13 @@ def test_empty_model_round_trip():
 
 
 def test_arrays_grow_with_the_keys():
-    m = small(max_keys=5000, max_batch=64)
+    m = small(max_keys=50_000, max_batch=64)
     keys = [f"s{i}" for i in range(3000)]
     m.learn_many(keys, [float(i % 7) for i in range(3000)])
-    assert len(m) == 3000 and m._core.capacity < 5000 + 64
+    assert len(m) == 3000 and m._core.capacity == 4096  # 1,024 doubled twice
+    small_most = small(max_keys=5000, max_batch=64)
+    small_most.learn_many(keys, [float(i % 7) for i in range(3000)])
+    assert small_most._core.capacity == 5064  # past half the most: straight to it
     c = pickle.loads(pickle.dumps(m))
     assert c._core.capacity < m._core.capacity  # a copy holds what its keys need
     m.learn_many(keys[:10], [1.0] * 10), c.learn_many(keys[:10], [1.0] * 10)
