@@ -43,10 +43,8 @@ from streamrnn._core._scaling import VALUE_LIMIT
 from streamrnn.base import (_canonical, _check_keys, _decode_key, _encode_key, _int_param,
                             _scale_error, check_target, numeric_features)
 
-try:
-    from streamrnn._core._global import GlobalCore
-except ImportError:  # pragma: no cover - helper C's kernel not merged yet
-    GlobalCore = None
+from streamrnn._core._global import MAX_PERIOD, N_LEAD_INPUTS, GlobalCore, row_layout
+from streamrnn._core._shared import MAX_SCRATCH_BYTES, footprint
 
 __all__ = ["GlobalForecaster", "BatchResult", "MAX_KEY_LEN"]
 
@@ -60,13 +58,13 @@ MAX_KEY_LEN = 1024
 _INT_KEY = 1 << 63
 # slots allocated at first (then doubled as keys arrive, up to max_keys + a spare sub-batch)
 INITIAL_CAPACITY = 1024
-# slots copied at a time when the slot arrays grow (bounds the temporary copies)
-_GROW_CHUNK = 1 << 16
+# slots copied at a time when the slot arrays grow or are exported (bounds the temporary
+# float64 copies: 8,192 slots of about 4 KB as float64 are 64 MB)
+_GROW_CHUNK = 1 << 13
 _SLOT_DTYPES = ("float32", "float64")
-# the largest |y| of float32 slots: GlobalCore.y_limit is 1e30, but float32(1e30) is above it
-# (1.0000000150e30) and a stored value above it would make the state refuse to load; this
-# limit rounds below 1e30 (float64 slots: VALUE_LIMIT, 1e100)
-F32_LIMIT = 9.99999e29
+_FLOAT = {float}
+# the largest |y| of float32 slots (GlobalCore.y_limit; float64 slots: VALUE_LIMIT, 1e100)
+F32_LIMIT = 1e30
 
 
 def _normalise_key(k):
@@ -158,10 +156,54 @@ def _slot_floats(node, dtype):
     return node
 
 
+def _rows_of(node, i, j):
+    """Rows ``i:j`` of every array of a slot tree (views)."""
+    if type(node) is dict:
+        return {k: _rows_of(v, i, j) for k, v in node.items()}
+    return node[i:j]
+
+
+def _fill(out, part, i):
+    """Write the slot tree ``part`` into rows ``i:`` of the slot tree ``out``."""
+    for k, v in part.items():
+        if type(v) is dict:
+            _fill(out[k], v, i)
+        else:
+            out[k][i:i + len(v)] = v
+
+
+def _empty_like(node, n, dtype):
+    """A slot tree of ``n`` rows shaped like ``node``, its floats as ``dtype``."""
+    if type(node) is dict:
+        return {k: _empty_like(v, n, dtype) for k, v in node.items()}
+    return np.empty((n,) + node.shape[1:], dtype=dtype if node.dtype.kind == "f" else node.dtype)
+
+
+def _get_slots(core, slots, dtype):
+    """``core.get_slots(slots)`` with the floats as ``dtype``, copied a chunk at a time (the
+    float64 copies of a million float32 slots would double the memory)."""
+    if len(slots) <= _GROW_CHUNK:
+        return _slot_floats(core.get_slots(slots), dtype)
+    first = core.get_slots(slots[:1])
+    out = _empty_like(first, len(slots), dtype)
+    for i in range(0, len(slots), _GROW_CHUNK):
+        _fill(out, core.get_slots(slots[i:i + _GROW_CHUNK]), i)
+    return out
+
+
+def _set_slots(core, slots, tree):
+    """``core.set_slots`` a chunk at a time, each chunk's floats as float64."""
+    for i in range(0, len(slots), _GROW_CHUNK):
+        core.set_slots(slots[i:i + _GROW_CHUNK],
+                       _slot_floats(_rows_of(tree, i, i + _GROW_CHUNK), np.float64))
+
+
 def _check_feature_range(feats):
-    for name, v in feats.items():
-        if not -VALUE_LIMIT <= v <= VALUE_LIMIT:
-            raise _scale_error(f"feature {name!r}", v, _scaling.TOO_LARGE)
+    """ValueError (the single-series message) for a feature beyond +-VALUE_LIMIT."""
+    if feats and not max(map(abs, feats.values())) <= VALUE_LIMIT:
+        for name, v in feats.items():
+            if not -VALUE_LIMIT <= v <= VALUE_LIMIT:
+                raise _scale_error(f"feature {name!r}", v, _scaling.TOO_LARGE)
 
 
 def _check_alpha(alpha):
@@ -241,12 +283,14 @@ class GlobalForecaster(river_base.Estimator):
     series train together; each key keeps only its own small state: its place in the
     network's recurrence (hidden state and the last `tbptt_steps` inputs), a light
     exponential-smoothing backbone that normalises it, its pending forecasts, and its
-    per-step errors for the combination. So a new series forecasts well after a few values,
-    because the network already learned from the others, and a million series fit in one
-    process (about 1 KB per key with float32 slots: `slot_bytes`).
+    per-step errors for the combination. A new series can draw on what the network learned
+    from the others, and a million series fit in one process: `slot_bytes` is 3,876 bytes per
+    key for an LSTM of 32 units with `tbptt_steps=16`, `horizon=24`, `seasonality=24` and
+    float32 slots (about 4.2 KB per key in all, with the key map).
 
     The forecast of each step ahead combines, per key, the backbone corrected by the network,
-    the backbone, the last value and the seasonal naive, weighted by their recent errors;
+    the backbone, the last value, the seasonal naive and the backbone on log values (while
+    the key's values are positive), weighted by their recent errors;
     intervals are conformal, pooled over the keys on errors normalised by each key's scale.
     `docs/global.md` states the semantics: what is shared and what is per key, batches (one
     optimizer step per sub-batch of distinct keys), eviction, `learn_every`.
@@ -372,7 +416,7 @@ class GlobalForecaster(river_base.Estimator):
         self._cell_code = _registry.cell_code(self.cell)
         _int_param("hidden_size", self.hidden_size, 1, lim["hidden_size"])
         _int_param("num_layers", self.num_layers, 1, lim["num_layers"])
-        _int_param("seasonality", self.seasonality, 0, lim["seasonality"])
+        _int_param("seasonality", self.seasonality, 0, MAX_PERIOD)
         _int_param("tbptt_steps", self.tbptt_steps, 1, lim["tbptt_steps"])
         _int_param("learn_every", self.learn_every, 1, lim["learn_every"])
         _int_param("max_keys", self.max_keys, 1, lim["max_keys"])
@@ -398,11 +442,9 @@ class GlobalForecaster(river_base.Estimator):
         # |y| and |x| beyond this are refused (the core's limit: float32 slots hold the scale)
         self._y_limit = F32_LIMIT if self.slot_dtype == "float32" else VALUE_LIMIT
         self._slot_floats = np.float32 if self.slot_dtype == "float32" else np.float64
-        # the largest network the features may ask for (the core adds its own lead columns)
-        _registry.check_network_size(self.cell, 16 + self.max_features, self.hidden_size,
-                                     self.num_layers, self._H, 1, self.tbptt_steps)
         # the sub-batch: distinct keys, at most max_batch, never more keys than are kept
         self._batch = min(int(self.max_batch), int(self.max_keys))
+        self._check_sizes()
         self._lock = threading.Lock()
         self._core = None       # built by the first learned observation
         self._slot = OrderedDict()   # key -> slot, least recently seen first
@@ -414,6 +456,25 @@ class GlobalForecaster(river_base.Estimator):
         self.n_ignored_features = 0  # feature values ignored (first seen after the columns)
         self.n_evicted = 0      # keys evicted for max_keys
         self.n_skipped_updates = 0   # sub-batches whose network update was refused
+
+    def _check_sizes(self):
+        """ValueError now, not at the first value, for a network or a batch scratch beyond
+        the kernels' limits (the largest the features may ask for)."""
+        n_in = N_LEAD_INPUTS + int(self.max_features)
+        n_out = min(self._H, int(self.tbptt_steps))
+        _registry.check_network_size(self.cell, n_in, self.hidden_size, self.num_layers, n_out,
+                                     1, self.tbptt_steps)
+        itemsize = 4 if self.slot_dtype == "float32" else 8
+        _, _, _, scratch = footprint(self._cell_code, n_in, self.hidden_size, self.num_layers,
+                                     n_out, self.tbptt_steps, 1, self._batch, itemsize)
+        width = row_layout(self._H, self._m, int(self.tbptt_steps))[0]
+        core_scratch = 8 * self._batch * (width + 2 * n_in + 3 * self._H + self.max_features)
+        if scratch > MAX_SCRATCH_BYTES or core_scratch > MAX_SCRATCH_BYTES:
+            raise ValueError(f"a step of {self._batch} keys with hidden_size={self.hidden_size}"
+                             f", num_layers={self.num_layers}, tbptt_steps={self.tbptt_steps} "
+                             f"and {self.max_features} features needs more than "
+                             f"{MAX_SCRATCH_BYTES} bytes of scratch: lower max_batch or the "
+                             "sizes")
 
     def _optimizer_args(self):
         opt, lr = self.optimizer, self.lr
@@ -444,9 +505,6 @@ class GlobalForecaster(river_base.Estimator):
                     seed=int(self.seed))
 
     def _new_core(self, n_x, capacity):
-        if GlobalCore is None:
-            raise ImportError("streamrnn._core._global is not built (python setup.py "
-                              "build_ext --inplace)")
         from streamrnn import _core
         return GlobalCore(**self._core_config(n_x, capacity),
                           optimizer=_core.Optimizer(**self._opt_args))
@@ -556,7 +614,8 @@ class GlobalForecaster(river_base.Estimator):
         for _, _, _, feats in rows:
             if feats:
                 names.update(feats)
-        names = sorted(names, key=str)[:self.max_features]
+        # by their text, then their type: equal texts (1 and "1") never depend on set order
+        names = sorted(names, key=lambda k: (str(k), type(k).__name__))[:self.max_features]
         return names, {k: j for j, k in enumerate(names)}
 
     # ------------------------------------------------------------------ learning
@@ -601,11 +660,17 @@ class GlobalForecaster(river_base.Estimator):
         for i in range(n):
             k, y = keys[i], ys[i]
             x = None if xs is None else xs[i]
-            # the common row, fast: a str key, a float in range (not NaN), no features
-            if type(k) is str and type(y) is float and not x and -lim <= y <= lim \
-                    and len(k) <= most:
-                rows.append((i, k, y, None))
-                continue
+            # the common rows, fast: a str key, a float in range (not NaN), no features or a
+            # dict of finite floats in range
+            if type(k) is str and type(y) is float and -lim <= y <= lim and len(k) <= most:
+                if not x:
+                    rows.append((i, k, y, None))
+                    continue
+                if type(x) is dict and set(map(type, x.values())) == _FLOAT:
+                    total = sum(x.values())  # finite (no NaN/inf; an overflow: the slow path)
+                    if total - total == 0.0 and max(map(abs, x.values())) <= VALUE_LIMIT:
+                        rows.append((i, k, y, x))
+                        continue
             try:
                 rows.append((i, *row(k, y, x)))
             except (TypeError, ValueError) as e:
@@ -653,7 +718,12 @@ class GlobalForecaster(river_base.Estimator):
         """Make ``need`` free slots (the arrays double, up to ``_most_slots``)."""
         core = self._core
         cap = int(core.capacity)
-        new_cap = min(self._most_slots, max(2 * cap, cap - len(self._free) + need))
+        most = self._most_slots
+        # doubling; once a doubling would pass half the most, straight to the most: a growth
+        # holds the old and the new arrays at once, so its peak stays near 4/3 of the final
+        # arrays instead of 5/3
+        new_cap = 2 * cap if 4 * cap <= most else most
+        new_cap = min(most, max(new_cap, cap - len(self._free) + need))
         grown = self._new_core(len(self._names), new_cap)
         _set_shared(grown, _shared_of(core))
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
@@ -693,22 +763,36 @@ class GlobalForecaster(river_base.Estimator):
         n_x = len(names)
         X, ignored = None, 0
         if n_x:
-            X = np.full((b, n_x), np.nan)
-            for j, r in enumerate(rows):
+            empty = [math.nan] * n_x
+            plans = {}  # the columns of each tuple of feature names (messages share a schema)
+            lines = []
+            for r in rows:
                 feats = r[3]
-                if feats:
-                    for name, v in feats.items():
-                        c = index.get(name)
-                        if c is None:
-                            ignored += 1
-                        else:
-                            X[j, c] = v
+                if not feats:
+                    lines.append(empty)
+                    continue
+                names_t = tuple(feats)
+                cols = plans.get(names_t)
+                if cols is None:
+                    cols = plans[names_t] = [index.get(k, -1) for k in names_t]
+                line = empty.copy()
+                for c, v in zip(cols, feats.values()):
+                    if c >= 0:
+                        line[c] = v
+                    else:
+                        ignored += 1
+                lines.append(line)
+            X = np.array(lines, dtype=np.float64)
         else:
             ignored = sum(len(r[3]) for r in rows if r[3])
         H = self._H
         pred, score = np.empty(b), np.empty(b)
         fc, lo, hi = np.empty((b, H)), np.empty((b, H)), np.empty((b, H))
-        status = core.step(slots, ys, X, pred, score, fc, lo, hi, alpha)
+        try:
+            status = core.step(slots, ys, X, pred, score, fc, lo, hi, alpha)
+        except BaseException:  # (a bug, an interrupt): the core changed nothing, nor do we
+            free.extend(reversed(taken))
+            raise
         if status < 0:  # the core's last line: nothing changed
             free.extend(reversed(taken))
             e = ValueError("the core refused this sub-batch (a value or feature not finite "
@@ -831,7 +915,7 @@ class GlobalForecaster(river_base.Estimator):
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
         tree = {"core": None if core is None else {
                     "shared": _shared_of(core),
-                    "slots": _slot_floats(core.get_slots(live), self._slot_floats)},
+                    "slots": _get_slots(core, live, self._slot_floats)},
                 "keys": [_encode_series_key(k) for k in self._slot],
                 "prediction": self._pred[live].copy(), "anomaly": self._anom[live].copy(),
                 "features": [_interned(_encode_key(k)) for k in self._names],
@@ -896,12 +980,11 @@ class GlobalForecaster(river_base.Estimator):
                 # checked before the core is built: its slot arrays are in proportion to them
                 raise ValueError(f"the state's core slots must be arrays of {n} rows (floats "
                                  f"as {np.dtype(self._slot_floats).name})")
-            slots = _slot_floats(slots, np.float64)
             cap = self._first_capacity(n)
             core = self._new_core(len(names), cap)
             _set_shared(core, node["shared"])
             if n:
-                core.set_slots(np.arange(n, dtype=np.int64), slots)
+                _set_slots(core, np.arange(n, dtype=np.int64), slots)
         # everything is checked: assign
         self._core = core
         self._slot = order
@@ -942,4 +1025,4 @@ class GlobalForecaster(river_base.Estimator):
                "max_keys": 3, "slot_dtype": "float64", "seed": 2}
 
 
-GlobalForecaster.__doc__ = GlobalForecaster.__doc__.format(lr=DEFAULT_LR, mae="MAE: 16.306059")
+GlobalForecaster.__doc__ = GlobalForecaster.__doc__.format(lr=DEFAULT_LR, mae="MAE: 16.362367")

@@ -23,6 +23,21 @@ def test_slot_bytes_goal():
     assert core.slot_bytes == core.net.slot_bytes + 4 * core.W + 8
 
 
+@pytest.mark.parametrize("H,m,k2", [(24, 24, 16), (24, 12, 16), (24, 0, 16), (8, 3, 5),
+                                    (1, 0, 16), (30, 7, 4)])
+def test_slot_bytes_formula(H, m, k2):
+    import math
+    for dtype, isz in (("float32", 4), ("float64", 8)):
+        core = GlobalCore(GRU, 8, 2, k2, H, m, 3, 4, 4, dtype, 1, 0, None)
+        R = m * math.ceil(H / m) if m else H
+        LS = math.ceil(H / m) - 1 if m else 0
+        no = min(H, k2)
+        W = R + 2 * (m + LS * m) + 6 + 5 * H + (no * (no - 1) // 2 + H) + H * (H + 1) // 2 + 5 * H
+        net = isz * (2 * 2 * 8 + (k2 - 1) * (5 + 3)) + 8    # GRU: h, h0 of 2 layers of 8
+        assert core.W == W and core.net.slot_bytes == net
+        assert core.slot_bytes == net + isz * W + 8
+
+
 def test_step_runs_and_outputs():
     core = make()
     B, H = 4, core.horizon
@@ -84,3 +99,28 @@ def test_combination_not_worse_than_the_baselines(kind):
     last = np.abs(Y[:, T // 2 - 1:T - 1] - Y[:, s]).mean()
     assert mae <= 1.05 * min(snaive, last), (mae, snaive, last)
     assert 0.85 <= np.mean(covered) <= 0.95
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_pred_and_score_are_what_forecast_and_score_said(dtype):
+    """For a batch of one key, the step's one-step forecast and anomaly score equal, bit for
+    bit, forecast(slot, 1, x) and score(slot, y, x) called just before it (same weights,
+    same pooled state)."""
+    core = make(n_x=2, dtype=dtype)
+    rng = np.random.default_rng(3)
+    H = core.horizon
+    seen_score = 0
+    for t in range(60):
+        k = int(rng.integers(0, 5))
+        y = 5 + np.sin(t / 2 + k) + rng.normal(0, 0.2)
+        x = rng.normal(0, 1, 2)
+        if rng.random() < 0.3:
+            x[1] = np.nan
+        f1 = core.forecast(k, 1, x)[0]
+        s1 = core.score(k, y, x)
+        out = outputs(1, H)
+        assert core.step(np.array([k], dtype=np.int64), np.array([y]), x[None, :], *out) == 1
+        assert np.array_equal(out[0], [f1], equal_nan=True)
+        assert np.array_equal(out[1], [s1], equal_nan=True)
+        seen_score += not np.isnan(s1)
+    assert seen_score > 30

@@ -68,6 +68,9 @@ def test_river_check(estimator, check):
     ({"slot_dtype": "float16"}, "slot_dtype must be one of"),
     ({"max_features": -1}, "max_features must be an int"),
     ({"seed": None}, "seed must be an int"),
+    ({"seasonality": 20_000}, "seasonality must be an int"),
+    ({"hidden_size": 1024, "num_layers": 4, "max_batch": 4096}, "bytes of scratch"),
+    ({"hidden_size": 4096}, "parameters"),
     ({"optimizer": "adamw"}, "optimizer must be a river optimizer or one of"),
     ({"lr": -1.0}, "lr must be None or a finite number"),
     ({"clip_norm": 0.0}, "clip_norm must be None or a finite number"),
@@ -136,7 +139,9 @@ def test_key_types():
 # ------------------------------------------------------------------ validation
 BAD = [(float("nan"), None), (float("inf"), None), ("3", None), (None, None), (1e101, None),
        (1.0, {"a": float("nan")}), (1.0, {"a": "x"}), (1.0, {"a": None}), (1.0, [1.0]),
-       (1.0, {"a": 1e101})]
+       (1.0, {"a": 1e101}), (1.0, {"a": 1.0, "b": float("nan")}),
+       (1.0, {"b": float("nan"), "a": 2.0}), (1.0, {"a": 1.0, "b": -float("inf")}),
+       (1.0, {"a": 1e308, "b": 1e308}), (1.0, {"a": 2.0, "b": -1e101})]
 
 
 @pytest.mark.filterwarnings("ignore:GlobalForecaster's feature columns")
@@ -163,10 +168,14 @@ def test_bad_input_same_error_as_the_single_series_forecaster(y, x):
 def test_float32_slots_refuse_values_beyond_their_range():
     m = small()
     feed(m, steps=2)
+    assert ms.F32_LIMIT == m._core.y_limit
     before = blob(m)
     with pytest.raises(ValueError, match="float64"):
         m.learn_one("k0", 1e31)
     assert blob(m) == before
+    m.learn_many(["k1", "k2"], [1e30, -1e30])  # the limit itself is a value; it round-trips
+    c = pickle.loads(blob(m))
+    assert blob(c) == blob(m)
 
 
 def test_a_bad_row_changes_nothing_in_a_batch():
@@ -293,6 +302,22 @@ def test_round_trip_bytes_do_not_depend_on_which_string_objects_the_keys_are():
     assert blob(c) == blob(m)
 
 
+@pytest.mark.parametrize("slot_dtype", ["float32", "float64"])
+def test_slots_copied_in_chunks_round_trip(monkeypatch, slot_dtype):
+    """Growth, export and import copy the slots a chunk at a time (bounded temporaries)."""
+    monkeypatch.setattr(ms, "_GROW_CHUNK", 3)
+    monkeypatch.setattr(ms, "INITIAL_CAPACITY", 2)
+    m = small(max_keys=40, max_batch=4, slot_dtype=slot_dtype)
+    feed(m, n_keys=11, steps=5)
+    c = pickle.loads(blob(m))
+    assert blob(c) == blob(m)
+    feed(m, n_keys=13, steps=3), feed(c, n_keys=13, steps=3)
+    assert blob(c) == blob(m)
+    chunked = blob(m)
+    monkeypatch.setattr(ms, "_GROW_CHUNK", 1 << 16)
+    assert blob(m) == chunked
+
+
 def test_empty_model_round_trip():
     m = small()
     c = pickle.loads(pickle.dumps(m))
@@ -302,10 +327,13 @@ def test_empty_model_round_trip():
 
 
 def test_arrays_grow_with_the_keys():
-    m = small(max_keys=5000, max_batch=64)
+    m = small(max_keys=50_000, max_batch=64)
     keys = [f"s{i}" for i in range(3000)]
     m.learn_many(keys, [float(i % 7) for i in range(3000)])
-    assert len(m) == 3000 and m._core.capacity < 5000 + 64
+    assert len(m) == 3000 and m._core.capacity == 4096  # 1,024 doubled twice
+    small_most = small(max_keys=5000, max_batch=64)
+    small_most.learn_many(keys, [float(i % 7) for i in range(3000)])
+    assert small_most._core.capacity == 5064  # past half the most: straight to it
     c = pickle.loads(pickle.dumps(m))
     assert c._core.capacity < m._core.capacity  # a copy holds what its keys need
     m.learn_many(keys[:10], [1.0] * 10), c.learn_many(keys[:10], [1.0] * 10)

@@ -271,3 +271,21 @@ def test_random_mutations_and_lies_never_crash(tmp_path, base):
     assert refused > len(results) // 2, refused
     for r in results:
         assert r["peak"] < 8 * r["size"] + (16 << 20), r
+
+
+def test_truncated_or_flipped_bytes_are_refused(tmp_path, base):
+    blob = bytearray(sign(*base))
+    rng = random.Random(7)
+    cases = {"truncated": bytes(blob[:len(blob) // 2]), "empty": b"",
+             "tail_cut": bytes(blob[:-1])}
+    for i in range(20):
+        b = bytearray(blob)
+        b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        cases[f"flip{i}"] = bytes(b)
+    paths = []
+    for name, b in cases.items():
+        p = tmp_path / f"{name}.srnn"
+        p.write_bytes(b)
+        paths.append(p)
+    for name, r in zip(cases, run_child(paths)):
+        assert r["result"] == "refused", (name, r)

@@ -22,13 +22,17 @@ Backbone (one member, additive damped-trend Holt-Winters of period m; z = y):
     scale = max(sc, 1e-8 (1 + |l|))                          (> 0; every state value clamped
                                                               to +-1e150, +-1e36 for float32)
 A season index changes only when its own phase arrives, so the backbone's forecast of step
-j <= m made at origin s is recomputed exactly at y_{s+j} from (l_s, b_s) (a ring of H
-origins) and the current index; steps j > m (H > m) are stored.
+j made at origin s is recomputed exactly at y_{s+j} from (l_s, b_s) (a ring of H origins) and
+the index of y_{s+j}'s phase as it was at s: the current one for j <= m, else one of the
+ceil(H/m) - 1 older levels kept per phase (the season history).
+The log member: the same rules (first value, first cycle, smoothing) on z = log y while
+every value is > 0, forecast exp(clamp(z_s(j), -700, 690)); the first value <= 0 retires it
+for good (a flag in the row); kept and recomputed like the backbone.
 
-Experts, from origin s for step j (E = 4, the Combiner's order):
+Experts, from origin s for step j (E = 5):
     network  f_s(j) + scale_s * c_s(min(j, n_out))     c: the network's output, clipped to +-clip
     backbone f_s(j);  last value y_s;  seasonal naive y_{s+j-m ceil(j/m)} (y_s before it exists;
-    not eligible when m = 0)
+    not eligible when m = 0);  log member (eligible and scored while every value is > 0)
 The network (n_out = min(H, k2) outputs; steps beyond n_out use the last) reads, at origin s,
 u = clip10([(y_s - l)/scale, S[(s+1) mod m]/scale, b/scale, sin, cos of 2 pi ((s+1) mod m)/m])
 followed by the standardised user features of y_{s+1} (missing: 0); it is trained with
@@ -36,10 +40,11 @@ followed by the standardised user features of y_{s+1} (missing: 0); it is traine
 clip((y_{s+i+1} - f_s(i+1)) / scale_s) (NaN while s < WARM = 2, the scale not yet formed).
 
 Combination per key and step j: L[j, e] EW (0.97) of |y - f_e| / scale_s over the origins
-s >= WARM; pooled P[j, e] EW (0.999) over every key's scorings; with n_j = the key's scorings
-of step j, the key's score is (n_j L + 10 P) / (n_j + 10) (a young key uses the pooled
-errors), rel = (score - min) / max(min, 1e-12), w = exp(-10 rel) (0 when 10 rel >= 40),
-normalised (equal weights before any scoring). Combined c = sum w f / sum w, stored as
+s >= WARM; pooled P[j, e] EW (0.999) over every key's scorings (counted per expert); with
+n_j = the key's scorings of step j, the key's score is (n_j L + 10 P) / (n_j + 10) (a young
+key uses the pooled errors; an expert neither scored is left out), rel = (score - min) /
+max(min, 1e-12), w = exp(-10 rel) (0 when 10 rel >= 40), normalised over the eligible
+experts (equal weights before any scoring). Combined c = sum w f / sum w, stored as
 (c - f_s(j)) / scale_s.
 
 Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
@@ -70,7 +75,7 @@ import math
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport INFINITY, NAN, ceil, cos, exp, fabs, isfinite, isinf, isnan, sin, sqrt
+from libc.math cimport INFINITY, NAN, ceil, cos, exp, fabs, isfinite, isinf, isnan, log, sin, sqrt
 from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._shared cimport SharedNetwork
@@ -117,13 +122,16 @@ cdef extern from *:
 
 # ---------------------------------------------------------------- constants
 cdef enum:
-    E = 4           # experts
+    E = 5           # experts
     N_LEAD = 5      # network inputs the core computes
     NETWORK = 0
     BACKBONE = 1
     LAST = 2
     SNAIVE = 3
-EXPERTS = ("network", "backbone", "last value", "seasonal naive")
+    LOGBB = 4
+EXPERTS = ("network", "backbone", "last value", "seasonal naive", "log backbone")
+cdef double ZMAX = 690.0            # log-space forecasts are clamped before exp
+cdef double ZMIN = -700.0
 N_LEAD_INPUTS = N_LEAD
 cdef long long WARM = 2             # origins s >= WARM are scored (the scale has 2 errors)
 WARM_ORIGINS = WARM
@@ -164,6 +172,23 @@ cdef inline double _clipv(double v, double c) noexcept nogil:
 
 cdef inline void* _ptr(object a):
     return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef inline void* _fast(object a, int typenum, int ndim, Py_ssize_t d0, Py_ssize_t d1,
+                        bint writable):
+    """Data pointer of an exact ndarray of this type, ndim and shape (d0 < 0: any length),
+    C-contiguous, aligned, native (writable if asked), else NULL (then the Python checks
+    accept or refuse it with a message)."""
+    if not cnp.PyArray_CheckExact(a):
+        return NULL
+    cdef cnp.ndarray x = <cnp.ndarray>a
+    if (cnp.PyArray_NDIM(x) != ndim or cnp.PyArray_TYPE(x) != typenum
+            or not cnp.PyArray_IS_C_CONTIGUOUS(x) or not cnp.PyArray_ISALIGNED(x)
+            or not cnp.PyArray_ISNOTSWAPPED(x) or (writable and not cnp.PyArray_ISWRITEABLE(x))):
+        return NULL
+    if (d0 >= 0 and cnp.PyArray_DIM(x, 0) != d0) or (ndim == 2 and cnp.PyArray_DIM(x, 1) != d1):
+        return NULL
+    return cnp.PyArray_DATA(x)
 
 
 def _int(value, name, lo, hi):
@@ -219,6 +244,7 @@ def row_layout(horizon, period, k2):
     netl = [i + 1 for i in range(n_out - 1)] + [H]
     parts, off = {}, 0
     for name, n in (("y", R), ("season", m), ("hw", 3), ("origin", 3 * H), ("shist", LS * m),
+                    ("zhw", 3), ("zseason", m), ("zshist", LS * m), ("zorigin", 2 * H),
                     ("net", sum(netl)), ("comb", H * (H + 1) // 2), ("err", H * E)):
         parts[name] = (off, n)
         off += n
@@ -306,6 +332,8 @@ cdef class GlobalCore:
         self.o_y, self.o_s, self.o_hw = parts["y"][0], parts["season"][0], parts["hw"][0]
         self.o_org, self.o_sh, self.o_net = parts["origin"][0], parts["shist"][0], parts["net"][0]
         self.o_cmb, self.o_err = parts["comb"][0], parts["err"][0]
+        self.o_zhw, self.o_zs, self.o_zsh = parts["zhw"][0], parts["zseason"][0], parts["zshist"][0]
+        self.o_zorg = parts["zorigin"][0]
         neto = np.zeros(n_out, dtype=np.intp)
         off = self.o_net
         for i in range(n_out):
@@ -332,7 +360,7 @@ cdef class GlobalCore:
             t=0, conf_raw=np.zeros((H, win)), conf_sorted=np.zeros((H, win)),
             conf_count=np.zeros(H, dtype=np.int64), conf_pos=np.zeros(H, dtype=np.int64),
             conf_at=np.repeat(self._calpha[:, None], H, axis=1), pool=np.zeros((H, E)),
-            pool_n=np.zeros(H, dtype=np.int64), feat_n=np.zeros(nx, dtype=np.int64),
+            pool_n=np.zeros((H, E), dtype=np.int64), feat_n=np.zeros(nx, dtype=np.int64),
             feat_mean=np.zeros(nx), feat_m2=np.zeros(nx)))
         self.calpha = <double*>_ptr(self._calpha)
         nin = N_LEAD + nx
@@ -370,7 +398,9 @@ cdef class GlobalCore:
         """Committed bytes per key: the network's slot (``net.slot_bytes``, its 8-byte
         window count included) + the key's row (itemsize x W) + its count (8). With
         R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
-        W = R + m + 3 + 3H + LS m + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 4H."""
+        W = R + 2 (m + LS m) + 6 + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H
+        (history; backbone and log member: indices, their history, level/trend/scale/flag,
+        origin rings of 3H and 2H; pending corrections; pending combined; errors)."""
         return int(self.net.slot_bytes) + self.W * (4 if self.f32 else 8) + 8
 
     @property
@@ -446,8 +476,18 @@ cdef class GlobalCore:
                 v = v + row[self.o_sh + (u - 1) * m + t % m]
         return v
 
+    cdef double _zs_at(self, const double* row, long long t, Py_ssize_t j) noexcept nogil:
+        """The log member's season index of y_t's phase as it was at origin t - j."""
+        cdef Py_ssize_t m = self.period, u
+        if m == 0:
+            return 0.0
+        u = (j + m - 1) // m - 1
+        if u == 0:
+            return row[self.o_zs + t % m]
+        return row[self.o_zsh + (u - 1) * m + t % m]
+
     cdef void _experts(self, const double* row, long long n, Py_ssize_t j, double bb,
-                       double corr, double* f) noexcept nogil:
+                       double corr, double ph, double* f) noexcept nogil:
         """The experts' forecasts of step j (any j >= 1) from origin n - 1 with backbone
         forecast bb and the (stored-form) network correction of that step."""
         cdef Py_ssize_t m = self.period, R = self.R
@@ -461,21 +501,45 @@ cdef class GlobalCore:
             idx = n - 1 + j - m * ((j + m - 1) // m)
             if idx >= 0:
                 f[SNAIVE] = row[self.o_y + idx % R]
+        f[LOGBB] = 0.0   # (weight 0 unless the member is alive)
+        if row[self.o_zhw + 2] == 1.0:
+            f[LOGBB] = self._zfc(row[self.o_zhw], row[self.o_zhw + 1],
+                                 row[self.o_zs + (n - 1 + j) % m] if m > 0 else 0.0, ph)
+
+    cdef double _zfc(self, double zl, double zb, double zs, double ph) noexcept nogil:
+        """The log member's forecast: exp of its z-space forecast (clamped)."""
+        cdef double z = zl + ph * zb
+        if self.period > 0:
+            z = z + zs
+        return exp(ZMIN if z < ZMIN else (ZMAX if z > ZMAX else z))
 
     cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil:
-        cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e
-        cdef Py_ssize_t ne = E if self.period > 0 else E - 1
+        """Combination weights of step j from origin n - 1. Eligible: network, backbone, last
+        value; seasonal naive when m > 0; the log member while every value was > 0. An
+        eligible expert is known when the key scored it (n_j > 0) or the pool did."""
+        cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e, ne = 0, nk = 0
         cdef long long nj = n - jj - WARM
-        cdef long long pn = self.pooln[jj - 1]
+        cdef long long pn
         cdef double lo = INFINITY, x, s, tot = 0.0
         cdef double L[E]
+        cdef bint el[E]
+        cdef bint kn[E]
         if nj < 0:
             nj = 0
-        if nj == 0 and pn == 0:
+        for e in range(E):
+            el[e] = not ((e == SNAIVE and self.period == 0)
+                         or (e == LOGBB and row[self.o_zhw + 2] != 1.0))
+            kn[e] = el[e] and (nj > 0 or self.pooln[(jj - 1) * E + e] > 0)
+            ne += el[e]
+            nk += kn[e]
+        if nk == 0:
             for e in range(E):
-                w[e] = 1.0 / ne if e < ne else 0.0
+                w[e] = 1.0 / ne if el[e] else 0.0
             return
-        for e in range(ne):
+        for e in range(E):
+            if not kn[e]:
+                continue
+            pn = self.pooln[(jj - 1) * E + e]
             if nj == 0:
                 s = self.pool[(jj - 1) * E + e]
             elif pn == 0:
@@ -487,22 +551,22 @@ cdef class GlobalCore:
             if s < lo:
                 lo = s
         for e in range(E):
-            if e >= ne:
+            if not kn[e]:
                 w[e] = 0.0
                 continue
             x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
-            w[e] = exp(-x) if x < CUT else 0.0
+            w[e] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)  # exp(-0) == 1
             tot = tot + w[e]
         for e in range(E):
             w[e] = w[e] / tot
 
     cdef double _combine(self, const double* row, long long n, Py_ssize_t j, double bb,
-                         double corr) noexcept nogil:
+                         double corr, double ph) noexcept nogil:
         cdef double f[E]
         cdef double w[E]
         cdef double c = 0.0
         cdef Py_ssize_t e
-        self._experts(row, n, j, bb, corr, f)
+        self._experts(row, n, j, bb, corr, ph, f)
         self._weights(row, n, j, w)
         for e in range(E):
             if w[e] > 0.0:
@@ -633,6 +697,9 @@ cdef class GlobalCore:
         cdef double bb, c, sc, err, ylast, cn
         cdef double f[E]
         cdef double* cur = self.sc
+        # the log member is scored while every value (this one too) is > 0: its pending
+        # forecasts were then all issued with every update of its indices in place
+        cdef bint logok = row[self.o_zhw + 2] == 1.0 and y > 0.0
         # 1. the corrections of origin n - 1 join the pending ones (stored form)
         for i in range(self.n_out):
             row[self.neto[i] + (n - 1) % self.netl[i]] = (
@@ -642,7 +709,8 @@ cdef class GlobalCore:
         for j in range(1, H + 1):
             jo = (j if j < self.n_out else self.n_out) - 1
             bb = self._bb(row, n, j)
-            c = self._combine(row, n, j, bb, row[self.neto[jo] + (n - 1) % self.netl[jo]])
+            c = self._combine(row, n, j, bb, row[self.neto[jo] + (n - 1) % self.netl[jo]],
+                              self.phacc[j])
             if j == 1:
                 pred[0] = c
                 cur[0] = bb
@@ -670,17 +738,22 @@ cdef class GlobalCore:
                 idx = n - m * ((j + m - 1) // m)
                 if idx >= 0:
                     f[SNAIVE] = row[self.o_y + idx % R]
+            if logok:
+                q = self.o_zorg + 2 * (s % H)
+                f[LOGBB] = self._zfc(row[q], row[q + 1], self._zs_at(row, n, j), self.phacc[j])
             for e in range(E):
+                if e == LOGBB and not logok:
+                    continue
                 err = fabs(y - f[e]) / sc
                 if not err <= VMAX:
                     err = VMAX
                 i = self.o_err + (j - 1) * E + e
                 row[i] = self._rnd(err if s == WARM else DECAY * row[i] + (1.0 - DECAY) * err)
                 i = (j - 1) * E + e
-                self.pool[i] = (err if self.pooln[j - 1] == 0
+                self.pool[i] = (err if self.pooln[i] == 0
                                 else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
-            if self.pooln[j - 1] < COUNT_LIMIT:
-                self.pooln[j - 1] += 1
+                if self.pooln[i] < COUNT_LIMIT:
+                    self.pooln[i] += 1
             cn = fabs((y - bb) / sc - row[self.o_cmb + (j - 1) * j // 2 + s % j])
             if not cn <= VMAX:
                 cn = VMAX
@@ -732,6 +805,42 @@ cdef class GlobalCore:
         row[p] = row[hw]
         row[p + 1] = row[hw + 1]
         row[p + 2] = self._scale(row)
+        self._zupdate(row, n, y)
+        p = self.o_zorg + 2 * (n % H)
+        row[p] = row[self.o_zhw]
+        row[p + 1] = row[self.o_zhw + 1]
+
+    cdef void _zupdate(self, double* row, long long n, double y) noexcept nogil:
+        """The log member (the backbone's rules on z = log y) takes y_n while every value is
+        > 0; the first value <= 0 retires it for good (flag 0)."""
+        cdef Py_ssize_t m = self.period, zh = self.o_zhw, p = 0, u
+        cdef double z, e, fit, zl = row[zh], zb = row[zh + 1], phi = self.hw_phi
+        if not (y > 0.0 and (n == 0 or row[zh + 2] == 1.0)):
+            row[zh + 2] = 0.0
+            return
+        z = log(y)
+        if m > 0 and self.LS > 0:
+            p = n % m
+            for u in range(self.LS - 1, 0, -1):
+                row[self.o_zsh + u * m + p] = row[self.o_zsh + (u - 1) * m + p]
+            row[self.o_zsh + p] = row[self.o_zs + p]
+        row[zh + 2] = 1.0
+        if n == 0:
+            row[zh] = self._rnd(z)
+            row[zh + 1] = 0.0
+            return
+        fit = zl + phi * zb
+        if m > 0:
+            p = n % m
+            fit = fit + row[self.o_zs + p]
+        e = z - fit
+        if m > 0 and n < m:
+            row[self.o_zs + p] = self._rnd(z - zl)
+        else:
+            row[zh] = self._rnd(zl + phi * zb + self.hw_alpha * e)
+            row[zh + 1] = self._rnd(phi * zb + self.hw_alpha * self.hw_beta * e)
+            if m > 0:
+                row[self.o_zs + p] = self._rnd(row[self.o_zs + p] + self.hw_gamma * e)
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
@@ -741,7 +850,7 @@ cdef class GlobalCore:
         for j in range(1, H + 1):
             jo = (j if j < self.n_out else self.n_out) - 1
             bb = self._bb(row, n, j)
-            c = self._combine(row, n, j, bb, self._rnd(_clipv(o[jo], self.clip)))
+            c = self._combine(row, n, j, bb, self._rnd(_clipv(o[jo], self.clip)), self.phacc[j])
             fc[j - 1] = c
             q = self._halfwidth(j, alpha)
             if isfinite(q):
@@ -890,36 +999,52 @@ cdef class GlobalCore:
         advanced, the batch's network slots were reset) or -1 (a non-finite y or feature,
         or |y| > ``y_limit``: nothing changed, no output written). Bad arguments raise
         ValueError/TypeError before anything runs."""
-        slots = self._slots(slots, True, True)
-        cdef Py_ssize_t B = slots.shape[0], H = self.horizon
-        _farg(ys, "ys", (B,))
-        cdef const double* xp = NULL
-        if xs is not None:
-            _farg(xs, "xs", (B, self.n_x))
-            if self.n_x:
-                xp = <const double*>_ptr(xs)
-        _farg(pred, "pred", (B,), True)
-        _farg(score, "score", (B,), True)
-        _farg(fc, "fc", (B, H), True)
-        _farg(lo, "lo", (B, H), True)
-        _farg(hi, "hi", (B, H), True)
-        outs = [pred, score, fc, lo, hi]
-        for i in range(5):
-            for j in range(i + 1, 5):
-                if np.shares_memory(outs[i], outs[j]):
-                    raise ValueError("the output arrays must not overlap")
-            if np.shares_memory(outs[i], ys) or (xs is not None and np.shares_memory(outs[i], xs)):
-                raise ValueError("the output arrays must not overlap the inputs")
-        cdef double a = self._alpha(alpha)
+        cdef Py_ssize_t B, H = self.horizon, i, j
+        cdef const long long* sp = <const long long*>_fast(slots, cnp.NPY_INT64, 1, -1, 0, False)
+        self._ready()
+        if sp == NULL:
+            slots = self.net._slot_array(slots, True, True)   # converts, or raises the reason
+            sp = <const long long*>_ptr(slots)
+            B = slots.shape[0]
+        else:
+            B = cnp.PyArray_DIM(<cnp.ndarray>slots, 0)
+            self.net._check_ptr(sp, B, True, True)
+        cdef void* ptrs[7]
+        cdef Py_ssize_t sizes[7]
+        arrays = (pred, score, fc, lo, hi, ys, xs)
+        shapes = ((B, 0, 1), (B, 0, 1), (B, H, 2), (B, H, 2), (B, H, 2), (B, 0, 1),
+                  (B, self.n_x, 2))
+        names = ("pred", "score", "fc", "lo", "hi", "ys", "xs")
+        for i in range(7):
+            if i == 6 and xs is None:
+                ptrs[i] = NULL
+                sizes[i] = 0
+                continue
+            d0, d1, nd = shapes[i]
+            ptrs[i] = _fast(arrays[i], cnp.NPY_DOUBLE, nd, d0, d1, i < 5)
+            if ptrs[i] == NULL:  # the Python checks raise the reason
+                _farg(arrays[i], names[i], (d0,) if nd == 1 else (d0, d1), i < 5)
+                ptrs[i] = _ptr(arrays[i])
+            sizes[i] = cnp.PyArray_NBYTES(<cnp.ndarray>arrays[i])
+        for i in range(5):  # contiguous arrays share memory exactly when their ranges overlap
+            for j in range(i + 1, 7):
+                if (sizes[i] and sizes[j] and <char*>ptrs[i] < <char*>ptrs[j] + sizes[j]
+                        and <char*>ptrs[j] < <char*>ptrs[i] + sizes[i]):
+                    raise ValueError("the output arrays must not overlap each other or the inputs")
+        cdef double a
+        if type(alpha) is float and 0.0 < <double>alpha < 1.0:
+            a = alpha
+        else:
+            a = self._alpha(alpha)
         if self.net.optimizer is None or self.net.optimizer.size != self.net.size:
             raise RuntimeError("the network has no optimizer bound to its size")
-        cdef const long long* sp = <const long long*>_ptr(slots)
-        cdef const double* yp = <const double*>_ptr(ys)
-        cdef double* pp = <double*>_ptr(pred)
-        cdef double* scp = <double*>_ptr(score)
-        cdef double* fp = <double*>_ptr(fc)
-        cdef double* lp = <double*>_ptr(lo)
-        cdef double* hp = <double*>_ptr(hi)
+        cdef const double* xp = <const double*>ptrs[6] if self.n_x else NULL
+        cdef const double* yp = <const double*>ptrs[5]
+        cdef double* pp = <double*>ptrs[0]
+        cdef double* scp = <double*>ptrs[1]
+        cdef double* fp = <double*>ptrs[2]
+        cdef double* lp = <double*>ptrs[3]
+        cdef double* hp = <double*>ptrs[4]
         cdef int st
         self._busy = True
         self.net._busy = True
@@ -954,8 +1079,27 @@ cdef class GlobalCore:
         return np.ascontiguousarray(x)
 
     def _forecast(self, s, Py_ssize_t h, xs):
-        """(combined (h,), scale) from the key's committed state; NaN before its first value."""
+        """(combined (h,), scale) from the key's committed state; NaN before its first value.
+        The core is marked busy meanwhile (the network's predict releases the GIL: a step
+        from another thread must not change the rows read here)."""
         x = self._x_arg(xs, h)
+        self._ready()
+        self._busy = True
+        try:
+            return self._forecast_rows(s, h, x)
+        finally:
+            self._busy = False
+
+    def _hold(self, fn, *args):
+        """fn(*args) with the core marked busy (steps from other threads are refused)."""
+        self._ready()
+        self._busy = True
+        try:
+            return fn(*args)
+        finally:
+            self._busy = False
+
+    def _forecast_rows(self, s, Py_ssize_t h, x):
         row, n = self._row(s)
         out = np.full(h, np.nan)
         if n == 0:
@@ -986,7 +1130,8 @@ cdef class GlobalCore:
                 bb = row[self.o_hw] + ph * row[self.o_hw + 1]
                 if self.period > 0:
                     bb = bb + row[self.o_s + (n - 1 + j) % self.period]
-            out[j - 1] = self._combine(rp, n, j, bb, cv[(j if j < self.n_out else self.n_out) - 1])
+            out[j - 1] = self._combine(rp, n, j, bb, cv[(j if j < self.n_out else self.n_out) - 1],
+                                       ph)
         return out, self._scale(rp)
 
     def forecast(self, slot, h, xs=None):
@@ -1004,7 +1149,11 @@ cdef class GlobalCore:
         s = self._slot(slot)
         h = _int(h, "h", 1, 10 ** 6)
         a = self._alpha(alpha)
-        c, sc = self._forecast(s, h, xs)
+        x = self._x_arg(xs, h)
+        return self._hold(self._interval, s, h, a, x)
+
+    def _interval(self, s, h, a, x):
+        c, sc = self._forecast_rows(s, h, x)
         lo, hi = np.full(h, np.nan), np.full(h, np.nan)
         for j in range(1, h + 1):
             q = self._halfwidth(j, a)
@@ -1018,11 +1167,14 @@ cdef class GlobalCore:
         NaN while unknown. Changes nothing."""
         s = self._slot(slot)
         y = _flt(y, "y", -self.y_limit, self.y_limit)
-        self._x_arg(x, 1)
+        x = self._x_arg(x, 1)
+        return self._hold(self._score, s, y, x)
+
+    def _score(self, s, y, x):
         row, n = self._row(s)
         if n - 1 < WARM or self.ccnt[0] == 0:
             return math.nan
-        c, sc = self._forecast(s, 1, x)
+        c, sc = self._forecast_rows(s, 1, x)
         cdef double[::1] rv = row
         bb = self._bb(&rv[0], n, 1)
         cn = self._rnd((c[0] - bb) / sc)
@@ -1041,15 +1193,21 @@ cdef class GlobalCore:
     # ------------------------------------------------------------ slot management
     def reset(self, slots):
         """Back to a fresh key (the network slot too) for one slot or an array of slots."""
-        slots = self._slots(slots, False, False)
+        return self._hold(self._reset, slots)
+
+    def _reset(self, slots):
+        slots = self.net._slot_array(slots, False, False)
         self.net.reset(slots)
         self._rows[slots] = 0
         self._count[slots] = 0
 
     def copy_slots(self, src, dst):
         """Slot ``dst[i]`` takes the state of ``src[i]`` (the targets distinct)."""
-        src = self._slots(src, False, False)
-        dst = self._slots(dst, True, False)
+        return self._hold(self._copy_slots, src, dst)
+
+    def _copy_slots(self, src, dst):
+        src = self.net._slot_array(src, False, False)
+        dst = self.net._slot_array(dst, True, False)
         if src.shape != dst.shape:
             raise ValueError("src and dst differ in length")
         self.net.copy_slots(src, dst)
@@ -1063,7 +1221,10 @@ cdef class GlobalCore:
     def get_slots(self, slots):
         """The state of the given slots: ``{"row": (k, W) float64, "count": int64 (k,),
         "net": net.get_slots(slots)}`` (copies)."""
-        slots = self._slots(slots, False, False)
+        return self._hold(self._get_slots, slots)
+
+    def _get_slots(self, slots):
+        slots = self.net._slot_array(slots, False, False)
         return {"row": self._rows[slots].astype(np.float64), "count": self._count[slots].copy(),
                 "net": self.net.get_slots(slots)}
 
@@ -1077,11 +1238,14 @@ cdef class GlobalCore:
             a = np.array(rows, dtype=np.float64, order="C", copy=True)
             if not np.all(np.isfinite(a)):
                 raise ValueError("rows has non-finite values")
-        if np.any(np.abs(a) > self.big):
+        # the limits as stored: float32 rounds 1e30 and 1e36 up (a value at the limit that
+        # was learned must be taken back)
+        big, ylim, vmax = self._rnd(self.big), self._rnd(self.y_limit), self._rnd(VMAX)
+        if np.any(np.abs(a) > big):
             raise ValueError(f"rows hold values beyond +-{self.big:g}")
         parts = self.row_parts()
         o, n = parts["y"]
-        if np.any(np.abs(a[:, o:o + n]) > self.y_limit):
+        if np.any(np.abs(a[:, o:o + n]) > ylim):
             raise ValueError("rows hold history values beyond the value limit")
         o, n = parts["hw"]
         if np.any(a[:, o + 2] < 0):
@@ -1090,8 +1254,11 @@ cdef class GlobalCore:
         if np.any(a[:, o + 2:o + n:3] < 0):
             raise ValueError("rows hold a negative origin scale")
         o, n = parts["err"]
-        if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > VMAX):
+        if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > vmax):
             raise ValueError("rows hold combination errors out of [0, 1e30]")
+        o, n = parts["zhw"]
+        if np.any((a[:, o + 2] != 0) & (a[:, o + 2] != 1)):
+            raise ValueError("rows hold a log-member flag other than 0 or 1")
         if not isinstance(count, np.ndarray) or count.dtype != np.int64 or count.shape != (k,):
             raise ValueError(f"count must be an int64 ndarray of shape ({k},)")
         if k and (count.min() < 0 or count.max() >= COUNT_LIMIT):
@@ -1105,7 +1272,10 @@ cdef class GlobalCore:
     def set_slots(self, slots, state):
         """Take over ``state`` (as ``get_slots`` returns it) for ``slots`` (distinct), all of
         it validated first (ValueError/TypeError, nothing changes otherwise)."""
-        slots = self._slots(slots, True, False)
+        return self._hold(self._set_slots, slots, state)
+
+    def _set_slots(self, slots, state):
+        slots = self.net._slot_array(slots, True, False)
         if type(state) is not dict or set(state) != {"row", "count", "net"}:
             raise ValueError("slot state must be a dict with keys ['count', 'net', 'row']")
         k = slots.shape[0]
@@ -1158,7 +1328,7 @@ cdef class GlobalCore:
         pool = _array(d["pool"], "pool", (H, E))
         if np.any(pool < 0) or np.any(pool > VMAX):
             raise ValueError("pool holds errors out of [0, 1e30]")
-        pooln = ints("pool_n", (H,), COUNT_LIMIT - 1)
+        pooln = ints("pool_n", (H, E), COUNT_LIMIT - 1)
         fn = ints("feat_n", (nx,), COUNT_LIMIT - 1)
         fmean = _array(d["feat_mean"], "feat_mean", (nx,))
         fm2 = _array(d["feat_m2"], "feat_m2", (nx,))
@@ -1174,12 +1344,16 @@ cdef class GlobalCore:
         """Everything that is not a key's slot: ``{"net": net.get_shared_state(), "core":
         {...}}`` (weights, optimizer, counters, conformal, pooled priors, feature
         statistics; copies). With ``get_slots`` this checkpoints only the live keys."""
-        self._ready()
+        return self._hold(self._get_shared_state)
+
+    def _get_shared_state(self):
         return {"net": self.net.get_shared_state(), "core": self._shared_state()}
 
     def set_shared_state(self, state):
         """Take over ``get_shared_state()`` output, all of it validated first."""
-        self._ready()
+        return self._hold(self._set_shared_state, state)
+
+    def _set_shared_state(self, state):
         if type(state) is not dict or set(state) != {"net", "core"}:
             raise ValueError("a GlobalCore shared state must be a dict with keys ['core', 'net']")
         shared = self._check_shared(state["core"])
@@ -1192,14 +1366,18 @@ cdef class GlobalCore:
     def get_state(self):
         """``{"net": net.get_state(), "shared": ..., "rows": (capacity, W) as stored
         (float32 or float64), "count": int64 (capacity,)}`` (copies)."""
-        self._ready()
+        return self._hold(self._get_state)
+
+    def _get_state(self):
         return {"net": self.net.get_state(), "shared": self._shared_state(),
                 "rows": self._rows.copy(), "count": self._count.copy()}
 
     def set_state(self, state):
         """Take over a whole state (as ``get_state`` returns it); every field is validated
         before anything is assigned (ValueError/TypeError)."""
-        self._ready()
+        return self._hold(self._set_state, state)
+
+    def _set_state(self, state):
         if type(state) is not dict or set(state) != _STATE_KEYS:
             raise ValueError(f"a GlobalCore state must be a dict with keys {sorted(_STATE_KEYS)}")
         rows = state["rows"]
