@@ -12,7 +12,8 @@ readable twin is ``tests/reference_global.py``; the single-series stack it imita
 Time of a key: ``n`` values seen since its reset, y_0 .. y_{n-1}. "Origin s" is the key's
 state right after y_s; a forecast of step j from origin s is a forecast of y_{s+j}.
 
-Backbone (one member, additive damped-trend Holt-Winters of period m; z = y):
+Backbone (one member, additive damped-trend Holt-Winters of period m; z = y; the defaults
+alpha 0.25, beta 0.03, phi 1 (undamped: steady trends are carried), gamma 0.2):
     f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
     y_0:                  l = y_0, b = 0, S = 0
     y_t, t >= 1:          e = y_t - f_{t-1}(1)
@@ -264,14 +265,14 @@ cdef class GlobalCore:
 
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-    loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+    loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
     window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
     ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-                 loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+                 loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
                  window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
         self.n_in = 0  # refuses to run until the last line
