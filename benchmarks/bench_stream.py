@@ -16,10 +16,13 @@ separately on the same messages (wall clock, time.perf_counter):
   records          building the records {key, time, partition, offset, y, prediction,
                    anomaly, forecast, low, high} from the model's results
   produce          encoding and producing them (Sink.send_many / send, then flush)
-  scores           the summary's per-step scores (HorizonScore.observe; only with horizon >= 1)
+  scores           the summary's per-step scores (only with horizon >= 1): global,
+                   BatchScore.observe_many per batch; per key, HorizonScore.observe
 
 and the whole loop (GlobalRunner / Runner, as ``streamrnn forecast`` runs it) end to end on
-a fresh consumer group. At horizon 0 the models have a one-step head (the records carry only
+a fresh consumer group. consume+decode also gives librdkafka's own share (the same reads
+without decoding). The garbage collector is tuned as the command tunes it (tune_gc) unless
+--no-gc-tuning; --profile prints cProfile's top functions of the global whole loop. At horizon 0 the models have a one-step head (the records carry only
 the prediction), as the command does.
 """
 import argparse
