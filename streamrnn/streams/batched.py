@@ -56,14 +56,8 @@ BATCH = 1024      # messages of one partition learned together
 MAX_WAIT = 1.0    # seconds a part-filled batch may wait
 
 
-def _none_lists(a):
-    """Rows of ``a`` as lists, NaN and infinities as None (records and scores want None)."""
-    if np.isfinite(a).all():
-        return a.tolist()
-    return np.where(np.isfinite(a), a, None).tolist()
-
-
 def _none_list(a):
+    """``a`` (1-D or rows) as lists, NaN and infinities as None."""
     if np.isfinite(a).all():
         return a.tolist()
     return np.where(np.isfinite(a), a, None).tolist()
@@ -78,8 +72,11 @@ class GlobalRunner(Runner):
     model_factory
         ``model_factory() -> GlobalForecaster`` builds the model of a new partition (default:
         ``streamrnn.spec.build_model(spec)``, with a spec of the global model).
+    max_keys
+        Only reported here: the keys of each partition are bounded by its model's own
+        ``max_keys`` (the spec's; the command sets it from ``--max-keys``).
     batch
-        Messages of one partition learned together (>= 1).
+        Good messages of one partition learned together (>= 1).
     max_wait
         Seconds a partition's part-filled batch may wait for more messages before it is
         learned as it is (0: learn whatever each read brought; batch cuts then depend on
