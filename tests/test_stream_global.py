@@ -305,3 +305,15 @@ def test_a_malformed_run_record_in_a_global_checkpoint_is_refused(core, tmp_path
         assert r.parts == {} and r.positions == {}
     finally:
         store.close()
+
+
+def test_the_module_docstring_example_runs(core):
+    import doctest
+
+    from streamrnn.streams import batched
+    r = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in doctest.DocTestFinder().find(batched) if t.examples]
+    assert tests
+    for t in tests:
+        r.run(t)
+    assert r.summarize(verbose=False).failed == 0

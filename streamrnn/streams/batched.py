@@ -6,6 +6,27 @@ source gets one multi-series model (``streamrnn.GlobalForecaster``: one network 
 all the partition's series train together, a small state per key), so a partition stays the
 unit of state: its checkpoint holds its model and its position, exactly as with per-key models.
 
+    >>> import json, os, tempfile
+    >>> from streamrnn.spec import model_spec
+    >>> from streamrnn.streams import Decoder, GlobalRunner, JsonLinesSink, open_source
+    >>> d = tempfile.mkdtemp()
+    >>> with open(os.path.join(d, "in.jsonl"), "w") as f:
+    ...     for i in range(300):
+    ...         _ = f.write(json.dumps({"station": f"s{i % 3}", "y": i % 7}) + "\\n")
+    >>> spec = model_spec("gru", model="global", hidden_size=4, seasonality=7, horizon=3,
+    ...                   seed=1)
+    >>> source = open_source(os.path.join(d, "in.jsonl"), Decoder(key="station"))
+    >>> sink = JsonLinesSink(os.path.join(d, "out.jsonl"))
+    >>> runner = GlobalRunner(spec, source, sink, horizon=3, batch=64)
+    >>> runner.run()
+    300
+    >>> sink.close()
+    >>> runner.n_keys, runner.totals()["scored"]
+    (3, 297)
+    >>> last = json.loads(open(os.path.join(d, "out.jsonl")).readlines()[-1])
+    >>> last["key"], last["offset"], len(last["forecast"])
+    ('s2', 299, 3)
+
 Batches
 -------
 Messages are read in batches, grouped by partition and learned ``batch`` at a time with one
