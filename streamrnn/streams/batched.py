@@ -270,7 +270,6 @@ class GlobalRunner(Runner):
 
     def _learn_good(self, p, st, good):
         m = self._model(p)
-        last_of = self.last_of[p]
         keys = [o.key for o in good]
         ys = [o.y for o in good]
         xs = [o.x for o in good]
@@ -283,8 +282,16 @@ class GlobalRunner(Runner):
                 st["bad"] += 1
                 self.bad(good[i], f"rejected by the model: {why}", "rejected by the model")
         st["ignored_features"] += m.n_ignored_features - ign
-        if m.n_evicted != ev:
-            self._evicted(p, st, m, m.n_evicted - ev)
+        try:
+            return self._after(p, st, m, good, keys, res)
+        finally:
+            # after the batch's scores: what is kept of a key the batch evicted goes with it
+            if m.n_evicted != ev:
+                self._evicted(p, st, m, m.n_evicted - ev)
+
+    def _after(self, p, st, m, good, keys, res):
+        """Statistics, records, produce and scores of a learned batch."""
+        last_of = self.last_of[p]
         ok = res.ok
         n_ok = int(ok.sum())
         if n_ok == 0:
