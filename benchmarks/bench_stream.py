@@ -1,16 +1,29 @@
-"""Messages per second through the command's processing loop, from Kafka (librdkafka's mock
-cluster on 127.0.0.1) to Kafka, with a GRU of hidden size 16; and where the time goes.
+"""Messages per second through the command's loop, from Kafka (librdkafka's mock cluster on
+127.0.0.1) to Kafka, GRU hidden 16: one global model per partition (the default) against one
+model per key (``--per-key-models``), in the same run, with where the time goes.
 
-    PYTHONPATH=. python benchmarks/bench_stream.py [--messages 100000] [--keys 1000]
+    PYTHONPATH=. python benchmarks/bench_stream.py [--messages 200000] [--keys 10000]
+        [--horizons 0,12] [--update-every 1] [--batch 1024] [--profile]
 
-Phases timed separately on the same messages:
-  consume+decode  Kafka fetch and JSON decoding/validation (KafkaSource.read)
-  learn           learn_one; its forward pass is the one-step prediction made before learning
-                  the value (``last_prediction``), so the loop needs no separate forecast(1)
-  forecast(h)     with --horizon h: the forecast of the next h steps and its 90 % interval
-                  (forecast + forecast_interval), as each record carries them
-  produce         encoding and producing the forecast record (KafkaSink.send + flush)
-and the whole loop (Runner.run) end to end, with and without a checkpoint at the end.
+The topic has 4 partitions; keys are spread over them by the Kafka key (as the command reads
+them, ``--key @key``); every message carries ``y`` and one feature. Phases, each timed
+separately on the same messages (wall clock, time.perf_counter):
+
+  consume+decode   KafkaSource.read: fetch, JSON decoding and validation (both modes share it)
+  learn            global: learn_many per partition batch of --batch messages (its forward
+                   pass gives the prediction, the anomaly, the forecast and its interval);
+                   per key: learn_one (+ last_prediction), then forecast(h) + its interval
+  records          building the records {key, time, partition, offset, y, prediction,
+                   anomaly, forecast, low, high} from the model's results
+  produce          encoding and producing them (Sink.send_many / send, then flush)
+  scores           the summary's per-step scores (only with horizon >= 1): global,
+                   BatchScore.observe_many per batch; per key, HorizonScore.observe
+
+and the whole loop (GlobalRunner / Runner, as ``streamrnn forecast`` runs it) end to end on
+a fresh consumer group. consume+decode also gives librdkafka's own share (the same reads
+without decoding). The garbage collector is tuned as the command tunes it (tune_gc) unless
+--no-gc-tuning; --profile prints cProfile's top functions of the global whole loop. At horizon 0 the models have a one-step head (the records carry only
+the prediction), as the command does.
 """
 import argparse
 import math
@@ -23,18 +36,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from brokers import MockKafka, produce  # noqa: E402
 
-from streamrnn import checkpoint as ck  # noqa: E402
 from streamrnn import spec as spec_mod  # noqa: E402
-from streamrnn.streams import Runner  # noqa: E402
-from streamrnn.streams import BadMessages, Decoder  # noqa: E402
+from streamrnn.streams import BadMessages, Decoder, Runner  # noqa: E402
+from streamrnn.streams.batched import GlobalRunner, tune_gc  # noqa: E402
 from streamrnn.streams.kafka import KafkaSink, KafkaSource  # noqa: E402
+from streamrnn.streams.scoring import BatchScore, HorizonScore  # noqa: E402
+
+PARTITIONS = 4
+perf = time.perf_counter
 
 
 def items(n, keys):
     for i in range(n):
         k = i % keys
         yield (f"sensor-{k}".encode(),
-               {"y": round(10 * math.sin(i / 97 + k), 3), "temp": round(20 + (i % 13) * 0.1, 2)})
+               {"y": round(10 * math.sin(i / 97 + k) + k % 7, 3),
+                "temp": round(20 + (i % 13) * 0.1, 2)})
 
 
 def consume_all(bootstrap, topic, group, n):
@@ -42,36 +59,93 @@ def consume_all(bootstrap, topic, group, n):
     out = []
     while not out:
         out.extend(src.read(1.0))
-    t0 = time.perf_counter()
+    first = len(out)
+    t0 = perf()
     while len(out) < n:
         out.extend(src.read(1.0))
-    dt = time.perf_counter() - t0
+    dt = perf() - t0
     src.close()
-    return out, dt * n / max(1, n - 1000)
+    return out, dt * n / max(1, n - first)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--messages", type=int, default=100_000)
-    ap.add_argument("--keys", type=int, default=1000)
-    ap.add_argument("--update-every", type=int, default=8)
-    ap.add_argument("--horizon", type=int, default=0)
-    a = ap.parse_args()
-    n = a.messages
-    spec = spec_mod.model_spec("gru", hidden_size=16, update_every=a.update_every, seed=1,
-                               horizon=a.horizon or 1)  # as the command: --horizon 0 -> a one-step head
-    kafka = MockKafka(1)
-    kafka.create_topic("in", 4)
-    produce(kafka.bootstrap, "in", items(n, a.keys))
+def fetch_only(bootstrap, topic, group, n):
+    """librdkafka's share of consume+decode: the same reads without decoding."""
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "enable.partition.eof": False})
+    c.subscribe([topic])
+    got = first = 0
+    t0 = None
+    while got < n:
+        ms = c.consume(1000, 1.0)
+        if ms and t0 is None:
+            t0, first = perf(), len(ms)
+        for m in ms:
+            m.error(), m.value(), m.partition(), m.offset(), m.key(), m.topic()
+        got += len(ms)
+    dt = perf() - t0
+    c.close()
+    return dt * n / max(1, n - first)
+
+
+def specs(a, h):
+    g = spec_mod.model_spec("gru", model="global", hidden_size=16, seed=1, horizon=max(1, h),
+                            learn_every=a.update_every, max_keys=max(a.keys, 1))
+    p = spec_mod.model_spec("gru", hidden_size=16, seed=1, horizon=max(1, h),
+                            update_every=a.update_every)
+    return g, p
+
+
+def phases_global(spec, obs, a, h, bootstrap):
     rows = []
+    parts = {}
+    for o in obs:
+        parts.setdefault(o.partition, []).append(o)
+    models = {p: spec_mod.build_model(spec) for p in parts}
+    results = []
+    t_learn = 0.0
+    for p, lst in parts.items():
+        m = models[p]
+        for i in range(0, len(lst), a.batch):
+            chunk = lst[i:i + a.batch]
+            keys = [o.key for o in chunk]
+            ys = [o.y for o in chunk]
+            xs = [o.x for o in chunk]
+            t0 = perf()
+            r = m.learn_many(keys, ys, xs, alpha=0.1)
+            t_learn += perf() - t0
+            results.append((p, chunk, r))
+    rows.append(("learn_many", t_learn))
+    # the runner's own code for the rest, phase by phase
+    sink = KafkaSink(bootstrap, "out-g")
+    runner = GlobalRunner(spec, None, sink, horizon=h, batch=a.batch,
+                          scorer=BatchScore(h, 0, alpha=0.1) if h else None)
+    t0 = perf()
+    batches = [(p, runner._records(p, chunk, r.prediction, r.anomaly, r.forecast, r.low,
+                                   r.high)) for p, chunk, r in results]
+    rows.append(("records", perf() - t0))
+    st = runner._new_stats()
+    t0 = perf()
+    for p, recs in batches:
+        runner._publish(st, recs, None)
+    sink.flush()
+    rows.append(("produce", perf() - t0))
+    if h:
+        t0 = perf()
+        for (p, recs), (_, chunk, r) in zip(batches, results):
+            runner._score(p, recs, [o.key for o in chunk], [o.y for o in chunk], r.forecast,
+                          r.low, r.high)
+        rows.append(("scores", perf() - t0))
+    state = next(iter(models.values())).slot_bytes
+    return rows, state
 
-    obs, t_consume = consume_all(kafka.bootstrap, "in", "b1", n)
-    rows.append(("consume+decode", t_consume))
 
+def phases_per_key(spec, obs, h, bootstrap):
+    rows = []
     models = {}
-    t_learn = t_horizon = 0.0
-    perf = time.perf_counter
-    preds = []
+    t_learn = t_fc = 0.0
+    recs = []
     for o in obs:
         m = models.get(o.key)
         if m is None:
@@ -79,65 +153,155 @@ def main():
         t0 = perf()
         m.learn_one(o.y, o.x)
         p = m.last_prediction
+        an = m.last_anomaly
         t1 = perf()
-        if a.horizon:
-            m.forecast(a.horizon)
-            m.forecast_interval(a.horizon, 0.1)
+        if h:
+            fc = m.forecast(h)
+            iv = m.forecast_interval(h, 0.1)
+            lo, hi = [b[0] for b in iv], [b[1] for b in iv]
+        else:
+            fc = lo = hi = []
         t_learn += t1 - t0
-        t_horizon += perf() - t1
-        preds.append(p)
-    rows.append(("learn_one + prediction", t_learn))
-    if a.horizon:
-        rows.append((f"forecast({a.horizon})+interval", t_horizon))
-
-    sink = KafkaSink(kafka.bootstrap, "out")
+        t_fc += perf() - t1
+        recs.append((o, p, an, fc, lo, hi))
+    rows.append(("learn_one", t_learn))
+    if h:
+        rows.append((f"forecast({h})+interval", t_fc))
     t0 = perf()
-    for o, p in zip(obs, preds):
-        sink.send({"key": o.key, "time": o.time, "partition": o.partition, "offset": o.offset,
-                   "prediction": p, "forecast": []}, o.key)
+    records = [{"key": o.key, "time": o.time, "partition": o.partition, "offset": o.offset,
+                "y": o.y, "prediction": p, "anomaly": an, "forecast": fc, "low": lo,
+                "high": hi} for o, p, an, fc, lo, hi in recs]
+    rows.append(("records", perf() - t0))
+    sink = KafkaSink(bootstrap, "out-p")
+    t0 = perf()
+    for r in records:
+        sink.send(r, r["key"])
     sink.flush()
     rows.append(("produce", perf() - t0))
+    if h:
+        sc = HorizonScore(h, 0, alpha=0.1)
+        t0 = perf()
+        for r in records:
+            sc.observe(r["key"], r["y"], r["forecast"], r["low"], r["high"], part=0)
+        rows.append(("scores", perf() - t0))
+    from streamrnn import checkpoint as ck
+    return rows, ck.state_nbytes(next(iter(models.values())))
 
-    # the whole loop, as the command runs it
-    src = KafkaSource(kafka.bootstrap, "in", "b2", Decoder(key="@key"), BadMessages())
-    sink2 = KafkaSink(kafka.bootstrap, "out2")
-    runner = Runner(spec, src, sink2, horizon=a.horizon)
+
+def whole_loop(make, bootstrap, group, n, h, profile=False):
+    """Messages/s of the runner end to end (fetch to produced and flushed), after its first
+    read (the group's join)."""
+    src = KafkaSource(bootstrap, "in", group, Decoder(key="@key"), BadMessages())
+    sink = KafkaSink(bootstrap, f"out-{group}")
+    runner = make(src, sink)
     while not (batch := src.read(1.0)):
         pass
+    prof = None
+    if profile:
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
     t0 = perf()
-    for o in batch:
-        runner.process(o)
+    feed = runner.feed if isinstance(runner, GlobalRunner) else None
     done = len(batch)
-    while done < n:
-        for o in src.read(1.0):
+    if feed:
+        feed(batch)
+    else:
+        for o in batch:
             runner.process(o)
-            done += 1
-        sink2.tick()
-    sink2.flush()
-    loop = (perf() - t0) * n / max(1, n - len(batch))
-    import tempfile
-    with tempfile.TemporaryDirectory() as d:
-        runner.store = ck.CheckpointStore(d)
-        t0 = perf()
-        runner.checkpoint(force=True)
-        t_ck = perf() - t0
-        runner.store.close()
-        ck_bytes = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
-                       if f.endswith(".srnn"))
+    while done < n:
+        batch = src.read(1.0)
+        done += len(batch)
+        if feed:
+            feed(batch)
+        else:
+            for o in batch:
+                runner.process(o)
+        sink.tick()
+    if feed:
+        runner.flush()
+    sink.flush()
+    dt = (perf() - t0) * n / max(1, n - len(batch))
+    if prof is not None:
+        prof.disable()
     src.close()
-    kafka.close()
+    return dt, prof
 
+
+def table(title, rows, loop, n):
     total = sum(t for _, t in rows)
-    print(f"\nstreamrnn stream benchmark: {n:,d} messages, {a.keys:,d} keys, GRU hidden 16, "
-          f"update_every={a.update_every}, horizon={a.horizon}, 4 partitions, mock Kafka\n")
-    print(f"{'phase':<24}{'µs/msg':>10}{'share':>9}")
+    print(f"  {title}")
+    print(f"    {'phase':<24}{'µs/msg':>9}{'share':>8}")
     for name, t in rows:
-        print(f"{name:<24}{t / n * 1e6:>10.2f}{t / total:>9.1%}")
-    print(f"{'sum of phases':<24}{total / n * 1e6:>10.2f}{'':>9}  -> {n / total:,.0f} msgs/s")
-    print(f"{'whole loop (Runner)':<24}{loop / n * 1e6:>10.2f}{'':>9}  -> {n / loop:,.0f} msgs/s")
-    print(f"\ncheckpoint of {len(runner.models):,d} models: {t_ck:.2f} s, {ck_bytes:,d} bytes "
-          f"({ck_bytes / len(runner.models):,.0f} bytes per model; state per model "
-          f"{ck.state_nbytes(next(iter(runner.models.values()))):,d} bytes)")
+        print(f"    {name:<24}{t / n * 1e6:>9.2f}{t / total:>8.1%}")
+    print(f"    {'sum of phases':<24}{total / n * 1e6:>9.2f}{'':>8}  -> {n / total:>9,.0f} msgs/s")
+    print(f"    {'whole loop':<24}{loop / n * 1e6:>9.2f}{'':>8}  -> {n / loop:>9,.0f} msgs/s")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--keys", type=int, default=10_000)
+    ap.add_argument("--horizons", default="0,12")
+    ap.add_argument("--update-every", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--modes", default="global,per-key")
+    ap.add_argument("--no-gc-tuning", action="store_true",
+                    help="leave the garbage collector as it is (the command tunes it: tune_gc)")
+    ap.add_argument("--profile", action="store_true",
+                    help="cProfile the global whole loop; print the top functions")
+    a = ap.parse_args()
+    n = a.messages
+    modes = a.modes.split(",")
+    kafka = MockKafka(1)
+    kafka.create_topic("in", PARTITIONS)
+    produce(kafka.bootstrap, "in", items(n, a.keys))
+    if not a.no_gc_tuning:
+        tune_gc()
+    obs, t_consume = consume_all(kafka.bootstrap, "in", "c0", n)
+    t_fetch = fetch_only(kafka.bootstrap, "in", "f0", n)
+    print(f"\nstreamrnn stream benchmark: {n:,d} messages, {a.keys:,d} keys, GRU hidden 16, "
+          f"update_every/learn_every={a.update_every}, {PARTITIONS} partitions, librdkafka "
+          f"mock cluster; batch {a.batch} (global); garbage collector "
+          f"{'untouched' if a.no_gc_tuning else 'tuned as the command does (tune_gc)'}")
+    print(f"  consume+decode (shared by both modes): {t_consume / n * 1e6:.2f} µs/msg, of which "
+          f"librdkafka's fetch (the same reads without decoding) {t_fetch / n * 1e6:.2f}; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
+    summary = []
+    for h in map(int, a.horizons.split(",")):
+        g_spec, p_spec = specs(a, h)
+        for mode in modes:
+            if mode == "global":
+                rows, state = phases_global(g_spec, obs, a, h, kafka.bootstrap)
+
+                def make(src, sink, h=h, g_spec=g_spec):
+                    return GlobalRunner(g_spec, src, sink, horizon=h, batch=a.batch,
+                                        max_keys=max(a.keys, 1), max_wait=1e9)
+            else:
+                rows, state = phases_per_key(p_spec, obs, h, kafka.bootstrap)
+
+                def make(src, sink, h=h, p_spec=p_spec):
+                    return Runner(p_spec, src, sink, horizon=h, max_keys=max(a.keys, 1))
+            loop, prof = whole_loop(make, kafka.bootstrap, f"{mode}-{h}", n, h,
+                                    profile=a.profile and mode == "global")
+            rows = [("consume+decode", t_consume)] + rows
+            table(f"{mode}, horizon {h} (state per key {state:,d} bytes)", rows, loop, n)
+            summary.append((mode, h, n / loop, state))
+            if prof is not None:
+                import pstats
+                print()
+                pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(22)
+            print()
+    kafka.close()
+    print("  whole loop, messages/s")
+    print(f"    {'horizon':>8}" + "".join(f"{m:>14}" for m in modes) +
+          ("   global / per-key" if len(modes) == 2 else ""))
+    for h in map(int, a.horizons.split(",")):
+        r = {m: v for m, hh, v, _ in summary if hh == h}
+        line = f"    {h:>8}" + "".join(f"{r[m]:>14,.0f}" for m in modes)
+        if len(modes) == 2:
+            line += f"   {r[modes[0]] / r[modes[1]]:>8.2f}x"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import time
 
 from streamrnn.streams.messages import NullSink
 from streamrnn.streams.runner import ALPHA, MAX_KEYS, Runner
-from streamrnn.streams.scoring import HorizonScore, naive_season
+from streamrnn.streams.scoring import BatchScore, HorizonScore, naive_season
 
 __all__ = ["backtest", "Backtest"]
 
@@ -62,7 +62,8 @@ class Backtest:
 
 def backtest(source, spec=None, horizon=1, seasonality=None, *, model_factory=None,
              detail_keys=10, plot_keys=0, max_keys=MAX_KEYS, alpha=ALPHA, limit=0,
-             idle_exit=0.0, progress=None, sink=None, bad=None, runner_hook=None) -> Backtest:
+             idle_exit=0.0, progress=None, sink=None, bad=None, runner_hook=None,
+             global_model=False, batch=None, max_wait=None) -> Backtest:
     """Replay ``source`` through one model per key and score the forecasts.
 
     Parameters
@@ -86,13 +87,24 @@ def backtest(source, spec=None, horizon=1, seasonality=None, *, model_factory=No
         Where the forecast records go (default: nowhere).
     runner_hook
         Called with the runner before it runs (e.g. to install signal handlers).
+    global_model, batch, max_wait
+        ``global_model``: one multi-series model per partition
+        (:class:`~streamrnn.streams.batched.GlobalRunner`, which takes ``batch`` and
+        ``max_wait``; None: its defaults) instead of one model per key.
     """
     if seasonality is None:
         seasonality = naive_season(spec)
-    scorer = HorizonScore(horizon, seasonality, detail_keys=detail_keys, alpha=alpha)
-    runner = Runner(spec, source, sink if sink is not None else NullSink(), horizon=horizon,
-                    plot_keys=plot_keys, max_keys=max_keys, model_factory=model_factory,
-                    scorer=scorer, bad=bad, alpha=alpha)
+    score = BatchScore if global_model else HorizonScore
+    scorer = score(horizon, seasonality, detail_keys=detail_keys, alpha=alpha)
+    kw = dict(horizon=horizon, plot_keys=plot_keys, max_keys=max_keys,
+              model_factory=model_factory, scorer=scorer, bad=bad, alpha=alpha)
+    sink = sink if sink is not None else NullSink()
+    if global_model:
+        from streamrnn.streams.batched import BATCH, MAX_WAIT, GlobalRunner
+        runner = GlobalRunner(spec, source, sink, batch=BATCH if batch is None else batch,
+                              max_wait=MAX_WAIT if max_wait is None else max_wait, **kw)
+    else:
+        runner = Runner(spec, source, sink, **kw)
     if runner_hook is not None:
         runner_hook(runner)
     t0 = time.monotonic()

@@ -1,8 +1,10 @@
 """The ``streamrnn`` command.
 
-``streamrnn forecast`` reads observations from a source, keeps one forecaster per series key,
-writes for every observation the one-step prediction made *before* learning it and the anomaly
-score of the value against it (and, with ``--horizon``, the forecast of the next steps after
+``streamrnn forecast`` reads observations from a source, keeps one global model per source
+partition (one network shared by the partition's series keys, ``streamrnn.GlobalForecaster``,
+learned in batches; ``--per-key-models``: one forecaster per key), writes for every
+observation the one-step prediction made *before* learning it and the anomaly score of the
+value against it (and, with ``--horizon``, the forecast of the next steps after
 learning it with its interval), and checkpoints the models together with the source position.
 Without ``--source`` it replays river's WaterFlow dataset (1,268 hourly flow readings of a water
 pipe) as a demo.
@@ -12,8 +14,9 @@ last value and the seasonal naive forecast, and the intervals by coverage and wi
 (:mod:`streamrnn.backtest`); ``streamrnn inspect``
 shows what a checkpoint holds without building a model.
 
-The processing loop is :class:`streamrnn.streams.Runner`, usable from Python; this module only
-parses arguments and prints.
+The processing loops are :class:`streamrnn.streams.batched.GlobalRunner` and
+:class:`streamrnn.streams.Runner`, usable from Python; this module only parses arguments and
+prints.
 """
 from __future__ import annotations
 
@@ -35,11 +38,16 @@ from streamrnn.streams import messages as _msg
 from streamrnn.streams.files import MAX_LINE_BYTES, DatasetSource
 from streamrnn.streams.report import (coverage_sentence, horizon_table, key_table,
                                       need_matplotlib, plot_trace, verdict)
+from streamrnn.streams.batched import BATCH, MAX_WAIT, GlobalRunner, tune_gc
 from streamrnn.streams.runner import ALPHA, MAX_FEATURES, MAX_KEYS, Runner
+from streamrnn.streams.scoring import BatchScore, naive_season
 
 from streamrnn.spec import default_lr, model_spec
 
 __all__ = ["main", "build_parser"]
+
+GLOBAL_MAX_FEATURES = 64  # GlobalForecaster's default max_features
+GLOBAL_LR = 0.001         # and its Adam learning rate
 
 log = logging.getLogger("streamrnn")
 
@@ -68,7 +76,7 @@ class Progress:
         ck_txt = ("" if runner.store is None else "  checkpoint " + (
             "never" if runner.last_checkpoint is None
             else f"{time.time() - runner.last_checkpoint:.0f}s ago"))
-        line = (f"{t['messages']:>10,d} msgs {rate:>9,.0f}/s  keys {len(runner.models):,d}  "
+        line = (f"{t['messages']:>10,d} msgs {rate:>9,.0f}/s  keys {runner.n_keys:,d}  "
                 f"MAE {mae:.4g}  bad {t['bad']:,d}{ck_txt}")
         if runner.evicted:
             line += f"  evicted {runner.evicted:,d}"
@@ -137,7 +145,17 @@ def _stream_options(f, demo_horizon):
                    "of its levels (default for MQTT: @topic); none: a single series")
     f.add_argument("--time", default=None, help="field holding the time stamp (ISO 8601 or "
                    "epoch seconds/milliseconds; copied into each record; the plot's x-axis)")
-    m = f.add_argument_group("model")
+    m = f.add_argument_group(
+        "model", "By default each source partition gets one global model: one network shared "
+        "by all the partition's series, with a small state per key (streamrnn."
+        "GlobalForecaster), learned in batches. --per-key-models gives each key a forecaster "
+        "of its own instead (streamrnn.GRUForecaster etc., one message at a time). Every "
+        "option below applies to both unless it says otherwise.")
+    m.add_argument("--per-key-models", action="store_true",
+                   help="one forecaster per key instead of one global model per partition "
+                   "(tens of KB per key against under 1 KB, each key learning alone; "
+                   "--seasonality auto and several seasons need it); the summary gives the "
+                   "state per key")
     m.add_argument("--model", choices=sorted(_registry.CELLS), default="gru",
                    help="the recurrent cell")
     m.add_argument("--hidden-size", type=int, default=16, help="units per layer")
@@ -145,15 +163,18 @@ def _stream_options(f, demo_horizon):
     m.add_argument("--tbptt-steps", type=int, default=16,
                    help="steps of truncated backpropagation through time")
     m.add_argument("--update-every", type=int, default=1,
-                   help="learn (one truncated-BPTT update) every N values")
+                   help="learn (one truncated-BPTT update) every N values (global model: a key "
+                   "takes part in the network's update every N of its values, its learn_every)")
     m.add_argument("--lr", type=float, default=None,
-                   help="Adam's learning rate (default: the forecasters' default, "
-                   f"{default_lr():g})")
-    m.add_argument("--seasonality", type=_seasonality, default="auto", metavar="auto|M|M1,M2",
-                   help="season length(s) in steps: auto (the default) finds the period of "
-                   "each series as it streams; M declares one (24 for hourly data with a daily "
-                   "cycle); a comma list several (24,168: daily and weekly); 0: none. The first "
-                   "declared season is also the seasonal naive baseline's")
+                   help="Adam's learning rate (default: the models' own, "
+                   f"{default_lr():g} per key, {GLOBAL_LR:g} for the global model)")
+    m.add_argument("--seasonality", type=_seasonality, default=None, metavar="auto|M|M1,M2",
+                   help="season length(s) in steps: M declares one (24 for hourly data with a "
+                   "daily cycle), the same for every key; 0: none. Per-key models only: auto "
+                   "finds the period of each series as it streams, and a comma list declares "
+                   "several (24,168: daily and weekly). Default: 0 for the global model (24 in "
+                   "the built-in demo), auto for per-key models. The first declared season is "
+                   "also the seasonal naive baseline's")
     m.add_argument("--seed", type=int, default=42, help="seed of the initial weights")
     m.add_argument("--horizon", type=_horizon, default=None, help="steps forecast after "
                    "each observation, with an interval each, and the steps the model's head "
@@ -176,12 +197,21 @@ def _stream_options(f, demo_horizon):
                                "over a limit is a bad message (counted, dead-lettered), except "
                                "for --max-keys and --max-features (see each)")
     lim.add_argument("--max-keys", type=_positive, default=MAX_KEYS, metavar="N",
-                     help="models kept at once; a new key beyond this evicts the least "
-                     "recently seen key (which, if it returns, starts with a fresh model)")
-    lim.add_argument("--max-features", type=_nonnegative, default=MAX_FEATURES, metavar="N",
-                     help="feature columns one key's model may learn (the model's "
-                     "max_features); features first seen beyond them are ignored, and counted "
-                     "in the summary")
+                     help="keys kept at once (global model: per partition, its max_keys; "
+                     "per-key models: models in all); a new key beyond this evicts the least "
+                     "recently seen key (which, if it returns, starts afresh)")
+    lim.add_argument("--max-features", type=_nonnegative, default=None, metavar="N",
+                     help="feature columns a model may learn (its max_features; per-key "
+                     f"models: each key's, default {MAX_FEATURES}; global model: fixed by the "
+                     f"first batch a partition learns, default {GLOBAL_MAX_FEATURES}); "
+                     "features first seen beyond them are ignored, and counted in the summary")
+    lim.add_argument("--batch", type=_positive, default=BATCH, metavar="N",
+                     help="global model: messages of one partition learned together (the "
+                     "batch cuts are deterministic, so a resumed run learns what an "
+                     "uninterrupted one would)")
+    lim.add_argument("--max-wait", type=_seconds, default=MAX_WAIT, metavar="SECONDS",
+                     help="global model: a part-filled batch is learned after waiting this "
+                     "long for more messages (its records come out then)")
     lim.add_argument("--max-message-bytes", type=_positive, default=_msg.MAX_BYTES, metavar="B",
                      help="largest message")
     lim.add_argument("--max-line-bytes", type=_positive, default=MAX_LINE_BYTES, metavar="B",
@@ -218,8 +248,10 @@ def build_parser():
     ap.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     fmt = _DefaultsShown
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    f = sub.add_parser("forecast", help="learn and forecast a stream, one model per key",
-                       description="Learn and forecast a stream, one model per series key. "
+    f = sub.add_parser("forecast", help="learn and forecast a stream of many series",
+                       description="Learn and forecast a stream of series (keys): one "
+                       "global model per source partition, shared by its keys (the default), "
+                       "or one model per key (--per-key-models). "
                        "Forecast records go to --sink as JSON lines {key, time, partition, "
                        "offset, y, prediction, anomaly, forecast, low, high}: prediction was "
                        "made before y arrived, anomaly (0 to 1, higher is rarer) scores y "
@@ -239,7 +271,8 @@ def build_parser():
 
     b = sub.add_parser("backtest", help="replay a file (or any source) and score the forecasts "
                        "per step ahead against last value and seasonal naive",
-                       description="Replay a source through one model per key, forecasting "
+                       description="Replay a source through the models (one global model "
+                       "per partition, or with --per-key-models one per key), forecasting "
                        "each value before learning it, and score every step ahead (MAE, sMAPE, "
                        "MASE, the intervals' coverage and width) against the last value and, "
                        "with a declared season, the seasonal naive forecast. The table goes to "
@@ -328,6 +361,16 @@ def _seasonality(text):
     return vals[0] if len(vals) == 1 else tuple(vals)
 
 
+def _seconds(text):
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds >= 0")
+    return v
+
+
 def _alpha(text):
     try:
         v = float(text)
@@ -363,15 +406,60 @@ class _Stopped:
         return 0 if self.signum is None else 128 + int(self.signum)
 
 
-def _spec(args, horizon):
-    """The model spec of the options; ``horizon`` (>= 1) is also the model's head size (0: no
+class _Models:
+    """What the options say about the models: ``spec`` (checkpointed), ``factory`` (None: the
+    spec's), ``per_key``, and ``cell``, ``params`` for the reports."""
+
+    def __init__(self, spec, factory, per_key, cell, params):
+        self.spec, self.factory, self.per_key = spec, factory, per_key
+        self.cell, self.params = cell, params
+        self.naive_season = naive_season({"params": params})
+
+    def describe(self):
+        return self.spec
+
+    def runner(self, args, source, sink, horizon, **kw):
+        if self.per_key:
+            return Runner(self.spec, source, sink, horizon=horizon, max_keys=args.max_keys,
+                          alpha=args.alpha, model_factory=self.factory, **kw)
+        scorer = (BatchScore(horizon, self.naive_season, alpha=args.alpha) if horizon
+                  else None)
+        return GlobalRunner(self.spec, source, sink, horizon=horizon, max_keys=args.max_keys,
+                            alpha=args.alpha, model_factory=self.factory, batch=args.batch,
+                            max_wait=args.max_wait, scorer=scorer, **kw)
+
+
+def _spec(args, horizon, demo=False):
+    """The models of the options; ``horizon`` (>= 1) is also the model's head size (0: no
     forecast, so a head of one step: the one-step predictions are all the records need, and a
     one-step model costs about half a 24-step one per message and in the checkpoint)."""
     lr = args.lr if args.lr is not None else default_lr()
-    return model_spec(args.model, lr=lr, hidden_size=args.hidden_size,
+    if args.per_key_models:
+        season = args.seasonality if args.seasonality is not None else "auto"
+        max_f = args.max_features if args.max_features is not None else MAX_FEATURES
+        spec = model_spec(args.model, lr=lr, hidden_size=args.hidden_size,
+                          num_layers=args.num_layers, tbptt_steps=args.tbptt_steps,
+                          update_every=args.update_every, seasonality=season,
+                          horizon=horizon or 1, max_features=max_f, seed=args.seed)
+        return _Models(spec, None, True, spec["cell"], spec["params"])
+    season = args.seasonality
+    if season is None:
+        season = 24 if demo else 0  # WaterFlow is hourly
+    elif season == "auto":
+        raise ValueError("--seasonality auto finds each series' own period, which only "
+                         "per-key models do: the global model shares one declared period "
+                         "among its keys. Give the period (--seasonality 24 for hourly data "
+                         "with a daily cycle; 0 for none), or add --per-key-models")
+    elif isinstance(season, tuple):
+        raise ValueError(f"--seasonality {','.join(map(str, season))}: the global model takes "
+                         "one period; several seasons need --per-key-models")
+    max_f = args.max_features if args.max_features is not None else GLOBAL_MAX_FEATURES
+    spec = model_spec(args.model, model="global", lr=args.lr, hidden_size=args.hidden_size,
                       num_layers=args.num_layers, tbptt_steps=args.tbptt_steps,
-                      update_every=args.update_every, seasonality=args.seasonality,
-                      horizon=horizon or 1, max_features=args.max_features, seed=args.seed)
+                      learn_every=args.update_every, seasonality=season,
+                      horizon=horizon or 1, max_keys=args.max_keys, max_features=max_f,
+                      seed=args.seed)
+    return _Models(spec, None, False, spec["cell"], spec["params"])
 
 
 def _where(role, address):
@@ -432,7 +520,7 @@ def forecast_command(args) -> int:
     horizon = args.horizon if args.horizon is not None else (24 if demo else 0)
     if args.plot:
         _check_plot(args.plot)  # before anything is read, not after the whole run
-    spec = _spec(args, horizon)
+    spec = _spec(args, horizon, demo)  # the models: a bad combination fails here
     # the checkpoint directory first: a locked or read-only one fails before anything is read
     store = ck.CheckpointStore(args.checkpoint) if args.checkpoint else None
     opened = [store]
@@ -467,10 +555,9 @@ def _forecast(args, demo, horizon, spec, store, opened):
                           lambda: open_sink(args.sink, connect_timeout=timeout))
     opened.append(sink)
     stopped = _Stopped().install()
-    runner = Runner(spec, source, sink, horizon=horizon, store=store,
-                    checkpoint_every=args.checkpoint_every if store else 0, bad=bad,
-                    plot_keys=args.plot_keys if args.plot else 0, max_keys=args.max_keys,
-                    alpha=args.alpha)
+    runner = spec.runner(args, source, sink, horizon, store=store,
+                         checkpoint_every=args.checkpoint_every if store else 0, bad=bad,
+                         plot_keys=args.plot_keys if args.plot else 0)
     stopped.runner = runner
     if hasattr(source, "on_assign"):  # Kafka: partitions arrive through the group
         source.on_assign = _announcing(runner, args.quiet)
@@ -486,6 +573,7 @@ def _forecast(args, demo, horizon, spec, store, opened):
     if note and not args.quiet:
         sys.stderr.write(f"streamrnn: {note}\n")
     t0 = time.monotonic()
+    tune_gc()
     try:
         n = runner.run(limit=args.limit, idle_exit=args.idle_exit or 0.0, progress=progress)
     finally:
@@ -540,9 +628,10 @@ def _announcing(runner, quiet):
         for p in partitions:
             if p in runner.resumed and not quiet:
                 off, nm = runner.resumed.pop(p)
+                what = (f"its global model of {_plural(nm, 'key')}"
+                        if isinstance(runner, GlobalRunner) else _plural(nm, "model"))
                 sys.stderr.write(f"streamrnn: resuming partition {p} from "
-                                 f"{runner.store.path(p)} at offset {off:,d} with {nm:,d} "
-                                 f"model{'s' if nm != 1 else ''}\n")
+                                 f"{runner.store.path(p)} at offset {off:,d} with {what}\n")
         return starts
     return restore
 
@@ -564,7 +653,7 @@ def _summary(runner, n, elapsed, args, spec, drawn, stopped):
     t, cum = runner.run_totals(), runner.totals()
     stop = " (stopped by a signal)" if stopped.signum is not None else ""
     w(f"streamrnn forecast: {n:,d} messages in {elapsed:.1f} s ({n / max(elapsed, 1e-9):,.0f}/s)"
-      f"{stop}, {_plural(len(runner.models), 'key')}, {_bad_text(runner, t)}")
+      f"{stop}, {_plural(runner.n_keys, 'key')}, {_bad_text(runner, t)}")
     if t["undeliverable"]:
         w(f", {t['undeliverable']:,d} forecasts the sink refused (dead-lettered)")
     if runner.evicted:
@@ -580,22 +669,24 @@ def _summary(runner, n, elapsed, args, spec, drawn, stopped):
     if t["scored"]:
         mae, naive = t["abs_error"] / t["scored"], t["abs_error_last"] / t["scored"]
         gain = (1 - mae / naive) * 100 if naive > 0 else math.nan
-        w(f"  one-step MAE (this run): {spec['cell'].upper()} {mae:.4f}  versus "
+        w(f"  one-step MAE (this run): {spec.cell.upper()} {mae:.4f}  versus "
           f"last value {naive:.4f}  ({gain:+.1f}% {'better' if gain >= 0 else 'worse'}; "
           f"{t['scored']:,d} scored)\n")
     sc = runner.scorer
     if sc is not None and sc.scored():
         runs = "with the resumed checkpoints" if runner.scores_resumed else "this run"
         w(f"  forecasts by step ahead ({runs}; each scored when its target arrived):\n")
-        for line in horizon_table(sc.table(), spec["cell"].upper(), indent="    ",
+        for line in horizon_table(sc.table(), spec.cell.upper(), indent="    ",
                                   alpha=runner.alpha):
             w(line + "\n")
         cover = coverage_sentence(sc.table(), runner.alpha)
         if cover:
             w(f"    {cover}\n")
-    if runner.models:
-        one = next(iter(runner.models.values()))
-        w(f"  state per model: {ck.state_nbytes(one):,d} bytes\n")
+    nbytes = runner.state_bytes()
+    if nbytes is not None:
+        what = ("state per model" if spec.per_key else
+                f"one global model per partition ({len(runner.parts):,d}); state per key")
+        w(f"  {what}: {nbytes:,d} bytes\n")
     if runner.store is not None:
         w(f"  checkpoints in {runner.store.directory} (positions {runner.positions})\n")
     if drawn:
@@ -627,7 +718,7 @@ def backtest_command(args) -> int:
         raise ValueError("backtest needs --horizon >= 1")
     if args.plot:
         _check_plot(args.plot)
-    spec = _spec(args, horizon)
+    spec = _spec(args, horizon, demo)
     opened = []
     try:
         dead = (_open_role("dead-letter sink", args.dead_letter,
@@ -648,11 +739,15 @@ def backtest_command(args) -> int:
             idle = 5.0 if not demo and parse_address(args.source)["scheme"] in ("kafka",
                                                                                "mqtt") else 0.0
         naive = args.naive_seasonality  # None: the spec's first declared season
-        r = backtest(source, spec, horizon, naive, detail_keys=args.table_keys,
+        tune_gc()
+        if naive is None:
+            naive = spec.naive_season
+        r = backtest(source, spec.spec, horizon, naive, detail_keys=args.table_keys,
                      idle_exit=idle, alpha=args.alpha,
                      plot_keys=args.plot_keys if args.plot else 0, max_keys=args.max_keys,
-                     limit=args.limit, bad=bad,
-                     progress=Progress() if show else None, runner_hook=hook)
+                     limit=args.limit, bad=bad, model_factory=spec.factory,
+                     progress=Progress() if show else None, runner_hook=hook,
+                     global_model=not spec.per_key, batch=args.batch, max_wait=args.max_wait)
         if show:
             sys.stderr.write("\r\x1b[K")
     finally:
@@ -665,7 +760,7 @@ def backtest_command(args) -> int:
     drawn, failed = _draw(r.runner, args, "backtest")
     if args.json:
         d = r.to_dict()
-        d["model"] = spec
+        d["model"] = spec.describe()
         if drawn:
             d["plot"] = {"path": args.plot, "keys": drawn[0], "not_drawn": drawn[1]}
         sys.stdout.write(json.dumps(d, indent=1) + "\n")
@@ -681,14 +776,15 @@ def _backtest_report(r, args, spec, drawn, stopped):
     w = sys.stdout.write
     t = r.runner.totals()
     sc = r.scorer
-    name = spec["cell"].upper()
+    name = spec.cell.upper()
     w(f"streamrnn backtest of {_source_name(args)}: {r.messages:,d} messages, "
       f"{_plural(sc.keys_seen, 'key')}, {_bad_text(r.runner, t)}; {r.elapsed:.1f} s"
       f"{' (stopped by a signal)' if stopped.signum is not None else ''}\n")
     naive = (f"seasonal naive with season {sc.m}" if sc.m else
              "no seasonal naive baseline (--naive-seasonality M adds one)")
-    w(f"  {name} hidden_size={spec['params'].get('hidden_size')}, "
-      f"seasonality {_season_text(spec['params'].get('seasonality'))}, horizon {sc.h}, "
+    w(f"  {name} hidden_size={spec.params.get('hidden_size')}, "
+      f"{'per-key models' if spec.per_key else 'one global model per partition'}, "
+      f"seasonality {_season_text(spec.params.get('seasonality'))}, horizon {sc.h}, "
       f"{100 * (1 - args.alpha):g}% intervals; each value forecast before it was learned\n"
       f"  {naive}\n")
     if not sc.scored():

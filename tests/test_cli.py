@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run(*args, cwd=None, stdin=None):
     env = child_env()
-    p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", *args], env=env,
+    p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", "--per-key-models",
+                        *args], env=env,
                        capture_output=True, text=True, timeout=120, cwd=cwd, input=stdin)
     assert p.returncode == 0, p.stderr
     return p
@@ -65,7 +66,8 @@ def test_file_resume_is_bit_identical_and_bad_lines_are_dead_lettered(tmp_path):
     assert len(last["low"]) == len(last["high"]) == 3 and last["anomaly"] is not None
     dead = [json.loads(line) for line in open(tmp_path / "dead.jsonl")]
     assert len(dead) == 10 and all("'y'" in d["reason"] for d in dead)
-    p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", *common, "--checkpoint",
+    p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", "--per-key-models",
+                        *common, "--checkpoint",
                         str(tmp_path / "part"), "--hidden-size", "7"],
                        env=child_env(), capture_output=True, text=True)
     assert p.returncode == 2 and "model spec" in p.stderr

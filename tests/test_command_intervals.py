@@ -13,6 +13,14 @@ from streamrnn.streams.report import coverage_sentence, horizon_table
 from streamrnn.streams.scoring import HorizonScore, naive_season
 
 
+def _per_key(args):
+    """Today's per-key models (``--per-key-models``): these tests pin their behaviour."""
+    args = list(args)
+    if args and args[0] in ("forecast", "backtest"):
+        return [args[0], "--per-key-models", *args[1:]]
+    return args
+
+
 def _stream(h, n=80, keys="abc", seed=0):
     """Interleaved keys, each with values, forecasts and intervals (some None, some short)."""
     rng = random.Random(seed)
@@ -205,7 +213,7 @@ from _support import child_env  # noqa: E402
 
 
 def cmd(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "streamrnn", *args], env=child_env(),
+    return subprocess.run([sys.executable, "-m", "streamrnn", *_per_key(args)], env=child_env(),
                           capture_output=True, text=True, timeout=300, input=stdin)
 
 
@@ -337,7 +345,8 @@ def test_seasonality_lists_and_the_horizon_reach_the_model(tmp_path):
     assert p.returncode == 2 and "--horizon" in p.stderr
     h = cmd("forecast", "--help").stdout
     h = " ".join(h.split())
-    assert "auto|M|M1,M2" in h and "auto (the default)" in h and "--alpha" in h
+    # the default is now per mode: auto for per-key models, 0 for the global model
+    assert "auto|M|M1,M2" in h and "auto for per-key models" in h and "--alpha" in h
     assert "1 - alpha interval (0.1: 90%) (default: 0.1)" in h
 
 

@@ -18,9 +18,18 @@ from streamrnn.streams import BadMessages, Decoder, Observation, open_source
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _per_key(args):
+    """Today's per-key models (``--per-key-models``): these tests pin their behaviour."""
+    args = list(args)
+    if args and args[0] in ("forecast", "backtest"):
+        return [args[0], "--per-key-models", *args[1:]]
+    return args
+
+
 def cmd(*args, stdin=None, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "streamrnn", *args], env=env or child_env(),
-                          capture_output=True, text=True, timeout=timeout, input=stdin)
+    return subprocess.run([sys.executable, "-m", "streamrnn", *_per_key(args)],
+                          env=env or child_env(), capture_output=True, text=True,
+                          timeout=timeout, input=stdin)
 
 
 def closed_port():
@@ -184,7 +193,7 @@ def test_mqtt_dead_letter_records_name_the_topic(tmp_path):
 def _on_terminal(*args, timeout=60):
     """Run the command with stdout and stderr on one pseudo-terminal; return what it showed."""
     master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "streamrnn", *args], env=child_env(),
+    p = subprocess.Popen([sys.executable, "-m", "streamrnn", *_per_key(args)], env=child_env(),
                          stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
     os.close(slave)
     chunks, deadline = [], time.monotonic() + timeout
@@ -225,7 +234,8 @@ def test_records_on_a_terminal_get_no_progress_line_glued_to_them(tmp_path):
 
 def test_sigint_exits_130_after_a_final_checkpoint_and_the_summary(tmp_path):
     out = tmp_path / "out.jsonl"
-    p = subprocess.Popen([sys.executable, "-m", "streamrnn", "forecast", "--source", "-",
+    p = subprocess.Popen([sys.executable, "-m", "streamrnn", "forecast", "--per-key-models",
+                          "--source", "-",
                           "--checkpoint", str(tmp_path / "ck"), "--sink", str(out)],
                          env=child_env(), stdin=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)

@@ -4,10 +4,10 @@ import doctest
 import pytest
 
 import streamrnn
-from streamrnn import base, classification, forecasting, regression
+from streamrnn import base, classification, forecasting, multiseries, regression
 
 
-@pytest.mark.parametrize("module", [base, classification, forecasting, regression])
+@pytest.mark.parametrize("module", [base, classification, forecasting, regression, multiseries])
 def test_docstring_examples(module):
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
@@ -22,3 +22,6 @@ def test_every_public_class_has_a_runnable_example():
     for name in streamrnn.__all__:
         doc = getattr(streamrnn, name).__doc__
         assert ">>> " in doc and "evaluate." in doc, name
+    # the multi-series forecaster has a loop of its own (river's evaluators take one series)
+    doc = streamrnn.GlobalForecaster.__doc__
+    assert ">>> " in doc and "learn_many" in doc and "datasets." in doc

@@ -45,7 +45,7 @@ def readings(n, n_keys=N_KEYS, seed=0):
 
 
 def command(bootstrap, topic, group, tmp, name, *extra):
-    return [sys.executable, "-m", "streamrnn", "forecast",
+    return [sys.executable, "-m", "streamrnn", "forecast", "--per-key-models",
             "--source", f"kafka://{bootstrap}/{topic}?group={group}&session.timeout.ms=6000"
                         "&heartbeat.interval.ms=500",
             "--sink", str(tmp / f"{name}.jsonl"), "--checkpoint", str(tmp / f"{name}-ck"),
@@ -258,3 +258,114 @@ def test_hostile_messages_and_oversized_forecasts_lose_nothing(kafka, tmp_path):
     refused = [d for d in dead if d["kind"] == "undeliverable forecast"]
     assert len(refused) == 1 and "too large" in refused[0]["reason"].lower()
     assert refused[0]["truncated"] and refused[0]["payload_bytes"] > 1_500_000
+
+
+# ---------------------------------------------------------------------------- the global model
+def _global_built():
+    from streamrnn import multiseries
+    return multiseries.GlobalCore is not None
+
+
+needs_core = pytest.mark.skipif(not _global_built(), reason="streamrnn._core._global is not "
+                                "built (the global model's core)")
+
+
+def global_command(bootstrap, topic, group, tmp, name, *extra):
+    cmd = command(bootstrap, topic, group, tmp, name, "--batch", "256", "--max-wait", "60",
+                  *extra)
+    cmd.remove("--per-key-models")  # the default: one global model per partition
+    return cmd
+
+
+def global_models(directory):
+    states, positions = {}, {}
+    with ck.CheckpointStore(directory) as store:
+        for p in store.partitions():
+            c = store.load(p)
+            assert set(c.models) == {ck.GLOBAL_KEY}
+            states[int(p)] = c.models[ck.GLOBAL_KEY]._export_state()
+            positions[int(p)] = c.position["offset"]
+    return states, positions
+
+
+@needs_core
+def test_global_sigkill_and_resume_is_bit_identical(kafka, tmp_path):
+    """One global model per partition: killed midway and restarted, every partition's model
+    (shared weights and every key's state) and every record after the resume are those of
+    an uninterrupted run, because the batches are cut where they would have been."""
+    n = 24000
+    kafka.create_topic("greadings", PARTITIONS)
+    produce(kafka.bootstrap, "greadings", readings(n))
+    run(global_command(kafka.bootstrap, "greadings", "gref", tmp_path, "gref", "--idle-exit",
+                       "6"))
+    ref_rows = outputs(tmp_path / "gref.jsonl")
+    ref_states, ref_pos = global_models(tmp_path / "gref-ck")
+    assert len(ref_rows) == n and sum(ref_pos.values()) == n and len(ref_states) == PARTITIONS
+
+    env = child_env()
+    cmd = global_command(kafka.bootstrap, "greadings", "gcrash", tmp_path, "gcrash",
+                         "--idle-exit", "12")
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+    out = tmp_path / "gcrash.jsonl"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if out.exists() and out.stat().st_size > 0.45 * n * 150 \
+                and list((tmp_path / "gcrash-ck").glob("partition-*.srnn")):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = outputs(out)
+    assert 0 < len(first) < n, "the kill did not land midway"
+
+    run(cmd)
+    rows = outputs(out)
+    resumed = rows[len(first):]
+    states, pos = global_models(tmp_path / "gcrash-ck")
+    assert pos == ref_pos
+    for p in ref_states:
+        assert_identical({p: _State(ref_states[p])}, {p: _State(states[p])})
+    ref_by = {(r["partition"], r["offset"]): r for r in ref_rows}
+    assert {(r["partition"], r["offset"]) for r in rows} == set(ref_by)
+    for r in resumed:
+        assert r == ref_by[(r["partition"], r["offset"])]
+    r0 = ref_rows[-1]
+    assert set(r0) == {"key", "time", "partition", "offset", "y", "prediction", "anomaly",
+                       "forecast", "low", "high"}
+    assert len(r0["low"]) == 2 and r0["low"][0] <= r0["forecast"][0] <= r0["high"][0]
+
+
+class _State:
+    def __init__(self, state):
+        self.state = state
+
+    def _export_state(self):
+        return self.state
+
+
+@needs_core
+def test_global_bad_messages_are_dead_lettered_and_change_no_model(kafka, tmp_path):
+    kafka.create_topic("gmixed", 2)
+    kafka.create_topic("gclean", 2)
+    good = list(readings(2000, n_keys=6, seed=9))
+    rng = np.random.default_rng(1)
+    mixed, n_bad = [], 0
+    for key, value in good:
+        mixed.append((key, value))
+        if rng.random() < 0.05:
+            mixed.append((key, BAD[n_bad % len(BAD)]))
+            n_bad += 1
+    produce(kafka.bootstrap, "gmixed", mixed)
+    produce(kafka.bootstrap, "gclean", good)
+    cmd = global_command(kafka.bootstrap, "gmixed", "gm", tmp_path, "gm", "--idle-exit", "5",
+                         "--dead-letter", str(tmp_path / "gdead.jsonl"))
+    p = run([a for a in cmd if a != "--quiet"])
+    run(global_command(kafka.bootstrap, "gclean", "gc", tmp_path, "gc", "--idle-exit", "5"))
+    dead = outputs(tmp_path / "gdead.jsonl")
+    assert len(dead) == n_bad and f"{n_bad} bad" in p.stderr
+    mixed_states, pos = global_models(tmp_path / "gm-ck")
+    clean_states, _ = global_models(tmp_path / "gc-ck")
+    assert sum(pos.values()) == len(mixed)
+    assert_identical({p: _State(v) for p, v in clean_states.items()},
+                     {p: _State(v) for p, v in mixed_states.items()})
+    assert len(outputs(tmp_path / "gm.jsonl")) == len(good)

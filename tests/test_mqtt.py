@@ -83,7 +83,7 @@ def test_command_reads_mqtt_and_publishes_forecasts(broker, tmp_path):
     sub.loop_start()
     env = child_env()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamrnn", "forecast",
+        [sys.executable, "-m", "streamrnn", "forecast", "--per-key-models",
          "--source", f"mqtt://{broker.address}/meters/#", "--key", "@topic:1",
          "--sink", f"mqtt://{broker.address}/forecasts/{{key}}", "--horizon", "2",
          "--idle-exit", "3", "--checkpoint", str(tmp_path / "ck"), "--quiet"],

@@ -21,7 +21,8 @@ DEEP = b"[" * 100_000
 
 
 def command(*args, stdin=None, timeout=180):
-    return subprocess.run([sys.executable, "-m", "streamrnn", "forecast", *args],
+    return subprocess.run([sys.executable, "-m", "streamrnn", "forecast", "--per-key-models",
+                           *args],
                           env=child_env(), capture_output=True, timeout=timeout, input=stdin)
 
 
@@ -277,7 +278,8 @@ def test_a_broken_pipe_stops_the_run_with_the_last_checkpoint_intact(tmp_path):
     from streamrnn import checkpoint as ck
     n = 20_000
     (tmp_path / "in.jsonl").write_bytes(_good(n))
-    cmd = [sys.executable, "-m", "streamrnn", "forecast", "--source", str(tmp_path / "in.jsonl"),
+    cmd = [sys.executable, "-m", "streamrnn", "forecast", "--per-key-models", "--source",
+           str(tmp_path / "in.jsonl"),
            "--key", "k", "--checkpoint", str(tmp_path / "ck"), "--checkpoint-every", "100",
            "--hidden-size", "4"]
     proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -214,7 +214,8 @@ def test_after_a_failure_nothing_is_checkpointed_not_even_on_revoke(tmp_path):
 
 def test_the_command_reports_evictions(tmp_path):
     _write(tmp_path / "in.jsonl", _keys_rows(300, 30))
-    p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", "--source",
+    p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", "--per-key-models",
+                        "--source",
                         str(tmp_path / "in.jsonl"), "--key", "k", "--max-keys", "5",
                         "--hidden-size", "3", "--sink", os.devnull],
                        env=child_env(), capture_output=True, text=True, timeout=120)
@@ -225,7 +226,8 @@ def test_the_command_reports_evictions(tmp_path):
 def test_a_second_command_on_a_locked_checkpoint_directory_is_refused(tmp_path):
     env = child_env()
     ck_dir = str(tmp_path / "ck")
-    cmd = [sys.executable, "-m", "streamrnn", "forecast", "--source", "-", "--checkpoint",
+    cmd = [sys.executable, "-m", "streamrnn", "forecast", "--per-key-models", "--source", "-",
+           "--checkpoint",
            ck_dir, "--quiet", "--hidden-size", "3"]
     first = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
@@ -248,7 +250,8 @@ def test_a_second_command_on_a_locked_checkpoint_directory_is_refused(tmp_path):
 
 def test_an_unwritable_checkpoint_directory_fails_before_anything_is_consumed(tmp_path):
     # /proc/self is a directory nobody can create files in, not even root
-    p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", "--source", "-",
+    p = subprocess.run([sys.executable, "-m", "streamrnn", "forecast", "--per-key-models",
+                        "--source", "-",
                         "--checkpoint", "/proc/self", "--hidden-size", "3"], env=child_env(),
                        input=b"".join(b'{"y": %d}\n' % i for i in range(50)),
                        capture_output=True, timeout=60)

@@ -149,3 +149,45 @@ def test_missing_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "paho.mqtt.client", None)
     with pytest.raises(ImportError, match=r"pip install paho-mqtt .*\.\[mqtt\]"):
         open_sink("mqtt://127.0.0.1:1/t")
+
+
+def test_the_fast_decoding_path_equals_the_full_decoder_or_defers_to_it():
+    """Decoder.fast_path (the Kafka source's per-message path): for every message, good or
+    hostile, it returns what decode returns, or None (decode then handles it)."""
+    import random
+
+    from streamrnn.streams import Decoder
+    rng = random.Random(7)
+    values = [1, 1.5, -0.0, 2 ** 70, 2 ** 1100, True, None, "x", [1], {"a": 1}, float("nan"),
+              1e308, "é", "t" * 80]
+    payloads = [b"not json", b"[1,2]", b"{}", b'{"y": NaN}', b'{"y": Infinity}', b"\xff",
+                b"[" * 50 + b"]" * 50, b'{"y": 1e400}', b'{"y": 1, "y": 2}', "é".encode()]
+    for _ in range(3000):
+        d = {}
+        for name in rng.sample(["y", "temp", "k", "ts", "v", "é"], rng.randint(0, 6)):
+            d[name] = rng.choice(values)
+        try:
+            payloads.append(json.dumps(d).encode())
+        except ValueError:
+            pass
+    keys = [None, b"sensor-1", b"\xff\xfe", "a-str", b"k" * 2000]
+    n = 0
+    for key_spec, time_field in (("@key", None), ("k", "ts"), (None, "ts"), ("k", None)):
+        dec = Decoder(key=key_spec, time=time_field, max_depth=8, max_bytes=4096,
+                      max_key_chars=64, max_time_chars=40)
+        fast = dec.fast_path()
+        for i, p in enumerate(payloads):
+            mk = keys[i % len(keys)]
+            got = fast(p, 3, i, mk)
+            full = dec.decode(p, 3, i, mk)
+            if got is None:
+                continue
+            n += 1
+            assert full.error is None, (p, full.error)
+            for f in ("key", "x", "y", "time", "partition", "offset", "error", "kind"):
+                a, b = getattr(got, f), getattr(full, f)
+                assert a == b and type(a) is type(b), (p, f, a, b)
+    assert n > 200
+    common = json.dumps({"y": 1.25, "temp": 20, "on": True, "site": "n", "ts": "t1"}).encode()
+    dec = Decoder(key="@key", time="ts")
+    assert dec.fast_path()(common, 0, 5, b"s1") is not None  # the common message takes it

@@ -21,8 +21,9 @@ Addresses understood by :func:`open_source` and :func:`open_sink`:
 
 The Kafka and MQTT clients are imported only when such an address is opened.
 
-:class:`Runner` is the loop of ``streamrnn forecast`` (one model per key, exactly-once
-checkpoints, bounded memory) for use from Python.
+:class:`GlobalRunner` is the default loop of ``streamrnn forecast`` (one multi-series model per
+source partition, learned in batches) and :class:`Runner` its ``--per-key-models`` loop (one
+model per key); both keep exactly-once checkpoints and bounded memory, for use from Python.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from streamrnn.streams.messages import (REASON_KINDS, BadMessages, Decoder, Null
 __all__ = ["Observation", "Decoder", "BadMessages", "Source", "Sink", "Undeliverable",
            "REASON_KINDS", "NullSink", "CsvSource", "JsonLinesSource", "StdinSource",
            "DatasetSource", "JsonLinesSink", "file_source", "open_source", "open_sink",
-           "parse_address", "Runner"]
+           "parse_address", "Runner", "GlobalRunner"]
 
 
 def parse_address(address: str) -> dict:
@@ -109,4 +110,7 @@ def __getattr__(name):
     if name == "Runner":
         from streamrnn.streams.runner import Runner
         return Runner
+    if name == "GlobalRunner":
+        from streamrnn.streams.batched import GlobalRunner
+        return GlobalRunner
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

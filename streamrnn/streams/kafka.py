@@ -89,6 +89,7 @@ class KafkaSource(Source):
         self._consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked,
                                  on_lost=self._lost)
         self.assigned: set[int] = set()
+        self._fast = None  # (decoder, its fast path)
 
     # ------------------------------------------------------------------ rebalancing
     def _assigned(self, consumer, partitions):
@@ -120,17 +121,25 @@ class KafkaSource(Source):
     def read(self, timeout=1.0):
         msgs = self._consumer.consume(self.batch, timeout)
         out = []
+        append = out.append
         decode = self.decoder.decode
+        fast = self._fast
+        if fast is None or fast[0] is not self.decoder:
+            fast = self._fast = (self.decoder, self.decoder.fast_path())
+        fast = fast[1]
         for m in msgs:
-            err = m.error()
-            if err is not None:
+            if m.error() is not None:
+                err = m.error()
                 if err.code() != self._ck.KafkaError._PARTITION_EOF:
                     log.warning("Kafka: %s", err)
                 continue
-            obs = decode(m.value(), m.partition(), m.offset(), m.key(), m.topic())
-            if obs.error is not None:
-                obs.topic = m.topic()  # for the dead-letter record
-            out.append(obs)
+            value, partition, offset, key = m.value(), m.partition(), m.offset(), m.key()
+            obs = fast(value, partition, offset, key)
+            if obs is None:  # anything but the common message: the full decoder
+                obs = decode(value, partition, offset, key, m.topic())
+                if obs.error is not None:
+                    obs.topic = m.topic()  # for the dead-letter record
+            append(obs)
         return out
 
     def seek(self, positions):
@@ -224,6 +233,39 @@ class KafkaSink(Sink):
         self._n += 1
         if self._n % 1000 == 0:
             self._producer.poll(0)
+
+    @property
+    def nan_is_null(self):  # send_many encodes with orjson when installed
+        from streamrnn.streams.messages import NAN_IS_NULL
+        return NAN_IS_NULL
+
+    def send_many(self, records, keys=None):
+        """Produce ``records`` (encoded with orjson when installed); returns ``[(i, reason)]``
+        of those the client refused for good at once."""
+        from streamrnn.streams.messages import dumps_bytes
+        produce, topic, report = self._producer.produce, self.topic, self._report
+        refused = []
+        for i, rec in enumerate(records):
+            key = rec.get("key") if keys is None else keys[i]
+            value = dumps_bytes(rec)
+            kbytes = None if key is None else str(key).encode("utf-8", "replace")
+            while True:
+                try:
+                    produce(topic, value, kbytes, on_delivery=report)
+                    break
+                except BufferError:  # local queue full: let deliveries drain
+                    self._producer.poll(0.1)
+                except self._ck.KafkaException as e:
+                    err = e.args[0] if e.args else None
+                    if err is not None and hasattr(err, "code") and \
+                            err.code() in self._permanent:
+                        refused.append((i, f"Kafka refused it ({len(value):,d} bytes): "
+                                        f"{err.str()}"))
+                        break
+                    raise
+        self._n += len(records)
+        self._producer.poll(0)
+        return refused
 
     def take_undeliverable(self):
         out, self._refused = self._refused, []

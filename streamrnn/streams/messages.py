@@ -72,6 +72,24 @@ def _loads_backend():
 json_backend, _default_loads = _loads_backend()
 
 
+def _dumps_backend():
+    """Records to JSON bytes: orjson when installed (NaN and infinity become null), else the
+    standard library's (compact; NaN would be written as NaN, so callers pass None)."""
+    try:
+        import orjson
+    except ImportError:
+        enc = json.JSONEncoder(separators=(",", ":")).encode
+
+        def dumps(record):
+            return enc(record).encode()
+        return False, dumps
+    return True, orjson.dumps
+
+
+#: dumps_bytes(record) -> JSON bytes; NAN_IS_NULL: it writes NaN and infinities as null
+NAN_IS_NULL, dumps_bytes = _dumps_backend()
+
+
 def _short(text, n=64):
     """A sender-chosen name quoted for a reason or a log line, at most ``n`` characters."""
     r = repr(text)
@@ -254,6 +272,77 @@ class Decoder:
         except Exception as e:  # noqa: BLE001 - a bad message must never stop the stream
             return self._bad("other", f"undecodable: {type(e).__name__}: {str(e)[:200]}",
                              payload, partition, offset)
+
+    def fast_path(self):
+        """``fast(data, partition, offset, message_key) -> Observation | None``: the decoding of
+        the common message (a bytes payload within every limit, a finite number as the target,
+        numbers as features, a key from the payload or the message key), with the same result
+        as :meth:`decode`; None for anything else, which :meth:`decode` then handles (bad
+        messages included). It saves the generic checks and calls of the full path."""
+        loads, target, skip, tfield = self._loads, self.target, self._skip, self.time
+        max_bytes, max_depth, max_fields = self.max_bytes, self.max_depth, self.max_fields
+        max_key, max_time = self.max_key_chars, self.max_time_chars
+        kind, kfield, default_key = self._key_kind, self.key, self.default_key
+        if kind not in ("none", "field", "message"):
+            return lambda data, partition, offset, message_key: None
+        cut = 4 * max_key + 4
+        big = _BIG
+        isfinite = math.isfinite
+
+        def fast(data, partition, offset, message_key):
+            if type(data) is not bytes or len(data) > max_bytes or \
+                    data.count(b"[") + data.count(b"{") > max_depth:
+                return None
+            try:
+                d = loads(data)
+            except Exception:  # noqa: BLE001 - the full path makes the bad message
+                return None
+            if type(d) is not dict or len(d) > max_fields:
+                return None
+            y = d.get(target)
+            ty = type(y)
+            if ty is float:
+                if y - y != 0.0:
+                    return None
+            elif ty is int and -big < y < big:
+                y = float(y)
+                if y - y != 0.0:
+                    return None
+            else:
+                return None
+            if kind == "message":
+                if message_key is None:
+                    key = default_key
+                elif type(message_key) is bytes:
+                    key = message_key[:cut].decode("utf-8", "replace")
+                else:
+                    return None
+            elif kind == "field":
+                key = d.get(kfield)
+                if type(key) is not str:
+                    return None
+            else:
+                key = default_key
+            if len(key) > max_key or not key.isascii():
+                return None
+            x = {}
+            for k, v in d.items():
+                tv = type(v)
+                if (tv is float or tv is int or tv is bool) and k not in skip:
+                    if (tv is float and not isfinite(v)) or (tv is int and not -big < v < big):
+                        return None
+                    x[k] = v
+            t = d.get(tfield) if tfield else None
+            if t is not None:
+                tt = type(t)
+                if tt is str:
+                    if len(t) > max_time:
+                        return None
+                elif not (tt is int or tt is float or tt is bool) or \
+                        (tt is int and not -big < t < big) or (tt is float and not isfinite(t)):
+                    return None
+            return Observation(key, x, y, t, partition, offset)
+        return fast
 
     def from_dict(self, d, partition=0, offset=0, message_key=None, topic=None, payload=None):
         """Validate an already parsed record (a dict), as :meth:`decode` does."""
@@ -506,8 +595,24 @@ class Sink:
     asynchronously are handed out by ``take_undeliverable()`` as ``(record, reason)`` pairs.
     """
 
+    #: True when the sink writes NaN and infinities as null (records may then carry them)
+    nan_is_null = False
+
     def send(self, record: dict, key=None):
         raise NotImplementedError
+
+    def send_many(self, records, keys=None) -> list:
+        """Send ``records`` (``keys[i]`` the key of ``records[i]``; None: each record's
+        ``key``); returns ``[(i, reason)]`` of the records refused for good at once
+        (:class:`Undeliverable`), which the caller dead-letters."""
+        refused = []
+        send = self.send
+        for i, rec in enumerate(records):
+            try:
+                send(rec, None if keys is None else keys[i])
+            except Undeliverable as e:
+                refused.append((i, str(e)))
+        return refused
 
     def tick(self):
         pass
@@ -531,5 +636,10 @@ class Sink:
 class NullSink(Sink):
     """Drops every record (a backtest, or a demo on a terminal, keeps only the summary)."""
 
+    nan_is_null = True
+
     def send(self, record, key=None):
         pass
+
+    def send_many(self, records, keys=None):
+        return []

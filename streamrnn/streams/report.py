@@ -99,7 +99,8 @@ def plot_trace(runner, path, target="y", title=None):
     alpha = getattr(runner, "alpha", None)
     level = f"{100 * (1 - alpha):g}%" if alpha else "the"
     keys = list(runner.trace)
-    not_drawn = max(0, len(runner.models) - sum(k in runner.models for k in keys))
+    held = runner.models if runner.models else ()
+    not_drawn = max(0, runner.n_keys - (sum(k in held for k in keys) if held else len(keys)))
     if not keys:
         return [], not_drawn
     height = 2.9 * len(keys) + 0.9

@@ -219,37 +219,48 @@ class Runner:
             have = {k: v for k, v in (c.source or {}).items() if k != "partition"}
             if have != want:
                 raise _checkpoint_error(f"{c.path} belongs to source {have}, not {want}")
-            series = c.extra.get("series") or {}
-            entries = {key: _series_entry(c.path, key, series.get(key)) for key in c.models}
-            self._restore_scores(c, p)
-            for key, m in c.models.items():
-                self.models.pop(key, None)
-                self.models[key] = m
-                self.home[key] = p
-                seen, last = entries[key]
-                self.seen[key] = seen
-                if last is not None:
-                    self.last_y[key] = last
-                self.clock = max(self.clock, seen)
-            self.keys_of[p] = dict.fromkeys(c.models)
+            n_models = self._adopt(c, p)
             self.positions[p] = int(c.position["offset"])
             self.stats[p] = {**self._new_stats(), **dict(c.extra.get("stats", {}))}
             for k in self._carried:
                 self._carried[k] += self.stats[p].get(k, 0)
             starts[p] = self.positions[p]
-            self.resumed[p] = (starts[p], len(c.models))
+            self.resumed[p] = (starts[p], n_models)
             log.info("resumed partition %s at offset %s with %d models", p, starts[p],
-                     len(c.models))
+                     n_models)
+        self._restored(partitions, starts)
+        return starts
+
+    def _adopt(self, c, p):
+        """Take the models (and what goes with them) of checkpoint ``c`` of partition ``p``;
+        returns how many models (keys) it held."""
+        series = c.extra.get("series") or {}
+        entries = {key: _series_entry(c.path, key, series.get(key)) for key in c.models}
+        self._restore_scores(c, p)
+        for key, m in c.models.items():
+            self.models.pop(key, None)
+            self.models[key] = m
+            self.home[key] = p
+            seen, last = entries[key]
+            self.seen[key] = seen
+            if last is not None:
+                self.last_y[key] = last
+            self.clock = max(self.clock, seen)
+        self.keys_of[p] = dict.fromkeys(c.models)
+        return len(c.models)
+
+    def _restored(self, partitions, starts):
+        """After the checkpoints of ``partitions`` were adopted: the recency order."""
         if any(p in starts and starts[p] != OFFSET_BEGINNING for p in partitions):
             seen = self.seen
             self.models = dict(sorted(self.models.items(), key=lambda kv: seen.get(kv[0], 0)))
             while len(self.models) > self.max_keys:
                 self._evict()
-        return starts
 
-    def _restore_scores(self, c, p):
+    def _restore_scores(self, c, p, keys=None):
         """The scores a checkpoint carries, into the scorer (when it was made with the same
-        horizon, seasonal baseline and alpha; otherwise this run's scores start afresh)."""
+        horizon, seasonal baseline and alpha; otherwise this run's scores start afresh).
+        ``keys``: the keys the checkpoint holds (default: its models')."""
         sc, d = self.scorer, c.extra.get("scores")
         if sc is None or d is None:
             return
@@ -264,7 +275,7 @@ class Runner:
             log.warning("%s: its scores were made with %.200r, not %r: the summary's scores "
                         "start with this run", c.path, d["part"]["config"], sc.config())
             return
-        unknown = set(d["keys"]) - set(c.models)
+        unknown = set(d["keys"]) - set(c.models if keys is None else keys)
         if unknown:
             raise _checkpoint_error(f"{c.path}: extra.scores has keys without a model, e.g. "
                                     f"{str(next(iter(unknown)))[:80]!r}")
@@ -309,23 +320,27 @@ class Runner:
                       "restart replays from the previous one")
             return False
         for p in parts:
-            keys = self.keys_of.get(p, {})
-            models = {k: self.models[k] for k in keys}
-            series = {k: [self.seen.get(k, 0), self.last_y.get(k)] for k in keys}
-            extra = {"stats": self.stats[p], "series": series}
-            sc = self.scorer
-            if sc is not None:
-                states = ((k, sc.key_state(k)) for k in keys)
-                extra["scores"] = {"part": sc.part_state(p),
-                                   "keys": {k: v for k, v in states if v is not None}}
-            self.store.save(p, models, self.spec, self.source.describe(p), self.positions[p],
-                            extra=extra)
+            self._save(p)
             self.dirty.discard(p)
         self.source.commit({p: self.positions[p] for p in parts})
         self.since_checkpoint = 0
         self.last_checkpoint = time.time()
         self.checkpoints += 1
         return True
+
+    def _save(self, p):
+        """Write the checkpoint of partition ``p``: its models and its position."""
+        keys = self.keys_of.get(p, {})
+        models = {k: self.models[k] for k in keys}
+        series = {k: [self.seen.get(k, 0), self.last_y.get(k)] for k in keys}
+        extra = {"stats": self.stats[p], "series": series}
+        sc = self.scorer
+        if sc is not None:
+            states = ((k, sc.key_state(k)) for k in keys)
+            extra["scores"] = {"part": sc.part_state(p),
+                               "keys": {k: v for k, v in states if v is not None}}
+        self.store.save(p, models, self.spec, self.source.describe(p), self.positions[p],
+                        extra=extra)
 
     def revoke(self, partitions, lost=False):
         """Partitions leave this process: checkpoint them (unless lost) and drop their models."""
@@ -334,13 +349,29 @@ class Runner:
         if self.closing:
             return  # shutting down: keep models and counters for the summary
         for p in partitions:
-            for key in self.keys_of.pop(p, ()):
-                self._forget(key)
+            self._drop(p)
             self.positions.pop(p, None)
             st = self.stats.pop(p, None) or {}
             for k in self._dropped:
                 self._dropped[k] += st.get(k, 0)
             self.dirty.discard(p)
+
+    def _drop(self, p):
+        """Partition ``p`` left this process: drop its models."""
+        for key in self.keys_of.pop(p, ()):
+            self._forget(key)
+
+    @property
+    def n_keys(self):
+        """Keys (series) whose state is held now."""
+        return len(self.models)
+
+    def state_bytes(self):
+        """Bytes of state per key (None without keys)."""
+        if not self.models:
+            return None
+        from streamrnn.checkpoint import state_nbytes
+        return state_nbytes(next(iter(self.models.values())))
 
     def _forget(self, key):
         self.models.pop(key, None)

@@ -23,7 +23,9 @@ from __future__ import annotations
 import math
 from collections import deque
 
-__all__ = ["HorizonScore", "METHODS", "naive_season"]
+import numpy as np
+
+__all__ = ["HorizonScore", "BatchScore", "METHODS", "naive_season"]
 
 METHODS = ("model", "last value", "seasonal naive")
 
@@ -383,3 +385,248 @@ class HorizonScore:
             self._hist[key], self._pending[key] = hist, pend
             if detail is not None:
                 self.per_key[key] = detail
+
+
+class BatchScore(HorizonScore):
+    """:class:`HorizonScore` computed a batch at a time (:meth:`observe_many`), for the loop
+    of the global model: the same sums (up to the order in which floating-point errors are
+    added), the same state (:meth:`key_state`, :meth:`load`), with each key's last values and
+    pending forecasts in preallocated arrays (row per key) instead of Python objects.
+
+    ``observe_many(keys, ys, forecast, low, high, part)`` takes a batch in stream order:
+    ``forecast``, ``low``, ``high`` are arrays (rows x horizon) with NaN (or an infinity in
+    an interval) where a value is unknown, as a record's null.
+    """
+
+    def __init__(self, horizon: int, seasonality: int = 0, detail_keys: int = 20,
+                 alpha: float | None = None):
+        super().__init__(horizon, seasonality, detail_keys, alpha)
+        self._rows = {}      # key -> row of the arrays
+        self._free = []
+        self._cap = 0
+        self._grow(256)
+
+    def _grow(self, cap):
+        h, keep, old = self.h, self._keep, self._cap
+
+        def more(a, shape, fill, dtype=float):
+            b = np.full((cap,) + shape, fill, dtype=dtype)
+            if old:
+                b[:old] = a
+            return b
+        self._C = more(getattr(self, "_C", None), (), 0, np.int64)    # values seen
+        self._NH = more(getattr(self, "_NH", None), (), 0, np.int64)  # values kept (<= keep)
+        self._NP = more(getattr(self, "_NP", None), (), 0, np.int64)  # pending kept (<= h)
+        self._H = more(getattr(self, "_H", None), (keep,), np.nan)    # value idx at idx % keep
+        self._F = more(getattr(self, "_F", None), (h, h), np.nan)     # forecast made after
+        self._LO = more(getattr(self, "_LO", None), (h, h), np.nan)   # value idx at idx % h
+        self._HI = more(getattr(self, "_HI", None), (h, h), np.nan)
+        self._M = more(getattr(self, "_M", None), (h,), False, bool)  # a forecast was made
+        self._IV = more(getattr(self, "_IV", None), (h,), False, bool)  # with an interval
+        self._free.extend(range(cap - 1, old - 1, -1))
+        self._cap = cap
+
+    def _new_row(self, key):
+        if not self._free:
+            self._grow(2 * self._cap)
+        r = self._free.pop()
+        self._C[r] = self._NH[r] = self._NP[r] = 0
+        self._M[r] = self._IV[r] = False
+        self._rows[key] = r
+        return r
+
+    def _row_of(self, key, part):
+        r = self._rows.get(key)
+        if r is None:
+            r = self._new_row(key)
+            self._seen[part] = self._seen.get(part, 0) + 1
+            if key not in self.per_key and len(self.per_key) < self.detail_keys:
+                self.per_key[key] = _Sums(self.h)
+        return r
+
+    @property
+    def _hist(self):  # the keys that have values (HorizonScore's view, for its callers)
+        return self._rows
+
+    @_hist.setter
+    def _hist(self, v):
+        pass  # HorizonScore.__init__ sets it; the arrays hold the values
+
+    def forget(self, key):
+        r = self._rows.pop(key, None)
+        if r is not None:
+            self._free.append(r)
+
+    def observe(self, key, y, forecast=None, low=None, high=None, part=0):
+        h = self.h
+
+        def row(v):
+            a = np.full((1, h), np.nan)
+            if v:
+                vals = [math.nan if x is None else float(x) for x in v[:h]]
+                a[0, :len(vals)] = vals
+            return a
+        ok = (forecast and low is not None and high is not None and len(low) >= len(forecast)
+              and len(high) >= len(forecast))
+        self._observe_distinct([key], np.array([float(y)]), row(forecast),
+                               row(low if ok else None), row(high if ok else None), part,
+                               made=bool(forecast), iv=bool(ok))
+
+    def observe_many(self, keys, ys, forecast, low, high, part=0):
+        """Score and remember a batch (keys in stream order; a key may repeat)."""
+        ys = np.asarray(ys, dtype=float)
+        n, start = len(keys), 0
+        while start < n:
+            seen = set()
+            stop = start
+            while stop < n and keys[stop] not in seen:
+                seen.add(keys[stop])
+                stop += 1
+            self._observe_distinct(keys[start:stop], ys[start:stop], forecast[start:stop],
+                                   low[start:stop], high[start:stop], part)
+            start = stop
+
+    def _observe_distinct(self, keys, y, F, LO, HI, part, made=True, iv=True):
+        h, m, keep = self.h, self.m, self._keep
+        tot = self.totals.get(part)
+        if tot is None:
+            tot = self.totals[part] = _Sums(h)
+        rows = np.fromiter((self._row_of(k, part) for k in keys), dtype=np.int64,
+                           count=len(keys))
+        C, NH, NP = self._C[rows], self._NH[rows], self._NP[rows]
+        j = np.arange(1, h + 1)
+        idx = C[:, None] - j[None, :]                       # the origin's value index
+        slot = idx % h
+        R = rows[:, None]
+        mask = (j[None, :] <= np.minimum(NP, NH)[:, None]) & self._M[R, slot]
+        f = self._F[R, slot, j - 1]
+        mask &= np.isfinite(f)
+        yc = y[:, None]
+        e = np.abs(yc - f)
+        last = self._H[R, idx % keep]
+        parts = {"mask": mask, "e": e, "f": f, "el": np.abs(yc - last)}
+        a, b = self._LO[R, slot, j - 1], self._HI[R, slot, j - 1]
+        cmask = mask & self._IV[R, slot] & np.isfinite(a) & np.isfinite(b)
+        parts.update(cmask=cmask, inside=cmask & (a <= yc) & (yc <= b),
+                     width=np.where(cmask, b - a, 0.0))
+        if m:
+            lag = m * -(-j // m)
+            smask = mask & (lag[None, :] <= NH[:, None])
+            sv = self._H[R, (C[:, None] - lag[None, :]) % keep]
+            parts.update(smask=smask, es=np.abs(yc - sv))
+        back = m or 1
+        okb = NH >= back
+        parts["okb"] = okb
+        parts["d"] = np.abs(y - self._H[rows, (C - back) % keep])
+        parts["y"] = yc
+        self._add(tot, parts, slice(None))
+        if self.per_key:
+            for i, k in enumerate(keys):
+                det = self.per_key.get(k)
+                if det is not None:
+                    self._add(det, parts, slice(i, i + 1))
+        # remember this value and the forecast made after it
+        s = C % h
+        self._F[rows, s] = F[:, :h]
+        self._LO[rows, s] = LO[:, :h]
+        self._HI[rows, s] = HI[:, :h]
+        self._M[rows, s] = made
+        self._IV[rows, s] = iv
+        self._H[rows, C % keep] = y
+        self._C[rows] = C + 1
+        self._NH[rows] = np.minimum(NH + 1, keep)
+        self._NP[rows] = np.minimum(NP + 1, h)
+
+    def _add(self, s, q, sel):
+        mask = q["mask"][sel]
+        if q["okb"][sel].any():
+            okb = q["okb"][sel]
+            s.scale += float(q["d"][sel][okb].sum())
+            s.nscale += int(okb.sum())
+        if not mask.any():
+            return
+        e, f, yc = q["e"][sel], q["f"][sel], q["y"][sel]
+        cnt = mask.sum(0)
+        dd = np.abs(yc) + np.abs(f)
+        sm_mask = mask & (dd > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sm = np.where(sm_mask, 2.0 * e / np.where(sm_mask, dd, 1.0), 0.0).sum(0)
+        cols = {"n": cnt, "abs": np.where(mask, e, 0.0).sum(0), "smape": sm,
+                "nsmape": sm_mask.sum(0), "ncover": q["cmask"][sel].sum(0),
+                "cover": q["inside"][sel].sum(0).astype(float), "width": q["width"][sel].sum(0)}
+        for name, v in cols.items():
+            lst = getattr(s, name)["model"]
+            for i, x in enumerate(v.tolist()):
+                lst[i] += x
+        nl, al = s.n["last value"], s.abs["last value"]
+        for i, (c, x) in enumerate(zip(cnt.tolist(),
+                                       np.where(mask, q["el"][sel], 0.0).sum(0).tolist())):
+            nl[i] += c
+            al[i] += x
+        if self.m:
+            smask = q["smask"][sel]
+            ns, as_ = s.n["seasonal naive"], s.abs["seasonal naive"]
+            for i, (c, x) in enumerate(zip(smask.sum(0).tolist(),
+                                           np.where(smask, q["es"][sel], 0.0).sum(0).tolist())):
+                ns[i] += c
+                as_[i] += x
+
+    # ------------------------------------------------------------------ state
+    def key_state(self, key):
+        r = self._rows.get(key)
+        if r is None:
+            return None
+        h, keep = self.h, self._keep
+        C, nh, L = int(self._C[r]), int(self._NH[r]), int(self._NP[r])
+        hist = [float(self._H[r, (C - nh + i) % keep]) for i in range(nh)]
+
+        def vals(a):
+            return [float(v) if math.isfinite(v) else None for v in a.tolist()]
+        pend = []
+        for age in range(L):
+            s = (C - L + age) % h
+            if not self._M[r, s]:
+                pend.append(None)
+                continue
+            skip = L - 1 - age
+            iv = bool(self._IV[r, s])
+            pend.append([skip, vals(self._F[r, s, skip:]),
+                         vals(self._LO[r, s, skip:]) if iv else None,
+                         vals(self._HI[r, s, skip:]) if iv else None])
+        d = {"hist": hist, "pending": pend}
+        if key in self.per_key:
+            d["detail"] = self.per_key[key].state()
+        return d
+
+    def load(self, parts, keys):
+        staged = HorizonScore(self.h, self.m, self.detail_keys, self.alpha)
+        HorizonScore.load(staged, parts, keys)  # validates everything first
+        self.totals.update(staged.totals)
+        self._seen.update(staged._seen)
+        self.per_key.update(staged.per_key)
+        h, keep = self.h, self._keep
+        for key, hist in staged._hist.items():
+            pend = staged._pending[key]
+            self.forget(key)
+            r = self._new_row(key)
+            nh, L = len(hist), len(pend)
+            C = max(nh, L)
+            for i, v in enumerate(hist):
+                self._H[r, (C - nh + i) % keep] = v
+            for age, made in enumerate(pend):
+                s = (C - L + age) % h
+                if made is None:
+                    continue
+                fc, lo, hi = made
+
+                def put(a, v):
+                    a[:] = np.nan
+                    if v is not None:
+                        a[:len(v)] = [math.nan if x is None else x for x in v]
+                put(self._F[r, s], fc)
+                self._M[r, s] = True
+                if lo is not None:
+                    put(self._LO[r, s], lo)
+                    put(self._HI[r, s], hi)
+                    self._IV[r, s] = True
+            self._C[r], self._NH[r], self._NP[r] = C, nh, L
