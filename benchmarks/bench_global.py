@@ -342,8 +342,8 @@ def memory_child_perkey(n_models, n_values):
     after = status_kb("VmRSS")
     print(json.dumps({"start_kb": start, "after_kb": after, "hwm_kb": status_kb("VmHWM"),
                       "learn_s": secs, "raw": models[0]._raw_memory_usage,
-                      "network_sizeof": models[0].network.__sizeof__()
-                      if hasattr(models[0], "network") else None}))
+                      "network_sizeof": models[0]._net.__sizeof__()
+                      if hasattr(models[0], "_net") else None}))
 
 
 def child(args):
@@ -397,9 +397,10 @@ def memory(args):
               f"horizon=24) (hidden 32, k2 16), {args.values} values each, one child process:\n")
         print(ba.table(["VmRSS at start", f"after {args.peer_models:,} models", "VmHWM",
                         "bytes per model (RSS growth / models)", "_raw_memory_usage of one",
-                        f"{args.keys:,} such models would need"],
+                        "its network.__sizeof__()", f"{args.keys:,} such models would need"],
                        [[mb(p["start_kb"]), mb(p["after_kb"]), mb(p["hwm_kb"]),
                          f"{per_model:,.0f} B", f"{p['raw']:,} B",
+                         f"{p['network_sizeof']:,} B" if p["network_sizeof"] else "-",
                          f"{per_model * args.keys / 2 ** 30:,.1f} GiB"]], text_columns=0))
         if "global" in out and "bytes_per_key" in out["global"]:
             print(f"\nper key: global {out['global']['bytes_per_key']:,.0f} B against "
