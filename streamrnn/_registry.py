@@ -77,6 +77,10 @@ ESTIMATORS = {
     ("classifier", "rnn"): ("streamrnn.classification", "RNNClassifier"),
     ("classifier", "lstm"): ("streamrnn.classification", "LSTMClassifier"),
     ("classifier", "gru"): ("streamrnn.classification", "GRUClassifier"),
+    # the multi-series forecaster: one class, the cell is its parameter
+    ("global", "rnn"): ("streamrnn.multiseries", "GlobalForecaster"),
+    ("global", "lstm"): ("streamrnn.multiseries", "GlobalForecaster"),
+    ("global", "gru"): ("streamrnn.multiseries", "GlobalForecaster"),
 }
 
 # Hard limits of a model's shape, checked by every constructor (and so by every checkpoint
@@ -89,6 +93,11 @@ LIMITS = {
     "update_every": 4096,
     "seasonality": 100_000,
     "horizon": 1_000,           # a forecaster's direct steps (network outputs; H x H pending targets)
+    "forecast_steps": 100_000,  # steps of one forecast(key, h) of the multi-series forecaster
+    "learn_every": 4096,        # the multi-series forecaster: a key learns every this many values
+    "max_keys": 10_000_000,     # keys of one multi-series forecaster
+    "max_batch": 4096,          # rows of one step of the multi-series forecaster
+    "global_features": 1_000,   # feature columns of a multi-series forecaster (inputs of every key)
     "max_features": 100_000,    # feature columns of one model (its max_features parameter)
     "classes": 10_000,          # labels of one classifier
     "parameters": 1 << 26,      # entries of the flat parameter vector (512 MiB of float64)

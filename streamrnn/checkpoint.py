@@ -143,6 +143,8 @@ MAX_KEYS = 1 << 20        # series keys in one file
 MAX_KEY_LEN = 1024        # characters of one series key
 MAX_ARRAYS_PER_KEY = 64   # arrays in one state tree (a forecaster has 36: network 9, columns 3,
                           # its core 2, backbone 9, combiner 4, conformal 9)
+MAX_ARRAYS_GLOBAL = 256   # arrays in the state of a GlobalForecaster (one per file)
+GLOBAL_KEY = ""           # the key of a file's one GlobalForecaster
 MAX_DEPTH = 32            # nesting of JSON objects and lists in the header
 MAX_NDIM = 8              # dimensions of one array
 MAX_COUNTER = 1 << 62     # step counters: int in [0, 2**62)
@@ -254,6 +256,7 @@ def save(path, models: dict, spec: dict, *, source: dict | None = None,
         position = {"partition": position["partition"], "offset": int(off)}
     if len(models) > MAX_KEYS:
         raise ValueError(f"{len(models)} models, over the limit of {MAX_KEYS} per checkpoint")
+    _check_kind(models, spec)
     arrays: list[np.ndarray] = []
     keys, states = [], []
     for key, model in models.items():
@@ -317,6 +320,19 @@ def save(path, models: dict, spec: dict, *, source: dict | None = None,
         raise
     _fsync_dir(directory)
     return size
+
+
+def _check_kind(models, spec):
+    """A global spec goes with ``{GLOBAL_KEY: GlobalForecaster}``, a per-key spec with
+    per-key forecasters."""
+    from streamrnn.multiseries import GlobalForecaster
+    if _spec.is_global(spec):
+        if list(models) != [GLOBAL_KEY] or not isinstance(models[GLOBAL_KEY], GlobalForecaster):
+            raise ValueError(f"a global spec is saved as models={{{GLOBAL_KEY!r}: "
+                             "GlobalForecaster}")
+    elif any(isinstance(m, GlobalForecaster) for m in models.values()):
+        raise ValueError("a GlobalForecaster is saved with its global spec "
+                         "(streamrnn.spec.spec_from_model(model))")
 
 
 # ---------------------------------------------------------------------------- reading
@@ -529,8 +545,14 @@ def _check_header(path, header, data_len):
     descr = header["arrays"]
     if type(descr) is not list:
         _fail(path, "arrays", "must be a list of array descriptors")
-    limit = MAX_ARRAYS_PER_KEY * len(keys)
-    if len(descr) > limit:
+    if _spec.is_global(header["spec"]):
+        if keys != [GLOBAL_KEY]:
+            _fail(path, "keys", f"a file of a GlobalForecaster holds one model under the key "
+                                f"{GLOBAL_KEY!r}, got {_short(keys)}")
+        if len(descr) > MAX_ARRAYS_GLOBAL:
+            _fail(path, "arrays", f"{len(descr)} arrays, over the limit of {MAX_ARRAYS_GLOBAL} "
+                                  "of a GlobalForecaster")
+    elif len(descr) > MAX_ARRAYS_PER_KEY * len(keys):
         _fail(path, "arrays", f"{len(descr)} arrays for {len(keys)} keys, over the limit of "
                               f"{MAX_ARRAYS_PER_KEY} per key")
     end = 0
@@ -840,6 +862,8 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
         raise CheckpointError(
             f"{path} was written for another model spec:\n{_spec.spec_diff(hspec, spec)}\n"
             "start with an empty checkpoint directory or the same model options")
+    if _spec.is_global(hspec):
+        return _load_global(path, header, data, hspec)
     exp = _Expect(hspec, template)
     arrays = _views(header, data)
     used = bytearray(len(arrays))
@@ -865,6 +889,31 @@ def load(path, spec: dict | None = None, *, partition=None) -> Checkpoint:
         trees[i] = None  # its arrays are the model's own now
         models[key] = model
     return Checkpoint(models, hspec, header["source"], header["position"],
+                      header["extra"] or {}, header["created"], path)
+
+
+def _load_global(path, header, data, hspec):
+    """The one GlobalForecaster of a file (its key checked by ``_check_header``). Its state
+    is checked by ``_import_state``, field by field (the core's parts by the core), before
+    any of it is assigned; the slot arrays are allocated in proportion to the keys the file
+    holds, only once their arrays are seen to have a row per key."""
+    arrays = _views(header, data)
+    used = bytearray(len(arrays))
+    field = f"states[0] (key {GLOBAL_KEY!r})"
+    tree = _decode_tree(header["states"][0], arrays, used, path, field)
+    if not all(used):
+        _fail(path, "arrays", f"array {used.index(0)} is not referenced by any state")
+    del arrays, header["states"]
+    model = _spec.build_model(hspec)
+    try:
+        model._import_state(tree)
+    except MemoryError:
+        raise CheckpointError(f"{path}: {field} needs more memory than this process may "
+                              "take") from None
+    except Exception as e:  # a state that does not fit the model
+        raise CheckpointError(f"{path}: {field} does not fit the model spec: "
+                              f"{type(e).__name__}: {str(e)[:300]}") from None
+    return Checkpoint({GLOBAL_KEY: model}, hspec, header["source"], header["position"],
                       header["extra"] or {}, header["created"], path)
 
 

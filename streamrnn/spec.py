@@ -1,7 +1,11 @@
 """Model specs: a forecaster's configuration as plain JSON, and the factory that rebuilds it.
 
 A spec is ``{"cell": "rnn"|"lstm"|"gru", "params": {...}, "optimizer": {"name", "lr", ...},
-"loss": {"name", ...}}``. ``params`` holds every constructor parameter of the forecaster other
+"loss": {"name", ...}}`` for the per-key forecasters (one model per series), and
+``{"model": "global", "cell", "params", "optimizer"}`` for the multi-series
+``streamrnn.GlobalForecaster`` (one model for every series of a partition; its ``params`` are
+its constructor parameters other than ``cell``, ``optimizer`` and ``lr``; it has no loss
+choice). ``params`` holds every constructor parameter of the forecaster other
 than ``optimizer`` and ``loss`` (read from the constructor's signature, so a new parameter is
 described without touching this module); the optimizer and the loss are named by their river
 class as listed in :mod:`streamrnn._registry`. Specs made here are complete (every default
@@ -23,14 +27,17 @@ import re
 from streamrnn import _registry
 
 __all__ = ["default_lr", "model_spec", "spec_from_model", "build_model", "spec_diff",
-           "check_spec", "forecaster_parameters"]
+           "check_spec", "forecaster_parameters", "global_parameters", "is_global"]
 
 _TASK = "forecaster"
 _NOT_PARAMS = ("optimizer", "loss")  # described by the spec's own "optimizer" and "loss"
 _SPEC_KEYS = {"cell", "params", "optimizer", "loss"}
+_GLOBAL = "global"
+_GLOBAL_KEYS = {"model", "cell", "params", "optimizer"}
+_NOT_GLOBAL = ("cell", "optimizer", "lr")  # the spec's own "cell" and "optimizer" hold them
 # parameters with a lower bound; the upper bounds are _registry.LIMITS
 _MIN = {"hidden_size": 1, "num_layers": 1, "tbptt_steps": 1, "update_every": 1, "seasonality": 0,
-        "max_features": 0, "horizon": 1}
+        "max_features": 0, "horizon": 1, "learn_every": 1, "max_keys": 1, "max_batch": 1}
 # limited parameters that may also be null
 _NULLABLE = {"horizon": (None,)}
 _MAX_PERIODS = 4
@@ -80,10 +87,25 @@ def _kinds_of(p) -> tuple:
 
 
 @functools.lru_cache(maxsize=None)
-def _parameters(cls) -> tuple:
+def _parameters(cls, skip=_NOT_PARAMS) -> tuple:
     sig = inspect.signature(cls)
     return tuple((n, p.default, _kinds_of(p)) for n, p in sig.parameters.items()
-                 if n not in _NOT_PARAMS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+                 if n not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def _global_cls():
+    return _registry.estimator_class(_GLOBAL, "gru")
+
+
+def global_parameters() -> dict:
+    """Constructor parameters of ``GlobalForecaster`` other than cell, optimizer and lr, with
+    their defaults, in signature order."""
+    return {n: d for n, d, _ in _parameters(_global_cls(), _NOT_GLOBAL)}
+
+
+def is_global(spec) -> bool:
+    """Whether ``spec`` describes the multi-series ``GlobalForecaster``."""
+    return type(spec) is dict and spec.get("model") == _GLOBAL
 
 
 def forecaster_parameters(cell: str = "gru") -> dict:
@@ -115,6 +137,8 @@ def check_spec(spec, exc=ValueError) -> None:
 
     Does not build a model (see :func:`build_model`, which calls this first).
     """
+    if is_global(spec):
+        return _check_global(spec, exc)
     if not isinstance(spec, dict) or set(spec) != _SPEC_KEYS:
         got = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
         raise _err(exc, f"a spec has exactly the fields {sorted(_SPEC_KEYS)}, got {got}")
@@ -124,13 +148,21 @@ def check_spec(spec, exc=ValueError) -> None:
     params = spec["params"]
     if not isinstance(params, dict):
         raise _err(exc, f"params must be an object, got {type(params).__name__}")
-    known = forecaster_parameters(cell)
-    kinds_of = {n: k for n, _, k in _parameters(_cls(cell))}
+    _check_params(params, _parameters(_cls(cell)), "forecaster", exc)
+    _check_named(spec, "optimizer", _registry.OPTIMIZERS, exc)
+    _check_named(spec, "loss", _registry.LOSSES, exc)
+
+
+def _check_params(params, parameters, what, exc, special=("seasonality",)):
+    """Each of ``params`` a known parameter with a JSON value of its type, sizes within
+    ``_registry.LIMITS``."""
+    known = [n for n, _, _ in parameters]
+    kinds_of = {n: k for n, _, k in parameters}
     unknown = sorted(set(params) - set(known), key=str)
     if unknown:
-        raise _err(exc, f"unknown forecaster parameters {unknown}; known: {list(known)}")
+        raise _err(exc, f"unknown {what} parameters {unknown}; known: {known}")
     for name, v in params.items():
-        if name == "seasonality":  # "auto", an int, or a list of ints (a tuple in Python)
+        if name in special:  # "auto", an int, or a list of ints (a tuple in Python)
             _check_seasonality(v, exc)
             continue
         if not (v is None or isinstance(v, (bool, int, float, str))):
@@ -145,20 +177,38 @@ def check_spec(spec, exc=ValueError) -> None:
             lo, hi = _MIN.get(name, 0), _registry.LIMITS[name]
             if not (_is_int(v) and lo <= v <= hi):
                 raise _err(exc, f"params.{name} must be an int in [{lo}, {hi}], got {v!r}")
-    for name, table in (("optimizer", _registry.OPTIMIZERS), ("loss", _registry.LOSSES)):
-        d = spec[name]
-        if not isinstance(d, dict) or not isinstance(d.get("name"), str) or d["name"] not in table:
-            raise _err(exc, f"{name} must be an object whose name is one of {sorted(table)}, "
-                            f"got {d!r}")
-        entry = table[d["name"]]
-        if name == "loss" and entry.task != "regression":
-            raise _err(exc, f"loss {entry.name} is not a forecasting loss")
-        allowed = {"name", *entry.hyper} | ({"lr"} if name == "optimizer" else set())
-        if set(d) - allowed:
-            raise _err(exc, f"{name} {entry.name} takes {sorted(allowed)}, got {sorted(d)}")
-        for k, v in d.items():
-            if k != "name":
-                _check_number(f"{name}.{k}", v, exc)
+
+
+def _check_named(spec, name, table, exc):
+    """The spec's optimizer or loss: a known name with its hyperparameters as numbers."""
+    d = spec[name]
+    if not isinstance(d, dict) or not isinstance(d.get("name"), str) or d["name"] not in table:
+        raise _err(exc, f"{name} must be an object whose name is one of {sorted(table)}, "
+                        f"got {d!r}")
+    entry = table[d["name"]]
+    if name == "loss" and entry.task != "regression":
+        raise _err(exc, f"loss {entry.name} is not a forecasting loss")
+    allowed = {"name", *entry.hyper} | ({"lr"} if name == "optimizer" else set())
+    if set(d) - allowed:
+        raise _err(exc, f"{name} {entry.name} takes {sorted(allowed)}, got {sorted(d)}")
+    for k, v in d.items():
+        if k != "name":
+            _check_number(f"{name}.{k}", v, exc)
+
+
+def _check_global(spec, exc):
+    if set(spec) != _GLOBAL_KEYS:
+        raise _err(exc, f"a global spec has exactly the fields {sorted(_GLOBAL_KEYS)}, got "
+                        f"{sorted(spec)}")
+    cell = spec["cell"]
+    if not isinstance(cell, str) or cell not in _registry.CELLS:
+        raise _err(exc, f"cell must be one of {sorted(_registry.CELLS)}, got {cell!r}")
+    params = spec["params"]
+    if not isinstance(params, dict):
+        raise _err(exc, f"params must be an object, got {type(params).__name__}")
+    _check_params(params, _parameters(_global_cls(), _NOT_GLOBAL), "GlobalForecaster", exc,
+                  special=())
+    _check_named(spec, "optimizer", _registry.OPTIMIZERS, exc)
 
 
 def build_model(spec: dict):
@@ -170,6 +220,8 @@ def build_model(spec: dict):
     check_spec(spec)
     o = dict(spec["optimizer"])
     opt = _registry.OPTIMIZERS[o.pop("name")].river(**o)
+    if is_global(spec):
+        return _global_cls()(cell=spec["cell"], optimizer=opt, **spec["params"])
     lo = dict(spec["loss"])
     loss = _registry.LOSSES[lo.pop("name")].river(**lo)
     params = dict(spec["params"])
@@ -180,6 +232,8 @@ def build_model(spec: dict):
 
 def spec_from_model(model) -> dict:
     """The complete spec of a streamrnn forecaster (untrained or trained)."""
+    if isinstance(model, _global_cls()):
+        return _global_spec(model)
     cell = getattr(model, "_cell", None)
     try:
         cls = _cls(cell)
@@ -203,10 +257,38 @@ def spec_from_model(model) -> dict:
     return {"cell": cell, "params": params, "optimizer": o, "loss": lo}
 
 
+def _global_spec(model) -> dict:
+    params = {}
+    for n in global_parameters():
+        v = getattr(model, n)
+        if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+            v = int(v)
+        elif isinstance(v, numbers.Real) and not isinstance(v, bool):
+            v = float(v)
+        params[n] = v
+    a = model._opt_args
+    entry = next(e for e in _registry.OPTIMIZERS.values() if e.code == a["kind"])
+    o = {"name": entry.name, "lr": float(a["lr"]), **{k: float(a[k]) for k in entry.hyper}}
+    return {"model": _GLOBAL, "cell": model.cell, "params": params, "optimizer": o}
+
+
 def model_spec(cell: str = "gru", optimizer: str = "Adam", lr: float | None = None,
-               loss: str = "Squared", **params) -> dict:
+               loss: str = "Squared", *, model: str = "forecaster", **params) -> dict:
     """A complete spec: the cell, constructor parameters (see ``GRUForecaster``), the optimizer
-    by its river name with its learning rate (default :func:`default_lr`), and the loss."""
+    by its river name with its learning rate (default :func:`default_lr`), and the loss.
+
+    ``model="global"``: the spec of a ``GlobalForecaster`` (its parameters, e.g.
+    ``max_keys``, ``seasonality``; no loss choice: ``loss`` must stay "Squared")."""
+    if model == _GLOBAL:
+        if loss != "Squared":
+            raise ValueError("GlobalForecaster trains the squared loss; a global spec has no "
+                             f"loss choice, got {loss!r}")
+        from streamrnn.multiseries import DEFAULT_LR
+        partial = {"model": _GLOBAL, "cell": cell, "params": params,
+                   "optimizer": {"name": optimizer, "lr": DEFAULT_LR if lr is None else lr}}
+        return spec_from_model(build_model(partial))
+    if model != "forecaster":
+        raise ValueError(f"model must be 'forecaster' or 'global', got {model!r}")
     lr = default_lr() if lr is None else lr
     partial = {"cell": cell, "params": params, "optimizer": {"name": optimizer, "lr": lr},
                "loss": {"name": loss}}

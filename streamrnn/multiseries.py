@@ -1,0 +1,839 @@
+"""Many series, one network: the multi-series forecaster.
+
+``GlobalForecaster`` keeps one recurrent network for every series it sees and, per series
+key, only the state that cannot be shared (see ``docs/global.md``). The per-observation
+arithmetic is ``streamrnn._core._global.GlobalCore`` (the network, the per-key backbone, the
+combination and the pooled intervals, in preallocated slot arrays); this module decides and
+validates:
+
+- keys: a key -> slot map in least-recently-seen order (an ``OrderedDict``), a free list of
+  reset slots, eviction of the least recently seen key beyond ``max_keys``, and slot arrays
+  that grow by doubling (so a model with few keys, or a checkpoint of one, takes memory in
+  proportion to its keys, not to ``max_keys``);
+- validation of y and x with the rules and messages of the single-series forecasters
+  (``streamrnn.base.check_target`` and ``numeric_features``), before anything is changed;
+- the feature name -> column map: the network's feature columns are fixed by the first
+  learned observations (the sorted names of their features, at most ``max_features``);
+  features first seen later are ignored and counted in ``n_ignored_features``;
+- ``learn_many``: the valid rows of a batch, in order, cut into sub-batches of distinct keys
+  (a new one starts when a key repeats, or at ``max_batch`` rows), one core step (one
+  optimizer step) per sub-batch; a bad row is reported and changes nothing;
+- compute-then-commit: a sub-batch's new keys take free slots, the core step runs, and only
+  when it succeeds are the keys entered into the map (and the least recently seen evicted);
+- the state API ``_export_state`` / ``_import_state`` (the live keys only, in LRU order, and
+  the core's shared part), which pickle, ``copy.deepcopy`` and ``streamrnn.checkpoint`` use.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+from river import base as river_base
+from river import optim
+
+from streamrnn import _registry
+from streamrnn._core import _scaling
+from streamrnn._core._scaling import VALUE_LIMIT
+from streamrnn.base import (_canonical, _check_keys, _decode_key, _encode_key, _int_param,
+                            _scale_error, check_target, numeric_features)
+
+try:
+    from streamrnn._core._global import GlobalCore
+except ImportError:  # pragma: no cover - helper C's kernel not merged yet
+    GlobalCore = None
+
+__all__ = ["GlobalForecaster", "BatchResult", "MAX_KEY_LEN"]
+
+# horizon=None without a period: this many steps (the single-series forecasters' default)
+DEFAULT_HORIZON = 24
+# Adam's learning rate when none is given
+DEFAULT_LR = 0.001
+# characters of a str key, bytes of a bytes key (what a checkpoint stores)
+MAX_KEY_LEN = 1024
+# int keys: the int64 range
+_INT_KEY = 1 << 63
+# slots allocated at first (then doubled as keys arrive, up to max_keys + a spare sub-batch)
+INITIAL_CAPACITY = 1024
+# slots copied at a time when the slot arrays grow (bounds the temporary copies)
+_GROW_CHUNK = 1 << 16
+_SLOT_DTYPES = ("float32", "float64")
+# the largest |y| and |x| of float32 slots (GlobalCore.y_limit); float64: VALUE_LIMIT (1e100)
+F32_LIMIT = 1e30
+
+
+def _normalise_key(k):
+    """A series key as stored: str, bytes or int (numpy strings and integers converted).
+    TypeError / ValueError for anything else."""
+    t = type(k)
+    if t is str or t is bytes:
+        if len(k) > MAX_KEY_LEN:
+            raise ValueError(f"a series key has at most {MAX_KEY_LEN} characters, got one of "
+                             f"{len(k)}: {k[:40]!r}...")
+        return k
+    if t is int:
+        if not -_INT_KEY <= k < _INT_KEY:
+            raise ValueError(f"an int series key must fit in 64 bits, got {k}")
+        return k
+    if isinstance(k, str):
+        return _normalise_key(str(k))
+    if isinstance(k, bytes):
+        return _normalise_key(bytes(k))
+    if isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)):
+        return _normalise_key(int(k))
+    raise TypeError(f"a series key must be a str, bytes or int, got {t.__name__} ({k!r})")
+
+
+def _encode_series_key(k):
+    if type(k) is bytes:
+        return {"bytes": k.decode("latin-1")}
+    return k
+
+
+def _decode_series_key(t, where):
+    if type(t) is dict:
+        if set(t) != {"bytes"} or type(t["bytes"]) is not str:
+            raise ValueError(f"{where}: a bytes key must be {{'bytes': str}}, got {t!r:.80}")
+        try:
+            k = t["bytes"].encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: a bytes key holds a character beyond \\xff") from None
+        return _normalise_key(k)
+    if type(t) in (str, int):
+        return _normalise_key(t)
+    raise TypeError(f"{where}: a series key must be a str, an int or {{'bytes': str}}, got "
+                    f"{type(t).__name__}")
+
+
+def _check_alpha(alpha):
+    if not (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool) and 0.0 < alpha < 1.0):
+        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    return float(alpha)
+
+
+def _check_horizon(horizon):
+    if isinstance(horizon, numbers.Integral) and not isinstance(horizon, bool):
+        horizon = int(horizon)
+    if not (type(horizon) is int and 0 <= horizon <= _registry.LIMITS["forecast_steps"]):
+        raise ValueError(f"horizon must be an int in [0, {_registry.LIMITS['forecast_steps']}], "
+                         f"got {horizon!r}")
+    return horizon
+
+
+def _optimizer_name(name):
+    """The registry's optimizer entry for a name, case-insensitive ("adam" -> Adam)."""
+    if isinstance(name, str):
+        for entry in _registry.OPTIMIZERS.values():
+            if entry.name.lower() == name.lower():
+                return entry
+    raise ValueError(f"optimizer must be a river optimizer or one of "
+                     f"{[e.name.lower() for e in _registry.OPTIMIZERS.values()]}, got {name!r}")
+
+
+class BatchResult:
+    """What ``learn_many`` returns, one row per input row, in input order.
+
+    ``ok`` (bool): the row was learned. ``prediction``: the one-step combined forecast that was
+    made for the row's value before it was learned (NaN on a key's first value). ``anomaly``:
+    its anomaly score, 1 - its conformal p-value (NaN until there are scores). ``forecast``,
+    ``low``, ``high`` (rows x horizon): the forecast of the key's next steps after learning the
+    value, and its ``1 - alpha`` interval (NaN where unknown). ``errors``: ``(row, message)``
+    of every row that was not learned (it changed nothing). A refused row has NaN everywhere.
+    """
+
+    __slots__ = ("ok", "prediction", "anomaly", "forecast", "low", "high", "errors")
+
+    def __init__(self, n, horizon):
+        self.ok = np.zeros(n, dtype=bool)
+        self.prediction = np.full(n, np.nan)
+        self.anomaly = np.full(n, np.nan)
+        self.forecast = np.full((n, horizon), np.nan)
+        self.low = np.full((n, horizon), np.nan)
+        self.high = np.full((n, horizon), np.nan)
+        self.errors = []
+
+    def __len__(self):
+        return len(self.ok)
+
+    def __repr__(self):
+        return (f"BatchResult({len(self.ok)} rows, {int(self.ok.sum())} learned, "
+                f"{len(self.errors)} errors)")
+
+
+class GlobalForecaster(river_base.Estimator):
+    """One recurrent forecaster shared by many series.
+
+    Every series (a *key*: a str, bytes or int) is forecast by one network whose weights all
+    series train together; each key keeps only its own small state: its place in the
+    network's recurrence (hidden state and the last `tbptt_steps` inputs), a light
+    exponential-smoothing backbone that normalises it, its pending forecasts, and its
+    per-step errors for the combination. So a new series forecasts well after a few values,
+    because the network already learned from the others, and a million series fit in one
+    process (about 1 KB per key with float32 slots: `slot_bytes`).
+
+    The forecast of each step ahead combines, per key, the backbone corrected by the network,
+    the backbone, the last value and the seasonal naive, weighted by their recent errors;
+    intervals are conformal, pooled over the keys on errors normalised by each key's scale.
+    `docs/global.md` states the semantics: what is shared and what is per key, batches (one
+    optimizer step per sub-batch of distinct keys), eviction, `learn_every`.
+
+    `learn_one(key, y, x)` learns one value; `learn_many(keys, ys, xs)` learns a batch
+    (the rows of distinct keys in one step) and returns a `BatchResult` with the prediction,
+    anomaly score, forecast and interval of every row. `forecast(key, horizon)`,
+    `forecast_interval(key, horizon, alpha)` and `score_one(key, y)` read a key's committed
+    state and change nothing; an unknown key raises KeyError. A bad value or feature raises
+    ValueError/TypeError in `learn_one` and is reported per row by `learn_many`; either way
+    it changes no key's state and no shared weight.
+
+    Parameters
+    ----------
+    cell
+        `"lstm"`, `"gru"` or `"rnn"` (Elman, tanh).
+    hidden_size
+        Units per recurrent layer.
+    num_layers
+        Number of stacked recurrent layers.
+    horizon
+        The steps the network forecasts directly (its outputs, H). None: the period, else
+        24. Forecasts beyond it hold the correction of step H on the backbone.
+    seasonality
+        The period in steps, the same for every key (12 for monthly data, 24 for hourly); 0
+        or 1: none.
+    tbptt_steps
+        How many steps back the gradient flows (k2); each key keeps its last k2 - 1 inputs.
+    learn_every
+        A key takes part in the network's update every this many of its own values (the
+        others only advance its state), dividing the cost of learning.
+    optimizer
+        `"adam"`, `"sgd"`, `"momentum"`, `"nesterovmomentum"`, `"rmsprop"`, `"adagrad"` (with
+        `lr`) or a river optimizer with a constant rate, such as `optim.Adam(0.001)`.
+    lr
+        The learning rate of a named optimizer (None: {lr}).
+    clip_norm
+        Rescale each batch gradient to this global L2 norm when it is larger (None: off).
+    max_keys
+        At most this many keys are kept; a new key beyond them evicts the least recently
+        seen one, whose state is dropped (`n_evicted` counts them). A returning evicted key
+        starts afresh: a new backbone, an empty window, with the shared weights it helped
+        train.
+    max_batch
+        At most this many rows per step of `learn_many`.
+    slot_dtype
+        `"float32"` (half the memory per key) or `"float64"` storage of the per-key state;
+        the arithmetic is float64 either way.
+    max_features
+        At most this many feature columns. They are fixed by the first observations learned
+        (the sorted names of their features): a feature first seen later is ignored and
+        counted in `n_ignored_features` (the first one raises a UserWarning), a known one
+        missing from an `x` is treated as missing for that step.
+    seed
+        Seed of the weight initialisation (an int).
+
+    Examples
+    --------
+
+    Three related series (hourly sines of different levels and phases), one network:
+
+    >>> import math
+    >>> from river import evaluate, metrics
+    >>> from streamrnn import GlobalForecaster
+
+    >>> model = GlobalForecaster(cell="gru", hidden_size=8, seasonality=24, seed=1)
+    >>> mae = metrics.MAE()
+    >>> for t in range(24 * 20):
+    ...     keys = ["a", "b", "c"]
+    ...     ys = [10 * (i + 1) + math.sin(2 * math.pi * (t + 5 * i) / 24) for i in range(3)]
+    ...     if t >= 24 * 10:  # score the one-step forecasts of the last ten days
+    ...         for k, y in zip(keys, ys):
+    ...             mae.update(y, model.forecast(k, 1)[0])
+    ...     result = model.learn_many(keys, ys)
+    >>> round(mae.get(), 2)
+    {result}
+    >>> len(model), model.keys()
+    (3, ['a', 'b', 'c'])
+    >>> low, high = model.forecast_interval("b", 1)[0]
+    >>> bool(low < model.forecast("b", 1)[0] < high)
+    True
+
+    `evaluate.progressive_val_score` and the other river evaluators take models of one
+    series; `learn_many` is the streaming loop of many.
+
+    """
+
+    def __init__(self, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1,
+                 horizon: int | None = None, seasonality: int = 0, tbptt_steps: int = 16,
+                 learn_every: int = 1, optimizer: str | optim.base.Optimizer = "adam",
+                 lr: float | None = None, clip_norm: float | None = 1.0,
+                 max_keys: int = 100_000, max_batch: int = 256, slot_dtype: str = "float32",
+                 max_features: int = 64, seed: int = 0):
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.horizon = horizon
+        self.seasonality = seasonality
+        self.tbptt_steps = tbptt_steps
+        self.learn_every = learn_every
+        self.optimizer = optimizer
+        self.lr = lr
+        self.clip_norm = clip_norm
+        self.max_keys = max_keys
+        self.max_batch = max_batch
+        self.slot_dtype = slot_dtype
+        self.max_features = max_features
+        self.seed = seed
+        self._setup()
+
+    # ------------------------------------------------------------------ configuration
+    def _setup(self):
+        """Validate the constructor parameters; create the empty model (no slots yet)."""
+        lim = _registry.LIMITS
+        if not isinstance(self.cell, str) or self.cell not in _registry.CELLS:
+            raise ValueError(f"cell must be one of {sorted(_registry.CELLS)}, got {self.cell!r}")
+        self._cell_code = _registry.cell_code(self.cell)
+        _int_param("hidden_size", self.hidden_size, 1, lim["hidden_size"])
+        _int_param("num_layers", self.num_layers, 1, lim["num_layers"])
+        _int_param("seasonality", self.seasonality, 0, lim["seasonality"])
+        _int_param("tbptt_steps", self.tbptt_steps, 1, lim["tbptt_steps"])
+        _int_param("learn_every", self.learn_every, 1, lim["learn_every"])
+        _int_param("max_keys", self.max_keys, 1, lim["max_keys"])
+        _int_param("max_batch", self.max_batch, 1, lim["max_batch"])
+        _int_param("max_features", self.max_features, 0, lim["global_features"])
+        _int_param("seed", self.seed, 0, (1 << 63) - 1)
+        h = self.horizon
+        if h is not None:
+            _int_param("horizon", h, 1, lim["horizon"])
+        m = int(self.seasonality) if self.seasonality > 1 else 0
+        if h is None and m > lim["horizon"]:
+            raise ValueError(f"the period {m} is a horizon beyond {lim['horizon']}: set horizon")
+        self._m = m
+        self._H = int(h) if h is not None else (m or DEFAULT_HORIZON)
+        if self.slot_dtype not in _SLOT_DTYPES:
+            raise ValueError(f"slot_dtype must be one of {list(_SLOT_DTYPES)}, got "
+                             f"{self.slot_dtype!r}")
+        c = self.clip_norm
+        if c is not None and not (isinstance(c, numbers.Real) and not isinstance(c, bool)
+                                  and 0 < c < math.inf):
+            raise ValueError(f"clip_norm must be None or a finite number > 0, got {c!r}")
+        self._opt_args = self._optimizer_args()
+        # |y| and |x| beyond this are refused (the core's limit: float32 slots hold the scale)
+        self._y_limit = F32_LIMIT if self.slot_dtype == "float32" else VALUE_LIMIT
+        # the largest network the features may ask for (the core adds its own lead columns)
+        _registry.check_network_size(self.cell, 16 + self.max_features, self.hidden_size,
+                                     self.num_layers, self._H, 1, self.tbptt_steps)
+        # the sub-batch: distinct keys, at most max_batch, never more keys than are kept
+        self._batch = min(int(self.max_batch), int(self.max_keys))
+        self._core = None       # built by the first learned observation
+        self._slot = OrderedDict()   # key -> slot, least recently seen first
+        self._free = []         # reset slots, the next one is taken from the end
+        self._pred = np.zeros(0)     # per slot: the last one-step prediction (NaN: none)
+        self._anom = np.zeros(0)     # per slot: the last anomaly score (NaN: none)
+        self._names = []        # column -> feature name
+        self._index = {}        # feature name -> column
+        self.n_ignored_features = 0  # feature values ignored (first seen after the columns)
+        self.n_evicted = 0      # keys evicted for max_keys
+        self.n_skipped_updates = 0   # sub-batches whose network update was refused
+
+    def _optimizer_args(self):
+        opt, lr = self.optimizer, self.lr
+        if lr is not None and not (isinstance(lr, numbers.Real) and not isinstance(lr, bool)
+                                   and 0 < lr < math.inf):
+            raise ValueError(f"lr must be None or a finite number > 0, got {lr!r}")
+        if isinstance(opt, optim.base.Optimizer):
+            if lr is not None:
+                raise ValueError("lr is for a named optimizer; a river optimizer carries its "
+                                 "own learning rate")
+            entry, rate, hyper, sched = _registry.optimizer_entry(copy.deepcopy(opt))
+            if sched is not None:
+                raise ValueError("GlobalForecaster takes a constant learning rate, not a "
+                                 "scheduler")
+        else:
+            entry = _optimizer_name(opt)
+            river_opt = entry.river(DEFAULT_LR if lr is None else float(lr))
+            entry, rate, hyper, _ = _registry.optimizer_entry(river_opt)
+        return dict(kind=entry.code, lr=rate, **hyper, clip_value=0.0,
+                    clip_norm=float(self.clip_norm or 0.0))
+
+    def _core_config(self, n_x, capacity):
+        return dict(cell=int(self._cell_code), hidden_size=int(self.hidden_size),
+                    num_layers=int(self.num_layers), k2=int(self.tbptt_steps),
+                    horizon=int(self._H), period=int(self._m), n_x=int(n_x),
+                    capacity=int(capacity), max_batch=int(self._batch),
+                    slot_dtype=str(self.slot_dtype), learn_every=int(self.learn_every),
+                    seed=int(self.seed))
+
+    def _new_core(self, n_x, capacity):
+        if GlobalCore is None:
+            raise ImportError("streamrnn._core._global is not built (python setup.py "
+                              "build_ext --inplace)")
+        from streamrnn import _core
+        return GlobalCore(**self._core_config(n_x, capacity),
+                          optimizer=_core.Optimizer(**self._opt_args))
+
+    @property
+    def _most_slots(self):
+        """Slots the arrays may grow to: every key kept plus one sub-batch of new keys, which
+        take free slots before the least recently seen keys are evicted."""
+        return int(self.max_keys) + self._batch
+
+    def _first_capacity(self, n):
+        return min(self._most_slots, max(INITIAL_CAPACITY, n + self._batch))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def H(self):
+        """The steps forecast directly: ``horizon``, or its default (the period, else 24)."""
+        return self._H
+
+    @property
+    def n_keys(self):
+        return len(self._slot)
+
+    @property
+    def slot_bytes(self):
+        """Bytes of per-key state in the core's slot arrays (None before the first value)."""
+        return None if self._core is None else int(self._core.slot_bytes)
+
+    @property
+    def features(self):
+        """The feature columns, in column order (empty before the first value)."""
+        return list(self._names)
+
+    def __len__(self):
+        return len(self._slot)
+
+    def __contains__(self, key):
+        try:
+            return _normalise_key(key) in self._slot
+        except (TypeError, ValueError):
+            return False
+
+    def keys(self):
+        """The keys kept, least recently seen (learned) first."""
+        return list(self._slot)
+
+    def _slot_of(self, key):
+        k = _normalise_key(key)
+        s = self._slot.get(k)
+        if s is None:
+            raise KeyError(f"unknown series key {key!r}")
+        return s
+
+    def last_prediction(self, key):
+        """The one-step forecast that was made for the value of ``key`` learned last (None on
+        its first value); KeyError for an unknown key."""
+        v = float(self._pred[self._slot_of(key)])
+        return None if v != v else v
+
+    def last_anomaly(self, key):
+        """The anomaly score the value of ``key`` learned last got before it was learned (None
+        while there were no scores); KeyError for an unknown key."""
+        v = float(self._anom[self._slot_of(key)])
+        return None if v != v else v
+
+    def forget(self, key):
+        """Drop a key's state (KeyError if unknown); if it comes back it starts afresh."""
+        k = _normalise_key(key)
+        if k not in self._slot:
+            raise KeyError(f"unknown series key {key!r}")
+        s = self._slot.pop(k)
+        self._release([s])
+
+    def _release(self, slots):
+        """Reset ``slots`` and put them on the free list."""
+        arr = np.asarray(slots, dtype=np.int64)
+        self._core.reset(arr)
+        self._pred[arr] = np.nan
+        self._anom[arr] = np.nan
+        self._free.extend(slots)
+
+    # ------------------------------------------------------------------ validation
+    def _row(self, key, y, x):
+        """``(key, y, feats)`` of a valid row; raises TypeError/ValueError otherwise."""
+        k = key if type(key) is str and len(key) <= MAX_KEY_LEN else _normalise_key(key)
+        if type(y) is not float or y - y != 0.0:
+            y = check_target(y)
+        lim = self._y_limit
+        if not -lim <= y <= lim:
+            raise self._too_large("y", y)
+        feats = numeric_features(x, ignore_dates=True) if x else None
+        if feats:
+            for name, v in feats.items():
+                if not -lim <= v <= lim:
+                    raise self._too_large(f"feature {name!r}", v)
+        return k, y, feats or None
+
+    def _too_large(self, what, v):
+        if self._y_limit == VALUE_LIMIT:
+            return _scale_error(what, v, _scaling.TOO_LARGE)
+        return ValueError(f"{what} = {v!r} is beyond +-{self._y_limit:g}, the range of float32 "
+                          "slots; it was not learned (use slot_dtype='float64' or rescale the "
+                          "data)")
+
+    def _columns_of(self, rows):
+        """Names and index of the columns the first learned rows fix (sorted, at most
+        max_features)."""
+        names = set()
+        for _, _, _, feats in rows:
+            if feats:
+                names.update(feats)
+        names = sorted(names, key=str)[:self.max_features]
+        return names, {k: j for j, k in enumerate(names)}
+
+    # ------------------------------------------------------------------ learning
+    def learn_one(self, key, y, x=None):
+        """Learn the value ``y`` (with features ``x``) of series ``key``.
+
+        A bad value or feature raises ValueError/TypeError and changes nothing."""
+        row = self._row(key, y, x)
+        errors = []
+        self._learn_rows([(0, *row)], None, 0.1, errors)
+        if errors:
+            raise errors[0][1]
+
+    def learn_many(self, keys, ys, xs=None, alpha=0.1) -> BatchResult:
+        """Learn a batch of values: ``keys[i]``, ``ys[i]``, ``xs[i]`` (a dict or None; ``xs``
+        None: no features). Rows are learned in order per key: the valid rows are cut into
+        sub-batches of distinct keys, each learned in one step. A bad row does not raise: it
+        is reported in the result's ``errors`` and changes nothing. Returns a
+        :class:`BatchResult`; its intervals are ``1 - alpha``."""
+        alpha = _check_alpha(alpha)
+        keys = keys if type(keys) is list else list(keys)
+        n = len(keys)
+        if isinstance(ys, np.ndarray):
+            if ys.ndim != 1:
+                raise ValueError(f"ys must be one-dimensional, got shape {ys.shape}")
+            ys = ys.tolist()
+        elif type(ys) is not list:
+            ys = list(ys)
+        if len(ys) != n:
+            raise ValueError(f"{n} keys but {len(ys)} values")
+        if xs is not None:
+            xs = xs if type(xs) is list else list(xs)
+            if len(xs) != n:
+                raise ValueError(f"{n} keys but {len(xs)} feature dicts")
+        res = BatchResult(n, self._H)
+        rows, errors = [], []
+        row = self._row
+        for i in range(n):
+            try:
+                rows.append((i, *row(keys[i], ys[i], None if xs is None else xs[i])))
+            except (TypeError, ValueError) as e:
+                errors.append((i, e))
+        if rows:
+            self._learn_rows(rows, res, alpha, errors)
+        errors.sort(key=lambda e: e[0])
+        res.errors = [(i, str(e)) for i, e in errors]
+        return res
+
+    def _learn_rows(self, rows, res, alpha, errors):
+        """Learn valid ``rows`` ``(row, key, y, feats)`` in order, sub-batch by sub-batch."""
+        start = 0
+        while start < len(rows):
+            stop = self._cut(rows, start)
+            first = None
+            if self._core is None:  # the first values: they fix the feature columns
+                names, index = self._columns_of(rows[start:])
+                first = (self._new_core(len(names), self._first_capacity(0)), names, index)
+            self._step_sub(rows[start:stop], res, alpha, errors, first)
+            start = stop
+
+    def _cut(self, rows, start):
+        """End of the sub-batch of ``rows`` that starts at ``start``: distinct keys, at most
+        the sub-batch size."""
+        seen = set()
+        stop = min(len(rows), start + self._batch)
+        for j in range(start, stop):
+            k = rows[j][1]
+            if k in seen:
+                return j
+            seen.add(k)
+        return stop
+
+    def _grow(self, need):
+        """Make ``need`` free slots (the arrays double, up to ``_most_slots``)."""
+        core = self._core
+        cap = int(core.capacity)
+        new_cap = min(self._most_slots, max(2 * cap, cap - len(self._free) + need))
+        grown = self._new_core(len(self._names), new_cap)
+        grown.set_shared_state(core.get_shared_state())
+        live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
+        for i in range(0, len(live), _GROW_CHUNK):
+            part = live[i:i + _GROW_CHUNK]
+            grown.set_slots(part, core.get_slots(part))
+        self._core = grown
+        self._pred = np.concatenate([self._pred, np.full(new_cap - cap, np.nan)])
+        self._anom = np.concatenate([self._anom, np.full(new_cap - cap, np.nan)])
+        self._free[:0] = range(new_cap - 1, cap - 1, -1)  # taken after the old free slots
+
+    def _step_sub(self, rows, res, alpha, errors, first):
+        """One core step for ``rows`` (distinct keys), all or nothing. ``first``: the core,
+        columns of a model that learns its first values (committed only on success).
+        Returns whether the rows were learned."""
+        b = len(rows)
+        if first is not None:
+            core, names, index = first
+            slot_of, free = {}, list(range(int(core.capacity) - 1, -1, -1))
+        else:
+            core, names, index = self._core, self._names, self._index
+            slot_of, free = self._slot, self._free
+            new = sum(1 for r in rows if r[1] not in slot_of)
+            if new > len(free):
+                self._grow(new)
+                core, free = self._core, self._free
+        slots = np.empty(b, dtype=np.int64)
+        ys = np.empty(b)
+        taken = []
+        for j, (_, k, y, _) in enumerate(rows):
+            s = slot_of.get(k)
+            if s is None:
+                s = free.pop()
+                taken.append(s)
+            slots[j] = s
+            ys[j] = y
+        n_x = len(names)
+        X, ignored = None, 0
+        if n_x:
+            X = np.full((b, n_x), np.nan)
+            for j, r in enumerate(rows):
+                feats = r[3]
+                if feats:
+                    for name, v in feats.items():
+                        c = index.get(name)
+                        if c is None:
+                            ignored += 1
+                        else:
+                            X[j, c] = v
+        else:
+            ignored = sum(len(r[3]) for r in rows if r[3])
+        H = self._H
+        pred, score = np.empty(b), np.empty(b)
+        fc, lo, hi = np.empty((b, H)), np.empty((b, H)), np.empty((b, H))
+        status = core.step(slots, ys, X, pred, score, fc, lo, hi, alpha)
+        if status < 0:  # the core's last line: nothing changed
+            free.extend(reversed(taken))
+            e = ValueError("the core refused this sub-batch (a value or feature not finite "
+                           "after scaling); it was not learned")
+            errors.extend((r[0], e) for r in rows)
+            return False
+        # commit
+        if first is not None:
+            cap = int(core.capacity)
+            self._core, self._names, self._index, self._free = core, names, index, free
+            self._pred, self._anom = np.full(cap, np.nan), np.full(cap, np.nan)
+            slot_of = self._slot
+        if status == 2:
+            self.n_skipped_updates += 1
+        for j, r in enumerate(rows):
+            k = r[1]
+            if k in slot_of:
+                slot_of.move_to_end(k)
+            else:
+                slot_of[k] = int(slots[j])
+        self._pred[slots] = pred
+        self._anom[slots] = score
+        if ignored:
+            self._count_ignored(ignored)
+        over = len(slot_of) - int(self.max_keys)
+        if over > 0:
+            gone = [slot_of.popitem(last=False)[1] for _ in range(over)]
+            self._release(gone)
+            self.n_evicted += over
+        if res is not None:
+            idx = np.fromiter((r[0] for r in rows), dtype=np.intp, count=b)
+            res.ok[idx] = True
+            res.prediction[idx] = pred
+            res.anomaly[idx] = score
+            res.forecast[idx] = fc
+            res.low[idx] = lo
+            res.high[idx] = hi
+        return True
+
+    def _count_ignored(self, ignored):
+        if not self.n_ignored_features:
+            warnings.warn(f"GlobalForecaster's feature columns are {self._names} (fixed by the "
+                          f"first values learned, max_features={self.max_features}); features "
+                          "first seen later are ignored (counted in n_ignored_features)",
+                          UserWarning, stacklevel=5)
+        self.n_ignored_features += ignored
+
+    # ------------------------------------------------------------------ reading
+    def _x_row(self, x, what):
+        """The feature row of ``x`` for the core: (n_x,) with NaN for missing, or None."""
+        feats = numeric_features(x, ignore_dates=True, what=what) if x else {}
+        n_x = len(self._names)
+        if not n_x:
+            return None
+        row = np.full(n_x, np.nan)
+        for name, v in feats.items():
+            c = self._index.get(name)
+            if c is not None:
+                row[c] = v
+        return row
+
+    def _xs_first(self, xs, horizon):
+        if xs is None:
+            return self._x_row(None, "xs[0]")
+        xs = list(xs)
+        if len(xs) < horizon:
+            raise ValueError(f"xs holds {len(xs)} feature dicts for a horizon of {horizon}")
+        for i, x in enumerate(xs[1:horizon], 1):
+            if x:
+                numeric_features(x, ignore_dates=True, what=f"xs[{i}]")
+        return self._x_row(xs[0] if xs else None, "xs[0]")
+
+    def forecast(self, key, horizon, xs=None):
+        """Forecasts of the next ``horizon`` values of ``key`` (KeyError if unknown); ``xs``:
+        one feature dict per step, the first is the network's input. Changes nothing."""
+        s = self._slot_of(key)
+        horizon = _check_horizon(horizon)
+        xrow = self._xs_first(xs, horizon)
+        if horizon == 0:
+            return []
+        return [float(v) for v in self._core.forecast(s, horizon, xrow)]
+
+    def forecast_interval(self, key, horizon, alpha=0.1, xs=None):
+        """``(low, high)`` of each of the next ``horizon`` values of ``key``, each meant to
+        hold the value with probability ``1 - alpha`` (conformal, pooled over the keys on
+        errors normalised by each key's scale; ``(-inf, inf)`` at a step before it has
+        scores). Changes nothing."""
+        s = self._slot_of(key)
+        alpha = _check_alpha(alpha)
+        horizon = _check_horizon(horizon)
+        xrow = self._xs_first(xs, horizon)
+        if horizon == 0:
+            return []
+        lo, hi = self._core.interval(s, horizon, alpha, xrow)
+        return [(float(a), float(b)) for a, b in zip(lo, hi)]
+
+    def score_one(self, key, y, x=None):
+        """Anomaly score of ``y`` as the next value of ``key``: 1 - its conformal p-value, in
+        [0, 1), higher is more anomalous (0 while there are no scores). Changes nothing."""
+        s = self._slot_of(key)
+        y = check_target(y)
+        v = float(self._core.score(s, y, self._x_row(x, "x")))
+        return 0.0 if v != v else v
+
+    # ------------------------------------------------------------------ state
+    # The tree holds dicts with str keys, lists, str, int, float, bool, None and ndarrays:
+    # what streamrnn.checkpoint stores without pickle. Only the live keys' slots are in it,
+    # in least-recently-seen order, so equal models export equal trees whatever slots their
+    # keys happen to occupy.
+    _STATE_KEYS = ("core", "keys", "prediction", "anomaly", "features",
+                   "n_ignored_features", "n_evicted", "n_skipped_updates")
+
+    def _export_state(self) -> dict:
+        core = self._core
+        live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
+        tree = {"core": None if core is None else {"shared": core.get_shared_state(),
+                                                     "slots": core.get_slots(live)},
+                "keys": [_encode_series_key(k) for k in self._slot],
+                "prediction": self._pred[live].copy(), "anomaly": self._anom[live].copy(),
+                "features": [_encode_key(k) for k in self._names],
+                "n_ignored_features": int(self.n_ignored_features),
+                "n_evicted": int(self.n_evicted),
+                "n_skipped_updates": int(self.n_skipped_updates)}
+        return _canonical(tree)
+
+    def _import_state(self, tree: dict):
+        """Take over a tree made by ``_export_state`` of a model configured like this one.
+
+        Every field is decoded and checked (by the core for its parts) before anything is
+        assigned; ValueError/TypeError otherwise, and the model is as it was."""
+        _check_keys(tree, self._STATE_KEYS, "the state")
+        keys = tree["keys"]
+        if type(keys) is not list:
+            raise TypeError("the state's keys must be a list")
+        if len(keys) > self.max_keys:
+            raise ValueError(f"the state has {len(keys)} keys, more than max_keys="
+                             f"{self.max_keys}")
+        order = OrderedDict()
+        for j, t in enumerate(keys):
+            k = _decode_series_key(t, f"the state's keys[{j}]")
+            if k in order:
+                raise ValueError(f"the key {k!r} appears twice in the state")
+            order[k] = j
+        n = len(order)
+        arrays = {}
+        for name in ("prediction", "anomaly"):
+            a = tree[name]
+            if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == (n,)):
+                raise ValueError(f"the state's {name} must be a float64 array of shape ({n},)")
+            arrays[name] = a
+        if type(tree["features"]) is not list:
+            raise TypeError("the state's features must be a list")
+        names = [_decode_key(k) for k in tree["features"]]
+        if len(names) > self.max_features:
+            raise ValueError(f"the state has {len(names)} feature columns, more than "
+                             f"max_features={self.max_features}")
+        index = {}
+        for j, k in enumerate(names):
+            if k in index:
+                raise ValueError(f"the feature {k!r} appears twice in the state")
+            index[k] = j
+        counts = {}
+        for name in ("n_ignored_features", "n_evicted", "n_skipped_updates"):
+            _scaling._check_count(tree[name], name)
+            counts[name] = tree[name]
+        node = tree["core"]
+        core = None
+        if node is None:
+            if n or names:
+                raise ValueError("the state has keys or feature columns but no core")
+        else:
+            _check_keys(node, ("shared", "slots"), "the state's core")
+            slots = node["slots"]
+            if type(slots) is not dict or not all(
+                    isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == n
+                    for a in slots.values()):
+                # checked before the core is built: its slot arrays are in proportion to them
+                raise ValueError(f"the state's core slots must be arrays of {n} rows")
+            cap = self._first_capacity(n)
+            core = self._new_core(len(names), cap)
+            core.set_shared_state(node["shared"])
+            if n:
+                core.set_slots(np.arange(n, dtype=np.int64), slots)
+        # everything is checked: assign
+        self._core = core
+        self._slot = order
+        self._names, self._index = names, index
+        if core is None:
+            self._free, self._pred, self._anom = [], np.zeros(0), np.zeros(0)
+        else:
+            cap = int(core.capacity)
+            self._free = list(range(cap - 1, n - 1, -1))
+            self._pred, self._anom = np.full(cap, np.nan), np.full(cap, np.nan)
+            self._pred[:n] = arrays["prediction"]
+            self._anom[:n] = arrays["anomaly"]
+        for k, v in counts.items():
+            setattr(self, k, v)
+
+    # pickle and copy.deepcopy go through the state API
+    def _init_params(self):
+        return {name: getattr(self, name) for name in (
+            "cell", "hidden_size", "num_layers", "horizon", "seasonality", "tbptt_steps",
+            "learn_every", "optimizer", "lr", "clip_norm", "max_keys", "max_batch",
+            "slot_dtype", "max_features", "seed")}
+
+    def __getstate__(self):
+        return {"params": self._init_params(), "state": self._export_state()}
+
+    def __setstate__(self, state):
+        self.__init__(**state["params"])
+        self._import_state(state["state"])
+
+    def __sizeof__(self):
+        core = 0 if self._core is None else self._core.__sizeof__()
+        return object.__sizeof__(self) + core + self._pred.nbytes + self._anom.nbytes
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {"cell": "gru", "hidden_size": 4, "seed": 1}
+        yield {"cell": "lstm", "hidden_size": 4, "seasonality": 4, "horizon": 3,
+               "max_keys": 3, "slot_dtype": "float64", "seed": 2}
+
+
+GlobalForecaster.__doc__ = GlobalForecaster.__doc__.replace("{lr}", str(DEFAULT_LR)) \
+    .replace("{result}", "...")

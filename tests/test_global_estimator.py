@@ -1,0 +1,297 @@
+"""GlobalForecaster: keys, LRU and eviction, validation, batches, per-row errors."""
+import copy
+import math
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import streamrnn
+from streamrnn import GlobalForecaster, LSTMForecaster
+from streamrnn import multiseries as ms
+
+
+@pytest.fixture(autouse=True)
+def _core():
+    """The compiled core when it is built, else the stand-in of its contract."""
+    if ms.GlobalCore is None:
+        from _global_standin import StandInCore
+        ms.GlobalCore = StandInCore
+        yield
+        ms.GlobalCore = None
+    else:
+        yield
+
+
+def small(**kw):
+    kw.setdefault("cell", "gru")
+    kw.setdefault("hidden_size", 4)
+    kw.setdefault("tbptt_steps", 4)
+    kw.setdefault("seasonality", 4)
+    kw.setdefault("horizon", 3)
+    kw.setdefault("seed", 3)
+    return GlobalForecaster(**kw)
+
+
+def series(i, t):
+    return 10.0 * (i + 1) + math.sin(2 * math.pi * (t + i) / 4) + 0.01 * t
+
+
+def feed(m, n_keys=5, steps=12, keys=None):
+    keys = keys or [f"k{i}" for i in range(n_keys)]
+    for t in range(steps):
+        m.learn_many(keys, [series(i, t) for i in range(len(keys))])
+    return keys
+
+
+def blob(m):
+    return pickle.dumps(m)
+
+
+def test_exported():
+    assert streamrnn.GlobalForecaster is GlobalForecaster
+    assert "GlobalForecaster" in streamrnn.__all__
+
+
+# ------------------------------------------------------------------ parameters
+@pytest.mark.parametrize("kw, match", [
+    ({"cell": "tcn"}, "cell must be one of"),
+    ({"hidden_size": 0}, "hidden_size must be an int"),
+    ({"seasonality": -1}, "seasonality must be an int"),
+    ({"seasonality": (12, 24)}, "seasonality must be an int"),
+    ({"horizon": 0}, "horizon must be an int"),
+    ({"learn_every": 0}, "learn_every must be an int"),
+    ({"max_keys": 0}, "max_keys must be an int"),
+    ({"max_batch": 0}, "max_batch must be an int"),
+    ({"slot_dtype": "float16"}, "slot_dtype must be one of"),
+    ({"max_features": -1}, "max_features must be an int"),
+    ({"seed": None}, "seed must be an int"),
+    ({"optimizer": "adamw"}, "optimizer must be a river optimizer or one of"),
+    ({"lr": -1.0}, "lr must be None or a finite number"),
+    ({"clip_norm": 0.0}, "clip_norm must be None or a finite number"),
+])
+def test_bad_parameters(kw, match):
+    with pytest.raises(ValueError, match=match):
+        GlobalForecaster(**kw)
+
+
+def test_river_optimizer_and_name_agree():
+    from river import optim
+    a = GlobalForecaster(optimizer=optim.RMSProp(0.01))
+    b = GlobalForecaster(optimizer="rmsprop", lr=0.01)
+    assert a._opt_args == b._opt_args
+    with pytest.raises(ValueError, match="lr is for a named optimizer"):
+        GlobalForecaster(optimizer=optim.Adam(0.01), lr=0.1)
+
+
+def test_horizon_default():
+    assert GlobalForecaster(seasonality=12).H == 12
+    assert GlobalForecaster().H == 24
+    assert GlobalForecaster(seasonality=12, horizon=5).H == 5
+
+
+# ------------------------------------------------------------------ keys
+def test_keys_lru_order_and_containment():
+    m = small()
+    m.learn_many(["a", b"b", 7], [1.0, 2.0, 3.0])
+    m.learn_one("a", 1.5)
+    assert m.keys() == [b"b", 7, "a"]
+    assert len(m) == m.n_keys == 3
+    assert "a" in m and b"b" in m and np.int64(7) in m and "b" not in m and 3.5 not in m
+    m.forget(b"b")
+    assert m.keys() == [7, "a"]
+    with pytest.raises(KeyError):
+        m.forget("zzz")
+    with pytest.raises(KeyError, match="unknown series key"):
+        m.forecast("zzz", 1)
+
+
+def test_eviction_least_recently_seen_and_returning_key_starts_afresh():
+    m = small(max_keys=3)
+    m.learn_many(["a", "b", "c"], [1.0, 2.0, 3.0])
+    m.learn_many(["a", "b", "c"], [1.1, 2.1, 3.1])
+    m.learn_one("a", 1.2)                 # order now b, c, a
+    m.learn_one("d", 4.0)                 # evicts b
+    assert m.keys() == ["c", "a", "d"] and m.n_evicted == 1
+    assert "b" not in m
+    m.learn_one("b", 2.2)                 # evicts c; b returns with a fresh state
+    assert m.keys() == ["a", "d", "b"] and m.n_evicted == 2
+    assert m.last_prediction("b") is None  # nothing predicted its first value
+
+
+def test_key_types():
+    m = small()
+    for bad in (1.5, None, ("a", 1), True):
+        with pytest.raises(TypeError, match="a series key must be a str, bytes or int"):
+            m.learn_one(bad, 1.0)
+    with pytest.raises(ValueError, match="at most 1024 characters"):
+        m.learn_one("x" * 1025, 1.0)
+    with pytest.raises(ValueError, match="64 bits"):
+        m.learn_one(1 << 70, 1.0)
+    assert len(m) == 0
+
+
+# ------------------------------------------------------------------ validation
+BAD = [(float("nan"), None), (float("inf"), None), ("3", None), (None, None), (1e101, None),
+       (1.0, {"a": float("nan")}), (1.0, {"a": "x"}), (1.0, {"a": None}), (1.0, [1.0]),
+       (1.0, {"a": 1e101})]
+
+
+@pytest.mark.filterwarnings("ignore:GlobalForecaster's feature columns")
+@pytest.mark.parametrize("y, x", BAD)
+def test_bad_input_same_error_as_the_single_series_forecaster(y, x):
+    single = LSTMForecaster(hidden_size=2, seasonality=0)
+    single.learn_one(1.0, {"a": 1.0})
+    single.learn_one(2.0, {"a": 1.0})
+    with pytest.raises((TypeError, ValueError)) as want:
+        single.learn_one(y, x)
+    m = small(slot_dtype="float64")
+    feed(m, steps=3)
+    m.learn_one("k0", 1.0, {"a": 1.0})
+    before = blob(m)
+    with pytest.raises(type(want.value)) as got:
+        m.learn_one("k1", y, x)
+    assert str(got.value) == str(want.value)
+    assert blob(m) == before  # no key's state, no shared weight changed
+    r = m.learn_many(["k1"], [y], [x])
+    assert not r.ok[0] and r.errors == [(0, str(want.value))]
+    assert blob(m) == before
+
+
+def test_float32_slots_refuse_values_beyond_their_range():
+    m = small()
+    feed(m, steps=2)
+    before = blob(m)
+    with pytest.raises(ValueError, match="float64"):
+        m.learn_one("k0", 1e31)
+    assert blob(m) == before
+
+
+def test_a_bad_row_changes_nothing_in_a_batch():
+    """A batch with bad rows gives the same model as the batch without them."""
+    a, b = small(), small()
+    feed(a), feed(b)
+    keys = ["k0", "k1", "k2", "k1", "k3"]
+    ys = [1.0, 2.0, 3.0, 4.0, 5.0]
+    ra = a.learn_many(keys[:2] + ["k9"] + keys[2:] + ["k1"],
+                      ys[:2] + [float("nan")] + ys[2:] + ["x"])
+    rb = b.learn_many(keys, ys)
+    assert blob(a) == blob(b)
+    assert ra.ok.tolist() == [True, True, False, True, True, True, False]
+    assert [i for i, _ in ra.errors] == [2, 6]
+    np.testing.assert_array_equal(ra.forecast[ra.ok], rb.forecast)
+    np.testing.assert_array_equal(ra.prediction[ra.ok], rb.prediction)
+    assert np.isnan(ra.forecast[~ra.ok]).all()
+
+
+def test_batch_shape_errors_raise():
+    m = small()
+    with pytest.raises(ValueError, match="2 keys but 1 values"):
+        m.learn_many(["a", "b"], [1.0])
+    with pytest.raises(ValueError, match="2 keys but 1 feature dicts"):
+        m.learn_many(["a", "b"], [1.0, 2.0], [None])
+    with pytest.raises(ValueError, match="alpha must be"):
+        m.learn_many(["a"], [1.0], alpha=1.5)
+
+
+# ------------------------------------------------------------------ batches
+def test_learn_many_equals_its_sub_batches():
+    """A batch is cut where a key repeats (and at max_batch): the same as learning the
+    sub-batches one by one."""
+    a, b = small(max_batch=3), small(max_batch=3)
+    feed(a), feed(b)
+    keys = ["k0", "k1", "k0", "k2", "k3", "k4", "k5", "k1"]
+    ys = [float(i) for i in range(len(keys))]
+    ra = a.learn_many(keys, ys)
+    parts = [(0, 2), (2, 5), (5, 8)]  # k0 repeats at 2; at most 3 rows
+    outs = [b.learn_many(keys[i:j], ys[i:j]) for i, j in parts]
+    assert blob(a) == blob(b)
+    np.testing.assert_array_equal(ra.forecast, np.concatenate([o.forecast for o in outs]))
+    np.testing.assert_array_equal(ra.anomaly, np.concatenate([o.anomaly for o in outs]))
+
+
+def test_learn_one_is_a_batch_of_one():
+    a, b = small(), small()
+    feed(a), feed(b)
+    a.learn_one("k2", 5.0)
+    b.learn_many(["k2"], [5.0])
+    assert blob(a) == blob(b)
+
+
+def test_result_rows_and_last_prediction():
+    m = small()
+    feed(m)
+    f1 = m.forecast("k1", 1)[0]
+    r = m.learn_many(["k1", "new"], [3.0, 4.0])
+    assert r.prediction[0] == f1 == m.last_prediction("k1")
+    assert math.isnan(r.prediction[1]) and m.last_prediction("new") is None
+    assert r.forecast.shape == (2, m.H) and r.ok.all() and r.errors == []
+    assert r.forecast[0].tolist() == m.forecast("k1", m.H)
+
+
+def test_features_fixed_by_the_first_values():
+    m = small()
+    m.learn_many(["a", "b"], [1.0, 2.0], [{"u": 1.0}, {"t": 2.0, "u": 0.5}])
+    assert m.features == ["t", "u"]
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        m.learn_one("a", 1.0, {"u": 1.0, "new": 3.0})
+    assert m.n_ignored_features == 1 and "ignored" in str(w[0].message)
+    m.learn_one("a", 1.0, {"u": 1.0})  # a known feature missing from x: missing, fine
+    with pytest.raises(TypeError):
+        m.forecast("a", 2, [{"u": "x"}, {}])
+    with pytest.raises(ValueError, match="xs holds 1 feature dicts"):
+        m.forecast("a", 2, [{"u": 1.0}])
+
+
+# ------------------------------------------------------------------ inference and state
+def test_inference_changes_no_byte():
+    m = small()
+    feed(m)
+    m.learn_one("k0", 1.0, None)
+    before = blob(m)
+    m.forecast("k0", 7)
+    m.forecast_interval("k1", 5, alpha=0.2)
+    m.score_one("k2", 100.0)
+    m.last_prediction("k3"), m.last_anomaly("k3"), m.keys(), len(m), "k0" in m
+    assert blob(m) == before
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "state"])
+def test_round_trip_continues_bit_identically(how):
+    m = small(max_keys=4)
+    feed(m, n_keys=6, steps=6)     # evictions, a free list, grown arrays
+    m.forget(m.keys()[1])
+    if how == "pickle":
+        c = pickle.loads(pickle.dumps(m))
+    elif how == "deepcopy":
+        c = copy.deepcopy(m)
+    else:
+        c = small(max_keys=4)
+        c._import_state(m._export_state())
+    assert c.keys() == m.keys() and c.n_evicted == m.n_evicted
+    assert blob(c) == blob(m)
+    for mm in (m, c):
+        feed(mm, n_keys=7, steps=5)
+    assert blob(c) == blob(m)
+    assert c.forecast("k6", 6) == m.forecast("k6", 6)
+
+
+def test_empty_model_round_trip():
+    m = small()
+    c = pickle.loads(pickle.dumps(m))
+    assert len(c) == 0 and blob(c) == blob(m)
+    feed(m, steps=3), feed(c, steps=3)
+    assert blob(c) == blob(m)
+
+
+def test_arrays_grow_with_the_keys():
+    m = small(max_keys=5000, max_batch=64)
+    keys = [f"s{i}" for i in range(3000)]
+    m.learn_many(keys, [float(i % 7) for i in range(3000)])
+    assert len(m) == 3000 and m._core.capacity < 5000 + 64
+    c = pickle.loads(pickle.dumps(m))
+    assert c._core.capacity < m._core.capacity  # a copy holds what its keys need
+    m.learn_many(keys[:10], [1.0] * 10), c.learn_many(keys[:10], [1.0] * 10)
+    assert blob(c) == blob(m)
