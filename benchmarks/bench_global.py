@@ -20,9 +20,9 @@ geometric means, the statsmodels refits, the per-series streaming loop):
   ``learn_many``'s result after y_{t-1} (checked equal to ``forecast_interval`` at the origins).
 - **Models.** last value; seasonal naive; river ``HoltWinters`` (bench_accuracy's settings);
   statsmodels ``ETSModel`` (Holt-Winters: additive error, damped additive trend, multiplicative
-  season for positive series), refitted at every origin, on at most ``--ets-series`` (default
-  40) evenly spaced series of a panel because one refit costs about 0.5 s (its row and a
-  separate table use that subset only); one ``streamrnn.LSTMForecaster`` and one
+  season for positive series), refitted at every origin on every series (about 0.1 s CPU per
+  refit of a monthly series; ``--ets-series K`` limits it to K evenly spaced series of a panel,
+  and then its row and a separate table use that subset only); one ``streamrnn.LSTMForecaster`` and one
   ``GRUForecaster`` PER SERIES with their defaults and seasonality=m, horizon=H (exactly
   bench_accuracy's columns); ONE ``streamrnn.GlobalForecaster`` per panel (cell lstm and gru,
   its defaults, seasonality=m, horizon=H) fed time-major: at each time step one
@@ -46,7 +46,7 @@ VmRSS over the start / keys. The peer, in another child of the same run: 2,000 s
 values, VmRSS growth per model, and river's ``_raw_memory_usage`` of one.
 
     PYTHONPATH=. python benchmarks/bench_global.py [--quick] [--panels employment,visnights]
-        [--series N] [--seeds 3] [--ets-series 40] [--single airline,nile] [--no-single]
+        [--series N] [--seeds 3] [--ets-series K] [--single airline,nile] [--no-single]
         [--global-kwargs JSON] [--json out.json]
     PYTHONPATH=. python benchmarks/bench_global.py --memory [--keys 1000000] [--values 3]
 """
@@ -214,7 +214,8 @@ def evenly(items, k):
 
 
 def run_panel(panel, series, specs, seeds, args, caps, gkwargs, log):
-    ets_names = {s.name for s in evenly(series, args.ets_series)} if args.ets_series > 0 else set()
+    ets_names = ({s.name for s in evenly(series, args.ets_series)} if args.ets_series != 0
+                 else set())
     results = {}
     t0 = time.perf_counter()
     for i, s in enumerate(series):
@@ -234,14 +235,15 @@ def run_panel(panel, series, specs, seeds, args, caps, gkwargs, log):
     return results, sorted(ets_names), info
 
 
-def columns(specs):
+def columns(specs, gkwargs=None):
     """(key, label, settings) of the panel table's rows, in order."""
     cols = [(sp.key, {"hw": "HW (river)", "ets": "ETS (statsmodels HW)",
                       "lstm": "LSTM per series", "gru": "GRU per series"}.get(sp.key, sp.label),
              sp.settings) for sp in specs]
     if GlobalForecaster is not None:
+        extra = ", " + json.dumps(gkwargs) if gkwargs else ""
         cols += [("g" + c, f"Global {c.upper()}", "one GlobalForecaster, defaults, "
-                  "seasonality=m, horizon=H") for c in GLOBAL_CELLS]
+                  f"seasonality=m, horizon=H{extra}") for c in GLOBAL_CELLS]
     return cols
 
 
@@ -423,7 +425,7 @@ def main(argv=None):
                     "--quick 1)")
     ap.add_argument("--origins", type=int, default=ba.N_ORIGINS, help="hold-out origins")
     ap.add_argument("--ets-series", type=int, default=None,
-                    help="statsmodels ETS on at most this many series per panel (default 40, "
+                    help="statsmodels ETS on at most this many series per panel (default all, "
                          "--quick 10; 0 = none)")
     ap.add_argument("--single", default=None,
                     help=f"single-series part: bench_accuracy dataset prefixes (default its "
@@ -458,7 +460,7 @@ def main(argv=None):
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     seeds = list(range(1, (args.seeds or (1 if args.quick else 3)) + 1))
     if args.ets_series is None:
-        args.ets_series = 10 if args.quick else 40
+        args.ets_series = 10 if args.quick else -1   # -1: every series
     try:
         gkwargs = json.loads(args.global_kwargs)
     except json.JSONDecodeError as e:
@@ -472,7 +474,7 @@ def main(argv=None):
             raise SystemExit(f"--global-kwargs refused by GlobalForecaster: {e}")
     caps = ba.streamrnn_caps()
     specs = [sp for sp in ba.model_specs(caps, {}) if sp.key in PANEL_KEYS]
-    cols = columns(specs)
+    cols = columns(specs, gkwargs)
     panels = collection.panels(args.panels)
     limit = args.series or (QUICK_SERIES if args.quick else 0)
 
@@ -494,9 +496,10 @@ def main(argv=None):
         origins = results[names[0]]["_origins"]
         print(f"\n### {p.name}: {len(series)} series x {p.n} steps, m={p.m}, H={p.H}; "
               f"{len(origins)} origins {origins[0]}..{origins[-1]} (bold: best)\n")
-        t, summ = panel_table(results, names, [c for c in cols if c[0] != "ets"])
+        everywhere = len(ets_names) == len(names)
+        t, summ = panel_table(results, names, [c for c in cols if c[0] != "ets" or everywhere])
         print(t)
-        if ets_names:
+        if ets_names and not everywhere:
             print(f"\nOn the {len(ets_names)} series statsmodels ETS was refitted on "
                   f"(evenly spaced over the panel):\n")
             t, summ_ets = panel_table(results, ets_names, cols)
