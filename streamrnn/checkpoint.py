@@ -100,6 +100,15 @@ checked, and every failure is a :class:`CheckpointError` naming the field
   ``model._import_state`` (which validates the rest, such as scaler statistics and the random
   generator); any error there is a :class:`CheckpointError` too.
 
+A file of a ``streamrnn.GlobalForecaster`` (a spec with ``"model": "global"``, see
+:mod:`streamrnn.spec`) holds that one model, the key :data:`GLOBAL_KEY` (``""``), and one state
+tree: ``save(path, {GLOBAL_KEY: model}, spec)``, ``load(path, spec).models[GLOBAL_KEY]``. Its
+keys, arrays and counts are checked like the others' (at most :data:`MAX_ARRAYS_GLOBAL`
+arrays); its state by ``GlobalForecaster._import_state``, which checks every field (the core's
+parts by the core) before it assigns anything, and allocates the slot arrays only once the
+state's arrays are seen to hold one row per key, so in proportion to the file. A per-key spec
+with a GlobalForecaster, or a global spec with per-key models, is refused by ``save``.
+
 Files are written atomically: to a temporary file in the same directory, flushed and
 fsync-ed, renamed over the target, then the directory is fsync-ed. A crash leaves either the
 old or the new checkpoint, never a mix.

@@ -28,6 +28,8 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import sys
+import threading
 import warnings
 from collections import OrderedDict
 
@@ -61,8 +63,10 @@ INITIAL_CAPACITY = 1024
 # slots copied at a time when the slot arrays grow (bounds the temporary copies)
 _GROW_CHUNK = 1 << 16
 _SLOT_DTYPES = ("float32", "float64")
-# the largest |y| and |x| of float32 slots (GlobalCore.y_limit); float64: VALUE_LIMIT (1e100)
-F32_LIMIT = 1e30
+# the largest |y| of float32 slots: GlobalCore.y_limit is 1e30, but float32(1e30) is above it
+# (1.0000000150e30) and a stored value above it would make the state refuse to load; this
+# limit rounds below 1e30 (float64 slots: VALUE_LIMIT, 1e100)
+F32_LIMIT = 9.99999e29
 
 
 def _normalise_key(k):
@@ -88,9 +92,27 @@ def _normalise_key(k):
 
 
 def _encode_series_key(k):
-    if type(k) is bytes:
-        return {"bytes": k.decode("latin-1")}
+    """A key as a state tree value. Strings are interned: pickle writes a string object seen
+    twice as a reference, so equal models must share equal strings alike to pickle to equal
+    bytes (CPython shares one-character strings anyway)."""
+    t = type(k)
+    if t is str:
+        return sys.intern(k)
+    if t is bytes:
+        return {"bytes": sys.intern(k.decode("latin-1"))}
     return k
+
+
+def _interned(node):
+    """A feature name's tree value with its strings interned (see _encode_series_key)."""
+    t = type(node)
+    if t is str:
+        return sys.intern(node)
+    if t is dict:
+        return {k: _interned(v) for k, v in node.items()}
+    if t is list:
+        return [_interned(v) for v in node]
+    return node
 
 
 def _decode_series_key(t, where):
@@ -106,6 +128,28 @@ def _decode_series_key(t, where):
         return _normalise_key(t)
     raise TypeError(f"{where}: a series key must be a str, an int or {{'bytes': str}}, got "
                     f"{type(t).__name__}")
+
+
+def _shared_of(core):
+    """The core's shared part (everything but the per-slot rows)."""
+    return core.get_shared_state()
+
+
+def _set_shared(core, state):
+    core.set_shared_state(state)
+
+
+def _rows_fit(node, n, depth=0):
+    """Whether ``node`` is a dict tree whose leaves are all arrays of ``n`` rows."""
+    if type(node) is dict and node and depth < 4:
+        return all(_rows_fit(v, n, depth + 1) for v in node.values())
+    return isinstance(node, np.ndarray) and node.ndim >= 1 and node.shape[0] == n
+
+
+def _check_feature_range(feats):
+    for name, v in feats.items():
+        if not -VALUE_LIMIT <= v <= VALUE_LIMIT:
+            raise _scale_error(f"feature {name!r}", v, _scaling.TOO_LARGE)
 
 
 def _check_alpha(alpha):
@@ -131,6 +175,21 @@ def _optimizer_name(name):
                 return entry
     raise ValueError(f"optimizer must be a river optimizer or one of "
                      f"{[e.name.lower() for e in _registry.OPTIMIZERS.values()]}, got {name!r}")
+
+
+class _Held:
+    """Releases a lock taken by ``_one_call`` at the end of a ``with`` block."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self, lock):
+        self.lock = lock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
 
 
 class BatchResult:
@@ -235,31 +294,36 @@ class GlobalForecaster(river_base.Estimator):
     Examples
     --------
 
-    Three related series (hourly sines of different levels and phases), one network:
+    Fifty chicks weighed every few days (river's `ChickWeights`): one series per chick (the
+    key is the chick's number), learned a day at a time; each row's `prediction` is the
+    forecast that was made for it before it was learned.
 
-    >>> import math
-    >>> from river import evaluate, metrics
+    >>> from river import datasets, metrics
     >>> from streamrnn import GlobalForecaster
 
-    >>> model = GlobalForecaster(cell="gru", hidden_size=8, seasonality=24, seed=1)
+    >>> days = {{}}
+    >>> for x, y in datasets.ChickWeights():
+    ...     days.setdefault(x["time"], []).append((x["chick"], float(y)))
+
+    >>> model = GlobalForecaster(cell="gru", hidden_size=16, seed=1)
     >>> mae = metrics.MAE()
-    >>> for t in range(24 * 20):
-    ...     keys = ["a", "b", "c"]
-    ...     ys = [10 * (i + 1) + math.sin(2 * math.pi * (t + 5 * i) / 24) for i in range(3)]
-    ...     if t >= 24 * 10:  # score the one-step forecasts of the last ten days
-    ...         for k, y in zip(keys, ys):
-    ...             mae.update(y, model.forecast(k, 1)[0])
-    ...     result = model.learn_many(keys, ys)
-    >>> round(mae.get(), 2)
-    {result}
-    >>> len(model), model.keys()
-    (3, ['a', 'b', 'c'])
-    >>> low, high = model.forecast_interval("b", 1)[0]
-    >>> bool(low < model.forecast("b", 1)[0] < high)
+    >>> for rows in days.values():
+    ...     chicks, weights = zip(*rows)
+    ...     result = model.learn_many(chicks, weights)
+    ...     for w, p in zip(weights, result.prediction):
+    ...         if p == p:  # NaN: a chick's first weight, nothing predicted it
+    ...             mae.update(w, p)
+    >>> mae
+    {mae}
+
+    >>> len(model), model.keys()[:3]
+    (50, [18, 16, 15])
+    >>> low, high = model.forecast_interval(1, 1)[0]
+    >>> bool(low < model.forecast(1, 1)[0] < high)
     True
 
-    `evaluate.progressive_val_score` and the other river evaluators take models of one
-    series; `learn_many` is the streaming loop of many.
+    The evaluators of `river.evaluate` take models of one series; the loop above is the
+    multi-series one, and `learn_one(key, y)` learns a single value.
 
     """
 
@@ -325,6 +389,7 @@ class GlobalForecaster(river_base.Estimator):
                                      self.num_layers, self._H, 1, self.tbptt_steps)
         # the sub-batch: distinct keys, at most max_batch, never more keys than are kept
         self._batch = min(int(self.max_batch), int(self.max_keys))
+        self._lock = threading.Lock()
         self._core = None       # built by the first learned observation
         self._slot = OrderedDict()   # key -> slot, least recently seen first
         self._free = []         # reset slots, the next one is taken from the end
@@ -438,8 +503,8 @@ class GlobalForecaster(river_base.Estimator):
         k = _normalise_key(key)
         if k not in self._slot:
             raise KeyError(f"unknown series key {key!r}")
-        s = self._slot.pop(k)
-        self._release([s])
+        with self._one_call():
+            self._release([self._slot.pop(k)])
 
     def _release(self, slots):
         """Reset ``slots`` and put them on the free list."""
@@ -460,9 +525,7 @@ class GlobalForecaster(river_base.Estimator):
             raise self._too_large("y", y)
         feats = numeric_features(x, ignore_dates=True) if x else None
         if feats:
-            for name, v in feats.items():
-                if not -lim <= v <= lim:
-                    raise self._too_large(f"feature {name!r}", v)
+            _check_feature_range(feats)
         return k, y, feats or None
 
     def _too_large(self, what, v):
@@ -489,7 +552,8 @@ class GlobalForecaster(river_base.Estimator):
         A bad value or feature raises ValueError/TypeError and changes nothing."""
         row = self._row(key, y, x)
         errors = []
-        self._learn_rows([(0, *row)], None, 0.1, errors)
+        with self._one_call():
+            self._learn_rows([(0, *row)], None, 0.1, errors)
         if errors:
             raise errors[0][1]
 
@@ -500,6 +564,9 @@ class GlobalForecaster(river_base.Estimator):
         is reported in the result's ``errors`` and changes nothing. Returns a
         :class:`BatchResult`; its intervals are ``1 - alpha``."""
         alpha = _check_alpha(alpha)
+        if isinstance(keys, (str, bytes)):
+            raise TypeError("keys must be a sequence of series keys, got one "
+                            f"{type(keys).__name__}")
         keys = keys if type(keys) is list else list(keys)
         n = len(keys)
         if isinstance(ys, np.ndarray):
@@ -516,17 +583,33 @@ class GlobalForecaster(river_base.Estimator):
                 raise ValueError(f"{n} keys but {len(xs)} feature dicts")
         res = BatchResult(n, self._H)
         rows, errors = [], []
-        row = self._row
+        row, lim, most = self._row, self._y_limit, MAX_KEY_LEN
         for i in range(n):
+            k, y = keys[i], ys[i]
+            x = None if xs is None else xs[i]
+            # the common row, fast: a str key, a float in range (not NaN), no features
+            if type(k) is str and type(y) is float and not x and -lim <= y <= lim \
+                    and len(k) <= most:
+                rows.append((i, k, y, None))
+                continue
             try:
-                rows.append((i, *row(keys[i], ys[i], None if xs is None else xs[i])))
+                rows.append((i, *row(k, y, x)))
             except (TypeError, ValueError) as e:
                 errors.append((i, e))
         if rows:
-            self._learn_rows(rows, res, alpha, errors)
+            with self._one_call():
+                self._learn_rows(rows, res, alpha, errors)
         errors.sort(key=lambda e: e[0])
         res.errors = [(i, str(e)) for i, e in errors]
         return res
+
+    def _one_call(self):
+        """The model's lock, taken without waiting: a second thread gets RuntimeError (the key
+        map and the core serve one call at a time)."""
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("another thread is learning with this GlobalForecaster: one call "
+                               "at a time per model (use one model per thread)")
+        return _Held(self._lock)
 
     def _learn_rows(self, rows, res, alpha, errors):
         """Learn valid ``rows`` ``(row, key, y, feats)`` in order, sub-batch by sub-batch."""
@@ -558,7 +641,7 @@ class GlobalForecaster(river_base.Estimator):
         cap = int(core.capacity)
         new_cap = min(self._most_slots, max(2 * cap, cap - len(self._free) + need))
         grown = self._new_core(len(self._names), new_cap)
-        grown.set_shared_state(core.get_shared_state())
+        _set_shared(grown, _shared_of(core))
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
         for i in range(0, len(live), _GROW_CHUNK):
             part = live[i:i + _GROW_CHUNK]
@@ -663,6 +746,7 @@ class GlobalForecaster(river_base.Estimator):
     def _x_row(self, x, what):
         """The feature row of ``x`` for the core: (n_x,) with NaN for missing, or None."""
         feats = numeric_features(x, ignore_dates=True, what=what) if x else {}
+        _check_feature_range(feats)
         n_x = len(self._names)
         if not n_x:
             return None
@@ -681,7 +765,7 @@ class GlobalForecaster(river_base.Estimator):
             raise ValueError(f"xs holds {len(xs)} feature dicts for a horizon of {horizon}")
         for i, x in enumerate(xs[1:horizon], 1):
             if x:
-                numeric_features(x, ignore_dates=True, what=f"xs[{i}]")
+                _check_feature_range(numeric_features(x, ignore_dates=True, what=f"xs[{i}]"))
         return self._x_row(xs[0] if xs else None, "xs[0]")
 
     def forecast(self, key, horizon, xs=None):
@@ -706,13 +790,17 @@ class GlobalForecaster(river_base.Estimator):
         if horizon == 0:
             return []
         lo, hi = self._core.interval(s, horizon, alpha, xrow)
-        return [(float(a), float(b)) for a, b in zip(lo, hi)]
+        # no half-width yet (fewer than 5 scores of that step): the whole line
+        return [(-math.inf, math.inf) if a != a else (float(a), float(b))
+                for a, b in zip(lo.tolist(), hi.tolist())]
 
     def score_one(self, key, y, x=None):
         """Anomaly score of ``y`` as the next value of ``key``: 1 - its conformal p-value, in
         [0, 1), higher is more anomalous (0 while there are no scores). Changes nothing."""
         s = self._slot_of(key)
         y = check_target(y)
+        if not -self._y_limit <= y <= self._y_limit:
+            raise self._too_large("y", y)
         v = float(self._core.score(s, y, self._x_row(x, "x")))
         return 0.0 if v != v else v
 
@@ -727,11 +815,11 @@ class GlobalForecaster(river_base.Estimator):
     def _export_state(self) -> dict:
         core = self._core
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
-        tree = {"core": None if core is None else {"shared": core.get_shared_state(),
+        tree = {"core": None if core is None else {"shared": _shared_of(core),
                                                      "slots": core.get_slots(live)},
                 "keys": [_encode_series_key(k) for k in self._slot],
                 "prediction": self._pred[live].copy(), "anomaly": self._anom[live].copy(),
-                "features": [_encode_key(k) for k in self._names],
+                "features": [_interned(_encode_key(k)) for k in self._names],
                 "n_ignored_features": int(self.n_ignored_features),
                 "n_evicted": int(self.n_evicted),
                 "n_skipped_updates": int(self.n_skipped_updates)}
@@ -742,6 +830,10 @@ class GlobalForecaster(river_base.Estimator):
 
         Every field is decoded and checked (by the core for its parts) before anything is
         assigned; ValueError/TypeError otherwise, and the model is as it was."""
+        with self._one_call():
+            self._take_state(tree)
+
+    def _take_state(self, tree):
         _check_keys(tree, self._STATE_KEYS, "the state")
         keys = tree["keys"]
         if type(keys) is not list:
@@ -785,14 +877,12 @@ class GlobalForecaster(river_base.Estimator):
         else:
             _check_keys(node, ("shared", "slots"), "the state's core")
             slots = node["slots"]
-            if type(slots) is not dict or not all(
-                    isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == n
-                    for a in slots.values()):
+            if not _rows_fit(slots, n):
                 # checked before the core is built: its slot arrays are in proportion to them
                 raise ValueError(f"the state's core slots must be arrays of {n} rows")
             cap = self._first_capacity(n)
             core = self._new_core(len(names), cap)
-            core.set_shared_state(node["shared"])
+            _set_shared(core, node["shared"])
             if n:
                 core.set_slots(np.arange(n, dtype=np.int64), slots)
         # everything is checked: assign
@@ -835,5 +925,4 @@ class GlobalForecaster(river_base.Estimator):
                "max_keys": 3, "slot_dtype": "float64", "seed": 2}
 
 
-GlobalForecaster.__doc__ = GlobalForecaster.__doc__.replace("{lr}", str(DEFAULT_LR)) \
-    .replace("{result}", "...")
+GlobalForecaster.__doc__ = GlobalForecaster.__doc__.format(lr=DEFAULT_LR, mae="MAE: 16.306059")

@@ -20,6 +20,9 @@ target of output j of the step j calls ago, its loss taken at that step of the r
     commit  (h_b, c_b) <- the forecast step's new state; past_b gains x_b; a full window
             (k2 steps) drops its oldest step and (h0_b, c0_b) becomes the replayed state
             after that step.
+
+``RefShared.advance(keys, X)`` is the same step without learning: out_b, then the same
+commit (the new start of a full window replayed with the current weights).
 """
 from __future__ import annotations
 
@@ -143,6 +146,50 @@ class RefShared:
         return np.array([forward_step(self.cell, P, np.asarray(x, float), self.slot(k)["h"],
                                       self.slot(k)["c"])[0] for k, x in zip(keys, X)])
 
+    def committed(self, st, h1, c1, window, first):
+        """A key's new slot: committed state (h1, c1); the window past + [x]; a full window
+        (k2 steps) drops its oldest step and starts from ``first``, the state replayed after
+        that step."""
+        if len(window) == self.k2:
+            (h0, c0), past = first, window[1:]
+        else:
+            h0, c0, past = st["h0"], st["c0"], window
+        zero = np.zeros_like(c1)
+        return {"h": h1, "c": c1 if self.cell == LSTM else zero,
+                "h0": h0, "c0": c0 if self.cell == LSTM else zero, "past": past}
+
+    def advance(self, keys, X):
+        """A step without learning; returns (status, outs). out_b is the forecast (as in
+        ``step``), then the key commits exactly what ``step`` would commit: (h, c) after the
+        forecast step, x_b joins the window, and a full window drops its oldest step, its
+        start (h0, c0) moved one step forward (replayed from the old start with the current
+        weights). Weights, optimizer, t, last_loss untouched. -1: a non-finite input; -2: a
+        non-finite output or new state; nothing changes on failure."""
+        keys = list(keys)
+        assert len(set(keys)) == len(keys), "keys of a batch are distinct"
+        X = np.asarray(X, dtype=float)
+        if not np.all(np.isfinite(X)):
+            return -1, None
+        P = self.blocks(self.params)
+        outs, new = [], {}
+        with np.errstate(over="ignore", invalid="ignore"):
+            for b, key in enumerate(keys):
+                st = self.slot(key)
+                out, h1, c1, _ = forward_step(self.cell, P, X[b], st["h"], st["c"])
+                outs.append(out)
+                window = st["past"] + [X[b].copy()]
+                first = None
+                if len(window) == self.k2:
+                    first = replay(self.cell, P, st["h0"], st["c0"], window[:1])[2][0]
+                new[key] = self.committed(st, h1, c1, window, first)
+        outs = np.array(outs)
+        states_ok = all(np.all(np.isfinite(v[f])) for v in new.values()
+                        for f in ("h", "c", "h0", "c0"))
+        if not (np.all(np.isfinite(outs)) and states_ok):
+            return -2, None
+        self.slots.update(new)
+        return 1, outs
+
     def step(self, keys, X, Y, delayed=False):
         """One batch; returns (status, outs). Status 1, -1 (non-finite input/target) or -2
         (non-finite output, loss or gradient); on failure nothing changes. ``delayed``:
@@ -177,15 +224,7 @@ class RefShared:
                     grads = {len(window) - 1: g}
                 total += L
                 window_backward(self.cell, P, Gr, caches, {s: g / B for s, g in grads.items()})
-                if len(window) == self.k2:
-                    h0, c0 = states[0]
-                    past = window[1:]
-                else:
-                    h0, c0 = st["h0"], st["c0"]
-                    past = window
-                new[key] = {"h": h1, "c": c1 if self.cell == LSTM else np.zeros_like(c1),
-                            "h0": h0, "c0": c0 if self.cell == LSTM else np.zeros_like(c0),
-                            "past": past}
+                new[key] = self.committed(st, h1, c1, window, states[0])
         outs = np.array(outs)
         states_ok = all(np.all(np.isfinite(v["h"])) and np.all(np.isfinite(v["c"]))
                         for v in new.values())

@@ -12,18 +12,6 @@ from streamrnn import GlobalForecaster, LSTMForecaster
 from streamrnn import multiseries as ms
 
 
-@pytest.fixture(autouse=True)
-def _core():
-    """The compiled core when it is built, else the stand-in of its contract."""
-    if ms.GlobalCore is None:
-        from _global_standin import StandInCore
-        ms.GlobalCore = StandInCore
-        yield
-        ms.GlobalCore = None
-    else:
-        yield
-
-
 def small(**kw):
     kw.setdefault("cell", "gru")
     kw.setdefault("hidden_size", 4)
@@ -51,7 +39,20 @@ def blob(m):
 
 def test_exported():
     assert streamrnn.GlobalForecaster is GlobalForecaster
-    assert "GlobalForecaster" in streamrnn.__all__
+    assert streamrnn.BatchResult is ms.BatchResult
+
+
+def _river_cases():
+    from river import checks
+    for i, params in enumerate(GlobalForecaster._unit_test_params()):
+        est = GlobalForecaster(**params)
+        for check in checks.yield_checks(est):
+            yield pytest.param(est, check, id=f"{i}:{check.__name__}")
+
+
+@pytest.mark.parametrize("estimator, check", list(_river_cases()))
+def test_river_check(estimator, check):
+    check(estimator.clone())
 
 
 # ------------------------------------------------------------------ parameters
@@ -278,6 +279,19 @@ def test_round_trip_continues_bit_identically(how):
     assert c.forecast("k6", 6) == m.forecast("k6", 6)
 
 
+@pytest.mark.filterwarnings("ignore:GlobalForecaster's feature columns")
+def test_round_trip_bytes_do_not_depend_on_which_string_objects_the_keys_are():
+    # pickle writes a string object seen twice as a reference: equal models must pickle alike
+    m = small()
+    m.learn_many(["b", b"b", "".join(["x", "y"]), "xy", ("a", 1)[0], 3],
+                 [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                 [{"b": 1.0, ("t", "u"): 2.0}, None, None, {"keys": 1.0}, None, None])
+    c = pickle.loads(pickle.dumps(m))
+    assert blob(c) == blob(m) == blob(pickle.loads(blob(c)))
+    feed(m, steps=2), feed(c, steps=2)
+    assert blob(c) == blob(m)
+
+
 def test_empty_model_round_trip():
     m = small()
     c = pickle.loads(pickle.dumps(m))
@@ -295,3 +309,83 @@ def test_arrays_grow_with_the_keys():
     assert c._core.capacity < m._core.capacity  # a copy holds what its keys need
     m.learn_many(keys[:10], [1.0] * 10), c.learn_many(keys[:10], [1.0] * 10)
     assert blob(c) == blob(m)
+
+
+# ------------------------------------------------------------------ against the core itself
+def test_the_estimator_is_the_core_plus_a_key_map():
+    """learn_many equals driving a GlobalCore by hand: one step per sub-batch of distinct keys,
+    new keys on fresh slots, the evicted key's slot reset (a plain-dict reference)."""
+    from streamrnn import _core
+    from streamrnn._core._global import GlobalCore
+    m = small(max_keys=4, max_batch=3, slot_dtype="float64")
+    core = GlobalCore(**m._core_config(0, 16), optimizer=_core.Optimizer(**m._opt_args))
+    slot, lru, free = {}, [], list(range(16))
+    rng = np.random.default_rng(1)
+    stream = [(f"k{int(rng.integers(6))}", float(rng.normal(10, 2))) for _ in range(120)]
+    got = m.learn_many([k for k, _ in stream], [y for _, y in stream])
+    want, start = [], 0
+    while start < len(stream):  # sub-batches: distinct keys, at most 3 rows
+        part, seen = [], set()
+        for k, y in stream[start:]:
+            if k in seen or len(part) == 3:
+                break
+            seen.add(k)
+            part.append((k, y))
+        start += len(part)
+        s = np.array([slot[k] if k in slot else free.pop(0) for k, _ in part], dtype=np.int64)
+        for (k, _), si in zip(part, s):
+            slot[k] = int(si)
+            if k in lru:
+                lru.remove(k)
+            lru.append(k)
+        b, H = len(part), m.H
+        out = [np.empty(b), np.empty(b), np.empty((b, H)), np.empty((b, H)), np.empty((b, H))]
+        assert core.step(s, np.array([y for _, y in part]), None, *out) == 1
+        want.append(out)
+        while len(lru) > 4:  # (the slot numbers differ from the estimator's: they do not matter)
+            gone = slot.pop(lru.pop(0))
+            core.reset(np.array([gone], dtype=np.int64))
+            free.append(gone)
+    assert m.keys() == lru
+    np.testing.assert_array_equal(got.prediction, np.concatenate([w[0] for w in want]))
+    np.testing.assert_array_equal(got.anomaly, np.concatenate([w[1] for w in want]))
+    np.testing.assert_array_equal(got.forecast, np.concatenate([w[2] for w in want]))
+    np.testing.assert_array_equal(got.low, np.concatenate([w[3] for w in want]))
+    for k in lru:
+        assert m.forecast(k, 5) == core.forecast(slot[k], 5).tolist()
+
+
+def test_a_returning_evicted_key_is_a_new_key():
+    m = small(max_keys=2)
+    feed(m, n_keys=2, steps=8)
+    m.learn_one("k2", 5.0)                    # evicts k0
+    assert "k0" not in m
+    twin = copy.deepcopy(m)
+    m.learn_one("k0", 7.0)
+    twin.learn_one("never-seen", 7.0)
+    assert m.forecast("k0", 4) == twin.forecast("never-seen", 4)
+    assert m.last_prediction("k0") is None
+
+
+def test_learn_every_learns_the_network_less_often():
+    a, b = small(learn_every=1), small(learn_every=3)
+    feed(a, steps=9), feed(b, steps=9)
+    assert b._core.net.optimizer.t < a._core.net.optimizer.t
+    c = pickle.loads(pickle.dumps(b))
+    feed(b, steps=4), feed(c, steps=4)
+    assert blob(b) == blob(c)
+
+
+def test_slot_bytes_and_the_checkpoint_grow_with_the_keys_not_max_keys():
+    from streamrnn import checkpoint as ck
+    m = GlobalForecaster(cell="lstm", hidden_size=32, tbptt_steps=16, horizon=24,
+                         seasonality=24, max_keys=1_000_000, seed=1)
+    small_cap = m.clone({"max_keys": 10})
+    for x in (m, small_cap):
+        x.learn_many(["a", "b"], [1.0, 2.0])
+    assert m.slot_bytes <= 4096
+    two = ck.state_nbytes(m)
+    assert two == ck.state_nbytes(small_cap)  # max_keys does not matter, the keys do
+    m.learn_many(["c", "d"], [1.0, 2.0])
+    # a key in a file: its slot (stored as float64: twice float32), 16 B, its name in the JSON
+    assert ck.state_nbytes(m) - two <= 2 * (2 * m.slot_bytes + 16 + 40)

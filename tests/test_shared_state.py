@@ -368,9 +368,10 @@ ARGS_CHILD = textwrap.dedent("""
         if rng.random() < 0.1:
             slots = junk((B,), None)
         X, Y, out = junk((B, 3)), junk((B, 2)), junk((B, 2))
-        call = [net.step, net.step_multi, net.predict, net.rollout_step][int(rng.integers(4))]
+        call = [net.step, net.step_multi, net.predict, net.rollout_step,
+                net.advance][int(rng.integers(5))]
         try:
-            if call in (net.predict, net.rollout_step):
+            if call in (net.predict, net.rollout_step, net.advance):
                 r = call(slots, X, out)
             else:
                 r = call(slots, X, Y, out)

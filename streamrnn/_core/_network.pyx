@@ -69,12 +69,7 @@ _CELL_NAMES = {ELMAN_TANH: "elman-tanh", ELMAN_RELU: "elman-relu", LSTM: "lstm",
 _LOSSES = (SQUARED, ABSOLUTE, HUBER, BINARY_CE, SOFTMAX_CE)
 
 
-cdef extern from "_kernels.h":
-    void sr_gemm_tn(Py_ssize_t d, Py_ssize_t m, Py_ssize_t W, const double* A, Py_ssize_t lda,
-                    const double* B, Py_ssize_t ldb, double* C) noexcept nogil
-    void sr_matvec(Py_ssize_t d, Py_ssize_t m, const double* W, const double* v,
-                   const double* init, double* out) noexcept nogil
-    int sr_select(const char* name) noexcept nogil
+from streamrnn._core._kernels cimport sr_gemm_tn, sr_matvec, sr_select
 
 from streamrnn._core._cells import ISA as _ISA
 

@@ -1,4 +1,19 @@
 # Signatures only; see _shared.pyx for the batched step and its semantics.
+#
+# C-level entry points for other Cython modules (cimport SharedNetwork, call with the GIL
+# released). They take raw pointers and check NOTHING about their arguments; the caller
+# guarantees, before the call (the Python methods check exactly this):
+#   - the network is initialised (n_in > 0) and not busy; set `_busy = True` around the call
+#     and back to False after it (one call at a time per network);
+#   - 1 <= B <= max_batch; every slot in [0, capacity); distinct for _step/_step_multi/
+#     _advance/_rollout (repeats allowed for _predict). `_check_ptr(p, B, distinct, True)`
+#     checks exactly this with the GIL held (raises ValueError, returns 0 when fine);
+#   - X: B rows of n_in doubles; Y: B rows of n_out doubles (regression; class labels for
+#     the cross-entropies as `step` validates them); out: B rows of n_out doubles;
+#   - _step/_step_multi: `optimizer is not None and optimizer.size == size`; _step_multi
+#     also needs a regression loss and k2 >= n_out.
+# Statuses: 1 done; -1 non-finite input (or target); -2 non-finite output/loss/gradient/
+# state. On -1/-2 nothing changed (no slot, no weight, no moment, `out` not written).
 
 from streamrnn._core._cells cimport CellKernels, cell_gates_t, loss_t
 from streamrnn._core._optim cimport Optimizer
@@ -72,7 +87,11 @@ cdef class SharedNetwork:
     cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
                     const double* X, const double* Y, double* gw, double* total,
                     bint multi) noexcept nogil
+    cdef int _step_multi(self, Py_ssize_t B, const long long* slots, const double* X,
+                         const double* Y, double* out) noexcept nogil
     cdef int _advance(self, Py_ssize_t B, const long long* slots, const double* X,
+                      double* out) noexcept nogil
+    cdef int _rollout(self, Py_ssize_t B, const long long* slots, const double* X,
                       double* out) noexcept nogil
     cdef int _check_ptr(self, const long long* p, Py_ssize_t B, bint distinct,
                         bint batch) except -1
@@ -82,6 +101,7 @@ cdef class SharedNetwork:
                     double* dst) noexcept nogil
     cdef void _store(self, char* base, Py_ssize_t row, Py_ssize_t width,
                      const double* src) noexcept nogil
+    cdef void _push_full(self, Py_ssize_t k, const double* x) noexcept nogil
     cdef void _layer(self, Py_ssize_t nb, Py_ssize_t l, const double* xin, Py_ssize_t ldx,
                      const double* hp, const double* cp, double* recs) noexcept nogil
     cdef void _head(self, Py_ssize_t nb, const double* recs, double* out) noexcept nogil

@@ -79,12 +79,7 @@ from streamrnn._core._network import _check_config, _int_arg, _CELL_NAMES
 
 cnp.import_array()
 
-cdef extern from "_kernels.h":
-    void sr_gemm_tn(Py_ssize_t d, Py_ssize_t m, Py_ssize_t W, const double* A, Py_ssize_t lda,
-                    const double* B, Py_ssize_t ldb, double* C) noexcept nogil
-    void sr_matvec(Py_ssize_t d, Py_ssize_t m, const double* W, const double* v,
-                   const double* init, double* out) noexcept nogil
-    int sr_select(const char* name) noexcept nogil
+from streamrnn._core._kernels cimport sr_gemm_tn, sr_matvec, sr_select
 
 from streamrnn._core._cells import ISA as _ISA
 
@@ -470,6 +465,19 @@ cdef class SharedNetwork:
         else:
             memcpy((<double*>base) + row * width, src, width * sizeof(double))
 
+    cdef void _push_full(self, Py_ssize_t k, const double* x) noexcept nogil:
+        """Slot k's full window of past inputs drops its oldest and takes x as its newest."""
+        cdef Py_ssize_t nw = self.nw, n_in = self.n_in
+        if nw == 0:
+            return
+        if self.f32:
+            memmove((<float*>self.p_x) + k * nw * n_in, (<float*>self.p_x) + k * nw * n_in + n_in,
+                    (nw - 1) * n_in * sizeof(float))
+        else:
+            memmove((<double*>self.p_x) + k * nw * n_in,
+                    (<double*>self.p_x) + k * nw * n_in + n_in, (nw - 1) * n_in * sizeof(double))
+        self._store(self.p_x, k * nw + nw - 1, n_in, x)
+
     # ------------------------------------------------------------ forward kernels
     cdef void _layer(self, Py_ssize_t nb, Py_ssize_t l, const double* xin, Py_ssize_t ldx,
                      const double* hp, const double* cp, double* recs) noexcept nogil:
@@ -529,6 +537,11 @@ cdef class SharedNetwork:
                        double* out) noexcept nogil:
         self._forward_committed(B, slots, X)
         memcpy(out, &self.fout[0], B * self.n_out * sizeof(double))
+
+    cdef int _step_multi(self, Py_ssize_t B, const long long* slots, const double* X,
+                         const double* Y, double* out) noexcept nogil:
+        """``step_multi`` at C level (preconditions in _shared.pxd)."""
+        return self._step(B, slots, X, Y, out, True)
 
     # ------------------------------------------------------------ the batched step
     cdef int _step(self, Py_ssize_t B, const long long* slots, const double* X,
@@ -603,16 +616,7 @@ cdef class SharedNetwork:
                 self._store(self.p_h0, k, LH, &self.nh0[i * LH])
                 if LHc:
                     self._store(self.p_c0, k, LH, &self.nc0[i * LH])
-                if nw > 0:
-                    if self.f32:
-                        memmove((<float*>self.p_x) + k * nw * n_in,
-                                (<float*>self.p_x) + k * nw * n_in + n_in,
-                                (nw - 1) * n_in * sizeof(float))
-                    else:
-                        memmove((<double*>self.p_x) + k * nw * n_in,
-                                (<double*>self.p_x) + k * nw * n_in + n_in,
-                                (nw - 1) * n_in * sizeof(double))
-                    self._store(self.p_x, k * nw + nw - 1, n_in, X + b * n_in)
+                self._push_full(k, X + b * n_in)
             else:
                 self._store(self.p_x, k * nw + self.p_n[k], n_in, X + b * n_in)
                 self.p_n[k] += 1
@@ -954,12 +958,12 @@ cdef class SharedNetwork:
         self._busy = True
         try:
             with nogil:
-                status = self._advance(B, sp, xp, op)
+                status = self._rollout(B, sp, xp, op)
         finally:
             self._busy = False
         return status
 
-    cdef int _advance(self, Py_ssize_t B, const long long* slots, const double* X,
+    cdef int _rollout(self, Py_ssize_t B, const long long* slots, const double* X,
                       double* out) noexcept nogil:
         cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, R = self.rec
         cdef Py_ssize_t GH = self.G * H, LR = L * R, LHc = L * self.Hc, b, l
@@ -980,6 +984,128 @@ cdef class SharedNetwork:
                 self._store(self.p_h, slots[b] * L + l, H, rec_h(r, H, GH))
                 if LHc:
                     self._store(self.p_c, slots[b] * L + l, H, rec_c(r, H, GH))
+        memcpy(out, &self.fout[0], B * self.n_out * sizeof(double))
+        return 1
+
+    def advance(self, slots, X, out):
+        """Step the slots forward without learning: ``out`` (float64 (B, n_out)) receives
+        the forecasts from the committed states (what ``predict`` returns), then (h, c)
+        commit the new state and x_b joins the key's window; a full window (k2 steps with
+        x_b) drops its oldest step and (h0, c0) moves one step forward, replayed from the
+        old (h0, c0) with the current weights, exactly as ``step`` commits it. A later
+        ``step``/``step_multi`` of the key then replays the right window (its last k2
+        inputs). Weights, optimizer, ``t`` and ``last_loss`` are not touched.
+
+        ``slots``: int64 (B,), distinct, 1 <= B <= max_batch; ``X``: float64 (B, n_in).
+        Returns 1, or -1 (a non-finite input) / -2 (a non-finite output or new state),
+        changing nothing then (``out`` not written)."""
+        cdef Py_ssize_t B
+        cdef const long long* sp = <const long long*>_fast(slots, cnp.NPY_INT64, 1, -1, 0,
+                                                            False)
+        if sp == NULL or self._busy or self.n_in == 0:
+            slots = self._slot_array(slots, True, True)  # converts, or raises the reason
+            sp = <const long long*>_data(slots)
+            B = slots.shape[0]
+        else:
+            B = cnp.PyArray_DIM(<cnp.ndarray>slots, 0)
+            self._check_ptr(sp, B, True, True)
+        cdef const double* xp = <const double*>_fast(X, cnp.NPY_DOUBLE, 2, B, self.n_in, False)
+        cdef double* op = <double*>_fast(out, cnp.NPY_DOUBLE, 2, B, self.n_out, True)
+        if xp == NULL or op == NULL:
+            _float_rows(X, "X", B, self.n_in)
+            _float_rows(out, "out", B, self.n_out, True)
+            xp = <const double*>_data(X)
+            op = <double*>_data(out)
+        cdef int status
+        self._busy = True
+        try:
+            with nogil:
+                status = self._advance(B, sp, xp, op)
+        finally:
+            self._busy = False
+        return status
+
+    cdef int _advance(self, Py_ssize_t B, const long long* slots, const double* X,
+                      double* out) noexcept nogil:
+        """``advance`` at C level (preconditions in _shared.pxd). The oldest step of the
+        full windows is replayed ``chunk`` rows at a time in the replay scratch (xr, rh, rc,
+        rrec), its state kept in nh0/nc0 until every check has passed."""
+        cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, LH = L * H, R = self.rec
+        cdef Py_ssize_t GH = self.G * H, LR = L * R, LHc = L * self.Hc, n_in = self.n_in
+        cdef Py_ssize_t nw = self.nw, CB = self.chunk, b, l, q, i, k, nf, c0, nc
+        cdef Py_ssize_t* perm = &self.perm[0]
+        cdef double* xr = &self.xr[0]
+        cdef double* rh = &self.rh[0]
+        cdef double* rc = &self.rc[0]
+        cdef double* rrec = &self.rrec[0]
+        cdef double* frec = &self.frec[0]
+        cdef double* r
+        # ---- 0. inputs finite
+        if not _all_finite(B * n_in, X):
+            return -1
+        # ---- 1. forecast and new committed state
+        self._forward_committed(B, slots, X)
+        if not _all_finite(B * self.n_out, &self.fout[0]):
+            return -2
+        for b in range(B):
+            for l in range(L):
+                r = frec + b * LR + l * R
+                if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
+                    return -2
+        # ---- 2. full windows: the state after their oldest step, from (h0, c0)
+        nf = 0
+        for b in range(B):
+            if self.p_n[slots[b]] == nw:
+                perm[nf] = b
+                nf += 1
+        c0 = 0
+        while c0 < nf:
+            nc = nf - c0 if nf - c0 < CB else CB
+            for q in range(nc):
+                b = perm[c0 + q]
+                k = slots[b]
+                self._load(self.p_h0, k, LH, rh + q * LH)
+                if LHc:
+                    self._load(self.p_c0, k, LHc, rc + q * LH)
+                else:
+                    memset(rc + q * LH, 0, LH * sizeof(double))
+                if nw > 0:
+                    self._load(self.p_x, k * nw, n_in, xr + q * n_in)
+                else:
+                    memcpy(xr + q * n_in, X + b * n_in, n_in * sizeof(double))
+            for l in range(L):
+                if l == 0:
+                    self._layer(nc, 0, xr, n_in, rh, rc, rrec)
+                else:
+                    self._layer(nc, l, rec_h(rrec + (l - 1) * R, H, GH), LR, rh + l * H,
+                                rc + l * H, rrec + l * R)
+            for q in range(nc):
+                for l in range(L):
+                    r = rrec + q * LR + l * R
+                    if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
+                        return -2
+                    memcpy(&self.nh0[(c0 + q) * LH + l * H], rec_h(r, H, GH), H * sizeof(double))
+                    memcpy(&self.nc0[(c0 + q) * LH + l * H], rec_c(r, H, GH), H * sizeof(double))
+            c0 += nc
+        # ---- 3. commit
+        for b in range(B):
+            for l in range(L):
+                r = frec + b * LR + l * R
+                self._store(self.p_h, slots[b] * L + l, H, rec_h(r, H, GH))
+                if LHc:
+                    self._store(self.p_c, slots[b] * L + l, H, rec_c(r, H, GH))
+        for i in range(nf):
+            b = perm[i]
+            k = slots[b]
+            self._store(self.p_h0, k, LH, &self.nh0[i * LH])
+            if LHc:
+                self._store(self.p_c0, k, LH, &self.nc0[i * LH])
+            self._push_full(k, X + b * n_in)
+        for b in range(B):
+            k = slots[b]
+            if self.p_n[k] < nw:
+                self._store(self.p_x, k * nw + self.p_n[k], n_in, X + b * n_in)
+                self.p_n[k] += 1
         memcpy(out, &self.fout[0], B * self.n_out * sizeof(double))
         return 1
 

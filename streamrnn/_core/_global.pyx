@@ -1,0 +1,1233 @@
+"""The per-partition multi-series forecasting model at C level: ``GlobalCore``.
+
+One object holds everything a partition's many series need (issue 12): a ``SharedNetwork``
+(shared weights, per-key recurrent slots) and, per key, one preallocated row of a slot array
+(no Python object per key) with a light exponential-smoothing backbone, the history the
+baselines need, the pending forecasts, and the key's combination errors. Shared by all keys
+(one per core): the network, the running mean/variance of the user features, pooled
+combination priors and the conformal state (scores normalised by each key's scale). The
+readable twin is ``tests/reference_global.py``; the single-series stack it imitates is
+``_backbone.pyx`` / ``_combine.pyx`` / ``_forecast.pyx``.
+
+Time of a key: ``n`` values seen since its reset, y_0 .. y_{n-1}. "Origin s" is the key's
+state right after y_s; a forecast of step j from origin s is a forecast of y_{s+j}.
+
+Backbone (one member, additive damped-trend Holt-Winters of period m; z = y):
+    f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
+    y_0:                  l = y_0, b = 0, S = 0
+    y_t, t >= 1:          e = y_t - f_{t-1}(1)
+       first cycle (m > 0 and t < m):  S[t] = y_t - l          (level and trend kept)
+       else:  l <- l + phi b + alpha e;  b <- phi b + alpha beta e;  S[t mod m] += gamma e
+       sc <- sc + r (|e| - sc), r = max(1/t, 0.05)          (EW scale of the one-step errors)
+    scale = max(sc, 1e-8 (1 + |l|))                          (> 0; every state value clamped
+                                                              to +-1e150, +-1e36 for float32)
+A season index changes only when its own phase arrives, so the backbone's forecast of step
+j <= m made at origin s is recomputed exactly at y_{s+j} from (l_s, b_s) (a ring of H
+origins) and the current index; steps j > m (H > m) are stored.
+
+Experts, from origin s for step j (E = 4, the Combiner's order):
+    network  f_s(j) + scale_s * c_s(min(j, n_out))     c: the network's output, clipped to +-clip
+    backbone f_s(j);  last value y_s;  seasonal naive y_{s+j-m ceil(j/m)} (y_s before it exists;
+    not eligible when m = 0)
+The network (n_out = min(H, k2) outputs; steps beyond n_out use the last) reads, at origin s,
+u = clip10([(y_s - l)/scale, S[(s+1) mod m]/scale, b/scale, sin, cos of 2 pi ((s+1) mod m)/m])
+followed by the standardised user features of y_{s+1} (missing: 0); it is trained with
+``step_multi`` delayed targets: output i of the step at origin s has the target
+clip((y_{s+i+1} - f_s(i+1)) / scale_s) (NaN while s < WARM = 2, the scale not yet formed).
+
+Combination per key and step j: L[j, e] EW (0.97) of |y - f_e| / scale_s over the origins
+s >= WARM; pooled P[j, e] EW (0.999) over every key's scorings; with n_j = the key's scorings
+of step j, the key's score is (n_j L + 10 P) / (n_j + 10) (a young key uses the pooled
+errors), rel = (score - min) / max(min, 1e-12), w = exp(-10 rel) (0 when 10 rel >= 40),
+normalised (equal weights before any scoring). Combined c = sum w f / sum w, stored as
+(c - f_s(j)) / scale_s.
+
+Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
+s >= WARM, the last ``window`` per step sorted; half-width q = the ceil((1 - a)(n + 1))-th
+smallest (clipped to 1..n; a <= 0: 1.5 x the largest; fewer than 5 scores: none), a the ACI
+level alpha_t: a += gamma (alpha - [score > q(a)]) with q from the scores before this one
+(the shared quantile stands in for the one issued), clamped to [-1, 2]; other alphas are
+interpolated as in ``_combine.Conformal``. Interval = c +- scale * q. Anomaly score of y_t:
+1 - (1 + #{step-1 scores >= its score}) / (1 + n) before its own score enters.
+
+``step`` for B distinct keys (one nogil call, no allocation), in this order:
+1. every row loaded; features standardised with the shared statistics of the call's start;
+2. keys with n >= 1: input of origin n-1 and the delayed targets; one ``step_multi`` (or
+   ``_advance`` for keys that do not learn on this value: learn_every); a refused network
+   step resets those keys' network slots (their window would lose its alignment) and their
+   corrections are 0 (status 2);
+3. per key in batch order: the network's outputs become the pending corrections of origin
+   n-1, the combined forecasts of origin n-1 are issued (pred = step 1), y is scored against
+   every pending forecast (anomaly first, then the combination errors, pooled priors, ACI
+   levels and conformal scores), the backbone and the history take y;
+4. the feature statistics take the batch's features (Welford, row order);
+5. one batched ``predict`` from the new states: fc, lo, hi of origin n.
+Per-key rows are float32 or float64; arithmetic is float64 from the stored values and every
+value is rounded where it is stored, so the recomputed forecasts equal the issued ones.
+"""
+import math
+
+import numpy as np
+
+cimport numpy as cnp
+from libc.math cimport INFINITY, NAN, ceil, cos, exp, fabs, isfinite, isinf, isnan, sin, sqrt
+from libc.string cimport memcpy, memset
+
+from streamrnn._core._shared cimport SharedNetwork
+from streamrnn._core._optim cimport Optimizer
+from streamrnn._core._shared import _dtype_arg
+from streamrnn._core._network import _CELL_NAMES
+from streamrnn._core._optim import _array, _counter, _number
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #if defined(__clang__)
+    #pragma STDC FP_CONTRACT OFF
+    #elif defined(__GNUC__)
+    #pragma GCC optimize ("fp-contract=off")
+    #endif
+    """
+
+# ---------------------------------------------------------------- constants
+cdef enum:
+    E = 4           # experts
+    N_LEAD = 5      # network inputs the core computes
+    NETWORK = 0
+    BACKBONE = 1
+    LAST = 2
+    SNAIVE = 3
+EXPERTS = ("network", "backbone", "last value", "seasonal naive")
+N_LEAD_INPUTS = N_LEAD
+cdef long long WARM = 2             # origins s >= WARM are scored (the scale has 2 errors)
+WARM_ORIGINS = WARM
+cdef double DECAY = 0.97            # a key's EW errors
+cdef double POOL_DECAY = 0.999      # the pooled EW errors
+cdef double N0 = 10.0               # prior weight of the pooled errors
+cdef double ETA = 10.0              # soft-min sharpness
+cdef double LO_FLOOR = 1e-12
+cdef double CUT = 40.0
+cdef double VMAX = 1e30             # normalised errors and scores are clamped here
+cdef double INPUT_CLIP = 10.0
+cdef double SCALE_RATE = 0.05
+cdef double SCALE_FLOOR = 1e-8
+cdef long long MIN_SCORES = 5
+cdef double AT_LO = -1.0
+cdef double AT_HI = 2.0
+cdef long long COUNT_LIMIT = 1 << 62
+cdef double FEAT_LIMIT = 1e100
+cdef double PI = 3.14159265358979323846
+
+LEARNED = 1
+NET_REFUSED = 2
+BAD_INPUT = -1
+MAX_HORIZON = 1000
+MAX_PERIOD = 10000
+MAX_FEATURES = 4096
+MAX_WINDOW = 100000
+MAX_ROW_BYTES = 2 ** 38
+
+
+cdef inline double _clipv(double v, double c) noexcept nogil:
+    if v > c:
+        return c
+    if v < -c:
+        return -c
+    return v
+
+
+cdef inline void* _ptr(object a):
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+def _int(value, name, lo, hi):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    v = int(value)
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
+    return v
+
+
+def _flt(value, name, lo, hi, lo_open=False, hi_open=False):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    f = float(value)
+    if not (f == f and (f > lo if lo_open else f >= lo) and (f < hi if hi_open else f <= hi)):
+        raise ValueError(f"{name} must be in {'(' if lo_open else '['}{lo}, {hi}"
+                         f"{')' if hi_open else ']'}, got {f}")
+    return f
+
+
+def _farg(value, name, shape, writable=False):
+    """``value`` as it is: a C-contiguous aligned native float64 ndarray of ``shape``."""
+    if type(value) is not np.ndarray:
+        raise TypeError(f"{name} must be a float64 ndarray, got {type(value).__name__}")
+    if value.dtype != np.float64:
+        raise TypeError(f"{name} must have dtype float64, got {value.dtype}")
+    if value.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {value.shape}, expected {tuple(shape)}")
+    if not (value.flags.c_contiguous and value.flags.aligned) or value.dtype.byteorder == ">":
+        raise ValueError(f"{name} must be C-contiguous, aligned and native-endian")
+    if writable and not value.flags.writeable:
+        raise ValueError(f"{name} must be writable")
+    return value
+
+
+def row_layout(horizon, period, k2):
+    """Per-key row layout: ``(W, R, jb, n_out, parts)``; ``parts`` maps each field to
+    (offset, length) in the row. Pure Python ints (the reference uses it too)."""
+    H, m = horizon, period
+    n_out = min(H, k2)
+    R = (m * ((H + m - 1) // m)) if m > 0 else H
+    if R < m:
+        R = m
+    jb = min(m, H) if m > 0 else H
+    bbp = sum(range(jb + 1, H + 1))
+    netl = [i + 1 for i in range(n_out - 1)] + [H]
+    parts, off = {}, 0
+    for name, n in (("y", R), ("season", m), ("hw", 3), ("origin", 3 * H), ("bbp", bbp),
+                    ("net", sum(netl)), ("comb", H * (H + 1) // 2), ("err", H * E)):
+        parts[name] = (off, n)
+        off += n
+    return off, R, jb, n_out, parts, netl
+
+
+_CONFIG_KEYS = ("cell", "hidden_size", "num_layers", "k2", "horizon", "period", "n_x",
+                "capacity", "max_batch", "slot_dtype", "learn_every", "seed", "loss", "clip",
+                "hw_alpha", "hw_beta", "hw_phi", "hw_gamma", "window", "aci_gamma", "alphas")
+_SHARED_KEYS = frozenset(("t", "conf_raw", "conf_sorted", "conf_count", "conf_pos", "conf_at",
+                          "pool", "pool_n", "feat_n", "feat_mean", "feat_m2"))
+_STATE_KEYS = frozenset(("net", "shared", "rows", "count"))
+
+
+cdef class GlobalCore:
+    """Many series, one network: the per-partition model (see the module docstring).
+
+    ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
+    max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
+    loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+    window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
+    ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
+    """
+
+    def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
+                 max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
+                 loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+                 window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
+        from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
+        self.n_in = 0  # refuses to run until the last line
+        H = _int(horizon, "horizon", 1, MAX_HORIZON)
+        m = _int(period, "period", 0, MAX_PERIOD)
+        if m == 1:
+            raise ValueError("period must be 0 (none) or >= 2, got 1")
+        nx = _int(n_x, "n_x", 0, MAX_FEATURES)
+        k2 = _int(k2, "k2", 1, 10000)
+        cap = _int(capacity, "capacity", 1, 2 ** 40)
+        mb = _int(max_batch, "max_batch", 1, 1 << 20)
+        le = _int(learn_every, "learn_every", 1, 1 << 30)
+        seed = _int(seed, "seed", 0, 2 ** 63 - 1)
+        sd = _dtype_arg(slot_dtype)
+        if isinstance(loss, (bool, np.bool_)) or loss not in (SQUARED, ABSOLUTE, HUBER):
+            raise ValueError(f"loss must be a regression loss code (SQUARED, ABSOLUTE, HUBER), "
+                             f"got {loss!r}")
+        clip = _flt(clip, "clip", 0.0, 1e6, lo_open=True)
+        a_ = _flt(hw_alpha, "hw_alpha", 0.0, 1.0, lo_open=True)
+        b_ = _flt(hw_beta, "hw_beta", 0.0, 1.0)
+        p_ = _flt(hw_phi, "hw_phi", 0.0, 1.0)
+        g_ = _flt(hw_gamma, "hw_gamma", 0.0, 1.0)
+        win = _int(window, "window", MIN_SCORES, MAX_WINDOW)
+        ag = _flt(aci_gamma, "aci_gamma", 0.0, 1.0)
+        if not isinstance(alphas, (tuple, list)) or not 1 <= len(alphas) <= 16:
+            raise TypeError("alphas must be a tuple of 1 to 16 levels in (0, 1)")
+        al = tuple(_flt(a, "an alpha", 0.0, 1.0, True, True) for a in alphas)
+        if any(al[i] >= al[i + 1] for i in range(len(al) - 1)):
+            raise ValueError("alphas must be increasing")
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a streamrnn._core.Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        Wrow, R, jb, n_out, parts, netl = row_layout(H, m, k2)
+        isz = 4 if sd == "float32" else 8
+        if cap * (Wrow * isz + 8) > MAX_ROW_BYTES:
+            raise ValueError(f"capacity {cap} x {Wrow * isz + 8} bytes per key is beyond "
+                             f"{MAX_ROW_BYTES} bytes")
+        if mb * (Wrow + 2 * (N_LEAD + nx) + 3 * H + nx) * 8 > 2 ** 31:
+            raise ValueError("max_batch is too large for the batch scratch")
+        net = SharedNetwork(cell, N_LEAD + nx, hidden_size, num_layers, n_out, k2, loss,
+                            capacity=cap, max_batch=mb, slot_dtype=sd)
+        initialize(net, np.random.default_rng(seed))
+        net.set_optimizer(optimizer if optimizer is not None else Optimizer(ADAM, 1e-3))
+        self._config = dict(cell=int(cell), hidden_size=int(hidden_size),
+                            num_layers=int(num_layers), k2=k2, horizon=H, period=m, n_x=nx,
+                            capacity=cap, max_batch=mb, slot_dtype=sd, learn_every=le,
+                            seed=seed, loss=int(loss), clip=clip, hw_alpha=a_, hw_beta=b_,
+                            hw_phi=p_, hw_gamma=g_, window=win, aci_gamma=ag, alphas=al)
+        self.net = net
+        self.horizon, self.period, self.n_x, self.n_out = H, m, nx, n_out
+        self.capacity, self.max_batch, self.learn_every = cap, mb, le
+        self.f32 = sd == "float32"
+        self.clip, self.hw_alpha, self.hw_beta, self.hw_phi, self.hw_gamma = clip, a_, b_, p_, g_
+        self.window, self.aci_gamma, self.alphas, self.n_levels = win, ag, al, len(al)
+        self.y_limit = 1e30 if self.f32 else 1e100
+        self.big = 1e36 if self.f32 else 1e150
+        self.W, self.R, self.jb = Wrow, R, jb
+        self.o_y, self.o_s, self.o_hw = parts["y"][0], parts["season"][0], parts["hw"][0]
+        self.o_org, self.o_bbp, self.o_net = parts["origin"][0], parts["bbp"][0], parts["net"][0]
+        self.o_cmb, self.o_err = parts["comb"][0], parts["err"][0]
+        bbo = np.zeros(H + 1, dtype=np.intp)
+        off = self.o_bbp
+        for j in range(jb + 1, H + 1):
+            bbo[j] = off
+            off += j
+        neto = np.zeros(n_out, dtype=np.intp)
+        off = self.o_net
+        for i in range(n_out):
+            neto[i] = off
+            off += netl[i]
+        ph = np.zeros(H + 1)
+        acc, p = 0.0, 1.0
+        for j in range(1, H + 1):
+            p = p * p_
+            acc = acc + p
+            ph[j] = acc
+        self._bbo_arr, self._neto_arr = bbo, neto
+        self._netl_arr, self._phacc_arr = np.array(netl, dtype=np.intp), ph
+        self.bbo = <Py_ssize_t*>_ptr(bbo)
+        self.neto = <Py_ssize_t*>_ptr(neto)
+        self.netl = <Py_ssize_t*>_ptr(self._netl_arr)
+        self.phacc = <double*>_ptr(ph)
+        self._rows = np.zeros((cap, Wrow), dtype=np.float32 if self.f32 else np.float64)
+        self._count = np.zeros(cap, dtype=np.int64)
+        self.p_rows = <char*>_ptr(self._rows)
+        self.p_count = <long long*>_ptr(self._count)
+        A = len(al)
+        self._calpha = np.array(al, dtype=np.float64)
+        self._assign_shared(dict(
+            t=0, conf_raw=np.zeros((H, win)), conf_sorted=np.zeros((H, win)),
+            conf_count=np.zeros(H, dtype=np.int64), conf_pos=np.zeros(H, dtype=np.int64),
+            conf_at=np.repeat(self._calpha[:, None], H, axis=1), pool=np.zeros((H, E)),
+            pool_n=np.zeros(H, dtype=np.int64), feat_n=np.zeros(nx, dtype=np.int64),
+            feat_mean=np.zeros(nx), feat_m2=np.zeros(nx)))
+        self.calpha = <double*>_ptr(self._calpha)
+        nin = N_LEAD + nx
+        s = {"row": np.zeros(mb * Wrow), "X": np.zeros(mb * nin), "Y": np.zeros(mb * n_out),
+             "O": np.zeros(mb * n_out), "slot": np.zeros(mb, dtype=np.int64),
+             "idx": np.zeros(mb, dtype=np.intp), "kmap": np.zeros(mb, dtype=np.intp), "fx": np.zeros(mb * max(nx, 1)),
+             "f": np.zeros(E), "w": np.zeros(E), "c": np.zeros(H)}
+        self._scratch = s
+        self.srow, self.sX, self.sY = <double*>_ptr(s["row"]), <double*>_ptr(s["X"]), <double*>_ptr(s["Y"])
+        self.sO, self.sslot = <double*>_ptr(s["O"]), <long long*>_ptr(s["slot"])
+        self.sidx, self.sfx = <Py_ssize_t*>_ptr(s["idx"]), <double*>_ptr(s["fx"])
+        self.skmap = <Py_ssize_t*>_ptr(s["kmap"])
+        self.sf, self.sw, self.sc = <double*>_ptr(s["f"]), <double*>_ptr(s["w"]), <double*>_ptr(s["c"])
+        self._busy = False
+        self.n_in = nin
+
+    def _assign_shared(self, d):
+        """Take over checked shared arrays (fresh copies) and bind their pointers."""
+        self.t = d["t"]
+        self._craw, self._csrt = d["conf_raw"], d["conf_sorted"]
+        self._ccnt, self._cpos, self._cat = d["conf_count"], d["conf_pos"], d["conf_at"]
+        self._pool, self._pooln = d["pool"], d["pool_n"]
+        self._fn, self._fmean, self._fm2 = d["feat_n"], d["feat_mean"], d["feat_m2"]
+        self.craw, self.csrt = <double*>_ptr(self._craw), <double*>_ptr(self._csrt)
+        self.ccnt, self.cpos = <long long*>_ptr(self._ccnt), <long long*>_ptr(self._cpos)
+        self.cat, self.pool = <double*>_ptr(self._cat), <double*>_ptr(self._pool)
+        self.pooln, self.fn = <long long*>_ptr(self._pooln), <long long*>_ptr(self._fn)
+        self.fmean, self.fm2 = <double*>_ptr(self._fmean), <double*>_ptr(self._fm2)
+
+    # ------------------------------------------------------------ sizes
+    @property
+    def slot_bytes(self):
+        """Committed bytes per key: the network's slot (``net.slot_bytes``, its 8-byte
+        window count included) + the key's row (itemsize x W) + its count (8). With
+        R = m ceil(H/m) (H when m = 0), jb = min(m, H) (H when m = 0), n_out = min(H, k2):
+        W = R + m + 3 + 3H + sum_{j=jb+1..H} j + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 4H."""
+        return int(self.net.slot_bytes) + self.W * (4 if self.f32 else 8) + 8
+
+    @property
+    def slot_dtype(self):
+        return "float32" if self.f32 else "float64"
+
+    def __sizeof__(self):
+        n = object.__sizeof__(self) + self._rows.nbytes + self._count.nbytes
+        n += sum(a.nbytes for a in self._scratch.values())
+        n += sum(a.nbytes for a in (self._craw, self._csrt, self._ccnt, self._cpos, self._cat,
+                                    self._pool, self._pooln, self._fn, self._fmean, self._fm2))
+        return n + self.net.__sizeof__()
+
+    # ------------------------------------------------------------ rows
+    cdef void _load(self, Py_ssize_t slot, double* row) noexcept nogil:
+        cdef Py_ssize_t i, W = self.W
+        cdef const float* f
+        if self.f32:
+            f = (<const float*>self.p_rows) + slot * W
+            for i in range(W):
+                row[i] = f[i]
+        else:
+            memcpy(row, (<const double*>self.p_rows) + slot * W, W * sizeof(double))
+
+    cdef void _store(self, Py_ssize_t slot, const double* row) noexcept nogil:
+        cdef Py_ssize_t i, W = self.W
+        cdef float* f
+        if self.f32:
+            f = (<float*>self.p_rows) + slot * W
+            for i in range(W):
+                f[i] = <float>row[i]
+        else:
+            memcpy((<double*>self.p_rows) + slot * W, row, W * sizeof(double))
+
+    cdef double _rnd(self, double v) noexcept nogil:
+        """The value as stored (every value written into a row goes through here)."""
+        if v > self.big:
+            v = self.big
+        elif v < -self.big:
+            v = -self.big
+        if self.f32:
+            return <double>(<float>v)
+        return v
+
+    # ------------------------------------------------------------ backbone and experts
+    cdef double _scale(self, const double* row) noexcept nogil:
+        cdef double sc = row[self.o_hw + 2]
+        cdef double fl = SCALE_FLOOR * (1.0 + fabs(row[self.o_hw]))
+        return self._rnd(sc if sc > fl else fl)
+
+    cdef double _bb(self, const double* row, long long n, Py_ssize_t j) noexcept nogil:
+        """The backbone's forecast of step j (1..H) from the committed origin n - 1."""
+        cdef double v = row[self.o_hw] + self.phacc[j] * row[self.o_hw + 1]
+        if self.period > 0:
+            v = v + row[self.o_s + (n - 1 + j) % self.period]
+        return v
+
+    cdef double _bb_at(self, const double* row, long long t, Py_ssize_t j) noexcept nogil:
+        """The backbone's forecast of step j made at origin s = t - j, read when y_t arrives
+        (before it updates the row): stored for j > jb, else recomputed."""
+        cdef long long s = t - j
+        cdef Py_ssize_t q
+        cdef double v
+        if j > self.jb:
+            return row[self.bbo[j] + s % j]
+        q = self.o_org + 3 * (s % self.horizon)
+        v = row[q] + self.phacc[j] * row[q + 1]
+        if self.period > 0:
+            v = v + row[self.o_s + t % self.period]
+        return v
+
+    cdef void _experts(self, const double* row, long long n, Py_ssize_t j, double bb,
+                       double corr, double* f) noexcept nogil:
+        """The experts' forecasts of step j (any j >= 1) from origin n - 1 with backbone
+        forecast bb and the (stored-form) network correction of that step."""
+        cdef Py_ssize_t m = self.period, R = self.R
+        cdef double ylast = row[self.o_y + (n - 1) % R]
+        cdef long long idx
+        f[NETWORK] = bb + self._scale(row) * corr
+        f[BACKBONE] = bb
+        f[LAST] = ylast
+        f[SNAIVE] = ylast
+        if m > 0:
+            idx = n - 1 + j - m * ((j + m - 1) // m)
+            if idx >= 0:
+                f[SNAIVE] = row[self.o_y + idx % R]
+
+    cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil:
+        cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e
+        cdef Py_ssize_t ne = E if self.period > 0 else E - 1
+        cdef long long nj = n - jj - WARM
+        cdef long long pn = self.pooln[jj - 1]
+        cdef double lo = INFINITY, x, s, tot = 0.0
+        cdef double L[E]
+        if nj < 0:
+            nj = 0
+        if nj == 0 and pn == 0:
+            for e in range(E):
+                w[e] = 1.0 / ne if e < ne else 0.0
+            return
+        for e in range(ne):
+            if nj == 0:
+                s = self.pool[(jj - 1) * E + e]
+            elif pn == 0:
+                s = row[self.o_err + (jj - 1) * E + e]
+            else:
+                s = ((<double>nj) * row[self.o_err + (jj - 1) * E + e]
+                     + N0 * self.pool[(jj - 1) * E + e]) / (<double>nj + N0)
+            L[e] = s
+            if s < lo:
+                lo = s
+        for e in range(E):
+            if e >= ne:
+                w[e] = 0.0
+                continue
+            x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            w[e] = exp(-x) if x < CUT else 0.0
+            tot = tot + w[e]
+        for e in range(E):
+            w[e] = w[e] / tot
+
+    cdef double _combine(self, const double* row, long long n, Py_ssize_t j, double bb,
+                         double corr) noexcept nogil:
+        cdef double f[E]
+        cdef double w[E]
+        cdef double c = 0.0
+        cdef Py_ssize_t e
+        self._experts(row, n, j, bb, corr, f)
+        self._weights(row, n, j, w)
+        for e in range(E):
+            if w[e] > 0.0:
+                c = c + w[e] * f[e]
+        return c
+
+    cdef void _features(self, const double* x, double* fx) noexcept nogil:
+        """User features standardised by the shared statistics (missing or no spread: 0)."""
+        cdef Py_ssize_t i
+        cdef double v, var
+        for i in range(self.n_x):
+            fx[i] = 0.0
+            if x == NULL or isnan(x[i]) or self.fn[i] < 2:
+                continue
+            var = self.fm2[i] / <double>self.fn[i]
+            if var > 0.0:
+                v = (x[i] - self.fmean[i]) / sqrt(var)
+                fx[i] = _clipv(v, INPUT_CLIP) if isfinite(v) else 0.0
+
+    cdef void _inputs(self, const double* row, long long n, const double* fx, double* u) noexcept nogil:
+        """The network input at origin n - 1 (n >= 1): the lead columns, then fx."""
+        cdef double sc = self._scale(row)
+        cdef Py_ssize_t m = self.period, i
+        cdef double ang
+        u[0] = _clipv((row[self.o_y + (n - 1) % self.R] - row[self.o_hw]) / sc, INPUT_CLIP)
+        u[2] = _clipv(row[self.o_hw + 1] / sc, INPUT_CLIP)
+        if m > 0:
+            u[1] = _clipv(row[self.o_s + n % m] / sc, INPUT_CLIP)
+            ang = 2.0 * PI * <double>(n % m) / <double>m
+            u[3] = sin(ang)
+            u[4] = cos(ang)
+        else:
+            u[1] = 0.0
+            u[3] = 0.0
+            u[4] = 0.0
+        for i in range(self.n_x):
+            u[N_LEAD + i] = fx[i]
+
+    cdef void _targets(self, const double* row, long long n, double y, double* Y) noexcept nogil:
+        """Delayed targets for y_n: output i of the step at origin n - 1 - i (NaN: none)."""
+        cdef Py_ssize_t i
+        cdef long long s
+        for i in range(self.n_out):
+            s = n - 1 - i
+            if s < WARM:
+                Y[i] = NAN
+            else:
+                Y[i] = _clipv((y - self._bb_at(row, n, i + 1))
+                              / row[self.o_org + 3 * (s % self.horizon) + 2], self.clip)
+
+    # ------------------------------------------------------------ shared conformal
+    cdef double _quantile(self, Py_ssize_t j0, double a) noexcept nogil:
+        cdef long long c = self.ccnt[j0], k
+        cdef const double* v = self.csrt + j0 * self.window
+        if c < MIN_SCORES:
+            return INFINITY
+        if not a > 0.0:
+            return 1.5 * v[c - 1]
+        if a >= 1.0:
+            return v[0]
+        k = <long long>ceil((1.0 - a) * <double>(c + 1))
+        if k < 1:
+            k = 1
+        if k > c:
+            k = c
+        return v[k - 1]
+
+    cdef double _level(self, Py_ssize_t j0, double alpha) noexcept nogil:
+        cdef Py_ssize_t A = self.n_levels, H = self.horizon, i
+        cdef double u
+        for i in range(A):
+            if alpha == self.calpha[i]:
+                return self.cat[i * H + j0]
+        if alpha < self.calpha[0]:
+            return self.cat[j0] + (alpha - self.calpha[0])
+        if alpha > self.calpha[A - 1]:
+            return self.cat[(A - 1) * H + j0] + (alpha - self.calpha[A - 1])
+        i = 0
+        while i < A - 2 and not alpha < self.calpha[i + 1]:
+            i += 1
+        u = (alpha - self.calpha[i]) / (self.calpha[i + 1] - self.calpha[i])
+        return self.cat[i * H + j0] + u * (self.cat[(i + 1) * H + j0] - self.cat[i * H + j0])
+
+    cdef double _halfwidth(self, Py_ssize_t j, double alpha) noexcept nogil:
+        """Normalised half-width of step j (beyond H: step H's); inf while unknown."""
+        if j > self.horizon:
+            j = self.horizon
+        return self._quantile(j - 1, self._level(j - 1, alpha))
+
+    cdef double _pvalue(self, double s) noexcept nogil:
+        cdef long long c = self.ccnt[0]
+        cdef Py_ssize_t lo = 0, hi, mid
+        cdef const double* v = self.csrt
+        if c == 0:
+            return 1.0
+        hi = <Py_ssize_t>c
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if v[mid] < s:
+                lo = mid + 1
+            else:
+                hi = mid
+        return (1.0 + <double>(c - lo)) / (1.0 + <double>c)
+
+    cdef void _insert(self, Py_ssize_t j0, double s) noexcept nogil:
+        """Score s enters step j0's window; the oldest leaves a full one."""
+        cdef Py_ssize_t W = self.window, k, lo, hi, mid
+        cdef double* r = self.craw + j0 * W
+        cdef double* v = self.csrt + j0 * W
+        cdef long long c = self.ccnt[j0]
+        cdef Py_ssize_t p = <Py_ssize_t>self.cpos[j0]
+        cdef double old
+        if c < W:
+            k = <Py_ssize_t>c
+            self.ccnt[j0] = c + 1
+        else:
+            old = r[p]
+            lo = 0
+            hi = W
+            while lo < hi:  # the first index holding the oldest score's value
+                mid = (lo + hi) // 2
+                if v[mid] < old:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            k = lo
+            while k + 1 < W:  # remove it
+                v[k] = v[k + 1]
+                k += 1
+            k = W - 1
+        while k > 0 and v[k - 1] > s:
+            v[k] = v[k - 1]
+            k -= 1
+        v[k] = s
+        r[p] = s
+        self.cpos[j0] = (p + 1) % W
+
+    # ------------------------------------------------------------ one key's value
+    cdef void _observe(self, double* row, long long n, double y, const double* o,
+                       double* pred, double* score) noexcept nogil:
+        """y_n (n >= 1) against the pending forecasts; o: the network's outputs at origin
+        n - 1 (NULL: refused). The row still holds origin n - 1."""
+        cdef Py_ssize_t H = self.horizon, m = self.period, R = self.R, j, i, e, a, A = self.n_levels
+        cdef Py_ssize_t jo, q
+        cdef long long s, idx
+        cdef double bb, c, sc, err, ylast, cn
+        cdef double f[E]
+        cdef double* cur = self.sc
+        # 1. the corrections of origin n - 1 join the pending ones (stored form)
+        for i in range(self.n_out):
+            row[self.neto[i] + (n - 1) % self.netl[i]] = (
+                self._rnd(_clipv(o[i], self.clip)) if o != NULL else 0.0)
+        # 2. the combined forecasts of origin n - 1 (pred is step 1's)
+        sc = self._scale(row)
+        for j in range(1, H + 1):
+            jo = (j if j < self.n_out else self.n_out) - 1
+            bb = self._bb(row, n, j)
+            c = self._combine(row, n, j, bb, row[self.neto[jo] + (n - 1) % self.netl[jo]])
+            if j == 1:
+                pred[0] = c
+                cur[0] = bb
+            row[self.o_cmb + (j - 1) * j // 2 + (n - 1) % j] = self._rnd((c - bb) / sc)
+        # 3. anomaly score of y_n (before its scores enter)
+        score[0] = NAN
+        if n - 1 >= WARM and self.ccnt[0] > 0:
+            cn = fabs((y - cur[0]) / sc - row[self.o_cmb + 0])
+            score[0] = 1.0 - self._pvalue(cn if cn <= VMAX else VMAX)
+        # 4. every pending forecast of y_n
+        for j in range(1, (H if H < n else n) + 1):
+            s = n - j
+            if s < WARM:
+                break
+            q = self.o_org + 3 * (s % H)
+            sc = row[q + 2]
+            bb = self._bb_at(row, n, j)
+            jo = (j if j < self.n_out else self.n_out) - 1
+            ylast = row[self.o_y + s % R]
+            f[NETWORK] = bb + sc * row[self.neto[jo] + s % self.netl[jo]]
+            f[BACKBONE] = bb
+            f[LAST] = ylast
+            f[SNAIVE] = ylast
+            if m > 0:
+                idx = n - m * ((j + m - 1) // m)
+                if idx >= 0:
+                    f[SNAIVE] = row[self.o_y + idx % R]
+            for e in range(E):
+                err = fabs(y - f[e]) / sc
+                if not err <= VMAX:
+                    err = VMAX
+                i = self.o_err + (j - 1) * E + e
+                row[i] = self._rnd(err if s == WARM else DECAY * row[i] + (1.0 - DECAY) * err)
+                i = (j - 1) * E + e
+                self.pool[i] = (err if self.pooln[j - 1] == 0
+                                else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
+            if self.pooln[j - 1] < COUNT_LIMIT:
+                self.pooln[j - 1] += 1
+            cn = fabs((y - bb) / sc - row[self.o_cmb + (j - 1) * j // 2 + s % j])
+            if not cn <= VMAX:
+                cn = VMAX
+            for a in range(A):
+                c = self._quantile(j - 1, self.cat[a * H + j - 1])
+                if isfinite(c):
+                    err = self.cat[a * H + j - 1] + self.aci_gamma * (
+                        self.calpha[a] - (1.0 if cn > c else 0.0))
+                    self.cat[a * H + j - 1] = AT_LO if err < AT_LO else (AT_HI if err > AT_HI else err)
+            self._insert(j - 1, cn)
+
+    cdef void _update(self, double* row, long long n, double y) noexcept nogil:
+        """The backbone and the history take y_n; the origin n entries are written."""
+        cdef Py_ssize_t m = self.period, H = self.horizon, j, p = 0
+        cdef Py_ssize_t hw = self.o_hw
+        cdef double l = row[hw], b = row[hw + 1], e, fit, r, phi = self.hw_phi
+        if n == 0:
+            row[hw] = self._rnd(y)
+            row[hw + 1] = 0.0
+            row[hw + 2] = 0.0
+        else:
+            fit = l + phi * b
+            if m > 0:
+                p = n % m
+                fit = fit + row[self.o_s + p]
+            e = y - fit
+            if m > 0 and n < m:
+                row[self.o_s + p] = self._rnd(y - l)
+            else:
+                row[hw] = self._rnd(l + phi * b + self.hw_alpha * e)
+                row[hw + 1] = self._rnd(phi * b + self.hw_alpha * self.hw_beta * e)
+                if m > 0:
+                    row[self.o_s + p] = self._rnd(row[self.o_s + p] + self.hw_gamma * e)
+            r = 1.0 / <double>n
+            if r < SCALE_RATE:
+                r = SCALE_RATE
+            e = fabs(e)
+            if not e <= self.big:
+                e = self.big
+            row[hw + 2] = self._rnd(row[hw + 2] + r * (e - row[hw + 2]))
+        row[self.o_y + n % self.R] = self._rnd(y)
+        p = self.o_org + 3 * (n % H)
+        row[p] = row[hw]
+        row[p + 1] = row[hw + 1]
+        row[p + 2] = self._scale(row)
+        for j in range(self.jb + 1, H + 1):
+            row[self.bbo[j] + n % j] = self._rnd(self._bb(row, n + 1, j))
+
+    cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
+                       double* fc, double* lo, double* hi) noexcept nogil:
+        """Combined forecasts and intervals of steps 1..H from origin n - 1 (n >= 1)."""
+        cdef Py_ssize_t H = self.horizon, j, jo
+        cdef double bb, c, q, sc = self._scale(row)
+        for j in range(1, H + 1):
+            jo = (j if j < self.n_out else self.n_out) - 1
+            bb = self._bb(row, n, j)
+            c = self._combine(row, n, j, bb, self._rnd(_clipv(o[jo], self.clip)))
+            fc[j - 1] = c
+            q = self._halfwidth(j, alpha)
+            if isfinite(q):
+                lo[j - 1] = c - sc * q
+                hi[j - 1] = c + sc * q
+            else:
+                lo[j - 1] = NAN
+                hi[j - 1] = NAN
+
+    cdef void _net_reset(self, Py_ssize_t slot) noexcept nogil:
+        """The network slot back to its initial state (a refused network step)."""
+        cdef Py_ssize_t isz = 4 if self.net.f32 else 8, L = self.net.num_layers
+        cdef Py_ssize_t wh = L * self.net.hidden_size, wc = L * self.net.Hc
+        cdef Py_ssize_t wx = self.net.nw * self.net.n_in
+        memset(self.net.p_h + slot * wh * isz, 0, wh * isz)
+        memset(self.net.p_h0 + slot * wh * isz, 0, wh * isz)
+        if wc:
+            memset(self.net.p_c + slot * wc * isz, 0, wc * isz)
+            memset(self.net.p_c0 + slot * wc * isz, 0, wc * isz)
+        if wx:
+            memset(self.net.p_x + slot * wx * isz, 0, wx * isz)
+        self.net.p_n[slot] = 0
+
+    cdef int _step(self, Py_ssize_t B, const long long* slots, const double* ys,
+                   const double* xs, double alpha, double* pred, double* score, double* fc,
+                   double* lo, double* hi) noexcept nogil:
+        cdef Py_ssize_t b, k, nl, na, i, W = self.W, nin = self.n_in, no = self.n_out
+        cdef Py_ssize_t H = self.horizon, nx = self.n_x
+        cdef long long n
+        cdef int st, status = 1
+        cdef double* row
+        cdef double d
+        # 0. last line of defence: nothing changes on a bad row
+        for b in range(B):
+            if not (fabs(ys[b]) <= self.y_limit):
+                return -1
+            for i in range(nx):
+                d = xs[b * nx + i] if xs != NULL else NAN
+                if isinf(d) or (not isnan(d) and not fabs(d) <= FEAT_LIMIT):
+                    return -1
+        # 1. rows and features
+        for b in range(B):
+            self._load(slots[b], self.srow + b * W)
+            self._features(xs + b * nx if xs != NULL else NULL, self.sfx + b * nx)
+        # 2. the network: learners first (rows 0..nl-1 of the scratch), then the others
+        nl = 0
+        for b in range(B):
+            n = self.p_count[slots[b]]
+            if n >= 1 and n % self.learn_every == 0:
+                self.sidx[nl] = b
+                nl += 1
+        na = nl
+        for b in range(B):
+            n = self.p_count[slots[b]]
+            if n >= 1 and n % self.learn_every != 0:
+                self.sidx[na] = b
+                na += 1
+        for b in range(B):
+            self.skmap[b] = -1
+        for k in range(na):
+            b = self.sidx[k]
+            self.skmap[b] = k
+            n = self.p_count[slots[b]]
+            row = self.srow + b * W
+            self.sslot[k] = slots[b]
+            self._inputs(row, n, self.sfx + b * nx, self.sX + k * nin)
+            self._targets(row, n, ys[b], self.sY + k * no)
+        if nl > 0:
+            st = self.net._step(nl, self.sslot, self.sX, self.sY, self.sO, True)
+            if st != 1:
+                status = 2
+                for k in range(nl):
+                    self._net_reset(self.sslot[k])
+                    self.sslot[k] = -1
+        if na > nl:
+            st = self.net._advance(na - nl, self.sslot + nl, self.sX + nl * nin, self.sO + nl * no)
+            if st != 1:
+                status = 2
+                for k in range(nl, na):
+                    self._net_reset(self.sslot[k])
+                    self.sslot[k] = -1
+        # 3. every key's value, in batch order (k walks the network rows of each b)
+        for b in range(B):
+            row = self.srow + b * W
+            n = self.p_count[slots[b]]
+            pred[b] = NAN
+            score[b] = NAN
+            if n >= 1:
+                k = self.skmap[b]
+                self._observe(row, n, ys[b],
+                              self.sO + k * no if self.sslot[k] >= 0 else NULL,
+                              pred + b, score + b)
+            self._update(row, n, ys[b])
+            self._store(slots[b], row)
+            self.p_count[slots[b]] = n + 1 if n + 1 < COUNT_LIMIT else n
+        # 4. the feature statistics
+        for b in range(B):
+            for i in range(nx):
+                if xs == NULL or isnan(xs[b * nx + i]):
+                    continue
+                self.fn[i] += 1
+                d = xs[b * nx + i] - self.fmean[i]
+                self.fmean[i] = self.fmean[i] + d / <double>self.fn[i]
+                self.fm2[i] = self.fm2[i] + d * (xs[b * nx + i] - self.fmean[i])
+                if not self.fm2[i] <= 1e300:
+                    self.fm2[i] = 1e300
+        # 5. forecasts of the next H values from the new states (features unknown: 0)
+        for b in range(B):
+            memset(self.sfx + b * nx, 0, nx * sizeof(double))
+            self._inputs(self.srow + b * W, self.p_count[slots[b]], self.sfx + b * nx,
+                         self.sX + b * nin)
+        self.net._predict(B, slots, self.sX, self.sO)
+        for b in range(B):
+            self._outputs(self.srow + b * W, self.p_count[slots[b]], self.sO + b * no, alpha,
+                          fc + b * H, lo + b * H, hi + b * H)
+        self.t += 1
+        return status
+
+    # ------------------------------------------------------------ Python entry points
+    def _ready(self):
+        if self.n_in == 0:
+            raise RuntimeError("the core was not initialised")
+        if self._busy or self.net._busy:
+            raise RuntimeError("another thread is inside a step of this core: one call at a "
+                               "time per GlobalCore")
+
+    def _slots(self, slots, bint distinct, bint batch):
+        self._ready()
+        return self.net._slot_array(slots, distinct, batch)
+
+    def _slot(self, slot):
+        self._ready()
+        if isinstance(slot, (bool, np.bool_)) or not isinstance(slot, (int, np.integer)):
+            raise TypeError(f"slot must be an int, got {type(slot).__name__}")
+        s = int(slot)
+        if not 0 <= s < self.capacity:
+            raise ValueError(f"slot {s} is out of range [0, {self.capacity})")
+        return s
+
+    def _alpha(self, alpha):
+        return _flt(alpha, "alpha", 0.0, 1.0, True, True)
+
+    def step(self, slots, ys, xs, pred, score, fc, lo, hi, alpha=0.1):
+        """Learn one value of each of B distinct keys (see the module docstring); returns 1
+        (learned), 2 (learned, but the network step was refused: only the per-key parts
+        advanced, the batch's network slots were reset) or -1 (a non-finite y or feature,
+        or |y| > ``y_limit``: nothing changed, no output written). Bad arguments raise
+        ValueError/TypeError before anything runs."""
+        slots = self._slots(slots, True, True)
+        cdef Py_ssize_t B = slots.shape[0], H = self.horizon
+        _farg(ys, "ys", (B,))
+        cdef const double* xp = NULL
+        if xs is not None:
+            _farg(xs, "xs", (B, self.n_x))
+            if self.n_x:
+                xp = <const double*>_ptr(xs)
+        _farg(pred, "pred", (B,), True)
+        _farg(score, "score", (B,), True)
+        _farg(fc, "fc", (B, H), True)
+        _farg(lo, "lo", (B, H), True)
+        _farg(hi, "hi", (B, H), True)
+        outs = [pred, score, fc, lo, hi]
+        for i in range(5):
+            for j in range(i + 1, 5):
+                if np.shares_memory(outs[i], outs[j]):
+                    raise ValueError("the output arrays must not overlap")
+            if np.shares_memory(outs[i], ys) or (xs is not None and np.shares_memory(outs[i], xs)):
+                raise ValueError("the output arrays must not overlap the inputs")
+        cdef double a = self._alpha(alpha)
+        if self.net.optimizer is None or self.net.optimizer.size != self.net.size:
+            raise RuntimeError("the network has no optimizer bound to its size")
+        cdef const long long* sp = <const long long*>_ptr(slots)
+        cdef const double* yp = <const double*>_ptr(ys)
+        cdef double* pp = <double*>_ptr(pred)
+        cdef double* scp = <double*>_ptr(score)
+        cdef double* fp = <double*>_ptr(fc)
+        cdef double* lp = <double*>_ptr(lo)
+        cdef double* hp = <double*>_ptr(hi)
+        cdef int st
+        self._busy = True
+        self.net._busy = True
+        try:
+            with nogil:
+                st = self._step(B, sp, yp, xp, a, pp, scp, fp, lp, hp)
+        finally:
+            self._busy = False
+            self.net._busy = False
+        return st
+
+    def _row(self, s):
+        row = np.array(self._rows[s], dtype=np.float64)
+        return row, int(self._count[s])
+
+    def _x_arg(self, xs, h):
+        """The features of the next value from ``xs`` (None, (n_x,) or (h', n_x)): (n_x,) or None."""
+        if xs is None or self.n_x == 0:
+            return None
+        if not isinstance(xs, np.ndarray) or xs.dtype != np.float64:
+            raise TypeError("xs must be None or a float64 ndarray")
+        if xs.ndim == 1:
+            x = xs
+        elif xs.ndim == 2 and xs.shape[0] >= 1:
+            x = xs[0]
+        else:
+            raise ValueError(f"xs must have shape (n_x,) or (h, n_x), got {xs.shape}")
+        if x.shape != (self.n_x,):
+            raise ValueError(f"xs rows must hold n_x={self.n_x} features, got {x.shape}")
+        if np.any(np.isinf(x)) or np.any(np.abs(x[~np.isnan(x)]) > FEAT_LIMIT):
+            raise ValueError("xs holds infinite or huge features")
+        return np.ascontiguousarray(x)
+
+    def _forecast(self, s, Py_ssize_t h, xs):
+        """(combined (h,), scale) from the key's committed state; NaN before its first value."""
+        row, n = self._row(s)
+        out = np.full(h, np.nan)
+        if n == 0:
+            return out, 1.0
+        x = self._x_arg(xs, h)
+        cdef double[::1] rv = row
+        cdef double* rp = &rv[0]
+        fx = np.zeros(max(self.n_x, 1))
+        cdef double[::1] fxv = fx
+        cdef double[::1] xv
+        if x is not None:
+            xv = x
+            self._features(&xv[0], &fxv[0])
+        u = np.zeros((1, self.n_in))
+        cdef double[::1] uv = u.reshape(-1)
+        self._inputs(rp, n, &fxv[0], &uv[0])
+        o = np.zeros((1, self.n_out))
+        self.net.predict(np.array([s], dtype=np.int64), u, o)
+        corr = np.array([self._rnd(min(max(v, -self.clip), self.clip)) for v in o[0]])
+        cdef double[::1] cv = corr
+        cdef Py_ssize_t j, H = self.horizon
+        cdef double ph = 0.0, p = 1.0, bb
+        for j in range(1, h + 1):
+            p = p * self.hw_phi
+            ph = ph + p
+            if j <= H:
+                bb = self._bb(rp, n, j)
+            else:
+                bb = row[self.o_hw] + ph * row[self.o_hw + 1]
+                if self.period > 0:
+                    bb = bb + row[self.o_s + (n - 1 + j) % self.period]
+            out[j - 1] = self._combine(rp, n, j, bb, cv[(j if j < self.n_out else self.n_out) - 1])
+        return out, self._scale(rp)
+
+    def forecast(self, slot, h, xs=None):
+        """The combined forecasts of the key's next ``h`` values (any h >= 1; beyond H:
+        backbone + the last correction, step H's weights); NaN before its first value.
+        ``xs``: the features of the next value ((n_x,) or (h, n_x), first row used; None:
+        missing). Changes nothing."""
+        s = self._slot(slot)
+        h = _int(h, "h", 1, 10 ** 6)
+        return self._forecast(s, h, xs)[0]
+
+    def interval(self, slot, h, alpha=0.1, xs=None):
+        """``(lo, hi)`` of the 1 - alpha intervals of the next ``h`` values (steps beyond H:
+        step H's half-width); NaN while unknown. Changes nothing."""
+        s = self._slot(slot)
+        h = _int(h, "h", 1, 10 ** 6)
+        a = self._alpha(alpha)
+        c, sc = self._forecast(s, h, xs)
+        lo, hi = np.full(h, np.nan), np.full(h, np.nan)
+        for j in range(1, h + 1):
+            q = self._halfwidth(j, a)
+            if math.isfinite(q) and not math.isnan(c[j - 1]):
+                lo[j - 1] = c[j - 1] - sc * q
+                hi[j - 1] = c[j - 1] + sc * q
+        return lo, hi
+
+    def score(self, slot, y, x=None):
+        """The anomaly score (1 - conformal p-value) ``y`` would get as the key's next value;
+        NaN while unknown. Changes nothing."""
+        s = self._slot(slot)
+        y = _flt(y, "y", -self.y_limit, self.y_limit)
+        row, n = self._row(s)
+        if n - 1 < WARM or self.ccnt[0] == 0:
+            return math.nan
+        c, sc = self._forecast(s, 1, x)
+        cdef double[::1] rv = row
+        bb = self._bb(&rv[0], n, 1)
+        cn = self._rnd((c[0] - bb) / sc)
+        v = abs((y - bb) / sc - cn)
+        return 1.0 - self._pvalue(v if v <= VMAX else VMAX)
+
+    def halfwidth(self, j, alpha=0.1):
+        """The shared normalised half-width of step ``j`` (inf while unknown)."""
+        self._ready()
+        return float(self._halfwidth(_int(j, "j", 1, 10 ** 6), self._alpha(alpha)))
+
+    def count(self, slot):
+        """Values the key's slot has seen since its reset."""
+        return int(self._count[self._slot(slot)])
+
+    # ------------------------------------------------------------ slot management
+    def reset(self, slots):
+        """Back to a fresh key (the network slot too) for one slot or an array of slots."""
+        slots = self._slots(slots, False, False)
+        self.net.reset(slots)
+        self._rows[slots] = 0
+        self._count[slots] = 0
+
+    def copy_slots(self, src, dst):
+        """Slot ``dst[i]`` takes the state of ``src[i]`` (the targets distinct)."""
+        src = self._slots(src, False, False)
+        dst = self._slots(dst, True, False)
+        if src.shape != dst.shape:
+            raise ValueError("src and dst differ in length")
+        self.net.copy_slots(src, dst)
+        self._rows[dst] = self._rows[src]
+        self._count[dst] = self._count[src]
+
+    def row_parts(self):
+        """Field -> (offset, length) of a per-key row."""
+        return dict(row_layout(self.horizon, self.period, self.net.k2)[4])
+
+    def get_slots(self, slots):
+        """The state of the given slots: ``{"row": (k, W) float64, "count": int64 (k,),
+        "net": net.get_slots(slots)}`` (copies)."""
+        slots = self._slots(slots, False, False)
+        return {"row": self._rows[slots].astype(np.float64), "count": self._count[slots].copy(),
+                "net": self.net.get_slots(slots)}
+
+    def _check_rows(self, rows, count, k):
+        """Validated rows (as stored) and counts of k keys, else ValueError/TypeError."""
+        a = _array(rows, "rows", (k, self.W)) if not (
+            isinstance(rows, np.ndarray) and rows.dtype == np.float32) else None
+        if a is None:
+            if rows.shape != (k, self.W):
+                raise ValueError(f"rows has shape {rows.shape}, expected {(k, self.W)}")
+            a = np.array(rows, dtype=np.float64, order="C", copy=True)
+            if not np.all(np.isfinite(a)):
+                raise ValueError("rows has non-finite values")
+        if np.any(np.abs(a) > self.big):
+            raise ValueError(f"rows hold values beyond +-{self.big:g}")
+        parts = self.row_parts()
+        o, n = parts["y"]
+        if np.any(np.abs(a[:, o:o + n]) > self.y_limit):
+            raise ValueError("rows hold history values beyond the value limit")
+        o, n = parts["hw"]
+        if np.any(a[:, o + 2] < 0):
+            raise ValueError("rows hold a negative scale")
+        o, n = parts["origin"]
+        if np.any(a[:, o + 2:o + n:3] < 0):
+            raise ValueError("rows hold a negative origin scale")
+        o, n = parts["err"]
+        if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > VMAX):
+            raise ValueError("rows hold combination errors out of [0, 1e30]")
+        if not isinstance(count, np.ndarray) or count.dtype != np.int64 or count.shape != (k,):
+            raise ValueError(f"count must be an int64 ndarray of shape ({k},)")
+        if k and (count.min() < 0 or count.max() >= COUNT_LIMIT):
+            raise ValueError("count must hold values in [0, 2**62)")
+        if np.any(a[count == 0] != 0):
+            raise ValueError("a slot that saw no value must have an all-zero row")
+        if self.f32:
+            a = a.astype(np.float32)
+        return a, np.array(count, dtype=np.int64, copy=True)
+
+    def set_slots(self, slots, state):
+        """Take over ``state`` (as ``get_slots`` returns it) for ``slots`` (distinct), all of
+        it validated first (ValueError/TypeError, nothing changes otherwise)."""
+        slots = self._slots(slots, True, False)
+        if type(state) is not dict or set(state) != {"row", "count", "net"}:
+            raise ValueError("slot state must be a dict with keys ['count', 'net', 'row']")
+        k = slots.shape[0]
+        rows, count = self._check_rows(state["row"], state["count"], k)
+        net_arrays = self.net._check_slots(state["net"], k)
+        self.net.set_slots(slots, state["net"])
+        self._rows[slots] = rows
+        self._count[slots] = count
+
+    # ------------------------------------------------------------ state
+    def _shared_state(self):
+        return {"t": int(self.t), "conf_raw": self._craw.copy(), "conf_sorted": self._csrt.copy(),
+                "conf_count": self._ccnt.copy(), "conf_pos": self._cpos.copy(),
+                "conf_at": self._cat.copy(), "pool": self._pool.copy(),
+                "pool_n": self._pooln.copy(), "feat_n": self._fn.copy(),
+                "feat_mean": self._fmean.copy(), "feat_m2": self._fm2.copy()}
+
+    def _check_shared(self, d):
+        if type(d) is not dict or set(d) != _SHARED_KEYS:
+            raise ValueError(f"the core's shared state must be a dict with keys "
+                             f"{sorted(_SHARED_KEYS)}")
+        H, Wn, A, nx = self.horizon, self.window, self.n_levels, self.n_x
+        out = {"t": _counter(d["t"], "t")}
+
+        def ints(name, shape, hi):
+            v = d[name]
+            if not isinstance(v, np.ndarray) or v.dtype != np.int64 or v.shape != shape:
+                raise ValueError(f"{name} must be an int64 ndarray of shape {shape}")
+            if v.size and (v.min() < 0 or v.max() > hi):
+                raise ValueError(f"{name} must hold values in [0, {hi}]")
+            return np.array(v, dtype=np.int64, copy=True)
+
+        cnt = ints("conf_count", (H,), Wn)
+        pos = ints("conf_pos", (H,), Wn - 1)
+        raw = _array(d["conf_raw"], "conf_raw", (H, Wn))
+        srt = _array(d["conf_sorted"], "conf_sorted", (H, Wn))
+        if np.any(raw < 0) or np.any(raw > VMAX):
+            raise ValueError("conf_raw holds scores out of [0, 1e30]")
+        for j in range(H):
+            c = int(cnt[j])
+            if c < Wn and pos[j] != c:
+                raise ValueError("conf_pos must equal conf_count until a window is full")
+            if np.any(raw[j, c:] != 0) or np.any(srt[j, c:] != 0):
+                raise ValueError("conf_raw/conf_sorted hold values beyond conf_count")
+            if not np.array_equal(np.sort(raw[j, :c]), srt[j, :c]):
+                raise ValueError("conf_sorted is not the sorted conf_raw window")
+        at = _array(d["conf_at"], "conf_at", (A, H))
+        if np.any(at < AT_LO) or np.any(at > AT_HI):
+            raise ValueError("conf_at holds levels out of [-1, 2]")
+        pool = _array(d["pool"], "pool", (H, E))
+        if np.any(pool < 0) or np.any(pool > VMAX):
+            raise ValueError("pool holds errors out of [0, 1e30]")
+        pooln = ints("pool_n", (H,), COUNT_LIMIT - 1)
+        fn = ints("feat_n", (nx,), COUNT_LIMIT - 1)
+        fmean = _array(d["feat_mean"], "feat_mean", (nx,))
+        fm2 = _array(d["feat_m2"], "feat_m2", (nx,))
+        if np.any(np.abs(fmean) > FEAT_LIMIT) or np.any(fm2 < 0) or np.any(fm2 > 1e300):
+            raise ValueError("the feature statistics are out of range")
+        if np.any((fn == 0) & ((fmean != 0) | (fm2 != 0))):
+            raise ValueError("feature statistics without values must be zero")
+        out.update(conf_raw=raw, conf_sorted=srt, conf_count=cnt, conf_pos=pos, conf_at=at,
+                   pool=pool, pool_n=pooln, feat_n=fn, feat_mean=fmean, feat_m2=fm2)
+        return out
+
+    def get_shared_state(self):
+        """Everything that is not a key's slot: ``{"net": net.get_shared_state(), "core":
+        {...}}`` (weights, optimizer, counters, conformal, pooled priors, feature
+        statistics; copies). With ``get_slots`` this checkpoints only the live keys."""
+        self._ready()
+        return {"net": self.net.get_shared_state(), "core": self._shared_state()}
+
+    def set_shared_state(self, state):
+        """Take over ``get_shared_state()`` output, all of it validated first."""
+        self._ready()
+        if type(state) is not dict or set(state) != {"net", "core"}:
+            raise ValueError("a GlobalCore shared state must be a dict with keys ['core', 'net']")
+        shared = self._check_shared(state["core"])
+        self.net._check_shared(state["net"])
+        if state["net"]["optimizer"] is None:
+            raise ValueError("the network state has no optimizer")
+        self.net.set_shared_state(state["net"])
+        self._assign_shared(shared)
+
+    def get_state(self):
+        """``{"net": net.get_state(), "shared": ..., "rows": (capacity, W) as stored
+        (float32 or float64), "count": int64 (capacity,)}`` (copies)."""
+        self._ready()
+        return {"net": self.net.get_state(), "shared": self._shared_state(),
+                "rows": self._rows.copy(), "count": self._count.copy()}
+
+    def set_state(self, state):
+        """Take over a whole state (as ``get_state`` returns it); every field is validated
+        before anything is assigned (ValueError/TypeError)."""
+        self._ready()
+        if type(state) is not dict or set(state) != _STATE_KEYS:
+            raise ValueError(f"a GlobalCore state must be a dict with keys {sorted(_STATE_KEYS)}")
+        rows = state["rows"]
+        want = np.float32 if self.f32 else np.float64
+        if not isinstance(rows, np.ndarray) or rows.dtype != want:
+            raise ValueError(f"rows must be a {np.dtype(want).name} ndarray")
+        rows, count = self._check_rows(rows, state["count"], self.capacity)
+        shared = self._check_shared(state["shared"])
+        net_state = state["net"]
+        if type(net_state) is not dict or set(net_state) != {"shared", "slots"}:
+            raise ValueError("net state must be a dict with keys ['shared', 'slots']")
+        self.net._check_shared(net_state["shared"])
+        self.net._check_slots(net_state["slots"], self.capacity)
+        if net_state["shared"]["optimizer"] is None:
+            raise ValueError("the network state has no optimizer")
+        self.net.set_state(net_state)   # validates again, assigns (nothing can fail below)
+        self._assign_shared(shared)
+        self._rows[...] = rows
+        self._count[...] = count
+
+    def config(self):
+        return dict(self._config)
+
+    @staticmethod
+    def from_state(config, state):
+        """A core built from ``config()`` and ``get_state()``; ValueError/TypeError if either
+        is invalid."""
+        if type(config) is not dict or set(config) != set(_CONFIG_KEYS):
+            raise ValueError(f"a GlobalCore config must be a dict with keys {sorted(_CONFIG_KEYS)}")
+        c = dict(config)
+        args = [c.pop(k) for k in ("cell", "hidden_size", "num_layers", "k2", "horizon",
+                                    "period", "n_x", "capacity", "max_batch")]
+        core = GlobalCore(*args, **c)
+        core.set_state(state)
+        return core
+
+    def __reduce__(self):
+        return (_global_from_state, (self.config(), self.get_state()))
+
+    def __repr__(self):
+        return (f"GlobalCore({_CELL_NAMES[self.net.cell]}, "
+                f"hidden={self.net.hidden_size}, H={self.horizon}, m={self.period}, "
+                f"n_x={self.n_x}, capacity={self.capacity}, slots={self.slot_dtype}, t={self.t})")
+
+
+def _global_from_state(config, state):
+    """Unpickling entry point: ``GlobalCore.from_state``."""
+    return GlobalCore.from_state(config, state)
