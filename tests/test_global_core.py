@@ -42,3 +42,45 @@ def test_step_runs_and_outputs():
         lo_b, hi_b = core.interval(b, H)
         assert np.array_equal(lo_b, lo[b]) and np.array_equal(hi_b, hi[b])
     assert core.count(0) == 30
+
+
+def related_series(kind, rng, n_keys, T, m):
+    t = np.arange(T)
+    out = []
+    for k in range(n_keys):
+        amp, lvl, ph = rng.uniform(2, 10), rng.uniform(20, 200), rng.uniform(0, 2 * np.pi)
+        if kind == "seasonal":
+            y = lvl + amp * np.sin(2 * np.pi * t / m + ph) + rng.normal(0, amp * 0.2, T)
+        elif kind == "trend":  # growing trend and amplitude, like monthly sales
+            y = (lvl + 0.05 * lvl / 100 * t * rng.uniform(0, 2)
+                 + amp * np.sin(2 * np.pi * t / m + ph) * (1 + t / T)
+                 + rng.normal(0, amp * 0.15, T))
+        else:  # a random walk with a weak season
+            y = lvl + np.cumsum(rng.normal(0, 1, T)) + amp * 0.3 * np.sin(2 * np.pi * t / m + ph)
+        out.append(y)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("kind", ["seasonal", "trend", "walk"])
+def test_combination_not_worse_than_the_baselines(kind):
+    """One-step MAE of the combined forecast over the second half, against seasonal naive
+    and last value on the same values; 90 % intervals cover about 90 %."""
+    m, H, n_keys, T = 12, 12, 20, 400
+    Y = related_series(kind, np.random.default_rng(0), n_keys, T, m)
+    core = GlobalCore(GRU, 16, 1, 12, H, m, 0, n_keys, n_keys, "float32", 1, 0,
+                      Optimizer(ADAM, 3e-3))
+    P = np.full_like(Y, np.nan)
+    slots = np.arange(n_keys, dtype=np.int64)
+    o = outputs(n_keys, H)
+    covered = []
+    for i in range(T):
+        assert core.step(slots, Y[:, i].copy(), None, *o) == 1
+        P[:, i] = o[0]
+        if T // 2 < i < T - 1:
+            covered.append(np.mean((o[3][:, 0] <= Y[:, i + 1]) & (Y[:, i + 1] <= o[4][:, 0])))
+    s = slice(T // 2, T)
+    mae = np.abs(P[:, s] - Y[:, s]).mean()
+    snaive = np.abs(Y[:, T // 2 - m:T - m] - Y[:, s]).mean()
+    last = np.abs(Y[:, T // 2 - 1:T - 1] - Y[:, s]).mean()
+    assert mae <= 1.05 * min(snaive, last), (mae, snaive, last)
+    assert 0.85 <= np.mean(covered) <= 0.95

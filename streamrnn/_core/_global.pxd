@@ -72,6 +72,7 @@ cdef class GlobalCore:
     cdef double _rnd(self, double v) noexcept nogil
     cdef double _scale(self, const double* row) noexcept nogil
     cdef double _bb(self, const double* row, long long n, Py_ssize_t j) noexcept nogil
+    cdef double _bb_raw(self, const double* row, long long n, Py_ssize_t j) noexcept nogil
     cdef double _bb_at(self, const double* row, long long t, Py_ssize_t j) noexcept nogil
     cdef void _experts(self, const double* row, long long n, Py_ssize_t j, double bb,
                        double corr, double* f) noexcept nogil

@@ -176,6 +176,12 @@ def _farg(value, name, shape, writable=False):
     return value
 
 
+def _fresh(v):
+    a = np.empty(v.shape, dtype=np.int64 if v.dtype.kind == "i" else np.float64)
+    a[...] = v
+    return a
+
+
 def row_layout(horizon, period, k2):
     """Per-key row layout: ``(W, R, jb, n_out, parts)``; ``parts`` maps each field to
     (offset, length) in the row. Pure Python ints (the reference uses it too)."""
@@ -326,7 +332,9 @@ cdef class GlobalCore:
         self.n_in = nin
 
     def _assign_shared(self, d):
-        """Take over checked shared arrays (fresh copies) and bind their pointers."""
+        """Take over checked shared arrays and bind their pointers (copied into fresh arrays
+        of numpy's own dtype objects: an unpickled core then pickles to the same bytes)."""
+        d = {k: (_fresh(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
         self.t = d["t"]
         self._craw, self._csrt = d["conf_raw"], d["conf_sorted"]
         self._ccnt, self._cpos, self._cat = d["conf_count"], d["conf_pos"], d["conf_at"]
@@ -396,7 +404,13 @@ cdef class GlobalCore:
         return self._rnd(sc if sc > fl else fl)
 
     cdef double _bb(self, const double* row, long long n, Py_ssize_t j) noexcept nogil:
-        """The backbone's forecast of step j (1..H) from the committed origin n - 1."""
+        """The backbone's forecast of step j (1..H) from the committed origin n - 1: steps
+        j > jb as stored (rounded to the row's precision), the others computed."""
+        if j > self.jb:
+            return row[self.bbo[j] + (n - 1) % j]
+        return self._bb_raw(row, n, j)
+
+    cdef double _bb_raw(self, const double* row, long long n, Py_ssize_t j) noexcept nogil:
         cdef double v = row[self.o_hw] + self.phacc[j] * row[self.o_hw + 1]
         if self.period > 0:
             v = v + row[self.o_s + (n - 1 + j) % self.period]
@@ -715,7 +729,7 @@ cdef class GlobalCore:
         row[p + 1] = row[hw + 1]
         row[p + 2] = self._scale(row)
         for j in range(self.jb + 1, H + 1):
-            row[self.bbo[j] + n % j] = self._rnd(self._bb(row, n + 1, j))
+            row[self.bbo[j] + n % j] = self._rnd(self._bb_raw(row, n + 1, j))
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
@@ -939,11 +953,11 @@ cdef class GlobalCore:
 
     def _forecast(self, s, Py_ssize_t h, xs):
         """(combined (h,), scale) from the key's committed state; NaN before its first value."""
+        x = self._x_arg(xs, h)
         row, n = self._row(s)
         out = np.full(h, np.nan)
         if n == 0:
             return out, 1.0
-        x = self._x_arg(xs, h)
         cdef double[::1] rv = row
         cdef double* rp = &rv[0]
         fx = np.zeros(max(self.n_x, 1))
@@ -1002,6 +1016,7 @@ cdef class GlobalCore:
         NaN while unknown. Changes nothing."""
         s = self._slot(slot)
         y = _flt(y, "y", -self.y_limit, self.y_limit)
+        self._x_arg(x, 1)
         row, n = self._row(s)
         if n - 1 < WARM or self.ccnt[0] == 0:
             return math.nan

@@ -1,0 +1,436 @@
+"""A readable restatement of ``streamrnn._core._global.GlobalCore`` (many series, one network).
+
+Nothing here is fast or compact: every key is an explicit loop iteration with its whole
+history in Python lists and dicts, and every forecast a key issued is kept as issued (the
+core keeps only rings and recomputes the backbone's forecasts; the tests hold the two equal,
+which proves the recomputation exact). The network is ``tests/reference_shared.py``.
+
+Per key (all values "as stored": rounded to float32 for float32 slots, clamped to +-big):
+    ys              the values y_0 .. y_{n-1}
+    l, b, sc, S     the backbone: level, trend, EW scale of one-step errors, m season indices
+    issued[s]       what origin s (the state after y_s) forecast for steps 1..H: bb (H,)
+                    backbone and scale (when y_s is learned), corr (n_out,) network
+                    corrections and cn (H,) combined minus backbone over the scale (when
+                    y_{s+1} arrives: the network's forward from origin s runs then)
+    err (H, 4)      EW normalised absolute errors of the experts per step
+Shared: conformal scores per step (last ``window``), ACI levels, pooled errors, feature
+statistics, the network.
+
+The order of one batch is the module docstring's of ``_global.pyx`` (steps 1-5).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from reference_shared import RefShared
+
+WARM = 2
+E = 4
+N_LEAD = 5
+DECAY = 0.97
+POOL_DECAY = 0.999
+N0 = 10.0
+ETA = 10.0
+LO_FLOOR = 1e-12
+CUT = 40.0
+VMAX = 1e30
+INPUT_CLIP = 10.0
+SCALE_RATE = 0.05
+SCALE_FLOOR = 1e-8
+MIN_SCORES = 5
+AT_LO, AT_HI = -1.0, 2.0
+
+
+def clip(v, c):
+    return c if v > c else (-c if v < -c else v)
+
+
+class Key:
+    def __init__(self, m, H):
+        self.n = 0
+        self.ys = []
+        self.l = self.b = self.sc = 0.0
+        self.S = [0.0] * m
+        self.issued = {}
+        self.err = np.zeros((H, E))
+
+
+class RefGlobal:
+    def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
+                 optimizer, clip_=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+                 window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
+        self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
+        self.n_out = min(H, k2)
+        self.jb = min(m, H) if m > 0 else H
+        self.clip = clip_
+        self.alpha, self.beta, self.phi, self.gamma = hw_alpha, hw_beta, hw_phi, hw_gamma
+        self.window, self.aci_gamma, self.alphas = window, aci_gamma, tuple(alphas)
+        self.big = 1e36 if f32 else 1e150
+        self.y_limit = 1e30 if f32 else 1e100
+        self.net = RefShared(cell, N_LEAD + n_x, hidden, layers, self.n_out, k2, loss)
+        self.net.params = np.array(params, dtype=float)
+        self.net.optimizer = optimizer
+        self.phacc = [0.0] * (H + 1)
+        acc, p = 0.0, 1.0
+        for j in range(1, H + 1):
+            p = p * hw_phi
+            acc = acc + p
+            self.phacc[j] = acc
+        self.keys = {}
+        self.scores = [[] for _ in range(H)]            # arrival order, the last `window`
+        self.at = [[a] * H for a in self.alphas]
+        self.pool = np.zeros((H, E))
+        self.pool_n = [0] * H
+        self.fn = [0] * n_x
+        self.fmean = [0.0] * n_x
+        self.fm2 = [0.0] * n_x
+        self.t = 0
+
+    # ---------------------------------------------------------------- storage precision
+    def rnd(self, v):
+        v = min(max(v, -self.big), self.big)
+        return float(np.float32(v)) if self.f32 else float(v)
+
+    def round_net_slot(self, key):
+        """The network slot as the kernel stores it (float32 slots round every field)."""
+        if not self.f32 or key not in self.net.slots:
+            return
+        st = self.net.slots[key]
+        for f in ("h", "c", "h0", "c0"):
+            st[f] = st[f].astype(np.float32).astype(np.float64)
+        st["past"] = [x.astype(np.float32).astype(np.float64) for x in st["past"]]
+
+    def key(self, k):
+        if k not in self.keys:
+            self.keys[k] = Key(self.m, self.H)
+        return self.keys[k]
+
+    def reset(self, k):
+        self.keys.pop(k, None)
+        self.net.reset(k)
+
+    def copy(self, src, dst):
+        """Key dst takes key src's state (the network slot too)."""
+        import copy as _copy
+        self.keys[dst] = _copy.deepcopy(self.key(src))
+        self.net.slots[dst] = _copy.deepcopy(self.net.slot(src))
+
+    # ---------------------------------------------------------------- one key's model
+    def scale(self, K):
+        fl = SCALE_FLOOR * (1.0 + abs(K.l))
+        return self.rnd(K.sc if K.sc > fl else fl)
+
+    def bb_raw(self, K, j):
+        """The backbone's forecast of step j from the key's current origin."""
+        v = K.l + self.phacc_of(j) * K.b
+        if self.m > 0:
+            v = v + K.S[(K.n - 1 + j) % self.m]
+        return v
+
+    def phacc_of(self, j):
+        if j <= self.H:
+            return self.phacc[j]
+        acc, p = 0.0, 1.0
+        for _ in range(j):
+            p = p * self.phi
+            acc = acc + p
+        return acc
+
+    def bb(self, K, j):
+        """Steps beyond jb (a period shorter than the horizon) are kept in row precision."""
+        v = self.bb_raw(K, j)
+        return self.rnd(v) if self.jb < j <= self.H else v
+
+    def experts(self, K, j, bb, corr):
+        """network, backbone, last value, seasonal naive of step j from the current origin."""
+        ylast = K.ys[-1]
+        sn = ylast
+        if self.m > 0:
+            idx = K.n - 1 + j - self.m * math.ceil(j / self.m)
+            if idx >= 0:
+                sn = K.ys[idx]
+        return [bb + self.scale(K) * corr, bb, ylast, sn]
+
+    def weights(self, K, j):
+        jj = min(j, self.H)
+        ne = E if self.m > 0 else E - 1
+        nj = max(0, K.n - jj - WARM)
+        pn = self.pool_n[jj - 1]
+        if nj == 0 and pn == 0:
+            return [1.0 / ne if e < ne else 0.0 for e in range(E)]
+        L = []
+        for e in range(ne):
+            if nj == 0:
+                L.append(self.pool[jj - 1, e])
+            elif pn == 0:
+                L.append(K.err[jj - 1, e])
+            else:
+                L.append((float(nj) * K.err[jj - 1, e] + N0 * self.pool[jj - 1, e]) / (nj + N0))
+        lo = min(L)
+        w = []
+        for e in range(E):
+            if e >= ne:
+                w.append(0.0)
+                continue
+            x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            w.append(math.exp(-x) if x < CUT else 0.0)
+        tot = 0.0
+        for v in w:
+            tot = tot + v
+        return [v / tot for v in w]
+
+    def combine(self, K, j, bb, corr):
+        f = self.experts(K, j, bb, corr)
+        w = self.weights(K, j)
+        c = 0.0
+        for e in range(E):
+            if w[e] > 0.0:
+                c = c + w[e] * f[e]
+        return c
+
+    def features(self, x):
+        out = []
+        for i in range(self.n_x):
+            v = 0.0
+            if x is not None and not math.isnan(x[i]) and self.fn[i] >= 2:
+                var = self.fm2[i] / self.fn[i]
+                if var > 0.0:
+                    z = (x[i] - self.fmean[i]) / math.sqrt(var)
+                    v = clip(z, INPUT_CLIP) if math.isfinite(z) else 0.0
+            out.append(v)
+        return out
+
+    def inputs(self, K, fx):
+        sc = self.scale(K)
+        u = [clip((K.ys[-1] - K.l) / sc, INPUT_CLIP), 0.0, clip(K.b / sc, INPUT_CLIP), 0.0, 0.0]
+        if self.m > 0:
+            u[1] = clip(K.S[K.n % self.m] / sc, INPUT_CLIP)
+            ang = 2.0 * math.pi * float(K.n % self.m) / float(self.m)
+            u[3], u[4] = math.sin(ang), math.cos(ang)
+        return np.array(u + list(fx))
+
+    def targets(self, K, y):
+        Y = []
+        for i in range(self.n_out):
+            s = K.n - 1 - i
+            if s < WARM:
+                Y.append(math.nan)
+            else:
+                iss = K.issued[s]
+                Y.append(clip((y - iss["bb"][i]) / iss["scale"], self.clip))
+        return Y
+
+    # ---------------------------------------------------------------- shared conformal
+    def quantile(self, j0, a):
+        v = sorted(self.scores[j0])
+        c = len(v)
+        if c < MIN_SCORES:
+            return math.inf
+        if not a > 0.0:
+            return 1.5 * v[-1]
+        if a >= 1.0:
+            return v[0]
+        k = min(max(int(math.ceil((1.0 - a) * (c + 1))), 1), c)
+        return v[k - 1]
+
+    def level(self, j0, alpha):
+        al, at = self.alphas, self.at
+        for i, a in enumerate(al):
+            if alpha == a:
+                return at[i][j0]
+        if alpha < al[0]:
+            return at[0][j0] + (alpha - al[0])
+        if alpha > al[-1]:
+            return at[-1][j0] + (alpha - al[-1])
+        i = 0
+        while i < len(al) - 2 and not alpha < al[i + 1]:
+            i += 1
+        u = (alpha - al[i]) / (al[i + 1] - al[i])
+        return at[i][j0] + u * (at[i + 1][j0] - at[i][j0])
+
+    def halfwidth(self, j, alpha):
+        j0 = min(j, self.H) - 1
+        return self.quantile(j0, self.level(j0, alpha))
+
+    def pvalue(self, s):
+        v = self.scores[0]
+        if not v:
+            return 1.0
+        return (1.0 + sum(1 for x in v if x >= s)) / (1.0 + len(v))
+
+    def insert(self, j0, s):
+        self.scores[j0].append(s)
+        if len(self.scores[j0]) > self.window:
+            self.scores[j0].pop(0)
+
+    # ---------------------------------------------------------------- one value of a key
+    def observe(self, K, y, o):
+        """y_n (n >= 1) against everything pending; o: the network's outputs at origin n - 1
+        (None: refused). Returns (pred, anomaly)."""
+        H, n = self.H, K.n
+        s0 = n - 1
+        corr = [self.rnd(clip(v, self.clip)) if o is not None else 0.0 for v in
+                (o if o is not None else [0.0] * self.n_out)]
+        iss = K.issued[s0]
+        sc, bbs, cns, pred = iss["scale"], iss["bb"], [], None
+        for j in range(1, H + 1):
+            c = self.combine(K, j, bbs[j - 1], corr[min(j, self.n_out) - 1])
+            if j == 1:
+                pred = c
+            cns.append(self.rnd((c - bbs[j - 1]) / sc))
+        iss["corr"], iss["cn"] = corr, cns
+        anomaly = math.nan
+        if n - 1 >= WARM and self.scores[0]:
+            v = abs((y - bbs[0]) / sc - cns[0])
+            anomaly = 1.0 - self.pvalue(min(v, VMAX))
+        for j in range(1, min(H, n) + 1):
+            s = n - j
+            if s < WARM:
+                break
+            iss = K.issued[s]
+            scs, bb = iss["scale"], iss["bb"][j - 1]
+            ylast = K.ys[s]
+            sn = ylast
+            if self.m > 0:
+                idx = n - self.m * math.ceil(j / self.m)
+                if idx >= 0:
+                    sn = K.ys[idx]
+            f = [bb + scs * iss["corr"][min(j, self.n_out) - 1], bb, ylast, sn]
+            for e in range(E):
+                err = abs(y - f[e]) / scs
+                if not err <= VMAX:
+                    err = VMAX
+                K.err[j - 1, e] = self.rnd(err if s == WARM
+                                           else DECAY * K.err[j - 1, e] + (1.0 - DECAY) * err)
+                self.pool[j - 1, e] = (err if self.pool_n[j - 1] == 0 else
+                                       POOL_DECAY * self.pool[j - 1, e] + (1.0 - POOL_DECAY) * err)
+            self.pool_n[j - 1] += 1
+            cn = abs((y - bb) / scs - iss["cn"][j - 1])
+            if not cn <= VMAX:
+                cn = VMAX
+            for a in range(len(self.alphas)):
+                q = self.quantile(j - 1, self.at[a][j - 1])
+                if math.isfinite(q):
+                    v = self.at[a][j - 1] + self.aci_gamma * (self.alphas[a] - (1.0 if cn > q else 0.0))
+                    self.at[a][j - 1] = min(max(v, AT_LO), AT_HI)
+            self.insert(j - 1, cn)
+        return pred, anomaly
+
+    def update(self, K, y):
+        """The backbone (additive damped-trend Holt-Winters, first cycle = indices) takes y."""
+        n, m = K.n, self.m
+        if n == 0:
+            K.l, K.b, K.sc = self.rnd(y), 0.0, 0.0
+        else:
+            fit = K.l + self.phi * K.b
+            p = n % m if m > 0 else 0
+            if m > 0:
+                fit = fit + K.S[p]
+            e = y - fit
+            if m > 0 and n < m:
+                K.S[p] = self.rnd(y - K.l)
+            else:
+                l, b = K.l, K.b
+                K.l = self.rnd(l + self.phi * b + self.alpha * e)
+                K.b = self.rnd(self.phi * b + self.alpha * self.beta * e)
+                if m > 0:
+                    K.S[p] = self.rnd(K.S[p] + self.gamma * e)
+            r = max(1.0 / n, SCALE_RATE)
+            ae = min(abs(e), self.big)
+            K.sc = self.rnd(K.sc + r * (ae - K.sc))
+        K.ys.append(self.rnd(y))
+        K.n += 1
+        # what origin n forecasts with the backbone (its network part comes with y_{n+1})
+        K.issued[n] = {"bb": [self.bb(K, j) for j in range(1, self.H + 1)],
+                       "scale": self.scale(K)}
+
+    def outputs(self, K, o, alpha):
+        corr = [self.rnd(clip(v, self.clip)) for v in o]
+        sc = self.scale(K)
+        fc, lo, hi = [], [], []
+        for j in range(1, self.H + 1):
+            c = self.combine(K, j, self.bb(K, j), corr[min(j, self.n_out) - 1])
+            q = self.halfwidth(j, alpha)
+            fc.append(c)
+            lo.append(c - sc * q if math.isfinite(q) else math.nan)
+            hi.append(c + sc * q if math.isfinite(q) else math.nan)
+        return fc, lo, hi
+
+    # ---------------------------------------------------------------- the batch
+    def step(self, keys, ys, xs=None, alpha=0.1):
+        """Returns (status, pred, anomaly, fc, lo, hi) as lists per row (None on -1)."""
+        keys = list(keys)
+        assert len(set(keys)) == len(keys)
+        B = len(keys)
+        for b in range(B):
+            if not abs(ys[b]) <= self.y_limit:
+                return -1, None
+            for i in range(self.n_x):
+                v = xs[b][i] if xs is not None else math.nan
+                if math.isinf(v) or (not math.isnan(v) and abs(v) > 1e100):
+                    return -1, None
+        Ks = [self.key(k) for k in keys]
+        fx = [self.features(xs[b] if xs is not None else None) for b in range(B)]
+        learn = [b for b in range(B) if Ks[b].n >= 1 and Ks[b].n % self.le == 0]
+        adv = [b for b in range(B) if Ks[b].n >= 1 and Ks[b].n % self.le != 0]
+        outs, status = {}, 1
+        if learn:
+            X = [self.inputs(Ks[b], fx[b]) for b in learn]
+            Y = [self.targets(Ks[b], ys[b]) for b in learn]
+            st, o = self.net.step([keys[b] for b in learn], X, Y, delayed=True)
+            if st == 1:
+                outs.update({b: o[i] for i, b in enumerate(learn)})
+            else:
+                status = 2
+                for b in learn:
+                    self.net.reset(keys[b])
+        if adv:
+            X = [self.inputs(Ks[b], fx[b]) for b in adv]
+            st, o = self.net.advance([keys[b] for b in adv], X)
+            if st == 1:
+                outs.update({b: o[i] for i, b in enumerate(adv)})
+            else:
+                status = 2
+                for b in adv:
+                    self.net.reset(keys[b])
+        for b in learn + adv:
+            self.round_net_slot(keys[b])
+        pred, anomaly = [math.nan] * B, [math.nan] * B
+        for b in range(B):
+            K = Ks[b]
+            if K.n >= 1:
+                pred[b], anomaly[b] = self.observe(K, ys[b], outs.get(b))
+            self.update(K, ys[b])
+        for b in range(B):
+            for i in range(self.n_x):
+                v = xs[b][i] if xs is not None else math.nan
+                if math.isnan(v):
+                    continue
+                self.fn[i] += 1
+                d = v - self.fmean[i]
+                self.fmean[i] = self.fmean[i] + d / self.fn[i]
+                self.fm2[i] = min(self.fm2[i] + d * (v - self.fmean[i]), 1e300)
+        X = [self.inputs(K, [0.0] * self.n_x) for K in Ks]
+        o = self.net.predict(keys, X)
+        fc, lo, hi = [], [], []
+        for b in range(B):
+            f, l_, h_ = self.outputs(Ks[b], o[b], alpha)
+            fc.append(f)
+            lo.append(l_)
+            hi.append(h_)
+        self.t += 1
+        return status, (pred, anomaly, fc, lo, hi)
+
+    def forecast(self, k, h, x=None):
+        K = self.keys.get(k)
+        if K is None or K.n == 0:
+            return [math.nan] * h
+        o = self.net.predict([k], [self.inputs(K, self.features(x))])[0]
+        corr = [self.rnd(clip(v, self.clip)) for v in o]
+        out = []
+        for j in range(1, h + 1):
+            bb = self.bb(K, j) if j <= self.H else self.bb_raw(K, j)
+            out.append(self.combine(K, j, bb, corr[min(j, self.n_out) - 1]))
+        return out
