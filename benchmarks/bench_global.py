@@ -78,6 +78,14 @@ GlobalForecaster = getattr(streamrnn, "GlobalForecaster", None)
 
 ALPHA = ba.ALPHA
 GLOBAL_CELLS = ("lstm", "gru")
+# the global model's columns: (key, cell, extra keyword arguments, label); the last one is the
+# ablation: the same model with its shared network (nearly) frozen at its initial weights, so
+# the difference to "glstm" is what learning the shared network adds to the per-key backbone
+# and combination (lr=0 is refused; with Adam a weight moves by at most ~lr per step, so
+# by less than 1e-8 over these runs: 8e-11 on visnights)
+FROZEN_LR = 1e-12
+GLOBALS = (("glstm", "lstm", {}, "Global LSTM"), ("ggru", "gru", {}, "Global GRU"),
+           ("glstm-frozen", "lstm", {"lr": FROZEN_LR}, "Global LSTM, network frozen"))
 QUICK_SERIES = 36            # --quick: this many evenly spaced series of a larger panel
 QUICK_SINGLE = "airline,nile,ukgas"
 PANEL_KEYS = ("last", "snaive", "hw", "ets", "lstm", "gru")   # bench_accuracy's specs we run
@@ -114,13 +122,13 @@ class OneKey(Forecaster):
 
 
 def global_specs(kwargs):
-    """bench_accuracy Spec objects for the one-key global model (cells lstm, gru)."""
-    def make(cell):
+    """bench_accuracy Spec objects for the one-key global models (GLOBALS)."""
+    def make(cell, extra):
         return lambda s, seed: OneKey(GlobalForecaster(**global_params(s.m, s.H, seed, cell,
-                                                                        kwargs)))
-    return [ba.Spec("g" + cell, f"Global {cell.upper()} (1 key)", "streamrnn", make(cell),
+                                                                        {**kwargs, **extra})))
+    return [ba.Spec(key, f"{label} (1 key)", "streamrnn", make(cell, extra),
                     "GlobalForecaster defaults, seasonality=m, horizon=H, one key", seeded=True)
-            for cell in GLOBAL_CELLS]
+            for key, cell, extra, label in GLOBALS]
 
 
 def run_global_once(panel, series, cell, seed, n_origins, kwargs):
@@ -175,9 +183,8 @@ def run_global_once(panel, series, cell, seed, n_origins, kwargs):
     return out, {"us_learn": 1e6 * cpu / (n * K), "check": check}
 
 
-def run_global(panel, series, cell, seeds, n_origins, kwargs, log):
+def run_global(panel, series, cell, seeds, n_origins, kwargs, log, label):
     """The global model over ``seeds``: per-series dicts shaped like run_holdout's rows."""
-    label = f"Global {cell.upper()}"
     t0 = time.perf_counter()
     try:
         runs = [run_global_once(panel, series, cell, seed, n_origins, kwargs) for seed in seeds]
@@ -226,12 +233,12 @@ def run_panel(panel, series, specs, seeds, args, caps, gkwargs, log):
                 f"{time.perf_counter() - t0:.0f} s]")
     info = {}
     if GlobalForecaster is not None:
-        for cell in GLOBAL_CELLS:
-            rows, info["g" + cell] = run_global(panel, series, cell, seeds, args.origins,
-                                                gkwargs, log)
+        for key, cell, extra, label in GLOBALS:
+            rows, info[key] = run_global(panel, series, cell, seeds, args.origins,
+                                         {**gkwargs, **extra}, log, label)
             for s, r in zip(series, rows):
-                results[s.name]["g" + cell] = r
-            log(f"  [{panel.name}: global {cell} {info['g' + cell].get('seconds', 0):.0f} s]")
+                results[s.name][key] = r
+            log(f"  [{panel.name}: {label} {info[key].get('seconds', 0):.0f} s]")
     return results, sorted(ets_names), info
 
 
@@ -241,9 +248,10 @@ def columns(specs, gkwargs=None):
                       "lstm": "LSTM per series", "gru": "GRU per series"}.get(sp.key, sp.label),
              sp.settings) for sp in specs]
     if GlobalForecaster is not None:
-        extra = ", " + json.dumps(gkwargs) if gkwargs else ""
-        cols += [("g" + c, f"Global {c.upper()}", "one GlobalForecaster, defaults, "
-                  f"seasonality=m, horizon=H{extra}") for c in GLOBAL_CELLS]
+        for key, cell, extra, label in GLOBALS:
+            kw = {**(gkwargs or {}), **extra}
+            cols.append((key, label, f"one GlobalForecaster, cell={cell}, defaults, "
+                         f"seasonality=m, horizon=H" + (", " + json.dumps(kw) if kw else "")))
     return cols
 
 
@@ -569,6 +577,13 @@ def check_goals(out):
                          f"geo sMAPE {ba.fmt(g['smape'])} vs {ba.fmt(s['smape'])}, geo MASE "
                          f"{ba.fmt(g['mase'])} vs {ba.fmt(s['mase'])}",
                          "yes" if ok else "NO"])
+    for name, p in out["panels"].items():
+        g, f = p["summary"].get("glstm", {}), p["summary"].get("glstm-frozen", {})
+        if "smape" in g and "smape" in f:
+            rows.append([f"{name}: what learning the shared network adds (not a goal)",
+                         f"Global LSTM geo sMAPE {ba.fmt(g['smape'])} vs {ba.fmt(f['smape'])} "
+                         f"with the network frozen, geo MASE {ba.fmt(g['mase'])} vs "
+                         f"{ba.fmt(f['mase'])}", "-"])
     single = out.get("single") or {}
     geo = single.get("geo_smape") or {}
     geo_mase = single.get("geo_mase") or {}
