@@ -12,8 +12,8 @@ validates:
   proportion to its keys, not to ``max_keys``);
 - validation of y and x with the rules and messages of the single-series forecasters
   (``streamrnn.base.check_target`` and ``numeric_features``), before anything is changed;
-- the feature name -> column map: the network's feature columns are fixed by the first
-  learned observations (the sorted names of their features, at most ``max_features``);
+- the feature name -> column map: the network's feature columns are fixed by the first step
+  (the sorted names of the features of its rows, at most ``max_features``);
   features first seen later are ignored and counted in ``n_ignored_features``;
 - ``learn_many``: the valid rows of a batch, in order, cut into sub-batches of distinct keys
   (a new one starts when a key repeats, or at ``max_batch`` rows), one core step (one
@@ -43,10 +43,8 @@ from streamrnn._core._scaling import VALUE_LIMIT
 from streamrnn.base import (_canonical, _check_keys, _decode_key, _encode_key, _int_param,
                             _scale_error, check_target, numeric_features)
 
-try:
-    from streamrnn._core._global import GlobalCore
-except ImportError:  # pragma: no cover - helper C's kernel not merged yet
-    GlobalCore = None
+from streamrnn._core._global import MAX_PERIOD, N_LEAD_INPUTS, GlobalCore, row_layout
+from streamrnn._core._shared import MAX_SCRATCH_BYTES, footprint
 
 __all__ = ["GlobalForecaster", "BatchResult", "MAX_KEY_LEN"]
 
@@ -63,10 +61,9 @@ INITIAL_CAPACITY = 1024
 # slots copied at a time when the slot arrays grow (bounds the temporary copies)
 _GROW_CHUNK = 1 << 16
 _SLOT_DTYPES = ("float32", "float64")
-# the largest |y| of float32 slots: GlobalCore.y_limit is 1e30, but float32(1e30) is above it
-# (1.0000000150e30) and a stored value above it would make the state refuse to load; this
-# limit rounds below 1e30 (float64 slots: VALUE_LIMIT, 1e100)
-F32_LIMIT = 9.99999e29
+_FLOAT = {float}
+# the largest |y| of float32 slots (GlobalCore.y_limit; float64 slots: VALUE_LIMIT, 1e100)
+F32_LIMIT = 1e30
 
 
 def _normalise_key(k):
@@ -139,17 +136,31 @@ def _set_shared(core, state):
     core.set_shared_state(state)
 
 
-def _rows_fit(node, n, depth=0):
-    """Whether ``node`` is a dict tree whose leaves are all arrays of ``n`` rows."""
+def _rows_fit(node, n, floats, depth=0):
+    """Whether ``node`` is a dict tree whose leaves are all arrays of ``n`` rows, its float
+    arrays of dtype ``floats``."""
     if type(node) is dict and node and depth < 4:
-        return all(_rows_fit(v, n, depth + 1) for v in node.values())
-    return isinstance(node, np.ndarray) and node.ndim >= 1 and node.shape[0] == n
+        return all(_rows_fit(v, n, floats, depth + 1) for v in node.values())
+    return (isinstance(node, np.ndarray) and node.ndim >= 1 and node.shape[0] == n
+            and (node.dtype.kind != "f" or node.dtype == floats))
+
+
+def _slot_floats(node, dtype):
+    """The slot tree with its float arrays as ``dtype`` (float32 slots are stored as float32:
+    exact, half the bytes of the float64 copies get_slots returns)."""
+    if type(node) is dict:
+        return {k: _slot_floats(v, dtype) for k, v in node.items()}
+    if isinstance(node, np.ndarray) and node.dtype.kind == "f":
+        return node.astype(dtype)
+    return node
 
 
 def _check_feature_range(feats):
-    for name, v in feats.items():
-        if not -VALUE_LIMIT <= v <= VALUE_LIMIT:
-            raise _scale_error(f"feature {name!r}", v, _scaling.TOO_LARGE)
+    """ValueError (the single-series message) for a feature beyond +-VALUE_LIMIT."""
+    if feats and not max(map(abs, feats.values())) <= VALUE_LIMIT:
+        for name, v in feats.items():
+            if not -VALUE_LIMIT <= v <= VALUE_LIMIT:
+                raise _scale_error(f"feature {name!r}", v, _scaling.TOO_LARGE)
 
 
 def _check_alpha(alpha):
@@ -229,9 +240,10 @@ class GlobalForecaster(river_base.Estimator):
     series train together; each key keeps only its own small state: its place in the
     network's recurrence (hidden state and the last `tbptt_steps` inputs), a light
     exponential-smoothing backbone that normalises it, its pending forecasts, and its
-    per-step errors for the combination. So a new series forecasts well after a few values,
-    because the network already learned from the others, and a million series fit in one
-    process (about 1 KB per key with float32 slots: `slot_bytes`).
+    per-step errors for the combination. A new series can draw on what the network learned
+    from the others, and a million series fit in one process: `slot_bytes` is 3,480 bytes per
+    key for an LSTM of 32 units with `tbptt_steps=16`, `horizon=24`, `seasonality=24` and
+    float32 slots (about 3.8 KB per key in all, with the key map).
 
     The forecast of each step ahead combines, per key, the backbone corrected by the network,
     the backbone, the last value and the seasonal naive, weighted by their recent errors;
@@ -284,8 +296,9 @@ class GlobalForecaster(river_base.Estimator):
         `"float32"` (half the memory per key) or `"float64"` storage of the per-key state;
         the arithmetic is float64 either way.
     max_features
-        At most this many feature columns. They are fixed by the first observations learned
-        (the sorted names of their features): a feature first seen later is ignored and
+        At most this many feature columns. They are fixed by the first step (the sorted
+        names of the features of the first sub-batch learned, or of the first `learn_one`'s
+        `x`): a feature first seen later is ignored and
         counted in `n_ignored_features` (the first one raises a UserWarning), a known one
         missing from an `x` is treated as missing for that step.
     seed
@@ -359,7 +372,7 @@ class GlobalForecaster(river_base.Estimator):
         self._cell_code = _registry.cell_code(self.cell)
         _int_param("hidden_size", self.hidden_size, 1, lim["hidden_size"])
         _int_param("num_layers", self.num_layers, 1, lim["num_layers"])
-        _int_param("seasonality", self.seasonality, 0, lim["seasonality"])
+        _int_param("seasonality", self.seasonality, 0, MAX_PERIOD)
         _int_param("tbptt_steps", self.tbptt_steps, 1, lim["tbptt_steps"])
         _int_param("learn_every", self.learn_every, 1, lim["learn_every"])
         _int_param("max_keys", self.max_keys, 1, lim["max_keys"])
@@ -384,11 +397,10 @@ class GlobalForecaster(river_base.Estimator):
         self._opt_args = self._optimizer_args()
         # |y| and |x| beyond this are refused (the core's limit: float32 slots hold the scale)
         self._y_limit = F32_LIMIT if self.slot_dtype == "float32" else VALUE_LIMIT
-        # the largest network the features may ask for (the core adds its own lead columns)
-        _registry.check_network_size(self.cell, 16 + self.max_features, self.hidden_size,
-                                     self.num_layers, self._H, 1, self.tbptt_steps)
+        self._slot_floats = np.float32 if self.slot_dtype == "float32" else np.float64
         # the sub-batch: distinct keys, at most max_batch, never more keys than are kept
         self._batch = min(int(self.max_batch), int(self.max_keys))
+        self._check_sizes()
         self._lock = threading.Lock()
         self._core = None       # built by the first learned observation
         self._slot = OrderedDict()   # key -> slot, least recently seen first
@@ -400,6 +412,25 @@ class GlobalForecaster(river_base.Estimator):
         self.n_ignored_features = 0  # feature values ignored (first seen after the columns)
         self.n_evicted = 0      # keys evicted for max_keys
         self.n_skipped_updates = 0   # sub-batches whose network update was refused
+
+    def _check_sizes(self):
+        """ValueError now, not at the first value, for a network or a batch scratch beyond
+        the kernels' limits (the largest the features may ask for)."""
+        n_in = N_LEAD_INPUTS + int(self.max_features)
+        n_out = min(self._H, int(self.tbptt_steps))
+        _registry.check_network_size(self.cell, n_in, self.hidden_size, self.num_layers, n_out,
+                                     1, self.tbptt_steps)
+        itemsize = 4 if self.slot_dtype == "float32" else 8
+        _, _, _, scratch = footprint(self._cell_code, n_in, self.hidden_size, self.num_layers,
+                                     n_out, self.tbptt_steps, 1, self._batch, itemsize)
+        width = row_layout(self._H, self._m, int(self.tbptt_steps))[0]
+        core_scratch = 8 * self._batch * (width + 2 * n_in + 3 * self._H + self.max_features)
+        if scratch > MAX_SCRATCH_BYTES or core_scratch > MAX_SCRATCH_BYTES:
+            raise ValueError(f"a step of {self._batch} keys with hidden_size={self.hidden_size}"
+                             f", num_layers={self.num_layers}, tbptt_steps={self.tbptt_steps} "
+                             f"and {self.max_features} features needs more than "
+                             f"{MAX_SCRATCH_BYTES} bytes of scratch: lower max_batch or the "
+                             "sizes")
 
     def _optimizer_args(self):
         opt, lr = self.optimizer, self.lr
@@ -430,9 +461,6 @@ class GlobalForecaster(river_base.Estimator):
                     seed=int(self.seed))
 
     def _new_core(self, n_x, capacity):
-        if GlobalCore is None:
-            raise ImportError("streamrnn._core._global is not built (python setup.py "
-                              "build_ext --inplace)")
         from streamrnn import _core
         return GlobalCore(**self._core_config(n_x, capacity),
                           optimizer=_core.Optimizer(**self._opt_args))
@@ -587,11 +615,17 @@ class GlobalForecaster(river_base.Estimator):
         for i in range(n):
             k, y = keys[i], ys[i]
             x = None if xs is None else xs[i]
-            # the common row, fast: a str key, a float in range (not NaN), no features
-            if type(k) is str and type(y) is float and not x and -lim <= y <= lim \
-                    and len(k) <= most:
-                rows.append((i, k, y, None))
-                continue
+            # the common rows, fast: a str key, a float in range (not NaN), no features or a
+            # dict of finite floats in range
+            if type(k) is str and type(y) is float and -lim <= y <= lim and len(k) <= most:
+                if not x:
+                    rows.append((i, k, y, None))
+                    continue
+                if type(x) is dict and set(map(type, x.values())) == _FLOAT:
+                    total = sum(x.values())  # finite (no NaN/inf; an overflow: the slow path)
+                    if total - total == 0.0 and max(map(abs, x.values())) <= VALUE_LIMIT:
+                        rows.append((i, k, y, x))
+                        continue
             try:
                 rows.append((i, *row(k, y, x)))
             except (TypeError, ValueError) as e:
@@ -617,8 +651,8 @@ class GlobalForecaster(river_base.Estimator):
         while start < len(rows):
             stop = self._cut(rows, start)
             first = None
-            if self._core is None:  # the first values: they fix the feature columns
-                names, index = self._columns_of(rows[start:])
+            if self._core is None:  # the first step: its rows fix the feature columns
+                names, index = self._columns_of(rows[start:stop])
                 first = (self._new_core(len(names), self._first_capacity(0)), names, index)
             self._step_sub(rows[start:stop], res, alpha, errors, first)
             start = stop
@@ -679,22 +713,36 @@ class GlobalForecaster(river_base.Estimator):
         n_x = len(names)
         X, ignored = None, 0
         if n_x:
-            X = np.full((b, n_x), np.nan)
-            for j, r in enumerate(rows):
+            empty = [math.nan] * n_x
+            plans = {}  # the columns of each tuple of feature names (messages share a schema)
+            lines = []
+            for r in rows:
                 feats = r[3]
-                if feats:
-                    for name, v in feats.items():
-                        c = index.get(name)
-                        if c is None:
-                            ignored += 1
-                        else:
-                            X[j, c] = v
+                if not feats:
+                    lines.append(empty)
+                    continue
+                names_t = tuple(feats)
+                cols = plans.get(names_t)
+                if cols is None:
+                    cols = plans[names_t] = [index.get(k, -1) for k in names_t]
+                line = empty.copy()
+                for c, v in zip(cols, feats.values()):
+                    if c >= 0:
+                        line[c] = v
+                    else:
+                        ignored += 1
+                lines.append(line)
+            X = np.array(lines, dtype=np.float64)
         else:
             ignored = sum(len(r[3]) for r in rows if r[3])
         H = self._H
         pred, score = np.empty(b), np.empty(b)
         fc, lo, hi = np.empty((b, H)), np.empty((b, H)), np.empty((b, H))
-        status = core.step(slots, ys, X, pred, score, fc, lo, hi, alpha)
+        try:
+            status = core.step(slots, ys, X, pred, score, fc, lo, hi, alpha)
+        except BaseException:  # (a bug, an interrupt): the core changed nothing, nor do we
+            free.extend(reversed(taken))
+            raise
         if status < 0:  # the core's last line: nothing changed
             free.extend(reversed(taken))
             e = ValueError("the core refused this sub-batch (a value or feature not finite "
@@ -736,9 +784,9 @@ class GlobalForecaster(river_base.Estimator):
 
     def _count_ignored(self, ignored):
         if not self.n_ignored_features:
-            warnings.warn(f"GlobalForecaster's feature columns are {self._names} (fixed by the "
-                          f"first values learned, max_features={self.max_features}); features "
-                          "first seen later are ignored (counted in n_ignored_features)",
+            warnings.warn(f"GlobalForecaster's feature columns are {self._names} (fixed by its "
+                          f"first step, max_features={self.max_features}); features first seen "
+                          "later are ignored (counted in n_ignored_features)",
                           UserWarning, stacklevel=5)
         self.n_ignored_features += ignored
 
@@ -815,8 +863,9 @@ class GlobalForecaster(river_base.Estimator):
     def _export_state(self) -> dict:
         core = self._core
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
-        tree = {"core": None if core is None else {"shared": _shared_of(core),
-                                                     "slots": core.get_slots(live)},
+        tree = {"core": None if core is None else {
+                    "shared": _shared_of(core),
+                    "slots": _slot_floats(core.get_slots(live), self._slot_floats)},
                 "keys": [_encode_series_key(k) for k in self._slot],
                 "prediction": self._pred[live].copy(), "anomaly": self._anom[live].copy(),
                 "features": [_interned(_encode_key(k)) for k in self._names],
@@ -877,9 +926,11 @@ class GlobalForecaster(river_base.Estimator):
         else:
             _check_keys(node, ("shared", "slots"), "the state's core")
             slots = node["slots"]
-            if not _rows_fit(slots, n):
+            if not _rows_fit(slots, n, self._slot_floats):
                 # checked before the core is built: its slot arrays are in proportion to them
-                raise ValueError(f"the state's core slots must be arrays of {n} rows")
+                raise ValueError(f"the state's core slots must be arrays of {n} rows (floats "
+                                 f"as {np.dtype(self._slot_floats).name})")
+            slots = _slot_floats(slots, np.float64)
             cap = self._first_capacity(n)
             core = self._new_core(len(names), cap)
             _set_shared(core, node["shared"])

@@ -63,7 +63,6 @@ class RefGlobal:
                  window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
         self.n_out = min(H, k2)
-        self.jb = min(m, H) if m > 0 else H
         self.clip = clip_
         self.alpha, self.beta, self.phi, self.gamma = hw_alpha, hw_beta, hw_phi, hw_gamma
         self.window, self.aci_gamma, self.alphas = window, aci_gamma, tuple(alphas)
@@ -139,9 +138,7 @@ class RefGlobal:
         return acc
 
     def bb(self, K, j):
-        """Steps beyond jb (a period shorter than the horizon) are kept in row precision."""
-        v = self.bb_raw(K, j)
-        return self.rnd(v) if self.jb < j <= self.H else v
+        return self.bb_raw(K, j)
 
     def experts(self, K, j, bb, corr):
         """network, backbone, last value, seasonal naive of step j from the current origin."""

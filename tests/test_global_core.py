@@ -84,3 +84,28 @@ def test_combination_not_worse_than_the_baselines(kind):
     last = np.abs(Y[:, T // 2 - 1:T - 1] - Y[:, s]).mean()
     assert mae <= 1.05 * min(snaive, last), (mae, snaive, last)
     assert 0.85 <= np.mean(covered) <= 0.95
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_pred_and_score_are_what_forecast_and_score_said(dtype):
+    """For a batch of one key, the step's one-step forecast and anomaly score equal, bit for
+    bit, forecast(slot, 1, x) and score(slot, y, x) called just before it (same weights,
+    same pooled state)."""
+    core = make(n_x=2, dtype=dtype)
+    rng = np.random.default_rng(3)
+    H = core.horizon
+    seen_score = 0
+    for t in range(60):
+        k = int(rng.integers(0, 5))
+        y = 5 + np.sin(t / 2 + k) + rng.normal(0, 0.2)
+        x = rng.normal(0, 1, 2)
+        if rng.random() < 0.3:
+            x[1] = np.nan
+        f1 = core.forecast(k, 1, x)[0]
+        s1 = core.score(k, y, x)
+        out = outputs(1, H)
+        assert core.step(np.array([k], dtype=np.int64), np.array([y]), x[None, :], *out) == 1
+        assert np.array_equal(out[0], [f1], equal_nan=True)
+        assert np.array_equal(out[1], [s1], equal_nan=True)
+        seen_score += not np.isnan(s1)
+    assert seen_score > 30

@@ -98,10 +98,10 @@ def test_other_series_no_season(kind):
     run(core, ref, np.random.default_rng(2), kind, steps=40)
 
 
-def test_period_shorter_than_horizon_stores_long_steps():
-    # H > m: steps beyond the period keep their backbone forecast in the row
+def test_period_shorter_than_horizon_uses_season_history():
+    # H > m: steps beyond the period read the season history (two older levels here)
     core, ref = make_pair(m=3, H=8, k2=5, dtype="float32")
-    assert core.jb == 3
+    assert core.LS == 2
     run(core, ref, np.random.default_rng(3), "seasonal", steps=40)
 
 

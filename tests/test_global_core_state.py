@@ -445,3 +445,76 @@ def test_hostile_states_never_crash(dtype):
 def test_hostile_arguments_never_crash():
     out = child(textwrap.dedent(HOSTILE_ARGS).replace("{n}", "2000"))
     assert out[0] == "OK" and int(out[1]) > 0 and int(out[2]) > 0
+
+
+def test_a_key_moved_to_another_slot_of_another_core_continues_identically():
+    """Eviction and return (E's max_keys, checkpoints of live keys): a key's slot state
+    taken from slot 3 of one core and set into slot 7 of a twin (same shared state) goes on
+    exactly as it would have in place."""
+    core = make("float32")
+    feed(core, np.random.default_rng(9), 25)
+    twin = make("float32")
+    twin.set_shared_state(core.get_shared_state())
+    twin.set_slots(np.array([7], dtype=np.int64), core.get_slots(np.array([3], dtype=np.int64)))
+    rng = np.random.default_rng(10)
+    for t in range(15):
+        y = np.array([10 + rng.normal()])
+        x = rng.normal(0, 1, (1, core.n_x))
+        a, b = outs(1), outs(1)
+        assert core.step(np.array([3], dtype=np.int64), y, x, *a) == 1
+        assert twin.step(np.array([7], dtype=np.int64), y, x, *b) == 1
+        for u, v in zip(a, b):
+            assert np.array_equal(u, v, equal_nan=True)
+    assert np.array_equal(core.forecast(3, 9), twin.forecast(7, 9))
+
+
+def test_busy_network_refuses_the_core():
+    """While a call runs without the GIL the network's busy flag is set: the core's entry
+    points then raise RuntimeError instead of sharing the scratch. The flag is set here the
+    way SharedNetwork's own nogil calls set it (through a Python-visible twin call that
+    checks it): a network step from another thread during a core step is refused too."""
+    import threading
+    core = make()
+    feed(core, np.random.default_rng(11), 3)
+    B = 6
+    ok, refused = [], []
+
+    def other():
+        for _ in range(200):
+            try:
+                core.forecast(0, 3)
+                ok.append(1)
+            except RuntimeError:
+                refused.append(1)
+
+    th = threading.Thread(target=other)
+    th.start()
+    for t in range(200):
+        keys = np.arange(B, dtype=np.int64)
+        try:
+            core.step(keys, np.full(B, 1.0 + t), None, *outs(B))
+        except RuntimeError:
+            refused.append(1)
+    th.join()
+    assert len(ok) + len(refused) >= 200      # every call either ran or was refused cleanly
+    assert core.step(np.arange(2, dtype=np.int64), np.ones(2), None, *outs(2)) == 1
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_extreme_values_round_trip(dtype):
+    """Values at the limit (|y| == y_limit, which float32 rounds up), jumps between them and
+    a constant stretch (zero scale) are learned, and the state still round-trips and goes on
+    bit-identically (E's fuzz found the float32 limit refused by set_state)."""
+    core = make(dtype)
+    L = core.y_limit
+    rng = np.random.default_rng(12)
+    for t in range(40):
+        keys = np.array([0, 1, 2], dtype=np.int64)
+        ys = np.array([L if t % 2 else -L, 5.0, rng.choice([L, -L, 0.0, 1e-300])])
+        assert core.step(keys, ys, None, *outs(3)) in (1, 2)
+    twin = pickle.loads(pickle.dumps(core))
+    state_equal(core.get_state(), twin.get_state())
+    twin.set_slots(np.array([0, 1, 2], dtype=np.int64), core.get_slots(np.array([0, 1, 2], dtype=np.int64)))
+    same(feed(core, np.random.default_rng(13), 10), feed(twin, np.random.default_rng(13), 10))
+    for k in range(3):
+        assert np.all(np.isfinite(core.forecast(k, 30)))

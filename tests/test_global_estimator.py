@@ -68,6 +68,9 @@ def test_river_check(estimator, check):
     ({"slot_dtype": "float16"}, "slot_dtype must be one of"),
     ({"max_features": -1}, "max_features must be an int"),
     ({"seed": None}, "seed must be an int"),
+    ({"seasonality": 20_000}, "seasonality must be an int"),
+    ({"hidden_size": 1024, "num_layers": 4, "max_batch": 4096}, "bytes of scratch"),
+    ({"hidden_size": 4096}, "parameters"),
     ({"optimizer": "adamw"}, "optimizer must be a river optimizer or one of"),
     ({"lr": -1.0}, "lr must be None or a finite number"),
     ({"clip_norm": 0.0}, "clip_norm must be None or a finite number"),
@@ -136,7 +139,9 @@ def test_key_types():
 # ------------------------------------------------------------------ validation
 BAD = [(float("nan"), None), (float("inf"), None), ("3", None), (None, None), (1e101, None),
        (1.0, {"a": float("nan")}), (1.0, {"a": "x"}), (1.0, {"a": None}), (1.0, [1.0]),
-       (1.0, {"a": 1e101})]
+       (1.0, {"a": 1e101}), (1.0, {"a": 1.0, "b": float("nan")}),
+       (1.0, {"b": float("nan"), "a": 2.0}), (1.0, {"a": 1.0, "b": -float("inf")}),
+       (1.0, {"a": 1e308, "b": 1e308}), (1.0, {"a": 2.0, "b": -1e101})]
 
 
 @pytest.mark.filterwarnings("ignore:GlobalForecaster's feature columns")
@@ -163,10 +168,14 @@ def test_bad_input_same_error_as_the_single_series_forecaster(y, x):
 def test_float32_slots_refuse_values_beyond_their_range():
     m = small()
     feed(m, steps=2)
+    assert ms.F32_LIMIT == m._core.y_limit
     before = blob(m)
     with pytest.raises(ValueError, match="float64"):
         m.learn_one("k0", 1e31)
     assert blob(m) == before
+    m.learn_many(["k1", "k2"], [1e30, -1e30])  # the limit itself is a value; it round-trips
+    c = pickle.loads(blob(m))
+    assert blob(c) == blob(m)
 
 
 def test_a_bad_row_changes_nothing_in_a_batch():
@@ -231,14 +240,15 @@ def test_result_rows_and_last_prediction():
     assert r.forecast[0].tolist() == m.forecast("k1", m.H)
 
 
-def test_features_fixed_by_the_first_values():
-    m = small()
-    m.learn_many(["a", "b"], [1.0, 2.0], [{"u": 1.0}, {"t": 2.0, "u": 0.5}])
-    assert m.features == ["t", "u"]
+def test_features_fixed_by_the_first_step():
+    m = small(max_batch=2)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
+        m.learn_many(["a", "b", "c"], [1.0, 2.0, 3.0],
+                     [{"u": 1.0}, {"t": 2.0, "u": 0.5}, {"s": 1.0}])
+        assert m.features == ["t", "u"] and m.n_ignored_features == 1  # "s": the second step
         m.learn_one("a", 1.0, {"u": 1.0, "new": 3.0})
-    assert m.n_ignored_features == 1 and "ignored" in str(w[0].message)
+    assert m.n_ignored_features == 2 and len(w) == 1 and "ignored" in str(w[0].message)
     m.learn_one("a", 1.0, {"u": 1.0})  # a known feature missing from x: missing, fine
     with pytest.raises(TypeError):
         m.forecast("a", 2, [{"u": "x"}, {}])
@@ -312,17 +322,27 @@ def test_arrays_grow_with_the_keys():
 
 
 # ------------------------------------------------------------------ against the core itself
-def test_the_estimator_is_the_core_plus_a_key_map():
+@pytest.mark.parametrize("with_x", [False, True])
+def test_the_estimator_is_the_core_plus_a_key_map(with_x):
     """learn_many equals driving a GlobalCore by hand: one step per sub-batch of distinct keys,
-    new keys on fresh slots, the evicted key's slot reset (a plain-dict reference)."""
+    new keys on fresh slots, the evicted key's slot reset, features in sorted-name columns
+    (NaN: missing; a name first seen later: ignored) - a plain-dict reference."""
     from streamrnn import _core
     from streamrnn._core._global import GlobalCore
     m = small(max_keys=4, max_batch=3, slot_dtype="float64")
-    core = GlobalCore(**m._core_config(0, 16), optimizer=_core.Optimizer(**m._opt_args))
+    names = ["u", "v"] if with_x else []
+    core = GlobalCore(**m._core_config(len(names), 16), optimizer=_core.Optimizer(**m._opt_args))
     slot, lru, free = {}, [], list(range(16))
     rng = np.random.default_rng(1)
     stream = [(f"k{int(rng.integers(6))}", float(rng.normal(10, 2))) for _ in range(120)]
-    got = m.learn_many([k for k, _ in stream], [y for _, y in stream])
+    # the first step (the first sub-batch, within the first 3 rows) sees u and v: the columns
+    xs = [{"v": 1.0, "u": 0.5}, {"u": 1.5}, {}] + [
+        {n: float(rng.normal()) for n in ("u", "v", "late") if rng.random() < 0.6}
+        for _ in stream[3:]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = m.learn_many([k for k, _ in stream], [y for _, y in stream],
+                           xs if with_x else None)
     want, start = [], 0
     while start < len(stream):  # sub-batches: distinct keys, at most 3 rows
         part, seen = [], set()
@@ -331,6 +351,10 @@ def test_the_estimator_is_the_core_plus_a_key_map():
                 break
             seen.add(k)
             part.append((k, y))
+        X = None
+        if with_x:
+            X = np.array([[xs[start + j].get(n, np.nan) for n in names]
+                          for j in range(len(part))])
         start += len(part)
         s = np.array([slot[k] if k in slot else free.pop(0) for k, _ in part], dtype=np.int64)
         for (k, _), si in zip(part, s):
@@ -340,7 +364,7 @@ def test_the_estimator_is_the_core_plus_a_key_map():
             lru.append(k)
         b, H = len(part), m.H
         out = [np.empty(b), np.empty(b), np.empty((b, H)), np.empty((b, H)), np.empty((b, H))]
-        assert core.step(s, np.array([y for _, y in part]), None, *out) == 1
+        assert core.step(s, np.array([y for _, y in part]), X, *out) == 1
         want.append(out)
         while len(lru) > 4:  # (the slot numbers differ from the estimator's: they do not matter)
             gone = slot.pop(lru.pop(0))
@@ -387,5 +411,33 @@ def test_slot_bytes_and_the_checkpoint_grow_with_the_keys_not_max_keys():
     two = ck.state_nbytes(m)
     assert two == ck.state_nbytes(small_cap)  # max_keys does not matter, the keys do
     m.learn_many(["c", "d"], [1.0, 2.0])
-    # a key in a file: its slot (stored as float64: twice float32), 16 B, its name in the JSON
-    assert ck.state_nbytes(m) - two <= 2 * (2 * m.slot_bytes + 16 + 40)
+    # a key in a file: its slot (float32 as stored), 16 B, its name in the JSON
+    assert ck.state_nbytes(m) - two <= 2 * (m.slot_bytes + 16 + 40)
+
+
+def test_a_refused_network_step_still_learns_the_per_key_parts():
+    """A learning rate far too high with clipping off: the network refuses its steps (status
+    2); the rows are learned by the per-key parts, the weights stay finite, it is counted."""
+    m = small(optimizer="sgd", lr=1e300, clip_norm=None)
+    for t in range(30):
+        r = m.learn_many(["a", "b", "c"], [1e20 * (t % 3), -1e20 * t, 3.0 * t])
+        assert r.ok.all()
+    assert m.n_skipped_updates > 0
+    assert np.isfinite(m._core.net.params).all()
+    c = pickle.loads(pickle.dumps(m))
+    feed(m, steps=2), feed(c, steps=2)
+    assert blob(c) == blob(m)
+
+
+@pytest.mark.filterwarnings("ignore:GlobalForecaster's feature columns")
+def test_round_trip_with_features_continues_bit_identically():
+    m = small(max_keys=3, max_features=2)
+    for t in range(8):
+        m.learn_many(["a", "b", "c", "d"], [float(t), 2.0, 3.0 - t, 1.0],
+                     [{"u": t, "v": 1.0}, None, {"v": -1.0}, {"u": 0.5, "w": 2.0}])
+    c = copy.deepcopy(m)
+    assert c.features == ["u", "v"] and blob(c) == blob(m)
+    for x in (m, c):
+        x.learn_many(["a", "e"], [1.0, 2.0], [{"u": 3.0}, {"v": 1.0}])
+    assert blob(c) == blob(m)
+    assert m.forecast("a", 3, [{"u": 1.0}] * 3) == c.forecast("a", 3, [{"u": 1.0}] * 3)

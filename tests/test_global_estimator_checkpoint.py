@@ -179,7 +179,13 @@ def _grow_keys(h, d, n):
     st(h)["keys"] = [f"x{i}" for i in range(n)]
 
 
+def _row_as_f4(h, d):
+    a = h["arrays"][st(h)["core"]["slots"]["row"]["$array"]]
+    a.update(dtype="<f4", shape=[a["shape"][0], 2 * a["shape"][1]])
+
+
 CASES = {
+    "slots_other_float": (_row_as_f4, "floats as float64"),
     "keys_not_list": (lambda h, d: st(h).update(keys={"a": 1}), "keys must be a list"),
     "key_float": (lambda h, d: st(h)["keys"].__setitem__(0, 1.5), r"keys\[0\]"),
     "key_long": (lambda h, d: st(h)["keys"].__setitem__(0, "k" * 2000), "1024"),
@@ -265,3 +271,21 @@ def test_random_mutations_and_lies_never_crash(tmp_path, base):
     assert refused > len(results) // 2, refused
     for r in results:
         assert r["peak"] < 8 * r["size"] + (16 << 20), r
+
+
+def test_truncated_or_flipped_bytes_are_refused(tmp_path, base):
+    blob = bytearray(sign(*base))
+    rng = random.Random(7)
+    cases = {"truncated": bytes(blob[:len(blob) // 2]), "empty": b"",
+             "tail_cut": bytes(blob[:-1])}
+    for i in range(20):
+        b = bytearray(blob)
+        b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        cases[f"flip{i}"] = bytes(b)
+    paths = []
+    for name, b in cases.items():
+        p = tmp_path / f"{name}.srnn"
+        p.write_bytes(b)
+        paths.append(p)
+    for name, r in zip(cases, run_child(paths)):
+        assert r["result"] == "refused", (name, r)

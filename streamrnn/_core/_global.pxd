@@ -26,10 +26,9 @@ cdef class GlobalCore:
     # ---- per-key row layout (offsets into one row of W values)
     cdef readonly Py_ssize_t W           # values per key row
     cdef readonly int R                  # y history kept (ring)
-    cdef readonly int jb                 # backbone forecasts of steps j > jb are stored, others recomputed
-    cdef Py_ssize_t o_y, o_s, o_hw, o_org, o_bbp, o_net, o_cmb, o_err
-    cdef object _bbo_arr, _neto_arr, _netl_arr, _phacc_arr
-    cdef Py_ssize_t* bbo                 # (H + 1,) offset of step j's stored backbone forecasts (j > jb)
+    cdef readonly int LS                 # older season levels kept per phase, ceil(H/m) - 1
+    cdef Py_ssize_t o_y, o_s, o_hw, o_org, o_sh, o_net, o_cmb, o_err
+    cdef object _neto_arr, _netl_arr, _phacc_arr
     cdef Py_ssize_t* neto                # (n_out,) offset of output i's pending corrections
     cdef Py_ssize_t* netl                # (n_out,) their ring length
     cdef double* phacc                   # (H + 1,) sum_{i=1..j} phi^i
@@ -72,7 +71,6 @@ cdef class GlobalCore:
     cdef double _rnd(self, double v) noexcept nogil
     cdef double _scale(self, const double* row) noexcept nogil
     cdef double _bb(self, const double* row, long long n, Py_ssize_t j) noexcept nogil
-    cdef double _bb_raw(self, const double* row, long long n, Py_ssize_t j) noexcept nogil
     cdef double _bb_at(self, const double* row, long long t, Py_ssize_t j) noexcept nogil
     cdef void _experts(self, const double* row, long long n, Py_ssize_t j, double bb,
                        double corr, double* f) noexcept nogil

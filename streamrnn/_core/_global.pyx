@@ -71,7 +71,7 @@ import numpy as np
 
 cimport numpy as cnp
 from libc.math cimport INFINITY, NAN, ceil, cos, exp, fabs, isfinite, isinf, isnan, sin, sqrt
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._shared cimport SharedNetwork
 from streamrnn._core._optim cimport Optimizer
@@ -88,7 +88,32 @@ cdef extern from *:
     #elif defined(__GNUC__)
     #pragma GCC optimize ("fp-contract=off")
     #endif
+    #include <stddef.h>
+    /* branch-free binary searches over a sorted run v[0..n-1] (the conditional moves keep
+       the pooled windows' searches free of mispredictions) */
+    static ptrdiff_t gc_upper(const double* v, ptrdiff_t n, double s) {   /* first v > s */
+        const double* base = v;
+        if (n <= 0) return 0;
+        while (n > 1) {
+            ptrdiff_t half = n / 2;
+            base = (base[half - 1] <= s) ? base + half : base;
+            n -= half;
+        }
+        return (base - v) + (base[0] <= s);
+    }
+    static ptrdiff_t gc_lower(const double* v, ptrdiff_t n, double s) {   /* first v >= s */
+        const double* base = v;
+        if (n <= 0) return 0;
+        while (n > 1) {
+            ptrdiff_t half = n / 2;
+            base = (base[half - 1] < s) ? base + half : base;
+            n -= half;
+        }
+        return (base - v) + (base[0] < s);
+    }
     """
+    Py_ssize_t gc_upper(const double* v, Py_ssize_t n, double s) noexcept nogil
+    Py_ssize_t gc_lower(const double* v, Py_ssize_t n, double s) noexcept nogil
 
 # ---------------------------------------------------------------- constants
 cdef enum:
@@ -183,22 +208,21 @@ def _fresh(v):
 
 
 def row_layout(horizon, period, k2):
-    """Per-key row layout: ``(W, R, jb, n_out, parts)``; ``parts`` maps each field to
-    (offset, length) in the row. Pure Python ints (the reference uses it too)."""
+    """Per-key row layout: ``(W, R, LS, n_out, parts, netl)``; ``parts`` maps each field to
+    (offset, length) in the row; LS older season levels are kept. Pure Python ints."""
     H, m = horizon, period
     n_out = min(H, k2)
     R = (m * ((H + m - 1) // m)) if m > 0 else H
     if R < m:
         R = m
-    jb = min(m, H) if m > 0 else H
-    bbp = sum(range(jb + 1, H + 1))
+    LS = (H + m - 1) // m - 1 if m > 0 else 0
     netl = [i + 1 for i in range(n_out - 1)] + [H]
     parts, off = {}, 0
-    for name, n in (("y", R), ("season", m), ("hw", 3), ("origin", 3 * H), ("bbp", bbp),
+    for name, n in (("y", R), ("season", m), ("hw", 3), ("origin", 3 * H), ("shist", LS * m),
                     ("net", sum(netl)), ("comb", H * (H + 1) // 2), ("err", H * E)):
         parts[name] = (off, n)
         off += n
-    return off, R, jb, n_out, parts, netl
+    return off, R, LS, n_out, parts, netl
 
 
 _CONFIG_KEYS = ("cell", "hidden_size", "num_layers", "k2", "horizon", "period", "n_x",
@@ -254,7 +278,7 @@ cdef class GlobalCore:
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a streamrnn._core.Optimizer, got "
                             f"{type(optimizer).__name__}")
-        Wrow, R, jb, n_out, parts, netl = row_layout(H, m, k2)
+        Wrow, R, LS, n_out, parts, netl = row_layout(H, m, k2)
         isz = 4 if sd == "float32" else 8
         if cap * (Wrow * isz + 8) > MAX_ROW_BYTES:
             raise ValueError(f"capacity {cap} x {Wrow * isz + 8} bytes per key is beyond "
@@ -278,15 +302,10 @@ cdef class GlobalCore:
         self.window, self.aci_gamma, self.alphas, self.n_levels = win, ag, al, len(al)
         self.y_limit = 1e30 if self.f32 else 1e100
         self.big = 1e36 if self.f32 else 1e150
-        self.W, self.R, self.jb = Wrow, R, jb
+        self.W, self.R, self.LS = Wrow, R, LS
         self.o_y, self.o_s, self.o_hw = parts["y"][0], parts["season"][0], parts["hw"][0]
-        self.o_org, self.o_bbp, self.o_net = parts["origin"][0], parts["bbp"][0], parts["net"][0]
+        self.o_org, self.o_sh, self.o_net = parts["origin"][0], parts["shist"][0], parts["net"][0]
         self.o_cmb, self.o_err = parts["comb"][0], parts["err"][0]
-        bbo = np.zeros(H + 1, dtype=np.intp)
-        off = self.o_bbp
-        for j in range(jb + 1, H + 1):
-            bbo[j] = off
-            off += j
         neto = np.zeros(n_out, dtype=np.intp)
         off = self.o_net
         for i in range(n_out):
@@ -298,9 +317,8 @@ cdef class GlobalCore:
             p = p * p_
             acc = acc + p
             ph[j] = acc
-        self._bbo_arr, self._neto_arr = bbo, neto
+        self._neto_arr = neto
         self._netl_arr, self._phacc_arr = np.array(netl, dtype=np.intp), ph
-        self.bbo = <Py_ssize_t*>_ptr(bbo)
         self.neto = <Py_ssize_t*>_ptr(neto)
         self.netl = <Py_ssize_t*>_ptr(self._netl_arr)
         self.phacc = <double*>_ptr(ph)
@@ -351,8 +369,8 @@ cdef class GlobalCore:
     def slot_bytes(self):
         """Committed bytes per key: the network's slot (``net.slot_bytes``, its 8-byte
         window count included) + the key's row (itemsize x W) + its count (8). With
-        R = m ceil(H/m) (H when m = 0), jb = min(m, H) (H when m = 0), n_out = min(H, k2):
-        W = R + m + 3 + 3H + sum_{j=jb+1..H} j + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 4H."""
+        R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
+        W = R + m + 3 + 3H + LS m + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 4H."""
         return int(self.net.slot_bytes) + self.W * (4 if self.f32 else 8) + 8
 
     @property
@@ -404,13 +422,7 @@ cdef class GlobalCore:
         return self._rnd(sc if sc > fl else fl)
 
     cdef double _bb(self, const double* row, long long n, Py_ssize_t j) noexcept nogil:
-        """The backbone's forecast of step j (1..H) from the committed origin n - 1: steps
-        j > jb as stored (rounded to the row's precision), the others computed."""
-        if j > self.jb:
-            return row[self.bbo[j] + (n - 1) % j]
-        return self._bb_raw(row, n, j)
-
-    cdef double _bb_raw(self, const double* row, long long n, Py_ssize_t j) noexcept nogil:
+        """The backbone's forecast of step j (1..H) from the committed origin n - 1."""
         cdef double v = row[self.o_hw] + self.phacc[j] * row[self.o_hw + 1]
         if self.period > 0:
             v = v + row[self.o_s + (n - 1 + j) % self.period]
@@ -418,16 +430,20 @@ cdef class GlobalCore:
 
     cdef double _bb_at(self, const double* row, long long t, Py_ssize_t j) noexcept nogil:
         """The backbone's forecast of step j made at origin s = t - j, read when y_t arrives
-        (before it updates the row): stored for j > jb, else recomputed."""
+        (before it updates the row): recomputed from the origin's level and trend and the
+        season index of y_t's phase as it was then: the current one for j <= m, else the
+        one before the last ceil(j/m) - 1 updates of that phase (the season history)."""
         cdef long long s = t - j
-        cdef Py_ssize_t q
+        cdef Py_ssize_t q, m = self.period, u
         cdef double v
-        if j > self.jb:
-            return row[self.bbo[j] + s % j]
         q = self.o_org + 3 * (s % self.horizon)
         v = row[q] + self.phacc[j] * row[q + 1]
-        if self.period > 0:
-            v = v + row[self.o_s + t % self.period]
+        if m > 0:
+            u = (j + m - 1) // m - 1     # updates of the phase since origin s
+            if u == 0:
+                v = v + row[self.o_s + t % m]
+            else:
+                v = v + row[self.o_sh + (u - 1) * m + t % m]
         return v
 
     cdef void _experts(self, const double* row, long long n, Py_ssize_t j, double bb,
@@ -475,7 +491,7 @@ cdef class GlobalCore:
                 w[e] = 0.0
                 continue
             x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
-            w[e] = exp(-x) if x < CUT else 0.0
+            w[e] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)  # exp(-0) == 1
             tot = tot + w[e]
         for e in range(E):
             w[e] = w[e] / tot
@@ -578,49 +594,31 @@ cdef class GlobalCore:
 
     cdef double _pvalue(self, double s) noexcept nogil:
         cdef long long c = self.ccnt[0]
-        cdef Py_ssize_t lo = 0, hi, mid
-        cdef const double* v = self.csrt
         if c == 0:
             return 1.0
-        hi = <Py_ssize_t>c
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if v[mid] < s:
-                lo = mid + 1
-            else:
-                hi = mid
-        return (1.0 + <double>(c - lo)) / (1.0 + <double>c)
+        return (1.0 + <double>(c - gc_lower(self.csrt, <Py_ssize_t>c, s))) / (1.0 + <double>c)
 
     cdef void _insert(self, Py_ssize_t j0, double s) noexcept nogil:
-        """Score s enters step j0's window; the oldest leaves a full one."""
-        cdef Py_ssize_t W = self.window, k, lo, hi, mid
+        """Score s enters step j0's window; the oldest leaves a full one: binary searches
+        and one memmove of the values between the two positions."""
+        cdef Py_ssize_t W = self.window, r0, q, c
         cdef double* r = self.craw + j0 * W
         cdef double* v = self.csrt + j0 * W
-        cdef long long c = self.ccnt[j0]
         cdef Py_ssize_t p = <Py_ssize_t>self.cpos[j0]
-        cdef double old
+        c = <Py_ssize_t>self.ccnt[j0]
+        q = gc_upper(v, c, s)              # the first index with a value > s
         if c < W:
-            k = <Py_ssize_t>c
+            memmove(v + q + 1, v + q, (c - q) * sizeof(double))
+            v[q] = s
             self.ccnt[j0] = c + 1
         else:
-            old = r[p]
-            lo = 0
-            hi = W
-            while lo < hi:  # the first index holding the oldest score's value
-                mid = (lo + hi) // 2
-                if v[mid] < old:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            k = lo
-            while k + 1 < W:  # remove it
-                v[k] = v[k + 1]
-                k += 1
-            k = W - 1
-        while k > 0 and v[k - 1] > s:
-            v[k] = v[k - 1]
-            k -= 1
-        v[k] = s
+            r0 = gc_lower(v, W, r[p])      # the first index holding the oldest score's value
+            if q > r0:    # the values in (r0, q) move down one place, s ends them
+                memmove(v + r0, v + r0 + 1, (q - 1 - r0) * sizeof(double))
+                v[q - 1] = s
+            else:         # the values in [q, r0) move up one place, s starts them
+                memmove(v + q + 1, v + q, (r0 - q) * sizeof(double))
+                v[q] = s
         r[p] = s
         self.cpos[j0] = (p + 1) % W
 
@@ -699,6 +697,12 @@ cdef class GlobalCore:
         cdef Py_ssize_t m = self.period, H = self.horizon, j, p = 0
         cdef Py_ssize_t hw = self.o_hw
         cdef double l = row[hw], b = row[hw + 1], e, fit, r, phi = self.hw_phi
+        cdef Py_ssize_t u
+        if m > 0 and self.LS > 0:  # the phase's index before this update joins its history
+            p = n % m
+            for u in range(self.LS - 1, 0, -1):
+                row[self.o_sh + u * m + p] = row[self.o_sh + (u - 1) * m + p]
+            row[self.o_sh + p] = row[self.o_s + p]
         if n == 0:
             row[hw] = self._rnd(y)
             row[hw + 1] = 0.0
@@ -728,8 +732,6 @@ cdef class GlobalCore:
         row[p] = row[hw]
         row[p + 1] = row[hw + 1]
         row[p + 2] = self._scale(row)
-        for j in range(self.jb + 1, H + 1):
-            row[self.bbo[j] + n % j] = self._rnd(self._bb_raw(row, n + 1, j))
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
@@ -952,8 +954,27 @@ cdef class GlobalCore:
         return np.ascontiguousarray(x)
 
     def _forecast(self, s, Py_ssize_t h, xs):
-        """(combined (h,), scale) from the key's committed state; NaN before its first value."""
+        """(combined (h,), scale) from the key's committed state; NaN before its first value.
+        The core is marked busy meanwhile (the network's predict releases the GIL: a step
+        from another thread must not change the rows read here)."""
         x = self._x_arg(xs, h)
+        self._ready()
+        self._busy = True
+        try:
+            return self._forecast_rows(s, h, x)
+        finally:
+            self._busy = False
+
+    def _hold(self, fn, *args):
+        """fn(*args) with the core marked busy (steps from other threads are refused)."""
+        self._ready()
+        self._busy = True
+        try:
+            return fn(*args)
+        finally:
+            self._busy = False
+
+    def _forecast_rows(self, s, Py_ssize_t h, x):
         row, n = self._row(s)
         out = np.full(h, np.nan)
         if n == 0:
@@ -1002,7 +1023,11 @@ cdef class GlobalCore:
         s = self._slot(slot)
         h = _int(h, "h", 1, 10 ** 6)
         a = self._alpha(alpha)
-        c, sc = self._forecast(s, h, xs)
+        x = self._x_arg(xs, h)
+        return self._hold(self._interval, s, h, a, x)
+
+    def _interval(self, s, h, a, x):
+        c, sc = self._forecast_rows(s, h, x)
         lo, hi = np.full(h, np.nan), np.full(h, np.nan)
         for j in range(1, h + 1):
             q = self._halfwidth(j, a)
@@ -1016,11 +1041,14 @@ cdef class GlobalCore:
         NaN while unknown. Changes nothing."""
         s = self._slot(slot)
         y = _flt(y, "y", -self.y_limit, self.y_limit)
-        self._x_arg(x, 1)
+        x = self._x_arg(x, 1)
+        return self._hold(self._score, s, y, x)
+
+    def _score(self, s, y, x):
         row, n = self._row(s)
         if n - 1 < WARM or self.ccnt[0] == 0:
             return math.nan
-        c, sc = self._forecast(s, 1, x)
+        c, sc = self._forecast_rows(s, 1, x)
         cdef double[::1] rv = row
         bb = self._bb(&rv[0], n, 1)
         cn = self._rnd((c[0] - bb) / sc)
@@ -1039,15 +1067,21 @@ cdef class GlobalCore:
     # ------------------------------------------------------------ slot management
     def reset(self, slots):
         """Back to a fresh key (the network slot too) for one slot or an array of slots."""
-        slots = self._slots(slots, False, False)
+        return self._hold(self._reset, slots)
+
+    def _reset(self, slots):
+        slots = self.net._slot_array(slots, False, False)
         self.net.reset(slots)
         self._rows[slots] = 0
         self._count[slots] = 0
 
     def copy_slots(self, src, dst):
         """Slot ``dst[i]`` takes the state of ``src[i]`` (the targets distinct)."""
-        src = self._slots(src, False, False)
-        dst = self._slots(dst, True, False)
+        return self._hold(self._copy_slots, src, dst)
+
+    def _copy_slots(self, src, dst):
+        src = self.net._slot_array(src, False, False)
+        dst = self.net._slot_array(dst, True, False)
         if src.shape != dst.shape:
             raise ValueError("src and dst differ in length")
         self.net.copy_slots(src, dst)
@@ -1061,7 +1095,10 @@ cdef class GlobalCore:
     def get_slots(self, slots):
         """The state of the given slots: ``{"row": (k, W) float64, "count": int64 (k,),
         "net": net.get_slots(slots)}`` (copies)."""
-        slots = self._slots(slots, False, False)
+        return self._hold(self._get_slots, slots)
+
+    def _get_slots(self, slots):
+        slots = self.net._slot_array(slots, False, False)
         return {"row": self._rows[slots].astype(np.float64), "count": self._count[slots].copy(),
                 "net": self.net.get_slots(slots)}
 
@@ -1075,11 +1112,14 @@ cdef class GlobalCore:
             a = np.array(rows, dtype=np.float64, order="C", copy=True)
             if not np.all(np.isfinite(a)):
                 raise ValueError("rows has non-finite values")
-        if np.any(np.abs(a) > self.big):
+        # the limits as stored: float32 rounds 1e30 and 1e36 up (a value at the limit that
+        # was learned must be taken back)
+        big, ylim, vmax = self._rnd(self.big), self._rnd(self.y_limit), self._rnd(VMAX)
+        if np.any(np.abs(a) > big):
             raise ValueError(f"rows hold values beyond +-{self.big:g}")
         parts = self.row_parts()
         o, n = parts["y"]
-        if np.any(np.abs(a[:, o:o + n]) > self.y_limit):
+        if np.any(np.abs(a[:, o:o + n]) > ylim):
             raise ValueError("rows hold history values beyond the value limit")
         o, n = parts["hw"]
         if np.any(a[:, o + 2] < 0):
@@ -1088,7 +1128,7 @@ cdef class GlobalCore:
         if np.any(a[:, o + 2:o + n:3] < 0):
             raise ValueError("rows hold a negative origin scale")
         o, n = parts["err"]
-        if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > VMAX):
+        if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > vmax):
             raise ValueError("rows hold combination errors out of [0, 1e30]")
         if not isinstance(count, np.ndarray) or count.dtype != np.int64 or count.shape != (k,):
             raise ValueError(f"count must be an int64 ndarray of shape ({k},)")
@@ -1103,7 +1143,10 @@ cdef class GlobalCore:
     def set_slots(self, slots, state):
         """Take over ``state`` (as ``get_slots`` returns it) for ``slots`` (distinct), all of
         it validated first (ValueError/TypeError, nothing changes otherwise)."""
-        slots = self._slots(slots, True, False)
+        return self._hold(self._set_slots, slots, state)
+
+    def _set_slots(self, slots, state):
+        slots = self.net._slot_array(slots, True, False)
         if type(state) is not dict or set(state) != {"row", "count", "net"}:
             raise ValueError("slot state must be a dict with keys ['count', 'net', 'row']")
         k = slots.shape[0]
@@ -1172,12 +1215,16 @@ cdef class GlobalCore:
         """Everything that is not a key's slot: ``{"net": net.get_shared_state(), "core":
         {...}}`` (weights, optimizer, counters, conformal, pooled priors, feature
         statistics; copies). With ``get_slots`` this checkpoints only the live keys."""
-        self._ready()
+        return self._hold(self._get_shared_state)
+
+    def _get_shared_state(self):
         return {"net": self.net.get_shared_state(), "core": self._shared_state()}
 
     def set_shared_state(self, state):
         """Take over ``get_shared_state()`` output, all of it validated first."""
-        self._ready()
+        return self._hold(self._set_shared_state, state)
+
+    def _set_shared_state(self, state):
         if type(state) is not dict or set(state) != {"net", "core"}:
             raise ValueError("a GlobalCore shared state must be a dict with keys ['core', 'net']")
         shared = self._check_shared(state["core"])
@@ -1190,14 +1237,18 @@ cdef class GlobalCore:
     def get_state(self):
         """``{"net": net.get_state(), "shared": ..., "rows": (capacity, W) as stored
         (float32 or float64), "count": int64 (capacity,)}`` (copies)."""
-        self._ready()
+        return self._hold(self._get_state)
+
+    def _get_state(self):
         return {"net": self.net.get_state(), "shared": self._shared_state(),
                 "rows": self._rows.copy(), "count": self._count.copy()}
 
     def set_state(self, state):
         """Take over a whole state (as ``get_state`` returns it); every field is validated
         before anything is assigned (ValueError/TypeError)."""
-        self._ready()
+        return self._hold(self._set_state, state)
+
+    def _set_state(self, state):
         if type(state) is not dict or set(state) != _STATE_KEYS:
             raise ValueError(f"a GlobalCore state must be a dict with keys {sorted(_STATE_KEYS)}")
         rows = state["rows"]
