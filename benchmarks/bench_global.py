@@ -543,6 +543,14 @@ def main(argv=None):
         t, geo_mase = ba.metric_table(series, results, sspecs, "mase")
         print(t)
         out["single"] = {"holdout": results, "geo_smape": geo, "geo_mase": geo_mase}
+        if GlobalForecaster is not None and series:
+            same = loops_agree(series[0], results[series[0].name].get("glstm", {}), args.origins,
+                               gkwargs)
+            out["single"]["loops_agree"] = same
+            print(f"\nThe panel's time-major loop on {series[0].name} alone (one key, seed 1) "
+                  f"against bench_accuracy's run_holdout of the same model: "
+                  f"{'identical sMAPE, MASE, coverage and width' if same else 'DIFFERENT'}"
+                  f"{'' if seeds == [1] else ' (run_holdout with seed 1 only)'}")
 
     goals = check_goals(out)
     if goals:
@@ -559,6 +567,18 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps(ba.jsonable(out), indent=1))
         print(f"wrote {args.json}")
     return out
+
+
+def loops_agree(s, row, n_origins, gkwargs):
+    """Does run_global_once on a one-series panel give exactly run_holdout's numbers (seed 1)?
+    (It proves the time-major loop scores like bench_accuracy's per-series loop.)"""
+    if "smape_seeds" not in row:
+        return False
+    panel = collection.Panel(s.name, [s], s.m, s.H, s.freq, s.source, "")
+    mine = run_global_once(panel, [s], "lstm", 1, n_origins, gkwargs)[0][0]
+    ref = ba.run_holdout(s, [sp for sp in global_specs(gkwargs) if sp.key == "glstm"], [1],
+                         n_origins, ba.streamrnn_caps(), lambda msg: None)["glstm"]
+    return all(mine[k] == ref[k] for k in ("smape", "mase", "cov", "width", "n_iv"))
 
 
 def check_goals(out):
