@@ -21,12 +21,15 @@ geometric means, the statsmodels refits, the per-series streaming loop):
 - **Models.** last value; seasonal naive; river ``HoltWinters`` (bench_accuracy's settings);
   statsmodels ``ETSModel`` (Holt-Winters: additive error, damped additive trend, multiplicative
   season for positive series), refitted at every origin on every series (about 0.1 s CPU per
-  refit of a monthly series; ``--ets-series K`` limits it to K evenly spaced series of a panel,
-  and then its row and a separate table use that subset only); one ``streamrnn.LSTMForecaster`` and one
-  ``GRUForecaster`` PER SERIES with their defaults and seasonality=m, horizon=H (exactly
-  bench_accuracy's columns); ONE ``streamrnn.GlobalForecaster`` per panel (cell lstm and gru,
-  its defaults, seasonality=m, horizon=H) fed time-major: at each time step one
-  ``learn_many`` with every series' value. streamrnn models run seeds 1..3 (mean over seeds).
+  refit of a monthly series; ``--ets-series K`` limits it to K evenly spaced series of a
+  panel, and then its row and a separate table use that subset only); one
+  ``streamrnn.LSTMForecaster`` and one ``GRUForecaster`` PER SERIES with their defaults and
+  seasonality=m, horizon=H (exactly bench_accuracy's columns); ONE
+  ``streamrnn.GlobalForecaster`` per panel (cell lstm and gru, its defaults, seasonality=m,
+  horizon=H) fed time-major: at each time step one ``learn_many`` with every series' value;
+  and, as an ablation, the global LSTM with its shared network frozen at its initial weights
+  (lr=1e-12), which shows what learning the shared network adds to the per-key backbone and
+  combination. streamrnn models run seeds 1..3 (mean over seeds).
 - **Cost.** CPU time (``time.thread_time``) per observation: per-series models over a separate
   learning pass (bench_accuracy's ``learn_cost``), the global model over its ``learn_many``
   calls (which also return each key's forecasts and intervals).
