@@ -1,7 +1,6 @@
 """GlobalForecaster in checkpoints: one model per partition file, resumed bit-identically;
 hostile files (crafted lies and random structural mutations, well signed) end in
 CheckpointError or in a model that learns normally, in a child process, never in a crash."""
-import copy
 import json
 import os
 import pickle
@@ -10,7 +9,6 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from _support import child_env
