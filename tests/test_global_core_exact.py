@@ -96,7 +96,7 @@ def test_seasonal_keys(cell, dtype):
 
 @pytest.mark.parametrize("kind", ["walk", "noise"])
 def test_other_series_no_season(kind):
-    core, ref = make_pair(m=0, H=5, k2=7)
+    core, ref = make_pair(m=0, H=5, k2=7, hw_phi=0.9, hw_beta=0.05)   # a damped trend
     run(core, ref, np.random.default_rng(2), kind, steps=40)
 
 
@@ -121,7 +121,7 @@ def test_features_with_gaps_huber():
 
 
 def test_resets_and_copies():
-    core, ref = make_pair(dtype="float32")
+    core, ref = make_pair(dtype="float32", hw_phi=0.95)
     run(core, ref, np.random.default_rng(5), "seasonal", steps=45, resets=(10, 25),
         copies=(15, 30))
 

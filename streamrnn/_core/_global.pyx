@@ -12,7 +12,8 @@ readable twin is ``tests/reference_global.py``; the single-series stack it imita
 Time of a key: ``n`` values seen since its reset, y_0 .. y_{n-1}. "Origin s" is the key's
 state right after y_s; a forecast of step j from origin s is a forecast of y_{s+j}.
 
-Backbone (one member, additive damped-trend Holt-Winters of period m; z = y):
+Backbone (one member, additive damped-trend Holt-Winters of period m; z = y; the defaults
+alpha 0.25, beta 0.03, phi 1 (undamped: steady trends are carried), gamma 0.2):
     f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
     y_0:                  l = y_0, b = 0, S = 0
     y_t, t >= 1:          e = y_t - f_{t-1}(1)
@@ -75,7 +76,7 @@ import math
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport INFINITY, NAN, ceil, cos, exp, fabs, isfinite, isinf, isnan, log, sin, sqrt
+from libc.math cimport INFINITY, NAN, ceil, cos, fabs, isfinite, isinf, isnan, log, sin, sqrt
 from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._shared cimport SharedNetwork
@@ -116,9 +117,31 @@ cdef extern from *:
         }
         return (base - v) + (base[0] < s);
     }
+    /* exp without glibc's SVID wrapper (the core `__exp_finite`, found by dlvsym, as in
+       _backbone.pyx): the same bits for every argument used here (the soft-min's (-40, 0]
+       and the log member's clamped [-700, 690]); elsewhere plain exp */
+    #include <math.h>
+    #if defined(__GLIBC__)
+    #include <dlfcn.h>
+    #endif
+    static double (*gc_exp)(double) = exp;
+    static void gc_exp_init(void) {
+    #if defined(__GLIBC__) && defined(RTLD_DEFAULT)
+        static const char *versions[] = {"GLIBC_2.15", "GLIBC_2.17", "GLIBC_2.18", NULL};
+        int i;
+        void *f = NULL;
+        for (i = 0; versions[i] != NULL && f == NULL; i++)
+            f = dlvsym(RTLD_DEFAULT, "__exp_finite", versions[i]);
+        if (f != NULL) gc_exp = (double (*)(double)) f;
+    #endif
+    }
     """
+    double exp "gc_exp" (double x) noexcept nogil
+    void _exp_init "gc_exp_init" () noexcept nogil
     Py_ssize_t gc_upper(const double* v, Py_ssize_t n, double s) noexcept nogil
     Py_ssize_t gc_lower(const double* v, Py_ssize_t n, double s) noexcept nogil
+
+_exp_init()
 
 # ---------------------------------------------------------------- constants
 cdef enum:
@@ -264,14 +287,14 @@ cdef class GlobalCore:
 
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-    loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+    loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
     window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
     ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-                 loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+                 loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
                  window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
         self.n_in = 0  # refuses to run until the last line
@@ -752,7 +775,7 @@ cdef class GlobalCore:
                 i = (j - 1) * E + e
                 self.pool[i] = (err if self.pooln[i] == 0
                                 else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
-                if self.pooln[i] < COUNT_LIMIT:
+                if self.pooln[i] < COUNT_LIMIT - 1:
                     self.pooln[i] += 1
             cn = fabs((y - bb) / sc - row[self.o_cmb + (j - 1) * j // 2 + s % j])
             if not cn <= VMAX:
@@ -945,11 +968,11 @@ cdef class GlobalCore:
                               pred + b, score + b)
             self._update(row, n, ys[b])
             self._store(slots[b], row)
-            self.p_count[slots[b]] = n + 1 if n + 1 < COUNT_LIMIT else n
+            self.p_count[slots[b]] = n + 1 if n + 1 < COUNT_LIMIT - 1 else n
         # 4. the feature statistics
         for b in range(B):
             for i in range(nx):
-                if xs == NULL or isnan(xs[b * nx + i]):
+                if xs == NULL or isnan(xs[b * nx + i]) or self.fn[i] >= COUNT_LIMIT - 1:
                     continue
                 self.fn[i] += 1
                 d = xs[b * nx + i] - self.fmean[i]
@@ -966,7 +989,8 @@ cdef class GlobalCore:
         for b in range(B):
             self._outputs(self.srow + b * W, self.p_count[slots[b]], self.sO + b * no, alpha,
                           fc + b * H, lo + b * H, hi + b * H)
-        self.t += 1
+        if self.t < COUNT_LIMIT - 1:
+            self.t += 1
         return status
 
     # ------------------------------------------------------------ Python entry points
