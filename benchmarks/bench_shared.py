@@ -2,7 +2,7 @@
 against one ``Network`` per key, and what float32 slot storage does to the results.
 
     python benchmarks/bench_shared.py                 # everything (a few minutes)
-    python benchmarks/bench_shared.py --only memory   # memory | rss | speed | delayed | float32
+    python benchmarks/bench_shared.py --only memory   # memory|rss|speed|every|delayed|float32
 
 Memory: bytes of committed state per slot (``SharedNetwork.slot_bytes``, plus the 8-byte
 per-slot scratch stamp) against ``sys.getsizeof`` of one single-series ``Network``
@@ -16,6 +16,12 @@ Speed: GRU hidden 16, k2 = 16, 10,000 keys, inputs of 8 values; after a warm-up 
 every window (16 observations per key), the CPU time (time.process_time) of N observations
 for the shared kernel at batch sizes 1, 64 and 256 and for 10,000 ``Network`` objects
 (k1 = 1, k2 = 16, one ``learn`` per observation), in the same run; then again with k2 = 4.
+Each timing runs ROUNDS (3) times, the peers interleaved, and the median is reported.
+
+Every k-th: GRU hidden 16, k2 = 16, 10,000 keys; each key learns (step) on every k-th own
+observation, k = 1, 4, 16, and advances (forward, no learning) on the others, the two calls
+made on the rows of each batch of 256; against 10,000 ``Network`` objects with k1 = k (one
+TBPTT(k, 16) update every k steps), in the same run.
 
 float32: the same learning task (noisy sines, 200 keys, GRU-16) with float64 and float32
 slots: the prequential MAE of the forecasts and the largest parameter difference.
@@ -101,53 +107,140 @@ def rss(keys):
     print()
 
 
-def speed(n_obs, k2=16):
-    keys, n_in, H = 10_000, 8, 16
-    rng = np.random.default_rng(0)
-    print(f"## Throughput: GRU hidden {H}, k2 = {k2}, {keys:,} keys, n_in = {n_in}, "
-          f"{n_obs:,} observations after a warm-up of {k2} per key (CPU time)")
-    print()
-    print("| model | batch | observations/s | vs per-key Network |")
-    print("|---|---:|---:|---:|")
-    Xall = rng.standard_normal((n_obs, n_in))
-    Yall = rng.standard_normal(n_obs)
-    # per-key Network objects
+ROUNDS = 3  # each timing is repeated, peers interleaved, and the median reported: the
+            # machine is shared, and one-off timings drift with the load
+
+
+def median_rates(runs):
+    """``runs``: {name: callable returning the observations it processed}; called in turn
+    ROUNDS times (interleaved, so the peers see the same load); the median rate of each."""
+    rates = {name: [] for name in runs}
+    for _ in range(ROUNDS):
+        for name, fn in runs.items():
+            t0 = time.process_time()
+            n = fn()
+            rates[name].append(n / (time.process_time() - t0))
+    return {name: float(np.median(r)) for name, r in rates.items()}
+
+
+def per_key_networks(keys, n_in, H, k1, k2, X0):
     nets = []
     for k in range(keys):
-        n = Network(GRU, n_in, H, 1, 1, 1, k2, SQUARED)
+        n = Network(GRU, n_in, H, 1, 1, k1, k2, SQUARED)
         initialize(n, np.random.default_rng(k))
         n.set_optimizer(Optimizer(ADAM, 0.001))
         nets.append(n)
     for _ in range(k2):
         for n in nets:
-            n.learn(Xall[0], 0.0)
+            n.learn(X0, 0.0)
+    return nets
+
+
+def shared_network(keys, n_in, H, k2, batch, Xall, Yall):
+    net = SharedNetwork(GRU, n_in, H, 1, 1, k2, SQUARED, capacity=keys, max_batch=batch)
+    initialize(net, np.random.default_rng(0))
+    net.set_optimizer(Optimizer(ADAM, 0.001))
+    out = np.zeros((batch, 1))
+    warm = np.arange(keys, dtype=np.int64)
+    for _ in range(k2):
+        for i in range(0, keys, batch):
+            s = warm[i:i + batch]
+            net.step(s, Xall[:s.size], Yall[:s.size], out[:s.size])
+    return net
+
+
+def batches(rng, keys, batch, Xall, Yall):
+    """Batches of distinct keys drawn from the key stream, with their inputs and targets."""
+    n = Xall.shape[0] // batch
+    slots = [rng.choice(keys, batch, replace=False).astype(np.int64) for _ in range(n)]
+    X = [np.ascontiguousarray(Xall[i * batch:(i + 1) * batch]) for i in range(n)]
+    Y = [np.ascontiguousarray(Yall[i * batch:(i + 1) * batch]) for i in range(n)]
+    return slots, X, Y
+
+
+def speed(n_obs, k2=16):
+    keys, n_in, H = 10_000, 8, 16
+    rng = np.random.default_rng(0)
+    print(f"## Throughput: GRU hidden {H}, k2 = {k2}, {keys:,} keys, n_in = {n_in}, "
+          f"{n_obs:,} observations after a warm-up of {k2} per key (CPU time, median of "
+          f"{ROUNDS} interleaved rounds)")
+    print()
+    print("| model | batch | observations/s | vs per-key Network |")
+    print("|---|---:|---:|---:|")
+    Xall = rng.standard_normal((n_obs, n_in))
+    Yall = rng.standard_normal(n_obs)
+    nets = per_key_networks(keys, n_in, H, 1, k2, Xall[0])
     seq = rng.integers(0, keys, n_obs)
-    t0 = time.process_time()
-    for i in range(n_obs):
-        nets[seq[i]].learn(Xall[i], Yall[i])
-    base = n_obs / (time.process_time() - t0)
-    print(f"| Network per key | 1 | {base:,.0f} | 1.00 |")
-    del nets
+
+    def per_key():
+        for i in range(n_obs):
+            nets[seq[i]].learn(Xall[i], Yall[i])
+        return n_obs
+
+    runs = {"per-key": per_key}
     for batch in (1, 64, 256):
-        net = SharedNetwork(GRU, n_in, H, 1, 1, k2, SQUARED, capacity=keys, max_batch=batch)
-        initialize(net, np.random.default_rng(0))
-        net.set_optimizer(Optimizer(ADAM, 0.001))
-        out = np.zeros((batch, 1))
-        warm = np.arange(keys, dtype=np.int64)
-        for _ in range(k2):
-            for i in range(0, keys, batch):
-                s = warm[i:i + batch]
-                net.step(s, Xall[:s.size], Yall[:s.size], out[:s.size])
-        # batches of distinct keys drawn from the key stream
-        slots = [rng.choice(keys, batch, replace=False).astype(np.int64)
-                 for _ in range(n_obs // batch)]
-        X = [np.ascontiguousarray(Xall[i * batch:(i + 1) * batch]) for i in range(len(slots))]
-        Y = [np.ascontiguousarray(Yall[i * batch:(i + 1) * batch]) for i in range(len(slots))]
-        t0 = time.process_time()
-        for i in range(len(slots)):
-            net.step(slots[i], X[i], Y[i], out)
-        rate = len(slots) * batch / (time.process_time() - t0)
+        def shared(net=shared_network(keys, n_in, H, k2, batch, Xall, Yall),
+                   data=batches(rng, keys, batch, Xall, Yall), out=np.zeros((batch, 1))):
+            slots, X, Y = data
+            for i in range(len(slots)):
+                net.step(slots[i], X[i], Y[i], out)
+            return len(slots) * out.shape[0]
+        runs[batch] = shared
+    rates = median_rates(runs)
+    base = rates.pop("per-key")
+    print(f"| Network per key | 1 | {base:,.0f} | 1.00 |")
+    for batch, rate in rates.items():
         print(f"| SharedNetwork | {batch} | {rate:,.0f} | {rate / base:.2f} |")
+    print()
+
+
+def learn_every(n_obs, k2=16, batch=256):
+    """Each key learns every k-th own observation and advances (forward, no learning) on
+    the others: SharedNetwork step + advance on the same batch's rows, against one Network
+    per key with k1 = k (TBPTT(k, k2): one update every k steps), in the same run."""
+    keys, n_in, H = 10_000, 8, 16
+    rng = np.random.default_rng(0)
+    print(f"## Learning every k-th observation: GRU hidden {H}, k2 = {k2}, {keys:,} keys, "
+          f"n_in = {n_in}, {n_obs:,} observations after a warm-up of {k2} per key "
+          f"(CPU time, median of {ROUNDS} interleaved rounds)")
+    print()
+    print(f"| k | Network per key (k1 = k) | SharedNetwork batch {batch} (step + advance) "
+          f"| vs per-key Network |")
+    print("|---:|---:|---:|---:|")
+    Xall = rng.standard_normal((n_obs, n_in))
+    Yall = rng.standard_normal(n_obs)
+    for every in (1, 4, 16):
+        nets = per_key_networks(keys, n_in, H, every, k2, Xall[0])
+        seq = rng.integers(0, keys, n_obs)
+
+        def per_key():
+            for i in range(n_obs):
+                nets[seq[i]].learn(Xall[i], Yall[i])
+            return n_obs
+
+        net = shared_network(keys, n_in, H, k2, batch, Xall, Yall)
+        count = rng.integers(0, every, keys)  # each key's own observation count, staggered
+        slots, X, Y = batches(rng, keys, batch, Xall, Yall)
+        out = np.zeros((batch, 1))
+
+        def shared():
+            for i in range(len(slots)):
+                s = slots[i]
+                learn = count[s] % every == every - 1
+                count[s] += 1
+                if learn.all():
+                    net.step(s, X[i], Y[i], out)
+                    continue
+                ls, adv = s[learn], s[~learn]
+                if ls.size:
+                    net.step(ls, X[i][learn], Y[i][learn], out[:ls.size])
+                net.advance(adv, X[i][~learn], out[:adv.size])
+            return len(slots) * batch
+
+        rates = median_rates({"per-key": per_key, "shared": shared})
+        base, rate = rates["per-key"], rates["shared"]
+        print(f"| {every} | {base:,.0f} | {rate:,.0f} | {rate / base:.2f} |")
+        del nets
     print()
 
 
@@ -220,7 +313,8 @@ def float32_effect():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=("memory", "rss", "speed", "delayed", "float32"))
+    ap.add_argument("--only", choices=("memory", "rss", "speed", "every", "delayed",
+                                       "float32"))
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--observations", type=int, default=51_200)
     ap.add_argument("--rss-child")
@@ -239,6 +333,8 @@ def main():
     if a.only in (None, "speed"):
         speed(a.observations)
         speed(a.observations, k2=4)
+    if a.only in (None, "every"):
+        learn_every(a.observations)
     if a.only in (None, "delayed"):
         delayed(a.observations)
     if a.only in (None, "float32"):

@@ -58,8 +58,9 @@ MAX_KEY_LEN = 1024
 _INT_KEY = 1 << 63
 # slots allocated at first (then doubled as keys arrive, up to max_keys + a spare sub-batch)
 INITIAL_CAPACITY = 1024
-# slots copied at a time when the slot arrays grow (bounds the temporary copies)
-_GROW_CHUNK = 1 << 16
+# slots copied at a time when the slot arrays grow or are exported (bounds the temporary
+# float64 copies: 8,192 slots of about 4 KB as float64 are 64 MB)
+_GROW_CHUNK = 1 << 13
 _SLOT_DTYPES = ("float32", "float64")
 _FLOAT = {float}
 # the largest |y| of float32 slots (GlobalCore.y_limit; float64 slots: VALUE_LIMIT, 1e100)
@@ -155,6 +156,48 @@ def _slot_floats(node, dtype):
     return node
 
 
+def _rows_of(node, i, j):
+    """Rows ``i:j`` of every array of a slot tree (views)."""
+    if type(node) is dict:
+        return {k: _rows_of(v, i, j) for k, v in node.items()}
+    return node[i:j]
+
+
+def _fill(out, part, i):
+    """Write the slot tree ``part`` into rows ``i:`` of the slot tree ``out``."""
+    for k, v in part.items():
+        if type(v) is dict:
+            _fill(out[k], v, i)
+        else:
+            out[k][i:i + len(v)] = v
+
+
+def _empty_like(node, n, dtype):
+    """A slot tree of ``n`` rows shaped like ``node``, its floats as ``dtype``."""
+    if type(node) is dict:
+        return {k: _empty_like(v, n, dtype) for k, v in node.items()}
+    return np.empty((n,) + node.shape[1:], dtype=dtype if node.dtype.kind == "f" else node.dtype)
+
+
+def _get_slots(core, slots, dtype):
+    """``core.get_slots(slots)`` with the floats as ``dtype``, copied a chunk at a time (the
+    float64 copies of a million float32 slots would double the memory)."""
+    if len(slots) <= _GROW_CHUNK:
+        return _slot_floats(core.get_slots(slots), dtype)
+    first = core.get_slots(slots[:1])
+    out = _empty_like(first, len(slots), dtype)
+    for i in range(0, len(slots), _GROW_CHUNK):
+        _fill(out, core.get_slots(slots[i:i + _GROW_CHUNK]), i)
+    return out
+
+
+def _set_slots(core, slots, tree):
+    """``core.set_slots`` a chunk at a time, each chunk's floats as float64."""
+    for i in range(0, len(slots), _GROW_CHUNK):
+        core.set_slots(slots[i:i + _GROW_CHUNK],
+                       _slot_floats(_rows_of(tree, i, i + _GROW_CHUNK), np.float64))
+
+
 def _check_feature_range(feats):
     """ValueError (the single-series message) for a feature beyond +-VALUE_LIMIT."""
     if feats and not max(map(abs, feats.values())) <= VALUE_LIMIT:
@@ -241,12 +284,13 @@ class GlobalForecaster(river_base.Estimator):
     network's recurrence (hidden state and the last `tbptt_steps` inputs), a light
     exponential-smoothing backbone that normalises it, its pending forecasts, and its
     per-step errors for the combination. A new series can draw on what the network learned
-    from the others, and a million series fit in one process: `slot_bytes` is 3,480 bytes per
+    from the others, and a million series fit in one process: `slot_bytes` is 3,876 bytes per
     key for an LSTM of 32 units with `tbptt_steps=16`, `horizon=24`, `seasonality=24` and
-    float32 slots (about 3.8 KB per key in all, with the key map).
+    float32 slots (about 4.1 KB per key in all, with the key map).
 
     The forecast of each step ahead combines, per key, the backbone corrected by the network,
-    the backbone, the last value and the seasonal naive, weighted by their recent errors;
+    the backbone, the last value, the seasonal naive and the backbone on log values (while
+    the key's values are positive), weighted by their recent errors;
     intervals are conformal, pooled over the keys on errors normalised by each key's scale.
     `docs/global.md` states the semantics: what is shared and what is per key, batches (one
     optimizer step per sub-batch of distinct keys), eviction, `learn_every`.
@@ -570,7 +614,8 @@ class GlobalForecaster(river_base.Estimator):
         for _, _, _, feats in rows:
             if feats:
                 names.update(feats)
-        names = sorted(names, key=str)[:self.max_features]
+        # by their text, then their type: equal texts (1 and "1") never depend on set order
+        names = sorted(names, key=lambda k: (str(k), type(k).__name__))[:self.max_features]
         return names, {k: j for j, k in enumerate(names)}
 
     # ------------------------------------------------------------------ learning
@@ -673,7 +718,12 @@ class GlobalForecaster(river_base.Estimator):
         """Make ``need`` free slots (the arrays double, up to ``_most_slots``)."""
         core = self._core
         cap = int(core.capacity)
-        new_cap = min(self._most_slots, max(2 * cap, cap - len(self._free) + need))
+        most = self._most_slots
+        # doubling; once a doubling would pass half the most, straight to the most: a growth
+        # holds the old and the new arrays at once, so its peak stays near 4/3 of the final
+        # arrays instead of 5/3
+        new_cap = 2 * cap if 4 * cap <= most else most
+        new_cap = min(most, max(new_cap, cap - len(self._free) + need))
         grown = self._new_core(len(self._names), new_cap)
         _set_shared(grown, _shared_of(core))
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
@@ -865,7 +915,7 @@ class GlobalForecaster(river_base.Estimator):
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
         tree = {"core": None if core is None else {
                     "shared": _shared_of(core),
-                    "slots": _slot_floats(core.get_slots(live), self._slot_floats)},
+                    "slots": _get_slots(core, live, self._slot_floats)},
                 "keys": [_encode_series_key(k) for k in self._slot],
                 "prediction": self._pred[live].copy(), "anomaly": self._anom[live].copy(),
                 "features": [_interned(_encode_key(k)) for k in self._names],
@@ -930,12 +980,11 @@ class GlobalForecaster(river_base.Estimator):
                 # checked before the core is built: its slot arrays are in proportion to them
                 raise ValueError(f"the state's core slots must be arrays of {n} rows (floats "
                                  f"as {np.dtype(self._slot_floats).name})")
-            slots = _slot_floats(slots, np.float64)
             cap = self._first_capacity(n)
             core = self._new_core(len(names), cap)
             _set_shared(core, node["shared"])
             if n:
-                core.set_slots(np.arange(n, dtype=np.int64), slots)
+                _set_slots(core, np.arange(n, dtype=np.int64), slots)
         # everything is checked: assign
         self._core = core
         self._slot = order
@@ -976,4 +1025,4 @@ class GlobalForecaster(river_base.Estimator):
                "max_keys": 3, "slot_dtype": "float64", "seed": 2}
 
 
-GlobalForecaster.__doc__ = GlobalForecaster.__doc__.format(lr=DEFAULT_LR, mae="MAE: 16.306059")
+GlobalForecaster.__doc__ = GlobalForecaster.__doc__.format(lr=DEFAULT_LR, mae="MAE: 16.364693")

@@ -8,11 +8,12 @@ which proves the recomputation exact). The network is ``tests/reference_shared.p
 Per key (all values "as stored": rounded to float32 for float32 slots, clamped to +-big):
     ys              the values y_0 .. y_{n-1}
     l, b, sc, S     the backbone: level, trend, EW scale of one-step errors, m season indices
+    zl, zb, zS      the log member (the same rules on log y), alive while every y > 0
     issued[s]       what origin s (the state after y_s) forecast for steps 1..H: bb (H,)
                     backbone and scale (when y_s is learned), corr (n_out,) network
                     corrections and cn (H,) combined minus backbone over the scale (when
                     y_{s+1} arrives: the network's forward from origin s runs then)
-    err (H, 4)      EW normalised absolute errors of the experts per step
+    err (H, 5)      EW normalised absolute errors of the experts per step
 Shared: conformal scores per step (last ``window``), ACI levels, pooled errors, feature
 statistics, the network.
 
@@ -27,7 +28,8 @@ import numpy as np
 from reference_shared import RefShared
 
 WARM = 2
-E = 4
+E = 5
+ZMIN, ZMAX = -700.0, 690.0
 N_LEAD = 5
 DECAY = 0.97
 POOL_DECAY = 0.999
@@ -53,13 +55,16 @@ class Key:
         self.ys = []
         self.l = self.b = self.sc = 0.0
         self.S = [0.0] * m
+        self.zl = self.zb = 0.0           # the log member (z = log y) while every y > 0
+        self.zS = [0.0] * m
+        self.alive = False
         self.issued = {}
         self.err = np.zeros((H, E))
 
 
 class RefGlobal:
     def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
-                 optimizer, clip_=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+                 optimizer, clip_=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
                  window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
         self.n_out = min(H, k2)
@@ -81,7 +86,7 @@ class RefGlobal:
         self.scores = [[] for _ in range(H)]            # arrival order, the last `window`
         self.at = [[a] * H for a in self.alphas]
         self.pool = np.zeros((H, E))
-        self.pool_n = [0] * H
+        self.pool_n = np.zeros((H, E), dtype=np.int64)
         self.fn = [0] * n_x
         self.fmean = [0.0] * n_x
         self.fm2 = [0.0] * n_x
@@ -140,35 +145,46 @@ class RefGlobal:
     def bb(self, K, j):
         return self.bb_raw(K, j)
 
+    def zfc(self, zl, zb, zs, j):
+        z = zl + self.phacc_of(j) * zb
+        if self.m > 0:
+            z = z + zs
+        return math.exp(min(max(z, ZMIN), ZMAX))
+
     def experts(self, K, j, bb, corr):
-        """network, backbone, last value, seasonal naive of step j from the current origin."""
+        """network, backbone, last value, seasonal naive, log member of step j from the
+        current origin."""
         ylast = K.ys[-1]
         sn = ylast
         if self.m > 0:
             idx = K.n - 1 + j - self.m * math.ceil(j / self.m)
             if idx >= 0:
                 sn = K.ys[idx]
-        return [bb + self.scale(K) * corr, bb, ylast, sn]
+        zs = K.zS[(K.n - 1 + j) % self.m] if self.m > 0 else 0.0
+        return [bb + self.scale(K) * corr, bb, ylast, sn, self.zfc(K.zl, K.zb, zs, j)]
 
     def weights(self, K, j):
         jj = min(j, self.H)
-        ne = E if self.m > 0 else E - 1
         nj = max(0, K.n - jj - WARM)
-        pn = self.pool_n[jj - 1]
-        if nj == 0 and pn == 0:
-            return [1.0 / ne if e < ne else 0.0 for e in range(E)]
-        L = []
-        for e in range(ne):
+        eligible = [True, True, True, self.m > 0, K.alive]
+        known = [eligible[e] and (nj > 0 or self.pool_n[jj - 1, e] > 0) for e in range(E)]
+        if not any(known):
+            ne = sum(eligible)
+            return [1.0 / ne if eligible[e] else 0.0 for e in range(E)]
+        L = {}
+        for e in range(E):
+            if not known[e]:
+                continue
             if nj == 0:
-                L.append(self.pool[jj - 1, e])
-            elif pn == 0:
-                L.append(K.err[jj - 1, e])
+                L[e] = self.pool[jj - 1, e]
+            elif self.pool_n[jj - 1, e] == 0:
+                L[e] = K.err[jj - 1, e]
             else:
-                L.append((float(nj) * K.err[jj - 1, e] + N0 * self.pool[jj - 1, e]) / (nj + N0))
-        lo = min(L)
+                L[e] = (float(nj) * K.err[jj - 1, e] + N0 * self.pool[jj - 1, e]) / (nj + N0)
+        lo = min(L.values())
         w = []
         for e in range(E):
-            if e >= ne:
+            if not known[e]:
                 w.append(0.0)
                 continue
             x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
@@ -294,16 +310,19 @@ class RefGlobal:
                 idx = n - self.m * math.ceil(j / self.m)
                 if idx >= 0:
                     sn = K.ys[idx]
-            f = [bb + scs * iss["corr"][min(j, self.n_out) - 1], bb, ylast, sn]
+            f = [bb + scs * iss["corr"][min(j, self.n_out) - 1], bb, ylast, sn, iss["log"][j - 1]]
+            log_ok = K.alive and y > 0.0
             for e in range(E):
+                if e == 4 and not log_ok:   # scored while every value is > 0
+                    continue
                 err = abs(y - f[e]) / scs
                 if not err <= VMAX:
                     err = VMAX
                 K.err[j - 1, e] = self.rnd(err if s == WARM
                                            else DECAY * K.err[j - 1, e] + (1.0 - DECAY) * err)
-                self.pool[j - 1, e] = (err if self.pool_n[j - 1] == 0 else
+                self.pool[j - 1, e] = (err if self.pool_n[j - 1, e] == 0 else
                                        POOL_DECAY * self.pool[j - 1, e] + (1.0 - POOL_DECAY) * err)
-            self.pool_n[j - 1] += 1
+                self.pool_n[j - 1, e] += 1
             cn = abs((y - bb) / scs - iss["cn"][j - 1])
             if not cn <= VMAX:
                 cn = VMAX
@@ -338,10 +357,39 @@ class RefGlobal:
             ae = min(abs(e), self.big)
             K.sc = self.rnd(K.sc + r * (ae - K.sc))
         K.ys.append(self.rnd(y))
+        self.zupdate(K, n, y)
         K.n += 1
-        # what origin n forecasts with the backbone (its network part comes with y_{n+1})
+        # what origin n forecasts with the backbone and the log member (the network part
+        # comes with y_{n+1})
         K.issued[n] = {"bb": [self.bb(K, j) for j in range(1, self.H + 1)],
+                       "log": [self.zfc(K.zl, K.zb, K.zS[(n + j) % m] if m > 0 else 0.0, j)
+                               for j in range(1, self.H + 1)],
                        "scale": self.scale(K)}
+
+    def zupdate(self, K, n, y):
+        """The log member: the same rules on z = log y while every value is > 0."""
+        m = self.m
+        if not (y > 0.0 and (n == 0 or K.alive)):
+            K.alive = False
+            return
+        z = math.log(y)
+        K.alive = True
+        if n == 0:
+            K.zl, K.zb = self.rnd(z), 0.0
+            return
+        p = n % m if m > 0 else 0
+        fit = K.zl + self.phi * K.zb
+        if m > 0:
+            fit = fit + K.zS[p]
+        e = z - fit
+        if m > 0 and n < m:
+            K.zS[p] = self.rnd(z - K.zl)
+        else:
+            zl, zb = K.zl, K.zb
+            K.zl = self.rnd(zl + self.phi * zb + self.alpha * e)
+            K.zb = self.rnd(self.phi * zb + self.alpha * self.beta * e)
+            if m > 0:
+                K.zS[p] = self.rnd(K.zS[p] + self.gamma * e)
 
     def outputs(self, K, o, alpha):
         corr = [self.rnd(clip(v, self.clip)) for v in o]

@@ -23,6 +23,21 @@ def test_slot_bytes_goal():
     assert core.slot_bytes == core.net.slot_bytes + 4 * core.W + 8
 
 
+@pytest.mark.parametrize("H,m,k2", [(24, 24, 16), (24, 12, 16), (24, 0, 16), (8, 3, 5),
+                                    (1, 0, 16), (30, 7, 4)])
+def test_slot_bytes_formula(H, m, k2):
+    import math
+    for dtype, isz in (("float32", 4), ("float64", 8)):
+        core = GlobalCore(GRU, 8, 2, k2, H, m, 3, 4, 4, dtype, 1, 0, None)
+        R = m * math.ceil(H / m) if m else H
+        LS = math.ceil(H / m) - 1 if m else 0
+        no = min(H, k2)
+        W = R + 2 * (m + LS * m) + 6 + 5 * H + (no * (no - 1) // 2 + H) + H * (H + 1) // 2 + 5 * H
+        net = isz * (2 * 2 * 8 + (k2 - 1) * (5 + 3)) + 8    # GRU: h, h0 of 2 layers of 8
+        assert core.W == W and core.net.slot_bytes == net
+        assert core.slot_bytes == net + isz * W + 8
+
+
 def test_step_runs_and_outputs():
     core = make()
     B, H = 4, core.horizon

@@ -38,6 +38,8 @@ def series(kind, rng, n, key):
     if kind == "seasonal":
         return (50 + 10 * np.sin(2 * np.pi * t / 4 + key) + 0.05 * t * (key % 3)
                 + rng.normal(0, 1.0, n))
+    if kind == "cross":  # positive for a while, then crossing zero: the log member retires
+        return 4 + 3 * np.sin(2 * np.pi * t / 4 + key) - 0.05 * t * (key % 2) + rng.normal(0, .5, n)
     if kind == "walk":
         return np.cumsum(rng.normal(0, 1, n)) + 5 * key
     return rng.normal(key, 1 + key % 2, n)
@@ -94,8 +96,16 @@ def test_seasonal_keys(cell, dtype):
 
 @pytest.mark.parametrize("kind", ["walk", "noise"])
 def test_other_series_no_season(kind):
-    core, ref = make_pair(m=0, H=5, k2=7)
+    core, ref = make_pair(m=0, H=5, k2=7, hw_phi=0.9, hw_beta=0.05)   # a damped trend
     run(core, ref, np.random.default_rng(2), kind, steps=40)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_values_crossing_zero_retire_the_log_member(dtype):
+    core, ref = make_pair(dtype=dtype)
+    run(core, ref, np.random.default_rng(8), "cross", steps=45)
+    alive = [ref.keys[k].alive for k in ref.keys]
+    assert any(alive) and not all(alive)
 
 
 def test_period_shorter_than_horizon_uses_season_history():
@@ -111,7 +121,7 @@ def test_features_with_gaps_huber():
 
 
 def test_resets_and_copies():
-    core, ref = make_pair(dtype="float32")
+    core, ref = make_pair(dtype="float32", hw_phi=0.95)
     run(core, ref, np.random.default_rng(5), "seasonal", steps=45, resets=(10, 25),
         copies=(15, 30))
 

@@ -9,8 +9,10 @@ the records it stored at the time (computed with the weights of that time), the 
 kernel replays the window from its start state with the current weights. The two are the
 same computation exactly when every record of the window was made with the current
 weights: k2 = 1 (the window is the current step), or weights that do not move (lr = 0), or
-the first step after a reset. Then they agree bit for bit (tests below); otherwise they
-differ from the second update on, by the drift of the weights within the window.
+the first step after a reset. Then they agree to rounding (1e-12, tests below): the shared
+kernel computes the sigmoid and tanh with its own vector functions (within a few ulps of
+libm's) and sums the backward's W_h product in another order; otherwise they differ from
+the second update on, by the drift of the weights within the window.
 """
 from __future__ import annotations
 
@@ -206,24 +208,30 @@ def network_pair(cell, k2, layers, opt, lr, seed=3):
 @pytest.mark.parametrize("cell", [ELMAN_TANH, ELMAN_RELU, LSTM, GRU])
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("k2,lr", [(1, 0.02), (8, 0.0)])
-def test_one_key_equals_network_bit_for_bit(cell, layers, k2, lr):
+def test_one_key_equals_network(cell, layers, k2, lr):
+    # the same computation, to rounding: the shared kernel's sigmoid and tanh are its own
+    # vector functions (within a few ulps of libm's, which Network calls) and it sums the
+    # W_h product of the backward over the rows of a step in another order
     net, sh = network_pair(cell, k2, layers, ADAM, lr)
     rng = np.random.default_rng(cell)
     out = np.zeros((1, 1))
     slot = np.array([3], dtype=np.int64)
+
+    def same(a, b):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     for t in range(40):
         x = rng.standard_normal(3)
         y = float(rng.standard_normal())
         assert net.learn(x, y) == 1
         assert sh.step(slot, x[None, :].copy(), np.array([y]), out) == 1
-        assert out[0, 0] == net.last_output[0]
-        assert net.last_loss == sh.last_loss
-        np.testing.assert_array_equal(sh.grad, net.grad)
-        np.testing.assert_array_equal(sh.params, net.params)
+        same(out[0], net.last_output)
+        same(sh.last_loss, net.last_loss)
+        same(sh.grad, net.grad)
+        same(sh.params, net.params)
         st = sh.get_slots(slot)
-        np.testing.assert_array_equal(st["h"][0], net.h)
+        same(st["h"][0], net.h)
         if cell == LSTM:
-            np.testing.assert_array_equal(st["c"][0], net.c)
+            same(st["c"][0], net.c)
 
 
 def test_one_key_differs_from_network_once_weights_drift_in_the_window():
@@ -238,8 +246,8 @@ def test_one_key_differs_from_network_once_weights_drift_in_the_window():
         net.learn(x, y)
         sh.step(slot, x[None, :].copy(), np.array([y]), out)
         diffs.append(np.abs(sh.params - net.params).max())
-    assert diffs[0] == 0.0          # a window of one step: the same computation
-    assert diffs[1] > 0.0           # step 1 replayed with the new weights vs its old record
+    assert diffs[0] < 1e-15         # a window of one step: the same computation (to rounding)
+    assert diffs[1] > 1e-6          # step 1 replayed with the new weights vs its old record
     assert diffs[3] < 1e-2          # the drift is small
 
 
@@ -508,8 +516,8 @@ def test_one_key_delayed_targets_equal_network_learn_multi_when_weights_hold(cel
         y = delayed_targets(rng, 1, 3)
         assert net.learn_multi(x, y[0].copy()) == 1
         assert sh.step_multi(np.array([1]), x[None, :].copy(), y, out) == 1
-        np.testing.assert_array_equal(out[0], net.last_output)
-        np.testing.assert_allclose(sh.grad, net.grad, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(out[0], net.last_output, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(sh.grad, net.grad, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(sh.last_loss, net.last_loss, rtol=1e-13)
 
 

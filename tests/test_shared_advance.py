@@ -277,3 +277,103 @@ def test_pickle_after_advance_continues_bit_identically(cell, f32):
     b = run(12, twin, np.random.default_rng(seed))
     np.testing.assert_array_equal(a, b)
     assert_identical(twin, net)
+
+
+# ---------------------------------------------------------------- the vector sigmoid and tanh
+
+def test_vector_sigmoid_and_tanh_are_within_a_few_ulps_of_libm():
+    import math
+
+    from streamrnn._core._shared import _vector_math
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(20_000) * s for s in (1e-9, 1e-3, 0.1, 1, 5, 40)]
+                       + [np.linspace(-0.2, 0.2, 4001), np.linspace(-750, 750, 3001)])
+    sig, tanh = _vector_math(x)
+    want_t = np.array([math.tanh(v) for v in x])
+    want_s = np.array([1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v))
+                       for v in x])
+    np.testing.assert_allclose(tanh, want_t, rtol=8e-16, atol=0)
+    big = want_s > 1e-300  # below exp(-700) the vector exp stops at ~1e-304 (not 0)
+    np.testing.assert_allclose(sig[big], want_s[big], rtol=4e-16, atol=0)
+    assert np.all(sig[~big] < 1e-299) and np.all(sig >= 0) and np.all(sig <= 1)
+    s, t = _vector_math(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -1e308]))
+    assert np.isnan(s[0]) and np.isnan(t[0])
+    np.testing.assert_array_equal(s[1:4], [1.0, s[2], 0.5])
+    assert 0 <= s[2] < 1e-303
+    np.testing.assert_array_equal(t[1:], [1.0, -1.0, 0.0, -0.0, 5e-324, -1.0])
+    assert math.copysign(1, t[4]) == -1
+    # every length: the tail runs the vector code on a padded copy
+    for n in range(1, 20):
+        a, b = _vector_math(x[:n])
+        np.testing.assert_array_equal(a, sig[:n])
+        np.testing.assert_array_equal(b, tanh[:n])
+
+
+def test_wide_registers_only_in_the_avx_copies_and_no_fused_multiply_add():
+    # the vector sigmoid/tanh and the batched gemm are compiled once per instruction set:
+    # AVX code only inside the avx2/avx512 copies (which run only where the CPU has them),
+    # and no FMA anywhere (-ffp-contract=off), so every copy rounds the same
+    import glob
+    import os
+    import platform
+    import re
+    import shutil
+
+    from streamrnn._core import _shared
+    if platform.machine().lower() not in ("x86_64", "amd64") or not shutil.which("objdump"):
+        pytest.skip("x86-64 with objdump only")
+    try:
+        from test_kernel_build import _wide_and_fused
+    except ImportError:
+        from .test_kernel_build import _wide_and_fused
+    so = glob.glob(os.path.join(os.path.dirname(_shared.__file__), "_shared.*so"))[0]
+    wide, fused = _wide_and_fused(so)
+    assert {"sh_sigmoid_n_avx512", "sh_tanh_n_avx2", "sh_gemm_acc_avx512"} <= wide
+    assert all(re.search(r"_avx(2|512)$", fn) for fn in wide), sorted(wide)
+    assert not fused, sorted(fused)
+
+
+# ---------------------------------------------------------------- float32 slots
+
+def f32_net(cell=GRU):
+    net = SharedNetwork(cell, 2, 3, 1, 1, 3, SQUARED, capacity=4, max_batch=4,
+                        slot_dtype="float32")
+    initialize(net, np.random.default_rng(0))
+    net.set_optimizer(Optimizer(ADAM, 0.01))
+    for _ in range(3):
+        assert net.step(np.arange(4), np.ones((4, 2)), np.zeros(4), np.zeros((4, 1))) == 1
+    return net
+
+
+@pytest.mark.parametrize("call", ["step", "step_multi", "advance", "rollout_step"])
+def test_float32_slots_refuse_an_input_beyond_their_range_and_change_nothing(call):
+    # 1e300 is finite in float64 but would be stored as inf in a float32 slot, and every
+    # later replay of the key would diverge: refused as a bad input (-1)
+    net = f32_net()
+    before = frozen(net)
+    X = np.array([[1.0, 1.0], [1e300, 1.0]])
+    out = np.full((2, 1), 7.0)
+    slots = np.array([0, 1])
+    if call in ("step", "step_multi"):
+        r = getattr(net, call)(slots, X, np.zeros((2, 1)), out)
+    else:
+        r = getattr(net, call)(slots, X, out)
+    assert r == -1 and np.all(out == 7.0) and frozen(net) == before
+    # a float64 network takes the same input (and keeps learning on that key)
+    f64 = SharedNetwork(GRU, 2, 3, 1, 1, 3, SQUARED, capacity=4, max_batch=4)
+    initialize(f64, np.random.default_rng(0))
+    f64.set_optimizer(Optimizer(ADAM, 0.01))
+    assert f64.advance(slots, X, out) == 1
+    assert f64.step(slots, np.ones((2, 2)), np.zeros(2), out) == 1
+
+
+def test_float32_slots_refuse_a_state_beyond_their_range_and_change_nothing():
+    # relu: a state above 3.4e38 is finite in float64, not storable in float32: -2
+    net = f32_net(ELMAN_RELU)
+    net.view("W_x0")[:] = 1e30
+    before = frozen(net)
+    out = np.full((1, 1), 7.0)
+    X = np.full((1, 2), 1e10)
+    assert net.advance(np.array([2]), X, out) == -2
+    assert net.step(np.array([2]), X, np.zeros(1), out) == -2
+    assert np.all(out == 7.0) and frozen(net) == before

@@ -27,7 +27,7 @@ cdef class GlobalCore:
     cdef readonly Py_ssize_t W           # values per key row
     cdef readonly int R                  # y history kept (ring)
     cdef readonly int LS                 # older season levels kept per phase, ceil(H/m) - 1
-    cdef Py_ssize_t o_y, o_s, o_hw, o_org, o_sh, o_net, o_cmb, o_err
+    cdef Py_ssize_t o_y, o_s, o_hw, o_org, o_sh, o_net, o_cmb, o_err, o_zhw, o_zs, o_zsh, o_zorg
     cdef object _neto_arr, _netl_arr, _phacc_arr
     cdef Py_ssize_t* neto                # (n_out,) offset of output i's pending corrections
     cdef Py_ssize_t* netl                # (n_out,) their ring length
@@ -46,8 +46,8 @@ cdef class GlobalCore:
     cdef long long* cpos                 # (H,) next write position in the ring
     cdef double* cat                     # (A, H) ACI levels alpha_t
     cdef double* calpha                  # (A,) tracked levels
-    cdef double* pool                    # (H, 4) pooled EW normalised errors per expert
-    cdef long long* pooln                # (H,) pooled scorings per step
+    cdef double* pool                    # (H, 5) pooled EW normalised errors per expert
+    cdef long long* pooln                # (H, 5) pooled scorings per step and expert
     cdef long long* fn                   # (n_x,) feature values seen
     cdef double* fmean                   # (n_x,) their running mean
     cdef double* fm2                     # (n_x,) sum of squared deviations (Welford)
@@ -62,8 +62,8 @@ cdef class GlobalCore:
     cdef Py_ssize_t* sidx                # (max_batch,) their batch row
     cdef Py_ssize_t* skmap               # (max_batch,) batch row -> network row (-1: none)
     cdef double* sfx                     # (max_batch, n_x) standardised features
-    cdef double* sf                      # (4,) expert forecasts
-    cdef double* sw                      # (4,) weights
+    cdef double* sf                      # (5,) expert forecasts
+    cdef double* sw                      # (5,) weights
     cdef double* sc                      # (H,) combined forecasts
 
     cdef void _load(self, Py_ssize_t slot, double* row) noexcept nogil
@@ -72,11 +72,14 @@ cdef class GlobalCore:
     cdef double _scale(self, const double* row) noexcept nogil
     cdef double _bb(self, const double* row, long long n, Py_ssize_t j) noexcept nogil
     cdef double _bb_at(self, const double* row, long long t, Py_ssize_t j) noexcept nogil
+    cdef double _zfc(self, double zl, double zb, double zs, double ph) noexcept nogil
+    cdef double _zs_at(self, const double* row, long long t, Py_ssize_t j) noexcept nogil
+    cdef void _zupdate(self, double* row, long long n, double y) noexcept nogil
     cdef void _experts(self, const double* row, long long n, Py_ssize_t j, double bb,
-                       double corr, double* f) noexcept nogil
+                       double corr, double ph, double* f) noexcept nogil
     cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil
     cdef double _combine(self, const double* row, long long n, Py_ssize_t j, double bb,
-                         double corr) noexcept nogil
+                         double corr, double ph) noexcept nogil
     cdef void _inputs(self, const double* row, long long n, const double* fx, double* u) noexcept nogil
     cdef void _features(self, const double* x, double* fx) noexcept nogil
     cdef double _quantile(self, Py_ssize_t j0, double a) noexcept nogil

@@ -12,7 +12,8 @@ readable twin is ``tests/reference_global.py``; the single-series stack it imita
 Time of a key: ``n`` values seen since its reset, y_0 .. y_{n-1}. "Origin s" is the key's
 state right after y_s; a forecast of step j from origin s is a forecast of y_{s+j}.
 
-Backbone (one member, additive damped-trend Holt-Winters of period m; z = y):
+Backbone (one member, additive damped-trend Holt-Winters of period m; z = y; the defaults
+alpha 0.25, beta 0.03, phi 1 (undamped: steady trends are carried), gamma 0.2):
     f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
     y_0:                  l = y_0, b = 0, S = 0
     y_t, t >= 1:          e = y_t - f_{t-1}(1)
@@ -22,13 +23,17 @@ Backbone (one member, additive damped-trend Holt-Winters of period m; z = y):
     scale = max(sc, 1e-8 (1 + |l|))                          (> 0; every state value clamped
                                                               to +-1e150, +-1e36 for float32)
 A season index changes only when its own phase arrives, so the backbone's forecast of step
-j <= m made at origin s is recomputed exactly at y_{s+j} from (l_s, b_s) (a ring of H
-origins) and the current index; steps j > m (H > m) are stored.
+j made at origin s is recomputed exactly at y_{s+j} from (l_s, b_s) (a ring of H origins) and
+the index of y_{s+j}'s phase as it was at s: the current one for j <= m, else one of the
+ceil(H/m) - 1 older levels kept per phase (the season history).
+The log member: the same rules (first value, first cycle, smoothing) on z = log y while
+every value is > 0, forecast exp(clamp(z_s(j), -700, 690)); the first value <= 0 retires it
+for good (a flag in the row); kept and recomputed like the backbone.
 
-Experts, from origin s for step j (E = 4, the Combiner's order):
+Experts, from origin s for step j (E = 5):
     network  f_s(j) + scale_s * c_s(min(j, n_out))     c: the network's output, clipped to +-clip
     backbone f_s(j);  last value y_s;  seasonal naive y_{s+j-m ceil(j/m)} (y_s before it exists;
-    not eligible when m = 0)
+    not eligible when m = 0);  log member (eligible and scored while every value is > 0)
 The network (n_out = min(H, k2) outputs; steps beyond n_out use the last) reads, at origin s,
 u = clip10([(y_s - l)/scale, S[(s+1) mod m]/scale, b/scale, sin, cos of 2 pi ((s+1) mod m)/m])
 followed by the standardised user features of y_{s+1} (missing: 0); it is trained with
@@ -36,10 +41,11 @@ followed by the standardised user features of y_{s+1} (missing: 0); it is traine
 clip((y_{s+i+1} - f_s(i+1)) / scale_s) (NaN while s < WARM = 2, the scale not yet formed).
 
 Combination per key and step j: L[j, e] EW (0.97) of |y - f_e| / scale_s over the origins
-s >= WARM; pooled P[j, e] EW (0.999) over every key's scorings; with n_j = the key's scorings
-of step j, the key's score is (n_j L + 10 P) / (n_j + 10) (a young key uses the pooled
-errors), rel = (score - min) / max(min, 1e-12), w = exp(-10 rel) (0 when 10 rel >= 40),
-normalised (equal weights before any scoring). Combined c = sum w f / sum w, stored as
+s >= WARM; pooled P[j, e] EW (0.999) over every key's scorings (counted per expert); with
+n_j = the key's scorings of step j, the key's score is (n_j L + 10 P) / (n_j + 10) (a young
+key uses the pooled errors; an expert neither scored is left out), rel = (score - min) /
+max(min, 1e-12), w = exp(-10 rel) (0 when 10 rel >= 40), normalised over the eligible
+experts (equal weights before any scoring). Combined c = sum w f / sum w, stored as
 (c - f_s(j)) / scale_s.
 
 Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
@@ -70,7 +76,7 @@ import math
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport INFINITY, NAN, ceil, cos, exp, fabs, isfinite, isinf, isnan, sin, sqrt
+from libc.math cimport INFINITY, NAN, ceil, cos, fabs, isfinite, isinf, isnan, log, sin, sqrt
 from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._shared cimport SharedNetwork
@@ -111,19 +117,44 @@ cdef extern from *:
         }
         return (base - v) + (base[0] < s);
     }
+    /* exp without glibc's SVID wrapper (the core `__exp_finite`, found by dlvsym, as in
+       _backbone.pyx): the same bits for every argument used here (the soft-min's (-40, 0]
+       and the log member's clamped [-700, 690]); elsewhere plain exp */
+    #include <math.h>
+    #if defined(__GLIBC__)
+    #include <dlfcn.h>
+    #endif
+    static double (*gc_exp)(double) = exp;
+    static void gc_exp_init(void) {
+    #if defined(__GLIBC__) && defined(RTLD_DEFAULT)
+        static const char *versions[] = {"GLIBC_2.15", "GLIBC_2.17", "GLIBC_2.18", NULL};
+        int i;
+        void *f = NULL;
+        for (i = 0; versions[i] != NULL && f == NULL; i++)
+            f = dlvsym(RTLD_DEFAULT, "__exp_finite", versions[i]);
+        if (f != NULL) gc_exp = (double (*)(double)) f;
+    #endif
+    }
     """
+    double exp "gc_exp" (double x) noexcept nogil
+    void _exp_init "gc_exp_init" () noexcept nogil
     Py_ssize_t gc_upper(const double* v, Py_ssize_t n, double s) noexcept nogil
     Py_ssize_t gc_lower(const double* v, Py_ssize_t n, double s) noexcept nogil
 
+_exp_init()
+
 # ---------------------------------------------------------------- constants
 cdef enum:
-    E = 4           # experts
+    E = 5           # experts
     N_LEAD = 5      # network inputs the core computes
     NETWORK = 0
     BACKBONE = 1
     LAST = 2
     SNAIVE = 3
-EXPERTS = ("network", "backbone", "last value", "seasonal naive")
+    LOGBB = 4
+EXPERTS = ("network", "backbone", "last value", "seasonal naive", "log backbone")
+cdef double ZMAX = 690.0            # log-space forecasts are clamped before exp
+cdef double ZMIN = -700.0
 N_LEAD_INPUTS = N_LEAD
 cdef long long WARM = 2             # origins s >= WARM are scored (the scale has 2 errors)
 WARM_ORIGINS = WARM
@@ -164,6 +195,23 @@ cdef inline double _clipv(double v, double c) noexcept nogil:
 
 cdef inline void* _ptr(object a):
     return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef inline void* _fast(object a, int typenum, int ndim, Py_ssize_t d0, Py_ssize_t d1,
+                        bint writable):
+    """Data pointer of an exact ndarray of this type, ndim and shape (d0 < 0: any length),
+    C-contiguous, aligned, native (writable if asked), else NULL (then the Python checks
+    accept or refuse it with a message)."""
+    if not cnp.PyArray_CheckExact(a):
+        return NULL
+    cdef cnp.ndarray x = <cnp.ndarray>a
+    if (cnp.PyArray_NDIM(x) != ndim or cnp.PyArray_TYPE(x) != typenum
+            or not cnp.PyArray_IS_C_CONTIGUOUS(x) or not cnp.PyArray_ISALIGNED(x)
+            or not cnp.PyArray_ISNOTSWAPPED(x) or (writable and not cnp.PyArray_ISWRITEABLE(x))):
+        return NULL
+    if (d0 >= 0 and cnp.PyArray_DIM(x, 0) != d0) or (ndim == 2 and cnp.PyArray_DIM(x, 1) != d1):
+        return NULL
+    return cnp.PyArray_DATA(x)
 
 
 def _int(value, name, lo, hi):
@@ -219,6 +267,7 @@ def row_layout(horizon, period, k2):
     netl = [i + 1 for i in range(n_out - 1)] + [H]
     parts, off = {}, 0
     for name, n in (("y", R), ("season", m), ("hw", 3), ("origin", 3 * H), ("shist", LS * m),
+                    ("zhw", 3), ("zseason", m), ("zshist", LS * m), ("zorigin", 2 * H),
                     ("net", sum(netl)), ("comb", H * (H + 1) // 2), ("err", H * E)):
         parts[name] = (off, n)
         off += n
@@ -238,14 +287,14 @@ cdef class GlobalCore:
 
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-    loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+    loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
     window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
     ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-                 loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.05, hw_phi=0.9, hw_gamma=0.2,
+                 loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
                  window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
         self.n_in = 0  # refuses to run until the last line
@@ -306,6 +355,8 @@ cdef class GlobalCore:
         self.o_y, self.o_s, self.o_hw = parts["y"][0], parts["season"][0], parts["hw"][0]
         self.o_org, self.o_sh, self.o_net = parts["origin"][0], parts["shist"][0], parts["net"][0]
         self.o_cmb, self.o_err = parts["comb"][0], parts["err"][0]
+        self.o_zhw, self.o_zs, self.o_zsh = parts["zhw"][0], parts["zseason"][0], parts["zshist"][0]
+        self.o_zorg = parts["zorigin"][0]
         neto = np.zeros(n_out, dtype=np.intp)
         off = self.o_net
         for i in range(n_out):
@@ -332,7 +383,7 @@ cdef class GlobalCore:
             t=0, conf_raw=np.zeros((H, win)), conf_sorted=np.zeros((H, win)),
             conf_count=np.zeros(H, dtype=np.int64), conf_pos=np.zeros(H, dtype=np.int64),
             conf_at=np.repeat(self._calpha[:, None], H, axis=1), pool=np.zeros((H, E)),
-            pool_n=np.zeros(H, dtype=np.int64), feat_n=np.zeros(nx, dtype=np.int64),
+            pool_n=np.zeros((H, E), dtype=np.int64), feat_n=np.zeros(nx, dtype=np.int64),
             feat_mean=np.zeros(nx), feat_m2=np.zeros(nx)))
         self.calpha = <double*>_ptr(self._calpha)
         nin = N_LEAD + nx
@@ -370,7 +421,9 @@ cdef class GlobalCore:
         """Committed bytes per key: the network's slot (``net.slot_bytes``, its 8-byte
         window count included) + the key's row (itemsize x W) + its count (8). With
         R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
-        W = R + m + 3 + 3H + LS m + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 4H."""
+        W = R + 2 (m + LS m) + 6 + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H
+        (history; backbone and log member: indices, their history, level/trend/scale/flag,
+        origin rings of 3H and 2H; pending corrections; pending combined; errors)."""
         return int(self.net.slot_bytes) + self.W * (4 if self.f32 else 8) + 8
 
     @property
@@ -446,8 +499,18 @@ cdef class GlobalCore:
                 v = v + row[self.o_sh + (u - 1) * m + t % m]
         return v
 
+    cdef double _zs_at(self, const double* row, long long t, Py_ssize_t j) noexcept nogil:
+        """The log member's season index of y_t's phase as it was at origin t - j."""
+        cdef Py_ssize_t m = self.period, u
+        if m == 0:
+            return 0.0
+        u = (j + m - 1) // m - 1
+        if u == 0:
+            return row[self.o_zs + t % m]
+        return row[self.o_zsh + (u - 1) * m + t % m]
+
     cdef void _experts(self, const double* row, long long n, Py_ssize_t j, double bb,
-                       double corr, double* f) noexcept nogil:
+                       double corr, double ph, double* f) noexcept nogil:
         """The experts' forecasts of step j (any j >= 1) from origin n - 1 with backbone
         forecast bb and the (stored-form) network correction of that step."""
         cdef Py_ssize_t m = self.period, R = self.R
@@ -461,21 +524,45 @@ cdef class GlobalCore:
             idx = n - 1 + j - m * ((j + m - 1) // m)
             if idx >= 0:
                 f[SNAIVE] = row[self.o_y + idx % R]
+        f[LOGBB] = 0.0   # (weight 0 unless the member is alive)
+        if row[self.o_zhw + 2] == 1.0:
+            f[LOGBB] = self._zfc(row[self.o_zhw], row[self.o_zhw + 1],
+                                 row[self.o_zs + (n - 1 + j) % m] if m > 0 else 0.0, ph)
+
+    cdef double _zfc(self, double zl, double zb, double zs, double ph) noexcept nogil:
+        """The log member's forecast: exp of its z-space forecast (clamped)."""
+        cdef double z = zl + ph * zb
+        if self.period > 0:
+            z = z + zs
+        return exp(ZMIN if z < ZMIN else (ZMAX if z > ZMAX else z))
 
     cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil:
-        cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e
-        cdef Py_ssize_t ne = E if self.period > 0 else E - 1
+        """Combination weights of step j from origin n - 1. Eligible: network, backbone, last
+        value; seasonal naive when m > 0; the log member while every value was > 0. An
+        eligible expert is known when the key scored it (n_j > 0) or the pool did."""
+        cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e, ne = 0, nk = 0
         cdef long long nj = n - jj - WARM
-        cdef long long pn = self.pooln[jj - 1]
+        cdef long long pn
         cdef double lo = INFINITY, x, s, tot = 0.0
         cdef double L[E]
+        cdef bint el[E]
+        cdef bint kn[E]
         if nj < 0:
             nj = 0
-        if nj == 0 and pn == 0:
+        for e in range(E):
+            el[e] = not ((e == SNAIVE and self.period == 0)
+                         or (e == LOGBB and row[self.o_zhw + 2] != 1.0))
+            kn[e] = el[e] and (nj > 0 or self.pooln[(jj - 1) * E + e] > 0)
+            ne += el[e]
+            nk += kn[e]
+        if nk == 0:
             for e in range(E):
-                w[e] = 1.0 / ne if e < ne else 0.0
+                w[e] = 1.0 / ne if el[e] else 0.0
             return
-        for e in range(ne):
+        for e in range(E):
+            if not kn[e]:
+                continue
+            pn = self.pooln[(jj - 1) * E + e]
             if nj == 0:
                 s = self.pool[(jj - 1) * E + e]
             elif pn == 0:
@@ -487,7 +574,7 @@ cdef class GlobalCore:
             if s < lo:
                 lo = s
         for e in range(E):
-            if e >= ne:
+            if not kn[e]:
                 w[e] = 0.0
                 continue
             x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
@@ -497,12 +584,12 @@ cdef class GlobalCore:
             w[e] = w[e] / tot
 
     cdef double _combine(self, const double* row, long long n, Py_ssize_t j, double bb,
-                         double corr) noexcept nogil:
+                         double corr, double ph) noexcept nogil:
         cdef double f[E]
         cdef double w[E]
         cdef double c = 0.0
         cdef Py_ssize_t e
-        self._experts(row, n, j, bb, corr, f)
+        self._experts(row, n, j, bb, corr, ph, f)
         self._weights(row, n, j, w)
         for e in range(E):
             if w[e] > 0.0:
@@ -633,6 +720,9 @@ cdef class GlobalCore:
         cdef double bb, c, sc, err, ylast, cn
         cdef double f[E]
         cdef double* cur = self.sc
+        # the log member is scored while every value (this one too) is > 0: its pending
+        # forecasts were then all issued with every update of its indices in place
+        cdef bint logok = row[self.o_zhw + 2] == 1.0 and y > 0.0
         # 1. the corrections of origin n - 1 join the pending ones (stored form)
         for i in range(self.n_out):
             row[self.neto[i] + (n - 1) % self.netl[i]] = (
@@ -642,7 +732,8 @@ cdef class GlobalCore:
         for j in range(1, H + 1):
             jo = (j if j < self.n_out else self.n_out) - 1
             bb = self._bb(row, n, j)
-            c = self._combine(row, n, j, bb, row[self.neto[jo] + (n - 1) % self.netl[jo]])
+            c = self._combine(row, n, j, bb, row[self.neto[jo] + (n - 1) % self.netl[jo]],
+                              self.phacc[j])
             if j == 1:
                 pred[0] = c
                 cur[0] = bb
@@ -670,17 +761,22 @@ cdef class GlobalCore:
                 idx = n - m * ((j + m - 1) // m)
                 if idx >= 0:
                     f[SNAIVE] = row[self.o_y + idx % R]
+            if logok:
+                q = self.o_zorg + 2 * (s % H)
+                f[LOGBB] = self._zfc(row[q], row[q + 1], self._zs_at(row, n, j), self.phacc[j])
             for e in range(E):
+                if e == LOGBB and not logok:
+                    continue
                 err = fabs(y - f[e]) / sc
                 if not err <= VMAX:
                     err = VMAX
                 i = self.o_err + (j - 1) * E + e
                 row[i] = self._rnd(err if s == WARM else DECAY * row[i] + (1.0 - DECAY) * err)
                 i = (j - 1) * E + e
-                self.pool[i] = (err if self.pooln[j - 1] == 0
+                self.pool[i] = (err if self.pooln[i] == 0
                                 else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
-            if self.pooln[j - 1] < COUNT_LIMIT:
-                self.pooln[j - 1] += 1
+                if self.pooln[i] < COUNT_LIMIT - 1:
+                    self.pooln[i] += 1
             cn = fabs((y - bb) / sc - row[self.o_cmb + (j - 1) * j // 2 + s % j])
             if not cn <= VMAX:
                 cn = VMAX
@@ -732,6 +828,42 @@ cdef class GlobalCore:
         row[p] = row[hw]
         row[p + 1] = row[hw + 1]
         row[p + 2] = self._scale(row)
+        self._zupdate(row, n, y)
+        p = self.o_zorg + 2 * (n % H)
+        row[p] = row[self.o_zhw]
+        row[p + 1] = row[self.o_zhw + 1]
+
+    cdef void _zupdate(self, double* row, long long n, double y) noexcept nogil:
+        """The log member (the backbone's rules on z = log y) takes y_n while every value is
+        > 0; the first value <= 0 retires it for good (flag 0)."""
+        cdef Py_ssize_t m = self.period, zh = self.o_zhw, p = 0, u
+        cdef double z, e, fit, zl = row[zh], zb = row[zh + 1], phi = self.hw_phi
+        if not (y > 0.0 and (n == 0 or row[zh + 2] == 1.0)):
+            row[zh + 2] = 0.0
+            return
+        z = log(y)
+        if m > 0 and self.LS > 0:
+            p = n % m
+            for u in range(self.LS - 1, 0, -1):
+                row[self.o_zsh + u * m + p] = row[self.o_zsh + (u - 1) * m + p]
+            row[self.o_zsh + p] = row[self.o_zs + p]
+        row[zh + 2] = 1.0
+        if n == 0:
+            row[zh] = self._rnd(z)
+            row[zh + 1] = 0.0
+            return
+        fit = zl + phi * zb
+        if m > 0:
+            p = n % m
+            fit = fit + row[self.o_zs + p]
+        e = z - fit
+        if m > 0 and n < m:
+            row[self.o_zs + p] = self._rnd(z - zl)
+        else:
+            row[zh] = self._rnd(zl + phi * zb + self.hw_alpha * e)
+            row[zh + 1] = self._rnd(phi * zb + self.hw_alpha * self.hw_beta * e)
+            if m > 0:
+                row[self.o_zs + p] = self._rnd(row[self.o_zs + p] + self.hw_gamma * e)
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
@@ -741,7 +873,7 @@ cdef class GlobalCore:
         for j in range(1, H + 1):
             jo = (j if j < self.n_out else self.n_out) - 1
             bb = self._bb(row, n, j)
-            c = self._combine(row, n, j, bb, self._rnd(_clipv(o[jo], self.clip)))
+            c = self._combine(row, n, j, bb, self._rnd(_clipv(o[jo], self.clip)), self.phacc[j])
             fc[j - 1] = c
             q = self._halfwidth(j, alpha)
             if isfinite(q):
@@ -836,11 +968,11 @@ cdef class GlobalCore:
                               pred + b, score + b)
             self._update(row, n, ys[b])
             self._store(slots[b], row)
-            self.p_count[slots[b]] = n + 1 if n + 1 < COUNT_LIMIT else n
+            self.p_count[slots[b]] = n + 1 if n + 1 < COUNT_LIMIT - 1 else n
         # 4. the feature statistics
         for b in range(B):
             for i in range(nx):
-                if xs == NULL or isnan(xs[b * nx + i]):
+                if xs == NULL or isnan(xs[b * nx + i]) or self.fn[i] >= COUNT_LIMIT - 1:
                     continue
                 self.fn[i] += 1
                 d = xs[b * nx + i] - self.fmean[i]
@@ -857,7 +989,8 @@ cdef class GlobalCore:
         for b in range(B):
             self._outputs(self.srow + b * W, self.p_count[slots[b]], self.sO + b * no, alpha,
                           fc + b * H, lo + b * H, hi + b * H)
-        self.t += 1
+        if self.t < COUNT_LIMIT - 1:
+            self.t += 1
         return status
 
     # ------------------------------------------------------------ Python entry points
@@ -890,36 +1023,52 @@ cdef class GlobalCore:
         advanced, the batch's network slots were reset) or -1 (a non-finite y or feature,
         or |y| > ``y_limit``: nothing changed, no output written). Bad arguments raise
         ValueError/TypeError before anything runs."""
-        slots = self._slots(slots, True, True)
-        cdef Py_ssize_t B = slots.shape[0], H = self.horizon
-        _farg(ys, "ys", (B,))
-        cdef const double* xp = NULL
-        if xs is not None:
-            _farg(xs, "xs", (B, self.n_x))
-            if self.n_x:
-                xp = <const double*>_ptr(xs)
-        _farg(pred, "pred", (B,), True)
-        _farg(score, "score", (B,), True)
-        _farg(fc, "fc", (B, H), True)
-        _farg(lo, "lo", (B, H), True)
-        _farg(hi, "hi", (B, H), True)
-        outs = [pred, score, fc, lo, hi]
-        for i in range(5):
-            for j in range(i + 1, 5):
-                if np.shares_memory(outs[i], outs[j]):
-                    raise ValueError("the output arrays must not overlap")
-            if np.shares_memory(outs[i], ys) or (xs is not None and np.shares_memory(outs[i], xs)):
-                raise ValueError("the output arrays must not overlap the inputs")
-        cdef double a = self._alpha(alpha)
+        cdef Py_ssize_t B, H = self.horizon, i, j
+        cdef const long long* sp = <const long long*>_fast(slots, cnp.NPY_INT64, 1, -1, 0, False)
+        self._ready()
+        if sp == NULL:
+            slots = self.net._slot_array(slots, True, True)   # converts, or raises the reason
+            sp = <const long long*>_ptr(slots)
+            B = slots.shape[0]
+        else:
+            B = cnp.PyArray_DIM(<cnp.ndarray>slots, 0)
+            self.net._check_ptr(sp, B, True, True)
+        cdef void* ptrs[7]
+        cdef Py_ssize_t sizes[7]
+        arrays = (pred, score, fc, lo, hi, ys, xs)
+        shapes = ((B, 0, 1), (B, 0, 1), (B, H, 2), (B, H, 2), (B, H, 2), (B, 0, 1),
+                  (B, self.n_x, 2))
+        names = ("pred", "score", "fc", "lo", "hi", "ys", "xs")
+        for i in range(7):
+            if i == 6 and xs is None:
+                ptrs[i] = NULL
+                sizes[i] = 0
+                continue
+            d0, d1, nd = shapes[i]
+            ptrs[i] = _fast(arrays[i], cnp.NPY_DOUBLE, nd, d0, d1, i < 5)
+            if ptrs[i] == NULL:  # the Python checks raise the reason
+                _farg(arrays[i], names[i], (d0,) if nd == 1 else (d0, d1), i < 5)
+                ptrs[i] = _ptr(arrays[i])
+            sizes[i] = cnp.PyArray_NBYTES(<cnp.ndarray>arrays[i])
+        for i in range(5):  # contiguous arrays share memory exactly when their ranges overlap
+            for j in range(i + 1, 7):
+                if (sizes[i] and sizes[j] and <char*>ptrs[i] < <char*>ptrs[j] + sizes[j]
+                        and <char*>ptrs[j] < <char*>ptrs[i] + sizes[i]):
+                    raise ValueError("the output arrays must not overlap each other or the inputs")
+        cdef double a
+        if type(alpha) is float and 0.0 < <double>alpha < 1.0:
+            a = alpha
+        else:
+            a = self._alpha(alpha)
         if self.net.optimizer is None or self.net.optimizer.size != self.net.size:
             raise RuntimeError("the network has no optimizer bound to its size")
-        cdef const long long* sp = <const long long*>_ptr(slots)
-        cdef const double* yp = <const double*>_ptr(ys)
-        cdef double* pp = <double*>_ptr(pred)
-        cdef double* scp = <double*>_ptr(score)
-        cdef double* fp = <double*>_ptr(fc)
-        cdef double* lp = <double*>_ptr(lo)
-        cdef double* hp = <double*>_ptr(hi)
+        cdef const double* xp = <const double*>ptrs[6] if self.n_x else NULL
+        cdef const double* yp = <const double*>ptrs[5]
+        cdef double* pp = <double*>ptrs[0]
+        cdef double* scp = <double*>ptrs[1]
+        cdef double* fp = <double*>ptrs[2]
+        cdef double* lp = <double*>ptrs[3]
+        cdef double* hp = <double*>ptrs[4]
         cdef int st
         self._busy = True
         self.net._busy = True
@@ -1005,7 +1154,8 @@ cdef class GlobalCore:
                 bb = row[self.o_hw] + ph * row[self.o_hw + 1]
                 if self.period > 0:
                     bb = bb + row[self.o_s + (n - 1 + j) % self.period]
-            out[j - 1] = self._combine(rp, n, j, bb, cv[(j if j < self.n_out else self.n_out) - 1])
+            out[j - 1] = self._combine(rp, n, j, bb, cv[(j if j < self.n_out else self.n_out) - 1],
+                                       ph)
         return out, self._scale(rp)
 
     def forecast(self, slot, h, xs=None):
@@ -1130,6 +1280,9 @@ cdef class GlobalCore:
         o, n = parts["err"]
         if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > vmax):
             raise ValueError("rows hold combination errors out of [0, 1e30]")
+        o, n = parts["zhw"]
+        if np.any((a[:, o + 2] != 0) & (a[:, o + 2] != 1)):
+            raise ValueError("rows hold a log-member flag other than 0 or 1")
         if not isinstance(count, np.ndarray) or count.dtype != np.int64 or count.shape != (k,):
             raise ValueError(f"count must be an int64 ndarray of shape ({k},)")
         if k and (count.min() < 0 or count.max() >= COUNT_LIMIT):
@@ -1199,7 +1352,7 @@ cdef class GlobalCore:
         pool = _array(d["pool"], "pool", (H, E))
         if np.any(pool < 0) or np.any(pool > VMAX):
             raise ValueError("pool holds errors out of [0, 1e30]")
-        pooln = ints("pool_n", (H,), COUNT_LIMIT - 1)
+        pooln = ints("pool_n", (H, E), COUNT_LIMIT - 1)
         fn = ints("feat_n", (nx,), COUNT_LIMIT - 1)
         fmean = _array(d["feat_mean"], "feat_mean", (nx,))
         fm2 = _array(d["feat_m2"], "feat_m2", (nx,))

@@ -12,11 +12,19 @@
 #     the cross-entropies as `step` validates them); out: B rows of n_out doubles;
 #   - _step/_step_multi: `optimizer is not None and optimizer.size == size`; _step_multi
 #     also needs a regression loss and k2 >= n_out.
-# Statuses: 1 done; -1 non-finite input (or target); -2 non-finite output/loss/gradient/
-# state. On -1/-2 nothing changed (no slot, no weight, no moment, `out` not written).
+# Statuses: 1 done; -1 non-finite input (or target), or with float32 slots an input beyond
+# the float32 range; -2 non-finite output/loss/gradient/state (or a state beyond the float32
+# range). On -1/-2 nothing changed (no slot, no weight, no moment, `out` not written).
 
 from streamrnn._core._cells cimport CellKernels, cell_gates_t, loss_t
 from streamrnn._core._optim cimport Optimizer
+
+# the element-wise part of a cell's backward through one step of one layer (record r, the
+# gradient dh reaching its h): the gate gradients dax (and dah, GRU), the carried dc updated
+# in place (LSTM), and dhp <- dh_prev's own term (GRU: dh * z; else 0); the W_h product is
+# added afterwards over the rows of a step
+ctypedef void (*cell_bw_t)(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                           double* dax, double* dah, double* dhp) noexcept nogil
 
 cdef class SharedNetwork:
     # ---- configuration
@@ -38,7 +46,8 @@ cdef class SharedNetwork:
     cdef readonly int Hc               # H for the LSTM (which has a cell state), else 0
     cdef readonly int nw               # past inputs a slot keeps, k2 - 1
     cdef CellKernels kern
-    cdef cell_gates_t gates            # kern.gates
+    cdef cell_gates_t gates            # the element-wise forward (vector sigmoid/tanh)
+    cdef cell_bw_t bw                  # the element-wise backward
     cdef loss_t loss_fn
     # ---- shared committed state
     cdef readonly long long t          # committed batches (= optimizer steps taken)
@@ -75,7 +84,9 @@ cdef class SharedNetwork:
     cdef double[::1] rh, rc            # replay running state (chunk, L*H)
     cdef double[::1] yhat, gy          # replay head outputs and dL/dyhat / B (k2, chunk, n_out)
     cdef double[::1] dhc, dcc          # carried dh, dc (chunk, L*H)
-    cdef double[::1] sdh, sdx          # (H,)
+    cdef double[::1] sdh               # (H,)
+    cdef double[::1] sdx               # gradient reaching the layer below (chunk, H)
+    cdef double[::1] wT                # W_h^T and W_x^T of every layer (L, 2, GH, H)
     cdef double[::1] DA, DAH2          # gate gradients per (row, layer) (k2*chunk, L, GH)
     cdef double* p_dah
     cdef double[::1] XT, HT            # layer inputs / previous states transposed (L, D|H, k2*chunk)
@@ -84,6 +95,7 @@ cdef class SharedNetwork:
 
     cdef int _step(self, Py_ssize_t B, const long long* slots, const double* X,
                    const double* Y, double* out, bint multi) noexcept nogil
+    cdef void _transpose_weights(self) noexcept nogil
     cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
                     const double* X, const double* Y, double* gw, double* total,
                     bint multi) noexcept nogil
@@ -101,6 +113,8 @@ cdef class SharedNetwork:
                     double* dst) noexcept nogil
     cdef void _store(self, char* base, Py_ssize_t row, Py_ssize_t width,
                      const double* src) noexcept nogil
+    cdef bint _storable(self, Py_ssize_t n, const double* v) noexcept nogil
+    cdef bint _state_ok(self, const double* r) noexcept nogil
     cdef void _push_full(self, Py_ssize_t k, const double* x) noexcept nogil
     cdef void _layer(self, Py_ssize_t nb, Py_ssize_t l, const double* xin, Py_ssize_t ldx,
                      const double* hp, const double* cp, double* recs) noexcept nogil

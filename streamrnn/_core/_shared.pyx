@@ -50,16 +50,26 @@ rather than sharing the scratch. Networks are independent: one thread per networ
 example one per stream partition) runs in parallel.
 
 A step that fails (non-finite input or target: BAD_INPUT; non-finite output, loss,
-gradient or new state: DIVERGED) changes nothing: every result is computed in scratch and
-committed only after the checks, and the optimizer runs only then.
+gradient or new state: DIVERGED; with float32 slots also an input, or a new state, beyond
+the float32 range, which the slot would hold as inf) changes nothing: every result is
+computed in scratch and committed only after the checks, and the optimizer runs only then.
+
+``advance`` is the step without learning (for keys that learn only every k-th
+observation): step 1 and step 5 above, with the new window start of a full window replayed
+with theta, so a later ``step`` replays the key's last k2 inputs as if it had stepped.
 
 Layers of this module: Python validates (sizes, dtypes, slot ranges, distinctness, state
 dicts); the nogil methods compute. The forward runs as matrix-matrix products over the rows
 of the batch (``_gemm_acc``: each output element summed in the order of the inner index,
-the order of the single-series kernel, so one key gives the bits of ``Network``); the
+the order of the single-series kernel) and the cells' element-wise gates on this module's
+vector sigmoid and tanh (``sh_sigmoid_n``/``sh_tanh_n``, within a few ulps of libm's; the
+relu cell uses _cells' own gates). So one key follows ``Network`` to rounding (about 1e-14),
+and every instruction set gives the same bits; the
 backward walks the windows newest to oldest over the active rows (``perm`` sorts the rows
-by window length, so the rows active at each replay step are a prefix) and forms the
-parameter gradients as one ``X^T DA`` product over every (step, key) row. Replay and
+by window length, so the rows active at each replay step are a prefix), each step's rows
+together: their element-wise gate gradients, then the gradient reaching the previous state
+(and the layer below) as one product with the transposed weights over the step's rows; the
+parameter gradients are one ``X^T DA`` product over every (step, key) row. Replay and
 backward run ``CHUNK`` (64) sorted rows at a time, so their records stay in cache; the
 gradients of later chunks are added to the first's. No allocation
 happens after ``__init__``.
@@ -67,19 +77,21 @@ happens after ``__init__``.
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport isfinite, isinf, isnan
+from libc.math cimport fabs, isfinite, isinf, isnan
+from libc.float cimport FLT_MAX
 from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._cells cimport (
-    CELL_LSTM, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS, CellKernels,
-    cell_kernels, loss_function, rec_h, rec_c, affine_t, outer)
+    CELL_ELMAN_TANH, CELL_GRU, CELL_LSTM, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS,
+    CellKernels, cell_kernels, loss_function, rec_act, rec_cprev, rec_ext, rec_h, rec_c,
+    affine_t, outer)
 from streamrnn._core._optim cimport Optimizer, restore_checked
 from streamrnn._core._optim import _array, _counter, _number, check_state
 from streamrnn._core._network import _check_config, _int_arg, _CELL_NAMES
 
 cnp.import_array()
 
-from streamrnn._core._kernels cimport sr_gemm_tn, sr_matvec, sr_select
+from streamrnn._core._kernels cimport sr_gemm_tn, sr_select
 
 from streamrnn._core._cells import ISA as _ISA
 
@@ -102,7 +114,7 @@ _FLT_MAX = float(np.finfo(np.float32).max)
 
 cdef extern from *:
     """
-    /* C (nb x m, rows of m) += A (nb x d, row stride lda) @ W (d x m): each element of C
+    /* C (nb x m, row stride ldc) += A (nb x d, row stride lda) @ W (d x m): each element of C
        summed in the order i = 0..d-1 (the single-series kernel's order), four rows of C at a
        time (each load of W serves four keys). Compiled once per instruction
        set like _kernels.h's helpers (element-wise, no FMA: -ffp-contract=off), so every copy
@@ -118,6 +130,9 @@ cdef extern from *:
     typedef double sh_v4u __attribute__((vector_size(32), aligned(8), may_alias));
     typedef double sh_v8 __attribute__((vector_size(64)));
     typedef double sh_v8u __attribute__((vector_size(64), aligned(8), may_alias));
+    typedef long long sh_i2 __attribute__((vector_size(16)));
+    typedef long long sh_i4 __attribute__((vector_size(32)));
+    typedef long long sh_i8 __attribute__((vector_size(64)));
     #define SH_LD(VU, p) (*(const VU*)(p))
     #define SH_ST(VU, p, x) (*(VU*)(p) = (x))
     #define SH_GEMM_BODY(V, VU, WD)                                                       \
@@ -127,29 +142,29 @@ cdef extern from *:
             const double* a1 = a0 + lda;                                                  \
             const double* a2 = a1 + lda;                                                  \
             const double* a3 = a2 + lda;                                                  \
-            double* c0 = C + b * m;                                                       \
+            double* c0 = C + b * ldc;                                                     \
             for (j = 0; j + WD <= m; j += WD) {                                           \
-                V s0 = SH_LD(VU, c0 + j), s1 = SH_LD(VU, c0 + m + j);                     \
-                V s2 = SH_LD(VU, c0 + 2 * m + j), s3 = SH_LD(VU, c0 + 3 * m + j);         \
+                V s0 = SH_LD(VU, c0 + j), s1 = SH_LD(VU, c0 + ldc + j);                   \
+                V s2 = SH_LD(VU, c0 + 2 * ldc + j), s3 = SH_LD(VU, c0 + 3 * ldc + j);     \
                 for (i = 0; i < d; i++) {                                                 \
                     const V wv = SH_LD(VU, W + i * m + j);                                \
                     s0 += a0[i] * wv; s1 += a1[i] * wv;                                   \
                     s2 += a2[i] * wv; s3 += a3[i] * wv;                                   \
                 }                                                                         \
-                SH_ST(VU, c0 + j, s0); SH_ST(VU, c0 + m + j, s1);                         \
-                SH_ST(VU, c0 + 2 * m + j, s2); SH_ST(VU, c0 + 3 * m + j, s3);             \
+                SH_ST(VU, c0 + j, s0); SH_ST(VU, c0 + ldc + j, s1);                       \
+                SH_ST(VU, c0 + 2 * ldc + j, s2); SH_ST(VU, c0 + 3 * ldc + j, s3);         \
             }                                                                             \
             for (; j < m; j++)                                                            \
                 for (r = 0; r < 4; r++) {                                                 \
                     const double* ar = A + (b + r) * lda;                                 \
-                    double acc = C[(b + r) * m + j];                                      \
+                    double acc = C[(b + r) * ldc + j];                                    \
                     for (i = 0; i < d; i++) acc += ar[i] * W[i * m + j];                  \
-                    C[(b + r) * m + j] = acc;                                             \
+                    C[(b + r) * ldc + j] = acc;                                           \
                 }                                                                         \
         }                                                                                 \
         for (; b < nb; b++) {                                                             \
             const double* a0 = A + b * lda;                                               \
-            double* c0 = C + b * m;                                                       \
+            double* c0 = C + b * ldc;                                                     \
             for (j = 0; j + WD <= m; j += WD) {                                           \
                 V s0 = SH_LD(VU, c0 + j);                                                 \
                 for (i = 0; i < d; i++) s0 += a0[i] * SH_LD(VU, W + i * m + j);           \
@@ -161,17 +176,172 @@ cdef extern from *:
                 c0[j] = acc;                                                              \
             }                                                                             \
         }
+    /* exp, the sigmoid and tanh on arrays, element-wise on vectors of WD doubles (SIMD
+       without libm's per-call cost). One body per instruction set, no FMA
+       (-ffp-contract=off) and the same operations in every lane and in the tail (which
+       runs the vector code on a zero-padded copy), so every copy gives the same bits.
+       exp is only needed for x <= 0 here (the sigmoid and tanh take exp(-|a|)):
+       x is clamped to >= -700 (exp(-700) ~ 1e-304: a sigmoid or tanh that far out is 0 or
+       1 to double precision anyway), k = round(x / ln 2) by the 1.5 * 2^52 trick,
+       r = x - k ln 2 in two parts (Cody-Waite: k * SH_LN2HI is exact), exp(r) by the Taylor
+       polynomial of degree 13 (|r| <= 0.35, truncation < 1e-17), times 2^k made in the
+       exponent bits. NaN stays NaN. Accurate to about 1 ulp against libm's exp. */
+    #define SH_VMATH(SUF, V, VI, VU, WD, ATTR)                                             \
+    ATTR static inline V sh_vexpneg_##SUF(V x) {                                           \
+        const V zero = {0};                                                                \
+        const V lo = zero - 700.0, shift = zero + 6755399441055744.0;                      \
+        VI m = (VI)(x < lo);                                                               \
+        x = (V)((m & (VI)lo) | (~m & (VI)x));                                              \
+        V t = x * 1.4426950408889634 + shift;                                              \
+        V kd = t - shift;                                                                  \
+        VI ki = (VI)t - (VI)shift;                                                         \
+        V r = (x - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;     \
+        V p = zero + 1.6059043836821613e-10;                                               \
+        p = p * r + 2.08767569878681e-09;                                                  \
+        p = p * r + 2.505210838544172e-08;                                                 \
+        p = p * r + 2.755731922398589e-07;                                                 \
+        p = p * r + 2.7557319223985893e-06;                                                \
+        p = p * r + 2.48015873015873e-05;                                                  \
+        p = p * r + 0.0001984126984126984;                                                 \
+        p = p * r + 0.001388888888888889;                                                  \
+        p = p * r + 0.008333333333333333;                                                  \
+        p = p * r + 0.041666666666666664;                                                  \
+        p = p * r + 0.16666666666666666;                                                   \
+        p = p * r + 0.5;                                                                   \
+        p = p * r + 1.0;                                                                   \
+        p = p * r + 1.0;                                                                   \
+        return p * (V)((ki + 1023) << 52);                                                 \
+    }                                                                                      \
+    ATTR static inline V sh_vsigmoid_##SUF(V a) {                                          \
+        const V zero = {0};                                                                \
+        const VI sign = (VI){0} - 0x7fffffffffffffffLL - 1;                                \
+        V e = sh_vexpneg_##SUF((V)((VI)a | sign));      /* exp(-|a|) */                    \
+        V d = e + 1.0;                                                                     \
+        VI m = (VI)(a >= zero);                                                            \
+        return (V)((m & (VI)(1.0 / d)) | (~m & (VI)(e / d)));                              \
+    }                                                                                      \
+    ATTR static inline V sh_vtanh_##SUF(V a) {                                             \
+        const V zero = {0};                                                                \
+        const VI sign = (VI){0} - 0x7fffffffffffffffLL - 1;                                \
+        V x = (V)((VI)a & ~sign);                       /* |a| */                          \
+        V e = sh_vexpneg_##SUF(x * -2.0);                                                  \
+        V big = (1.0 - e) / (1.0 + e);                                                     \
+        V x2 = x * x;                                   /* |a| < 1/8: Taylor, 8 terms */   \
+        V p = zero - 0.0014558343870513183;                                                \
+        p = p * x2 + 0.003592128036572481;                                                 \
+        p = p * x2 - 0.008863235529902197;                                                 \
+        p = p * x2 + 0.021869488536155203;                                                 \
+        p = p * x2 - 0.05396825396825397;                                                  \
+        p = p * x2 + 0.13333333333333333;                                                  \
+        p = p * x2 - 0.3333333333333333;                                                   \
+        p = p * x2 * x + x;                                                                \
+        VI m = (VI)(x < zero + 0.125);                                                     \
+        V t = (V)((m & (VI)p) | (~m & (VI)big));                                           \
+        return (V)((VI)t | ((VI)a & sign));                                                \
+    }                                                                                      \
+    ATTR static void sh_sigmoid_n_##SUF(ptrdiff_t n, const double* x, double* y) {         \
+        ptrdiff_t j = 0, q;                                                                \
+        for (; j + WD <= n; j += WD) SH_ST(VU, y + j, sh_vsigmoid_##SUF(SH_LD(VU, x + j))); \
+        if (j < n) {                                                                       \
+            double buf[WD];                                                                \
+            for (q = 0; q < WD; q++) buf[q] = j + q < n ? x[j + q] : 0.0;                  \
+            SH_ST(VU, buf, sh_vsigmoid_##SUF(SH_LD(VU, buf)));                             \
+            for (q = 0; j + q < n; q++) y[j + q] = buf[q];                                 \
+        }                                                                                  \
+    }                                                                                      \
+    ATTR static void sh_tanh_n_##SUF(ptrdiff_t n, const double* x, double* y) {            \
+        ptrdiff_t j = 0, q;                                                                \
+        for (; j + WD <= n; j += WD) SH_ST(VU, y + j, sh_vtanh_##SUF(SH_LD(VU, x + j)));   \
+        if (j < n) {                                                                       \
+            double buf[WD];                                                                \
+            for (q = 0; q < WD; q++) buf[q] = j + q < n ? x[j + q] : 0.0;                  \
+            SH_ST(VU, buf, sh_vtanh_##SUF(SH_LD(VU, buf)));                                \
+            for (q = 0; j + q < n; q++) y[j + q] = buf[q];                                 \
+        }                                                                                  \
+    }
+    /* the element-wise part of the LSTM's and the GRU's backward through one step of one
+       layer (the math of _cells' lstm_backward/gru_backward without their W_h product, which
+       SharedNetwork forms over the rows of a step), one copy per instruction set so the loop
+       runs in that set's vectors; element-wise, no FMA: every copy gives the same bits.
+       Record r: [h_prev | c_prev | act (G*H) | ext | h | c]. */
+    #define SH_BW(SUF, ATTR)                                                                   \
+    ATTR static void sh_lstm_bw_##SUF(ptrdiff_t H, const double* restrict r,                   \
+            const double* restrict dh, double* restrict dc, double* restrict dax,              \
+            double* dah, double* restrict dhp) {                                               \
+        const double* cp = r + H;                                                              \
+        const double* act = r + 2 * H;                                                         \
+        const double* ext = r + 6 * H;                                                         \
+        ptrdiff_t j;                                                                           \
+        (void)dah;                                                                             \
+        for (j = 0; j < H; j++) {                                                              \
+            double ig = act[j], fg = act[H + j], gg = act[2 * H + j], og = act[3 * H + j];     \
+            double tc = ext[j];                                                                \
+            double dct = dc[j] + dh[j] * og * (1.0 - tc * tc);                                 \
+            dax[j] = dct * gg * ig * (1.0 - ig);                                               \
+            dax[H + j] = dct * cp[j] * fg * (1.0 - fg);                                        \
+            dax[2 * H + j] = dct * ig * (1.0 - gg * gg);                                       \
+            dax[3 * H + j] = dh[j] * tc * og * (1.0 - og);                                     \
+            dc[j] = dct * fg;                                                                  \
+            dhp[j] = 0.0;                                                                      \
+        }                                                                                      \
+    }                                                                                          \
+    ATTR static void sh_gru_bw_##SUF(ptrdiff_t H, const double* restrict r,                    \
+            const double* restrict dh, double* dc, double* restrict dax,                       \
+            double* restrict dah, double* restrict dhp) {                                      \
+        const double* hp = r;                                                                  \
+        const double* act = r + 2 * H;                                                         \
+        const double* ext = r + 5 * H;                                                         \
+        ptrdiff_t j;                                                                           \
+        (void)dc;                                                                              \
+        for (j = 0; j < H; j++) {                                                              \
+            double rr = act[j], zz = act[H + j], nn = act[2 * H + j];                          \
+            double dn = dh[j] * (1.0 - zz);                                                    \
+            double dan = dn * (1.0 - nn * nn);                                                 \
+            double d0 = dan * ext[j] * rr * (1.0 - rr);                                        \
+            double d1 = dh[j] * (hp[j] - nn) * zz * (1.0 - zz);                                \
+            dax[j] = d0;                                                                       \
+            dax[H + j] = d1;                                                                   \
+            dax[2 * H + j] = dan;                                                              \
+            dah[j] = d0;                                                                       \
+            dah[H + j] = d1;                                                                   \
+            dah[2 * H + j] = dan * rr;                                                         \
+            dhp[j] = dh[j] * zz;                                                               \
+        }                                                                                      \
+    }
+    #define SH_BW_ARGS ptrdiff_t, const double*, const double*, double*, double*, double*, double*
     #define SH_GEMM_ARGS ptrdiff_t nb, ptrdiff_t d, ptrdiff_t m, const double* A, \
-                         ptrdiff_t lda, const double* W, double* C
+                         ptrdiff_t lda, const double* W, double* C, ptrdiff_t ldc
     static void sh_gemm_acc_default(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v2, sh_v2u, 2) }
     static void (*sh_gemm_acc)(SH_GEMM_ARGS) = sh_gemm_acc_default;
+    SH_VMATH(default, sh_v2, sh_i2, sh_v2u, 2, )
+    SH_BW(default, )
+    static void (*sh_lstm_bw)(SH_BW_ARGS) = sh_lstm_bw_default;
+    static void (*sh_gru_bw)(SH_BW_ARGS) = sh_gru_bw_default;
+    static void (*sh_sigmoid_n)(ptrdiff_t, const double*, double*) = sh_sigmoid_n_default;
+    static void (*sh_tanh_n)(ptrdiff_t, const double*, double*) = sh_tanh_n_default;
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(_M_X64))
     __attribute__((target("avx2"))) static void sh_gemm_acc_avx2(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v4, sh_v4u, 4) }
     __attribute__((target("avx512f"))) static void sh_gemm_acc_avx512(SH_GEMM_ARGS) { SH_GEMM_BODY(sh_v8, sh_v8u, 8) }
+    SH_VMATH(avx2, sh_v4, sh_i4, sh_v4u, 4, __attribute__((target("avx2"))))
+    SH_VMATH(avx512, sh_v8, sh_i8, sh_v8u, 8, __attribute__((target("avx512f"))))
+    SH_BW(avx2, __attribute__((target("avx2"))))
+    SH_BW(avx512, __attribute__((target("avx512f"))))
     static int sh_select(const char* isa) {
-        if (strcmp(isa, "avx512") == 0) { sh_gemm_acc = sh_gemm_acc_avx512; return 2; }
-        if (strcmp(isa, "avx2") == 0) { sh_gemm_acc = sh_gemm_acc_avx2; return 1; }
+        if (strcmp(isa, "avx512") == 0) {
+            sh_gemm_acc = sh_gemm_acc_avx512;
+            sh_sigmoid_n = sh_sigmoid_n_avx512; sh_tanh_n = sh_tanh_n_avx512;
+            sh_lstm_bw = sh_lstm_bw_avx512; sh_gru_bw = sh_gru_bw_avx512;
+            return 2;
+        }
+        if (strcmp(isa, "avx2") == 0) {
+            sh_gemm_acc = sh_gemm_acc_avx2;
+            sh_sigmoid_n = sh_sigmoid_n_avx2; sh_tanh_n = sh_tanh_n_avx2;
+            sh_lstm_bw = sh_lstm_bw_avx2; sh_gru_bw = sh_gru_bw_avx2;
+            return 1;
+        }
         sh_gemm_acc = sh_gemm_acc_default;
+        sh_sigmoid_n = sh_sigmoid_n_default; sh_tanh_n = sh_tanh_n_default;
+        sh_lstm_bw = sh_lstm_bw_default; sh_gru_bw = sh_gru_bw_default;
         return 0;
     }
     #else
@@ -179,14 +349,121 @@ cdef extern from *:
     #endif
     """
     void sh_gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
-                     Py_ssize_t lda, const double* W, double* C) noexcept nogil
+                     Py_ssize_t lda, const double* W, double* C, Py_ssize_t ldc) noexcept nogil
     int sh_select(const char* isa) noexcept nogil
+    void sh_sigmoid_n(Py_ssize_t n, const double* x, double* y) noexcept nogil
+    void sh_tanh_n(Py_ssize_t n, const double* x, double* y) noexcept nogil
+    void (*sh_lstm_bw)(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                       double* dax, double* dah, double* dhp) noexcept nogil
+    void (*sh_gru_bw)(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                      double* dax, double* dah, double* dhp) noexcept nogil
 
 
 cdef inline void _gemm_acc(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
                            Py_ssize_t lda, const double* W, double* C) noexcept nogil:
     """C (nb x m) += A (nb x d, row stride lda) @ W (d x m), see sh_gemm_acc above."""
-    sh_gemm_acc(nb, d, m, A, lda, W, C)
+    sh_gemm_acc(nb, d, m, A, lda, W, C, m)
+
+
+cdef inline void _gemm_acc_ld(Py_ssize_t nb, Py_ssize_t d, Py_ssize_t m, const double* A,
+                              Py_ssize_t lda, const double* W, double* C,
+                              Py_ssize_t ldc) noexcept nogil:
+    """``_gemm_acc`` into rows of C of stride ldc."""
+    sh_gemm_acc(nb, d, m, A, lda, W, C, ldc)
+
+
+# the cells' element-wise gates on the vector sigmoid and tanh above (the math and the
+# record of _cells' gates; the Elman relu cell, without transcendentals, uses _cells' own)
+
+cdef void _lstm_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
+                      const double* cp, const double* bhn, double* r) noexcept nogil:
+    # gates i f g o; c = f*c_prev + i*g; h = o*tanh(c)
+    cdef Py_ssize_t j, GH = 4 * H
+    cdef double* act = rec_act(r, H)
+    cdef double* ext = rec_ext(r, H, GH)
+    cdef double* hn = rec_h(r, H, GH)
+    cdef double* cn = rec_c(r, H, GH)
+    memcpy(r, hp, H * sizeof(double))
+    memcpy(rec_cprev(r, H), cp, H * sizeof(double))
+    sh_sigmoid_n(2 * H, a, act)
+    sh_tanh_n(H, a + 2 * H, act + 2 * H)
+    sh_sigmoid_n(H, a + 3 * H, act + 3 * H)
+    for j in range(H):
+        cn[j] = act[H + j] * cp[j] + act[j] * act[2 * H + j]
+    sh_tanh_n(H, cn, ext)
+    for j in range(H):
+        hn[j] = act[3 * H + j] * ext[j]
+
+
+cdef void _gru_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
+                     const double* cp, const double* bhn, double* r) noexcept nogil:
+    # gates r z n; n = tanh(ax_n + r*(ah_n + b_hn)); h = (1-z)*n + z*h_prev
+    cdef Py_ssize_t j, GH = 3 * H
+    cdef double* act = rec_act(r, H)
+    cdef double* ext = rec_ext(r, H, GH)
+    cdef double* hn = rec_h(r, H, GH)
+    cdef double* cn = rec_c(r, H, GH)
+    memcpy(r, hp, H * sizeof(double))
+    memcpy(rec_cprev(r, H), cp, H * sizeof(double))
+    for j in range(2 * H):
+        act[j] = a[j] + ah[j]
+    sh_sigmoid_n(2 * H, act, act)
+    for j in range(H):
+        ext[j] = ah[2 * H + j] + bhn[j]
+        act[2 * H + j] = a[2 * H + j] + act[j] * ext[j]
+    sh_tanh_n(H, act + 2 * H, act + 2 * H)
+    for j in range(H):
+        hn[j] = (1.0 - act[H + j]) * act[2 * H + j] + act[H + j] * hp[j]
+        cn[j] = 0.0
+
+
+cdef void _elman_tanh_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
+                            const double* cp, const double* bhn, double* r) noexcept nogil:
+    # h = tanh(a)
+    cdef Py_ssize_t j
+    cdef double* act = rec_act(r, H)
+    memcpy(r, hp, H * sizeof(double))
+    memcpy(rec_cprev(r, H), cp, H * sizeof(double))
+    sh_tanh_n(H, a, act)
+    memcpy(rec_h(r, H, H), act, H * sizeof(double))
+    memset(rec_ext(r, H, H), 0, H * sizeof(double))
+    memset(rec_c(r, H, H), 0, H * sizeof(double))
+
+
+# the element-wise part of the cells' backward (the math of _cells' backward, whose W_h
+# product SharedNetwork forms over the rows of a replay step instead); the LSTM's and the
+# GRU's are the C copies sh_lstm_bw/sh_gru_bw above
+
+cdef void _elman_tanh_bw(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                         double* dax, double* dah, double* dhp) noexcept nogil:
+    cdef const double* act = rec_act(r, H)
+    cdef Py_ssize_t j
+    for j in range(H):
+        dax[j] = dh[j] * (1.0 - act[j] * act[j])
+        dhp[j] = 0.0
+
+
+cdef void _elman_relu_bw(Py_ssize_t H, const double* r, const double* dh, double* dc,
+                         double* dax, double* dah, double* dhp) noexcept nogil:
+    cdef const double* act = rec_act(r, H)
+    cdef Py_ssize_t j
+    for j in range(H):
+        dax[j] = dh[j] if act[j] > 0.0 else 0.0
+        dhp[j] = 0.0
+
+
+cdef inline void _sum_rows(Py_ssize_t N, Py_ssize_t stride, Py_ssize_t n, const double* D,
+                           double* out) noexcept nogil:
+    """out[j] = sum over the rows a = 0..N-1 (in that order) of D[a*stride + j]: the bias
+    gradients, summed in the order of _cells' (row by row here, so the loop vectorises)."""
+    cdef Py_ssize_t a, j
+    cdef const double* d
+    for j in range(n):
+        out[j] = 0.0
+    for a in range(N):
+        d = D + a * stride
+        for j in range(n):
+            out[j] += d[j]
 
 
 cdef inline bint _all_finite(Py_ssize_t n, const double* v) noexcept nogil:
@@ -195,6 +472,19 @@ cdef inline bint _all_finite(Py_ssize_t n, const double* v) noexcept nogil:
         if not isfinite(v[j]):
             return False
     return True
+
+
+def _vector_math(x):
+    """``(sigmoid(x), tanh(x))`` of a float64 array by this module's vector functions (the
+    ones the forward uses), for the tests; ``x`` is not changed."""
+    cdef double[::1] xv = np.ascontiguousarray(x, dtype=np.float64).ravel()
+    s = np.empty(xv.shape[0])
+    t = np.empty(xv.shape[0])
+    cdef double[::1] sv = s, tv = t
+    if xv.shape[0]:
+        sh_sigmoid_n(xv.shape[0], &xv[0], &sv[0])
+        sh_tanh_n(xv.shape[0], &xv[0], &tv[0])
+    return s, t
 
 
 # ---------------------------------------------------------------- sizes and arguments
@@ -217,7 +507,8 @@ def footprint(cell, n_in, hidden_size, num_layers, n_out, k2, capacity, max_batc
     slots_total = capacity * (slot_bytes + 8)
     scratch = (5 * P + 2 * Bm + K + 4 * Bm * L * H + Bm * L * R + Bm * n_out + 2 * Bm * GH
                + K * CB * n_in + K * CB * L * R + 2 * K * CB * n_out + 4 * CB * L * H + 2 * H
-               + K * CB * L * GH * (2 if cell == GRU else 1) + L * D * K * CB + L * H * K * CB)
+               + K * CB * L * GH * (2 if cell == GRU else 1) + L * D * K * CB + L * H * K * CB
+               + CB * H - H + 2 * L * GH * H)
     return P, slot_bytes, slots_total, 8 * scratch
 
 
@@ -314,7 +605,17 @@ cdef class SharedNetwork:
         if cell_kernels(cell, &self.kern) != 0:
             raise ValueError(f"unknown cell code {cell}")
         self.loss_fn = loss_function(loss)
-        self.gates = self.kern.gates  # the element-wise part of _cells' forward
+        # the element-wise part of the forward: _cells' math on the vector sigmoid/tanh
+        if cell == CELL_LSTM:
+            self.gates = _lstm_gates
+        elif cell == CELL_GRU:
+            self.gates = _gru_gates
+        elif cell == CELL_ELMAN_TANH:
+            self.gates = _elman_tanh_gates
+        else:
+            self.gates = self.kern.gates
+        self.bw = (sh_lstm_bw if cell == CELL_LSTM else sh_gru_bw if cell == CELL_GRU else
+                   _elman_tanh_bw if cell == CELL_ELMAN_TANH else _elman_relu_bw)
         self.cell, self.hidden_size, self.num_layers, self.n_out = (
             cell, hidden_size, num_layers, n_out)
         self.k2, self.loss, self.huber_eps = k2, loss, huber_eps
@@ -384,7 +685,7 @@ cdef class SharedNetwork:
             "rh": np.zeros(CB * L * H), "rc": np.zeros(CB * L * H),
             "yhat": np.zeros(K * CB * n_out), "gy": np.zeros(K * CB * n_out),
             "dhc": np.zeros(CB * L * H), "dcc": np.zeros(CB * L * H),
-            "sdh": np.zeros(H), "sdx": np.zeros(H),
+            "sdh": np.zeros(H), "sdx": np.zeros(CB * H), "wT": np.zeros(2 * L * GH * H),
             "DA": np.zeros(K * CB * L * GH), "DAH2": np.zeros(K * CB * L * GH if sep else 1),
             "XT": np.zeros(L * D * K * CB), "HT": np.zeros(L * H * K * CB),
             "dwc": np.zeros(off), "nh0": np.zeros(Bm * L * H), "nc0": np.zeros(Bm * L * H),
@@ -396,7 +697,7 @@ cdef class SharedNetwork:
         self.rh, self.rc, self.yhat, self.gy = s["rh"], s["rc"], s["yhat"], s["gy"]
         self.dhc, self.dcc, self.sdh, self.sdx = s["dhc"], s["dcc"], s["sdh"], s["sdx"]
         self.DA, self.DAH2, self.XT, self.HT = s["DA"], s["DAH2"], s["XT"], s["HT"]
-        self.dwc, self.nh0, self.nc0 = s["dwc"], s["nh0"], s["nc0"]
+        self.dwc, self.nh0, self.nc0, self.wT = s["dwc"], s["nh0"], s["nc0"], s["wT"]
         self.p_dah = &self.DAH2[0] if sep else &self.DA[0]
         self.n_in = n_in
 
@@ -477,6 +778,22 @@ cdef class SharedNetwork:
             memmove((<double*>self.p_x) + k * nw * n_in,
                     (<double*>self.p_x) + k * nw * n_in + n_in, (nw - 1) * n_in * sizeof(double))
         self._store(self.p_x, k * nw + nw - 1, n_in, x)
+
+    cdef bint _storable(self, Py_ssize_t n, const double* v) noexcept nogil:
+        """Every v[j] finite and, with float32 slots, within the float32 range (it would
+        round to inf in the slot, poisoning the key's later steps)."""
+        cdef Py_ssize_t j
+        if not self.f32:
+            return _all_finite(n, v)
+        for j in range(n):
+            if not fabs(v[j]) <= FLT_MAX:
+                return False
+        return True
+
+    cdef bint _state_ok(self, const double* r) noexcept nogil:
+        """The new h and c of a layer record can be committed (``_storable``)."""
+        cdef Py_ssize_t H = self.hidden_size, GH = self.G * H
+        return self._storable(H, rec_h(r, H, GH)) and self._storable(H, rec_c(r, H, GH))
 
     # ------------------------------------------------------------ forward kernels
     cdef void _layer(self, Py_ssize_t nb, Py_ssize_t l, const double* xin, Py_ssize_t ldx,
@@ -561,7 +878,7 @@ cdef class SharedNetwork:
         cdef double* r
         cdef double total = 0.0
         # ---- 0. inputs finite, targets finite (delayed targets: finite or NaN for none)
-        if not _all_finite(B * n_in, X):
+        if not self._storable(B * n_in, X):
             return -1
         if multi:
             for k in range(B * n_y):
@@ -576,7 +893,7 @@ cdef class SharedNetwork:
         for b in range(B):
             for l in range(L):
                 r = frec + b * LR + l * R
-                if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
+                if not self._state_ok(r):
                     return -2
         # ---- 2. rows sorted by window length, longest first (stable)
         cnt = 0
@@ -589,6 +906,7 @@ cdef class SharedNetwork:
         # ---- 3. replay, loss and backward, `chunk` sorted rows at a time (their replay
         # records stay in cache); the first chunk writes the gradient, the others add to it
         memset(dw + self.o_wy, 0, (H * n_out + n_out) * sizeof(double))
+        self._transpose_weights()
         c0 = 0
         while c0 < B:
             nc = B - c0 if B - c0 < self.chunk else self.chunk
@@ -625,6 +943,22 @@ cdef class SharedNetwork:
         self.last_loss = total / B
         return 1
 
+    cdef void _transpose_weights(self) noexcept nogil:
+        """wT <- W_h^T and (layers above the first) W_x^T, (GH, H) each, for the backward."""
+        cdef Py_ssize_t H = self.hidden_size, GH = self.G * H, l, i, j
+        cdef double* w = &self.w[0]
+        cdef double* wT = &self.wT[0]
+        cdef const double* Wh
+        cdef const double* Wx
+        for l in range(self.num_layers):
+            Wh = w + self.o_wh[l]
+            Wx = w + self.o_wx[l]
+            for i in range(H):
+                for j in range(GH):
+                    wT[2 * l * GH * H + j * H + i] = Wh[i * GH + j]
+                    if l > 0:
+                        wT[(2 * l + 1) * GH * H + j * H + i] = Wx[i * GH + j]
+
     cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
                     const double* X, const double* Y, double* gw, double* total,
                     bint multi) noexcept nogil:
@@ -656,6 +990,7 @@ cdef class SharedNetwork:
         cdef double* dcc = &self.dcc[0]
         cdef double* dh = &self.sdh[0]
         cdef double* dx = &self.sdx[0]
+        cdef double* wT = &self.wT[0]
         cdef double* DA = &self.DA[0]
         cdef double* DAH = self.p_dah
         cdef double* XT = &self.XT[0]
@@ -748,12 +1083,16 @@ cdef class SharedNetwork:
                       dw + self.o_wy)
                 for k in range(n_out):
                     dw[self.o_by + k] += gy[q * n_out + k]
+        # the rows of a step together, layer by layer: each row's element-wise gate
+        # gradients (and its dh_prev's own term), then dh_prev += DAH @ W_h^T and, below the
+        # top layer, the gradient reaching the layer below, dx = DA @ W_x^T, each one product
+        # over the step's rows (W^T transposed once per call, in wT)
         N = 0
         for s in range(T - 1, -1, -1):
             ns = act[s]
             rs = rrec + s * CB * LR
-            for q in range(ns):
-                for l in range(L - 1, -1, -1):
+            for l in range(L - 1, -1, -1):
+                for q in range(ns):
                     r = rs + q * LR + l * R
                     memcpy(dh, dhc + q * LH + l * H, H * sizeof(double))
                     if l == L - 1:
@@ -761,10 +1100,9 @@ cdef class SharedNetwork:
                             affine_t(H, n_out, w + self.o_wy, &self.gy[s * CO + q * n_out], dh)
                     else:
                         for j in range(H):
-                            dh[j] += dx[j]
-                    self.kern.backward(H, r, w + self.o_wh[l], dh, dcc + q * LH + l * H,
-                                       DA + (N * L + l) * GH, DAH + (N * L + l) * GH,
-                                       dhc + q * LH + l * H)
+                            dh[j] += dx[q * H + j]
+                    self.bw(H, r, dh, dcc + q * LH + l * H, DA + ((N + q) * L + l) * GH,
+                            DAH + ((N + q) * L + l) * GH, dhc + q * LH + l * H)
                     if l == 0:
                         xin = xr + (s * CB + q) * n_in
                         d = n_in
@@ -772,23 +1110,30 @@ cdef class SharedNetwork:
                         xin = rec_h(r - R, H, GH)
                         d = H
                     for j in range(d):
-                        XT[(l * D + j) * NM + N] = xin[j]
+                        XT[(l * D + j) * NM + N + q] = xin[j]
                     for j in range(H):
-                        HT[(l * H + j) * NM + N] = r[j]
-                    if l > 0:
-                        sr_matvec(H, GH, w + self.o_wx[l], DA + (N * L + l) * GH, NULL, dx)
-                N += 1
+                        HT[(l * H + j) * NM + N + q] = r[j]
+                _gemm_acc_ld(ns, GH, H, DAH + (N * L + l) * GH, L * GH, wT + 2 * l * GH * H,
+                             dhc + l * H, LH)
+                if l > 0:
+                    memset(dx, 0, ns * H * sizeof(double))
+                    _gemm_acc(ns, GH, H, DA + (N * L + l) * GH, L * GH,
+                              wT + (2 * l + 1) * GH * H, dx)
+            N += ns
         for l in range(L):
             d = n_in if l == 0 else H
             sr_gemm_tn(d, GH, N, XT + l * D * NM, NM, DA + l * GH, L * GH, gw + self.o_wx[l])
             sr_gemm_tn(H, GH, N, HT + l * H * NM, NM, DAH + l * GH, L * GH, gw + self.o_wh[l])
-            self.kern.bias_backward(N, L * GH, H, DA + l * GH, DAH + l * GH, gw + self.o_b[l],
-                                    gw + self.o_bhn[l])
+            _sum_rows(N, L * GH, GH, DA + l * GH, gw + self.o_b[l])
+            if self.kern.has_bhn:
+                _sum_rows(N, L * GH, H, DAH + l * GH + 2 * H, gw + self.o_bhn[l])
         # ---- full windows: the replayed state after their oldest step (replay step 0)
         for q in range(nc):
             if win[q] == K:
                 for l in range(L):
                     r = rrec + q * LR + l * R
+                    if not self._state_ok(r):
+                        return -2
                     memcpy(&self.nh0[(c0 + q) * LH + l * H], rec_h(r, H, GH), H * sizeof(double))
                     memcpy(&self.nc0[(c0 + q) * LH + l * H], rec_c(r, H, GH), H * sizeof(double))
         return 0
@@ -968,7 +1313,7 @@ cdef class SharedNetwork:
         cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, R = self.rec
         cdef Py_ssize_t GH = self.G * H, LR = L * R, LHc = L * self.Hc, b, l
         cdef double* r
-        if not _all_finite(B * self.n_in, X):
+        if not self._storable(B * self.n_in, X):
             return -1
         self._forward_committed(B, slots, X)
         if not _all_finite(B * self.n_out, &self.fout[0]):
@@ -976,7 +1321,7 @@ cdef class SharedNetwork:
         for b in range(B):
             for l in range(L):
                 r = &self.frec[b * LR + l * R]
-                if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
+                if not self._state_ok(r):
                     return -2
         for b in range(B):
             for l in range(L):
@@ -1041,7 +1386,7 @@ cdef class SharedNetwork:
         cdef double* frec = &self.frec[0]
         cdef double* r
         # ---- 0. inputs finite
-        if not _all_finite(B * n_in, X):
+        if not self._storable(B * n_in, X):
             return -1
         # ---- 1. forecast and new committed state
         self._forward_committed(B, slots, X)
@@ -1050,7 +1395,7 @@ cdef class SharedNetwork:
         for b in range(B):
             for l in range(L):
                 r = frec + b * LR + l * R
-                if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
+                if not self._state_ok(r):
                     return -2
         # ---- 2. full windows: the state after their oldest step, from (h0, c0)
         nf = 0
@@ -1082,7 +1427,7 @@ cdef class SharedNetwork:
             for q in range(nc):
                 for l in range(L):
                     r = rrec + q * LR + l * R
-                    if not _all_finite(H, rec_h(r, H, GH)) or not _all_finite(H, rec_c(r, H, GH)):
+                    if not self._state_ok(r):
                         return -2
                     memcpy(&self.nh0[(c0 + q) * LH + l * H], rec_h(r, H, GH), H * sizeof(double))
                     memcpy(&self.nc0[(c0 + q) * LH + l * H], rec_c(r, H, GH), H * sizeof(double))
