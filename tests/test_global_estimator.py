@@ -462,3 +462,21 @@ def test_round_trip_with_features_continues_bit_identically():
         x.learn_many(["a", "e"], [1.0, 2.0], [{"u": 3.0}, {"v": 1.0}])
     assert blob(c) == blob(m)
     assert m.forecast("a", 3, [{"u": 1.0}] * 3) == c.forecast("a", 3, [{"u": 1.0}] * 3)
+
+
+def test_one_call_at_a_time():
+    """A call while another thread is inside learn_many (its lock held) is refused, and
+    changes nothing."""
+    m = small()
+    feed(m, steps=2)
+    before = blob(m)
+    assert m._lock.acquire(blocking=False)  # as another thread inside learn_many would
+    try:
+        for call in (lambda: m.learn_one("k0", 1.0), lambda: m.learn_many(["k0"], [1.0]),
+                     lambda: m.forget("k0"), lambda: m._import_state(m._export_state())):
+            with pytest.raises(RuntimeError, match="one call at a time"):
+                call()
+    finally:
+        m._lock.release()
+    assert blob(m) == before
+    m.learn_one("k0", 1.0)
