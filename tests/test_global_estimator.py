@@ -341,7 +341,7 @@ def test_arrays_grow_with_the_keys():
 
 
 # ------------------------------------------------------------------ against the core itself
-@pytest.mark.parametrize("with_x", [False, True])
+@pytest.mark.parametrize("with_x", [False, True, "one schema"])
 def test_the_estimator_is_the_core_plus_a_key_map(with_x):
     """learn_many equals driving a GlobalCore by hand: one step per sub-batch of distinct keys,
     new keys on fresh slots, the evicted key's slot reset, features in sorted-name columns
@@ -358,6 +358,8 @@ def test_the_estimator_is_the_core_plus_a_key_map(with_x):
     xs = [{"v": 1.0, "u": 0.5}, {"u": 1.5}, {}] + [
         {n: float(rng.normal()) for n in ("u", "v", "late") if rng.random() < 0.6}
         for _ in stream[3:]]
+    if with_x == "one schema":  # every row the same names, not in column order
+        xs = [{"v": float(rng.normal()), "u": float(rng.normal())} for _ in stream]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         got = m.learn_many([k for k, _ in stream], [y for _, y in stream],
@@ -460,3 +462,21 @@ def test_round_trip_with_features_continues_bit_identically():
         x.learn_many(["a", "e"], [1.0, 2.0], [{"u": 3.0}, {"v": 1.0}])
     assert blob(c) == blob(m)
     assert m.forecast("a", 3, [{"u": 1.0}] * 3) == c.forecast("a", 3, [{"u": 1.0}] * 3)
+
+
+def test_one_call_at_a_time():
+    """A call while another thread is inside learn_many (its lock held) is refused, and
+    changes nothing."""
+    m = small()
+    feed(m, steps=2)
+    before = blob(m)
+    assert m._lock.acquire(blocking=False)  # as another thread inside learn_many would
+    try:
+        for call in (lambda: m.learn_one("k0", 1.0), lambda: m.learn_many(["k0"], [1.0]),
+                     lambda: m.forget("k0"), lambda: m._import_state(m._export_state())):
+            with pytest.raises(RuntimeError, match="one call at a time"):
+                call()
+    finally:
+        m._lock.release()
+    assert blob(m) == before
+    m.learn_one("k0", 1.0)

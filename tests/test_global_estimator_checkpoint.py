@@ -1,7 +1,6 @@
 """GlobalForecaster in checkpoints: one model per partition file, resumed bit-identically;
 hostile files (crafted lies and random structural mutations, well signed) end in
 CheckpointError or in a model that learns normally, in a child process, never in a crash."""
-import copy
 import json
 import os
 import pickle
@@ -10,7 +9,6 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from _support import child_env
@@ -289,3 +287,15 @@ def test_truncated_or_flipped_bytes_are_refused(tmp_path, base):
         paths.append(p)
     for name, r in zip(cases, run_child(paths)):
         assert r["result"] == "refused", (name, r)
+
+
+def test_a_fresh_model_round_trips_through_the_store(tmp_path):
+    s = gspec()
+    m = sp.build_model(s)
+    with ck.CheckpointStore(tmp_path) as store:
+        store.save(0, {G: m}, s, offset=0)
+        r = store.load(0, s).models[G]
+    assert len(r) == 0 and pickle.dumps(r) == pickle.dumps(m)
+    for x in (m, r):
+        x.learn_many(["a", "b"], [1.0, 2.0], [{"u": 1.0}, None])
+    assert pickle.dumps(r) == pickle.dumps(m)
