@@ -34,13 +34,15 @@ N_LEAD = 5
 DECAY = 0.97
 POOL_DECAY = 0.999
 N0 = 10.0
-ETA = 10.0
+ETA = 20.0
 LO_FLOOR = 1e-12
 CUT = 40.0
 VMAX = 1e30
 INPUT_CLIP = 10.0
 SCALE_RATE = 0.05
 SCALE_FLOOR = 1e-8
+SCALE_CLIP = 4.0
+ERR_CAP = 10.0
 MIN_SCORES = 5
 AT_LO, AT_HI = -1.0, 2.0
 
@@ -316,8 +318,8 @@ class RefGlobal:
                 if e == 4 and not log_ok:   # scored while every value is > 0
                     continue
                 err = abs(y - f[e]) / scs
-                if not err <= VMAX:
-                    err = VMAX
+                if not err <= ERR_CAP:
+                    err = ERR_CAP
                 K.err[j - 1, e] = self.rnd(err if s == WARM
                                            else DECAY * K.err[j - 1, e] + (1.0 - DECAY) * err)
                 self.pool[j - 1, e] = (err if self.pool_n[j - 1, e] == 0 else
@@ -355,6 +357,8 @@ class RefGlobal:
                     K.S[p] = self.rnd(K.S[p] + self.gamma * e)
             r = max(1.0 / n, SCALE_RATE)
             ae = min(abs(e), self.big)
+            if n > WARM:
+                ae = min(ae, SCALE_CLIP * self.scale(K))
             K.sc = self.rnd(K.sc + r * (ae - K.sc))
         K.ys.append(self.rnd(y))
         self.zupdate(K, n, y)

@@ -161,13 +161,15 @@ WARM_ORIGINS = WARM
 cdef double DECAY = 0.97            # a key's EW errors
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
-cdef double ETA = 10.0              # soft-min sharpness
+cdef double ETA = 20.0              # soft-min sharpness
 cdef double LO_FLOOR = 1e-12
 cdef double CUT = 40.0
 cdef double VMAX = 1e30             # normalised errors and scores are clamped here
 cdef double INPUT_CLIP = 10.0
 cdef double SCALE_RATE = 0.05
 cdef double SCALE_FLOOR = 1e-8
+cdef double SCALE_CLIP = 4.0        # once formed, the scale takes |e| clipped to 4 x itself
+cdef double ERR_CAP = 10.0          # the combination's normalised errors are capped here
 cdef long long MIN_SCORES = 5
 cdef double AT_LO = -1.0
 cdef double AT_HI = 2.0
@@ -768,8 +770,8 @@ cdef class GlobalCore:
                 if e == LOGBB and not logok:
                     continue
                 err = fabs(y - f[e]) / sc
-                if not err <= VMAX:
-                    err = VMAX
+                if not err <= ERR_CAP:
+                    err = ERR_CAP
                 i = self.o_err + (j - 1) * E + e
                 row[i] = self._rnd(err if s == WARM else DECAY * row[i] + (1.0 - DECAY) * err)
                 i = (j - 1) * E + e
@@ -822,6 +824,10 @@ cdef class GlobalCore:
             e = fabs(e)
             if not e <= self.big:
                 e = self.big
+            if n > WARM:   # robust: a jump or an outage moves the scale by at most 15 %
+                fit = SCALE_CLIP * self._scale(row)
+                if e > fit:
+                    e = fit
             row[hw + 2] = self._rnd(row[hw + 2] + r * (e - row[hw + 2]))
         row[self.o_y + n % self.R] = self._rnd(y)
         p = self.o_org + 3 * (n % H)
