@@ -169,7 +169,8 @@ cdef double INPUT_CLIP = 10.0
 cdef double SCALE_RATE = 0.05
 cdef double SCALE_FLOOR = 1e-8
 cdef double SCALE_CLIP = 4.0        # once formed, the scale takes |e| clipped to 4 x itself
-cdef double ERR_CAP = 10.0          # the combination's normalised errors are capped here
+cdef double LONG_DECAY = 0.995      # a key's long-run EW errors
+cdef double GATE = 0.8              # the season gate's margin
 cdef long long MIN_SCORES = 5
 cdef double AT_LO = -1.0
 cdef double AT_HI = 2.0
@@ -270,7 +271,7 @@ def row_layout(horizon, period, k2):
     parts, off = {}, 0
     for name, n in (("y", R), ("season", m), ("hw", 3), ("origin", 3 * H), ("shist", LS * m),
                     ("zhw", 3), ("zseason", m), ("zshist", LS * m), ("zorigin", 2 * H),
-                    ("net", sum(netl)), ("comb", H * (H + 1) // 2), ("err", H * E)):
+                    ("net", sum(netl)), ("comb", H * (H + 1) // 2), ("err", H * E + 2 * H)):
         parts[name] = (off, n)
         off += n
     return off, R, LS, n_out, parts, netl
@@ -290,14 +291,14 @@ cdef class GlobalCore:
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
     loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
-    window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
+    window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
     ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
                  loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
-                 window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
+                 window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
         self.n_in = 0  # refuses to run until the last line
         H = _int(horizon, "horizon", 1, MAX_HORIZON)
@@ -538,6 +539,26 @@ cdef class GlobalCore:
             z = z + zs
         return exp(ZMIN if z < ZMIN else (ZMAX if z > ZMAX else z))
 
+    cdef bint _seasonal(self, const double* row, long long n) noexcept nogil:
+        """The season gate: the seasonal naive is eligible only while it beats the last value
+        by GATE at step g = min(ceil(m/2), H) (where a season shows most) in the long run: the
+        key's long EW errors once it scored step g, else the pooled ones, else open. A series
+        whose value at the same phase a period ago is no better than its last value (level
+        shifts, no season) would otherwise hand the weight to the seasonal naive in its calm
+        stretches and pay a period of misses after every shift."""
+        cdef Py_ssize_t g = (self.period + 1) // 2
+        cdef long long pl, ps
+        if g > self.horizon:
+            g = self.horizon
+        if n - g - WARM > 0:
+            return (row[self.o_err + self.horizon * E + 2 * (g - 1) + 1]
+                    < GATE * row[self.o_err + self.horizon * E + 2 * (g - 1)])
+        pl = self.pooln[(g - 1) * E + LAST]
+        ps = self.pooln[(g - 1) * E + SNAIVE]
+        if pl > 0 and ps > 0:
+            return self.pool[(g - 1) * E + SNAIVE] < GATE * self.pool[(g - 1) * E + LAST]
+        return True
+
     cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil:
         """Combination weights of step j from origin n - 1. Eligible: network, backbone, last
         value; seasonal naive when m > 0; the log member while every value was > 0. An
@@ -545,14 +566,15 @@ cdef class GlobalCore:
         cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e, ne = 0, nk = 0
         cdef long long nj = n - jj - WARM
         cdef long long pn
-        cdef double lo = INFINITY, x, s, tot = 0.0
+        cdef double lo = INFINITY, x, s, sk, tot = 0.0
         cdef double L[E]
         cdef bint el[E]
         cdef bint kn[E]
         if nj < 0:
             nj = 0
+        sk = self._scale(row)
         for e in range(E):
-            el[e] = not ((e == SNAIVE and self.period == 0)
+            el[e] = not ((e == SNAIVE and (self.period == 0 or not self._seasonal(row, n)))
                          or (e == LOGBB and row[self.o_zhw + 2] != 1.0))
             kn[e] = el[e] and (nj > 0 or self.pooln[(jj - 1) * E + e] > 0)
             ne += el[e]
@@ -568,9 +590,9 @@ cdef class GlobalCore:
             if nj == 0:
                 s = self.pool[(jj - 1) * E + e]
             elif pn == 0:
-                s = row[self.o_err + (jj - 1) * E + e]
+                s = row[self.o_err + (jj - 1) * E + e] / sk
             else:
-                s = ((<double>nj) * row[self.o_err + (jj - 1) * E + e]
+                s = ((<double>nj) * (row[self.o_err + (jj - 1) * E + e] / sk)
                      + N0 * self.pool[(jj - 1) * E + e]) / (<double>nj + N0)
             L[e] = s
             if s < lo:
@@ -770,10 +792,17 @@ cdef class GlobalCore:
                 if e == LOGBB and not logok:
                     continue
                 err = fabs(y - f[e]) / sc
-                if not err <= ERR_CAP:
-                    err = ERR_CAP
+                if not err <= VMAX:
+                    err = VMAX
+                # the key's own errors in y's units (ranked as MAE ranks them; read over the
+                # current scale), the pool's normalised
                 i = self.o_err + (j - 1) * E + e
-                row[i] = self._rnd(err if s == WARM else DECAY * row[i] + (1.0 - DECAY) * err)
+                row[i] = self._rnd(err * sc if s == WARM
+                                   else DECAY * row[i] + (1.0 - DECAY) * (err * sc))
+                if e == LAST or e == SNAIVE:   # their long-run errors: the season gate
+                    i = self.o_err + H * E + 2 * (j - 1) + (e - LAST)
+                    row[i] = self._rnd(err * sc if s == WARM else
+                                       LONG_DECAY * row[i] + (1.0 - LONG_DECAY) * (err * sc))
                 i = (j - 1) * E + e
                 self.pool[i] = (err if self.pooln[i] == 0
                                 else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
@@ -1284,8 +1313,8 @@ cdef class GlobalCore:
         if np.any(a[:, o + 2:o + n:3] < 0):
             raise ValueError("rows hold a negative origin scale")
         o, n = parts["err"]
-        if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > vmax):
-            raise ValueError("rows hold combination errors out of [0, 1e30]")
+        if np.any(a[:, o:o + n] < 0):   # in y's units: bounded by the clamp above
+            raise ValueError("rows hold negative combination errors")
         o, n = parts["zhw"]
         if np.any((a[:, o + 2] != 0) & (a[:, o + 2] != 1)):
             raise ValueError("rows hold a log-member flag other than 0 or 1")
@@ -1456,3 +1485,4 @@ cdef class GlobalCore:
 def _global_from_state(config, state):
     """Unpickling entry point: ``GlobalCore.from_state``."""
     return GlobalCore.from_state(config, state)
+
