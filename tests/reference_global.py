@@ -44,6 +44,7 @@ SCALE_FLOOR = 1e-8
 SCALE_CLIP = 4.0
 LONG_DECAY = 0.995
 GATE = 0.8
+MARGIN = 0.25
 MIN_SCORES = 5
 AT_LO, AT_HI = -1.0, 2.0
 
@@ -197,6 +198,8 @@ class RefGlobal:
                 L[e] = K.err[jj - 1, e] / sk
             else:
                 L[e] = (float(nj) * (K.err[jj - 1, e] / sk) + N0 * self.pool[jj - 1, e]) / (nj + N0)
+            if e != 2:                  # the last value is the safe default: the others
+                L[e] = L[e] * (1.0 + MARGIN)  # must beat it by the margin
         lo = min(L.values())
         w = []
         for e in range(E):

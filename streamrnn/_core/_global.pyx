@@ -170,6 +170,7 @@ cdef double SCALE_RATE = 0.05
 cdef double SCALE_FLOOR = 1e-8
 cdef double SCALE_CLIP = 4.0        # once formed, the scale takes |e| clipped to 4 x itself
 cdef double LONG_DECAY = 0.995      # a key's long-run EW errors
+cdef double MARGIN = 0.25            # the other experts' errors count 25 % more than the last value's
 cdef double GATE = 0.8              # the season gate's margin
 cdef long long MIN_SCORES = 5
 cdef double AT_LO = -1.0
@@ -594,6 +595,8 @@ cdef class GlobalCore:
             else:
                 s = ((<double>nj) * (row[self.o_err + (jj - 1) * E + e] / sk)
                      + N0 * self.pool[(jj - 1) * E + e]) / (<double>nj + N0)
+            if e != LAST:
+                s = s * (1.0 + MARGIN)
             L[e] = s
             if s < lo:
                 lo = s
@@ -1485,4 +1488,5 @@ cdef class GlobalCore:
 def _global_from_state(config, state):
     """Unpickling entry point: ``GlobalCore.from_state``."""
     return GlobalCore.from_state(config, state)
+
 
