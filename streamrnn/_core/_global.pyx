@@ -19,7 +19,8 @@ alpha 0.25, beta 0.03, phi 1 (undamped: steady trends are carried), gamma 0.2):
     y_t, t >= 1:          e = y_t - f_{t-1}(1)
        first cycle (m > 0 and t < m):  S[t] = y_t - l          (level and trend kept)
        else:  l <- l + phi b + alpha e;  b <- phi b + alpha beta e;  S[t mod m] += gamma e
-       sc <- sc + r (|e| - sc), r = max(1/t, 0.05)          (EW scale of the one-step errors)
+       sc <- sc + r (min(|e|, 4 scale) - sc), r = max(1/t, 0.05)   (EW scale of the one-step
+                             errors, robust: |e| enters clipped to 4 x the scale once t > 2)
     scale = max(sc, 1e-8 (1 + |l|))                          (> 0; every state value clamped
                                                               to +-1e150, +-1e36 for float32)
 A season index changes only when its own phase arrives, so the backbone's forecast of step
@@ -40,12 +41,19 @@ followed by the standardised user features of y_{s+1} (missing: 0); it is traine
 ``step_multi`` delayed targets: output i of the step at origin s has the target
 clip((y_{s+i+1} - f_s(i+1)) / scale_s) (NaN while s < WARM = 2, the scale not yet formed).
 
-Combination per key and step j: L[j, e] EW (0.97) of |y - f_e| / scale_s over the origins
-s >= WARM; pooled P[j, e] EW (0.999) over every key's scorings (counted per expert); with
-n_j = the key's scorings of step j, the key's score is (n_j L + 10 P) / (n_j + 10) (a young
-key uses the pooled errors; an expert neither scored is left out), rel = (score - min) /
-max(min, 1e-12), w = exp(-10 rel) (0 when 10 rel >= 40), normalised over the eligible
-experts (equal weights before any scoring). Combined c = sum w f / sum w, stored as
+Combination per key and step j: L[j, e] EW (0.97) of |y - f_e| (in y's units, so a key's
+experts rank as their MAE ranks them; read as L / scale at the weighting) over the origins
+s >= WARM; pooled P[j, e] EW (0.999) of |y - f_e| / scale_s over every key's scorings
+(counted per expert); with n_j = the key's scorings of step j, the key's score is
+(n_j L / scale + 10 P) / (n_j + 10) (a young key uses the pooled errors; an expert neither
+scored is left out); every expert but the last value then counts 25 % more (MARGIN: the
+last value is the safe default, the others must beat it clearly: on a jumpy series the
+expert that just led is the one about to miss); rel = (score - min) / max(min, 1e-12),
+w = exp(-20 rel) (0 when 20 rel >= 40), normalised over the eligible experts (equal weights
+before any scoring). Season gate: the seasonal naive is eligible only while its long-run
+error (EW 0.999, in y's units, kept per step for last value and seasonal naive: 2H per row)
+at step g = min(ceil(m/2), H) is below 0.8 x the last value's (the pooled errors while the
+key has not scored step g; open before any). Combined c = sum w f / sum w, stored as
 (c - f_s(j)) / scale_s.
 
 Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
@@ -425,7 +433,7 @@ cdef class GlobalCore:
         """Committed bytes per key: the network's slot (``net.slot_bytes``, its 8-byte
         window count included) + the key's row (itemsize x W) + its count (8). With
         R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
-        W = R + 2 (m + LS m) + 6 + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H
+        W = R + 2 (m + LS m) + 6 + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H + 2H
         (history; backbone and log member: indices, their history, level/trend/scale/flag,
         origin rings of 3H and 2H; pending corrections; pending combined; errors)."""
         return int(self.net.slot_bytes) + self.W * (4 if self.f32 else 8) + 8
