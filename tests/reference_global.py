@@ -34,13 +34,17 @@ N_LEAD = 5
 DECAY = 0.97
 POOL_DECAY = 0.999
 N0 = 10.0
-ETA = 10.0
+ETA = 20.0
 LO_FLOOR = 1e-12
 CUT = 40.0
 VMAX = 1e30
 INPUT_CLIP = 10.0
 SCALE_RATE = 0.05
 SCALE_FLOOR = 1e-8
+SCALE_CLIP = 4.0
+LONG_DECAY = 0.999
+GATE = 0.8
+MARGIN = 0.25
 MIN_SCORES = 5
 AT_LO, AT_HI = -1.0, 2.0
 
@@ -59,13 +63,14 @@ class Key:
         self.zS = [0.0] * m
         self.alive = False
         self.issued = {}
-        self.err = np.zeros((H, E))
+        self.err = np.zeros((H, E))       # EW errors in y's units
+        self.errl = np.zeros((H, 2))      # long-run EW errors of last value, seasonal naive
 
 
 class RefGlobal:
     def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
                  optimizer, clip_=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
-                 window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
+                 window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
         self.n_out = min(H, k2)
         self.clip = clip_
@@ -163,24 +168,38 @@ class RefGlobal:
         zs = K.zS[(K.n - 1 + j) % self.m] if self.m > 0 else 0.0
         return [bb + self.scale(K) * corr, bb, ylast, sn, self.zfc(K.zl, K.zb, zs, j)]
 
+    def seasonal(self, K):
+        """The season gate: seasonal naive eligible while its long-run error at step
+        g = min(ceil(m/2), H) is below GATE x the last value's (the key's once it scored step
+        g, else the pooled ones, else open)."""
+        g = min((self.m + 1) // 2, self.H)
+        if K.n - g - WARM > 0:
+            return K.errl[g - 1, 1] < GATE * K.errl[g - 1, 0]
+        if self.pool_n[g - 1, 2] > 0 and self.pool_n[g - 1, 3] > 0:
+            return self.pool[g - 1, 3] < GATE * self.pool[g - 1, 2]
+        return True
+
     def weights(self, K, j):
         jj = min(j, self.H)
         nj = max(0, K.n - jj - WARM)
-        eligible = [True, True, True, self.m > 0, K.alive]
+        eligible = [True, True, True, self.m > 0 and self.seasonal(K), K.alive]
         known = [eligible[e] and (nj > 0 or self.pool_n[jj - 1, e] > 0) for e in range(E)]
         if not any(known):
             ne = sum(eligible)
             return [1.0 / ne if eligible[e] else 0.0 for e in range(E)]
         L = {}
+        sk = self.scale(K)        # the key's errors are in y's units
         for e in range(E):
             if not known[e]:
                 continue
             if nj == 0:
                 L[e] = self.pool[jj - 1, e]
             elif self.pool_n[jj - 1, e] == 0:
-                L[e] = K.err[jj - 1, e]
+                L[e] = K.err[jj - 1, e] / sk
             else:
-                L[e] = (float(nj) * K.err[jj - 1, e] + N0 * self.pool[jj - 1, e]) / (nj + N0)
+                L[e] = (float(nj) * (K.err[jj - 1, e] / sk) + N0 * self.pool[jj - 1, e]) / (nj + N0)
+            if e != 2:                  # the last value is the safe default: the others
+                L[e] = L[e] * (1.0 + MARGIN)  # must beat it by the margin
         lo = min(L.values())
         w = []
         for e in range(E):
@@ -318,8 +337,12 @@ class RefGlobal:
                 err = abs(y - f[e]) / scs
                 if not err <= VMAX:
                     err = VMAX
-                K.err[j - 1, e] = self.rnd(err if s == WARM
-                                           else DECAY * K.err[j - 1, e] + (1.0 - DECAY) * err)
+                K.err[j - 1, e] = self.rnd(err * scs if s == WARM else
+                                           DECAY * K.err[j - 1, e] + (1.0 - DECAY) * (err * scs))
+                if e in (2, 3):
+                    K.errl[j - 1, e - 2] = self.rnd(
+                        err * scs if s == WARM else
+                        LONG_DECAY * K.errl[j - 1, e - 2] + (1.0 - LONG_DECAY) * (err * scs))
                 self.pool[j - 1, e] = (err if self.pool_n[j - 1, e] == 0 else
                                        POOL_DECAY * self.pool[j - 1, e] + (1.0 - POOL_DECAY) * err)
                 self.pool_n[j - 1, e] += 1
@@ -355,6 +378,8 @@ class RefGlobal:
                     K.S[p] = self.rnd(K.S[p] + self.gamma * e)
             r = max(1.0 / n, SCALE_RATE)
             ae = min(abs(e), self.big)
+            if n > WARM:
+                ae = min(ae, SCALE_CLIP * self.scale(K))
             K.sc = self.rnd(K.sc + r * (ae - K.sc))
         K.ys.append(self.rnd(y))
         self.zupdate(K, n, y)

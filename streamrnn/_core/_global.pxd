@@ -77,6 +77,7 @@ cdef class GlobalCore:
     cdef void _zupdate(self, double* row, long long n, double y) noexcept nogil
     cdef void _experts(self, const double* row, long long n, Py_ssize_t j, double bb,
                        double corr, double ph, double* f) noexcept nogil
+    cdef bint _seasonal(self, const double* row, long long n) noexcept nogil
     cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil
     cdef double _combine(self, const double* row, long long n, Py_ssize_t j, double bb,
                          double corr, double ph) noexcept nogil

@@ -19,7 +19,8 @@ alpha 0.25, beta 0.03, phi 1 (undamped: steady trends are carried), gamma 0.2):
     y_t, t >= 1:          e = y_t - f_{t-1}(1)
        first cycle (m > 0 and t < m):  S[t] = y_t - l          (level and trend kept)
        else:  l <- l + phi b + alpha e;  b <- phi b + alpha beta e;  S[t mod m] += gamma e
-       sc <- sc + r (|e| - sc), r = max(1/t, 0.05)          (EW scale of the one-step errors)
+       sc <- sc + r (min(|e|, 4 scale) - sc), r = max(1/t, 0.05)   (EW scale of the one-step
+                             errors, robust: |e| enters clipped to 4 x the scale once t > 2)
     scale = max(sc, 1e-8 (1 + |l|))                          (> 0; every state value clamped
                                                               to +-1e150, +-1e36 for float32)
 A season index changes only when its own phase arrives, so the backbone's forecast of step
@@ -40,12 +41,19 @@ followed by the standardised user features of y_{s+1} (missing: 0); it is traine
 ``step_multi`` delayed targets: output i of the step at origin s has the target
 clip((y_{s+i+1} - f_s(i+1)) / scale_s) (NaN while s < WARM = 2, the scale not yet formed).
 
-Combination per key and step j: L[j, e] EW (0.97) of |y - f_e| / scale_s over the origins
-s >= WARM; pooled P[j, e] EW (0.999) over every key's scorings (counted per expert); with
-n_j = the key's scorings of step j, the key's score is (n_j L + 10 P) / (n_j + 10) (a young
-key uses the pooled errors; an expert neither scored is left out), rel = (score - min) /
-max(min, 1e-12), w = exp(-10 rel) (0 when 10 rel >= 40), normalised over the eligible
-experts (equal weights before any scoring). Combined c = sum w f / sum w, stored as
+Combination per key and step j: L[j, e] EW (0.97) of |y - f_e| (in y's units, so a key's
+experts rank as their MAE ranks them; read as L / scale at the weighting) over the origins
+s >= WARM; pooled P[j, e] EW (0.999) of |y - f_e| / scale_s over every key's scorings
+(counted per expert); with n_j = the key's scorings of step j, the key's score is
+(n_j L / scale + 10 P) / (n_j + 10) (a young key uses the pooled errors; an expert neither
+scored is left out); every expert but the last value then counts 25 % more (MARGIN: the
+last value is the safe default, the others must beat it clearly: on a jumpy series the
+expert that just led is the one about to miss); rel = (score - min) / max(min, 1e-12),
+w = exp(-20 rel) (0 when 20 rel >= 40), normalised over the eligible experts (equal weights
+before any scoring). Season gate: the seasonal naive is eligible only while its long-run
+error (EW 0.999, in y's units, kept per step for last value and seasonal naive: 2H per row)
+at step g = min(ceil(m/2), H) is below 0.8 x the last value's (the pooled errors while the
+key has not scored step g; open before any). Combined c = sum w f / sum w, stored as
 (c - f_s(j)) / scale_s.
 
 Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
@@ -161,13 +169,17 @@ WARM_ORIGINS = WARM
 cdef double DECAY = 0.97            # a key's EW errors
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
-cdef double ETA = 10.0              # soft-min sharpness
+cdef double ETA = 20.0              # soft-min sharpness
 cdef double LO_FLOOR = 1e-12
 cdef double CUT = 40.0
 cdef double VMAX = 1e30             # normalised errors and scores are clamped here
 cdef double INPUT_CLIP = 10.0
 cdef double SCALE_RATE = 0.05
 cdef double SCALE_FLOOR = 1e-8
+cdef double SCALE_CLIP = 4.0        # once formed, the scale takes |e| clipped to 4 x itself
+cdef double LONG_DECAY = 0.999      # a key's long-run EW errors
+cdef double MARGIN = 0.25            # the other experts' errors count 25 % more than the last value's
+cdef double GATE = 0.8              # the season gate's margin
 cdef long long MIN_SCORES = 5
 cdef double AT_LO = -1.0
 cdef double AT_HI = 2.0
@@ -268,7 +280,7 @@ def row_layout(horizon, period, k2):
     parts, off = {}, 0
     for name, n in (("y", R), ("season", m), ("hw", 3), ("origin", 3 * H), ("shist", LS * m),
                     ("zhw", 3), ("zseason", m), ("zshist", LS * m), ("zorigin", 2 * H),
-                    ("net", sum(netl)), ("comb", H * (H + 1) // 2), ("err", H * E)):
+                    ("net", sum(netl)), ("comb", H * (H + 1) // 2), ("err", H * E + 2 * H)):
         parts[name] = (off, n)
         off += n
     return off, R, LS, n_out, parts, netl
@@ -288,14 +300,14 @@ cdef class GlobalCore:
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
     loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
-    window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
+    window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
     ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
                  loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
-                 window=256, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
+                 window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
         self.n_in = 0  # refuses to run until the last line
         H = _int(horizon, "horizon", 1, MAX_HORIZON)
@@ -421,7 +433,7 @@ cdef class GlobalCore:
         """Committed bytes per key: the network's slot (``net.slot_bytes``, its 8-byte
         window count included) + the key's row (itemsize x W) + its count (8). With
         R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
-        W = R + 2 (m + LS m) + 6 + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H
+        W = R + 2 (m + LS m) + 6 + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H + 2H
         (history; backbone and log member: indices, their history, level/trend/scale/flag,
         origin rings of 3H and 2H; pending corrections; pending combined; errors)."""
         return int(self.net.slot_bytes) + self.W * (4 if self.f32 else 8) + 8
@@ -536,6 +548,26 @@ cdef class GlobalCore:
             z = z + zs
         return exp(ZMIN if z < ZMIN else (ZMAX if z > ZMAX else z))
 
+    cdef bint _seasonal(self, const double* row, long long n) noexcept nogil:
+        """The season gate: the seasonal naive is eligible only while it beats the last value
+        by GATE at step g = min(ceil(m/2), H) (where a season shows most) in the long run: the
+        key's long EW errors once it scored step g, else the pooled ones, else open. A series
+        whose value at the same phase a period ago is no better than its last value (level
+        shifts, no season) would otherwise hand the weight to the seasonal naive in its calm
+        stretches and pay a period of misses after every shift."""
+        cdef Py_ssize_t g = (self.period + 1) // 2
+        cdef long long pl, ps
+        if g > self.horizon:
+            g = self.horizon
+        if n - g - WARM > 0:
+            return (row[self.o_err + self.horizon * E + 2 * (g - 1) + 1]
+                    < GATE * row[self.o_err + self.horizon * E + 2 * (g - 1)])
+        pl = self.pooln[(g - 1) * E + LAST]
+        ps = self.pooln[(g - 1) * E + SNAIVE]
+        if pl > 0 and ps > 0:
+            return self.pool[(g - 1) * E + SNAIVE] < GATE * self.pool[(g - 1) * E + LAST]
+        return True
+
     cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil:
         """Combination weights of step j from origin n - 1. Eligible: network, backbone, last
         value; seasonal naive when m > 0; the log member while every value was > 0. An
@@ -543,14 +575,15 @@ cdef class GlobalCore:
         cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e, ne = 0, nk = 0
         cdef long long nj = n - jj - WARM
         cdef long long pn
-        cdef double lo = INFINITY, x, s, tot = 0.0
+        cdef double lo = INFINITY, x, s, sk, tot = 0.0
         cdef double L[E]
         cdef bint el[E]
         cdef bint kn[E]
         if nj < 0:
             nj = 0
+        sk = self._scale(row)
         for e in range(E):
-            el[e] = not ((e == SNAIVE and self.period == 0)
+            el[e] = not ((e == SNAIVE and (self.period == 0 or not self._seasonal(row, n)))
                          or (e == LOGBB and row[self.o_zhw + 2] != 1.0))
             kn[e] = el[e] and (nj > 0 or self.pooln[(jj - 1) * E + e] > 0)
             ne += el[e]
@@ -566,10 +599,12 @@ cdef class GlobalCore:
             if nj == 0:
                 s = self.pool[(jj - 1) * E + e]
             elif pn == 0:
-                s = row[self.o_err + (jj - 1) * E + e]
+                s = row[self.o_err + (jj - 1) * E + e] / sk
             else:
-                s = ((<double>nj) * row[self.o_err + (jj - 1) * E + e]
+                s = ((<double>nj) * (row[self.o_err + (jj - 1) * E + e] / sk)
                      + N0 * self.pool[(jj - 1) * E + e]) / (<double>nj + N0)
+            if e != LAST:
+                s = s * (1.0 + MARGIN)
             L[e] = s
             if s < lo:
                 lo = s
@@ -770,8 +805,15 @@ cdef class GlobalCore:
                 err = fabs(y - f[e]) / sc
                 if not err <= VMAX:
                     err = VMAX
+                # the key's own errors in y's units (ranked as MAE ranks them; read over the
+                # current scale), the pool's normalised
                 i = self.o_err + (j - 1) * E + e
-                row[i] = self._rnd(err if s == WARM else DECAY * row[i] + (1.0 - DECAY) * err)
+                row[i] = self._rnd(err * sc if s == WARM
+                                   else DECAY * row[i] + (1.0 - DECAY) * (err * sc))
+                if e == LAST or e == SNAIVE:   # their long-run errors: the season gate
+                    i = self.o_err + H * E + 2 * (j - 1) + (e - LAST)
+                    row[i] = self._rnd(err * sc if s == WARM else
+                                       LONG_DECAY * row[i] + (1.0 - LONG_DECAY) * (err * sc))
                 i = (j - 1) * E + e
                 self.pool[i] = (err if self.pooln[i] == 0
                                 else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
@@ -822,6 +864,10 @@ cdef class GlobalCore:
             e = fabs(e)
             if not e <= self.big:
                 e = self.big
+            if n > WARM:   # robust: a jump or an outage moves the scale by at most 15 %
+                fit = SCALE_CLIP * self._scale(row)
+                if e > fit:
+                    e = fit
             row[hw + 2] = self._rnd(row[hw + 2] + r * (e - row[hw + 2]))
         row[self.o_y + n % self.R] = self._rnd(y)
         p = self.o_org + 3 * (n % H)
@@ -1278,8 +1324,8 @@ cdef class GlobalCore:
         if np.any(a[:, o + 2:o + n:3] < 0):
             raise ValueError("rows hold a negative origin scale")
         o, n = parts["err"]
-        if np.any(a[:, o:o + n] < 0) or np.any(a[:, o:o + n] > vmax):
-            raise ValueError("rows hold combination errors out of [0, 1e30]")
+        if np.any(a[:, o:o + n] < 0):   # in y's units: bounded by the clamp above
+            raise ValueError("rows hold negative combination errors")
         o, n = parts["zhw"]
         if np.any((a[:, o + 2] != 0) & (a[:, o + 2] != 1)):
             raise ValueError("rows hold a log-member flag other than 0 or 1")
@@ -1450,3 +1496,5 @@ cdef class GlobalCore:
 def _global_from_state(config, state):
     """Unpickling entry point: ``GlobalCore.from_state``."""
     return GlobalCore.from_state(config, state)
+
+
