@@ -8,8 +8,6 @@ from __future__ import annotations
 import copy
 import pickle
 
-import time
-
 import numpy as np
 import pytest
 
@@ -381,48 +379,66 @@ def test_float32_slots_refuse_a_state_beyond_their_range_and_change_nothing():
     assert np.all(out == 7.0) and frozen(net) == before
 
 
+_RACE = r"""
+import threading, time
+import numpy as np
+from streamrnn._core import ADAM, GRU, SQUARED, Optimizer, initialize
+from streamrnn._core._shared import SharedNetwork
+
+net = SharedNetwork(GRU, 8, 32, 1, 1, 16, SQUARED, capacity=512, max_batch=256)
+initialize(net, np.random.default_rng(0))
+net.set_optimizer(Optimizer(ADAM, 0.001))
+rng = np.random.default_rng(1)
+X, Y = rng.standard_normal((256, 8)), rng.standard_normal(256)
+done = threading.Event()
+statuses = []
+
+def stepper():
+    out = np.zeros((256, 1))
+    while not done.is_set():
+        try:
+            statuses.append(net.step(np.arange(256, dtype=np.int64), X, Y, out))
+        except RuntimeError as e:  # the advance of the main thread was running
+            statuses.append(str(e))
+
+t = threading.Thread(target=stepper)
+t.start()
+refused = ok = 0
+deadline = time.monotonic() + 60.0
+try:
+    while time.monotonic() < deadline:
+        try:
+            assert net.advance(np.array([300, 301]), X[:2], np.zeros((2, 1))) == 1
+            ok += 1
+        except RuntimeError as e:
+            assert "one call at a time" in str(e), e
+            refused += 1
+            if refused >= 3 and statuses:
+                break
+finally:
+    done.set()
+    t.join()
+step_refused = [m for m in statuses if m != 1]
+assert all("one call at a time" in m for m in step_refused), step_refused[:3]
+assert refused >= 3 and 1 in statuses, (refused, statuses[:3])
+assert net.window_length(np.array([300]))[0] == min(ok, 15) + 1  # each success counted
+print("ok", refused, len(statuses))
+"""
+
+
 def test_advance_from_another_thread_during_a_step_is_refused_cleanly():
     # step releases the GIL; an advance from a second thread meanwhile raises RuntimeError
     # (one call at a time per network) instead of sharing the scratch, and the other way
-    # round; every call that ran committed its whole step
-    import threading
+    # round; every call that ran committed its whole step. In a fresh interpreter: how soon
+    # the threads overlap depends on the scheduler and on what the process ran before, so
+    # the race runs until they have overlapped (for at most a minute).
+    import os
+    import subprocess
+    import sys
 
-    net = SharedNetwork(GRU, 8, 32, 1, 1, 16, SQUARED, capacity=512, max_batch=256)
-    initialize(net, np.random.default_rng(0))
-    net.set_optimizer(Optimizer(ADAM, 0.001))
-    rng = np.random.default_rng(1)
-    X, Y = rng.standard_normal((256, 8)), rng.standard_normal(256)
-    done = threading.Event()
-    statuses = []
-
-    def stepper():
-        out = np.zeros((256, 1))
-        while not done.is_set():
-            try:
-                statuses.append(net.step(np.arange(256, dtype=np.int64), X, Y, out))
-            except RuntimeError as e:  # the advance of the main thread was running
-                statuses.append(str(e))
-
-    t = threading.Thread(target=stepper)
-    t.start()
-    refused = ok = 0
-    # how soon the threads overlap depends on the scheduler (a loaded machine may run the
-    # stepper late): keep trying until they have, for at most a minute
-    deadline = time.monotonic() + 60.0
-    try:
-        while time.monotonic() < deadline:
-            try:
-                assert net.advance(np.array([300, 301]), X[:2], np.zeros((2, 1))) == 1
-                ok += 1
-            except RuntimeError as e:
-                assert "one call at a time" in str(e)
-                refused += 1
-                if refused >= 3 and statuses:
-                    break
-    finally:
-        done.set()
-        t.join()
-    step_refused = [m for m in statuses if m != 1]
-    assert all("one call at a time" in m for m in step_refused)
-    assert refused >= 3 and 1 in statuses
-    assert net.window_length(np.array([300]))[0] == min(ok, 15) + 1  # each success counted
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    r = subprocess.run([sys.executable, "-c", _RACE], capture_output=True, text=True,
+                       timeout=180, env=env, cwd=root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("ok ")
