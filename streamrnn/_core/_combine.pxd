@@ -3,6 +3,50 @@
 # j < 1 step 1. The nogil methods allocate nothing and are not re-entrant on one object
 # (they share its scratch).
 
+from libc.math cimport INFINITY, ceil
+
+
+# The conformal arithmetic that Conformal (here) and GlobalCore (_global.pyx, intervals pooled
+# over keys) share, on plain pointers.
+cdef inline double sorted_quantile(const double* s, long long c, long long min_scores,
+                                   double a) noexcept nogil:
+    """The conformal (1 - a) quantile of the c ascending scores s: the ceil((1 - a)(c + 1))-th,
+    clamped to [1, c]; inf below min_scores scores; 1.5 x the largest for a <= 0 (or NaN)."""
+    cdef long long k
+    if c < min_scores:
+        return INFINITY
+    if not a > 0.0:  # also NaN
+        return 1.5 * s[c - 1]
+    if a >= 1.0:
+        return s[0]
+    k = <long long>ceil((1.0 - a) * <double>(c + 1))
+    if k < 1:
+        k = 1
+    if k > c:
+        k = c
+    return s[k - 1]
+
+
+cdef inline double level_at(const double* alphas, const double* at, Py_ssize_t A, Py_ssize_t H,
+                            Py_ssize_t j0, double alpha) noexcept nogil:
+    """Step j0's adapted level for the nominal alpha: exact at the A tracked alphas (at[i*H + j0]),
+    linear between them, shifted by the distance beyond the first and last."""
+    cdef Py_ssize_t i
+    cdef double u
+    for i in range(A):
+        if alpha == alphas[i]:
+            return at[i * H + j0]
+    if alpha < alphas[0]:
+        return at[j0] + (alpha - alphas[0])
+    if alpha > alphas[A - 1]:
+        return at[(A - 1) * H + j0] + (alpha - alphas[A - 1])
+    i = 0
+    while i < A - 2 and not alpha < alphas[i + 1]:
+        i += 1
+    u = (alpha - alphas[i]) / (alphas[i + 1] - alphas[i])
+    return at[i * H + j0] + u * (at[(i + 1) * H + j0] - at[i * H + j0])
+
+
 cdef class Combiner:
     # ---- configuration
     cdef readonly Py_ssize_t n_experts   # E

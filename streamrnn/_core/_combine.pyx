@@ -564,39 +564,10 @@ cdef class Conformal:
 
     # ------------------------------------------------------------ kernels
     cdef double _quantile(self, Py_ssize_t j0, double a) noexcept nogil:
-        cdef long long c = self.cnt[j0]
-        cdef const double* s = self.srt + j0 * self.window
-        cdef double q
-        cdef long long k
-        if c < MIN_SCORES:
-            return INFINITY
-        if not a > 0.0:  # also NaN
-            return 1.5 * s[c - 1]
-        if a >= 1.0:
-            return s[0]
-        q = ceil((1.0 - a) * <double>(c + 1))
-        k = <long long>q
-        if k < 1:
-            k = 1
-        if k > c:
-            k = c
-        return s[k - 1]
+        return sorted_quantile(self.srt + j0 * self.window, self.cnt[j0], MIN_SCORES, a)
 
     cdef double _level(self, Py_ssize_t j0, double alpha) noexcept nogil:
-        cdef Py_ssize_t A = self.n_levels, H = self.horizon, i
-        cdef double u
-        for i in range(A):
-            if alpha == self.alpha[i]:
-                return self.at[i * H + j0]
-        if alpha < self.alpha[0]:
-            return self.at[j0] + (alpha - self.alpha[0])
-        if alpha > self.alpha[A - 1]:
-            return self.at[(A - 1) * H + j0] + (alpha - self.alpha[A - 1])
-        i = 0
-        while i < A - 2 and not alpha < self.alpha[i + 1]:
-            i += 1
-        u = (alpha - self.alpha[i]) / (self.alpha[i + 1] - self.alpha[i])
-        return self.at[i * H + j0] + u * (self.at[(i + 1) * H + j0] - self.at[i * H + j0])
+        return level_at(self.alpha, self.at, self.n_levels, self.horizon, j0, alpha)
 
     cdef void _insert(self, Py_ssize_t j0, double s) noexcept nogil:
         # the score s enters step j0's window (the oldest leaves when it is full): the raw ring

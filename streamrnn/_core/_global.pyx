@@ -89,6 +89,7 @@ from libc.string cimport memcpy, memmove, memset
 
 from streamrnn._core._shared cimport SharedNetwork
 from streamrnn._core._optim cimport Optimizer
+from streamrnn._core._combine cimport level_at, sorted_quantile
 from streamrnn._core._shared import _dtype_arg
 from streamrnn._core._network import _CELL_NAMES
 from streamrnn._core._optim import _array, _counter, _number
@@ -677,36 +678,10 @@ cdef class GlobalCore:
 
     # ------------------------------------------------------------ shared conformal
     cdef double _quantile(self, Py_ssize_t j0, double a) noexcept nogil:
-        cdef long long c = self.ccnt[j0], k
-        cdef const double* v = self.csrt + j0 * self.window
-        if c < MIN_SCORES:
-            return INFINITY
-        if not a > 0.0:
-            return 1.5 * v[c - 1]
-        if a >= 1.0:
-            return v[0]
-        k = <long long>ceil((1.0 - a) * <double>(c + 1))
-        if k < 1:
-            k = 1
-        if k > c:
-            k = c
-        return v[k - 1]
+        return sorted_quantile(self.csrt + j0 * self.window, self.ccnt[j0], MIN_SCORES, a)
 
     cdef double _level(self, Py_ssize_t j0, double alpha) noexcept nogil:
-        cdef Py_ssize_t A = self.n_levels, H = self.horizon, i
-        cdef double u
-        for i in range(A):
-            if alpha == self.calpha[i]:
-                return self.cat[i * H + j0]
-        if alpha < self.calpha[0]:
-            return self.cat[j0] + (alpha - self.calpha[0])
-        if alpha > self.calpha[A - 1]:
-            return self.cat[(A - 1) * H + j0] + (alpha - self.calpha[A - 1])
-        i = 0
-        while i < A - 2 and not alpha < self.calpha[i + 1]:
-            i += 1
-        u = (alpha - self.calpha[i]) / (self.calpha[i + 1] - self.calpha[i])
-        return self.cat[i * H + j0] + u * (self.cat[(i + 1) * H + j0] - self.cat[i * H + j0])
+        return level_at(self.calpha, self.cat, self.n_levels, self.horizon, j0, alpha)
 
     cdef double _halfwidth(self, Py_ssize_t j, double alpha) noexcept nogil:
         """Normalised half-width of step j (beyond H: step H's); inf while unknown."""
