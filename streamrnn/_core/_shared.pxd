@@ -107,6 +107,10 @@ cdef class SharedNetwork:
                       double* out) noexcept nogil
     cdef int _check_ptr(self, const long long* p, Py_ssize_t B, bint distinct,
                         bint batch) except -1
+    cdef object _call_slots(self, object slots, bint distinct, Py_ssize_t* B,
+                            const long long** sp)
+    cdef int _call_rows(self, object X, object out, Py_ssize_t B, const double** xp,
+                        double** op) except -1
     cdef void _predict(self, Py_ssize_t B, const long long* slots, const double* X,
                        double* out) noexcept nogil
     cdef void _load(self, const char* base, Py_ssize_t row, Py_ssize_t width,

@@ -1204,17 +1204,38 @@ cdef class SharedNetwork:
         """
         return self._step_py(slots, X, Y, out, False)
 
+    cdef object _call_slots(self, object slots, bint distinct, Py_ssize_t* B,
+                            const long long** sp):
+        """A call's slot argument: its length into B and its data into sp, through the fast
+        path (a valid int64 array, used as it is) or `_slot_array`'s conversion, which raises
+        the reason for a bad one. Returns the array sp points into: keep it while sp is used."""
+        sp[0] = <const long long*>_fast(slots, cnp.NPY_INT64, 1, -1, 0, False)
+        if sp[0] == NULL or self._busy or self.n_in == 0:
+            slots = self._slot_array(slots, distinct, True)  # converts, or raises the reason
+            sp[0] = <const long long*>_data(slots)
+            B[0] = slots.shape[0]
+        else:
+            B[0] = cnp.PyArray_DIM(<cnp.ndarray>slots, 0)
+            self._check_ptr(sp[0], B[0], distinct, True)
+        return slots
+
+    cdef int _call_rows(self, object X, object out, Py_ssize_t B, const double** xp,
+                        double** op) except -1:
+        """A call's inputs X (B, n_in) and writable output out (B, n_out): their data into xp
+        and op, or the ValueError/TypeError that says what is wrong with them."""
+        xp[0] = <const double*>_fast(X, cnp.NPY_DOUBLE, 2, B, self.n_in, False)
+        op[0] = <double*>_fast(out, cnp.NPY_DOUBLE, 2, B, self.n_out, True)
+        if xp[0] == NULL or op[0] == NULL:
+            _float_rows(X, "X", B, self.n_in)
+            _float_rows(out, "out", B, self.n_out, True)
+            xp[0] = <const double*>_data(X)
+            op[0] = <double*>_data(out)
+        return 0
+
     def _step_py(self, slots, X, Y, out, bint multi):
         cdef Py_ssize_t B, b
-        cdef const long long* sp = <const long long*>_fast(slots, cnp.NPY_INT64, 1, -1, 0,
-                                                            False)
-        if sp == NULL or self._busy or self.n_in == 0:
-            slots = self._slot_array(slots, True, True)  # converts, or raises the reason
-            sp = <const long long*>_data(slots)
-            B = slots.shape[0]
-        else:
-            B = cnp.PyArray_DIM(<cnp.ndarray>slots, 0)
-            self._check_ptr(sp, B, True, True)
+        cdef const long long* sp = NULL
+        slots = self._call_slots(slots, True, &B, &sp)
         cdef bint classes = self.loss == LOSS_BINARY_CE or self.loss == LOSS_SOFTMAX_CE
         cdef const double* xp = <const double*>_fast(X, cnp.NPY_DOUBLE, 2, B, self.n_in, False)
         cdef const double* yp = NULL
@@ -1260,22 +1281,11 @@ cdef class SharedNetwork:
         """Forecasts for inputs ``X`` one step past the committed states of ``slots`` into
         ``out`` (float64 (B, n_out)); changes nothing. Slots may repeat."""
         cdef Py_ssize_t B
-        cdef const long long* sp = <const long long*>_fast(slots, cnp.NPY_INT64, 1, -1, 0,
-                                                            False)
-        if sp == NULL or self._busy or self.n_in == 0:
-            slots = self._slot_array(slots, False, True)  # converts, or raises the reason
-            sp = <const long long*>_data(slots)
-            B = slots.shape[0]
-        else:
-            B = cnp.PyArray_DIM(<cnp.ndarray>slots, 0)
-            self._check_ptr(sp, B, False, True)
-        cdef const double* xp = <const double*>_fast(X, cnp.NPY_DOUBLE, 2, B, self.n_in, False)
-        cdef double* op = <double*>_fast(out, cnp.NPY_DOUBLE, 2, B, self.n_out, True)
-        if xp == NULL or op == NULL:
-            _float_rows(X, "X", B, self.n_in)
-            _float_rows(out, "out", B, self.n_out, True)
-            xp = <const double*>_data(X)
-            op = <double*>_data(out)
+        cdef const long long* sp = NULL
+        slots = self._call_slots(slots, False, &B, &sp)
+        cdef const double* xp = NULL
+        cdef double* op = NULL
+        self._call_rows(X, out, B, &xp, &op)
         self._busy = True
         try:
             with nogil:
@@ -1345,22 +1355,11 @@ cdef class SharedNetwork:
         Returns 1, or -1 (a non-finite input) / -2 (a non-finite output or new state),
         changing nothing then (``out`` not written)."""
         cdef Py_ssize_t B
-        cdef const long long* sp = <const long long*>_fast(slots, cnp.NPY_INT64, 1, -1, 0,
-                                                            False)
-        if sp == NULL or self._busy or self.n_in == 0:
-            slots = self._slot_array(slots, True, True)  # converts, or raises the reason
-            sp = <const long long*>_data(slots)
-            B = slots.shape[0]
-        else:
-            B = cnp.PyArray_DIM(<cnp.ndarray>slots, 0)
-            self._check_ptr(sp, B, True, True)
-        cdef const double* xp = <const double*>_fast(X, cnp.NPY_DOUBLE, 2, B, self.n_in, False)
-        cdef double* op = <double*>_fast(out, cnp.NPY_DOUBLE, 2, B, self.n_out, True)
-        if xp == NULL or op == NULL:
-            _float_rows(X, "X", B, self.n_in)
-            _float_rows(out, "out", B, self.n_out, True)
-            xp = <const double*>_data(X)
-            op = <double*>_data(out)
+        cdef const long long* sp = NULL
+        slots = self._call_slots(slots, True, &B, &sp)
+        cdef const double* xp = NULL
+        cdef double* op = NULL
+        self._call_rows(X, out, B, &xp, &op)
         cdef int status
         self._busy = True
         try:
