@@ -94,6 +94,64 @@ cdef inline double* _array_data(object x, bint writable):
     return <double*>cnp.PyArray_DATA(a)
 
 
+
+# ---------------------------------------------------------------- the head's gradients
+
+cdef inline void _head_grad(Py_ssize_t H, Py_ssize_t n_out, Py_ssize_t lo, const double* h,
+                            const double* g, double* dWy, double* dby) noexcept nogil:
+    """dW_y[:, j] += h g[j] and db_y[j] += g[j] for the entries j >= lo of one row (h its top
+    state), skipping the entries g[j] == 0. Exact: every element of dW_y and db_y is a sum
+    that starts at +0 and so is never -0, and a skipped term is +-0 (h is finite), which
+    adds nothing to such a sum; so the result is, bit for bit, the dense sum over all rows
+    and entries in the same order (the former outer product, or A^T B over the rows). With
+    delayed targets a row has one entry or a few pending (k1 = 1: one), so this is one
+    column pass each instead of a product over every column."""
+    cdef Py_ssize_t i, j
+    cdef double gj
+    if lo == 0:
+        for j in range(n_out):
+            if g[j] == 0.0:
+                break
+        else:  # every entry pending and non-zero (a classification head): row by row
+            outer(H, n_out, h, g, dWy)
+            for j in range(n_out):
+                dby[j] += g[j]
+            return
+    for j in range(lo, n_out):
+        gj = g[j]
+        if gj != 0.0:
+            for i in range(H):
+                dWy[i * n_out + j] += h[i] * gj
+            dby[j] += gj
+
+
+cdef inline void _head_dh(Py_ssize_t H, Py_ssize_t n_out, Py_ssize_t lo, const double* Wy,
+                          const double* g, double* dh) noexcept nogil:
+    """dh[i] += dot(W_y[i, lo:], g[lo:]) for every i, the dot of ``_cells.dot`` bit for bit.
+    When at most one entry q of g[lo:] is non-zero (with delayed targets and k1 = 1, every
+    row), every other product is +-0 (W_y is finite) and dot's lanes and tail start at +0:
+    the dot is W_y[i, q] g[q] + 0.0 (the product, a zero of either sign made +0), and +0
+    with no entry; otherwise the dot itself."""
+    cdef Py_ssize_t i, j, q = -1, n = 0
+    cdef double gq
+    for j in range(lo, n_out):
+        if g[j] != 0.0:
+            q = j
+            n += 1
+    if n == 0:
+        for i in range(H):
+            dh[i] = dh[i] + 0.0
+    elif n == 1:
+        gq = g[q]
+        for i in range(H):
+            dh[i] = dh[i] + (Wy[i * n_out + q] * gq + 0.0)
+    elif lo == 0:
+        affine_t(H, n_out, Wy, g, dh)
+    else:
+        for i in range(H):
+            dh[i] += dot(n_out - lo, Wy + i * n_out + lo, g + lo)
+
+
 # ---------------------------------------------------------------- sizes (Python ints)
 
 MAX_BYTES = 2 ** 31           # one network's buffers (params, grad, ring, moments, scratch)
@@ -439,51 +497,20 @@ cdef class Network:
         cdef const double* x
         cdef const double* g
         cdef Py_ssize_t a, l, s, j, d, i, lo
-        cdef bint delayed = False
-        cdef double* hg
-        cdef double* gg
         if n_inj > self.k1:
             self._mask_delayed(n_inj)
-            for a in range(self.k1, n_inj):
-                delayed = delayed or self._pending_lo(a) < n_out
         memset(dhc, 0, L * H * sizeof(double))
         memset(dcc, 0, L * H * sizeof(double))
-        # head gradient of every injected step
+        # head gradient of every injected step: dW_y += h_top^T g and db_y += g per row,
+        # newest row first, only the columns of its pending entries (see _head_grad)
         memset(dw + self.o_wy, 0, (H * n_out + n_out) * sizeof(double))
-        if delayed:
-            # with delayed targets pending: dW_y = H_top^T G as one small product over the
-            # injected rows (newest first; G's entries not pending are zero), then db_y
-            hg = &self.s_hg[0]
-            gg = &self.s_gg[0]
-            for a in range(n_inj):
-                s = <Py_ssize_t>((t - 1 - a) % B)
-                lo = self._pending_lo(a)
-                g = &self.ring_g[s * n_out]
-                x = rec_h(&self.ring_r[(s * L + L - 1) * R], H, GH)
-                for i in range(H):
-                    hg[i * n_inj + a] = x[i]
-                for j in range(n_out):
-                    gg[a * n_out + j] = g[j] if j >= lo else 0.0
-            sr_gemm_tn(H, n_out, n_inj, hg, n_inj, gg, n_out, dw + self.o_wy)
-            for a in range(n_inj):
-                for j in range(n_out):
-                    dw[self.o_by + j] += gg[a * n_out + j]
-        for a in range(n_inj if not delayed else 0):
+        for a in range(n_inj):
             s = <Py_ssize_t>((t - 1 - a) % B)
             lo = self._pending_lo(a)
             if lo >= n_out:
                 continue
-            g = &self.ring_g[s * n_out]
-            r = &self.ring_r[(s * L + L - 1) * R]
-            if lo == 0:
-                outer(H, n_out, rec_h(r, H, GH), g, dw + self.o_wy)
-            else:  # a delayed row: only its columns lo.. (the others were applied before)
-                x = rec_h(r, H, GH)
-                for i in range(H):
-                    if x[i] != 0.0:
-                        axpy(n_out - lo, x[i], g + lo, dw + self.o_wy + i * n_out + lo)
-            for j in range(lo, n_out):
-                dw[self.o_by + j] += g[j]
+            _head_grad(H, n_out, lo, rec_h(&self.ring_r[(s * L + L - 1) * R], H, GH),
+                       &self.ring_g[s * n_out], dw + self.o_wy, dw + self.o_by)
         for a in range(W):
             s = <Py_ssize_t>((t - 1 - a) % B)
             for l in range(L - 1, -1, -1):
@@ -493,12 +520,8 @@ cdef class Network:
                 if l == L - 1:
                     if a < n_inj:
                         lo = self._pending_lo(a)
-                        g = &self.ring_g[s * n_out]
-                        if lo == 0:
-                            affine_t(H, n_out, w + self.o_wy, g, dh)
-                        elif lo < n_out:
-                            for i in range(H):
-                                dh[i] += dot(n_out - lo, w + self.o_wy + i * n_out + lo, g + lo)
+                        if lo < n_out:
+                            _head_dh(H, n_out, lo, w + self.o_wy, &self.ring_g[s * n_out], dh)
                 else:
                     for j in range(H):
                         dh[j] += dx[j]
@@ -686,7 +709,11 @@ cdef class Network:
         cdef double* bd = &self.bk_d[0]
         cdef const double* w = &self.w[0]
         cdef const double* ht
-        cdef double loss = 0.0, lj, o, gj
+        cdef double* zt
+        cdef const double* zr
+        cdef const double* wr
+        cdef Py_ssize_t jm
+        cdef double loss = 0.0, lj, o, gj, z
         if n_in == 0 or self.delay != n_out - 1 or not (
                 self.loss == LOSS_SQUARED or self.loss == LOSS_ABSOLUTE
                 or self.loss == LOSS_HUBER):
@@ -711,22 +738,32 @@ cdef class Network:
                 self._rollback(s)
                 return DIVERGED
         # the gradients of this call into scratch first: nothing pending changes unless all
-        # of them are finite
-        for j in range(n_out):
-            gm[j] = 0.0
-            if isnan(y[j]) or j > t0:
-                continue
-            if j == 0:
-                o = out[0]
-            else:
-                # output j of the head on the stored top state of the step j calls ago, summed
-                # in the forward's order (sr_affine: rows in order, zero inputs skipped)
+        # of them are finite. Output j of the head on the stored top state of the step j
+        # calls ago, for every j at once: the top states gathered transposed into s_hg
+        # (row i, column j), then per row i of W_y one pass over the outputs; each output is
+        # summed in the forward's order (sr_affine: b_y, then rows in order, a zero input
+        # adding nothing, not even the sign of a zero: the select)
+        jm = n_out - 1 if n_out - 1 < t0 else <Py_ssize_t>t0
+        if jm >= 1:
+            zt = &self.s_hg[0]
+            for j in range(1, jm + 1):
                 sj = <Py_ssize_t>((t0 - j) % B)
                 ht = rec_h(&self.ring_r[(sj * L + L - 1) * R], H, GH)
-                o = w[self.o_by + j]
                 for i in range(H):
-                    if ht[i] != 0.0:
-                        o = o + ht[i] * w[self.o_wy + i * n_out + j]
+                    zt[i * n_out + j] = ht[i]
+            for j in range(1, jm + 1):
+                gm[j] = w[self.o_by + j]
+            for i in range(H):
+                zr = zt + i * n_out
+                wr = w + self.o_wy + i * n_out
+                for j in range(1, jm + 1):
+                    z = zr[j]
+                    gm[j] = (gm[j] + z * wr[j]) if z != 0.0 else gm[j]
+        for j in range(n_out):
+            if isnan(y[j]) or j > t0:
+                gm[j] = 0.0
+                continue
+            o = out[0] if j == 0 else gm[j]
             gj = 0.0
             lj = self.loss_fn(&o, y[j], 1, self.huber_eps, &gj)
             loss += lj
