@@ -17,6 +17,11 @@ two-tone sine, after a warm-up, in microseconds per observation.
   squared error of the newest step is back-propagated, the gradient norm clipped to 1 (as
   streamrnn's default) and Adam (lr 0.002) steps. ``forecast(1)`` is one no-grad step from the
   carried state. The ratio PyTorch / streamrnn is printed.
+- other streamrnn versions ("peers", each in a subprocess, timed in alternation with this
+  one so that both see the same machine load): the release installed in site-packages when
+  its version differs from this tree's, and every ``--peer-src DIR`` (a source tree of another
+  version built in place, e.g. ``git archive <commit> | tar -x -C DIR`` then ``python
+  setup.py build_ext --inplace`` there): the headline loop, and the ratio this / peer.
 - deep-river (when ``benchmarks/.venv-peers`` exists): its RNN/LSTM/GRU forecasters with default
   settings but the given hidden size, same loop, in a subprocess.
 - Memory: river's ``model._raw_memory_usage`` (``sys.getsizeof`` over the object graph) and
@@ -26,13 +31,16 @@ two-tone sine, after a warm-up, in microseconds per observation.
 Writes docs/img/speed_scaling.png: cost against hidden size and against k2, log-log.
 
     PYTHONPATH=. python benchmarks/bench_speed.py [--steps 10000] [--repeats 5] [--quick] [--cpu-time]
+                                                  [--peer-src DIR ...] [--no-installed]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections import deque
@@ -116,6 +124,99 @@ def time_layer(hidden, k1, k2, ys, repeats):
                                                           update_every=k1, seed=r), ys, 1)[0])
         kernel = min(kernel, time_kernel(hidden, k1, k2, ys, seed=r))
     return api, kernel
+
+
+# ------------------------------------------------------------------------------ other versions
+# the headline loop in a child interpreter that imports another streamrnn (its sys.path
+# starts with the given tree, or holds only the installed package): one run, one JSON line
+_PEER_CODE = r"""
+import json, math, random, sys, time
+src, steps, cpu = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+sys.path = [p for p in sys.path if p not in ("", ".")]
+if src:
+    sys.path.insert(0, src)
+import streamrnn
+from streamrnn import LSTMForecaster
+clock = time.thread_time if cpu else time.perf_counter
+rng = random.Random(0)
+ys = [math.sin(0.3 * i) + 0.3 * math.sin(0.05 * i) + 0.05 * rng.gauss(0, 1)
+      for i in range(steps + 64)]
+model = LSTMForecaster(hidden_size=32, tbptt_steps=16, update_every=1, seed=int(sys.argv[4]))
+for y in ys[:64]:
+    model.forecast(1)
+    model.learn_one(y)
+t0 = clock()
+for y in ys[64:]:
+    model.forecast(1)
+    model.learn_one(y)
+us = 1e6 * (clock() - t0) / steps
+print(json.dumps({"version": streamrnn.__version__, "file": streamrnn.__file__, "us": us}))
+"""
+
+
+def peer_sources(args):
+    """(label, source dir or "" for the installed package) of every peer to time."""
+    out = []
+    if not args.no_installed:
+        try:
+            res = subprocess.run([sys.executable, "-c", "import sys; sys.path = [p for p in "
+                                  "sys.path if p not in ('', '.')]; import streamrnn; "
+                                  "print(streamrnn.__version__)"], capture_output=True,
+                                 text=True, cwd="/", env=_peer_env(), timeout=120)
+            v = res.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            v = ""
+        if v and v != streamrnn.__version__:
+            out.append((f"streamrnn {v} (installed)", ""))
+    for d in args.peer_src or ():
+        out.append((f"at {d}", os.path.abspath(d)))
+    return out
+
+
+def peer_name(label, info):
+    """"streamrnn 0.2.0 (installed)" or "streamrnn 0.1.0 at DIR" once it ran."""
+    if label in info and label.startswith("at "):
+        return f"streamrnn {info[label]['version']} {label}"
+    return label
+
+
+def _peer_env():
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def time_peer(src, steps, seed):
+    """µs per observation of one run of the headline loop with the peer's streamrnn (None and
+    the reason when it does not run)."""
+    try:
+        res = subprocess.run([sys.executable, "-c", _PEER_CODE, src, str(steps),
+                              "1" if CLOCK is time.thread_time else "0", str(seed)],
+                             capture_output=True, text=True, cwd="/", env=_peer_env(),
+                             timeout=3600)
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, str(e)
+    if res.returncode != 0:
+        return None, (res.stderr.strip().splitlines() or ["failed"])[-1]
+    return json.loads(res.stdout.strip().splitlines()[-1]), None
+
+
+def time_peers(peers_, ys, repeats):
+    """Best µs of this tree's headline loop and of every peer's, run in alternation."""
+    mine, best, info, why = float("inf"), {}, {}, {}
+    for r in range(repeats):
+        mine = min(mine, time_loop(lambda _: LSTMForecaster(hidden_size=32, tbptt_steps=16,
+                                                            update_every=1, seed=r), ys, 1)[0])
+        for label, src in peers_:
+            if label in why:
+                continue
+            res, err = time_peer(src, len(ys), r)
+            if res is None:
+                why[label] = err
+                continue
+            best[label] = min(best.get(label, float("inf")), res["us"])
+            info[label] = res
+    return mine, best, info, why
 
 
 # ------------------------------------------------------------------------------ PyTorch
@@ -227,6 +328,11 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="few steps, one repeat, no sweeps")
     ap.add_argument("--no-peers", action="store_true", help="skip deep-river")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG")
+    ap.add_argument("--peer-src", action="append", metavar="DIR",
+                    help="a source tree of another streamrnn version, built in place, to time "
+                         "as a peer (repeatable)")
+    ap.add_argument("--no-installed", action="store_true",
+                    help="do not time the streamrnn installed in site-packages as a peer")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time with the thread's CPU time (time.thread_time) instead of the wall "
                          "clock: steadier on a machine other processes load")
@@ -242,6 +348,9 @@ def main(argv=None):
     # headline, measured before PyTorch is imported into this process ------------------
     layer = {k1: time_layer(32, k1, 16, ys, args.repeats) for k1 in K1S}
     head_us = layer[1][0]
+    peers_ = peer_sources(args)
+    if peers_:
+        peer_mine, peer_us, peer_info, peer_why = time_peers(peers_, ys, args.repeats)
     torch, torch_why = torch_status()
     if torch is not None:
         torch.set_num_threads(1)
@@ -262,6 +371,12 @@ def main(argv=None):
                                                horizon=1, seed=r), ys, args.repeats)[0]
     rows.append(["streamrnn LSTMForecaster(hidden_size=32, tbptt_steps=16, update_every=1, "
                  "horizon=1)", f"{h1_us:.1f}", f"{h1_us / head_us:.2f}"])
+    if peers_:
+        for label, _ in peers_:
+            if label in peer_us:
+                rows.append([f"{peer_name(label, peer_info)}: LSTMForecaster(hidden_size=32, "
+                             "tbptt_steps=16, update_every=1)", f"{peer_us[label]:.1f}",
+                             f"{peer_us[label] / head_us:.2f}"])
     torch_us = None
     if torch is not None:
         torch_us, tmodel = time_loop(lambda r: torch_lstm_forecaster(32, 16, seed=r), torch_ys,
@@ -269,6 +384,15 @@ def main(argv=None):
         rows.append(["PyTorch LSTMCell(32) + Linear, TBPTT(1, 16) by hand, Adam",
                      f"{torch_us:.1f}", f"{torch_us / head_us:.1f}"])
     print(table(["model", "µs / obs", "× streamrnn"], rows))
+    if peers_:
+        print("\nAgainst other versions, the headline loop timed in alternation with theirs "
+              f"(this tree {peer_mine:.1f} µs in those runs):")
+        for label, _ in peers_:
+            if label in peer_us:
+                print(f"- this / {peer_name(label, peer_info)}: {peer_mine / peer_us[label]:.2f}x "
+                      f"({peer_mine:.1f} / {peer_us[label]:.1f} µs)")
+            else:
+                print(f"- {label}: not timed ({peer_why[label]})")
     if torch is None:
         print(f"\n{torch_why}")
     else:

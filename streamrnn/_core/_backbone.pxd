@@ -30,6 +30,9 @@ cdef class Backbone:
     cdef int* pk                         # (K_max, P_max) period indices of member k
     cdef long long* soff                 # (K_max, P_max) offset of its indices in `s`
     cdef Py_ssize_t S                    # seasonal indices in use
+    cdef int n_add                       # runs of additive members in 0..K_max-1 (<= 4)
+    cdef Py_ssize_t add_lo[4]            # run r: members add_lo[r] .. add_hi[r]-1
+    cdef Py_ssize_t add_hi[4]
     # ---- committed state
     cdef readonly long long t            # values seen
     cdef bint alive_log                  # every value so far > 0 (log members live)
@@ -77,6 +80,7 @@ cdef class Backbone:
     cdef void _issue(self, Py_ssize_t k0, Py_ssize_t k1, bint to_ring) noexcept nogil
     cdef void _weights(self) noexcept nogil
     cdef Py_ssize_t _best(self) noexcept nogil
+    cdef int _live(self, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil
     cdef void _init_period(self, int p) noexcept nogil
     cdef void _reinit_first(self) noexcept nogil
     cdef int _detect_update(self, double z) noexcept nogil

@@ -45,7 +45,7 @@ window values are clipped to +-100.
 """
 import numpy as np
 
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libc.math cimport log, fabs, sqrt, fmax, INFINITY
 
 cdef extern from *:
@@ -208,6 +208,21 @@ cdef class Backbone:
                     cur += periods[p]
         for p, m in enumerate(periods):
             self._per[p] = m
+        # the additive members as runs of consecutive rows (the log members come first in
+        # every block: the declared one and each detection slot's): the loops over the live
+        # members once the log ones are dropped
+        runs = []
+        for k in range(Km):
+            if rows[k][0] == 0:
+                if runs and runs[len(runs) - 1][1] == k:
+                    runs[len(runs) - 1][1] = k + 1
+                else:
+                    runs.append([k, k + 1])
+        if len(runs) > 4:
+            raise AssertionError("more than four runs of additive members")
+        self.n_add = len(runs)
+        for i, (a, b) in enumerate(runs):
+            self.add_lo[i], self.add_hi[i] = a, b
         self.S_max = cur + (2 * N_BASE * N_G * (L // 2) if auto else 0)
         # trend multipliers sum_{i<=j} phi^i of member k, step j, by the very recurrence the
         # forecasts used (p *= phi; acc += p), so the same bits, computed once
@@ -350,7 +365,11 @@ cdef class Backbone:
         cdef const double* sb[8]
         cdef double* Fk
         cdef const double* A
-        cdef bint lg, whole = to_ring and self.alive_log
+        cdef bint lg
+        cdef int r, nr
+        cdef Py_ssize_t a, e
+        cdef Py_ssize_t rlo[4]
+        cdef Py_ssize_t rhi[4]
         for pp in range(self.P):
             pphase[pp] = t % self.per[pp]
         if to_ring:
@@ -397,13 +416,15 @@ cdef class Backbone:
                         zp = z
                         fp = exp(clampd(z, ZMIN, ZMAX))
                     Fk[j * Km] = fp
-            if to_ring and not whole:
-                for j in range(H):
-                    self.ring[self.rowoff[j] + k] = Fk[j * Km]
-        if whole:                            # every member of rows 0..K-1 live: row copies
-            for j in range(H):
-                memcpy(self.ring + self.rowoff[j] + k0, self.F + j * Km + k0,
-                       (k1 - k0) * sizeof(double))
+        if to_ring:                          # row copies of the live members' runs
+            nr = self._live(rlo, rhi)
+            for r in range(nr):
+                a = rlo[r] if rlo[r] > k0 else k0
+                e = rhi[r] if rhi[r] < k1 else k1
+                if a < e:
+                    for j in range(H):
+                        memcpy(self.ring + self.rowoff[j] + a, self.F + j * Km + a,
+                               (e - a) * sizeof(double))
 
     cdef void _update(self, double y) noexcept nogil:
         cdef Py_ssize_t j, k, Km = self.K_max, H = self.horizon, K = self.K, jmax
@@ -412,34 +433,31 @@ cdef class Backbone:
         cdef double* row
         cdef double* lrow
         cdef double err, z, zhat, e, lk, bk, g, ly = 0.0, diff, seas
-        cdef int before
+        cdef int before, r, nr
         cdef long long pphase[8]
+        cdef Py_ssize_t rlo[4]
+        cdef Py_ssize_t rhi[4]
+        cdef double dec = LOSS_DECAY, dec1 = 1.0 - LOSS_DECAY
         for p in range(self.P):              # one modulo per period, not per member
             pphase[p] = tau % self.per[p]
         if y <= 0.0 and self.alive_log:
             self.alive_log = False
         if y > 0.0:
             ly = log(y)
-        # 1. score the forecasts made for this value j steps before
+        # 1. score the forecasts made for this value j steps before, member runs at a time
+        # (contiguous, branch-free, the constants in locals: vectorised across members)
+        nr = self._live(rlo, rhi)
         jmax = H if H < tau else tau
         for j in range(1, jmax + 1):
             row = self.ring + ((j - 1) * j // 2 + (tau + 1) % j) * Km
             lrow = self.loss + (j - 1) * Km
-            if not self.alive_log:
-                for k in range(K):
-                    if self.tr[k] == 1:
-                        continue
-                    err = fabs(row[k] - y)
-                    if tau == j:
-                        lrow[k] = err
-                    else:
-                        lrow[k] = LOSS_DECAY * lrow[k] + (1.0 - LOSS_DECAY) * err
-            elif tau == j:
-                for k in range(K):
-                    lrow[k] = fabs(row[k] - y)
-            else:
-                for k in range(K):         # contiguous, branch-free: vectorised across members
-                    lrow[k] = LOSS_DECAY * lrow[k] + (1.0 - LOSS_DECAY) * fabs(row[k] - y)
+            for r in range(nr):
+                if tau == j:
+                    for k in range(rlo[r], rhi[r]):
+                        lrow[k] = fabs(row[k] - y)
+                else:
+                    for k in range(rlo[r], rhi[r]):
+                        lrow[k] = dec * lrow[k] + dec1 * fabs(row[k] - y)
         # 2. error-correction update of every live member
         for k in range(K):
             if self.tr[k] == 1:
@@ -783,46 +801,58 @@ cdef class Backbone:
         cdef const double* f2
         cdef const double* f3
         cdef bint dead_log = not self.alive_log
+        cdef int r, nr
+        cdef Py_ssize_t kk
+        cdef Py_ssize_t rlo[4]
+        cdef Py_ssize_t rhi[4]
+        # the live members as runs; a dead log member's weight is 0 (written, not computed)
+        nr = self._live(rlo, rhi)
         for j in range(self.horizon):
             w = self.W + j * Km
             lrow = self.loss + j * Km
             n = self.t - (j + 1)
+            if dead_log:                     # the gaps between the runs
+                kk = 0
+                for r in range(nr):
+                    memset(w + kk, 0, (rlo[r] - kk) * sizeof(double))
+                    kk = rhi[r]
+                memset(w + kk, 0, (K - kk) * sizeof(double))
             if n <= 0:
-                for k in range(K):
-                    w[k] = 0.0 if (dead_log and self.tr[k] == 1) else 1.0
+                for r in range(nr):
+                    for k in range(rlo[r], rhi[r]):
+                        w[k] = 1.0
             else:
-                lo = INFINITY
-                if dead_log:
-                    for k in range(K):
-                        if self.tr[k] != 1 and lrow[k] < lo:
-                            lo = lrow[k]
-                else:                            # four independent minimum chains, then theirs
-                    lo1 = lo2 = lo3 = INFINITY
-                    k = 0
-                    while k + 4 <= K:
+                # the smallest loss of the live members: four independent minimum chains per
+                # run, then theirs (a minimum of finite values in any order)
+                lo = lo1 = lo2 = lo3 = INFINITY
+                for r in range(nr):
+                    k = rlo[r]
+                    while k + 4 <= rhi[r]:
                         lo = lrow[k] if lrow[k] < lo else lo
                         lo1 = lrow[k + 1] if lrow[k + 1] < lo1 else lo1
                         lo2 = lrow[k + 2] if lrow[k + 2] < lo2 else lo2
                         lo3 = lrow[k + 3] if lrow[k + 3] < lo3 else lo3
                         k += 4
-                    while k < K:
+                    while k < rhi[r]:
                         lo = lrow[k] if lrow[k] < lo else lo
                         k += 1
-                    lo = lo1 if lo1 < lo else lo
-                    lo = lo2 if lo2 < lo else lo
-                    lo = lo3 if lo3 < lo else lo
+                lo = lo1 if lo1 < lo else lo
+                lo = lo2 if lo2 < lo else lo
+                lo = lo3 if lo3 < lo else lo
                 c = ((ETA * n) / (n + WARM_N)) / fmax(lo, 1e-12)
-                for k in range(K):
-                    x = (lrow[k] - lo) * c
-                    if (dead_log and self.tr[k] == 1) or not (x < CUT):
-                        w[k] = 0.0               # dead, or below 4e-18 of the best member
-                    elif x == 0.0:
-                        w[k] = 1.0               # exp(-0) exactly: the best member(s)
-                    else:
-                        w[k] = exp(-x)
-        # sums over the members in member order, four steps at a time (eight independent
-        # chains); a zero weight adds +-0 to a sum that is +0 or nonzero: no bit changes,
-        # so the dead and cut members need no test
+                for r in range(nr):
+                    for k in range(rlo[r], rhi[r]):
+                        x = (lrow[k] - lo) * c
+                        if not (x < CUT):
+                            w[k] = 0.0           # below 4e-18 of the best member
+                        elif x == 0.0:
+                            w[k] = 1.0           # exp(-0) exactly: the best member(s)
+                        else:
+                            w[k] = exp(-x)
+        # sums over the live members in member order, four steps at a time (eight
+        # independent chains); a zero weight adds +-0 to a sum that is +0 or nonzero: no bit
+        # changes, so the cut members need no test, and the dead log members (weight 0, a
+        # finite forecast) none either: they are left out
         j = 0
         while j + 4 <= self.horizon:
             w0 = self.W + j * Km
@@ -835,15 +865,16 @@ cdef class Backbone:
             f3 = f2 + Km
             t0 = t1 = t2 = t3 = 0.0
             a0 = a1 = a2 = a3 = 0.0
-            for k in range(K):
-                t0 += w0[k]
-                a0 += w0[k] * f0[k]
-                t1 += w1[k]
-                a1 += w1[k] * f1[k]
-                t2 += w2[k]
-                a2 += w2[k] * f2[k]
-                t3 += w3[k]
-                a3 += w3[k] * f3[k]
+            for r in range(nr):
+                for k in range(rlo[r], rhi[r]):
+                    t0 += w0[k]
+                    a0 += w0[k] * f0[k]
+                    t1 += w1[k]
+                    a1 += w1[k] * f1[k]
+                    t2 += w2[k]
+                    a2 += w2[k] * f2[k]
+                    t3 += w3[k]
+                    a3 += w3[k] * f3[k]
             self.wsum[j], self.wsum[j + 1], self.wsum[j + 2], self.wsum[j + 3] = t0, t1, t2, t3
             self.fc[j], self.fc[j + 1], self.fc[j + 2], self.fc[j + 3] = a0, a1, a2, a3
             j += 4
@@ -852,9 +883,10 @@ cdef class Backbone:
             f0 = self.F + j * Km
             t0 = 0.0
             a0 = 0.0
-            for k in range(K):
-                t0 += w0[k]
-                a0 += w0[k] * f0[k]
+            for r in range(nr):
+                for k in range(rlo[r], rhi[r]):
+                    t0 += w0[k]
+                    a0 += w0[k] * f0[k]
             self.wsum[j] = t0
             self.fc[j] = a0
             j += 1
@@ -892,6 +924,21 @@ cdef class Backbone:
                         out[j - 1] += wk * f
             for j in range(H, h):
                 out[j] = out[j] / self.wsum[H - 1]
+
+    cdef int _live(self, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+        """The live members of the K in use as runs lo[r] .. hi[r]-1 in member order (at most
+        four): all of them while the log members live, else the additive ones."""
+        cdef int r, n = 0
+        if self.alive_log:
+            lo[0], hi[0] = 0, self.K
+            return 1
+        for r in range(self.n_add):
+            if self.add_lo[r] >= self.K:
+                break
+            lo[n] = self.add_lo[r]
+            hi[n] = self.add_hi[r] if self.add_hi[r] < self.K else self.K
+            n += 1
+        return n
 
     cdef Py_ssize_t _best(self) noexcept nogil:
         cdef Py_ssize_t k, best = -1

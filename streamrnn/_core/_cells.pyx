@@ -253,14 +253,16 @@ cdef void gru_backward(Py_ssize_t H, const double* r, const double* Wh, const do
 
 cdef inline void _sum_steps(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t n, const double* D,
                             double* out) noexcept nogil:
-    # out[j] = sum over the window steps a (newest first) of D[a*stride + j]
+    # out[j] = sum over the window steps a (newest first) of D[a*stride + j], each from 0.0
+    # in the order a = 0, 1, ...; one pass over out per step (contiguous: vectorised)
     cdef Py_ssize_t a, j
-    cdef double acc
+    cdef const double* d
     for j in range(n):
-        acc = 0.0
-        for a in range(W):
-            acc += D[a * stride + j]
-        out[j] = acc
+        out[j] = 0.0
+    for a in range(W):
+        d = D + a * stride
+        for j in range(n):
+            out[j] = out[j] + d[j]
 
 
 cdef void elman_bias(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t H, const double* DA,

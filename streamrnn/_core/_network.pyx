@@ -30,7 +30,7 @@ import numpy as np
 cimport numpy as cnp
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_REFCNT
-from libc.math cimport isfinite, isnan
+from libc.math cimport isfinite, isnan, signbit
 from libc.string cimport memcpy, memset, memcmp
 
 from streamrnn._core._cells cimport (
@@ -714,6 +714,7 @@ cdef class Network:
         cdef const double* wr
         cdef Py_ssize_t jm
         cdef double loss = 0.0, lj, o, gj, z
+        cdef bint negz
         if n_in == 0 or self.delay != n_out - 1 or not (
                 self.loss == LOSS_SQUARED or self.loss == LOSS_ABSOLUTE
                 or self.loss == LOSS_HUBER):
@@ -751,14 +752,24 @@ cdef class Network:
                 ht = rec_h(&self.ring_r[(sj * L + L - 1) * R], H, GH)
                 for i in range(H):
                     zt[i * n_out + j] = ht[i]
+            # the skipped zero inputs change nothing in a sum that is never -0: with no b_y
+            # entry -0, every partial sum is +0 or non-zero and the zero terms (+-0, W_y is
+            # finite) add nothing, so all terms are added, branch-free (vectorised); with a
+            # -0 among them, the select keeps the sign
+            negz = False
             for j in range(1, jm + 1):
                 gm[j] = w[self.o_by + j]
+                negz = negz or (gm[j] == 0.0 and signbit(gm[j]))
             for i in range(H):
                 zr = zt + i * n_out
                 wr = w + self.o_wy + i * n_out
-                for j in range(1, jm + 1):
-                    z = zr[j]
-                    gm[j] = (gm[j] + z * wr[j]) if z != 0.0 else gm[j]
+                if negz:
+                    for j in range(1, jm + 1):
+                        z = zr[j]
+                        gm[j] = (gm[j] + z * wr[j]) if z != 0.0 else gm[j]
+                else:
+                    for j in range(1, jm + 1):
+                        gm[j] = gm[j] + zr[j] * wr[j]
         for j in range(n_out):
             if isnan(y[j]) or j > t0:
                 gm[j] = 0.0
