@@ -10,6 +10,8 @@
    - sr_gemm_tn  C = A^T B for the parameter gradients after the TBPTT walk
    - sr_matvec   out = init + W v (gradient to the previous state / the layer below)
    - sr_adam     the Adam update on flat vectors
+   - sr_adam_scaled  the gradient norm clip's rescaling and the Adam update in one pass
+   - sr_scale    the gradient norm clip's rescaling
    - sr_rule     the other optimizer rules (SGD, momentum, Nesterov, RMSprop, AdaGrad)
    - sr_sumsq    the squared norm of the gradient (sixteen lanes)
 */
@@ -193,6 +195,30 @@ static void SR_FN(sr_adam)(ptrdiff_t n, double* restrict w, const double* restri
         v[i] = vi;
         w[i] -= a * mi / (sqrt(vi) + eps);
     }
+}
+
+/* Adam after the gradient norm clip, in one pass: g[i] *= scale (written back, as the clip's
+   own loop does), then sr_adam's update with that value; the same bits as the two passes. */
+static void SR_FN(sr_adam_scaled)(ptrdiff_t n, double* restrict w, double* restrict g,
+                                  double* restrict m, double* restrict v, double a, double b1,
+                                  double b2, double eps, double scale) {
+    ptrdiff_t i;
+    const double c1 = 1.0 - b1, c2 = 1.0 - b2;
+    for (i = 0; i < n; i++) {
+        double gi = g[i] * scale;
+        double mi = b1 * m[i] + c1 * gi;
+        double vi = b2 * v[i] + c2 * gi * gi;
+        g[i] = gi;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] -= a * mi / (sqrt(vi) + eps);
+    }
+}
+
+/* g[i] *= scale (the gradient norm clip of the other rules) */
+static void SR_FN(sr_scale)(ptrdiff_t n, double* restrict g, double scale) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i++) g[i] *= scale;
 }
 
 /* The other rules on flat vectors (kind: SR_SGD ... as in _optim.pxd; Adam has sr_adam):

@@ -635,11 +635,10 @@ cdef class Network:
             self.last_loss = loss
             return LEARNED
         self._backward()
-        if self.optimizer.clip(self.dw) < 0:
+        if self.optimizer.clip_apply(self.w, self.dw) < 0:  # nothing applied then
             self.t -= 1
             self._rollback(s)
             return DIVERGED
-        self.optimizer.apply(self.w, self.dw)
         self.last_loss = loss
         return UPDATED
 
@@ -795,7 +794,7 @@ cdef class Network:
             self.last_loss = loss
             return LEARNED
         self._backward()
-        if self.optimizer.clip(self.dw) < 0:
+        if self.optimizer.clip_apply(self.w, self.dw) < 0:  # nothing applied then
             self.t -= 1
             for j in range(1, n_out):
                 if j <= t0:
@@ -803,7 +802,6 @@ cdef class Network:
                     self.ring_g[sj * n_out + j] = bd[j]
             self._rollback(s)
             return DIVERGED
-        self.optimizer.apply(self.w, self.dw)
         self.last_loss = loss
         return UPDATED
 

@@ -27,7 +27,9 @@ cdef class Optimizer:
     cdef void _assign(self, object m, object v)
     cdef void _set_checked(self, tuple hyper, long long t, object m, object v)
     cdef void _ensure(self, Py_ssize_t n)
+    cdef double _clip_factor(self, double[::1] g) noexcept nogil
     cdef int clip(self, double[::1] g) noexcept nogil
+    cdef int clip_apply(self, double[::1] w, double[::1] g) noexcept nogil
     cdef void apply(self, double[::1] w, double[::1] g) noexcept nogil
 
 

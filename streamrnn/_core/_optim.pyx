@@ -36,6 +36,9 @@ cdef extern from "_kernels.h":
     void sr_rule(int kind, Py_ssize_t n, double* w, const double* g, double* s, double lr,
                  double rho, double eps) noexcept nogil
     double sr_sumsq(Py_ssize_t n, const double* g) noexcept nogil
+    void sr_adam_scaled(Py_ssize_t n, double* w, double* g, double* m, double* v, double a,
+                        double b1, double b2, double eps, double scale) noexcept nogil
+    void sr_scale(Py_ssize_t n, double* g, double scale) noexcept nogil
     int sr_select(const char* name) noexcept nogil
 
 from streamrnn._core._cells import ISA as _ISA
@@ -228,9 +231,11 @@ cdef class Optimizer:
         return opt
 
     # ------------------------------------------------------------ kernels
-    cdef int clip(self, double[::1] g) noexcept nogil:
+    cdef double _clip_factor(self, double[::1] g) noexcept nogil:
+        """The value clip (in place), then the norm check: -1.0 when ``g`` is not finite, 0.0
+        when no rescaling is due, else the factor the norm clip multiplies ``g`` by."""
         cdef Py_ssize_t i, n = g.shape[0]
-        cdef double c = self.clip_value, s = 0.0, scale
+        cdef double c = self.clip_value, s = 0.0
         if c > 0.0:
             for i in range(n):
                 if g[i] > c:
@@ -239,11 +244,35 @@ cdef class Optimizer:
                     g[i] = -c
         s = sr_sumsq(n, &g[0])
         if not isfinite(s):
-            return -1
+            return -1.0
         if self.clip_norm > 0.0 and s > self.clip_norm * self.clip_norm:
-            scale = self.clip_norm / sqrt(s)
-            for i in range(n):
-                g[i] *= scale
+            return self.clip_norm / sqrt(s)
+        return 0.0
+
+    cdef int clip(self, double[::1] g) noexcept nogil:
+        cdef double scale = self._clip_factor(g)
+        if scale < 0.0:
+            return -1
+        if scale > 0.0:
+            sr_scale(g.shape[0], &g[0], scale)
+        return 0
+
+    cdef int clip_apply(self, double[::1] wv, double[::1] gv) noexcept nogil:
+        """``clip(g)`` then, unless it failed, ``apply(w, g)``; Adam rescales and updates in
+        one pass over the vectors (the same bits as the two)."""
+        cdef double scale = self._clip_factor(gv)
+        cdef double a, b1 = self.beta_1, b2 = self.beta_2
+        if scale < 0.0:
+            return -1
+        if scale > 0.0 and self.kind == K_ADAM:
+            a = self.lr * sqrt(1.0 - pow(b2, <double>(self.t + 1))) / (1.0 - pow(b1, <double>(self.t + 1)))
+            sr_adam_scaled(wv.shape[0], &wv[0], &gv[0], &self.m[0], &self.v[0], a, b1, b2,
+                           self.eps, scale)
+            self.t += 1
+            return 0
+        if scale > 0.0:
+            sr_scale(gv.shape[0], &gv[0], scale)
+        self.apply(wv, gv)
         return 0
 
     cdef void apply(self, double[::1] wv, double[::1] gv) noexcept nogil:
