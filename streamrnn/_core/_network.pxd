@@ -85,8 +85,8 @@ cdef class Network:
     cdef double[::1] s_gm              # learn_multi's gradients of this call, by delay j (n_out,)
     cdef double[::1] s_gf              # backward: first pending entry of the rows older than k1
                                        # (n_out: none) (delay,; else 1)
-    cdef double[::1] s_hg              # ... their top states, transposed (H*(k1+delay),; else 1)
-    cdef double[::1] s_gg              # ... their pending gradients ((k1+delay)*n_out,; else 1)
+    cdef double[::1] s_hg              # learn_multi: the top states of the delayed steps,
+                                       # transposed (H x n_out in H*(k1+delay),; else 1)
 
     cdef void _set_arrays(self, dict new)
     cdef bint _no_views(self) noexcept nogil

@@ -194,11 +194,11 @@ def footprint(cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss=SQUARED):
     state = 2 * L * H + B * (n_in + L * R + n_out) + n_out
     # s_rec, p_rec, bk_r; s_h, s_c, s_dhc, s_dcc; s_a, s_ah; s_dh, s_dx; p_x, bk_x;
     # p_out, bk_g, bk_o; s_da, s_dah2 (1 double unless GRU); s_xt; s_ht;
-    # bk_d, s_gm; s_gf, s_hg, s_gg (1 double each without delayed targets)
+    # bk_d, s_gm; s_gf, s_hg (1 double each without delayed targets)
     scratch = (3 * L * R + 4 * L * H + 2 * GH + 2 * H + 2 * n_in + 3 * n_out
                + 2 * k2 * L * GH + 1 + L * max(n_in, H) * k2 + L * H * k2
                + 2 * n_out + max(dl, 1)
-               + ((H + n_out) * (k1 + dl) if dl else 2))
+               + (H * (k1 + dl) if dl else 1))
     return P, 4 * P + state + scratch
 
 
@@ -311,8 +311,8 @@ cdef class Network:
             "bk_x": np.zeros(n_in), "bk_r": np.zeros(L * R), "bk_g": np.zeros(n_out),
             "bk_o": np.zeros(n_out), "bk_d": np.zeros(n_out), "s_gm": np.zeros(n_out),
             "s_gf": np.zeros(max(self.delay, 1)),
+            # learn_multi's gathered top states of the delayed steps (H x n_out <= this)
             "s_hg": np.zeros(H * (k1 + self.delay) if self.delay else 1),
-            "s_gg": np.zeros((k1 + self.delay) * n_out if self.delay else 1),
         }
         s = self._scratch
         self.dw = s["grad"]
@@ -324,7 +324,7 @@ cdef class Network:
         self.p_dah = &self.s_dah2[0] if self.kern.separate_dah else &self.s_da[0]
         self.bk_x, self.bk_r, self.bk_g, self.bk_o = s["bk_x"], s["bk_r"], s["bk_g"], s["bk_o"]
         self.bk_d, self.s_gm, self.s_gf = s["bk_d"], s["s_gm"], s["s_gf"]
-        self.s_hg, self.s_gg = s["s_hg"], s["s_gg"]
+        self.s_hg = s["s_hg"]
         self.n_in = n_in
 
     def _shapes(self, B=None):
@@ -473,6 +473,12 @@ cdef class Network:
         and ``db`` follow after the walk as small matrix products, each gradient row summed
         over the steps newest first (the order of the step-by-step accumulation), and written
         rather than accumulated, so the gradient needs no clearing.
+
+        The head: ``dW_y``, ``db_y`` and each injected row's ``dh`` come from the row's pending
+        gradient entries only (``_head_grad``, ``_head_dh``): with delayed targets a row has
+        one pending entry or a few (k1 = 1: one), and the zero entries add nothing, bit for
+        bit, to sums that start at +0; so a row costs one column pass per entry, not a
+        product over all ``n_out`` columns.
         """
         cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, R = self.rec, G = self.G
         cdef Py_ssize_t GH = G * H, n_out = self.n_out, B = self.B, k2 = self.k2
