@@ -65,6 +65,8 @@ cdef class Backbone:
     cdef bint wdirty
     cdef double* dr                      # (L+1,) ACF
     cdef double* dp                      # (L+1,) prominence of the candidate lags (-1: none)
+    cdef object _lagd
+    cdef double* lagd                    # (L+1,) 0.0, 1.0, ..., L (the lags as doubles)
     cdef object _par
     cdef int* par                        # (K_max,) parent of a detected-period member
 

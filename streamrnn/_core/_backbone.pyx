@@ -246,6 +246,7 @@ cdef class Backbone:
         self._dC = np.zeros(L + 1)
         self._dr = np.zeros(L + 1)
         self._dp = np.zeros(L + 1)
+        self._lagd = np.arange(L + 1, dtype=np.float64)   # the lags as doubles (exact)
         self._F = np.zeros((H, Km))
         self._W = np.zeros((H, Km))
         self._rowoff = np.zeros(H, dtype=np.intp)
@@ -277,7 +278,7 @@ cdef class Backbone:
     def _bind_state(self):
         cdef double[::1] l = self._l, b = self._b, s = self._s, hist = self._hist
         cdef double[::1] recent = self._recent, dbuf = self._dbuf, dC = self._dC
-        cdef double[::1] dr = self._dr, dp = self._dp
+        cdef double[::1] dr = self._dr, dp = self._dp, lagd = self._lagd
         cdef double[:, ::1] loss = self._loss, ring = self._ring, F = self._F, W = self._W
         cdef Py_ssize_t[::1] rowoff = self._rowoff
         cdef double[::1] wsum = self._wsum, fc = self._fc
@@ -293,6 +294,7 @@ cdef class Backbone:
         self.dC = &dC[0]
         self.dr = &dr[0]
         self.dp = &dp[0]
+        self.lagd = &lagd[0]
         self.loss = &loss[0, 0]
         self.ring = &ring[0, 0]
         self.F = &F[0, 0]
@@ -604,7 +606,8 @@ cdef class Backbone:
         """One signal value into the running ACF, then the detection rules."""
         cdef Py_ssize_t L = self.max_lag, i, kk, pos, ix, mm, lo, hi, c
         cdef long long n, m, m0
-        cdef double d, mu, var, cnt, runmin, cs, cq, prom, bart, thr, r2, best, v, bestc, mu2
+        cdef double d, mu, var, cnt, runmin, cs, cq, prom, bart, thr, r2, best, v, bestc, mu2, dn
+        cdef const double* lagd
         cdef double* dC
         cdef double* dr
         cdef const double* db
@@ -642,8 +645,14 @@ cdef class Backbone:
             lim = n - 1 if n - 1 < L + 1 else L + 1
             if lim < 0:
                 lim = 0
-            for i in range(lim):             # n - i >= 2 here: fmax(cnt, 1) is cnt
-                dr[i] = (dC[i] / (<double> (n - i)) - mu2) / var
+            if n < (<long long> 1 << 53):    # then n - i is n - (double) i exactly
+                dn = <double> n
+                lagd = self.lagd
+                for i in range(lim):         # n - i >= 2 here; vectorised (no int conversion)
+                    dr[i] = (dC[i] / (dn - lagd[i]) - mu2) / var
+            else:
+                for i in range(lim):
+                    dr[i] = (dC[i] / (<double> (n - i)) - mu2) / var
             for i in range(lim, L + 1):
                 dr[i] = 0.0
         # candidates
@@ -1275,7 +1284,7 @@ cdef class Backbone:
                                self._gamma, self._npk, self._pk, self._soff, self._par,
                                self._l, self._b, self._s, self._loss, self._ring, self._hist,
                                self._recent, self._dbuf, self._dC, self._dr, self._dp,
-                               self._F, self._W, self._phacc))
+                               self._lagd, self._F, self._W, self._phacc))
 
     def __repr__(self):
         return (f"Backbone(horizon={self.horizon}, periods={self.declared}, auto={bool(self.auto)}, "
