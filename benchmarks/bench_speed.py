@@ -135,7 +135,10 @@ src, steps, cpu = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 sys.path = [p for p in sys.path if p not in ("", ".")]
 if src:
     sys.path.insert(0, src)
+import os
 import streamrnn
+if src and not os.path.abspath(streamrnn.__file__).startswith(os.path.join(src, "")):
+    sys.exit(f"{src} holds no streamrnn (imported {streamrnn.__file__} instead)")
 from streamrnn import LSTMForecaster
 clock = time.thread_time if cpu else time.perf_counter
 rng = random.Random(0)
