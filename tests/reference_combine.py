@@ -14,6 +14,7 @@ import math
 VMAX = 1e300
 LO_FLOOR = 1e-12
 MIN_SCORES = 5
+EXTEND = 1.0
 
 
 class RefCombiner:
@@ -94,7 +95,7 @@ class RefCombiner:
 
 
 class RefConformal:
-    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=50, gamma=0.05):
+    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.2):
         self.H, self.alphas, self.W, self.gamma = horizon, tuple(alphas), window, gamma
         self.t = 0
         self.window = [[] for _ in range(horizon)]   # scores of step j, oldest first
@@ -108,7 +109,12 @@ class RefConformal:
         c = len(s)
         if c < MIN_SCORES:
             return math.inf
-        if not a > 0.0:
+        a0 = 1.0 / float(c + 1)
+        if a < a0:  # beyond the largest: linear in the level
+            return s[-1] * (1.0 + EXTEND * (a0 - a))
+        if a > 1.0:
+            return s[0] / (1.0 + EXTEND * (a - 1.0))
+        if not a > 0.0:  # NaN
             return 1.5 * s[-1]
         if a >= 1.0:
             return s[0]

@@ -34,8 +34,11 @@ Conformal (adaptive conformal inference per step j and tracked level alpha):
 
     score      = min(|y - c|, 1e300)            c: the centre issued j steps before
     half-width = the ceil((1 - a)(n + 1))-th smallest of the last ``window`` scores of step j
-                 (clipped to 1..n), a = alpha_t[level, j]; a <= 0: 1.5 x the largest; fewer
-                 than 5 scores: +inf (no interval);
+                 (clipped to 1..n), a = alpha_t[level, j]; beyond the scores' range it goes on
+                 linearly: a < a0 = 1/(n + 1): the largest x (1 + (a0 - a)); a > 1: the
+                 smallest / (1 + (a - 1)) (so a level pushed out of (0, 1) keeps widening or
+                 narrowing the interval until the misses stop or start, and alpha_t stays
+                 bounded); fewer than 5 scores: +inf (no interval);
     scoring    : alpha_t += gamma * (alpha - miss), miss = score > the half-width issued with
                  the centre (only when that half-width was finite; then counted in coverage).
     other alphas (``halfwidth(j, alpha)``): the level a is interpolated linearly in alpha between
@@ -54,6 +57,7 @@ cnp.import_array()
 cdef double VMAX = 1e300            # errors, scores and losses are clamped here
 cdef double LO_FLOOR = 1e-12        # denominator floor of the relative losses
 cdef Py_ssize_t MIN_SCORES = 5      # scores a step needs before it issues a finite half-width
+cdef double EXTEND = 1.0            # slope of the half-width in the level beyond the scores' range
 cdef long long COUNT_LIMIT = 2 ** 62  # counters saturate below this
 
 MAX_BYTES = 2 ** 28                 # one object's buffers
@@ -502,6 +506,22 @@ def _combiner_from_state(state):
 
 # ---------------------------------------------------------------- Conformal
 
+cdef inline double _extended_quantile(const double* s, long long c, double a) noexcept nogil:
+    """``sorted_quantile`` of the c ascending scores s, continued linearly beyond their range:
+    the largest x (1 + EXTEND (a0 - a)) for a < a0 = 1/(c + 1) (where the conformal rank
+    reaches the largest), the smallest / (1 + EXTEND (a - 1)) for a > 1; inf below MIN_SCORES
+    scores."""
+    cdef double a0
+    if c < MIN_SCORES:
+        return INFINITY
+    a0 = 1.0 / <double>(c + 1)
+    if a < a0:
+        return s[c - 1] * (1.0 + EXTEND * (a0 - a))
+    if a > 1.0:
+        return s[0] / (1.0 + EXTEND * (a - 1.0))
+    return sorted_quantile(s, c, MIN_SCORES, a)
+
+
 def _conformal_config(horizon, alphas, window, gamma):
     H = _int(horizon, "horizon", 1, 2 ** 20)
     if type(alphas) not in (tuple, list) or not 1 <= len(alphas) <= MAX_LEVELS:
@@ -531,7 +551,7 @@ cdef class Conformal:
     alpha)``, ``pvalue(score)``, ``pvalue_y(y)`` and ``coverage(j, alpha)`` read the state.
     """
 
-    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=50, gamma=0.05):
+    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.2):
         self.horizon, self.alphas, self.window, self.gamma = _conformal_config(
             horizon, alphas, window, gamma)
         H, W, A = self.horizon, self.window, len(self.alphas)
@@ -564,7 +584,7 @@ cdef class Conformal:
 
     # ------------------------------------------------------------ kernels
     cdef double _quantile(self, Py_ssize_t j0, double a) noexcept nogil:
-        return sorted_quantile(self.srt + j0 * self.window, self.cnt[j0], MIN_SCORES, a)
+        return _extended_quantile(self.srt + j0 * self.window, self.cnt[j0], a)
 
     cdef double _level(self, Py_ssize_t j0, double alpha) noexcept nogil:
         return level_at(self.alpha, self.at, self.n_levels, self.horizon, j0, alpha)
@@ -803,8 +823,8 @@ cdef class Conformal:
             raise ValueError("the Conformal's bounded must be 0 where no centre is pending")
         if np.any(hw[bnd == 0] != 0.0):
             raise ValueError("the Conformal's halfwidths must be 0 where none is bounded")
-        if np.any(hw < 0.0) or np.any(hw > 1.5 * VMAX):
-            raise ValueError("the Conformal's halfwidths must be in [0, 1.5e300]")
+        if np.any(hw < 0.0):
+            raise ValueError("the Conformal's halfwidths must be >= 0")
         if np.any(iss[_future_slots(H, t)] != 0):
             raise ValueError("the Conformal's centres hold one that cannot have been issued "
                              "yet")
