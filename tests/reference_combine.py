@@ -95,8 +95,10 @@ class RefCombiner:
 
 
 class RefConformal:
-    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.2):
+    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.2, pwindow=None):
         self.H, self.alphas, self.W, self.gamma = horizon, tuple(alphas), window, gamma
+        self.P = max(window, 100) if pwindow is None else pwindow
+        self.pscores = []                            # the last P step-1 scores, oldest first
         self.t = 0
         self.window = [[] for _ in range(horizon)]   # scores of step j, oldest first
         self.at = [[a] * horizon for a in self.alphas]
@@ -164,10 +166,14 @@ class RefConformal:
             w.append(s)
             if len(w) > self.W:
                 del w[0]
+            if j == 1:
+                self.pscores.append(s)
+                if len(self.pscores) > self.P:
+                    del self.pscores[0]
         self.t += 1
 
     def pvalue(self, score):
-        s = self.window[0]
+        s = self.pscores
         if not s:
             return 1.0
         return (1.0 + sum(1 for v in s if v >= score)) / (1.0 + len(s))

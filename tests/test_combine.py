@@ -373,7 +373,7 @@ def test_misses_are_scored_against_what_was_issued():
 
 def test_pvalue_uniform_under_the_null_and_small_for_an_outlier():
     rng = np.random.default_rng(0)
-    c = Conformal(1, window=50)
+    c = Conformal(1, window=50, pwindow=50)
     ps = []
     for t in range(6000):
         y = rng.normal()
