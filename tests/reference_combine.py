@@ -18,7 +18,7 @@ EXTEND = 1.0
 
 
 class RefCombiner:
-    def __init__(self, n_experts, horizon, decay=0.98, eta=20.0, mix1=3.0, warm_n=50):
+    def __init__(self, n_experts, horizon, decay=0.98, eta=40.0, mix1=3.0, warm_n=50):
         self.E, self.H = n_experts, horizon
         self.decay, self.eta, self.mix1, self.warm_n = decay, eta, mix1, float(warm_n)
         self.t = 0

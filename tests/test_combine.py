@@ -119,17 +119,17 @@ def test_combiner_warm_up_and_first_weights():
     np.testing.assert_array_equal(c.weights(1), [1 / 3] * 3)  # no losses: equal
     c.issue(np.array([[1.0, 2.0, 5.0], [1.0, 2.0, 5.0]]))
     c.observe(0.0)
-    # one loss with warm_n=50: eta_eff = 20/51; rel = 0, 1, 4 (the mix with step 1 is itself)
-    want = np.exp(-20.0 * 1.0 / 51.0 * np.array([0.0, 1.0, 4.0]))
+    # one loss with warm_n=50: eta_eff = 40/51; rel = 0, 1, 4 (the mix with step 1 is itself)
+    want = np.exp(-40.0 * 1.0 / 51.0 * np.array([0.0, 1.0, 4.0]))
     np.testing.assert_allclose(c.weights(1), want / want.sum(), rtol=1e-14)
     # step 2 has no loss yet: equal weights
     np.testing.assert_array_equal(c.weights(2), [1 / 3] * 3)
     sharp = Combiner(3, 2, warm_n=0)
     sharp.issue(np.array([[1.0, 2.0, 5.0], [0.0, 1.0, 5.0]]))
     sharp.observe(0.0)
-    # rel = (1-1)/1, (2-1)/1, (5-1)/1 -> exp(-20 rel)
+    # rel = (1-1)/1, (2-1)/1, (5-1)/1 -> exp(-40 rel)
     w = sharp.weights(1)
-    want = np.array([1.0, math.exp(-20.0), math.exp(-80.0)])
+    want = np.array([1.0, math.exp(-40.0), math.exp(-160.0)])
     np.testing.assert_allclose(w, want / want.sum(), rtol=1e-15)
 
 

@@ -217,7 +217,7 @@ cdef class Combiner:
     it enters with its record when it is marked eligible again; at least one stays eligible.
     """
 
-    def __init__(self, n_experts, horizon, decay=0.98, eta=20.0, mix1=3.0, warm_n=50):
+    def __init__(self, n_experts, horizon, decay=0.98, eta=40.0, mix1=3.0, warm_n=50):
         (self.n_experts, self.horizon, self.decay, self.eta, self.mix1,
          self.warm_n) = _combiner_config(n_experts, horizon, decay, eta, mix1, warm_n)
         E, H = self.n_experts, self.horizon
