@@ -14,7 +14,7 @@ import math
 VMAX = 1e300
 LO_FLOOR = 1e-12
 MIN_SCORES = 5
-EXTEND = 1.0
+EXTEND = 1.25
 
 
 class RefCombiner:
@@ -95,7 +95,7 @@ class RefCombiner:
 
 
 class RefConformal:
-    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.2, pwindow=None):
+    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.18, pwindow=None):
         self.H, self.alphas, self.W, self.gamma = horizon, tuple(alphas), window, gamma
         self.P = max(window, 100) if pwindow is None else pwindow
         self.pscores = []                            # the last P step-1 scores, oldest first

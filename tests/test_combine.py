@@ -359,14 +359,14 @@ def test_misses_are_scored_against_what_was_issued():
         c.issue(np.zeros(2))
         c.observe(y)
     # step 2 holds 5 scores of 1.0: a = 0.1 is beyond their range (below 1/6, where the
-    # conformal rank reaches the largest), so the half-width is 1.0 x (1 + (1/6 - 0.1))
-    assert c.halfwidth(2, 0.1) == 1.0 * (1.0 + (1.0 / 6.0 - 0.1))
-    c.issue(np.zeros(2))          # step 2 issued with half-width 1.0667
+    # conformal rank reaches the largest), so the half-width is 1.0 x (1 + 1.25 (1/6 - 0.1))
+    assert c.halfwidth(2, 0.1) == 1.0 * (1.0 + 1.25 * (1.0 / 6.0 - 0.1))
+    c.issue(np.zeros(2))          # step 2 issued with half-width 1.083
     c.observe(100.0)              # step 2's window now holds a 100 as well
     before = c.alpha_t(2, 0.1)
     hits, n = c.coverage(2, 0.1)
     c.issue(np.zeros(2))
-    c.observe(50.0)               # 50 > 1.07 (issued): a miss, though today's width is 100
+    c.observe(50.0)               # 50 > 1.08 (issued): a miss, though today's width is 100
     assert c.coverage(2, 0.1) == (hits, n + 1)
     assert c.alpha_t(2, 0.1) == before + 0.5 * (0.1 - 1.0)
 

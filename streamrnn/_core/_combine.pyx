@@ -35,8 +35,8 @@ Conformal (adaptive conformal inference per step j and tracked level alpha):
     score      = min(|y - c|, 1e300)            c: the centre issued j steps before
     half-width = the ceil((1 - a)(n + 1))-th smallest of the last ``window`` scores of step j
                  (clipped to 1..n), a = alpha_t[level, j]; beyond the scores' range it goes on
-                 linearly: a < a0 = 1/(n + 1): the largest x (1 + (a0 - a)); a > 1: the
-                 smallest / (1 + (a - 1)) (so a level pushed out of (0, 1) keeps widening or
+                 linearly: a < a0 = 1/(n + 1): the largest x (1 + 1.25 (a0 - a)); a > 1: the
+                 smallest / (1 + 1.25 (a - 1)) (so a level pushed out of (0, 1) keeps widening or
                  narrowing the interval until the misses stop or start, and alpha_t stays
                  bounded); fewer than 5 scores: +inf (no interval);
     scoring    : alpha_t += gamma * (alpha - miss), miss = score > the half-width issued with
@@ -61,7 +61,7 @@ cdef double VMAX = 1e300            # errors, scores and losses are clamped here
 cdef double LO_FLOOR = 1e-12        # denominator floor of the relative losses
 cdef Py_ssize_t MIN_SCORES = 5      # scores a step needs before it issues a finite half-width
 P_WINDOW = 100                      # the p-value window when none is given: max(window, this)
-cdef double EXTEND = 1.0            # slope of the half-width in the level beyond the scores' range
+cdef double EXTEND = 1.25           # slope of the half-width in the level beyond the scores' range
 cdef long long COUNT_LIMIT = 2 ** 62  # counters saturate below this
 
 MAX_BYTES = 2 ** 28                 # one object's buffers
@@ -612,7 +612,7 @@ cdef class Conformal:
     alpha)``, ``pvalue(score)``, ``pvalue_y(y)`` and ``coverage(j, alpha)`` read the state.
     """
 
-    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.2, pwindow=None):
+    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.18, pwindow=None):
         self.horizon, self.alphas, self.window, self.gamma, self.pwindow = _conformal_config(
             horizon, alphas, window, gamma, pwindow)
         H, W, A = self.horizon, self.window, len(self.alphas)
