@@ -14,10 +14,11 @@ import math
 VMAX = 1e300
 LO_FLOOR = 1e-12
 MIN_SCORES = 5
+EXTEND = 1.25
 
 
 class RefCombiner:
-    def __init__(self, n_experts, horizon, decay=0.98, eta=20.0, mix1=3.0, warm_n=50):
+    def __init__(self, n_experts, horizon, decay=0.98, eta=40.0, mix1=3.0, warm_n=50):
         self.E, self.H = n_experts, horizon
         self.decay, self.eta, self.mix1, self.warm_n = decay, eta, mix1, float(warm_n)
         self.t = 0
@@ -94,8 +95,10 @@ class RefCombiner:
 
 
 class RefConformal:
-    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=50, gamma=0.05):
+    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.18, pwindow=None):
         self.H, self.alphas, self.W, self.gamma = horizon, tuple(alphas), window, gamma
+        self.P = max(window, 100) if pwindow is None else pwindow
+        self.pscores = []                            # the last P step-1 scores, oldest first
         self.t = 0
         self.window = [[] for _ in range(horizon)]   # scores of step j, oldest first
         self.at = [[a] * horizon for a in self.alphas]
@@ -108,7 +111,12 @@ class RefConformal:
         c = len(s)
         if c < MIN_SCORES:
             return math.inf
-        if not a > 0.0:
+        a0 = 1.0 / float(c + 1)
+        if a < a0:  # beyond the largest: linear in the level
+            return s[-1] * (1.0 + EXTEND * (a0 - a))
+        if a > 1.0:
+            return s[0] / (1.0 + EXTEND * (a - 1.0))
+        if not a > 0.0:  # NaN
             return 1.5 * s[-1]
         if a >= 1.0:
             return s[0]
@@ -158,10 +166,14 @@ class RefConformal:
             w.append(s)
             if len(w) > self.W:
                 del w[0]
+            if j == 1:
+                self.pscores.append(s)
+                if len(self.pscores) > self.P:
+                    del self.pscores[0]
         self.t += 1
 
     def pvalue(self, score):
-        s = self.window[0]
+        s = self.pscores
         if not s:
             return 1.0
         return (1.0 + sum(1 for v in s if v >= score)) / (1.0 + len(s))

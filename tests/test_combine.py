@@ -119,17 +119,17 @@ def test_combiner_warm_up_and_first_weights():
     np.testing.assert_array_equal(c.weights(1), [1 / 3] * 3)  # no losses: equal
     c.issue(np.array([[1.0, 2.0, 5.0], [1.0, 2.0, 5.0]]))
     c.observe(0.0)
-    # one loss with warm_n=50: eta_eff = 20/51; rel = 0, 1, 4 (the mix with step 1 is itself)
-    want = np.exp(-20.0 * 1.0 / 51.0 * np.array([0.0, 1.0, 4.0]))
+    # one loss with warm_n=50: eta_eff = 40/51; rel = 0, 1, 4 (the mix with step 1 is itself)
+    want = np.exp(-40.0 * 1.0 / 51.0 * np.array([0.0, 1.0, 4.0]))
     np.testing.assert_allclose(c.weights(1), want / want.sum(), rtol=1e-14)
     # step 2 has no loss yet: equal weights
     np.testing.assert_array_equal(c.weights(2), [1 / 3] * 3)
     sharp = Combiner(3, 2, warm_n=0)
     sharp.issue(np.array([[1.0, 2.0, 5.0], [0.0, 1.0, 5.0]]))
     sharp.observe(0.0)
-    # rel = (1-1)/1, (2-1)/1, (5-1)/1 -> exp(-20 rel)
+    # rel = (1-1)/1, (2-1)/1, (5-1)/1 -> exp(-40 rel)
     w = sharp.weights(1)
-    want = np.array([1.0, math.exp(-20.0), math.exp(-80.0)])
+    want = np.array([1.0, math.exp(-40.0), math.exp(-160.0)])
     np.testing.assert_allclose(w, want / want.sum(), rtol=1e-15)
 
 
@@ -358,21 +358,22 @@ def test_misses_are_scored_against_what_was_issued():
     for y in (1.0, -1.0, 1.0, -1.0, 1.0, -1.0):
         c.issue(np.zeros(2))
         c.observe(y)
-    # step 2 holds 5 scores of 1.0: half-width 1.0 (a = 0.1 -> ceil(0.9 * 6) = 6 -> clip 5)
-    assert c.halfwidth(2, 0.1) == 1.0
-    c.issue(np.zeros(2))          # step 2 issued with half-width 1.0
+    # step 2 holds 5 scores of 1.0: a = 0.1 is beyond their range (below 1/6, where the
+    # conformal rank reaches the largest), so the half-width is 1.0 x (1 + 1.25 (1/6 - 0.1))
+    assert c.halfwidth(2, 0.1) == 1.0 * (1.0 + 1.25 * (1.0 / 6.0 - 0.1))
+    c.issue(np.zeros(2))          # step 2 issued with half-width 1.083
     c.observe(100.0)              # step 2's window now holds a 100 as well
     before = c.alpha_t(2, 0.1)
     hits, n = c.coverage(2, 0.1)
     c.issue(np.zeros(2))
-    c.observe(50.0)               # 50 > 1.0 (issued): a miss, though today's width is 100
+    c.observe(50.0)               # 50 > 1.08 (issued): a miss, though today's width is 100
     assert c.coverage(2, 0.1) == (hits, n + 1)
     assert c.alpha_t(2, 0.1) == before + 0.5 * (0.1 - 1.0)
 
 
 def test_pvalue_uniform_under_the_null_and_small_for_an_outlier():
     rng = np.random.default_rng(0)
-    c = Conformal(1, window=50)
+    c = Conformal(1, window=50, pwindow=50)
     ps = []
     for t in range(6000):
         y = rng.normal()

@@ -2,6 +2,7 @@
 field checked before anything is assigned, and hostile states (random mutations of real ones)
 refused or harmless, in a child process so that a crash would fail the test instead of the run."""
 import json
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -128,6 +129,15 @@ def test_combiner_refuses_bad_states(name, mutate):
     _equal_states(target.get_state(), before)
 
 
+def _newest_p_changed(s):
+    # the newest p-value score (also in step 1's window) changed, both copies consistent
+    P = s["pwindow"]
+    k = (s["ppos"] - 1) % P
+    v = s["pscores"][k]
+    s["pscores"][k] = v + 1.0
+    s["psorted"][:s["pcount"]] = np.sort(s["pscores"][:s["pcount"]])
+
+
 def _conformal_bad():
     H = 3
     def first_full(s):
@@ -164,17 +174,27 @@ def _conformal_bad():
         ("halfwidth not bounded", lambda s: s["bounded"].__setitem__((s["t"] % H, 0, 1), 0)),
         ("halfwidth negative", lambda s: s["halfwidths"].__setitem__((s["t"] % H, 0, 1), -1.0)),
         ("halfwidth inf", lambda s: s["halfwidths"].__setitem__((s["t"] % H, 0, 1), np.inf)),
-        ("halfwidth huge", lambda s: s["halfwidths"].__setitem__((s["t"] % H, 0, 1), 1e301)),
         ("hits > n", lambda s: s["hits"].__setitem__((0, 0), s["n_scored"][0, 0] + 1)),
         ("n > t", lambda s: s["n_scored"].__setitem__((0, 0), s["t"] + 1)),
         ("hits float", lambda s: s.update(hits=s["hits"].astype(np.float64))),
+        ("pwindow below window", lambda s: s.update(pwindow=5)),
+        ("pwindow other", lambda s: s.update(pwindow=30)),
+        ("pscores negative", lambda s: s["pscores"].__setitem__(0, -1.0)),
+        ("pscores shape", lambda s: s.update(pscores=s["pscores"][:5])),
+        ("psorted unsorted", lambda s: s.update(psorted=s["psorted"][::-1].copy())),
+        ("pcount > pwindow", lambda s: s.update(pcount=s["pwindow"] + 1)),
+        ("pcount wrong", lambda s: s.update(pcount=s["pcount"] - 1)),
+        ("pcount float", lambda s: s.update(pcount=float(s["pcount"]))),
+        ("ppos out of range", lambda s: s.update(ppos=s["pwindow"])),
+        ("ppos shifted", lambda s: s.update(ppos=(s["ppos"] + 1) % s["pwindow"])),
+        ("p-value window not step 1's", _newest_p_changed),
     ]
 
 
 @pytest.mark.parametrize("name,mutate", _conformal_bad(), ids=[n for n, _ in _conformal_bad()])
 def test_conformal_refuses_bad_states(name, mutate):
-    c = _run_conformal(Conformal(3, window=10), 40)
-    target = _run_conformal(Conformal(3, window=10), 9, seed=3)
+    c = _run_conformal(Conformal(3, window=10, pwindow=20), 45)
+    target = _run_conformal(Conformal(3, window=10, pwindow=20), 9, seed=3)
     before = target.get_state()
     s = c.get_state()
     mutate(s)
@@ -263,7 +283,8 @@ CHILD = textwrap.dedent(r"""
         return c
 
     def base_conformal():
-        c = Conformal(int(rng.integers(1, 6)), window=int(rng.integers(5, 12)))
+        w = int(rng.integers(5, 12))
+        c = Conformal(int(rng.integers(1, 6)), window=w, pwindow=int(rng.integers(w, 16)))
         for t in range(int(rng.integers(0, 40))):
             c.issue(rng.normal(size=c.horizon))
             c.observe(float(rng.normal()))
@@ -301,3 +322,47 @@ def test_hostile_states_never_crash(seed):
     assert r.returncode == 0, r.stderr[-3000:]
     counts = json.loads(r.stdout.strip().splitlines()[-1])
     assert counts["refused"] > 500 and counts["accepted"] > 50, counts
+
+
+def test_conformal_state_with_a_half_width_beyond_the_largest_score_round_trips():
+    # a level pushed far below 0 widens the interval past 1.5e300 (the continued quantile);
+    # such a state is legitimate and must load and continue bit-identically
+    c = Conformal(1, alphas=(0.1,), window=5, gamma=0.5)
+    for _ in range(5):
+        c.issue(np.zeros(1))
+        c.observe(1e300)
+    s = c.get_state()
+    s["alpha_t"] = np.full_like(s["alpha_t"], -10.0)
+    c.set_state(s)
+    c.issue(np.zeros(1))
+    hw = c.halfwidth(1, 0.1)
+    assert hw == 1e300 * (1.0 + 1.25 * (1.0 / 6.0 + 10.0)) and hw > 1.5e300
+    d = Conformal.from_state(c.get_state())
+    assert pickle.dumps(d) == pickle.dumps(c)
+    for m in (c, d):
+        m.observe(0.0)
+    assert pickle.dumps(d) == pickle.dumps(c)
+
+
+def test_an_old_p_value_score_outside_step_1s_window_is_free():
+    # the p-value window's scores older than step 1's window are its own: any value in range
+    c = _run_conformal(Conformal(3, window=10, pwindow=20), 45)
+    s = c.get_state()
+    k = s["ppos"]  # the oldest of a full ring
+    s["pscores"][k] = 123.0
+    s["psorted"][:] = np.sort(s["pscores"])
+    d = Conformal.from_state(s)
+    assert d.pvalue(100.0) == 2 / 21
+
+
+def test_the_p_value_window_is_longer_than_the_intervals():
+    rng = np.random.default_rng(3)
+    c = Conformal(1)
+    assert (c.window, c.pwindow) == (25, 100)
+    for _ in range(300):
+        c.issue(np.zeros(1))
+        c.observe(rng.normal())
+    assert len(c.scores(1)) == 25
+    assert c.pvalue(1e9) == 1 / 101      # the resolution of 100 scores, not 25
+    with pytest.raises(ValueError, match="pwindow"):
+        Conformal(1, window=30, pwindow=20)

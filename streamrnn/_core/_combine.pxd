@@ -87,6 +87,7 @@ cdef class Conformal:
     cdef readonly Py_ssize_t horizon     # H
     cdef readonly Py_ssize_t window      # W, scores kept per step
     cdef readonly double gamma           # ACI step size
+    cdef readonly Py_ssize_t pwindow     # P >= W, step-1 scores kept for the p-value
     cdef readonly tuple alphas           # tracked levels, increasing, each in (0, 1)
     cdef readonly Py_ssize_t n_levels    # A
     # ---- state
@@ -101,6 +102,9 @@ cdef class Conformal:
     cdef object _hw_arr                  # half-widths issued with them (H, H, A); +inf unbounded
     cdef object _hits_arr                # scored intervals that covered (A, H) int64
     cdef object _nsc_arr                 # scored intervals (finite half-width) (A, H) int64
+    cdef object _praw_arr                # the last P step-1 scores, a ring (P,); 0 unused
+    cdef object _psorted_arr             # the same sorted, first pcount used (P,); 0 unused
+    cdef object _pcp_arr                 # (pcount, ppos) of the p-value window (2,) int64
     cdef double* alpha
     cdef double* raw
     cdef double* srt
@@ -111,6 +115,9 @@ cdef class Conformal:
     cdef double* hw
     cdef long long* hits
     cdef long long* nsc
+    cdef double* praw
+    cdef double* psrt
+    cdef long long* pcp
 
     cdef void _bind(self)
     cdef double _quantile(self, Py_ssize_t j0, double a) noexcept nogil

@@ -34,15 +34,21 @@ Conformal (adaptive conformal inference per step j and tracked level alpha):
 
     score      = min(|y - c|, 1e300)            c: the centre issued j steps before
     half-width = the ceil((1 - a)(n + 1))-th smallest of the last ``window`` scores of step j
-                 (clipped to 1..n), a = alpha_t[level, j]; a <= 0: 1.5 x the largest; fewer
-                 than 5 scores: +inf (no interval);
+                 (clipped to 1..n), a = alpha_t[level, j]; beyond the scores' range it goes on
+                 linearly: a < a0 = 1/(n + 1): the largest x (1 + 1.25 (a0 - a)); a > 1: the
+                 smallest / (1 + 1.25 (a - 1)) (so a level pushed out of (0, 1) keeps widening or
+                 narrowing the interval until the misses stop or start, and alpha_t stays
+                 bounded); fewer than 5 scores: +inf (no interval);
     scoring    : alpha_t += gamma * (alpha - miss), miss = score > the half-width issued with
                  the centre (only when that half-width was finite; then counted in coverage).
     other alphas (``halfwidth(j, alpha)``): the level a is interpolated linearly in alpha between
     the two tracked levels around it (a = at_i + (alpha - alpha_i)/(alpha_k - alpha_i) (at_k -
     at_i)), or shifted from the nearest tracked one outside their range (a = at_i + alpha -
     alpha_i); exact for a tracked alpha.
-    p-value    : (1 + #{s >= score}) / (1 + n) among the n step-1 scores, 1.0 when n = 0.
+    p-value    : (1 + #{s >= score}) / (1 + n) among the last ``pwindow`` step-1 scores (n of
+                 them; pwindow >= window, None: max(window, 100)), 1.0 when n = 0: a longer
+                 window than the intervals' so that the anomaly score 1 - p resolves finer
+                 (up to 1 - 1/(pwindow + 1)).
 """
 import numpy as np
 
@@ -54,6 +60,8 @@ cnp.import_array()
 cdef double VMAX = 1e300            # errors, scores and losses are clamped here
 cdef double LO_FLOOR = 1e-12        # denominator floor of the relative losses
 cdef Py_ssize_t MIN_SCORES = 5      # scores a step needs before it issues a finite half-width
+P_WINDOW = 100                      # the p-value window when none is given: max(window, this)
+cdef double EXTEND = 1.25           # slope of the half-width in the level beyond the scores' range
 cdef long long COUNT_LIMIT = 2 ** 62  # counters saturate below this
 
 MAX_BYTES = 2 ** 28                 # one object's buffers
@@ -209,7 +217,7 @@ cdef class Combiner:
     it enters with its record when it is marked eligible again; at least one stays eligible.
     """
 
-    def __init__(self, n_experts, horizon, decay=0.98, eta=20.0, mix1=3.0, warm_n=50):
+    def __init__(self, n_experts, horizon, decay=0.98, eta=40.0, mix1=3.0, warm_n=50):
         (self.n_experts, self.horizon, self.decay, self.eta, self.mix1,
          self.warm_n) = _combiner_config(n_experts, horizon, decay, eta, mix1, warm_n)
         E, H = self.n_experts, self.horizon
@@ -502,7 +510,23 @@ def _combiner_from_state(state):
 
 # ---------------------------------------------------------------- Conformal
 
-def _conformal_config(horizon, alphas, window, gamma):
+cdef inline double _extended_quantile(const double* s, long long c, double a) noexcept nogil:
+    """``sorted_quantile`` of the c ascending scores s, continued linearly beyond their range:
+    the largest x (1 + EXTEND (a0 - a)) for a < a0 = 1/(c + 1) (where the conformal rank
+    reaches the largest), the smallest / (1 + EXTEND (a - 1)) for a > 1; inf below MIN_SCORES
+    scores."""
+    cdef double a0
+    if c < MIN_SCORES:
+        return INFINITY
+    a0 = 1.0 / <double>(c + 1)
+    if a < a0:
+        return s[c - 1] * (1.0 + EXTEND * (a0 - a))
+    if a > 1.0:
+        return s[0] / (1.0 + EXTEND * (a - 1.0))
+    return sorted_quantile(s, c, MIN_SCORES, a)
+
+
+def _conformal_config(horizon, alphas, window, gamma, pwindow):
     H = _int(horizon, "horizon", 1, 2 ** 20)
     if type(alphas) not in (tuple, list) or not 1 <= len(alphas) <= MAX_LEVELS:
         raise TypeError(f"alphas must be a tuple of 1 to {MAX_LEVELS} levels")
@@ -510,16 +534,73 @@ def _conformal_config(horizon, alphas, window, gamma):
     if any(b <= a for a, b in zip(al, al[1:])):
         raise ValueError(f"alphas must be strictly increasing, got {al}")
     W = _int(window, "window", MIN_SCORES, 2 ** 20)
+    P = max(W, P_WINDOW) if pwindow is None else _int(pwindow, "pwindow", W, 2 ** 20)
     A = len(al)
-    if 8 * (2 * H * W + 2 * H + 3 * A * H + H * H * (1 + A) + A) > MAX_BYTES:
-        raise ValueError(f"a Conformal of horizon {H} and window {W} needs more than "
-                         f"{MAX_BYTES} bytes: reduce the horizon or the window")
-    return H, al, W, _float(gamma, "gamma", 0.0, 1.0)
+    if 8 * (2 * H * W + 2 * P + 2 * H + 3 * A * H + H * H * (1 + A) + A) > MAX_BYTES:
+        raise ValueError(f"a Conformal of horizon {H}, window {W} and pwindow {P} needs more "
+                         f"than {MAX_BYTES} bytes: reduce the horizon or the windows")
+    return H, al, W, _float(gamma, "gamma", 0.0, 1.0), P
 
 
-_CONFORMAL_KEYS = ("horizon", "alphas", "window", "gamma", "t", "scores", "sorted", "count",
-                   "pos", "alpha_t", "centres", "issued", "halfwidths", "bounded", "hits",
-                   "n_scored")
+_CONFORMAL_KEYS = ("horizon", "alphas", "window", "gamma", "pwindow", "t", "scores", "sorted",
+                   "count", "pos", "alpha_t", "centres", "issued", "halfwidths", "bounded",
+                   "hits", "n_scored", "pscores", "psorted", "pcount", "ppos")
+
+
+cdef void _ring_insert(double* r, double* v, long long* cnt, long long* pos, Py_ssize_t W,
+                       double s) noexcept nogil:
+    # the score s enters a window of W scores (the oldest leaves when it is full): the raw
+    # ring r (next write at pos) and the sorted copy v (first cnt used), O(W)
+    cdef Py_ssize_t lo, hi, mid, k
+    cdef long long c = cnt[0]
+    cdef Py_ssize_t p = <Py_ssize_t>pos[0]
+    cdef double old
+    if c < W:
+        k = <Py_ssize_t>c
+        while k > 0 and v[k - 1] > s:
+            v[k] = v[k - 1]
+            k -= 1
+        v[k] = s
+        cnt[0] = c + 1
+    else:
+        old = r[p]
+        lo = 0
+        hi = W
+        while lo < hi:  # first index with v >= old (the oldest score is there)
+            mid = (lo + hi) // 2
+            if v[mid] < old:
+                lo = mid + 1
+            else:
+                hi = mid
+        k = lo if lo < W else W - 1
+        if s >= old:
+            while k + 1 < W and v[k + 1] < s:
+                v[k] = v[k + 1]
+                k += 1
+        else:
+            while k > 0 and v[k - 1] > s:
+                v[k] = v[k - 1]
+                k -= 1
+        v[k] = s
+    r[p] = s
+    pos[0] = (p + 1) % W
+
+
+def _check_ring(raw, srt, c, p, W, t, what):
+    """The checks of one score window (raw ring, sorted copy, count c, position p)."""
+    if c > t:
+        raise ValueError("the Conformal holds more scores than values observed")
+    if c < W and p != c:
+        raise ValueError(f"the Conformal's pos does not fit its count ({what})")
+    if np.any(raw[c:] != 0.0) or np.any(srt[c:] != 0.0):
+        raise ValueError(f"the Conformal's unused score slots must be 0 ({what})")
+    if not np.array_equal(np.sort(raw[:c]), srt[:c]):
+        raise ValueError(f"the Conformal's sorted window of {what} is not its scores sorted")
+
+
+def _arrival(raw, c, p, W):
+    """The scores of a window in arrival order, oldest first."""
+    return raw[:c] if c < W else np.concatenate([raw[p:], raw[:p]])
 
 
 cdef class Conformal:
@@ -531,9 +612,9 @@ cdef class Conformal:
     alpha)``, ``pvalue(score)``, ``pvalue_y(y)`` and ``coverage(j, alpha)`` read the state.
     """
 
-    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=50, gamma=0.05):
-        self.horizon, self.alphas, self.window, self.gamma = _conformal_config(
-            horizon, alphas, window, gamma)
+    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.18, pwindow=None):
+        self.horizon, self.alphas, self.window, self.gamma, self.pwindow = _conformal_config(
+            horizon, alphas, window, gamma, pwindow)
         H, W, A = self.horizon, self.window, len(self.alphas)
         self.n_levels = A
         self.t = 0
@@ -547,6 +628,9 @@ cdef class Conformal:
         self._hw_arr = np.full((H, H, A), np.nan)
         self._hits_arr = np.zeros((A, H), dtype=np.int64)
         self._nsc_arr = np.zeros((A, H), dtype=np.int64)
+        self._praw_arr = np.zeros(self.pwindow)
+        self._psorted_arr = np.zeros(self.pwindow)
+        self._pcp_arr = np.zeros(2, dtype=np.int64)
         self._bind()
 
     cdef void _bind(self):
@@ -561,52 +645,24 @@ cdef class Conformal:
         a = self._hw_arr; self.hw = <double*>cnp.PyArray_DATA(a)
         a = self._hits_arr; self.hits = <long long*>cnp.PyArray_DATA(a)
         a = self._nsc_arr; self.nsc = <long long*>cnp.PyArray_DATA(a)
+        a = self._praw_arr; self.praw = <double*>cnp.PyArray_DATA(a)
+        a = self._psorted_arr; self.psrt = <double*>cnp.PyArray_DATA(a)
+        a = self._pcp_arr; self.pcp = <long long*>cnp.PyArray_DATA(a)
 
     # ------------------------------------------------------------ kernels
     cdef double _quantile(self, Py_ssize_t j0, double a) noexcept nogil:
-        return sorted_quantile(self.srt + j0 * self.window, self.cnt[j0], MIN_SCORES, a)
+        return _extended_quantile(self.srt + j0 * self.window, self.cnt[j0], a)
 
     cdef double _level(self, Py_ssize_t j0, double alpha) noexcept nogil:
         return level_at(self.alpha, self.at, self.n_levels, self.horizon, j0, alpha)
 
     cdef void _insert(self, Py_ssize_t j0, double s) noexcept nogil:
-        # the score s enters step j0's window (the oldest leaves when it is full): the raw ring
-        # and the sorted copy, O(window)
-        cdef Py_ssize_t W = self.window, lo, hi, mid, k
-        cdef double* r = self.raw + j0 * W
-        cdef double* v = self.srt + j0 * W
-        cdef long long c = self.cnt[j0]
-        cdef Py_ssize_t p = <Py_ssize_t>self.pos[j0]
-        cdef double old
-        if c < W:
-            k = <Py_ssize_t>c
-            while k > 0 and v[k - 1] > s:
-                v[k] = v[k - 1]
-                k -= 1
-            v[k] = s
-            self.cnt[j0] = c + 1
-        else:
-            old = r[p]
-            lo = 0
-            hi = W
-            while lo < hi:  # first index with v >= old (the oldest score is there)
-                mid = (lo + hi) // 2
-                if v[mid] < old:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            k = lo if lo < W else W - 1
-            if s >= old:
-                while k + 1 < W and v[k + 1] < s:
-                    v[k] = v[k + 1]
-                    k += 1
-            else:
-                while k > 0 and v[k - 1] > s:
-                    v[k] = v[k - 1]
-                    k -= 1
-            v[k] = s
-        r[p] = s
-        self.pos[j0] = (p + 1) % W
+        # the score s enters step j0's window (the raw ring and the sorted copy); step 1's also
+        # enters the p-value window
+        _ring_insert(self.raw + j0 * self.window, self.srt + j0 * self.window, self.cnt + j0,
+                     self.pos + j0, self.window, s)
+        if j0 == 0:
+            _ring_insert(self.praw, self.psrt, self.pcp, self.pcp + 1, self.pwindow, s)
 
     cdef void _issue(self, const double* centres) noexcept nogil:
         cdef Py_ssize_t H = self.horizon, A = self.n_levels, j0, a, row
@@ -660,9 +716,9 @@ cdef class Conformal:
         return self._quantile(j - 1, self._level(j - 1, alpha))
 
     cdef double _pvalue(self, double score) noexcept nogil:
-        cdef long long c = self.cnt[0]
+        cdef long long c = self.pcp[0]
         cdef Py_ssize_t lo = 0, hi, mid
-        cdef const double* v = self.srt
+        cdef const double* v = self.psrt
         if c == 0 or isnan(score):
             return 1.0
         hi = <Py_ssize_t>c
@@ -709,7 +765,8 @@ cdef class Conformal:
         return float(self._level(jj - 1, a))
 
     def pvalue(self, score):
-        """``(1 + #{s >= score}) / (1 + n)`` among the n step-1 scores held (1.0 when none)."""
+        """``(1 + #{s >= score}) / (1 + n)`` among the n step-1 scores of the p-value window
+        (the last ``pwindow``; 1.0 when none)."""
         cdef double s = _float(score, "score", -np.inf, np.inf)
         return float(self._pvalue(s))
 
@@ -740,8 +797,9 @@ cdef class Conformal:
         "sorted": (H, W), "count": (H,) int64, "pos": (H,) int64, "alpha_t": (A, H),
         "centres": (H, H) (0 where none), "issued": (H, H) int64 (1: a centre is pending),
         "halfwidths": (H, H, A) (0 where none or unbounded), "bounded": (H, H, A) int64 (1:
-        the half-width issued is finite), "hits": (A, H) int64, "n_scored": (A, H) int64}``
-        (arrays are copies; every value finite)."""
+        the half-width issued is finite), "hits": (A, H) int64, "n_scored": (A, H) int64,
+        "pwindow", "pscores": (pwindow,) the p-value window's raw ring, "psorted": (pwindow,),
+        "pcount", "ppos"}`` (arrays are copies; every value finite)."""
         issued = ~np.isnan(self._cen_arr)
         bounded = np.isfinite(self._hw_arr)
         centres = np.array(self._cen_arr, copy=True)  # dtypes follow the held arrays'
@@ -749,7 +807,8 @@ cdef class Conformal:
         hw = np.array(self._hw_arr, copy=True)
         hw[~bounded] = 0.0
         return {"horizon": int(self.horizon), "alphas": tuple(self.alphas),
-                "window": int(self.window), "gamma": float(self.gamma), "t": int(self.t),
+                "window": int(self.window), "gamma": float(self.gamma),
+                "pwindow": int(self.pwindow), "t": int(self.t),
                 "scores": np.array(self._raw_arr, copy=True),
                 "sorted": np.array(self._sorted_arr, copy=True),
                 "count": np.array(self._count_arr, copy=True),
@@ -760,13 +819,16 @@ cdef class Conformal:
                 "halfwidths": hw,
                 "bounded": bounded.astype(self._count_arr.dtype),
                 "hits": np.array(self._hits_arr, copy=True),
-                "n_scored": np.array(self._nsc_arr, copy=True)}
+                "n_scored": np.array(self._nsc_arr, copy=True),
+                "pscores": np.array(self._praw_arr, copy=True),
+                "psorted": np.array(self._psorted_arr, copy=True),
+                "pcount": int(self._pcp_arr[0]), "ppos": int(self._pcp_arr[1])}
 
     @staticmethod
     def _check(state):
         _keys(state, _CONFORMAL_KEYS, "Conformal")
-        cfg = _conformal_config(*(state[k] for k in _CONFORMAL_KEYS[:4]))
-        H, al, W, _ = cfg
+        cfg = _conformal_config(*(state[k] for k in _CONFORMAL_KEYS[:5]))
+        H, al, W, _, P = cfg
         A = len(al)
         t = _int(state["t"], "the Conformal's t", 0, STEP_LIMIT - 1)
         raw = _farray(state["scores"], "the Conformal's scores", (H, W))
@@ -780,19 +842,22 @@ cdef class Conformal:
         bnd = _iarray(state["bounded"], "the Conformal's bounded", (H, H, A), 1)
         hits = _iarray(state["hits"], "the Conformal's hits", (A, H))
         nsc = _iarray(state["n_scored"], "the Conformal's n_scored", (A, H))
-        if np.any(raw < 0.0) or np.any(raw > VMAX):
+        praw = _farray(state["pscores"], "the Conformal's pscores", (P,))
+        psrt = _farray(state["psorted"], "the Conformal's psorted", (P,))
+        pc = _int(state["pcount"], "the Conformal's pcount", 0, P)
+        pp = _int(state["ppos"], "the Conformal's ppos", 0, P - 1)
+        if (np.any(raw < 0.0) or np.any(raw > VMAX) or np.any(praw < 0.0)
+                or np.any(praw > VMAX)):
             raise ValueError(f"the Conformal's scores must be in [0, {VMAX}]")
         for j0 in range(H):
-            c = int(cnt[j0])
-            if c > t:
-                raise ValueError("the Conformal holds more scores than values observed")
-            if c < W and pos[j0] != c:
-                raise ValueError("the Conformal's pos does not fit its count")
-            if np.any(raw[j0, c:] != 0.0) or np.any(srt[j0, c:] != 0.0):
-                raise ValueError("the Conformal's unused score slots must be 0")
-            if not np.array_equal(np.sort(raw[j0, :c]), srt[j0, :c]):
-                raise ValueError(f"the Conformal's sorted window of step {j0 + 1} is not its "
-                                 f"scores sorted")
+            _check_ring(raw[j0], srt[j0], int(cnt[j0]), int(pos[j0]), W, t, f"step {j0 + 1}")
+        _check_ring(praw, psrt, pc, pp, P, t, "the p-values")
+        # both windows hold the newest step-1 scores: the same ones where they overlap
+        c0 = int(cnt[0])
+        if c0 != min(pc, W) or not np.array_equal(
+                _arrival(raw[0], c0, int(pos[0]), W),
+                _arrival(praw, pc, pp, P)[pc - c0:]):
+            raise ValueError("the Conformal's p-value window does not end with step 1's scores")
         if np.any(np.abs(at) > 1e300):
             raise ValueError("the Conformal's alpha_t is out of range")
         if np.any(hits > nsc) or np.any(nsc > t):
@@ -803,31 +868,34 @@ cdef class Conformal:
             raise ValueError("the Conformal's bounded must be 0 where no centre is pending")
         if np.any(hw[bnd == 0] != 0.0):
             raise ValueError("the Conformal's halfwidths must be 0 where none is bounded")
-        if np.any(hw < 0.0) or np.any(hw > 1.5 * VMAX):
-            raise ValueError("the Conformal's halfwidths must be in [0, 1.5e300]")
+        if np.any(hw < 0.0):
+            raise ValueError("the Conformal's halfwidths must be >= 0")
         if np.any(iss[_future_slots(H, t)] != 0):
             raise ValueError("the Conformal's centres hold one that cannot have been issued "
                              "yet")
         cen[iss == 0] = np.nan
         hw[bnd == 0] = np.inf
         hw[iss == 0] = np.nan
-        return cfg, t, raw, srt, cnt, pos, at, cen, hw, hits, nsc
+        return (cfg, t, raw, srt, cnt, pos, at, cen, hw, hits, nsc, praw, psrt,
+                np.array([pc, pp], dtype=np.int64))
 
     def set_state(self, state):
         """Take over ``get_state()`` output of a Conformal configured like this one, after
         checking all of it (ValueError/TypeError; nothing is assigned on error)."""
         checked = Conformal._check(state)
         cfg = checked[0]
-        if cfg != (self.horizon, self.alphas, self.window, self.gamma):
-            raise ValueError(f"the state is for a Conformal{cfg}, this one is Conformal"
-                             f"{(self.horizon, self.alphas, self.window, self.gamma)}")
+        mine = (self.horizon, self.alphas, self.window, self.gamma, self.pwindow)
+        if cfg != mine:
+            raise ValueError(f"the state is for a Conformal{cfg} (horizon, alphas, window, "
+                             f"gamma, pwindow), this one is Conformal{mine}")
         self._take(*checked[1:])
 
-    def _take(self, t, raw, srt, cnt, pos, at, cen, hw, hits, nsc):
+    def _take(self, t, raw, srt, cnt, pos, at, cen, hw, hits, nsc, praw, psrt, pcp):
         self.t = t
         self._raw_arr, self._sorted_arr, self._count_arr, self._pos_arr = raw, srt, cnt, pos
         self._at_arr, self._cen_arr, self._hw_arr = at, cen, hw
         self._hits_arr, self._nsc_arr = hits, nsc
+        self._praw_arr, self._psorted_arr, self._pcp_arr = praw, psrt, pcp
         self._bind()
 
     @classmethod
@@ -844,11 +912,13 @@ cdef class Conformal:
     def __sizeof__(self):
         return object.__sizeof__(self) + sum(a.nbytes for a in (
             self._alpha_arr, self._raw_arr, self._sorted_arr, self._count_arr, self._pos_arr,
-            self._at_arr, self._cen_arr, self._hw_arr, self._hits_arr, self._nsc_arr))
+            self._at_arr, self._cen_arr, self._hw_arr, self._hits_arr, self._nsc_arr,
+            self._praw_arr, self._psorted_arr, self._pcp_arr))
 
     def __repr__(self):
         return (f"Conformal(horizon={self.horizon}, alphas={self.alphas}, "
-                f"window={self.window}, gamma={self.gamma}, t={self.t})")
+                f"window={self.window}, gamma={self.gamma}, pwindow={self.pwindow}, "
+                f"t={self.t})")
 
 
 def _conformal_from_state(state):
