@@ -89,6 +89,41 @@ def fetch_only(bootstrap, topic, group, n):
     return dt * n / max(1, n - first)
 
 
+def transport(bootstrap, topic, group, n):
+    """The transport's ceiling: the same messages consumed and produced again (value and key
+    unchanged, one poll per batch, flushed at the end) with no decoding and no model; seconds
+    for ``n`` messages after the first read (the group's join)."""
+    from confluent_kafka import Consumer, Producer
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "enable.partition.eof": False})
+    pr = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
+                   "log_level": 0})
+    c.subscribe([topic])
+    produce_ = pr.produce
+    out = f"out-{group}"
+    got = first = 0
+    t0 = None
+    while got < n:
+        ms = c.consume(1000, 1.0)
+        if ms and t0 is None:
+            t0, first = perf(), len(ms)
+        for m in ms:
+            if m.error() is None:
+                while True:
+                    try:
+                        produce_(out, m.value(), m.key())
+                        break
+                    except BufferError:
+                        pr.poll(0.1)
+        pr.poll(0)
+        got += len(ms)
+    pr.flush()
+    dt = perf() - t0
+    c.close()
+    return dt * n / max(1, n - first)
+
+
 def specs(a, h):
     g = spec_mod.model_spec("gru", model="global", hidden_size=16, seed=1, horizon=max(1, h),
                             learn_every=a.update_every, max_keys=max(a.keys, 1))
@@ -260,13 +295,17 @@ def main():
         tune_gc()
     obs, t_consume = consume_all(kafka.bootstrap, "in", "c0", n)
     t_fetch = fetch_only(kafka.bootstrap, "in", "f0", n)
+    t_relay = transport(kafka.bootstrap, "in", "t0", n)
     print(f"\nstreamrnn stream benchmark: {n:,d} messages, {a.keys:,d} keys, GRU hidden 16, "
           f"update_every/learn_every={a.update_every}, {PARTITIONS} partitions, librdkafka "
           f"mock cluster; batch {a.batch} (global); garbage collector "
           f"{'untouched' if a.no_gc_tuning else 'tuned as the command does (tune_gc)'}")
     print(f"  consume+decode (shared by both modes): {t_consume / n * 1e6:.2f} µs/msg, of which "
           f"librdkafka's fetch (the same reads without decoding) {t_fetch / n * 1e6:.2f}; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"  the transport's ceiling (no decoding, no model): consume alone "
+          f"{n / t_fetch:,.0f} msgs/s; consume + produce the same messages "
+          f"{n / t_relay:,.0f} msgs/s ({t_relay / n * 1e6:.2f} µs/msg)\n")
     summary = []
     for h in map(int, a.horizons.split(",")):
         g_spec, p_spec = specs(a, h)

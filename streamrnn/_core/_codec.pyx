@@ -1,0 +1,389 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Batch decoding of the common stream message straight into columns.
+
+``decode_messages`` walks a whole fetched batch of Kafka messages in C: for each it reads the
+payload, the key, the partition and the offset, and parses the common message (a flat JSON
+object of numbers, booleans, null and plain ASCII strings) into the row of preallocated arrays
+(the key, y as float64, the features as columns of a float64 matrix, NaN where a row has no
+such feature). A message it does not handle *fully* is marked deferred and left to the full
+decoder (``streamrnn.streams.Decoder.decode``), so the results are those of the full decoder,
+message for message:
+
+- anything but a bytes payload within ``max_bytes``;
+- any byte outside printable ASCII inside a string, any backslash (escapes), any nesting
+  (``[`` or ``{`` as a value), duplicate field names, more than ``MAX_FIELDS_FAST`` fields or
+  ``max_fields``, anything after the object but whitespace;
+- a number that is not strict JSON, an integer of more than 18 digits, a float the parser
+  would not give as a finite double, a feature beyond ``value_limit`` in magnitude;
+- a target missing or not a number; a key that is not a string within ``max_key`` characters
+  (or a message key that is not ASCII within it); a time stamp string longer than
+  ``max_time``; a new feature name when ``MAX_COLUMNS`` columns are taken.
+
+Numbers are parsed as Python parses them (``PyOS_string_to_double``, correctly rounded; an
+integer exactly). No Python object is made for a field but the key and the time stamp.
+"""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+from cpython.long cimport PyLong_FromLongLong
+from cpython.float cimport PyFloat_FromDouble
+from libc.string cimport memcmp, memcpy
+from libc.math cimport isfinite, fabs, NAN
+
+import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
+
+cdef extern from "Python.h":
+    double PyOS_string_to_double(const char *s, char **endptr, object overflow_exception) except? -1.0
+    object PyUnicode_DecodeASCII(const char *s, Py_ssize_t size, const char *errors)
+
+#: fields of one message the batch decoder takes (more: the full decoder)
+MAX_FIELDS_FAST = 64
+#: distinct feature names in one batch (more: the full decoder for the rows that bring them)
+MAX_COLUMNS = 64
+
+DEF NFIELDS = 64
+DEF NCOLS = 64
+
+# field kinds
+DEF K_INT = 1
+DEF K_FLOAT = 2
+DEF K_TRUE = 3
+DEF K_FALSE = 4
+DEF K_NULL = 5
+DEF K_STR = 6
+
+# row status
+DEF FAST = 0
+DEF DEFER = 1
+DEF SKIP = 2
+
+
+cdef struct Field:
+    const char *name
+    Py_ssize_t name_len
+    int kind
+    double value
+    long long ival
+    const char *str
+    Py_ssize_t str_len
+
+
+cdef inline bint _ws(unsigned char c) nogil:
+    return c == 32 or c == 9 or c == 10 or c == 13
+
+
+cdef inline Py_ssize_t _skip_ws(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) nogil:
+    while i < n and _ws(s[i]):
+        i += 1
+    return i
+
+
+cdef Py_ssize_t _string(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) nogil:
+    """End (just after the closing quote) of the plain string whose opening quote is at
+    ``i``; -1 when it holds an escape, a control character or a byte beyond ASCII."""
+    cdef unsigned char c
+    i += 1
+    while i < n:
+        c = s[i]
+        if c == 34:
+            return i + 1
+        if c == 92 or c < 32 or c >= 127:
+            return -1
+        i += 1
+    return -1
+
+
+cdef Py_ssize_t _number(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, Field *f):
+    """Parse the strict JSON number at ``i`` into ``f``; its end, or -1 (deferred)."""
+    cdef Py_ssize_t start = i, digits = 0
+    cdef bint is_int = True
+    cdef long long v = 0
+    cdef bint neg = False
+    cdef char buf[72]
+    cdef char *end
+    if s[i] == 45:  # '-'
+        neg = True
+        i += 1
+    if i >= n:
+        return -1
+    if s[i] == 48:  # '0': no leading zeros
+        i += 1
+        digits = 1
+    elif 49 <= s[i] <= 57:
+        while i < n and 48 <= s[i] <= 57:
+            if digits < 18:
+                v = v * 10 + (s[i] - 48)
+            digits += 1
+            i += 1
+    else:
+        return -1
+    if i < n and s[i] == 46:  # '.'
+        is_int = False
+        i += 1
+        if i >= n or not (48 <= s[i] <= 57):
+            return -1
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+    if i < n and (s[i] == 101 or s[i] == 69):  # e E
+        is_int = False
+        i += 1
+        if i < n and (s[i] == 43 or s[i] == 45):
+            i += 1
+        if i >= n or not (48 <= s[i] <= 57):
+            return -1
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+    if is_int:
+        if digits > 18:
+            return -1
+        f.kind = K_INT
+        f.ival = -v if neg else v
+        f.value = <double>f.ival
+        return i
+    if i - start > 64:
+        return -1
+    memcpy(buf, s + start, i - start)
+    buf[i - start] = 0
+    end = NULL
+    f.value = PyOS_string_to_double(buf, &end, None)
+    if end != buf + (i - start) or not isfinite(f.value):
+        return -1
+    f.kind = K_FLOAT
+    return i
+
+
+cdef int _parse(const unsigned char *s, Py_ssize_t n, Field *fields):
+    """The fields of the flat JSON object ``s``; their count, or -1 (deferred)."""
+    cdef Py_ssize_t i = _skip_ws(s, 0, n), j
+    cdef int nf = 0, a
+    cdef Field *f
+    cdef unsigned char c
+    if i >= n or s[i] != 123:  # '{'
+        return -1
+    i = _skip_ws(s, i + 1, n)
+    if i < n and s[i] == 125:  # '}'
+        i = _skip_ws(s, i + 1, n)
+        return 0 if i == n else -1
+    while True:
+        if i >= n or s[i] != 34 or nf >= NFIELDS:
+            return -1
+        j = _string(s, i, n)
+        if j < 0:
+            return -1
+        f = &fields[nf]
+        f.name = <const char *>s + i + 1
+        f.name_len = j - i - 2
+        for a in range(nf):  # duplicate names: the full decoder
+            if fields[a].name_len == f.name_len and \
+                    memcmp(fields[a].name, f.name, f.name_len) == 0:
+                return -1
+        i = _skip_ws(s, j, n)
+        if i >= n or s[i] != 58:  # ':'
+            return -1
+        i = _skip_ws(s, i + 1, n)
+        if i >= n:
+            return -1
+        c = s[i]
+        if c == 34:
+            j = _string(s, i, n)
+            if j < 0:
+                return -1
+            f.kind = K_STR
+            f.str = <const char *>s + i + 1
+            f.str_len = j - i - 2
+            i = j
+        elif c == 45 or 48 <= c <= 57:
+            i = _number(s, i, n, f)
+            if i < 0:
+                return -1
+        elif c == 116 and i + 4 <= n and memcmp(s + i, b"true", 4) == 0:
+            f.kind = K_TRUE
+            f.value = 1.0
+            i += 4
+        elif c == 102 and i + 5 <= n and memcmp(s + i, b"false", 5) == 0:
+            f.kind = K_FALSE
+            f.value = 0.0
+            i += 5
+        elif c == 110 and i + 4 <= n and memcmp(s + i, b"null", 4) == 0:
+            f.kind = K_NULL
+            i += 4
+        else:
+            return -1
+        nf += 1
+        i = _skip_ws(s, i, n)
+        if i >= n:
+            return -1
+        if s[i] == 44:  # ','
+            i = _skip_ws(s, i + 1, n)
+            continue
+        if s[i] == 125:  # '}'
+            i = _skip_ws(s, i + 1, n)
+            return nf if i == n else -1
+        return -1
+
+
+cdef inline bint _is(const Field *f, const char *name, Py_ssize_t n):
+    return n >= 0 and f.name_len == n and memcmp(f.name, name, n) == 0
+
+
+def decode_messages(msgs, int key_kind, bytes target, bytes key_field, bytes time_field,
+                    Py_ssize_t max_bytes, int max_fields, Py_ssize_t max_key,
+                    Py_ssize_t max_time, double value_limit, default_key):
+    """Decode the Kafka messages ``msgs`` (a list) into columns.
+
+    ``key_kind``: 0 no key (every row ``default_key``), 1 a payload field ``key_field``,
+    2 the message key (``default_key`` without one). ``time_field``: b"" for none.
+
+    Returns ``(status, partition, offset, y, keys, times, X, names)``: ``status[i]`` 0 for a
+    row decoded here, 1 for a message left to the full decoder, 2 for a message carrying a
+    Kafka error (no row); the other columns are filled for status-0 rows (``keys[i]`` and
+    ``times[i]`` None elsewhere); ``X`` has a column per name of ``names`` (feature names in
+    the order first seen), NaN where a row has no such feature.
+    """
+    cdef Py_ssize_t n = len(msgs), i, plen, klen, tlen = len(time_field)
+    cdef Py_ssize_t tglen = len(target), kflen = len(key_field) if key_kind == 1 else -1
+    cdef const char *tg = PyBytes_AS_STRING(target)
+    cdef const char *kf = PyBytes_AS_STRING(key_field)
+    cdef const char *tf = PyBytes_AS_STRING(time_field)
+    cdef Field fields[NFIELDS]
+    cdef const char *cols[NCOLS]
+    cdef Py_ssize_t col_len[NCOLS]
+    cdef int ncols = 0, nf, a, c, yfield, kfield, tfield
+    cdef int fcol[NFIELDS]
+    cdef int newcol
+    cdef bint ok
+    cdef const unsigned char *p
+    cdef const unsigned char *kp
+    cdef Field *f
+    cdef double yv
+    status_a = np.full(n, DEFER, dtype=np.uint8)
+    part_a = np.zeros(n, dtype=np.int64)
+    off_a = np.zeros(n, dtype=np.int64)
+    y_a = np.full(n, NAN)
+    X_a = np.full((n, NCOLS), NAN)
+    cdef unsigned char[::1] status = status_a
+    cdef long long[::1] part = part_a
+    cdef long long[::1] off = off_a
+    cdef double[::1] y = y_a
+    cdef double[:, ::1] X = X_a
+    keys = [None] * n
+    times = [None] * n
+    names = []
+    kept = []  # the names' bytes, which the column pointers point into
+    for i in range(n):
+        m = msgs[i]
+        if m.error() is not None:
+            status[i] = SKIP
+            continue
+        value = m.value()
+        if type(value) is not bytes:
+            continue
+        plen = PyBytes_GET_SIZE(value)
+        if plen > max_bytes:
+            continue
+        p = <const unsigned char *>PyBytes_AS_STRING(value)
+        nf = _parse(p, plen, fields)
+        if nf < 0 or nf > max_fields:
+            continue
+        # the target
+        yfield = kfield = tfield = -1
+        for a in range(nf):
+            f = &fields[a]
+            if _is(f, tg, tglen):
+                yfield = a
+            if _is(f, kf, kflen):
+                kfield = a
+            if tlen and _is(f, tf, tlen):
+                tfield = a
+        if yfield < 0 or not (fields[yfield].kind == K_INT or fields[yfield].kind == K_FLOAT):
+            continue
+        yv = fields[yfield].value
+        # the key
+        if key_kind == 1:
+            if kfield < 0 or fields[kfield].kind != K_STR or fields[kfield].str_len > max_key:
+                continue
+            key = PyUnicode_DecodeASCII(fields[kfield].str, fields[kfield].str_len, NULL)
+        elif key_kind == 2:
+            mk = m.key()
+            if mk is None:
+                key = default_key
+            elif type(mk) is bytes:
+                klen = PyBytes_GET_SIZE(mk)
+                if klen > max_key:
+                    continue
+                kp = <const unsigned char *>PyBytes_AS_STRING(mk)
+                ok = True
+                for a in range(klen):
+                    if kp[a] >= 128:
+                        ok = False
+                        break
+                if not ok:
+                    continue
+                key = PyUnicode_DecodeASCII(<const char *>kp, klen, NULL)
+            else:
+                continue
+        else:
+            key = default_key
+        # the time stamp
+        t = None
+        if tfield >= 0:
+            f = &fields[tfield]
+            if f.kind == K_STR:
+                if f.str_len > max_time:
+                    continue
+                t = PyUnicode_DecodeASCII(f.str, f.str_len, NULL)
+            elif f.kind == K_INT:
+                t = PyLong_FromLongLong(f.ival)
+            elif f.kind == K_FLOAT:
+                t = PyFloat_FromDouble(f.value)
+            elif f.kind == K_TRUE:
+                t = True
+            elif f.kind == K_FALSE:
+                t = False
+        # the features: every other number or bool
+        ok = True
+        newcol = ncols
+        for a in range(nf):
+            fcol[a] = -1
+            f = &fields[a]
+            if a == yfield or a == kfield or a == tfield or f.kind == K_NULL or \
+                    f.kind == K_STR:
+                continue
+            if not fabs(f.value) <= value_limit:
+                ok = False
+                break
+            for c in range(newcol):
+                if col_len[c] == f.name_len and memcmp(cols[c], f.name, f.name_len) == 0:
+                    fcol[a] = c
+                    break
+            if fcol[a] < 0:
+                if newcol >= NCOLS:
+                    ok = False
+                    break
+                cols[newcol] = f.name
+                col_len[newcol] = f.name_len
+                fcol[a] = newcol
+                newcol += 1
+        if not ok:
+            continue
+        # the row is decoded: commit it
+        for c in range(ncols, newcol):
+            name = PyUnicode_DecodeASCII(cols[c], col_len[c], NULL)
+            names.append(name)
+            # the column's name must outlive this payload: point into the str's ASCII buffer
+            b = name.encode("ascii")
+            kept.append(b)
+            cols[c] = PyBytes_AS_STRING(b)
+        ncols = newcol
+        for a in range(nf):
+            if fcol[a] >= 0:
+                X[i, fcol[a]] = fields[a].value
+        y[i] = yv
+        part[i] = m.partition()
+        off[i] = m.offset()
+        keys[i] = key
+        times[i] = t
+        status[i] = FAST
+    return (status_a, part_a, off_a, y_a, keys, times, np.ascontiguousarray(X_a[:, :ncols]),
+            names)
