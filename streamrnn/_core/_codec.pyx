@@ -34,7 +34,8 @@ cimport numpy as cnp
 cnp.import_array()
 
 cdef extern from "Python.h":
-    double PyOS_string_to_double(const char *s, char **endptr, object overflow_exception) except? -1.0
+    ctypedef struct PyObject
+    double PyOS_string_to_double(const char *s, char **endptr, PyObject *overflow_exception) except? -1.0
     object PyUnicode_DecodeASCII(const char *s, Py_ssize_t size, const char *errors)
 
 #: fields of one message the batch decoder takes (more: the full decoder)
@@ -146,7 +147,7 @@ cdef Py_ssize_t _number(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, Fiel
     memcpy(buf, s + start, i - start)
     buf[i - start] = 0
     end = NULL
-    f.value = PyOS_string_to_double(buf, &end, None)
+    f.value = PyOS_string_to_double(buf, &end, NULL)
     if end != buf + (i - start) or not isfinite(f.value):
         return -1
     f.kind = K_FLOAT
