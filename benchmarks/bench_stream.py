@@ -9,8 +9,9 @@ The topic has 4 partitions; keys are spread over them by the Kafka key (as the c
 them, ``--key @key``); every message carries ``y`` and one feature. Phases, each timed
 separately on the same messages (wall clock, time.perf_counter):
 
-  consume+decode   KafkaSource.read: fetch, JSON decoding and validation (both modes share it)
-  learn            global: learn_many per partition batch of --batch messages (its forward
+  consume+decode   fetch, JSON decoding and validation: global, KafkaSource.read_columns (the
+                   batch decoder, straight into columns); per key, KafkaSource.read
+  learn            global: learn_columns per partition batch of --batch messages (its forward
                    pass gives the prediction, the anomaly, the forecast and its interval);
                    per key: learn_one (+ last_prediction), then forecast(h) + its interval
   records          building the records {key, time, partition, offset, y, prediction,
@@ -21,7 +22,9 @@ separately on the same messages (wall clock, time.perf_counter):
 
 and the whole loop (GlobalRunner / Runner, as ``streamrnn forecast`` runs it) end to end on
 a fresh consumer group. consume+decode also gives librdkafka's own share (the same reads
-without decoding). The garbage collector is tuned as the command tunes it (tune_gc) unless
+without decoding), and the transport's ceiling: consume alone, and consume + produce the same
+messages again with no decoding and no model (what is reachable at all on this machine, where
+the in-process mock broker and librdkafka's threads share the cores with the loop). The garbage collector is tuned as the command tunes it (tune_gc) unless
 --no-gc-tuning; --profile prints cProfile's top functions of the global whole loop. At horizon 0 the models have a one-step head (the records carry only
 the prediction), as the command does.
 """
@@ -132,33 +135,53 @@ def specs(a, h):
     return g, p
 
 
-def phases_global(spec, obs, a, h, bootstrap):
+def consume_columns(bootstrap, topic, group, n):
+    """The global loop's consume+decode: KafkaSource.read_columns (the batch decoder)."""
+    src = KafkaSource(bootstrap, topic, group, Decoder(key="@key"), BadMessages())
+    out = []
+    while not out:
+        out.append(src.read_columns(1.0))
+        if not out[0]:
+            out = []
+    first = got = sum(map(len, out[0].values()))
+    t0 = perf()
+    while got < n:
+        b = src.read_columns(1.0)
+        got += sum(map(len, b.values()))
+        out.append(b)
+    dt = perf() - t0
+    src.close()
+    return out, dt * n / max(1, n - first)
+
+
+def phases_global(spec, reads, a, h, bootstrap):
+    from streamrnn.streams.columns import Columns
     rows = []
     parts = {}
-    for o in obs:
-        parts.setdefault(o.partition, []).append(o)
+    for b in reads:
+        for p, c in b.items():
+            parts.setdefault(p, []).append(c)
     models = {p: spec_mod.build_model(spec) for p in parts}
     results = []
     t_learn = 0.0
     for p, lst in parts.items():
         m = models[p]
-        for i in range(0, len(lst), a.batch):
-            chunk = lst[i:i + a.batch]
-            keys = [o.key for o in chunk]
-            ys = [o.y for o in chunk]
-            xs = [o.x for o in chunk]
+        rest = Columns.concat(lst)
+        while rest is not None:
+            chunk, rest = rest.cut(a.batch)
             t0 = perf()
-            r = m.learn_many(keys, ys, xs, alpha=0.1)
+            r = m.learn_columns(chunk.key, chunk.y, chunk.X, chunk.names, alpha=0.1)
             t_learn += perf() - t0
             results.append((p, chunk, r))
-    rows.append(("learn_many", t_learn))
+    rows.append(("learn_columns", t_learn))
     # the runner's own code for the rest, phase by phase
     sink = KafkaSink(bootstrap, "out-g")
     runner = GlobalRunner(spec, None, sink, horizon=h, batch=a.batch,
                           scorer=BatchScore(h, 0, alpha=0.1) if h else None)
     t0 = perf()
-    batches = [(p, runner._records(p, chunk, r.prediction, r.anomaly, r.forecast, r.low,
-                                   r.high)) for p, chunk, r in results]
+    batches = [(p, runner._records(p, c.key, c.time, c.offset, c.y.tolist(), r.prediction,
+                                   r.anomaly, r.forecast, r.low, r.high))
+               for p, c, r in results]
     rows.append(("records", perf() - t0))
     st = runner._new_stats()
     t0 = perf()
@@ -168,9 +191,8 @@ def phases_global(spec, obs, a, h, bootstrap):
     rows.append(("produce", perf() - t0))
     if h:
         t0 = perf()
-        for (p, recs), (_, chunk, r) in zip(batches, results):
-            runner._score(p, recs, [o.key for o in chunk], [o.y for o in chunk], r.forecast,
-                          r.low, r.high)
+        for (p, recs), (_, c, r) in zip(batches, results):
+            runner._score(p, recs, c.key, c.y, r.forecast, r.low, r.high)
         rows.append(("scores", perf() - t0))
     state = next(iter(models.values())).slot_bytes
     return rows, state
@@ -229,7 +251,10 @@ def whole_loop(make, bootstrap, group, n, h, profile=False):
     src = KafkaSource(bootstrap, "in", group, Decoder(key="@key"), BadMessages())
     sink = KafkaSink(bootstrap, f"out-{group}")
     runner = make(src, sink)
-    while not (batch := src.read(1.0)):
+    feed = runner.feed if isinstance(runner, GlobalRunner) else None
+    read = src.read_columns if feed else src.read
+    size = (lambda b: sum(map(len, b.values()))) if feed else len
+    while not (batch := read(1.0)):
         pass
     prof = None
     if profile:
@@ -237,16 +262,15 @@ def whole_loop(make, bootstrap, group, n, h, profile=False):
         prof = cProfile.Profile()
         prof.enable()
     t0 = perf()
-    feed = runner.feed if isinstance(runner, GlobalRunner) else None
-    done = len(batch)
+    done = first = size(batch)
     if feed:
         feed(batch)
     else:
         for o in batch:
             runner.process(o)
     while done < n:
-        batch = src.read(1.0)
-        done += len(batch)
+        batch = read(1.0)
+        done += size(batch)
         if feed:
             feed(batch)
         else:
@@ -256,7 +280,7 @@ def whole_loop(make, bootstrap, group, n, h, profile=False):
     if feed:
         runner.flush()
     sink.flush()
-    dt = (perf() - t0) * n / max(1, n - len(batch))
+    dt = (perf() - t0) * n / max(1, n - first)
     if prof is not None:
         prof.disable()
     src.close()
@@ -294,13 +318,16 @@ def main():
     if not a.no_gc_tuning:
         tune_gc()
     obs, t_consume = consume_all(kafka.bootstrap, "in", "c0", n)
+    reads, t_columns = consume_columns(kafka.bootstrap, "in", "c1", n)
     t_fetch = fetch_only(kafka.bootstrap, "in", "f0", n)
     t_relay = transport(kafka.bootstrap, "in", "t0", n)
     print(f"\nstreamrnn stream benchmark: {n:,d} messages, {a.keys:,d} keys, GRU hidden 16, "
           f"update_every/learn_every={a.update_every}, {PARTITIONS} partitions, librdkafka "
           f"mock cluster; batch {a.batch} (global); garbage collector "
           f"{'untouched' if a.no_gc_tuning else 'tuned as the command does (tune_gc)'}")
-    print(f"  consume+decode (shared by both modes): {t_consume / n * 1e6:.2f} µs/msg, of which "
+    print(f"  consume+decode: {t_columns / n * 1e6:.2f} µs/msg to columns (the global loop: "
+          f"KafkaSource.read_columns), {t_consume / n * 1e6:.2f} to observations (per key: "
+          f"KafkaSource.read), of which "
           f"librdkafka's fetch (the same reads without decoding) {t_fetch / n * 1e6:.2f}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"  the transport's ceiling (no decoding, no model): consume alone "
@@ -311,7 +338,7 @@ def main():
         g_spec, p_spec = specs(a, h)
         for mode in modes:
             if mode == "global":
-                rows, state = phases_global(g_spec, obs, a, h, kafka.bootstrap)
+                rows, state = phases_global(g_spec, reads, a, h, kafka.bootstrap)
 
                 def make(src, sink, h=h, g_spec=g_spec):
                     return GlobalRunner(g_spec, src, sink, horizon=h, batch=a.batch,
@@ -323,7 +350,7 @@ def main():
                     return Runner(p_spec, src, sink, horizon=h, max_keys=max(a.keys, 1))
             loop, prof = whole_loop(make, kafka.bootstrap, f"{mode}-{h}", n, h,
                                     profile=a.profile and mode == "global")
-            rows = [("consume+decode", t_consume)] + rows
+            rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
             table(f"{mode}, horizon {h} (state per key {state:,d} bytes)", rows, loop, n)
             summary.append((mode, h, n / loop, state))
             if prof is not None:

@@ -152,3 +152,61 @@ def test_columns_of_observations_keep_every_row_in_order():
     assert head.offset.tolist() == [1, 99, 3] and tail.offset.tolist() == [5]
     assert head.bad[0][0] == 1 and head.bad[0][1].error.startswith("not JSON")
     assert head.observation(2).x == {"t": 3.0}
+
+
+def _floats(rng, n):
+    special = [0.0, -0.0, 1.0, 0.1, 1e-4, 9.999e-5, 1e-5, 1e15, 9999999999999998.0, 1e16,
+               1e22, 5e-324, 1.7976931348623157e308, -1e300, math.nan, math.inf, -math.inf,
+               123456789.123, 2.5, 1 / 3]
+    out = []
+    for _ in range(n):
+        u = rng.random()
+        if u < 0.3:
+            out.append(special[rng.integers(len(special))])
+        elif u < 0.6:
+            out.append(float(rng.normal(0, 10.0 ** int(rng.integers(-8, 20)))))
+        elif u < 0.8:
+            out.append(float(np.frombuffer(rng.bytes(8), dtype=np.float64)[0]))
+        else:
+            out.append(round(float(rng.normal(0, 100)), int(rng.integers(0, 8))))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("h", [0, 1, 5])
+def test_encoded_records_are_byte_equal_to_orjson(h):
+    orjson = pytest.importorskip("orjson")
+    from streamrnn._core._codec import encode_records
+    rng = np.random.default_rng(h)
+    n = 3000
+    key_pool = ["s1", "sensor-42", "", 'a"b', "back\\slash", "tab\t", "\x01", "é", "\u2028",
+                "k" * 300, 7, -(2 ** 63)]
+    time_pool = [None, "2024-01-01T00:00:00Z", "", 'q"', "ü", 17, -1, 2 ** 62, -(2 ** 63),
+                 True, False, 1.5, 1e-7, 1e20, -0.0]
+    keys = [key_pool[i] for i in rng.integers(len(key_pool), size=n)]
+    times = [time_pool[i] for i in rng.integers(len(time_pool), size=n)]
+    offs = rng.integers(0, 2 ** 62, size=n)
+    ys, pred, anom = _floats(rng, n), _floats(rng, n), _floats(rng, n)
+    H = max(h, 1) + 2
+    fc, lo, hi = (_floats(rng, n * H).reshape(n, H) for _ in range(3))
+    for partition in (0, 3, "p", None):
+        values, mkeys = encode_records(keys, times, partition, offs, ys, pred, anom, fc, lo, hi,
+                                       h, orjson.dumps)
+        for i in range(n):
+            rec = {"key": keys[i], "time": times[i], "partition": partition,
+                   "offset": int(offs[i]), "y": float(ys[i]), "prediction": float(pred[i]),
+                   "anomaly": float(anom[i]), "forecast": fc[i, :h].tolist(),
+                   "low": lo[i, :h].tolist(), "high": hi[i, :h].tolist()}
+            assert values[i] == orjson.dumps(rec), (values[i], orjson.dumps(rec))
+            assert mkeys[i] == str(keys[i]).encode("utf-8", "replace")
+
+
+def test_encoded_records_refuse_what_orjson_refuses():
+    orjson = pytest.importorskip("orjson")
+    from streamrnn._core._codec import encode_records
+    one = np.zeros(1)
+    with pytest.raises(TypeError):  # an int beyond 64 bits, as orjson.dumps raises
+        encode_records(["k"], [2 ** 70], 0, np.zeros(1, dtype=np.int64), one, one, one,
+                       np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), 1, orjson.dumps)
+    with pytest.raises(ValueError):
+        encode_records(["k", "j"], [None], 0, np.zeros(1, dtype=np.int64), one, one, one,
+                       np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), 1, orjson.dumps)

@@ -388,3 +388,166 @@ def decode_messages(msgs, int key_kind, bytes target, bytes key_field, bytes tim
         status[i] = FAST
     return (status_a, part_a, off_a, y_a, keys, times, np.ascontiguousarray(X_a[:, :ncols]),
             names)
+
+
+# ---------------------------------------------------------------------------- records
+cdef extern from "Python.h":
+    char *PyOS_double_to_string(double val, char format_code, int precision, int flags,
+                                int *ptype) except NULL
+    void PyMem_Free(void *p)
+    int Py_DTSF_ADD_DOT_0
+    bint PyUnicode_IS_ASCII(object o)
+    const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
+
+from libc.stdlib cimport malloc, realloc, free
+from libc.stdio cimport snprintf
+
+
+cdef struct Buf:
+    char *p
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int _put(Buf *b, const char *s, Py_ssize_t n) except -1:
+    cdef Py_ssize_t cap
+    cdef char *q
+    if b.n + n > b.cap:
+        cap = max(2 * b.cap, b.n + n + 256)
+        q = <char *>realloc(b.p, cap)
+        if q == NULL:
+            raise MemoryError()
+        b.p, b.cap = q, cap
+    memcpy(b.p + b.n, s, n)
+    b.n += n
+    return 0
+
+
+cdef int _put_obj(Buf *b, object v, object dumps) except -1:
+    """``v`` as JSON the way ``dumps`` (orjson) writes it: in C for plain strings, small
+    ints, bools, None and floats in the positional range; through ``dumps`` otherwise."""
+    cdef const char *s
+    cdef Py_ssize_t n, i
+    cdef char num[32]
+    cdef long long iv
+    t = type(v)
+    if v is None:
+        return _put(b, b"null", 4)
+    if t is str:
+        if PyUnicode_IS_ASCII(v):
+            s = PyUnicode_AsUTF8AndSize(v, &n)
+            for i in range(n):
+                if s[i] < 32 or s[i] == 34 or s[i] == 92:
+                    break
+            else:
+                _put(b, b'"', 1)
+                _put(b, s, n)
+                return _put(b, b'"', 1)
+    elif t is float:
+        return _put_float(b, v, dumps)
+    elif t is bool:
+        return _put(b, b"true", 4) if v else _put(b, b"false", 5)
+    elif t is int and -(1 << 62) < v < (1 << 62):
+        iv = v
+        n = snprintf(num, 32, "%lld", iv)
+        return _put(b, num, n)
+    enc = dumps(v)
+    return _put(b, PyBytes_AS_STRING(enc), PyBytes_GET_SIZE(enc))
+
+
+cdef int _put_float(Buf *b, double v, object dumps) except -1:
+    """A float as orjson writes it: null when not finite; Python's shortest repr where it is
+    positional (``1e-4 <= |v| < 1e16``, and 0), which orjson writes alike; through ``dumps``
+    where repr would write an exponent (orjson spells exponents its own way)."""
+    cdef char *s
+    cdef Py_ssize_t n, i
+    cdef bint expo = False
+    if not isfinite(v):
+        return _put(b, b"null", 4)
+    s = PyOS_double_to_string(v, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+    n = 0
+    while s[n]:
+        if s[n] == 101:  # 'e'
+            expo = True
+        n += 1
+    try:
+        if not expo:
+            return _put(b, s, n)
+    finally:
+        PyMem_Free(s)
+    enc = dumps(v)
+    return _put(b, PyBytes_AS_STRING(enc), PyBytes_GET_SIZE(enc))
+
+
+cdef int _put_row(Buf *b, const double[:, :] a, Py_ssize_t i, Py_ssize_t h, object dumps) except -1:
+    cdef Py_ssize_t j
+    _put(b, b"[", 1)
+    for j in range(h):
+        if j:
+            _put(b, b",", 1)
+        _put_float(b, a[i, j], dumps)
+    return _put(b, b"]", 1)
+
+
+def encode_records(list keys, list times, partition, const long long[::1] offsets,
+                   const double[::1] ys, const double[::1] pred, const double[::1] anom,
+                   const double[:, :] fc, const double[:, :] lo, const double[:, :] hi,
+                   Py_ssize_t h, dumps):
+    """The records ``{key, time, partition, offset, y, prediction, anomaly, forecast, low,
+    high}`` of rows, each as the JSON bytes ``dumps`` (orjson.dumps) writes for its dict (NaN
+    and infinities as null; ``forecast``, ``low``, ``high`` the first ``h`` columns), and the
+    keys as message keys (UTF-8, ``str(key)`` for a key that is not a str). Returns
+    ``(values, message_keys)``."""
+    cdef Py_ssize_t n = len(keys), i
+    cdef Buf b
+    cdef Buf head
+    if not (len(times) == offsets.shape[0] == ys.shape[0] == pred.shape[0] ==
+            anom.shape[0] == n):
+        raise ValueError("the columns of the records must have one row per key")
+    if h and not (fc.shape[0] == lo.shape[0] == hi.shape[0] == n and
+                  fc.shape[1] >= h and lo.shape[1] >= h and hi.shape[1] >= h):
+        raise ValueError("the forecast columns must have a row per key and h columns")
+    values = [None] * n
+    mkeys = [None] * n
+    b.p, b.n, b.cap = NULL, 0, 0
+    head.p, head.n, head.cap = NULL, 0, 0
+    try:
+        _put(&head, b',"partition":', 13)
+        _put_obj(&head, partition, dumps)
+        _put(&head, b',"offset":', 10)
+        for i in range(n):
+            b.n = 0
+            k = keys[i]
+            _put(&b, b'{"key":', 7)
+            _put_obj(&b, k, dumps)
+            _put(&b, b',"time":', 8)
+            _put_obj(&b, times[i], dumps)
+            _put(&b, head.p, head.n)
+            _put_obj(&b, offsets[i], dumps)
+            _put(&b, b',"y":', 5)
+            _put_float(&b, ys[i], dumps)
+            _put(&b, b',"prediction":', 14)
+            _put_float(&b, pred[i], dumps)
+            _put(&b, b',"anomaly":', 11)
+            _put_float(&b, anom[i], dumps)
+            if h:
+                _put(&b, b',"forecast":', 12)
+                _put_row(&b, fc, i, h, dumps)
+                _put(&b, b',"low":', 7)
+                _put_row(&b, lo, i, h, dumps)
+                _put(&b, b',"high":', 8)
+                _put_row(&b, hi, i, h, dumps)
+                _put(&b, b"}", 1)
+            else:
+                _put(&b, b',"forecast":[],"low":[],"high":[]}', 34)
+            values[i] = PyBytes_FromStringAndSize(b.p, b.n)
+            if k is None:
+                mkeys[i] = None
+            elif type(k) is str:
+                mkeys[i] = k.encode("utf-8", "replace")
+            else:
+                mkeys[i] = str(k).encode("utf-8", "replace")
+    finally:
+        free(b.p)
+        free(head.p)
+    return values, mkeys

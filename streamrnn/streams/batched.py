@@ -67,7 +67,9 @@ from itertools import repeat
 
 import numpy as np
 
+from streamrnn._core._codec import encode_records
 from streamrnn.streams.columns import Columns, by_partition
+from streamrnn.streams.messages import NAN_IS_NULL, dumps_bytes
 from streamrnn.streams.runner import ALPHA, MAX_KEYS, Runner
 from streamrnn.streams.scoring import BatchScore, naive_season
 
@@ -127,6 +129,7 @@ class GlobalRunner(Runner):
         self._buf = {}         # partition -> observations read, not learned yet
         self._since = {}       # partition -> when its buffer's first observation was read
         self._good = {}        # partition -> good observations in its buffer
+        self._lean = False     # inside run(): records are encoded, not returned
 
     # ------------------------------------------------------------------ keys and state
     @property
@@ -343,10 +346,30 @@ class GlobalRunner(Runner):
             st["scored"] += n_sc
             st["abs_error"] += float(np.abs(yv - pred)[scored].sum())
             st["abs_error_last"] += float(np.abs(yv - lastv)[scored].sum())
+        if self._encoded():  # the records' JSON straight from the columns
+            values, mkeys = encode_records(keys, times, p, offs, yv, pred, anom, fc, lo, hi,
+                                           min(self.horizon, fc.shape[1]), dumps_bytes)
+            for i, why in self.sink.send_encoded(values, mkeys):  # never deliverable
+                st["undeliverable"] += 1
+                rec = self._records(p, keys[i:i + 1], times[i:i + 1], offs[i:i + 1],
+                                    ys[i:i + 1], pred[i:i + 1], anom[i:i + 1], fc[i:i + 1],
+                                    lo[i:i + 1], hi[i:i + 1])[0]
+                self.bad.undeliverable(rec, why)
+            self._score(p, None, keys, yv, fc, lo, hi)
+            return []
         records = self._records(p, keys, times, offs, ys, pred, anom, fc, lo, hi)
         self._publish(st, records, keys)
         self._score(p, records, keys, yv, fc, lo, hi)
         return records
+
+    def _encoded(self):
+        """Whether a batch's records go to the sink as JSON bytes encoded from the columns,
+        with no record dict: inside :meth:`run` (whose batches return nothing), for a sink
+        that takes them, when nothing else reads the records (plots, a per-record scorer)
+        and NaN is written as null."""
+        return (self._lean and NAN_IS_NULL and hasattr(self.sink, "send_encoded") and
+                not self.plot_keys and
+                (self.scorer is None or isinstance(self.scorer, BatchScore)))
 
     def _records(self, p, keys, times, offs, ys, pred, anom, fc, lo, hi):
         """The records of learned rows from the model's results."""
@@ -411,6 +434,7 @@ class GlobalRunner(Runner):
         # columns straight from the source when it can (Kafka), unless --limit cuts a read
         columns = None if limit else getattr(self.source, "read_columns", None)
         read = columns or self.source.read
+        self._lean = True
         try:
             while not self.stop:
                 timeout = 0.5 if not idle_exit else max(0.0, min(0.5, idle_exit))
@@ -447,6 +471,8 @@ class GlobalRunner(Runner):
         except BaseException:
             self.failed = True
             raise
+        finally:
+            self._lean = False
         return n
 
 

@@ -324,6 +324,33 @@ class KafkaSink(Sink):
         self._producer.poll(0)
         return refused
 
+    def send_encoded(self, values, keys):
+        """Produce records already encoded as JSON bytes, ``keys[i]`` the message key (bytes or
+        None) of ``values[i]``; returns ``[(i, reason)]`` of those the client refused for good
+        at once."""
+        produce, topic, report = self._producer.produce, self.topic, self._report
+        refused = []
+        i = 0
+        n = len(values)
+        while i < n:
+            try:
+                for i in range(i, n):
+                    produce(topic, values[i], keys[i], on_delivery=report)
+                i = n
+            except BufferError:  # local queue full: let deliveries drain, then row i again
+                self._producer.poll(0.1)
+            except self._ck.KafkaException as e:
+                err = e.args[0] if e.args else None
+                if err is not None and hasattr(err, "code") and err.code() in self._permanent:
+                    refused.append((i, f"Kafka refused it ({len(values[i]):,d} bytes): "
+                                    f"{err.str()}"))
+                    i += 1
+                    continue
+                raise
+        self._n += n
+        self._producer.poll(0)
+        return refused
+
     def take_undeliverable(self):
         out, self._refused = self._refused, []
         return out
