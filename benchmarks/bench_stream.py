@@ -3,7 +3,8 @@
 model per key (``--per-key-models``), in the same run, with where the time goes.
 
     PYTHONPATH=. python benchmarks/bench_stream.py [--messages 200000] [--keys 10000]
-        [--horizons 0,12] [--update-every 1] [--batch 1024] [--profile]
+        [--horizons 0,12] [--update-every 1] [--tbptt-steps 16] [--batch 1024]
+        [--modes global,per-key] [--profile]
 
 The topic has 4 partitions; keys are spread over them by the Kafka key (as the command reads
 them, ``--key @key``); every message carries ``y`` and one feature. Phases, each timed
@@ -129,9 +130,10 @@ def transport(bootstrap, topic, group, n):
 
 def specs(a, h):
     g = spec_mod.model_spec("gru", model="global", hidden_size=16, seed=1, horizon=max(1, h),
-                            learn_every=a.update_every, max_keys=max(a.keys, 1))
+                            learn_every=a.update_every, max_keys=max(a.keys, 1),
+                            tbptt_steps=a.tbptt_steps)
     p = spec_mod.model_spec("gru", hidden_size=16, seed=1, horizon=max(1, h),
-                            update_every=a.update_every)
+                            update_every=a.update_every, tbptt_steps=a.tbptt_steps)
     return g, p
 
 
@@ -304,6 +306,7 @@ def main():
     ap.add_argument("--horizons", default="0,12")
     ap.add_argument("--update-every", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--tbptt-steps", type=int, default=16)
     ap.add_argument("--modes", default="global,per-key")
     ap.add_argument("--no-gc-tuning", action="store_true",
                     help="leave the garbage collector as it is (the command tunes it: tune_gc)")
@@ -322,7 +325,7 @@ def main():
     t_fetch = fetch_only(kafka.bootstrap, "in", "f0", n)
     t_relay = transport(kafka.bootstrap, "in", "t0", n)
     print(f"\nstreamrnn stream benchmark: {n:,d} messages, {a.keys:,d} keys, GRU hidden 16, "
-          f"update_every/learn_every={a.update_every}, {PARTITIONS} partitions, librdkafka "
+          f"update_every/learn_every={a.update_every}, tbptt_steps={a.tbptt_steps}, {PARTITIONS} partitions, librdkafka "
           f"mock cluster; batch {a.batch} (global); garbage collector "
           f"{'untouched' if a.no_gc_tuning else 'tuned as the command does (tune_gc)'}")
     print(f"  consume+decode: {t_columns / n * 1e6:.2f} µs/msg to columns (the global loop: "

@@ -95,14 +95,27 @@ cdef Py_ssize_t _string(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) nogi
     return -1
 
 
+cdef double[23] _POW10
+for _e in range(23):
+    _POW10[_e] = float(10 ** _e)
+
+
 cdef Py_ssize_t _number(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, Field *f):
-    """Parse the strict JSON number at ``i`` into ``f``; its end, or -1 (deferred)."""
-    cdef Py_ssize_t start = i, digits = 0
-    cdef bint is_int = True
+    """Parse the strict JSON number at ``i`` into ``f``; its end, or -1 (deferred).
+
+    An integer of at most 18 digits is exact; a float whose digits make an integer below
+    10^15 and whose decimal exponent is within 22 is one correctly rounded product or
+    quotient of two exact doubles (Clinger's fast path); any other float is read by
+    ``PyOS_string_to_double`` (correctly rounded), so every float is Python's ``float(text)``.
+    """
+    cdef Py_ssize_t start = i, digits = 0, frac = 0
+    cdef bint is_int = True, eneg = False
     cdef long long v = 0
+    cdef long long ex = 0
     cdef bint neg = False
     cdef char buf[72]
     cdef char *end
+    cdef double d
     if s[i] == 45:  # '-'
         neg = True
         i += 1
@@ -125,15 +138,22 @@ cdef Py_ssize_t _number(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, Fiel
         if i >= n or not (48 <= s[i] <= 57):
             return -1
         while i < n and 48 <= s[i] <= 57:
+            if digits < 18:
+                v = v * 10 + (s[i] - 48)
+            digits += 1
+            frac += 1
             i += 1
     if i < n and (s[i] == 101 or s[i] == 69):  # e E
         is_int = False
         i += 1
         if i < n and (s[i] == 43 or s[i] == 45):
+            eneg = s[i] == 45
             i += 1
         if i >= n or not (48 <= s[i] <= 57):
             return -1
         while i < n and 48 <= s[i] <= 57:
+            if ex < 100000:
+                ex = ex * 10 + (s[i] - 48)
             i += 1
     if is_int:
         if digits > 18:
@@ -142,6 +162,14 @@ cdef Py_ssize_t _number(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, Fiel
         f.ival = -v if neg else v
         f.value = <double>f.ival
         return i
+    f.kind = K_FLOAT
+    if digits <= 15:  # v < 10^15 < 2^53: exact
+        ex = (-ex if eneg else ex) - frac
+        if -22 <= ex <= 22:
+            d = <double>v
+            d = d * _POW10[ex] if ex >= 0 else d / _POW10[-ex]
+            f.value = -d if neg else d
+            return i
     if i - start > 64:
         return -1
     memcpy(buf, s + start, i - start)
@@ -150,7 +178,6 @@ cdef Py_ssize_t _number(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, Fiel
     f.value = PyOS_string_to_double(buf, &end, NULL)
     if end != buf + (i - start) or not isfinite(f.value):
         return -1
-    f.kind = K_FLOAT
     return i
 
 
@@ -175,10 +202,6 @@ cdef int _parse(const unsigned char *s, Py_ssize_t n, Field *fields):
         f = &fields[nf]
         f.name = <const char *>s + i + 1
         f.name_len = j - i - 2
-        for a in range(nf):  # duplicate names: the full decoder
-            if fields[a].name_len == f.name_len and \
-                    memcmp(fields[a].name, f.name, f.name_len) == 0:
-                return -1
         i = _skip_ws(s, j, n)
         if i >= n or s[i] != 58:  # ':'
             return -1
@@ -224,6 +247,16 @@ cdef int _parse(const unsigned char *s, Py_ssize_t n, Field *fields):
         return -1
 
 
+cdef bint _has_duplicates(const Field *fields, int nf):
+    cdef int a, b
+    for a in range(1, nf):
+        for b in range(a):
+            if fields[a].name_len == fields[b].name_len and \
+                    memcmp(fields[a].name, fields[b].name, fields[a].name_len) == 0:
+                return True
+    return False
+
+
 cdef inline bint _is(const Field *f, const char *name, Py_ssize_t n):
     return n >= 0 and f.name_len == n and memcmp(f.name, name, n) == 0
 
@@ -252,6 +285,12 @@ def decode_messages(msgs, int key_kind, bytes target, bytes key_field, bytes tim
     cdef Py_ssize_t col_len[NCOLS]
     cdef int ncols = 0, nf, a, c, yfield, kfield, tfield
     cdef int fcol[NFIELDS]
+    cdef int pcol[NFIELDS]           # the last schema's column of each field (-1: none yet)
+    cdef const char *pname[NFIELDS]  # the last schema's field names
+    cdef Py_ssize_t pname_len[NFIELDS]
+    cdef int pnf = -1, py = -1, pk = -1, pt = -1
+    cdef bint same
+    prev_value = None
     cdef int newcol
     cdef bint ok
     cdef const unsigned char *p
@@ -287,16 +326,32 @@ def decode_messages(msgs, int key_kind, bytes target, bytes key_field, bytes tim
         nf = _parse(p, plen, fields)
         if nf < 0 or nf > max_fields:
             continue
-        # the target
-        yfield = kfield = tfield = -1
-        for a in range(nf):
-            f = &fields[a]
-            if _is(f, tg, tglen):
-                yfield = a
-            if _is(f, kf, kflen):
-                kfield = a
-            if tlen and _is(f, tf, tlen):
-                tfield = a
+        # the field names as the last row's (the common case: one schema), whose roles and
+        # columns are known, or new ones
+        same = nf == pnf
+        if same:
+            for a in range(nf):
+                if fields[a].name_len != pname_len[a] or \
+                        memcmp(fields[a].name, pname[a], pname_len[a]) != 0:
+                    same = False
+                    break
+        if not same:
+            if _has_duplicates(fields, nf):  # duplicate names: the full decoder
+                continue
+            yfield = kfield = tfield = -1
+            for a in range(nf):
+                f = &fields[a]
+                pname[a], pname_len[a], pcol[a] = f.name, f.name_len, -1
+                if _is(f, tg, tglen):
+                    yfield = a
+                if _is(f, kf, kflen):
+                    kfield = a
+                if tlen and _is(f, tf, tlen):
+                    tfield = a
+            pnf, py, pk, pt = nf, yfield, kfield, tfield
+            prev_value = value  # the names point into it
+        else:
+            yfield, kfield, tfield = py, pk, pt
         if yfield < 0 or not (fields[yfield].kind == K_INT or fields[yfield].kind == K_FLOAT):
             continue
         yv = fields[yfield].value
@@ -354,19 +409,25 @@ def decode_messages(msgs, int key_kind, bytes target, bytes key_field, bytes tim
             if not fabs(f.value) <= value_limit:
                 ok = False
                 break
-            for c in range(newcol):
-                if col_len[c] == f.name_len and memcmp(cols[c], f.name, f.name_len) == 0:
-                    fcol[a] = c
-                    break
-            if fcol[a] < 0:
-                if newcol >= NCOLS:
-                    ok = False
-                    break
-                cols[newcol] = f.name
-                col_len[newcol] = f.name_len
-                fcol[a] = newcol
-                newcol += 1
+            c = pcol[a]
+            if c < 0:
+                for c in range(newcol):
+                    if col_len[c] == f.name_len and memcmp(cols[c], f.name, f.name_len) == 0:
+                        break
+                else:
+                    if newcol >= NCOLS:
+                        ok = False
+                        break
+                    cols[newcol] = f.name
+                    col_len[newcol] = f.name_len
+                    c = newcol
+                    newcol += 1
+                pcol[a] = c
+            fcol[a] = c
         if not ok:
+            for a in range(nf):  # columns this row would have added are not taken
+                if pcol[a] >= ncols:
+                    pcol[a] = -1
             continue
         # the row is decoded: commit it
         for c in range(ncols, newcol):
