@@ -266,7 +266,7 @@ def whole_loop(make, bootstrap, group, n, h, profile=False):
     t0 = perf()
     done = first = size(batch)
     if feed:
-        feed(batch)
+        feed(batch, records=False)
     else:
         for o in batch:
             runner.process(o)
@@ -274,13 +274,13 @@ def whole_loop(make, bootstrap, group, n, h, profile=False):
         batch = read(1.0)
         done += size(batch)
         if feed:
-            feed(batch)
+            feed(batch, records=False)
         else:
             for o in batch:
                 runner.process(o)
         sink.tick()
     if feed:
-        runner.flush()
+        runner.flush(records=False)
     sink.flush()
     dt = (perf() - t0) * n / max(1, n - first)
     if prof is not None:

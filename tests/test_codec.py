@@ -188,9 +188,10 @@ def test_encoded_records_are_byte_equal_to_orjson(h):
     ys, pred, anom = _floats(rng, n), _floats(rng, n), _floats(rng, n)
     H = max(h, 1) + 2
     fc, lo, hi = (_floats(rng, n * H).reshape(n, H) for _ in range(3))
-    for partition in (0, 3, "p", None):
+    from streamrnn.streams.messages import dumps_floats
+    for partition, floats in ((0, None), (3, dumps_floats), ("p", None), (None, dumps_floats)):
         values, mkeys = encode_records(keys, times, partition, offs, ys, pred, anom, fc, lo, hi,
-                                       h, orjson.dumps)
+                                       h, orjson.dumps, floats)
         for i in range(n):
             rec = {"key": keys[i], "time": times[i], "partition": partition,
                    "offset": int(offs[i]), "y": float(ys[i]), "prediction": float(pred[i]),

@@ -453,10 +453,6 @@ def decode_messages(msgs, int key_kind, bytes target, bytes key_field, bytes tim
 
 # ---------------------------------------------------------------------------- records
 cdef extern from "Python.h":
-    char *PyOS_double_to_string(double val, char format_code, int precision, int flags,
-                                int *ptype) except NULL
-    void PyMem_Free(void *p)
-    int Py_DTSF_ADD_DOT_0
     bint PyUnicode_IS_ASCII(object o)
     const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
 
@@ -486,7 +482,7 @@ cdef int _put(Buf *b, const char *s, Py_ssize_t n) except -1:
 
 cdef int _put_obj(Buf *b, object v, object dumps) except -1:
     """``v`` as JSON the way ``dumps`` (orjson) writes it: in C for plain strings, small
-    ints, bools, None and floats in the positional range; through ``dumps`` otherwise."""
+    ints, bools and None; through ``dumps`` otherwise."""
     cdef const char *s
     cdef Py_ssize_t n, i
     cdef char num[32]
@@ -504,8 +500,6 @@ cdef int _put_obj(Buf *b, object v, object dumps) except -1:
                 _put(b, b'"', 1)
                 _put(b, s, n)
                 return _put(b, b'"', 1)
-    elif t is float:
-        return _put_float(b, v, dumps)
     elif t is bool:
         return _put(b, b"true", 4) if v else _put(b, b"false", 5)
     elif t is int and -(1 << 62) < v < (1 << 62):
@@ -516,63 +510,83 @@ cdef int _put_obj(Buf *b, object v, object dumps) except -1:
     return _put(b, PyBytes_AS_STRING(enc), PyBytes_GET_SIZE(enc))
 
 
-cdef int _put_float(Buf *b, double v, object dumps) except -1:
-    """A float as orjson writes it: null when not finite; Python's shortest repr where it is
-    positional (``1e-4 <= |v| < 1e16``, and 0), which orjson writes alike; through ``dumps``
-    where repr would write an exponent (orjson spells exponents its own way)."""
-    cdef char *s
-    cdef Py_ssize_t n, i
-    cdef bint expo = False
-    if not isfinite(v):
-        return _put(b, b"null", 4)
-    s = PyOS_double_to_string(v, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-    n = 0
-    while s[n]:
-        if s[n] == 101:  # 'e'
-            expo = True
-        n += 1
-    try:
-        if not expo:
-            return _put(b, s, n)
-    finally:
-        PyMem_Free(s)
-    enc = dumps(v)
-    return _put(b, PyBytes_AS_STRING(enc), PyBytes_GET_SIZE(enc))
+cdef int _put_span(Buf *b, const char *blob, const Py_ssize_t *start, Py_ssize_t j) except -1:
+    """Element ``j`` of the JSON array ``blob`` (``start[j]``: where it begins; it ends one
+    byte before element j + 1 begins)."""
+    return _put(b, blob + start[j], start[j + 1] - 1 - start[j])
 
 
-cdef int _put_row(Buf *b, const double[:, :] a, Py_ssize_t i, Py_ssize_t h, object dumps) except -1:
-    cdef Py_ssize_t j
+cdef int _put_spans(Buf *b, const char *blob, const Py_ssize_t *start, Py_ssize_t j,
+                    Py_ssize_t h) except -1:
+    cdef Py_ssize_t k
     _put(b, b"[", 1)
-    for j in range(h):
-        if j:
-            _put(b, b",", 1)
-        _put_float(b, a[i, j], dumps)
+    if h:
+        _put(b, blob + start[j], start[j + h] - 1 - start[j])  # h elements with their commas
     return _put(b, b"]", 1)
 
 
 def encode_records(list keys, list times, partition, const long long[::1] offsets,
-                   const double[::1] ys, const double[::1] pred, const double[::1] anom,
-                   const double[:, :] fc, const double[:, :] lo, const double[:, :] hi,
-                   Py_ssize_t h, dumps):
+                   ys, pred, anom, fc, lo, hi, Py_ssize_t h, dumps, dumps_floats=None):
     """The records ``{key, time, partition, offset, y, prediction, anomaly, forecast, low,
     high}`` of rows, each as the JSON bytes ``dumps`` (orjson.dumps) writes for its dict (NaN
     and infinities as null; ``forecast``, ``low``, ``high`` the first ``h`` columns), and the
     keys as message keys (UTF-8, ``str(key)`` for a key that is not a str). Returns
-    ``(values, message_keys)``."""
-    cdef Py_ssize_t n = len(keys), i
+    ``(values, message_keys)``.
+
+    Every float is written by ``dumps`` itself: all the batch's floats go through one call
+    (a list; or ``dumps_floats(array)``, e.g. orjson's numpy serialisation, which writes the
+    same text without a float object per value), whose output is cut at its commas (a
+    float's JSON holds none) and copied into the records; plain strings, ints, bools and
+    None are written here, any other value by ``dumps``."""
+    cdef Py_ssize_t n = len(keys), i, j, m, nb
     cdef Buf b
     cdef Buf head
-    if not (len(times) == offsets.shape[0] == ys.shape[0] == pred.shape[0] ==
-            anom.shape[0] == n):
+    cdef Py_ssize_t *start = NULL
+    cdef const char *blob
+    cdef char num[32]
+    if not (len(times) == offsets.shape[0] == len(ys) == len(pred) == len(anom) == n):
         raise ValueError("the columns of the records must have one row per key")
-    if h and not (fc.shape[0] == lo.shape[0] == hi.shape[0] == n and
-                  fc.shape[1] >= h and lo.shape[1] >= h and hi.shape[1] >= h):
-        raise ValueError("the forecast columns must have a row per key and h columns")
+    fl = [np.asarray(ys, dtype=np.float64), np.asarray(pred, dtype=np.float64),
+          np.asarray(anom, dtype=np.float64)]
+    if h:
+        for a in (fc, lo, hi):
+            a = np.asarray(a, dtype=np.float64)
+            if a.ndim != 2 or a.shape[0] != n or a.shape[1] < h:
+                raise ValueError("the forecast columns must have a row per key and h columns")
+            fl.append(a[:, :h].ravel())
+    if dumps_floats is not None:
+        text = dumps_floats(np.concatenate(fl))
+    else:
+        text = dumps(np.concatenate(fl).tolist())
+    if type(text) is not bytes:
+        raise TypeError("dumps must return bytes")
+    m = (3 + 3 * h) * n
+    blob = PyBytes_AS_STRING(text)
+    nb = PyBytes_GET_SIZE(text)
+    start = <Py_ssize_t *>malloc((m + 1) * sizeof(Py_ssize_t))
+    if start == NULL:
+        raise MemoryError()
     values = [None] * n
     mkeys = [None] * n
     b.p, b.n, b.cap = NULL, 0, 0
     head.p, head.n, head.cap = NULL, 0, 0
     try:
+        # where each element of "[e0,e1,...]" begins; start[m]: one past the closing bracket
+        j = 0
+        if nb < 2 or blob[0] != 91 or blob[nb - 1] != 93:
+            raise ValueError("dumps did not write a JSON array")
+        if m:
+            start[0] = 1
+            j = 1
+            for i in range(1, nb - 1):
+                if blob[i] == 44:
+                    if j >= m:
+                        raise ValueError("dumps wrote more elements than floats")
+                    start[j] = i + 1
+                    j += 1
+            if j != m:
+                raise ValueError("dumps wrote fewer elements than floats")
+            start[m] = nb
         _put(&head, b',"partition":', 13)
         _put_obj(&head, partition, dumps)
         _put(&head, b',"offset":', 10)
@@ -584,20 +598,20 @@ def encode_records(list keys, list times, partition, const long long[::1] offset
             _put(&b, b',"time":', 8)
             _put_obj(&b, times[i], dumps)
             _put(&b, head.p, head.n)
-            _put_obj(&b, offsets[i], dumps)
+            _put(&b, num, snprintf(num, 32, "%lld", offsets[i]))
             _put(&b, b',"y":', 5)
-            _put_float(&b, ys[i], dumps)
+            _put_span(&b, blob, start, i)
             _put(&b, b',"prediction":', 14)
-            _put_float(&b, pred[i], dumps)
+            _put_span(&b, blob, start, n + i)
             _put(&b, b',"anomaly":', 11)
-            _put_float(&b, anom[i], dumps)
+            _put_span(&b, blob, start, 2 * n + i)
             if h:
                 _put(&b, b',"forecast":', 12)
-                _put_row(&b, fc, i, h, dumps)
+                _put_spans(&b, blob, start, 3 * n + i * h, h)
                 _put(&b, b',"low":', 7)
-                _put_row(&b, lo, i, h, dumps)
+                _put_spans(&b, blob, start, 3 * n + n * h + i * h, h)
                 _put(&b, b',"high":', 8)
-                _put_row(&b, hi, i, h, dumps)
+                _put_spans(&b, blob, start, 3 * n + 2 * n * h + i * h, h)
                 _put(&b, b"}", 1)
             else:
                 _put(&b, b',"forecast":[],"low":[],"high":[]}', 34)
@@ -611,4 +625,5 @@ def encode_records(list keys, list times, partition, const long long[::1] offset
     finally:
         free(b.p)
         free(head.p)
+        free(start)
     return values, mkeys

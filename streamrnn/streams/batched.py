@@ -69,7 +69,7 @@ import numpy as np
 
 from streamrnn._core._codec import encode_records
 from streamrnn.streams.columns import Columns, by_partition
-from streamrnn.streams.messages import NAN_IS_NULL, dumps_bytes
+from streamrnn.streams.messages import NAN_IS_NULL, dumps_bytes, dumps_floats
 from streamrnn.streams.runner import ALPHA, MAX_KEYS, Runner
 from streamrnn.streams.scoring import BatchScore, naive_season
 
@@ -211,10 +211,19 @@ class GlobalRunner(Runner):
         :meth:`flush`); returns the records learned by this call."""
         return self.feed([obs])
 
-    def feed(self, batch):
+    def feed(self, batch, records=True):
         """Buffer ``batch`` (observations in source order, or ``{partition: Columns}`` as
         ``KafkaSource.read_columns`` gives); learn every partition batch that is full, in the
-        order they fill. Returns the records produced."""
+        order they fill. Returns the records produced; with ``records=False``, an empty list
+        (the sink may then get them as JSON bytes encoded from the columns, with no record
+        dict: what :meth:`run` does)."""
+        lean, self._lean = self._lean, not records
+        try:
+            return self._feed(batch)
+        finally:
+            self._lean = lean
+
+    def _feed(self, batch):
         groups = batch if type(batch) is dict else by_partition(batch)
         buf, since, good, size = self._buf, self._since, self._good, self.batch
         now = None
@@ -245,9 +254,16 @@ class GlobalRunner(Runner):
             out.extend(self._learn(p, Columns.concat(b)))
         return out
 
-    def flush(self, partitions=None, waited=None):
+    def flush(self, partitions=None, waited=None, records=True):
         """Learn the part-filled batches (of ``partitions``; with ``waited``, only those that
-        have waited that many seconds). Returns the records produced."""
+        have waited that many seconds). Returns the records produced (see :meth:`feed`)."""
+        lean, self._lean = self._lean, not records
+        try:
+            return self._flush(partitions, waited)
+        finally:
+            self._lean = lean
+
+    def _flush(self, partitions, waited):
         out = []
         now = time.monotonic()
         for p in list(self._buf if partitions is None else partitions):
@@ -348,7 +364,8 @@ class GlobalRunner(Runner):
             st["abs_error_last"] += float(np.abs(yv - lastv)[scored].sum())
         if self._encoded():  # the records' JSON straight from the columns
             values, mkeys = encode_records(keys, times, p, offs, yv, pred, anom, fc, lo, hi,
-                                           min(self.horizon, fc.shape[1]), dumps_bytes)
+                                           min(self.horizon, fc.shape[1]), dumps_bytes,
+                                           dumps_floats)
             for i, why in self.sink.send_encoded(values, mkeys):  # never deliverable
                 st["undeliverable"] += 1
                 rec = self._records(p, keys[i:i + 1], times[i:i + 1], offs[i:i + 1],
@@ -364,7 +381,8 @@ class GlobalRunner(Runner):
 
     def _encoded(self):
         """Whether a batch's records go to the sink as JSON bytes encoded from the columns,
-        with no record dict: inside :meth:`run` (whose batches return nothing), for a sink
+        with no record dict: when the caller does not take them (``records=False``; the
+        batches of :meth:`run`), for a sink
         that takes them, when nothing else reads the records (plots, a per-record scorer)
         and NaN is written as null."""
         return (self._lean and NAN_IS_NULL and hasattr(self.sink, "send_encoded") and
@@ -434,7 +452,7 @@ class GlobalRunner(Runner):
         # columns straight from the source when it can (Kafka), unless --limit cuts a read
         columns = None if limit else getattr(self.source, "read_columns", None)
         read = columns or self.source.read
-        self._lean = True
+        lean, self._lean = self._lean, True
         try:
             while not self.stop:
                 timeout = 0.5 if not idle_exit else max(0.0, min(0.5, idle_exit))
@@ -452,17 +470,17 @@ class GlobalRunner(Runner):
                             batch = batch[:limit - n]
                             self.stop = True
                         n += len(batch)
-                    self.feed(batch)
+                    self.feed(batch, records=False)
                     self.sink.tick()
                     self._dead_letter_refused()
                 elif idle_exit and time.monotonic() - last_msg >= idle_exit:
                     log.info("nothing arrived for %.1f s: stopping", idle_exit)
                     break
                 if self._buf:
-                    self.flush(waited=self.max_wait)
+                    self.flush(waited=self.max_wait, records=False)
                 if progress is not None:
                     progress(self)
-            self.flush()
+            self.flush(records=False)
             self.sink.tick()
             if self.store is not None:
                 self.checkpoint()
@@ -472,7 +490,7 @@ class GlobalRunner(Runner):
             self.failed = True
             raise
         finally:
-            self._lean = False
+            self._lean = lean
         return n
 
 
