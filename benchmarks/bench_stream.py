@@ -15,9 +15,12 @@ separately on the same messages (wall clock, time.perf_counter):
   learn            global: learn_columns per partition batch of --batch messages (its forward
                    pass gives the prediction, the anomaly, the forecast and its interval);
                    per key: learn_one (+ last_prediction), then forecast(h) + its interval
-  records          building the records {key, time, partition, offset, y, prediction,
-                   anomaly, forecast, low, high} from the model's results
-  produce          encoding and producing them (Sink.send_many / send, then flush)
+  records          the records {key, time, partition, offset, y, prediction, anomaly,
+                   forecast, low, high} from the model's results: global, their JSON bytes
+                   encoded from the columns in one pass per batch (_codec.encode_records, as
+                   GlobalRunner.run does); per key, the record dicts
+  produce          producing them (global: KafkaSink.send_encoded; per key: Sink.send, which
+                   encodes), then flush
   scores           the summary's per-step scores (only with horizon >= 1): global,
                    BatchScore.observe_many per batch; per key, HorizonScore.observe
 
@@ -176,25 +179,27 @@ def phases_global(spec, reads, a, h, bootstrap):
             t_learn += perf() - t0
             results.append((p, chunk, r))
     rows.append(("learn_columns", t_learn))
-    # the runner's own code for the rest, phase by phase
+    # the runner's own code for the rest, phase by phase: the records' JSON encoded from the
+    # columns (as GlobalRunner.run does), then produced
+    from streamrnn._core._codec import encode_records
+    from streamrnn.streams.messages import dumps_bytes, dumps_floats
     sink = KafkaSink(bootstrap, "out-g")
     runner = GlobalRunner(spec, None, sink, horizon=h, batch=a.batch,
                           scorer=BatchScore(h, 0, alpha=0.1) if h else None)
     t0 = perf()
-    batches = [(p, runner._records(p, c.key, c.time, c.offset, c.y.tolist(), r.prediction,
-                                   r.anomaly, r.forecast, r.low, r.high))
+    batches = [encode_records(c.key, c.time, p, c.offset, c.y, r.prediction, r.anomaly,
+                              r.forecast, r.low, r.high, h, dumps_bytes, dumps_floats)
                for p, c, r in results]
-    rows.append(("records", perf() - t0))
-    st = runner._new_stats()
+    rows.append(("records (encoded)", perf() - t0))
     t0 = perf()
-    for p, recs in batches:
-        runner._publish(st, recs, None)
+    for values, keys in batches:
+        sink.send_encoded(values, keys)
     sink.flush()
     rows.append(("produce", perf() - t0))
     if h:
         t0 = perf()
-        for (p, recs), (_, c, r) in zip(batches, results):
-            runner._score(p, recs, c.key, c.y, r.forecast, r.low, r.high)
+        for _, c, r in results:
+            runner._score(p, None, c.key, c.y, r.forecast, r.low, r.high)
         rows.append(("scores", perf() - t0))
     state = next(iter(models.values())).slot_bytes
     return rows, state
@@ -247,15 +252,19 @@ def phases_per_key(spec, obs, h, bootstrap):
     return rows, ck.state_nbytes(next(iter(models.values())))
 
 
-def whole_loop(make, bootstrap, group, n, h, profile=False):
+def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
     """Messages/s of the runner end to end (fetch to produced and flushed), after its first
-    read (the group's join)."""
+    read (the group's join). ``columns=False`` (mode global-obs): the global runner fed with
+    observations (KafkaSource.read, Decoder.fast_path) and producing record dicts
+    (Sink.send_many, orjson per record), the loop before the batch decoder and encoder."""
     src = KafkaSource(bootstrap, "in", group, Decoder(key="@key"), BadMessages())
     sink = KafkaSink(bootstrap, f"out-{group}")
     runner = make(src, sink)
+    lean = columns
     feed = runner.feed if isinstance(runner, GlobalRunner) else None
-    read = src.read_columns if feed else src.read
-    size = (lambda b: sum(map(len, b.values()))) if feed else len
+    columns = columns and feed is not None
+    read = src.read_columns if columns else src.read
+    size = (lambda b: sum(map(len, b.values()))) if columns else len
     while not (batch := read(1.0)):
         pass
     prof = None
@@ -266,7 +275,7 @@ def whole_loop(make, bootstrap, group, n, h, profile=False):
     t0 = perf()
     done = first = size(batch)
     if feed:
-        feed(batch, records=False)
+        feed(batch, records=not lean)
     else:
         for o in batch:
             runner.process(o)
@@ -274,13 +283,13 @@ def whole_loop(make, bootstrap, group, n, h, profile=False):
         batch = read(1.0)
         done += size(batch)
         if feed:
-            feed(batch, records=False)
+            feed(batch, records=not lean)
         else:
             for o in batch:
                 runner.process(o)
         sink.tick()
     if feed:
-        runner.flush(records=False)
+        runner.flush(records=not lean)
     sink.flush()
     dt = (perf() - t0) * n / max(1, n - first)
     if prof is not None:
@@ -291,6 +300,10 @@ def whole_loop(make, bootstrap, group, n, h, profile=False):
 
 def table(title, rows, loop, n):
     total = sum(t for _, t in rows)
+    if not rows:
+        print(f"  {title}")
+        print(f"    {'whole loop':<24}{loop / n * 1e6:>9.2f}{'':>8}  -> {n / loop:>9,.0f} msgs/s")
+        return
     print(f"  {title}")
     print(f"    {'phase':<24}{'µs/msg':>9}{'share':>8}")
     for name, t in rows:
@@ -307,7 +320,10 @@ def main():
     ap.add_argument("--update-every", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--tbptt-steps", type=int, default=16)
-    ap.add_argument("--modes", default="global,per-key")
+    ap.add_argument("--modes", default="global,global-obs,per-key",
+                    help="global (the command's loop: columns in, encoded records out), "
+                         "global-obs (the same runner fed observations, producing record "
+                         "dicts: the loop before the batch decoder), per-key")
     ap.add_argument("--no-gc-tuning", action="store_true",
                     help="leave the garbage collector as it is (the command tunes it: tune_gc)")
     ap.add_argument("--profile", action="store_true",
@@ -340,8 +356,10 @@ def main():
     for h in map(int, a.horizons.split(",")):
         g_spec, p_spec = specs(a, h)
         for mode in modes:
-            if mode == "global":
-                rows, state = phases_global(g_spec, reads, a, h, kafka.bootstrap)
+            if mode in ("global", "global-obs"):
+                rows, state = [], None
+                if mode == "global":
+                    rows, state = phases_global(g_spec, reads, a, h, kafka.bootstrap)
 
                 def make(src, sink, h=h, g_spec=g_spec):
                     return GlobalRunner(g_spec, src, sink, horizon=h, batch=a.batch,
@@ -352,9 +370,12 @@ def main():
                 def make(src, sink, h=h, p_spec=p_spec):
                     return Runner(p_spec, src, sink, horizon=h, max_keys=max(a.keys, 1))
             loop, prof = whole_loop(make, kafka.bootstrap, f"{mode}-{h}", n, h,
-                                    profile=a.profile and mode == "global")
-            rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
-            table(f"{mode}, horizon {h} (state per key {state:,d} bytes)", rows, loop, n)
+                                    profile=a.profile and mode == "global",
+                                    columns=mode != "global-obs")
+            if rows:
+                rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
+            table(f"{mode}, horizon {h}" + (f" (state per key {state:,d} bytes)" if state else
+                                            " (observations and record dicts)"), rows, loop, n)
             summary.append((mode, h, n / loop, state))
             if prof is not None:
                 import pstats
@@ -363,14 +384,15 @@ def main():
             print()
     kafka.close()
     print("  whole loop, messages/s")
+    peers = [m for m in modes if m != "global"] if "global" in modes else []
     print(f"    {'horizon':>8}" + "".join(f"{m:>14}" for m in modes) +
-          ("   global / per-key" if len(modes) == 2 else ""))
+          "".join(f"{'global / ' + m:>22}" for m in peers))
     for h in map(int, a.horizons.split(",")):
         r = {m: v for m, hh, v, _ in summary if hh == h}
         line = f"    {h:>8}" + "".join(f"{r[m]:>14,.0f}" for m in modes)
-        if len(modes) == 2:
-            line += f"   {r[modes[0]] / r[modes[1]]:>8.2f}x"
+        line += "".join(f"{r['global'] / r[m]:>21.2f}x" for m in peers)
         print(line)
+    print(f"  load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
