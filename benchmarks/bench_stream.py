@@ -4,7 +4,7 @@ model per key (``--per-key-models``), in the same run, with where the time goes.
 
     PYTHONPATH=. python benchmarks/bench_stream.py [--messages 200000] [--keys 10000]
         [--horizons 0,12] [--update-every 1] [--tbptt-steps 16] [--batch 1024]
-        [--modes global,per-key] [--profile]
+        [--modes global,global-obs,per-key] [--repeat 1] [--profile]
 
 The topic has 4 partitions; keys are spread over them by the Kafka key (as the command reads
 them, ``--key @key``); every message carries ``y`` and one feature. Phases, each timed
@@ -320,6 +320,9 @@ def main():
     ap.add_argument("--update-every", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--tbptt-steps", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each timing this many times (the modes' whole loops "
+                         "interleaved) and report the best")
     ap.add_argument("--modes", default="global,global-obs,per-key",
                     help="global (the command's loop: columns in, encoded records out), "
                          "global-obs (the same runner fed observations, producing record "
@@ -336,10 +339,15 @@ def main():
     produce(kafka.bootstrap, "in", items(n, a.keys))
     if not a.no_gc_tuning:
         tune_gc()
-    obs, t_consume = consume_all(kafka.bootstrap, "in", "c0", n)
-    reads, t_columns = consume_columns(kafka.bootstrap, "in", "c1", n)
-    t_fetch = fetch_only(kafka.bootstrap, "in", "f0", n)
-    t_relay = transport(kafka.bootstrap, "in", "t0", n)
+    # each timing is the best of --repeat runs, interleaved (the machine is shared)
+    t_consume = t_columns = t_fetch = t_relay = math.inf
+    for r in range(a.repeat):
+        obs, t = consume_all(kafka.bootstrap, "in", f"c0-{r}", n)
+        t_consume = min(t_consume, t)
+        reads, t = consume_columns(kafka.bootstrap, "in", f"c1-{r}", n)
+        t_columns = min(t_columns, t)
+        t_fetch = min(t_fetch, fetch_only(kafka.bootstrap, "in", f"f0-{r}", n))
+        t_relay = min(t_relay, transport(kafka.bootstrap, "in", f"t0-{r}", n))
     print(f"\nstreamrnn stream benchmark: {n:,d} messages, {a.keys:,d} keys, GRU hidden 16, "
           f"update_every/learn_every={a.update_every}, tbptt_steps={a.tbptt_steps}, {PARTITIONS} partitions, librdkafka "
           f"mock cluster; batch {a.batch} (global); garbage collector "
@@ -355,32 +363,47 @@ def main():
     summary = []
     for h in map(int, a.horizons.split(",")):
         g_spec, p_spec = specs(a, h)
+        makers, phases = {}, {}
         for mode in modes:
             if mode in ("global", "global-obs"):
-                rows, state = [], None
+                phases[mode] = [], None
                 if mode == "global":
-                    rows, state = phases_global(g_spec, reads, a, h, kafka.bootstrap)
+                    phases[mode] = phases_global(g_spec, reads, a, h, kafka.bootstrap)
 
                 def make(src, sink, h=h, g_spec=g_spec):
                     return GlobalRunner(g_spec, src, sink, horizon=h, batch=a.batch,
                                         max_keys=max(a.keys, 1), max_wait=1e9)
             else:
-                rows, state = phases_per_key(p_spec, obs, h, kafka.bootstrap)
+                phases[mode] = phases_per_key(p_spec, obs, h, kafka.bootstrap)
 
                 def make(src, sink, h=h, p_spec=p_spec):
                     return Runner(p_spec, src, sink, horizon=h, max_keys=max(a.keys, 1))
-            loop, prof = whole_loop(make, kafka.bootstrap, f"{mode}-{h}", n, h,
-                                    profile=a.profile and mode == "global",
-                                    columns=mode != "global-obs")
+            makers[mode] = make
+        loops = {m: [] for m in modes}
+        profs = {}
+        for r in range(a.repeat):  # the modes' whole loops interleaved
+            for mode in modes:
+                loop, prof = whole_loop(makers[mode], kafka.bootstrap, f"{mode}-{h}-{r}", n, h,
+                                        profile=a.profile and mode == "global" and r == 0,
+                                        columns=mode != "global-obs")
+                loops[mode].append(loop)
+                if prof is not None:
+                    profs[mode] = prof
+        for mode in modes:
+            rows, state = phases[mode]
+            loop = min(loops[mode])
             if rows:
                 rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
             table(f"{mode}, horizon {h}" + (f" (state per key {state:,d} bytes)" if state else
                                             " (observations and record dicts)"), rows, loop, n)
+            if a.repeat > 1:
+                print(f"    whole loop, each run: " +
+                      ", ".join(f"{n / t:,.0f}" for t in loops[mode]) + " msgs/s")
             summary.append((mode, h, n / loop, state))
-            if prof is not None:
+            if mode in profs:
                 import pstats
                 print()
-                pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(22)
+                pstats.Stats(profs[mode], stream=sys.stdout).sort_stats("tottime").print_stats(22)
             print()
     kafka.close()
     print("  whole loop, messages/s")

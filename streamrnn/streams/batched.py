@@ -30,8 +30,19 @@ unit of state: its checkpoint holds its model and its position, exactly as with 
 Batches
 -------
 Messages are read in batches, grouped by partition and learned ``batch`` at a time with one
-``learn_many`` per partition batch (which cuts it into sub-batches of distinct keys, one network
+learning call per partition batch (which cuts it into sub-batches of distinct keys, one network
 step each); the records of a batch are encoded and produced together.
+
+The loop holds a batch as columns (:class:`~streamrnn.streams.columns.Columns`: keys, values,
+time stamps, a feature matrix, the bad messages at their rows), not as one object per
+message: from Kafka, ``KafkaSource.read_columns`` decodes the common message straight into
+them (the batch decoder ``streamrnn._core._codec``; any other message goes through
+:class:`~streamrnn.streams.Decoder`, with the same result); the model learns them with
+``GlobalForecaster.learn_columns`` (``learn_many``'s rows as a matrix, the same result); and
+inside :meth:`GlobalRunner.run` the records' JSON is encoded from the result's arrays in one
+pass per batch (the bytes orjson writes for the record's dict) and handed to the sink's
+``send_encoded``, with no record dict. :meth:`GlobalRunner.feed` returns the record dicts
+(``records=False``: it encodes them as ``run`` does and returns nothing).
 
 Because the network takes one optimizer step per sub-batch, what a model learns depends on how
 its stream is cut into batches. The cut is made deterministic: a partition's messages are
