@@ -241,7 +241,10 @@ class KafkaSink(Sink):
         ck = _client()
         self._ck = ck
         self.topic = topic
+        # delivery reports only for failures (what _report acts on): no Python callback per
+        # delivered record
         conf = {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
+                "delivery.report.only.error": True,
                 "logger": logging.getLogger("streamrnn.kafka")}
         conf.update(config or {})
         self._producer = ck.Producer(conf)
