@@ -184,7 +184,7 @@ cdef Py_ssize_t _number(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, Fiel
 cdef int _parse(const unsigned char *s, Py_ssize_t n, Field *fields):
     """The fields of the flat JSON object ``s``; their count, or -1 (deferred)."""
     cdef Py_ssize_t i = _skip_ws(s, 0, n), j
-    cdef int nf = 0, a
+    cdef int nf = 0
     cdef Field *f
     cdef unsigned char c
     if i >= n or s[i] != 123:  # '{'
@@ -518,7 +518,6 @@ cdef int _put_span(Buf *b, const char *blob, const Py_ssize_t *start, Py_ssize_t
 
 cdef int _put_spans(Buf *b, const char *blob, const Py_ssize_t *start, Py_ssize_t j,
                     Py_ssize_t h) except -1:
-    cdef Py_ssize_t k
     _put(b, b"[", 1)
     if h:
         _put(b, blob + start[j], start[j + h] - 1 - start[j])  # h elements with their commas
