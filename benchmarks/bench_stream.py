@@ -3,25 +3,32 @@
 model per key (``--per-key-models``), in the same run, with where the time goes.
 
     PYTHONPATH=. python benchmarks/bench_stream.py [--messages 200000] [--keys 10000]
-        [--horizons 0,12] [--update-every 1] [--batch 1024] [--profile]
+        [--horizons 0,12] [--update-every 1] [--tbptt-steps 16] [--batch 1024]
+        [--modes global,global-obs,per-key] [--repeat 1] [--profile]
 
 The topic has 4 partitions; keys are spread over them by the Kafka key (as the command reads
 them, ``--key @key``); every message carries ``y`` and one feature. Phases, each timed
 separately on the same messages (wall clock, time.perf_counter):
 
-  consume+decode   KafkaSource.read: fetch, JSON decoding and validation (both modes share it)
-  learn            global: learn_many per partition batch of --batch messages (its forward
+  consume+decode   fetch, JSON decoding and validation: global, KafkaSource.read_columns (the
+                   batch decoder, straight into columns); per key, KafkaSource.read
+  learn            global: learn_columns per partition batch of --batch messages (its forward
                    pass gives the prediction, the anomaly, the forecast and its interval);
                    per key: learn_one (+ last_prediction), then forecast(h) + its interval
-  records          building the records {key, time, partition, offset, y, prediction,
-                   anomaly, forecast, low, high} from the model's results
-  produce          encoding and producing them (Sink.send_many / send, then flush)
+  records          the records {key, time, partition, offset, y, prediction, anomaly,
+                   forecast, low, high} from the model's results: global, their JSON bytes
+                   encoded from the columns in one pass per batch (_codec.encode_records, as
+                   GlobalRunner.run does); per key, the record dicts
+  produce          producing them (global: KafkaSink.send_encoded; per key: Sink.send, which
+                   encodes), then flush
   scores           the summary's per-step scores (only with horizon >= 1): global,
                    BatchScore.observe_many per batch; per key, HorizonScore.observe
 
 and the whole loop (GlobalRunner / Runner, as ``streamrnn forecast`` runs it) end to end on
 a fresh consumer group. consume+decode also gives librdkafka's own share (the same reads
-without decoding). The garbage collector is tuned as the command tunes it (tune_gc) unless
+without decoding), and the transport's ceiling: consume alone, and consume + produce the same
+messages again with no decoding and no model (what is reachable at all on this machine, where
+the in-process mock broker and librdkafka's threads share the cores with the loop). The garbage collector is tuned as the command tunes it (tune_gc) unless
 --no-gc-tuning; --profile prints cProfile's top functions of the global whole loop. At horizon 0 the models have a one-step head (the records carry only
 the prediction), as the command does.
 """
@@ -89,53 +96,110 @@ def fetch_only(bootstrap, topic, group, n):
     return dt * n / max(1, n - first)
 
 
+def transport(bootstrap, topic, group, n):
+    """The transport's ceiling: the same messages consumed and produced again (value and key
+    unchanged, one poll per batch, flushed at the end) with no decoding and no model; seconds
+    for ``n`` messages after the first read (the group's join)."""
+    from confluent_kafka import Consumer, Producer
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "enable.partition.eof": False})
+    pr = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
+                   "log_level": 0})
+    c.subscribe([topic])
+    produce_ = pr.produce
+    out = f"out-{group}"
+    got = first = 0
+    t0 = None
+    while got < n:
+        ms = c.consume(1000, 1.0)
+        if ms and t0 is None:
+            t0, first = perf(), len(ms)
+        for m in ms:
+            if m.error() is None:
+                while True:
+                    try:
+                        produce_(out, m.value(), m.key())
+                        break
+                    except BufferError:
+                        pr.poll(0.1)
+        pr.poll(0)
+        got += len(ms)
+    pr.flush()
+    dt = perf() - t0
+    c.close()
+    return dt * n / max(1, n - first)
+
+
 def specs(a, h):
     g = spec_mod.model_spec("gru", model="global", hidden_size=16, seed=1, horizon=max(1, h),
-                            learn_every=a.update_every, max_keys=max(a.keys, 1))
+                            learn_every=a.update_every, max_keys=max(a.keys, 1),
+                            tbptt_steps=a.tbptt_steps)
     p = spec_mod.model_spec("gru", hidden_size=16, seed=1, horizon=max(1, h),
-                            update_every=a.update_every)
+                            update_every=a.update_every, tbptt_steps=a.tbptt_steps)
     return g, p
 
 
-def phases_global(spec, obs, a, h, bootstrap):
+def consume_columns(bootstrap, topic, group, n):
+    """The global loop's consume+decode: KafkaSource.read_columns (the batch decoder)."""
+    src = KafkaSource(bootstrap, topic, group, Decoder(key="@key"), BadMessages())
+    out = []
+    while not out:
+        out.append(src.read_columns(1.0))
+        if not out[0]:
+            out = []
+    first = got = sum(map(len, out[0].values()))
+    t0 = perf()
+    while got < n:
+        b = src.read_columns(1.0)
+        got += sum(map(len, b.values()))
+        out.append(b)
+    dt = perf() - t0
+    src.close()
+    return out, dt * n / max(1, n - first)
+
+
+def phases_global(spec, reads, a, h, bootstrap):
+    from streamrnn.streams.columns import Columns
     rows = []
     parts = {}
-    for o in obs:
-        parts.setdefault(o.partition, []).append(o)
+    for b in reads:
+        for p, c in b.items():
+            parts.setdefault(p, []).append(c)
     models = {p: spec_mod.build_model(spec) for p in parts}
     results = []
     t_learn = 0.0
     for p, lst in parts.items():
         m = models[p]
-        for i in range(0, len(lst), a.batch):
-            chunk = lst[i:i + a.batch]
-            keys = [o.key for o in chunk]
-            ys = [o.y for o in chunk]
-            xs = [o.x for o in chunk]
+        rest = Columns.concat(lst)
+        while rest is not None:
+            chunk, rest = rest.cut(a.batch)
             t0 = perf()
-            r = m.learn_many(keys, ys, xs, alpha=0.1)
+            r = m.learn_columns(chunk.key, chunk.y, chunk.X, chunk.names, alpha=0.1)
             t_learn += perf() - t0
             results.append((p, chunk, r))
-    rows.append(("learn_many", t_learn))
-    # the runner's own code for the rest, phase by phase
+    rows.append(("learn_columns", t_learn))
+    # the runner's own code for the rest, phase by phase: the records' JSON encoded from the
+    # columns (as GlobalRunner.run does), then produced
+    from streamrnn._core._codec import encode_records
+    from streamrnn.streams.messages import dumps_bytes, dumps_floats
     sink = KafkaSink(bootstrap, "out-g")
     runner = GlobalRunner(spec, None, sink, horizon=h, batch=a.batch,
                           scorer=BatchScore(h, 0, alpha=0.1) if h else None)
     t0 = perf()
-    batches = [(p, runner._records(p, chunk, r.prediction, r.anomaly, r.forecast, r.low,
-                                   r.high)) for p, chunk, r in results]
-    rows.append(("records", perf() - t0))
-    st = runner._new_stats()
+    batches = [encode_records(c.key, c.time, p, c.offset, c.y, r.prediction, r.anomaly,
+                              r.forecast, r.low, r.high, h, dumps_bytes, dumps_floats)
+               for p, c, r in results]
+    rows.append(("records (encoded)", perf() - t0))
     t0 = perf()
-    for p, recs in batches:
-        runner._publish(st, recs, None)
+    for values, keys in batches:
+        sink.send_encoded(values, keys)
     sink.flush()
     rows.append(("produce", perf() - t0))
     if h:
         t0 = perf()
-        for (p, recs), (_, chunk, r) in zip(batches, results):
-            runner._score(p, recs, [o.key for o in chunk], [o.y for o in chunk], r.forecast,
-                          r.low, r.high)
+        for _, c, r in results:
+            runner._score(p, None, c.key, c.y, r.forecast, r.low, r.high)
         rows.append(("scores", perf() - t0))
     state = next(iter(models.values())).slot_bytes
     return rows, state
@@ -188,13 +252,20 @@ def phases_per_key(spec, obs, h, bootstrap):
     return rows, ck.state_nbytes(next(iter(models.values())))
 
 
-def whole_loop(make, bootstrap, group, n, h, profile=False):
+def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
     """Messages/s of the runner end to end (fetch to produced and flushed), after its first
-    read (the group's join)."""
+    read (the group's join). ``columns=False`` (mode global-obs): the global runner fed with
+    observations (KafkaSource.read, Decoder.fast_path) and producing record dicts
+    (Sink.send_many, orjson per record), the loop before the batch decoder and encoder."""
     src = KafkaSource(bootstrap, "in", group, Decoder(key="@key"), BadMessages())
     sink = KafkaSink(bootstrap, f"out-{group}")
     runner = make(src, sink)
-    while not (batch := src.read(1.0)):
+    lean = columns
+    feed = runner.feed if isinstance(runner, GlobalRunner) else None
+    columns = columns and feed is not None
+    read = src.read_columns if columns else src.read
+    size = (lambda b: sum(map(len, b.values()))) if columns else len
+    while not (batch := read(1.0)):
         pass
     prof = None
     if profile:
@@ -202,26 +273,25 @@ def whole_loop(make, bootstrap, group, n, h, profile=False):
         prof = cProfile.Profile()
         prof.enable()
     t0 = perf()
-    feed = runner.feed if isinstance(runner, GlobalRunner) else None
-    done = len(batch)
+    done = first = size(batch)
     if feed:
-        feed(batch)
+        feed(batch, records=not lean)
     else:
         for o in batch:
             runner.process(o)
     while done < n:
-        batch = src.read(1.0)
-        done += len(batch)
+        batch = read(1.0)
+        done += size(batch)
         if feed:
-            feed(batch)
+            feed(batch, records=not lean)
         else:
             for o in batch:
                 runner.process(o)
         sink.tick()
     if feed:
-        runner.flush()
+        runner.flush(records=not lean)
     sink.flush()
-    dt = (perf() - t0) * n / max(1, n - len(batch))
+    dt = (perf() - t0) * n / max(1, n - first)
     if prof is not None:
         prof.disable()
     src.close()
@@ -230,6 +300,10 @@ def whole_loop(make, bootstrap, group, n, h, profile=False):
 
 def table(title, rows, loop, n):
     total = sum(t for _, t in rows)
+    if not rows:
+        print(f"  {title}")
+        print(f"    {'whole loop':<24}{loop / n * 1e6:>9.2f}{'':>8}  -> {n / loop:>9,.0f} msgs/s")
+        return
     print(f"  {title}")
     print(f"    {'phase':<24}{'µs/msg':>9}{'share':>8}")
     for name, t in rows:
@@ -245,7 +319,14 @@ def main():
     ap.add_argument("--horizons", default="0,12")
     ap.add_argument("--update-every", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1024)
-    ap.add_argument("--modes", default="global,per-key")
+    ap.add_argument("--tbptt-steps", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each timing this many times (the modes' whole loops "
+                         "interleaved) and report the best")
+    ap.add_argument("--modes", default="global,global-obs,per-key",
+                    help="global (the command's loop: columns in, encoded records out), "
+                         "global-obs (the same runner fed observations, producing record "
+                         "dicts: the loop before the batch decoder), per-key")
     ap.add_argument("--no-gc-tuning", action="store_true",
                     help="leave the garbage collector as it is (the command tunes it: tune_gc)")
     ap.add_argument("--profile", action="store_true",
@@ -258,50 +339,83 @@ def main():
     produce(kafka.bootstrap, "in", items(n, a.keys))
     if not a.no_gc_tuning:
         tune_gc()
-    obs, t_consume = consume_all(kafka.bootstrap, "in", "c0", n)
-    t_fetch = fetch_only(kafka.bootstrap, "in", "f0", n)
+    # each timing is the best of --repeat runs, interleaved (the machine is shared)
+    t_consume = t_columns = t_fetch = t_relay = math.inf
+    for r in range(a.repeat):
+        obs, t = consume_all(kafka.bootstrap, "in", f"c0-{r}", n)
+        t_consume = min(t_consume, t)
+        reads, t = consume_columns(kafka.bootstrap, "in", f"c1-{r}", n)
+        t_columns = min(t_columns, t)
+        t_fetch = min(t_fetch, fetch_only(kafka.bootstrap, "in", f"f0-{r}", n))
+        t_relay = min(t_relay, transport(kafka.bootstrap, "in", f"t0-{r}", n))
     print(f"\nstreamrnn stream benchmark: {n:,d} messages, {a.keys:,d} keys, GRU hidden 16, "
-          f"update_every/learn_every={a.update_every}, {PARTITIONS} partitions, librdkafka "
+          f"update_every/learn_every={a.update_every}, tbptt_steps={a.tbptt_steps}, {PARTITIONS} partitions, librdkafka "
           f"mock cluster; batch {a.batch} (global); garbage collector "
           f"{'untouched' if a.no_gc_tuning else 'tuned as the command does (tune_gc)'}")
-    print(f"  consume+decode (shared by both modes): {t_consume / n * 1e6:.2f} µs/msg, of which "
+    print(f"  consume+decode: {t_columns / n * 1e6:.2f} µs/msg to columns (the global loop: "
+          f"KafkaSource.read_columns), {t_consume / n * 1e6:.2f} to observations (per key: "
+          f"KafkaSource.read), of which "
           f"librdkafka's fetch (the same reads without decoding) {t_fetch / n * 1e6:.2f}; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"  the transport's ceiling (no decoding, no model): consume alone "
+          f"{n / t_fetch:,.0f} msgs/s; consume + produce the same messages "
+          f"{n / t_relay:,.0f} msgs/s ({t_relay / n * 1e6:.2f} µs/msg)\n")
     summary = []
     for h in map(int, a.horizons.split(",")):
         g_spec, p_spec = specs(a, h)
+        makers, phases = {}, {}
         for mode in modes:
-            if mode == "global":
-                rows, state = phases_global(g_spec, obs, a, h, kafka.bootstrap)
+            if mode in ("global", "global-obs"):
+                phases[mode] = [], None
+                if mode == "global":
+                    phases[mode] = phases_global(g_spec, reads, a, h, kafka.bootstrap)
 
                 def make(src, sink, h=h, g_spec=g_spec):
                     return GlobalRunner(g_spec, src, sink, horizon=h, batch=a.batch,
                                         max_keys=max(a.keys, 1), max_wait=1e9)
             else:
-                rows, state = phases_per_key(p_spec, obs, h, kafka.bootstrap)
+                phases[mode] = phases_per_key(p_spec, obs, h, kafka.bootstrap)
 
                 def make(src, sink, h=h, p_spec=p_spec):
                     return Runner(p_spec, src, sink, horizon=h, max_keys=max(a.keys, 1))
-            loop, prof = whole_loop(make, kafka.bootstrap, f"{mode}-{h}", n, h,
-                                    profile=a.profile and mode == "global")
-            rows = [("consume+decode", t_consume)] + rows
-            table(f"{mode}, horizon {h} (state per key {state:,d} bytes)", rows, loop, n)
+            makers[mode] = make
+        loops = {m: [] for m in modes}
+        profs = {}
+        for r in range(a.repeat):  # the modes' whole loops interleaved
+            for mode in modes:
+                loop, prof = whole_loop(makers[mode], kafka.bootstrap, f"{mode}-{h}-{r}", n, h,
+                                        profile=a.profile and mode == "global" and r == 0,
+                                        columns=mode != "global-obs")
+                loops[mode].append(loop)
+                if prof is not None:
+                    profs[mode] = prof
+        for mode in modes:
+            rows, state = phases[mode]
+            loop = min(loops[mode])
+            if rows:
+                rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
+            table(f"{mode}, horizon {h}" + (f" (state per key {state:,d} bytes)" if state else
+                                            " (observations and record dicts)"), rows, loop, n)
+            if a.repeat > 1:
+                print(f"    whole loop, each run: " +
+                      ", ".join(f"{n / t:,.0f}" for t in loops[mode]) + " msgs/s")
             summary.append((mode, h, n / loop, state))
-            if prof is not None:
+            if mode in profs:
                 import pstats
                 print()
-                pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(22)
+                pstats.Stats(profs[mode], stream=sys.stdout).sort_stats("tottime").print_stats(22)
             print()
     kafka.close()
     print("  whole loop, messages/s")
+    peers = [m for m in modes if m != "global"] if "global" in modes else []
     print(f"    {'horizon':>8}" + "".join(f"{m:>14}" for m in modes) +
-          ("   global / per-key" if len(modes) == 2 else ""))
+          "".join(f"{'global / ' + m:>22}" for m in peers))
     for h in map(int, a.horizons.split(",")):
         r = {m: v for m, hh, v, _ in summary if hh == h}
         line = f"    {h:>8}" + "".join(f"{r[m]:>14,.0f}" for m in modes)
-        if len(modes) == 2:
-            line += f"   {r[modes[0]] / r[modes[1]]:>8.2f}x"
+        line += "".join(f"{r['global'] / r[m]:>21.2f}x" for m in peers)
         print(line)
+    print(f"  load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import numbers
 import sys
 import threading
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 import numpy as np
 from river import base as river_base
@@ -204,6 +204,31 @@ def _check_feature_range(feats):
         for name, v in feats.items():
             if not -VALUE_LIMIT <= v <= VALUE_LIMIT:
                 raise _scale_error(f"feature {name!r}", v, _scaling.TOO_LARGE)
+
+
+def _consume(it):
+    """Run an iterator to its end (in C)."""
+    deque(it, maxlen=0)
+
+
+def _column_rows(Xs, names, index, n_x):
+    """The (rows, n_x) feature matrix of the model's columns ``index`` from the matrix ``Xs``
+    of the columns ``names`` (NaN: absent), and the count of feature values without a column
+    (as _feature_rows gives for the same rows as dicts)."""
+    cols = [index.get(k, -1) for k in names]
+    have = [j for j, c in enumerate(cols) if c >= 0]
+    ignored = 0
+    if len(have) < len(cols):
+        lost = [j for j, c in enumerate(cols) if c < 0]
+        ignored = int((~np.isnan(Xs[:, lost])).sum())
+    if not n_x:
+        return None, ignored
+    if cols == list(range(n_x)):
+        return np.ascontiguousarray(Xs), ignored
+    X = np.full((len(Xs), n_x), np.nan)
+    if have:
+        X[:, [cols[j] for j in have]] = Xs[:, have]
+    return X, ignored
 
 
 def _check_alpha(alpha):
@@ -682,6 +707,94 @@ class GlobalForecaster(river_base.Estimator):
         res.errors = [(i, str(e)) for i, e in errors]
         return res
 
+    def learn_columns(self, keys, ys, X=None, names=None, alpha=0.1, slow=None) -> BatchResult:
+        """:meth:`learn_many` with the features as columns: ``X[i, j]`` is feature
+        ``names[j]`` of row ``i``, NaN where the row has no such feature (a feature given as
+        NaN in a dict is an error; here it means absent). The same rows, in the same order,
+        learn exactly what ``learn_many(keys, ys, xs)`` learns with ``xs[i]`` the dict of row
+        ``i``'s non-NaN features, with the same result and the same errors; no Python object
+        is made per row but the key map's. ``slow`` (``{row: x}``, optional): the original
+        feature dict of a row whose features are beyond range, for its error message."""
+        alpha = _check_alpha(alpha)
+        if isinstance(keys, (str, bytes)):
+            raise TypeError("keys must be a sequence of series keys, got one "
+                            f"{type(keys).__name__}")
+        keys = keys if type(keys) is list else list(keys)
+        n = len(keys)
+        ys = np.asarray(ys, dtype=np.float64)
+        if ys.shape != (n,):
+            raise ValueError(f"{n} keys but values of shape {ys.shape}")
+        names = [] if names is None else list(names)
+        if X is None or not names:
+            X = np.empty((n, 0))
+        else:
+            X = np.ascontiguousarray(X, dtype=np.float64)
+            if X.shape != (n, len(names)):
+                raise ValueError(f"X must have shape ({n}, {len(names)}), got {X.shape}")
+            if len(set(names)) != len(names):
+                raise ValueError("the feature names of the columns must be distinct")
+        res = BatchResult(n, self._H)
+        errors = []
+        # the common rows: a str key within MAX_KEY_LEN, y within range, features in range
+        lim = self._y_limit
+        with np.errstate(invalid="ignore"):
+            ok = np.abs(ys) <= lim
+            if X.shape[1]:
+                ok &= ~(np.abs(X) > VALUE_LIMIT).any(axis=1)
+        if n and not (set(map(type, keys)) == {str} and max(map(len, keys)) <= MAX_KEY_LEN):
+            ok &= np.fromiter((type(k) is str and len(k) <= MAX_KEY_LEN for k in keys),
+                              dtype=bool, count=n)
+        if slow:
+            ok[list(slow)] = False
+        if not ok.all():  # the others through the checks of learn_many, one by one
+            keys = list(keys)
+            for i in np.flatnonzero(~ok).tolist():
+                x = (slow or {}).get(i)
+                if x is None and X.shape[1]:
+                    x = {k: v for k, v in zip(names, X[i].tolist()) if v == v}
+                try:
+                    keys[i] = self._row(keys[i], float(ys[i]), x)[0]
+                    ok[i] = True
+                except (TypeError, ValueError) as e:
+                    errors.append((i, e))
+        if errors:
+            idx = np.flatnonzero(ok)
+            keys = [keys[i] for i in idx.tolist()]
+            ys, X = ys[idx], X[idx]
+        else:
+            idx = None
+        if keys:
+            with self._one_call():
+                self._learn_columns(idx, keys, ys, X, names, res, alpha, errors)
+        errors.sort(key=lambda e: e[0])
+        res.errors = [(i, str(e)) for i, e in errors]
+        return res
+
+    def _learn_columns(self, idx, keys, ys, X, names, res, alpha, errors):
+        """Learn valid rows (``idx``: their rows in the result, None: 0..n-1) in order,
+        sub-batch by sub-batch, as _learn_rows does."""
+        n = len(keys)
+        start = 0
+        while start < n:
+            stop = min(n, start + self._batch)
+            if len(set(keys[start:stop])) != stop - start:
+                stop = self._cut([(None, k) for k in keys[start:stop]], 0) + start
+            rows = np.arange(start, stop) if idx is None else idx[start:stop]
+            Xs = X[start:stop]
+
+            def feats(index, n_x, Xs=Xs):
+                return _column_rows(Xs, names, index, n_x)
+            first = None
+            if self._core is None:  # the first step: its rows fix the feature columns
+                present = [k for j, k in enumerate(names) if not np.isnan(Xs[:, j]).all()]
+                cols = sorted(present, key=lambda k: (str(k), type(k).__name__))
+                cols = cols[:self.max_features]
+                first = (self._new_core(len(cols), self._first_capacity(0)), cols,
+                         {k: j for j, k in enumerate(cols)})
+            self._step(rows, keys[start:stop], ys[start:stop], feats, res, alpha, errors,
+                       first)
+            start = stop
+
     def _one_call(self):
         """The model's lock, taken without waiting: a second thread gets RuntimeError (the key
         map and the core serve one call at a time)."""
@@ -775,36 +888,41 @@ class GlobalForecaster(river_base.Estimator):
         return np.array(lines, dtype=np.float64), ignored
 
     def _step_sub(self, rows, res, alpha, errors, first):
-        """One core step for ``rows`` (distinct keys), all or nothing. ``first``: the core,
-        columns of a model that learns its first values (committed only on success).
-        Returns whether the rows were learned."""
-        b = len(rows)
+        """One core step for ``rows`` ``(row, key, y, feats)`` (distinct keys), all or
+        nothing (see _step)."""
+        return self._step([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                          lambda index, n_x: self._feature_rows(rows, index, n_x)
+                          if n_x else (None, sum(len(r[3]) for r in rows if r[3])),
+                          res, alpha, errors, first)
+
+    def _step(self, rows, ks, ys, feats, res, alpha, errors, first):
+        """One core step for the keys ``ks`` (distinct) with values ``ys``, all or nothing;
+        ``rows``: their rows in ``res``; ``feats(index, n_x) -> (X, ignored)`` their feature
+        matrix for the columns ``index``. ``first``: the core, columns of a model that learns
+        its first values (committed only on success). Returns whether the rows were
+        learned."""
+        b = len(ks)
         if first is not None:
             core, names, index = first
             slot_of, free = {}, list(range(int(core.capacity) - 1, -1, -1))
         else:
             core, names, index = self._core, self._names, self._index
             slot_of, free = self._slot, self._free
-            new = sum(1 for r in rows if r[1] not in slot_of)
+            new = b - sum(map(slot_of.__contains__, ks))
             if new > len(free):
                 self._grow(new)
                 core, free = self._core, self._free
-        slots = np.empty(b, dtype=np.int64)
-        ys = np.empty(b)
+        have = list(map(slot_of.get, ks))
         taken = []
-        for j, (_, k, y, _) in enumerate(rows):
-            s = slot_of.get(k)
-            if s is None:
-                s = free.pop()
-                taken.append(s)
-            slots[j] = s
-            ys[j] = y
+        if None in have:
+            for j, s in enumerate(have):
+                if s is None:
+                    s = have[j] = free.pop()
+                    taken.append(s)
+        slots = np.array(have, dtype=np.int64)
+        ys = np.array(ys, dtype=np.float64)
         n_x = len(names)
-        X, ignored = None, 0
-        if n_x:
-            X, ignored = self._feature_rows(rows, index, n_x)
-        else:
-            ignored = sum(len(r[3]) for r in rows if r[3])
+        X, ignored = feats(index, n_x)
         H = self._H
         pred, score = np.empty(b), np.empty(b)
         fc, lo, hi = np.empty((b, H)), np.empty((b, H)), np.empty((b, H))
@@ -817,7 +935,7 @@ class GlobalForecaster(river_base.Estimator):
             free.extend(reversed(taken))
             e = ValueError("the core refused this sub-batch (a value or feature not finite "
                            "after scaling); it was not learned")
-            errors.extend((r[0], e) for r in rows)
+            errors.extend((int(r), e) for r in rows)
             return False
         # commit
         if first is not None:
@@ -827,12 +945,9 @@ class GlobalForecaster(river_base.Estimator):
             slot_of = self._slot
         if status == 2:
             self.n_skipped_updates += 1
-        for j, r in enumerate(rows):
-            k = r[1]
-            if k in slot_of:
-                slot_of.move_to_end(k)
-            else:
-                slot_of[k] = int(slots[j])
+        # each key to the end in row order (a new one enters there): least recently seen first
+        slot_of.update(zip(ks, slots.tolist()))
+        _consume(map(slot_of.move_to_end, ks))
         self._pred[slots] = pred
         self._anom[slots] = score
         if ignored:
@@ -843,7 +958,7 @@ class GlobalForecaster(river_base.Estimator):
             self._release(gone)
             self.n_evicted += over
         if res is not None:
-            idx = np.fromiter((r[0] for r in rows), dtype=np.intp, count=b)
+            idx = np.asarray(rows, dtype=np.intp)
             res.ok[idx] = True
             res.prediction[idx] = pred
             res.anomaly[idx] = score

@@ -30,8 +30,19 @@ unit of state: its checkpoint holds its model and its position, exactly as with 
 Batches
 -------
 Messages are read in batches, grouped by partition and learned ``batch`` at a time with one
-``learn_many`` per partition batch (which cuts it into sub-batches of distinct keys, one network
+learning call per partition batch (which cuts it into sub-batches of distinct keys, one network
 step each); the records of a batch are encoded and produced together.
+
+The loop holds a batch as columns (:class:`~streamrnn.streams.columns.Columns`: keys, values,
+time stamps, a feature matrix, the bad messages at their rows), not as one object per
+message: from Kafka, ``KafkaSource.read_columns`` decodes the common message straight into
+them (the batch decoder ``streamrnn._core._codec``; any other message goes through
+:class:`~streamrnn.streams.Decoder`, with the same result); the model learns them with
+``GlobalForecaster.learn_columns`` (``learn_many``'s rows as a matrix, the same result); and
+inside :meth:`GlobalRunner.run` the records' JSON is encoded from the result's arrays in one
+pass per batch (the bytes orjson writes for the record's dict) and handed to the sink's
+``send_encoded``, with no record dict. :meth:`GlobalRunner.feed` returns the record dicts
+(``records=False``: it encodes them as ``run`` does and returns nothing).
 
 Because the network takes one optimizer step per sub-batch, what a model learns depends on how
 its stream is cut into batches. The cut is made deterministic: a partition's messages are
@@ -63,9 +74,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from itertools import repeat
 
 import numpy as np
 
+from streamrnn._core._codec import encode_records
+from streamrnn.streams.columns import Columns, by_partition
+from streamrnn.streams.messages import NAN_IS_NULL, dumps_bytes, dumps_floats
 from streamrnn.streams.runner import ALPHA, MAX_KEYS, Runner
 from streamrnn.streams.scoring import BatchScore, naive_season
 
@@ -125,6 +140,7 @@ class GlobalRunner(Runner):
         self._buf = {}         # partition -> observations read, not learned yet
         self._since = {}       # partition -> when its buffer's first observation was read
         self._good = {}        # partition -> good observations in its buffer
+        self._lean = False     # inside run(): records are encoded, not returned
 
     # ------------------------------------------------------------------ keys and state
     @property
@@ -206,34 +222,59 @@ class GlobalRunner(Runner):
         :meth:`flush`); returns the records learned by this call."""
         return self.feed([obs])
 
-    def feed(self, batch):
-        """Buffer ``batch`` (observations in source order); learn every partition batch that
-        is full. Returns the records produced."""
-        out = []
+    def feed(self, batch, records=True):
+        """Buffer ``batch`` (observations in source order, or ``{partition: Columns}`` as
+        ``KafkaSource.read_columns`` gives); learn every partition batch that is full, in the
+        order they fill. Returns the records produced; with ``records=False``, an empty list
+        (the sink may then get them as JSON bytes encoded from the columns, with no record
+        dict: what :meth:`run` does)."""
+        lean, self._lean = self._lean, not records
+        try:
+            return self._feed(batch)
+        finally:
+            self._lean = lean
+
+    def _feed(self, batch):
+        groups = batch if type(batch) is dict else by_partition(batch)
         buf, since, good, size = self._buf, self._since, self._good, self.batch
         now = None
-        for obs in batch:
-            p = obs.partition
+        ready = []  # (where in the read the batch filled, partition, its pieces)
+        for p, c in groups.items():
+            if not len(c):
+                continue
             b = buf.get(p)
             if b is None:
                 b = buf[p] = []
                 good[p] = 0
-            if not b:
-                if now is None:
-                    now = time.monotonic()
-                since[p] = now
-            b.append(obs)
-            if obs.error is None:  # a bad message does not count: it changes nothing
-                n = good[p] = good[p] + 1
+            while c is not None:
+                if not b:
+                    if now is None:
+                        now = time.monotonic()
+                    since[p] = now
+                head, c = c.cut(size - good[p])  # a bad message does not count
+                b.append(head)
+                n = good[p] = good[p] + head.n_good
                 if n >= size:
-                    buf[p] = []
+                    ready.append((int(head.at[-1]), p, b))
+                    b = buf[p] = []
                     good[p] = 0
-                    out.extend(self._learn(p, b))
+        out = []
+        if len(ready) > 1:
+            ready.sort(key=lambda r: r[0])
+        for _, p, b in ready:
+            out.extend(self._learn(p, Columns.concat(b)))
         return out
 
-    def flush(self, partitions=None, waited=None):
+    def flush(self, partitions=None, waited=None, records=True):
         """Learn the part-filled batches (of ``partitions``; with ``waited``, only those that
-        have waited that many seconds). Returns the records produced."""
+        have waited that many seconds). Returns the records produced (see :meth:`feed`)."""
+        lean, self._lean = self._lean, not records
+        try:
+            return self._flush(partitions, waited)
+        finally:
+            self._lean = lean
+
+    def _flush(self, partitions, waited):
         out = []
         now = time.monotonic()
         for p in list(self._buf if partitions is None else partitions):
@@ -241,90 +282,126 @@ class GlobalRunner(Runner):
             if b and (waited is None or now - self._since[p] >= waited):
                 self._buf[p] = []
                 self._good[p] = 0
-                out.extend(self._learn(p, b))
+                out.extend(self._learn(p, Columns.concat(b)))
         return out
 
     def _learn(self, p, chunk):
-        """Learn partition ``p``'s observations ``chunk`` (in order) with one ``learn_many``;
+        """Learn partition ``p``'s rows ``chunk`` (a Columns, in order) with one learning call;
         publish their records; returns them."""
         st = self.stats.get(p)
         if st is None:
             st = self.stats[p] = self._new_stats()
         st["messages"] += len(chunk)
         self.dirty.add(p)
-        good = [o for o in chunk if o.error is None]
-        if len(good) < len(chunk):
-            for o in chunk:
-                if o.error is not None:
-                    st["bad"] += 1
-                    self.bad(o)
+        for _, o in chunk.bad:
+            st["bad"] += 1
+            self.bad(o)
         records = []
-        if good:
-            records = self._learn_good(p, st, good)
+        if chunk.n_good:
+            records = self._learn_good(p, st, chunk)
         # every message of the chunk is learned (or dead-lettered), and its record is out
-        self.positions[p] = chunk[-1].offset + 1
+        self.positions[p] = int(chunk.offset[-1]) + 1
         self.since_checkpoint += len(chunk)
         if self.checkpoint_every and self.since_checkpoint >= self.checkpoint_every:
             self.checkpoint()
         return records
 
-    def _learn_good(self, p, st, good):
+    def _learn_good(self, p, st, c):
         m = self._model(p)
-        keys = [o.key for o in good]
-        ys = [o.y for o in good]
-        xs = [o.x for o in good]
-        if not any(xs):
-            xs = None
+        if c.bad:
+            idx = np.flatnonzero(c.good)
+            il = idx.tolist()
+            keys, times = [c.key[i] for i in il], [c.time[i] for i in il]
+            ys, X, offs = c.y[idx], c.X[idx], c.offset[idx]
+            at = {r: j for j, r in enumerate(il)}
+            slow = {at[r]: x for r, x in c.slow.items()}
+            xs = None if c.xs is None else [c.xs[i] for i in il]
+        else:
+            keys, times, ys, X, offs, slow, xs = c.key, c.time, c.y, c.X, c.offset, c.slow, c.xs
         ign, ev = m.n_ignored_features, m.n_evicted
-        res = m.learn_many(keys, ys, xs, alpha=self.alpha)
+        learn = getattr(m, "learn_columns", None)
+        if learn is not None:
+            res = learn(keys, ys, X, c.names, alpha=self.alpha, slow=slow)
+        else:  # a model with only the dict API
+            if xs is None:
+                xs = [{k: v for k, v in zip(c.names, row) if v == v} for row in X.tolist()]
+            res = m.learn_many(keys, ys.tolist(), xs if any(xs) else None, alpha=self.alpha)
         if res.errors:  # rows the model refused: it is unchanged by them
+            from streamrnn.streams.messages import Observation
             for i, why in res.errors:
                 st["bad"] += 1
-                self.bad(good[i], f"rejected by the model: {why}", "rejected by the model")
+                o = Observation(keys[i], None, float(ys[i]), times[i], p, int(offs[i]))
+                self.bad(o, f"rejected by the model: {why}", "rejected by the model")
         st["ignored_features"] += m.n_ignored_features - ign
         try:
-            return self._after(p, st, m, good, keys, res)
+            return self._after(p, st, m, keys, ys, times, offs, res)
         finally:
             # after the batch's scores: what is kept of a key the batch evicted goes with it
             if m.n_evicted != ev:
                 self._evicted(p, st, m, m.n_evicted - ev)
 
-    def _after(self, p, st, m, good, keys, res):
+    def _after(self, p, st, m, keys, yv, times, offs, res):
         """Statistics, records, produce and scores of a learned batch."""
         last_of = self.last_of[p]
         ok = res.ok
         n_ok = int(ok.sum())
         if n_ok == 0:
             return []
-        if n_ok < len(good):
+        if n_ok < len(keys):
             idx = np.flatnonzero(ok)
-            good = [good[i] for i in idx]
-            keys = [keys[i] for i in idx]
+            il = idx.tolist()
+            keys, times = [keys[i] for i in il], [times[i] for i in il]
+            yv, offs = yv[idx], offs[idx]
             pred, anom = res.prediction[idx], res.anomaly[idx]
             fc, lo, hi = res.forecast[idx], res.low[idx], res.high[idx]
         else:
             pred, anom, fc, lo, hi = res.prediction, res.anomaly, res.forecast, res.low, res.high
         # the one-step errors against the last value, summed for the summary
-        ys = [o.y for o in good]
-        yv = np.array(ys)
-        lastv = np.empty(len(good))
+        ys = yv.tolist()
         get = last_of.get
-        for i, (k, y) in enumerate(zip(keys, ys)):  # in order: a key may repeat in a batch
-            lastv[i] = get(k, math.nan)
-            last_of[k] = y
+        if len(set(keys)) == len(keys):
+            lastv = np.array(list(map(get, keys, repeat(math.nan))), dtype=np.float64)
+            last_of.update(zip(keys, ys))
+        else:
+            lastv = np.empty(len(keys))
+            for i, (k, y) in enumerate(zip(keys, ys)):  # in order: a key may repeat
+                lastv[i] = get(k, math.nan)
+                last_of[k] = y
         scored = np.isfinite(pred) & np.isfinite(lastv)
         n_sc = int(scored.sum())
         if n_sc:
             st["scored"] += n_sc
             st["abs_error"] += float(np.abs(yv - pred)[scored].sum())
             st["abs_error_last"] += float(np.abs(yv - lastv)[scored].sum())
-        records = self._records(p, good, pred, anom, fc, lo, hi)
+        if self._encoded():  # the records' JSON straight from the columns
+            values, mkeys = encode_records(keys, times, p, offs, yv, pred, anom, fc, lo, hi,
+                                           min(self.horizon, fc.shape[1]), dumps_bytes,
+                                           dumps_floats)
+            for i, why in self.sink.send_encoded(values, mkeys):  # never deliverable
+                st["undeliverable"] += 1
+                rec = self._records(p, keys[i:i + 1], times[i:i + 1], offs[i:i + 1],
+                                    ys[i:i + 1], pred[i:i + 1], anom[i:i + 1], fc[i:i + 1],
+                                    lo[i:i + 1], hi[i:i + 1])[0]
+                self.bad.undeliverable(rec, why)
+            self._score(p, None, keys, yv, fc, lo, hi)
+            return []
+        records = self._records(p, keys, times, offs, ys, pred, anom, fc, lo, hi)
         self._publish(st, records, keys)
         self._score(p, records, keys, yv, fc, lo, hi)
         return records
 
-    def _records(self, p, good, pred, anom, fc, lo, hi):
-        """The records of the learned observations ``good`` from the model's results."""
+    def _encoded(self):
+        """Whether a batch's records go to the sink as JSON bytes encoded from the columns,
+        with no record dict: when the caller does not take them (``records=False``; the
+        batches of :meth:`run`), for a sink
+        that takes them, when nothing else reads the records (plots, a per-record scorer)
+        and NaN is written as null."""
+        return (self._lean and NAN_IS_NULL and hasattr(self.sink, "send_encoded") and
+                not self.plot_keys and
+                (self.scorer is None or isinstance(self.scorer, BatchScore)))
+
+    def _records(self, p, keys, times, offs, ys, pred, anom, fc, lo, hi):
+        """The records of learned rows from the model's results."""
         h = self.horizon
         # NaN and infinities become None, unless the sink's encoder writes them as null
         nulls = (not getattr(self.sink, "nan_is_null", False) or self.plot_keys or
@@ -334,10 +411,11 @@ class GlobalRunner(Runner):
         if h:
             fcs, los, his = (conv(a[:, :h]) for a in (fc, lo, hi))
         else:
-            fcs = los = his = [[]] * len(good)
-        return [{"key": o.key, "time": o.time, "partition": p, "offset": o.offset, "y": o.y,
-                 "prediction": preds[i], "anomaly": anoms[i], "forecast": fcs[i],
-                 "low": los[i], "high": his[i]} for i, o in enumerate(good)]
+            fcs = los = his = repeat([])
+        return [{"key": k, "time": t, "partition": p, "offset": o, "y": y, "prediction": pr,
+                 "anomaly": an, "forecast": f, "low": lw, "high": hg}
+                for k, t, o, y, pr, an, f, lw, hg in zip(keys, times, offs.tolist(), ys, preds,
+                                                         anoms, fcs, los, his)]
 
     def _publish(self, st, records, keys):
         refused = self.sink.send_many(records, keys)
@@ -382,7 +460,10 @@ class GlobalRunner(Runner):
         and at the end."""
         n = 0
         last_msg = time.monotonic()
-        read = self.source.read
+        # columns straight from the source when it can (Kafka), unless --limit cuts a read
+        columns = None if limit else getattr(self.source, "read_columns", None)
+        read = columns or self.source.read
+        lean, self._lean = self._lean, True
         try:
             while not self.stop:
                 timeout = 0.5 if not idle_exit else max(0.0, min(0.5, idle_exit))
@@ -393,21 +474,24 @@ class GlobalRunner(Runner):
                     break
                 if batch:
                     last_msg = time.monotonic()
-                    if limit and n + len(batch) >= limit:
-                        batch = batch[:limit - n]
-                        self.stop = True
-                    n += len(batch)
-                    self.feed(batch)
+                    if columns is not None:
+                        n += sum(map(len, batch.values()))
+                    else:
+                        if limit and n + len(batch) >= limit:
+                            batch = batch[:limit - n]
+                            self.stop = True
+                        n += len(batch)
+                    self.feed(batch, records=False)
                     self.sink.tick()
                     self._dead_letter_refused()
                 elif idle_exit and time.monotonic() - last_msg >= idle_exit:
                     log.info("nothing arrived for %.1f s: stopping", idle_exit)
                     break
                 if self._buf:
-                    self.flush(waited=self.max_wait)
+                    self.flush(waited=self.max_wait, records=False)
                 if progress is not None:
                     progress(self)
-            self.flush()
+            self.flush(records=False)
             self.sink.tick()
             if self.store is not None:
                 self.checkpoint()
@@ -416,6 +500,8 @@ class GlobalRunner(Runner):
         except BaseException:
             self.failed = True
             raise
+        finally:
+            self._lean = lean
         return n
 
 

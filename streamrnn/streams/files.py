@@ -503,6 +503,17 @@ class JsonLinesSink(Sink):
             self._text.write(data.decode())
         return []
 
+    def send_encoded(self, values, keys=None):
+        """Write records already encoded as JSON bytes (one line each)."""
+        if not values:
+            return []
+        data = b"\n".join(values) + b"\n"
+        if self._f is not None:
+            self._f.write(data)
+        else:
+            self._text.write(data.decode())
+        return []
+
     def tick(self):
         self.flush()
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from streamrnn.streams.messages import BadMessages, Decoder, Sink, Source, Undeliverable
+import numpy as np
+
+from streamrnn._core._codec import decode_messages
+from streamrnn._core._scaling import VALUE_LIMIT
+from streamrnn.streams.columns import by_partition, from_decoded
+from streamrnn.streams.messages import (BadMessages, Decoder, Sink, Source, Undeliverable,
+                                        _default_loads)
 
 __all__ = ["KafkaSource", "KafkaSink"]
 
@@ -23,6 +29,26 @@ def _reachable(ck, client, bootstrap, timeout):
     except ck.KafkaException as e:
         raise ConnectionError(f"Kafka brokers {bootstrap} did not answer within {timeout:g} s "
                               f"({e.args[0].str() if e.args else e})") from None
+
+
+def _codec_args(d):
+    """The arguments of the batch decoder for Decoder ``d`` (after the messages), or None
+    when it does not cover it (a key from the MQTT topic, a parser of the user's, names or a
+    default key it cannot match)."""
+    kinds = {"none": 0, "field": 1, "message": 2}
+    if d._key_kind not in kinds or d._loads is not _default_loads:
+        return None
+    try:
+        target = d.target.encode("utf-8")
+        key = (d.key or "").encode("utf-8") if d._key_kind == "field" else b""
+        tfield = (d.time or "").encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    dk = d.default_key
+    if type(dk) is not str or len(dk) > d.max_key_chars or not dk.isascii():
+        return None
+    return (kinds[d._key_kind], target, key, tfield, d.max_bytes, d.max_fields,
+            d.max_key_chars, d.max_time_chars, VALUE_LIMIT, dk)
 
 
 def _client():
@@ -90,6 +116,7 @@ class KafkaSource(Source):
                                  on_lost=self._lost)
         self.assigned: set[int] = set()
         self._fast = None  # (decoder, its fast path)
+        self._plan = None  # (decoder, the batch decoder's arguments for it)
 
     # ------------------------------------------------------------------ rebalancing
     def _assigned(self, consumer, partitions):
@@ -142,6 +169,36 @@ class KafkaSource(Source):
             append(obs)
         return out
 
+    def read_columns(self, timeout=1.0):
+        """:meth:`read` as ``{partition: Columns}`` (see ``streamrnn.streams.columns``): the
+        common message is decoded by the batch decoder straight into columns, anything else
+        by the decoder, so the content is :meth:`read`'s."""
+        plan = self._plan
+        if plan is None or plan[0] is not self.decoder:
+            plan = self._plan = (self.decoder, _codec_args(self.decoder))
+        args = plan[1]
+        if args is None:  # a decoder the batch decoder does not cover
+            return by_partition(self.read(timeout))
+        msgs = self._consumer.consume(self.batch, timeout)
+        if not msgs:
+            return {}
+        status, part, off, y, keys, times, X, names = decode_messages(msgs, *args)
+        deferred = {}
+        if status.any():
+            decode = self.decoder.decode
+            for i in np.flatnonzero(status).tolist():
+                m = msgs[i]
+                err = m.error()
+                if err is not None:
+                    if err.code() != self._ck.KafkaError._PARTITION_EOF:
+                        log.warning("Kafka: %s", err)
+                    continue
+                obs = decode(m.value(), m.partition(), m.offset(), m.key(), m.topic())
+                if obs.error is not None:
+                    obs.topic = m.topic()  # for the dead-letter record
+                deferred[i] = obs
+        return from_decoded(status, part, off, y, keys, times, X, names, deferred)
+
     def seek(self, positions):
         tps = [self._ck.TopicPartition(self.topic, int(p), int(o)) for p, o in positions.items()]
         for tp in tps:
@@ -184,7 +241,10 @@ class KafkaSink(Sink):
         ck = _client()
         self._ck = ck
         self.topic = topic
+        # delivery reports only for failures (what _report acts on): no Python callback per
+        # delivered record
         conf = {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
+                "delivery.report.only.error": True,
                 "logger": logging.getLogger("streamrnn.kafka")}
         conf.update(config or {})
         self._producer = ck.Producer(conf)
@@ -264,6 +324,33 @@ class KafkaSink(Sink):
                         break
                     raise
         self._n += len(records)
+        self._producer.poll(0)
+        return refused
+
+    def send_encoded(self, values, keys):
+        """Produce records already encoded as JSON bytes, ``keys[i]`` the message key (bytes or
+        None) of ``values[i]``; returns ``[(i, reason)]`` of those the client refused for good
+        at once."""
+        produce, topic, report = self._producer.produce, self.topic, self._report
+        refused = []
+        i = 0
+        n = len(values)
+        while i < n:
+            try:
+                for i in range(i, n):
+                    produce(topic, values[i], keys[i], on_delivery=report)
+                i = n
+            except BufferError:  # local queue full: let deliveries drain, then row i again
+                self._producer.poll(0.1)
+            except self._ck.KafkaException as e:
+                err = e.args[0] if e.args else None
+                if err is not None and hasattr(err, "code") and err.code() in self._permanent:
+                    refused.append((i, f"Kafka refused it ({len(values[i]):,d} bytes): "
+                                    f"{err.str()}"))
+                    i += 1
+                    continue
+                raise
+        self._n += n
         self._producer.poll(0)
         return refused
 

@@ -90,6 +90,23 @@ def _dumps_backend():
 NAN_IS_NULL, dumps_bytes = _dumps_backend()
 
 
+def _floats_backend():
+    """dumps_floats(float64 array) -> the JSON bytes dumps_bytes writes for its list of
+    floats, without a float object per value (orjson's numpy serialisation), or None."""
+    try:
+        import orjson
+        opt = orjson.OPT_SERIALIZE_NUMPY
+    except (ImportError, AttributeError):
+        return None
+
+    def dumps_floats(a):
+        return orjson.dumps(a, option=opt)
+    return dumps_floats
+
+
+dumps_floats = _floats_backend()
+
+
 def _short(text, n=64):
     """A sender-chosen name quoted for a reason or a log line, at most ``n`` characters."""
     r = repr(text)
