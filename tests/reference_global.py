@@ -37,7 +37,8 @@ N_LEAD = 5
 DECAY = 0.97
 POOL_DECAY = 0.999
 N0 = 10.0
-ETA = 20.0
+ETA = 10.0
+G_DECAY = 0.8
 LO_FLOOR = 1e-12
 CUT = 40.0
 VMAX = 1e30
@@ -59,8 +60,8 @@ def clip(v, c):
 class Key:
     def __init__(self, m, H, K):
         self.n = 0
-        self.bank = [[0.0, 0.0, 0.0] for _ in range(K)]
-        self.zbank = [[0.0, 0.0, 0.0] for _ in range(K)]
+        self.bank = [[0.0, 0.0, 0.0, 0.0] for _ in range(K)]   # level, trend, error, pending
+        self.zbank = [[0.0, 0.0, 0.0, 0.0] for _ in range(K)]
         self.ys = []
         self.l = self.b = self.sc = 0.0
         self.S = [0.0] * m
@@ -76,12 +77,13 @@ class Key:
 class RefGlobal:
     def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
                  optimizer, clip_=6.0, hw_alphas=(0.1, 0.3, 0.6), hw_betas=(0.0, 0.1),
-                 hw_phi=1.0, hw_gamma=0.2, hw_eta=5.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
+                 hw_phi=0.98, hw_gamma=0.25, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
         self.n_out = min(H, k2)
         self.clip = clip_
         self.members = [(a, a * b) for a in hw_alphas for b in hw_betas]   # (alpha, alpha beta)
         self.phi, self.gamma, self.eta = hw_phi, hw_gamma, hw_eta
+        self.g = max(1, (H + 1) // 2)     # the members' check step
         self.window, self.aci_gamma, self.alphas = window, aci_gamma, tuple(alphas)
         self.big = 1e36 if f32 else 1e150
         self.y_limit = 1e30 if f32 else 1e100
@@ -205,8 +207,8 @@ class RefGlobal:
                 L[e] = K.err[jj - 1, e] / sk
             else:
                 L[e] = (float(nj) * (K.err[jj - 1, e] / sk) + N0 * self.pool[jj - 1, e]) / (nj + N0)
-            if e != 2:                  # the last value is the safe default: the others
-                L[e] = L[e] * (1.0 + MARGIN)  # must beat it by the margin
+            if e != 2 and not eligible[3]:   # no season shows: the last value is the safe
+                L[e] = L[e] * (1.0 + MARGIN)   # default, the others must beat it by the margin
         lo = min(L.values())
         w = []
         for e in range(E):
@@ -364,17 +366,29 @@ class RefGlobal:
             self.insert(j - 1, cn)
         return pred, anomaly
 
-    def bank_step(self, bank, n, z, sp):
-        """The members (level, trend, EW one-step error) take z; sp: the season index of
-        z's phase before its update. Returns the combined (level, trend): the means of the
-        members' weighted by exp(-eta (err - min) / min) of their new errors."""
-        first = n == (self.m if self.m > 0 else 1)
+    def bank_step(self, bank, n, z, sp, S):
+        """The members (level, trend, EW error, pending forecast of the check step) take z;
+        sp: the season index of z's phase before its update, S: the indices after it. A
+        member's error is the EW (DECAY) of its one-step errors; every g values (from its
+        first) it also takes, at rate 1 - G_DECAY, the error of the forecast of z it made g
+        values before. Returns the combined (level, trend): the means of the members'
+        weighted by exp(-eta (err - min) / min) of their new errors."""
+        m, g = self.m, self.g
+        n0 = m if m > 0 else 1
+        check = (n - n0) % g == 0
+        sg = S[(n + g) % m] if m > 0 else 0.0
         for k, (a, ab) in enumerate(self.members):
-            l, b, err = bank[k]
+            l, b, err, pend = bank[k]
             e = z - (l + self.phi * b + sp)
             x = min(abs(e), self.big)
-            bank[k] = [self.rnd(l + self.phi * b + a * e), self.rnd(self.phi * b + ab * e),
-                       self.rnd(x if first else DECAY * err + (1.0 - DECAY) * x)]
+            x = x if n == n0 else DECAY * err + (1.0 - DECAY) * x
+            if check and n > n0:
+                x = G_DECAY * x + (1.0 - G_DECAY) * min(abs(z - pend), self.big)
+            l = self.rnd(l + self.phi * b + a * e)
+            b = self.rnd(self.phi * b + ab * e)
+            if check:
+                pend = self.rnd(l + self.phacc[g] * b + sg)
+            bank[k] = [l, b, self.rnd(x), pend]
         lo = min(mb[2] for mb in bank)
         w = []
         for mb in bank:
@@ -396,7 +410,7 @@ class RefGlobal:
         n, m = K.n, self.m
         if n == 0:
             K.l, K.b, K.sc = self.rnd(y), 0.0, 0.0
-            K.bank = [[self.rnd(y), 0.0, 0.0] for _ in self.members]
+            K.bank = [[self.rnd(y), 0.0, 0.0, 0.0] for _ in self.members]
         else:
             fit = K.l + self.phi * K.b
             p = n % m if m > 0 else 0
@@ -406,9 +420,9 @@ class RefGlobal:
             if m > 0 and n < m:
                 K.S[p] = self.rnd(y - K.l)
             else:
-                K.l, K.b = self.bank_step(K.bank, n, y, sp)
                 if m > 0:
                     K.S[p] = self.rnd(sp + self.gamma * e)
+                K.l, K.b = self.bank_step(K.bank, n, y, sp, K.S)
             r = max(1.0 / n, SCALE_RATE)
             ae = min(abs(e), self.big)
             if n > WARM:
@@ -434,7 +448,7 @@ class RefGlobal:
         K.alive = True
         if n == 0:
             K.zl, K.zb = self.rnd(z), 0.0
-            K.zbank = [[self.rnd(z), 0.0, 0.0] for _ in self.members]
+            K.zbank = [[self.rnd(z), 0.0, 0.0, 0.0] for _ in self.members]
             return
         p = n % m if m > 0 else 0
         sp = K.zS[p] if m > 0 else 0.0
@@ -442,9 +456,9 @@ class RefGlobal:
         if m > 0 and n < m:
             K.zS[p] = self.rnd(z - K.zl)
         else:
-            K.zl, K.zb = self.bank_step(K.zbank, n, z, sp)
             if m > 0:
                 K.zS[p] = self.rnd(sp + self.gamma * e)
+            K.zl, K.zb = self.bank_step(K.zbank, n, z, sp, K.zS)
 
     def outputs(self, K, o, alpha):
         corr = [self.rnd(clip(v, self.clip)) for v in o]

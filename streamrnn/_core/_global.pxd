@@ -18,6 +18,7 @@ cdef class GlobalCore:
                                          # member-weight sharpness
     cdef readonly tuple hw_alphas, hw_betas   # the members' level and trend constants
     cdef readonly int n_members          # K = len(hw_alphas) x len(hw_betas)
+    cdef readonly int gstep              # g = ceil(H / 2), the members' check step
     cdef object _malpha_arr, _mab_arr
     cdef double* malpha                  # (K,) member alphas (alpha-major over the betas)
     cdef double* mab                     # (K,) member alpha x beta
@@ -97,8 +98,8 @@ cdef class GlobalCore:
     cdef void _targets(self, const double* row, long long n, double y, double* Y) noexcept nogil
     cdef void _observe(self, double* row, long long n, double y, const double* o,
                        double* pred, double* score) noexcept nogil
-    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, long long n, double z,
-                    double sp) noexcept nogil
+    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
+                    long long n, double z, double sp) noexcept nogil
     cdef void _bank_start(self, double* row, Py_ssize_t ob, double z) noexcept nogil
     cdef void _update(self, double* row, long long n, double y) noexcept nogil
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,

@@ -167,10 +167,11 @@ cdef double ZMIN = -700.0
 N_LEAD_INPUTS = N_LEAD
 cdef long long WARM = 2             # origins s >= WARM are scored (the scale has 2 errors)
 WARM_ORIGINS = WARM
-cdef double DECAY = 0.97            # a key's EW errors
+cdef double DECAY = 0.97            # a key's EW errors (and the members' one-step errors)
+cdef double G_DECAY = 0.8           # a member's error takes its check-step error at this rate
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
-cdef double ETA = 20.0              # soft-min sharpness
+cdef double ETA = 10.0              # soft-min sharpness
 cdef double LO_FLOOR = 1e-12
 cdef double CUT = 40.0
 cdef double VMAX = 1e30             # normalised errors and scores are clamped here
@@ -281,8 +282,8 @@ def row_layout(horizon, period, k2, members=6):
     netl = [i + 1 for i in range(n_out - 1)] + [H]
     parts, off = {}, 0
     K = members
-    for name, n in (("y", R), ("season", m), ("hw", 3), ("bank", 3 * K), ("origin", 3 * H),
-                    ("shist", LS * m), ("zhw", 3), ("zbank", 3 * K), ("zseason", m),
+    for name, n in (("y", R), ("season", m), ("hw", 3), ("bank", 4 * K), ("origin", 3 * H),
+                    ("shist", LS * m), ("zhw", 3), ("zbank", 4 * K), ("zseason", m),
                     ("zshist", LS * m), ("zorigin", 2 * H), ("net", sum(netl)),
                     ("comb", H * (H + 1) // 2), ("err", H * E + 2)):
         parts[name] = (off, n)
@@ -304,15 +305,15 @@ cdef class GlobalCore:
 
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-    loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.6), hw_betas=(0.0, 0.1), hw_phi=1.0,
-    hw_gamma=0.2, hw_eta=5.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
+    loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.6), hw_betas=(0.0, 0.1), hw_phi=0.98,
+    hw_gamma=0.25, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
     ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-                 loss=0, clip=6.0, hw_alphas=(0.1, 0.3, 0.6), hw_betas=(0.0, 0.1), hw_phi=1.0,
-                 hw_gamma=0.2, hw_eta=5.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
+                 loss=0, clip=6.0, hw_alphas=(0.1, 0.3, 0.6), hw_betas=(0.0, 0.1), hw_phi=0.98,
+                 hw_gamma=0.25, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
         self.n_in = 0  # refuses to run until the last line
         H = _int(horizon, "horizon", 1, MAX_HORIZON)
@@ -371,6 +372,7 @@ cdef class GlobalCore:
         self.f32 = sd == "float32"
         self.clip, self.hw_phi, self.hw_gamma, self.hw_eta = clip, p_, g_, eta_
         self.hw_alphas, self.hw_betas, self.n_members = a_, b_, K
+        self.gstep = max(1, (H + 1) // 2)
         ma = np.array([a for a in a_ for b in b_], dtype=np.float64)   # alpha-major
         mab = np.array([a * b for a in a_ for b in b_], dtype=np.float64)
         self._malpha_arr, self._mab_arr = ma, mab
@@ -450,7 +452,7 @@ cdef class GlobalCore:
         window count included) + the key's row (itemsize x W) + its count (8). With
         R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
         K = len(hw_alphas) len(hw_betas) members per backbone:
-        W = R + 2 (m + LS m) + 6 + 6K + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H + 2
+        W = R + 2 (m + LS m) + 6 + 8K + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H + 2
         (history; backbone and log member: indices, their history, level/trend/scale/flag,
         members, origin rings of 3H and 2H; pending corrections; pending combined; errors)."""
         return int(self.net.slot_bytes) + self.W * (4 if self.f32 else 8) + 8
@@ -620,7 +622,7 @@ cdef class GlobalCore:
             else:
                 s = ((<double>nj) * (row[self.o_err + (jj - 1) * E + e] / sk)
                      + N0 * self.pool[(jj - 1) * E + e]) / (<double>nj + N0)
-            if e != LAST:
+            if e != LAST and not el[SNAIVE]:   # no season shows: the last value leads
                 s = s * (1.0 + MARGIN)
             L[e] = s
             if s < lo:
@@ -823,44 +825,56 @@ cdef class GlobalCore:
                     self.cat[a * H + j - 1] = AT_LO if err < AT_LO else (AT_HI if err > AT_HI else err)
             self._insert(j - 1, cn)
 
-    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, long long n, double z,
-                    double sp) noexcept nogil:
-        """The members of a backbone (at row[ob], 3 per member: level, trend, EW error) take
-        z (n >= 1, past the first cycle; sp: the season index of z's phase before its
-        update); the combined level and trend row[hw], row[hw + 1] become their weighted
-        means, the weights from the members' new errors."""
-        cdef Py_ssize_t k, K = self.n_members, q
-        cdef double ek, phi = self.hw_phi, lo = INFINITY, x, tot = 0.0, L = 0.0, B = 0.0
-        cdef bint first = n == (self.period if self.period > 0 else 1)
+    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
+                    long long n, double z, double sp) noexcept nogil:
+        """The members of a backbone (at row[ob], 4 per member: level, trend, EW error, the
+        pending forecast of its check step) take z (n >= 1, past the first cycle; sp: the
+        season index of z's phase before its update, row[os]: the season indices after it);
+        the combined level and trend row[hw], row[hw + 1] become their weighted means, the
+        weights from the members' new errors."""
+        cdef Py_ssize_t k, K = self.n_members, q, g = self.gstep, m = self.period
+        cdef double e1, ek, phi = self.hw_phi, lo = INFINITY, x, tot = 0.0, L = 0.0, B = 0.0
+        cdef long long n0 = m if m > 0 else 1
+        cdef bint check = (n - n0) % g == 0
+        cdef double sg = row[os + (n + g) % m] if m > 0 else 0.0
         for k in range(K):
-            q = ob + 3 * k
-            ek = z - (row[q] + phi * row[q + 1] + sp)
-            x = fabs(ek)
+            q = ob + 4 * k
+            e1 = z - (row[q] + phi * row[q + 1] + sp)
+            x = fabs(e1)
             if not x <= self.big:
                 x = self.big
-            row[q + 2] = self._rnd(x if first else DECAY * row[q + 2] + (1.0 - DECAY) * x)
-            row[q] = self._rnd(row[q] + phi * row[q + 1] + self.malpha[k] * ek)
-            row[q + 1] = self._rnd(phi * row[q + 1] + self.mab[k] * ek)
+            x = x if n == n0 else DECAY * row[q + 2] + (1.0 - DECAY) * x
+            if check and n > n0:   # the error of the forecast it made g values ago for z
+                ek = fabs(z - row[q + 3])
+                if not ek <= self.big:
+                    ek = self.big
+                x = G_DECAY * x + (1.0 - G_DECAY) * ek
+            row[q + 2] = self._rnd(x)
+            row[q] = self._rnd(row[q] + phi * row[q + 1] + self.malpha[k] * e1)
+            row[q + 1] = self._rnd(phi * row[q + 1] + self.mab[k] * e1)
+            if check:
+                row[q + 3] = self._rnd(row[q] + self.phacc[g] * row[q + 1] + sg)
             if row[q + 2] < lo:
                 lo = row[q + 2]
         for k in range(K):
-            x = self.hw_eta * ((row[ob + 3 * k + 2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            x = self.hw_eta * ((row[ob + 4 * k + 2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
             self.sw[k] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)
             tot = tot + self.sw[k]
         for k in range(K):
             x = self.sw[k] / tot
-            L = L + x * row[ob + 3 * k]
-            B = B + x * row[ob + 3 * k + 1]
+            L = L + x * row[ob + 4 * k]
+            B = B + x * row[ob + 4 * k + 1]
         row[hw] = self._rnd(L)
         row[hw + 1] = self._rnd(B)
 
     cdef void _bank_start(self, double* row, Py_ssize_t ob, double z) noexcept nogil:
-        """Every member starts at level z (stored form), trend 0, error 0."""
+        """Every member starts at level z (stored form), trend 0, error 0, nothing pending."""
         cdef Py_ssize_t k
         for k in range(self.n_members):
-            row[ob + 3 * k] = self._rnd(z)
-            row[ob + 3 * k + 1] = 0.0
-            row[ob + 3 * k + 2] = 0.0
+            row[ob + 4 * k] = self._rnd(z)
+            row[ob + 4 * k + 1] = 0.0
+            row[ob + 4 * k + 2] = 0.0
+            row[ob + 4 * k + 3] = 0.0
 
     cdef void _update(self, double* row, long long n, double y) noexcept nogil:
         """The backbone and the history take y_n; the origin n entries are written."""
@@ -888,9 +902,9 @@ cdef class GlobalCore:
             if m > 0 and n < m:
                 row[self.o_s + p] = self._rnd(y - l)
             else:
-                self._bank(row, hw, self.o_bank, n, y, sp)
                 if m > 0:
                     row[self.o_s + p] = self._rnd(sp + self.hw_gamma * e)
+                self._bank(row, hw, self.o_bank, self.o_s, n, y, sp)
             r = 1.0 / <double>n
             if r < SCALE_RATE:
                 r = SCALE_RATE
@@ -941,9 +955,9 @@ cdef class GlobalCore:
         if m > 0 and n < m:
             row[self.o_zs + p] = self._rnd(z - zl)
         else:
-            self._bank(row, zh, self.o_zbank, n, z, sp)
             if m > 0:
                 row[self.o_zs + p] = self._rnd(sp + self.hw_gamma * e)
+            self._bank(row, zh, self.o_zbank, self.o_zs, n, z, sp)
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
@@ -1362,7 +1376,7 @@ cdef class GlobalCore:
             raise ValueError("rows hold negative combination errors")
         for name in ("bank", "zbank"):
             o, n = parts[name]
-            if np.any(a[:, o + 2:o + n:3] < 0):
+            if np.any(a[:, o + 2:o + n:4] < 0):
                 raise ValueError(f"rows hold a negative {name} member error")
         o, n = parts["zhw"]
         if np.any((a[:, o + 2] != 0) & (a[:, o + 2] != 1)):
@@ -1534,5 +1548,6 @@ cdef class GlobalCore:
 def _global_from_state(config, state):
     """Unpickling entry point: ``GlobalCore.from_state``."""
     return GlobalCore.from_state(config, state)
+
 
 
