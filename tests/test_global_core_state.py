@@ -171,6 +171,8 @@ def mutations(core):
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["origin"][0] + 2), -1.0))),
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["err"][0]), -1.0))),
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["zhw"][0] + 2), 0.5))),
+            (("rows",), rows_with(lambda r: r.__setitem__((0, parts["bank"][0] + 2), -1.0))),
+            (("rows",), rows_with(lambda r: r.__setitem__((0, parts["zbank"][0] + 6), -1.0))),
             (("rows",), rows_with(lambda r: r.__setitem__((9, 3), 1.0))),   # slot 9 unused
             (("count",), st["count"].astype(np.int32)), (("count",), st["count"][:-1]),
             (("count",), np.full(cap, -1, dtype=np.int64)),

@@ -12,13 +12,25 @@ readable twin is ``tests/reference_global.py``; the single-series stack it imita
 Time of a key: ``n`` values seen since its reset, y_0 .. y_{n-1}. "Origin s" is the key's
 state right after y_s; a forecast of step j from origin s is a forecast of y_{s+j}.
 
-Backbone (one member, additive damped-trend Holt-Winters of period m; z = y; the defaults
-alpha 0.25, beta 0.03, phi 1 (undamped: steady trends are carried), gamma 0.2):
+Backbone (additive damped-trend Holt-Winters of period m with a bank of K level/trend
+members sharing the key's m season indices; z = y; members alpha x beta over ``hw_alphas``
+(0.1, 0.3, 0.6) x ``hw_betas`` (0, 0.1), alpha-major, K = 6; phi 0.98, gamma 0.25):
     f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
-    y_0:                  l = y_0, b = 0, S = 0
+    (l, b): the combined level and trend (what the origin ring keeps), sum_k w_k (l_k, b_k)
+    y_0:                  l = l_k = y_0, b = b_k = 0, S = 0, err_k = 0
     y_t, t >= 1:          e = y_t - f_{t-1}(1)
-       first cycle (m > 0 and t < m):  S[t] = y_t - l          (level and trend kept)
-       else:  l <- l + phi b + alpha e;  b <- phi b + alpha beta e;  S[t mod m] += gamma e
+       first cycle (m > 0 and t < m):  S[t] = y_t - l          (level, trend, members kept)
+       else:  S[t mod m] += gamma e;  then per member k, e_k = y_t - (l_k + phi b_k + S_old):
+              err_k <- |e_k| at t = t0 (t0 = m, or 1 when m = 0), else
+                       DECAY err_k + (1 - DECAY) |e_k|; then on the check values
+                       (t - t0) mod g = 0, t > t0:
+                       err_k <- G_DECAY err_k + (1 - G_DECAY) |y_t - p_k|   (G_DECAY 0.8)
+              l_k <- l_k + phi b_k + alpha_k e_k;  b_k <- phi b_k + alpha_k beta_k e_k
+              on a check value p_k <- l_k + phacc_g b_k + S[(t + g) mod m]  (its forecast of
+                       y_{t+g}; g = ceil(H/2): a member that only follows the last values is
+                       caught by its longer-range error)
+              w_k = exp(-hw_eta (err_k - min err) / max(min err, 1e-12)) (0 when >= 40),
+              normalised; (l, b) <- sum_k w_k (l_k, b_k)   (hw_eta 10)
        sc <- sc + r (min(|e|, 4 scale) - sc), r = max(1/t, 0.05)   (EW scale of the one-step
                              errors, robust: |e| enters clipped to 4 x the scale once t > 2)
     scale = max(sc, 1e-8 (1 + |l|))                          (> 0; every state value clamped
@@ -27,9 +39,9 @@ A season index changes only when its own phase arrives, so the backbone's foreca
 j made at origin s is recomputed exactly at y_{s+j} from (l_s, b_s) (a ring of H origins) and
 the index of y_{s+j}'s phase as it was at s: the current one for j <= m, else one of the
 ceil(H/m) - 1 older levels kept per phase (the season history).
-The log member: the same rules (first value, first cycle, smoothing) on z = log y while
-every value is > 0, forecast exp(clamp(z_s(j), -700, 690)); the first value <= 0 retires it
-for good (a flag in the row); kept and recomputed like the backbone.
+The log member: the same rules (first value, first cycle, its own bank of members) on
+z = log y while every value is > 0, forecast exp(clamp(z_s(j), -700, 690)); the first
+value <= 0 retires it for good (a flag in the row); kept and recomputed like the backbone.
 
 Experts, from origin s for step j (E = 5):
     network  f_s(j) + scale_s * c_s(min(j, n_out))     c: the network's output, clipped to +-clip
@@ -46,14 +58,15 @@ experts rank as their MAE ranks them; read as L / scale at the weighting) over t
 s >= WARM; pooled P[j, e] EW (0.999) of |y - f_e| / scale_s over every key's scorings
 (counted per expert); with n_j = the key's scorings of step j, the key's score is
 (n_j L / scale + 10 P) / (n_j + 10) (a young key uses the pooled errors; an expert neither
-scored is left out); every expert but the last value then counts 25 % more (MARGIN: the
-last value is the safe default, the others must beat it clearly: on a jumpy series the
-expert that just led is the one about to miss); rel = (score - min) / max(min, 1e-12),
-w = exp(-20 rel) (0 when 20 rel >= 40), normalised over the eligible experts (equal weights
-before any scoring). Season gate: the seasonal naive is eligible only while its long-run
-error (EW 0.999, in y's units, kept per step for last value and seasonal naive: 2H per row)
-at step g = min(ceil(m/2), H) is below 0.8 x the last value's (the pooled errors while the
-key has not scored step g; open before any). Combined c = sum w f / sum w, stored as
+scored is left out); while the season gate (below) is closed (or m = 0) every expert but
+the last value then counts 25 % more (MARGIN: where no season shows, the last value is the
+safe default and the others must beat it clearly: on a jumpy series the expert that just
+led is the one about to miss); rel = (score - min) / max(min, 1e-12), w = exp(-10 rel)
+(0 when 10 rel >= 40), normalised over the eligible experts (equal weights before any
+scoring). Season gate: the seasonal naive is eligible only while its long-run error (EW
+0.999, in y's units, kept for last value and seasonal naive at step g = min(ceil(m/2), H)
+only: 2 per row) is below 0.8 x the last value's (the pooled errors while the key has not
+scored step g; open before any). Combined c = sum w f / sum w, stored as
 (c - f_s(j)) / scale_s.
 
 Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
@@ -306,8 +319,8 @@ cdef class GlobalCore:
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
     loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.6), hw_betas=(0.0, 0.1), hw_phi=0.98,
-    hw_gamma=0.25, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
-    ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
+    hw_gamma=0.25, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``;
+    ``optimizer`` a ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
@@ -365,7 +378,8 @@ cdef class GlobalCore:
                             num_layers=int(num_layers), k2=k2, horizon=H, period=m, n_x=nx,
                             capacity=cap, max_batch=mb, slot_dtype=sd, learn_every=le,
                             seed=seed, loss=int(loss), clip=clip, hw_alphas=a_, hw_betas=b_,
-                            hw_phi=p_, hw_gamma=g_, hw_eta=eta_, window=win, aci_gamma=ag, alphas=al)
+                            hw_phi=p_, hw_gamma=g_, hw_eta=eta_, window=win, aci_gamma=ag,
+                            alphas=al)
         self.net = net
         self.horizon, self.period, self.n_x, self.n_out = H, m, nx, n_out
         self.capacity, self.max_batch, self.learn_every = cap, mb, le
