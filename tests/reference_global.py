@@ -76,7 +76,7 @@ class Key:
 
 class RefGlobal:
     def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
-                 optimizer, clip_=6.0, hw_alphas=(0.1, 0.3, 0.6), hw_betas=(0.0, 0.1),
+                 optimizer, clip_=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2),
                  hw_phi=0.98, hw_gamma=0.25, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
         self.n_out = min(H, k2)

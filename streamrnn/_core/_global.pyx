@@ -14,7 +14,7 @@ state right after y_s; a forecast of step j from origin s is a forecast of y_{s+
 
 Backbone (additive damped-trend Holt-Winters of period m with a bank of K level/trend
 members sharing the key's m season indices; z = y; members alpha x beta over ``hw_alphas``
-(0.1, 0.3, 0.6) x ``hw_betas`` (0, 0.1), alpha-major, K = 6; phi 0.98, gamma 0.25):
+(0.1, 0.3, 0.7) x ``hw_betas`` (0, 0.2), alpha-major, K = 6; phi 0.98, gamma 0.25):
     f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
     (l, b): the combined level and trend (what the origin ring keeps), sum_k w_k (l_k, b_k)
     y_0:                  l = l_k = y_0, b = b_k = 0, S = 0, err_k = 0
@@ -318,14 +318,14 @@ cdef class GlobalCore:
 
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-    loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.6), hw_betas=(0.0, 0.1), hw_phi=0.98,
+    loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
     hw_gamma=0.25, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``;
     ``optimizer`` a ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-                 loss=0, clip=6.0, hw_alphas=(0.1, 0.3, 0.6), hw_betas=(0.0, 0.1), hw_phi=0.98,
+                 loss=0, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
                  hw_gamma=0.25, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
         self.n_in = 0  # refuses to run until the last line
