@@ -286,7 +286,7 @@ class GlobalForecaster(river_base.Estimator):
     per-step errors for the combination. A new series can draw on what the network learned
     from the others, and a million series fit in one process: `slot_bytes` is 4,076 bytes per
     key for an LSTM of 32 units with `tbptt_steps=16`, `horizon=24`, `seasonality=24` and
-    float32 slots (about 4.3 KB per key in all, with the key map).
+    float32 slots (about 4.4 KB per key in all, with the key map).
 
     The forecast of each step ahead combines, per key, the backbone corrected by the network,
     the backbone, the last value, the seasonal naive and the backbone on log values (while
