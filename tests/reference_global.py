@@ -77,11 +77,18 @@ class Key:
 class RefGlobal:
     def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
                  optimizer, clip_=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2),
-                 hw_phi=0.98, hw_gamma=0.25, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
+                 hw_phi=0.98, hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+                 hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
+                 hw_gamma_start=0.5):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
         self.n_out = min(H, k2)
         self.clip = clip_
         self.members = [(a, a * b) for a in hw_alphas for b in hw_betas]   # (alpha, alpha beta)
+        zb = hw_betas if hw_log_betas is None else hw_log_betas       # the log bank's betas
+        za = hw_alphas if hw_log_alphas is None else hw_log_alphas    # and alphas
+        self.zmembers = [(a, a * b) for a in za for b in zb]
+        self.zgamma = hw_gamma if hw_log_gamma is None else hw_log_gamma
+        self.g0 = hw_gamma_start             # early cycles: max(gamma, g0 / cycle)
         self.phi, self.gamma, self.eta = hw_phi, hw_gamma, hw_eta
         self.g = max(1, (H + 1) // 2)     # the members' check step
         self.window, self.aci_gamma, self.alphas = window, aci_gamma, tuple(alphas)
@@ -366,7 +373,7 @@ class RefGlobal:
             self.insert(j - 1, cn)
         return pred, anomaly
 
-    def bank_step(self, bank, n, z, sp, S):
+    def bank_step(self, bank, n, z, sp, S, members):
         """The members (level, trend, EW error, pending forecast of the check step) take z;
         sp: the season index of z's phase before its update, S: the indices after it. A
         member's error is the EW (DECAY) of its one-step errors; every g values (from its
@@ -377,7 +384,7 @@ class RefGlobal:
         n0 = m if m > 0 else 1
         check = (n - n0) % g == 0
         sg = S[(n + g) % m] if m > 0 else 0.0
-        for k, (a, ab) in enumerate(self.members):
+        for k, (a, ab) in enumerate(members):
             l, b, err, pend = bank[k]
             e = z - (l + self.phi * b + sp)
             x = min(abs(e), self.big)
@@ -390,9 +397,10 @@ class RefGlobal:
                 pend = self.rnd(l + self.phacc[g] * b + sg)
             bank[k] = [l, b, self.rnd(x), pend]
         lo = min(mb[2] for mb in bank)
+        eta = self.eta
         w = []
         for mb in bank:
-            x = self.eta * ((mb[2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            x = eta * ((mb[2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
             w.append(1.0 if x == 0.0 else (math.exp(-x) if x < CUT else 0.0))
         tot = 0.0
         for v in w:
@@ -421,8 +429,8 @@ class RefGlobal:
                 K.S[p] = self.rnd(y - K.l)
             else:
                 if m > 0:
-                    K.S[p] = self.rnd(sp + self.gamma * e)
-                K.l, K.b = self.bank_step(K.bank, n, y, sp, K.S)
+                    K.S[p] = self.rnd(sp + max(self.gamma, self.g0 / (n // m)) * e)
+                K.l, K.b = self.bank_step(K.bank, n, y, sp, K.S, self.members)
             r = max(1.0 / n, SCALE_RATE)
             ae = min(abs(e), self.big)
             if n > WARM:
@@ -457,8 +465,8 @@ class RefGlobal:
             K.zS[p] = self.rnd(z - K.zl)
         else:
             if m > 0:
-                K.zS[p] = self.rnd(sp + self.gamma * e)
-            K.zl, K.zb = self.bank_step(K.zbank, n, z, sp, K.zS)
+                K.zS[p] = self.rnd(sp + max(self.zgamma, self.g0 / (n // m)) * e)
+            K.zl, K.zb = self.bank_step(K.zbank, n, z, sp, K.zS, self.zmembers)
 
     def outputs(self, K, o, alpha):
         corr = [self.rnd(clip(v, self.clip)) for v in o]

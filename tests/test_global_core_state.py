@@ -295,7 +295,9 @@ def test_bad_arguments_raise():
     for bad in [dict(period=1), dict(horizon=0), dict(n_x=-1), dict(capacity=0),
                 dict(max_batch=0), dict(learn_every=0), dict(slot_dtype="float16"),
                 dict(cell=99), dict(loss=3), dict(clip=0.0), dict(hw_alphas=(0.0,)),
-                dict(hw_betas=()), dict(hw_eta=-1.0), dict(hw_phi=1.5), dict(window=2), dict(alphas=(0.2, 0.1)),
+                dict(hw_betas=()), dict(hw_log_alphas=(0.1,)), dict(hw_log_betas=(0.1, 0.2, 0.3)),
+                dict(hw_log_alphas=(0.0, 0.1, 0.2)), dict(hw_log_gamma=1.5), dict(hw_gamma_start=-0.1),
+                dict(hw_eta=-1.0), dict(hw_phi=1.5), dict(window=2), dict(alphas=(0.2, 0.1)),
                 dict(optimizer="adam"), dict(hidden_size=0), dict(k2=0)]:
         cfg = dict(cell=LSTM, hidden_size=4, num_layers=1, k2=3, horizon=3, period=2, n_x=0,
                    capacity=4, max_batch=2)

@@ -19,9 +19,13 @@ cdef class GlobalCore:
     cdef readonly tuple hw_alphas, hw_betas   # the members' level and trend constants
     cdef readonly int n_members          # K = len(hw_alphas) x len(hw_betas)
     cdef readonly int gstep              # g = ceil(H / 2), the members' check step
-    cdef object _malpha_arr, _mab_arr
+    cdef object _malpha_arr, _mab_arr, _zmalpha_arr, _zmab_arr
     cdef double* malpha                  # (K,) member alphas (alpha-major over the betas)
     cdef double* mab                     # (K,) member alpha x beta
+    cdef double* zmalpha                 # (K,) the log bank's alphas
+    cdef double* zmab                    # (K,) the log bank's alpha x beta
+    cdef readonly double hw_log_gamma    # the log member's season smoothing
+    cdef readonly double hw_gamma_start  # early cycles' season smoothing: max(gamma, g0 / cycle)
     cdef readonly int window             # conformal scores kept per step (shared)
     cdef readonly double aci_gamma       # ACI step size
     cdef readonly tuple alphas           # tracked conformal levels
@@ -99,7 +103,8 @@ cdef class GlobalCore:
     cdef void _observe(self, double* row, long long n, double y, const double* o,
                        double* pred, double* score) noexcept nogil
     cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
-                    long long n, double z, double sp) noexcept nogil
+                    long long n, double z, double sp, double* malpha,
+                    double* mab) noexcept nogil
     cdef void _bank_start(self, double* row, Py_ssize_t ob, double z) noexcept nogil
     cdef void _update(self, double* row, long long n, double y) noexcept nogil
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,

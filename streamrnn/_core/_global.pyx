@@ -14,13 +14,16 @@ state right after y_s; a forecast of step j from origin s is a forecast of y_{s+
 
 Backbone (additive damped-trend Holt-Winters of period m with a bank of K level/trend
 members sharing the key's m season indices; z = y; members alpha x beta over ``hw_alphas``
-(0.1, 0.3, 0.7) x ``hw_betas`` (0, 0.2), alpha-major, K = 6; phi 0.98, gamma 0.25):
+(0.1, 0.3, 0.7) x ``hw_betas`` (0, 0.2), alpha-major, K = 6; phi 0.98, gamma 0.15,
+``hw_gamma_start`` g0 0.5):
     f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
     (l, b): the combined level and trend (what the origin ring keeps), sum_k w_k (l_k, b_k)
     y_0:                  l = l_k = y_0, b = b_k = 0, S = 0, err_k = 0
     y_t, t >= 1:          e = y_t - f_{t-1}(1)
        first cycle (m > 0 and t < m):  S[t] = y_t - l          (level, trend, members kept)
-       else:  S[t mod m] += gamma e;  then per member k, e_k = y_t - (l_k + phi b_k + S_old):
+       else:  S[t mod m] += max(gamma, g0 / c) e  (c = t // m, the cycle: the early cycles
+              average the first cycles' indices, whose first fill carries the trend's ramp);
+              then per member k, e_k = y_t - (l_k + phi b_k + S_old):
               err_k <- |e_k| at t = t0 (t0 = m, or 1 when m = 0), else
                        DECAY err_k + (1 - DECAY) |e_k|; then on the check values
                        (t - t0) mod g = 0, t > t0:
@@ -40,7 +43,9 @@ j made at origin s is recomputed exactly at y_{s+j} from (l_s, b_s) (a ring of H
 the index of y_{s+j}'s phase as it was at s: the current one for j <= m, else one of the
 ceil(H/m) - 1 older levels kept per phase (the season history).
 The log member: the same rules (first value, first cycle, its own bank of members) on
-z = log y while every value is > 0, forecast exp(clamp(z_s(j), -700, 690)); the first
+z = log y while every value is > 0, with its own constants: members ``hw_log_alphas``
+(0.05, 0.15, 0.3) x ``hw_log_betas`` (0.03, 0.1) (slower levels, always a trend) and season
+smoothing ``hw_log_gamma`` 0.5 (a multiplicative season that moves: Airline, UKgas); forecast exp(clamp(z_s(j), -700, 690)); the first
 value <= 0 retires it for good (a flag in the row); kept and recomputed like the backbone.
 
 Experts, from origin s for step j (E = 5):
@@ -307,10 +312,16 @@ def row_layout(horizon, period, k2, members=6):
 _CONFIG_KEYS = ("cell", "hidden_size", "num_layers", "k2", "horizon", "period", "n_x",
                 "capacity", "max_batch", "slot_dtype", "learn_every", "seed", "loss", "clip",
                 "hw_alphas", "hw_betas", "hw_phi", "hw_gamma", "hw_eta", "window", "aci_gamma",
-                "alphas")
+                "alphas", "hw_log_alphas", "hw_log_betas", "hw_log_gamma", "hw_gamma_start")
 _SHARED_KEYS = frozenset(("t", "conf_raw", "conf_sorted", "conf_count", "conf_pos", "conf_at",
                           "pool", "pool_n", "feat_n", "feat_mean", "feat_m2"))
 _STATE_KEYS = frozenset(("net", "shared", "rows", "count"))
+
+
+cdef inline double _gam(double g, double g0, long long n, Py_ssize_t m) noexcept nogil:
+    """The season smoothing at value n (m > 0, n >= m): max(g, g0 / c) in cycle c = n // m."""
+    cdef double c = <double>(n // m)
+    return g if g0 / c <= g else g0 / c
 
 
 cdef class GlobalCore:
@@ -319,14 +330,19 @@ cdef class GlobalCore:
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
     loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
-    hw_gamma=0.25, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``;
+    hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+    hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
+    hw_gamma_start=0.5)``; the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
+    (None: the same as those; ``hw_log_gamma`` None: ``hw_gamma``);
     ``optimizer`` a ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
                  loss=0, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
-                 hw_gamma=0.25, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
+                 hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+                 hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
+                 hw_gamma_start=0.5):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
         self.n_in = 0  # refuses to run until the last line
         H = _int(horizon, "horizon", 1, MAX_HORIZON)
@@ -350,9 +366,24 @@ cdef class GlobalCore:
         a_ = tuple(_flt(a, "an hw_alphas value", 0.0, 1.0, lo_open=True) for a in hw_alphas)
         b_ = tuple(_flt(b, "an hw_betas value", 0.0, 1.0) for b in hw_betas)
         eta_ = _flt(hw_eta, "hw_eta", 0.0, 1000.0)
+        if hw_log_betas is None:
+            zb_ = b_
+        else:
+            if not isinstance(hw_log_betas, (tuple, list)) or len(hw_log_betas) != len(b_):
+                raise TypeError("hw_log_betas must be None or a tuple as long as hw_betas")
+            zb_ = tuple(_flt(b, "an hw_log_betas value", 0.0, 1.0) for b in hw_log_betas)
+        if hw_log_alphas is None:
+            za_ = a_
+        else:
+            if not isinstance(hw_log_alphas, (tuple, list)) or len(hw_log_alphas) != len(a_):
+                raise TypeError("hw_log_alphas must be None or a tuple as long as hw_alphas")
+            za_ = tuple(_flt(a, "an hw_log_alphas value", 0.0, 1.0, lo_open=True)
+                        for a in hw_log_alphas)
         K = len(a_) * len(b_)
         p_ = _flt(hw_phi, "hw_phi", 0.0, 1.0)
         g_ = _flt(hw_gamma, "hw_gamma", 0.0, 1.0)
+        zg_ = g_ if hw_log_gamma is None else _flt(hw_log_gamma, "hw_log_gamma", 0.0, 1.0)
+        gs_ = _flt(hw_gamma_start, "hw_gamma_start", 0.0, 1.0)
         win = _int(window, "window", MIN_SCORES, MAX_WINDOW)
         ag = _flt(aci_gamma, "aci_gamma", 0.0, 1.0)
         if not isinstance(alphas, (tuple, list)) or not 1 <= len(alphas) <= 16:
@@ -379,8 +410,10 @@ cdef class GlobalCore:
                             capacity=cap, max_batch=mb, slot_dtype=sd, learn_every=le,
                             seed=seed, loss=int(loss), clip=clip, hw_alphas=a_, hw_betas=b_,
                             hw_phi=p_, hw_gamma=g_, hw_eta=eta_, window=win, aci_gamma=ag,
-                            alphas=al)
+                            alphas=al, hw_log_alphas=za_, hw_log_betas=zb_,
+                            hw_log_gamma=zg_, hw_gamma_start=gs_)
         self.net = net
+        self.hw_log_gamma, self.hw_gamma_start = zg_, gs_
         self.horizon, self.period, self.n_x, self.n_out = H, m, nx, n_out
         self.capacity, self.max_batch, self.learn_every = cap, mb, le
         self.f32 = sd == "float32"
@@ -389,8 +422,11 @@ cdef class GlobalCore:
         self.gstep = max(1, (H + 1) // 2)
         ma = np.array([a for a in a_ for b in b_], dtype=np.float64)   # alpha-major
         mab = np.array([a * b for a in a_ for b in b_], dtype=np.float64)
-        self._malpha_arr, self._mab_arr = ma, mab
+        zma = np.array([a for a in za_ for b in zb_], dtype=np.float64)
+        zmab = np.array([a * b for a in za_ for b in zb_], dtype=np.float64)
+        self._malpha_arr, self._mab_arr, self._zmalpha_arr, self._zmab_arr = ma, mab, zma, zmab
         self.malpha, self.mab = <double*>_ptr(ma), <double*>_ptr(mab)
+        self.zmalpha, self.zmab = <double*>_ptr(zma), <double*>_ptr(zmab)
         self.window, self.aci_gamma, self.alphas, self.n_levels = win, ag, al, len(al)
         self.y_limit = 1e30 if self.f32 else 1e100
         self.big = 1e36 if self.f32 else 1e150
@@ -840,14 +876,15 @@ cdef class GlobalCore:
             self._insert(j - 1, cn)
 
     cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
-                    long long n, double z, double sp) noexcept nogil:
+                    long long n, double z, double sp, double* malpha,
+                    double* mab) noexcept nogil:
         """The members of a backbone (at row[ob], 4 per member: level, trend, EW error, the
         pending forecast of its check step) take z (n >= 1, past the first cycle; sp: the
         season index of z's phase before its update, row[os]: the season indices after it);
         the combined level and trend row[hw], row[hw + 1] become their weighted means, the
         weights from the members' new errors."""
         cdef Py_ssize_t k, K = self.n_members, q, g = self.gstep, m = self.period
-        cdef double e1, ek, phi = self.hw_phi, lo = INFINITY, x, tot = 0.0, L = 0.0, B = 0.0
+        cdef double e1, ek, phi = self.hw_phi, lo = INFINITY, x, tot = 0.0, L = 0.0, B = 0.0, eta
         cdef long long n0 = m if m > 0 else 1
         cdef bint check = (n - n0) % g == 0
         cdef double sg = row[os + (n + g) % m] if m > 0 else 0.0
@@ -864,14 +901,15 @@ cdef class GlobalCore:
                     ek = self.big
                 x = G_DECAY * x + (1.0 - G_DECAY) * ek
             row[q + 2] = self._rnd(x)
-            row[q] = self._rnd(row[q] + phi * row[q + 1] + self.malpha[k] * e1)
-            row[q + 1] = self._rnd(phi * row[q + 1] + self.mab[k] * e1)
+            row[q] = self._rnd(row[q] + phi * row[q + 1] + malpha[k] * e1)
+            row[q + 1] = self._rnd(phi * row[q + 1] + mab[k] * e1)
             if check:
                 row[q + 3] = self._rnd(row[q] + self.phacc[g] * row[q + 1] + sg)
             if row[q + 2] < lo:
                 lo = row[q + 2]
+        eta = self.hw_eta
         for k in range(K):
-            x = self.hw_eta * ((row[ob + 4 * k + 2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            x = eta * ((row[ob + 4 * k + 2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
             self.sw[k] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)
             tot = tot + self.sw[k]
         for k in range(K):
@@ -917,8 +955,8 @@ cdef class GlobalCore:
                 row[self.o_s + p] = self._rnd(y - l)
             else:
                 if m > 0:
-                    row[self.o_s + p] = self._rnd(sp + self.hw_gamma * e)
-                self._bank(row, hw, self.o_bank, self.o_s, n, y, sp)
+                    row[self.o_s + p] = self._rnd(sp + _gam(self.hw_gamma, self.hw_gamma_start, n, m) * e)
+                self._bank(row, hw, self.o_bank, self.o_s, n, y, sp, self.malpha, self.mab)
             r = 1.0 / <double>n
             if r < SCALE_RATE:
                 r = SCALE_RATE
@@ -970,8 +1008,8 @@ cdef class GlobalCore:
             row[self.o_zs + p] = self._rnd(z - zl)
         else:
             if m > 0:
-                row[self.o_zs + p] = self._rnd(sp + self.hw_gamma * e)
-            self._bank(row, zh, self.o_zbank, self.o_zs, n, z, sp)
+                row[self.o_zs + p] = self._rnd(sp + _gam(self.hw_log_gamma, self.hw_gamma_start, n, m) * e)
+            self._bank(row, zh, self.o_zbank, self.o_zs, n, z, sp, self.zmalpha, self.zmab)
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
