@@ -45,7 +45,8 @@ ceil(H/m) - 1 older levels kept per phase (the season history).
 The log member: the same rules (first value, first cycle, its own bank of members) on
 z = log y while every value is > 0, with its own constants: members ``hw_log_alphas``
 (0.05, 0.15, 0.3) x ``hw_log_betas`` (0.03, 0.1) (slower levels, always a trend) and season
-smoothing ``hw_log_gamma`` 0.5 (a multiplicative season that moves: Airline, UKgas); forecast exp(clamp(z_s(j), -700, 690)); the first
+smoothing ``hw_log_gamma`` 0.5 (a multiplicative season that moves: Airline, UKgas);
+forecast exp(clamp(z_s(j), -700, 690)); the first
 value <= 0 retires it for good (a flag in the row); kept and recomputed like the backbone.
 
 Experts, from origin s for step j (E = 5):
