@@ -7,8 +7,11 @@ which proves the recomputation exact). The network is ``tests/reference_shared.p
 
 Per key (all values "as stored": rounded to float32 for float32 slots, clamped to +-big):
     ys              the values y_0 .. y_{n-1}
-    l, b, sc, S     the backbone: level, trend, EW scale of one-step errors, m season indices
-    zl, zb, zS      the log member (the same rules on log y), alive while every y > 0
+    l, b, sc, S     the backbone: level, trend, EW scale of one-step errors, m season indices;
+                    l and b are the weighted means of the K members' (bank: [level, trend,
+                    EW one-step error] each)
+    zl, zb, zS      the log member (the same rules on log y, its own bank zbank), alive
+                    while every y > 0
     issued[s]       what origin s (the state after y_s) forecast for steps 1..H: bb (H,)
                     backbone and scale (when y_s is learned), corr (n_out,) network
                     corrections and cn (H,) combined minus backbone over the scale (when
@@ -34,7 +37,8 @@ N_LEAD = 5
 DECAY = 0.97
 POOL_DECAY = 0.999
 N0 = 10.0
-ETA = 20.0
+ETA = 10.0
+G_DECAY = 0.8
 LO_FLOOR = 1e-12
 CUT = 40.0
 VMAX = 1e30
@@ -54,8 +58,10 @@ def clip(v, c):
 
 
 class Key:
-    def __init__(self, m, H):
+    def __init__(self, m, H, K):
         self.n = 0
+        self.bank = [[0.0, 0.0, 0.0, 0.0] for _ in range(K)]   # level, trend, error, pending
+        self.zbank = [[0.0, 0.0, 0.0, 0.0] for _ in range(K)]
         self.ys = []
         self.l = self.b = self.sc = 0.0
         self.S = [0.0] * m
@@ -64,17 +70,27 @@ class Key:
         self.alive = False
         self.issued = {}
         self.err = np.zeros((H, E))       # EW errors in y's units
-        self.errl = np.zeros((H, 2))      # long-run EW errors of last value, seasonal naive
+        self.errl = np.zeros(2)           # long-run EW errors of last value, seasonal naive
+                                          # at the season gate's step g
 
 
 class RefGlobal:
     def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
-                 optimizer, clip_=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
-                 window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
+                 optimizer, clip_=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2),
+                 hw_phi=0.98, hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+                 hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
+                 hw_gamma_start=0.5):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
         self.n_out = min(H, k2)
         self.clip = clip_
-        self.alpha, self.beta, self.phi, self.gamma = hw_alpha, hw_beta, hw_phi, hw_gamma
+        self.members = [(a, a * b) for a in hw_alphas for b in hw_betas]   # (alpha, alpha beta)
+        zb = hw_betas if hw_log_betas is None else hw_log_betas       # the log bank's betas
+        za = hw_alphas if hw_log_alphas is None else hw_log_alphas    # and alphas
+        self.zmembers = [(a, a * b) for a in za for b in zb]
+        self.zgamma = hw_gamma if hw_log_gamma is None else hw_log_gamma
+        self.g0 = hw_gamma_start             # early cycles: max(gamma, g0 / cycle)
+        self.phi, self.gamma, self.eta = hw_phi, hw_gamma, hw_eta
+        self.g = max(1, (H + 1) // 2)     # the members' check step
         self.window, self.aci_gamma, self.alphas = window, aci_gamma, tuple(alphas)
         self.big = 1e36 if f32 else 1e150
         self.y_limit = 1e30 if f32 else 1e100
@@ -113,7 +129,7 @@ class RefGlobal:
 
     def key(self, k):
         if k not in self.keys:
-            self.keys[k] = Key(self.m, self.H)
+            self.keys[k] = Key(self.m, self.H, len(self.members))
         return self.keys[k]
 
     def reset(self, k):
@@ -174,7 +190,7 @@ class RefGlobal:
         g, else the pooled ones, else open)."""
         g = min((self.m + 1) // 2, self.H)
         if K.n - g - WARM > 0:
-            return K.errl[g - 1, 1] < GATE * K.errl[g - 1, 0]
+            return K.errl[1] < GATE * K.errl[0]
         if self.pool_n[g - 1, 2] > 0 and self.pool_n[g - 1, 3] > 0:
             return self.pool[g - 1, 3] < GATE * self.pool[g - 1, 2]
         return True
@@ -198,8 +214,8 @@ class RefGlobal:
                 L[e] = K.err[jj - 1, e] / sk
             else:
                 L[e] = (float(nj) * (K.err[jj - 1, e] / sk) + N0 * self.pool[jj - 1, e]) / (nj + N0)
-            if e != 2:                  # the last value is the safe default: the others
-                L[e] = L[e] * (1.0 + MARGIN)  # must beat it by the margin
+            if e != 2 and not eligible[3]:   # no season shows: the last value is the safe
+                L[e] = L[e] * (1.0 + MARGIN)   # default, the others must beat it by the margin
         lo = min(L.values())
         w = []
         for e in range(E):
@@ -339,10 +355,10 @@ class RefGlobal:
                     err = VMAX
                 K.err[j - 1, e] = self.rnd(err * scs if s == WARM else
                                            DECAY * K.err[j - 1, e] + (1.0 - DECAY) * (err * scs))
-                if e in (2, 3):
-                    K.errl[j - 1, e - 2] = self.rnd(
+                if e in (2, 3) and j == min((self.m + 1) // 2, H):
+                    K.errl[e - 2] = self.rnd(
                         err * scs if s == WARM else
-                        LONG_DECAY * K.errl[j - 1, e - 2] + (1.0 - LONG_DECAY) * (err * scs))
+                        LONG_DECAY * K.errl[e - 2] + (1.0 - LONG_DECAY) * (err * scs))
                 self.pool[j - 1, e] = (err if self.pool_n[j - 1, e] == 0 else
                                        POOL_DECAY * self.pool[j - 1, e] + (1.0 - POOL_DECAY) * err)
                 self.pool_n[j - 1, e] += 1
@@ -357,25 +373,64 @@ class RefGlobal:
             self.insert(j - 1, cn)
         return pred, anomaly
 
+    def bank_step(self, bank, n, z, sp, S, members):
+        """The members (level, trend, EW error, pending forecast of the check step) take z;
+        sp: the season index of z's phase before its update, S: the indices after it. A
+        member's error is the EW (DECAY) of its one-step errors; every g values (from its
+        first) it also takes, at rate 1 - G_DECAY, the error of the forecast of z it made g
+        values before. Returns the combined (level, trend): the means of the members'
+        weighted by exp(-eta (err - min) / min) of their new errors."""
+        m, g = self.m, self.g
+        n0 = m if m > 0 else 1
+        check = (n - n0) % g == 0
+        sg = S[(n + g) % m] if m > 0 else 0.0
+        for k, (a, ab) in enumerate(members):
+            l, b, err, pend = bank[k]
+            e = z - (l + self.phi * b + sp)
+            x = min(abs(e), self.big)
+            x = x if n == n0 else DECAY * err + (1.0 - DECAY) * x
+            if check and n > n0:
+                x = G_DECAY * x + (1.0 - G_DECAY) * min(abs(z - pend), self.big)
+            l = self.rnd(l + self.phi * b + a * e)
+            b = self.rnd(self.phi * b + ab * e)
+            if check:
+                pend = self.rnd(l + self.phacc[g] * b + sg)
+            bank[k] = [l, b, self.rnd(x), pend]
+        lo = min(mb[2] for mb in bank)
+        eta = self.eta
+        w = []
+        for mb in bank:
+            x = eta * ((mb[2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            w.append(1.0 if x == 0.0 else (math.exp(-x) if x < CUT else 0.0))
+        tot = 0.0
+        for v in w:
+            tot = tot + v
+        L = B = 0.0
+        for v, mb in zip(w, bank):
+            u = v / tot
+            L = L + u * mb[0]
+            B = B + u * mb[1]
+        return self.rnd(L), self.rnd(B)
+
     def update(self, K, y):
-        """The backbone (additive damped-trend Holt-Winters, first cycle = indices) takes y."""
+        """The backbone (a bank of additive level/trend members sharing the season indices,
+        first cycle = indices) takes y."""
         n, m = K.n, self.m
         if n == 0:
             K.l, K.b, K.sc = self.rnd(y), 0.0, 0.0
+            K.bank = [[self.rnd(y), 0.0, 0.0, 0.0] for _ in self.members]
         else:
             fit = K.l + self.phi * K.b
             p = n % m if m > 0 else 0
-            if m > 0:
-                fit = fit + K.S[p]
+            sp = K.S[p] if m > 0 else 0.0
+            fit = fit + sp
             e = y - fit
             if m > 0 and n < m:
                 K.S[p] = self.rnd(y - K.l)
             else:
-                l, b = K.l, K.b
-                K.l = self.rnd(l + self.phi * b + self.alpha * e)
-                K.b = self.rnd(self.phi * b + self.alpha * self.beta * e)
                 if m > 0:
-                    K.S[p] = self.rnd(K.S[p] + self.gamma * e)
+                    K.S[p] = self.rnd(sp + max(self.gamma, self.g0 / (n // m)) * e)
+                K.l, K.b = self.bank_step(K.bank, n, y, sp, K.S, self.members)
             r = max(1.0 / n, SCALE_RATE)
             ae = min(abs(e), self.big)
             if n > WARM:
@@ -401,20 +456,17 @@ class RefGlobal:
         K.alive = True
         if n == 0:
             K.zl, K.zb = self.rnd(z), 0.0
+            K.zbank = [[self.rnd(z), 0.0, 0.0, 0.0] for _ in self.members]
             return
         p = n % m if m > 0 else 0
-        fit = K.zl + self.phi * K.zb
-        if m > 0:
-            fit = fit + K.zS[p]
-        e = z - fit
+        sp = K.zS[p] if m > 0 else 0.0
+        e = z - (K.zl + self.phi * K.zb + sp)
         if m > 0 and n < m:
             K.zS[p] = self.rnd(z - K.zl)
         else:
-            zl, zb = K.zl, K.zb
-            K.zl = self.rnd(zl + self.phi * zb + self.alpha * e)
-            K.zb = self.rnd(self.phi * zb + self.alpha * self.beta * e)
             if m > 0:
-                K.zS[p] = self.rnd(K.zS[p] + self.gamma * e)
+                K.zS[p] = self.rnd(sp + max(self.zgamma, self.g0 / (n // m)) * e)
+            K.zl, K.zb = self.bank_step(K.zbank, n, z, sp, K.zS, self.zmembers)
 
     def outputs(self, K, o, alpha):
         corr = [self.rnd(clip(v, self.clip)) for v in o]

@@ -32,7 +32,10 @@ def test_slot_bytes_formula(H, m, k2):
         R = m * math.ceil(H / m) if m else H
         LS = math.ceil(H / m) - 1 if m else 0
         no = min(H, k2)
-        W = R + 2 * (m + LS * m) + 6 + 5 * H + (no * (no - 1) // 2 + H) + H * (H + 1) // 2 + 5 * H + 2 * H
+        K = core.n_members          # 6 level/trend members per backbone by default
+        assert K == 6
+        W = (R + 2 * (m + LS * m) + 6 + 2 * 4 * K + 5 * H + (no * (no - 1) // 2 + H)
+             + H * (H + 1) // 2 + 5 * H + 2)
         net = isz * (2 * 2 * 8 + (k2 - 1) * (5 + 3)) + 8    # GRU: h, h0 of 2 layers of 8
         assert core.W == W and core.net.slot_bytes == net
         assert core.slot_bytes == net + isz * W + 8

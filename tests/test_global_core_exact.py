@@ -96,7 +96,8 @@ def test_seasonal_keys(cell, dtype):
 
 @pytest.mark.parametrize("kind", ["walk", "noise"])
 def test_other_series_no_season(kind):
-    core, ref = make_pair(m=0, H=5, k2=7, hw_phi=0.9, hw_beta=0.05)   # a damped trend
+    core, ref = make_pair(m=0, H=5, k2=7, hw_phi=0.9, hw_betas=(0.05,),
+                          hw_log_betas=None)   # damped trends, both banks alike
     run(core, ref, np.random.default_rng(2), kind, steps=40)
 
 
@@ -133,10 +134,14 @@ def test_learn_every_three(dtype):
 
 
 def test_other_hyper_parameters():
-    kw = dict(clip_=2.0, hw_alpha=0.5, hw_beta=0.2, hw_phi=1.0, hw_gamma=0.4, window=7,
+    kw = dict(clip_=2.0, hw_alphas=(0.5, 0.2), hw_betas=(0.2, 0.0, 0.05), hw_phi=1.0,
+              hw_gamma=0.4, hw_eta=12.0, window=7, hw_log_alphas=(0.3, 0.1),
+              hw_log_betas=(0.1, 0.0, 0.3), hw_log_gamma=0.6, hw_gamma_start=0.9,
               aci_gamma=0.05, alphas=(0.1, 0.3))
     core = GlobalCore(GRU, 4, 1, 3, 4, 2, 1, 10, 6, "float64", 1, 5, Optimizer(ADAM, 0.02),
-                      clip=2.0, hw_alpha=0.5, hw_beta=0.2, hw_phi=1.0, hw_gamma=0.4, window=7,
+                      clip=2.0, hw_alphas=(0.5, 0.2), hw_betas=(0.2, 0.0, 0.05), hw_phi=1.0,
+                      hw_gamma=0.4, hw_eta=12.0, window=7, hw_log_alphas=(0.3, 0.1),
+                      hw_log_betas=(0.1, 0.0, 0.3), hw_log_gamma=0.6, hw_gamma_start=0.9,
                       aci_gamma=0.05, alphas=(0.1, 0.3))
     ref = RG.RefGlobal(GRU, 4, 1, 3, 4, 2, 1, False, 1, SQUARED, core.net.params.copy(),
                        R.RefOptimizer("adam", 0.02), **kw)

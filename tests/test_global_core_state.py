@@ -171,6 +171,8 @@ def mutations(core):
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["origin"][0] + 2), -1.0))),
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["err"][0]), -1.0))),
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["zhw"][0] + 2), 0.5))),
+            (("rows",), rows_with(lambda r: r.__setitem__((0, parts["bank"][0] + 2), -1.0))),
+            (("rows",), rows_with(lambda r: r.__setitem__((0, parts["zbank"][0] + 6), -1.0))),
             (("rows",), rows_with(lambda r: r.__setitem__((9, 3), 1.0))),   # slot 9 unused
             (("count",), st["count"].astype(np.int32)), (("count",), st["count"][:-1]),
             (("count",), np.full(cap, -1, dtype=np.int64)),
@@ -292,8 +294,10 @@ def test_bad_arguments_raise():
         assert pickle.dumps(core) == before
     for bad in [dict(period=1), dict(horizon=0), dict(n_x=-1), dict(capacity=0),
                 dict(max_batch=0), dict(learn_every=0), dict(slot_dtype="float16"),
-                dict(cell=99), dict(loss=3), dict(clip=0.0), dict(hw_alpha=0.0),
-                dict(hw_phi=1.5), dict(window=2), dict(alphas=(0.2, 0.1)),
+                dict(cell=99), dict(loss=3), dict(clip=0.0), dict(hw_alphas=(0.0,)),
+                dict(hw_betas=()), dict(hw_log_alphas=(0.1,)), dict(hw_log_betas=(0.1, 0.2, 0.3)),
+                dict(hw_log_alphas=(0.0, 0.1, 0.2)), dict(hw_log_gamma=1.5), dict(hw_gamma_start=-0.1),
+                dict(hw_eta=-1.0), dict(hw_phi=1.5), dict(window=2), dict(alphas=(0.2, 0.1)),
                 dict(optimizer="adam"), dict(hidden_size=0), dict(k2=0)]:
         cfg = dict(cell=LSTM, hidden_size=4, num_layers=1, k2=3, horizon=3, period=2, n_x=0,
                    capacity=4, max_batch=2)

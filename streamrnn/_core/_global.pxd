@@ -14,7 +14,18 @@ cdef class GlobalCore:
     cdef readonly int learn_every        # a key's network learns on every learn_every-th value
     cdef readonly bint f32               # per-key rows stored as float32
     cdef readonly double clip            # normalised targets and corrections clipped to +-clip
-    cdef readonly double hw_alpha, hw_beta, hw_phi, hw_gamma   # the backbone's smoothing
+    cdef readonly double hw_phi, hw_gamma, hw_eta   # the backbone's damping, season smoothing,
+                                         # member-weight sharpness
+    cdef readonly tuple hw_alphas, hw_betas   # the members' level and trend constants
+    cdef readonly int n_members          # K = len(hw_alphas) x len(hw_betas)
+    cdef readonly int gstep              # g = ceil(H / 2), the members' check step
+    cdef object _malpha_arr, _mab_arr, _zmalpha_arr, _zmab_arr
+    cdef double* malpha                  # (K,) member alphas (alpha-major over the betas)
+    cdef double* mab                     # (K,) member alpha x beta
+    cdef double* zmalpha                 # (K,) the log bank's alphas
+    cdef double* zmab                    # (K,) the log bank's alpha x beta
+    cdef readonly double hw_log_gamma    # the log member's season smoothing
+    cdef readonly double hw_gamma_start  # early cycles' season smoothing: max(gamma, g0 / cycle)
     cdef readonly int window             # conformal scores kept per step (shared)
     cdef readonly double aci_gamma       # ACI step size
     cdef readonly tuple alphas           # tracked conformal levels
@@ -27,7 +38,7 @@ cdef class GlobalCore:
     cdef readonly Py_ssize_t W           # values per key row
     cdef readonly int R                  # y history kept (ring)
     cdef readonly int LS                 # older season levels kept per phase, ceil(H/m) - 1
-    cdef Py_ssize_t o_y, o_s, o_hw, o_org, o_sh, o_net, o_cmb, o_err, o_zhw, o_zs, o_zsh, o_zorg
+    cdef Py_ssize_t o_y, o_s, o_hw, o_org, o_sh, o_net, o_cmb, o_err, o_zhw, o_zs, o_zsh, o_zorg, o_bank, o_zbank
     cdef object _neto_arr, _netl_arr, _phacc_arr
     cdef Py_ssize_t* neto                # (n_out,) offset of output i's pending corrections
     cdef Py_ssize_t* netl                # (n_out,) their ring length
@@ -91,6 +102,10 @@ cdef class GlobalCore:
     cdef void _targets(self, const double* row, long long n, double y, double* Y) noexcept nogil
     cdef void _observe(self, double* row, long long n, double y, const double* o,
                        double* pred, double* score) noexcept nogil
+    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
+                    long long n, double z, double sp, double* malpha,
+                    double* mab) noexcept nogil
+    cdef void _bank_start(self, double* row, Py_ssize_t ob, double z) noexcept nogil
     cdef void _update(self, double* row, long long n, double y) noexcept nogil
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil

@@ -12,13 +12,28 @@ readable twin is ``tests/reference_global.py``; the single-series stack it imita
 Time of a key: ``n`` values seen since its reset, y_0 .. y_{n-1}. "Origin s" is the key's
 state right after y_s; a forecast of step j from origin s is a forecast of y_{s+j}.
 
-Backbone (one member, additive damped-trend Holt-Winters of period m; z = y; the defaults
-alpha 0.25, beta 0.03, phi 1 (undamped: steady trends are carried), gamma 0.2):
+Backbone (additive damped-trend Holt-Winters of period m with a bank of K level/trend
+members sharing the key's m season indices; z = y; members alpha x beta over ``hw_alphas``
+(0.1, 0.3, 0.7) x ``hw_betas`` (0, 0.2), alpha-major, K = 6; phi 0.98, gamma 0.15,
+``hw_gamma_start`` g0 0.5):
     f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
-    y_0:                  l = y_0, b = 0, S = 0
+    (l, b): the combined level and trend (what the origin ring keeps), sum_k w_k (l_k, b_k)
+    y_0:                  l = l_k = y_0, b = b_k = 0, S = 0, err_k = 0
     y_t, t >= 1:          e = y_t - f_{t-1}(1)
-       first cycle (m > 0 and t < m):  S[t] = y_t - l          (level and trend kept)
-       else:  l <- l + phi b + alpha e;  b <- phi b + alpha beta e;  S[t mod m] += gamma e
+       first cycle (m > 0 and t < m):  S[t] = y_t - l          (level, trend, members kept)
+       else:  S[t mod m] += max(gamma, g0 / c) e  (c = t // m, the cycle: the early cycles
+              average the first cycles' indices, whose first fill carries the trend's ramp);
+              then per member k, e_k = y_t - (l_k + phi b_k + S_old):
+              err_k <- |e_k| at t = t0 (t0 = m, or 1 when m = 0), else
+                       DECAY err_k + (1 - DECAY) |e_k|; then on the check values
+                       (t - t0) mod g = 0, t > t0:
+                       err_k <- G_DECAY err_k + (1 - G_DECAY) |y_t - p_k|   (G_DECAY 0.8)
+              l_k <- l_k + phi b_k + alpha_k e_k;  b_k <- phi b_k + alpha_k beta_k e_k
+              on a check value p_k <- l_k + phacc_g b_k + S[(t + g) mod m]  (its forecast of
+                       y_{t+g}; g = ceil(H/2): a member that only follows the last values is
+                       caught by its longer-range error)
+              w_k = exp(-hw_eta (err_k - min err) / max(min err, 1e-12)) (0 when >= 40),
+              normalised; (l, b) <- sum_k w_k (l_k, b_k)   (hw_eta 10)
        sc <- sc + r (min(|e|, 4 scale) - sc), r = max(1/t, 0.05)   (EW scale of the one-step
                              errors, robust: |e| enters clipped to 4 x the scale once t > 2)
     scale = max(sc, 1e-8 (1 + |l|))                          (> 0; every state value clamped
@@ -27,9 +42,12 @@ A season index changes only when its own phase arrives, so the backbone's foreca
 j made at origin s is recomputed exactly at y_{s+j} from (l_s, b_s) (a ring of H origins) and
 the index of y_{s+j}'s phase as it was at s: the current one for j <= m, else one of the
 ceil(H/m) - 1 older levels kept per phase (the season history).
-The log member: the same rules (first value, first cycle, smoothing) on z = log y while
-every value is > 0, forecast exp(clamp(z_s(j), -700, 690)); the first value <= 0 retires it
-for good (a flag in the row); kept and recomputed like the backbone.
+The log member: the same rules (first value, first cycle, its own bank of members) on
+z = log y while every value is > 0, with its own constants: members ``hw_log_alphas``
+(0.05, 0.15, 0.3) x ``hw_log_betas`` (0.03, 0.1) (slower levels, always a trend) and season
+smoothing ``hw_log_gamma`` 0.5 (a multiplicative season that moves: Airline, UKgas);
+forecast exp(clamp(z_s(j), -700, 690)); the first
+value <= 0 retires it for good (a flag in the row); kept and recomputed like the backbone.
 
 Experts, from origin s for step j (E = 5):
     network  f_s(j) + scale_s * c_s(min(j, n_out))     c: the network's output, clipped to +-clip
@@ -46,14 +64,15 @@ experts rank as their MAE ranks them; read as L / scale at the weighting) over t
 s >= WARM; pooled P[j, e] EW (0.999) of |y - f_e| / scale_s over every key's scorings
 (counted per expert); with n_j = the key's scorings of step j, the key's score is
 (n_j L / scale + 10 P) / (n_j + 10) (a young key uses the pooled errors; an expert neither
-scored is left out); every expert but the last value then counts 25 % more (MARGIN: the
-last value is the safe default, the others must beat it clearly: on a jumpy series the
-expert that just led is the one about to miss); rel = (score - min) / max(min, 1e-12),
-w = exp(-20 rel) (0 when 20 rel >= 40), normalised over the eligible experts (equal weights
-before any scoring). Season gate: the seasonal naive is eligible only while its long-run
-error (EW 0.999, in y's units, kept per step for last value and seasonal naive: 2H per row)
-at step g = min(ceil(m/2), H) is below 0.8 x the last value's (the pooled errors while the
-key has not scored step g; open before any). Combined c = sum w f / sum w, stored as
+scored is left out); while the season gate (below) is closed (or m = 0) every expert but
+the last value then counts 25 % more (MARGIN: where no season shows, the last value is the
+safe default and the others must beat it clearly: on a jumpy series the expert that just
+led is the one about to miss); rel = (score - min) / max(min, 1e-12), w = exp(-10 rel)
+(0 when 10 rel >= 40), normalised over the eligible experts (equal weights before any
+scoring). Season gate: the seasonal naive is eligible only while its long-run error (EW
+0.999, in y's units, kept for last value and seasonal naive at step g = min(ceil(m/2), H)
+only: 2 per row) is below 0.8 x the last value's (the pooled errors while the key has not
+scored step g; open before any). Combined c = sum w f / sum w, stored as
 (c - f_s(j)) / scale_s.
 
 Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
@@ -167,10 +186,11 @@ cdef double ZMIN = -700.0
 N_LEAD_INPUTS = N_LEAD
 cdef long long WARM = 2             # origins s >= WARM are scored (the scale has 2 errors)
 WARM_ORIGINS = WARM
-cdef double DECAY = 0.97            # a key's EW errors
+cdef double DECAY = 0.97            # a key's EW errors (and the members' one-step errors)
+cdef double G_DECAY = 0.8           # a member's error takes its check-step error at this rate
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
-cdef double ETA = 20.0              # soft-min sharpness
+cdef double ETA = 10.0              # soft-min sharpness
 cdef double LO_FLOOR = 1e-12
 cdef double CUT = 40.0
 cdef double VMAX = 1e30             # normalised errors and scores are clamped here
@@ -268,9 +288,10 @@ def _fresh(v):
     return a
 
 
-def row_layout(horizon, period, k2):
+def row_layout(horizon, period, k2, members=6):
     """Per-key row layout: ``(W, R, LS, n_out, parts, netl)``; ``parts`` maps each field to
-    (offset, length) in the row; LS older season levels are kept. Pure Python ints."""
+    (offset, length) in the row; LS older season levels are kept; ``members`` level/trend
+    members per backbone. Pure Python ints."""
     H, m = horizon, period
     n_out = min(H, k2)
     R = (m * ((H + m - 1) // m)) if m > 0 else H
@@ -279,9 +300,11 @@ def row_layout(horizon, period, k2):
     LS = (H + m - 1) // m - 1 if m > 0 else 0
     netl = [i + 1 for i in range(n_out - 1)] + [H]
     parts, off = {}, 0
-    for name, n in (("y", R), ("season", m), ("hw", 3), ("origin", 3 * H), ("shist", LS * m),
-                    ("zhw", 3), ("zseason", m), ("zshist", LS * m), ("zorigin", 2 * H),
-                    ("net", sum(netl)), ("comb", H * (H + 1) // 2), ("err", H * E + 2 * H)):
+    K = members
+    for name, n in (("y", R), ("season", m), ("hw", 3), ("bank", 4 * K), ("origin", 3 * H),
+                    ("shist", LS * m), ("zhw", 3), ("zbank", 4 * K), ("zseason", m),
+                    ("zshist", LS * m), ("zorigin", 2 * H), ("net", sum(netl)),
+                    ("comb", H * (H + 1) // 2), ("err", H * E + 2)):
         parts[name] = (off, n)
         off += n
     return off, R, LS, n_out, parts, netl
@@ -289,10 +312,17 @@ def row_layout(horizon, period, k2):
 
 _CONFIG_KEYS = ("cell", "hidden_size", "num_layers", "k2", "horizon", "period", "n_x",
                 "capacity", "max_batch", "slot_dtype", "learn_every", "seed", "loss", "clip",
-                "hw_alpha", "hw_beta", "hw_phi", "hw_gamma", "window", "aci_gamma", "alphas")
+                "hw_alphas", "hw_betas", "hw_phi", "hw_gamma", "hw_eta", "window", "aci_gamma",
+                "alphas", "hw_log_alphas", "hw_log_betas", "hw_log_gamma", "hw_gamma_start")
 _SHARED_KEYS = frozenset(("t", "conf_raw", "conf_sorted", "conf_count", "conf_pos", "conf_at",
                           "pool", "pool_n", "feat_n", "feat_mean", "feat_m2"))
 _STATE_KEYS = frozenset(("net", "shared", "rows", "count"))
+
+
+cdef inline double _gam(double g, double g0, long long n, Py_ssize_t m) noexcept nogil:
+    """The season smoothing at value n (m > 0, n >= m): max(g, g0 / c) in cycle c = n // m."""
+    cdef double c = <double>(n // m)
+    return g if g0 / c <= g else g0 / c
 
 
 cdef class GlobalCore:
@@ -300,15 +330,20 @@ cdef class GlobalCore:
 
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-    loss=SQUARED, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
-    window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2))``; ``optimizer`` a
-    ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
+    loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
+    hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+    hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
+    hw_gamma_start=0.5)``; the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
+    (None: the same as those; ``hw_log_gamma`` None: ``hw_gamma``);
+    ``optimizer`` a ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-                 loss=0, clip=6.0, hw_alpha=0.25, hw_beta=0.03, hw_phi=1.0, hw_gamma=0.2,
-                 window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2)):
+                 loss=0, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
+                 hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+                 hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
+                 hw_gamma_start=0.5):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
         self.n_in = 0  # refuses to run until the last line
         H = _int(horizon, "horizon", 1, MAX_HORIZON)
@@ -326,10 +361,30 @@ cdef class GlobalCore:
             raise ValueError(f"loss must be a regression loss code (SQUARED, ABSOLUTE, HUBER), "
                              f"got {loss!r}")
         clip = _flt(clip, "clip", 0.0, 1e6, lo_open=True)
-        a_ = _flt(hw_alpha, "hw_alpha", 0.0, 1.0, lo_open=True)
-        b_ = _flt(hw_beta, "hw_beta", 0.0, 1.0)
+        for v, name in ((hw_alphas, "hw_alphas"), (hw_betas, "hw_betas")):
+            if not isinstance(v, (tuple, list)) or not 1 <= len(v) <= 8:
+                raise TypeError(f"{name} must be a tuple of 1 to 8 numbers")
+        a_ = tuple(_flt(a, "an hw_alphas value", 0.0, 1.0, lo_open=True) for a in hw_alphas)
+        b_ = tuple(_flt(b, "an hw_betas value", 0.0, 1.0) for b in hw_betas)
+        eta_ = _flt(hw_eta, "hw_eta", 0.0, 1000.0)
+        if hw_log_betas is None:
+            zb_ = b_
+        else:
+            if not isinstance(hw_log_betas, (tuple, list)) or len(hw_log_betas) != len(b_):
+                raise TypeError("hw_log_betas must be None or a tuple as long as hw_betas")
+            zb_ = tuple(_flt(b, "an hw_log_betas value", 0.0, 1.0) for b in hw_log_betas)
+        if hw_log_alphas is None:
+            za_ = a_
+        else:
+            if not isinstance(hw_log_alphas, (tuple, list)) or len(hw_log_alphas) != len(a_):
+                raise TypeError("hw_log_alphas must be None or a tuple as long as hw_alphas")
+            za_ = tuple(_flt(a, "an hw_log_alphas value", 0.0, 1.0, lo_open=True)
+                        for a in hw_log_alphas)
+        K = len(a_) * len(b_)
         p_ = _flt(hw_phi, "hw_phi", 0.0, 1.0)
         g_ = _flt(hw_gamma, "hw_gamma", 0.0, 1.0)
+        zg_ = g_ if hw_log_gamma is None else _flt(hw_log_gamma, "hw_log_gamma", 0.0, 1.0)
+        gs_ = _flt(hw_gamma_start, "hw_gamma_start", 0.0, 1.0)
         win = _int(window, "window", MIN_SCORES, MAX_WINDOW)
         ag = _flt(aci_gamma, "aci_gamma", 0.0, 1.0)
         if not isinstance(alphas, (tuple, list)) or not 1 <= len(alphas) <= 16:
@@ -340,7 +395,7 @@ cdef class GlobalCore:
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a streamrnn._core.Optimizer, got "
                             f"{type(optimizer).__name__}")
-        Wrow, R, LS, n_out, parts, netl = row_layout(H, m, k2)
+        Wrow, R, LS, n_out, parts, netl = row_layout(H, m, k2, K)
         isz = 4 if sd == "float32" else 8
         if cap * (Wrow * isz + 8) > MAX_ROW_BYTES:
             raise ValueError(f"capacity {cap} x {Wrow * isz + 8} bytes per key is beyond "
@@ -354,13 +409,25 @@ cdef class GlobalCore:
         self._config = dict(cell=int(cell), hidden_size=int(hidden_size),
                             num_layers=int(num_layers), k2=k2, horizon=H, period=m, n_x=nx,
                             capacity=cap, max_batch=mb, slot_dtype=sd, learn_every=le,
-                            seed=seed, loss=int(loss), clip=clip, hw_alpha=a_, hw_beta=b_,
-                            hw_phi=p_, hw_gamma=g_, window=win, aci_gamma=ag, alphas=al)
+                            seed=seed, loss=int(loss), clip=clip, hw_alphas=a_, hw_betas=b_,
+                            hw_phi=p_, hw_gamma=g_, hw_eta=eta_, window=win, aci_gamma=ag,
+                            alphas=al, hw_log_alphas=za_, hw_log_betas=zb_,
+                            hw_log_gamma=zg_, hw_gamma_start=gs_)
         self.net = net
+        self.hw_log_gamma, self.hw_gamma_start = zg_, gs_
         self.horizon, self.period, self.n_x, self.n_out = H, m, nx, n_out
         self.capacity, self.max_batch, self.learn_every = cap, mb, le
         self.f32 = sd == "float32"
-        self.clip, self.hw_alpha, self.hw_beta, self.hw_phi, self.hw_gamma = clip, a_, b_, p_, g_
+        self.clip, self.hw_phi, self.hw_gamma, self.hw_eta = clip, p_, g_, eta_
+        self.hw_alphas, self.hw_betas, self.n_members = a_, b_, K
+        self.gstep = max(1, (H + 1) // 2)
+        ma = np.array([a for a in a_ for b in b_], dtype=np.float64)   # alpha-major
+        mab = np.array([a * b for a in a_ for b in b_], dtype=np.float64)
+        zma = np.array([a for a in za_ for b in zb_], dtype=np.float64)
+        zmab = np.array([a * b for a in za_ for b in zb_], dtype=np.float64)
+        self._malpha_arr, self._mab_arr, self._zmalpha_arr, self._zmab_arr = ma, mab, zma, zmab
+        self.malpha, self.mab = <double*>_ptr(ma), <double*>_ptr(mab)
+        self.zmalpha, self.zmab = <double*>_ptr(zma), <double*>_ptr(zmab)
         self.window, self.aci_gamma, self.alphas, self.n_levels = win, ag, al, len(al)
         self.y_limit = 1e30 if self.f32 else 1e100
         self.big = 1e36 if self.f32 else 1e150
@@ -370,6 +437,7 @@ cdef class GlobalCore:
         self.o_cmb, self.o_err = parts["comb"][0], parts["err"][0]
         self.o_zhw, self.o_zs, self.o_zsh = parts["zhw"][0], parts["zseason"][0], parts["zshist"][0]
         self.o_zorg = parts["zorigin"][0]
+        self.o_bank, self.o_zbank = parts["bank"][0], parts["zbank"][0]
         neto = np.zeros(n_out, dtype=np.intp)
         off = self.o_net
         for i in range(n_out):
@@ -403,7 +471,7 @@ cdef class GlobalCore:
         s = {"row": np.zeros(mb * Wrow), "X": np.zeros(mb * nin), "Y": np.zeros(mb * n_out),
              "O": np.zeros(mb * n_out), "slot": np.zeros(mb, dtype=np.int64),
              "idx": np.zeros(mb, dtype=np.intp), "kmap": np.zeros(mb, dtype=np.intp), "fx": np.zeros(mb * max(nx, 1)),
-             "f": np.zeros(E), "w": np.zeros(E), "c": np.zeros(H)}
+             "f": np.zeros(E), "w": np.zeros(max(E, K)), "c": np.zeros(H)}
         self._scratch = s
         self.srow, self.sX, self.sY = <double*>_ptr(s["row"]), <double*>_ptr(s["X"]), <double*>_ptr(s["Y"])
         self.sO, self.sslot = <double*>_ptr(s["O"]), <long long*>_ptr(s["slot"])
@@ -434,9 +502,10 @@ cdef class GlobalCore:
         """Committed bytes per key: the network's slot (``net.slot_bytes``, its 8-byte
         window count included) + the key's row (itemsize x W) + its count (8). With
         R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
-        W = R + 2 (m + LS m) + 6 + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H + 2H
+        K = len(hw_alphas) len(hw_betas) members per backbone:
+        W = R + 2 (m + LS m) + 6 + 8K + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H + 2
         (history; backbone and log member: indices, their history, level/trend/scale/flag,
-        origin rings of 3H and 2H; pending corrections; pending combined; errors)."""
+        members, origin rings of 3H and 2H; pending corrections; pending combined; errors)."""
         return int(self.net.slot_bytes) + self.W * (4 if self.f32 else 8) + 8
 
     @property
@@ -561,8 +630,8 @@ cdef class GlobalCore:
         if g > self.horizon:
             g = self.horizon
         if n - g - WARM > 0:
-            return (row[self.o_err + self.horizon * E + 2 * (g - 1) + 1]
-                    < GATE * row[self.o_err + self.horizon * E + 2 * (g - 1)])
+            return (row[self.o_err + self.horizon * E + 1]
+                    < GATE * row[self.o_err + self.horizon * E])
         pl = self.pooln[(g - 1) * E + LAST]
         ps = self.pooln[(g - 1) * E + SNAIVE]
         if pl > 0 and ps > 0:
@@ -604,7 +673,7 @@ cdef class GlobalCore:
             else:
                 s = ((<double>nj) * (row[self.o_err + (jj - 1) * E + e] / sk)
                      + N0 * self.pool[(jj - 1) * E + e]) / (<double>nj + N0)
-            if e != LAST:
+            if e != LAST and not el[SNAIVE]:   # no season shows: the last value leads
                 s = s * (1.0 + MARGIN)
             L[e] = s
             if s < lo:
@@ -725,7 +794,7 @@ cdef class GlobalCore:
         """y_n (n >= 1) against the pending forecasts; o: the network's outputs at origin
         n - 1 (NULL: refused). The row still holds origin n - 1."""
         cdef Py_ssize_t H = self.horizon, m = self.period, R = self.R, j, i, e, a, A = self.n_levels
-        cdef Py_ssize_t jo, q
+        cdef Py_ssize_t jo, q, g = (m + 1) // 2
         cdef long long s, idx
         cdef double bb, c, sc, err, ylast, cn
         cdef double f[E]
@@ -733,6 +802,8 @@ cdef class GlobalCore:
         # the log member is scored while every value (this one too) is > 0: its pending
         # forecasts were then all issued with every update of its indices in place
         cdef bint logok = row[self.o_zhw + 2] == 1.0 and y > 0.0
+        if g > H:
+            g = H
         # 1. the corrections of origin n - 1 join the pending ones (stored form)
         for i in range(self.n_out):
             row[self.neto[i] + (n - 1) % self.netl[i]] = (
@@ -785,8 +856,8 @@ cdef class GlobalCore:
                 i = self.o_err + (j - 1) * E + e
                 row[i] = self._rnd(err * sc if s == WARM
                                    else DECAY * row[i] + (1.0 - DECAY) * (err * sc))
-                if e == LAST or e == SNAIVE:   # their long-run errors: the season gate
-                    i = self.o_err + H * E + 2 * (j - 1) + (e - LAST)
+                if (e == LAST or e == SNAIVE) and j == g:   # long-run errors: the season gate
+                    i = self.o_err + H * E + (e - LAST)
                     row[i] = self._rnd(err * sc if s == WARM else
                                        LONG_DECAY * row[i] + (1.0 - LONG_DECAY) * (err * sc))
                 i = (j - 1) * E + e
@@ -805,11 +876,64 @@ cdef class GlobalCore:
                     self.cat[a * H + j - 1] = AT_LO if err < AT_LO else (AT_HI if err > AT_HI else err)
             self._insert(j - 1, cn)
 
+    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
+                    long long n, double z, double sp, double* malpha,
+                    double* mab) noexcept nogil:
+        """The members of a backbone (at row[ob], 4 per member: level, trend, EW error, the
+        pending forecast of its check step) take z (n >= 1, past the first cycle; sp: the
+        season index of z's phase before its update, row[os]: the season indices after it);
+        the combined level and trend row[hw], row[hw + 1] become their weighted means, the
+        weights from the members' new errors."""
+        cdef Py_ssize_t k, K = self.n_members, q, g = self.gstep, m = self.period
+        cdef double e1, ek, phi = self.hw_phi, lo = INFINITY, x, tot = 0.0, L = 0.0, B = 0.0, eta
+        cdef long long n0 = m if m > 0 else 1
+        cdef bint check = (n - n0) % g == 0
+        cdef double sg = row[os + (n + g) % m] if m > 0 else 0.0
+        for k in range(K):
+            q = ob + 4 * k
+            e1 = z - (row[q] + phi * row[q + 1] + sp)
+            x = fabs(e1)
+            if not x <= self.big:
+                x = self.big
+            x = x if n == n0 else DECAY * row[q + 2] + (1.0 - DECAY) * x
+            if check and n > n0:   # the error of the forecast it made g values ago for z
+                ek = fabs(z - row[q + 3])
+                if not ek <= self.big:
+                    ek = self.big
+                x = G_DECAY * x + (1.0 - G_DECAY) * ek
+            row[q + 2] = self._rnd(x)
+            row[q] = self._rnd(row[q] + phi * row[q + 1] + malpha[k] * e1)
+            row[q + 1] = self._rnd(phi * row[q + 1] + mab[k] * e1)
+            if check:
+                row[q + 3] = self._rnd(row[q] + self.phacc[g] * row[q + 1] + sg)
+            if row[q + 2] < lo:
+                lo = row[q + 2]
+        eta = self.hw_eta
+        for k in range(K):
+            x = eta * ((row[ob + 4 * k + 2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            self.sw[k] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)
+            tot = tot + self.sw[k]
+        for k in range(K):
+            x = self.sw[k] / tot
+            L = L + x * row[ob + 4 * k]
+            B = B + x * row[ob + 4 * k + 1]
+        row[hw] = self._rnd(L)
+        row[hw + 1] = self._rnd(B)
+
+    cdef void _bank_start(self, double* row, Py_ssize_t ob, double z) noexcept nogil:
+        """Every member starts at level z (stored form), trend 0, error 0, nothing pending."""
+        cdef Py_ssize_t k
+        for k in range(self.n_members):
+            row[ob + 4 * k] = self._rnd(z)
+            row[ob + 4 * k + 1] = 0.0
+            row[ob + 4 * k + 2] = 0.0
+            row[ob + 4 * k + 3] = 0.0
+
     cdef void _update(self, double* row, long long n, double y) noexcept nogil:
         """The backbone and the history take y_n; the origin n entries are written."""
         cdef Py_ssize_t m = self.period, H = self.horizon, j, p = 0
         cdef Py_ssize_t hw = self.o_hw
-        cdef double l = row[hw], b = row[hw + 1], e, fit, r, phi = self.hw_phi
+        cdef double l = row[hw], b = row[hw + 1], e, fit, r, phi = self.hw_phi, sp = 0.0
         cdef Py_ssize_t u
         if m > 0 and self.LS > 0:  # the phase's index before this update joins its history
             p = n % m
@@ -820,19 +944,20 @@ cdef class GlobalCore:
             row[hw] = self._rnd(y)
             row[hw + 1] = 0.0
             row[hw + 2] = 0.0
+            self._bank_start(row, self.o_bank, y)
         else:
             fit = l + phi * b
             if m > 0:
                 p = n % m
-                fit = fit + row[self.o_s + p]
+                sp = row[self.o_s + p]
+                fit = fit + sp
             e = y - fit
             if m > 0 and n < m:
                 row[self.o_s + p] = self._rnd(y - l)
             else:
-                row[hw] = self._rnd(l + phi * b + self.hw_alpha * e)
-                row[hw + 1] = self._rnd(phi * b + self.hw_alpha * self.hw_beta * e)
                 if m > 0:
-                    row[self.o_s + p] = self._rnd(row[self.o_s + p] + self.hw_gamma * e)
+                    row[self.o_s + p] = self._rnd(sp + _gam(self.hw_gamma, self.hw_gamma_start, n, m) * e)
+                self._bank(row, hw, self.o_bank, self.o_s, n, y, sp, self.malpha, self.mab)
             r = 1.0 / <double>n
             if r < SCALE_RATE:
                 r = SCALE_RATE
@@ -858,7 +983,7 @@ cdef class GlobalCore:
         """The log member (the backbone's rules on z = log y) takes y_n while every value is
         > 0; the first value <= 0 retires it for good (flag 0)."""
         cdef Py_ssize_t m = self.period, zh = self.o_zhw, p = 0, u
-        cdef double z, e, fit, zl = row[zh], zb = row[zh + 1], phi = self.hw_phi
+        cdef double z, e, fit, zl = row[zh], zb = row[zh + 1], phi = self.hw_phi, sp = 0.0
         if not (y > 0.0 and (n == 0 or row[zh + 2] == 1.0)):
             row[zh + 2] = 0.0
             return
@@ -872,19 +997,20 @@ cdef class GlobalCore:
         if n == 0:
             row[zh] = self._rnd(z)
             row[zh + 1] = 0.0
+            self._bank_start(row, self.o_zbank, z)
             return
         fit = zl + phi * zb
         if m > 0:
             p = n % m
-            fit = fit + row[self.o_zs + p]
+            sp = row[self.o_zs + p]
+            fit = fit + sp
         e = z - fit
         if m > 0 and n < m:
             row[self.o_zs + p] = self._rnd(z - zl)
         else:
-            row[zh] = self._rnd(zl + phi * zb + self.hw_alpha * e)
-            row[zh + 1] = self._rnd(phi * zb + self.hw_alpha * self.hw_beta * e)
             if m > 0:
-                row[self.o_zs + p] = self._rnd(row[self.o_zs + p] + self.hw_gamma * e)
+                row[self.o_zs + p] = self._rnd(sp + _gam(self.hw_log_gamma, self.hw_gamma_start, n, m) * e)
+            self._bank(row, zh, self.o_zbank, self.o_zs, n, z, sp, self.zmalpha, self.zmab)
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
@@ -1261,7 +1387,7 @@ cdef class GlobalCore:
 
     def row_parts(self):
         """Field -> (offset, length) of a per-key row."""
-        return dict(row_layout(self.horizon, self.period, self.net.k2)[4])
+        return dict(row_layout(self.horizon, self.period, self.net.k2, self.n_members)[4])
 
     def get_slots(self, slots):
         """The state of the given slots: ``{"row": (k, W) float64, "count": int64 (k,),
@@ -1301,6 +1427,10 @@ cdef class GlobalCore:
         o, n = parts["err"]
         if np.any(a[:, o:o + n] < 0):   # in y's units: bounded by the clamp above
             raise ValueError("rows hold negative combination errors")
+        for name in ("bank", "zbank"):
+            o, n = parts[name]
+            if np.any(a[:, o + 2:o + n:4] < 0):
+                raise ValueError(f"rows hold a negative {name} member error")
         o, n = parts["zhw"]
         if np.any((a[:, o + 2] != 0) & (a[:, o + 2] != 1)):
             raise ValueError("rows hold a log-member flag other than 0 or 1")
@@ -1471,5 +1601,6 @@ cdef class GlobalCore:
 def _global_from_state(config, state):
     """Unpickling entry point: ``GlobalCore.from_state``."""
     return GlobalCore.from_state(config, state)
+
 
 
