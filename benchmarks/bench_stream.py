@@ -75,12 +75,16 @@ def consume_all(bootstrap, topic, group, n):
     return out, dt * n / max(1, n - first)
 
 
+def _consumer(bootstrap, group):
+    from confluent_kafka import Consumer
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0,
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                     "enable.partition.eof": False})
+
+
 def fetch_only(bootstrap, topic, group, n):
     """librdkafka's share of consume+decode: the same reads without decoding."""
-    from confluent_kafka import Consumer
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "enable.partition.eof": False})
+    c = _consumer(bootstrap, group)
     c.subscribe([topic])
     got = first = 0
     t0 = None
@@ -100,10 +104,8 @@ def transport(bootstrap, topic, group, n):
     """The transport's ceiling: the same messages consumed and produced again (value and key
     unchanged, one poll per batch, flushed at the end) with no decoding and no model; seconds
     for ``n`` messages after the first read (the group's join)."""
-    from confluent_kafka import Consumer, Producer
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "enable.partition.eof": False})
+    from confluent_kafka import Producer
+    c = _consumer(bootstrap, group)
     pr = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
                    "log_level": 0})
     c.subscribe([topic])

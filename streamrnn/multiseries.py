@@ -301,6 +301,13 @@ class BatchResult:
                 f"{len(self.errors)} errors)")
 
 
+def _key_list(keys):
+    """A batch's keys as a list (one str or bytes is refused: it is one key, not a batch)."""
+    if isinstance(keys, (str, bytes)):
+        raise TypeError(f"keys must be a sequence of series keys, got one {type(keys).__name__}")
+    return keys if type(keys) is list else list(keys)
+
+
 class GlobalForecaster(river_base.Estimator):
     """One recurrent forecaster shared by many series.
 
@@ -662,10 +669,7 @@ class GlobalForecaster(river_base.Estimator):
         is reported in the result's ``errors`` and changes nothing. Returns a
         :class:`BatchResult`; its intervals are ``1 - alpha``."""
         alpha = _check_alpha(alpha)
-        if isinstance(keys, (str, bytes)):
-            raise TypeError("keys must be a sequence of series keys, got one "
-                            f"{type(keys).__name__}")
-        keys = keys if type(keys) is list else list(keys)
+        keys = _key_list(keys)
         n = len(keys)
         if isinstance(ys, np.ndarray):
             if ys.ndim != 1:
@@ -716,10 +720,7 @@ class GlobalForecaster(river_base.Estimator):
         is made per row but the key map's. ``slow`` (``{row: x}``, optional): the original
         feature dict of a row whose features are beyond range, for its error message."""
         alpha = _check_alpha(alpha)
-        if isinstance(keys, (str, bytes)):
-            raise TypeError("keys must be a sequence of series keys, got one "
-                            f"{type(keys).__name__}")
-        keys = keys if type(keys) is list else list(keys)
+        keys = _key_list(keys)
         n = len(keys)
         ys = np.asarray(ys, dtype=np.float64)
         if ys.shape != (n,):
