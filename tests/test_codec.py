@@ -211,3 +211,26 @@ def test_encoded_records_refuse_what_orjson_refuses():
     with pytest.raises(ValueError):
         encode_records(["k", "j"], [None], 0, np.zeros(1, dtype=np.int64), one, one, one,
                        np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), 1, orjson.dumps)
+
+
+def test_encoding_refuses_a_negative_horizon_and_a_dumps_that_does_not_return_bytes():
+    from streamrnn._core._codec import encode_records
+    one, offs, m = np.arange(3.0), np.arange(3, dtype=np.int64), np.zeros((3, 1))
+    with pytest.raises(ValueError, match="h must be >= 0"):
+        encode_records(["a"] * 3, [None] * 3, 0, offs, one, one, one, m, m, m, -1, json.dumps)
+    # json.dumps returns str: refused, never its object's bytes copied into the record
+    with pytest.raises(TypeError, match="bytes"):
+        encode_records(['a"b'] * 3, [1.5] * 3, 0, offs, one, one, one, m, m, m, 0,
+                       lambda v: json.dumps(v).encode() if isinstance(v, list) else json.dumps(v))
+
+
+def test_limits_beyond_the_c_types_decode_as_the_largest_ones():
+    payloads = [(b'{"k":"s1","y":1.5,"t":2}', None), (b'{"k":"s2","y":2.5}', None)]
+    base = _decode(payloads, key="k")
+    huge = _decode(payloads, key="k", max_fields=2 ** 31, max_bytes=2 ** 63,
+                   max_key_chars=2 ** 63, max_time_chars=2 ** 64)
+    for a, b in zip(base, huge):
+        if isinstance(a, np.ndarray):
+            assert np.array_equal(a, b, equal_nan=True)
+        else:
+            assert a == b

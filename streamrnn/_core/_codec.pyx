@@ -507,6 +507,8 @@ cdef int _put_obj(Buf *b, object v, object dumps) except -1:
         n = snprintf(num, 32, "%lld", iv)
         return _put(b, num, n)
     enc = dumps(v)
+    if type(enc) is not bytes:
+        raise TypeError("dumps must return bytes")
     return _put(b, PyBytes_AS_STRING(enc), PyBytes_GET_SIZE(enc))
 
 
@@ -543,6 +545,8 @@ def encode_records(list keys, list times, partition, const long long[::1] offset
     cdef Py_ssize_t *start = NULL
     cdef const char *blob
     cdef char num[32]
+    if h < 0:
+        raise ValueError(f"h must be >= 0, got {h}")
     if not (len(times) == offsets.shape[0] == len(ys) == len(pred) == len(anom) == n):
         raise ValueError("the columns of the records must have one row per key")
     fl = [np.asarray(ys, dtype=np.float64), np.asarray(pred, dtype=np.float64),
@@ -562,11 +566,11 @@ def encode_records(list keys, list times, partition, const long long[::1] offset
     m = (3 + 3 * h) * n
     blob = PyBytes_AS_STRING(text)
     nb = PyBytes_GET_SIZE(text)
+    values = [None] * n
+    mkeys = [None] * n
     start = <Py_ssize_t *>malloc((m + 1) * sizeof(Py_ssize_t))
     if start == NULL:
         raise MemoryError()
-    values = [None] * n
-    mkeys = [None] * n
     b.p, b.n, b.cap = NULL, 0, 0
     head.p, head.n, head.cap = NULL, 0, 0
     try:

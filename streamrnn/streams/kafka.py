@@ -8,6 +8,7 @@ models) says where each partition starts, so a restart resumes exactly at the ch
 from __future__ import annotations
 
 import logging
+import sys
 
 import numpy as np
 
@@ -47,8 +48,12 @@ def _codec_args(d):
     dk = d.default_key
     if type(dk) is not str or len(dk) > d.max_key_chars or not dk.isascii():
         return None
-    return (kinds[d._key_kind], target, key, tfield, d.max_bytes, d.max_fields,
-            d.max_key_chars, d.max_time_chars, VALUE_LIMIT, dk)
+    # the limits as the C types take them: a limit beyond what any payload can reach means
+    # the same clamped (more than 64 fields: the full decoder's anyway)
+    big = sys.maxsize
+    return (kinds[d._key_kind], target, key, tfield, min(d.max_bytes, big),
+            min(d.max_fields, 1 << 30), min(d.max_key_chars, big), min(d.max_time_chars, big),
+            VALUE_LIMIT, dk)
 
 
 def _client():
