@@ -5,10 +5,13 @@ combination) across speed refactors, and of the sign of zero in the delayed head
 1 to 24, declared, detected and no periods, positive series (log members live) and series
 through zero (log members dropped), k1 of 1 and 4, two layers, features): every ``forecast(1)``,
 every 40th step's ``forecast(30)`` and intervals, and the final states of the network and of
-the forecaster core. They were recorded from the build of commit 122cb55's parent 1d852db
+the forecaster core. First recorded from the build of commit 122cb55's parent 1d852db
 (portable flags, gcc 12.2.0, glibc 2.36 on x86-64): the speed work of issue 8 changed no bit
 of them (the full pickles of these and other forecasters after 600 and 1,500 steps were
-compared byte for byte before and after). Every copy of the C helpers must give the same
+compared byte for byte before and after). The recalibrated intervals and combination (ACI
+gamma 0.18, window 25, eta 40) then changed the runs on purpose; the digests were recorded
+again from the branch of that change alone, without the speed work, and the merged tree gives
+the same ones: the speed work changes no bit with the new combination either. Every copy of the C helpers must give the same
 digests; with another C library only the agreement of the copies is checked.
 """
 import hashlib
@@ -46,14 +49,14 @@ CASES = {
                                              update_every=3, seed=8), {"period": 10}),
 }
 GOLDEN = {
-    "gru8-s0-h7": "594f88a85d6bbea9d91247f99a2e34eef5285fc69c678af22386e6ed4e17f9db",
-    "lstm16-h1": "cdc6d9b61793f54ac0a5f45189a0d491c24f991a64d4554b9c1e882f62be52c1",
-    "lstm32-auto": "ee84f903704a71a386a5e99611e7496bef479ffff1bd0b8f25097ccd139c080e",
-    "lstm8-2layers": "37d39c79ef61860b5f0cee9a25ae017cc4901ac31580ee557381da9ce074d9a9",
-    "lstm8-features": "e6024f3a4b4339c9c87be491632d7796c75632f81f256febf96389220eb36a75",
-    "lstm8-k4": "8535d0745791a1156fe1445ff36ee88bf4a047789328f00896fb5ca496783774",
-    "lstm8-s24-pos": "e29016e241173fa1c15b2770af2ce51c97a3cf08e8067a8645cb4b0018307a6b",
-    "rnn8-two-periods": "84643b2052853c03707d5699489ae423ed3b3d349c5f4cb5cd3a9bf11fc0021b",
+    "gru8-s0-h7": "04f62e98741d3ee669f740ce06f57bfff2c7d166affefbd7bc51096713553d9c",
+    "lstm16-h1": "adf6bc14cbcb643a034b9620a0b98f617f2e73e733699090e70008aae5e45cab",
+    "lstm32-auto": "703d8b2c9581ba1aa55d7523544c64bbc4e5592d081c4d148696af140f9c25be",
+    "lstm8-2layers": "edadb5afe74d745f9396695f329ddbe3ef64d60ba4ebc5dece033b05cdbfdbbf",
+    "lstm8-features": "8c05063f168a363aa5e61490249ee4d9cf6819d01e9805758ed00bc9c5179853",
+    "lstm8-k4": "875ebdf4eae3f9de5c00b5eb59cc0b742ae3e83df56a98d77192f14abab47bd3",
+    "lstm8-s24-pos": "151c9b500708c4735592d8cd2bbfa9685c22a5e068afea5fb58d97769f54d0a3",
+    "rnn8-two-periods": "fcfb00e7421014039879bd9e5d28b98eb63a1db718a9e8b1a3892a425c98b99b",
 }
 
 

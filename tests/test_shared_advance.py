@@ -413,8 +413,11 @@ try:
         except RuntimeError as e:
             assert "one call at a time" in str(e), e
             refused += 1
-            if refused >= 3 and statuses:
+            if refused >= 3 and 1 in statuses:
                 break
+        # a pause outside any call: the stepper's step can then start, so that the next
+        # advances meet it running (without it the stepper may only ever meet an advance)
+        time.sleep(0.0002 if ok % 2 else 0.0)
 finally:
     done.set()
     t.join()
