@@ -201,6 +201,10 @@ cdef double SCALE_CLIP = 4.0        # once formed, the scale takes |e| clipped t
 cdef double LONG_DECAY = 0.999      # a key's long-run EW errors
 cdef double MARGIN = 0.25            # the other experts' errors count 25 % more than the last value's
 cdef double GATE = 0.8              # the season gate's margin
+cdef double GATE_CLIP = 8.0         # a scoring enters the gate's long-run errors clipped to 8 scales
+cdef double PROVEN_N = 50.0         # scorings of step j before the last value can prove itself there
+cdef double PROVEN_TOL = 1.05       # ... its own error within 5 % of the best other expert's
+cdef double PROVEN_MARGIN = 1.0     # ... then the others count up to 100 % more at step H
 cdef long long MIN_SCORES = 5
 cdef double AT_LO = -1.0
 cdef double AT_HI = 2.0
@@ -651,6 +655,8 @@ cdef class GlobalCore:
         cdef bint kn[E]
         if nj < 0:
             nj = 0
+        cdef double fj = (<double>(jj - 1)) / (<double>(self.horizon - 1)) if self.horizon > 1 else 0.0
+        cdef double mg = 0.0, own
         sk = self._scale(row)
         for e in range(E):
             el[e] = not ((e == SNAIVE and (self.period == 0 or not self._seasonal(row, n)))
@@ -662,6 +668,14 @@ cdef class GlobalCore:
             for e in range(E):
                 w[e] = 1.0 / ne if el[e] else 0.0
             return
+        if not el[SNAIVE] and nj >= PROVEN_N and kn[LAST]:
+            # the last value has proven itself at step j for this key: the margin grows with j
+            own = INFINITY
+            for e in range(E):
+                if kn[e] and e != LAST and row[self.o_err + (jj - 1) * E + e] < own:
+                    own = row[self.o_err + (jj - 1) * E + e]
+            if row[self.o_err + (jj - 1) * E + LAST] <= PROVEN_TOL * own:
+                mg = PROVEN_MARGIN * fj
         for e in range(E):
             if not kn[e]:
                 continue
@@ -675,6 +689,8 @@ cdef class GlobalCore:
                      + N0 * self.pool[(jj - 1) * E + e]) / (<double>nj + N0)
             if e != LAST and not el[SNAIVE]:   # no season shows: the last value leads
                 s = s * (1.0 + MARGIN)
+                if mg > 0.0:
+                    s = s * (1.0 + mg)
             L[e] = s
             if s < lo:
                 lo = s
@@ -796,7 +812,7 @@ cdef class GlobalCore:
         cdef Py_ssize_t H = self.horizon, m = self.period, R = self.R, j, i, e, a, A = self.n_levels
         cdef Py_ssize_t jo, q, g = (m + 1) // 2
         cdef long long s, idx
-        cdef double bb, c, sc, err, ylast, cn
+        cdef double bb, c, sc, err, ylast, cn, ec
         cdef double f[E]
         cdef double* cur = self.sc
         # the log member is scored while every value (this one too) is > 0: its pending
@@ -857,9 +873,11 @@ cdef class GlobalCore:
                 row[i] = self._rnd(err * sc if s == WARM
                                    else DECAY * row[i] + (1.0 - DECAY) * (err * sc))
                 if (e == LAST or e == SNAIVE) and j == g:   # long-run errors: the season gate
+                    # (robust: one outage must not open the gate for good)
                     i = self.o_err + H * E + (e - LAST)
-                    row[i] = self._rnd(err * sc if s == WARM else
-                                       LONG_DECAY * row[i] + (1.0 - LONG_DECAY) * (err * sc))
+                    ec = (err if err < GATE_CLIP else GATE_CLIP) * sc
+                    row[i] = self._rnd(ec if s == WARM else
+                                       LONG_DECAY * row[i] + (1.0 - LONG_DECAY) * ec)
                 i = (j - 1) * E + e
                 self.pool[i] = (err if self.pooln[i] == 0
                                 else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
