@@ -67,12 +67,19 @@ s >= WARM; pooled P[j, e] EW (0.999) of |y - f_e| / scale_s over every key's sco
 scored is left out); while the season gate (below) is closed (or m = 0) every expert but
 the last value then counts 25 % more (MARGIN: where no season shows, the last value is the
 safe default and the others must beat it clearly: on a jumpy series the expert that just
-led is the one about to miss); rel = (score - min) / max(min, 1e-12), w = exp(-10 rel)
-(0 when 10 rel >= 40), normalised over the eligible experts (equal weights before any
-scoring). Season gate: the seasonal naive is eligible only while its long-run error (EW
-0.999, in y's units, kept for last value and seasonal naive at step g = min(ceil(m/2), H)
-only: 2 per row) is below 0.8 x the last value's (the pooled errors while the key has not
-scored step g; open before any). Combined c = sum w f / sum w, stored as
+led is the one about to miss); and where, besides, the last value has proven itself at
+step j for this key (n_j >= 50 and its own L[j, last] <= 1.05 x the best other known
+expert's own L[j, e]) they count (1 + (j - 1)/(H - 1)) times more again (PROVEN_MARGIN:
+nothing at step 1, twice at step H; the long steps are where an expert that led on a calm
+stretch misses most when the series jumps); rel = (score - min) / max(min, 1e-12),
+w = exp(-10 rel) (0 when 10 rel >= 40), normalised over the eligible experts (equal weights
+before any scoring). Season gate: the seasonal naive is eligible only while its long-run
+error (EW 0.999, in y's units, of the scorings min(|y - f| / scale_s, 8) scale_s, kept for
+last value and seasonal naive at step g = min(ceil(m/2), H) only: 2 per row) is below
+0.8 x the last value's (the pooled errors while the key has not scored step g; open before
+any). The clip at 8 scales keeps one outage from opening the gate for good: on WaterFlow a
+12-hour drop and recovery made the seasonal naive, which replays it a day later, look
+better than the last value for the rest of the series. Combined c = sum w f / sum w, stored as
 (c - f_s(j)) / scale_s.
 
 Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
