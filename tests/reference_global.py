@@ -49,6 +49,10 @@ SCALE_CLIP = 4.0
 LONG_DECAY = 0.999
 GATE = 0.8
 MARGIN = 0.25
+GATE_CLIP = 8.0         # a scoring enters the gate's long-run errors clipped to 8 scales
+PROVEN_N = 50           # the last value proves itself at step j after 50 scorings of it...
+PROVEN_TOL = 1.05       # ... its own error within 5 % of the best other expert's
+PROVEN_MARGIN = 1.0     # ... then the others count up to 100 % more (at step H)
 MIN_SCORES = 5
 AT_LO, AT_HI = -1.0, 2.0
 
@@ -205,6 +209,13 @@ class RefGlobal:
             return [1.0 / ne if eligible[e] else 0.0 for e in range(E)]
         L = {}
         sk = self.scale(K)        # the key's errors are in y's units
+        fj = (jj - 1) / (self.H - 1) if self.H > 1 else 0.0
+        mg = 0.0
+        if not eligible[3] and nj >= PROVEN_N and known[2]:
+            others = [K.err[jj - 1, e] for e in range(E) if known[e] and e != 2]
+            best = min(others) if others else math.inf
+            if K.err[jj - 1, 2] <= PROVEN_TOL * best:   # the last value has proven itself
+                mg = PROVEN_MARGIN * fj                   # at step j: the margin grows with j
         for e in range(E):
             if not known[e]:
                 continue
@@ -216,6 +227,8 @@ class RefGlobal:
                 L[e] = (float(nj) * (K.err[jj - 1, e] / sk) + N0 * self.pool[jj - 1, e]) / (nj + N0)
             if e != 2 and not eligible[3]:   # no season shows: the last value is the safe
                 L[e] = L[e] * (1.0 + MARGIN)   # default, the others must beat it by the margin
+                if mg > 0.0:
+                    L[e] = L[e] * (1.0 + mg)
         lo = min(L.values())
         w = []
         for e in range(E):
@@ -356,9 +369,10 @@ class RefGlobal:
                 K.err[j - 1, e] = self.rnd(err * scs if s == WARM else
                                            DECAY * K.err[j - 1, e] + (1.0 - DECAY) * (err * scs))
                 if e in (2, 3) and j == min((self.m + 1) // 2, H):
+                    ec = min(err, GATE_CLIP) * scs   # robust: one outage cannot open the gate
                     K.errl[e - 2] = self.rnd(
-                        err * scs if s == WARM else
-                        LONG_DECAY * K.errl[e - 2] + (1.0 - LONG_DECAY) * (err * scs))
+                        ec if s == WARM else
+                        LONG_DECAY * K.errl[e - 2] + (1.0 - LONG_DECAY) * ec)
                 self.pool[j - 1, e] = (err if self.pool_n[j - 1, e] == 0 else
                                        POOL_DECAY * self.pool[j - 1, e] + (1.0 - POOL_DECAY) * err)
                 self.pool_n[j - 1, e] += 1

@@ -102,6 +102,14 @@ def test_other_series_no_season(kind):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_long_walk_where_the_last_value_proves_itself(dtype):
+    # a random walk with a declared period: the season gate closes and, after PROVEN_N
+    # scorings of a step, the last value's growing margin (and the clipped gate errors) act
+    core, ref = make_pair(m=4, H=6, dtype=dtype)
+    run(core, ref, np.random.default_rng(5), "walk", steps=90, n_keys=2)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_values_crossing_zero_retire_the_log_member(dtype):
     core, ref = make_pair(dtype=dtype)
     run(core, ref, np.random.default_rng(8), "cross", steps=45)

@@ -67,12 +67,19 @@ s >= WARM; pooled P[j, e] EW (0.999) of |y - f_e| / scale_s over every key's sco
 scored is left out); while the season gate (below) is closed (or m = 0) every expert but
 the last value then counts 25 % more (MARGIN: where no season shows, the last value is the
 safe default and the others must beat it clearly: on a jumpy series the expert that just
-led is the one about to miss); rel = (score - min) / max(min, 1e-12), w = exp(-10 rel)
-(0 when 10 rel >= 40), normalised over the eligible experts (equal weights before any
-scoring). Season gate: the seasonal naive is eligible only while its long-run error (EW
-0.999, in y's units, kept for last value and seasonal naive at step g = min(ceil(m/2), H)
-only: 2 per row) is below 0.8 x the last value's (the pooled errors while the key has not
-scored step g; open before any). Combined c = sum w f / sum w, stored as
+led is the one about to miss); and where, besides, the last value has proven itself at
+step j for this key (n_j >= 50 and its own L[j, last] <= 1.05 x the best other known
+expert's own L[j, e]) they count (1 + (j - 1)/(H - 1)) times more again (PROVEN_MARGIN:
+nothing at step 1, twice at step H; the long steps are where an expert that led on a calm
+stretch misses most when the series jumps); rel = (score - min) / max(min, 1e-12),
+w = exp(-10 rel) (0 when 10 rel >= 40), normalised over the eligible experts (equal weights
+before any scoring). Season gate: the seasonal naive is eligible only while its long-run
+error (EW 0.999, in y's units, of the scorings min(|y - f| / scale_s, 8) scale_s, kept for
+last value and seasonal naive at step g = min(ceil(m/2), H) only: 2 per row) is below
+0.8 x the last value's (the pooled errors while the key has not scored step g; open before
+any). The clip at 8 scales keeps one outage from opening the gate for good: on WaterFlow a
+12-hour drop and recovery made the seasonal naive, which replays it a day later, look
+better than the last value for the rest of the series. Combined c = sum w f / sum w, stored as
 (c - f_s(j)) / scale_s.
 
 Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
@@ -201,6 +208,10 @@ cdef double SCALE_CLIP = 4.0        # once formed, the scale takes |e| clipped t
 cdef double LONG_DECAY = 0.999      # a key's long-run EW errors
 cdef double MARGIN = 0.25            # the other experts' errors count 25 % more than the last value's
 cdef double GATE = 0.8              # the season gate's margin
+cdef double GATE_CLIP = 8.0         # a scoring enters the gate's long-run errors clipped to 8 scales
+cdef double PROVEN_N = 50.0         # scorings of step j before the last value can prove itself there
+cdef double PROVEN_TOL = 1.05       # ... its own error within 5 % of the best other expert's
+cdef double PROVEN_MARGIN = 1.0     # ... then the others count up to 100 % more at step H
 cdef long long MIN_SCORES = 5
 cdef double AT_LO = -1.0
 cdef double AT_HI = 2.0
@@ -651,6 +662,8 @@ cdef class GlobalCore:
         cdef bint kn[E]
         if nj < 0:
             nj = 0
+        cdef double fj = (<double>(jj - 1)) / (<double>(self.horizon - 1)) if self.horizon > 1 else 0.0
+        cdef double mg = 0.0, own
         sk = self._scale(row)
         for e in range(E):
             el[e] = not ((e == SNAIVE and (self.period == 0 or not self._seasonal(row, n)))
@@ -662,6 +675,14 @@ cdef class GlobalCore:
             for e in range(E):
                 w[e] = 1.0 / ne if el[e] else 0.0
             return
+        if not el[SNAIVE] and nj >= PROVEN_N and kn[LAST]:
+            # the last value has proven itself at step j for this key: the margin grows with j
+            own = INFINITY
+            for e in range(E):
+                if kn[e] and e != LAST and row[self.o_err + (jj - 1) * E + e] < own:
+                    own = row[self.o_err + (jj - 1) * E + e]
+            if row[self.o_err + (jj - 1) * E + LAST] <= PROVEN_TOL * own:
+                mg = PROVEN_MARGIN * fj
         for e in range(E):
             if not kn[e]:
                 continue
@@ -675,6 +696,8 @@ cdef class GlobalCore:
                      + N0 * self.pool[(jj - 1) * E + e]) / (<double>nj + N0)
             if e != LAST and not el[SNAIVE]:   # no season shows: the last value leads
                 s = s * (1.0 + MARGIN)
+                if mg > 0.0:
+                    s = s * (1.0 + mg)
             L[e] = s
             if s < lo:
                 lo = s
@@ -796,7 +819,7 @@ cdef class GlobalCore:
         cdef Py_ssize_t H = self.horizon, m = self.period, R = self.R, j, i, e, a, A = self.n_levels
         cdef Py_ssize_t jo, q, g = (m + 1) // 2
         cdef long long s, idx
-        cdef double bb, c, sc, err, ylast, cn
+        cdef double bb, c, sc, err, ylast, cn, ec
         cdef double f[E]
         cdef double* cur = self.sc
         # the log member is scored while every value (this one too) is > 0: its pending
@@ -857,9 +880,11 @@ cdef class GlobalCore:
                 row[i] = self._rnd(err * sc if s == WARM
                                    else DECAY * row[i] + (1.0 - DECAY) * (err * sc))
                 if (e == LAST or e == SNAIVE) and j == g:   # long-run errors: the season gate
+                    # (robust: one outage must not open the gate for good)
                     i = self.o_err + H * E + (e - LAST)
-                    row[i] = self._rnd(err * sc if s == WARM else
-                                       LONG_DECAY * row[i] + (1.0 - LONG_DECAY) * (err * sc))
+                    ec = (err if err < GATE_CLIP else GATE_CLIP) * sc
+                    row[i] = self._rnd(ec if s == WARM else
+                                       LONG_DECAY * row[i] + (1.0 - LONG_DECAY) * ec)
                 i = (j - 1) * E + e
                 self.pool[i] = (err if self.pooln[i] == 0
                                 else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
