@@ -670,7 +670,7 @@ def _summary(runner, n, elapsed, args, spec, drawn, stopped):
         mae, naive = t["abs_error"] / t["scored"], t["abs_error_last"] / t["scored"]
         gain = (1 - mae / naive) * 100 if naive > 0 else math.nan
         w(f"  one-step MAE (this run): {spec.cell.upper()} {mae:.4f}  versus "
-          f"last value {naive:.4f}  ({gain:+.1f}% {'better' if gain >= 0 else 'worse'}; "
+          f"last value {naive:.4f}  ({abs(gain):.1f}% {'better' if gain >= 0 else 'worse'}; "
           f"{t['scored']:,d} scored)\n")
     sc = runner.scorer
     if sc is not None and sc.scored():

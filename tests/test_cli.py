@@ -1,6 +1,7 @@
 """The `streamrnn forecast` command: the built-in demo, files with checkpoints, dead letters."""
 import json
 import os
+import re
 import pickle
 import subprocess
 import sys
@@ -30,6 +31,8 @@ def test_default_demo_prints_json_lines_and_a_summary(tmp_path):
                             "forecast", "low", "high"}
     assert len(rows[-1]["forecast"]) == 24 and rows[-1]["offset"] == 1267
     assert "versus last value" in p.stderr and "bytes" in p.stderr
+    # the one-step comparison reads as a size and a direction ("0.2% worse", not "-0.2% worse")
+    assert re.search(r"\(\d+\.\d% (better|worse); [\d,]+ scored\)", p.stderr), p.stderr
     assert os.path.getsize(tmp_path / "demo.png") > 10_000
 
 
