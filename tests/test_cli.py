@@ -1,8 +1,8 @@
 """The `streamrnn forecast` command: the built-in demo, files with checkpoints, dead letters."""
 import json
 import os
-import re
 import pickle
+import re
 import subprocess
 import sys
 
