@@ -211,7 +211,7 @@ class RefGlobal:
         sk = self.scale(K)        # the key's errors are in y's units
         fj = (jj - 1) / (self.H - 1) if self.H > 1 else 0.0
         mg = 0.0
-        if not eligible[3] and nj >= PROVEN_N and known[2]:
+        if self.m > 0 and not eligible[3] and nj >= PROVEN_N and known[2]:
             others = [K.err[jj - 1, e] for e in range(E) if known[e] and e != 2]
             best = min(others) if others else math.inf
             if K.err[jj - 1, 2] <= PROVEN_TOL * best:   # the last value has proven itself
@@ -225,8 +225,8 @@ class RefGlobal:
                 L[e] = K.err[jj - 1, e] / sk
             else:
                 L[e] = (float(nj) * (K.err[jj - 1, e] / sk) + N0 * self.pool[jj - 1, e]) / (nj + N0)
-            if e != 2 and not eligible[3]:   # no season shows: the last value is the safe
-                L[e] = L[e] * (1.0 + MARGIN)   # default, the others must beat it by the margin
+            if e != 2 and self.m > 0 and not eligible[3]:   # a season is expected but does not
+                L[e] = L[e] * (1.0 + MARGIN)   # show: the last value leads, the others must beat it
                 if mg > 0.0:
                     L[e] = L[e] * (1.0 + mg)
         lo = min(L.values())

@@ -64,7 +64,8 @@ experts rank as their MAE ranks them; read as L / scale at the weighting) over t
 s >= WARM; pooled P[j, e] EW (0.999) of |y - f_e| / scale_s over every key's scorings
 (counted per expert); with n_j = the key's scorings of step j, the key's score is
 (n_j L / scale + 10 P) / (n_j + 10) (a young key uses the pooled errors; an expert neither
-scored is left out); while the season gate (below) is closed (or m = 0) every expert but
+scored is left out); while the season gate (below) is closed (m > 0; no margin when m = 0:
+there the backbones' level and trend are the model) every expert but
 the last value then counts 25 % more (MARGIN: where no season shows, the last value is the
 safe default and the others must beat it clearly: on a jumpy series the expert that just
 led is the one about to miss); and where, besides, the last value has proven itself at
@@ -675,7 +676,7 @@ cdef class GlobalCore:
             for e in range(E):
                 w[e] = 1.0 / ne if el[e] else 0.0
             return
-        if not el[SNAIVE] and nj >= PROVEN_N and kn[LAST]:
+        if self.period != 0 and not el[SNAIVE] and nj >= PROVEN_N and kn[LAST]:
             # the last value has proven itself at step j for this key: the margin grows with j
             own = INFINITY
             for e in range(E):
@@ -694,7 +695,8 @@ cdef class GlobalCore:
             else:
                 s = ((<double>nj) * (row[self.o_err + (jj - 1) * E + e] / sk)
                      + N0 * self.pool[(jj - 1) * E + e]) / (<double>nj + N0)
-            if e != LAST and not el[SNAIVE]:   # no season shows: the last value leads
+            if e != LAST and not el[SNAIVE] and self.period != 0:
+                # a season is expected but does not show: the last value leads
                 s = s * (1.0 + MARGIN)
                 if mg > 0.0:
                     s = s * (1.0 + mg)
