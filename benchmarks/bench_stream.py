@@ -82,8 +82,9 @@ def _consumer(bootstrap, group):
                      "enable.partition.eof": False})
 
 
-def fetch_only(bootstrap, topic, group, n):
-    """librdkafka's share of consume+decode: the same reads without decoding."""
+def _timed_reads(bootstrap, topic, group, n, handle, finish=None):
+    """Read ``n`` messages in batches, ``handle(batch)`` each; seconds for ``n`` messages
+    after the first read (the group's join), ``finish()`` included."""
     c = _consumer(bootstrap, group)
     c.subscribe([topic])
     got = first = 0
@@ -92,12 +93,21 @@ def fetch_only(bootstrap, topic, group, n):
         ms = c.consume(1000, 1.0)
         if ms and t0 is None:
             t0, first = perf(), len(ms)
-        for m in ms:
-            m.error(), m.value(), m.partition(), m.offset(), m.key(), m.topic()
+        handle(ms)
         got += len(ms)
+    if finish is not None:
+        finish()
     dt = perf() - t0
     c.close()
     return dt * n / max(1, n - first)
+
+
+def fetch_only(bootstrap, topic, group, n):
+    """librdkafka's share of consume+decode: the same reads without decoding."""
+    def handle(ms):
+        for m in ms:
+            m.error(), m.value(), m.partition(), m.offset(), m.key(), m.topic()
+    return _timed_reads(bootstrap, topic, group, n, handle)
 
 
 def transport(bootstrap, topic, group, n):
@@ -105,18 +115,12 @@ def transport(bootstrap, topic, group, n):
     unchanged, one poll per batch, flushed at the end) with no decoding and no model; seconds
     for ``n`` messages after the first read (the group's join)."""
     from confluent_kafka import Producer
-    c = _consumer(bootstrap, group)
     pr = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
                    "log_level": 0})
-    c.subscribe([topic])
     produce_ = pr.produce
     out = f"out-{group}"
-    got = first = 0
-    t0 = None
-    while got < n:
-        ms = c.consume(1000, 1.0)
-        if ms and t0 is None:
-            t0, first = perf(), len(ms)
+
+    def handle(ms):
         for m in ms:
             if m.error() is None:
                 while True:
@@ -126,11 +130,7 @@ def transport(bootstrap, topic, group, n):
                     except BufferError:
                         pr.poll(0.1)
         pr.poll(0)
-        got += len(ms)
-    pr.flush()
-    dt = perf() - t0
-    c.close()
-    return dt * n / max(1, n - first)
+    return _timed_reads(bootstrap, topic, group, n, handle, pr.flush)
 
 
 def specs(a, h):
