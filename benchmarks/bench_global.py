@@ -76,6 +76,7 @@ from streamrnn import LSTMForecaster
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_accuracy as ba  # noqa: E402  (the protocol: origins, metrics, refits, run_holdout)
 import datasets as collection  # noqa: E402
+from bench_shared import status_kb  # noqa: E402  (VmRSS/VmHWM of this process, kB)
 
 GlobalForecaster = getattr(streamrnn, "GlobalForecaster", None)
 
@@ -304,12 +305,6 @@ def panel_table(results, names, cols):
 
 
 # ------------------------------------------------------------------------------ memory
-def status_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return -1
 
 
 def _values(keys, v):
