@@ -184,9 +184,11 @@ BAD = [b"not json", b"[1,2]", b"{}", b'{"y": null}', b'{"y": "12"}', b'{"y": tru
        b'{"y": NaN}', b'{"y": 1, "temp": Infinity}', b'{"y": 1e400}', b"\xff"]
 
 
-def test_bad_messages_are_counted_dead_lettered_and_change_no_model(kafka, tmp_path):
-    kafka.create_topic("mixed", 2)
-    kafka.create_topic("clean", 2)
+def _mixed_and_clean(kafka, mixed_topic, clean_topic):
+    """The same 2,000 good readings on two topics, one of them with about 5 % bad messages
+    (from BAD, in turn) among them: the good readings, the mixed stream, the number of bad."""
+    kafka.create_topic(mixed_topic, 2)
+    kafka.create_topic(clean_topic, 2)
     good = list(readings(2000, n_keys=6, seed=9))
     rng = np.random.default_rng(1)
     mixed, n_bad = [], 0
@@ -195,8 +197,13 @@ def test_bad_messages_are_counted_dead_lettered_and_change_no_model(kafka, tmp_p
         if rng.random() < 0.05:
             mixed.append((key, BAD[n_bad % len(BAD)]))
             n_bad += 1
-    produce(kafka.bootstrap, "mixed", mixed)
-    produce(kafka.bootstrap, "clean", good)
+    produce(kafka.bootstrap, mixed_topic, mixed)
+    produce(kafka.bootstrap, clean_topic, good)
+    return good, mixed, n_bad
+
+
+def test_bad_messages_are_counted_dead_lettered_and_change_no_model(kafka, tmp_path):
+    good, mixed, n_bad = _mixed_and_clean(kafka, "mixed", "clean")
     cmd = command(kafka.bootstrap, "mixed", "m", tmp_path, "m", "--idle-exit", "5",
                   "--dead-letter", str(tmp_path / "dead.jsonl"))
     p = run([a for a in cmd if a != "--quiet"])  # keep the summary
@@ -345,18 +352,7 @@ class _State:
 
 @needs_core
 def test_global_bad_messages_are_dead_lettered_and_change_no_model(kafka, tmp_path):
-    kafka.create_topic("gmixed", 2)
-    kafka.create_topic("gclean", 2)
-    good = list(readings(2000, n_keys=6, seed=9))
-    rng = np.random.default_rng(1)
-    mixed, n_bad = [], 0
-    for key, value in good:
-        mixed.append((key, value))
-        if rng.random() < 0.05:
-            mixed.append((key, BAD[n_bad % len(BAD)]))
-            n_bad += 1
-    produce(kafka.bootstrap, "gmixed", mixed)
-    produce(kafka.bootstrap, "gclean", good)
+    good, mixed, n_bad = _mixed_and_clean(kafka, "gmixed", "gclean")
     cmd = global_command(kafka.bootstrap, "gmixed", "gm", tmp_path, "gm", "--idle-exit", "5",
                          "--dead-letter", str(tmp_path / "gdead.jsonl"))
     p = run([a for a in cmd if a != "--quiet"])

@@ -493,10 +493,7 @@ class GlobalRunner(Runner):
                     progress(self)
             self.flush(records=False)
             self.sink.tick()
-            if self.store is not None:
-                self.checkpoint()
-            else:
-                self._deliver()
+            self._finish()
         except BaseException:
             self.failed = True
             raise

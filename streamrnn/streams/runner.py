@@ -552,13 +552,17 @@ class Runner:
                     break
                 if progress is not None:
                     progress(self)
-            if self.store is not None:
-                self.checkpoint()
-            else:
-                self._deliver()
+            self._finish()
         except BaseException:
             # an error escaped (e.g. the sink broke): keep the last checkpoint as it is, so a
             # restart replays from there and repeats outputs rather than losing any
             self.failed = True
             raise
         return n
+
+    def _finish(self):
+        """The end of a run: the last checkpoint, or without a store the outputs delivered."""
+        if self.store is not None:
+            self.checkpoint()
+        else:
+            self._deliver()
