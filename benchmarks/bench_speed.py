@@ -6,11 +6,12 @@ two-tone sine, after a warm-up, in microseconds per observation.
 
 - streamrnn: ``LSTMForecaster(hidden_size=32, tbptt_steps=16, update_every=1)`` (the headline),
   then every cell at hidden 8/32/64 with update_every (k1) 1 and 16, tbptt_steps (k2) 16.
-- the kernel alone, for the headline at k1 = 1 and 16: ``Network.predict(x, out)`` then
-  ``Network.learn_multi(x, y)`` with the input and output widths a default forecaster gives
-  it, timed in
-  alternation with the river-API loop (so both see the same machine load); the ratio is the
-  cost of the Python layer.
+- the kernel alone, for the headline at k1 = 1 and 16: ``Network.predict(u, out)`` then
+  ``Network.learn_multi(u, targets)`` replaying the inputs and delayed targets the forecaster
+  gave its network (checked: the replay ends with the forecaster's parameters bit for bit),
+  timed in alternation with the river-API loop (so both see the same machine load); the
+  difference is the cost of everything around the network (backbone, combination,
+  intervals, Python).
 - PyTorch, written the way a user would write TBPTT(1, 16): ``torch.nn.LSTMCell`` (hidden 32)
   and a ``Linear`` head, the state carried between observations, the last 16 inputs kept; at
   every observation the last 16 steps are re-run from the detached state 16 steps back, the
@@ -85,34 +86,65 @@ def time_loop(make, ys, repeats, warmup=64):
     return 1e6 * best / len(ys), model
 
 
+def network_trace(hidden, k1, k2, ys, seed=0, warmup=64):
+    """The headline forecaster's network as it was after the warm-up (a copy), and the inputs
+    and delayed targets the forecaster then gave it for every value of ``ys``: (net, [(u,
+    targets), ...], the forecaster after the run). The targets are computed here as
+    ``ForecastCore._step`` does (the same operations in the same order, so the same bits;
+    ``time_kernel`` checks it by the parameters it ends with)."""
+    import copy
+
+    import numpy as np
+
+    model = LSTMForecaster(hidden_size=hidden, tbptt_steps=k2, update_every=k1, seed=seed)
+    for y in ys[:warmup]:
+        model.forecast(1)
+        model.learn_one(y)
+    core, net = model._core, copy.deepcopy(model._net)
+    H, clip = core.horizon, core.clip
+    state = core.get_state()
+    pend, pscale = list(state["pend"]), list(state["pscale"])
+    rt = np.sqrt(np.arange(1.0, H + 1.0))
+
+    def clipv(v):
+        return clip if v > clip else (-clip if v < -clip else v)
+
+    trace = []
+    for y in ys:
+        t, last, scale = core.t, core.last, core.scale
+        tg = np.full(H, np.nan)
+        tg[0] = clipv((y - last) / scale)
+        for j in range(1, H):
+            if t - j >= 1:
+                r = (t - j) % H
+                tg[j] = clipv((y - pend[r]) / (pscale[r] * rt[j]))
+        trace.append((core.lead_input, tg))
+        model.forecast(1)
+        model.learn_one(y)
+        pend[t % H], pscale[t % H] = last, scale
+    return net, trace, model
+
+
 def time_kernel(hidden, k1, k2, ys, seed=0, warmup=64):
     """µs per observation of the headline's network driven directly, in a tight loop:
-    ``predict(x, out)`` then ``learn_multi(x, y)`` with the shape a default forecaster gives it
-    (the backbone window, the change and the level: ``window + 2`` inputs; ``horizon``
-    outputs, each with its delayed target), no estimator, backbone or combination in between."""
+    ``predict(u, out)`` then ``learn_multi(u, targets)`` with the very inputs and delayed
+    targets the forecaster gave it on ``ys`` (``network_trace``), no estimator, backbone or
+    combination in between: the network's share of the forecaster's cost. Raises if the
+    network does not end with the forecaster's parameters bit for bit (then the two did not
+    do the same work)."""
     import numpy as np
-    from streamrnn import _core
 
-    shape = LSTMForecaster(hidden_size=hidden, tbptt_steps=k2, update_every=k1)
-    n_in, H = shape._n_lead, shape._H
-    net = _core.Network(_core.LSTM, n_in, hidden, 1, H, k1, k2, _core.SQUARED)
-    _core.initialize(net, np.random.default_rng(seed))
-    net.set_optimizer(_core.Optimizer(_core.ADAM, 0.001, clip_norm=1.0))
-    x, out, tg = np.zeros(n_in), np.zeros(H), np.zeros(H)
+    net, trace, model = network_trace(hidden, k1, k2, ys, seed, warmup)
+    out = np.zeros(net.n_out)
     predict, learn = net.predict, net.learn_multi
-    last = 0.0
-    for y in ys[:warmup]:
-        predict(x, out)
-        tg[:] = y - last
-        learn(x, tg)
-        x[0], x[1], last = y, y - last, y
     t0 = CLOCK()
-    for y in ys:
-        predict(x, out)
-        tg[:] = y - last
-        learn(x, tg)
-        x[0], x[1], last = y, y - last, y
-    return 1e6 * (CLOCK() - t0) / len(ys)
+    for u, tg in trace:
+        predict(u, out)
+        learn(u, tg)
+    us = 1e6 * (CLOCK() - t0) / len(trace)
+    if not np.array_equal(np.asarray(net.params), np.asarray(model._net.params)):
+        raise RuntimeError("the replayed network diverged from the forecaster's")
+    return us
 
 
 def time_layer(hidden, k1, k2, ys, repeats):
