@@ -713,12 +713,20 @@ cdef class Network:
         cdef double* gm = &self.s_gm[0]
         cdef double* bd = &self.bk_d[0]
         cdef const double* w = &self.w[0]
-        cdef const double* ht
-        cdef double* zt
-        cdef const double* zr
-        cdef const double* wr
-        cdef Py_ssize_t jm
-        cdef double loss = 0.0, lj, o, gj, z
+        cdef const double* hp[4]
+        cdef const double* wp[4]
+        cdef double ac[4]
+        cdef const double* h0
+        cdef const double* h1
+        cdef const double* h2
+        cdef const double* h3
+        cdef const double* w0
+        cdef const double* w1
+        cdef const double* w2
+        cdef const double* w3
+        cdef double a0, a1, a2, a3
+        cdef Py_ssize_t jm, nb, k, jj
+        cdef double loss = 0.0, lj, o, gj
         cdef bint negz
         if n_in == 0 or self.delay != n_out - 1 or not (
                 self.loss == LOSS_SQUARED or self.loss == LOSS_ABSOLUTE
@@ -745,36 +753,43 @@ cdef class Network:
                 return DIVERGED
         # the gradients of this call into scratch first: nothing pending changes unless all
         # of them are finite. Output j of the head on the stored top state of the step j
-        # calls ago, for every j at once: the top states gathered transposed into s_hg
-        # (row i, column j), then per row i of W_y one pass over the outputs; each output is
-        # summed in the forward's order (sr_affine: b_y, then rows in order, a zero input
-        # adding nothing, not even the sign of a zero: the select)
+        # calls ago, four outputs at a time read straight from the ring (no gathered copy):
+        # each output summed in the forward's order (sr_affine: b_y, then rows in order, a
+        # zero input adding nothing, not even the sign of a zero). The skipped zero inputs
+        # change nothing in a sum that is never -0: unless b_y[j] is -0, every partial sum is
+        # +0 or non-zero and a zero term (+-0, W_y is finite) adds nothing, so all terms are
+        # added, branch-free; a block with a -0 among its b_y entries takes the select
         jm = n_out - 1 if n_out - 1 < t0 else <Py_ssize_t>t0
-        if jm >= 1:
-            zt = &self.s_hg[0]
-            for j in range(1, jm + 1):
-                sj = <Py_ssize_t>((t0 - j) % B)
-                ht = rec_h(&self.ring_r[(sj * L + L - 1) * R], H, GH)
-                for i in range(H):
-                    zt[i * n_out + j] = ht[i]
-            # the skipped zero inputs change nothing in a sum that is never -0: with no b_y
-            # entry -0, every partial sum is +0 or non-zero and the zero terms (+-0, W_y is
-            # finite) add nothing, so all terms are added, branch-free (vectorised); with a
-            # -0 among them, the select keeps the sign
+        j = 1
+        while j <= jm:
+            nb = jm - j + 1 if jm - j + 1 < 4 else 4
             negz = False
-            for j in range(1, jm + 1):
-                gm[j] = w[self.o_by + j]
-                negz = negz or (gm[j] == 0.0 and signbit(gm[j]))
-            for i in range(H):
-                zr = zt + i * n_out
-                wr = w + self.o_wy + i * n_out
-                if negz:
-                    for j in range(1, jm + 1):
-                        z = zr[j]
-                        gm[j] = (gm[j] + z * wr[j]) if z != 0.0 else gm[j]
-                else:
-                    for j in range(1, jm + 1):
-                        gm[j] = gm[j] + zr[j] * wr[j]
+            for k in range(4):
+                jj = j + k if k < nb else j      # a short block repeats its first output
+                sj = <Py_ssize_t>((t0 - jj) % B)
+                hp[k] = rec_h(&self.ring_r[(sj * L + L - 1) * R], H, GH)
+                wp[k] = w + self.o_wy + jj
+                ac[k] = w[self.o_by + jj]
+                negz = negz or (ac[k] == 0.0 and signbit(ac[k]))
+            h0, h1, h2, h3 = hp[0], hp[1], hp[2], hp[3]
+            w0, w1, w2, w3 = wp[0], wp[1], wp[2], wp[3]
+            a0, a1, a2, a3 = ac[0], ac[1], ac[2], ac[3]
+            if negz:
+                for i in range(H):
+                    a0 = (a0 + h0[i] * w0[i * n_out]) if h0[i] != 0.0 else a0
+                    a1 = (a1 + h1[i] * w1[i * n_out]) if h1[i] != 0.0 else a1
+                    a2 = (a2 + h2[i] * w2[i * n_out]) if h2[i] != 0.0 else a2
+                    a3 = (a3 + h3[i] * w3[i * n_out]) if h3[i] != 0.0 else a3
+            else:
+                for i in range(H):
+                    a0 = a0 + h0[i] * w0[i * n_out]
+                    a1 = a1 + h1[i] * w1[i * n_out]
+                    a2 = a2 + h2[i] * w2[i * n_out]
+                    a3 = a3 + h3[i] * w3[i * n_out]
+            ac[0], ac[1], ac[2], ac[3] = a0, a1, a2, a3
+            for k in range(nb):
+                gm[j + k] = ac[k]
+            j += nb
         for j in range(n_out):
             if isnan(y[j]) or j > t0:
                 gm[j] = 0.0
