@@ -7,8 +7,8 @@
    target. sr_select() picks one copy ONCE, when a module that uses them is imported: the best
    this CPU runs, or the one the environment variable STREAMRNN_ISA names (default, avx2,
    avx512). The helpers are then called through function pointers of the same names
-   (sr_affine, sr_gemm_tn, sr_matvec, sr_adam, sr_rule, sr_sumsq, sr_adam_scaled,
-   sr_scale).
+   (sr_affine, sr_gemm_tn, sr_gemm_rows, sr_matvec, sr_adam, sr_rule, sr_sumsq,
+   sr_adam_scaled, sr_scale).
 
    Every copy computes the same bits: the loops are element-wise or sum in a fixed number of
    lanes, and the build passes -ffp-contract=off, so no copy fuses a*b + c into an FMA (which
@@ -152,6 +152,8 @@ static double (*sr_sumsq)(ptrdiff_t, const double*) SR_UNUSED = sr_sumsq_default
 static void (*sr_adam_scaled)(ptrdiff_t, double*, double*, double*, double*, double, double,
                               double, double, double) SR_UNUSED = sr_adam_scaled_default;
 static void (*sr_scale)(ptrdiff_t, double*, double) SR_UNUSED = sr_scale_default;
+static void (*sr_gemm_rows)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const double* const*, const double*,
+                            ptrdiff_t, double*) SR_UNUSED = sr_gemm_rows_default;
 
 /* 1 if this CPU (and its operating system) runs the copy `isa`, else 0 */
 SR_UNUSED static int sr_isa_supported(int isa) {
@@ -184,19 +186,20 @@ SR_UNUSED static int sr_select(const char* name) {
         sr_affine = sr_affine_avx2; sr_gemm_tn = sr_gemm_tn_avx2; sr_matvec = sr_matvec_avx2;
         sr_adam = sr_adam_avx2; sr_rule = sr_rule_avx2; sr_sumsq = sr_sumsq_avx2;
         sr_adam_scaled = sr_adam_scaled_avx2; sr_scale = sr_scale_avx2;
+        sr_gemm_rows = sr_gemm_rows_avx2;
         break;
     case SR_ISA_AVX512:
         sr_affine = sr_affine_avx512; sr_gemm_tn = sr_gemm_tn_avx512;
         sr_matvec = sr_matvec_avx512; sr_adam = sr_adam_avx512; sr_rule = sr_rule_avx512;
         sr_sumsq = sr_sumsq_avx512; sr_adam_scaled = sr_adam_scaled_avx512;
-        sr_scale = sr_scale_avx512;
+        sr_scale = sr_scale_avx512; sr_gemm_rows = sr_gemm_rows_avx512;
         break;
 #endif
     default:
         sr_affine = sr_affine_default; sr_gemm_tn = sr_gemm_tn_default;
         sr_matvec = sr_matvec_default; sr_adam = sr_adam_default; sr_rule = sr_rule_default;
         sr_sumsq = sr_sumsq_default; sr_adam_scaled = sr_adam_scaled_default;
-        sr_scale = sr_scale_default;
+        sr_scale = sr_scale_default; sr_gemm_rows = sr_gemm_rows_default;
         isa = SR_ISA_DEFAULT;
         break;
     }

@@ -8,6 +8,7 @@
    Contents:
    - sr_affine   a += x @ W (the forward pass: input and recurrent pre-activations, the head)
    - sr_gemm_tn  C = A^T B for the parameter gradients after the TBPTT walk
+   - sr_gemm_rows  the same with A given by one row pointer per step (no transposed copy)
    - sr_matvec   out = init + W v (gradient to the previous state / the layer below)
    - sr_adam     the Adam update on flat vectors
    - sr_adam_scaled  the gradient norm clip's rescaling and the Adam update in one pass
@@ -109,6 +110,74 @@ static void SR_FN(sr_gemm_tn)(ptrdiff_t d, ptrdiff_t m, ptrdiff_t W, const doubl
         for (j = 0; j < m; j++) {
             double acc = 0.0;
             for (s = 0; s < W; s++) acc += A[(size_t)i * lda + s] * B[(size_t)s * ldb + j];
+            C[(size_t)i * m + j] = acc;
+        }
+#endif
+}
+
+/* sr_gemm_tn with A^T given by its rows: C[i, j] = sum_{s < W} A[s][i] * B[s*ldb + j] (A[s]
+   the row of step s, e.g. a ring slot), summed from 0 in the order s = 0, 1, ..., W-1: the
+   same operations as sr_gemm_tn on the gathered transpose, bit for bit, without the strided
+   gather. */
+static void SR_FN(sr_gemm_rows)(ptrdiff_t d, ptrdiff_t m, ptrdiff_t W, const double* const* A,
+                                const double* restrict B, ptrdiff_t ldb, double* restrict C) {
+    ptrdiff_t i = 0, j, s;
+#if SR_VEC
+    for (; i + 4 <= d; i += 4) {
+        double* c0 = C + (size_t)i * m;
+        for (j = 0; j + 2 * SR_GW <= m; j += 2 * SR_GW) {
+            SR_GV p0 = {0}, q0 = {0}, p1 = {0}, q1 = {0}, p2 = {0}, q2 = {0}, p3 = {0}, q3 = {0};
+            for (s = 0; s < W; s++) {
+                const double* a = A[s] + i;
+                const double* b = B + (size_t)s * ldb + j;
+                SR_GV bl = SR_GLD(b), bh = SR_GLD(b + SR_GW);
+                p0 += a[0] * bl; q0 += a[0] * bh;
+                p1 += a[1] * bl; q1 += a[1] * bh;
+                p2 += a[2] * bl; q2 += a[2] * bh;
+                p3 += a[3] * bl; q3 += a[3] * bh;
+            }
+            SR_GST(c0 + j, p0); SR_GST(c0 + j + SR_GW, q0);
+            SR_GST(c0 + m + j, p1); SR_GST(c0 + m + j + SR_GW, q1);
+            SR_GST(c0 + 2 * m + j, p2); SR_GST(c0 + 2 * m + j + SR_GW, q2);
+            SR_GST(c0 + 3 * m + j, p3); SR_GST(c0 + 3 * m + j + SR_GW, q3);
+        }
+        for (; j + SR_GW <= m; j += SR_GW) {
+            SR_GV p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};
+            for (s = 0; s < W; s++) {
+                const double* a = A[s] + i;
+                SR_GV bl = SR_GLD(B + (size_t)s * ldb + j);
+                p0 += a[0] * bl; p1 += a[1] * bl; p2 += a[2] * bl; p3 += a[3] * bl;
+            }
+            SR_GST(c0 + j, p0); SR_GST(c0 + m + j, p1);
+            SR_GST(c0 + 2 * m + j, p2); SR_GST(c0 + 3 * m + j, p3);
+        }
+        for (; j < m; j++) {
+            ptrdiff_t r;
+            for (r = 0; r < 4; r++) {
+                double acc = 0.0;
+                for (s = 0; s < W; s++) acc += A[s][i + r] * B[(size_t)s * ldb + j];
+                C[(size_t)(i + r) * m + j] = acc;
+            }
+        }
+    }
+    for (; i < d; i++) {
+        double* c0 = C + (size_t)i * m;
+        for (j = 0; j + SR_GW <= m; j += SR_GW) {
+            SR_GV p0 = {0};
+            for (s = 0; s < W; s++) p0 += A[s][i] * SR_GLD(B + (size_t)s * ldb + j);
+            SR_GST(c0 + j, p0);
+        }
+        for (; j < m; j++) {
+            double acc = 0.0;
+            for (s = 0; s < W; s++) acc += A[s][i] * B[(size_t)s * ldb + j];
+            c0[j] = acc;
+        }
+    }
+#else
+    for (; i < d; i++)
+        for (j = 0; j < m; j++) {
+            double acc = 0.0;
+            for (s = 0; s < W; s++) acc += A[s][i] * B[(size_t)s * ldb + j];
             C[(size_t)i * m + j] = acc;
         }
 #endif

@@ -75,8 +75,8 @@ cdef class Network:
     cdef double[::1] s_da              # dax per window step and layer (k2*L*G*H,)
     cdef double[::1] s_dah2            # GRU dah per window step and layer (k2*L*G*H,; else 1)
     cdef double* p_dah                 # s_dah2 for the GRU, else s_da (the recurrent gradient)
-    cdef double[::1] s_xt              # layer inputs, transposed per layer (L*max(n_in,H)*k2,)
-    cdef double[::1] s_ht              # previous states, transposed per layer (L*H*k2,)
+    cdef Py_ssize_t[::1] s_rows        # backward: row pointers of each window step's layer input,
+                                       # then of its previous state, per layer (2*L*k2,)
     cdef double[::1] bk_x              # roll-back copy of the overwritten ring input (n_in,)
     cdef double[::1] bk_r              # ... ring records (L*rec,)
     cdef double[::1] bk_g              # ... ring head gradient (n_out,)
@@ -85,8 +85,6 @@ cdef class Network:
     cdef double[::1] s_gm              # learn_multi's gradients of this call, by delay j (n_out,)
     cdef double[::1] s_gf              # backward: first pending entry of the rows older than k1
                                        # (n_out: none) (delay,; else 1)
-    cdef double[::1] s_hg              # learn_multi: the top states of the delayed steps,
-                                       # transposed (H x n_out in H*(k1+delay),; else 1)
 
     cdef void _set_arrays(self, dict new)
     cdef bint _no_views(self) noexcept nogil

@@ -69,7 +69,7 @@ _CELL_NAMES = {ELMAN_TANH: "elman-tanh", ELMAN_RELU: "elman-relu", LSTM: "lstm",
 _LOSSES = (SQUARED, ABSOLUTE, HUBER, BINARY_CE, SOFTMAX_CE)
 
 
-from streamrnn._core._kernels cimport sr_gemm_tn, sr_matvec, sr_select
+from streamrnn._core._kernels cimport sr_gemm_rows, sr_matvec, sr_select
 
 from streamrnn._core._cells import ISA as _ISA
 
@@ -193,12 +193,11 @@ def footprint(cell, n_in, hidden_size, num_layers, n_out, k1, k2, loss=SQUARED):
          + H * n_out + n_out)
     state = 2 * L * H + B * (n_in + L * R + n_out) + n_out
     # s_rec, p_rec, bk_r; s_h, s_c, s_dhc, s_dcc; s_a, s_ah; s_dh, s_dx; p_x, bk_x;
-    # p_out, bk_g, bk_o; s_da, s_dah2 (1 double unless GRU); s_xt; s_ht;
-    # bk_d, s_gm; s_gf, s_hg (1 double each without delayed targets)
+    # p_out, bk_g, bk_o; s_da, s_dah2 (1 double unless GRU); s_rows (pointers, 8 bytes);
+    # bk_d, s_gm; s_gf (1 double without delayed targets)
     scratch = (3 * L * R + 4 * L * H + 2 * GH + 2 * H + 2 * n_in + 3 * n_out
-               + 2 * k2 * L * GH + 1 + L * max(n_in, H) * k2 + L * H * k2
-               + 2 * n_out + max(dl, 1)
-               + (H * (k1 + dl) if dl else 1))
+               + 2 * k2 * L * GH + 1 + 2 * L * k2
+               + 2 * n_out + max(dl, 1))
     return P, 4 * P + state + scratch
 
 
@@ -307,12 +306,10 @@ cdef class Network:
             "s_dhc": np.zeros(L * H), "s_dcc": np.zeros(L * H),
             "s_da": np.zeros(k2 * L * G * H),
             "s_dah2": np.zeros(k2 * L * G * H if self.kern.separate_dah else 1),
-            "s_xt": np.zeros(L * max(n_in, H) * k2), "s_ht": np.zeros(L * H * k2),
+            "s_rows": np.zeros(2 * L * k2, dtype=np.intp),
             "bk_x": np.zeros(n_in), "bk_r": np.zeros(L * R), "bk_g": np.zeros(n_out),
             "bk_o": np.zeros(n_out), "bk_d": np.zeros(n_out), "s_gm": np.zeros(n_out),
             "s_gf": np.zeros(max(self.delay, 1)),
-            # learn_multi's gathered top states of the delayed steps (H x n_out <= this)
-            "s_hg": np.zeros(H * (k1 + self.delay) if self.delay else 1),
         }
         s = self._scratch
         self.dw = s["grad"]
@@ -320,11 +317,10 @@ cdef class Network:
         self.s_rec, self.s_h, self.s_c = s["s_rec"], s["s_h"], s["s_c"]
         self.p_rec, self.p_x, self.p_out = s["p_rec"], s["p_x"], s["p_out"]
         self.s_dh, self.s_dx, self.s_dhc, self.s_dcc = s["s_dh"], s["s_dx"], s["s_dhc"], s["s_dcc"]
-        self.s_da, self.s_dah2, self.s_xt, self.s_ht = s["s_da"], s["s_dah2"], s["s_xt"], s["s_ht"]
+        self.s_da, self.s_dah2, self.s_rows = s["s_da"], s["s_dah2"], s["s_rows"]
         self.p_dah = &self.s_dah2[0] if self.kern.separate_dah else &self.s_da[0]
         self.bk_x, self.bk_r, self.bk_g, self.bk_o = s["bk_x"], s["bk_r"], s["bk_g"], s["bk_o"]
         self.bk_d, self.s_gm, self.s_gf = s["bk_d"], s["s_gm"], s["s_gf"]
-        self.s_hg = s["s_hg"]
         self.n_in = n_in
 
     def _shapes(self, B=None):
@@ -470,9 +466,10 @@ cdef class Network:
         The window walk (newest to oldest) computes only what is sequential: the gate
         gradients ``dax``/``dah`` of every (step, layer), kept in ``s_da``/``s_dah2``, and the
         carried ``dh``/``dc``. The parameter gradients ``dW_x = X^T DA``, ``dW_h = H_prev^T DA``
-        and ``db`` follow after the walk as small matrix products, each gradient row summed
-        over the steps newest first (the order of the step-by-step accumulation), and written
-        rather than accumulated, so the gradient needs no clearing.
+        and ``db`` follow after the walk as small matrix products (``sr_gemm_rows``: X and
+        H_prev by the row pointers of the steps' ring records, no transposed copy), each
+        gradient row summed over the steps newest first (the order of the step-by-step
+        accumulation), and written rather than accumulated, so the gradient needs no clearing.
 
         The head: ``dW_y``, ``db_y`` and each injected row's ``dh`` come from the row's pending
         gradient entries only (``_head_grad``, ``_head_dh``): with delayed targets a row has
@@ -482,7 +479,7 @@ cdef class Network:
         """
         cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, R = self.rec, G = self.G
         cdef Py_ssize_t GH = G * H, n_out = self.n_out, B = self.B, k2 = self.k2
-        cdef Py_ssize_t n_in = self.n_in, D = n_in if n_in > H else H
+        cdef Py_ssize_t n_in = self.n_in
         cdef long long t = self.t
         cdef long long reach = self.k1 + self.delay    # rows an update can inject
         cdef Py_ssize_t n_inj = <Py_ssize_t>(reach if reach < t else t)
@@ -495,11 +492,9 @@ cdef class Network:
         cdef double* dx = &self.s_dx[0]
         cdef double* DA = &self.s_da[0]
         cdef double* DAH = self.p_dah
-        cdef double* XT = &self.s_xt[0]
-        cdef double* HT = &self.s_ht[0]
+        cdef const double** XR = <const double**><void*>&self.s_rows[0]
+        cdef const double** HR = XR + L * k2
         cdef double* r
-        cdef double* xt
-        cdef double* ht
         cdef const double* x
         cdef const double* g
         cdef Py_ssize_t a, l, s, j, d, i, lo
@@ -534,27 +529,21 @@ cdef class Network:
                 # the cell: gate gradients, carried dc, and dh to the older step (same layer)
                 self.kern.backward(H, r, w + self.o_wh[l], dh, dcc + l * H,
                                    DA + (a * L + l) * GH, DAH + (a * L + l) * GH, dhc + l * H)
-                # gather this step's layer input and previous state, transposed
+                # this step's layer input and previous state (the record begins with it), by
+                # their rows, for the gradient products
                 if l == 0:
-                    x = &self.ring_x[s * n_in]
-                    d = n_in
+                    XR[l * k2 + a] = &self.ring_x[s * n_in]
                 else:
-                    x = rec_h(&self.ring_r[(s * L + l - 1) * R], H, GH)
-                    d = H
-                xt = XT + l * D * k2
-                ht = HT + l * H * k2
-                for i in range(d):
-                    xt[i * k2 + a] = x[i]
-                for i in range(H):
-                    ht[i * k2 + a] = r[i]
+                    XR[l * k2 + a] = rec_h(&self.ring_r[(s * L + l - 1) * R], H, GH)
+                HR[l * k2 + a] = r
                 # to the layer below (same step)
                 if l > 0:
                     sr_matvec(H, GH, w + self.o_wx[l], DA + (a * L + l) * GH, NULL, dx)
         # parameter gradients from the stored gate gradients
         for l in range(L):
             d = n_in if l == 0 else H
-            sr_gemm_tn(d, GH, W, XT + l * D * k2, k2, DA + l * GH, L * GH, dw + self.o_wx[l])
-            sr_gemm_tn(H, GH, W, HT + l * H * k2, k2, DAH + l * GH, L * GH, dw + self.o_wh[l])
+            sr_gemm_rows(d, GH, W, XR + l * k2, DA + l * GH, L * GH, dw + self.o_wx[l])
+            sr_gemm_rows(H, GH, W, HR + l * k2, DAH + l * GH, L * GH, dw + self.o_wh[l])
             self.kern.bias_backward(W, L * GH, H, DA + l * GH, DAH + l * GH, dw + self.o_b[l],
                                     dw + self.o_bhn[l])
 
