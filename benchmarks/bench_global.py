@@ -477,11 +477,14 @@ def young(args):
             "--horizon", "6", "--seasonality", "24", "--json", "--quiet"]
     runs = [("global", [])] + ([("per-key", ["--per-key-models"])] if args.young_peer else [])
     out = {"keys": args.young_keys, "values": args.young_values, "rows": n, "runs": {}}
+    print(f"streamrnn from {Path(streamrnn.__file__).resolve().parent}")
     print(f"young keys: {args.young_keys} keys x {args.young_values} values (seed "
           f"{args.young_seed}, order {args.young_order}), `streamrnn backtest --key sensor --horizon 6 --seasonality 24`")
     for name, extra in runs:
         t0 = time.perf_counter()
-        p = subprocess.run(base + extra, capture_output=True, text=True, env=env)
+        # run in the tree this script imported streamrnn from (``-m`` puts the cwd first)
+        p = subprocess.run(base + extra, capture_output=True, text=True, env=env,
+                           cwd=str(Path(streamrnn.__file__).resolve().parent.parent))
         if p.returncode != 0:
             raise RuntimeError(f"{name}: {p.stderr[-2000:]}")
         r = json.loads(p.stdout)["overall"]

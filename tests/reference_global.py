@@ -84,7 +84,7 @@ class Key:
 class RefGlobal:
     def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
                  optimizer, clip_=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2),
-                 hw_phi=0.98, hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+                 hw_phi=0.98, hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
                  hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
                  hw_gamma_start=0.5):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
@@ -321,21 +321,32 @@ class RefGlobal:
         return 0 if s < self.m else (1 if s < self.m + AGE_SPAN else 2)
 
     def crow(self, g, j0):
-        """The row whose scores give group g's intervals at step j0: its own while it has
-        MIN_FALL scores (the window if smaller), else the nearest younger group that has,
-        else the nearest older one, else its own."""
-        need = min(MIN_FALL, self.window)
-        for u in list(range(g, -1, -1)) + list(range(g + 1, AGES)):
-            if len(self.scores[u * self.H + j0]) >= need:
-                return u * self.H + j0
-        return g * self.H + j0
+        """(row, borrowed) whose scores give group g's intervals at step j0: its own while it
+        has MIN_FALL scores (the window if smaller), else the nearest older group that has,
+        else its own while it has MIN_SCORES, else the nearest younger group with MIN_FALL
+        (borrowed: its widest, level 0), else (None, False)."""
+        H, need = self.H, min(MIN_FALL, self.window)
+        n = lambda u: len(self.scores[u * H + j0])   # noqa: E731
+        if n(g) >= need:
+            return g * H + j0, False
+        for u in range(g + 1, AGES):
+            if n(u) >= need:
+                return u * H + j0, False
+        if n(g) >= MIN_SCORES:
+            return g * H + j0, False
+        for u in range(g - 1, -1, -1):
+            if n(u) >= need:
+                return u * H + j0, True
+        return None, False
 
     def halfwidth(self, j, alpha, g=AGES - 1):
-        r = self.crow(g, min(j, self.H) - 1)
-        return self.quantile(r, self.level(r, alpha))
+        r, borrowed = self.crow(g, min(j, self.H) - 1)
+        if r is None:
+            return math.inf
+        return self.quantile(r, 0.0 if borrowed else self.level(r, alpha))
 
     def pvalue(self, s, g):
-        v = self.scores[self.crow(g, 0)]
+        v = self.scores[self.crow(g, 0)[0]]
         if not v:
             return 1.0
         return (1.0 + sum(1 for x in v if x >= s)) / (1.0 + len(v))
@@ -362,7 +373,7 @@ class RefGlobal:
             cns.append(self.rnd((c - bbs[j - 1]) / sc))
         iss["corr"], iss["cn"] = corr, cns
         anomaly = math.nan
-        if n - 1 >= WARM and self.scores[self.crow(self.group(n - 1), 0)]:
+        if n - 1 >= WARM and self.crow(self.group(n - 1), 0)[0] is not None:
             v = abs((y - bbs[0]) / sc - cns[0])
             anomaly = 1.0 - self.pvalue(min(v, VMAX), self.group(n - 1))
         for j in range(1, min(H, n) + 1):

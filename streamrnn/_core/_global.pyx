@@ -351,7 +351,7 @@ cdef class GlobalCore:
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
     loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
-    hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+    hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
     hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
     hw_gamma_start=0.5)``; the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
     (None: the same as those; ``hw_log_gamma`` None: ``hw_gamma``);
@@ -361,7 +361,7 @@ cdef class GlobalCore:
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
                  loss=0, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
-                 hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+                 hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
                  hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
                  hw_gamma_start=0.5):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
@@ -793,16 +793,24 @@ cdef class GlobalCore:
     cdef Py_ssize_t _crow(self, Py_ssize_t g, Py_ssize_t j0) noexcept nogil:
         """The conformal row (g H + j0) whose scores give the intervals of age group g at
         step j0: its own while it holds MIN_FALL scores (the window, if smaller), else the
-        nearest younger group that does, else the nearest older one, else its own."""
+        nearest older group that does, else its own while it holds MIN_SCORES, else the
+        nearest younger group with MIN_FALL, returned as -(2 + row): borrowed, its
+        intervals take that row's widest (level 0: 1.5 x its largest score: a younger
+        key's scores are not this age's, e.g. first-cycle scores over a scale still
+        inflated by the season-less errors); -1: none."""
         cdef Py_ssize_t H = self.horizon, u
         cdef long long need = MIN_FALL if MIN_FALL < self.window else self.window
-        for u in range(g, -1, -1):
-            if self.ccnt[u * H + j0] >= need:
-                return u * H + j0
+        if self.ccnt[g * H + j0] >= need:
+            return g * H + j0
         for u in range(g + 1, AGES):
             if self.ccnt[u * H + j0] >= need:
                 return u * H + j0
-        return g * H + j0
+        if self.ccnt[g * H + j0] >= MIN_SCORES:
+            return g * H + j0
+        for u in range(g - 1, -1, -1):
+            if self.ccnt[u * H + j0] >= need:
+                return -(2 + u * H + j0)
+        return -1
 
     cdef double _quantile(self, Py_ssize_t r, double a) noexcept nogil:
         return sorted_quantile(self.csrt + r * self.window, self.ccnt[r], MIN_SCORES, a)
@@ -816,10 +824,18 @@ cdef class GlobalCore:
         if j > self.horizon:
             j = self.horizon
         cdef Py_ssize_t r = self._crow(g, j - 1)
+        if r == -1:
+            return INFINITY
+        if r < -1:       # borrowed from a younger group: its widest
+            return self._quantile(-r - 2, 0.0)
         return self._quantile(r, self._level(r, alpha))
 
     cdef double _pvalue(self, Py_ssize_t g, double s) noexcept nogil:
         cdef Py_ssize_t r = self._crow(g, 0)
+        if r == -1:
+            return 1.0
+        if r < -1:
+            r = -r - 2
         cdef long long c = self.ccnt[r]
         if c == 0:
             return 1.0
@@ -883,7 +899,7 @@ cdef class GlobalCore:
             row[self.o_cmb + (j - 1) * j // 2 + (n - 1) % j] = self._rnd((c - bb) / sc)
         # 3. anomaly score of y_n (before its scores enter)
         score[0] = NAN
-        if n - 1 >= WARM and self.ccnt[self._crow(self._group(n - 1), 0)] > 0:
+        if n - 1 >= WARM and self._crow(self._group(n - 1), 0) != -1:
             cn = fabs((y - cur[0]) / sc - row[self.o_cmb + 0])
             score[0] = 1.0 - self._pvalue(self._group(n - 1), cn if cn <= VMAX else VMAX)
         # 4. every pending forecast of y_n
@@ -1415,7 +1431,7 @@ cdef class GlobalCore:
 
     def _score(self, s, y, x):
         row, n = self._row(s)
-        if n - 1 < WARM or self.ccnt[self._crow(self._group(n - 1), 0)] == 0:
+        if n - 1 < WARM or self._crow(self._group(n - 1), 0) == -1:
             return math.nan
         c, sc = self._forecast_rows(s, 1, x)
         cdef double[::1] rv = row
