@@ -87,13 +87,23 @@ any). The clip at 8 scales keeps one outage from opening the gate for good: on W
 better than the last value for the rest of the series. Combined c = sum w f / sum w, stored as
 (c - f_s(j)) / scale_s.
 
-Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
-s >= WARM, the last ``window`` per step sorted; half-width q = the ceil((1 - a)(n + 1))-th
-smallest (clipped to 1..n; a <= 0: 1.5 x the largest; fewer than 5 scores: none), a the ACI
-level alpha_t: a += gamma (alpha - [score > q(a)]) with q from the scores before this one
-(the shared quantile stands in for the one issued), clamped to [-1, 2]; other alphas are
-interpolated as in ``_combine.Conformal``. Interval = c +- scale * q. Anomaly score of y_t:
-1 - (1 + #{step-1 scores >= its score}) / (1 + n) before its own score enters.
+Conformal (shared, per age group g of the origin and step j, levels 0.05/0.1/0.2): the
+age group of origin s is 0 while s < m (the first cycle: no season indices yet, the scale
+made of season-less errors), 1 while s < m + 20 (the scale forming; AGE_SPAN), else 2. Row
+r = g H + j - 1 keeps the scores |y - c_s(j)| / scale_s of its origins s >= WARM, the last
+``window`` sorted, and its ACI levels; half-width q = the ceil((1 - a)(n + 1))-th smallest
+(clipped to 1..n; a <= 0: 1.5 x the largest; fewer than 5 scores: none), a the row's ACI
+level alpha_t: a += gamma (alpha - [score > q(a)]) with q from the row's scores before this
+one (the shared quantile stands in for the one issued), clamped to [-1, 2] (gamma
+``aci_gamma`` 0.002: every key's scoring moves it, so the pooled level moves about
+gamma x keys per time step); other alphas are interpolated as in ``_combine.Conformal``.
+The row that gives group g's interval at step j: its own while it holds MIN_FALL = 50 scores
+(the window if smaller); else the nearest older group's that does; else its own from 5
+scores; else the nearest younger group's with 50, borrowed at its widest (level 0: 1.5 x its
+largest; a younger age's scores are not this age's: first-cycle scores are normalised by a
+scale still inflated by season-less errors); else none. Interval = c +- scale * q. Anomaly
+score of y_t: 1 - (1 + #{scores >= its score}) / (1 + n) among the step-1 scores of the row
+its origin's interval uses, before its own score enters.
 
 ``step`` for B distinct keys (one nogil call, no allocation), in this order:
 1. every row loaded; features standardised with the shared statistics of the call's start;
