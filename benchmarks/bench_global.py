@@ -39,6 +39,16 @@ geometric means, the statsmodels refits, the per-series streaming loop):
 bench_accuracy's ``run_holdout``: the single-series LSTM/GRU forecasters against a
 GlobalForecaster that only ever sees that one key.
 
+**Young keys** (``--young``, instead of the accuracy part): what a user found with the
+command. A JSON-lines stream of 500 keys x 100 values (``--young-keys``, ``--young-values``)
+of a synthetic seasonal series, period 24, each key with its own level, amplitude, phase and
+noise (so their scales differ by up to 10x), the keys interleaved (every key's value t before
+any key's t + 1, in a shuffled order at each t), is replayed by ``streamrnn backtest --source
+FILE --key sensor --horizon 6 --seasonality 24 --json`` twice in the same run: the global
+model (the default) and ``--per-key-models`` (the peer). Printed per step: MAE of the model,
+last value and seasonal naive (all on the same rows), the 90 % intervals' coverage and width.
+Every key is young (about 4 cycles), which is where a pooled interval is hardest.
+
 **Memory** (``--memory``, instead of the accuracy part). A child process builds
 ``GlobalForecaster(cell="lstm", hidden_size=32, tbptt_steps=16, slot_dtype="float32",
 seasonality=24, horizon=24, max_keys=1,000,000)`` and feeds 1,000,000 string keys a few values
@@ -52,6 +62,8 @@ values, VmRSS growth per model, and river's ``_raw_memory_usage`` of one.
         [--series N] [--seeds 3] [--ets-series K] [--single airline,nile] [--no-single]
         [--global-kwargs JSON] [--json out.json]
     PYTHONPATH=. python benchmarks/bench_global.py --memory [--keys 1000000] [--values 3]
+    PYTHONPATH=. python benchmarks/bench_global.py --young [--young-keys 500]
+        [--young-values 100] [--young-seed 0] [--young-peer/--no-young-peer]
 """
 from __future__ import annotations
 
@@ -418,6 +430,117 @@ def memory(args):
 
 
 # ------------------------------------------------------------------------------ main
+# ------------------------------------------------------------------------------ young keys
+def young_order(n_keys, n_values, order, rng):
+    """(key, t) in stream order: "time" (every key's t before any key's t + 1, shuffled at
+    each t), "key" (one key's values after another's) or "random" (a random interleaving,
+    each key's values in their order)."""
+    if order == "time":
+        return [(int(k), t) for t in range(n_values) for k in rng.permutation(n_keys)]
+    if order == "key":
+        return [(k, t) for k in range(n_keys) for t in range(n_values)]
+    seq = np.repeat(np.arange(n_keys), n_values)
+    rng.shuffle(seq)
+    nxt = np.zeros(n_keys, dtype=np.int64)
+    out = []
+    for k in seq.tolist():
+        out.append((k, int(nxt[k])))
+        nxt[k] += 1
+    return out
+
+
+def young_stream(path, n_keys, n_values, seed, order="time"):
+    """Write the young-keys JSON-lines stream (see the module docstring); returns its rows."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(10.0, 100.0, n_keys)
+    amp = base * rng.uniform(0.1, 0.5, n_keys)
+    noise = amp * rng.uniform(0.05, 0.4, n_keys)
+    phase = rng.uniform(0.0, 2 * math.pi, n_keys)
+    eps = rng.standard_normal((n_keys, n_values))
+    rows = 0
+    with open(path, "w") as f:
+        for k, t in young_order(n_keys, n_values, order, rng):
+            y = base[k] + amp[k] * math.sin(2 * math.pi * t / 24 + phase[k]) + noise[k] * eps[k, t]
+            f.write(json.dumps({"sensor": f"s{k:04d}", "y": round(float(y), 4)}) + "\n")
+            rows += 1
+    return rows
+
+
+def young_by_age(src, H=6, m=24, batch=1024):
+    """The same stream through GlobalForecaster.learn_many in this process (the command's
+    defaults: GRU 16, batches of 1024 rows): 90 % coverage per step and by the age of the
+    forecast's origin (values the key had seen), which the command's pooled table hides."""
+    rows = [json.loads(line) for line in open(src)]
+    keys = [r["sensor"] for r in rows]
+    ys = np.array([r["y"] for r in rows])
+    model = GlobalForecaster(cell="gru", hidden_size=16, seasonality=m, horizon=H)
+    ages = ((0, m), (m, 2 * m), (2 * m, 10 ** 9))
+    hit = np.zeros((len(ages), H))
+    tot = np.zeros((len(ages), H))
+    pend = {}   # key -> list of (age, low, high) of its last H origins
+    seen = {}   # key -> values seen
+    for i in range(0, len(rows), batch):
+        r = model.learn_many(keys[i:i + batch], ys[i:i + batch], alpha=ALPHA)
+        for b in range(len(r.ok)):
+            k, y = keys[i + b], ys[i + b]
+            p = pend.setdefault(k, [])
+            for j in range(1, min(H, len(p)) + 1):
+                age, lo, hi = p[-j]
+                if np.isfinite(lo[j - 1]) and np.isfinite(hi[j - 1]):
+                    g = next(u for u, (a0, a1) in enumerate(ages) if a0 <= age < a1)
+                    tot[g, j - 1] += 1
+                    hit[g, j - 1] += lo[j - 1] <= y <= hi[j - 1]
+            seen[k] = seen.get(k, 0) + 1
+            p.append((seen[k] - 1, r.low[b], r.high[b]))
+            del p[:-H]
+    return {"ages": [f"{a0}-{a1 if a1 < 10 ** 9 else ''}" for a0, a1 in ages],
+            "coverage": (hit / np.maximum(tot, 1)).tolist(), "n": tot.tolist()}
+
+
+def young(args):
+    """The young-keys stream through the command, global and per-key models (same run)."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="bench_young_")
+    src = os.path.join(d, "young.jsonl")
+    n = young_stream(src, args.young_keys, args.young_values, args.young_seed, args.young_order)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "streamrnn", "backtest", "--source", src, "--key", "sensor",
+            "--horizon", "6", "--seasonality", "24", "--json", "--quiet"]
+    runs = [("global", [])] + ([("per-key", ["--per-key-models"])] if args.young_peer else [])
+    out = {"keys": args.young_keys, "values": args.young_values, "rows": n, "runs": {}}
+    print(f"streamrnn from {Path(streamrnn.__file__).resolve().parent}")
+    print(f"young keys: {args.young_keys} keys x {args.young_values} values (seed "
+          f"{args.young_seed}, order {args.young_order}), `streamrnn backtest --key sensor --horizon 6 --seasonality 24`")
+    for name, extra in runs:
+        t0 = time.perf_counter()
+        # run in the tree this script imported streamrnn from (``-m`` puts the cwd first)
+        p = subprocess.run(base + extra, capture_output=True, text=True, env=env,
+                           cwd=str(Path(streamrnn.__file__).resolve().parent.parent))
+        if p.returncode != 0:
+            raise RuntimeError(f"{name}: {p.stderr[-2000:]}")
+        r = json.loads(p.stdout)["overall"]
+        out["runs"][name] = r
+        print(f"\n{name} model ({time.perf_counter() - t0:.0f} s wall)")
+        print(f"{'step':>4} {'n':>7} {'MAE':>8} {'last':>8} {'snaive':>8} {'cover %':>8} "
+              f"{'width':>8}")
+        for j, row in enumerate(r["model"]):
+            print(f"{j + 1:>4} {row['n']:>7,d} {row['mae']:>8.4f} "
+                  f"{r['last value'][j]['mae']:>8.4f} {r['seasonal naive'][j]['mae']:>8.4f} "
+                  f"{row['coverage']:>8.1f} {row['width']:>8.3f}")
+    if GlobalForecaster is not None:
+        t0 = time.perf_counter()
+        a = young_by_age(src)
+        out["by_age"] = a
+        print(f"\nglobal model in this process, 90 % coverage by the age of the origin "
+              f"(values its key had seen; {time.perf_counter() - t0:.0f} s)")
+        print(f"{'age':>8} " + " ".join(f"{'step ' + str(j + 1):>7}" for j in range(6))
+              + f" {'n':>9}")
+        for g, name in enumerate(a["ages"]):
+            print(f"{name:>8} " + " ".join(f"{100 * c:>7.1f}" for c in a["coverage"][g])
+                  + f" {int(sum(a['n'][g])):>9,d}")
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
@@ -446,6 +569,16 @@ def main(argv=None):
     ap.add_argument("--peer-models", type=int, default=2000,
                     help="--memory: single-series models in the peer's child")
     ap.add_argument("--memory-child", choices=("global", "perkey"), help=argparse.SUPPRESS)
+    ap.add_argument("--young", action="store_true",
+                    help="the young-keys stream through the command instead")
+    ap.add_argument("--young-keys", type=int, default=500, help="--young: keys")
+    ap.add_argument("--young-values", type=int, default=100, help="--young: values per key")
+    ap.add_argument("--young-seed", type=int, default=0, help="--young: the stream's seed")
+    ap.add_argument("--young-order", choices=("time", "key", "random"), default="time",
+                    help="--young: the keys interleaved by time, one after another, or at "
+                         "random")
+    ap.add_argument("--young-peer", action=argparse.BooleanOptionalAction, default=True,
+                    help="--young: also the per-key models (the peer)")
     args = ap.parse_args(argv)
 
     if args.memory_child == "global":
@@ -456,6 +589,12 @@ def main(argv=None):
     wall0, cpu0 = time.perf_counter(), time.process_time()
     command = "python benchmarks/bench_global.py " + " ".join(sys.argv[1:] if argv is None
                                                               else argv)
+    if args.young:
+        out = young(args)
+        print(f"\nrun: {(time.perf_counter() - wall0) / 60:.1f} min wall; command: {command}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(ba.jsonable(out), indent=1))
+        return None
     if args.memory:
         out = memory(args)
         print(f"\nrun: {(time.perf_counter() - wall0) / 60:.1f} min wall; command: {command}")

@@ -17,8 +17,8 @@ Per key (all values "as stored": rounded to float32 for float32 slots, clamped t
                     corrections and cn (H,) combined minus backbone over the scale (when
                     y_{s+1} arrives: the network's forward from origin s runs then)
     err (H, 5)      EW normalised absolute errors of the experts per step
-Shared: conformal scores per step (last ``window``), ACI levels, pooled errors, feature
-statistics, the network.
+Shared: conformal scores per age group of the origin and step (last ``window``; row
+g H + j - 1), their ACI levels, pooled errors, feature statistics, the network.
 
 The order of one batch is the module docstring's of ``_global.pyx`` (steps 1-5).
 """
@@ -54,6 +54,9 @@ PROVEN_N = 50           # the last value proves itself at step j after 50 scorin
 PROVEN_TOL = 1.05       # ... its own error within 5 % of the best other expert's
 PROVEN_MARGIN = 1.0     # ... then the others count up to 100 % more (at step H)
 MIN_SCORES = 5
+AGES = 3                # conformal age groups of an origin s: s < m, s < m + AGE_SPAN, older
+AGE_SPAN = 20
+MIN_FALL = 50           # scores an age group needs to give its own intervals
 AT_LO, AT_HI = -1.0, 2.0
 
 
@@ -81,7 +84,7 @@ class Key:
 class RefGlobal:
     def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
                  optimizer, clip_=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2),
-                 hw_phi=0.98, hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+                 hw_phi=0.98, hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
                  hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
                  hw_gamma_start=0.5):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
@@ -108,8 +111,10 @@ class RefGlobal:
             acc = acc + p
             self.phacc[j] = acc
         self.keys = {}
-        self.scores = [[] for _ in range(H)]            # arrival order, the last `window`
-        self.at = [[a] * H for a in self.alphas]
+        # per conformal row g H + j0 (age group g of the origin, step j0 + 1): arrival order,
+        # the last `window`
+        self.scores = [[] for _ in range(AGES * H)]
+        self.at = [[a] * (AGES * H) for a in self.alphas]
         self.pool = np.zeros((H, E))
         self.pool_n = np.zeros((H, E), dtype=np.int64)
         self.fn = [0] * n_x
@@ -311,12 +316,37 @@ class RefGlobal:
         u = (alpha - al[i]) / (al[i + 1] - al[i])
         return at[i][j0] + u * (at[i + 1][j0] - at[i][j0])
 
-    def halfwidth(self, j, alpha):
-        j0 = min(j, self.H) - 1
-        return self.quantile(j0, self.level(j0, alpha))
+    def group(self, s):
+        """Age group of origin s: the first cycle, the scale forming, formed."""
+        return 0 if s < self.m else (1 if s < self.m + AGE_SPAN else 2)
 
-    def pvalue(self, s):
-        v = self.scores[0]
+    def crow(self, g, j0):
+        """(row, borrowed) whose scores give group g's intervals at step j0: its own while it
+        has MIN_FALL scores (the window if smaller), else the nearest older group that has,
+        else its own while it has MIN_SCORES, else the nearest younger group with MIN_FALL
+        (borrowed: its widest, level 0), else (None, False)."""
+        H, need = self.H, min(MIN_FALL, self.window)
+        n = lambda u: len(self.scores[u * H + j0])   # noqa: E731
+        if n(g) >= need:
+            return g * H + j0, False
+        for u in range(g + 1, AGES):
+            if n(u) >= need:
+                return u * H + j0, False
+        if n(g) >= MIN_SCORES:
+            return g * H + j0, False
+        for u in range(g - 1, -1, -1):
+            if n(u) >= need:
+                return u * H + j0, True
+        return None, False
+
+    def halfwidth(self, j, alpha, g=AGES - 1):
+        r, borrowed = self.crow(g, min(j, self.H) - 1)
+        if r is None:
+            return math.inf
+        return self.quantile(r, 0.0 if borrowed else self.level(r, alpha))
+
+    def pvalue(self, s, g):
+        v = self.scores[self.crow(g, 0)[0]]
         if not v:
             return 1.0
         return (1.0 + sum(1 for x in v if x >= s)) / (1.0 + len(v))
@@ -343,9 +373,9 @@ class RefGlobal:
             cns.append(self.rnd((c - bbs[j - 1]) / sc))
         iss["corr"], iss["cn"] = corr, cns
         anomaly = math.nan
-        if n - 1 >= WARM and self.scores[0]:
+        if n - 1 >= WARM and self.crow(self.group(n - 1), 0)[0] is not None:
             v = abs((y - bbs[0]) / sc - cns[0])
-            anomaly = 1.0 - self.pvalue(min(v, VMAX))
+            anomaly = 1.0 - self.pvalue(min(v, VMAX), self.group(n - 1))
         for j in range(1, min(H, n) + 1):
             s = n - j
             if s < WARM:
@@ -379,12 +409,13 @@ class RefGlobal:
             cn = abs((y - bb) / scs - iss["cn"][j - 1])
             if not cn <= VMAX:
                 cn = VMAX
+            r = self.group(s) * H + j - 1    # the origin's own age group
             for a in range(len(self.alphas)):
-                q = self.quantile(j - 1, self.at[a][j - 1])
+                q = self.quantile(r, self.at[a][r])
                 if math.isfinite(q):
-                    v = self.at[a][j - 1] + self.aci_gamma * (self.alphas[a] - (1.0 if cn > q else 0.0))
-                    self.at[a][j - 1] = min(max(v, AT_LO), AT_HI)
-            self.insert(j - 1, cn)
+                    v = self.at[a][r] + self.aci_gamma * (self.alphas[a] - (1.0 if cn > q else 0.0))
+                    self.at[a][r] = min(max(v, AT_LO), AT_HI)
+            self.insert(r, cn)
         return pred, anomaly
 
     def bank_step(self, bank, n, z, sp, S, members):
@@ -445,9 +476,11 @@ class RefGlobal:
                 if m > 0:
                     K.S[p] = self.rnd(sp + max(self.gamma, self.g0 / (n // m)) * e)
                 K.l, K.b = self.bank_step(K.bank, n, y, sp, K.S, self.members)
-            r = max(1.0 / n, SCALE_RATE)
+            # the count restarts after the first cycle (its errors weigh one value)
+            tn = n - m + 2 if (m > 0 and n >= m) else n
+            r = max(1.0 / tn, SCALE_RATE)
             ae = min(abs(e), self.big)
-            if n > WARM:
+            if tn > WARM:
                 ae = min(ae, SCALE_CLIP * self.scale(K))
             K.sc = self.rnd(K.sc + r * (ae - K.sc))
         K.ys.append(self.rnd(y))
@@ -486,9 +519,10 @@ class RefGlobal:
         corr = [self.rnd(clip(v, self.clip)) for v in o]
         sc = self.scale(K)
         fc, lo, hi = [], [], []
+        g = self.group(K.n - 1)
         for j in range(1, self.H + 1):
             c = self.combine(K, j, self.bb(K, j), corr[min(j, self.n_out) - 1])
-            q = self.halfwidth(j, alpha)
+            q = self.halfwidth(j, alpha, g)
             fc.append(c)
             lo.append(c - sc * q if math.isfinite(q) else math.nan)
             hi.append(c + sc * q if math.isfinite(q) else math.nan)

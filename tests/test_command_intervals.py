@@ -83,6 +83,60 @@ def test_coverage_and_width_per_step_match_a_brute_force_count(h, m):
     assert f"{100 * sum(hits) / sum(n):.1f}% of {sum(n):,d} targets (nominal 90%)" in s
 
 
+@pytest.mark.parametrize("h,m", [(1, 4), (6, 4), (3, 7), (5, 2)])
+@pytest.mark.parametrize("batch", [False, True])
+def test_every_baseline_is_scored_on_the_models_rows(h, m, batch):
+    """Like for like: the seasonal naive is the last value until a key has a season of
+    history, so all three methods are scored on the same (origin, step) pairs; their sums
+    equal a brute-force count over those pairs (HorizonScore and BatchScore alike)."""
+    from streamrnn.streams.scoring import BASELINE_NOTE, BatchScore
+    import numpy as np
+    data, order = _stream(h, n=30, seed=h + m)
+    sc = (BatchScore if batch else HorizonScore)(h, m, alpha=0.1)
+    for k, t in order:
+        ys, fcs, ivs = data[k]
+        if batch:
+            sc.observe_many([k], [ys[t]], np.array([fcs[t]]), np.full((1, h), np.nan),
+                            np.full((1, h), np.nan))
+        else:
+            sc.observe(k, ys[t], fcs[t])
+    ref = {meth: [0.0] * h for meth in METHODS_}
+    cnt = [0] * h
+    for ys, fcs, _ in data.values():
+        for s in range(len(ys)):
+            for j in range(1, h + 1):
+                t = s + j
+                if t >= len(ys):
+                    break
+                lag = m * math.ceil(j / m)
+                cnt[j - 1] += 1
+                ref["model"][j - 1] += abs(ys[t] - fcs[s][j - 1])
+                ref["last value"][j - 1] += abs(ys[t] - ys[s])
+                ref["seasonal naive"][j - 1] += abs(ys[t] - (ys[t - lag] if t - lag >= 0
+                                                            else ys[s]))
+    table = sc.table()
+    for meth in METHODS_:
+        for j in range(h):
+            assert table[meth][j]["n"] == cnt[j] == table["model"][j]["n"]
+            assert table[meth][j]["mae"] == pytest.approx(ref[meth][j] / cnt[j], rel=1e-12)
+    assert "same" in BASELINE_NOTE and "season" in BASELINE_NOTE
+
+
+METHODS_ = ("model", "last value", "seasonal naive")
+
+
+def test_scores_of_the_previous_version_are_not_mixed_in():
+    """A checkpoint's scores made before the baselines were scored like for like (a config
+    without ``version``) do not match: the command warns and starts its scores afresh."""
+    part, keys = _states()
+    old = copy.deepcopy(part)
+    old["config"].pop("version")
+    sc = HorizonScore(3, 2, alpha=0.1)
+    assert sc.check_config(part) and not sc.check_config(old)
+    with pytest.raises(ValueError, match="made with"):
+        sc.load({0: old}, keys)
+
+
 def test_a_table_without_intervals_has_no_interval_columns():
     sc = HorizonScore(2, 0)
     for t in range(10):

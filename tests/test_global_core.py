@@ -127,3 +127,72 @@ def test_pred_and_score_are_what_forecast_and_score_said(dtype):
         assert np.array_equal(out[1], [s1], equal_nan=True)
         seen_score += not np.isnan(s1)
     assert seen_score > 30
+
+
+# ------------------------------------------------------------------ intervals by key age
+def _conf_counts(core):
+    c = core.get_shared_state()["core"]["conf_count"]
+    return c.reshape(3, core.horizon)
+
+
+def test_scores_go_to_the_age_group_of_their_origin():
+    """One key, m = 4, H = 5: origins s < m (first cycle), m <= s < m + 20 (scale forming)
+    and older each fill their own conformal rows (scores from origins s >= WARM = 2)."""
+    H, m, n = 5, 4, 40
+    core = make(H=H, m=m, cap=2, mb=2)
+    for t in range(n):
+        core.step(np.array([0], dtype=np.int64), np.array([10 + 3 * np.sin(t) + 0.1 * t]),
+                  np.zeros((1, 0)), *outputs(1, H))
+    c = _conf_counts(core)
+    for j in range(1, H + 1):
+        scored = [s for s in range(2, n - j)]          # origin s scored at y_{s+j}
+        assert c[0, j - 1] == sum(1 for s in scored if s < m)
+        assert c[1, j - 1] == sum(1 for s in scored if m <= s < m + 20)
+        assert c[2, j - 1] == sum(1 for s in scored if s >= m + 20)
+    # the old groups give the intervals of the formed origins; one key never has 50 scores
+    # of its first cycle, so a young origin gets none until its own group has 5
+    assert np.isfinite(core.halfwidth(1, 0.1, group=2))
+    assert core.halfwidth(1, 0.1, group=0) == np.inf
+
+
+def test_a_young_group_borrows_the_widest_of_a_younger_one():
+    """30 keys time-major, m = 4: at origin 4 (scale forming) no score of that age exists
+    yet, the first cycle has 60 at step 1: the interval takes 1.5 x the largest of them
+    (a borrowed interval is the widest), and an older group, once it has 50, comes first."""
+    H, m, K = 5, 4, 30
+    core = make(H=H, m=m, cap=K, mb=K)
+    keys = np.arange(K, dtype=np.int64)
+    rng = np.random.default_rng(3)
+    for t in range(5):
+        o = outputs(K, H)
+        core.step(keys, 10 + 3 * np.sin(t + keys) + rng.normal(0, 0.3, K), np.zeros((K, 0)), *o)
+    c = _conf_counts(core)
+    assert c[1, 0] == 0 and c[0, 0] == 60
+    srt = core.get_shared_state()["core"]["conf_sorted"]
+    hw = core.halfwidth(1, 0.1, group=1)
+    assert hw == 1.5 * srt[0, 59]
+    assert core.halfwidth(1, 0.1, group=1) == core.halfwidth(1, 0.3, group=1)  # any alpha
+    # the step's own intervals used it: c +- scale x hw
+    lo, hi, fc = o[3], o[4], o[2]
+    row = core.get_slots(keys[:1])["row"][0]
+    sc = max(row[core.row_parts()["hw"][0] + 2], 1e-8 * (1 + abs(row[core.row_parts()["hw"][0]])))
+    assert hi[0, 0] - fc[0, 0] == pytest.approx(sc * hw, rel=1e-12)
+    assert fc[0, 0] - lo[0, 0] == pytest.approx(sc * hw, rel=1e-12)
+
+
+def test_the_scale_restarts_after_the_first_cycle():
+    """A season-less first cycle (errors of a whole swing) no longer inflates the scale for
+    the next cycles: on an exactly periodic series it falls to about 1/(t+1) of the first
+    cycle's within t values (with the old rate 0.05 it kept 0.95^t of it)."""
+    H, m = 3, 4
+    core = make(H=H, m=m, cap=1, mb=1)
+    ys = [0.0, 10.0, 0.0, -10.0] * 4
+    o = core.row_parts()["hw"][0] + 2
+    scales = []
+    for y in ys:
+        core.step(np.array([0], dtype=np.int64), np.array([y]), np.zeros((1, 0)), *outputs(1, H))
+        scales.append(core.get_slots(np.array([0], dtype=np.int64))["row"][0][o])
+    first = scales[m - 1]
+    assert first > 5
+    # 6 values after the first cycle: its weight is 1 of 7
+    assert scales[m + 5] <= first / 7 * 1.0001

@@ -523,3 +523,20 @@ def test_extreme_values_round_trip(dtype):
     same(feed(core, np.random.default_rng(13), 10), feed(twin, np.random.default_rng(13), 10))
     for k in range(3):
         assert np.all(np.isfinite(core.forecast(k, 30)))
+
+
+def test_the_previous_conformal_layout_is_refused():
+    """Before the age groups a shared state held one conformal row per step (H rows, not
+    3 H): such a state (an old checkpoint) is refused with the shape, and nothing changes."""
+    core = make("float32")
+    feed(core, np.random.default_rng(2), 20)
+    before = pickle.dumps(core)
+    st = core.get_state()
+    sh = st["shared"]
+    for k in ("conf_raw", "conf_sorted", "conf_count", "conf_pos"):
+        sh[k] = sh[k][:H]
+    sh["conf_at"] = sh["conf_at"][:, :H]
+    with pytest.raises(ValueError, match=rf"conf_count must be an int64 ndarray of shape "
+                                         rf"\({3 * H},\)"):
+        core.set_state(st)
+    assert pickle.dumps(core) == before

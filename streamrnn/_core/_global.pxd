@@ -26,7 +26,8 @@ cdef class GlobalCore:
     cdef double* zmab                    # (K,) the log bank's alpha x beta
     cdef readonly double hw_log_gamma    # the log member's season smoothing
     cdef readonly double hw_gamma_start  # early cycles' season smoothing: max(gamma, g0 / cycle)
-    cdef readonly int window             # conformal scores kept per step (shared)
+    cdef readonly int window             # conformal scores kept per step and age group (shared)
+    cdef readonly long long age1, age2   # age groups of an origin s: s < age1 (= m), < age2
     cdef readonly double aci_gamma       # ACI step size
     cdef readonly tuple alphas           # tracked conformal levels
     cdef readonly int n_levels           # A
@@ -51,11 +52,11 @@ cdef class GlobalCore:
     # ---- shared committed state
     cdef readonly long long t            # batches stepped
     cdef object _craw, _csrt, _ccnt, _cpos, _cat, _calpha, _pool, _pooln, _fn, _fmean, _fm2
-    cdef double* craw                    # (H, window) normalised scores, arrival ring
-    cdef double* csrt                    # (H, window) the same sorted, first ccnt[j] used
-    cdef long long* ccnt                 # (H,) scores held
-    cdef long long* cpos                 # (H,) next write position in the ring
-    cdef double* cat                     # (A, H) ACI levels alpha_t
+    cdef double* craw                    # (AGES H, window) normalised scores, arrival ring
+    cdef double* csrt                    # (AGES H, window) the same sorted, first ccnt[r] used
+    cdef long long* ccnt                 # (AGES H,) scores held
+    cdef long long* cpos                 # (AGES H,) next write position in the ring
+    cdef double* cat                     # (A, AGES H) ACI levels alpha_t
     cdef double* calpha                  # (A,) tracked levels
     cdef double* pool                    # (H, 5) pooled EW normalised errors per expert
     cdef long long* pooln                # (H, 5) pooled scorings per step and expert
@@ -94,10 +95,12 @@ cdef class GlobalCore:
                          double corr, double ph) noexcept nogil
     cdef void _inputs(self, const double* row, long long n, const double* fx, double* u) noexcept nogil
     cdef void _features(self, const double* x, double* fx) noexcept nogil
-    cdef double _quantile(self, Py_ssize_t j0, double a) noexcept nogil
-    cdef double _level(self, Py_ssize_t j0, double alpha) noexcept nogil
-    cdef double _halfwidth(self, Py_ssize_t j, double alpha) noexcept nogil
-    cdef double _pvalue(self, double s) noexcept nogil
+    cdef Py_ssize_t _group(self, long long s) noexcept nogil
+    cdef Py_ssize_t _crow(self, Py_ssize_t g, Py_ssize_t j0) noexcept nogil
+    cdef double _quantile(self, Py_ssize_t r, double a) noexcept nogil
+    cdef double _level(self, Py_ssize_t r, double alpha) noexcept nogil
+    cdef double _halfwidth(self, Py_ssize_t g, Py_ssize_t j, double alpha) noexcept nogil
+    cdef double _pvalue(self, Py_ssize_t g, double s) noexcept nogil
     cdef void _insert(self, Py_ssize_t j0, double s) noexcept nogil
     cdef void _targets(self, const double* row, long long n, double y, double* Y) noexcept nogil
     cdef void _observe(self, double* row, long long n, double y, const double* o,

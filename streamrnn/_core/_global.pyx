@@ -34,8 +34,12 @@ members sharing the key's m season indices; z = y; members alpha x beta over ``h
                        caught by its longer-range error)
               w_k = exp(-hw_eta (err_k - min err) / max(min err, 1e-12)) (0 when >= 40),
               normalised; (l, b) <- sum_k w_k (l_k, b_k)   (hw_eta 10)
-       sc <- sc + r (min(|e|, 4 scale) - sc), r = max(1/t, 0.05)   (EW scale of the one-step
-                             errors, robust: |e| enters clipped to 4 x the scale once t > 2)
+       sc <- sc + r (min(|e|, 4 scale) - sc), r = max(1/t', 0.05)  (EW scale of the one-step
+                             errors, robust: |e| enters clipped to 4 x the scale once t' > 2;
+                             t' = t, or t - m + 2 from the first value after the first cycle:
+                             the first cycle's errors, made before the season indices exist,
+                             keep the weight of one value, so they do not inflate a young
+                             key's scale for the next cycles)
     scale = max(sc, 1e-8 (1 + |l|))                          (> 0; every state value clamped
                                                               to +-1e150, +-1e36 for float32)
 A season index changes only when its own phase arrives, so the backbone's forecast of step
@@ -83,13 +87,23 @@ any). The clip at 8 scales keeps one outage from opening the gate for good: on W
 better than the last value for the rest of the series. Combined c = sum w f / sum w, stored as
 (c - f_s(j)) / scale_s.
 
-Conformal (shared, per step j, levels 0.05/0.1/0.2): scores |y - c_s(j)| / scale_s of origins
-s >= WARM, the last ``window`` per step sorted; half-width q = the ceil((1 - a)(n + 1))-th
-smallest (clipped to 1..n; a <= 0: 1.5 x the largest; fewer than 5 scores: none), a the ACI
-level alpha_t: a += gamma (alpha - [score > q(a)]) with q from the scores before this one
-(the shared quantile stands in for the one issued), clamped to [-1, 2]; other alphas are
-interpolated as in ``_combine.Conformal``. Interval = c +- scale * q. Anomaly score of y_t:
-1 - (1 + #{step-1 scores >= its score}) / (1 + n) before its own score enters.
+Conformal (shared, per age group g of the origin and step j, levels 0.05/0.1/0.2): the
+age group of origin s is 0 while s < m (the first cycle: no season indices yet, the scale
+made of season-less errors), 1 while s < m + 20 (the scale forming; AGE_SPAN), else 2. Row
+r = g H + j - 1 keeps the scores |y - c_s(j)| / scale_s of its origins s >= WARM, the last
+``window`` sorted, and its ACI levels; half-width q = the ceil((1 - a)(n + 1))-th smallest
+(clipped to 1..n; a <= 0: 1.5 x the largest; fewer than 5 scores: none), a the row's ACI
+level alpha_t: a += gamma (alpha - [score > q(a)]) with q from the row's scores before this
+one (the shared quantile stands in for the one issued), clamped to [-1, 2] (gamma
+``aci_gamma`` 0.002: every key's scoring moves it, so the pooled level moves about
+gamma x keys per time step); other alphas are interpolated as in ``_combine.Conformal``.
+The row that gives group g's interval at step j: its own while it holds MIN_FALL = 50 scores
+(the window if smaller); else the nearest older group's that does; else its own from 5
+scores; else the nearest younger group's with 50, borrowed at its widest (level 0: 1.5 x its
+largest; a younger age's scores are not this age's: first-cycle scores are normalised by a
+scale still inflated by season-less errors); else none. Interval = c +- scale * q. Anomaly
+score of y_t: 1 - (1 + #{scores >= its score}) / (1 + n) among the step-1 scores of the row
+its origin's interval uses, before its own score enters.
 
 ``step`` for B distinct keys (one nogil call, no allocation), in this order:
 1. every row loaded; features standardised with the shared statistics of the call's start;
@@ -181,6 +195,7 @@ _exp_init()
 
 # ---------------------------------------------------------------- constants
 cdef enum:
+    AGES = 3        # conformal age groups of an origin: first cycle, scale forming, formed
     E = 5           # experts
     N_LEAD = 5      # network inputs the core computes
     NETWORK = 0
@@ -192,6 +207,7 @@ EXPERTS = ("network", "backbone", "last value", "seasonal naive", "log backbone"
 cdef double ZMAX = 690.0            # log-space forecasts are clamped before exp
 cdef double ZMIN = -700.0
 N_LEAD_INPUTS = N_LEAD
+AGE_GROUPS = AGES
 cdef long long WARM = 2             # origins s >= WARM are scored (the scale has 2 errors)
 WARM_ORIGINS = WARM
 cdef double DECAY = 0.97            # a key's EW errors (and the members' one-step errors)
@@ -214,6 +230,8 @@ cdef double PROVEN_N = 50.0         # scorings of step j before the last value c
 cdef double PROVEN_TOL = 1.05       # ... its own error within 5 % of the best other expert's
 cdef double PROVEN_MARGIN = 1.0     # ... then the others count up to 100 % more at step H
 cdef long long MIN_SCORES = 5
+cdef long long AGE_SPAN = 20        # values after the first cycle before a key's scale is formed
+cdef long long MIN_FALL = 50        # scores an age group needs to give its own intervals
 cdef double AT_LO = -1.0
 cdef double AT_HI = 2.0
 cdef long long COUNT_LIMIT = 1 << 62
@@ -343,7 +361,7 @@ cdef class GlobalCore:
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
     loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
-    hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+    hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
     hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
     hw_gamma_start=0.5)``; the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
     (None: the same as those; ``hw_log_gamma`` None: ``hw_gamma``);
@@ -353,7 +371,7 @@ cdef class GlobalCore:
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
                  loss=0, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
-                 hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.005, alphas=(0.05, 0.1, 0.2),
+                 hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
                  hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
                  hw_gamma_start=0.5):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
@@ -441,6 +459,7 @@ cdef class GlobalCore:
         self.malpha, self.mab = <double*>_ptr(ma), <double*>_ptr(mab)
         self.zmalpha, self.zmab = <double*>_ptr(zma), <double*>_ptr(zmab)
         self.window, self.aci_gamma, self.alphas, self.n_levels = win, ag, al, len(al)
+        self.age1, self.age2 = m, m + AGE_SPAN
         self.y_limit = 1e30 if self.f32 else 1e100
         self.big = 1e36 if self.f32 else 1e150
         self.W, self.R, self.LS = Wrow, R, LS
@@ -473,9 +492,10 @@ cdef class GlobalCore:
         A = len(al)
         self._calpha = np.array(al, dtype=np.float64)
         self._assign_shared(dict(
-            t=0, conf_raw=np.zeros((H, win)), conf_sorted=np.zeros((H, win)),
-            conf_count=np.zeros(H, dtype=np.int64), conf_pos=np.zeros(H, dtype=np.int64),
-            conf_at=np.repeat(self._calpha[:, None], H, axis=1), pool=np.zeros((H, E)),
+            t=0, conf_raw=np.zeros((AGES * H, win)), conf_sorted=np.zeros((AGES * H, win)),
+            conf_count=np.zeros(AGES * H, dtype=np.int64),
+            conf_pos=np.zeros(AGES * H, dtype=np.int64),
+            conf_at=np.repeat(self._calpha[:, None], AGES * H, axis=1), pool=np.zeros((H, E)),
             pool_n=np.zeros((H, E), dtype=np.int64), feat_n=np.zeros(nx, dtype=np.int64),
             feat_mean=np.zeros(nx), feat_m2=np.zeros(nx)))
         self.calpha = <double*>_ptr(self._calpha)
@@ -771,27 +791,70 @@ cdef class GlobalCore:
                               / row[self.o_org + 3 * (s % self.horizon) + 2], self.clip)
 
     # ------------------------------------------------------------ shared conformal
-    cdef double _quantile(self, Py_ssize_t j0, double a) noexcept nogil:
-        return sorted_quantile(self.csrt + j0 * self.window, self.ccnt[j0], MIN_SCORES, a)
+    cdef Py_ssize_t _group(self, long long s) noexcept nogil:
+        """The age group of origin s: 0 in the first cycle (s < m), 1 while the scale forms
+        (s < m + AGE_SPAN), else 2."""
+        if s < self.age1:
+            return 0
+        if s < self.age2:
+            return 1
+        return 2
 
-    cdef double _level(self, Py_ssize_t j0, double alpha) noexcept nogil:
-        return level_at(self.calpha, self.cat, self.n_levels, self.horizon, j0, alpha)
+    cdef Py_ssize_t _crow(self, Py_ssize_t g, Py_ssize_t j0) noexcept nogil:
+        """The conformal row (g H + j0) whose scores give the intervals of age group g at
+        step j0: its own while it holds MIN_FALL scores (the window, if smaller), else the
+        nearest older group that does, else its own while it holds MIN_SCORES, else the
+        nearest younger group with MIN_FALL, returned as -(2 + row): borrowed, its
+        intervals take that row's widest (level 0: 1.5 x its largest score: a younger
+        key's scores are not this age's, e.g. first-cycle scores over a scale still
+        inflated by the season-less errors); -1: none."""
+        cdef Py_ssize_t H = self.horizon, u
+        cdef long long need = MIN_FALL if MIN_FALL < self.window else self.window
+        if self.ccnt[g * H + j0] >= need:
+            return g * H + j0
+        for u in range(g + 1, AGES):
+            if self.ccnt[u * H + j0] >= need:
+                return u * H + j0
+        if self.ccnt[g * H + j0] >= MIN_SCORES:
+            return g * H + j0
+        for u in range(g - 1, -1, -1):
+            if self.ccnt[u * H + j0] >= need:
+                return -(2 + u * H + j0)
+        return -1
 
-    cdef double _halfwidth(self, Py_ssize_t j, double alpha) noexcept nogil:
-        """Normalised half-width of step j (beyond H: step H's); inf while unknown."""
+    cdef double _quantile(self, Py_ssize_t r, double a) noexcept nogil:
+        return sorted_quantile(self.csrt + r * self.window, self.ccnt[r], MIN_SCORES, a)
+
+    cdef double _level(self, Py_ssize_t r, double alpha) noexcept nogil:
+        return level_at(self.calpha, self.cat, self.n_levels, AGES * self.horizon, r, alpha)
+
+    cdef double _halfwidth(self, Py_ssize_t g, Py_ssize_t j, double alpha) noexcept nogil:
+        """Normalised half-width of step j (beyond H: step H's) for an origin of age group g;
+        inf while unknown."""
         if j > self.horizon:
             j = self.horizon
-        return self._quantile(j - 1, self._level(j - 1, alpha))
+        cdef Py_ssize_t r = self._crow(g, j - 1)
+        if r == -1:
+            return INFINITY
+        if r < -1:       # borrowed from a younger group: its widest
+            return self._quantile(-r - 2, 0.0)
+        return self._quantile(r, self._level(r, alpha))
 
-    cdef double _pvalue(self, double s) noexcept nogil:
-        cdef long long c = self.ccnt[0]
+    cdef double _pvalue(self, Py_ssize_t g, double s) noexcept nogil:
+        cdef Py_ssize_t r = self._crow(g, 0)
+        if r == -1:
+            return 1.0
+        if r < -1:
+            r = -r - 2
+        cdef long long c = self.ccnt[r]
         if c == 0:
             return 1.0
-        return (1.0 + <double>(c - gc_lower(self.csrt, <Py_ssize_t>c, s))) / (1.0 + <double>c)
+        return (1.0 + <double>(c - gc_lower(self.csrt + r * self.window, <Py_ssize_t>c, s))) / (
+            1.0 + <double>c)
 
     cdef void _insert(self, Py_ssize_t j0, double s) noexcept nogil:
-        """Score s enters step j0's window; the oldest leaves a full one: binary searches
-        and one memmove of the values between the two positions."""
+        """Score s enters conformal row j0's window (g H + step - 1); the oldest leaves a
+        full one: binary searches and one memmove of the values between the two positions."""
         cdef Py_ssize_t W = self.window, r0, q, c
         cdef double* r = self.craw + j0 * W
         cdef double* v = self.csrt + j0 * W
@@ -819,7 +882,7 @@ cdef class GlobalCore:
         """y_n (n >= 1) against the pending forecasts; o: the network's outputs at origin
         n - 1 (NULL: refused). The row still holds origin n - 1."""
         cdef Py_ssize_t H = self.horizon, m = self.period, R = self.R, j, i, e, a, A = self.n_levels
-        cdef Py_ssize_t jo, q, g = (m + 1) // 2
+        cdef Py_ssize_t jo, q, jg, g = (m + 1) // 2
         cdef long long s, idx
         cdef double bb, c, sc, err, ylast, cn, ec
         cdef double f[E]
@@ -846,9 +909,9 @@ cdef class GlobalCore:
             row[self.o_cmb + (j - 1) * j // 2 + (n - 1) % j] = self._rnd((c - bb) / sc)
         # 3. anomaly score of y_n (before its scores enter)
         score[0] = NAN
-        if n - 1 >= WARM and self.ccnt[0] > 0:
+        if n - 1 >= WARM and self._crow(self._group(n - 1), 0) != -1:
             cn = fabs((y - cur[0]) / sc - row[self.o_cmb + 0])
-            score[0] = 1.0 - self._pvalue(cn if cn <= VMAX else VMAX)
+            score[0] = 1.0 - self._pvalue(self._group(n - 1), cn if cn <= VMAX else VMAX)
         # 4. every pending forecast of y_n
         for j in range(1, (H if H < n else n) + 1):
             s = n - j
@@ -895,13 +958,15 @@ cdef class GlobalCore:
             cn = fabs((y - bb) / sc - row[self.o_cmb + (j - 1) * j // 2 + s % j])
             if not cn <= VMAX:
                 cn = VMAX
+            # the origin's age group: its own scores and ACI levels (row jg of AGES H)
+            jg = self._group(s) * H + j - 1
             for a in range(A):
-                c = self._quantile(j - 1, self.cat[a * H + j - 1])
+                c = self._quantile(jg, self.cat[a * AGES * H + jg])
                 if isfinite(c):
-                    err = self.cat[a * H + j - 1] + self.aci_gamma * (
+                    err = self.cat[a * AGES * H + jg] + self.aci_gamma * (
                         self.calpha[a] - (1.0 if cn > c else 0.0))
-                    self.cat[a * H + j - 1] = AT_LO if err < AT_LO else (AT_HI if err > AT_HI else err)
-            self._insert(j - 1, cn)
+                    self.cat[a * AGES * H + jg] = AT_LO if err < AT_LO else (AT_HI if err > AT_HI else err)
+            self._insert(jg, cn)
 
     cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
                     long long n, double z, double sp, double* malpha,
@@ -962,6 +1027,7 @@ cdef class GlobalCore:
         cdef Py_ssize_t hw = self.o_hw
         cdef double l = row[hw], b = row[hw + 1], e, fit, r, phi = self.hw_phi, sp = 0.0
         cdef Py_ssize_t u
+        cdef long long tn
         if m > 0 and self.LS > 0:  # the phase's index before this update joins its history
             p = n % m
             for u in range(self.LS - 1, 0, -1):
@@ -985,13 +1051,17 @@ cdef class GlobalCore:
                 if m > 0:
                     row[self.o_s + p] = self._rnd(sp + _gam(self.hw_gamma, self.hw_gamma_start, n, m) * e)
                 self._bank(row, hw, self.o_bank, self.o_s, n, y, sp, self.malpha, self.mab)
-            r = 1.0 / <double>n
+            # the scale's count restarts after the first cycle (whose errors, made before the
+            # season indices exist, keep the weight of one value): a season-less first cycle
+            # must not inflate a young key's scale for the next cycles
+            tn = n - m + 2 if (m > 0 and n >= m) else n
+            r = 1.0 / <double>tn
             if r < SCALE_RATE:
                 r = SCALE_RATE
             e = fabs(e)
             if not e <= self.big:
                 e = self.big
-            if n > WARM:   # robust: a jump or an outage moves the scale by at most 15 %
+            if tn > WARM:   # robust: a jump or an outage moves the scale by at most 15 %
                 fit = SCALE_CLIP * self._scale(row)
                 if e > fit:
                     e = fit
@@ -1042,14 +1112,14 @@ cdef class GlobalCore:
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
         """Combined forecasts and intervals of steps 1..H from origin n - 1 (n >= 1)."""
-        cdef Py_ssize_t H = self.horizon, j, jo
+        cdef Py_ssize_t H = self.horizon, j, jo, ag = self._group(n - 1)
         cdef double bb, c, q, sc = self._scale(row)
         for j in range(1, H + 1):
             jo = (j if j < self.n_out else self.n_out) - 1
             bb = self._bb(row, n, j)
             c = self._combine(row, n, j, bb, self._rnd(_clipv(o[jo], self.clip)), self.phacc[j])
             fc[j - 1] = c
-            q = self._halfwidth(j, alpha)
+            q = self._halfwidth(ag, j, alpha)
             if isfinite(q):
                 lo[j - 1] = c - sc * q
                 hi[j - 1] = c + sc * q
@@ -1353,8 +1423,9 @@ cdef class GlobalCore:
     def _interval(self, s, h, a, x):
         c, sc = self._forecast_rows(s, h, x)
         lo, hi = np.full(h, np.nan), np.full(h, np.nan)
+        g = self._group(int(self._count[s]) - 1)
         for j in range(1, h + 1):
-            q = self._halfwidth(j, a)
+            q = self._halfwidth(g, j, a)
             if math.isfinite(q) and not math.isnan(c[j - 1]):
                 lo[j - 1] = c[j - 1] - sc * q
                 hi[j - 1] = c[j - 1] + sc * q
@@ -1370,19 +1441,21 @@ cdef class GlobalCore:
 
     def _score(self, s, y, x):
         row, n = self._row(s)
-        if n - 1 < WARM or self.ccnt[0] == 0:
+        if n - 1 < WARM or self._crow(self._group(n - 1), 0) == -1:
             return math.nan
         c, sc = self._forecast_rows(s, 1, x)
         cdef double[::1] rv = row
         bb = self._bb(&rv[0], n, 1)
         cn = self._rnd((c[0] - bb) / sc)
         v = abs((y - bb) / sc - cn)
-        return 1.0 - self._pvalue(v if v <= VMAX else VMAX)
+        return 1.0 - self._pvalue(self._group(n - 1), v if v <= VMAX else VMAX)
 
-    def halfwidth(self, j, alpha=0.1):
-        """The shared normalised half-width of step ``j`` (inf while unknown)."""
+    def halfwidth(self, j, alpha=0.1, group=AGES - 1):
+        """The shared normalised half-width of step ``j`` for origins of age ``group`` (0:
+        the first cycle, 1: the scale forming, 2: formed; inf while unknown)."""
         self._ready()
-        return float(self._halfwidth(_int(j, "j", 1, 10 ** 6), self._alpha(alpha)))
+        g = _int(group, "group", 0, AGES - 1)
+        return float(self._halfwidth(g, _int(j, "j", 1, 10 ** 6), self._alpha(alpha)))
 
     def count(self, slot):
         """Values the key's slot has seen since its reset."""
@@ -1510,13 +1583,14 @@ cdef class GlobalCore:
                 raise ValueError(f"{name} must hold values in [0, {hi}]")
             return np.array(v, dtype=np.int64, copy=True)
 
-        cnt = ints("conf_count", (H,), Wn)
-        pos = ints("conf_pos", (H,), Wn - 1)
-        raw = _array(d["conf_raw"], "conf_raw", (H, Wn))
-        srt = _array(d["conf_sorted"], "conf_sorted", (H, Wn))
+        GH = AGES * H   # conformal rows: age group g, step j at g H + j - 1
+        cnt = ints("conf_count", (GH,), Wn)
+        pos = ints("conf_pos", (GH,), Wn - 1)
+        raw = _array(d["conf_raw"], "conf_raw", (GH, Wn))
+        srt = _array(d["conf_sorted"], "conf_sorted", (GH, Wn))
         if np.any(raw < 0) or np.any(raw > VMAX):
             raise ValueError("conf_raw holds scores out of [0, 1e30]")
-        for j in range(H):
+        for j in range(GH):
             c = int(cnt[j])
             if c < Wn and pos[j] != c:
                 raise ValueError("conf_pos must equal conf_count until a window is full")
@@ -1524,7 +1598,7 @@ cdef class GlobalCore:
                 raise ValueError("conf_raw/conf_sorted hold values beyond conf_count")
             if not np.array_equal(np.sort(raw[j, :c]), srt[j, :c]):
                 raise ValueError("conf_sorted is not the sorted conf_raw window")
-        at = _array(d["conf_at"], "conf_at", (A, H))
+        at = _array(d["conf_at"], "conf_at", (A, GH))
         if np.any(at < AT_LO) or np.any(at > AT_HI):
             raise ValueError("conf_at holds levels out of [-1, 2]")
         pool = _array(d["pool"], "pool", (H, E))

@@ -7,7 +7,14 @@ steps from the same origins:
 
 - *last value*: ``y[s]`` for every step ahead;
 - *seasonal naive* (with a season length ``m``): ``y[s + j - m * ceil(j / m)]``, the value one
-  season (or as many seasons as needed) before the target, known at the origin.
+  season (or as many seasons as needed) before the target, known at the origin; while the key
+  has no such value yet (its first season), the last value ``y[s]`` stands in.
+
+So every method is scored on the same rows (the model's): the baselines' ``n`` equals the
+model's at every step, and their MAE compare like for like (:data:`BASELINE_NOTE`, the
+sentence the command's summary prints). Before, the seasonal naive was scored only once a
+season of history existed, while the model was scored from a key's second value: a short
+series' hard first season counted against the model only.
 
 When the forecast comes with an interval per step (``low``, ``high``), the interval of step
 ``j`` covers the target when ``low[j-1] <= y <= high[j-1]``; the table gives, per step, the
@@ -25,9 +32,16 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["HorizonScore", "BatchScore", "METHODS", "naive_season"]
+__all__ = ["HorizonScore", "BatchScore", "METHODS", "naive_season", "BASELINE_NOTE"]
 
 METHODS = ("model", "last value", "seasonal naive")
+
+#: How the baselines are scored, for a report's text.
+BASELINE_NOTE = ("every method is scored on the same forecasts (the model's); the seasonal "
+                 "naive is the last value while a key has less than a season of history")
+#: Bumped when the meaning of the sums changes: a checkpoint's scores of another version are
+#: not mixed with this run's (version 2: the seasonal naive falls back to the last value).
+SCORES_VERSION = 2
 
 _COUNTS = ("n", "nsmape", "ncover")     # per method (ncover, cover: the model only), per step
 _SUMS = ("abs", "smape", "cover", "width")
@@ -268,11 +282,10 @@ class HorizonScore:
                     w_m[i] += b - a
             n_l[i] += 1
             a_l[i] += abs(y - last)
-            if m:
+            if m:   # the value a season back, or the last value before one exists
                 lag = m * -(-(i + 1) // m)
-                if lag <= nh:
-                    n_s[i] += 1
-                    a_s[i] += abs(y - hist[-lag])
+                n_s[i] += 1
+                a_s[i] += abs(y - (hist[-lag] if lag <= nh else last))
 
     def forget(self, key):
         """Drop what is pending for ``key`` (e.g. its model was evicted)."""
@@ -289,8 +302,10 @@ class HorizonScore:
 
     # ------------------------------------------------------------------ state
     def config(self):
-        """What a carried state must agree with: {"horizon", "seasonality", "alpha"}."""
-        return {"horizon": self.h, "seasonality": self.m, "alpha": self.alpha}
+        """What a carried state must agree with: {"horizon", "seasonality", "alpha",
+        "version"} (``version``: :data:`SCORES_VERSION`, how the sums are made)."""
+        return {"horizon": self.h, "seasonality": self.m, "alpha": self.alpha,
+                "version": SCORES_VERSION}
 
     def part_state(self, part):
         """The sums of partition ``part`` as plain JSON data ({"config", "sums", "keys_seen"}),
@@ -514,9 +529,10 @@ class BatchScore(HorizonScore):
                      width=np.where(cmask, b - a, 0.0))
         if m:
             lag = m * -(-j // m)
-            smask = mask & (lag[None, :] <= NH[:, None])
-            sv = self._H[R, (C[:, None] - lag[None, :]) % keep]
-            parts.update(smask=smask, es=np.abs(yc - sv))
+            # the value a season back, or the last value before one exists (same rows)
+            sv = np.where(lag[None, :] <= NH[:, None],
+                          self._H[R, (C[:, None] - lag[None, :]) % keep], last)
+            parts.update(smask=mask, es=np.abs(yc - sv))
         back = m or 1
         okb = NH >= back
         parts["okb"] = okb
