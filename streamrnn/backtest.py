@@ -17,8 +17,12 @@ when its targets arrive (:class:`streamrnn.streams.scoring.HorizonScore`)::
     ...              seasonality=7, seed=1), horizon=3)
     >>> [row["n"] for row in r.table()["model"]]   # forecasts whose targets arrived
     [299, 298, 297]
-    >>> [row["mae"] for row in r.table()["seasonal naive"]]   # a period-7 pattern
-    [0.0, 0.0, 0.0]
+    >>> [row["n"] for row in r.table()["seasonal naive"]]   # the same rows as the model
+    [299, 298, 297]
+    >>> [round(row["mae"], 3) for row in r.table()["seasonal naive"]]   # a period-7 pattern:
+    [0.02, 0.034, 0.04]
+
+(errors only in the first season, where the seasonal naive is the last value.)
 """
 from __future__ import annotations
 

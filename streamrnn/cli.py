@@ -40,7 +40,7 @@ from streamrnn.streams.report import (coverage_sentence, horizon_table, key_tabl
                                       need_matplotlib, plot_trace, verdict)
 from streamrnn.streams.batched import BATCH, MAX_WAIT, GlobalRunner, tune_gc
 from streamrnn.streams.runner import ALPHA, MAX_FEATURES, MAX_KEYS, Runner
-from streamrnn.streams.scoring import BatchScore, naive_season
+from streamrnn.streams.scoring import BASELINE_NOTE, BatchScore, naive_season
 
 from streamrnn.spec import default_lr, model_spec
 
@@ -682,6 +682,8 @@ def _summary(runner, n, elapsed, args, spec, drawn, stopped):
         cover = coverage_sentence(sc.table(), runner.alpha)
         if cover:
             w(f"    {cover}\n")
+        if sc.m:
+            w(f"    ({BASELINE_NOTE})\n")
     nbytes = runner.state_bytes()
     if nbytes is not None:
         what = ("state per model" if spec.per_key else
@@ -780,7 +782,8 @@ def _backtest_report(r, args, spec, drawn, stopped):
     w(f"streamrnn backtest of {_source_name(args)}: {r.messages:,d} messages, "
       f"{_plural(sc.keys_seen, 'key')}, {_bad_text(r.runner, t)}; {r.elapsed:.1f} s"
       f"{' (stopped by a signal)' if stopped.signum is not None else ''}\n")
-    naive = (f"seasonal naive with season {sc.m}" if sc.m else
+    naive = (f"seasonal naive with season {sc.m} (the last value until a key has a season "
+             "of history: every method is scored on the same forecasts)" if sc.m else
              "no seasonal naive baseline (--naive-seasonality M adds one)")
     w(f"  {name} hidden_size={spec.params.get('hidden_size')}, "
       f"{'per-key models' if spec.per_key else 'one global model per partition'}, "

@@ -38,10 +38,10 @@ def _reference(series, forecasts, h, m):
                 break
             out["model"][j - 1].append(abs(series[t] - fc[j - 1]))
             out["last value"][j - 1].append(abs(series[t] - series[s]))
-            if m:
+            if m:   # the last value stands in until a season of history exists
                 lag = m * math.ceil(j / m)
-                if t - lag >= 0:
-                    out["seasonal naive"][j - 1].append(abs(series[t] - series[t - lag]))
+                out["seasonal naive"][j - 1].append(
+                    abs(series[t] - (series[t - lag] if t - lag >= 0 else series[s])))
     return out
 
 
@@ -223,4 +223,4 @@ def test_backtest_baseline_season_apart_from_the_models():
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     assert d["seasonality"] == 24 and d["model"]["params"]["seasonality"] == "auto"
-    assert d["overall"]["seasonal naive"][0]["n"] == 200 - 24
+    assert d["overall"]["seasonal naive"][0]["n"] == 200 - 1   # the model's rows
