@@ -198,6 +198,14 @@ def phases_global(spec, reads, a, h, bootstrap):
         sink.send_encoded(values, keys)
     sink.flush()
     rows.append(("produce", perf() - t0))
+    # the peer: one produce call per record (the sink before produce_batch), same records
+    each = KafkaSink(bootstrap, "out-g-each")
+    each._batch_room = None
+    t0 = perf()
+    for values, keys in batches:
+        each.send_encoded(values, keys)
+    each.flush()
+    rows.append(("(peer) produce, one call each", perf() - t0))
     if h:
         t0 = perf()
         for _, c, r in results:
@@ -254,13 +262,28 @@ def phases_per_key(spec, obs, h, bootstrap):
     return rows, ck.state_nbytes(next(iter(models.values())))
 
 
-def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
+CPU = {}  # group -> (process CPU seconds, main thread CPU seconds) of its whole loop
+
+
+def _cpu():
+    """CPU seconds of this process so far, all its threads (librdkafka's and the mock
+    broker's included)."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True, each=False):
     """Messages/s of the runner end to end (fetch to produced and flushed), after its first
     read (the group's join). ``columns=False`` (mode global-obs): the global runner fed with
     observations (KafkaSource.read, Decoder.fast_path) and producing record dicts
-    (Sink.send_many, orjson per record), the loop before the batch decoder and encoder."""
+    (Sink.send_many, orjson per record), the loop before the batch decoder and encoder.
+    ``each`` (mode global-each): the sink produces one ``produce`` call per record instead of
+    ``produce_batch`` per chunk."""
     src = KafkaSource(bootstrap, "in", group, Decoder(key="@key"), BadMessages())
     sink = KafkaSink(bootstrap, f"out-{group}")
+    if each:
+        sink._batch_room = None
     runner = make(src, sink)
     lean = columns
     feed = runner.feed if isinstance(runner, GlobalRunner) else None
@@ -275,6 +298,7 @@ def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
         prof = cProfile.Profile()
         prof.enable()
     t0 = perf()
+    c0, m0 = _cpu(), time.thread_time()
     done = first = size(batch)
     if feed:
         feed(batch, records=not lean)
@@ -294,6 +318,8 @@ def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
         runner.flush(records=not lean)
     sink.flush()
     dt = (perf() - t0) * n / max(1, n - first)
+    scale = n / max(1, n - first)
+    CPU[group] = ((_cpu() - c0) * scale, (time.thread_time() - m0) * scale)
     if prof is not None:
         prof.disable()
     src.close()
@@ -301,6 +327,8 @@ def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
 
 
 def table(title, rows, loop, n):
+    peers = [(name, t) for name, t in rows if name.startswith("(peer)")]
+    rows = [(name, t) for name, t in rows if not name.startswith("(peer)")]
     total = sum(t for _, t in rows)
     if not rows:
         print(f"  {title}")
@@ -311,6 +339,8 @@ def table(title, rows, loop, n):
     for name, t in rows:
         print(f"    {name:<24}{t / n * 1e6:>9.2f}{t / total:>8.1%}")
     print(f"    {'sum of phases':<24}{total / n * 1e6:>9.2f}{'':>8}  -> {n / total:>9,.0f} msgs/s")
+    for name, t in peers:
+        print(f"    {name:<24}{t / n * 1e6:>9.2f}  (not in the sum)")
     print(f"    {'whole loop':<24}{loop / n * 1e6:>9.2f}{'':>8}  -> {n / loop:>9,.0f} msgs/s")
 
 
@@ -327,6 +357,8 @@ def main():
                          "interleaved) and report the best")
     ap.add_argument("--modes", default="global,global-obs,per-key",
                     help="global (the command's loop: columns in, encoded records out), "
+                         "global-each (the same, one produce call per record instead of "
+                         "produce_batch), "
                          "global-obs (the same runner fed observations, producing record "
                          "dicts: the loop before the batch decoder), per-key")
     ap.add_argument("--no-gc-tuning", action="store_true",
@@ -367,7 +399,7 @@ def main():
         g_spec, p_spec = specs(a, h)
         makers, phases = {}, {}
         for mode in modes:
-            if mode in ("global", "global-obs"):
+            if mode in ("global", "global-obs", "global-each"):
                 phases[mode] = [], None
                 if mode == "global":
                     phases[mode] = phases_global(g_spec, reads, a, h, kafka.bootstrap)
@@ -382,13 +414,16 @@ def main():
                     return Runner(p_spec, src, sink, horizon=h, max_keys=max(a.keys, 1))
             makers[mode] = make
         loops = {m: [] for m in modes}
+        cpus = {m: [] for m in modes}
         profs = {}
         for r in range(a.repeat):  # the modes' whole loops interleaved
             for mode in modes:
                 loop, prof = whole_loop(makers[mode], kafka.bootstrap, f"{mode}-{h}-{r}", n, h,
                                         profile=a.profile and mode == "global" and r == 0,
-                                        columns=mode != "global-obs")
+                                        columns=mode != "global-obs",
+                                        each=mode == "global-each")
                 loops[mode].append(loop)
+                cpus[mode].append(CPU[f"{mode}-{h}-{r}"])
                 if prof is not None:
                     profs[mode] = prof
         for mode in modes:
@@ -401,6 +436,11 @@ def main():
             if a.repeat > 1:
                 print(f"    whole loop, each run: " +
                       ", ".join(f"{n / t:,.0f}" for t in loops[mode]) + " msgs/s")
+            best = loops[mode].index(loop)
+            pc, mc = cpus[mode][best]
+            print(f"    CPU of the best run: {pc / n * 1e6:.2f} µs/msg in all the process's "
+                  f"threads (librdkafka's and the mock broker's included), {mc / n * 1e6:.2f} "
+                  f"in the loop's own thread; wall {loop / n * 1e6:.2f}")
             summary.append((mode, h, n / loop, state))
             if mode in profs:
                 import pstats
