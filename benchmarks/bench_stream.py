@@ -288,6 +288,8 @@ def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True, each=F
     lean = columns
     feed = runner.feed if isinstance(runner, GlobalRunner) else None
     columns = columns and feed is not None
+    if columns:  # GlobalRunner.run itself, as the command runs it
+        return _run_loop(runner, src, sink, group, n, profile)
     read = src.read_columns if columns else src.read
     size = (lambda b: sum(map(len, b.values()))) if columns else len
     while not (batch := read(1.0)):
@@ -326,6 +328,42 @@ def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True, each=F
     return dt, prof
 
 
+def _run_loop(runner, src, sink, group, n, profile):
+    """whole_loop through GlobalRunner.run (columns in, encoded records out, the learning
+    thread unless the runner's learn_thread is False): timed from the end of the first
+    read that brought messages; stopped once ``n`` messages were read (run then learns the
+    part-filled batches and flushes the sink)."""
+    read = src.read_columns
+    state = {"done": 0, "first": 0, "t0": None, "c0": None, "prof": None}
+
+    def counting(timeout):
+        b = read(timeout)
+        got = sum(map(len, b.values()))
+        if got and state["t0"] is None:
+            state["first"] = got
+            if profile:
+                import cProfile
+                state["prof"] = cProfile.Profile()
+                state["prof"].enable()
+            state["t0"], state["c0"] = perf(), (_cpu(), time.thread_time())
+        state["done"] += got
+        if state["done"] >= n:
+            runner.stop = True
+        return b
+    src.read_columns = counting
+    runner.run()
+    sink.flush()
+    scale = n / max(1, n - state["first"])
+    dt = (perf() - state["t0"]) * scale
+    c0, m0 = state["c0"]
+    CPU[group] = ((_cpu() - c0) * scale, (time.thread_time() - m0) * scale)
+    prof = state["prof"]
+    if prof is not None:
+        prof.disable()
+    src.close()
+    return dt, prof
+
+
 def table(title, rows, loop, n):
     peers = [(name, t) for name, t in rows if name.startswith("(peer)")]
     rows = [(name, t) for name, t in rows if not name.startswith("(peer)")]
@@ -358,7 +396,7 @@ def main():
     ap.add_argument("--modes", default="global,global-obs,per-key",
                     help="global (the command's loop: columns in, encoded records out), "
                          "global-each (the same, one produce call per record instead of "
-                         "produce_batch), "
+                         "produce_batch), global-sync (the same without the learning thread), "
                          "global-obs (the same runner fed observations, producing record "
                          "dicts: the loop before the batch decoder), per-key")
     ap.add_argument("--no-gc-tuning", action="store_true",
@@ -399,14 +437,15 @@ def main():
         g_spec, p_spec = specs(a, h)
         makers, phases = {}, {}
         for mode in modes:
-            if mode in ("global", "global-obs", "global-each"):
+            if mode in ("global", "global-obs", "global-each", "global-sync"):
                 phases[mode] = [], None
                 if mode == "global":
                     phases[mode] = phases_global(g_spec, reads, a, h, kafka.bootstrap)
 
-                def make(src, sink, h=h, g_spec=g_spec):
+                def make(src, sink, h=h, g_spec=g_spec, thread=mode != "global-sync"):
                     return GlobalRunner(g_spec, src, sink, horizon=h, batch=a.batch,
-                                        max_keys=max(a.keys, 1), max_wait=1e9)
+                                        max_keys=max(a.keys, 1), max_wait=1e9,
+                                        learn_thread=thread)
             else:
                 phases[mode] = phases_per_key(p_spec, obs, h, kafka.bootstrap)
 
@@ -431,8 +470,11 @@ def main():
             loop = min(loops[mode])
             if rows:
                 rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
+            what = {"global-obs": " (observations and record dicts)",
+                    "global-each": " (one produce call per record)",
+                    "global-sync": " (no learning thread)"}.get(mode, "")
             table(f"{mode}, horizon {h}" + (f" (state per key {state:,d} bytes)" if state else
-                                            " (observations and record dicts)"), rows, loop, n)
+                                            what), rows, loop, n)
             if a.repeat > 1:
                 print(f"    whole loop, each run: " +
                       ", ".join(f"{n / t:,.0f}" for t in loops[mode]) + " msgs/s")
