@@ -397,6 +397,7 @@ def main():
                     help="global (the command's loop: columns in, encoded records out), "
                          "global-each (the same, one produce call per record instead of "
                          "produce_batch), global-sync (the same without the learning thread), "
+                         "global-5ms (the same, the thread switch interval left as it is), "
                          "global-obs (the same runner fed observations, producing record "
                          "dicts: the loop before the batch decoder), per-key")
     ap.add_argument("--no-gc-tuning", action="store_true",
@@ -437,15 +438,18 @@ def main():
         g_spec, p_spec = specs(a, h)
         makers, phases = {}, {}
         for mode in modes:
-            if mode in ("global", "global-obs", "global-each", "global-sync"):
+            if mode in ("global", "global-obs", "global-each", "global-sync", "global-5ms"):
                 phases[mode] = [], None
                 if mode == "global":
                     phases[mode] = phases_global(g_spec, reads, a, h, kafka.bootstrap)
 
-                def make(src, sink, h=h, g_spec=g_spec, thread=mode != "global-sync"):
-                    return GlobalRunner(g_spec, src, sink, horizon=h, batch=a.batch,
-                                        max_keys=max(a.keys, 1), max_wait=1e9,
-                                        learn_thread=thread)
+                def make(src, sink, h=h, g_spec=g_spec, mode=mode):
+                    g = GlobalRunner(g_spec, src, sink, horizon=h, batch=a.batch,
+                                     max_keys=max(a.keys, 1), max_wait=1e9,
+                                     learn_thread=mode != "global-sync")
+                    if mode == "global-5ms":
+                        g.switch_interval = None  # the interpreter's (default 5 ms)
+                    return g
             else:
                 phases[mode] = phases_per_key(p_spec, obs, h, kafka.bootstrap)
 
@@ -472,7 +476,8 @@ def main():
                 rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
             what = {"global-obs": " (observations and record dicts)",
                     "global-each": " (one produce call per record)",
-                    "global-sync": " (no learning thread)"}.get(mode, "")
+                    "global-sync": " (no learning thread)",
+                    "global-5ms": " (switch interval untouched)"}.get(mode, "")
             table(f"{mode}, horizon {h}" + (f" (state per key {state:,d} bytes)" if state else
                                             what), rows, loop, n)
             if a.repeat > 1:

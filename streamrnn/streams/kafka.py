@@ -396,32 +396,28 @@ class KafkaSink(Sink):
         most, most_bytes = self._batch_room
         refused = []
         n = len(values)
-        sizes = [len(v) + (0 if k is None else len(k)) for v, k in zip(values, keys)]
+        # a bound of the bytes a message holds in the queue (its value and key), for the room
+        named = [k for k in keys if k]
+        widest = max(1, max(map(len, values)) + max(map(len, named), default=0))
+        self._largest = max(self._largest, widest)
         start = 0
         while start < n:
             # room in the client's queue: by messages, and by bytes (each message queued
             # holds at most the largest size this sink has produced)
             queued = len(pr)
-            room = most - queued
-            room_bytes = most_bytes - queued * self._largest
-            stop, total = start, 0
-            while stop < n and stop - start < room:
-                total += sizes[stop]
-                if total > room_bytes:
-                    break
-                self._largest = max(self._largest, sizes[stop])
-                room_bytes = most_bytes - queued * self._largest
-                if total > room_bytes:
-                    break
-                stop += 1
-            if stop == start:
+            room = min(n - start, most - queued)
+            if room > 0 and queued * self._largest + room * widest > most_bytes:
+                room = max(0, (most_bytes - queued * self._largest) // widest)
+            if room <= 0:
                 if queued == 0:  # a record larger than the whole queue: as produce does
-                    refused.extend(self._send_each(values[start:start + 1],
+                    refused.extend((start + i, why) for i, why in
+                                   self._send_each(values[start:start + 1],
                                                    keys[start:start + 1]))
                     start += 1
                 else:  # let deliveries drain
                     pr.poll(0.1)
                 continue
+            stop = start + room
             msgs = [{"value": v, "key": k} for v, k in zip(values[start:stop], keys[start:stop])]
             ok = pr.produce_batch(topic, msgs, on_delivery=report)
             if ok != len(msgs):
