@@ -6,6 +6,14 @@ model per key (``--per-key-models``), in the same run, with where the time goes.
         [--horizons 0,12] [--update-every 1] [--tbptt-steps 16] [--batch 1024]
         [--modes global,global-obs,per-key] [--repeat 1] [--profile]
 
+Modes (whole loops, interleaved with --repeat): global (GlobalRunner.run as the command runs
+it: columns in, the learning thread, records encoded and produced with produce_batch), and its
+peers global-sync (no learning thread), global-5ms (the interpreter's switch interval left
+at its default), global-each (one produce call per record), global-obs (observations in,
+record dicts out: the loop before the batch decoder), per-key (one model per key). Each
+whole loop also prints its CPU time per message, in all of the process's threads and in the
+loop's own thread (the machine is shared: CPU time moves less with the load than wall time).
+
 The topic has 4 partitions; keys are spread over them by the Kafka key (as the command reads
 them, ``--key @key``); every message carries ``y`` and one feature. Phases, each timed
 separately on the same messages (wall clock, time.perf_counter):
@@ -27,7 +35,8 @@ separately on the same messages (wall clock, time.perf_counter):
 and the whole loop (GlobalRunner / Runner, as ``streamrnn forecast`` runs it) end to end on
 a fresh consumer group. consume+decode also gives librdkafka's own share (the same reads
 without decoding), and the transport's ceiling: consume alone, and consume + produce the same
-messages again with no decoding and no model (what is reachable at all on this machine, where
+messages again with no decoding and no model, with one produce call per message and with
+produce_batch per read (what is reachable at all on this machine, where
 the in-process mock broker and librdkafka's threads share the cores with the loop). The garbage collector is tuned as the command tunes it (tune_gc) unless
 --no-gc-tuning; --profile prints cProfile's top functions of the global whole loop. At horizon 0 the models have a one-step head (the records carry only
 the prediction), as the command does.
@@ -110,10 +119,11 @@ def fetch_only(bootstrap, topic, group, n):
     return _timed_reads(bootstrap, topic, group, n, handle)
 
 
-def transport(bootstrap, topic, group, n):
+def transport(bootstrap, topic, group, n, batch=False):
     """The transport's ceiling: the same messages consumed and produced again (value and key
     unchanged, one poll per batch, flushed at the end) with no decoding and no model; seconds
-    for ``n`` messages after the first read (the group's join)."""
+    for ``n`` messages after the first read (the group's join). ``batch``: produced with one
+    ``produce_batch`` call per read instead of one ``produce`` per message."""
     from confluent_kafka import Producer
     pr = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
                    "log_level": 0})
@@ -121,6 +131,16 @@ def transport(bootstrap, topic, group, n):
     out = f"out-{group}"
 
     def handle(ms):
+        if batch:
+            msgs = [{"value": m.value(), "key": m.key()} for m in ms if m.error() is None]
+            while msgs:
+                if len(pr) + len(msgs) > 100_000:  # the queue's room
+                    pr.poll(0.1)
+                    continue
+                pr.produce_batch(out, msgs)
+                msgs = [{"value": m["value"], "key": m["key"]} for m in msgs if "_error" in m]
+            pr.poll(0)
+            return
         for m in ms:
             if m.error() is None:
                 while True:
@@ -413,7 +433,7 @@ def main():
     if not a.no_gc_tuning:
         tune_gc()
     # each timing is the best of --repeat runs, interleaved (the machine is shared)
-    t_consume = t_columns = t_fetch = t_relay = math.inf
+    t_consume = t_columns = t_fetch = t_relay = t_relay_b = math.inf
     for r in range(a.repeat):
         obs, t = consume_all(kafka.bootstrap, "in", f"c0-{r}", n)
         t_consume = min(t_consume, t)
@@ -421,6 +441,7 @@ def main():
         t_columns = min(t_columns, t)
         t_fetch = min(t_fetch, fetch_only(kafka.bootstrap, "in", f"f0-{r}", n))
         t_relay = min(t_relay, transport(kafka.bootstrap, "in", f"t0-{r}", n))
+        t_relay_b = min(t_relay_b, transport(kafka.bootstrap, "in", f"t1-{r}", n, batch=True))
     print(f"\nstreamrnn stream benchmark: {n:,d} messages, {a.keys:,d} keys, GRU hidden 16, "
           f"update_every/learn_every={a.update_every}, tbptt_steps={a.tbptt_steps}, {PARTITIONS} partitions, librdkafka "
           f"mock cluster; batch {a.batch} (global); garbage collector "
@@ -432,7 +453,8 @@ def main():
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"  the transport's ceiling (no decoding, no model): consume alone "
           f"{n / t_fetch:,.0f} msgs/s; consume + produce the same messages "
-          f"{n / t_relay:,.0f} msgs/s ({t_relay / n * 1e6:.2f} µs/msg)\n")
+          f"{n / t_relay:,.0f} msgs/s ({t_relay / n * 1e6:.2f} µs/msg), with produce_batch "
+          f"{n / t_relay_b:,.0f} msgs/s ({t_relay_b / n * 1e6:.2f} µs/msg)\n")
     summary = []
     for h in map(int, a.horizons.split(",")):
         g_spec, p_spec = specs(a, h)
