@@ -7,9 +7,9 @@ model per key (``--per-key-models``), in the same run, with where the time goes.
         [--modes global,global-obs,per-key] [--repeat 1] [--profile]
 
 Modes (whole loops, interleaved with --repeat): global (GlobalRunner.run as the command runs
-it: columns in, the learning thread, records encoded and produced with produce_batch), and its
-peers global-sync (no learning thread), global-5ms (the interpreter's switch interval left
-at its default), global-each (one produce call per record), global-obs (observations in,
+it: columns in, the learning thread, records encoded from the columns), and its peers
+global-sync (no learning thread), global-5ms (the interpreter's switch interval left at its
+default), global-obs (observations in,
 record dicts out: the loop before the batch decoder), per-key (one model per key). Each
 whole loop also prints its CPU time per message, in all of the process's threads and in the
 loop's own thread (the machine is shared: CPU time moves less with the load than wall time).
@@ -35,8 +35,9 @@ separately on the same messages (wall clock, time.perf_counter):
 and the whole loop (GlobalRunner / Runner, as ``streamrnn forecast`` runs it) end to end on
 a fresh consumer group. consume+decode also gives librdkafka's own share (the same reads
 without decoding), and the transport's ceiling: consume alone, and consume + produce the same
-messages again with no decoding and no model, with one produce call per message and with
-produce_batch per read (what is reachable at all on this machine, where
+messages again with no decoding and no model, with one produce call per message (as
+KafkaSink does) and with one produce_batch call per read (measured slower on the mock
+cluster: KafkaSink does not use it) (what is reachable at all on this machine, where
 the in-process mock broker and librdkafka's threads share the cores with the loop). The garbage collector is tuned as the command tunes it (tune_gc) unless
 --no-gc-tuning; --profile prints cProfile's top functions of the global whole loop. At horizon 0 the models have a one-step head (the records carry only
 the prediction), as the command does.
@@ -218,14 +219,6 @@ def phases_global(spec, reads, a, h, bootstrap):
         sink.send_encoded(values, keys)
     sink.flush()
     rows.append(("produce", perf() - t0))
-    # the peer: one produce call per record (the sink before produce_batch), same records
-    each = KafkaSink(bootstrap, "out-g-each")
-    each._batch_room = None
-    t0 = perf()
-    for values, keys in batches:
-        each.send_encoded(values, keys)
-    each.flush()
-    rows.append(("(peer) produce, one call each", perf() - t0))
     if h:
         t0 = perf()
         for _, c, r in results:
@@ -293,17 +286,13 @@ def _cpu():
     return r.ru_utime + r.ru_stime
 
 
-def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True, each=False):
+def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
     """Messages/s of the runner end to end (fetch to produced and flushed), after its first
     read (the group's join). ``columns=False`` (mode global-obs): the global runner fed with
     observations (KafkaSource.read, Decoder.fast_path) and producing record dicts
-    (Sink.send_many, orjson per record), the loop before the batch decoder and encoder.
-    ``each`` (mode global-each): the sink produces one ``produce`` call per record instead of
-    ``produce_batch`` per chunk."""
+    (Sink.send_many, orjson per record), the loop before the batch decoder and encoder."""
     src = KafkaSource(bootstrap, "in", group, Decoder(key="@key"), BadMessages())
     sink = KafkaSink(bootstrap, f"out-{group}")
-    if each:
-        sink._batch_room = None
     runner = make(src, sink)
     lean = columns
     feed = runner.feed if isinstance(runner, GlobalRunner) else None
@@ -415,15 +404,14 @@ def main():
                          "interleaved) and report the best")
     ap.add_argument("--modes", default="global,global-obs,per-key",
                     help="global (the command's loop: columns in, encoded records out), "
-                         "global-each (the same, one produce call per record instead of "
-                         "produce_batch), global-sync (the same without the learning thread), "
+                         "global-sync (the same without the learning thread), "
                          "global-5ms (the same, the thread switch interval left as it is), "
                          "global-obs (the same runner fed observations, producing record "
                          "dicts: the loop before the batch decoder), per-key")
     ap.add_argument("--no-gc-tuning", action="store_true",
                     help="leave the garbage collector as it is (the command tunes it: tune_gc)")
     ap.add_argument("--profile", action="store_true",
-                    help="cProfile the global whole loop; print the top functions")
+                    help="cProfile the first mode's whole loop (its own thread); print the top functions")
     a = ap.parse_args()
     n = a.messages
     modes = a.modes.split(",")
@@ -460,7 +448,7 @@ def main():
         g_spec, p_spec = specs(a, h)
         makers, phases = {}, {}
         for mode in modes:
-            if mode in ("global", "global-obs", "global-each", "global-sync", "global-5ms"):
+            if mode in ("global", "global-obs", "global-sync", "global-5ms"):
                 phases[mode] = [], None
                 if mode == "global":
                     phases[mode] = phases_global(g_spec, reads, a, h, kafka.bootstrap)
@@ -484,9 +472,8 @@ def main():
         for r in range(a.repeat):  # the modes' whole loops interleaved
             for mode in modes:
                 loop, prof = whole_loop(makers[mode], kafka.bootstrap, f"{mode}-{h}-{r}", n, h,
-                                        profile=a.profile and mode == "global" and r == 0,
-                                        columns=mode != "global-obs",
-                                        each=mode == "global-each")
+                                        profile=a.profile and mode == modes[0] and r == 0,
+                                        columns=mode != "global-obs")
                 loops[mode].append(loop)
                 cpus[mode].append(CPU[f"{mode}-{h}-{r}"])
                 if prof is not None:
@@ -497,7 +484,6 @@ def main():
             if rows:
                 rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
             what = {"global-obs": " (observations and record dicts)",
-                    "global-each": " (one produce call per record)",
                     "global-sync": " (no learning thread)",
                     "global-5ms": " (switch interval untouched)"}.get(mode, "")
             table(f"{mode}, horizon {h}" + (f" (state per key {state:,d} bytes)" if state else

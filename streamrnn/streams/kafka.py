@@ -56,20 +56,6 @@ def _codec_args(d):
             VALUE_LIMIT, dk)
 
 
-def _queue_limits(conf):
-    """(messages, bytes) the producer's local queue holds at most with the settings ``conf``
-    (librdkafka's defaults: 100,000 messages, 1 GiB), or None when they are not plain
-    numbers."""
-    try:
-        most = int(conf.get("queue.buffering.max.messages", 100_000))
-        kbytes = int(conf.get("queue.buffering.max.kbytes", 1_048_576))
-    except (TypeError, ValueError):
-        return None
-    if most < 1 or kbytes < 1:
-        return None
-    return most, kbytes * 1024
-
-
 def _client():
     try:
         import confluent_kafka
@@ -268,9 +254,6 @@ class KafkaSink(Sink):
         conf.update(config or {})
         self._producer = ck.Producer(conf)
         _reachable(ck, self._producer, bootstrap, connect_timeout)
-        self._batch_room = _queue_limits(conf) if hasattr(self._producer, "produce_batch") \
-            else None
-        self._largest = 0  # bytes of the largest message produced in batches
         self._n = 0
         self.failed = 0
         self._refused = []
@@ -352,24 +335,7 @@ class KafkaSink(Sink):
     def send_encoded(self, values, keys):
         """Produce records already encoded as JSON bytes, ``keys[i]`` the message key (bytes or
         None) of ``values[i]``; returns ``[(i, reason)]`` of those the client refused for good
-        at once.
-
-        The records go to the client in one call per chunk (``Producer.produce_batch``, one
-        librdkafka call for many messages), in order: a chunk never holds more than the
-        client's queue has room for (by its message and byte limits), so none is refused for
-        a full queue; a record refused for good is reported as by :meth:`send`, any other
-        refusal raises. Without ``produce_batch`` (an older client) or with a queue too
-        small to bound, one ``produce`` call per record."""
-        n = len(values)
-        if n > 1 and self._batch_room is not None:
-            refused = self._send_batches(values, keys)
-        else:
-            refused = self._send_each(values, keys)
-        self._n += n
-        self._producer.poll(0)
-        return refused
-
-    def _send_each(self, values, keys):
+        at once."""
         produce, topic, report = self._producer.produce, self.topic, self._report
         refused = []
         i = 0
@@ -389,71 +355,9 @@ class KafkaSink(Sink):
                     i += 1
                     continue
                 raise
+        self._n += n
+        self._producer.poll(0)
         return refused
-
-    def _send_batches(self, values, keys):
-        pr, topic, report = self._producer, self.topic, self._report
-        most, most_bytes = self._batch_room
-        refused = []
-        n = len(values)
-        # a bound of the bytes a message holds in the queue (its value and key), for the room
-        named = [k for k in keys if k]
-        widest = max(1, max(map(len, values)) + max(map(len, named), default=0))
-        self._largest = max(self._largest, widest)
-        start = 0
-        while start < n:
-            # room in the client's queue: by messages, and by bytes (each message queued
-            # holds at most the largest size this sink has produced)
-            queued = len(pr)
-            room = min(n - start, most - queued)
-            if room > 0 and queued * self._largest + room * widest > most_bytes:
-                room = max(0, (most_bytes - queued * self._largest) // widest)
-            if room <= 0:
-                if queued == 0:  # a record larger than the whole queue: as produce does
-                    refused.extend((start + i, why) for i, why in
-                                   self._send_each(values[start:start + 1],
-                                                   keys[start:start + 1]))
-                    start += 1
-                else:  # let deliveries drain
-                    pr.poll(0.1)
-                continue
-            stop = start + room
-            msgs = [{"value": v, "key": k} for v, k in zip(values[start:stop], keys[start:stop])]
-            ok = pr.produce_batch(topic, msgs, on_delivery=report)
-            if ok != len(msgs):
-                retry = self._batch_errors(msgs, start, refused)
-                if retry is not None:  # refused for a full queue (not expected): again
-                    pr.poll(0.1)
-                    start = retry
-                    continue
-            start = stop
-        return refused
-
-    def _batch_errors(self, msgs, start, refused):
-        """The refusals of a ``produce_batch`` call (``msgs[j]`` is row ``start + j``): a
-        refusal for good goes to ``refused``, any other raises. Returns the row to produce
-        again from when the queue was full from some message on (all later ones refused
-        too), else None."""
-        full = self._ck.KafkaError._QUEUE_FULL
-        first_full = None
-        for j, m in enumerate(msgs):
-            err = m.get("_error")
-            if err is None:
-                if first_full is not None:  # a later message passed: order is gone
-                    raise self._ck.KafkaException(self._ck.KafkaError(
-                        full, "the client's queue refused a record in the middle of a batch"))
-                continue
-            code = err.code() if hasattr(err, "code") else None
-            if first_full is not None:
-                continue
-            if code == full:
-                first_full = j
-            elif code in self._permanent:
-                refused.append((start + j, f"Kafka refused it ({len(m['value']):,d} bytes): "
-                                f"{err.str()}"))
-            else:
-                raise self._ck.KafkaException(err)
-        return None if first_full is None else start + first_full
 
     def take_undeliverable(self):
         out, self._refused = self._refused, []
