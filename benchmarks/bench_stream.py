@@ -154,6 +154,48 @@ def transport(bootstrap, topic, group, n, batch=False):
     return _timed_reads(bootstrap, topic, group, n, handle, pr.flush)
 
 
+def key_maps(n, keys, sub=256):
+    """µs per row of the key -> slot map's work in a step of ``sub`` distinct keys, on the
+    benchmark's key sequence (fresh str objects, as the decoder makes them): the OrderedDict
+    GlobalForecaster used (contains, get, update, move_to_end) against KeyMap (lookup,
+    touch), same keys, same slots, the same order at the end (asserted)."""
+    from collections import OrderedDict, deque
+
+    import numpy as np
+
+    from streamrnn._core._keymap import KeyMap
+    seq = [[f"sensor-{(s + j) % keys}" for j in range(sub)] for s in range(0, n, sub)]
+    od, km = OrderedDict(), KeyMap()
+    slot_of = {}
+
+    def old(ks):
+        new = len(ks) - sum(map(od.__contains__, ks))
+        have = list(map(od.get, ks))
+        if new:
+            have = [slot_of.setdefault(k, len(slot_of)) if s is None else s
+                    for k, s in zip(ks, have)]
+        od.update(zip(ks, have))
+        deque(map(od.move_to_end, ks), maxlen=0)
+
+    def now(ks):
+        out = np.empty(len(ks), dtype=np.int64)
+        if km.lookup(ks, out):
+            for j in np.flatnonzero(out < 0).tolist():
+                out[j] = slot_of.setdefault(ks[j], len(slot_of))
+        km.touch(ks, out)
+    times = {}
+    for name, f in (("OrderedDict", old), ("KeyMap", now)):
+        for ks in seq:  # the first pass: every key new
+            f([k.encode().decode() for k in ks])
+        batches = [[k.encode().decode() for k in ks] for ks in seq]
+        t0 = perf()
+        for ks in batches:
+            f(ks)
+        times[name] = (perf() - t0) / n * 1e6
+    assert list(od.items()) == km.items()
+    return times
+
+
 def specs(a, h):
     g = spec_mod.model_spec("gru", model="global", hidden_size=16, seed=1, horizon=max(1, h),
                             learn_every=a.update_every, max_keys=max(a.keys, 1),
@@ -439,6 +481,10 @@ def main():
           f"KafkaSource.read), of which "
           f"librdkafka's fetch (the same reads without decoding) {t_fetch / n * 1e6:.2f}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    km = key_maps(n, a.keys)
+    print(f"  the key map's work per row in a step of 256 keys (same keys, same run): "
+          f"OrderedDict {km['OrderedDict']:.3f} µs, KeyMap {km['KeyMap']:.3f} µs "
+          f"({km['OrderedDict'] / km['KeyMap']:.1f}x)")
     print(f"  the transport's ceiling (no decoding, no model): consume alone "
           f"{n / t_fetch:,.0f} msgs/s; consume + produce the same messages "
           f"{n / t_relay:,.0f} msgs/s ({t_relay / n * 1e6:.2f} µs/msg), with produce_batch "
