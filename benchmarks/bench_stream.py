@@ -453,7 +453,8 @@ def main():
     ap.add_argument("--no-gc-tuning", action="store_true",
                     help="leave the garbage collector as it is (the command tunes it: tune_gc)")
     ap.add_argument("--profile", action="store_true",
-                    help="cProfile the first mode's whole loop (its own thread); print the top functions")
+                    help="cProfile the first mode's whole loop (its own thread); print the "
+                         "top functions")
     a = ap.parse_args()
     n = a.messages
     modes = a.modes.split(",")
