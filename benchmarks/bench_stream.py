@@ -7,9 +7,9 @@ model per key (``--per-key-models``), in the same run, with where the time goes.
         [--modes global,global-obs,per-key] [--repeat 1] [--profile]
 
 Modes (whole loops, interleaved with --repeat): global (GlobalRunner.run as the command runs
-it: columns in, the learning thread, records encoded from the columns), and its peers
-global-sync (no learning thread), global-5ms (the interpreter's switch interval left at its
-default), global-obs (observations in,
+it: columns in, records encoded from the columns), and its peers global-thread (with the
+learning thread, learn_thread=True), global-5ms (global-thread with the interpreter's switch
+interval left at its default), global-obs (observations in,
 record dicts out: the loop before the batch decoder), per-key (one model per key). Each
 whole loop also prints its CPU time per message, in all of the process's threads and in the
 loop's own thread (the machine is shared: CPU time moves less with the load than wall time).
@@ -446,8 +446,8 @@ def main():
                          "interleaved) and report the best")
     ap.add_argument("--modes", default="global,global-obs,per-key",
                     help="global (the command's loop: columns in, encoded records out), "
-                         "global-sync (the same without the learning thread), "
-                         "global-5ms (the same, the thread switch interval left as it is), "
+                         "global-thread (the same with the learning thread), "
+                         "global-5ms (global-thread, the switch interval left as it is), "
                          "global-obs (the same runner fed observations, producing record "
                          "dicts: the loop before the batch decoder), per-key")
     ap.add_argument("--no-gc-tuning", action="store_true",
@@ -495,7 +495,7 @@ def main():
         g_spec, p_spec = specs(a, h)
         makers, phases = {}, {}
         for mode in modes:
-            if mode in ("global", "global-obs", "global-sync", "global-5ms"):
+            if mode in ("global", "global-obs", "global-thread", "global-5ms"):
                 phases[mode] = [], None
                 if mode == "global":
                     phases[mode] = phases_global(g_spec, reads, a, h, kafka.bootstrap)
@@ -503,7 +503,7 @@ def main():
                 def make(src, sink, h=h, g_spec=g_spec, mode=mode):
                     g = GlobalRunner(g_spec, src, sink, horizon=h, batch=a.batch,
                                      max_keys=max(a.keys, 1), max_wait=1e9,
-                                     learn_thread=mode != "global-sync")
+                                     learn_thread=mode in ("global-thread", "global-5ms"))
                     if mode == "global-5ms":
                         g.switch_interval = None  # the interpreter's (default 5 ms)
                     return g
@@ -531,7 +531,7 @@ def main():
             if rows:
                 rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
             what = {"global-obs": " (observations and record dicts)",
-                    "global-sync": " (no learning thread)",
+                    "global-thread": " (the learning thread)",
                     "global-5ms": " (switch interval untouched)"}.get(mode, "")
             table(f"{mode}, horizon {h}" + (f" (state per key {state:,d} bytes)" if state else
                                             what), rows, loop, n)

@@ -129,13 +129,15 @@ class GlobalRunner(Runner):
         batch before it (records, scores) and reads on (the network's step runs without
         the GIL, so the two overlap on two cores). The same batches are learned in the same
         order with the same results, and the records come out in the same order
-        (see :meth:`run`); False: everything in the calling thread.
+        (see :meth:`run`). Off by default: on a shared 2-core machine it measured 0.82x to
+        1.40x of the one-thread loop (``benchmarks/bench_stream.py``, modes global and
+        global-thread), the handing over of the GIL costing about what the overlap saves.
     """
 
     def __init__(self, spec, source, sink, horizon=0, store=None, checkpoint_every=0, bad=None,
                  plot_keys=0, max_keys=MAX_KEYS, model_factory=None, scorer=None,
                  trace_len=2000, alpha=ALPHA, batch=BATCH, max_wait=MAX_WAIT,
-                 learn_thread=True):
+                 learn_thread=False):
         if scorer is None and type(horizon) is int and horizon > 0:
             scorer = BatchScore(horizon, naive_season(spec), alpha=alpha)
         super().__init__(spec, source, sink, horizon=horizon, store=store,
