@@ -54,7 +54,7 @@ def compile_args(compiler_type):
 # every compiled module of streamrnn._core, in build order (each a streamrnn/_core/NAME.pyx);
 # a module that is not written yet is skipped, so this list can name it ahead of time
 EXTENSIONS = [n for n in ("_cells", "_optim", "_network", "_scaling", "_backbone", "_combine",
-                            "_forecast", "_shared", "_global", "_codec")
+                            "_forecast", "_shared", "_global", "_codec", "_keymap")
               if os.path.exists(os.path.join(HERE, "streamrnn", "_core", n + ".pyx"))]
 
 

@@ -6,6 +6,14 @@ model per key (``--per-key-models``), in the same run, with where the time goes.
         [--horizons 0,12] [--update-every 1] [--tbptt-steps 16] [--batch 1024]
         [--modes global,global-obs,per-key] [--repeat 1] [--profile]
 
+Modes (whole loops, interleaved with --repeat): global (GlobalRunner.run as the command runs
+it: columns in, records encoded from the columns), and its peers global-thread (with the
+learning thread, learn_thread=True), global-5ms (global-thread with the interpreter's switch
+interval left at its default), global-obs (observations in,
+record dicts out: the loop before the batch decoder), per-key (one model per key). Each
+whole loop also prints its CPU time per message, in all of the process's threads and in the
+loop's own thread (the machine is shared: CPU time moves less with the load than wall time).
+
 The topic has 4 partitions; keys are spread over them by the Kafka key (as the command reads
 them, ``--key @key``); every message carries ``y`` and one feature. Phases, each timed
 separately on the same messages (wall clock, time.perf_counter):
@@ -27,7 +35,9 @@ separately on the same messages (wall clock, time.perf_counter):
 and the whole loop (GlobalRunner / Runner, as ``streamrnn forecast`` runs it) end to end on
 a fresh consumer group. consume+decode also gives librdkafka's own share (the same reads
 without decoding), and the transport's ceiling: consume alone, and consume + produce the same
-messages again with no decoding and no model (what is reachable at all on this machine, where
+messages again with no decoding and no model, with one produce call per message (as
+KafkaSink does) and with one produce_batch call per read (measured slower on the mock
+cluster: KafkaSink does not use it) (what is reachable at all on this machine, where
 the in-process mock broker and librdkafka's threads share the cores with the loop). The garbage collector is tuned as the command tunes it (tune_gc) unless
 --no-gc-tuning; --profile prints cProfile's top functions of the global whole loop. At horizon 0 the models have a one-step head (the records carry only
 the prediction), as the command does.
@@ -110,10 +120,11 @@ def fetch_only(bootstrap, topic, group, n):
     return _timed_reads(bootstrap, topic, group, n, handle)
 
 
-def transport(bootstrap, topic, group, n):
+def transport(bootstrap, topic, group, n, batch=False):
     """The transport's ceiling: the same messages consumed and produced again (value and key
     unchanged, one poll per batch, flushed at the end) with no decoding and no model; seconds
-    for ``n`` messages after the first read (the group's join)."""
+    for ``n`` messages after the first read (the group's join). ``batch``: produced with one
+    ``produce_batch`` call per read instead of one ``produce`` per message."""
     from confluent_kafka import Producer
     pr = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
                    "log_level": 0})
@@ -121,6 +132,16 @@ def transport(bootstrap, topic, group, n):
     out = f"out-{group}"
 
     def handle(ms):
+        if batch:
+            msgs = [{"value": m.value(), "key": m.key()} for m in ms if m.error() is None]
+            while msgs:
+                if len(pr) + len(msgs) > 100_000:  # the queue's room
+                    pr.poll(0.1)
+                    continue
+                pr.produce_batch(out, msgs)
+                msgs = [{"value": m["value"], "key": m["key"]} for m in msgs if "_error" in m]
+            pr.poll(0)
+            return
         for m in ms:
             if m.error() is None:
                 while True:
@@ -131,6 +152,48 @@ def transport(bootstrap, topic, group, n):
                         pr.poll(0.1)
         pr.poll(0)
     return _timed_reads(bootstrap, topic, group, n, handle, pr.flush)
+
+
+def key_maps(n, keys, sub=256):
+    """µs per row of the key -> slot map's work in a step of ``sub`` distinct keys, on the
+    benchmark's key sequence (fresh str objects, as the decoder makes them): the OrderedDict
+    GlobalForecaster used (contains, get, update, move_to_end) against KeyMap (lookup,
+    touch), same keys, same slots, the same order at the end (asserted)."""
+    from collections import OrderedDict, deque
+
+    import numpy as np
+
+    from streamrnn._core._keymap import KeyMap
+    seq = [[f"sensor-{(s + j) % keys}" for j in range(sub)] for s in range(0, n, sub)]
+    od, km = OrderedDict(), KeyMap()
+    slot_of = {}
+
+    def old(ks):
+        new = len(ks) - sum(map(od.__contains__, ks))
+        have = list(map(od.get, ks))
+        if new:
+            have = [slot_of.setdefault(k, len(slot_of)) if s is None else s
+                    for k, s in zip(ks, have)]
+        od.update(zip(ks, have))
+        deque(map(od.move_to_end, ks), maxlen=0)
+
+    def now(ks):
+        out = np.empty(len(ks), dtype=np.int64)
+        if km.lookup(ks, out):
+            for j in np.flatnonzero(out < 0).tolist():
+                out[j] = slot_of.setdefault(ks[j], len(slot_of))
+        km.touch(ks, out)
+    times = {}
+    for name, f in (("OrderedDict", old), ("KeyMap", now)):
+        for ks in seq:  # the first pass: every key new
+            f([k.encode().decode() for k in ks])
+        batches = [[k.encode().decode() for k in ks] for ks in seq]
+        t0 = perf()
+        for ks in batches:
+            f(ks)
+        times[name] = (perf() - t0) / n * 1e6
+    assert list(od.items()) == km.items()
+    return times
 
 
 def specs(a, h):
@@ -254,6 +317,17 @@ def phases_per_key(spec, obs, h, bootstrap):
     return rows, ck.state_nbytes(next(iter(models.values())))
 
 
+CPU = {}  # group -> (process CPU seconds, main thread CPU seconds) of its whole loop
+
+
+def _cpu():
+    """CPU seconds of this process so far, all its threads (librdkafka's and the mock
+    broker's included)."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
     """Messages/s of the runner end to end (fetch to produced and flushed), after its first
     read (the group's join). ``columns=False`` (mode global-obs): the global runner fed with
@@ -265,6 +339,8 @@ def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
     lean = columns
     feed = runner.feed if isinstance(runner, GlobalRunner) else None
     columns = columns and feed is not None
+    if columns:  # GlobalRunner.run itself, as the command runs it
+        return _run_loop(runner, src, sink, group, n, profile)
     read = src.read_columns if columns else src.read
     size = (lambda b: sum(map(len, b.values()))) if columns else len
     while not (batch := read(1.0)):
@@ -275,6 +351,7 @@ def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
         prof = cProfile.Profile()
         prof.enable()
     t0 = perf()
+    c0, m0 = _cpu(), time.thread_time()
     done = first = size(batch)
     if feed:
         feed(batch, records=not lean)
@@ -294,6 +371,44 @@ def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
         runner.flush(records=not lean)
     sink.flush()
     dt = (perf() - t0) * n / max(1, n - first)
+    scale = n / max(1, n - first)
+    CPU[group] = ((_cpu() - c0) * scale, (time.thread_time() - m0) * scale)
+    if prof is not None:
+        prof.disable()
+    src.close()
+    return dt, prof
+
+
+def _run_loop(runner, src, sink, group, n, profile):
+    """whole_loop through GlobalRunner.run (columns in, encoded records out, the learning
+    thread unless the runner's learn_thread is False): timed from the end of the first
+    read that brought messages; stopped once ``n`` messages were read (run then learns the
+    part-filled batches and flushes the sink)."""
+    read = src.read_columns
+    state = {"done": 0, "first": 0, "t0": None, "c0": None, "prof": None}
+
+    def counting(timeout):
+        b = read(timeout)
+        got = sum(map(len, b.values()))
+        if got and state["t0"] is None:
+            state["first"] = got
+            if profile:
+                import cProfile
+                state["prof"] = cProfile.Profile()
+                state["prof"].enable()
+            state["t0"], state["c0"] = perf(), (_cpu(), time.thread_time())
+        state["done"] += got
+        if state["done"] >= n:
+            runner.stop = True
+        return b
+    src.read_columns = counting
+    runner.run()
+    sink.flush()
+    scale = n / max(1, n - state["first"])
+    dt = (perf() - state["t0"]) * scale
+    c0, m0 = state["c0"]
+    CPU[group] = ((_cpu() - c0) * scale, (time.thread_time() - m0) * scale)
+    prof = state["prof"]
     if prof is not None:
         prof.disable()
     src.close()
@@ -301,6 +416,8 @@ def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
 
 
 def table(title, rows, loop, n):
+    peers = [(name, t) for name, t in rows if name.startswith("(peer)")]
+    rows = [(name, t) for name, t in rows if not name.startswith("(peer)")]
     total = sum(t for _, t in rows)
     if not rows:
         print(f"  {title}")
@@ -311,6 +428,8 @@ def table(title, rows, loop, n):
     for name, t in rows:
         print(f"    {name:<24}{t / n * 1e6:>9.2f}{t / total:>8.1%}")
     print(f"    {'sum of phases':<24}{total / n * 1e6:>9.2f}{'':>8}  -> {n / total:>9,.0f} msgs/s")
+    for name, t in peers:
+        print(f"    {name:<24}{t / n * 1e6:>9.2f}  (not in the sum)")
     print(f"    {'whole loop':<24}{loop / n * 1e6:>9.2f}{'':>8}  -> {n / loop:>9,.0f} msgs/s")
 
 
@@ -327,12 +446,15 @@ def main():
                          "interleaved) and report the best")
     ap.add_argument("--modes", default="global,global-obs,per-key",
                     help="global (the command's loop: columns in, encoded records out), "
+                         "global-thread (the same with the learning thread), "
+                         "global-5ms (global-thread, the switch interval left as it is), "
                          "global-obs (the same runner fed observations, producing record "
                          "dicts: the loop before the batch decoder), per-key")
     ap.add_argument("--no-gc-tuning", action="store_true",
                     help="leave the garbage collector as it is (the command tunes it: tune_gc)")
     ap.add_argument("--profile", action="store_true",
-                    help="cProfile the global whole loop; print the top functions")
+                    help="cProfile the first mode's whole loop (its own thread); print the "
+                         "top functions")
     a = ap.parse_args()
     n = a.messages
     modes = a.modes.split(",")
@@ -342,7 +464,7 @@ def main():
     if not a.no_gc_tuning:
         tune_gc()
     # each timing is the best of --repeat runs, interleaved (the machine is shared)
-    t_consume = t_columns = t_fetch = t_relay = math.inf
+    t_consume = t_columns = t_fetch = t_relay = t_relay_b = math.inf
     for r in range(a.repeat):
         obs, t = consume_all(kafka.bootstrap, "in", f"c0-{r}", n)
         t_consume = min(t_consume, t)
@@ -350,6 +472,7 @@ def main():
         t_columns = min(t_columns, t)
         t_fetch = min(t_fetch, fetch_only(kafka.bootstrap, "in", f"f0-{r}", n))
         t_relay = min(t_relay, transport(kafka.bootstrap, "in", f"t0-{r}", n))
+        t_relay_b = min(t_relay_b, transport(kafka.bootstrap, "in", f"t1-{r}", n, batch=True))
     print(f"\nstreamrnn stream benchmark: {n:,d} messages, {a.keys:,d} keys, GRU hidden 16, "
           f"update_every/learn_every={a.update_every}, tbptt_steps={a.tbptt_steps}, {PARTITIONS} partitions, librdkafka "
           f"mock cluster; batch {a.batch} (global); garbage collector "
@@ -359,22 +482,31 @@ def main():
           f"KafkaSource.read), of which "
           f"librdkafka's fetch (the same reads without decoding) {t_fetch / n * 1e6:.2f}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    km = key_maps(n, a.keys)
+    print(f"  the key map's work per row in a step of 256 keys (same keys, same run): "
+          f"OrderedDict {km['OrderedDict']:.3f} µs, KeyMap {km['KeyMap']:.3f} µs "
+          f"({km['OrderedDict'] / km['KeyMap']:.1f}x)")
     print(f"  the transport's ceiling (no decoding, no model): consume alone "
           f"{n / t_fetch:,.0f} msgs/s; consume + produce the same messages "
-          f"{n / t_relay:,.0f} msgs/s ({t_relay / n * 1e6:.2f} µs/msg)\n")
+          f"{n / t_relay:,.0f} msgs/s ({t_relay / n * 1e6:.2f} µs/msg), with produce_batch "
+          f"{n / t_relay_b:,.0f} msgs/s ({t_relay_b / n * 1e6:.2f} µs/msg)\n")
     summary = []
     for h in map(int, a.horizons.split(",")):
         g_spec, p_spec = specs(a, h)
         makers, phases = {}, {}
         for mode in modes:
-            if mode in ("global", "global-obs"):
+            if mode in ("global", "global-obs", "global-thread", "global-5ms"):
                 phases[mode] = [], None
                 if mode == "global":
                     phases[mode] = phases_global(g_spec, reads, a, h, kafka.bootstrap)
 
-                def make(src, sink, h=h, g_spec=g_spec):
-                    return GlobalRunner(g_spec, src, sink, horizon=h, batch=a.batch,
-                                        max_keys=max(a.keys, 1), max_wait=1e9)
+                def make(src, sink, h=h, g_spec=g_spec, mode=mode):
+                    g = GlobalRunner(g_spec, src, sink, horizon=h, batch=a.batch,
+                                     max_keys=max(a.keys, 1), max_wait=1e9,
+                                     learn_thread=mode in ("global-thread", "global-5ms"))
+                    if mode == "global-5ms":
+                        g.switch_interval = None  # the interpreter's (default 5 ms)
+                    return g
             else:
                 phases[mode] = phases_per_key(p_spec, obs, h, kafka.bootstrap)
 
@@ -382,13 +514,15 @@ def main():
                     return Runner(p_spec, src, sink, horizon=h, max_keys=max(a.keys, 1))
             makers[mode] = make
         loops = {m: [] for m in modes}
+        cpus = {m: [] for m in modes}
         profs = {}
         for r in range(a.repeat):  # the modes' whole loops interleaved
             for mode in modes:
                 loop, prof = whole_loop(makers[mode], kafka.bootstrap, f"{mode}-{h}-{r}", n, h,
-                                        profile=a.profile and mode == "global" and r == 0,
+                                        profile=a.profile and mode == modes[0] and r == 0,
                                         columns=mode != "global-obs")
                 loops[mode].append(loop)
+                cpus[mode].append(CPU[f"{mode}-{h}-{r}"])
                 if prof is not None:
                     profs[mode] = prof
         for mode in modes:
@@ -396,11 +530,19 @@ def main():
             loop = min(loops[mode])
             if rows:
                 rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
+            what = {"global-obs": " (observations and record dicts)",
+                    "global-thread": " (the learning thread)",
+                    "global-5ms": " (switch interval untouched)"}.get(mode, "")
             table(f"{mode}, horizon {h}" + (f" (state per key {state:,d} bytes)" if state else
-                                            " (observations and record dicts)"), rows, loop, n)
+                                            what), rows, loop, n)
             if a.repeat > 1:
                 print(f"    whole loop, each run: " +
                       ", ".join(f"{n / t:,.0f}" for t in loops[mode]) + " msgs/s")
+            best = loops[mode].index(loop)
+            pc, mc = cpus[mode][best]
+            print(f"    CPU of the best run: {pc / n * 1e6:.2f} µs/msg in all the process's "
+                  f"threads (librdkafka's and the mock broker's included), {mc / n * 1e6:.2f} "
+                  f"in the loop's own thread; wall {loop / n * 1e6:.2f}")
             summary.append((mode, h, n / loop, state))
             if mode in profs:
                 import pstats

@@ -6,7 +6,8 @@ arithmetic is ``streamrnn._core._global.GlobalCore`` (the network, the per-key b
 combination and the pooled intervals, in preallocated slot arrays); this module decides and
 validates:
 
-- keys: a key -> slot map in least-recently-seen order (an ``OrderedDict``), a free list of
+- keys: a key -> slot map in least-recently-seen order (``streamrnn._core._keymap.KeyMap``:
+  the ``OrderedDict`` it replaced, in C, one dict probe per key of a batch), a free list of
   reset slots, eviction of the least recently seen key beyond ``max_keys``, and slot arrays
   that grow by doubling (so a model with few keys, or a checkpoint of one, takes memory in
   proportion to its keys, not to ``max_keys``);
@@ -31,7 +32,6 @@ import numbers
 import sys
 import threading
 import warnings
-from collections import OrderedDict, deque
 
 import numpy as np
 from river import base as river_base
@@ -44,6 +44,7 @@ from streamrnn.base import (_canonical, _check_keys, _decode_key, _encode_key, _
                             _scale_error, check_target, numeric_features)
 
 from streamrnn._core._global import MAX_PERIOD, N_LEAD_INPUTS, GlobalCore, row_layout
+from streamrnn._core._keymap import KeyMap
 from streamrnn._core._shared import MAX_SCRATCH_BYTES, footprint
 
 __all__ = ["GlobalForecaster", "BatchResult", "MAX_KEY_LEN"]
@@ -204,11 +205,6 @@ def _check_feature_range(feats):
         for name, v in feats.items():
             if not -VALUE_LIMIT <= v <= VALUE_LIMIT:
                 raise _scale_error(f"feature {name!r}", v, _scaling.TOO_LARGE)
-
-
-def _consume(it):
-    """Run an iterator to its end (in C)."""
-    deque(it, maxlen=0)
 
 
 def _column_rows(Xs, names, index, n_x):
@@ -479,7 +475,7 @@ class GlobalForecaster(river_base.Estimator):
         self._check_sizes()
         self._lock = threading.Lock()
         self._core = None       # built by the first learned observation
-        self._slot = OrderedDict()   # key -> slot, least recently seen first
+        self._slot = KeyMap()   # key -> slot, least recently seen first
         self._free = []         # reset slots, the next one is taken from the end
         self._pred = np.zeros(0)     # per slot: the last one-step prediction (NaN: none)
         self._anom = np.zeros(0)     # per slot: the last anomaly score (NaN: none)
@@ -903,24 +899,26 @@ class GlobalForecaster(river_base.Estimator):
         its first values (committed only on success). Returns whether the rows were
         learned."""
         b = len(ks)
+        ks = ks if type(ks) is list else list(ks)
+        slots = np.empty(b, dtype=np.int64)
         if first is not None:
             core, names, index = first
-            slot_of, free = {}, list(range(int(core.capacity) - 1, -1, -1))
+            free = list(range(int(core.capacity) - 1, -1, -1))
+            slots.fill(-1)
+            new = b
         else:
             core, names, index = self._core, self._names, self._index
-            slot_of, free = self._slot, self._free
-            new = b - sum(map(slot_of.__contains__, ks))
+            free = self._free
+            new = self._slot.lookup(ks, slots)  # -1: a new key
             if new > len(free):
                 self._grow(new)
                 core, free = self._core, self._free
-        have = list(map(slot_of.get, ks))
         taken = []
-        if None in have:
-            for j, s in enumerate(have):
-                if s is None:
-                    s = have[j] = free.pop()
-                    taken.append(s)
-        slots = np.array(have, dtype=np.int64)
+        if new:
+            for j in np.flatnonzero(slots < 0).tolist():
+                s = free.pop()
+                slots[j] = s
+                taken.append(s)
         ys = np.array(ys, dtype=np.float64)
         n_x = len(names)
         X, ignored = feats(index, n_x)
@@ -943,19 +941,18 @@ class GlobalForecaster(river_base.Estimator):
             cap = int(core.capacity)
             self._core, self._names, self._index, self._free = core, names, index, free
             self._pred, self._anom = np.full(cap, np.nan), np.full(cap, np.nan)
-            slot_of = self._slot
+        slot_of = self._slot
         if status == 2:
             self.n_skipped_updates += 1
         # each key to the end in row order (a new one enters there): least recently seen first
-        slot_of.update(zip(ks, slots.tolist()))
-        _consume(map(slot_of.move_to_end, ks))
+        slot_of.touch(ks, slots)
         self._pred[slots] = pred
         self._anom[slots] = score
         if ignored:
             self._count_ignored(ignored)
         over = len(slot_of) - int(self.max_keys)
         if over > 0:
-            gone = [slot_of.popitem(last=False)[1] for _ in range(over)]
+            gone = slot_of.pop_oldest(over)
             self._release(gone)
             self.n_evicted += over
         if res is not None:
@@ -1076,7 +1073,7 @@ class GlobalForecaster(river_base.Estimator):
         if len(keys) > self.max_keys:
             raise ValueError(f"the state has {len(keys)} keys, more than max_keys="
                              f"{self.max_keys}")
-        order = OrderedDict()
+        order = KeyMap()
         for j, t in enumerate(keys):
             k = _decode_series_key(t, f"the state's keys[{j}]")
             if k in order:
