@@ -589,14 +589,8 @@ def main(argv=None):
     wall0, cpu0 = time.perf_counter(), time.process_time()
     command = "python benchmarks/bench_global.py " + " ".join(sys.argv[1:] if argv is None
                                                               else argv)
-    if args.young:
-        out = young(args)
-        print(f"\nrun: {(time.perf_counter() - wall0) / 60:.1f} min wall; command: {command}")
-        if args.json:
-            Path(args.json).write_text(json.dumps(ba.jsonable(out), indent=1))
-        return None
-    if args.memory:
-        out = memory(args)
+    if args.young or args.memory:
+        out = young(args) if args.young else memory(args)
         print(f"\nrun: {(time.perf_counter() - wall0) / 60:.1f} min wall; command: {command}")
         if args.json:
             Path(args.json).write_text(json.dumps(ba.jsonable(out), indent=1))
