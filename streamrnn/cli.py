@@ -683,7 +683,7 @@ def _summary(runner, n, elapsed, args, spec, drawn, stopped):
         if cover:
             w(f"    {cover}\n")
         if sc.m:
-            w(f"    ({BASELINE_NOTE})\n")
+            w(f"    {BASELINE_NOTE[0].upper()}{BASELINE_NOTE[1:]}.\n")
     nbytes = runner.state_bytes()
     if nbytes is not None:
         what = ("state per model" if spec.per_key else

@@ -37,8 +37,8 @@ __all__ = ["HorizonScore", "BatchScore", "METHODS", "naive_season", "BASELINE_NO
 METHODS = ("model", "last value", "seasonal naive")
 
 #: How the baselines are scored, for a report's text.
-BASELINE_NOTE = ("every method is scored on the same forecasts (the model's); the seasonal "
-                 "naive is the last value while a key has less than a season of history")
+BASELINE_NOTE = ("every method is scored on the same targets as the model; the seasonal naive "
+                 "is the last value while a key has less than a season of history")
 #: Bumped when the meaning of the sums changes: a checkpoint's scores of another version are
 #: not mixed with this run's (version 2: the seasonal naive falls back to the last value).
 SCORES_VERSION = 2
