@@ -399,16 +399,17 @@ class RefBackbone:
         else:
             jm = min(self.H, self.t - 1)            # matured steps: at least one loss
             lo = [min(self.loss[k, i] for k in alive) for i in range(jm)]
-            d = [max(v, 1e-12) for v in lo]
-            eta = (ETA * n) / (n + WARM_N)
+            iv = [1.0 / max(v, 1e-12) for v in lo]
+            eta = ((ETA * n) / (n + WARM_N)) / (1.0 + MIX_ALL)
+            c = eta * iv[j - 1]
+            e1 = eta * (MIX_ALL / jm)
             x = {}
             for k in alive:
-                acc = 0.0
+                acc = 0.0                            # relative losses summed over the steps
                 for i in range(jm):
-                    acc += (self.loss[k, i] - lo[i]) / d[i]
-                ra = acc / jm                        # mean relative loss over the steps
-                rel = (self.loss[k, j - 1] - lo[j - 1]) / d[j - 1]
-                x[k] = ((rel + MIX_ALL * ra) / (1.0 + MIX_ALL)) * eta
+                    acc += (self.loss[k, i] - lo[i]) * iv[i]
+                # ((rel_j + MIX_ALL * acc / jm) / (1 + MIX_ALL)) * eta_j, as the kernel sums it
+                x[k] = (self.loss[k, j - 1] - lo[j - 1]) * c + acc * e1
             xmin = min(x.values())
             for k in alive:
                 v = x[k] - xmin

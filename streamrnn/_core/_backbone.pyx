@@ -23,10 +23,13 @@ one-cycle indices at t = m, the first one is re-initialised at t = 2 m from two 
 fitted trend line. A detected period adds two copies (gamma 0.2, 0.5) of every non-seasonal
 member, indices from the last (up to 4) cycles, losses and pending forecasts copied.
 
-Member weights per horizon step j: loss[j, k] is the EW (decay 0.97) absolute error, in y
-units, of the forecast of step j member k issued j steps before the value; weight
-exp(-x), x = (L - L_min) eta_j / max(L_min, 1e-12), eta_j = 20 n_j / (n_j + 50), n_j =
-matured losses of step j, and 0 where x >= 40 (below 4.3e-18 of the best member's weight 1:
+Member weights per horizon step j: loss[j, k] is the absolute error, in y units, of the
+forecast of step j member k issued j steps before the value: the running mean of its first
+errors, then (once n / (n + 1) reaches 0.98) the EW average with decay 0.98. Member k's score
+x_k = eta_j (rel_jk + ra_k) / 2: rel_jk = (L_jk - L_min,j) / max(L_min,j, 1e-12), ra_k its mean
+over the matured steps (a member good at every step counts for more than one that was lucky
+at this one), eta_j = 60 n_j / (n_j + 50), n_j = matured losses of step j; weight
+exp(-(x_k - min x)), 0 where that exponent is >= 40 (below 4.3e-18 of the best member's 1:
 no exp for members that cannot count); equal weights before the first. Pending forecasts: one ring per step j of
 length j (row j (j - 1) / 2 + (issue time mod j)), K H (H + 1) / 2 numbers: every forecast is
 scored against the value it was made for.
@@ -813,7 +816,7 @@ cdef class Backbone:
         weighted sums of the member forecasts of each step into fc (both in member order)."""
         cdef Py_ssize_t j, k, K = self.K, Km = self.K_max, jm
         cdef long long n
-        cdef double lo, lo1, lo2, lo3, d, x, xmin, eta, t0, t1, t2, t3, a0, a1, a2, a3
+        cdef double lo, lo1, lo2, lo3, d, e1, x, xmin, eta, t0, t1, t2, t3, a0, a1, a2, a3
         cdef double* w
         cdef double* lrow
         cdef double* ra = self.ra
@@ -857,7 +860,7 @@ cdef class Backbone:
             lo = lo2 if lo2 < lo else lo
             lo = lo3 if lo3 < lo else lo
             self.lov[j] = lo
-            self.lod[j] = fmax(lo, 1e-12)
+            self.lod[j] = 1.0 / fmax(lo, 1e-12)
         if jm > 0:
             for r in range(nr):
                 for k in range(rlo[r], rhi[r]):
@@ -868,10 +871,7 @@ cdef class Backbone:
                 d = self.lod[j]
                 for r in range(nr):
                     for k in range(rlo[r], rhi[r]):
-                        ra[k] += (lrow[k] - lo) / d
-            for r in range(nr):
-                for k in range(rlo[r], rhi[r]):
-                    ra[k] = ra[k] / <double> jm
+                        ra[k] += (lrow[k] - lo) * d
         for j in range(self.horizon):
             w = self.W + j * Km
             lrow = self.loss + j * Km
@@ -887,15 +887,16 @@ cdef class Backbone:
                     for k in range(rlo[r], rhi[r]):
                         w[k] = 1.0
             else:
-                # score: this step's relative loss blended with the mean over the steps,
-                # times the sharpness; weights exp(-(score - best score))
+                # score: this step's relative loss blended with the mean over the steps
+                # (ra / jm), times the sharpness; weights exp(-(score - best score))
                 lo = self.lov[j]
-                d = self.lod[j]
-                eta = (ETA * n) / (n + WARM_N)
+                eta = ((ETA * n) / (n + WARM_N)) / (1.0 + MIX_ALL)
+                d = eta * self.lod[j]
+                e1 = eta * (MIX_ALL / <double> jm)
                 xmin = INFINITY
                 for r in range(nr):
                     for k in range(rlo[r], rhi[r]):
-                        x = (((lrow[k] - lo) / d + MIX_ALL * ra[k]) / (1.0 + MIX_ALL)) * eta
+                        x = (lrow[k] - lo) * d + ra[k] * e1
                         w[k] = x
                         xmin = x if x < xmin else xmin
                 for r in range(nr):
