@@ -20,10 +20,13 @@ Per member k (transform tr: 1 = log while every value is positive, 0 = additive;
 phi, gamma; its periods P_k), in z-space:
     zhat = l + phi b + sum_{p in P_k} s_p[t mod m_p];   e = z - zhat
     l <- l + phi b + alpha e;   b <- phi b + alpha beta e;   s_p[t mod m_p] += gamma e / |P_k|
-The bank's forecast of step j: soft-min of the members by loss[k, j] (EW absolute error in y
-units of the forecast member k made j steps before), weight exp(-eta_j (L - L_min) / L_min)
-with eta_j = 20 n_j / (n_j + 50), n_j the number of matured losses of step j (0 when the
-exponent is below -40: such a member cannot count next to the best one's weight 1).
+The bank's forecast of step j: soft-min of the members by loss[k, j] (absolute error in y units
+of the forecast member k made j steps before: the running mean of the first ones, then an EW
+average with decay 0.98 once n / (n + 1) reaches it). Member k's score at step j is
+x_k = eta_j (rel_kj + ra_k) / 2, rel_kj = (L_kj - L_min,j) / L_min,j and ra_k its mean over the
+matured steps (a member good at every step counts more than one lucky at this one), eta_j =
+60 n_j / (n_j + 50), n_j the number of matured losses of step j; weight exp(-(x_k - min x))
+(0 when that exponent is below -40: such a member cannot count next to the best one's 1).
 """
 import math
 
@@ -33,9 +36,10 @@ ALPHAS = (0.1, 0.3, 0.6, 1.0)
 TRENDS = ((0.0, 1.0), (0.1, 0.9), (0.1, 0.98))   # (beta, phi)
 GAMMAS = (0.2, 0.5)
 TRANSFORMS = (1, 0)                               # log first, then additive
-LOSS_DECAY = 0.97
-ETA = 20.0
+LOSS_DECAY = 0.98
+ETA = 60.0
 WARM_N = 50.0
+MIX_ALL = 1.0          # weight of the mean relative loss over the matured steps in a score
 SCALE_DECAY = 0.97
 BIG = 1e150            # clamp of level, trend and seasonal indices
 ZMAX, ZMIN = 690.0, -700.0
@@ -241,10 +245,15 @@ class RefBackbone:
             row = self.ring[j - 1][(tau + 1) % j]
             for k in alive:
                 err = abs(row[k] - y)
-                if self.nmat(j) == 0:
+                nn = self.nmat(j)
+                if nn == 0:
                     self.loss[k, j - 1] = err
                 else:
-                    self.loss[k, j - 1] = LOSS_DECAY * self.loss[k, j - 1] + (1.0 - LOSS_DECAY) * err
+                    # running mean of the matured errors, then (once n/(n+1) >= decay) EW
+                    dec = nn / (nn + 1.0)
+                    if not dec < LOSS_DECAY:
+                        dec = LOSS_DECAY
+                    self.loss[k, j - 1] = dec * self.loss[k, j - 1] + (1.0 - dec) * err
         # 2. error-correction update of every live member
         for k in alive:
             tr, a, be, ph, g, ps = self.members[k]
@@ -388,11 +397,23 @@ class RefBackbone:
             for k in alive:
                 w[k] = 1.0
         else:
-            lo = min(self.loss[k, j - 1] for k in alive)
-            c = ((ETA * n) / (n + WARM_N)) / max(lo, 1e-12)    # eta_j / L_min
+            jm = min(self.H, self.t - 1)            # matured steps: at least one loss
+            lo = [min(self.loss[k, i] for k in alive) for i in range(jm)]
+            iv = [1.0 / max(v, 1e-12) for v in lo]
+            eta = ((ETA * n) / (n + WARM_N)) / (1.0 + MIX_ALL)
+            c = eta * iv[j - 1]
+            e1 = eta * (MIX_ALL / jm)
+            x = {}
             for k in alive:
-                x = (self.loss[k, j - 1] - lo) * c
-                w[k] = math.exp(-x) if x < CUT else 0.0  # below 4.3e-18 of the best: out
+                acc = 0.0                            # relative losses summed over the steps
+                for i in range(jm):
+                    acc += (self.loss[k, i] - lo[i]) * iv[i]
+                # ((rel_j + MIX_ALL * acc / jm) / (1 + MIX_ALL)) * eta_j, as the kernel sums it
+                x[k] = (self.loss[k, j - 1] - lo[j - 1]) * c + acc * e1
+            xmin = min(x.values())
+            for k in alive:
+                v = x[k] - xmin
+                w[k] = math.exp(-v) if v < CUT else 0.0  # below 4.3e-18 of the best: out
         return w, seq_sum(w)
 
     def weights(self, j):

@@ -15,6 +15,7 @@ VMAX = 1e300
 LO_FLOOR = 1e-12
 MIN_SCORES = 5
 EXTEND = 1.25
+COUNT_LIMIT = 2 ** 62
 
 
 class RefCombiner:
@@ -24,6 +25,7 @@ class RefCombiner:
         self.t = 0
         self.L = [[None] * n_experts for _ in range(horizon)]   # None: no loss yet
         self.n_scored = [0] * horizon
+        self.nL = [[0] * n_experts for _ in range(horizon)]   # losses seen per expert
         self.pending = {}                  # (target, j) -> list of E forecasts (None: none)
         self.eligible = [True] * n_experts
 
@@ -43,8 +45,16 @@ class RefCombiner:
                     continue
                 err = min(abs(f - y), VMAX)
                 old = self.L[j - 1][e]
-                self.L[j - 1][e] = err if old is None else min(
-                    self.decay * old + (1.0 - self.decay) * err, VMAX)
+                if old is None:
+                    self.L[j - 1][e] = err
+                else:
+                    # running mean of the first errors, then EW once n / (n + 1) >= decay
+                    n = self.nL[j - 1][e]
+                    rho = n / (n + 1.0)
+                    if not rho < self.decay:
+                        rho = self.decay
+                    self.L[j - 1][e] = min(rho * old + (1.0 - rho) * err, VMAX)
+                self.nL[j - 1][e] = min(self.nL[j - 1][e] + 1, COUNT_LIMIT - 1)
                 scored = True
             if scored:
                 self.n_scored[j - 1] += 1
@@ -95,7 +105,7 @@ class RefCombiner:
 
 
 class RefConformal:
-    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.18, pwindow=None):
+    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=20, gamma=0.3, pwindow=None):
         self.H, self.alphas, self.W, self.gamma = horizon, tuple(alphas), window, gamma
         self.P = max(window, 100) if pwindow is None else pwindow
         self.pscores = []                            # the last P step-1 scores, oldest first

@@ -358,11 +358,11 @@ def test_an_old_p_value_score_outside_step_1s_window_is_free():
 def test_the_p_value_window_is_longer_than_the_intervals():
     rng = np.random.default_rng(3)
     c = Conformal(1)
-    assert (c.window, c.pwindow) == (25, 100)
+    assert (c.window, c.pwindow) == (20, 100)
     for _ in range(300):
         c.issue(np.zeros(1))
         c.observe(rng.normal())
-    assert len(c.scores(1)) == 25
+    assert len(c.scores(1)) == 20
     assert c.pvalue(1e9) == 1 / 101      # the resolution of 100 scores, not 25
     with pytest.raises(ValueError, match="pwindow"):
         Conformal(1, window=30, pwindow=20)

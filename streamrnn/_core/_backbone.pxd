@@ -59,6 +59,10 @@ cdef class Backbone:
     cdef double* wsum                    # (H,) sum of the weights of step j
     cdef object _fc
     cdef double* fc                      # (H,) sum of weight x member forecast of step j
+    cdef object _ra, _lov, _lod
+    cdef double* ra                      # (K_max,) sum of the relative losses over the matured steps
+    cdef double* lov                     # (H,) smallest live loss of step j
+    cdef double* lod                     # (H,) 1 / max(lov, 1e-12)
     cdef Py_ssize_t* rowoff              # (H,) ring row offsets of the issue being written
     cdef double* F                       # (H, K_max) member forecasts issued now
     cdef double* W                       # (H, K_max) unnormalised member weights per step

@@ -23,10 +23,13 @@ one-cycle indices at t = m, the first one is re-initialised at t = 2 m from two 
 fitted trend line. A detected period adds two copies (gamma 0.2, 0.5) of every non-seasonal
 member, indices from the last (up to 4) cycles, losses and pending forecasts copied.
 
-Member weights per horizon step j: loss[j, k] is the EW (decay 0.97) absolute error, in y
-units, of the forecast of step j member k issued j steps before the value; weight
-exp(-x), x = (L - L_min) eta_j / max(L_min, 1e-12), eta_j = 20 n_j / (n_j + 50), n_j =
-matured losses of step j, and 0 where x >= 40 (below 4.3e-18 of the best member's weight 1:
+Member weights per horizon step j: loss[j, k] is the absolute error, in y units, of the
+forecast of step j member k issued j steps before the value: the running mean of its first
+errors, then (once n / (n + 1) reaches 0.98) the EW average with decay 0.98. Member k's score
+x_k = eta_j (rel_jk + ra_k) / 2: rel_jk = (L_jk - L_min,j) / max(L_min,j, 1e-12), ra_k its mean
+over the matured steps (a member good at every step counts for more than one that was lucky
+at this one), eta_j = 60 n_j / (n_j + 50), n_j = matured losses of step j; weight
+exp(-(x_k - min x)), 0 where that exponent is >= 40 (below 4.3e-18 of the best member's 1:
 no exp for members that cannot count); equal weights before the first. Pending forecasts: one ring per step j of
 length j (row j (j - 1) / 2 + (issue time mod j)), K H (H + 1) / 2 numbers: every forecast is
 scored against the value it was made for.
@@ -82,9 +85,10 @@ from streamrnn._core._optim import _array, _number, _counter, STEP_LIMIT
 
 
 # ---------------------------------------------------------------- constants (the study's defaults)
-cdef double LOSS_DECAY = 0.97
-cdef double ETA = 20.0
+cdef double LOSS_DECAY = 0.98
+cdef double ETA = 60.0
 cdef double WARM_N = 50.0
+cdef double MIX_ALL = 1.0       # weight of the mean relative loss over the steps in a score
 cdef double SCALE_DECAY = 0.97
 cdef double BIG = 1e150
 cdef double ZMAX = 690.0
@@ -252,6 +256,9 @@ cdef class Backbone:
         self._rowoff = np.zeros(H, dtype=np.intp)
         self._wsum = np.ones(H)
         self._fc = np.zeros(H)
+        self._ra = np.zeros(Km)
+        self._lov = np.zeros(H)
+        self._lod = np.zeros(H)
         self._bind_state()
         self._reset()
 
@@ -282,6 +289,10 @@ cdef class Backbone:
         cdef double[:, ::1] loss = self._loss, ring = self._ring, F = self._F, W = self._W
         cdef Py_ssize_t[::1] rowoff = self._rowoff
         cdef double[::1] wsum = self._wsum, fc = self._fc
+        cdef double[::1] ra = self._ra, lov = self._lov, lod = self._lod
+        self.ra = &ra[0]
+        self.lov = &lov[0]
+        self.lod = &lod[0]
         self.fc = &fc[0]
         self.wsum = &wsum[0]
         self.rowoff = &rowoff[0]
@@ -439,7 +450,7 @@ cdef class Backbone:
         cdef long long pphase[8]
         cdef Py_ssize_t rlo[4]
         cdef Py_ssize_t rhi[4]
-        cdef double dec = LOSS_DECAY, dec1 = 1.0 - LOSS_DECAY
+        cdef double dec, dec1, nn
         for p in range(self.P):              # one modulo per period, not per member
             pphase[p] = tau % self.per[p]
         if y <= 0.0 and self.alive_log:
@@ -453,6 +464,13 @@ cdef class Backbone:
         for j in range(1, jmax + 1):
             row = self.ring + ((j - 1) * j // 2 + (tau + 1) % j) * Km
             lrow = self.loss + (j - 1) * Km
+            # the running mean of the matured errors until it would forget faster than the
+            # EW average (n / (n + 1) > decay), then the EW average
+            nn = <double> (tau - j)
+            dec = nn / (nn + 1.0)
+            if not (dec < LOSS_DECAY):
+                dec = LOSS_DECAY
+            dec1 = 1.0 - dec
             for r in range(nr):
                 if tau == j:
                     for k in range(rlo[r], rhi[r]):
@@ -796,11 +814,12 @@ cdef class Backbone:
     cdef void _weights(self) noexcept nogil:
         """Unnormalised member weights per step into W, their sums into wsum, and the
         weighted sums of the member forecasts of each step into fc (both in member order)."""
-        cdef Py_ssize_t j, k, K = self.K, Km = self.K_max
+        cdef Py_ssize_t j, k, K = self.K, Km = self.K_max, jm
         cdef long long n
-        cdef double lo, lo1, lo2, lo3, c, x, t0, t1, t2, t3, a0, a1, a2, a3
+        cdef double lo, lo1, lo2, lo3, d, e1, x, xmin, eta, t0, t1, t2, t3, a0, a1, a2, a3
         cdef double* w
         cdef double* lrow
+        cdef double* ra = self.ra
         cdef const double* w0
         cdef const double* w1
         cdef const double* w2
@@ -816,6 +835,43 @@ cdef class Backbone:
         cdef Py_ssize_t rhi[4]
         # the live members as runs; a dead log member's weight is 0 (written, not computed)
         nr = self._live(rlo, rhi)
+        # the matured steps (j < jm: at least one loss): their smallest loss, and every
+        # member's relative loss averaged over them
+        jm = self.horizon if self.horizon < self.t - 1 else self.t - 1
+        if jm < 0:
+            jm = 0
+        for j in range(jm):
+            lrow = self.loss + j * Km
+            # four independent minimum chains per run, then theirs (a minimum of finite
+            # values in any order)
+            lo = lo1 = lo2 = lo3 = INFINITY
+            for r in range(nr):
+                k = rlo[r]
+                while k + 4 <= rhi[r]:
+                    lo = lrow[k] if lrow[k] < lo else lo
+                    lo1 = lrow[k + 1] if lrow[k + 1] < lo1 else lo1
+                    lo2 = lrow[k + 2] if lrow[k + 2] < lo2 else lo2
+                    lo3 = lrow[k + 3] if lrow[k + 3] < lo3 else lo3
+                    k += 4
+                while k < rhi[r]:
+                    lo = lrow[k] if lrow[k] < lo else lo
+                    k += 1
+            lo = lo1 if lo1 < lo else lo
+            lo = lo2 if lo2 < lo else lo
+            lo = lo3 if lo3 < lo else lo
+            self.lov[j] = lo
+            self.lod[j] = 1.0 / fmax(lo, 1e-12)
+        if jm > 0:
+            for r in range(nr):
+                for k in range(rlo[r], rhi[r]):
+                    ra[k] = 0.0
+            for j in range(jm):
+                lrow = self.loss + j * Km
+                lo = self.lov[j]
+                d = self.lod[j]
+                for r in range(nr):
+                    for k in range(rlo[r], rhi[r]):
+                        ra[k] += (lrow[k] - lo) * d
         for j in range(self.horizon):
             w = self.W + j * Km
             lrow = self.loss + j * Km
@@ -831,27 +887,21 @@ cdef class Backbone:
                     for k in range(rlo[r], rhi[r]):
                         w[k] = 1.0
             else:
-                # the smallest loss of the live members: four independent minimum chains per
-                # run, then theirs (a minimum of finite values in any order)
-                lo = lo1 = lo2 = lo3 = INFINITY
-                for r in range(nr):
-                    k = rlo[r]
-                    while k + 4 <= rhi[r]:
-                        lo = lrow[k] if lrow[k] < lo else lo
-                        lo1 = lrow[k + 1] if lrow[k + 1] < lo1 else lo1
-                        lo2 = lrow[k + 2] if lrow[k + 2] < lo2 else lo2
-                        lo3 = lrow[k + 3] if lrow[k + 3] < lo3 else lo3
-                        k += 4
-                    while k < rhi[r]:
-                        lo = lrow[k] if lrow[k] < lo else lo
-                        k += 1
-                lo = lo1 if lo1 < lo else lo
-                lo = lo2 if lo2 < lo else lo
-                lo = lo3 if lo3 < lo else lo
-                c = ((ETA * n) / (n + WARM_N)) / fmax(lo, 1e-12)
+                # score: this step's relative loss blended with the mean over the steps
+                # (ra / jm), times the sharpness; weights exp(-(score - best score))
+                lo = self.lov[j]
+                eta = ((ETA * n) / (n + WARM_N)) / (1.0 + MIX_ALL)
+                d = eta * self.lod[j]
+                e1 = eta * (MIX_ALL / <double> jm)
+                xmin = INFINITY
                 for r in range(nr):
                     for k in range(rlo[r], rhi[r]):
-                        x = (lrow[k] - lo) * c
+                        x = (lrow[k] - lo) * d + ra[k] * e1
+                        w[k] = x
+                        xmin = x if x < xmin else xmin
+                for r in range(nr):
+                    for k in range(rlo[r], rhi[r]):
+                        x = w[k] - xmin
                         if not (x < CUT):
                             w[k] = 0.0           # below 4e-18 of the best member
                         elif x == 0.0:
@@ -1284,7 +1334,8 @@ cdef class Backbone:
                                self._gamma, self._npk, self._pk, self._soff, self._par,
                                self._l, self._b, self._s, self._loss, self._ring, self._hist,
                                self._recent, self._dbuf, self._dC, self._dr, self._dp,
-                               self._lagd, self._F, self._W, self._phacc))
+                               self._lagd, self._F, self._W, self._phacc, self._ra, self._lov,
+                               self._lod))
 
     def __repr__(self):
         return (f"Backbone(horizon={self.horizon}, periods={self.declared}, auto={bool(self.auto)}, "

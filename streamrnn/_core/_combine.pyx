@@ -21,7 +21,9 @@ Layers:
 Combiner (soft-min of EW absolute errors, per step j = 1..H, E experts):
 
     err        = min(|f_e - y|, 1e300)         f_e: expert e's forecast of y issued j steps before
-    L[j, e]    = err at its first loss, then decay*L + (1 - decay)*err   (clamped to 1e300)
+    L[j, e]    = err at its first loss, then rho*L + (1 - rho)*err   (clamped to 1e300),
+                 rho = min(decay, n / (n + 1)), n: its losses so far (the running mean of
+                 the first errors, so the first one does not outweigh the next ~1/(1-decay))
     among the experts that are available (eligible, with a finite forecast when combining)
     and have a loss at step j ("fin"):
     lo         = min L[j, .];  rel_e = (L[j, e] - lo) / max(lo, 1e-12)
@@ -257,7 +259,7 @@ cdef class Combiner:
             return
         cdef Py_ssize_t E = self.n_experts, H = self.horizon, j0, e, k
         cdef Py_ssize_t row = <Py_ssize_t>(self.t % H)
-        cdef double rho = self.decay, err, f
+        cdef double rho, err, f
         cdef double* p
         cdef bint scored
         for j0 in range(H):
@@ -273,6 +275,11 @@ cdef class Combiner:
                     if self.nL[k] == 0:
                         self.L[k] = err
                     else:
+                        # the running mean of the first errors, then (once n / (n + 1)
+                        # reaches the decay) the EW average
+                        rho = <double> self.nL[k] / (<double> self.nL[k] + 1.0)
+                        if not (rho < self.decay):
+                            rho = self.decay
                         self.L[k] = rho * self.L[k] + (1.0 - rho) * err
                         if self.L[k] > VMAX:
                             self.L[k] = VMAX
@@ -612,7 +619,7 @@ cdef class Conformal:
     alpha)``, ``pvalue(score)``, ``pvalue_y(y)`` and ``coverage(j, alpha)`` read the state.
     """
 
-    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=25, gamma=0.18, pwindow=None):
+    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=20, gamma=0.3, pwindow=None):
         self.horizon, self.alphas, self.window, self.gamma, self.pwindow = _conformal_config(
             horizon, alphas, window, gamma, pwindow)
         H, W, A = self.horizon, self.window, len(self.alphas)
