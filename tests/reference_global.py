@@ -34,11 +34,12 @@ WARM = 2
 E = 5
 ZMIN, ZMAX = -700.0, 690.0
 N_LEAD = 5
-DECAY = 0.97
+DECAY = 0.98          # the key's combination errors (a running mean at first)
+BANK_DECAY = 0.97     # a member's one-step errors
 POOL_DECAY = 0.999
 N0 = 10.0
 ETA = 10.0
-G_DECAY = 0.8
+G_DECAY = 0.9
 LO_FLOOR = 1e-12
 CUT = 40.0
 VMAX = 1e30
@@ -84,7 +85,7 @@ class Key:
 class RefGlobal:
     def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
                  optimizer, clip_=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2),
-                 hw_phi=0.98, hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
+                 hw_phi=0.98, hw_gamma=0.15, hw_eta=20.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
                  hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
                  hw_gamma_start=0.5):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
@@ -396,13 +397,16 @@ class RefGlobal:
                 err = abs(y - f[e]) / scs
                 if not err <= VMAX:
                     err = VMAX
+                # a running mean of the key's s - WARM earlier scorings, then EW
+                c = (s - WARM) / (s - WARM + 1)
+                rho, rl = min(DECAY, c), min(LONG_DECAY, c)
                 K.err[j - 1, e] = self.rnd(err * scs if s == WARM else
-                                           DECAY * K.err[j - 1, e] + (1.0 - DECAY) * (err * scs))
+                                           rho * K.err[j - 1, e] + (1.0 - rho) * (err * scs))
                 if e in (2, 3) and j == min((self.m + 1) // 2, H):
                     ec = min(err, GATE_CLIP) * scs   # robust: one outage cannot open the gate
                     K.errl[e - 2] = self.rnd(
                         ec if s == WARM else
-                        LONG_DECAY * K.errl[e - 2] + (1.0 - LONG_DECAY) * ec)
+                        rl * K.errl[e - 2] + (1.0 - rl) * ec)
                 self.pool[j - 1, e] = (err if self.pool_n[j - 1, e] == 0 else
                                        POOL_DECAY * self.pool[j - 1, e] + (1.0 - POOL_DECAY) * err)
                 self.pool_n[j - 1, e] += 1
@@ -421,7 +425,7 @@ class RefGlobal:
     def bank_step(self, bank, n, z, sp, S, members):
         """The members (level, trend, EW error, pending forecast of the check step) take z;
         sp: the season index of z's phase before its update, S: the indices after it. A
-        member's error is the EW (DECAY) of its one-step errors; every g values (from its
+        member's error is the EW (BANK_DECAY) of its one-step errors; every g values (from its
         first) it also takes, at rate 1 - G_DECAY, the error of the forecast of z it made g
         values before. Returns the combined (level, trend): the means of the members'
         weighted by exp(-eta (err - min) / min) of their new errors."""
@@ -433,7 +437,7 @@ class RefGlobal:
             l, b, err, pend = bank[k]
             e = z - (l + self.phi * b + sp)
             x = min(abs(e), self.big)
-            x = x if n == n0 else DECAY * err + (1.0 - DECAY) * x
+            x = x if n == n0 else BANK_DECAY * err + (1.0 - BANK_DECAY) * x
             if check and n > n0:
                 x = G_DECAY * x + (1.0 - G_DECAY) * min(abs(z - pend), self.big)
             l = self.rnd(l + self.phi * b + a * e)

@@ -25,15 +25,15 @@ members sharing the key's m season indices; z = y; members alpha x beta over ``h
               average the first cycles' indices, whose first fill carries the trend's ramp);
               then per member k, e_k = y_t - (l_k + phi b_k + S_old):
               err_k <- |e_k| at t = t0 (t0 = m, or 1 when m = 0), else
-                       DECAY err_k + (1 - DECAY) |e_k|; then on the check values
+                       BANK_DECAY err_k + (1 - BANK_DECAY) |e_k| (0.97); then on the check values
                        (t - t0) mod g = 0, t > t0:
-                       err_k <- G_DECAY err_k + (1 - G_DECAY) |y_t - p_k|   (G_DECAY 0.8)
+                       err_k <- G_DECAY err_k + (1 - G_DECAY) |y_t - p_k|   (G_DECAY 0.9)
               l_k <- l_k + phi b_k + alpha_k e_k;  b_k <- phi b_k + alpha_k beta_k e_k
               on a check value p_k <- l_k + phacc_g b_k + S[(t + g) mod m]  (its forecast of
                        y_{t+g}; g = ceil(H/2): a member that only follows the last values is
                        caught by its longer-range error)
               w_k = exp(-hw_eta (err_k - min err) / max(min err, 1e-12)) (0 when >= 40),
-              normalised; (l, b) <- sum_k w_k (l_k, b_k)   (hw_eta 10)
+              normalised; (l, b) <- sum_k w_k (l_k, b_k)   (hw_eta 20)
        sc <- sc + r (min(|e|, 4 scale) - sc), r = max(1/t', 0.05)  (EW scale of the one-step
                              errors, robust: |e| enters clipped to 4 x the scale once t' > 2;
                              t' = t, or t - m + 2 from the first value after the first cycle:
@@ -63,9 +63,12 @@ followed by the standardised user features of y_{s+1} (missing: 0); it is traine
 ``step_multi`` delayed targets: output i of the step at origin s has the target
 clip((y_{s+i+1} - f_s(i+1)) / scale_s) (NaN while s < WARM = 2, the scale not yet formed).
 
-Combination per key and step j: L[j, e] EW (0.97) of |y - f_e| (in y's units, so a key's
-experts rank as their MAE ranks them; read as L / scale at the weighting) over the origins
-s >= WARM; pooled P[j, e] EW (0.999) of |y - f_e| / scale_s over every key's scorings
+Combination per key and step j: L[j, e] of |y - f_e| (in y's units, so a key's experts rank
+as their MAE ranks them; read as L / scale at the weighting) over the origins s >= WARM, a
+running mean at first, then EW: L <- rho L + (1 - rho) |y - f_e| with rho = min(0.98,
+c / (c + 1)), c the key's earlier scorings of step j (the first, rough forecasts do not
+steer the weights for long; the season gate's long-run errors below start the same way,
+rho = min(0.999, c / (c + 1))); pooled P[j, e] EW (0.999) of |y - f_e| / scale_s over every key's scorings
 (counted per expert); with n_j = the key's scorings of step j, the key's score is
 (n_j L / scale + 10 P) / (n_j + 10) (a young key uses the pooled errors; an expert neither
 scored is left out); while the season gate (below) is closed (m > 0; no margin when m = 0:
@@ -210,8 +213,9 @@ N_LEAD_INPUTS = N_LEAD
 AGE_GROUPS = AGES
 cdef long long WARM = 2             # origins s >= WARM are scored (the scale has 2 errors)
 WARM_ORIGINS = WARM
-cdef double DECAY = 0.97            # a key's EW errors (and the members' one-step errors)
-cdef double G_DECAY = 0.8           # a member's error takes its check-step error at this rate
+cdef double DECAY = 0.98            # a key's EW combination errors (a running mean at first)
+cdef double BANK_DECAY = 0.97       # a member's EW one-step errors
+cdef double G_DECAY = 0.9           # a member's error takes its check-step error at this rate
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
 cdef double ETA = 10.0              # soft-min sharpness
@@ -361,7 +365,7 @@ cdef class GlobalCore:
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
     loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
-    hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
+    hw_gamma=0.15, hw_eta=20.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
     hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
     hw_gamma_start=0.5)``; the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
     (None: the same as those; ``hw_log_gamma`` None: ``hw_gamma``);
@@ -371,7 +375,7 @@ cdef class GlobalCore:
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
                  loss=0, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
-                 hw_gamma=0.15, hw_eta=10.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
+                 hw_gamma=0.15, hw_eta=20.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
                  hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
                  hw_gamma_start=0.5):
         from streamrnn._core import ADAM, HUBER, ABSOLUTE, SQUARED, initialize
@@ -884,7 +888,7 @@ cdef class GlobalCore:
         cdef Py_ssize_t H = self.horizon, m = self.period, R = self.R, j, i, e, a, A = self.n_levels
         cdef Py_ssize_t jo, q, jg, g = (m + 1) // 2
         cdef long long s, idx
-        cdef double bb, c, sc, err, ylast, cn, ec
+        cdef double bb, c, sc, err, ylast, cn, ec, rho, rl
         cdef double f[E]
         cdef double* cur = self.sc
         # the log member is scored while every value (this one too) is > 0: its pending
@@ -930,6 +934,12 @@ cdef class GlobalCore:
                 idx = n - m * ((j + m - 1) // m)
                 if idx >= 0:
                     f[SNAIVE] = row[self.o_y + idx % R]
+            # the key's errors of step j start as a running mean (s - WARM scorings before
+            # this one), then EW: the first, rough forecasts must not steer the weights long
+            rho = (<double>(s - WARM)) / (<double>(s - WARM + 1))
+            rl = LONG_DECAY if rho > LONG_DECAY else rho
+            if rho > DECAY:
+                rho = DECAY
             if logok:
                 q = self.o_zorg + 2 * (s % H)
                 f[LOGBB] = self._zfc(row[q], row[q + 1], self._zs_at(row, n, j), self.phacc[j])
@@ -943,13 +953,13 @@ cdef class GlobalCore:
                 # current scale), the pool's normalised
                 i = self.o_err + (j - 1) * E + e
                 row[i] = self._rnd(err * sc if s == WARM
-                                   else DECAY * row[i] + (1.0 - DECAY) * (err * sc))
+                                   else rho * row[i] + (1.0 - rho) * (err * sc))
                 if (e == LAST or e == SNAIVE) and j == g:   # long-run errors: the season gate
                     # (robust: one outage must not open the gate for good)
                     i = self.o_err + H * E + (e - LAST)
                     ec = (err if err < GATE_CLIP else GATE_CLIP) * sc
                     row[i] = self._rnd(ec if s == WARM else
-                                       LONG_DECAY * row[i] + (1.0 - LONG_DECAY) * ec)
+                                       rl * row[i] + (1.0 - rl) * ec)
                 i = (j - 1) * E + e
                 self.pool[i] = (err if self.pooln[i] == 0
                                 else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
@@ -987,7 +997,7 @@ cdef class GlobalCore:
             x = fabs(e1)
             if not x <= self.big:
                 x = self.big
-            x = x if n == n0 else DECAY * row[q + 2] + (1.0 - DECAY) * x
+            x = x if n == n0 else BANK_DECAY * row[q + 2] + (1.0 - BANK_DECAY) * x
             if check and n > n0:   # the error of the forecast it made g values ago for z
                 ek = fabs(z - row[q + 3])
                 if not ek <= self.big:
