@@ -232,6 +232,9 @@ cdef double PROVEN_MARGIN = 1.0     # ... then the others count up to 100 % more
 cdef long long MIN_SCORES = 5
 cdef long long AGE_SPAN = 20        # values after the first cycle before a key's scale is formed
 cdef long long MIN_FALL = 50        # scores an age group needs to give its own intervals
+cdef double SHOCK = 2.0             # a score over max(scale_s, current scale / SHOCK)
+cdef double WINSOR = 6.0            # a score enters a row clipped to 6 x the row's median...
+cdef long long WINSOR_N = 20        # ... once the row holds 20 scores (and the median is > 0)
 cdef double AT_LO = -1.0
 cdef double AT_HI = 2.0
 cdef long long COUNT_LIMIT = 1 << 62
@@ -884,7 +887,7 @@ cdef class GlobalCore:
         cdef Py_ssize_t H = self.horizon, m = self.period, R = self.R, j, i, e, a, A = self.n_levels
         cdef Py_ssize_t jo, q, jg, g = (m + 1) // 2
         cdef long long s, idx
-        cdef double bb, c, sc, err, ylast, cn, ec
+        cdef double bb, c, sc, err, ylast, cn, ec, scur
         cdef double f[E]
         cdef double* cur = self.sc
         # the log member is scored while every value (this one too) is > 0: its pending
@@ -898,6 +901,7 @@ cdef class GlobalCore:
                 self._rnd(_clipv(o[i], self.clip)) if o != NULL else 0.0)
         # 2. the combined forecasts of origin n - 1 (pred is step 1's)
         sc = self._scale(row)
+        scur = sc
         for j in range(1, H + 1):
             jo = (j if j < self.n_out else self.n_out) - 1
             bb = self._bb(row, n, j)
@@ -956,6 +960,8 @@ cdef class GlobalCore:
                 if self.pooln[i] < COUNT_LIMIT - 1:
                     self.pooln[i] += 1
             cn = fabs((y - bb) / sc - row[self.o_cmb + (j - 1) * j // 2 + s % j])
+            if scur > SHOCK * sc:   # over max(scale_s, scale / SHOCK): not counted twice
+                cn = cn * (SHOCK * sc / scur)
             if not cn <= VMAX:
                 cn = VMAX
             # the origin's age group: its own scores and ACI levels (row jg of AGES H)
@@ -966,6 +972,12 @@ cdef class GlobalCore:
                     err = self.cat[a * AGES * H + jg] + self.aci_gamma * (
                         self.calpha[a] - (1.0 if cn > c else 0.0))
                     self.cat[a * AGES * H + jg] = AT_LO if err < AT_LO else (AT_HI if err > AT_HI else err)
+            # winsorised: one burst (an outage's misses fill every step's row at once) cannot
+            # become a young row's quantile; the ACI miss above is the score's own
+            if self.ccnt[jg] >= WINSOR_N:
+                c = WINSOR * self.csrt[jg * self.window + (self.ccnt[jg] - 1) // 2]
+                if c > 0.0 and cn > c:
+                    cn = c
             self._insert(jg, cn)
 
     cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
