@@ -90,8 +90,17 @@ better than the last value for the rest of the series. Combined c = sum w f / su
 Conformal (shared, per age group g of the origin and step j, levels 0.05/0.1/0.2): the
 age group of origin s is 0 while s < m (the first cycle: no season indices yet, the scale
 made of season-less errors), 1 while s < m + 20 (the scale forming; AGE_SPAN), else 2. Row
-r = g H + j - 1 keeps the scores |y - c_s(j)| / scale_s of its origins s >= WARM, the last
-``window`` sorted, and its ACI levels; half-width q = the ceil((1 - a)(n + 1))-th smallest
+r = g H + j - 1 keeps the scores of its origins s >= WARM, the last ``window`` sorted, and its
+ACI levels. A score is |y - c_s(j)| / max(scale_s, scale / SHOCK) (scale: the key's when y is
+scored, before y enters; SHOCK 2: a miss made after the scale has more than doubled is not
+counted twice, once over the old small scale and again in the grown scale that multiplies the
+quantile; 1 cost employment coverage), entering its row winsorised at WINSOR = 6 x the row's
+median (the ((n - 1) // 2)-th smallest) once the row holds WINSOR_N = 20 and the median is > 0:
+one key's outage fills every step's row at once, and in a young row such a burst would be
+the 90 % quantile for the whole window (WaterFlow demo: a 12-value outage of a series with a
+one-step scale of 0.4 gave scores of 150-310 and 24-step intervals ~900 wide for ~100 values;
+a formed row's 90 % quantile is 2-5 medians, so the clip rarely touches it). The ACI miss
+below is the score before the clip; half-width q = the ceil((1 - a)(n + 1))-th smallest
 (clipped to 1..n; a <= 0: 1.5 x the largest; fewer than 5 scores: none), a the row's ACI
 level alpha_t: a += gamma (alpha - [score > q(a)]) with q from the row's scores before this
 one (the shared quantile stands in for the one issued), clamped to [-1, 2] (gamma
