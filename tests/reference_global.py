@@ -58,6 +58,9 @@ MIN_SCORES = 5
 AGES = 3                # conformal age groups of an origin s: s < m, s < m + AGE_SPAN, older
 AGE_SPAN = 20
 MIN_FALL = 50           # scores an age group needs to give its own intervals
+SHOCK = 2.0             # a score over max(scale_s, current scale / SHOCK)
+WINSOR = 6.0            # a score enters a row clipped to 6 x the row's median ...
+WINSOR_N = 20           # ... once the row holds 20 scores (and the median is > 0)
 AT_LO, AT_HI = -1.0, 2.0
 
 
@@ -367,6 +370,7 @@ class RefGlobal:
                 (o if o is not None else [0.0] * self.n_out)]
         iss = K.issued[s0]
         sc, bbs, cns, pred = iss["scale"], iss["bb"], [], None
+        scur = self.scale(K)   # the key's scale when y is scored (before y enters)
         for j in range(1, H + 1):
             c = self.combine(K, j, bbs[j - 1], corr[min(j, self.n_out) - 1])
             if j == 1:
@@ -411,6 +415,8 @@ class RefGlobal:
                                        POOL_DECAY * self.pool[j - 1, e] + (1.0 - POOL_DECAY) * err)
                 self.pool_n[j - 1, e] += 1
             cn = abs((y - bb) / scs - iss["cn"][j - 1])
+            if scur > SHOCK * scs:   # over max(origin's scale, current scale / SHOCK)
+                cn = cn * (SHOCK * scs / scur)
             if not cn <= VMAX:
                 cn = VMAX
             r = self.group(s) * H + j - 1    # the origin's own age group
@@ -419,6 +425,10 @@ class RefGlobal:
                 if math.isfinite(q):
                     v = self.at[a][r] + self.aci_gamma * (self.alphas[a] - (1.0 if cn > q else 0.0))
                     self.at[a][r] = min(max(v, AT_LO), AT_HI)
+            if len(self.scores[r]) >= WINSOR_N:   # winsorised at 6 x the row's median
+                med = sorted(self.scores[r])[(len(self.scores[r]) - 1) // 2]
+                if med > 0.0:
+                    cn = min(cn, WINSOR * med)
             self.insert(r, cn)
         return pred, anomaly
 
