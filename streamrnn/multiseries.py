@@ -1040,13 +1040,17 @@ class GlobalForecaster(river_base.Estimator):
     # what streamrnn.checkpoint stores without pickle. Only the live keys' slots are in it,
     # in least-recently-seen order, so equal models export equal trees whatever slots their
     # keys happen to occupy.
-    _STATE_KEYS = ("core", "keys", "prediction", "anomaly", "features",
+    _STATE_KEYS = ("revision", "core", "keys", "prediction", "anomaly", "features",
                    "n_ignored_features", "n_evicted", "n_skipped_updates")
+    # the rules the core's arithmetic follows; a state saved under other rules is refused
+    # (it would load but not continue as it would have): 2 = the combination errors that
+    # start as a running mean and the clipped conformal scores of stop 18
+    _REVISION = 2
 
     def _export_state(self) -> dict:
         core = self._core
         live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
-        tree = {"core": None if core is None else {
+        tree = {"revision": self._REVISION, "core": None if core is None else {
                     "shared": _shared_of(core),
                     "slots": _get_slots(core, live, self._slot_floats)},
                 "keys": [_encode_series_key(k) for k in self._slot],
@@ -1066,6 +1070,12 @@ class GlobalForecaster(river_base.Estimator):
             self._take_state(tree)
 
     def _take_state(self, tree):
+        rev = tree.get("revision") if type(tree) is dict else None
+        if type(tree) is dict and (type(rev) is not int or rev != self._REVISION):
+            got = tree.get("revision", 1)
+            raise ValueError(f"the state was saved by a streamrnn whose GlobalForecaster follows "
+                             f"other rules (revision {got!r}, this one reads {self._REVISION}): "
+                             f"its model cannot continue here; start it afresh")
         _check_keys(tree, self._STATE_KEYS, "the state")
         keys = tree["keys"]
         if type(keys) is not list:
