@@ -46,7 +46,7 @@ ZMAX, ZMIN = 690.0, -700.0
 WINDOW_CLIP = 100.0
 CUT = 40.0             # member weights exp(-x) with x >= 40 are 0
 # detector (the study's defaults)
-EW = 0.1
+EW = 0.5          # the detector's EWMA rate (a linear trend lags it 1 / EW - 1 steps)
 MIN_CYCLES = 3
 R_MIN = 0.15
 PROM_MIN = 0.3

@@ -34,7 +34,7 @@ no exp for members that cannot count); equal weights before the first. Pending f
 length j (row j (j - 1) / 2 + (issue time mod j)), K H (H + 1) / 2 numbers: every forecast is
 scored against the value it was made for.
 
-Detector (auto): ACF of u_t = z_t - EWMA_{t-1}(z) (rate 0.1, z = log y while positive) as
+Detector (auto): ACF of u_t = z_t - EWMA_{t-1}(z) (rate 0.5, z = log y while positive) as
 cumulative sums at lags 0..L; a lag m is a candidate when 3 m <= n, r_m is a local maximum,
 its prominence over min_{k<m} r_k exceeds max(0.3, 5 sqrt(2 B / (n - m))), B = 1 + 2 (r_1^2 +
 r_2^2), r_m > 0.15, 2 m <= L and r_2m > max(r_m / 3, 0.075); the first period is the smallest
@@ -95,7 +95,7 @@ cdef double ZMAX = 690.0
 cdef double ZMIN = -700.0
 cdef double WINDOW_CLIP = 100.0
 cdef double CUT = 40.0          # weights exp(-x) with x >= 40 (< 4.3e-18 of the best's 1) are 0
-cdef double EW = 0.1
+cdef double EW = 0.5            # the detector's EWMA rate (a linear trend lags it 1 / EW - 1 steps)
 cdef long long MIN_CYCLES = 3
 cdef double R_MIN = 0.15
 cdef double PROM_MIN = 0.3
