@@ -403,7 +403,7 @@ class RefGlobal:
                     err = VMAX
                 # a running mean of the key's s - WARM earlier scorings, then EW
                 c = (s - WARM) / (s - WARM + 1)
-                rho, rl = min(DECAY, c), min(LONG_DECAY, c)
+                rho, rl = min(DECAY, c), LONG_DECAY
                 K.err[j - 1, e] = self.rnd(err * scs if s == WARM else
                                            rho * K.err[j - 1, e] + (1.0 - rho) * (err * scs))
                 if e in (2, 3) and j == min((self.m + 1) // 2, H):

@@ -67,8 +67,8 @@ Combination per key and step j: L[j, e] of |y - f_e| (in y's units, so a key's e
 as their MAE ranks them; read as L / scale at the weighting) over the origins s >= WARM, a
 running mean at first, then EW: L <- rho L + (1 - rho) |y - f_e| with rho = min(0.98,
 c / (c + 1)), c the key's earlier scorings of step j (the first, rough forecasts do not
-steer the weights for long; the season gate's long-run errors below start the same way,
-rho = min(0.999, c / (c + 1))); pooled P[j, e] EW (0.999) of |y - f_e| / scale_s over every key's scorings
+steer the weights for long; the season gate's long-run errors below do not: EW 0.999 from
+the first, so an early outage cannot hold the gate open); pooled P[j, e] EW (0.999) of |y - f_e| / scale_s over every key's scorings
 (counted per expert); with n_j = the key's scorings of step j, the key's score is
 (n_j L / scale + 10 P) / (n_j + 10) (a young key uses the pooled errors; an expert neither
 scored is left out); while the season gate (below) is closed (m > 0; no margin when m = 0:
@@ -948,9 +948,12 @@ cdef class GlobalCore:
                 if idx >= 0:
                     f[SNAIVE] = row[self.o_y + idx % R]
             # the key's errors of step j start as a running mean (s - WARM scorings before
-            # this one), then EW: the first, rough forecasts must not steer the weights long
+            # this one), then EW: the first, rough forecasts must not steer the weights long.
+            # The season gate's long-run errors do not (EW from the first): a running mean
+            # would give an early outage, which the seasonal naive replays a period later,
+            # the weight of a few values and open the gate for long (WaterFlow's demo)
             rho = (<double>(s - WARM)) / (<double>(s - WARM + 1))
-            rl = LONG_DECAY if rho > LONG_DECAY else rho
+            rl = LONG_DECAY
             if rho > DECAY:
                 rho = DECAY
             if logok:
