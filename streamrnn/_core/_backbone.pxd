@@ -7,7 +7,9 @@ cdef class Backbone:
     cdef readonly bint auto              # period detector on
     cdef readonly int max_lag            # L, the detector's longest lag
     cdef int P_decl                      # number of declared periods
-    cdef int K0                          # members before any detection
+    cdef int K0                          # members before any detection (fixed + adaptive)
+    cdef Py_ssize_t k_ad                 # row of the first adaptive member (N_AD of them)
+    cdef Py_ssize_t S_A                  # sensitivities of one constant of one adaptive member
     cdef int K_max                       # members at most (K0 + 2 detected periods)
     cdef int P_max                       # periods at most
     cdef Py_ssize_t S_max                # seasonal indices at most (all members)
@@ -45,6 +47,14 @@ cdef class Backbone:
     cdef double* hist                    # (hist_len,) the first values
     cdef double* recent                  # (R,) value tau at tau % R
     cdef double scale_ew                 # EW mean |y_t - y_{t-1}|
+    # adaptive members: constants alpha, beta, gamma = LO + (HI - LO) sigmoid(u), u by RMS-
+    # normalised gradient steps on the one-step squared error in z units
+    cdef object _au, _av, _adl, _adb, _ads
+    cdef double* au                      # (N_AD, 3) unconstrained constants
+    cdef double* av                      # (N_AD, 3) EW mean squared gradient (of u)
+    cdef double* adl                     # (N_AD, 3) d l / d theta
+    cdef double* adb                     # (N_AD, 3) d b / d theta
+    cdef double* ads                     # (N_AD, 3, S_A) d s / d theta, the declared periods in order
     # detector
     cdef long long dn                    # signal values seen
     cdef double ewm, S0, S2
@@ -71,6 +81,8 @@ cdef class Backbone:
     cdef double* dp                      # (L+1,) prominence of the candidate lags (-1: none)
     cdef object _lagd
     cdef double* lagd                    # (L+1,) 0.0, 1.0, ..., L (the lags as doubles)
+    cdef object _agr
+    cdef double* agr                     # (N_AD, 3) this value's gradients d(e^2 / 2) / d theta
     cdef object _par
     cdef int* par                        # (K_max,) parent of a detected-period member
 
@@ -92,3 +104,6 @@ cdef class Backbone:
     cdef int _detect_update(self, double z) noexcept nogil
     cdef void _add_period(self, long long m) noexcept nogil
     cdef void _set_structure(self, tuple added)
+    cdef void _adapt_grad(self, long long tau, double y, double ly, long long* pphase) noexcept nogil
+    cdef void _adapt_step(self, long long tau) noexcept nogil
+    cdef void _adapt_theta(self) noexcept nogil

@@ -46,6 +46,8 @@ Finiteness for any finite input with |y| <= 1e100: level, trend and indices are 
 +-1e150, log-space forecasts to [-700, 690] before exp, a constant detector signal has no ACF,
 window values are clipped to +-100.
 """
+import math
+
 import numpy as np
 
 from libc.string cimport memcpy, memset
@@ -105,6 +107,17 @@ cdef double MARGIN = 0.15
 cdef int BQ = 3
 cdef int N_BASE = 24            # non-seasonal members (4 alphas x 3 trends x 2 transforms)
 cdef int N_G = 2                # gammas
+# adaptive members (one additive, one log; damped trend phi 0.98; all declared periods): their
+# alpha, beta, gamma = AD_LO + (AD_HI - AD_LO) sigmoid(u), each u moved by AD_LR g / sqrt(v),
+# g = d(e^2 / 2) / du through the smoothing equations, v its EW mean square (rate 1 - AD_V)
+cdef int N_AD = 2
+cdef double AD_PHI = 0.98
+cdef double AD_LO = 0.01
+cdef double AD_HI = 0.99
+cdef double AD_LR = 0.02
+cdef double AD_V = 0.99
+cdef double AD_UCLIP = 30.0
+AD_THETA0 = (0.3, 0.1, 0.6)     # alpha, beta, gamma at the start
 
 MAX_HORIZON = 400
 MAX_PERIOD = 10000
@@ -115,7 +128,17 @@ Y_LIMIT = 1e100
 _KEYS = frozenset((
     "horizon", "periods", "auto", "max_lag", "t", "alive_log", "detected", "l", "b",
     "season", "loss", "ring", "hist", "recent", "scale_ew", "det_n", "det_ewm", "det_S0",
-    "det_S2", "det_buf", "det_C", "det_cand", "det_cand_n"))
+    "det_S2", "det_buf", "det_C", "det_cand", "det_cand_n", "ad_u", "ad_v", "ad_dl", "ad_db",
+    "ad_ds"))
+
+
+def _u0():
+    """The adaptive members' starting unconstrained constants (logits of AD_THETA0)."""
+    out = []
+    for th in AD_THETA0:
+        sg = (th - AD_LO) / (AD_HI - AD_LO)
+        out.append(math.log(sg / (1.0 - sg)))
+    return tuple(out)
 
 
 cdef inline double clampd(double x, double lo, double hi) noexcept nogil:
@@ -170,7 +193,9 @@ cdef class Backbone:
         self.horizon, self.declared, self.auto, self.max_lag = horizon, periods, auto, max_lag
         cdef int H = horizon, L = max_lag
         self.P_decl = len(periods)
-        self.K0 = N_BASE * (1 + N_G * self.P_decl)
+        self.k_ad = N_BASE * (1 + N_G * self.P_decl)
+        self.K0 = self.k_ad + N_AD
+        self.S_A = sum(periods)
         self.K_max = self.K0 + (2 * N_BASE * N_G if auto else 0)
         self.P_max = self.P_decl + (2 if auto else 0)
         self.hist_len = max([2 * periods[0]] + list(periods)) if periods else 0
@@ -197,6 +222,10 @@ cdef class Backbone:
                         for g in (0.2, 0.5):
                             rows.append((tr, a, be, ph, g, tuple(range(i + 1))))
         parents = [k for k, r in enumerate(rows) if not r[5]]
+        # the adaptive members: additive first (its row joins the additive run before it)
+        for tr in (0, 1):
+            rows.append((tr, AD_THETA0[0], AD_THETA0[1], AD_PHI, AD_THETA0[2],
+                         tuple(range(self.P_decl))))
         for slot in range(2 if auto else 0):
             for k in parents:
                 for g in (0.2, 0.5):
@@ -259,6 +288,12 @@ cdef class Backbone:
         self._ra = np.zeros(Km)
         self._lov = np.zeros(H)
         self._lod = np.zeros(H)
+        self._au = np.zeros((N_AD, 3))
+        self._av = np.zeros((N_AD, 3))
+        self._adl = np.zeros((N_AD, 3))
+        self._adb = np.zeros((N_AD, 3))
+        self._ads = np.zeros((N_AD, 3, max(self.S_A, 1)))
+        self._agr = np.zeros((N_AD, 3))
         self._bind_state()
         self._reset()
 
@@ -290,6 +325,15 @@ cdef class Backbone:
         cdef Py_ssize_t[::1] rowoff = self._rowoff
         cdef double[::1] wsum = self._wsum, fc = self._fc
         cdef double[::1] ra = self._ra, lov = self._lov, lod = self._lod
+        cdef double[:, ::1] au = self._au, av = self._av, adl = self._adl, adb = self._adb
+        cdef double[:, ::1] agr = self._agr
+        cdef double[:, :, ::1] ads = self._ads
+        self.au = &au[0, 0]
+        self.av = &av[0, 0]
+        self.adl = &adl[0, 0]
+        self.adb = &adb[0, 0]
+        self.ads = &ads[0, 0, 0]
+        self.agr = &agr[0, 0]
         self.ra = &ra[0]
         self.lov = &lov[0]
         self.lod = &lod[0]
@@ -321,8 +365,11 @@ cdef class Backbone:
         self.n_det = 0
         self.det_per[0] = self.det_per[1] = 0
         for a in (self._l, self._b, self._s, self._loss, self._ring, self._hist, self._recent,
-                  self._dbuf, self._dC, self._F, self._W):
+                  self._dbuf, self._dC, self._F, self._W, self._av, self._adl, self._adb,
+                  self._ads, self._agr):
             a[...] = 0.0
+        self._au[...] = _u0()
+        self._adapt_theta()
         self._set_structure(())
         self.wdirty = True
 
@@ -478,7 +525,10 @@ cdef class Backbone:
                 else:
                     for k in range(rlo[r], rhi[r]):
                         lrow[k] = dec * lrow[k] + dec1 * fabs(row[k] - y)
-        # 2. error-correction update of every live member
+        # 2. error-correction update of every live member (the adaptive members' sensitivities
+        # first, from the state before it; their constants move after it)
+        if tau > 0:
+            self._adapt_grad(tau, y, ly, pphase)
         for k in range(K):
             if self.tr[k] == 1:
                 if not self.alive_log:
@@ -504,6 +554,8 @@ cdef class Backbone:
                 if p >= self.P_decl or tau >= m:
                     idx = self.soff[k * Pm + q] + pphase[p]
                     self.s[idx] = clampd(self.s[idx] + (g * e) / self.npk[k], -BIG, BIG)
+        if tau > 0:
+            self._adapt_step(tau)
         if tau < self.hist_len:
             self.hist[tau] = y
         if tau >= 1:
@@ -514,12 +566,20 @@ cdef class Backbone:
                 self.scale_ew = SCALE_DECAY * self.scale_ew + (1.0 - SCALE_DECAY) * diff
         self.recent[tau % self.R] = y
         self.t = tau + 1
-        # 3. seasonal initialisation of the declared periods
+        # 3. seasonal initialisation of the declared periods (the adaptive members' state is
+        # replaced: their sensitivities restart from 0)
+        before = 0
         for p in range(self.P_decl):
             if self.t == self.per[p]:
                 self._init_period(p)
+                before = 1
         if self.P_decl > 0 and self.t == 2 * self.per[0]:
             self._reinit_first()
+            before = 1
+        if before:
+            memset(self.adl, 0, N_AD * 3 * sizeof(double))
+            memset(self.adb, 0, N_AD * 3 * sizeof(double))
+            memset(self.ads, 0, N_AD * 3 * self.S_A * sizeof(double))
         # 4. member forecasts issued now
         self._issue(0, K, True)
         self.wdirty = True
@@ -535,6 +595,89 @@ cdef class Backbone:
                         break
                 if m > 0:
                     self._add_period(m)
+
+    cdef void _adapt_grad(self, long long tau, double y, double ly, long long* pphase) noexcept nogil:
+        """The adaptive members' sensitivities d(l, b, s)/d(alpha, beta, gamma) carried
+        through this value's update (from the state before it; the clamps are ignored), and
+        the gradients g = e de/dtheta of e^2 / 2 into agr."""
+        cdef Py_ssize_t a, k, i, q, nq, off, ai
+        cdef int Pm = self.P_max if self.P_max > 0 else 1
+        cdef double z, e, al, be, g, ph, seas, dsum, dbase, de, nl, nb, v
+        cdef double* ds
+        for a in range(N_AD):
+            k = self.k_ad + a
+            if self.tr[k] == 1:
+                if not self.alive_log:
+                    continue
+                z = ly
+            else:
+                z = y
+            al, be, g, ph = self.alpha[k], self.beta[k], self.gamma[k], self.phi[k]
+            nq = self.npk[k]                 # its periods are the declared ones, in order
+            seas = 0.0
+            for q in range(nq):
+                seas += self.s[self.soff[k * Pm + q] + pphase[q]]
+            e = z - ((self.l[k] + ph * self.b[k]) + seas)
+            for i in range(3):
+                ai = a * 3 + i
+                ds = self.ads + ai * self.S_A
+                dsum = 0.0
+                off = 0
+                for q in range(nq):
+                    dsum += ds[off + pphase[q]]
+                    off += self.per[q]
+                dbase = self.adl[ai] + ph * self.adb[ai]
+                de = -(dbase + dsum)
+                nl = dbase + al * de
+                nb = ph * self.adb[ai] + (al * be) * de
+                if i == 0:
+                    nl = nl + e
+                    nb = nb + be * e
+                elif i == 1:
+                    nb = nb + al * e
+                off = 0
+                for q in range(nq):
+                    if tau >= self.per[q]:
+                        v = g * de
+                        if i == 2:
+                            v = v + e
+                        ds[off + pphase[q]] = clampd(ds[off + pphase[q]] + v / nq, -BIG, BIG)
+                    off += self.per[q]
+                self.adl[ai] = clampd(nl, -BIG, BIG)
+                self.adb[ai] = clampd(nb, -BIG, BIG)
+                self.agr[ai] = e * de
+
+    cdef void _adapt_step(self, long long tau) noexcept nogil:
+        """One RMS-normalised gradient step of each live adaptive member's unconstrained
+        constants (gamma only with a period); a gradient whose square is not below 1e300 is
+        skipped."""
+        cdef Py_ssize_t a, k, i, ni, ai
+        cdef double sg, gu, q
+        for a in range(N_AD):
+            k = self.k_ad + a
+            if self.tr[k] == 1 and not self.alive_log:
+                continue
+            ni = 3 if self.npk[k] > 0 else 2
+            for i in range(ni):
+                ai = a * 3 + i
+                sg = 1.0 / (1.0 + exp(-self.au[ai]))
+                gu = self.agr[ai] * ((sg * (1.0 - sg)) * (AD_HI - AD_LO))
+                q = gu * gu
+                if q < 1e300:
+                    self.av[ai] = AD_V * self.av[ai] + (1.0 - AD_V) * q
+                    if self.av[ai] > 0.0:
+                        self.au[ai] = clampd(self.au[ai] - (AD_LR * gu) / sqrt(self.av[ai]),
+                                             -AD_UCLIP, AD_UCLIP)
+        self._adapt_theta()
+
+    cdef void _adapt_theta(self) noexcept nogil:
+        """alpha, beta, gamma of the adaptive members from their unconstrained constants."""
+        cdef Py_ssize_t a, k
+        for a in range(N_AD):
+            k = self.k_ad + a
+            self.alpha[k] = AD_LO + (AD_HI - AD_LO) / (1.0 + exp(-self.au[a * 3]))
+            self.beta[k] = AD_LO + (AD_HI - AD_LO) / (1.0 + exp(-self.au[a * 3 + 1]))
+            self.gamma[k] = AD_LO + (AD_HI - AD_LO) / (1.0 + exp(-self.au[a * 3 + 2]))
 
     cdef void _init_period(self, int p) noexcept nogil:
         """One-cycle indices of declared period p (at t = m_p): deviations of the first m
@@ -1183,6 +1326,8 @@ cdef class Backbone:
             "scale_ew": float(self.scale_ew), "det_n": int(self.dn), "det_ewm": float(self.ewm),
             "det_S0": float(self.S0), "det_S2": float(self.S2), "det_buf": self._dbuf.copy(),
             "det_C": self._dC.copy(), "det_cand": int(self.cand), "det_cand_n": int(self.cand_n),
+            "ad_u": self._au.copy(), "ad_v": self._av.copy(), "ad_dl": self._adl.copy(),
+            "ad_db": self._adb.copy(), "ad_ds": self._ads[:, :, :self.S_A].copy(),
         }
 
     def _check_state(self, d):
@@ -1284,6 +1429,17 @@ cdef class Backbone:
         if cand > L or cand_n > dn or (cand == 0) != (cand_n == 0):
             raise ValueError("det_cand/det_cand_n out of range")
         out.update(ewm=ewm, S0=S0, S2=S2, buf=buf, C=C, cand=cand, cand_n=cand_n)
+        au = _farray(d["ad_u"], "ad_u", (N_AD, 3), AD_UCLIP)
+        av = _farray(d["ad_v"], "ad_v", (N_AD, 3), 1e300)
+        if np.any(av < 0):
+            raise ValueError("ad_v must be >= 0")
+        adl = _farray(d["ad_dl"], "ad_dl", (N_AD, 3), BIG)
+        adb = _farray(d["ad_db"], "ad_db", (N_AD, 3), BIG)
+        ads = _farray(d["ad_ds"], "ad_ds", (N_AD, 3, self.S_A), BIG)
+        if t <= 1 and (np.any(au != np.array(_u0())) or np.any(av != 0) or np.any(adl != 0)
+                       or np.any(adb != 0) or np.any(ads != 0)):
+            raise ValueError("adaptive-member state before the second value must be the start")
+        out.update(au=au, av=av, adl=adl, adb=adb, ads=ads)
         return out
 
     def set_state(self, d):
@@ -1310,7 +1466,13 @@ cdef class Backbone:
         self._dbuf[:] = v["buf"]
         self._dC[:] = v["C"]
         self.cand, self.cand_n = v["cand"], v["cand_n"]
+        self._au[...] = v["au"]
+        self._av[...] = v["av"]
+        self._adl[...] = v["adl"]
+        self._adb[...] = v["adb"]
+        self._ads[:, :, :self.S_A] = v["ads"]
         with nogil:
+            self._adapt_theta()
             self._issue(0, self.K, False)
         self.wdirty = True
 
@@ -1335,7 +1497,8 @@ cdef class Backbone:
                                self._l, self._b, self._s, self._loss, self._ring, self._hist,
                                self._recent, self._dbuf, self._dC, self._dr, self._dp,
                                self._lagd, self._F, self._W, self._phacc, self._ra, self._lov,
-                               self._lod))
+                               self._lod, self._au, self._av, self._adl, self._adb,
+                               self._ads, self._agr))
 
     def __repr__(self):
         return (f"Backbone(horizon={self.horizon}, periods={self.declared}, auto={bool(self.auto)}, "
