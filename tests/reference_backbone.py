@@ -56,6 +56,32 @@ MARGIN = 0.15
 BQ = 3
 MAX_DETECTED = 2
 N_BASE = len(ALPHAS) * len(TRENDS) * len(TRANSFORMS)   # 24 non-seasonal members
+# adaptive members (after the fixed ones: additive, then log; damped trend; every declared
+# period): theta = (alpha, beta, gamma) = AD_LO + (AD_HI - AD_LO) sigmoid(u); after each value
+# u_i -= AD_LR g_i / sqrt(v_i), g_i = d(e^2 / 2) / du_i through the smoothing equations (the
+# sensitivities of l, b, s to theta carried as a recursion, from 0 at every (re)initialisation
+# of the indices), v_i <- AD_V v_i + (1 - AD_V) g_i^2; u clipped to +-30; gamma only with a
+# period; a step whose g_i^2 is not below 1e300 is skipped
+N_AD = 2
+AD_TRANSFORMS = (0, 1)
+AD_PHI = 0.98
+AD_LO, AD_HI = 0.01, 0.99
+AD_LR = 0.02
+AD_V = 0.99
+AD_UCLIP = 30.0
+AD_THETA0 = (0.3, 0.1, 0.6)
+
+
+def ad_u0():
+    out = []
+    for th in AD_THETA0:
+        sg = (th - AD_LO) / (AD_HI - AD_LO)
+        out.append(math.log(sg / (1.0 - sg)))
+    return out
+
+
+def ad_theta(u):
+    return tuple(AD_LO + (AD_HI - AD_LO) / (1.0 + math.exp(-v)) for v in u)
 
 
 def clamp(x, lo, hi):
@@ -186,6 +212,15 @@ class RefBackbone:
                     for i in range(len(self.declared)):
                         for g in GAMMAS:
                             self.members.append((tr, a, be, ph, g, tuple(range(i + 1))))
+        self.k_ad = len(self.members)
+        self.au = [ad_u0() for _ in range(N_AD)]
+        self.av = [[0.0] * 3 for _ in range(N_AD)]
+        self.adl = [[0.0] * 3 for _ in range(N_AD)]
+        self.adb = [[0.0] * 3 for _ in range(N_AD)]
+        self.ads = [[[np.zeros(m) for m in self.declared] for _ in range(3)] for _ in range(N_AD)]
+        for a, tr in enumerate(AD_TRANSFORMS):
+            al, be, g = ad_theta(self.au[a])
+            self.members.append((tr, al, be, AD_PHI, g, tuple(range(len(self.declared)))))
         K = len(self.members)
         self.l = np.zeros(K)
         self.b = np.zeros(K)
@@ -254,7 +289,15 @@ class RefBackbone:
                     if not dec < LOSS_DECAY:
                         dec = LOSS_DECAY
                     self.loss[k, j - 1] = dec * self.loss[k, j - 1] + (1.0 - dec) * err
-        # 2. error-correction update of every live member
+        # 2. error-correction update of every live member; the adaptive members' sensitivities
+        # first (from the state before it), their constants after it
+        grads = {}
+        if tau > 0:
+            for a in range(N_AD):
+                k = self.k_ad + a
+                if self.dead(k):
+                    continue
+                grads[a] = self.adapt_grad(a, k, y, tau)
         for k in alive:
             tr, a, be, ph, g, ps = self.members[k]
             z = math.log(y) if tr == 1 else y
@@ -271,6 +314,8 @@ class RefBackbone:
                 if p >= len(self.declared) or tau >= m:      # initialised
                     v = self.s[p][k, tau % m] + (g * e) / len(ps)
                     self.s[p][k, tau % m] = clamp(v, -BIG, BIG)
+        for a, gr in grads.items():
+            self.adapt_step(a, self.k_ad + a, gr)
         if tau < self.hist_len:
             self.hist[tau] = y
         if tau >= 1:
@@ -281,11 +326,21 @@ class RefBackbone:
             del self.recent[0]
         self.t = tau + 1
         # 3. seasonal initialisation of the declared periods at t = m, re-initialisation at 2 m_0
+        inited = False
         for p, m in enumerate(self.declared):
             if self.t == m:
                 self.init_period(p, m)
+                inited = True
         if self.declared and self.t == 2 * self.declared[0]:
             self.reinit_first()
+            inited = True
+        if inited:                     # the adaptive members' state was replaced
+            for a in range(N_AD):
+                self.adl[a] = [0.0] * 3
+                self.adb[a] = [0.0] * 3
+                for i in range(3):
+                    for arr in self.ads[a][i]:
+                        arr[:] = 0.0
         # 4. member forecasts issued now: step j matures at index t + j - 1
         for k in range(self.K):
             if self.dead(k):
@@ -299,6 +354,54 @@ class RefBackbone:
             for m in self.det.periods:
                 if m not in self.periods:
                     self.add_period(m)
+
+    def adapt_grad(self, a, k, y, tau):
+        """Carry adaptive member k's sensitivities d(l, b, s)/d(alpha, beta, gamma) through
+        this value's update (clamps ignored); the gradients e de/dtheta of e^2 / 2."""
+        tr, al, be, ph, g, ps = self.members[k]
+        z = math.log(y) if tr == 1 else y
+        e = z - ((self.l[k] + ph * self.b[k]) + self.seasonal(k, tau))
+        gr = [0.0] * 3
+        for i in range(3):
+            ds = self.ads[a][i]
+            dsum = 0.0
+            for p in ps:
+                dsum += ds[p][tau % self.periods[p]]
+            dbase = self.adl[a][i] + ph * self.adb[a][i]
+            de = -(dbase + dsum)
+            nl = dbase + al * de                       # l' = base + alpha e
+            nb = ph * self.adb[a][i] + (al * be) * de  # b' = phi b + alpha beta e
+            if i == 0:
+                nl = nl + e
+                nb = nb + be * e
+            elif i == 1:
+                nb = nb + al * e
+            for p in ps:                               # s' = s + gamma e / |P_k|
+                m = self.periods[p]
+                if tau >= m:
+                    v = g * de
+                    if i == 2:
+                        v = v + e
+                    ds[p][tau % m] = clamp(ds[p][tau % m] + v / len(ps), -BIG, BIG)
+            self.adl[a][i] = clamp(nl, -BIG, BIG)
+            self.adb[a][i] = clamp(nb, -BIG, BIG)
+            gr[i] = e * de
+        return gr
+
+    def adapt_step(self, a, k, gr):
+        tr, _, _, ph, _, ps = self.members[k]
+        for i in range(3 if ps else 2):
+            u = self.au[a][i]
+            sg = 1.0 / (1.0 + math.exp(-u))
+            gu = gr[i] * ((sg * (1.0 - sg)) * (AD_HI - AD_LO))   # d/du = d/dtheta dtheta/du
+            q = gu * gu
+            if q < 1e300:
+                self.av[a][i] = AD_V * self.av[a][i] + (1.0 - AD_V) * q
+                if self.av[a][i] > 0.0:
+                    self.au[a][i] = clamp(u - (AD_LR * gu) / math.sqrt(self.av[a][i]),
+                                          -AD_UCLIP, AD_UCLIP)
+        al, be, g = ad_theta(self.au[a])
+        self.members[k] = (tr, al, be, ph, g, ps)
 
     def _zhist(self, tr, n):
         zh = self.hist[:n]
@@ -348,7 +451,8 @@ class RefBackbone:
         P = len(self.periods)
         self.periods.append(m)
         K = self.K
-        parents = [k for k in range(K) if not self.members[k][5]]
+        parents = [k for k in range(K) if not self.members[k][5] and
+                   not self.k_ad <= k < self.k_ad + N_AD]
         new = [(k, g) for k in parents for g in GAMMAS]
         idx = [k for k, _ in new]
         for k, g in new:

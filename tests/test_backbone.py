@@ -68,6 +68,14 @@ def _assert_state_same(bb, ref):
     assert np.array_equal(st["season"], flat)
     for j in range(1, ref.H + 1):
         assert np.array_equal(bb.weights(j), ref.weights(j))
+    # the adaptive members: constants and their gradient state
+    assert np.array_equal(st["ad_u"], np.array(ref.au))
+    assert np.array_equal(st["ad_v"], np.array(ref.av))
+    assert np.array_equal(st["ad_dl"], np.array(ref.adl))
+    assert np.array_equal(st["ad_db"], np.array(ref.adb))
+    ds = np.array([[np.concatenate(ref.ads[a][i]) if ref.declared else np.zeros(0)
+                    for i in range(3)] for a in range(RB.N_AD)])
+    assert np.array_equal(st["ad_ds"], ds)
 
 
 CASES = [
@@ -130,7 +138,7 @@ def test_airline_detects_12_and_matches_the_reference():
     _assert_state_same(bb, ref)
     assert bb.periods == (12,)
     assert 36 < found < 110            # at least 3 cycles; the study: about obs 72
-    assert bb.n_members == 72
+    assert bb.n_members == 72 + 2          # 24 fixed + 2 adaptive, + 48 for the period
 
 
 @pytest.mark.parametrize("kind", ["noise", "walk"])
@@ -139,7 +147,7 @@ def test_no_period_on_white_noise_or_random_walk(kind):
     for y in _series(kind, 1000, seed=42):
         bb.update(float(y))
     assert bb.periods == ()
-    assert bb.n_members == 24
+    assert bb.n_members == 24 + 2
 
 
 def test_two_detected_periods_add_two_sets_of_members():
@@ -156,7 +164,7 @@ def test_two_detected_periods_add_two_sets_of_members():
     _assert_same(bb, ref, 6)
     _assert_state_same(bb, ref)
     assert bb.periods[:1] == (24,)
-    assert bb.n_members == 24 + 48 * len(bb.periods)
+    assert bb.n_members == 24 + 2 + 48 * len(bb.periods)
 
 
 def test_reference_follows_the_prototype_bank():
@@ -181,9 +189,9 @@ def test_reference_follows_the_prototype_bank():
         for y in ys:
             bank.learn(float(y))
             ref.update(float(y))
-            alive = ~bank.dead
-            np.testing.assert_allclose(ref.l[alive], bank.l[alive], rtol=1e-9, atol=1e-9)
-            np.testing.assert_allclose(ref.b[alive], bank.b[alive], rtol=1e-9, atol=1e-9)
+            alive = ~bank.dead        # the fixed members (the adaptive ones come after them)
+            np.testing.assert_allclose(ref.l[:ref.k_ad][alive], bank.l[alive], rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(ref.b[:ref.k_ad][alive], bank.b[alive], rtol=1e-9, atol=1e-9)
 
 
 def test_reference_detector_follows_the_prototype():
@@ -376,3 +384,51 @@ def test_detector_sees_the_season_through_a_trend():
         for v in np.exp(0.04 * t + 0.05 * r.standard_normal(84)):
             bb.update(float(v))
         assert bb.periods == ()
+
+
+def test_adaptive_gradient_equals_finite_differences(monkeypatch):
+    """The adaptive members' sensitivities (the reference's; the kernel equals it bit for bit
+    above) are the derivatives of the one-step error e_t with respect to alpha, beta, gamma:
+    with the constants frozen (AD_LR = 0), central differences of e_t agree at every t, through
+    the seasonal (re)initialisations (which reset the state to one that no constant shaped)."""
+    monkeypatch.setattr(RB, "AD_LR", 0.0)
+    ys = [float(v) for v in _series("positive", 100, seed=2)]
+
+    def run(theta0):
+        monkeypatch.setattr(RB, "AD_THETA0", theta0)
+        ref = RB.RefBackbone(3, (12,))
+        out = {}
+        orig = ref.adapt_grad
+
+        def spy(a, k, y, tau):
+            tr, _, _, ph, _, _ = ref.members[k]
+            z = math.log(y) if tr == 1 else y
+            e = z - ((ref.l[k] + ph * ref.b[k]) + ref.seasonal(k, tau))
+            gr = orig(a, k, y, tau)
+            out[a, tau] = (e, [g / e for g in gr])
+            return gr
+        ref.adapt_grad = spy
+        for y in ys:
+            ref.update(y)
+        return out
+
+    base = (0.3, 0.1, 0.6)
+    got = run(base)
+    h = 1e-6
+    for i in range(3):
+        up = run(tuple(v + h if j == i else v for j, v in enumerate(base)))
+        dn = run(tuple(v - h if j == i else v for j, v in enumerate(base)))
+        for key, (e, de) in got.items():
+            fd = (up[key][0] - dn[key][0]) / (2 * h)
+            assert abs(fd - de[i]) <= 1e-5 * (1.0 + abs(fd)), (i, key, fd, de[i])
+
+
+def test_adaptive_constants_move_and_stay_in_bounds():
+    bb = Backbone(4, (12,))
+    for y in _airline():
+        bb.update(y)
+    u = bb.get_state()["ad_u"]
+    assert np.all(np.abs(u) <= 30.0)
+    assert np.any(np.abs(u - np.array(RB.ad_u0())) > 0.1)     # they adapted
+    th = 0.01 + 0.98 / (1.0 + np.exp(-u))
+    assert np.all((th > 0.01) & (th < 0.99))
