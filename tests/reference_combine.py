@@ -105,7 +105,7 @@ class RefCombiner:
 
 
 class RefConformal:
-    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=20, gamma=0.31, pwindow=None):
+    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=20, gamma=0.46, pwindow=None):
         self.H, self.alphas, self.W, self.gamma = horizon, tuple(alphas), window, gamma
         self.P = max(window, 100) if pwindow is None else pwindow
         self.pscores = []                            # the last P step-1 scores, oldest first

@@ -21,7 +21,10 @@ on two detected-period columns); recorded again from that branch. Stop 18 (acc10
 five cases with a detected period (seasonality="auto", the default): the period detector's
 EWMA rate 0.1 -> 0.5 (a trend no longer hides the season), and then all eight with ACI gamma
 0.3 -> 0.31 (Airline's coverage on LSTM-auto fell to 0.877 with the new detection); recorded
-from that branch alone.
+from that branch alone. Stop 19 (acc11) moved all eight on purpose: the backbone gained two
+adaptive members (alpha, beta, gamma by gradient through the smoothing equations) and ACI
+gamma 0.31 -> 0.46 (with the better forecasts macro.cpi over-covered, 0.924-0.925, and Airline
+fell to 0.880 at 0.31); recorded from that branch alone.
 Every copy of the C helpers must give the same digests; with another C library only the
 agreement of the copies is checked.
 """
@@ -60,14 +63,14 @@ CASES = {
                                              update_every=3, seed=8), {"period": 10}),
 }
 GOLDEN = {
-    "gru8-s0-h7": "03dcdb19cb728effefb4d25f94c93edd6fd8bd7dac542b7ffdc9ed167f6932a8",
-    "lstm16-h1": "7b033ce86b05ab1beed61224cf8ed842674e4c8550b4c6eb8e8a36b58c87f5fa",
-    "lstm32-auto": "55b65f3f0c78962ecf8f4fde0616934c35001d828c8cb30f764e0e796862e607",
-    "lstm8-2layers": "8c36f06934987d528bfe5f789987d42c0a187d55424e9e8e387a040c8df55494",
-    "lstm8-features": "861382521508121ce27a93a51550ef58692f48c66e775903c9a93b2519ab0239",
-    "lstm8-k4": "05e219c153ebb3f9cf57fe678d1f699d4fde920ba0d313f422b3f66558ec8a86",
-    "lstm8-s24-pos": "435e3d2fe822254b8d71c9157cb6cbdcb8553d6c75e6155a0e4b72659cdf491c",
-    "rnn8-two-periods": "299fd70f8a34ec4b83a8aff8ecde8da0b90de51bf81d6c50d680ea883e8e6daf",
+    "gru8-s0-h7": "41ad3cfde2da7e344d63f6f397acd81458b2d55198261fd72ec39957999dc0f6",
+    "lstm16-h1": "85fb98c72f8f993e491412ee319104af18dfcf1e620d17ab9d35f5c099fb7ed2",
+    "lstm32-auto": "3435a6b044c7c231b74f71a54b830d20329dff8c46224dea1901a3fdaad76e70",
+    "lstm8-2layers": "4788fcb9cfacc206ba202b7e7c668feb66630acd9afe50ccbccba19a94391523",
+    "lstm8-features": "57526762b3100729fcf8433bc4dfdffa61b912b11387fa549559df51444b98cb",
+    "lstm8-k4": "73df03a69dcc2fcc4c545b8db3e951e42ff62cc45473e320c5f419bd0f49111c",
+    "lstm8-s24-pos": "fb549c5ff22f1f907e96b947bf6d3d8a25087f88762825b52dc56748ab044f38",
+    "rnn8-two-periods": "4a27c5eac6e1c55ebb15daf5e465035b1a4d40d31d1a46a87633eebee59b80f9",
 }
 
 

@@ -619,7 +619,7 @@ cdef class Conformal:
     alpha)``, ``pvalue(score)``, ``pvalue_y(y)`` and ``coverage(j, alpha)`` read the state.
     """
 
-    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=20, gamma=0.31, pwindow=None):
+    def __init__(self, horizon, alphas=(0.05, 0.1, 0.2), window=20, gamma=0.46, pwindow=None):
         self.horizon, self.alphas, self.window, self.gamma, self.pwindow = _conformal_config(
             horizon, alphas, window, gamma, pwindow)
         H, W, A = self.horizon, self.window, len(self.alphas)
