@@ -370,7 +370,7 @@ _ACTIVATION_DOC = """activation
 
 class RNNForecaster(_RecurrentForecaster):
     __doc__ = _DOC.format(params=_PARAMS, summary="Elman recurrent network forecaster.",
-                          name="RNNForecaster", result="29.64", score="0.99",
+                          name="RNNForecaster", result="29.61", score="0.99",
                           extra=_ACTIVATION_DOC, default_h=DEFAULT_HORIZON)
     _cell = "rnn"
 
@@ -391,11 +391,11 @@ class RNNForecaster(_RecurrentForecaster):
 
 class LSTMForecaster(_RecurrentForecaster):
     __doc__ = _DOC.format(params=_PARAMS, summary="LSTM forecaster.", name="LSTMForecaster",
-                          result="29.64", score="0.99", extra="", default_h=DEFAULT_HORIZON)
+                          result="29.61", score="0.99", extra="", default_h=DEFAULT_HORIZON)
     _cell = "lstm"
 
 
 class GRUForecaster(_RecurrentForecaster):
     __doc__ = _DOC.format(params=_PARAMS, summary="GRU forecaster.", name="GRUForecaster",
-                          result="29.64", score="0.99", extra="", default_h=DEFAULT_HORIZON)
+                          result="29.61", score="0.99", extra="", default_h=DEFAULT_HORIZON)
     _cell = "gru"
