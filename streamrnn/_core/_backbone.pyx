@@ -17,7 +17,13 @@ periods; in z-space (z = log y or y):
     l <- l + phi b + alpha e;   b <- phi b + alpha beta e;   s_p[t mod m_p] += gamma e / |P_k|
 Grid: alpha {0.1, 0.3, 0.6, 1.0} x (beta, phi) {(0, 1), (0.1, 0.9), (0.1, 0.98)} x
 {log, additive} = 24 non-seasonal members; each declared period i adds two members per
-non-seasonal one (gamma 0.2, 0.5) carrying periods 0..i (K = 72 for one period, 120 for two).
+non-seasonal one (gamma 0.2, 0.5) carrying periods 0..i; then two adaptive members (additive,
+then log; phi 0.98; every declared period) whose (alpha, beta, gamma) = 0.01 + 0.98 sigmoid(u)
+start at (0.3, 0.1, 0.6) and learn online: after each value u_i -= 0.02 g_i / sqrt(v_i), g_i =
+d(e^2 / 2) / du_i through the smoothing equations (sensitivities of l, b and the indices to the
+constants carried as a recursion, reset to 0 when the indices are (re)initialised), v_i the EW
+(0.99) mean of g_i^2, u clipped to +-30 (K = 74 for one period, 122 for two). They are no
+parents of detected-period members.
 Log members are dropped for good at the first value <= 0. Declared periods (sorted) get
 one-cycle indices at t = m, the first one is re-initialised at t = 2 m from two cycles around a
 fitted trend line. A detected period adds two copies (gamma 0.2, 0.5) of every non-seasonal
