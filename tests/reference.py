@@ -356,8 +356,13 @@ class RefOptimizer:
                 grad *= self.clip_norm / norm
         return grad
 
-    def step(self, params, grad):
-        """Clip ``grad`` in place, then update ``params`` in place."""
+    def step(self, params, grad, single_ratio=False):
+        """Clip ``grad`` in place, then update ``params`` in place.
+
+        ``single_ratio`` (the network's update, the kernel's ``clip_apply``): Adam's ratio
+        ``m / (sqrt(v) + eps)`` in float32 (each operation correctly rounded, as the C
+        single-precision ones), then ``params -= lr_t * float64(ratio)``; the moments stay
+        float64. The other rules ignore it."""
         self.clip(grad)
         g = grad
         lr = self.lr
@@ -382,7 +387,12 @@ class RefOptimizer:
             lr_t = lr * (1.0 - self.beta_2 ** (t + 1)) ** 0.5 / (1.0 - self.beta_1 ** (t + 1))
             self.s = self.beta_1 * self.s + (1.0 - self.beta_1) * g
             self.v = self.beta_2 * self.v + (1.0 - self.beta_2) * g ** 2
-            params -= lr_t * self.s / (self.v ** 0.5 + self.eps)
+            if single_ratio:
+                q = self.s.astype(np.float32) / (np.sqrt(self.v.astype(np.float32))
+                                                 + np.float32(self.eps))
+                params -= lr_t * q.astype(np.float64)
+            else:
+                params -= lr_t * self.s / (self.v ** 0.5 + self.eps)
         elif self.kind == "adagrad":
             self.s = self.s + g ** 2
             params -= lr / (self.s + self.eps) ** 0.5 * g
@@ -512,7 +522,9 @@ class RefNet:
             params = self.params.copy()
             optimizer = copy.deepcopy(self.optimizer)
             grad = new_grad
-            optimizer.step(params, grad)   # clips grad in place, then updates params
+            # clips grad in place, then updates params (Adam's ratio in float32, as the
+            # network's clip_apply)
+            optimizer.step(params, grad, single_ratio=True)
             status = 1
             pending = {}
 
