@@ -22,9 +22,9 @@ five cases with a detected period (seasonality="auto", the default): the period 
 EWMA rate 0.1 -> 0.5 (a trend no longer hides the season), and then all eight with ACI gamma
 0.3 -> 0.31 (Airline's coverage on LSTM-auto fell to 0.877 with the new detection); recorded
 from that branch alone.
-Stop 19 (speed10/speed11) moved all eight on purpose: the network's Adam step takes its ratio
-m / (sqrt(v) + eps) in single precision (``sr_adam_f32``); recorded from branch speed11 (the
-three copies of the C helpers gave the same digests).
+Stop 19 (speed11) moved all eight on purpose: a network's Adam moments are float32
+(``Optimizer.single``, ``sr_adam_m32``); recorded from branch speed11 (the three copies of the
+C helpers gave the same digests).
 Every copy of the C helpers must give the same digests; with another C library only the
 agreement of the copies is checked.
 """
@@ -63,14 +63,14 @@ CASES = {
                                              update_every=3, seed=8), {"period": 10}),
 }
 GOLDEN = {
-    "gru8-s0-h7": "20ca2fd231540c21378184317bf73c2c1b7ffc1878e07e9d05ce7955328202af",
-    "lstm16-h1": "761e626572948c58ce87750d665aeb8cd648b974a8ce73f46d586764aa97f93d",
-    "lstm32-auto": "1f153017877ee585cdce99dc5333ed1ec2456d2568c5640634fa2848ae14dc48",
-    "lstm8-2layers": "fe9e297fc05b61c52debe948ce4ca6cd20e2cb6438dcd7f30a6fe48b9d61217f",
-    "lstm8-features": "614339b85ffdde92ff08065dce31c7b29a38babfca4a3c556ff407e3f614e4c6",
-    "lstm8-k4": "95cc577713d428f71d21b47907acddce20d31cb3bfd8e9e173952f2fb5da6068",
-    "lstm8-s24-pos": "06eda8998911a7b61f08180f6a486f81a86cea5b69a56420bcf05205407af143",
-    "rnn8-two-periods": "353f7a2e4a23215ffe19b144ae94435c6cd74b601fae28730f0f0e876fd4830e",
+    "gru8-s0-h7": "2a99542b3ab9d5b16d7eba11a12cb94198179801cb9b0afc0b811783dc69a600",
+    "lstm16-h1": "bb19fd276d3f6988eaf248652835c042ed3a7df5b868fdda586a96d078c83b77",
+    "lstm32-auto": "06ea9474c76807d0c5204f5fabe422011b7f1d3370edcbd9eaf6ab1c2c38367b",
+    "lstm8-2layers": "8c3d6e66050f81605f542fd06b6783bfc6fe48dd8fb3efbe4491803840e24fcc",
+    "lstm8-features": "071bf0aad3cf8d681c80597ee8ec715b15ad4ff43864caeb354234fe73184357",
+    "lstm8-k4": "d2971ac8f28fe1a32e06b3c724a21bf6ff24babefe22d855bcf104ac209a1146",
+    "lstm8-s24-pos": "631e04ac09db24d9b2c6627fc207755f5d197bdf146b04296dd94fcf2f797943",
+    "rnn8-two-periods": "71198be85566ec98f4070dfeb91030b682879cdd3f2231ea8256247738fd5b13",
 }
 
 

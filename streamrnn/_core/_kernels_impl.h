@@ -12,7 +12,7 @@
    - sr_matvec   out = init + W v (gradient to the previous state / the layer below)
    - sr_adam     the Adam update on flat vectors
    - sr_adam_scaled  the gradient norm clip's rescaling and the Adam update in one pass
-   - sr_adam_f32, sr_adam_scaled_f32  the same with the step's ratio in single precision
+   - sr_adam_m32, sr_adam_scaled_m32  the same with single-precision moments
    - sr_scale    the gradient norm clip's rescaling
    - sr_rule     the other optimizer rules (SGD, momentum, Nesterov, RMSprop, AdaGrad)
    - sr_sumsq    the squared norm of the gradient (sixteen lanes)
@@ -285,52 +285,55 @@ static void SR_FN(sr_adam_scaled)(ptrdiff_t n, double* restrict w, double* restr
     }
 }
 
-/* Adam with the step's ratio in single precision (the network's update, Optimizer.clip_apply):
-   m and v are updated in double as sr_adam's, then w -= a * (double)q with
-   q = (float)m / (sqrtf((float)v) + (float)eps): IEEE single conversions (round to nearest),
-   square root and division, each correctly rounded, so every copy gives the same bits; the
-   float square root and division have twice the lanes of the double ones and a fraction of
-   their latency. The ratio's relative error (2^-23 at most a few times) is far below what
-   the gradient noise changes from step to step. The moments stay double (the state and its
-   precision are unchanged); with the norm clip (|g| <= clip_norm) they are far inside the
-   float range; a moment beyond it (a hostile state) gives a non-finite step, as its double
-   step would overflow too, and the network rolls such a step back. */
-static void SR_FN(sr_adam_f32)(ptrdiff_t n, double* restrict w, const double* restrict g,
-                               double* restrict m, double* restrict v, double a, double b1,
+/* Adam with single-precision moments (the network's optimizer: Optimizer.single):
+   m and v are float arrays, the gradient and the weights double. With gf = sat((float)g[i]),
+   m = sat(b1f*m + c1f*gf), v = min(b2f*v + c2f*gf*gf, FLT_MAX), q = m / (sqrtf(v) + ef) and
+   w -= a * (double)q, where b1f, c1f, b2f, c2f, ef are the floats nearest b1, 1 - b1, b2,
+   1 - b2, eps and sat clamps to [-FLT_MAX, FLT_MAX]. Each float operation is correctly
+   rounded and nothing is fused (-ffp-contract=off), so every copy gives the same bits; the
+   saturation keeps the moments finite (and exportable) whatever the gradient, which only a
+   gradient coordinate beyond 1.8e19 (whose square overflows) can reach. Half the moments'
+   bytes and twice the lanes of the double square root and division. */
+static inline float SR_FN(sr_satf)(float x) {
+    x = x > FLT_MAX ? FLT_MAX : x;
+    return x < -FLT_MAX ? -FLT_MAX : x;
+}
+
+static void SR_FN(sr_adam_m32)(ptrdiff_t n, double* restrict w, const double* restrict g,
+                               float* restrict m, float* restrict v, double a, double b1,
                                double b2, double eps) {
     ptrdiff_t i;
-    const double c1 = 1.0 - b1, c2 = 1.0 - b2;
-    const float ef = (float)eps;
+    const float b1f = (float)b1, c1f = (float)(1.0 - b1);
+    const float b2f = (float)b2, c2f = (float)(1.0 - b2), ef = (float)eps;
     for (i = 0; i < n; i++) {
-        double gi = g[i];
-        double mi = b1 * m[i] + c1 * gi;
-        double vi = b2 * v[i] + c2 * gi * gi;
-        float q;
+        float gi = SR_FN(sr_satf)((float)g[i]);
+        float mi = SR_FN(sr_satf)(b1f * m[i] + c1f * gi);
+        float vi = b2f * v[i] + c2f * gi * gi;
+        vi = vi > FLT_MAX ? FLT_MAX : vi;
         m[i] = mi;
         v[i] = vi;
-        q = (float)mi / (sqrtf((float)vi) + ef);
-        w[i] -= a * (double)q;
+        w[i] -= a * (double)(mi / (sqrtf(vi) + ef));
     }
 }
 
-/* sr_adam_f32 after the gradient norm clip, in one pass (g[i] *= scale written back, as
-   sr_adam_scaled) */
-static void SR_FN(sr_adam_scaled_f32)(ptrdiff_t n, double* restrict w, double* restrict g,
-                                      double* restrict m, double* restrict v, double a,
+/* sr_adam_m32 after the gradient norm clip, in one pass (g[i] *= scale in double, written
+   back, as sr_adam_scaled) */
+static void SR_FN(sr_adam_scaled_m32)(ptrdiff_t n, double* restrict w, double* restrict g,
+                                      float* restrict m, float* restrict v, double a,
                                       double b1, double b2, double eps, double scale) {
     ptrdiff_t i;
-    const double c1 = 1.0 - b1, c2 = 1.0 - b2;
-    const float ef = (float)eps;
+    const float b1f = (float)b1, c1f = (float)(1.0 - b1);
+    const float b2f = (float)b2, c2f = (float)(1.0 - b2), ef = (float)eps;
     for (i = 0; i < n; i++) {
-        double gi = g[i] * scale;
-        double mi = b1 * m[i] + c1 * gi;
-        double vi = b2 * v[i] + c2 * gi * gi;
-        float q;
-        g[i] = gi;
+        double gd = g[i] * scale;
+        float gi = SR_FN(sr_satf)((float)gd);
+        float mi = SR_FN(sr_satf)(b1f * m[i] + c1f * gi);
+        float vi = b2f * v[i] + c2f * gi * gi;
+        vi = vi > FLT_MAX ? FLT_MAX : vi;
+        g[i] = gd;
         m[i] = mi;
         v[i] = vi;
-        q = (float)mi / (sqrtf((float)vi) + ef);
-        w[i] -= a * (double)q;
+        w[i] -= a * (double)(mi / (sqrtf(vi) + ef));
     }
 }
 
