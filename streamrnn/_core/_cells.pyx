@@ -30,6 +30,8 @@ cdef extern from "_kernels.h":
     int sr_select(const char* name) noexcept nogil
     void sr_matvec(Py_ssize_t d, Py_ssize_t m, const double* W, const double* v,
                    const double* init, double* out) noexcept nogil
+    void sr_sigmoid_n(Py_ssize_t n, const double* a, double* y) noexcept nogil
+    void sr_tanh_n(Py_ssize_t n, const double* a, double* y) noexcept nogil
 
 
 def _choose_isa():
@@ -82,8 +84,8 @@ cdef void elman_tanh_gates(Py_ssize_t H, const double* a, const double* ah, cons
     cdef double* hn = rec_h(r, H, H)
     cdef double* cn = rec_c(r, H, H)
     _copy_state(H, hp, cp, r)
+    sr_tanh_n(H, a, act)
     for j in range(H):
-        act[j] = tanh(a[j])
         hn[j] = act[j]
         ext[j] = 0.0
         cn[j] = 0.0
@@ -113,21 +115,15 @@ cdef void lstm_gates(Py_ssize_t H, const double* a, const double* ah, const doub
     cdef double* ext = rec_ext(r, H, GH)
     cdef double* hn = rec_h(r, H, GH)
     cdef double* cn = rec_c(r, H, GH)
-    cdef double ig, fg, gg, og, cc
     _copy_state(H, hp, cp, r)
+    sr_sigmoid_n(2 * H, a, act)
+    sr_tanh_n(H, a + 2 * H, act + 2 * H)
+    sr_sigmoid_n(H, a + 3 * H, act + 3 * H)
     for j in range(H):
-        ig = sigmoid(a[j])
-        fg = sigmoid(a[H + j])
-        gg = tanh(a[2 * H + j])
-        og = sigmoid(a[3 * H + j])
-        cc = fg * cp[j] + ig * gg
-        act[j] = ig
-        act[H + j] = fg
-        act[2 * H + j] = gg
-        act[3 * H + j] = og
-        cn[j] = cc
-        ext[j] = tanh(cc)
-        hn[j] = og * ext[j]
+        cn[j] = act[H + j] * cp[j] + act[j] * act[2 * H + j]
+    sr_tanh_n(H, cn, ext)
+    for j in range(H):
+        hn[j] = act[3 * H + j] * ext[j]
 
 
 cdef void gru_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
@@ -138,17 +134,21 @@ cdef void gru_gates(Py_ssize_t H, const double* a, const double* ah, const doubl
     cdef double* ext = rec_ext(r, H, GH)
     cdef double* hn = rec_h(r, H, GH)
     cdef double* cn = rec_c(r, H, GH)
-    cdef double rr, zz, nn
+    cdef double zz, nn
     _copy_state(H, hp, cp, r)
+    # ext, h and c follow each other in the record: ext and h hold the r and z
+    # pre-activations, then h the n one, until each is written
+    for j in range(2 * H):
+        ext[j] = a[j] + ah[j]
+    sr_sigmoid_n(2 * H, ext, act)
     for j in range(H):
-        rr = sigmoid(a[j] + ah[j])
-        zz = sigmoid(a[H + j] + ah[H + j])
         ext[j] = ah[2 * H + j] + bhn[j]
-        nn = tanh(a[2 * H + j] + rr * ext[j])
-        act[j] = rr
-        act[H + j] = zz
-        act[2 * H + j] = nn
-        hn[j] = (1.0 - zz) * nn + zz * hp[j]
+        hn[j] = a[2 * H + j] + act[j] * ext[j]
+    sr_tanh_n(H, hn, act + 2 * H)
+    for j in range(H):
+        zz = act[H + j]
+        nn = act[2 * H + j]
+        hn[j] = (1.0 - zz) * nn + zz * r[j]      # r begins with h_prev's copy
         cn[j] = 0.0
 
 
@@ -394,3 +394,19 @@ cdef loss_t loss_function(int code) noexcept nogil:
     if code == LOSS_SOFTMAX_CE:
         return softmax_ce_loss
     return NULL
+
+
+def _vector_activation(str name, const double[::1] x, double[::1] y):
+    """Test hook: ``y = sigmoid(x)`` (``name`` "sigmoid") or ``tanh(x)`` ("tanh") by the
+    cells' array functions (sr_sigmoid_n, sr_tanh_n of the copy in use)."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError("x and y differ in size")
+    if name not in ("sigmoid", "tanh"):
+        raise ValueError(f"unknown activation {name!r}")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        if name == "sigmoid":
+            sr_sigmoid_n(x.shape[0], &x[0], &y[0])
+        else:
+            sr_tanh_n(x.shape[0], &x[0], &y[0])

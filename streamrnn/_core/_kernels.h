@@ -8,7 +8,7 @@
    this CPU runs, or the one the environment variable STREAMRNN_ISA names (default, avx2,
    avx512). The helpers are then called through function pointers of the same names
    (sr_affine, sr_gemm_tn, sr_gemm_rows, sr_matvec, sr_adam, sr_rule, sr_sumsq,
-   sr_adam_scaled, sr_scale, sr_adam_m32, sr_adam_scaled_m32).
+   sr_adam_scaled, sr_scale, sr_adam_m32, sr_adam_scaled_m32, sr_sigmoid_n, sr_tanh_n).
 
    Every copy computes the same bits: the loops are element-wise or sum in a fixed number of
    lanes, and the build passes -ffp-contract=off, so no copy fuses a*b + c into an FMA (which
@@ -21,6 +21,7 @@
 #include <float.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +158,8 @@ static void (*sr_adam_m32)(ptrdiff_t, double*, const double*, float*, float*, do
                            double, double) SR_UNUSED = sr_adam_m32_default;
 static void (*sr_adam_scaled_m32)(ptrdiff_t, double*, double*, float*, float*, double, double,
                                   double, double, double) SR_UNUSED = sr_adam_scaled_m32_default;
+static void (*sr_sigmoid_n)(ptrdiff_t, const double*, double*) SR_UNUSED = sr_sigmoid_n_default;
+static void (*sr_tanh_n)(ptrdiff_t, const double*, double*) SR_UNUSED = sr_tanh_n_default;
 static void (*sr_gemm_rows)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const double* const*, const double*,
                             ptrdiff_t, double*) SR_UNUSED = sr_gemm_rows_default;
 
@@ -193,6 +196,7 @@ SR_UNUSED static int sr_select(const char* name) {
         sr_adam_scaled = sr_adam_scaled_avx2; sr_scale = sr_scale_avx2;
         sr_gemm_rows = sr_gemm_rows_avx2;
         sr_adam_m32 = sr_adam_m32_avx2; sr_adam_scaled_m32 = sr_adam_scaled_m32_avx2;
+        sr_sigmoid_n = sr_sigmoid_n_avx2; sr_tanh_n = sr_tanh_n_avx2;
         break;
     case SR_ISA_AVX512:
         sr_affine = sr_affine_avx512; sr_gemm_tn = sr_gemm_tn_avx512;
@@ -200,6 +204,7 @@ SR_UNUSED static int sr_select(const char* name) {
         sr_sumsq = sr_sumsq_avx512; sr_adam_scaled = sr_adam_scaled_avx512;
         sr_scale = sr_scale_avx512; sr_gemm_rows = sr_gemm_rows_avx512;
         sr_adam_m32 = sr_adam_m32_avx512; sr_adam_scaled_m32 = sr_adam_scaled_m32_avx512;
+        sr_sigmoid_n = sr_sigmoid_n_avx512; sr_tanh_n = sr_tanh_n_avx512;
         break;
 #endif
     default:
@@ -208,6 +213,7 @@ SR_UNUSED static int sr_select(const char* name) {
         sr_sumsq = sr_sumsq_default; sr_adam_scaled = sr_adam_scaled_default;
         sr_scale = sr_scale_default; sr_gemm_rows = sr_gemm_rows_default;
         sr_adam_m32 = sr_adam_m32_default; sr_adam_scaled_m32 = sr_adam_scaled_m32_default;
+        sr_sigmoid_n = sr_sigmoid_n_default; sr_tanh_n = sr_tanh_n_default;
         isa = SR_ISA_DEFAULT;
         break;
     }

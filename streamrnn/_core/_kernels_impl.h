@@ -16,6 +16,7 @@
    - sr_scale    the gradient norm clip's rescaling
    - sr_rule     the other optimizer rules (SGD, momentum, Nesterov, RMSprop, AdaGrad)
    - sr_sumsq    the squared norm of the gradient (sixteen lanes)
+   - sr_sigmoid_n, sr_tanh_n  the cells' gate activations on arrays
 */
 
 /* a (m,) += x (d,) @ W (d x m, row-major), row by row in the order i = 0, 1, ..., d-1,
@@ -393,4 +394,72 @@ static double SR_FN(sr_sumsq)(ptrdiff_t n, const double* restrict g) {
     for (k = 0; k < 8; k++) acc[k] += acc[k + 8];
     for (k = 0; k < 4; k++) acc[k] += acc[k + 4];
     return s + ((acc[0] + acc[2]) + (acc[1] + acc[3]));
+}
+
+/* The sigmoid and tanh on arrays for the cells' gates (sr_sigmoid_n, sr_tanh_n), without
+   libm's per-call cost: element-wise loops the compiler turns into this copy's vectors, no
+   FMA, so every copy gives the same bits. Both take exp(x) for x <= 0 only (exp(-|a|)):
+   x is clamped to >= -700 (exp(-700) ~ 1e-304: a sigmoid or tanh that far out is 0 or 1 to
+   double precision anyway), k = round(x / ln 2) by the 1.5 * 2^52 trick, r = x - k ln 2 in
+   two parts (Cody-Waite: k * ln2_hi is exact), exp(r) by its Taylor polynomial of degree 13
+   (|r| <= 0.35: truncation below 1e-17), times 2^k built in the exponent bits. The sigmoid is
+   1 / (1 + e) for a >= 0 and e / (1 + e) below, e = exp(-|a|); tanh(|a|) is
+   (1 - e) / (1 + e) with e = exp(-2|a|), or for |a| < 1/8 its Taylor polynomial (8 terms,
+   no cancellation), with a's sign (tanh(-0) = -0). NaN stays NaN. The same algorithm as the
+   shared network's sh_sigmoid_n/sh_tanh_n (the same bits); within a few ulps of libm's. */
+static inline double SR_FN(sr_expneg)(double x) {
+    const double shift = 6755399441055744.0;            /* 1.5 * 2^52 */
+    double t, kd, r, p, s;
+    int64_t ti;
+    uint64_t sb;
+    x = x < -700.0 ? -700.0 : x;
+    t = x * 1.4426950408889634 + shift;
+    kd = t - shift;
+    memcpy(&ti, &t, sizeof ti);
+    r = (x - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
+    p = 1.6059043836821613e-10;
+    p = p * r + 2.08767569878681e-09;
+    p = p * r + 2.505210838544172e-08;
+    p = p * r + 2.755731922398589e-07;
+    p = p * r + 2.7557319223985893e-06;
+    p = p * r + 2.48015873015873e-05;
+    p = p * r + 0.0001984126984126984;
+    p = p * r + 0.001388888888888889;
+    p = p * r + 0.008333333333333333;
+    p = p * r + 0.041666666666666664;
+    p = p * r + 0.16666666666666666;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    /* ti - bits(shift) = k; 2^k = (k + 1023) << 52 */
+    sb = (uint64_t)(ti - (int64_t)0x4338000000000000LL + 1023) << 52;
+    memcpy(&s, &sb, sizeof s);
+    return p * s;
+}
+
+static void SR_FN(sr_sigmoid_n)(ptrdiff_t n, const double* restrict a, double* restrict y) {
+    ptrdiff_t j;
+    for (j = 0; j < n; j++) {
+        double aj = a[j];
+        double e = SR_FN(sr_expneg)(-fabs(aj));
+        y[j] = (aj >= 0.0 ? 1.0 : e) / (e + 1.0);
+    }
+}
+
+static void SR_FN(sr_tanh_n)(ptrdiff_t n, const double* restrict a, double* restrict y) {
+    ptrdiff_t j;
+    for (j = 0; j < n; j++) {
+        double aj = a[j], x = fabs(aj), x2 = x * x, p, e, t;
+        e = SR_FN(sr_expneg)(x * -2.0);
+        p = -0.0014558343870513183;
+        p = p * x2 + 0.003592128036572481;
+        p = p * x2 - 0.008863235529902197;
+        p = p * x2 + 0.021869488536155203;
+        p = p * x2 - 0.05396825396825397;
+        p = p * x2 + 0.13333333333333333;
+        p = p * x2 - 0.3333333333333333;
+        p = p * x2 * x + x;
+        t = x < 0.125 ? p : (1.0 - e) / (1.0 + e);
+        y[j] = copysign(t, aj);
+    }
 }
