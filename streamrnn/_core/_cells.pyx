@@ -32,6 +32,10 @@ cdef extern from "_kernels.h":
                    const double* init, double* out) noexcept nogil
     void sr_sigmoid_n(Py_ssize_t n, const double* a, double* y) noexcept nogil
     void sr_tanh_n(Py_ssize_t n, const double* a, double* y) noexcept nogil
+    void sr_lstm_bwd(Py_ssize_t H, const double* cp, const double* act, const double* ext,
+                     const double* dh, double* dc, double* dax) noexcept nogil
+    void sr_sum_steps(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t n, const double* D,
+                      double* out) noexcept nogil
 
 
 def _choose_isa():
@@ -211,38 +215,12 @@ cdef void elman_relu_backward(Py_ssize_t H, const double* r, const double* Wh,
     sr_matvec(H, H, Wh, dax, NULL, dh_prev)
 
 
-cdef extern from *:
-    """
-    /* the element-wise part of lstm_backward (see there), restrict-qualified so that the
-       compiler vectorises it: the same operations in the same order per element */
-    static void streamrnn_lstm_bwd(ptrdiff_t H, const double* restrict cp,
-                                   const double* restrict act, const double* restrict ext,
-                                   const double* restrict dh, double* restrict dc,
-                                   double* restrict dax) {
-        ptrdiff_t j;
-        for (j = 0; j < H; j++) {
-            double ig = act[j], fg = act[H + j], gg = act[2 * H + j], og = act[3 * H + j];
-            double tc = ext[j];
-            double dct = dc[j] + ((dh[j] * og) * (1.0 - (tc * tc)));
-            dax[j] = ((dct * gg) * ig) * (1.0 - ig);
-            dax[H + j] = ((dct * cp[j]) * fg) * (1.0 - fg);
-            dax[2 * H + j] = (dct * ig) * (1.0 - (gg * gg));
-            dax[3 * H + j] = ((dh[j] * tc) * og) * (1.0 - og);
-            dc[j] = dct * fg;
-        }
-    }
-    """
-    void _lstm_bwd "streamrnn_lstm_bwd" (Py_ssize_t H, const double* cp, const double* act,
-                                         const double* ext, const double* dh, double* dc,
-                                         double* dax) noexcept nogil
-
-
 cdef void lstm_backward(Py_ssize_t H, const double* r, const double* Wh, const double* dh,
                         double* dc, double* dax, double* dah, double* dh_prev) noexcept nogil:
     # per j: dct = dc + dh*og*(1 - tc^2); dax = (dct*gg*ig*(1 - ig), dct*c_prev*fg*(1 - fg),
-    # dct*ig*(1 - gg^2), dh*tc*og*(1 - og)); dc = dct*fg (in C: _lstm_bwd); then W_h dax
+    # dct*ig*(1 - gg^2), dh*tc*og*(1 - og)); dc = dct*fg (in C: sr_lstm_bwd); then W_h dax
     cdef Py_ssize_t GH = 4 * H
-    _lstm_bwd(H, rec_cprev(r, H), rec_act(r, H), rec_ext(r, H, GH), dh, dc, dax)
+    sr_lstm_bwd(H, rec_cprev(r, H), rec_act(r, H), rec_ext(r, H, GH), dh, dc, dax)
     sr_matvec(H, GH, Wh, dax, NULL, dh_prev)
 
 
@@ -270,15 +248,9 @@ cdef void gru_backward(Py_ssize_t H, const double* r, const double* Wh, const do
 cdef inline void _sum_steps(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t n, const double* D,
                             double* out) noexcept nogil:
     # out[j] = sum over the window steps a (newest first) of D[a*stride + j], each from 0.0
-    # in the order a = 0, 1, ...; one pass over out per step (contiguous: vectorised)
-    cdef Py_ssize_t a, j
-    cdef const double* d
-    for j in range(n):
-        out[j] = 0.0
-    for a in range(W):
-        d = D + a * stride
-        for j in range(n):
-            out[j] = out[j] + d[j]
+    # in the order a = 0, 1, ... (sr_sum_steps: one pass over out per step, in this copy's
+    # vectors)
+    sr_sum_steps(W, stride, n, D, out)
 
 
 cdef void elman_bias(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t H, const double* DA,

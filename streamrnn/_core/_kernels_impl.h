@@ -17,6 +17,7 @@
    - sr_rule     the other optimizer rules (SGD, momentum, Nesterov, RMSprop, AdaGrad)
    - sr_sumsq    the squared norm of the gradient (sixteen lanes)
    - sr_sigmoid_n, sr_tanh_n  the cells' gate activations on arrays
+   - sr_lstm_bwd, sr_sum_steps  the LSTM's element-wise backward, the bias gradients
 */
 
 /* a (m,) += x (d,) @ W (d x m, row-major), row by row in the order i = 0, 1, ..., d-1,
@@ -461,5 +462,38 @@ static void SR_FN(sr_tanh_n)(ptrdiff_t n, const double* restrict a, double* rest
         p = p * x2 * x + x;
         t = x < 0.125 ? p : (1.0 - e) / (1.0 + e);
         y[j] = copysign(t, aj);
+    }
+}
+
+/* The element-wise part of the LSTM's backward through one step (_cells' lstm_backward):
+   per j, dct = dc + dh*og*(1 - tc^2); dax = (dct*gg*ig*(1 - ig), dct*c_prev*fg*(1 - fg),
+   dct*ig*(1 - gg^2), dh*tc*og*(1 - og)); dc = dct*fg. Element-wise, the same operations in the
+   same order per element in every copy (this copy's vectors instead of the baseline's). */
+static void SR_FN(sr_lstm_bwd)(ptrdiff_t H, const double* restrict cp,
+                               const double* restrict act, const double* restrict ext,
+                               const double* restrict dh, double* restrict dc,
+                               double* restrict dax) {
+    ptrdiff_t j;
+    for (j = 0; j < H; j++) {
+        double ig = act[j], fg = act[H + j], gg = act[2 * H + j], og = act[3 * H + j];
+        double tc = ext[j];
+        double dct = dc[j] + ((dh[j] * og) * (1.0 - (tc * tc)));
+        dax[j] = ((dct * gg) * ig) * (1.0 - ig);
+        dax[H + j] = ((dct * cp[j]) * fg) * (1.0 - fg);
+        dax[2 * H + j] = (dct * ig) * (1.0 - (gg * gg));
+        dax[3 * H + j] = ((dh[j] * tc) * og) * (1.0 - og);
+        dc[j] = dct * fg;
+    }
+}
+
+/* out[j] = sum over the window steps a (newest first) of D[a*stride + j], each from 0.0 in
+   the order a = 0, 1, ..., W-1 (the bias gradients); element-wise over j */
+static void SR_FN(sr_sum_steps)(ptrdiff_t W, ptrdiff_t stride, ptrdiff_t n,
+                                const double* restrict D, double* restrict out) {
+    ptrdiff_t a, j;
+    for (j = 0; j < n; j++) out[j] = 0.0;
+    for (a = 0; a < W; a++) {
+        const double* d = D + a * stride;
+        for (j = 0; j < n; j++) out[j] = out[j] + d[j];
     }
 }
