@@ -356,14 +356,21 @@ class RefOptimizer:
                 grad *= self.clip_norm / norm
         return grad
 
-    def step(self, params, grad):
-        """Clip ``grad`` in place, then update ``params`` in place."""
+    def step(self, params, grad, single=False):
+        """Clip ``grad`` in place, then update ``params`` in place.
+
+        ``single`` (a network's optimizer, ``Optimizer.single``): Adam's moments are float32
+        and updated in float32, every operation correctly rounded as the C ones (NumPy's
+        float32 ufuncs round each result), the gradient and each new moment clamped to
+        +-FLT_MAX; ``params -= lr_t * float64(m / (sqrt(v) + eps))``. The other rules
+        ignore it."""
         self.clip(grad)
         g = grad
         lr = self.lr
         if self.s is None:
-            self.s = np.zeros_like(params)
-            self.v = np.zeros_like(params)
+            dtype = np.float32 if single and self.kind == "adam" else np.float64
+            self.s = np.zeros(params.shape, dtype)
+            self.v = np.zeros(params.shape, dtype)
         if self.kind == "sgd":
             params -= lr * g
         elif self.kind == "momentum":
@@ -380,9 +387,20 @@ class RefOptimizer:
         elif self.kind == "adam":
             t = self.n_iterations
             lr_t = lr * (1.0 - self.beta_2 ** (t + 1)) ** 0.5 / (1.0 - self.beta_1 ** (t + 1))
-            self.s = self.beta_1 * self.s + (1.0 - self.beta_1) * g
-            self.v = self.beta_2 * self.v + (1.0 - self.beta_2) * g ** 2
-            params -= lr_t * self.s / (self.v ** 0.5 + self.eps)
+            if single:
+                f32, big = np.float32, np.finfo(np.float32).max
+                b1, c1 = f32(self.beta_1), f32(1.0 - self.beta_1)
+                b2, c2 = f32(self.beta_2), f32(1.0 - self.beta_2)
+                with np.errstate(over="ignore"):
+                    gf = np.clip(g.astype(f32), -big, big)
+                    self.s = np.clip(b1 * self.s.astype(f32) + c1 * gf, -big, big)
+                    self.v = np.minimum(b2 * self.v.astype(f32) + c2 * gf * gf, big)
+                q = self.s / (np.sqrt(self.v) + f32(self.eps))
+                params -= lr_t * q.astype(np.float64)
+            else:
+                self.s = self.beta_1 * self.s + (1.0 - self.beta_1) * g
+                self.v = self.beta_2 * self.v + (1.0 - self.beta_2) * g ** 2
+                params -= lr_t * self.s / (self.v ** 0.5 + self.eps)
         elif self.kind == "adagrad":
             self.s = self.s + g ** 2
             params -= lr / (self.s + self.eps) ** 0.5 * g
@@ -512,7 +530,9 @@ class RefNet:
             params = self.params.copy()
             optimizer = copy.deepcopy(self.optimizer)
             grad = new_grad
-            optimizer.step(params, grad)   # clips grad in place, then updates params
+            # clips grad in place, then updates params (Adam's moments in float32, as the
+            # network's optimizer)
+            optimizer.step(params, grad, single=True)
             status = 1
             pending = {}
 

@@ -201,7 +201,9 @@ def network_pair(cell, k2, layers, opt, lr, seed=3):
     sh = SharedNetwork(cell, 3, 5, layers, 1, k2, SQUARED, capacity=5, max_batch=4)
     sh.params[:] = net.params
     net.set_optimizer(Optimizer(opt, lr, clip_norm=0.5))
-    sh.set_optimizer(Optimizer(opt, lr, clip_norm=0.5))
+    # a Network keeps Adam's moments in float32 (Optimizer.single); the shared network keeps
+    # the precision of the optimizer it is given
+    sh.set_optimizer(Optimizer(opt, lr, clip_norm=0.5, single=True))
     return net, sh
 
 

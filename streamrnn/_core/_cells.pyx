@@ -30,6 +30,12 @@ cdef extern from "_kernels.h":
     int sr_select(const char* name) noexcept nogil
     void sr_matvec(Py_ssize_t d, Py_ssize_t m, const double* W, const double* v,
                    const double* init, double* out) noexcept nogil
+    void sr_sigmoid_n(Py_ssize_t n, const double* a, double* y) noexcept nogil
+    void sr_tanh_n(Py_ssize_t n, const double* a, double* y) noexcept nogil
+    void sr_lstm_bwd(Py_ssize_t H, const double* cp, const double* act, const double* ext,
+                     const double* dh, double* dc, double* dax) noexcept nogil
+    void sr_sum_steps(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t n, const double* D,
+                      double* out) noexcept nogil
 
 
 def _choose_isa():
@@ -82,8 +88,8 @@ cdef void elman_tanh_gates(Py_ssize_t H, const double* a, const double* ah, cons
     cdef double* hn = rec_h(r, H, H)
     cdef double* cn = rec_c(r, H, H)
     _copy_state(H, hp, cp, r)
+    sr_tanh_n(H, a, act)
     for j in range(H):
-        act[j] = tanh(a[j])
         hn[j] = act[j]
         ext[j] = 0.0
         cn[j] = 0.0
@@ -113,21 +119,15 @@ cdef void lstm_gates(Py_ssize_t H, const double* a, const double* ah, const doub
     cdef double* ext = rec_ext(r, H, GH)
     cdef double* hn = rec_h(r, H, GH)
     cdef double* cn = rec_c(r, H, GH)
-    cdef double ig, fg, gg, og, cc
     _copy_state(H, hp, cp, r)
+    sr_sigmoid_n(2 * H, a, act)
+    sr_tanh_n(H, a + 2 * H, act + 2 * H)
+    sr_sigmoid_n(H, a + 3 * H, act + 3 * H)
     for j in range(H):
-        ig = sigmoid(a[j])
-        fg = sigmoid(a[H + j])
-        gg = tanh(a[2 * H + j])
-        og = sigmoid(a[3 * H + j])
-        cc = fg * cp[j] + ig * gg
-        act[j] = ig
-        act[H + j] = fg
-        act[2 * H + j] = gg
-        act[3 * H + j] = og
-        cn[j] = cc
-        ext[j] = tanh(cc)
-        hn[j] = og * ext[j]
+        cn[j] = act[H + j] * cp[j] + act[j] * act[2 * H + j]
+    sr_tanh_n(H, cn, ext)
+    for j in range(H):
+        hn[j] = act[3 * H + j] * ext[j]
 
 
 cdef void gru_gates(Py_ssize_t H, const double* a, const double* ah, const double* hp,
@@ -138,17 +138,21 @@ cdef void gru_gates(Py_ssize_t H, const double* a, const double* ah, const doubl
     cdef double* ext = rec_ext(r, H, GH)
     cdef double* hn = rec_h(r, H, GH)
     cdef double* cn = rec_c(r, H, GH)
-    cdef double rr, zz, nn
+    cdef double zz, nn
     _copy_state(H, hp, cp, r)
+    # ext, h and c follow each other in the record: ext and h hold the r and z
+    # pre-activations, then h the n one, until each is written
+    for j in range(2 * H):
+        ext[j] = a[j] + ah[j]
+    sr_sigmoid_n(2 * H, ext, act)
     for j in range(H):
-        rr = sigmoid(a[j] + ah[j])
-        zz = sigmoid(a[H + j] + ah[H + j])
         ext[j] = ah[2 * H + j] + bhn[j]
-        nn = tanh(a[2 * H + j] + rr * ext[j])
-        act[j] = rr
-        act[H + j] = zz
-        act[2 * H + j] = nn
-        hn[j] = (1.0 - zz) * nn + zz * hp[j]
+        hn[j] = a[2 * H + j] + act[j] * ext[j]
+    sr_tanh_n(H, hn, act + 2 * H)
+    for j in range(H):
+        zz = act[H + j]
+        nn = act[2 * H + j]
+        hn[j] = (1.0 - zz) * nn + zz * r[j]      # r begins with h_prev's copy
         cn[j] = 0.0
 
 
@@ -211,38 +215,12 @@ cdef void elman_relu_backward(Py_ssize_t H, const double* r, const double* Wh,
     sr_matvec(H, H, Wh, dax, NULL, dh_prev)
 
 
-cdef extern from *:
-    """
-    /* the element-wise part of lstm_backward (see there), restrict-qualified so that the
-       compiler vectorises it: the same operations in the same order per element */
-    static void streamrnn_lstm_bwd(ptrdiff_t H, const double* restrict cp,
-                                   const double* restrict act, const double* restrict ext,
-                                   const double* restrict dh, double* restrict dc,
-                                   double* restrict dax) {
-        ptrdiff_t j;
-        for (j = 0; j < H; j++) {
-            double ig = act[j], fg = act[H + j], gg = act[2 * H + j], og = act[3 * H + j];
-            double tc = ext[j];
-            double dct = dc[j] + ((dh[j] * og) * (1.0 - (tc * tc)));
-            dax[j] = ((dct * gg) * ig) * (1.0 - ig);
-            dax[H + j] = ((dct * cp[j]) * fg) * (1.0 - fg);
-            dax[2 * H + j] = (dct * ig) * (1.0 - (gg * gg));
-            dax[3 * H + j] = ((dh[j] * tc) * og) * (1.0 - og);
-            dc[j] = dct * fg;
-        }
-    }
-    """
-    void _lstm_bwd "streamrnn_lstm_bwd" (Py_ssize_t H, const double* cp, const double* act,
-                                         const double* ext, const double* dh, double* dc,
-                                         double* dax) noexcept nogil
-
-
 cdef void lstm_backward(Py_ssize_t H, const double* r, const double* Wh, const double* dh,
                         double* dc, double* dax, double* dah, double* dh_prev) noexcept nogil:
     # per j: dct = dc + dh*og*(1 - tc^2); dax = (dct*gg*ig*(1 - ig), dct*c_prev*fg*(1 - fg),
-    # dct*ig*(1 - gg^2), dh*tc*og*(1 - og)); dc = dct*fg (in C: _lstm_bwd); then W_h dax
+    # dct*ig*(1 - gg^2), dh*tc*og*(1 - og)); dc = dct*fg (in C: sr_lstm_bwd); then W_h dax
     cdef Py_ssize_t GH = 4 * H
-    _lstm_bwd(H, rec_cprev(r, H), rec_act(r, H), rec_ext(r, H, GH), dh, dc, dax)
+    sr_lstm_bwd(H, rec_cprev(r, H), rec_act(r, H), rec_ext(r, H, GH), dh, dc, dax)
     sr_matvec(H, GH, Wh, dax, NULL, dh_prev)
 
 
@@ -270,15 +248,9 @@ cdef void gru_backward(Py_ssize_t H, const double* r, const double* Wh, const do
 cdef inline void _sum_steps(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t n, const double* D,
                             double* out) noexcept nogil:
     # out[j] = sum over the window steps a (newest first) of D[a*stride + j], each from 0.0
-    # in the order a = 0, 1, ...; one pass over out per step (contiguous: vectorised)
-    cdef Py_ssize_t a, j
-    cdef const double* d
-    for j in range(n):
-        out[j] = 0.0
-    for a in range(W):
-        d = D + a * stride
-        for j in range(n):
-            out[j] = out[j] + d[j]
+    # in the order a = 0, 1, ... (sr_sum_steps: one pass over out per step, in this copy's
+    # vectors)
+    sr_sum_steps(W, stride, n, D, out)
 
 
 cdef void elman_bias(Py_ssize_t W, Py_ssize_t stride, Py_ssize_t H, const double* DA,
@@ -394,3 +366,19 @@ cdef loss_t loss_function(int code) noexcept nogil:
     if code == LOSS_SOFTMAX_CE:
         return softmax_ce_loss
     return NULL
+
+
+def _vector_activation(str name, const double[::1] x, double[::1] y):
+    """Test hook: ``y = sigmoid(x)`` (``name`` "sigmoid") or ``tanh(x)`` ("tanh") by the
+    cells' array functions (sr_sigmoid_n, sr_tanh_n of the copy in use)."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError("x and y differ in size")
+    if name not in ("sigmoid", "tanh"):
+        raise ValueError(f"unknown activation {name!r}")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        if name == "sigmoid":
+            sr_sigmoid_n(x.shape[0], &x[0], &y[0])
+        else:
+            sr_tanh_n(x.shape[0], &x[0], &y[0])

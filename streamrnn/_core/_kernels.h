@@ -8,7 +8,8 @@
    this CPU runs, or the one the environment variable STREAMRNN_ISA names (default, avx2,
    avx512). The helpers are then called through function pointers of the same names
    (sr_affine, sr_gemm_tn, sr_gemm_rows, sr_matvec, sr_adam, sr_rule, sr_sumsq,
-   sr_adam_scaled, sr_scale).
+   sr_adam_scaled, sr_scale, sr_adam_m32, sr_adam_scaled_m32, sr_sigmoid_n, sr_tanh_n, sr_lstm_bwd,
+   sr_sum_steps).
 
    Every copy computes the same bits: the loops are element-wise or sum in a fixed number of
    lanes, and the build passes -ffp-contract=off, so no copy fuses a*b + c into an FMA (which
@@ -18,8 +19,10 @@
 #ifndef STREAMRNN_KERNELS_H
 #define STREAMRNN_KERNELS_H
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,6 +155,16 @@ static double (*sr_sumsq)(ptrdiff_t, const double*) SR_UNUSED = sr_sumsq_default
 static void (*sr_adam_scaled)(ptrdiff_t, double*, double*, double*, double*, double, double,
                               double, double, double) SR_UNUSED = sr_adam_scaled_default;
 static void (*sr_scale)(ptrdiff_t, double*, double) SR_UNUSED = sr_scale_default;
+static void (*sr_adam_m32)(ptrdiff_t, double*, const double*, float*, float*, double, double,
+                           double, double) SR_UNUSED = sr_adam_m32_default;
+static void (*sr_adam_scaled_m32)(ptrdiff_t, double*, double*, float*, float*, double, double,
+                                  double, double, double) SR_UNUSED = sr_adam_scaled_m32_default;
+static void (*sr_sigmoid_n)(ptrdiff_t, const double*, double*) SR_UNUSED = sr_sigmoid_n_default;
+static void (*sr_tanh_n)(ptrdiff_t, const double*, double*) SR_UNUSED = sr_tanh_n_default;
+static void (*sr_lstm_bwd)(ptrdiff_t, const double*, const double*, const double*, const double*,
+                           double*, double*) SR_UNUSED = sr_lstm_bwd_default;
+static void (*sr_sum_steps)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const double*, double*) SR_UNUSED =
+    sr_sum_steps_default;
 static void (*sr_gemm_rows)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const double* const*, const double*,
                             ptrdiff_t, double*) SR_UNUSED = sr_gemm_rows_default;
 
@@ -187,12 +200,18 @@ SR_UNUSED static int sr_select(const char* name) {
         sr_adam = sr_adam_avx2; sr_rule = sr_rule_avx2; sr_sumsq = sr_sumsq_avx2;
         sr_adam_scaled = sr_adam_scaled_avx2; sr_scale = sr_scale_avx2;
         sr_gemm_rows = sr_gemm_rows_avx2;
+        sr_adam_m32 = sr_adam_m32_avx2; sr_adam_scaled_m32 = sr_adam_scaled_m32_avx2;
+        sr_sigmoid_n = sr_sigmoid_n_avx2; sr_tanh_n = sr_tanh_n_avx2;
+        sr_lstm_bwd = sr_lstm_bwd_avx2; sr_sum_steps = sr_sum_steps_avx2;
         break;
     case SR_ISA_AVX512:
         sr_affine = sr_affine_avx512; sr_gemm_tn = sr_gemm_tn_avx512;
         sr_matvec = sr_matvec_avx512; sr_adam = sr_adam_avx512; sr_rule = sr_rule_avx512;
         sr_sumsq = sr_sumsq_avx512; sr_adam_scaled = sr_adam_scaled_avx512;
         sr_scale = sr_scale_avx512; sr_gemm_rows = sr_gemm_rows_avx512;
+        sr_adam_m32 = sr_adam_m32_avx512; sr_adam_scaled_m32 = sr_adam_scaled_m32_avx512;
+        sr_sigmoid_n = sr_sigmoid_n_avx512; sr_tanh_n = sr_tanh_n_avx512;
+        sr_lstm_bwd = sr_lstm_bwd_avx512; sr_sum_steps = sr_sum_steps_avx512;
         break;
 #endif
     default:
@@ -200,6 +219,9 @@ SR_UNUSED static int sr_select(const char* name) {
         sr_matvec = sr_matvec_default; sr_adam = sr_adam_default; sr_rule = sr_rule_default;
         sr_sumsq = sr_sumsq_default; sr_adam_scaled = sr_adam_scaled_default;
         sr_scale = sr_scale_default; sr_gemm_rows = sr_gemm_rows_default;
+        sr_adam_m32 = sr_adam_m32_default; sr_adam_scaled_m32 = sr_adam_scaled_m32_default;
+        sr_sigmoid_n = sr_sigmoid_n_default; sr_tanh_n = sr_tanh_n_default;
+        sr_lstm_bwd = sr_lstm_bwd_default; sr_sum_steps = sr_sum_steps_default;
         isa = SR_ISA_DEFAULT;
         break;
     }

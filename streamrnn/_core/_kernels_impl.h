@@ -12,9 +12,12 @@
    - sr_matvec   out = init + W v (gradient to the previous state / the layer below)
    - sr_adam     the Adam update on flat vectors
    - sr_adam_scaled  the gradient norm clip's rescaling and the Adam update in one pass
+   - sr_adam_m32, sr_adam_scaled_m32  the same with single-precision moments
    - sr_scale    the gradient norm clip's rescaling
    - sr_rule     the other optimizer rules (SGD, momentum, Nesterov, RMSprop, AdaGrad)
    - sr_sumsq    the squared norm of the gradient (sixteen lanes)
+   - sr_sigmoid_n, sr_tanh_n  the cells' gate activations on arrays
+   - sr_lstm_bwd, sr_sum_steps  the LSTM's element-wise backward, the bias gradients
 */
 
 /* a (m,) += x (d,) @ W (d x m, row-major), row by row in the order i = 0, 1, ..., d-1,
@@ -284,6 +287,58 @@ static void SR_FN(sr_adam_scaled)(ptrdiff_t n, double* restrict w, double* restr
     }
 }
 
+/* Adam with single-precision moments (the network's optimizer: Optimizer.single):
+   m and v are float arrays, the gradient and the weights double. With gf = sat((float)g[i]),
+   m = sat(b1f*m + c1f*gf), v = min(b2f*v + c2f*gf*gf, FLT_MAX), q = m / (sqrtf(v) + ef) and
+   w -= a * (double)q, where b1f, c1f, b2f, c2f, ef are the floats nearest b1, 1 - b1, b2,
+   1 - b2, eps and sat clamps to [-FLT_MAX, FLT_MAX]. Each float operation is correctly
+   rounded and nothing is fused (-ffp-contract=off), so every copy gives the same bits; the
+   saturation keeps the moments finite (and exportable) whatever the gradient, which only a
+   gradient coordinate beyond 1.8e19 (whose square overflows) can reach. Half the moments'
+   bytes and twice the lanes of the double square root and division. */
+static inline float SR_FN(sr_satf)(float x) {
+    x = x > FLT_MAX ? FLT_MAX : x;
+    return x < -FLT_MAX ? -FLT_MAX : x;
+}
+
+static void SR_FN(sr_adam_m32)(ptrdiff_t n, double* restrict w, const double* restrict g,
+                               float* restrict m, float* restrict v, double a, double b1,
+                               double b2, double eps) {
+    ptrdiff_t i;
+    const float b1f = (float)b1, c1f = (float)(1.0 - b1);
+    const float b2f = (float)b2, c2f = (float)(1.0 - b2), ef = (float)eps;
+    for (i = 0; i < n; i++) {
+        float gi = SR_FN(sr_satf)((float)g[i]);
+        float mi = SR_FN(sr_satf)(b1f * m[i] + c1f * gi);
+        float vi = b2f * v[i] + c2f * gi * gi;
+        vi = vi > FLT_MAX ? FLT_MAX : vi;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] -= a * (double)(mi / (sqrtf(vi) + ef));
+    }
+}
+
+/* sr_adam_m32 after the gradient norm clip, in one pass (g[i] *= scale in double, written
+   back, as sr_adam_scaled) */
+static void SR_FN(sr_adam_scaled_m32)(ptrdiff_t n, double* restrict w, double* restrict g,
+                                      float* restrict m, float* restrict v, double a,
+                                      double b1, double b2, double eps, double scale) {
+    ptrdiff_t i;
+    const float b1f = (float)b1, c1f = (float)(1.0 - b1);
+    const float b2f = (float)b2, c2f = (float)(1.0 - b2), ef = (float)eps;
+    for (i = 0; i < n; i++) {
+        double gd = g[i] * scale;
+        float gi = SR_FN(sr_satf)((float)gd);
+        float mi = SR_FN(sr_satf)(b1f * m[i] + c1f * gi);
+        float vi = b2f * v[i] + c2f * gi * gi;
+        vi = vi > FLT_MAX ? FLT_MAX : vi;
+        g[i] = gd;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] -= a * (double)(mi / (sqrtf(vi) + ef));
+    }
+}
+
 /* g[i] *= scale (the gradient norm clip of the other rules) */
 static void SR_FN(sr_scale)(ptrdiff_t n, double* restrict g, double scale) {
     ptrdiff_t i;
@@ -340,4 +395,105 @@ static double SR_FN(sr_sumsq)(ptrdiff_t n, const double* restrict g) {
     for (k = 0; k < 8; k++) acc[k] += acc[k + 8];
     for (k = 0; k < 4; k++) acc[k] += acc[k + 4];
     return s + ((acc[0] + acc[2]) + (acc[1] + acc[3]));
+}
+
+/* The sigmoid and tanh on arrays for the cells' gates (sr_sigmoid_n, sr_tanh_n), without
+   libm's per-call cost: element-wise loops the compiler turns into this copy's vectors, no
+   FMA, so every copy gives the same bits. Both take exp(x) for x <= 0 only (exp(-|a|)):
+   x is clamped to >= -700 (exp(-700) ~ 1e-304: a sigmoid or tanh that far out is 0 or 1 to
+   double precision anyway), k = round(x / ln 2) by the 1.5 * 2^52 trick, r = x - k ln 2 in
+   two parts (Cody-Waite: k * ln2_hi is exact), exp(r) by its Taylor polynomial of degree 13
+   (|r| <= 0.35: truncation below 1e-17), times 2^k built in the exponent bits. The sigmoid is
+   1 / (1 + e) for a >= 0 and e / (1 + e) below, e = exp(-|a|); tanh(|a|) is
+   (1 - e) / (1 + e) with e = exp(-2|a|), or for |a| < 1/8 its Taylor polynomial (8 terms,
+   no cancellation), with a's sign (tanh(-0) = -0). NaN stays NaN. The same algorithm as the
+   shared network's sh_sigmoid_n/sh_tanh_n (the same bits); within a few ulps of libm's. */
+static inline double SR_FN(sr_expneg)(double x) {
+    const double shift = 6755399441055744.0;            /* 1.5 * 2^52 */
+    double t, kd, r, p, s;
+    int64_t ti;
+    uint64_t sb;
+    x = x < -700.0 ? -700.0 : x;
+    t = x * 1.4426950408889634 + shift;
+    kd = t - shift;
+    memcpy(&ti, &t, sizeof ti);
+    r = (x - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
+    p = 1.6059043836821613e-10;
+    p = p * r + 2.08767569878681e-09;
+    p = p * r + 2.505210838544172e-08;
+    p = p * r + 2.755731922398589e-07;
+    p = p * r + 2.7557319223985893e-06;
+    p = p * r + 2.48015873015873e-05;
+    p = p * r + 0.0001984126984126984;
+    p = p * r + 0.001388888888888889;
+    p = p * r + 0.008333333333333333;
+    p = p * r + 0.041666666666666664;
+    p = p * r + 0.16666666666666666;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    /* ti - bits(shift) = k; 2^k = (k + 1023) << 52 */
+    sb = (uint64_t)(ti - (int64_t)0x4338000000000000LL + 1023) << 52;
+    memcpy(&s, &sb, sizeof s);
+    return p * s;
+}
+
+static void SR_FN(sr_sigmoid_n)(ptrdiff_t n, const double* restrict a, double* restrict y) {
+    ptrdiff_t j;
+    for (j = 0; j < n; j++) {
+        double aj = a[j];
+        double e = SR_FN(sr_expneg)(-fabs(aj));
+        y[j] = (aj >= 0.0 ? 1.0 : e) / (e + 1.0);
+    }
+}
+
+static void SR_FN(sr_tanh_n)(ptrdiff_t n, const double* restrict a, double* restrict y) {
+    ptrdiff_t j;
+    for (j = 0; j < n; j++) {
+        double aj = a[j], x = fabs(aj), x2 = x * x, p, e, t;
+        e = SR_FN(sr_expneg)(x * -2.0);
+        p = -0.0014558343870513183;
+        p = p * x2 + 0.003592128036572481;
+        p = p * x2 - 0.008863235529902197;
+        p = p * x2 + 0.021869488536155203;
+        p = p * x2 - 0.05396825396825397;
+        p = p * x2 + 0.13333333333333333;
+        p = p * x2 - 0.3333333333333333;
+        p = p * x2 * x + x;
+        t = x < 0.125 ? p : (1.0 - e) / (1.0 + e);
+        y[j] = copysign(t, aj);
+    }
+}
+
+/* The element-wise part of the LSTM's backward through one step (_cells' lstm_backward):
+   per j, dct = dc + dh*og*(1 - tc^2); dax = (dct*gg*ig*(1 - ig), dct*c_prev*fg*(1 - fg),
+   dct*ig*(1 - gg^2), dh*tc*og*(1 - og)); dc = dct*fg. Element-wise, the same operations in the
+   same order per element in every copy (this copy's vectors instead of the baseline's). */
+static void SR_FN(sr_lstm_bwd)(ptrdiff_t H, const double* restrict cp,
+                               const double* restrict act, const double* restrict ext,
+                               const double* restrict dh, double* restrict dc,
+                               double* restrict dax) {
+    ptrdiff_t j;
+    for (j = 0; j < H; j++) {
+        double ig = act[j], fg = act[H + j], gg = act[2 * H + j], og = act[3 * H + j];
+        double tc = ext[j];
+        double dct = dc[j] + ((dh[j] * og) * (1.0 - (tc * tc)));
+        dax[j] = ((dct * gg) * ig) * (1.0 - ig);
+        dax[H + j] = ((dct * cp[j]) * fg) * (1.0 - fg);
+        dax[2 * H + j] = (dct * ig) * (1.0 - (gg * gg));
+        dax[3 * H + j] = ((dh[j] * tc) * og) * (1.0 - og);
+        dc[j] = dct * fg;
+    }
+}
+
+/* out[j] = sum over the window steps a (newest first) of D[a*stride + j], each from 0.0 in
+   the order a = 0, 1, ..., W-1 (the bias gradients); element-wise over j */
+static void SR_FN(sr_sum_steps)(ptrdiff_t W, ptrdiff_t stride, ptrdiff_t n,
+                                const double* restrict D, double* restrict out) {
+    ptrdiff_t a, j;
+    for (j = 0; j < n; j++) out[j] = 0.0;
+    for (a = 0; a < W; a++) {
+        const double* d = D + a * stride;
+        for (j = 0; j < n; j++) out[j] = out[j] + d[j];
+    }
 }

@@ -406,7 +406,11 @@ cdef class Network:
         return self._arrays["params"][off:off + n].reshape(shape)
 
     def set_optimizer(self, Optimizer opt):
+        """Attach ``opt``, bound to this network's parameters, its Adam moments in float32
+        from now on (``Optimizer.use_single``; ValueError, nothing attached, if one held is
+        beyond float32's range)."""
         opt.bind(self.size)
+        opt.use_single()
         self.optimizer = opt
 
     # ------------------------------------------------------------ kernels
@@ -925,12 +929,12 @@ cdef class Network:
             arrays = self._check_arrays(state)
         last_loss = _number(state["last_loss"], "last_loss")
         o = state["optimizer"]
-        checked = None if o is None else check_state(o, self.size)
+        checked = None if o is None else check_state(o, self.size, single=True)
         # everything is valid: assign
         self._set_arrays(arrays)
         self.t = t
         self.last_loss = last_loss
-        self.optimizer = restore_checked(self.optimizer, checked)
+        self.optimizer = restore_checked(self.optimizer, checked, True)
 
     @staticmethod
     def from_state(config, state):

@@ -24,6 +24,18 @@ the number of steps already taken):
 - ADAM:       m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
               w -= lr*sqrt(1-b2^(t+1))/(1-b1^(t+1)) * m / (sqrt(v) + eps)
 - ADAGRAD:    s += g^2;  w -= lr*g / sqrt(s + eps)
+
+Single-precision Adam moments (``single``, what ``Network.set_optimizer`` asks for; the shared
+network keeps double ones): m and v are float32 arrays and each step computes, in float,
+``gf = sat(float(g))``, ``m = sat(b1f*m + c1f*gf)``, ``v = min(b2f*v + c2f*gf*gf, FLT_MAX)``,
+then ``w -= lr_t * double(m / (sqrtf(v) + ef))`` in double (``sr_adam_m32``; b1f, c1f, b2f,
+c2f, ef the floats nearest b1, 1 - b1, b2, 1 - b2, eps; sat clamps to +-FLT_MAX, so the moments
+stay finite whatever the gradient). Every float operation is correctly rounded, so every
+instruction set gives the same bits; the moments' relative precision (2^-24) is far below
+their change from step to step. The state keeps float64 arrays (each float32 moment exactly);
+a state whose moments are not float32 values (a double optimizer's, an older version's) loads
+with each moment rounded to the nearest float32 and is refused (ValueError) when a moment is
+beyond float32's range (it would round to infinity). The other rules ignore ``single``.
 """
 import numpy as np
 
@@ -39,6 +51,11 @@ cdef extern from "_kernels.h":
     void sr_adam_scaled(Py_ssize_t n, double* w, double* g, double* m, double* v, double a,
                         double b1, double b2, double eps, double scale) noexcept nogil
     void sr_scale(Py_ssize_t n, double* g, double scale) noexcept nogil
+    void sr_adam_m32(Py_ssize_t n, double* w, const double* g, float* m, float* v, double a,
+                     double b1, double b2, double eps) noexcept nogil
+    void sr_adam_scaled_m32(Py_ssize_t n, double* w, double* g, float* m, float* v,
+                            double a, double b1, double b2, double eps,
+                            double scale) noexcept nogil
     int sr_select(const char* name) noexcept nogil
 
 from streamrnn._core._cells import ISA as _ISA
@@ -99,7 +116,9 @@ def _array(value, name, shape):
         raise ValueError(f"{name} must have dtype float64, got {value.dtype}")
     if value.shape != tuple(shape):
         raise ValueError(f"{name} has shape {value.shape}, expected {tuple(shape)}")
-    a = np.array(value, dtype=np.float64, order="C", copy=True)
+    # astype: a new array with NumPy's own float64 dtype object (an unpickled array carries
+    # another, equal one, and a pickle of a state mixing the two differs in its memo)
+    a = value.astype(np.float64, order="C")
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} has non-finite values")
     return a
@@ -128,10 +147,29 @@ def _check_hyper(kind, lr, beta_1, beta_2, eps, rho, clip_value, clip_norm):
     return kind, lr, beta_1, beta_2, eps, rho, clip_value, clip_norm
 
 
-def check_state(state, size=None, kind=None):
+_FLT_MAX = float(np.finfo(np.float32).max)
+_EMPTY = np.zeros(0)
+_EMPTY_F = np.zeros(0, dtype=np.float32)
+
+
+def _single(a, name):
+    """float64 ``a`` rounded to the nearest float32 values (IEEE round to nearest even), or
+    ValueError if one of them is beyond float32's range (it would round to infinity)."""
+    with np.errstate(over="ignore"):
+        f = a.astype(np.float32)
+    if not np.all(np.isfinite(f)):
+        raise ValueError(f"{name} has values beyond float32's range (|x| <= {_FLT_MAX:.9g}), "
+                         f"in which a network keeps Adam's moments")
+    return f
+
+
+def check_state(state, size=None, kind=None, single=False):
     """Validate an optimizer state (see ``Optimizer.get_state``) for ``size`` parameters (any
     if None) and, if given, the rule ``kind``; returns the normalised values (hyper-parameter
-    tuple, t, m, v) or raises ValueError naming the field."""
+    tuple, t, m, v) or raises ValueError naming the field. With ``single`` (an optimizer that
+    keeps Adam's moments in float32), Adam's m and v come back as float32 arrays: each value
+    rounded to the nearest float32 (exact for a state such an optimizer saved), ValueError if
+    one is beyond float32's range."""
     if not isinstance(state, dict):
         raise ValueError(f"optimizer state must be a dict, got {type(state).__name__}")
     if set(state) != _OPT_KEYS:
@@ -151,6 +189,9 @@ def check_state(state, size=None, kind=None):
         raise ValueError("optimizer v (Adam's second moment) must be >= 0")
     if hyper[0] in (K_RMSPROP, K_ADAGRAD) and np.any(m < 0.0):
         raise ValueError("optimizer m (squared-gradient accumulator) must be >= 0")
+    if single and hyper[0] == K_ADAM:
+        m = _single(m, "optimizer m")
+        v = _single(v, "optimizer v")
     return hyper, t, m, v
 
 
@@ -158,23 +199,56 @@ cdef class Optimizer:
     """A first-order rule and clipping, applied in place to a flat parameter vector."""
 
     def __init__(self, kind, lr, beta_1=0.9, beta_2=0.999, eps=1e-8, rho=0.9,
-                 clip_value=0.0, clip_norm=0.0):
+                 clip_value=0.0, clip_norm=0.0, single=False):
         (self.kind, self.lr, self.beta_1, self.beta_2, self.eps, self.rho, self.clip_value,
          self.clip_norm) = _check_hyper(kind, lr, beta_1, beta_2, eps, rho, clip_value, clip_norm)
+        if not isinstance(single, (bool, np.bool_)):
+            raise ValueError(f"single must be a bool, got {type(single).__name__}")
+        self.single = bool(single)
         self.t = 0
-        self._assign(np.zeros(0), np.zeros(0))
+        self._assign(np.zeros(0, self._dtype()), np.zeros(0, self._dtype()))
+
+    cdef bint _f32(self):
+        return self.single and self.kind == K_ADAM
+
+    def _dtype(self):
+        return np.float32 if self._f32() else np.float64
 
     cdef void _assign(self, object m, object v):
-        # m, v: validated float64 arrays of the sizes get_state documents
+        # m, v: validated arrays of the sizes get_state documents, float32 for single Adam
+        # (_f32) and float64 otherwise
         self.m_arr = m
         self.v_arr = v
-        self.m = self.m_arr
-        self.v = self.v_arr
+        if self._f32():
+            self.mf = self.m_arr
+            self.vf = self.v_arr
+            self.m = _EMPTY
+            self.v = _EMPTY
+        else:
+            self.m = self.m_arr
+            self.v = self.v_arr
+            self.mf = _EMPTY_F
+            self.vf = _EMPTY_F
         self.size = self.m_arr.shape[0]
 
     cdef void _ensure(self, Py_ssize_t n):
         if self.size != n:
-            self._assign(np.zeros(n), np.zeros(n if self.kind == K_ADAM else 0))
+            self._assign(np.zeros(n, self._dtype()),
+                         np.zeros(n if self.kind == K_ADAM else 0, self._dtype()))
+
+    def use_single(self):
+        """Keep Adam's moments in float32 from now on (``Network.set_optimizer`` does this; see
+        the module docstring): the moments held are rounded to the nearest float32. ValueError,
+        changing nothing, if one is beyond float32's range. The other rules ignore it."""
+        if self.single:
+            return
+        if self.kind == K_ADAM:
+            m = _single(self.m_arr, "optimizer m")
+            v = _single(self.v_arr, "optimizer v")
+            self.single = True
+            self._assign(m, v)
+        else:
+            self.single = True
 
     def bind(self, Py_ssize_t n):
         """Allocate the moment buffers for a parameter vector of size ``n`` (keeps them if equal)."""
@@ -188,8 +262,8 @@ cdef class Optimizer:
         if n < 0 or index.shape != (self.size,) or (
                 self.size and (index.min() < 0 or index.max() >= n)):
             raise ValueError("remap needs one target index in [0, n) per bound coordinate")
-        m = np.zeros(n)
-        v = np.zeros(n if self.kind == K_ADAM else 0)
+        m = np.zeros(n, self._dtype())
+        v = np.zeros(n if self.kind == K_ADAM else 0, self._dtype())
         if self.size:
             m[index] = self.m_arr
             if self.kind == K_ADAM:
@@ -198,21 +272,23 @@ cdef class Optimizer:
 
     # ------------------------------------------------------------ state
     def get_state(self):
-        """The rule, its hyper-parameters, the step count and copies of the moments:
-        ``{"kind", "lr", "beta_1", "beta_2", "eps", "rho", "clip_value", "clip_norm", "t",
-        "m": (P,), "v": (P,) for Adam else (0,)}`` with P the bound size (0 before ``bind``)."""
+        """The rule, its hyper-parameters, the step count and float64 copies of the moments
+        (exact for float32 ones): ``{"kind", "lr", "beta_1", "beta_2", "eps", "rho",
+        "clip_value", "clip_norm", "t", "m": (P,), "v": (P,) for Adam else (0,)}`` with P the
+        bound size (0 before ``bind``)."""
         return {"kind": int(self.kind), "lr": float(self.lr), "beta_1": float(self.beta_1),
                 "beta_2": float(self.beta_2), "eps": float(self.eps), "rho": float(self.rho),
                 "clip_value": float(self.clip_value), "clip_norm": float(self.clip_norm),
-                "t": int(self.t), "m": np.array(self.m_arr, copy=True),
-                "v": np.array(self.v_arr, copy=True)}
+                "t": int(self.t), "m": np.array(self.m_arr, dtype=np.float64, copy=True),
+                "v": np.array(self.v_arr, dtype=np.float64, copy=True)}
 
     def set_state(self, state, size=None):
         """Take over ``state`` (as ``get_state`` returns it) after validating all of it: the
         rule must be known, hyper-parameters finite and in range, ``t`` an int in
         ``[0, 2**62)``, the moments finite float64 of the documented sizes (``size`` if given;
-        accumulators that feed a square root >= 0). Raises ValueError, changing nothing."""
-        hyper, t, m, v = check_state(state, size)
+        accumulators that feed a square root >= 0; for ``single``, moments rounded to float32
+        as ``check_state`` says). Raises ValueError, changing nothing."""
+        hyper, t, m, v = check_state(state, size, single=self.single)
         self._set_checked(hyper, t, m, v)
 
     cdef void _set_checked(self, tuple hyper, long long t, object m, object v):
@@ -223,10 +299,13 @@ cdef class Optimizer:
         self._assign(m, v)
 
     @staticmethod
-    def from_state(state):
-        """A new optimizer from ``get_state`` output; ValueError if the state is not valid."""
-        hyper, t, m, v = check_state(state)
-        cdef Optimizer opt = Optimizer(*hyper)
+    def from_state(state, single=False):
+        """A new optimizer (``single``: with float32 Adam moments) from ``get_state`` output;
+        ValueError if the state is not valid."""
+        if not isinstance(single, (bool, np.bool_)):
+            raise ValueError(f"single must be a bool, got {type(single).__name__}")
+        hyper, t, m, v = check_state(state, single=single)
+        cdef Optimizer opt = Optimizer(*hyper, single=single)
         opt._set_checked(hyper, t, m, v)
         return opt
 
@@ -259,15 +338,19 @@ cdef class Optimizer:
 
     cdef int clip_apply(self, double[::1] wv, double[::1] gv) noexcept nogil:
         """``clip(g)`` then, unless it failed, ``apply(w, g)``; Adam rescales and updates in
-        one pass over the vectors (the same bits as the two)."""
+        one pass over the vectors (the same bits as the two calls)."""
         cdef double scale = self._clip_factor(gv)
         cdef double a, b1 = self.beta_1, b2 = self.beta_2
         if scale < 0.0:
             return -1
         if scale > 0.0 and self.kind == K_ADAM:
             a = self.lr * sqrt(1.0 - pow(b2, <double>(self.t + 1))) / (1.0 - pow(b1, <double>(self.t + 1)))
-            sr_adam_scaled(wv.shape[0], &wv[0], &gv[0], &self.m[0], &self.v[0], a, b1, b2,
-                           self.eps, scale)
+            if self.single:
+                sr_adam_scaled_m32(wv.shape[0], &wv[0], &gv[0], &self.mf[0], &self.vf[0], a,
+                                   b1, b2, self.eps, scale)
+            else:
+                sr_adam_scaled(wv.shape[0], &wv[0], &gv[0], &self.m[0], &self.v[0], a, b1, b2,
+                               self.eps, scale)
             self.t += 1
             return 0
         if scale > 0.0:
@@ -282,14 +365,14 @@ cdef class Optimizer:
         cdef int kind = self.kind
         cdef double* w = &wv[0]
         cdef const double* g = &gv[0]
-        cdef double* m = &self.m[0]
-        cdef double* v
         if kind == K_ADAM:
-            v = &self.v[0]
             a = lr * sqrt(1.0 - pow(b2, <double>(self.t + 1))) / (1.0 - pow(b1, <double>(self.t + 1)))
-            sr_adam(n, w, g, m, v, a, b1, b2, eps)
+            if self.single:
+                sr_adam_m32(n, w, g, &self.mf[0], &self.vf[0], a, b1, b2, eps)
+            else:
+                sr_adam(n, w, g, &self.m[0], &self.v[0], a, b1, b2, eps)
         else:
-            sr_rule(kind, n, w, g, m, lr, rho, eps)
+            sr_rule(kind, n, w, g, &self.m[0], lr, rho, eps)
         self.t += 1
 
     def step(self, double[::1] w, double[::1] g):
@@ -309,18 +392,20 @@ cdef class Optimizer:
         return _NAMES[self.kind]
 
     def __reduce__(self):
-        return (_optimizer_from_state, (self.get_state(),))
+        return (_optimizer_from_state, (self.get_state(), bool(self.single)))
 
     def __sizeof__(self):
         return object.__sizeof__(self) + self.m_arr.nbytes + self.v_arr.nbytes
 
     def __repr__(self):
-        return f"Optimizer({self.name}, lr={self.lr}, t={self.t})"
+        single = ", single" if self.single else ""
+        return f"Optimizer({self.name}, lr={self.lr}, t={self.t}{single})"
 
 
-def _optimizer_from_state(state):
-    """Unpickling entry point: ``Optimizer.from_state``."""
-    return Optimizer.from_state(state)
+def _optimizer_from_state(state, single=False):
+    """Unpickling entry point: ``Optimizer.from_state`` (pickles before ``single`` pass the
+    state only)."""
+    return Optimizer.from_state(state, single)
 
 
 def _rebuild(kind, lr, beta_1, beta_2, eps, rho, clip_value, clip_norm, t, m, v):
@@ -334,13 +419,15 @@ def _rebuild(kind, lr, beta_1, beta_2, eps, rho, clip_value, clip_norm, t, m, v)
                                      m=m, v=v))
 
 
-cdef Optimizer restore_checked(Optimizer current, object checked):
-    """The optimizer a network holds after taking over ``checked`` (``check_state`` output,
-    or None: no optimizer): ``current`` itself when it runs the same rule, else a new one."""
+cdef Optimizer restore_checked(Optimizer current, object checked, bint single=False):
+    """The optimizer a network holds after taking over ``checked`` (``check_state`` output
+    with the same ``single``, or None: no optimizer): ``current`` itself when it runs the same
+    rule, else a new one; its ``single`` is then ``single``."""
     if checked is None:
         return None
     cdef Optimizer opt = current
     if opt is None or opt.kind != checked[0][0]:
-        opt = Optimizer(*checked[0])
+        opt = Optimizer(*checked[0], single=single)
+    opt.single = single
     opt._set_checked(checked[0], checked[1], checked[2], checked[3])
     return opt
