@@ -39,7 +39,9 @@ BANK_DECAY = 0.97     # a member's one-step errors
 POOL_DECAY = 0.999
 N0 = 10.0
 ETA = 10.0
-G_DECAY = 0.9
+MQ = 3                # the members' (level, trend) are kept at every d-th origin, the last
+                      # Q = min(H, MQ) of them (d = ceil(H / Q)): their errors over the steps
+HALF_MAX = 65504.0    # float32 slots keep the pending combined offsets as float16
 LO_FLOOR = 1e-12
 CUT = 40.0
 VMAX = 1e30
@@ -71,8 +73,11 @@ def clip(v, c):
 class Key:
     def __init__(self, m, H, K):
         self.n = 0
-        self.bank = [[0.0, 0.0, 0.0, 0.0] for _ in range(K)]   # level, trend, error, pending
-        self.zbank = [[0.0, 0.0, 0.0, 0.0] for _ in range(K)]
+        self.bank = [[0.0, 0.0, 0.0] for _ in range(K)]   # level, trend, error
+        self.zbank = [[0.0, 0.0, 0.0] for _ in range(K)]
+        # the members' (level, trend) at the stored origins s (s % d == 0, s >= n0) and the
+        # season indices as they were there (the bank's own: S or zS)
+        self.ring, self.zring, self.Sat, self.zSat = {}, {}, {}, {}
         self.ys = []
         self.l = self.b = self.sc = 0.0
         self.S = [0.0] * m
@@ -101,7 +106,8 @@ class RefGlobal:
         self.zgamma = hw_gamma if hw_log_gamma is None else hw_log_gamma
         self.g0 = hw_gamma_start             # early cycles: max(gamma, g0 / cycle)
         self.phi, self.gamma, self.eta = hw_phi, hw_gamma, hw_eta
-        self.g = max(1, (H + 1) // 2)     # the members' check step
+        self.Q = min(H, MQ)               # member states kept ...
+        self.d = -(-H // self.Q)          # ... at every d-th origin
         self.window, self.aci_gamma, self.alphas = window, aci_gamma, tuple(alphas)
         self.big = 1e36 if f32 else 1e150
         self.y_limit = 1e30 if f32 else 1e100
@@ -130,6 +136,13 @@ class RefGlobal:
     def rnd(self, v):
         v = min(max(v, -self.big), self.big)
         return float(np.float32(v)) if self.f32 else float(v)
+
+    def rc(self, v):
+        """A pending combined offset as stored: float16 (clamped to +-65504) in float32
+        slots (only the conformal scores read it), else as rnd."""
+        if not self.f32:
+            return self.rnd(v)
+        return float(np.float16(min(max(v, -HALF_MAX), HALF_MAX)))
 
     def round_net_slot(self, key):
         """The network slot as the kernel stores it (float32 slots round every field)."""
@@ -375,7 +388,7 @@ class RefGlobal:
             c = self.combine(K, j, bbs[j - 1], corr[min(j, self.n_out) - 1])
             if j == 1:
                 pred = c
-            cns.append(self.rnd((c - bbs[j - 1]) / sc))
+            cns.append(self.rc((c - bbs[j - 1]) / sc))
         iss["corr"], iss["cn"] = corr, cns
         anomaly = math.nan
         if n - 1 >= WARM and self.crow(self.group(n - 1), 0)[0] is not None:
@@ -432,29 +445,38 @@ class RefGlobal:
             self.insert(r, cn)
         return pred, anomaly
 
-    def bank_step(self, bank, n, z, sp, S, members):
-        """The members (level, trend, EW error, pending forecast of the check step) take z;
-        sp: the season index of z's phase before its update, S: the indices after it. A
-        member's error is the EW (BANK_DECAY) of its one-step errors; every g values (from its
-        first) it also takes, at rate 1 - G_DECAY, the error of the forecast of z it made g
-        values before. Returns the combined (level, trend): the means of the members'
-        weighted by exp(-eta (err - min) / min) of their new errors."""
-        m, g = self.m, self.g
+    def bank_step(self, bank, n, z, sp, S, members, ring, Sat):
+        """The members (level, trend, EW error) take z; sp: the season index of z's phase
+        before its update, S: the indices after it; ring / Sat: the members' (level, trend)
+        at the stored origins and the indices as they were there. A member's error at z is
+        the mean, over the stored origins s with 1 <= n - s <= H, of |z - its forecast of
+        step n - s from s| (ascending s; none yet: its one-step error), each clamped to big;
+        the EW (BANK_DECAY) of those from its first. Returns the combined (level, trend): the
+        means of the members' weighted by exp(-eta (err - min) / min) of their new errors;
+        at a stored origin (n % d == 0) the members' new (level, trend) and S are kept."""
+        m = self.m
         n0 = m if m > 0 else 1
-        check = (n - n0) % g == 0
-        sg = S[(n + g) % m] if m > 0 else 0.0
         for k, (a, ab) in enumerate(members):
-            l, b, err, pend = bank[k]
+            l, b, err = bank[k]
             e = z - (l + self.phi * b + sp)
-            x = min(abs(e), self.big)
+            tot, c = 0.0, 0
+            for s0 in sorted(ring):
+                j = n - s0
+                if 1 <= j <= self.H:
+                    ls, bs = ring[s0][k]
+                    f = ls + self.phacc[j] * bs + (Sat[s0][n % m] if m > 0 else 0.0)
+                    tot = tot + min(abs(z - f), self.big)
+                    c += 1
+            x = tot / c if c else min(abs(e), self.big)
             x = x if n == n0 else BANK_DECAY * err + (1.0 - BANK_DECAY) * x
-            if check and n > n0:
-                x = G_DECAY * x + (1.0 - G_DECAY) * min(abs(z - pend), self.big)
             l = self.rnd(l + self.phi * b + a * e)
             b = self.rnd(self.phi * b + ab * e)
-            if check:
-                pend = self.rnd(l + self.phacc[g] * b + sg)
-            bank[k] = [l, b, self.rnd(x), pend]
+            bank[k] = [l, b, self.rnd(x)]
+        if n % self.d == 0:
+            ring[n] = [(mb[0], mb[1]) for mb in bank]
+            Sat[n] = list(S)
+            for s0 in [s0 for s0 in ring if s0 < n - self.d * (self.Q - 1)]:
+                del ring[s0], Sat[s0]       # (the last Q stored origins are kept)
         lo = min(mb[2] for mb in bank)
         eta = self.eta
         w = []
@@ -477,7 +499,7 @@ class RefGlobal:
         n, m = K.n, self.m
         if n == 0:
             K.l, K.b, K.sc = self.rnd(y), 0.0, 0.0
-            K.bank = [[self.rnd(y), 0.0, 0.0, 0.0] for _ in self.members]
+            K.bank = [[self.rnd(y), 0.0, 0.0] for _ in self.members]
         else:
             fit = K.l + self.phi * K.b
             p = n % m if m > 0 else 0
@@ -489,7 +511,7 @@ class RefGlobal:
             else:
                 if m > 0:
                     K.S[p] = self.rnd(sp + max(self.gamma, self.g0 / (n // m)) * e)
-                K.l, K.b = self.bank_step(K.bank, n, y, sp, K.S, self.members)
+                K.l, K.b = self.bank_step(K.bank, n, y, sp, K.S, self.members, K.ring, K.Sat)
             # the count restarts after the first cycle (its errors weigh one value)
             tn = n - m + 2 if (m > 0 and n >= m) else n
             r = max(1.0 / tn, SCALE_RATE)
@@ -517,7 +539,7 @@ class RefGlobal:
         K.alive = True
         if n == 0:
             K.zl, K.zb = self.rnd(z), 0.0
-            K.zbank = [[self.rnd(z), 0.0, 0.0, 0.0] for _ in self.members]
+            K.zbank = [[self.rnd(z), 0.0, 0.0] for _ in self.members]
             return
         p = n % m if m > 0 else 0
         sp = K.zS[p] if m > 0 else 0.0
@@ -527,7 +549,7 @@ class RefGlobal:
         else:
             if m > 0:
                 K.zS[p] = self.rnd(sp + max(self.zgamma, self.g0 / (n // m)) * e)
-            K.zl, K.zb = self.bank_step(K.zbank, n, z, sp, K.zS, self.zmembers)
+            K.zl, K.zb = self.bank_step(K.zbank, n, z, sp, K.zS, self.zmembers, K.zring, K.zSat)
 
     def outputs(self, K, o, alpha):
         corr = [self.rnd(clip(v, self.clip)) for v in o]
