@@ -96,6 +96,8 @@ cdef class GlobalCore:
     cdef void _experts(self, const double* row, long long n, Py_ssize_t j, double bb,
                        double corr, double ph, double* f) noexcept nogil
     cdef bint _seasonal(self, const double* row, long long n) noexcept nogil
+    cdef Py_ssize_t _scores(self, const double* row, long long n, Py_ssize_t jj, const bint* el,
+                            bint* kn, double* L) noexcept nogil
     cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil
     cdef double _combine(self, const double* row, long long n, Py_ssize_t j, double bb,
                          double corr, double ph) noexcept nogil

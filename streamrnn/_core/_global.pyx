@@ -280,13 +280,19 @@ cdef double HALF_MAX = 65504.0      # float32 slots keep the pending combined of
 cdef double MU = 1.0   # KNOB
 cdef int ZMS = 1   # KNOB
 cdef int AMS = 1   # KNOB
+cdef int CHK = 0   # KNOB
+cdef double GD = 0.9   # KNOB
+cdef double MIX1 = 0.0   # KNOB
 def _tune(**kw):   # KNOB
-    global MU, ZMS, AMS, MQ, BANK_DECAY, DECAY, ETA   # KNOB
+    global MU, ZMS, AMS, MQ, BANK_DECAY, DECAY, ETA, CHK, GD, MIX1   # KNOB
     for k, v in kw.items():   # KNOB
         globals()   # KNOB
         if k == "MU": MU = v   # KNOB
         elif k == "ZMS": ZMS = v   # KNOB
         elif k == "AMS": AMS = v   # KNOB
+        elif k == "CHK": CHK = v   # KNOB
+        elif k == "GD": GD = v   # KNOB
+        elif k == "MIX1": MIX1 = v   # KNOB
         elif k == "MQ": MQ = v   # KNOB
         elif k == "BANK_DECAY": BANK_DECAY = v   # KNOB
         elif k == "DECAY": DECAY = v   # KNOB
@@ -780,32 +786,24 @@ cdef class GlobalCore:
             return self.pool[(g - 1) * E + SNAIVE] < GATE * self.pool[(g - 1) * E + LAST]
         return True
 
-    cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil:
-        """Combination weights of step j from origin n - 1. Eligible: network, backbone, last
-        value; seasonal naive when m > 0; the log member while every value was > 0. An
-        eligible expert is known when the key scored it (n_j > 0) or the pool did."""
-        cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e, ne = 0, nk = 0
+    cdef Py_ssize_t _scores(self, const double* row, long long n, Py_ssize_t jj, const bint* el,
+                            bint* kn, double* L) noexcept nogil:
+        """The key's scores L[e] of step jj for the known experts kn[e] (of the eligible el):
+        the key's errors over its scale blended with the pooled ones, the margins applied;
+        returns how many are known."""
         cdef long long nj = n - jj - WARM
         cdef long long pn
-        cdef double lo = INFINITY, x, s, sk, tot = 0.0
-        cdef double L[E]
-        cdef bint el[E]
-        cdef bint kn[E]
+        cdef Py_ssize_t e, nk = 0
+        cdef double s, sk, mg = 0.0, own
+        cdef double fj = (<double>(jj - 1)) / (<double>(self.horizon - 1)) if self.horizon > 1 else 0.0
         if nj < 0:
             nj = 0
-        cdef double fj = (<double>(jj - 1)) / (<double>(self.horizon - 1)) if self.horizon > 1 else 0.0
-        cdef double mg = 0.0, own
-        sk = self._scale(row)
         for e in range(E):
-            el[e] = not ((e == SNAIVE and (self.period == 0 or not self._seasonal(row, n)))
-                         or (e == LOGBB and row[self.o_zhw + 2] != 1.0))
             kn[e] = el[e] and (nj > 0 or self.pooln[(jj - 1) * E + e] > 0)
-            ne += el[e]
             nk += kn[e]
         if nk == 0:
-            for e in range(E):
-                w[e] = 1.0 / ne if el[e] else 0.0
-            return
+            return 0
+        sk = self._scale(row)
         if self.period != 0 and not el[SNAIVE] and nj >= PROVEN_N and kn[LAST]:
             # the last value has proven itself at step j for this key: the margin grows with j
             own = INFINITY
@@ -831,13 +829,50 @@ cdef class GlobalCore:
                 if mg > 0.0:
                     s = s * (1.0 + mg)
             L[e] = s
-            if s < lo:
-                lo = s
+        return nk
+
+    cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil:
+        """Combination weights of step j from origin n - 1. Eligible: network, backbone, last
+        value; seasonal naive when m > 0; the log member while every value was > 0. An
+        eligible expert is known when the key scored it (n_j > 0) or the pool did."""
+        cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e, ne = 0, nk
+        cdef double lo = INFINITY, lo1 = INFINITY, x, tot = 0.0, xmin = INFINITY
+        cdef double L[E]
+        cdef double L1[E]
+        cdef double r[E]
+        cdef bint el[E]
+        cdef bint kn[E]
+        cdef bint k1[E]
+        for e in range(E):
+            el[e] = not ((e == SNAIVE and (self.period == 0 or not self._seasonal(row, n)))
+                         or (e == LOGBB and row[self.o_zhw + 2] != 1.0))
+            ne += el[e]
+        nk = self._scores(row, n, jj, el, kn, L)
+        if nk == 0:
+            for e in range(E):
+                w[e] = 1.0 / ne if el[e] else 0.0
+            return
+        for e in range(E):
+            if kn[e] and L[e] < lo:
+                lo = L[e]
+        for e in range(E):
+            r[e] = (L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR) if kn[e] else 0.0
+        if MIX1 > 0.0 and jj > 1 and self._scores(row, n, 1, el, k1, L1) > 0:   # KNOB
+            for e in range(E):
+                if k1[e] and L1[e] < lo1:
+                    lo1 = L1[e]
+            for e in range(E):
+                if kn[e]:
+                    r[e] = (r[e] + MIX1 * ((L1[e] - lo1) / (lo1 if lo1 > LO_FLOOR else LO_FLOOR)
+                                           if k1[e] else 0.0)) / (1.0 + MIX1)
+        for e in range(E):
+            if kn[e] and r[e] < xmin:
+                xmin = r[e]
         for e in range(E):
             if not kn[e]:
                 w[e] = 0.0
                 continue
-            x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            x = ETA * (r[e] - xmin)
             w[e] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)  # exp(-0) == 1
             tot = tot + w[e]
         for e in range(E):
@@ -1147,9 +1182,11 @@ cdef class GlobalCore:
             x = fabs(e1)
             if not x <= self.big:
                 x = self.big
-            if a != NULL:
+            if a != NULL and not CHK:
                 x = (1.0 - MU) * x + MU * a[k]   # KNOB
             x = x if n == n0 else BANK_DECAY * row[q + 2] + (1.0 - BANK_DECAY) * x
+            if CHK and a != NULL and (n - n0) % ((self.horizon + 1) // 2) == 0:   # KNOB
+                x = GD * x + (1.0 - GD) * a[k]   # KNOB
             row[q + 2] = self._rnd(x)
             row[q] = self._rnd(row[q] + phi * row[q + 1] + malpha[k] * e1)
             row[q + 1] = self._rnd(phi * row[q + 1] + mab[k] * e1)
