@@ -42,6 +42,9 @@ ETA = 10.0
 MQ = 3                # the members' (level, trend) are kept at every d-th origin, the last
                       # Q = min(H, MQ) of them (d = ceil(H / Q)): their errors over the steps
 HALF_MAX = 65504.0    # float32 slots keep the pending combined offsets as float16
+MS_MIX = 0.5          # a member's error: the mean of its one-step error and its error over the steps
+MIX1 = 0.5            # a combination score: (rel at step j + MIX1 rel at step 1) / (1 + MIX1)
+HW_ALPHAS, HW_ALPHAS_FLAT = (0.1, 0.3, 0.7), (0.1, 0.3, 1.0)   # with / without a period
 LO_FLOOR = 1e-12
 CUT = 40.0
 VMAX = 1e30
@@ -92,13 +95,15 @@ class Key:
 
 class RefGlobal:
     def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
-                 optimizer, clip_=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2),
+                 optimizer, clip_=6.0, hw_alphas=None, hw_betas=(0.0, 0.2),
                  hw_phi=0.98, hw_gamma=0.15, hw_eta=20.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
                  hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
                  hw_gamma_start=0.5):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
         self.n_out = min(H, k2)
         self.clip = clip_
+        if hw_alphas is None:
+            hw_alphas = HW_ALPHAS if m > 0 else HW_ALPHAS_FLAT
         self.members = [(a, a * b) for a in hw_alphas for b in hw_betas]   # (alpha, alpha beta)
         zb = hw_betas if hw_log_betas is None else hw_log_betas       # the log bank's betas
         za = hw_alphas if hw_log_alphas is None else hw_log_alphas    # and alphas
@@ -221,14 +226,10 @@ class RefGlobal:
             return self.pool[g - 1, 3] < GATE * self.pool[g - 1, 2]
         return True
 
-    def weights(self, K, j):
-        jj = min(j, self.H)
+    def expert_scores(self, K, jj, eligible):
+        """The key's scores of step jj for its known experts: {expert: score}."""
         nj = max(0, K.n - jj - WARM)
-        eligible = [True, True, True, self.m > 0 and self.seasonal(K), K.alive]
         known = [eligible[e] and (nj > 0 or self.pool_n[jj - 1, e] > 0) for e in range(E)]
-        if not any(known):
-            ne = sum(eligible)
-            return [1.0 / ne if eligible[e] else 0.0 for e in range(E)]
         L = {}
         sk = self.scale(K)        # the key's errors are in y's units
         fj = (jj - 1) / (self.H - 1) if self.H > 1 else 0.0
@@ -251,13 +252,33 @@ class RefGlobal:
                 L[e] = L[e] * (1.0 + MARGIN)   # show: the last value leads, the others must beat it
                 if mg > 0.0:
                     L[e] = L[e] * (1.0 + mg)
+        return L
+
+    def weights(self, K, j):
+        jj = min(j, self.H)
+        eligible = [True, True, True, self.m > 0 and self.seasonal(K), K.alive]
+        L = self.expert_scores(K, jj, eligible)
+        known = [e in L for e in range(E)]
+        if not L:
+            ne = sum(eligible)
+            return [1.0 / ne if eligible[e] else 0.0 for e in range(E)]
         lo = min(L.values())
+        rel = {e: (L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR) for e in L}
+        if jj > 1:
+            # blended with step 1's relative scores (0 for an expert step 1 does not know)
+            L1 = self.expert_scores(K, 1, eligible)
+            if L1:
+                lo1 = min(L1.values())
+                for e in rel:
+                    r1 = (L1[e] - lo1) / (lo1 if lo1 > LO_FLOOR else LO_FLOOR) if e in L1 else 0.0
+                    rel[e] = (rel[e] + MIX1 * r1) / (1.0 + MIX1)
+        rmin = min(rel.values())
         w = []
         for e in range(E):
             if not known[e]:
                 w.append(0.0)
                 continue
-            x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            x = ETA * (rel[e] - rmin)
             w.append(math.exp(-x) if x < CUT else 0.0)
         tot = 0.0
         for v in w:
@@ -449,9 +470,10 @@ class RefGlobal:
         """The members (level, trend, EW error) take z; sp: the season index of z's phase
         before its update, S: the indices after it; ring / Sat: the members' (level, trend)
         at the stored origins and the indices as they were there. A member's error at z is
-        the mean, over the stored origins s with 1 <= n - s <= H, of |z - its forecast of
-        step n - s from s| (ascending s; none yet: its one-step error), each clamped to big;
-        the EW (BANK_DECAY) of those from its first. Returns the combined (level, trend): the
+        (1 - MS_MIX) |its one-step error| + MS_MIX x the mean, over the stored origins s with
+        1 <= n - s <= H, of |z - its forecast of step n - s from s| (ascending s; none yet:
+        the one-step error alone), each clamped to big; the EW (BANK_DECAY) of those from
+        its first. Returns the combined (level, trend): the
         means of the members' weighted by exp(-eta (err - min) / min) of their new errors;
         at a stored origin (n % d == 0) the members' new (level, trend) and S are kept."""
         m = self.m
@@ -467,7 +489,9 @@ class RefGlobal:
                     f = ls + self.phacc[j] * bs + (Sat[s0][n % m] if m > 0 else 0.0)
                     tot = tot + min(abs(z - f), self.big)
                     c += 1
-            x = tot / c if c else min(abs(e), self.big)
+            x = min(abs(e), self.big)
+            if c:
+                x = (1.0 - MS_MIX) * x + MS_MIX * (tot / c)
             x = x if n == n0 else BANK_DECAY * err + (1.0 - BANK_DECAY) * x
             l = self.rnd(l + self.phi * b + a * e)
             b = self.rnd(self.phi * b + ab * e)

@@ -277,27 +277,10 @@ cdef double BANK_DECAY = 0.97       # a member's EW one-step errors
 cdef int MQ = 3                     # members' (level, trend) kept at every d-th origin, the last
                                     # Q = min(H, MQ) (d = ceil(H / Q)): their errors over the steps
 cdef double HALF_MAX = 65504.0      # float32 slots keep the pending combined offsets as float16
-cdef double MU = 1.0   # KNOB
-cdef int ZMS = 1   # KNOB
-cdef int AMS = 1   # KNOB
-cdef int CHK = 0   # KNOB
-cdef double GD = 0.9   # KNOB
-cdef double MIX1 = 0.0   # KNOB
-def _tune(**kw):   # KNOB
-    global MU, ZMS, AMS, MQ, BANK_DECAY, DECAY, ETA, CHK, GD, MIX1   # KNOB
-    for k, v in kw.items():   # KNOB
-        globals()   # KNOB
-        if k == "MU": MU = v   # KNOB
-        elif k == "ZMS": ZMS = v   # KNOB
-        elif k == "AMS": AMS = v   # KNOB
-        elif k == "CHK": CHK = v   # KNOB
-        elif k == "GD": GD = v   # KNOB
-        elif k == "MIX1": MIX1 = v   # KNOB
-        elif k == "MQ": MQ = v   # KNOB
-        elif k == "BANK_DECAY": BANK_DECAY = v   # KNOB
-        elif k == "DECAY": DECAY = v   # KNOB
-        elif k == "ETA": ETA = v   # KNOB
-        else: raise KeyError(k)   # KNOB
+HW_ALPHAS = (0.1, 0.3, 0.7)         # the members' level constants with a period ...
+HW_ALPHAS_FLAT = (0.1, 0.3, 1.0)    # ... and without one (alpha 1: the naive with a drift)
+cdef double MS_MIX = 0.5            # a member's error: (1 - MS_MIX) one-step + MS_MIX over the steps
+cdef double MIX1 = 0.5              # a combination score: (rel_j + MIX1 rel_1) / (1 + MIX1)
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
 cdef double ETA = 10.0              # soft-min sharpness
@@ -451,17 +434,18 @@ cdef class GlobalCore:
 
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-    loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
+    loss=SQUARED, clip=6.0, hw_alphas=None, hw_betas=(0.0, 0.2), hw_phi=0.98,
     hw_gamma=0.15, hw_eta=20.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
     hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
-    hw_gamma_start=0.5)``; the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
+    hw_gamma_start=0.5)``; ``hw_alphas`` None: (0.1, 0.3, 0.7) with a period, (0.1, 0.3,
+    1.0) without (HW_ALPHAS, HW_ALPHAS_FLAT); the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
     (None: the same as those; ``hw_log_gamma`` None: ``hw_gamma``);
     ``optimizer`` a ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-                 loss=0, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
+                 loss=0, clip=6.0, hw_alphas=None, hw_betas=(0.0, 0.2), hw_phi=0.98,
                  hw_gamma=0.15, hw_eta=20.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
                  hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
                  hw_gamma_start=0.5):
@@ -482,6 +466,8 @@ cdef class GlobalCore:
             raise ValueError(f"loss must be a regression loss code (SQUARED, ABSOLUTE, HUBER), "
                              f"got {loss!r}")
         clip = _flt(clip, "clip", 0.0, 1e6, lo_open=True)
+        if hw_alphas is None:
+            hw_alphas = HW_ALPHAS if m > 0 else HW_ALPHAS_FLAT
         for v, name in ((hw_alphas, "hw_alphas"), (hw_betas, "hw_betas")):
             if not isinstance(v, (tuple, list)) or not 1 <= len(v) <= 8:
                 raise TypeError(f"{name} must be a tuple of 1 to 8 numbers")
@@ -857,7 +843,7 @@ cdef class GlobalCore:
                 lo = L[e]
         for e in range(E):
             r[e] = (L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR) if kn[e] else 0.0
-        if MIX1 > 0.0 and jj > 1 and self._scores(row, n, 1, el, k1, L1) > 0:   # KNOB
+        if jj > 1 and self._scores(row, n, 1, el, k1, L1) > 0:   # blended with step 1's
             for e in range(E):
                 if k1[e] and L1[e] < lo1:
                     lo1 = L1[e]
@@ -1182,11 +1168,9 @@ cdef class GlobalCore:
             x = fabs(e1)
             if not x <= self.big:
                 x = self.big
-            if a != NULL and not CHK:
-                x = (1.0 - MU) * x + MU * a[k]   # KNOB
+            if a != NULL:
+                x = (1.0 - MS_MIX) * x + MS_MIX * a[k]
             x = x if n == n0 else BANK_DECAY * row[q + 2] + (1.0 - BANK_DECAY) * x
-            if CHK and a != NULL and (n - n0) % ((self.horizon + 1) // 2) == 0:   # KNOB
-                x = GD * x + (1.0 - GD) * a[k]   # KNOB
             row[q + 2] = self._rnd(x)
             row[q] = self._rnd(row[q] + phi * row[q + 1] + malpha[k] * e1)
             row[q + 1] = self._rnd(phi * row[q + 1] + mab[k] * e1)
@@ -1250,7 +1234,7 @@ cdef class GlobalCore:
                 if m > 0:
                     row[self.o_s + p] = self._rnd(sp + _gam(self.hw_gamma, self.hw_gamma_start, n, m) * e)
                 self._bank(row, hw, self.o_bank, self.o_s, n, y, sp, self.malpha, self.mab,
-                           self.sa if (na > 0 and AMS) else NULL)
+                           self.sa if na > 0 else NULL)
             # the scale's count restarts after the first cycle (whose errors, made before the
             # season indices exist, keep the weight of one value): a season-less first cycle
             # must not inflate a young key's scale for the next cycles
@@ -1310,7 +1294,7 @@ cdef class GlobalCore:
             if m > 0:
                 row[self.o_zs + p] = self._rnd(sp + _gam(self.hw_log_gamma, self.hw_gamma_start, n, m) * e)
             self._bank(row, zh, self.o_zbank, self.o_zs, n, z, sp, self.zmalpha, self.zmab,
-                       self.sa if (na > 0 and ZMS) else NULL)
+                       self.sa if na > 0 else NULL)
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
