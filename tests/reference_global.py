@@ -43,7 +43,7 @@ MQ = 3                # the members' (level, trend) are kept at every d-th origi
                       # Q = min(H, MQ) of them (d = ceil(H / Q)): their errors over the steps
 HALF_MAX = 65504.0    # float32 slots keep the pending combined offsets as float16
 MS_MIX = 0.5          # a member's error: the mean of its one-step error and its error over the steps
-MIX1 = 0.5            # a combination score: (rel at step j + MIX1 rel at step 1) / (1 + MIX1)
+MIX1 = 0.25           # a combination score: (rel at step j + MIX1 rel at step 1) / (1 + MIX1)
 HW_ALPHAS, HW_ALPHAS_FLAT = (0.1, 0.3, 0.7), (0.1, 0.3, 1.0)   # with / without a period
 LO_FLOOR = 1e-12
 CUT = 40.0

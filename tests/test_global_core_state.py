@@ -172,8 +172,21 @@ def mutations(core):
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["err"][0]), -1.0))),
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["zhw"][0] + 2), 0.5))),
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["bank"][0] + 2), -1.0))),
-            (("rows",), rows_with(lambda r: r.__setitem__((0, parts["zbank"][0] + 6), -1.0))),
+            (("rows",), rows_with(lambda r: r.__setitem__((0, parts["zbank"][0] + 5), -1.0))),
             (("rows",), rows_with(lambda r: r.__setitem__((9, 3), 1.0))),   # slot 9 unused
+            (("half",), st["half"].astype(np.float32)), (("half",), st["half"][:-1]),
+            (("half",), st["half"].tolist()), (("half",), None)]
+    if st["half"].size:   # float32 slots: the pending combined offsets as float16
+        half = st["half"].copy()
+        half[0, 0] = np.inf
+        out.append((("half",), half))
+        half = st["half"].copy()
+        half[0, 0] = np.nan
+        out.append((("half",), half))
+        half = st["half"].copy()
+        half[9, 0] = 1.0      # slot 9 unused
+        out.append((("half",), half))
+    out += [
             (("count",), st["count"].astype(np.int32)), (("count",), st["count"][:-1]),
             (("count",), np.full(cap, -1, dtype=np.int64)),
             (("count",), np.full(cap, 2 ** 62, dtype=np.int64)), (("count",), None)]

@@ -280,7 +280,7 @@ cdef double HALF_MAX = 65504.0      # float32 slots keep the pending combined of
 HW_ALPHAS = (0.1, 0.3, 0.7)         # the members' level constants with a period ...
 HW_ALPHAS_FLAT = (0.1, 0.3, 1.0)    # ... and without one (alpha 1: the naive with a drift)
 cdef double MS_MIX = 0.5            # a member's error: (1 - MS_MIX) one-step + MS_MIX over the steps
-cdef double MIX1 = 0.5              # a combination score: (rel_j + MIX1 rel_1) / (1 + MIX1)
+cdef double MIX1 = 0.25             # a combination score: (rel_j + MIX1 rel_1) / (1 + MIX1)
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
 cdef double ETA = 10.0              # soft-min sharpness
@@ -1908,6 +1908,23 @@ cdef class GlobalCore:
         return (f"GlobalCore({_CELL_NAMES[self.net.cell]}, "
                 f"hidden={self.net.hidden_size}, H={self.horizon}, m={self.period}, "
                 f"n_x={self.n_x}, capacity={self.capacity}, slots={self.slot_dtype}, t={self.t})")
+
+
+def _half_bits(values):
+    """The binary16 bits of each float64 value (rounded to nearest even from the double, as
+    the rows store the pending combined offsets) and the value back, as float64: (bits
+    uint16, values float64). For tests."""
+    cdef cnp.ndarray v = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    cdef cnp.ndarray bits = np.empty(v.shape[0], dtype=np.uint16)
+    cdef cnp.ndarray back = np.empty(v.shape[0], dtype=np.float64)
+    cdef Py_ssize_t i
+    cdef double* pv = <double*>cnp.PyArray_DATA(v)
+    cdef unsigned short* pb = <unsigned short*>cnp.PyArray_DATA(bits)
+    cdef double* pk = <double*>cnp.PyArray_DATA(back)
+    for i in range(v.shape[0]):
+        pb[i] = gc_d2h(pv[i])
+        pk[i] = gc_h2d(pb[i])
+    return bits, back
 
 
 def _global_from_state(config, state):
