@@ -82,11 +82,15 @@ cdef class GlobalCore:
     cdef double* sw                      # (5,) weights
     cdef double* sc                      # (H,) combined forecasts
     cdef double* sa                      # (K,) members' mean errors over the stored origins
+    cdef double* s1                      # (E,) step 1's relative scores (-1: unknown)
+    cdef bint s1_any                     # step 1 knew an expert
 
     cdef void _load(self, Py_ssize_t slot, double* row) noexcept nogil
     cdef void _store(self, Py_ssize_t slot, const double* row) noexcept nogil
     cdef double _rnd(self, double v) noexcept nogil
     cdef double _rc(self, double v) noexcept nogil
+    cdef void _cset(self, double* row, Py_ssize_t i, double v) noexcept nogil
+    cdef double _cget(self, const double* row, Py_ssize_t i) noexcept nogil
     cdef double _scale(self, const double* row) noexcept nogil
     cdef double _bb(self, const double* row, long long n, Py_ssize_t j) noexcept nogil
     cdef double _bb_at(self, const double* row, long long t, Py_ssize_t j) noexcept nogil

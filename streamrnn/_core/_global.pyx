@@ -236,13 +236,17 @@ cdef extern from *:
     }
     static double gc_h2d(unsigned short h) {
         unsigned int e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+        uint64_t p2;
         double v;
-        if (e == 0)
-            v = ldexp((double)m, -24);
-        else if (e == 31)
+        if (e == 0) {
+            v = (double)m * 5.9604644775390625e-08;      /* m 2^-24, exact */
+        } else if (e == 31) {
             v = m ? NAN : INFINITY;
-        else
-            v = ldexp((double)(m | 0x400u), (int)e - 25);
+        } else {
+            p2 = (uint64_t)(e + 998u) << 52;             /* 2^(e - 25) */
+            memcpy(&v, &p2, 8);
+            v = v * (double)(m | 0x400u);                /* exact */
+        }
         return (h & 0x8000u) ? -v : v;
     }
     static void gc_exp_init(void) {
@@ -595,7 +599,8 @@ cdef class GlobalCore:
         s = {"row": np.zeros(mb * Wrow), "X": np.zeros(mb * nin), "Y": np.zeros(mb * n_out),
              "O": np.zeros(mb * n_out), "slot": np.zeros(mb, dtype=np.int64),
              "idx": np.zeros(mb, dtype=np.intp), "kmap": np.zeros(mb, dtype=np.intp), "fx": np.zeros(mb * max(nx, 1)),
-             "f": np.zeros(E), "w": np.zeros(max(E, K)), "c": np.zeros(H), "a": np.zeros(K)}
+             "f": np.zeros(E), "w": np.zeros(max(E, K)), "c": np.zeros(H), "a": np.zeros(K),
+             "s1": np.zeros(E)}
         self._scratch = s
         self.srow, self.sX, self.sY = <double*>_ptr(s["row"]), <double*>_ptr(s["X"]), <double*>_ptr(s["Y"])
         self.sO, self.sslot = <double*>_ptr(s["O"]), <long long*>_ptr(s["slot"])
@@ -603,6 +608,8 @@ cdef class GlobalCore:
         self.skmap = <Py_ssize_t*>_ptr(s["kmap"])
         self.sf, self.sw, self.sc = <double*>_ptr(s["f"]), <double*>_ptr(s["w"]), <double*>_ptr(s["c"])
         self.sa = <double*>_ptr(s["a"])
+        self.s1 = <double*>_ptr(s["s1"])
+        self.s1_any = False
         self._busy = False
         self.n_in = nin
 
@@ -658,8 +665,8 @@ cdef class GlobalCore:
             for i in range(W):
                 row[i] = f[i]
             h = self.p_half + slot * Wh
-            for i in range(Wh):
-                row[W + i] = gc_h2d(h[i])
+            for i in range(Wh):      # the bits (decoded where read: _cget)
+                row[W + i] = <double>h[i]
         else:
             memcpy(row, (<const double*>self.p_rows) + slot * W, W * sizeof(double))
 
@@ -673,7 +680,7 @@ cdef class GlobalCore:
                 f[i] = <float>row[i]
             h = self.p_half + slot * Wh
             for i in range(Wh):
-                h[i] = gc_d2h(row[W + i])
+                h[i] = <unsigned short>row[W + i]
         else:
             memcpy((<double*>self.p_rows) + slot * W, row, W * sizeof(double))
 
@@ -687,6 +694,24 @@ cdef class GlobalCore:
         elif v < -HALF_MAX:
             v = -HALF_MAX
         return gc_h2d(gc_d2h(v))
+
+    cdef void _cset(self, double* row, Py_ssize_t i, double v) noexcept nogil:
+        """Row value i of the pending combined offsets takes v as stored (_rc); in float32
+        slots the loaded row holds their float16 bits (converted only where used)."""
+        if not self.f32:
+            row[i] = self._rnd(v)
+            return
+        if v > HALF_MAX:
+            v = HALF_MAX
+        elif v < -HALF_MAX:
+            v = -HALF_MAX
+        row[i] = <double>gc_d2h(v)
+
+    cdef double _cget(self, const double* row, Py_ssize_t i) noexcept nogil:
+        """Row value i of the pending combined offsets (see _cset)."""
+        if not self.f32:
+            return row[i]
+        return gc_h2d(<unsigned short>row[i])
 
     cdef double _rnd(self, double v) noexcept nogil:
         """The value as stored (every value written into a row goes through here)."""
@@ -834,20 +859,22 @@ cdef class GlobalCore:
     cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil:
         """Combination weights of step j from origin n - 1. Eligible: network, backbone, last
         value; seasonal naive when m > 0; the log member while every value was > 0. An
-        eligible expert is known when the key scored it (n_j > 0) or the pool did."""
+        eligible expert is known when the key scored it (n_j > 0) or the pool did. Step 1's
+        relative scores are kept (self.s1; -1: unknown) for the steps after it: every caller
+        asks for steps 1, 2, ... of one row in turn."""
         cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e, ne = 0, nk
-        cdef double lo = INFINITY, lo1 = INFINITY, x, tot = 0.0, xmin = INFINITY
+        cdef double lo = INFINITY, x, tot = 0.0, xmin = INFINITY
         cdef double L[E]
-        cdef double L1[E]
         cdef double r[E]
         cdef bint el[E]
         cdef bint kn[E]
-        cdef bint k1[E]
         for e in range(E):
             el[e] = not ((e == SNAIVE and (self.period == 0 or not self._seasonal(row, n)))
                          or (e == LOGBB and row[self.o_zhw + 2] != 1.0))
             ne += el[e]
         nk = self._scores(row, n, jj, el, kn, L)
+        if jj == 1:
+            self.s1_any = nk > 0
         if nk == 0:
             for e in range(E):
                 w[e] = 1.0 / ne if el[e] else 0.0
@@ -857,14 +884,13 @@ cdef class GlobalCore:
                 lo = L[e]
         for e in range(E):
             r[e] = (L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR) if kn[e] else 0.0
-        if jj > 1 and self._scores(row, n, 1, el, k1, L1) > 0:   # blended with step 1's
+        if jj == 1:
             for e in range(E):
-                if k1[e] and L1[e] < lo1:
-                    lo1 = L1[e]
+                self.s1[e] = r[e] if kn[e] else -1.0
+        elif self.s1_any:   # blended with step 1's relative scores (0 where it knows none)
             for e in range(E):
                 if kn[e]:
-                    r[e] = (r[e] + MIX1 * ((L1[e] - lo1) / (lo1 if lo1 > LO_FLOOR else LO_FLOOR)
-                                           if k1[e] else 0.0)) / (1.0 + MIX1)
+                    r[e] = (r[e] + MIX1 * (self.s1[e] if self.s1[e] >= 0.0 else 0.0)) / (1.0 + MIX1)
         for e in range(E):
             if kn[e] and r[e] < xmin:
                 xmin = r[e]
@@ -1052,11 +1078,11 @@ cdef class GlobalCore:
             if j == 1:
                 pred[0] = c
                 cur[0] = bb
-            row[self.o_cmb + (j - 1) * j // 2 + (n - 1) % j] = self._rc((c - bb) / sc)
+            self._cset(row, self.o_cmb + (j - 1) * j // 2 + (n - 1) % j, (c - bb) / sc)
         # 3. anomaly score of y_n (before its scores enter)
         score[0] = NAN
         if n - 1 >= WARM and self._crow(self._group(n - 1), 0) != -1:
-            cn = fabs((y - cur[0]) / sc - row[self.o_cmb + 0])
+            cn = fabs((y - cur[0]) / sc - self._cget(row, self.o_cmb + 0))
             score[0] = 1.0 - self._pvalue(self._group(n - 1), cn if cn <= VMAX else VMAX)
         # 4. every pending forecast of y_n
         for j in range(1, (H if H < n else n) + 1):
@@ -1110,7 +1136,7 @@ cdef class GlobalCore:
                                 else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
                 if self.pooln[i] < COUNT_LIMIT - 1:
                     self.pooln[i] += 1
-            cn = fabs((y - bb) / sc - row[self.o_cmb + (j - 1) * j // 2 + s % j])
+            cn = fabs((y - bb) / sc - self._cget(row, self.o_cmb + (j - 1) * j // 2 + s % j))
             if scur > SHOCK * sc:   # over max(scale_s, scale / SHOCK): not counted twice
                 cn = cn * (SHOCK * sc / scur)
             if not cn <= VMAX:
@@ -1526,10 +1552,10 @@ cdef class GlobalCore:
         return st
 
     def _logical(self, slots):
-        """Rows of the given slots as loaded (k, W) float64: the float rows, then the
-        float16 values."""
+        """Rows of the given slots as _load gives them (k, W) float64: the float rows, then
+        the float16 part's bits (see _cset)."""
         return np.concatenate((self._rows[slots].astype(np.float64),
-                               self._half[slots].view(np.float16).astype(np.float64)), axis=-1)
+                               self._half[slots].astype(np.float64)), axis=-1)
 
     def _row(self, s):
         row = np.ascontiguousarray(self._logical(s), dtype=np.float64)
@@ -1653,7 +1679,7 @@ cdef class GlobalCore:
         c, sc = self._forecast_rows(s, 1, x)
         cdef double[::1] rv = row
         bb = self._bb(&rv[0], n, 1)
-        cn = self._rnd((c[0] - bb) / sc)
+        cn = self._rc((c[0] - bb) / sc)
         v = abs((y - bb) / sc - cn)
         return 1.0 - self._pvalue(self._group(n - 1), v if v <= VMAX else VMAX)
 
