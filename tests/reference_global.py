@@ -39,7 +39,12 @@ BANK_DECAY = 0.97     # a member's one-step errors
 POOL_DECAY = 0.999
 N0 = 10.0
 ETA = 10.0
-G_DECAY = 0.9
+MQ = 3                # the members' (level, trend) are kept at every d-th origin, the last
+                      # Q = min(H, MQ) of them (d = ceil(H / Q)): their errors over the steps
+HALF_MAX = 65504.0    # float32 slots keep the pending combined offsets as float16
+MS_MIX = 0.5          # a member's error: the mean of its one-step error and its error over the steps
+MIX1 = 0.25           # a combination score: (rel at step j + MIX1 rel at step 1) / (1 + MIX1)
+HW_ALPHAS, HW_ALPHAS_FLAT = (0.1, 0.3, 0.7), (0.1, 0.3, 1.0)   # with / without a period
 LO_FLOOR = 1e-12
 CUT = 40.0
 VMAX = 1e30
@@ -71,8 +76,11 @@ def clip(v, c):
 class Key:
     def __init__(self, m, H, K):
         self.n = 0
-        self.bank = [[0.0, 0.0, 0.0, 0.0] for _ in range(K)]   # level, trend, error, pending
-        self.zbank = [[0.0, 0.0, 0.0, 0.0] for _ in range(K)]
+        self.bank = [[0.0, 0.0, 0.0] for _ in range(K)]   # level, trend, error
+        self.zbank = [[0.0, 0.0, 0.0] for _ in range(K)]
+        # the members' (level, trend) at the stored origins s (s % d == 0, s >= n0) and the
+        # season indices as they were there (the bank's own: S or zS)
+        self.ring, self.zring, self.Sat, self.zSat = {}, {}, {}, {}
         self.ys = []
         self.l = self.b = self.sc = 0.0
         self.S = [0.0] * m
@@ -87,13 +95,15 @@ class Key:
 
 class RefGlobal:
     def __init__(self, cell, hidden, layers, k2, H, m, n_x, f32, learn_every, loss, params,
-                 optimizer, clip_=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2),
+                 optimizer, clip_=6.0, hw_alphas=None, hw_betas=(0.0, 0.2),
                  hw_phi=0.98, hw_gamma=0.15, hw_eta=20.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
                  hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
                  hw_gamma_start=0.5):
         self.H, self.m, self.n_x, self.f32, self.le = H, m, n_x, f32, learn_every
         self.n_out = min(H, k2)
         self.clip = clip_
+        if hw_alphas is None:
+            hw_alphas = HW_ALPHAS if m > 0 else HW_ALPHAS_FLAT
         self.members = [(a, a * b) for a in hw_alphas for b in hw_betas]   # (alpha, alpha beta)
         zb = hw_betas if hw_log_betas is None else hw_log_betas       # the log bank's betas
         za = hw_alphas if hw_log_alphas is None else hw_log_alphas    # and alphas
@@ -101,7 +111,8 @@ class RefGlobal:
         self.zgamma = hw_gamma if hw_log_gamma is None else hw_log_gamma
         self.g0 = hw_gamma_start             # early cycles: max(gamma, g0 / cycle)
         self.phi, self.gamma, self.eta = hw_phi, hw_gamma, hw_eta
-        self.g = max(1, (H + 1) // 2)     # the members' check step
+        self.Q = min(H, MQ)               # member states kept ...
+        self.d = -(-H // self.Q)          # ... at every d-th origin
         self.window, self.aci_gamma, self.alphas = window, aci_gamma, tuple(alphas)
         self.big = 1e36 if f32 else 1e150
         self.y_limit = 1e30 if f32 else 1e100
@@ -130,6 +141,13 @@ class RefGlobal:
     def rnd(self, v):
         v = min(max(v, -self.big), self.big)
         return float(np.float32(v)) if self.f32 else float(v)
+
+    def rc(self, v):
+        """A pending combined offset as stored: float16 (clamped to +-65504) in float32
+        slots (only the conformal scores read it), else as rnd."""
+        if not self.f32:
+            return self.rnd(v)
+        return float(np.float16(min(max(v, -HALF_MAX), HALF_MAX)))
 
     def round_net_slot(self, key):
         """The network slot as the kernel stores it (float32 slots round every field)."""
@@ -208,14 +226,10 @@ class RefGlobal:
             return self.pool[g - 1, 3] < GATE * self.pool[g - 1, 2]
         return True
 
-    def weights(self, K, j):
-        jj = min(j, self.H)
+    def expert_scores(self, K, jj, eligible):
+        """The key's scores of step jj for its known experts: {expert: score}."""
         nj = max(0, K.n - jj - WARM)
-        eligible = [True, True, True, self.m > 0 and self.seasonal(K), K.alive]
         known = [eligible[e] and (nj > 0 or self.pool_n[jj - 1, e] > 0) for e in range(E)]
-        if not any(known):
-            ne = sum(eligible)
-            return [1.0 / ne if eligible[e] else 0.0 for e in range(E)]
         L = {}
         sk = self.scale(K)        # the key's errors are in y's units
         fj = (jj - 1) / (self.H - 1) if self.H > 1 else 0.0
@@ -238,13 +252,33 @@ class RefGlobal:
                 L[e] = L[e] * (1.0 + MARGIN)   # show: the last value leads, the others must beat it
                 if mg > 0.0:
                     L[e] = L[e] * (1.0 + mg)
+        return L
+
+    def weights(self, K, j):
+        jj = min(j, self.H)
+        eligible = [True, True, True, self.m > 0 and self.seasonal(K), K.alive]
+        L = self.expert_scores(K, jj, eligible)
+        known = [e in L for e in range(E)]
+        if not L:
+            ne = sum(eligible)
+            return [1.0 / ne if eligible[e] else 0.0 for e in range(E)]
         lo = min(L.values())
+        rel = {e: (L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR) for e in L}
+        if jj > 1:
+            # blended with step 1's relative scores (0 for an expert step 1 does not know)
+            L1 = self.expert_scores(K, 1, eligible)
+            if L1:
+                lo1 = min(L1.values())
+                for e in rel:
+                    r1 = (L1[e] - lo1) / (lo1 if lo1 > LO_FLOOR else LO_FLOOR) if e in L1 else 0.0
+                    rel[e] = (rel[e] + MIX1 * r1) / (1.0 + MIX1)
+        rmin = min(rel.values())
         w = []
         for e in range(E):
             if not known[e]:
                 w.append(0.0)
                 continue
-            x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            x = ETA * (rel[e] - rmin)
             w.append(math.exp(-x) if x < CUT else 0.0)
         tot = 0.0
         for v in w:
@@ -375,7 +409,7 @@ class RefGlobal:
             c = self.combine(K, j, bbs[j - 1], corr[min(j, self.n_out) - 1])
             if j == 1:
                 pred = c
-            cns.append(self.rnd((c - bbs[j - 1]) / sc))
+            cns.append(self.rc((c - bbs[j - 1]) / sc))
         iss["corr"], iss["cn"] = corr, cns
         anomaly = math.nan
         if n - 1 >= WARM and self.crow(self.group(n - 1), 0)[0] is not None:
@@ -432,29 +466,41 @@ class RefGlobal:
             self.insert(r, cn)
         return pred, anomaly
 
-    def bank_step(self, bank, n, z, sp, S, members):
-        """The members (level, trend, EW error, pending forecast of the check step) take z;
-        sp: the season index of z's phase before its update, S: the indices after it. A
-        member's error is the EW (BANK_DECAY) of its one-step errors; every g values (from its
-        first) it also takes, at rate 1 - G_DECAY, the error of the forecast of z it made g
-        values before. Returns the combined (level, trend): the means of the members'
-        weighted by exp(-eta (err - min) / min) of their new errors."""
-        m, g = self.m, self.g
+    def bank_step(self, bank, n, z, sp, S, members, ring, Sat):
+        """The members (level, trend, EW error) take z; sp: the season index of z's phase
+        before its update, S: the indices after it; ring / Sat: the members' (level, trend)
+        at the stored origins and the indices as they were there. A member's error at z is
+        (1 - MS_MIX) |its one-step error| + MS_MIX x the mean, over the stored origins s with
+        1 <= n - s <= H, of |z - its forecast of step n - s from s| (ascending s; none yet:
+        the one-step error alone), each clamped to big; the EW (BANK_DECAY) of those from
+        its first. Returns the combined (level, trend): the
+        means of the members' weighted by exp(-eta (err - min) / min) of their new errors;
+        at a stored origin (n % d == 0) the members' new (level, trend) and S are kept."""
+        m = self.m
         n0 = m if m > 0 else 1
-        check = (n - n0) % g == 0
-        sg = S[(n + g) % m] if m > 0 else 0.0
         for k, (a, ab) in enumerate(members):
-            l, b, err, pend = bank[k]
+            l, b, err = bank[k]
             e = z - (l + self.phi * b + sp)
+            tot, c = 0.0, 0
+            for s0 in sorted(ring):
+                j = n - s0
+                if 1 <= j <= self.H:
+                    ls, bs = ring[s0][k]
+                    f = ls + self.phacc[j] * bs + (Sat[s0][n % m] if m > 0 else 0.0)
+                    tot = tot + min(abs(z - f), self.big)
+                    c += 1
             x = min(abs(e), self.big)
+            if c:
+                x = (1.0 - MS_MIX) * x + MS_MIX * (tot / c)
             x = x if n == n0 else BANK_DECAY * err + (1.0 - BANK_DECAY) * x
-            if check and n > n0:
-                x = G_DECAY * x + (1.0 - G_DECAY) * min(abs(z - pend), self.big)
             l = self.rnd(l + self.phi * b + a * e)
             b = self.rnd(self.phi * b + ab * e)
-            if check:
-                pend = self.rnd(l + self.phacc[g] * b + sg)
-            bank[k] = [l, b, self.rnd(x), pend]
+            bank[k] = [l, b, self.rnd(x)]
+        if n % self.d == 0:
+            ring[n] = [(mb[0], mb[1]) for mb in bank]
+            Sat[n] = list(S)
+            for s0 in [s0 for s0 in ring if s0 < n - self.d * (self.Q - 1)]:
+                del ring[s0], Sat[s0]       # (the last Q stored origins are kept)
         lo = min(mb[2] for mb in bank)
         eta = self.eta
         w = []
@@ -477,7 +523,7 @@ class RefGlobal:
         n, m = K.n, self.m
         if n == 0:
             K.l, K.b, K.sc = self.rnd(y), 0.0, 0.0
-            K.bank = [[self.rnd(y), 0.0, 0.0, 0.0] for _ in self.members]
+            K.bank = [[self.rnd(y), 0.0, 0.0] for _ in self.members]
         else:
             fit = K.l + self.phi * K.b
             p = n % m if m > 0 else 0
@@ -489,7 +535,7 @@ class RefGlobal:
             else:
                 if m > 0:
                     K.S[p] = self.rnd(sp + max(self.gamma, self.g0 / (n // m)) * e)
-                K.l, K.b = self.bank_step(K.bank, n, y, sp, K.S, self.members)
+                K.l, K.b = self.bank_step(K.bank, n, y, sp, K.S, self.members, K.ring, K.Sat)
             # the count restarts after the first cycle (its errors weigh one value)
             tn = n - m + 2 if (m > 0 and n >= m) else n
             r = max(1.0 / tn, SCALE_RATE)
@@ -517,7 +563,7 @@ class RefGlobal:
         K.alive = True
         if n == 0:
             K.zl, K.zb = self.rnd(z), 0.0
-            K.zbank = [[self.rnd(z), 0.0, 0.0, 0.0] for _ in self.members]
+            K.zbank = [[self.rnd(z), 0.0, 0.0] for _ in self.members]
             return
         p = n % m if m > 0 else 0
         sp = K.zS[p] if m > 0 else 0.0
@@ -527,7 +573,7 @@ class RefGlobal:
         else:
             if m > 0:
                 K.zS[p] = self.rnd(sp + max(self.zgamma, self.g0 / (n // m)) * e)
-            K.zl, K.zb = self.bank_step(K.zbank, n, z, sp, K.zS, self.zmembers)
+            K.zl, K.zb = self.bank_step(K.zbank, n, z, sp, K.zS, self.zmembers, K.zring, K.zSat)
 
     def outputs(self, K, o, alpha):
         corr = [self.rnd(clip(v, self.clip)) for v in o]

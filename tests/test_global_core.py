@@ -20,7 +20,10 @@ def outputs(B, H):
 def test_slot_bytes_goal():
     core = GlobalCore(LSTM, 32, 1, 16, 24, 24, 0, 4, 4, "float32", 1, 0, None)
     assert core.slot_bytes <= 4096
-    assert core.slot_bytes == core.net.slot_bytes + 4 * core.W + 8
+    comb = 24 * 25 // 2     # the pending combined offsets, kept as float16
+    assert core.Wh == comb and core.Wf == core.W - comb
+    assert core.slot_bytes == core.net.slot_bytes + 4 * (core.W - comb) + 2 * comb + 8
+    assert core.slot_bytes == 3716
 
 
 @pytest.mark.parametrize("H,m,k2", [(24, 24, 16), (24, 12, 16), (24, 0, 16), (8, 3, 5),
@@ -34,11 +37,14 @@ def test_slot_bytes_formula(H, m, k2):
         no = min(H, k2)
         K = core.n_members          # 6 level/trend members per backbone by default
         assert K == 6
-        W = (R + 2 * (m + LS * m) + 6 + 2 * 4 * K + 5 * H + (no * (no - 1) // 2 + H)
-             + H * (H + 1) // 2 + 5 * H + 2)
+        Q = min(H, 3)               # the members' states kept at Q stored origins
+        comb = H * (H + 1) // 2
+        W = (R + 2 * (m + LS * m) + 6 + 2 * (3 + 2 * Q) * K + 5 * H + (no * (no - 1) // 2 + H)
+             + comb + 5 * H + 2)
         net = isz * (2 * 2 * 8 + (k2 - 1) * (5 + 3)) + 8    # GRU: h, h0 of 2 layers of 8
         assert core.W == W and core.net.slot_bytes == net
-        assert core.slot_bytes == net + isz * W + 8
+        half = comb if dtype == "float32" else 0   # float32 slots: comb as float16
+        assert core.slot_bytes == net + isz * (W - half) + 2 * half + 8
 
 
 def test_step_runs_and_outputs():

@@ -172,8 +172,17 @@ def mutations(core):
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["err"][0]), -1.0))),
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["zhw"][0] + 2), 0.5))),
             (("rows",), rows_with(lambda r: r.__setitem__((0, parts["bank"][0] + 2), -1.0))),
-            (("rows",), rows_with(lambda r: r.__setitem__((0, parts["zbank"][0] + 6), -1.0))),
+            (("rows",), rows_with(lambda r: r.__setitem__((0, parts["zbank"][0] + 5), -1.0))),
             (("rows",), rows_with(lambda r: r.__setitem__((9, 3), 1.0))),   # slot 9 unused
+            (("half",), st["half"].astype(np.float32)), (("half",), st["half"][:-1]),
+            (("half",), st["half"].tolist()), (("half",), None)]
+    if st["half"].size:   # float32 slots: the pending combined offsets as float16 bits
+        out.append((("half",), st["half"].view(np.float16)))
+        for i, bits in ((0, 0x7c00), (0, 0xfc00), (0, 0x7e00), (9, 0x3c00)):   # inf, nan; 1.0
+            half = st["half"].copy()                                             # in slot 9
+            half[i, 0] = bits
+            out.append((("half",), half))
+    out += [
             (("count",), st["count"].astype(np.int32)), (("count",), st["count"][:-1]),
             (("count",), np.full(cap, -1, dtype=np.int64)),
             (("count",), np.full(cap, 2 ** 62, dtype=np.int64)), (("count",), None)]
@@ -241,7 +250,7 @@ def test_set_state_validates_every_field():
 
 
 def test_set_slots_validates():
-    core = make()
+    core = make("float32")
     feed(core, np.random.default_rng(7), 25)
     before = pickle.dumps(core)
     k = np.array([1, 2], dtype=np.int64)
@@ -251,7 +260,11 @@ def test_set_slots_validates():
                    lambda d: d.__setitem__("count", d["count"].astype(float)),
                    lambda d: d["count"].__setitem__(0, -3),
                    lambda d: d["net"]["n"].__setitem__(0, 99),
-                   lambda d: d["net"].pop("h")):
+                   lambda d: d["net"].pop("h"), lambda d: d.pop("half"),
+                   lambda d: d.__setitem__("half", d["half"].astype(np.float32)),
+                   lambda d: d.__setitem__("half", d["half"][:, :-1]),
+                   lambda d: d.__setitem__("half", d["half"].view(np.float16)),
+                   lambda d: d["half"].__setitem__((0, 0), 0x7c00)):   # inf
         d = copy.deepcopy(good)
         change(d)
         with pytest.raises((ValueError, TypeError)):
@@ -345,6 +358,8 @@ for trial in range({n}):
             if v.dtype.kind == "f":
                 v[idx] = values[int(rng.integers(len(values)))] if rng.random() < 0.7 \
                     else v[idx] * rng.normal(1, 10)
+            elif v.dtype.kind == "u":   # float16 bits: inf, nan, -inf, 1.0, 65504, any
+                v[idx] = int(rng.choice([0x7c00, 0x7e00, 0xfc00, 0x3c00, 0x7bff, 0xffff, 1]))
             else:
                 v[idx] = int(rng.choice([-1, 0, 1, 2, 5, 1000, 2 ** 62, -(2 ** 62)]))
             d[p[-1]] = v

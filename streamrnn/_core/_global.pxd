@@ -18,7 +18,8 @@ cdef class GlobalCore:
                                          # member-weight sharpness
     cdef readonly tuple hw_alphas, hw_betas   # the members' level and trend constants
     cdef readonly int n_members          # K = len(hw_alphas) x len(hw_betas)
-    cdef readonly int gstep              # g = ceil(H / 2), the members' check step
+    cdef readonly int mq                 # Q = min(H, MQ) stored origins of the members' states
+    cdef readonly int md                 # d = ceil(H / Q): every d-th origin is stored
     cdef object _malpha_arr, _mab_arr, _zmalpha_arr, _zmab_arr
     cdef double* malpha                  # (K,) member alphas (alpha-major over the betas)
     cdef double* mab                     # (K,) member alpha x beta
@@ -36,7 +37,8 @@ cdef class GlobalCore:
     cdef readonly SharedNetwork net
     cdef object _config                  # the constructor arguments (config())
     # ---- per-key row layout (offsets into one row of W values)
-    cdef readonly Py_ssize_t W           # values per key row
+    cdef readonly Py_ssize_t W           # values per key row (as loaded: float64 scratch)
+    cdef readonly Py_ssize_t Wf, Wh      # of them stored in the float rows / as float16 (comb)
     cdef readonly int R                  # y history kept (ring)
     cdef readonly int LS                 # older season levels kept per phase, ceil(H/m) - 1
     cdef Py_ssize_t o_y, o_s, o_hw, o_org, o_sh, o_net, o_cmb, o_err, o_zhw, o_zs, o_zsh, o_zorg, o_bank, o_zbank
@@ -46,8 +48,10 @@ cdef class GlobalCore:
     cdef double* phacc                   # (H + 1,) sum_{i=1..j} phi^i
     # ---- per-key committed state (capacity rows)
     cdef object _rows                    # (capacity, W) float32 or float64
+    cdef object _half                    # (capacity, Wh) float16: the rows' last Wh values
     cdef object _count                   # (capacity,) int64, values seen since reset
     cdef char* p_rows
+    cdef unsigned short* p_half
     cdef long long* p_count
     # ---- shared committed state
     cdef readonly long long t            # batches stepped
@@ -77,10 +81,16 @@ cdef class GlobalCore:
     cdef double* sf                      # (5,) expert forecasts
     cdef double* sw                      # (5,) weights
     cdef double* sc                      # (H,) combined forecasts
+    cdef double* sa                      # (K,) members' mean errors over the stored origins
+    cdef double* s1                      # (E,) step 1's relative scores (-1: unknown)
+    cdef bint s1_any                     # step 1 knew an expert
 
     cdef void _load(self, Py_ssize_t slot, double* row) noexcept nogil
     cdef void _store(self, Py_ssize_t slot, const double* row) noexcept nogil
     cdef double _rnd(self, double v) noexcept nogil
+    cdef double _rc(self, double v) noexcept nogil
+    cdef void _cset(self, double* row, Py_ssize_t i, double v) noexcept nogil
+    cdef double _cget(self, const double* row, Py_ssize_t i) noexcept nogil
     cdef double _scale(self, const double* row) noexcept nogil
     cdef double _bb(self, const double* row, long long n, Py_ssize_t j) noexcept nogil
     cdef double _bb_at(self, const double* row, long long t, Py_ssize_t j) noexcept nogil
@@ -90,6 +100,8 @@ cdef class GlobalCore:
     cdef void _experts(self, const double* row, long long n, Py_ssize_t j, double bb,
                        double corr, double ph, double* f) noexcept nogil
     cdef bint _seasonal(self, const double* row, long long n) noexcept nogil
+    cdef Py_ssize_t _scores(self, const double* row, long long n, Py_ssize_t jj, const bint* el,
+                            bint* kn, double* L) noexcept nogil
     cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil
     cdef double _combine(self, const double* row, long long n, Py_ssize_t j, double bb,
                          double corr, double ph) noexcept nogil
@@ -105,9 +117,11 @@ cdef class GlobalCore:
     cdef void _targets(self, const double* row, long long n, double y, double* Y) noexcept nogil
     cdef void _observe(self, double* row, long long n, double y, const double* o,
                        double* pred, double* score) noexcept nogil
+    cdef Py_ssize_t _mscore(self, const double* row, Py_ssize_t ob, Py_ssize_t os,
+                            Py_ssize_t osh, long long n, double z, double* a) noexcept nogil
     cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
                     long long n, double z, double sp, double* malpha,
-                    double* mab) noexcept nogil
+                    double* mab, const double* a) noexcept nogil
     cdef void _bank_start(self, double* row, Py_ssize_t ob, double z) noexcept nogil
     cdef void _update(self, double* row, long long n, double y) noexcept nogil
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,

@@ -14,8 +14,9 @@ state right after y_s; a forecast of step j from origin s is a forecast of y_{s+
 
 Backbone (additive damped-trend Holt-Winters of period m with a bank of K level/trend
 members sharing the key's m season indices; z = y; members alpha x beta over ``hw_alphas``
-(0.1, 0.3, 0.7) x ``hw_betas`` (0, 0.2), alpha-major, K = 6; phi 0.98, gamma 0.15,
-``hw_gamma_start`` g0 0.5):
+(0.1, 0.3, 0.7) with a period, (0.1, 0.3, 1.0) without one (alpha 1: the naive with a drift;
+with a season it cost employment 1.4 %) x ``hw_betas`` (0, 0.2), alpha-major, K = 6; phi
+0.98, gamma 0.15, ``hw_gamma_start`` g0 0.5):
     f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
     (l, b): the combined level and trend (what the origin ring keeps), sum_k w_k (l_k, b_k)
     y_0:                  l = l_k = y_0, b = b_k = 0, S = 0, err_k = 0
@@ -24,14 +25,17 @@ members sharing the key's m season indices; z = y; members alpha x beta over ``h
        else:  S[t mod m] += max(gamma, g0 / c) e  (c = t // m, the cycle: the early cycles
               average the first cycles' indices, whose first fill carries the trend's ramp);
               then per member k, e_k = y_t - (l_k + phi b_k + S_old):
-              err_k <- |e_k| at t = t0 (t0 = m, or 1 when m = 0), else
-                       BANK_DECAY err_k + (1 - BANK_DECAY) |e_k| (0.97); then on the check values
-                       (t - t0) mod g = 0, t > t0:
-                       err_k <- G_DECAY err_k + (1 - G_DECAY) |y_t - p_k|   (G_DECAY 0.9)
+              x_k = (1 - MS_MIX) |e_k| + MS_MIX a_k   (MS_MIX 0.5; x_k = |e_k| while no stored
+                       origin is in reach), a_k = the mean over the stored origins s with
+                       1 <= t - s <= H (ascending s) of |y_t - (l_k(s) + phacc_{t-s} b_k(s) +
+                       the index of y_t's phase as it was at s)|: the member's error over the
+                       steps (a member that only follows the last values is caught by its
+                       longer-range errors); stored origins: every d-th (s mod d = 0, s >= t0),
+                       the last Q = min(H, MQ) kept (MQ 3, d = ceil(H / Q)), 2 K values each
+              err_k <- x_k at t = t0 (t0 = m, or 1 when m = 0), else
+                       BANK_DECAY err_k + (1 - BANK_DECAY) x_k (0.97)
               l_k <- l_k + phi b_k + alpha_k e_k;  b_k <- phi b_k + alpha_k beta_k e_k
-              on a check value p_k <- l_k + phacc_g b_k + S[(t + g) mod m]  (its forecast of
-                       y_{t+g}; g = ceil(H/2): a member that only follows the last values is
-                       caught by its longer-range error)
+              at t mod d = 0 the ring keeps every member's new (l_k, b_k)
               w_k = exp(-hw_eta (err_k - min err) / max(min err, 1e-12)) (0 when >= 40),
               normalised; (l, b) <- sum_k w_k (l_k, b_k)   (hw_eta 20)
        sc <- sc + r (min(|e|, 4 scale) - sc), r = max(1/t', 0.05)  (EW scale of the one-step
@@ -79,16 +83,22 @@ led is the one about to miss); and where, besides, the last value has proven its
 step j for this key (n_j >= 50 and its own L[j, last] <= 1.05 x the best other known
 expert's own L[j, e]) they count (1 + (j - 1)/(H - 1)) times more again (PROVEN_MARGIN:
 nothing at step 1, twice at step H; the long steps are where an expert that led on a calm
-stretch misses most when the series jumps); rel = (score - min) / max(min, 1e-12),
-w = exp(-10 rel) (0 when 10 rel >= 40), normalised over the eligible experts (equal weights
-before any scoring). Season gate: the seasonal naive is eligible only while its long-run
+stretch misses most when the series jumps); rel_j = (score - min) / max(min, 1e-12), for
+j > 1 blended with step 1's (known experts; 0 for one step 1 does not know):
+rel = (rel_j + MIX1 rel_1) / (1 + MIX1) (MIX1 0.25: the long steps' errors are few and
+noisy on a short series; 0.5 widened the demo's 6-step intervals after its outage);
+w = exp(-10 (rel - min rel)) (0 when >= 40), normalised over the eligible experts (equal
+weights before any scoring). Season gate: the seasonal naive is eligible only while its long-run
 error (EW 0.999, in y's units, of the scorings min(|y - f| / scale_s, 8) scale_s, kept for
 last value and seasonal naive at step g = min(ceil(m/2), H) only: 2 per row) is below
 0.8 x the last value's (the pooled errors while the key has not scored step g; open before
 any). The clip at 8 scales keeps one outage from opening the gate for good: on WaterFlow a
 12-hour drop and recovery made the seasonal naive, which replays it a day later, look
 better than the last value for the rest of the series. Combined c = sum w f / sum w, stored as
-(c - f_s(j)) / scale_s.
+(c - f_s(j)) / scale_s: in float32 slots as IEEE float16 (rounded to nearest even from the
+double, clamped to +-65504; the row's last H (H + 1) / 2 values, kept in a uint16 array: only
+the conformal scores and the anomaly read them, and their 2^-11 relative precision moves an
+interval by ~1e-3 of its width; the bench's sMAPE and coverage do not move in 3 digits).
 
 Conformal (shared, per age group g of the origin and step j, levels 0.05/0.1/0.2): the
 age group of origin s is 0 while s < m (the first cycle: no season indices yet, the scale
@@ -187,6 +197,58 @@ cdef extern from *:
     #include <dlfcn.h>
     #endif
     static double (*gc_exp)(double) = exp;
+    /* IEEE binary16 from a double, rounded to nearest even directly from the double's bits
+       (as numpy's float16 conversion), and back (exact) */
+    #include <stdint.h>
+    #include <string.h>
+    static unsigned short gc_d2h(double d) {
+        uint64_t x, a, mant, rem, half;
+        unsigned short sign;
+        int e, sh;
+        uint32_t h;
+        memcpy(&x, &d, 8);
+        sign = (unsigned short)((x >> 48) & 0x8000u);
+        a = x & 0x7fffffffffffffffULL;
+        if (a >= 0x7ff0000000000000ULL)
+            return (unsigned short)(sign | (a == 0x7ff0000000000000ULL ? 0x7c00u : 0x7e00u));
+        e = (int)(a >> 52) - 1023;
+        if (e > 15)
+            return (unsigned short)(sign | 0x7c00u);
+        if (e >= -14) {
+            mant = a & 0xfffffffffffffULL;
+            h = ((uint32_t)(e + 15) << 10) | (uint32_t)(mant >> 42);
+            rem = mant & ((1ULL << 42) - 1);
+            half = 1ULL << 41;
+            if (rem > half || (rem == half && (h & 1u)))
+                h += 1;      /* a carry into the exponent is right (up to inf) */
+            return (unsigned short)(sign | h);
+        }
+        if (e < -25)
+            return sign;
+        mant = (a & 0xfffffffffffffULL) | (1ULL << 52);
+        sh = 28 - e;         /* units of 2^-24 */
+        h = (uint32_t)(mant >> sh);
+        rem = mant & ((1ULL << sh) - 1);
+        half = 1ULL << (sh - 1);
+        if (rem > half || (rem == half && (h & 1u)))
+            h += 1;
+        return (unsigned short)(sign | h);
+    }
+    static double gc_h2d(unsigned short h) {
+        unsigned int e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+        uint64_t p2;
+        double v;
+        if (e == 0) {
+            v = (double)m * 5.9604644775390625e-08;      /* m 2^-24, exact */
+        } else if (e == 31) {
+            v = m ? NAN : INFINITY;
+        } else {
+            p2 = (uint64_t)(e + 998u) << 52;             /* 2^(e - 25) */
+            memcpy(&v, &p2, 8);
+            v = v * (double)(m | 0x400u);                /* exact */
+        }
+        return (h & 0x8000u) ? -v : v;
+    }
     static void gc_exp_init(void) {
     #if defined(__GLIBC__) && defined(RTLD_DEFAULT)
         static const char *versions[] = {"GLIBC_2.15", "GLIBC_2.17", "GLIBC_2.18", NULL};
@@ -199,6 +261,8 @@ cdef extern from *:
     }
     """
     double exp "gc_exp" (double x) noexcept nogil
+    unsigned short gc_d2h(double d) noexcept nogil
+    double gc_h2d(unsigned short h) noexcept nogil
     void _exp_init "gc_exp_init" () noexcept nogil
     Py_ssize_t gc_upper(const double* v, Py_ssize_t n, double s) noexcept nogil
     Py_ssize_t gc_lower(const double* v, Py_ssize_t n, double s) noexcept nogil
@@ -224,7 +288,13 @@ cdef long long WARM = 2             # origins s >= WARM are scored (the scale ha
 WARM_ORIGINS = WARM
 cdef double DECAY = 0.98            # a key's EW combination errors (a running mean at first)
 cdef double BANK_DECAY = 0.97       # a member's EW one-step errors
-cdef double G_DECAY = 0.9           # a member's error takes its check-step error at this rate
+cdef int MQ = 3                     # members' (level, trend) kept at every d-th origin, the last
+                                    # Q = min(H, MQ) (d = ceil(H / Q)): their errors over the steps
+cdef double HALF_MAX = 65504.0      # float32 slots keep the pending combined offsets as float16
+HW_ALPHAS = (0.1, 0.3, 0.7)         # the members' level constants with a period ...
+HW_ALPHAS_FLAT = (0.1, 0.3, 1.0)    # ... and without one (alpha 1: the naive with a drift)
+cdef double MS_MIX = 0.5            # a member's error: (1 - MS_MIX) one-step + MS_MIX over the steps
+cdef double MIX1 = 0.25             # a combination score: (rel_j + MIX1 rel_1) / (1 + MIX1)
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
 cdef double ETA = 10.0              # soft-min sharpness
@@ -337,7 +407,8 @@ def _fresh(v):
 def row_layout(horizon, period, k2, members=6):
     """Per-key row layout: ``(W, R, LS, n_out, parts, netl)``; ``parts`` maps each field to
     (offset, length) in the row; LS older season levels are kept; ``members`` level/trend
-    members per backbone. Pure Python ints."""
+    members per backbone (3 values each, then the ring of Q = min(H, MQ) stored origins' 2
+    per member); "comb" is last (float32 slots keep it as float16). Pure Python ints."""
     H, m = horizon, period
     n_out = min(H, k2)
     R = (m * ((H + m - 1) // m)) if m > 0 else H
@@ -347,10 +418,11 @@ def row_layout(horizon, period, k2, members=6):
     netl = [i + 1 for i in range(n_out - 1)] + [H]
     parts, off = {}, 0
     K = members
-    for name, n in (("y", R), ("season", m), ("hw", 3), ("bank", 4 * K), ("origin", 3 * H),
-                    ("shist", LS * m), ("zhw", 3), ("zbank", 4 * K), ("zseason", m),
-                    ("zshist", LS * m), ("zorigin", 2 * H), ("net", sum(netl)),
-                    ("comb", H * (H + 1) // 2), ("err", H * E + 2)):
+    Q = min(H, MQ)
+    for name, n in (("y", R), ("season", m), ("hw", 3), ("bank", 3 * K + 2 * K * Q),
+                    ("origin", 3 * H), ("shist", LS * m), ("zhw", 3), ("zbank", 3 * K + 2 * K * Q),
+                    ("zseason", m), ("zshist", LS * m), ("zorigin", 2 * H), ("net", sum(netl)),
+                    ("err", H * E + 2), ("comb", H * (H + 1) // 2)):
         parts[name] = (off, n)
         off += n
     return off, R, LS, n_out, parts, netl
@@ -362,7 +434,7 @@ _CONFIG_KEYS = ("cell", "hidden_size", "num_layers", "k2", "horizon", "period", 
                 "alphas", "hw_log_alphas", "hw_log_betas", "hw_log_gamma", "hw_gamma_start")
 _SHARED_KEYS = frozenset(("t", "conf_raw", "conf_sorted", "conf_count", "conf_pos", "conf_at",
                           "pool", "pool_n", "feat_n", "feat_mean", "feat_m2"))
-_STATE_KEYS = frozenset(("net", "shared", "rows", "count"))
+_STATE_KEYS = frozenset(("net", "shared", "rows", "half", "count"))
 
 
 cdef inline double _gam(double g, double g0, long long n, Py_ssize_t m) noexcept nogil:
@@ -376,17 +448,18 @@ cdef class GlobalCore:
 
     ``GlobalCore(cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
     max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-    loss=SQUARED, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
+    loss=SQUARED, clip=6.0, hw_alphas=None, hw_betas=(0.0, 0.2), hw_phi=0.98,
     hw_gamma=0.15, hw_eta=20.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
     hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
-    hw_gamma_start=0.5)``; the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
+    hw_gamma_start=0.5)``; ``hw_alphas`` None: (0.1, 0.3, 0.7) with a period, (0.1, 0.3,
+    1.0) without (HW_ALPHAS, HW_ALPHAS_FLAT); the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
     (None: the same as those; ``hw_log_gamma`` None: ``hw_gamma``);
     ``optimizer`` a ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
 
     def __init__(self, cell, hidden_size, num_layers, k2, horizon, period, n_x, capacity,
                  max_batch, slot_dtype="float32", learn_every=1, seed=0, optimizer=None, *,
-                 loss=0, clip=6.0, hw_alphas=(0.1, 0.3, 0.7), hw_betas=(0.0, 0.2), hw_phi=0.98,
+                 loss=0, clip=6.0, hw_alphas=None, hw_betas=(0.0, 0.2), hw_phi=0.98,
                  hw_gamma=0.15, hw_eta=20.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
                  hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
                  hw_gamma_start=0.5):
@@ -407,6 +480,8 @@ cdef class GlobalCore:
             raise ValueError(f"loss must be a regression loss code (SQUARED, ABSOLUTE, HUBER), "
                              f"got {loss!r}")
         clip = _flt(clip, "clip", 0.0, 1e6, lo_open=True)
+        if hw_alphas is None:
+            hw_alphas = HW_ALPHAS if m > 0 else HW_ALPHAS_FLAT
         for v, name in ((hw_alphas, "hw_alphas"), (hw_betas, "hw_betas")):
             if not isinstance(v, (tuple, list)) or not 1 <= len(v) <= 8:
                 raise TypeError(f"{name} must be a tuple of 1 to 8 numbers")
@@ -443,8 +518,9 @@ cdef class GlobalCore:
                             f"{type(optimizer).__name__}")
         Wrow, R, LS, n_out, parts, netl = row_layout(H, m, k2, K)
         isz = 4 if sd == "float32" else 8
-        if cap * (Wrow * isz + 8) > MAX_ROW_BYTES:
-            raise ValueError(f"capacity {cap} x {Wrow * isz + 8} bytes per key is beyond "
+        Wh = parts["comb"][1] if sd == "float32" else 0   # float16 values per row
+        if cap * ((Wrow - Wh) * isz + 2 * Wh + 8) > MAX_ROW_BYTES:
+            raise ValueError(f"capacity {cap} x {(Wrow - Wh) * isz + 2 * Wh + 8} bytes per key is beyond "
                              f"{MAX_ROW_BYTES} bytes")
         if mb * (Wrow + 2 * (N_LEAD + nx) + 3 * H + nx) * 8 > 2 ** 31:
             raise ValueError("max_batch is too large for the batch scratch")
@@ -466,7 +542,8 @@ cdef class GlobalCore:
         self.f32 = sd == "float32"
         self.clip, self.hw_phi, self.hw_gamma, self.hw_eta = clip, p_, g_, eta_
         self.hw_alphas, self.hw_betas, self.n_members = a_, b_, K
-        self.gstep = max(1, (H + 1) // 2)
+        self.mq = min(H, MQ)
+        self.md = (H + self.mq - 1) // self.mq
         ma = np.array([a for a in a_ for b in b_], dtype=np.float64)   # alpha-major
         mab = np.array([a * b for a in a_ for b in b_], dtype=np.float64)
         zma = np.array([a for a in za_ for b in zb_], dtype=np.float64)
@@ -479,6 +556,7 @@ cdef class GlobalCore:
         self.y_limit = 1e30 if self.f32 else 1e100
         self.big = 1e36 if self.f32 else 1e150
         self.W, self.R, self.LS = Wrow, R, LS
+        self.Wh, self.Wf = Wh, Wrow - Wh
         self.o_y, self.o_s, self.o_hw = parts["y"][0], parts["season"][0], parts["hw"][0]
         self.o_org, self.o_sh, self.o_net = parts["origin"][0], parts["shist"][0], parts["net"][0]
         self.o_cmb, self.o_err = parts["comb"][0], parts["err"][0]
@@ -501,9 +579,11 @@ cdef class GlobalCore:
         self.neto = <Py_ssize_t*>_ptr(neto)
         self.netl = <Py_ssize_t*>_ptr(self._netl_arr)
         self.phacc = <double*>_ptr(ph)
-        self._rows = np.zeros((cap, Wrow), dtype=np.float32 if self.f32 else np.float64)
+        self._rows = np.zeros((cap, self.Wf), dtype=np.float32 if self.f32 else np.float64)
+        self._half = np.zeros((cap, Wh), dtype=np.uint16)   # binary16 bits
         self._count = np.zeros(cap, dtype=np.int64)
         self.p_rows = <char*>_ptr(self._rows)
+        self.p_half = <unsigned short*>_ptr(self._half)
         self.p_count = <long long*>_ptr(self._count)
         A = len(al)
         self._calpha = np.array(al, dtype=np.float64)
@@ -519,13 +599,17 @@ cdef class GlobalCore:
         s = {"row": np.zeros(mb * Wrow), "X": np.zeros(mb * nin), "Y": np.zeros(mb * n_out),
              "O": np.zeros(mb * n_out), "slot": np.zeros(mb, dtype=np.int64),
              "idx": np.zeros(mb, dtype=np.intp), "kmap": np.zeros(mb, dtype=np.intp), "fx": np.zeros(mb * max(nx, 1)),
-             "f": np.zeros(E), "w": np.zeros(max(E, K)), "c": np.zeros(H)}
+             "f": np.zeros(E), "w": np.zeros(max(E, K)), "c": np.zeros(H), "a": np.zeros(K),
+             "s1": np.zeros(E)}
         self._scratch = s
         self.srow, self.sX, self.sY = <double*>_ptr(s["row"]), <double*>_ptr(s["X"]), <double*>_ptr(s["Y"])
         self.sO, self.sslot = <double*>_ptr(s["O"]), <long long*>_ptr(s["slot"])
         self.sidx, self.sfx = <Py_ssize_t*>_ptr(s["idx"]), <double*>_ptr(s["fx"])
         self.skmap = <Py_ssize_t*>_ptr(s["kmap"])
         self.sf, self.sw, self.sc = <double*>_ptr(s["f"]), <double*>_ptr(s["w"]), <double*>_ptr(s["c"])
+        self.sa = <double*>_ptr(s["a"])
+        self.s1 = <double*>_ptr(s["s1"])
+        self.s1_any = False
         self._busy = False
         self.n_in = nin
 
@@ -551,17 +635,21 @@ cdef class GlobalCore:
         window count included) + the key's row (itemsize x W) + its count (8). With
         R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
         K = len(hw_alphas) len(hw_betas) members per backbone:
-        W = R + 2 (m + LS m) + 6 + 8K + 5H + (n_out(n_out-1)/2 + H) + H(H+1)/2 + 5H + 2
+        Q = min(H, 3) stored origins of the members' states:
+        W = R + 2 (m + LS m) + 6 + 2 K (3 + 2 Q) + 5H + (n_out(n_out-1)/2 + H) + 5H + 2
+            + H(H+1)/2
         (history; backbone and log member: indices, their history, level/trend/scale/flag,
-        members, origin rings of 3H and 2H; pending corrections; pending combined; errors)."""
-        return int(self.net.slot_bytes) + self.W * (4 if self.f32 else 8) + 8
+        members with their stored states, origin rings of 3H and 2H; pending corrections;
+        errors; pending combined: the last Wh = H(H+1)/2, float16 in float32 slots, which
+        then take 4 (W - Wh) + 2 Wh bytes)."""
+        return int(self.net.slot_bytes) + self.Wf * (4 if self.f32 else 8) + 2 * self.Wh + 8
 
     @property
     def slot_dtype(self):
         return "float32" if self.f32 else "float64"
 
     def __sizeof__(self):
-        n = object.__sizeof__(self) + self._rows.nbytes + self._count.nbytes
+        n = object.__sizeof__(self) + self._rows.nbytes + self._half.nbytes + self._count.nbytes
         n += sum(a.nbytes for a in self._scratch.values())
         n += sum(a.nbytes for a in (self._craw, self._csrt, self._ccnt, self._cpos, self._cat,
                                     self._pool, self._pooln, self._fn, self._fmean, self._fm2))
@@ -569,24 +657,61 @@ cdef class GlobalCore:
 
     # ------------------------------------------------------------ rows
     cdef void _load(self, Py_ssize_t slot, double* row) noexcept nogil:
-        cdef Py_ssize_t i, W = self.W
+        cdef Py_ssize_t i, W = self.Wf, Wh = self.Wh
         cdef const float* f
+        cdef const unsigned short* h
         if self.f32:
             f = (<const float*>self.p_rows) + slot * W
             for i in range(W):
                 row[i] = f[i]
+            h = self.p_half + slot * Wh
+            for i in range(Wh):      # the bits (decoded where read: _cget)
+                row[W + i] = <double>h[i]
         else:
             memcpy(row, (<const double*>self.p_rows) + slot * W, W * sizeof(double))
 
     cdef void _store(self, Py_ssize_t slot, const double* row) noexcept nogil:
-        cdef Py_ssize_t i, W = self.W
+        cdef Py_ssize_t i, W = self.Wf, Wh = self.Wh
         cdef float* f
+        cdef unsigned short* h
         if self.f32:
             f = (<float*>self.p_rows) + slot * W
             for i in range(W):
                 f[i] = <float>row[i]
+            h = self.p_half + slot * Wh
+            for i in range(Wh):
+                h[i] = <unsigned short>row[W + i]
         else:
             memcpy((<double*>self.p_rows) + slot * W, row, W * sizeof(double))
+
+    cdef double _rc(self, double v) noexcept nogil:
+        """A pending combined offset as stored: float16 of v clamped to +-65504 in float32
+        slots (only the conformal scores and the anomaly read it), else as _rnd."""
+        if not self.f32:
+            return self._rnd(v)
+        if v > HALF_MAX:
+            v = HALF_MAX
+        elif v < -HALF_MAX:
+            v = -HALF_MAX
+        return gc_h2d(gc_d2h(v))
+
+    cdef void _cset(self, double* row, Py_ssize_t i, double v) noexcept nogil:
+        """Row value i of the pending combined offsets takes v as stored (_rc); in float32
+        slots the loaded row holds their float16 bits (converted only where used)."""
+        if not self.f32:
+            row[i] = self._rnd(v)
+            return
+        if v > HALF_MAX:
+            v = HALF_MAX
+        elif v < -HALF_MAX:
+            v = -HALF_MAX
+        row[i] = <double>gc_d2h(v)
+
+    cdef double _cget(self, const double* row, Py_ssize_t i) noexcept nogil:
+        """Row value i of the pending combined offsets (see _cset)."""
+        if not self.f32:
+            return row[i]
+        return gc_h2d(<unsigned short>row[i])
 
     cdef double _rnd(self, double v) noexcept nogil:
         """The value as stored (every value written into a row goes through here)."""
@@ -686,32 +811,24 @@ cdef class GlobalCore:
             return self.pool[(g - 1) * E + SNAIVE] < GATE * self.pool[(g - 1) * E + LAST]
         return True
 
-    cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil:
-        """Combination weights of step j from origin n - 1. Eligible: network, backbone, last
-        value; seasonal naive when m > 0; the log member while every value was > 0. An
-        eligible expert is known when the key scored it (n_j > 0) or the pool did."""
-        cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e, ne = 0, nk = 0
+    cdef Py_ssize_t _scores(self, const double* row, long long n, Py_ssize_t jj, const bint* el,
+                            bint* kn, double* L) noexcept nogil:
+        """The key's scores L[e] of step jj for the known experts kn[e] (of the eligible el):
+        the key's errors over its scale blended with the pooled ones, the margins applied;
+        returns how many are known."""
         cdef long long nj = n - jj - WARM
         cdef long long pn
-        cdef double lo = INFINITY, x, s, sk, tot = 0.0
-        cdef double L[E]
-        cdef bint el[E]
-        cdef bint kn[E]
+        cdef Py_ssize_t e, nk = 0
+        cdef double s, sk, mg = 0.0, own
+        cdef double fj = (<double>(jj - 1)) / (<double>(self.horizon - 1)) if self.horizon > 1 else 0.0
         if nj < 0:
             nj = 0
-        cdef double fj = (<double>(jj - 1)) / (<double>(self.horizon - 1)) if self.horizon > 1 else 0.0
-        cdef double mg = 0.0, own
-        sk = self._scale(row)
         for e in range(E):
-            el[e] = not ((e == SNAIVE and (self.period == 0 or not self._seasonal(row, n)))
-                         or (e == LOGBB and row[self.o_zhw + 2] != 1.0))
             kn[e] = el[e] and (nj > 0 or self.pooln[(jj - 1) * E + e] > 0)
-            ne += el[e]
             nk += kn[e]
         if nk == 0:
-            for e in range(E):
-                w[e] = 1.0 / ne if el[e] else 0.0
-            return
+            return 0
+        sk = self._scale(row)
         if self.period != 0 and not el[SNAIVE] and nj >= PROVEN_N and kn[LAST]:
             # the last value has proven itself at step j for this key: the margin grows with j
             own = INFINITY
@@ -737,13 +854,51 @@ cdef class GlobalCore:
                 if mg > 0.0:
                     s = s * (1.0 + mg)
             L[e] = s
-            if s < lo:
-                lo = s
+        return nk
+
+    cdef void _weights(self, const double* row, long long n, Py_ssize_t j, double* w) noexcept nogil:
+        """Combination weights of step j from origin n - 1. Eligible: network, backbone, last
+        value; seasonal naive when m > 0; the log member while every value was > 0. An
+        eligible expert is known when the key scored it (n_j > 0) or the pool did. Step 1's
+        relative scores are kept (self.s1; -1: unknown) for the steps after it: every caller
+        asks for steps 1, 2, ... of one row in turn."""
+        cdef Py_ssize_t jj = j if j < self.horizon else self.horizon, e, ne = 0, nk
+        cdef double lo = INFINITY, x, tot = 0.0, xmin = INFINITY
+        cdef double L[E]
+        cdef double r[E]
+        cdef bint el[E]
+        cdef bint kn[E]
+        for e in range(E):
+            el[e] = not ((e == SNAIVE and (self.period == 0 or not self._seasonal(row, n)))
+                         or (e == LOGBB and row[self.o_zhw + 2] != 1.0))
+            ne += el[e]
+        nk = self._scores(row, n, jj, el, kn, L)
+        if jj == 1:
+            self.s1_any = nk > 0
+        if nk == 0:
+            for e in range(E):
+                w[e] = 1.0 / ne if el[e] else 0.0
+            return
+        for e in range(E):
+            if kn[e] and L[e] < lo:
+                lo = L[e]
+        for e in range(E):
+            r[e] = (L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR) if kn[e] else 0.0
+        if jj == 1:
+            for e in range(E):
+                self.s1[e] = r[e] if kn[e] else -1.0
+        elif self.s1_any:   # blended with step 1's relative scores (0 where it knows none)
+            for e in range(E):
+                if kn[e]:
+                    r[e] = (r[e] + MIX1 * (self.s1[e] if self.s1[e] >= 0.0 else 0.0)) / (1.0 + MIX1)
+        for e in range(E):
+            if kn[e] and r[e] < xmin:
+                xmin = r[e]
         for e in range(E):
             if not kn[e]:
                 w[e] = 0.0
                 continue
-            x = ETA * ((L[e] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            x = ETA * (r[e] - xmin)
             w[e] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)  # exp(-0) == 1
             tot = tot + w[e]
         for e in range(E):
@@ -923,11 +1078,11 @@ cdef class GlobalCore:
             if j == 1:
                 pred[0] = c
                 cur[0] = bb
-            row[self.o_cmb + (j - 1) * j // 2 + (n - 1) % j] = self._rnd((c - bb) / sc)
+            self._cset(row, self.o_cmb + (j - 1) * j // 2 + (n - 1) % j, (c - bb) / sc)
         # 3. anomaly score of y_n (before its scores enter)
         score[0] = NAN
         if n - 1 >= WARM and self._crow(self._group(n - 1), 0) != -1:
-            cn = fabs((y - cur[0]) / sc - row[self.o_cmb + 0])
+            cn = fabs((y - cur[0]) / sc - self._cget(row, self.o_cmb + 0))
             score[0] = 1.0 - self._pvalue(self._group(n - 1), cn if cn <= VMAX else VMAX)
         # 4. every pending forecast of y_n
         for j in range(1, (H if H < n else n) + 1):
@@ -981,7 +1136,7 @@ cdef class GlobalCore:
                                 else POOL_DECAY * self.pool[i] + (1.0 - POOL_DECAY) * err)
                 if self.pooln[i] < COUNT_LIMIT - 1:
                     self.pooln[i] += 1
-            cn = fabs((y - bb) / sc - row[self.o_cmb + (j - 1) * j // 2 + s % j])
+            cn = fabs((y - bb) / sc - self._cget(row, self.o_cmb + (j - 1) * j // 2 + s % j))
             if scur > SHOCK * sc:   # over max(scale_s, scale / SHOCK): not counted twice
                 cn = cn * (SHOCK * sc / scur)
             if not cn <= VMAX:
@@ -1002,66 +1157,100 @@ cdef class GlobalCore:
                     cn = c
             self._insert(jg, cn)
 
+    cdef Py_ssize_t _mscore(self, const double* row, Py_ssize_t ob, Py_ssize_t os,
+                            Py_ssize_t osh, long long n, double z, double* a) noexcept nogil:
+        """The members' mean error at z (value n, n >= n0) over the stored origins s with
+        1 <= n - s <= H (ascending s; each |z - f| clamped to big): a[k]; returns how many
+        origins (0: none, a untouched). Read before the row takes z: the season index of z's
+        phase as it was at s is the current one (j <= m) or in the history (os, osh)."""
+        cdef Py_ssize_t K = self.n_members, Q = self.mq, m = self.period, k, i, r, u, c = 0
+        cdef long long d = self.md, top = (n - 1) // d, s0, j, n0 = self.period if self.period > 0 else 1
+        cdef Py_ssize_t q
+        cdef double sv, x
+        for i in range(Q - 1, -1, -1):
+            s0 = d * (top - i)
+            j = n - s0
+            if s0 < n0 or j < 1 or j > self.horizon:
+                continue
+            sv = 0.0
+            if m > 0:
+                u = (j + m - 1) // m - 1
+                sv = row[os + n % m] if u == 0 else row[osh + (u - 1) * m + n % m]
+            r = <Py_ssize_t>((s0 // d) % Q)
+            q = ob + 3 * K + 2 * K * r
+            for k in range(K):
+                x = fabs(z - (row[q + 2 * k] + self.phacc[j] * row[q + 2 * k + 1] + sv))
+                if not x <= self.big:
+                    x = self.big
+                a[k] = x if c == 0 else a[k] + x
+            c += 1
+        if c > 1:
+            for k in range(K):
+                a[k] = a[k] / <double>c
+        return c
+
     cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
                     long long n, double z, double sp, double* malpha,
-                    double* mab) noexcept nogil:
-        """The members of a backbone (at row[ob], 4 per member: level, trend, EW error, the
-        pending forecast of its check step) take z (n >= 1, past the first cycle; sp: the
-        season index of z's phase before its update, row[os]: the season indices after it);
-        the combined level and trend row[hw], row[hw + 1] become their weighted means, the
-        weights from the members' new errors."""
-        cdef Py_ssize_t k, K = self.n_members, q, g = self.gstep, m = self.period
-        cdef double e1, ek, phi = self.hw_phi, lo = INFINITY, x, tot = 0.0, L = 0.0, B = 0.0, eta
-        cdef long long n0 = m if m > 0 else 1
-        cdef bint check = (n - n0) % g == 0
-        cdef double sg = row[os + (n + g) % m] if m > 0 else 0.0
+                    double* mab, const double* a) noexcept nogil:
+        """The members of a backbone (at row[ob], 3 per member: level, trend, EW error; then
+        the ring of the stored origins' levels and trends) take z (n >= 1, past the first
+        cycle; sp: the season index of z's phase before its update; a: the members' mean
+        errors over the stored origins from ``_mscore``, NULL: none, then the one-step
+        error); the combined level and trend row[hw], row[hw + 1] become their weighted
+        means, the weights from the members' new errors; at n % d == 0 the ring keeps the
+        new levels and trends."""
+        cdef Py_ssize_t k, K = self.n_members, q, r
+        cdef double e1, phi = self.hw_phi, lo = INFINITY, x, tot = 0.0, L = 0.0, B = 0.0, eta
+        cdef long long n0 = self.period if self.period > 0 else 1
         for k in range(K):
-            q = ob + 4 * k
+            q = ob + 3 * k
             e1 = z - (row[q] + phi * row[q + 1] + sp)
             x = fabs(e1)
             if not x <= self.big:
                 x = self.big
+            if a != NULL:
+                x = (1.0 - MS_MIX) * x + MS_MIX * a[k]
             x = x if n == n0 else BANK_DECAY * row[q + 2] + (1.0 - BANK_DECAY) * x
-            if check and n > n0:   # the error of the forecast it made g values ago for z
-                ek = fabs(z - row[q + 3])
-                if not ek <= self.big:
-                    ek = self.big
-                x = G_DECAY * x + (1.0 - G_DECAY) * ek
             row[q + 2] = self._rnd(x)
             row[q] = self._rnd(row[q] + phi * row[q + 1] + malpha[k] * e1)
             row[q + 1] = self._rnd(phi * row[q + 1] + mab[k] * e1)
-            if check:
-                row[q + 3] = self._rnd(row[q] + self.phacc[g] * row[q + 1] + sg)
             if row[q + 2] < lo:
                 lo = row[q + 2]
+        if n % self.md == 0:
+            r = <Py_ssize_t>((n // self.md) % self.mq)
+            q = ob + 3 * K + 2 * K * r
+            for k in range(K):
+                row[q + 2 * k] = row[ob + 3 * k]
+                row[q + 2 * k + 1] = row[ob + 3 * k + 1]
         eta = self.hw_eta
         for k in range(K):
-            x = eta * ((row[ob + 4 * k + 2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
+            x = eta * ((row[ob + 3 * k + 2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
             self.sw[k] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)
             tot = tot + self.sw[k]
         for k in range(K):
             x = self.sw[k] / tot
-            L = L + x * row[ob + 4 * k]
-            B = B + x * row[ob + 4 * k + 1]
+            L = L + x * row[ob + 3 * k]
+            B = B + x * row[ob + 3 * k + 1]
         row[hw] = self._rnd(L)
         row[hw + 1] = self._rnd(B)
 
     cdef void _bank_start(self, double* row, Py_ssize_t ob, double z) noexcept nogil:
-        """Every member starts at level z (stored form), trend 0, error 0, nothing pending."""
+        """Every member starts at level z (stored form), trend 0, error 0 (the ring: zeros)."""
         cdef Py_ssize_t k
         for k in range(self.n_members):
-            row[ob + 4 * k] = self._rnd(z)
-            row[ob + 4 * k + 1] = 0.0
-            row[ob + 4 * k + 2] = 0.0
-            row[ob + 4 * k + 3] = 0.0
+            row[ob + 3 * k] = self._rnd(z)
+            row[ob + 3 * k + 1] = 0.0
+            row[ob + 3 * k + 2] = 0.0
 
     cdef void _update(self, double* row, long long n, double y) noexcept nogil:
         """The backbone and the history take y_n; the origin n entries are written."""
         cdef Py_ssize_t m = self.period, H = self.horizon, j, p = 0
         cdef Py_ssize_t hw = self.o_hw
         cdef double l = row[hw], b = row[hw + 1], e, fit, r, phi = self.hw_phi, sp = 0.0
-        cdef Py_ssize_t u
+        cdef Py_ssize_t u, na = 0
         cdef long long tn
+        if n >= 1 and (m == 0 or n >= m):   # the members' errors over the stored origins
+            na = self._mscore(row, self.o_bank, self.o_s, self.o_sh, n, y, self.sa)
         if m > 0 and self.LS > 0:  # the phase's index before this update joins its history
             p = n % m
             for u in range(self.LS - 1, 0, -1):
@@ -1084,7 +1273,8 @@ cdef class GlobalCore:
             else:
                 if m > 0:
                     row[self.o_s + p] = self._rnd(sp + _gam(self.hw_gamma, self.hw_gamma_start, n, m) * e)
-                self._bank(row, hw, self.o_bank, self.o_s, n, y, sp, self.malpha, self.mab)
+                self._bank(row, hw, self.o_bank, self.o_s, n, y, sp, self.malpha, self.mab,
+                           self.sa if na > 0 else NULL)
             # the scale's count restarts after the first cycle (whose errors, made before the
             # season indices exist, keep the weight of one value): a season-less first cycle
             # must not inflate a young key's scale for the next cycles
@@ -1113,12 +1303,14 @@ cdef class GlobalCore:
     cdef void _zupdate(self, double* row, long long n, double y) noexcept nogil:
         """The log member (the backbone's rules on z = log y) takes y_n while every value is
         > 0; the first value <= 0 retires it for good (flag 0)."""
-        cdef Py_ssize_t m = self.period, zh = self.o_zhw, p = 0, u
+        cdef Py_ssize_t m = self.period, zh = self.o_zhw, p = 0, u, na = 0
         cdef double z, e, fit, zl = row[zh], zb = row[zh + 1], phi = self.hw_phi, sp = 0.0
         if not (y > 0.0 and (n == 0 or row[zh + 2] == 1.0)):
             row[zh + 2] = 0.0
             return
         z = log(y)
+        if n >= 1 and (m == 0 or n >= m):
+            na = self._mscore(row, self.o_zbank, self.o_zs, self.o_zsh, n, z, self.sa)
         if m > 0 and self.LS > 0:
             p = n % m
             for u in range(self.LS - 1, 0, -1):
@@ -1141,7 +1333,8 @@ cdef class GlobalCore:
         else:
             if m > 0:
                 row[self.o_zs + p] = self._rnd(sp + _gam(self.hw_log_gamma, self.hw_gamma_start, n, m) * e)
-            self._bank(row, zh, self.o_zbank, self.o_zs, n, z, sp, self.zmalpha, self.zmab)
+            self._bank(row, zh, self.o_zbank, self.o_zs, n, z, sp, self.zmalpha, self.zmab,
+                       self.sa if na > 0 else NULL)
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
@@ -1358,8 +1551,14 @@ cdef class GlobalCore:
             self.net._busy = False
         return st
 
+    def _logical(self, slots):
+        """Rows of the given slots as _load gives them (k, W) float64: the float rows, then
+        the float16 part's bits (see _cset)."""
+        return np.concatenate((self._rows[slots].astype(np.float64),
+                               self._half[slots].astype(np.float64)), axis=-1)
+
     def _row(self, s):
-        row = np.array(self._rows[s], dtype=np.float64)
+        row = np.ascontiguousarray(self._logical(s), dtype=np.float64)
         return row, int(self._count[s])
 
     def _x_arg(self, xs, h):
@@ -1480,7 +1679,7 @@ cdef class GlobalCore:
         c, sc = self._forecast_rows(s, 1, x)
         cdef double[::1] rv = row
         bb = self._bb(&rv[0], n, 1)
-        cn = self._rnd((c[0] - bb) / sc)
+        cn = self._rc((c[0] - bb) / sc)
         v = abs((y - bb) / sc - cn)
         return 1.0 - self._pvalue(self._group(n - 1), v if v <= VMAX else VMAX)
 
@@ -1504,6 +1703,7 @@ cdef class GlobalCore:
         slots = self.net._slot_array(slots, False, False)
         self.net.reset(slots)
         self._rows[slots] = 0
+        self._half[slots] = 0
         self._count[slots] = 0
 
     def copy_slots(self, src, dst):
@@ -1517,6 +1717,7 @@ cdef class GlobalCore:
             raise ValueError("src and dst differ in length")
         self.net.copy_slots(src, dst)
         self._rows[dst] = self._rows[src]
+        self._half[dst] = self._half[src]
         self._count[dst] = self._count[src]
 
     def row_parts(self):
@@ -1524,17 +1725,36 @@ cdef class GlobalCore:
         return dict(row_layout(self.horizon, self.period, self.net.k2, self.n_members)[4])
 
     def get_slots(self, slots):
-        """The state of the given slots: ``{"row": (k, W) float64, "count": int64 (k,),
-        "net": net.get_slots(slots)}`` (copies)."""
+        """The state of the given slots: ``{"row": (k, Wf) float64, "half": (k, Wh) uint16
+        (the bits of the rows' float16 part: float32 slots' pending combined offsets),
+        "count": int64 (k,), "net": net.get_slots(slots)}`` (copies)."""
         return self._hold(self._get_slots, slots)
 
     def _get_slots(self, slots):
         slots = self.net._slot_array(slots, False, False)
-        return {"row": self._rows[slots].astype(np.float64), "count": self._count[slots].copy(),
+        return {"row": self._rows[slots].astype(np.float64), "half": self._half[slots].copy(),
+                "count": self._count[slots].copy(),
                 "net": self.net.get_slots(slots)}
 
+    def _joined(self, rows, half, k):
+        """(k, Wf) float rows and the (k, Wh) uint16 bits of their float16 part as one
+        (k, W) float64 array, else ValueError/TypeError."""
+        if not isinstance(rows, np.ndarray) or rows.dtype not in (np.float32, np.float64):
+            raise TypeError("row must be a float32 or float64 ndarray")
+        if rows.shape != (k, self.Wf):
+            raise ValueError(f"row has shape {rows.shape}, expected {(k, self.Wf)}")
+        if (not isinstance(half, np.ndarray) or half.dtype != np.uint16
+                or half.shape != (k, self.Wh)):
+            raise ValueError(f"half must be a uint16 ndarray (float16 bits) of shape "
+                             f"{(k, self.Wh)}")
+        h = np.ascontiguousarray(half).view(np.float16).astype(np.float64)
+        if not np.all(np.isfinite(h)):
+            raise ValueError("half holds non-finite float16 values")
+        return np.concatenate((rows.astype(np.float64), h), axis=1)
+
     def _check_rows(self, rows, count, k):
-        """Validated rows (as stored) and counts of k keys, else ValueError/TypeError."""
+        """Validated rows (k, W) as loaded, split as stored (float rows, float16 values) with
+        the counts of k keys, else ValueError/TypeError."""
         a = _array(rows, "rows", (k, self.W)) if not (
             isinstance(rows, np.ndarray) and rows.dtype == np.float32) else None
         if a is None:
@@ -1563,7 +1783,7 @@ cdef class GlobalCore:
             raise ValueError("rows hold negative combination errors")
         for name in ("bank", "zbank"):
             o, n = parts[name]
-            if np.any(a[:, o + 2:o + n:4] < 0):
+            if np.any(a[:, o + 2:o + 3 * self.n_members:3] < 0):
                 raise ValueError(f"rows hold a negative {name} member error")
         o, n = parts["zhw"]
         if np.any((a[:, o + 2] != 0) & (a[:, o + 2] != 1)):
@@ -1574,9 +1794,14 @@ cdef class GlobalCore:
             raise ValueError("count must hold values in [0, 2**62)")
         if np.any(a[count == 0] != 0):
             raise ValueError("a slot that saw no value must have an all-zero row")
+        o, n = parts["comb"]
         if self.f32:
-            a = a.astype(np.float32)
-        return a, np.array(count, dtype=np.int64, copy=True)
+            if np.any(np.abs(a[:, o:o + n]) > HALF_MAX):
+                raise ValueError("rows hold pending combined offsets beyond +-65504")
+            return (a[:, :self.Wf].astype(np.float32),
+                    np.ascontiguousarray(a[:, self.Wf:]).astype(np.float16).view(np.uint16),
+                    np.array(count, dtype=np.int64, copy=True))
+        return a, np.zeros((k, 0), dtype=np.uint16), np.array(count, dtype=np.int64, copy=True)
 
     def set_slots(self, slots, state):
         """Take over ``state`` (as ``get_slots`` returns it) for ``slots`` (distinct), all of
@@ -1585,13 +1810,15 @@ cdef class GlobalCore:
 
     def _set_slots(self, slots, state):
         slots = self.net._slot_array(slots, True, False)
-        if type(state) is not dict or set(state) != {"row", "count", "net"}:
-            raise ValueError("slot state must be a dict with keys ['count', 'net', 'row']")
+        if type(state) is not dict or set(state) != {"row", "half", "count", "net"}:
+            raise ValueError("slot state must be a dict with keys ['count', 'half', 'net', 'row']")
         k = slots.shape[0]
-        rows, count = self._check_rows(state["row"], state["count"], k)
+        rows, half, count = self._check_rows(self._joined(state["row"], state["half"], k),
+                                             state["count"], k)
         net_arrays = self.net._check_slots(state["net"], k)
         self.net.set_slots(slots, state["net"])
         self._rows[slots] = rows
+        self._half[slots] = half
         self._count[slots] = count
 
     # ------------------------------------------------------------ state
@@ -1680,7 +1907,7 @@ cdef class GlobalCore:
 
     def _get_state(self):
         return {"net": self.net.get_state(), "shared": self._shared_state(),
-                "rows": self._rows.copy(), "count": self._count.copy()}
+                "rows": self._rows.copy(), "half": self._half.copy(), "count": self._count.copy()}
 
     def set_state(self, state):
         """Take over a whole state (as ``get_state`` returns it); every field is validated
@@ -1694,7 +1921,8 @@ cdef class GlobalCore:
         want = np.float32 if self.f32 else np.float64
         if not isinstance(rows, np.ndarray) or rows.dtype != want:
             raise ValueError(f"rows must be a {np.dtype(want).name} ndarray")
-        rows, count = self._check_rows(rows, state["count"], self.capacity)
+        rows, half, count = self._check_rows(self._joined(rows, state["half"], self.capacity),
+                                             state["count"], self.capacity)
         shared = self._check_shared(state["shared"])
         net_state = state["net"]
         if type(net_state) is not dict or set(net_state) != {"shared", "slots"}:
@@ -1706,6 +1934,7 @@ cdef class GlobalCore:
         self.net.set_state(net_state)   # validates again, assigns (nothing can fail below)
         self._assign_shared(shared)
         self._rows[...] = rows
+        self._half[...] = half
         self._count[...] = count
 
     def config(self):
@@ -1731,6 +1960,23 @@ cdef class GlobalCore:
         return (f"GlobalCore({_CELL_NAMES[self.net.cell]}, "
                 f"hidden={self.net.hidden_size}, H={self.horizon}, m={self.period}, "
                 f"n_x={self.n_x}, capacity={self.capacity}, slots={self.slot_dtype}, t={self.t})")
+
+
+def _half_bits(values):
+    """The binary16 bits of each float64 value (rounded to nearest even from the double, as
+    the rows store the pending combined offsets) and the value back, as float64: (bits
+    uint16, values float64). For tests."""
+    cdef cnp.ndarray v = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    cdef cnp.ndarray bits = np.empty(v.shape[0], dtype=np.uint16)
+    cdef cnp.ndarray back = np.empty(v.shape[0], dtype=np.float64)
+    cdef Py_ssize_t i
+    cdef double* pv = <double*>cnp.PyArray_DATA(v)
+    cdef unsigned short* pb = <unsigned short*>cnp.PyArray_DATA(bits)
+    cdef double* pk = <double*>cnp.PyArray_DATA(back)
+    for i in range(v.shape[0]):
+        pb[i] = gc_d2h(pv[i])
+        pk[i] = gc_h2d(pb[i])
+    return bits, back
 
 
 def _global_from_state(config, state):
