@@ -15,3 +15,23 @@ def child_env(**extra):
     env["PYTHONSAFEPATH"] = "1"
     env.update(extra)
     return env
+
+
+def digest_per_isa(code, timeout=300):
+    """Run ``code`` (which prints ``json.dumps([_cells.ISA, digest])`` as its last line) in one
+    child Python per instruction-set copy this CPU runs; return ``{isa: digest}`` after checking
+    that each child ran and used the copy it was given."""
+    import json
+    import subprocess
+    import sys
+
+    from streamrnn._core import _cells
+    got = {}
+    for isa in _cells.ISAS:
+        run = subprocess.run([sys.executable, "-c", code], env=child_env(STREAMRNN_ISA=isa),
+                             capture_output=True, text=True, timeout=timeout)
+        assert run.returncode == 0, run.stderr[-2000:]
+        used, digest = json.loads(run.stdout.strip().splitlines()[-1])
+        assert used == isa
+        got[isa] = digest
+    return got

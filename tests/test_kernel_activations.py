@@ -1,16 +1,11 @@
 """The cells' gate activations on arrays (``sr_sigmoid_n``, ``sr_tanh_n`` in _kernels_impl.h):
 within a few ulps of the exact values (computed in long double), exact at the special points
 (signed zeros, infinities, NaN), and the same bits from every copy of the C helpers."""
-import hashlib
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-import streamrnn
+from _support import digest_per_isa
 from streamrnn._core import _cells
 
 LD = np.longdouble
@@ -90,14 +85,5 @@ print(json.dumps([_cells.ISA, h.hexdigest()]))
 
 
 def test_every_instruction_set_gives_the_same_bits():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(streamrnn.__file__)))
-    got = {}
-    for isa in _cells.ISAS:
-        env = dict(os.environ, PYTHONPATH=root, STREAMRNN_ISA=isa)
-        run = subprocess.run([sys.executable, "-c", _ISA_CODE], env=env, capture_output=True,
-                             text=True, timeout=300)
-        assert run.returncode == 0, run.stderr
-        used, digest = json.loads(run.stdout)
-        assert used == isa
-        got[isa] = digest
+    got = digest_per_isa(_ISA_CODE)
     assert len(set(got.values())) == 1, got

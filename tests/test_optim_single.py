@@ -4,17 +4,12 @@ included), finite whatever the gradient, and a state that round-trips bit for bi
 whose moments are not float32 values (a double optimizer's, a version before float32 moments)
 loads with each moment rounded to the nearest float32; one beyond float32's range is refused.
 """
-import hashlib
-import json
-import os
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-import streamrnn
+from _support import digest_per_isa
 from streamrnn import _core as C
 from streamrnn._core import _cells
 from streamrnn._core import _optim as KO
@@ -89,16 +84,7 @@ print(json.dumps([_cells.ISA, h.hexdigest()]))
 
 
 def test_every_instruction_set_gives_the_same_single_adam_bits():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(streamrnn.__file__)))
-    got = {}
-    for isa in _cells.ISAS:
-        env = dict(os.environ, PYTHONPATH=root, STREAMRNN_ISA=isa)
-        run = subprocess.run([sys.executable, "-c", _ISA_CODE], env=env, capture_output=True,
-                             text=True, timeout=300)
-        assert run.returncode == 0, run.stderr
-        used, digest = json.loads(run.stdout)
-        assert used == isa
-        got[isa] = digest
+    got = digest_per_isa(_ISA_CODE)
     assert len(set(got.values())) == 1, got
 
 
