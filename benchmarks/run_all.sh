@@ -31,6 +31,7 @@ run() {
 }
 
 run bench_accuracy "${peers[@]}" --json "$out/bench_accuracy.json"
+run bench_regression
 run bench_speed "${peers[@]}"
 run bench_kernel
 run bench_decode

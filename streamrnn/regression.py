@@ -3,12 +3,15 @@
 "Do no harm": the prediction is ``m + w (p - m)``, the network's prediction ``p`` shrunk toward
 the running mean ``m`` of the target. ``w`` starts from the least-squares weight of the
 combination, ``w_ls = sum d r / sum d d`` (``d = p - m``, ``r = y - m`` over the values seen,
-each term weighted ``0.995 ** age``), and keeps the share ``1 - (2 se / w_ls) ** 2`` of it,
+each term weighted ``0.995 ** age``), and keeps the share ``1 - (z se / w_ls) ** 2`` of it,
 ``se`` its heteroskedasticity-robust (sandwich) standard error: 0 unless ``w_ls`` is more than
-two standard errors above 0 (the evidence that the network helps), near ``w_ls`` when it is
-many; clipped to [0, 1], and 0 until 20 values have scored it (too few to trust ``se``). So
-on a stream the network cannot learn the prediction is the mean nearly always, and where the
-network is much better ``w`` is near 1. Each expert is scored on the value it predicted before
+``z`` standard errors above 0 (the evidence that the network helps), near ``w_ls`` when it is
+many; clipped to [0, 1], and 0 until 20 values have scored it. The bar is
+``z = 2 sqrt(1 + 200 / n)`` after ``n`` scored values: the sandwich error is unreliable on few
+values of heavy-tailed data, and the test is repeated at every value, so early on the evidence
+must be far stronger (z = 6.6 at 20 values, 3.5 at 100, 2.2 at 1,000; two standard errors, the
+usual test, in the long run). So on a stream the network cannot learn the prediction is the
+mean, and where the network is much better ``w`` is near 1. Each expert is scored on the value it predicted before
 the target was learned: the network by the forward pass of the learning step itself (its
 input standardised with the statistics that include that input, as learning uses it), the
 mean before the target enters it.
@@ -26,7 +29,8 @@ from streamrnn.base import (PARAMETERS_DOC, SCALE_WINDOW, RecurrentEstimator, Sc
 # the network's weight in its combination with the running mean (_Weight)
 WEIGHT_DECAY = 0.995    # each past value's term weighs 0.995 ** age (the study's decay)
 WEIGHT_MIN_N = 20       # values scored before the network can have any weight
-WEIGHT_SE = 2.0         # w_ls must be this many standard errors above 0 (two: the usual test)
+WEIGHT_SE = 2.0         # w_ls must be WEIGHT_SE * sqrt(1 + WEIGHT_PRIOR / n) standard errors
+WEIGHT_PRIOR = 200.0    # above 0 after n scored values (a small-sample bar, notes in the docs)
 _CLAMP = 1e50           # |d|, |r| beyond this are clamped, so every sum stays finite
 
 
@@ -50,7 +54,8 @@ class _Weight:
         if not w > 0.0:
             return 0.0
         v = self.c1 - 2.0 * w * self.c2 + w * w * self.c3
-        q = WEIGHT_SE * math.sqrt(v if v > 0.0 else 0.0) / (self.a * w)   # 2 se / w_ls
+        z = WEIGHT_SE * math.sqrt(1.0 + WEIGHT_PRIOR / self.n)
+        q = z * math.sqrt(v if v > 0.0 else 0.0) / (self.a * w)   # z se / w_ls
         w *= 1.0 - q * q
         return 0.0 if not w > 0.0 else (1.0 if w > 1.0 else w)   # NaN: 0
 

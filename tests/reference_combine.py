@@ -202,14 +202,15 @@ class RefShrunkWeight:
 
         w_ls = sum_k g^k d_k r_k / sum_k g^k d_k^2
         se   = sqrt(sum_k g^(2k) d_k^2 (r_k - w_ls d_k)^2) / sum_k g^k d_k^2
-        w    = clip(w_ls (1 - (n_se se / w_ls)^2), 0, 1)   (0 if w_ls <= 0),
+        z    = n_se sqrt(1 + prior / n),   n values scored
+        w    = clip(w_ls (1 - (z se / w_ls)^2), 0, 1)   (0 if w_ls <= 0),
                0 while fewer than min_n values are scored
 
     d = network's prediction - mean, r = value - mean (both before the value). Sums in another
     order than the running ones: equal to rounding, not bit for bit."""
 
-    def __init__(self, decay=0.995, min_n=20, n_se=2.0):
-        self.decay, self.min_n, self.n_se = decay, min_n, n_se
+    def __init__(self, decay=0.995, min_n=20, n_se=2.0, prior=200.0):
+        self.decay, self.min_n, self.n_se, self.prior = decay, min_n, n_se, prior
         self.hist = []          # (d, r), oldest first
 
     def observe(self, p, m, y):
@@ -227,4 +228,5 @@ class RefShrunkWeight:
             return 0.0
         v = sum(self.decay ** (2 * k) * d * d * (r - w * d) ** 2 for k, (d, r) in enumerate(pairs))
         se = math.sqrt(v) / a
-        return min(max(w * (1.0 - (self.n_se * se / w) ** 2), 0.0), 1.0)
+        z = self.n_se * math.sqrt(1.0 + self.prior / len(pairs))
+        return min(max(w * (1.0 - (z * se / w) ** 2), 0.0), 1.0)
