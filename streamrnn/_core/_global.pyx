@@ -279,6 +279,7 @@ cdef enum:
     LAST = 2
     SNAIVE = 3
     LOGBB = 4
+    AD_N = 8        # an adaptive member's state: u (2), v (2), dl/dtheta (2), db/dtheta (2)
 EXPERTS = ("network", "backbone", "last value", "seasonal naive", "log backbone")
 cdef double ZMAX = 690.0            # log-space forecasts are clamped before exp
 cdef double ZMIN = -700.0
@@ -294,6 +295,14 @@ cdef double HALF_MAX = 65504.0      # float32 slots keep the pending combined of
 HW_ALPHAS = (0.1, 0.3, 0.7)         # the members' level constants with a period ...
 HW_ALPHAS_FLAT = (0.1, 0.3, 1.0)    # ... and without one (alpha 1: the naive with a drift)
 cdef double MS_MIX = 0.5            # a member's error: (1 - MS_MIX) one-step + MS_MIX over the steps
+cdef double AD_LO = 0.01            # the adaptive member's (alpha, beta) = AD_LO + (AD_HI - AD_LO) sigmoid(u)
+cdef double AD_HI = 0.99
+cdef double AD_LR = 0.02            # u_i -= AD_LR g_i / sqrt(v_i)
+cdef double AD_V = 0.99             # v_i: EW mean of g_i^2
+cdef double AD_UCLIP = 30.0
+cdef double AD_A0 = 0.3             # the start (alpha, beta)
+cdef double AD_B0 = 0.1
+cdef int AD_MASK = 3                # (screening) bit 0: the additive bank's, bit 1: the log bank's
 cdef double MIX1 = 0.25             # a combination score: (rel_j + MIX1 rel_1) / (1 + MIX1)
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
@@ -398,6 +407,15 @@ def _farg(value, name, shape, writable=False):
     return value
 
 
+def _screen(mask=None, lr=None, a0=None, b0=None):
+    """(Screening only.) Set the adaptive members' switches and constants."""
+    global AD_MASK, AD_LR, AD_A0, AD_B0
+    if mask is not None: AD_MASK = mask
+    if lr is not None: AD_LR = lr
+    if a0 is not None: AD_A0 = a0
+    if b0 is not None: AD_B0 = b0
+
+
 def _fresh(v):
     a = np.empty(v.shape, dtype=np.int64 if v.dtype.kind == "i" else np.float64)
     a[...] = v
@@ -419,8 +437,10 @@ def row_layout(horizon, period, k2, members=6):
     parts, off = {}, 0
     K = members
     Q = min(H, MQ)
-    for name, n in (("y", R), ("season", m), ("hw", 3), ("bank", 3 * K + 2 * K * Q),
-                    ("origin", 3 * H), ("shist", LS * m), ("zhw", 3), ("zbank", 3 * K + 2 * K * Q),
+    K1 = K + 1                      # the fixed members and the adaptive one
+    for name, n in (("y", R), ("season", m), ("hw", 3), ("bank", 3 * K1 + 2 * K1 * Q),
+                    ("ad", AD_N), ("origin", 3 * H), ("shist", LS * m), ("zhw", 3),
+                    ("zbank", 3 * K1 + 2 * K1 * Q), ("zad", AD_N),
                     ("zseason", m), ("zshist", LS * m), ("zorigin", 2 * H), ("net", sum(netl)),
                     ("err", H * E + 2), ("comb", H * (H + 1) // 2)):
         parts[name] = (off, n)
@@ -541,7 +561,11 @@ cdef class GlobalCore:
         self.capacity, self.max_batch, self.learn_every = cap, mb, le
         self.f32 = sd == "float32"
         self.clip, self.hw_phi, self.hw_gamma, self.hw_eta = clip, p_, g_, eta_
-        self.hw_alphas, self.hw_betas, self.n_members = a_, b_, K
+        self.hw_alphas, self.hw_betas, self.n_members, self.n_bank = a_, b_, K, K + 1
+        sg = (AD_A0 - AD_LO) / (AD_HI - AD_LO)
+        self.ad_u0a = math.log(sg / (1.0 - sg))
+        sg = (AD_B0 - AD_LO) / (AD_HI - AD_LO)
+        self.ad_u0b = math.log(sg / (1.0 - sg))
         self.mq = min(H, MQ)
         self.md = (H + self.mq - 1) // self.mq
         ma = np.array([a for a in a_ for b in b_], dtype=np.float64)   # alpha-major
@@ -563,6 +587,7 @@ cdef class GlobalCore:
         self.o_zhw, self.o_zs, self.o_zsh = parts["zhw"][0], parts["zseason"][0], parts["zshist"][0]
         self.o_zorg = parts["zorigin"][0]
         self.o_bank, self.o_zbank = parts["bank"][0], parts["zbank"][0]
+        self.o_ad, self.o_zad = parts["ad"][0], parts["zad"][0]
         neto = np.zeros(n_out, dtype=np.intp)
         off = self.o_net
         for i in range(n_out):
@@ -599,7 +624,7 @@ cdef class GlobalCore:
         s = {"row": np.zeros(mb * Wrow), "X": np.zeros(mb * nin), "Y": np.zeros(mb * n_out),
              "O": np.zeros(mb * n_out), "slot": np.zeros(mb, dtype=np.int64),
              "idx": np.zeros(mb, dtype=np.intp), "kmap": np.zeros(mb, dtype=np.intp), "fx": np.zeros(mb * max(nx, 1)),
-             "f": np.zeros(E), "w": np.zeros(max(E, K)), "c": np.zeros(H), "a": np.zeros(K),
+             "f": np.zeros(E), "w": np.zeros(max(E, K + 1)), "c": np.zeros(H), "a": np.zeros(K + 1),
              "s1": np.zeros(E)}
         self._scratch = s
         self.srow, self.sX, self.sY = <double*>_ptr(s["row"]), <double*>_ptr(s["X"]), <double*>_ptr(s["Y"])
@@ -1163,7 +1188,7 @@ cdef class GlobalCore:
         1 <= n - s <= H (ascending s; each |z - f| clamped to big): a[k]; returns how many
         origins (0: none, a untouched). Read before the row takes z: the season index of z's
         phase as it was at s is the current one (j <= m) or in the history (os, osh)."""
-        cdef Py_ssize_t K = self.n_members, Q = self.mq, m = self.period, k, i, r, u, c = 0
+        cdef Py_ssize_t K = self.n_bank, Q = self.mq, m = self.period, k, i, r, u, c = 0
         cdef long long d = self.md, top = (n - 1) // d, s0, j, n0 = self.period if self.period > 0 else 1
         cdef Py_ssize_t q
         cdef double sv, x
@@ -1189,22 +1214,51 @@ cdef class GlobalCore:
                 a[k] = a[k] / <double>c
         return c
 
-    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
+    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t oa,
                     long long n, double z, double sp, double* malpha,
-                    double* mab, const double* a) noexcept nogil:
+                    double* mab, const double* a, bint adon) noexcept nogil:
         """The members of a backbone (at row[ob], 3 per member: level, trend, EW error; then
         the ring of the stored origins' levels and trends) take z (n >= 1, past the first
         cycle; sp: the season index of z's phase before its update; a: the members' mean
         errors over the stored origins from ``_mscore``, NULL: none, then the one-step
         error); the combined level and trend row[hw], row[hw + 1] become their weighted
         means, the weights from the members' new errors; at n % d == 0 the ring keeps the
-        new levels and trends."""
-        cdef Py_ssize_t k, K = self.n_members, q, r
+        new levels and trends. The last member is the adaptive one (its state at row[oa]:
+        its gradients and sensitivities from the state before z, its u stepped after its
+        update; see the module docstring)."""
+        cdef Py_ssize_t k, K = self.n_members, K1 = self.n_bank, q, r, i
         cdef double e1, phi = self.hw_phi, lo = INFINITY, x, tot = 0.0, L = 0.0, B = 0.0, eta
+        cdef double al, be, ma, mb, dl, db, de, nl, nb, u, sg, gu, v
+        cdef double gr[2]
         cdef long long n0 = self.period if self.period > 0 else 1
-        for k in range(K):
+        al = AD_LO + (AD_HI - AD_LO) / (1.0 + exp(-row[oa]))
+        be = AD_LO + (AD_HI - AD_LO) / (1.0 + exp(-row[oa + 1]))
+        for k in range(K1):
             q = ob + 3 * k
             e1 = z - (row[q] + phi * row[q + 1] + sp)
+            if k < K:
+                ma, mb = malpha[k], mab[k]
+            else:
+                if not adon:                      # (screening: the member switched off)
+                    row[q] = 0.0
+                    row[q + 1] = 0.0
+                    row[q + 2] = 1e30
+                    continue
+                ma, mb = al, al * be
+                for i in range(2):                # d(l, b)/d(alpha, beta) through this update
+                    dl = row[oa + 4 + i]
+                    db = row[oa + 6 + i]
+                    de = -(dl + phi * db)
+                    nl = (dl + phi * db) + al * de
+                    nb = phi * db + (al * be) * de
+                    if i == 0:
+                        nl = nl + e1
+                        nb = nb + be * e1
+                    else:
+                        nb = nb + al * e1
+                    row[oa + 4 + i] = self._rnd(nl)
+                    row[oa + 6 + i] = self._rnd(nb)
+                    gr[i] = e1 * de
             x = fabs(e1)
             if not x <= self.big:
                 x = self.big
@@ -1212,35 +1266,52 @@ cdef class GlobalCore:
                 x = (1.0 - MS_MIX) * x + MS_MIX * a[k]
             x = x if n == n0 else BANK_DECAY * row[q + 2] + (1.0 - BANK_DECAY) * x
             row[q + 2] = self._rnd(x)
-            row[q] = self._rnd(row[q] + phi * row[q + 1] + malpha[k] * e1)
-            row[q + 1] = self._rnd(phi * row[q + 1] + mab[k] * e1)
+            row[q] = self._rnd(row[q] + phi * row[q + 1] + ma * e1)
+            row[q + 1] = self._rnd(phi * row[q + 1] + mb * e1)
             if row[q + 2] < lo:
                 lo = row[q + 2]
+            if k == K:                            # RMS-normalised steps of u
+                for i in range(2):
+                    u = row[oa + i]
+                    sg = 1.0 / (1.0 + exp(-u))
+                    gu = gr[i] * ((sg * (1.0 - sg)) * (AD_HI - AD_LO))
+                    x = gu * gu
+                    if x < 1e300:
+                        v = AD_V * row[oa + 2 + i] + (1.0 - AD_V) * x
+                        if v > 0.0:
+                            u = _clipv(u - (AD_LR * gu) / sqrt(v), AD_UCLIP)
+                        row[oa + 2 + i] = self._rnd(v)
+                        row[oa + i] = self._rnd(u)
         if n % self.md == 0:
             r = <Py_ssize_t>((n // self.md) % self.mq)
-            q = ob + 3 * K + 2 * K * r
-            for k in range(K):
+            q = ob + 3 * K1 + 2 * K1 * r
+            for k in range(K1):
                 row[q + 2 * k] = row[ob + 3 * k]
                 row[q + 2 * k + 1] = row[ob + 3 * k + 1]
         eta = self.hw_eta
-        for k in range(K):
+        for k in range(K1):
             x = eta * ((row[ob + 3 * k + 2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
             self.sw[k] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)
             tot = tot + self.sw[k]
-        for k in range(K):
+        for k in range(K1):
             x = self.sw[k] / tot
             L = L + x * row[ob + 3 * k]
             B = B + x * row[ob + 3 * k + 1]
         row[hw] = self._rnd(L)
         row[hw + 1] = self._rnd(B)
 
-    cdef void _bank_start(self, double* row, Py_ssize_t ob, double z) noexcept nogil:
-        """Every member starts at level z (stored form), trend 0, error 0 (the ring: zeros)."""
+    cdef void _bank_start(self, double* row, Py_ssize_t ob, Py_ssize_t oa, double z) noexcept nogil:
+        """Every member starts at level z (stored form), trend 0, error 0 (the ring: zeros);
+        the adaptive member's u at its start, v and the sensitivities 0."""
         cdef Py_ssize_t k
-        for k in range(self.n_members):
+        for k in range(self.n_bank):
             row[ob + 3 * k] = self._rnd(z)
             row[ob + 3 * k + 1] = 0.0
             row[ob + 3 * k + 2] = 0.0
+        row[oa] = self._rnd(self.ad_u0a)
+        row[oa + 1] = self._rnd(self.ad_u0b)
+        for k in range(2, AD_N):
+            row[oa + k] = 0.0
 
     cdef void _update(self, double* row, long long n, double y) noexcept nogil:
         """The backbone and the history take y_n; the origin n entries are written."""
@@ -1260,7 +1331,7 @@ cdef class GlobalCore:
             row[hw] = self._rnd(y)
             row[hw + 1] = 0.0
             row[hw + 2] = 0.0
-            self._bank_start(row, self.o_bank, y)
+            self._bank_start(row, self.o_bank, self.o_ad, y)
         else:
             fit = l + phi * b
             if m > 0:
@@ -1273,8 +1344,8 @@ cdef class GlobalCore:
             else:
                 if m > 0:
                     row[self.o_s + p] = self._rnd(sp + _gam(self.hw_gamma, self.hw_gamma_start, n, m) * e)
-                self._bank(row, hw, self.o_bank, self.o_s, n, y, sp, self.malpha, self.mab,
-                           self.sa if na > 0 else NULL)
+                self._bank(row, hw, self.o_bank, self.o_ad, n, y, sp, self.malpha, self.mab,
+                           self.sa if na > 0 else NULL, (AD_MASK & 1) != 0)
             # the scale's count restarts after the first cycle (whose errors, made before the
             # season indices exist, keep the weight of one value): a season-less first cycle
             # must not inflate a young key's scale for the next cycles
@@ -1320,7 +1391,7 @@ cdef class GlobalCore:
         if n == 0:
             row[zh] = self._rnd(z)
             row[zh + 1] = 0.0
-            self._bank_start(row, self.o_zbank, z)
+            self._bank_start(row, self.o_zbank, self.o_zad, z)
             return
         fit = zl + phi * zb
         if m > 0:
@@ -1333,8 +1404,8 @@ cdef class GlobalCore:
         else:
             if m > 0:
                 row[self.o_zs + p] = self._rnd(sp + _gam(self.hw_log_gamma, self.hw_gamma_start, n, m) * e)
-            self._bank(row, zh, self.o_zbank, self.o_zs, n, z, sp, self.zmalpha, self.zmab,
-                       self.sa if na > 0 else NULL)
+            self._bank(row, zh, self.o_zbank, self.o_zad, n, z, sp, self.zmalpha, self.zmab,
+                       self.sa if na > 0 else NULL, (AD_MASK & 2) != 0)
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
@@ -1783,8 +1854,14 @@ cdef class GlobalCore:
             raise ValueError("rows hold negative combination errors")
         for name in ("bank", "zbank"):
             o, n = parts[name]
-            if np.any(a[:, o + 2:o + 3 * self.n_members:3] < 0):
+            if np.any(a[:, o + 2:o + 3 * self.n_bank:3] < 0):
                 raise ValueError(f"rows hold a negative {name} member error")
+        for name in ("ad", "zad"):
+            o, n = parts[name]
+            if np.any(np.abs(a[:, o:o + 2]) > AD_UCLIP):
+                raise ValueError(f"rows hold an adaptive member's u beyond +-{AD_UCLIP:g}")
+            if np.any(a[:, o + 2:o + 4] < 0):
+                raise ValueError("rows hold a negative adaptive member's v")
         o, n = parts["zhw"]
         if np.any((a[:, o + 2] != 0) & (a[:, o + 2] != 1)):
             raise ValueError("rows hold a log-member flag other than 0 or 1")
