@@ -44,7 +44,7 @@ MQ = 3                # the members' (level, trend) are kept at every d-th origi
 HALF_MAX = 65504.0    # float32 slots keep the pending combined offsets as float16
 MS_MIX = 0.5          # a member's error: the mean of its one-step error and its error over the steps
 MIX1 = 0.25           # a combination score: (rel at step j + MIX1 rel at step 1) / (1 + MIX1)
-HW_ALPHAS, HW_ALPHAS_FLAT = (0.1, 0.3, 0.7), (0.1, 0.3, 1.0)   # with / without a period
+HW_ALPHAS, HW_ALPHAS_FLAT = (0.1, 0.3, 0.7), (0.1, 0.3, 0.5)   # with / without a period
 LO_FLOOR = 1e-12
 CUT = 40.0
 VMAX = 1e30
@@ -67,7 +67,7 @@ SHOCK = 2.0             # a score over max(scale_s, current scale / SHOCK)
 WINSOR = 6.0            # a score enters a row clipped to 6 x the row's median ...
 WINSOR_N = 20           # ... once the row holds 20 scores (and the median is > 0)
 AT_LO, AT_HI = -1.0, 2.0
-# the adaptive member, one more member at the end of each bank (the additive one and the log
+# the adaptive member, one more member at the end of the backbone's bank (not the log
 # member's): its (alpha, beta) = AD_LO + (AD_HI - AD_LO) sigmoid(u), u from AD_THETA0; after
 # each value it takes, u_i -= AD_LR g_i / sqrt(v_i), g_i = d(e^2 / 2) / du_i of its one-step
 # error e through its level/trend equations (the sensitivities of l and b to (alpha, beta)
@@ -80,9 +80,6 @@ AD_V = 0.99
 AD_UCLIP = 30.0
 AD_THETA0 = (0.3, 0.1)
 AD_N = 8
-
-
-_SCREEN_AD = [1, 1]
 
 
 def ad_u0():
@@ -139,9 +136,8 @@ class Key:
     def __init__(self, m, H, K):
         self.n = 0
         self.bank = [[0.0, 0.0, 0.0] for _ in range(K + 1)]   # level, trend, error
-        self.zbank = [[0.0, 0.0, 0.0] for _ in range(K + 1)]  # (the last: adaptive)
-        self.ad = [0.0] * AD_N            # the adaptive members' u, v, sensitivities
-        self.zad = [0.0] * AD_N
+        self.zbank = [[0.0, 0.0, 0.0] for _ in range(K)]      # (bank's last: adaptive)
+        self.ad = [0.0] * AD_N            # the adaptive member's u, v, sensitivities
         # the members' (level, trend) at the stored origins s (s % d == 0, s >= n0) and the
         # season indices as they were there (the bank's own: S or zS)
         self.ring, self.zring, self.Sat, self.zSat = {}, {}, {}, {}
@@ -320,7 +316,9 @@ class RefGlobal:
 
     def weights(self, K, j):
         jj = min(j, self.H)
-        eligible = [True, True, True, self.m > 0 and self.seasonal(K), K.alive]
+        # the log member is an expert only with a season (without one it is the additive
+        # backbone's level and trend on log y: on nile it took 30 % of the weight, scoring worst)
+        eligible = [True, True, True, self.m > 0 and self.seasonal(K), K.alive and self.m > 0]
         L = self.expert_scores(K, jj, eligible)
         known = [e in L for e in range(E)]
         if not L:
@@ -533,25 +531,26 @@ class RefGlobal:
     def ad_start(self, ad):
         ad[:] = [self.rnd(u) for u in ad_u0()] + [0.0] * (AD_N - 2)
 
-    def bank_step(self, bank, n, z, sp, S, members, ring, Sat, ad):
+    def bank_step(self, bank, n, z, sp, S, members, ring, Sat, ad=None):
         """The members (level, trend, EW error) take z; sp: the season index of z's phase
         before its update, S: the indices after it; ring / Sat: the members' (level, trend)
         at the stored origins and the indices as they were there. A member's error at z is
         (1 - MS_MIX) |its one-step error| + MS_MIX x the mean, over the stored origins s with
         1 <= n - s <= H, of |z - its forecast of step n - s from s| (ascending s; none yet:
         the one-step error alone), each clamped to big; the EW (BANK_DECAY) of those from
-        its first. The last member is the adaptive one (ad: its state; its gradients from
-        the state before z, its constants stepped after its update). Returns the combined
+        its first. With ad (the backbone's bank), the last member is the adaptive one (ad:
+        its state; its gradients from the state before z, its u stepped after its update).
+        Returns the combined
         (level, trend): the
         means of the members' weighted by exp(-eta (err - min) / min) of their new errors;
         at a stored origin (n % d == 0) the members' new (level, trend) and S are kept."""
         m = self.m
         n0 = m if m > 0 else 1
-        al, be = ad_theta(ad[:2])
-        for k, (a, ab) in enumerate(list(members) + [(al, al * be)]):
-            if k == len(members) and not _SCREEN_AD[0 if members is self.members else 1]:
-                bank[k] = [0.0, 0.0, 1e30]
-                continue
+        mem = list(members)
+        if ad is not None:
+            al, be = ad_theta(ad[:2])
+            mem.append((al, al * be))
+        for k, (a, ab) in enumerate(mem):
             l, b, err = bank[k]
             e = z - (l + self.phi * b + sp)
             if k == len(members):
@@ -646,8 +645,7 @@ class RefGlobal:
         K.alive = True
         if n == 0:
             K.zl, K.zb = self.rnd(z), 0.0
-            K.zbank = [[self.rnd(z), 0.0, 0.0] for _ in range(len(self.zmembers) + 1)]
-            self.ad_start(K.zad)
+            K.zbank = [[self.rnd(z), 0.0, 0.0] for _ in self.zmembers]
             return
         p = n % m if m > 0 else 0
         sp = K.zS[p] if m > 0 else 0.0
@@ -658,7 +656,7 @@ class RefGlobal:
             if m > 0:
                 K.zS[p] = self.rnd(sp + max(self.zgamma, self.g0 / (n // m)) * e)
             K.zl, K.zb = self.bank_step(K.zbank, n, z, sp, K.zS, self.zmembers, K.zring,
-                                          K.zSat, K.zad)
+                                          K.zSat)
 
     def outputs(self, K, o, alpha):
         corr = [self.rnd(clip(v, self.clip)) for v in o]

@@ -293,7 +293,7 @@ cdef int MQ = 3                     # members' (level, trend) kept at every d-th
                                     # Q = min(H, MQ) (d = ceil(H / Q)): their errors over the steps
 cdef double HALF_MAX = 65504.0      # float32 slots keep the pending combined offsets as float16
 HW_ALPHAS = (0.1, 0.3, 0.7)         # the members' level constants with a period ...
-HW_ALPHAS_FLAT = (0.1, 0.3, 1.0)    # ... and without one (alpha 1: the naive with a drift)
+HW_ALPHAS_FLAT = (0.1, 0.3, 0.5)    # ... and without one (the adaptive member covers faster levels)
 cdef double MS_MIX = 0.5            # a member's error: (1 - MS_MIX) one-step + MS_MIX over the steps
 cdef double AD_LO = 0.01            # the adaptive member's (alpha, beta) = AD_LO + (AD_HI - AD_LO) sigmoid(u)
 cdef double AD_HI = 0.99
@@ -302,7 +302,6 @@ cdef double AD_V = 0.99             # v_i: EW mean of g_i^2
 cdef double AD_UCLIP = 30.0
 cdef double AD_A0 = 0.3             # the start (alpha, beta)
 cdef double AD_B0 = 0.1
-cdef int AD_MASK = 3                # (screening) bit 0: the additive bank's, bit 1: the log bank's
 cdef double MIX1 = 0.25             # a combination score: (rel_j + MIX1 rel_1) / (1 + MIX1)
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
@@ -407,15 +406,6 @@ def _farg(value, name, shape, writable=False):
     return value
 
 
-def _screen(mask=None, lr=None, a0=None, b0=None):
-    """(Screening only.) Set the adaptive members' switches and constants."""
-    global AD_MASK, AD_LR, AD_A0, AD_B0
-    if mask is not None: AD_MASK = mask
-    if lr is not None: AD_LR = lr
-    if a0 is not None: AD_A0 = a0
-    if b0 is not None: AD_B0 = b0
-
-
 def _fresh(v):
     a = np.empty(v.shape, dtype=np.int64 if v.dtype.kind == "i" else np.float64)
     a[...] = v
@@ -437,10 +427,10 @@ def row_layout(horizon, period, k2, members=6):
     parts, off = {}, 0
     K = members
     Q = min(H, MQ)
-    K1 = K + 1                      # the fixed members and the adaptive one
+    K1 = K + 1                      # the backbone's fixed members and its adaptive one
     for name, n in (("y", R), ("season", m), ("hw", 3), ("bank", 3 * K1 + 2 * K1 * Q),
                     ("ad", AD_N), ("origin", 3 * H), ("shist", LS * m), ("zhw", 3),
-                    ("zbank", 3 * K1 + 2 * K1 * Q), ("zad", AD_N),
+                    ("zbank", 3 * K + 2 * K * Q),
                     ("zseason", m), ("zshist", LS * m), ("zorigin", 2 * H), ("net", sum(netl)),
                     ("err", H * E + 2), ("comb", H * (H + 1) // 2)):
         parts[name] = (off, n)
@@ -472,7 +462,7 @@ cdef class GlobalCore:
     hw_gamma=0.15, hw_eta=20.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
     hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
     hw_gamma_start=0.5)``; ``hw_alphas`` None: (0.1, 0.3, 0.7) with a period, (0.1, 0.3,
-    1.0) without (HW_ALPHAS, HW_ALPHAS_FLAT); the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
+    0.5) without (HW_ALPHAS, HW_ALPHAS_FLAT); the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
     (None: the same as those; ``hw_log_gamma`` None: ``hw_gamma``);
     ``optimizer`` a ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
@@ -587,7 +577,7 @@ cdef class GlobalCore:
         self.o_zhw, self.o_zs, self.o_zsh = parts["zhw"][0], parts["zseason"][0], parts["zshist"][0]
         self.o_zorg = parts["zorigin"][0]
         self.o_bank, self.o_zbank = parts["bank"][0], parts["zbank"][0]
-        self.o_ad, self.o_zad = parts["ad"][0], parts["zad"][0]
+        self.o_ad = parts["ad"][0]
         neto = np.zeros(n_out, dtype=np.intp)
         off = self.o_net
         for i in range(n_out):
@@ -895,7 +885,7 @@ cdef class GlobalCore:
         cdef bint kn[E]
         for e in range(E):
             el[e] = not ((e == SNAIVE and (self.period == 0 or not self._seasonal(row, n)))
-                         or (e == LOGBB and row[self.o_zhw + 2] != 1.0))
+                         or (e == LOGBB and (self.period == 0 or row[self.o_zhw + 2] != 1.0)))
             ne += el[e]
         nk = self._scores(row, n, jj, el, kn, L)
         if jj == 1:
@@ -1182,13 +1172,13 @@ cdef class GlobalCore:
                     cn = c
             self._insert(jg, cn)
 
-    cdef Py_ssize_t _mscore(self, const double* row, Py_ssize_t ob, Py_ssize_t os,
+    cdef Py_ssize_t _mscore(self, const double* row, Py_ssize_t ob, Py_ssize_t K, Py_ssize_t os,
                             Py_ssize_t osh, long long n, double z, double* a) noexcept nogil:
         """The members' mean error at z (value n, n >= n0) over the stored origins s with
         1 <= n - s <= H (ascending s; each |z - f| clamped to big): a[k]; returns how many
-        origins (0: none, a untouched). Read before the row takes z: the season index of z's
+        origins (0: none, a untouched); K members. Read before the row takes z: the season index of z's
         phase as it was at s is the current one (j <= m) or in the history (os, osh)."""
-        cdef Py_ssize_t K = self.n_bank, Q = self.mq, m = self.period, k, i, r, u, c = 0
+        cdef Py_ssize_t Q = self.mq, m = self.period, k, i, r, u, c = 0
         cdef long long d = self.md, top = (n - 1) // d, s0, j, n0 = self.period if self.period > 0 else 1
         cdef Py_ssize_t q
         cdef double sv, x
@@ -1216,34 +1206,32 @@ cdef class GlobalCore:
 
     cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t oa,
                     long long n, double z, double sp, double* malpha,
-                    double* mab, const double* a, bint adon) noexcept nogil:
+                    double* mab, const double* a) noexcept nogil:
         """The members of a backbone (at row[ob], 3 per member: level, trend, EW error; then
         the ring of the stored origins' levels and trends) take z (n >= 1, past the first
         cycle; sp: the season index of z's phase before its update; a: the members' mean
         errors over the stored origins from ``_mscore``, NULL: none, then the one-step
         error); the combined level and trend row[hw], row[hw + 1] become their weighted
         means, the weights from the members' new errors; at n % d == 0 the ring keeps the
-        new levels and trends. The last member is the adaptive one (its state at row[oa]:
-        its gradients and sensitivities from the state before z, its u stepped after its
-        update; see the module docstring)."""
-        cdef Py_ssize_t k, K = self.n_members, K1 = self.n_bank, q, r, i
+        new levels and trends. With oa >= 0 (the backbone's bank) the last member is the
+        adaptive one (its state at row[oa]: its gradients and sensitivities from the state
+        before z, its u stepped after its update; see the module docstring)."""
+        cdef Py_ssize_t k, K = self.n_members, K1 = self.n_bank if oa >= 0 else self.n_members
+        cdef Py_ssize_t q, r, i
         cdef double e1, phi = self.hw_phi, lo = INFINITY, x, tot = 0.0, L = 0.0, B = 0.0, eta
         cdef double al, be, ma, mb, dl, db, de, nl, nb, u, sg, gu, v
         cdef double gr[2]
         cdef long long n0 = self.period if self.period > 0 else 1
-        al = AD_LO + (AD_HI - AD_LO) / (1.0 + exp(-row[oa]))
-        be = AD_LO + (AD_HI - AD_LO) / (1.0 + exp(-row[oa + 1]))
+        al = be = 0.0
+        if oa >= 0:
+            al = AD_LO + (AD_HI - AD_LO) / (1.0 + exp(-row[oa]))
+            be = AD_LO + (AD_HI - AD_LO) / (1.0 + exp(-row[oa + 1]))
         for k in range(K1):
             q = ob + 3 * k
             e1 = z - (row[q] + phi * row[q + 1] + sp)
             if k < K:
                 ma, mb = malpha[k], mab[k]
             else:
-                if not adon:                      # (screening: the member switched off)
-                    row[q] = 0.0
-                    row[q + 1] = 0.0
-                    row[q + 2] = 1e30
-                    continue
                 ma, mb = al, al * be
                 for i in range(2):                # d(l, b)/d(alpha, beta) through this update
                     dl = row[oa + 4 + i]
@@ -1302,12 +1290,14 @@ cdef class GlobalCore:
 
     cdef void _bank_start(self, double* row, Py_ssize_t ob, Py_ssize_t oa, double z) noexcept nogil:
         """Every member starts at level z (stored form), trend 0, error 0 (the ring: zeros);
-        the adaptive member's u at its start, v and the sensitivities 0."""
+        with oa >= 0, the adaptive member's u at its start, v and the sensitivities 0."""
         cdef Py_ssize_t k
-        for k in range(self.n_bank):
+        for k in range(self.n_bank if oa >= 0 else self.n_members):
             row[ob + 3 * k] = self._rnd(z)
             row[ob + 3 * k + 1] = 0.0
             row[ob + 3 * k + 2] = 0.0
+        if oa < 0:
+            return
         row[oa] = self._rnd(self.ad_u0a)
         row[oa + 1] = self._rnd(self.ad_u0b)
         for k in range(2, AD_N):
@@ -1321,7 +1311,7 @@ cdef class GlobalCore:
         cdef Py_ssize_t u, na = 0
         cdef long long tn
         if n >= 1 and (m == 0 or n >= m):   # the members' errors over the stored origins
-            na = self._mscore(row, self.o_bank, self.o_s, self.o_sh, n, y, self.sa)
+            na = self._mscore(row, self.o_bank, self.n_bank, self.o_s, self.o_sh, n, y, self.sa)
         if m > 0 and self.LS > 0:  # the phase's index before this update joins its history
             p = n % m
             for u in range(self.LS - 1, 0, -1):
@@ -1345,7 +1335,7 @@ cdef class GlobalCore:
                 if m > 0:
                     row[self.o_s + p] = self._rnd(sp + _gam(self.hw_gamma, self.hw_gamma_start, n, m) * e)
                 self._bank(row, hw, self.o_bank, self.o_ad, n, y, sp, self.malpha, self.mab,
-                           self.sa if na > 0 else NULL, (AD_MASK & 1) != 0)
+                           self.sa if na > 0 else NULL)
             # the scale's count restarts after the first cycle (whose errors, made before the
             # season indices exist, keep the weight of one value): a season-less first cycle
             # must not inflate a young key's scale for the next cycles
@@ -1381,7 +1371,7 @@ cdef class GlobalCore:
             return
         z = log(y)
         if n >= 1 and (m == 0 or n >= m):
-            na = self._mscore(row, self.o_zbank, self.o_zs, self.o_zsh, n, z, self.sa)
+            na = self._mscore(row, self.o_zbank, self.n_members, self.o_zs, self.o_zsh, n, z, self.sa)
         if m > 0 and self.LS > 0:
             p = n % m
             for u in range(self.LS - 1, 0, -1):
@@ -1391,7 +1381,7 @@ cdef class GlobalCore:
         if n == 0:
             row[zh] = self._rnd(z)
             row[zh + 1] = 0.0
-            self._bank_start(row, self.o_zbank, self.o_zad, z)
+            self._bank_start(row, self.o_zbank, -1, z)
             return
         fit = zl + phi * zb
         if m > 0:
@@ -1404,8 +1394,8 @@ cdef class GlobalCore:
         else:
             if m > 0:
                 row[self.o_zs + p] = self._rnd(sp + _gam(self.hw_log_gamma, self.hw_gamma_start, n, m) * e)
-            self._bank(row, zh, self.o_zbank, self.o_zad, n, z, sp, self.zmalpha, self.zmab,
-                       self.sa if na > 0 else NULL, (AD_MASK & 2) != 0)
+            self._bank(row, zh, self.o_zbank, -1, n, z, sp, self.zmalpha, self.zmab,
+                       self.sa if na > 0 else NULL)
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil:
@@ -1852,16 +1842,15 @@ cdef class GlobalCore:
         o, n = parts["err"]
         if np.any(a[:, o:o + n] < 0):   # in y's units: bounded by the clamp above
             raise ValueError("rows hold negative combination errors")
-        for name in ("bank", "zbank"):
+        for name, K in (("bank", self.n_bank), ("zbank", self.n_members)):
             o, n = parts[name]
-            if np.any(a[:, o + 2:o + 3 * self.n_bank:3] < 0):
+            if np.any(a[:, o + 2:o + 3 * K:3] < 0):
                 raise ValueError(f"rows hold a negative {name} member error")
-        for name in ("ad", "zad"):
-            o, n = parts[name]
-            if np.any(np.abs(a[:, o:o + 2]) > AD_UCLIP):
-                raise ValueError(f"rows hold an adaptive member's u beyond +-{AD_UCLIP:g}")
-            if np.any(a[:, o + 2:o + 4] < 0):
-                raise ValueError("rows hold a negative adaptive member's v")
+        o, n = parts["ad"]
+        if np.any(np.abs(a[:, o:o + 2]) > AD_UCLIP):
+            raise ValueError(f"rows hold an adaptive member's u beyond +-{AD_UCLIP:g}")
+        if np.any(a[:, o + 2:o + 4] < 0):
+            raise ValueError("rows hold a negative adaptive member's v")
         o, n = parts["zhw"]
         if np.any((a[:, o + 2] != 0) & (a[:, o + 2] != 1)):
             raise ValueError("rows hold a log-member flag other than 0 or 1")
