@@ -1047,8 +1047,11 @@ class GlobalForecaster(river_base.Estimator):
     # start as a running mean and the clipped conformal scores of stop 18; 3 = the members'
     # errors over the steps (a ring of stored origins: a longer row), the combination
     # scores blended with step 1's, alphas (0.1, 0.3, 1.0) without a period and the
-    # pending combined offsets kept as float16 in float32 slots (stop 19)
-    _REVISION = 3
+    # pending combined offsets kept as float16 in float32 slots (stop 19); 4 = the backbone's
+    # adaptive member (a longer row: its level, trend, error, stored states, u, v and
+    # sensitivities), alphas (0.1, 0.3, 0.5) without a period and no log expert without a
+    # period (stop 20)
+    _REVISION = 4
 
     def _export_state(self) -> dict:
         core = self._core

@@ -14,9 +14,9 @@ state right after y_s; a forecast of step j from origin s is a forecast of y_{s+
 
 Backbone (additive damped-trend Holt-Winters of period m with a bank of K level/trend
 members sharing the key's m season indices; z = y; members alpha x beta over ``hw_alphas``
-(0.1, 0.3, 0.7) with a period, (0.1, 0.3, 1.0) without one (alpha 1: the naive with a drift;
-with a season it cost employment 1.4 %) x ``hw_betas`` (0, 0.2), alpha-major, K = 6; phi
-0.98, gamma 0.15, ``hw_gamma_start`` g0 0.5):
+(0.1, 0.3, 0.7) with a period, (0.1, 0.3, 0.5) without one x ``hw_betas`` (0, 0.2),
+alpha-major, K = 6, then the adaptive member (below), K + 1 in all; phi 0.98, gamma 0.15,
+``hw_gamma_start`` g0 0.5):
     f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
     (l, b): the combined level and trend (what the origin ring keeps), sum_k w_k (l_k, b_k)
     y_0:                  l = l_k = y_0, b = b_k = 0, S = 0, err_k = 0
@@ -38,6 +38,19 @@ with a season it cost employment 1.4 %) x ``hw_betas`` (0, 0.2), alpha-major, K 
               at t mod d = 0 the ring keeps every member's new (l_k, b_k)
               w_k = exp(-hw_eta (err_k - min err) / max(min err, 1e-12)) (0 when >= 40),
               normalised; (l, b) <- sum_k w_k (l_k, b_k)   (hw_eta 20)
+       The adaptive member (the last, k = K; state u, v, dl, db of 2 each): its
+       (alpha, beta) = AD_LO + (AD_HI - AD_LO) / (1 + exp(-u)) (0.01, 0.99), u from (0.3, 0.1)
+       at y_0. At each of its updates, before it (e = its one-step error e_K above, phi the
+       backbone's, shared season indices held fixed), for i = alpha, beta:
+              de_i = -(dl_i + phi db_i);  g_i = e de_i = d(e^2/2)/dtheta_i
+              dl_i <- dl_i + phi db_i + alpha de_i (+ e for alpha)
+              db_i <- phi db_i + alpha beta de_i (+ beta e for alpha, + alpha e for beta)
+       then its level/trend/error update with the old (alpha, beta); then
+              gu_i = g_i (AD_HI - AD_LO) s (1 - s), s = 1 / (1 + exp(-u_i));  when gu_i^2 < 1e300:
+              v_i <- 0.99 v_i + 0.01 gu_i^2;  u_i <- clip(u_i - 0.02 gu_i / sqrt(v_i), +-30)
+       (acc11's per-series adaptive members on the global row: no own season, so 8 values
+       more than a fixed member; the log member's bank has none: with a season it cost
+       Airline 3 %, employment gained nothing; without one the log member is no expert)
        sc <- sc + r (min(|e|, 4 scale) - sc), r = max(1/t', 0.05)  (EW scale of the one-step
                              errors, robust: |e| enters clipped to 4 x the scale once t' > 2;
                              t' = t, or t - m + 2 from the first value after the first cycle:
@@ -60,7 +73,9 @@ value <= 0 retires it for good (a flag in the row); kept and recomputed like the
 Experts, from origin s for step j (E = 5):
     network  f_s(j) + scale_s * c_s(min(j, n_out))     c: the network's output, clipped to +-clip
     backbone f_s(j);  last value y_s;  seasonal naive y_{s+j-m ceil(j/m)} (y_s before it exists;
-    not eligible when m = 0);  log member (eligible and scored while every value is > 0)
+    not eligible when m = 0);  log member (eligible while every value is > 0 and m > 0: without
+    a season it is the backbone's level and trend on log y, and on nile it took 30 % of the
+    weight while scoring worst; scored while every value is > 0)
 The network (n_out = min(H, k2) outputs; steps beyond n_out use the last) reads, at origin s,
 u = clip10([(y_s - l)/scale, S[(s+1) mod m]/scale, b/scale, sin, cos of 2 pi ((s+1) mod m)/m])
 followed by the standardised user features of y_{s+1} (missing: 0); it is trained with
@@ -651,10 +666,11 @@ cdef class GlobalCore:
         R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
         K = len(hw_alphas) len(hw_betas) members per backbone:
         Q = min(H, 3) stored origins of the members' states:
-        W = R + 2 (m + LS m) + 6 + 2 K (3 + 2 Q) + 5H + (n_out(n_out-1)/2 + H) + 5H + 2
-            + H(H+1)/2
+        W = R + 2 (m + LS m) + 6 + (2 K + 1) (3 + 2 Q) + 8 + 5H + (n_out(n_out-1)/2 + H) + 5H
+            + 2 + H(H+1)/2
         (history; backbone and log member: indices, their history, level/trend/scale/flag,
-        members with their stored states, origin rings of 3H and 2H; pending corrections;
+        members with their stored states (the backbone's K + 1 with its adaptive member, whose
+        u, v and sensitivities are the 8), origin rings of 3H and 2H; pending corrections;
         errors; pending combined: the last Wh = H(H+1)/2, float16 in float32 slots, which
         then take 4 (W - Wh) + 2 Wh bytes)."""
         return int(self.net.slot_bytes) + self.Wf * (4 if self.f32 else 8) + 2 * self.Wh + 8
