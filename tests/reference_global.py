@@ -68,7 +68,8 @@ WINSOR = 6.0            # a score enters a row clipped to 6 x the row's median .
 WINSOR_N = 20           # ... once the row holds 20 scores (and the median is > 0)
 AT_LO, AT_HI = -1.0, 2.0
 # the adaptive member, one more member at the end of the backbone's bank (not the log
-# member's): its (alpha, beta) = AD_LO + (AD_HI - AD_LO) sigmoid(u), u from AD_THETA0; after
+# member's): its (alpha, beta) = AD_LO + (AD_HI - AD_LO) sigmoid(u), u from AD_THETA0 (with a
+# period; AD_THETA0_FLAT without); after
 # each value it takes, u_i -= AD_LR g_i / sqrt(v_i), g_i = d(e^2 / 2) / du_i of its one-step
 # error e through its level/trend equations (the sensitivities of l and b to (alpha, beta)
 # carried as a recursion from 0; the key's shared season indices held fixed),
@@ -78,13 +79,14 @@ AD_LO, AD_HI = 0.01, 0.99
 AD_LR = 0.02
 AD_V = 0.99
 AD_UCLIP = 30.0
-AD_THETA0 = (0.3, 0.1)
+AD_THETA0 = (0.3, 0.1)         # the start with a period ...
+AD_THETA0_FLAT = (0.95, 0.2)   # ... and without one (near the naive with a drift)
 AD_N = 8
 
 
-def ad_u0():
+def ad_u0(flat=False):
     out = []
-    for th in AD_THETA0:
+    for th in (AD_THETA0_FLAT if flat else AD_THETA0):
         sg = (th - AD_LO) / (AD_HI - AD_LO)
         out.append(math.log(sg / (1.0 - sg)))
     return out
@@ -529,7 +531,7 @@ class RefGlobal:
         return pred, anomaly
 
     def ad_start(self, ad):
-        ad[:] = [self.rnd(u) for u in ad_u0()] + [0.0] * (AD_N - 2)
+        ad[:] = [self.rnd(u) for u in ad_u0(self.m == 0)] + [0.0] * (AD_N - 2)
 
     def bank_step(self, bank, n, z, sp, S, members, ring, Sat, ad=None):
         """The members (level, trend, EW error) take z; sp: the season index of z's phase

@@ -40,7 +40,10 @@ alpha-major, K = 6, then the adaptive member (below), K + 1 in all; phi 0.98, ga
               normalised; (l, b) <- sum_k w_k (l_k, b_k)   (hw_eta 20)
        The adaptive member (the last, k = K; state u, v, dl, db of 2 each): its
        (alpha, beta) = AD_LO + (AD_HI - AD_LO) / (1 + exp(-u)) (0.01, 0.99), u from (0.3, 0.1)
-       at y_0. At each of its updates, before it (e = its one-step error e_K above, phi the
+       at y_0 with a period, from (0.95, 0.2) without one (it takes the place of the naive
+       with a drift, alpha 1 beta 0.2, that the grid had: a fixed alpha-1 member kept the
+       weight on macro.cpi where the learned constants forecast better, but on many short
+       series, ChickWeights' 12 values a chick, the fast start is what counts). At each of its updates, before it (e = its one-step error e_K above, phi the
        backbone's, shared season indices held fixed), for i = alpha, beta:
               de_i = -(dl_i + phi db_i);  g_i = e de_i = d(e^2/2)/dtheta_i
               dl_i <- dl_i + phi db_i + alpha de_i (+ e for alpha)
@@ -315,8 +318,10 @@ cdef double AD_HI = 0.99
 cdef double AD_LR = 0.02            # u_i -= AD_LR g_i / sqrt(v_i)
 cdef double AD_V = 0.99             # v_i: EW mean of g_i^2
 cdef double AD_UCLIP = 30.0
-cdef double AD_A0 = 0.3             # the start (alpha, beta)
+cdef double AD_A0 = 0.3             # the start (alpha, beta) with a period (acc11's) ...
 cdef double AD_B0 = 0.1
+cdef double AD_A0_FLAT = 0.95       # ... and without one: near the naive with a drift (on many
+cdef double AD_B0_FLAT = 0.2        # short series, ChickWeights, the fast start is what counts)
 cdef double MIX1 = 0.25             # a combination score: (rel_j + MIX1 rel_1) / (1 + MIX1)
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
@@ -567,9 +572,9 @@ cdef class GlobalCore:
         self.f32 = sd == "float32"
         self.clip, self.hw_phi, self.hw_gamma, self.hw_eta = clip, p_, g_, eta_
         self.hw_alphas, self.hw_betas, self.n_members, self.n_bank = a_, b_, K, K + 1
-        sg = (AD_A0 - AD_LO) / (AD_HI - AD_LO)
+        sg = ((AD_A0 if m > 0 else AD_A0_FLAT) - AD_LO) / (AD_HI - AD_LO)
         self.ad_u0a = math.log(sg / (1.0 - sg))
-        sg = (AD_B0 - AD_LO) / (AD_HI - AD_LO)
+        sg = ((AD_B0 if m > 0 else AD_B0_FLAT) - AD_LO) / (AD_HI - AD_LO)
         self.ad_u0b = math.log(sg / (1.0 - sg))
         self.mq = min(H, MQ)
         self.md = (H + self.mq - 1) // self.mq
@@ -2064,6 +2069,7 @@ def _half_bits(values):
 def _global_from_state(config, state):
     """Unpickling entry point: ``GlobalCore.from_state``."""
     return GlobalCore.from_state(config, state)
+
 
 
 
