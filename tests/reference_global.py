@@ -44,7 +44,7 @@ MQ = 3                # the members' (level, trend) are kept at every d-th origi
 HALF_MAX = 65504.0    # float32 slots keep the pending combined offsets as float16
 MS_MIX = 0.5          # a member's error: the mean of its one-step error and its error over the steps
 MIX1 = 0.25           # a combination score: (rel at step j + MIX1 rel at step 1) / (1 + MIX1)
-HW_ALPHAS, HW_ALPHAS_FLAT = (0.1, 0.3, 0.7), (0.1, 0.3, 1.0)   # with / without a period
+HW_ALPHAS, HW_ALPHAS_FLAT = (0.1, 0.3, 0.7), (0.1, 0.3, 0.5)   # with / without a period
 LO_FLOOR = 1e-12
 CUT = 40.0
 VMAX = 1e30
@@ -67,6 +67,67 @@ SHOCK = 2.0             # a score over max(scale_s, current scale / SHOCK)
 WINSOR = 6.0            # a score enters a row clipped to 6 x the row's median ...
 WINSOR_N = 20           # ... once the row holds 20 scores (and the median is > 0)
 AT_LO, AT_HI = -1.0, 2.0
+# the adaptive member, one more member at the end of the backbone's bank (not the log
+# member's): its (alpha, beta) = AD_LO + (AD_HI - AD_LO) sigmoid(u), u from AD_THETA0 (with a
+# period; AD_THETA0_FLAT without); after
+# each value it takes, u_i -= AD_LR g_i / sqrt(v_i), g_i = d(e^2 / 2) / du_i of its one-step
+# error e through its level/trend equations (the sensitivities of l and b to (alpha, beta)
+# carried as a recursion from 0; the key's shared season indices held fixed),
+# v_i <- AD_V v_i + (1 - AD_V) g_i^2; u clipped to +-AD_UCLIP; a step whose g_i^2 is not
+# below 1e300 is skipped. State per bank (AD_N values): u (2), v (2), dl/dtheta (2), db/dtheta (2)
+AD_LO, AD_HI = 0.01, 0.99
+AD_LR = 0.02
+AD_V = 0.99
+AD_UCLIP = 30.0
+AD_THETA0 = (0.3, 0.1)         # the start with a period ...
+AD_THETA0_FLAT = (0.95, 0.2)   # ... and without one (near the naive with a drift)
+AD_N = 8
+
+
+def ad_u0(flat=False):
+    out = []
+    for th in (AD_THETA0_FLAT if flat else AD_THETA0):
+        sg = (th - AD_LO) / (AD_HI - AD_LO)
+        out.append(math.log(sg / (1.0 - sg)))
+    return out
+
+
+def ad_theta(u):
+    return tuple(AD_LO + (AD_HI - AD_LO) / (1.0 + math.exp(-v)) for v in u)
+
+
+def ad_sens(ad, e, al, be, phi):
+    """The adaptive member's gradients (e de/dtheta_i, i = alpha, beta) at its one-step error
+    e, and its sensitivities carried through this value's update (l' = l + phi b + alpha e,
+    b' = phi b + alpha beta e; clamps ignored). ad: [u0, u1, v0, v1, dl0, dl1, db0, db1]
+    (sensitivities updated in place, unrounded). Returns [g0, g1]."""
+    gr = [0.0, 0.0]
+    for i in range(2):
+        dl, db = ad[4 + i], ad[6 + i]
+        de = -(dl + phi * db)
+        nl = (dl + phi * db) + al * de
+        nb = phi * db + (al * be) * de
+        if i == 0:
+            nl = nl + e
+            nb = nb + be * e
+        else:
+            nb = nb + al * e
+        ad[4 + i], ad[6 + i] = nl, nb
+        gr[i] = e * de
+    return gr
+
+
+def ad_step(ad, gr):
+    """RMS-normalised steps of u (in place, unrounded)."""
+    for i in range(2):
+        u = ad[i]
+        sg = 1.0 / (1.0 + math.exp(-u))
+        gu = gr[i] * ((sg * (1.0 - sg)) * (AD_HI - AD_LO))
+        q = gu * gu
+        if q < 1e300:
+            ad[2 + i] = AD_V * ad[2 + i] + (1.0 - AD_V) * q
+            if ad[2 + i] > 0.0:
+                ad[i] = clip(u - (AD_LR * gu) / math.sqrt(ad[2 + i]), AD_UCLIP)
 
 
 def clip(v, c):
@@ -76,8 +137,9 @@ def clip(v, c):
 class Key:
     def __init__(self, m, H, K):
         self.n = 0
-        self.bank = [[0.0, 0.0, 0.0] for _ in range(K)]   # level, trend, error
-        self.zbank = [[0.0, 0.0, 0.0] for _ in range(K)]
+        self.bank = [[0.0, 0.0, 0.0] for _ in range(K + 1)]   # level, trend, error
+        self.zbank = [[0.0, 0.0, 0.0] for _ in range(K)]      # (bank's last: adaptive)
+        self.ad = [0.0] * AD_N            # the adaptive member's u, v, sensitivities
         # the members' (level, trend) at the stored origins s (s % d == 0, s >= n0) and the
         # season indices as they were there (the bank's own: S or zS)
         self.ring, self.zring, self.Sat, self.zSat = {}, {}, {}, {}
@@ -256,7 +318,9 @@ class RefGlobal:
 
     def weights(self, K, j):
         jj = min(j, self.H)
-        eligible = [True, True, True, self.m > 0 and self.seasonal(K), K.alive]
+        # the log member is an expert only with a season (without one it is the additive
+        # backbone's level and trend on log y: on nile it took 30 % of the weight, scoring worst)
+        eligible = [True, True, True, self.m > 0 and self.seasonal(K), K.alive and self.m > 0]
         L = self.expert_scores(K, jj, eligible)
         known = [e in L for e in range(E)]
         if not L:
@@ -466,21 +530,33 @@ class RefGlobal:
             self.insert(r, cn)
         return pred, anomaly
 
-    def bank_step(self, bank, n, z, sp, S, members, ring, Sat):
+    def ad_start(self, ad):
+        ad[:] = [self.rnd(u) for u in ad_u0(self.m == 0)] + [0.0] * (AD_N - 2)
+
+    def bank_step(self, bank, n, z, sp, S, members, ring, Sat, ad=None):
         """The members (level, trend, EW error) take z; sp: the season index of z's phase
         before its update, S: the indices after it; ring / Sat: the members' (level, trend)
         at the stored origins and the indices as they were there. A member's error at z is
         (1 - MS_MIX) |its one-step error| + MS_MIX x the mean, over the stored origins s with
         1 <= n - s <= H, of |z - its forecast of step n - s from s| (ascending s; none yet:
         the one-step error alone), each clamped to big; the EW (BANK_DECAY) of those from
-        its first. Returns the combined (level, trend): the
+        its first. With ad (the backbone's bank), the last member is the adaptive one (ad:
+        its state; its gradients from the state before z, its u stepped after its update).
+        Returns the combined
+        (level, trend): the
         means of the members' weighted by exp(-eta (err - min) / min) of their new errors;
         at a stored origin (n % d == 0) the members' new (level, trend) and S are kept."""
         m = self.m
         n0 = m if m > 0 else 1
-        for k, (a, ab) in enumerate(members):
+        mem = list(members)
+        if ad is not None:
+            al, be = ad_theta(ad[:2])
+            mem.append((al, al * be))
+        for k, (a, ab) in enumerate(mem):
             l, b, err = bank[k]
             e = z - (l + self.phi * b + sp)
+            if k == len(members):
+                gr = ad_sens(ad, e, al, be, self.phi)
             tot, c = 0.0, 0
             for s0 in sorted(ring):
                 j = n - s0
@@ -496,6 +572,12 @@ class RefGlobal:
             l = self.rnd(l + self.phi * b + a * e)
             b = self.rnd(self.phi * b + ab * e)
             bank[k] = [l, b, self.rnd(x)]
+            if k == len(members):
+                for i in range(4, AD_N):
+                    ad[i] = self.rnd(ad[i])
+                ad_step(ad, gr)
+                for i in range(4):
+                    ad[i] = self.rnd(ad[i])
         if n % self.d == 0:
             ring[n] = [(mb[0], mb[1]) for mb in bank]
             Sat[n] = list(S)
@@ -523,7 +605,8 @@ class RefGlobal:
         n, m = K.n, self.m
         if n == 0:
             K.l, K.b, K.sc = self.rnd(y), 0.0, 0.0
-            K.bank = [[self.rnd(y), 0.0, 0.0] for _ in self.members]
+            K.bank = [[self.rnd(y), 0.0, 0.0] for _ in range(len(self.members) + 1)]
+            self.ad_start(K.ad)
         else:
             fit = K.l + self.phi * K.b
             p = n % m if m > 0 else 0
@@ -535,7 +618,8 @@ class RefGlobal:
             else:
                 if m > 0:
                     K.S[p] = self.rnd(sp + max(self.gamma, self.g0 / (n // m)) * e)
-                K.l, K.b = self.bank_step(K.bank, n, y, sp, K.S, self.members, K.ring, K.Sat)
+                K.l, K.b = self.bank_step(K.bank, n, y, sp, K.S, self.members, K.ring, K.Sat,
+                                          K.ad)
             # the count restarts after the first cycle (its errors weigh one value)
             tn = n - m + 2 if (m > 0 and n >= m) else n
             r = max(1.0 / tn, SCALE_RATE)
@@ -563,7 +647,7 @@ class RefGlobal:
         K.alive = True
         if n == 0:
             K.zl, K.zb = self.rnd(z), 0.0
-            K.zbank = [[self.rnd(z), 0.0, 0.0] for _ in self.members]
+            K.zbank = [[self.rnd(z), 0.0, 0.0] for _ in self.zmembers]
             return
         p = n % m if m > 0 else 0
         sp = K.zS[p] if m > 0 else 0.0
@@ -573,7 +657,8 @@ class RefGlobal:
         else:
             if m > 0:
                 K.zS[p] = self.rnd(sp + max(self.zgamma, self.g0 / (n // m)) * e)
-            K.zl, K.zb = self.bank_step(K.zbank, n, z, sp, K.zS, self.zmembers, K.zring, K.zSat)
+            K.zl, K.zb = self.bank_step(K.zbank, n, z, sp, K.zS, self.zmembers, K.zring,
+                                          K.zSat)
 
     def outputs(self, K, o, alpha):
         corr = [self.rnd(clip(v, self.clip)) for v in o]

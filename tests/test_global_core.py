@@ -23,7 +23,7 @@ def test_slot_bytes_goal():
     comb = 24 * 25 // 2     # the pending combined offsets, kept as float16
     assert core.Wh == comb and core.Wf == core.W - comb
     assert core.slot_bytes == core.net.slot_bytes + 4 * (core.W - comb) + 2 * comb + 8
-    assert core.slot_bytes == 3716
+    assert core.slot_bytes == 3784   # 3,716 + the adaptive member (3 + 2 Q values, 8 of state)
 
 
 @pytest.mark.parametrize("H,m,k2", [(24, 24, 16), (24, 12, 16), (24, 0, 16), (8, 3, 5),
@@ -39,8 +39,9 @@ def test_slot_bytes_formula(H, m, k2):
         assert K == 6
         Q = min(H, 3)               # the members' states kept at Q stored origins
         comb = H * (H + 1) // 2
-        W = (R + 2 * (m + LS * m) + 6 + 2 * (3 + 2 * Q) * K + 5 * H + (no * (no - 1) // 2 + H)
-             + comb + 5 * H + 2)
+        AD = 8                      # the adaptive member's u, v and sensitivities
+        W = (R + 2 * (m + LS * m) + 6 + (3 + 2 * Q) * (2 * K + 1) + AD + 5 * H
+             + (no * (no - 1) // 2 + H) + comb + 5 * H + 2)
         net = isz * (2 * 2 * 8 + (k2 - 1) * (5 + 3)) + 8    # GRU: h, h0 of 2 layers of 8
         assert core.W == W and core.net.slot_bytes == net
         half = comb if dtype == "float32" else 0   # float32 slots: comb as float16

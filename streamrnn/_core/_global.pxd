@@ -18,6 +18,8 @@ cdef class GlobalCore:
                                          # member-weight sharpness
     cdef readonly tuple hw_alphas, hw_betas   # the members' level and trend constants
     cdef readonly int n_members          # K = len(hw_alphas) x len(hw_betas)
+    cdef readonly int n_bank             # K + 1: the fixed members and the adaptive one
+    cdef double ad_u0a, ad_u0b           # the adaptive members' start u (alpha, beta)
     cdef readonly int mq                 # Q = min(H, MQ) stored origins of the members' states
     cdef readonly int md                 # d = ceil(H / Q): every d-th origin is stored
     cdef object _malpha_arr, _mab_arr, _zmalpha_arr, _zmab_arr
@@ -41,7 +43,7 @@ cdef class GlobalCore:
     cdef readonly Py_ssize_t Wf, Wh      # of them stored in the float rows / as float16 (comb)
     cdef readonly int R                  # y history kept (ring)
     cdef readonly int LS                 # older season levels kept per phase, ceil(H/m) - 1
-    cdef Py_ssize_t o_y, o_s, o_hw, o_org, o_sh, o_net, o_cmb, o_err, o_zhw, o_zs, o_zsh, o_zorg, o_bank, o_zbank
+    cdef Py_ssize_t o_y, o_s, o_hw, o_org, o_sh, o_net, o_cmb, o_err, o_zhw, o_zs, o_zsh, o_zorg, o_bank, o_zbank, o_ad
     cdef object _neto_arr, _netl_arr, _phacc_arr
     cdef Py_ssize_t* neto                # (n_out,) offset of output i's pending corrections
     cdef Py_ssize_t* netl                # (n_out,) their ring length
@@ -117,12 +119,12 @@ cdef class GlobalCore:
     cdef void _targets(self, const double* row, long long n, double y, double* Y) noexcept nogil
     cdef void _observe(self, double* row, long long n, double y, const double* o,
                        double* pred, double* score) noexcept nogil
-    cdef Py_ssize_t _mscore(self, const double* row, Py_ssize_t ob, Py_ssize_t os,
+    cdef Py_ssize_t _mscore(self, const double* row, Py_ssize_t ob, Py_ssize_t K, Py_ssize_t os,
                             Py_ssize_t osh, long long n, double z, double* a) noexcept nogil
-    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
+    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t oa,
                     long long n, double z, double sp, double* malpha,
                     double* mab, const double* a) noexcept nogil
-    cdef void _bank_start(self, double* row, Py_ssize_t ob, double z) noexcept nogil
+    cdef void _bank_start(self, double* row, Py_ssize_t ob, Py_ssize_t oa, double z) noexcept nogil
     cdef void _update(self, double* row, long long n, double y) noexcept nogil
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
                        double* fc, double* lo, double* hi) noexcept nogil

@@ -14,9 +14,9 @@ state right after y_s; a forecast of step j from origin s is a forecast of y_{s+
 
 Backbone (additive damped-trend Holt-Winters of period m with a bank of K level/trend
 members sharing the key's m season indices; z = y; members alpha x beta over ``hw_alphas``
-(0.1, 0.3, 0.7) with a period, (0.1, 0.3, 1.0) without one (alpha 1: the naive with a drift;
-with a season it cost employment 1.4 %) x ``hw_betas`` (0, 0.2), alpha-major, K = 6; phi
-0.98, gamma 0.15, ``hw_gamma_start`` g0 0.5):
+(0.1, 0.3, 0.7) with a period, (0.1, 0.3, 0.5) without one x ``hw_betas`` (0, 0.2),
+alpha-major, K = 6, then the adaptive member (below), K + 1 in all; phi 0.98, gamma 0.15,
+``hw_gamma_start`` g0 0.5):
     f_s(j) = l + phacc_j b + S[(s + j) mod m]          phacc_j = sum_{i=1..j} phi^i (S: m > 0)
     (l, b): the combined level and trend (what the origin ring keeps), sum_k w_k (l_k, b_k)
     y_0:                  l = l_k = y_0, b = b_k = 0, S = 0, err_k = 0
@@ -38,6 +38,22 @@ with a season it cost employment 1.4 %) x ``hw_betas`` (0, 0.2), alpha-major, K 
               at t mod d = 0 the ring keeps every member's new (l_k, b_k)
               w_k = exp(-hw_eta (err_k - min err) / max(min err, 1e-12)) (0 when >= 40),
               normalised; (l, b) <- sum_k w_k (l_k, b_k)   (hw_eta 20)
+       The adaptive member (the last, k = K; state u, v, dl, db of 2 each): its
+       (alpha, beta) = AD_LO + (AD_HI - AD_LO) / (1 + exp(-u)) (0.01, 0.99), u from (0.3, 0.1)
+       at y_0 with a period, from (0.95, 0.2) without one (it takes the place of the naive
+       with a drift, alpha 1 beta 0.2, that the grid had: a fixed alpha-1 member kept the
+       weight on macro.cpi where the learned constants forecast better, but on many short
+       series, ChickWeights' 12 values a chick, the fast start is what counts). At each of its updates, before it (e = its one-step error e_K above, phi the
+       backbone's, shared season indices held fixed), for i = alpha, beta:
+              de_i = -(dl_i + phi db_i);  g_i = e de_i = d(e^2/2)/dtheta_i
+              dl_i <- dl_i + phi db_i + alpha de_i (+ e for alpha)
+              db_i <- phi db_i + alpha beta de_i (+ beta e for alpha, + alpha e for beta)
+       then its level/trend/error update with the old (alpha, beta); then
+              gu_i = g_i (AD_HI - AD_LO) s (1 - s), s = 1 / (1 + exp(-u_i));  when gu_i^2 < 1e300:
+              v_i <- 0.99 v_i + 0.01 gu_i^2;  u_i <- clip(u_i - 0.02 gu_i / sqrt(v_i), +-30)
+       (acc11's per-series adaptive members on the global row: no own season, so 8 values
+       more than a fixed member; the log member's bank has none: with a season it cost
+       Airline 3 %, employment gained nothing; without one the log member is no expert)
        sc <- sc + r (min(|e|, 4 scale) - sc), r = max(1/t', 0.05)  (EW scale of the one-step
                              errors, robust: |e| enters clipped to 4 x the scale once t' > 2;
                              t' = t, or t - m + 2 from the first value after the first cycle:
@@ -60,7 +76,9 @@ value <= 0 retires it for good (a flag in the row); kept and recomputed like the
 Experts, from origin s for step j (E = 5):
     network  f_s(j) + scale_s * c_s(min(j, n_out))     c: the network's output, clipped to +-clip
     backbone f_s(j);  last value y_s;  seasonal naive y_{s+j-m ceil(j/m)} (y_s before it exists;
-    not eligible when m = 0);  log member (eligible and scored while every value is > 0)
+    not eligible when m = 0);  log member (eligible while every value is > 0 and m > 0: without
+    a season it is the backbone's level and trend on log y, and on nile it took 30 % of the
+    weight while scoring worst; scored while every value is > 0)
 The network (n_out = min(H, k2) outputs; steps beyond n_out use the last) reads, at origin s,
 u = clip10([(y_s - l)/scale, S[(s+1) mod m]/scale, b/scale, sin, cos of 2 pi ((s+1) mod m)/m])
 followed by the standardised user features of y_{s+1} (missing: 0); it is trained with
@@ -279,6 +297,7 @@ cdef enum:
     LAST = 2
     SNAIVE = 3
     LOGBB = 4
+    AD_N = 8        # an adaptive member's state: u (2), v (2), dl/dtheta (2), db/dtheta (2)
 EXPERTS = ("network", "backbone", "last value", "seasonal naive", "log backbone")
 cdef double ZMAX = 690.0            # log-space forecasts are clamped before exp
 cdef double ZMIN = -700.0
@@ -292,8 +311,17 @@ cdef int MQ = 3                     # members' (level, trend) kept at every d-th
                                     # Q = min(H, MQ) (d = ceil(H / Q)): their errors over the steps
 cdef double HALF_MAX = 65504.0      # float32 slots keep the pending combined offsets as float16
 HW_ALPHAS = (0.1, 0.3, 0.7)         # the members' level constants with a period ...
-HW_ALPHAS_FLAT = (0.1, 0.3, 1.0)    # ... and without one (alpha 1: the naive with a drift)
+HW_ALPHAS_FLAT = (0.1, 0.3, 0.5)    # ... and without one (the adaptive member covers faster levels)
 cdef double MS_MIX = 0.5            # a member's error: (1 - MS_MIX) one-step + MS_MIX over the steps
+cdef double AD_LO = 0.01            # the adaptive member's (alpha, beta) = AD_LO + (AD_HI - AD_LO) sigmoid(u)
+cdef double AD_HI = 0.99
+cdef double AD_LR = 0.02            # u_i -= AD_LR g_i / sqrt(v_i)
+cdef double AD_V = 0.99             # v_i: EW mean of g_i^2
+cdef double AD_UCLIP = 30.0
+cdef double AD_A0 = 0.3             # the start (alpha, beta) with a period (acc11's) ...
+cdef double AD_B0 = 0.1
+cdef double AD_A0_FLAT = 0.95       # ... and without one: near the naive with a drift (on many
+cdef double AD_B0_FLAT = 0.2        # short series, ChickWeights, the fast start is what counts)
 cdef double MIX1 = 0.25             # a combination score: (rel_j + MIX1 rel_1) / (1 + MIX1)
 cdef double POOL_DECAY = 0.999      # the pooled EW errors
 cdef double N0 = 10.0               # prior weight of the pooled errors
@@ -419,8 +447,10 @@ def row_layout(horizon, period, k2, members=6):
     parts, off = {}, 0
     K = members
     Q = min(H, MQ)
-    for name, n in (("y", R), ("season", m), ("hw", 3), ("bank", 3 * K + 2 * K * Q),
-                    ("origin", 3 * H), ("shist", LS * m), ("zhw", 3), ("zbank", 3 * K + 2 * K * Q),
+    K1 = K + 1                      # the backbone's fixed members and its adaptive one
+    for name, n in (("y", R), ("season", m), ("hw", 3), ("bank", 3 * K1 + 2 * K1 * Q),
+                    ("ad", AD_N), ("origin", 3 * H), ("shist", LS * m), ("zhw", 3),
+                    ("zbank", 3 * K + 2 * K * Q),
                     ("zseason", m), ("zshist", LS * m), ("zorigin", 2 * H), ("net", sum(netl)),
                     ("err", H * E + 2), ("comb", H * (H + 1) // 2)):
         parts[name] = (off, n)
@@ -452,7 +482,7 @@ cdef class GlobalCore:
     hw_gamma=0.15, hw_eta=20.0, window=512, aci_gamma=0.002, alphas=(0.05, 0.1, 0.2),
     hw_log_alphas=(0.05, 0.15, 0.3), hw_log_betas=(0.03, 0.1), hw_log_gamma=0.5,
     hw_gamma_start=0.5)``; ``hw_alphas`` None: (0.1, 0.3, 0.7) with a period, (0.1, 0.3,
-    1.0) without (HW_ALPHAS, HW_ALPHAS_FLAT); the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
+    0.5) without (HW_ALPHAS, HW_ALPHAS_FLAT); the log member's tuples as long as ``hw_alphas`` / ``hw_betas``
     (None: the same as those; ``hw_log_gamma`` None: ``hw_gamma``);
     ``optimizer`` a ``streamrnn._core.Optimizer`` (None: Adam, lr 1e-3).
     """
@@ -541,7 +571,11 @@ cdef class GlobalCore:
         self.capacity, self.max_batch, self.learn_every = cap, mb, le
         self.f32 = sd == "float32"
         self.clip, self.hw_phi, self.hw_gamma, self.hw_eta = clip, p_, g_, eta_
-        self.hw_alphas, self.hw_betas, self.n_members = a_, b_, K
+        self.hw_alphas, self.hw_betas, self.n_members, self.n_bank = a_, b_, K, K + 1
+        sg = ((AD_A0 if m > 0 else AD_A0_FLAT) - AD_LO) / (AD_HI - AD_LO)
+        self.ad_u0a = math.log(sg / (1.0 - sg))
+        sg = ((AD_B0 if m > 0 else AD_B0_FLAT) - AD_LO) / (AD_HI - AD_LO)
+        self.ad_u0b = math.log(sg / (1.0 - sg))
         self.mq = min(H, MQ)
         self.md = (H + self.mq - 1) // self.mq
         ma = np.array([a for a in a_ for b in b_], dtype=np.float64)   # alpha-major
@@ -563,6 +597,7 @@ cdef class GlobalCore:
         self.o_zhw, self.o_zs, self.o_zsh = parts["zhw"][0], parts["zseason"][0], parts["zshist"][0]
         self.o_zorg = parts["zorigin"][0]
         self.o_bank, self.o_zbank = parts["bank"][0], parts["zbank"][0]
+        self.o_ad = parts["ad"][0]
         neto = np.zeros(n_out, dtype=np.intp)
         off = self.o_net
         for i in range(n_out):
@@ -599,7 +634,7 @@ cdef class GlobalCore:
         s = {"row": np.zeros(mb * Wrow), "X": np.zeros(mb * nin), "Y": np.zeros(mb * n_out),
              "O": np.zeros(mb * n_out), "slot": np.zeros(mb, dtype=np.int64),
              "idx": np.zeros(mb, dtype=np.intp), "kmap": np.zeros(mb, dtype=np.intp), "fx": np.zeros(mb * max(nx, 1)),
-             "f": np.zeros(E), "w": np.zeros(max(E, K)), "c": np.zeros(H), "a": np.zeros(K),
+             "f": np.zeros(E), "w": np.zeros(max(E, K + 1)), "c": np.zeros(H), "a": np.zeros(K + 1),
              "s1": np.zeros(E)}
         self._scratch = s
         self.srow, self.sX, self.sY = <double*>_ptr(s["row"]), <double*>_ptr(s["X"]), <double*>_ptr(s["Y"])
@@ -636,10 +671,11 @@ cdef class GlobalCore:
         R = m ceil(H/m) (H when m = 0), LS = ceil(H/m) - 1 (0 when m = 0), n_out = min(H, k2):
         K = len(hw_alphas) len(hw_betas) members per backbone:
         Q = min(H, 3) stored origins of the members' states:
-        W = R + 2 (m + LS m) + 6 + 2 K (3 + 2 Q) + 5H + (n_out(n_out-1)/2 + H) + 5H + 2
-            + H(H+1)/2
+        W = R + 2 (m + LS m) + 6 + (2 K + 1) (3 + 2 Q) + 8 + 5H + (n_out(n_out-1)/2 + H) + 5H
+            + 2 + H(H+1)/2
         (history; backbone and log member: indices, their history, level/trend/scale/flag,
-        members with their stored states, origin rings of 3H and 2H; pending corrections;
+        members with their stored states (the backbone's K + 1 with its adaptive member, whose
+        u, v and sensitivities are the 8), origin rings of 3H and 2H; pending corrections;
         errors; pending combined: the last Wh = H(H+1)/2, float16 in float32 slots, which
         then take 4 (W - Wh) + 2 Wh bytes)."""
         return int(self.net.slot_bytes) + self.Wf * (4 if self.f32 else 8) + 2 * self.Wh + 8
@@ -870,7 +906,7 @@ cdef class GlobalCore:
         cdef bint kn[E]
         for e in range(E):
             el[e] = not ((e == SNAIVE and (self.period == 0 or not self._seasonal(row, n)))
-                         or (e == LOGBB and row[self.o_zhw + 2] != 1.0))
+                         or (e == LOGBB and (self.period == 0 or row[self.o_zhw + 2] != 1.0)))
             ne += el[e]
         nk = self._scores(row, n, jj, el, kn, L)
         if jj == 1:
@@ -1157,13 +1193,13 @@ cdef class GlobalCore:
                     cn = c
             self._insert(jg, cn)
 
-    cdef Py_ssize_t _mscore(self, const double* row, Py_ssize_t ob, Py_ssize_t os,
+    cdef Py_ssize_t _mscore(self, const double* row, Py_ssize_t ob, Py_ssize_t K, Py_ssize_t os,
                             Py_ssize_t osh, long long n, double z, double* a) noexcept nogil:
         """The members' mean error at z (value n, n >= n0) over the stored origins s with
         1 <= n - s <= H (ascending s; each |z - f| clamped to big): a[k]; returns how many
-        origins (0: none, a untouched). Read before the row takes z: the season index of z's
+        origins (0: none, a untouched); K members. Read before the row takes z: the season index of z's
         phase as it was at s is the current one (j <= m) or in the history (os, osh)."""
-        cdef Py_ssize_t K = self.n_members, Q = self.mq, m = self.period, k, i, r, u, c = 0
+        cdef Py_ssize_t Q = self.mq, m = self.period, k, i, r, u, c = 0
         cdef long long d = self.md, top = (n - 1) // d, s0, j, n0 = self.period if self.period > 0 else 1
         cdef Py_ssize_t q
         cdef double sv, x
@@ -1189,7 +1225,7 @@ cdef class GlobalCore:
                 a[k] = a[k] / <double>c
         return c
 
-    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t os,
+    cdef void _bank(self, double* row, Py_ssize_t hw, Py_ssize_t ob, Py_ssize_t oa,
                     long long n, double z, double sp, double* malpha,
                     double* mab, const double* a) noexcept nogil:
         """The members of a backbone (at row[ob], 3 per member: level, trend, EW error; then
@@ -1198,13 +1234,40 @@ cdef class GlobalCore:
         errors over the stored origins from ``_mscore``, NULL: none, then the one-step
         error); the combined level and trend row[hw], row[hw + 1] become their weighted
         means, the weights from the members' new errors; at n % d == 0 the ring keeps the
-        new levels and trends."""
-        cdef Py_ssize_t k, K = self.n_members, q, r
+        new levels and trends. With oa >= 0 (the backbone's bank) the last member is the
+        adaptive one (its state at row[oa]: its gradients and sensitivities from the state
+        before z, its u stepped after its update; see the module docstring)."""
+        cdef Py_ssize_t k, K = self.n_members, K1 = self.n_bank if oa >= 0 else self.n_members
+        cdef Py_ssize_t q, r, i
         cdef double e1, phi = self.hw_phi, lo = INFINITY, x, tot = 0.0, L = 0.0, B = 0.0, eta
+        cdef double al, be, ma, mb, dl, db, de, nl, nb, u, sg, gu, v
+        cdef double gr[2]
         cdef long long n0 = self.period if self.period > 0 else 1
-        for k in range(K):
+        al = be = 0.0
+        if oa >= 0:
+            al = AD_LO + (AD_HI - AD_LO) / (1.0 + exp(-row[oa]))
+            be = AD_LO + (AD_HI - AD_LO) / (1.0 + exp(-row[oa + 1]))
+        for k in range(K1):
             q = ob + 3 * k
             e1 = z - (row[q] + phi * row[q + 1] + sp)
+            if k < K:
+                ma, mb = malpha[k], mab[k]
+            else:
+                ma, mb = al, al * be
+                for i in range(2):                # d(l, b)/d(alpha, beta) through this update
+                    dl = row[oa + 4 + i]
+                    db = row[oa + 6 + i]
+                    de = -(dl + phi * db)
+                    nl = (dl + phi * db) + al * de
+                    nb = phi * db + (al * be) * de
+                    if i == 0:
+                        nl = nl + e1
+                        nb = nb + be * e1
+                    else:
+                        nb = nb + al * e1
+                    row[oa + 4 + i] = self._rnd(nl)
+                    row[oa + 6 + i] = self._rnd(nb)
+                    gr[i] = e1 * de
             x = fabs(e1)
             if not x <= self.big:
                 x = self.big
@@ -1212,35 +1275,54 @@ cdef class GlobalCore:
                 x = (1.0 - MS_MIX) * x + MS_MIX * a[k]
             x = x if n == n0 else BANK_DECAY * row[q + 2] + (1.0 - BANK_DECAY) * x
             row[q + 2] = self._rnd(x)
-            row[q] = self._rnd(row[q] + phi * row[q + 1] + malpha[k] * e1)
-            row[q + 1] = self._rnd(phi * row[q + 1] + mab[k] * e1)
+            row[q] = self._rnd(row[q] + phi * row[q + 1] + ma * e1)
+            row[q + 1] = self._rnd(phi * row[q + 1] + mb * e1)
             if row[q + 2] < lo:
                 lo = row[q + 2]
+            if k == K:                            # RMS-normalised steps of u
+                for i in range(2):
+                    u = row[oa + i]
+                    sg = 1.0 / (1.0 + exp(-u))
+                    gu = gr[i] * ((sg * (1.0 - sg)) * (AD_HI - AD_LO))
+                    x = gu * gu
+                    if x < 1e300:
+                        v = AD_V * row[oa + 2 + i] + (1.0 - AD_V) * x
+                        if v > 0.0:
+                            u = _clipv(u - (AD_LR * gu) / sqrt(v), AD_UCLIP)
+                        row[oa + 2 + i] = self._rnd(v)
+                        row[oa + i] = self._rnd(u)
         if n % self.md == 0:
             r = <Py_ssize_t>((n // self.md) % self.mq)
-            q = ob + 3 * K + 2 * K * r
-            for k in range(K):
+            q = ob + 3 * K1 + 2 * K1 * r
+            for k in range(K1):
                 row[q + 2 * k] = row[ob + 3 * k]
                 row[q + 2 * k + 1] = row[ob + 3 * k + 1]
         eta = self.hw_eta
-        for k in range(K):
+        for k in range(K1):
             x = eta * ((row[ob + 3 * k + 2] - lo) / (lo if lo > LO_FLOOR else LO_FLOOR))
             self.sw[k] = 1.0 if x == 0.0 else (exp(-x) if x < CUT else 0.0)
             tot = tot + self.sw[k]
-        for k in range(K):
+        for k in range(K1):
             x = self.sw[k] / tot
             L = L + x * row[ob + 3 * k]
             B = B + x * row[ob + 3 * k + 1]
         row[hw] = self._rnd(L)
         row[hw + 1] = self._rnd(B)
 
-    cdef void _bank_start(self, double* row, Py_ssize_t ob, double z) noexcept nogil:
-        """Every member starts at level z (stored form), trend 0, error 0 (the ring: zeros)."""
+    cdef void _bank_start(self, double* row, Py_ssize_t ob, Py_ssize_t oa, double z) noexcept nogil:
+        """Every member starts at level z (stored form), trend 0, error 0 (the ring: zeros);
+        with oa >= 0, the adaptive member's u at its start, v and the sensitivities 0."""
         cdef Py_ssize_t k
-        for k in range(self.n_members):
+        for k in range(self.n_bank if oa >= 0 else self.n_members):
             row[ob + 3 * k] = self._rnd(z)
             row[ob + 3 * k + 1] = 0.0
             row[ob + 3 * k + 2] = 0.0
+        if oa < 0:
+            return
+        row[oa] = self._rnd(self.ad_u0a)
+        row[oa + 1] = self._rnd(self.ad_u0b)
+        for k in range(2, AD_N):
+            row[oa + k] = 0.0
 
     cdef void _update(self, double* row, long long n, double y) noexcept nogil:
         """The backbone and the history take y_n; the origin n entries are written."""
@@ -1250,7 +1332,7 @@ cdef class GlobalCore:
         cdef Py_ssize_t u, na = 0
         cdef long long tn
         if n >= 1 and (m == 0 or n >= m):   # the members' errors over the stored origins
-            na = self._mscore(row, self.o_bank, self.o_s, self.o_sh, n, y, self.sa)
+            na = self._mscore(row, self.o_bank, self.n_bank, self.o_s, self.o_sh, n, y, self.sa)
         if m > 0 and self.LS > 0:  # the phase's index before this update joins its history
             p = n % m
             for u in range(self.LS - 1, 0, -1):
@@ -1260,7 +1342,7 @@ cdef class GlobalCore:
             row[hw] = self._rnd(y)
             row[hw + 1] = 0.0
             row[hw + 2] = 0.0
-            self._bank_start(row, self.o_bank, y)
+            self._bank_start(row, self.o_bank, self.o_ad, y)
         else:
             fit = l + phi * b
             if m > 0:
@@ -1273,7 +1355,7 @@ cdef class GlobalCore:
             else:
                 if m > 0:
                     row[self.o_s + p] = self._rnd(sp + _gam(self.hw_gamma, self.hw_gamma_start, n, m) * e)
-                self._bank(row, hw, self.o_bank, self.o_s, n, y, sp, self.malpha, self.mab,
+                self._bank(row, hw, self.o_bank, self.o_ad, n, y, sp, self.malpha, self.mab,
                            self.sa if na > 0 else NULL)
             # the scale's count restarts after the first cycle (whose errors, made before the
             # season indices exist, keep the weight of one value): a season-less first cycle
@@ -1310,7 +1392,7 @@ cdef class GlobalCore:
             return
         z = log(y)
         if n >= 1 and (m == 0 or n >= m):
-            na = self._mscore(row, self.o_zbank, self.o_zs, self.o_zsh, n, z, self.sa)
+            na = self._mscore(row, self.o_zbank, self.n_members, self.o_zs, self.o_zsh, n, z, self.sa)
         if m > 0 and self.LS > 0:
             p = n % m
             for u in range(self.LS - 1, 0, -1):
@@ -1320,7 +1402,7 @@ cdef class GlobalCore:
         if n == 0:
             row[zh] = self._rnd(z)
             row[zh + 1] = 0.0
-            self._bank_start(row, self.o_zbank, z)
+            self._bank_start(row, self.o_zbank, -1, z)
             return
         fit = zl + phi * zb
         if m > 0:
@@ -1333,7 +1415,7 @@ cdef class GlobalCore:
         else:
             if m > 0:
                 row[self.o_zs + p] = self._rnd(sp + _gam(self.hw_log_gamma, self.hw_gamma_start, n, m) * e)
-            self._bank(row, zh, self.o_zbank, self.o_zs, n, z, sp, self.zmalpha, self.zmab,
+            self._bank(row, zh, self.o_zbank, -1, n, z, sp, self.zmalpha, self.zmab,
                        self.sa if na > 0 else NULL)
 
     cdef void _outputs(self, const double* row, long long n, const double* o, double alpha,
@@ -1781,10 +1863,15 @@ cdef class GlobalCore:
         o, n = parts["err"]
         if np.any(a[:, o:o + n] < 0):   # in y's units: bounded by the clamp above
             raise ValueError("rows hold negative combination errors")
-        for name in ("bank", "zbank"):
+        for name, K in (("bank", self.n_bank), ("zbank", self.n_members)):
             o, n = parts[name]
-            if np.any(a[:, o + 2:o + 3 * self.n_members:3] < 0):
+            if np.any(a[:, o + 2:o + 3 * K:3] < 0):
                 raise ValueError(f"rows hold a negative {name} member error")
+        o, n = parts["ad"]
+        if np.any(np.abs(a[:, o:o + 2]) > AD_UCLIP):
+            raise ValueError(f"rows hold an adaptive member's u beyond +-{AD_UCLIP:g}")
+        if np.any(a[:, o + 2:o + 4] < 0):
+            raise ValueError("rows hold a negative adaptive member's v")
         o, n = parts["zhw"]
         if np.any((a[:, o + 2] != 0) & (a[:, o + 2] != 1)):
             raise ValueError("rows hold a log-member flag other than 0 or 1")
@@ -1982,6 +2069,7 @@ def _half_bits(values):
 def _global_from_state(config, state):
     """Unpickling entry point: ``GlobalCore.from_state``."""
     return GlobalCore.from_state(config, state)
+
 
 
 
