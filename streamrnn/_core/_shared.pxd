@@ -26,6 +26,43 @@ from streamrnn._core._optim cimport Optimizer
 ctypedef void (*cell_bw_t)(Py_ssize_t H, const double* r, const double* dh, double* dc,
                            double* dax, double* dah, double* dhp) noexcept nogil
 
+# one thread's scratch for the replay and backward of a range of chunks (the calling thread
+# uses the network's own arrays; extra threads, ``threads`` > 1, each have a set) and, for an
+# extra thread, its job: chunks [ca, cb) of the call, their gradients (one (o_wy,) block per
+# chunk), their losses and the head's inputs (top h and dL/dyhat per (step, row), in the
+# order the calling thread then adds them), so the sums are made in the one-thread order
+cdef struct Work:
+    Py_ssize_t* act
+    double* sA
+    double* sAH
+    double* xr
+    double* rrec
+    double* rh
+    double* rc
+    double* yhat
+    double* gy
+    double* dhc
+    double* dcc
+    double* sdh
+    double* sdx
+    double* DA
+    double* DAH
+    double* XT
+    double* HT
+    double* gws
+    double* hb
+    double* parts
+    Py_ssize_t nh
+    void* net
+    Py_ssize_t ca
+    Py_ssize_t cb
+    Py_ssize_t B
+    const long long* slots
+    const double* X
+    const double* Y
+    bint multi
+    int status
+
 cdef class SharedNetwork:
     # ---- configuration
     cdef readonly int cell             # cell code
@@ -92,13 +129,23 @@ cdef class SharedNetwork:
     cdef double[::1] XT, HT            # layer inputs / previous states transposed (L, D|H, k2*chunk)
     cdef double[::1] dwc               # a later chunk's gradient (P,)
     cdef double[::1] nh0, nc0          # replayed state after the oldest step of full windows (Bmax, L*H)
+    cdef Work* work                    # work[0]: this thread's scratch; work[1:]: extra threads'
+    cdef int nthreads                  # threads a step's chunks are shared by (1: the caller)
+    cdef object _thread_scratch        # the extra threads' scratch arrays
 
     cdef int _step(self, Py_ssize_t B, const long long* slots, const double* X,
                    const double* Y, double* out, bint multi) noexcept nogil
     cdef void _transpose_weights(self) noexcept nogil
-    cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
-                    const double* X, const double* Y, double* gw, double* total,
-                    bint multi) noexcept nogil
+    cdef int _chunk(self, Work* ws, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B,
+                    const long long* slots, const double* X, const double* Y, double* gw,
+                    double* total, bint multi, bint defer) noexcept nogil
+    cdef void _run_work(self, Work* ws) noexcept nogil
+    cdef int _chunks_threaded(self, Py_ssize_t nch, Py_ssize_t B, const long long* slots,
+                              const double* X, const double* Y, double* total,
+                              bint multi) noexcept nogil
+    cdef void _layer_w(self, Py_ssize_t nb, Py_ssize_t l, const double* xin, Py_ssize_t ldx,
+                       const double* hp, const double* cp, double* recs, double* A,
+                       double* AH) noexcept nogil
     cdef int _step_multi(self, Py_ssize_t B, const long long* slots, const double* X,
                          const double* Y, double* out) noexcept nogil
     cdef int _advance(self, Py_ssize_t B, const long long* slots, const double* X,

@@ -80,6 +80,7 @@ cimport numpy as cnp
 from libc.math cimport fabs, isfinite, isinf, isnan
 from libc.float cimport FLT_MAX
 from libc.string cimport memcpy, memmove, memset
+from libc.stdlib cimport calloc, free
 
 from streamrnn._core._cells cimport (
     CELL_ELMAN_TANH, CELL_GRU, CELL_LSTM, LOSS_BINARY_CE, LOSS_SOFTMAX_CE, REC_H_BLOCKS,
@@ -217,8 +218,9 @@ cdef extern from *:
         const VI sign = (VI){0} - 0x7fffffffffffffffLL - 1;                                \
         V e = sh_vexpneg_##SUF((V)((VI)a | sign));      /* exp(-|a|) */                    \
         V d = e + 1.0;                                                                     \
-        VI m = (VI)(a >= zero);                                                            \
-        return (V)((m & (VI)(1.0 / d)) | (~m & (VI)(e / d)));                              \
+        VI m = (VI)(a >= zero);                         /* 1/d or e/d: one division */     \
+        const V one = zero + 1.0;                                                          \
+        return (V)((m & (VI)one) | (~m & (VI)e)) / d;                                      \
     }                                                                                      \
     ATTR static inline V sh_vtanh_##SUF(V a) {                                             \
         const V zero = {0};                                                                \
@@ -474,6 +476,37 @@ cdef inline bint _all_finite(Py_ssize_t n, const double* v) noexcept nogil:
     return True
 
 
+cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t
+    int pthread_create(pthread_t* thread, const void* attr, void* (*start)(void*) noexcept nogil,
+                       void* arg)
+    int pthread_join(pthread_t thread, void** ret)
+
+
+cdef void* _work_entry(void* p) noexcept nogil:
+    """An extra thread of a step: its chunks (``SharedNetwork._run_work``)."""
+    cdef Work* ws = <Work*>p
+    (<SharedNetwork>ws.net)._run_work(ws)
+    return NULL
+
+
+MAX_THREADS = 16
+_default_threads = 1
+
+
+def set_threads(n):
+    """Threads the replay and backward of a step are shared by, for the networks built from
+    now on (each network's ``threads`` can also be set). The results are the same bits for
+    any number: each thread takes whole chunks of rows and the calling thread adds their
+    gradients, losses and head terms in the one-thread order. Returns the previous value."""
+    global _default_threads
+    n = _int_arg(n, "threads", 1)
+    if n > MAX_THREADS:
+        raise ValueError(f"threads must be at most {MAX_THREADS}, got {n}")
+    old, _default_threads = _default_threads, n
+    return old
+
+
 def _vector_math(x):
     """``(sigmoid(x), tanh(x))`` of a float64 array by this module's vector functions (the
     ones the forward uses), for the tests; ``x`` is not changed."""
@@ -699,7 +732,89 @@ cdef class SharedNetwork:
         self.DA, self.DAH2, self.XT, self.HT = s["DA"], s["DAH2"], s["XT"], s["HT"]
         self.dwc, self.nh0, self.nc0, self.wT = s["dwc"], s["nh0"], s["nc0"], s["wT"]
         self.p_dah = &self.DAH2[0] if sep else &self.DA[0]
+        self.work = <Work*>calloc(MAX_THREADS, sizeof(Work))
+        if self.work == NULL:
+            raise MemoryError()
+        self._point_work(0, s)
+        self.work[0].DAH = self.p_dah
+        self.nthreads = 1
+        self._thread_scratch = []
         self.n_in = n_in
+        self.threads = _default_threads
+
+    def __cinit__(self):
+        self.work = NULL
+        self.nthreads = 1
+
+    def __dealloc__(self):
+        free(self.work)
+
+    def _point_work(self, Py_ssize_t i, dict s):
+        """work[i]'s scratch pointers at the arrays of ``s`` (kept alive by the caller)."""
+        cdef Work* ws = &self.work[i]
+        cdef Py_ssize_t[::1] act = s["act"]
+        cdef double[::1] a
+        ws.act = &act[0]
+        a = s["sA"]; ws.sA = &a[0]
+        a = s["sAH"]; ws.sAH = &a[0]
+        a = s["xr"]; ws.xr = &a[0]
+        a = s["rrec"]; ws.rrec = &a[0]
+        a = s["rh"]; ws.rh = &a[0]
+        a = s["rc"]; ws.rc = &a[0]
+        a = s["yhat"]; ws.yhat = &a[0]
+        a = s["gy"]; ws.gy = &a[0]
+        a = s["dhc"]; ws.dhc = &a[0]
+        a = s["dcc"]; ws.dcc = &a[0]
+        a = s["sdh"]; ws.sdh = &a[0]
+        a = s["sdx"]; ws.sdx = &a[0]
+        a = s["DA"]; ws.DA = &a[0]
+        a = s["DAH2"]; ws.DAH = &a[0] if self.kern.separate_dah else ws.DA
+        a = s["XT"]; ws.XT = &a[0]
+        a = s["HT"]; ws.HT = &a[0]
+        ws.net = <void*>self
+        if "gws" in s:
+            a = s["gws"]; ws.gws = &a[0]
+            a = s["hb"]; ws.hb = &a[0]
+            a = s["parts"]; ws.parts = &a[0]
+
+    @property
+    def threads(self):
+        """Threads the replay and backward of a ``step`` are shared by, whole chunks of
+        ``chunk`` rows each (1: the calling thread only). Any number gives the same bits.
+        Setting it allocates the extra threads' scratch (no allocation per step)."""
+        return self.nthreads
+
+    @threads.setter
+    def threads(self, n):
+        n = _int_arg(n, "threads", 1)
+        if n > MAX_THREADS:
+            raise ValueError(f"threads must be at most {MAX_THREADS}, got {n}")
+        if self._busy:
+            raise RuntimeError("the network is in use by another thread")
+        cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, GH = self.G * H
+        cdef Py_ssize_t K = self.k2, CB = self.chunk, R = self.rec, n_in = self.n_in
+        cdef Py_ssize_t D = max(n_in, H), nch = (self.max_batch + CB - 1) // CB
+        # an extra thread takes at most this many chunks (see _chunks_threaded)
+        cdef Py_ssize_t per = (nch + 1) // 2
+        sep = self.kern.separate_dah
+        while len(self._thread_scratch) < n - 1:
+            self._thread_scratch.append({
+                "act": np.zeros(K, dtype=np.intp),
+                "sA": np.zeros(CB * GH), "sAH": np.zeros(CB * GH),
+                "xr": np.zeros(K * CB * n_in), "rrec": np.zeros(K * CB * L * R),
+                "rh": np.zeros(CB * L * H), "rc": np.zeros(CB * L * H),
+                "yhat": np.zeros(K * CB * self.n_out), "gy": np.zeros(K * CB * self.n_out),
+                "dhc": np.zeros(CB * L * H), "dcc": np.zeros(CB * L * H),
+                "sdh": np.zeros(H), "sdx": np.zeros(CB * H),
+                "DA": np.zeros(K * CB * L * GH), "DAH2": np.zeros(K * CB * L * GH if sep else 1),
+                "XT": np.zeros(L * D * K * CB), "HT": np.zeros(L * H * K * CB),
+                "gws": np.zeros(per * self.o_wy + 1),
+                "hb": np.zeros(per * K * CB * (H + self.n_out)),
+                "parts": np.zeros(per)})
+        del self._thread_scratch[n - 1:]
+        for i in range(1, n):
+            self._point_work(i, self._thread_scratch[i - 1])
+        self.nthreads = n
 
     # ------------------------------------------------------------ views and sizes
     @property
@@ -739,6 +854,7 @@ cdef class SharedNetwork:
         n = object.__sizeof__(self) + self._params.nbytes
         n += sum(a.nbytes for a in self._slots.values())
         n += sum(a.nbytes for a in self._scratch.values())
+        n += sum(a.nbytes for s in self._thread_scratch for a in s.values())
         if self.optimizer is not None:
             n += self.optimizer.__sizeof__()
         return n
@@ -800,12 +916,16 @@ cdef class SharedNetwork:
                      const double* hp, const double* cp, double* recs) noexcept nogil:
         """Layer ``l`` for ``nb`` rows: input rows xin (stride ldx), previous states hp, cp
         (stride L*H), records into recs (stride L*R)."""
+        self._layer_w(nb, l, xin, ldx, hp, cp, recs, &self.sA[0], &self.sAH[0])
+
+    cdef void _layer_w(self, Py_ssize_t nb, Py_ssize_t l, const double* xin, Py_ssize_t ldx,
+                       const double* hp, const double* cp, double* recs, double* A,
+                       double* AH) noexcept nogil:
+        """``_layer`` with the pre-activation scratch A, AH (nb x GH each) given."""
         cdef Py_ssize_t H = self.hidden_size, GH = self.G * H, LH = self.num_layers * H
         cdef Py_ssize_t LR = self.num_layers * self.rec, b
         cdef Py_ssize_t d = self.n_in if l == 0 else H
         cdef double* w = &self.w[0]
-        cdef double* A = &self.sA[0]
-        cdef double* AH = &self.sAH[0]
         for b in range(nb):
             memcpy(A + b * GH, w + self.o_b[l], GH * sizeof(double))
         _gemm_acc(nb, d, GH, xin, ldx, w + self.o_wx[l], A)
@@ -869,7 +989,7 @@ cdef class SharedNetwork:
         cdef Py_ssize_t LHc = L * self.Hc
         cdef Py_ssize_t n_y = 1 if (self.loss == LOSS_BINARY_CE or
                                     self.loss == LOSS_SOFTMAX_CE) else n_out
-        cdef Py_ssize_t b, i, l, k, Wb, cnt, c0, nc
+        cdef Py_ssize_t b, i, l, k, Wb, cnt, c0, nc, nch
         cdef Py_ssize_t* perm = &self.perm[0]
         cdef Py_ssize_t* win = &self.win[0]
         cdef double* dw = &self.dw[0]
@@ -907,15 +1027,21 @@ cdef class SharedNetwork:
         # records stay in cache); the first chunk writes the gradient, the others add to it
         memset(dw + self.o_wy, 0, (H * n_out + n_out) * sizeof(double))
         self._transpose_weights()
-        c0 = 0
-        while c0 < B:
-            nc = B - c0 if B - c0 < self.chunk else self.chunk
-            if self._chunk(c0, nc, B, slots, X, Y, dw if c0 == 0 else dwc, &total, multi) != 0:
+        nch = (B + self.chunk - 1) // self.chunk
+        if self.nthreads > 1 and nch > 1:
+            if self._chunks_threaded(nch, B, slots, X, Y, &total, multi) != 0:
                 return -2
-            if c0 > 0:
-                for k in range(self.o_wy):
-                    dw[k] += dwc[k]
-            c0 += nc
+        else:
+            c0 = 0
+            while c0 < B:
+                nc = B - c0 if B - c0 < self.chunk else self.chunk
+                if self._chunk(&self.work[0], c0, nc, B, slots, X, Y, dw if c0 == 0 else dwc,
+                               &total, multi, False) != 0:
+                    return -2
+                if c0 > 0:
+                    for k in range(self.o_wy):
+                        dw[k] += dwc[k]
+                c0 += nc
         # ---- 4. clip (non-finite gradient: nothing changes), update, commit
         if self.optimizer.clip(self.dw) < 0:
             return -2
@@ -943,6 +1069,83 @@ cdef class SharedNetwork:
         self.last_loss = total / B
         return 1
 
+    cdef int _chunks_threaded(self, Py_ssize_t nch, Py_ssize_t B, const long long* slots,
+                              const double* X, const double* Y, double* total,
+                              bint multi) noexcept nogil:
+        """The chunk loop of ``_step`` shared by ``nthreads`` threads: thread i takes the
+        chunks [i*per, (i+1)*per) (per = ceil(nch / nthreads)); the calling thread runs the
+        first range exactly as the one-thread loop, the others write their chunks'
+        gradients, losses and head terms to their own scratch, and the calling thread then
+        adds them in chunk order: the sums of the one-thread loop, term by term, so the same
+        bits. Returns 0, or -2 as ``_chunk`` (all chunks run; nothing is committed here)."""
+        cdef Py_ssize_t CB = self.chunk, per = (nch + self.nthreads - 1) // self.nthreads
+        cdef Py_ssize_t nt = (nch + per - 1) // per, i, j, k, c, c0, nc, q, NO
+        cdef Py_ssize_t H = self.hidden_size, n_out = self.n_out, P = self.o_wy
+        cdef pthread_t tid[16]
+        cdef bint started[16]
+        cdef Work* ws
+        cdef double* dw = &self.dw[0]
+        cdef double* dwc = &self.dwc[0]
+        cdef double* rec
+        cdef int status = 0
+        for i in range(1, nt):
+            ws = &self.work[i]
+            ws.ca = i * per
+            ws.cb = (i + 1) * per if (i + 1) * per < nch else nch
+            ws.B, ws.slots, ws.X, ws.Y, ws.multi = B, slots, X, Y, multi
+            started[i] = pthread_create(&tid[i], NULL, _work_entry, ws) == 0
+        # this thread's range, as the one-thread loop
+        for c in range(per):
+            c0 = c * CB
+            nc = B - c0 if B - c0 < CB else CB
+            if self._chunk(&self.work[0], c0, nc, B, slots, X, Y, dw if c == 0 else dwc,
+                           total, multi, False) != 0:
+                status = -2
+                break
+            if c > 0:
+                for k in range(P):
+                    dw[k] += dwc[k]
+        for i in range(1, nt):
+            if started[i]:
+                pthread_join(tid[i], NULL)
+            else:  # no thread: run its range here
+                self._run_work(&self.work[i])
+        if status != 0:
+            return -2
+        NO = H + n_out
+        for i in range(1, nt):
+            ws = &self.work[i]
+            if ws.status != 0:
+                return -2
+            for j in range(ws.cb - ws.ca):
+                for k in range(P):
+                    dw[k] += ws.gws[j * P + k]
+                total[0] += ws.parts[j]
+            for q in range(ws.nh):
+                rec = ws.hb + q * NO
+                outer(H, n_out, rec, rec + H, dw + self.o_wy)
+                for k in range(n_out):
+                    dw[self.o_by + k] += rec[H + k]
+        if not isfinite(total[0]):
+            return -2
+        return 0
+
+    cdef void _run_work(self, Work* ws) noexcept nogil:
+        """An extra thread's chunks [ca, cb) (see ``_chunks_threaded``)."""
+        cdef Py_ssize_t c, c0, nc, CB = self.chunk
+        cdef double part
+        ws.status = 0
+        ws.nh = 0
+        for c in range(ws.ca, ws.cb):
+            c0 = c * CB
+            nc = ws.B - c0 if ws.B - c0 < CB else CB
+            part = 0.0
+            if self._chunk(ws, c0, nc, ws.B, ws.slots, ws.X, ws.Y,
+                           ws.gws + (c - ws.ca) * self.o_wy, &part, ws.multi, True) != 0:
+                ws.status = -2
+                return
+            ws.parts[c - ws.ca] = part
+
     cdef void _transpose_weights(self) noexcept nogil:
         """wT <- W_h^T and (layers above the first) W_x^T, (GH, H) each, for the backward."""
         cdef Py_ssize_t H = self.hidden_size, GH = self.G * H, l, i, j
@@ -959,15 +1162,16 @@ cdef class SharedNetwork:
                     if l > 0:
                         wT[(2 * l + 1) * GH * H + j * H + i] = Wx[i * GH + j]
 
-    cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
-                    const double* X, const double* Y, double* gw, double* total,
-                    bint multi) noexcept nogil:
+    cdef int _chunk(self, Work* ws, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B,
+                    const long long* slots, const double* X, const double* Y, double* gw,
+                    double* total, bint multi, bint defer) noexcept nogil:
         """Replay, loss and backward of the sorted rows c0..c0+nc-1: the recurrent and bias
         gradients written into gw, the head gradient added to dw, the rows' losses added to
         total; the replayed state after the oldest step of each full window kept in nh0/nc0.
         With ``multi``, Y[b, j] is the target of output j of the row's step j calls ago (NaN:
-        none), entering the replay at that step. Returns 0, or -2 for a non-finite loss or
-        loss gradient."""
+        none), entering the replay at that step. ``ws``: the scratch; ``defer`` (an extra
+        thread): the head's inputs are appended to ws.hb instead of added to dw. Returns 0,
+        or -2 for a non-finite loss or loss gradient."""
         cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, LH = L * H, R = self.rec
         cdef Py_ssize_t G = self.G, GH = G * H, LR = L * R, n_in = self.n_in
         cdef Py_ssize_t n_out = self.n_out, K = self.k2, nw = self.nw, CB = self.chunk
@@ -977,24 +1181,29 @@ cdef class SharedNetwork:
         cdef Py_ssize_t b, q, j, l, s, T, ns, k, N, d
         cdef Py_ssize_t* perm = &self.perm[c0]
         cdef Py_ssize_t* win = &self.win[c0]
-        cdef Py_ssize_t* act = &self.act[0]
+        cdef Py_ssize_t* act = ws.act
         cdef double* w = &self.w[0]
         cdef double* dw = &self.dw[0]
-        cdef double* xr = &self.xr[0]
-        cdef double* rrec = &self.rrec[0]
-        cdef double* rh = &self.rh[0]
-        cdef double* rc = &self.rc[0]
+        cdef double* xr = ws.xr
+        cdef double* rrec = ws.rrec
+        cdef double* rh = ws.rh
+        cdef double* rc = ws.rc
+        cdef double* yh0 = ws.yhat
+        cdef double* gy0 = ws.gy
         cdef double* yhat
         cdef double* gy
-        cdef double* dhc = &self.dhc[0]
-        cdef double* dcc = &self.dcc[0]
-        cdef double* dh = &self.sdh[0]
-        cdef double* dx = &self.sdx[0]
+        cdef double* dhc = ws.dhc
+        cdef double* dcc = ws.dcc
+        cdef double* dh = ws.sdh
+        cdef double* dx = ws.sdx
         cdef double* wT = &self.wT[0]
-        cdef double* DA = &self.DA[0]
-        cdef double* DAH = self.p_dah
-        cdef double* XT = &self.XT[0]
-        cdef double* HT = &self.HT[0]
+        cdef double* DA = ws.DA
+        cdef double* DAH = ws.DAH
+        cdef double* XT = ws.XT
+        cdef double* HT = ws.HT
+        cdef double* sA = ws.sA
+        cdef double* sAH = ws.sAH
+        cdef double* hrec
         cdef double* r
         cdef double* rs
         cdef const double* xin
@@ -1027,10 +1236,10 @@ cdef class SharedNetwork:
             rs = rrec + s * CB * LR
             for l in range(L):
                 if l == 0:
-                    self._layer(ns, 0, xr + s * CB * n_in, n_in, rh, rc, rs)
+                    self._layer_w(ns, 0, xr + s * CB * n_in, n_in, rh, rc, rs, sA, sAH)
                 else:
-                    self._layer(ns, l, rec_h(rs + (l - 1) * R, H, GH), LR, rh + l * H,
-                                rc + l * H, rs + l * R)
+                    self._layer_w(ns, l, rec_h(rs + (l - 1) * R, H, GH), LR, rh + l * H,
+                                  rc + l * H, rs + l * R, sA, sAH)
                 for q in range(ns):
                     r = rs + q * LR + l * R
                     memcpy(rh + q * LH + l * H, rec_h(r, H, GH), H * sizeof(double))
@@ -1039,11 +1248,11 @@ cdef class SharedNetwork:
         # rows' losses; dL/dyhat over B (the batch mean)
         s_lo = 0 if multi else T - 1
         for s in range(s_lo, T):
-            self._head(act[s], rrec + s * CB * LR, &self.yhat[s * CO])
-        memset(&self.gy[s_lo * CO], 0, (T - s_lo) * CO * sizeof(double))
+            self._head(act[s], rrec + s * CB * LR, yh0 + s * CO)
+        memset(gy0 + s_lo * CO, 0, (T - s_lo) * CO * sizeof(double))
         rs = rrec + (T - 1) * CB * LR
-        yhat = &self.yhat[(T - 1) * CO]
-        gy = &self.gy[(T - 1) * CO]
+        yhat = yh0 + (T - 1) * CO
+        gy = gy0 + (T - 1) * CO
         for q in range(nc):
             b = perm[q]
             if multi:
@@ -1053,9 +1262,9 @@ cdef class SharedNetwork:
                     if isnan(yv) or k >= win[q]:
                         continue  # no target, or one for a step before the slot's first
                     s = T - 1 - k
-                    lv += self.loss_fn(&self.yhat[s * CO + q * n_out + k], yv, 1,
-                                       self.huber_eps, &self.gy[s * CO + q * n_out + k])
-                    self.gy[s * CO + q * n_out + k] /= B
+                    lv += self.loss_fn(yh0 + s * CO + q * n_out + k, yv, 1,
+                                       self.huber_eps, gy0 + s * CO + q * n_out + k)
+                    gy0[s * CO + q * n_out + k] /= B
                 part += lv
                 continue
             if n_y == 1:
@@ -1070,15 +1279,21 @@ cdef class SharedNetwork:
             for k in range(n_out):
                 gy[q * n_out + k] /= B
         total[0] += part
-        if not isfinite(total[0]) or not _all_finite((T - s_lo) * CO, &self.gy[s_lo * CO]):
+        if not isfinite(total[0]) or not _all_finite((T - s_lo) * CO, gy0 + s_lo * CO):
             return -2
         # ---- backward, newest step first; N counts the (step, row) pairs in that order
         memset(dhc, 0, nc * LH * sizeof(double))
         memset(dcc, 0, nc * LH * sizeof(double))
         for s in range(T - 1, s_lo - 1, -1):
             rs = rrec + s * CB * LR
-            gy = &self.gy[s * CO]
+            gy = gy0 + s * CO
             for q in range(act[s]):
+                if defer:
+                    hrec = ws.hb + ws.nh * (H + n_out)
+                    memcpy(hrec, rec_h(rs + q * LR + (L - 1) * R, H, GH), H * sizeof(double))
+                    memcpy(hrec + H, gy + q * n_out, n_out * sizeof(double))
+                    ws.nh += 1
+                    continue
                 outer(H, n_out, rec_h(rs + q * LR + (L - 1) * R, H, GH), gy + q * n_out,
                       dw + self.o_wy)
                 for k in range(n_out):
@@ -1097,7 +1312,7 @@ cdef class SharedNetwork:
                     memcpy(dh, dhc + q * LH + l * H, H * sizeof(double))
                     if l == L - 1:
                         if s >= s_lo:
-                            affine_t(H, n_out, w + self.o_wy, &self.gy[s * CO + q * n_out], dh)
+                            affine_t(H, n_out, w + self.o_wy, gy0 + s * CO + q * n_out, dh)
                     else:
                         for j in range(H):
                             dh[j] += dx[q * H + j]
