@@ -45,6 +45,7 @@ the prediction), as the command does.
 import argparse
 import math
 import os
+import re
 import sys
 import time
 
@@ -54,6 +55,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from brokers import MockKafka, produce  # noqa: E402
 
 from streamrnn import spec as spec_mod  # noqa: E402
+from streamrnn._core import _shared  # noqa: E402
 from streamrnn.streams import BadMessages, Decoder, Runner  # noqa: E402
 from streamrnn.streams.batched import GlobalRunner, tune_gc  # noqa: E402
 from streamrnn.streams.kafka import KafkaSink, KafkaSource  # noqa: E402
@@ -196,10 +198,27 @@ def key_maps(n, keys, sub=256):
     return times
 
 
-def specs(a, h):
+GLOBAL_VARIANT = re.compile(r"global((?:-t\d+|-le\d+|-k\d+)+)$")
+
+
+def variant(mode, a):
+    """``global-t2`` / ``global-k8`` / ``global-le8-k4`` ...: the command's loop (mode
+    global) with the network step shared by N threads (-tN, ``--threads``), learn_every N
+    (-leN, ``--update-every``) or tbptt_steps N (-kN, ``--tbptt-steps``) instead of this
+    run's; None for the other modes. Returns (threads, learn_every, tbptt_steps)."""
+    m = GLOBAL_VARIANT.match(mode)
+    if m is None:
+        return None
+    got = dict(re.findall(r"-(t|le|k)(\d+)", m.group(1)))
+    return (int(got.get("t", 1)), int(got.get("le", a.update_every)),
+            int(got.get("k", a.tbptt_steps)))
+
+
+def specs(a, h, learn_every=None, tbptt_steps=None):
     g = spec_mod.model_spec("gru", model="global", hidden_size=16, seed=1, horizon=max(1, h),
-                            learn_every=a.update_every, max_keys=max(a.keys, 1),
-                            tbptt_steps=a.tbptt_steps)
+                            learn_every=learn_every or a.update_every,
+                            max_keys=max(a.keys, 1),
+                            tbptt_steps=tbptt_steps or a.tbptt_steps)
     p = spec_mod.model_spec("gru", hidden_size=16, seed=1, horizon=max(1, h),
                             update_every=a.update_every, tbptt_steps=a.tbptt_steps)
     return g, p
@@ -449,7 +468,10 @@ def main():
                          "global-thread (the same with the learning thread), "
                          "global-5ms (global-thread, the switch interval left as it is), "
                          "global-obs (the same runner fed observations, producing record "
-                         "dicts: the loop before the batch decoder), per-key")
+                         "dicts: the loop before the batch decoder), per-key; and variants "
+                         "of global: global-t2 (the network step shared by 2 threads, "
+                         "--threads 2), global-k8 (--tbptt-steps 8), global-le8-k4 "
+                         "(--update-every 8 --tbptt-steps 4), any combination")
     ap.add_argument("--no-gc-tuning", action="store_true",
                     help="leave the garbage collector as it is (the command tunes it: tune_gc)")
     ap.add_argument("--profile", action="store_true",
@@ -493,9 +515,18 @@ def main():
     summary = []
     for h in map(int, a.horizons.split(",")):
         g_spec, p_spec = specs(a, h)
-        makers, phases = {}, {}
+        makers, phases, threads = {}, {}, {}
         for mode in modes:
-            if mode in ("global", "global-obs", "global-thread", "global-5ms"):
+            v = variant(mode, a)
+            threads[mode] = 1
+            if v is not None:
+                threads[mode] = v[0]
+                phases[mode] = [], None
+
+                def make(src, sink, h=h, v_spec=specs(a, h, v[1], v[2])[0]):
+                    return GlobalRunner(v_spec, src, sink, horizon=h, batch=a.batch,
+                                        max_keys=max(a.keys, 1), max_wait=1e9)
+            elif mode in ("global", "global-obs", "global-thread", "global-5ms"):
                 phases[mode] = [], None
                 if mode == "global":
                     phases[mode] = phases_global(g_spec, reads, a, h, kafka.bootstrap)
@@ -518,9 +549,13 @@ def main():
         profs = {}
         for r in range(a.repeat):  # the modes' whole loops interleaved
             for mode in modes:
-                loop, prof = whole_loop(makers[mode], kafka.bootstrap, f"{mode}-{h}-{r}", n, h,
-                                        profile=a.profile and mode == modes[0] and r == 0,
-                                        columns=mode != "global-obs")
+                old = _shared.set_threads(threads[mode])  # for the networks built in the loop
+                try:
+                    loop, prof = whole_loop(makers[mode], kafka.bootstrap, f"{mode}-{h}-{r}",
+                                            n, h, profile=a.profile and mode == modes[0] and
+                                            r == 0, columns=mode != "global-obs")
+                finally:
+                    _shared.set_threads(old)
                 loops[mode].append(loop)
                 cpus[mode].append(CPU[f"{mode}-{h}-{r}"])
                 if prof is not None:
@@ -530,9 +565,13 @@ def main():
             loop = min(loops[mode])
             if rows:
                 rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
+            v = variant(mode, a)
             what = {"global-obs": " (observations and record dicts)",
                     "global-thread": " (the learning thread)",
                     "global-5ms": " (switch interval untouched)"}.get(mode, "")
+            if v is not None:
+                what = (f" (threads {v[0]}, update_every {v[1]}, tbptt_steps {v[2]}; "
+                        f"phases not timed)")
             table(f"{mode}, horizon {h}" + (f" (state per key {state:,d} bytes)" if state else
                                             what), rows, loop, n)
             if a.repeat > 1:

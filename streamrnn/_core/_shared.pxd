@@ -26,11 +26,9 @@ from streamrnn._core._optim cimport Optimizer
 ctypedef void (*cell_bw_t)(Py_ssize_t H, const double* r, const double* dh, double* dc,
                            double* dax, double* dah, double* dhp) noexcept nogil
 
-# one thread's scratch for the replay and backward of a range of chunks (the calling thread
-# uses the network's own arrays; extra threads, ``threads`` > 1, each have a set) and, for an
-# extra thread, its job: chunks [ca, cb) of the call, their gradients (one (o_wy,) block per
-# chunk), their losses and the head's inputs (top h and dL/dyhat per (step, row), in the
-# order the calling thread then adds them), so the sums are made in the one-thread order
+# one thread's scratch for the replay and backward of a chunk (the calling thread uses the
+# network's own arrays; the pool's threads 1..threads-1 each have a set); hb, nh: where the
+# chunk being run appends the head's inputs (see _chunks_threaded)
 cdef struct Work:
     Py_ssize_t* act
     double* sA
@@ -49,19 +47,8 @@ cdef struct Work:
     double* DAH
     double* XT
     double* HT
-    double* gws
     double* hb
-    double* parts
     Py_ssize_t nh
-    void* net
-    Py_ssize_t ca
-    Py_ssize_t cb
-    Py_ssize_t B
-    const long long* slots
-    const double* X
-    const double* Y
-    bint multi
-    int status
 
 cdef class SharedNetwork:
     # ---- configuration
@@ -132,6 +119,16 @@ cdef class SharedNetwork:
     cdef Work* work                    # work[0]: this thread's scratch; work[1:]: extra threads'
     cdef int nthreads                  # threads a step's chunks are shared by (1: the caller)
     cdef object _thread_scratch        # the extra threads' scratch arrays
+    cdef double* cg                    # threaded step: each chunk's gradient (nch, o_wy)
+    cdef double* chb                   # each chunk's head inputs (nch, k2*chunk, H + n_out)
+    cdef double* cpart                 # each chunk's loss sum (nch,)
+    cdef Py_ssize_t* cnh               # each chunk's head records (nch,)
+    cdef Py_ssize_t* cst               # each chunk's status (nch,)
+    cdef Py_ssize_t job_B              # the threaded step's arguments, for the pool's threads
+    cdef const long long* job_slots
+    cdef const double* job_X
+    cdef const double* job_Y
+    cdef bint job_multi
 
     cdef int _step(self, Py_ssize_t B, const long long* slots, const double* X,
                    const double* Y, double* out, bint multi) noexcept nogil
@@ -139,7 +136,7 @@ cdef class SharedNetwork:
     cdef int _chunk(self, Work* ws, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B,
                     const long long* slots, const double* X, const double* Y, double* gw,
                     double* total, bint multi, bint defer) noexcept nogil
-    cdef void _run_work(self, Work* ws) noexcept nogil
+    cdef void _run_chunk(self, int w, Py_ssize_t c) noexcept nogil
     cdef int _chunks_threaded(self, Py_ssize_t nch, Py_ssize_t B, const long long* slots,
                               const double* X, const double* Y, double* total,
                               bint multi) noexcept nogil

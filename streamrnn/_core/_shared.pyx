@@ -476,18 +476,121 @@ cdef inline bint _all_finite(Py_ssize_t n, const double* v) noexcept nogil:
     return True
 
 
-cdef extern from "<pthread.h>" nogil:
-    ctypedef unsigned long pthread_t
-    int pthread_create(pthread_t* thread, const void* attr, void* (*start)(void*) noexcept nogil,
-                       void* arg)
-    int pthread_join(pthread_t thread, void** ret)
+cdef extern from *:
+    """
+    /* The step's thread pool: one process-wide set of worker threads (started on first
+       need, never stopped) and one open job at a time. A job is a step's chunks: the
+       calling thread and the workers w = 1..threads-1 claim chunk indices under the lock
+       (so a worker that is not scheduled takes nothing and the caller runs every chunk
+       itself); the caller closes the job once no chunk is left and waits only for the
+       chunks workers took. A second network stepping meanwhile (another Python thread)
+       finds the job open and runs its chunks alone. After fork() the child has no workers
+       (pthread_atfork resets the pool). */
+    #include <pthread.h>
+    #include <stdint.h>
+    typedef void (*sh_chunk_fn)(void* net, int w, ptrdiff_t c);
+    static pthread_mutex_t sh_mu = PTHREAD_MUTEX_INITIALIZER;
+    static pthread_cond_t sh_cv_job = PTHREAD_COND_INITIALIZER;
+    static pthread_cond_t sh_cv_done = PTHREAD_COND_INITIALIZER;
+    static void* sh_job_net = NULL;
+    static sh_chunk_fn sh_job_fn = NULL;
+    static ptrdiff_t sh_job_next = 0, sh_job_n = 0;
+    static int sh_job_threads = 0, sh_inflight = 0, sh_workers = 0, sh_atfork = 0;
+    static long long sh_chunks_pool = 0, sh_chunks_all = 0;  /* chunks run by workers, by all */
+    static void sh_pool_child(void) {
+        pthread_mutex_init(&sh_mu, NULL);
+        pthread_cond_init(&sh_cv_job, NULL);
+        pthread_cond_init(&sh_cv_done, NULL);
+        sh_job_net = NULL; sh_job_next = sh_job_n = 0;
+        sh_job_threads = sh_inflight = sh_workers = 0;
+    }
+    static void* sh_worker_main(void* arg) {
+        int w = (int)(intptr_t)arg;
+        pthread_mutex_lock(&sh_mu);
+        for (;;) {
+            while (sh_job_net == NULL || sh_job_next >= sh_job_n || w >= sh_job_threads)
+                pthread_cond_wait(&sh_cv_job, &sh_mu);
+            ptrdiff_t c = sh_job_next++;
+            void* net = sh_job_net;
+            sh_chunk_fn fn = sh_job_fn;
+            sh_inflight++;
+            sh_chunks_pool++;
+            pthread_mutex_unlock(&sh_mu);
+            fn(net, w, c);
+            pthread_mutex_lock(&sh_mu);
+            if (--sh_inflight == 0) pthread_cond_broadcast(&sh_cv_done);
+        }
+        return NULL;
+    }
+    /* workers 1..n-1 running (started as needed); returns how many threads a job may use */
+    static int sh_pool_start(int n) {
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_mutex_lock(&sh_mu);
+        if (!sh_atfork) { pthread_atfork(NULL, NULL, sh_pool_child); sh_atfork = 1; }
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        while (sh_workers < n - 1) {
+            if (pthread_create(&t, &attr, sh_worker_main, (void*)(intptr_t)(sh_workers + 1)))
+                break;
+            sh_workers++;
+        }
+        pthread_attr_destroy(&attr);
+        n = sh_workers + 1 < n ? sh_workers + 1 : n;
+        pthread_mutex_unlock(&sh_mu);
+        return n;
+    }
+    /* open a job of n chunks for `threads` threads; 0 if another job is open */
+    static int sh_pool_open(void* net, sh_chunk_fn fn, ptrdiff_t n, int threads) {
+        pthread_mutex_lock(&sh_mu);
+        if (sh_job_net != NULL) { pthread_mutex_unlock(&sh_mu); return 0; }
+        sh_job_net = net; sh_job_fn = fn; sh_job_next = 0; sh_job_n = n;
+        sh_job_threads = threads; sh_inflight = 0;
+        sh_chunks_all += n;
+        pthread_cond_broadcast(&sh_cv_job);
+        pthread_mutex_unlock(&sh_mu);
+        return 1;
+    }
+    static ptrdiff_t sh_pool_claim(void) {
+        ptrdiff_t c = -1;
+        pthread_mutex_lock(&sh_mu);
+        if (sh_job_next < sh_job_n) c = sh_job_next++;
+        pthread_mutex_unlock(&sh_mu);
+        return c;
+    }
+    static void sh_pool_stats(long long* out) {
+        pthread_mutex_lock(&sh_mu);
+        out[0] = sh_workers; out[1] = sh_chunks_all; out[2] = sh_chunks_pool;
+        pthread_mutex_unlock(&sh_mu);
+    }
+    static void sh_pool_close(void) {
+        pthread_mutex_lock(&sh_mu);
+        sh_job_next = sh_job_n;
+        while (sh_inflight > 0) pthread_cond_wait(&sh_cv_done, &sh_mu);
+        sh_job_net = NULL;
+        pthread_mutex_unlock(&sh_mu);
+    }
+    """
+    ctypedef void (*sh_chunk_fn)(void* net, int w, Py_ssize_t c) noexcept nogil
+    int sh_pool_start(int n) noexcept nogil
+    int sh_pool_open(void* net, sh_chunk_fn fn, Py_ssize_t n, int threads) noexcept nogil
+    Py_ssize_t sh_pool_claim() noexcept nogil
+    void sh_pool_close() noexcept nogil
+    void sh_pool_stats(long long* out) noexcept nogil
 
 
-cdef void* _work_entry(void* p) noexcept nogil:
-    """An extra thread of a step: its chunks (``SharedNetwork._run_work``)."""
-    cdef Work* ws = <Work*>p
-    (<SharedNetwork>ws.net)._run_work(ws)
-    return NULL
+def pool_stats():
+    """``(workers, chunks, by_workers)``: the step pool's threads started in this process,
+    the chunks of the threaded steps so far and how many of them the pool's threads ran
+    (the calling threads ran the rest)."""
+    cdef long long out[3]
+    sh_pool_stats(out)
+    return int(out[0]), int(out[1]), int(out[2])
+
+
+cdef void _pool_chunk(void* net, int w, Py_ssize_t c) noexcept nogil:
+    """A pool thread's chunk c of the open step (``SharedNetwork._run_chunk``)."""
+    (<SharedNetwork>net)._run_chunk(w, c)
 
 
 MAX_THREADS = 16
@@ -738,7 +841,7 @@ cdef class SharedNetwork:
         self._point_work(0, s)
         self.work[0].DAH = self.p_dah
         self.nthreads = 1
-        self._thread_scratch = []
+        self._thread_scratch = []   # the workers' scratch dicts, then the chunks' buffers
         self.n_in = n_in
         self.threads = _default_threads
 
@@ -771,11 +874,8 @@ cdef class SharedNetwork:
         a = s["DAH2"]; ws.DAH = &a[0] if self.kern.separate_dah else ws.DA
         a = s["XT"]; ws.XT = &a[0]
         a = s["HT"]; ws.HT = &a[0]
-        ws.net = <void*>self
-        if "gws" in s:
-            a = s["gws"]; ws.gws = &a[0]
-            a = s["hb"]; ws.hb = &a[0]
-            a = s["parts"]; ws.parts = &a[0]
+        ws.hb = NULL
+        ws.nh = 0
 
     @property
     def threads(self):
@@ -794,11 +894,15 @@ cdef class SharedNetwork:
         cdef Py_ssize_t H = self.hidden_size, L = self.num_layers, GH = self.G * H
         cdef Py_ssize_t K = self.k2, CB = self.chunk, R = self.rec, n_in = self.n_in
         cdef Py_ssize_t D = max(n_in, H), nch = (self.max_batch + CB - 1) // CB
-        # an extra thread takes at most this many chunks (see _chunks_threaded)
-        cdef Py_ssize_t per = (nch + 1) // 2
+        cdef double[::1] a
+        cdef Py_ssize_t[::1] ia
         sep = self.kern.separate_dah
-        while len(self._thread_scratch) < n - 1:
-            self._thread_scratch.append({
+        if n > 1:
+            n = sh_pool_start(n)
+        old = self._thread_scratch
+        scratch = []
+        for i in range(n - 1):
+            scratch.append(old[i] if i < len(old) and "act" in old[i] else {
                 "act": np.zeros(K, dtype=np.intp),
                 "sA": np.zeros(CB * GH), "sAH": np.zeros(CB * GH),
                 "xr": np.zeros(K * CB * n_in), "rrec": np.zeros(K * CB * L * R),
@@ -807,13 +911,23 @@ cdef class SharedNetwork:
                 "dhc": np.zeros(CB * L * H), "dcc": np.zeros(CB * L * H),
                 "sdh": np.zeros(H), "sdx": np.zeros(CB * H),
                 "DA": np.zeros(K * CB * L * GH), "DAH2": np.zeros(K * CB * L * GH if sep else 1),
-                "XT": np.zeros(L * D * K * CB), "HT": np.zeros(L * H * K * CB),
-                "gws": np.zeros(per * self.o_wy + 1),
-                "hb": np.zeros(per * K * CB * (H + self.n_out)),
-                "parts": np.zeros(per)})
-        del self._thread_scratch[n - 1:]
+                "XT": np.zeros(L * D * K * CB), "HT": np.zeros(L * H * K * CB)})
+        chunks = None
+        if n > 1:  # each chunk's results, added in chunk order after the threads
+            chunks = {"cg": np.zeros(nch * self.o_wy + 1),
+                      "chb": np.zeros(nch * K * CB * (H + self.n_out)),
+                      "cpart": np.zeros(nch), "cnh": np.zeros(nch, dtype=np.intp),
+                      "cst": np.zeros(nch, dtype=np.intp)}
+            scratch.append(chunks)
+        self._thread_scratch = scratch
         for i in range(1, n):
-            self._point_work(i, self._thread_scratch[i - 1])
+            self._point_work(i, scratch[i - 1])
+        if chunks is not None:
+            a = chunks["cg"]; self.cg = &a[0]
+            a = chunks["chb"]; self.chb = &a[0]
+            a = chunks["cpart"]; self.cpart = &a[0]
+            ia = chunks["cnh"]; self.cnh = &ia[0]
+            ia = chunks["cst"]; self.cst = &ia[0]
         self.nthreads = n
 
     # ------------------------------------------------------------ views and sizes
@@ -1072,57 +1186,40 @@ cdef class SharedNetwork:
     cdef int _chunks_threaded(self, Py_ssize_t nch, Py_ssize_t B, const long long* slots,
                               const double* X, const double* Y, double* total,
                               bint multi) noexcept nogil:
-        """The chunk loop of ``_step`` shared by ``nthreads`` threads: thread i takes the
-        chunks [i*per, (i+1)*per) (per = ceil(nch / nthreads)); the calling thread runs the
-        first range exactly as the one-thread loop, the others write their chunks'
-        gradients, losses and head terms to their own scratch, and the calling thread then
-        adds them in chunk order: the sums of the one-thread loop, term by term, so the same
-        bits. Returns 0, or -2 as ``_chunk`` (all chunks run; nothing is committed here)."""
-        cdef Py_ssize_t CB = self.chunk, per = (nch + self.nthreads - 1) // self.nthreads
-        cdef Py_ssize_t nt = (nch + per - 1) // per, i, j, k, c, c0, nc, q, NO
-        cdef Py_ssize_t H = self.hidden_size, n_out = self.n_out, P = self.o_wy
-        cdef pthread_t tid[16]
-        cdef bint started[16]
-        cdef Work* ws
+        """The chunk loop of ``_step`` shared with the pool's threads: each thread claims
+        the next chunk (the calling thread too, so it runs every chunk when no worker is
+        scheduled), writing the chunk's gradient, loss and head inputs to the chunk's own
+        buffers; then the calling thread adds them in chunk order, the sums of the
+        one-thread loop term by term: the same bits. Returns 0, or -2 as ``_chunk`` (every
+        chunk runs; nothing is committed here)."""
+        cdef Py_ssize_t c, k, q, P = self.o_wy, H = self.hidden_size, n_out = self.n_out
+        cdef Py_ssize_t NO = H + n_out, HB = self.k2 * self.chunk * NO
         cdef double* dw = &self.dw[0]
-        cdef double* dwc = &self.dwc[0]
+        cdef double* g
         cdef double* rec
-        cdef int status = 0
-        for i in range(1, nt):
-            ws = &self.work[i]
-            ws.ca = i * per
-            ws.cb = (i + 1) * per if (i + 1) * per < nch else nch
-            ws.B, ws.slots, ws.X, ws.Y, ws.multi = B, slots, X, Y, multi
-            started[i] = pthread_create(&tid[i], NULL, _work_entry, ws) == 0
-        # this thread's range, as the one-thread loop
-        for c in range(per):
-            c0 = c * CB
-            nc = B - c0 if B - c0 < CB else CB
-            if self._chunk(&self.work[0], c0, nc, B, slots, X, Y, dw if c == 0 else dwc,
-                           total, multi, False) != 0:
-                status = -2
-                break
+        self.job_B, self.job_slots, self.job_X, self.job_Y, self.job_multi = (
+            B, slots, X, Y, multi)
+        if sh_pool_open(<void*>self, _pool_chunk, nch, self.nthreads):
+            c = sh_pool_claim()
+            while c >= 0:
+                self._run_chunk(0, c)
+                c = sh_pool_claim()
+            sh_pool_close()
+        else:  # another network's step has the pool
+            for c in range(nch):
+                self._run_chunk(0, c)
+        for c in range(nch):
+            if self.cst[c] != 0:
+                return -2
+        memcpy(dw, self.cg, P * sizeof(double))
+        for c in range(nch):
+            g = self.cg + c * P
             if c > 0:
                 for k in range(P):
-                    dw[k] += dwc[k]
-        for i in range(1, nt):
-            if started[i]:
-                pthread_join(tid[i], NULL)
-            else:  # no thread: run its range here
-                self._run_work(&self.work[i])
-        if status != 0:
-            return -2
-        NO = H + n_out
-        for i in range(1, nt):
-            ws = &self.work[i]
-            if ws.status != 0:
-                return -2
-            for j in range(ws.cb - ws.ca):
-                for k in range(P):
-                    dw[k] += ws.gws[j * P + k]
-                total[0] += ws.parts[j]
-            for q in range(ws.nh):
-                rec = ws.hb + q * NO
+                    dw[k] += g[k]
+            total[0] += self.cpart[c]
+            for q in range(self.cnh[c]):
+                rec = self.chb + c * HB + q * NO
                 outer(H, n_out, rec, rec + H, dw + self.o_wy)
                 for k in range(n_out):
                     dw[self.o_by + k] += rec[H + k]
@@ -1130,21 +1227,18 @@ cdef class SharedNetwork:
             return -2
         return 0
 
-    cdef void _run_work(self, Work* ws) noexcept nogil:
-        """An extra thread's chunks [ca, cb) (see ``_chunks_threaded``)."""
-        cdef Py_ssize_t c, c0, nc, CB = self.chunk
-        cdef double part
-        ws.status = 0
+    cdef void _run_chunk(self, int w, Py_ssize_t c) noexcept nogil:
+        """Chunk c of the open threaded step on thread w's scratch, into chunk c's buffers."""
+        cdef Py_ssize_t CB = self.chunk, c0 = c * CB, B = self.job_B
+        cdef Py_ssize_t nc = B - c0 if B - c0 < CB else CB
+        cdef Work* ws = &self.work[w]
+        cdef double part = 0.0
+        ws.hb = self.chb + c * self.k2 * CB * (self.hidden_size + self.n_out)
         ws.nh = 0
-        for c in range(ws.ca, ws.cb):
-            c0 = c * CB
-            nc = ws.B - c0 if ws.B - c0 < CB else CB
-            part = 0.0
-            if self._chunk(ws, c0, nc, ws.B, ws.slots, ws.X, ws.Y,
-                           ws.gws + (c - ws.ca) * self.o_wy, &part, ws.multi, True) != 0:
-                ws.status = -2
-                return
-            ws.parts[c - ws.ca] = part
+        self.cst[c] = self._chunk(ws, c0, nc, B, self.job_slots, self.job_X, self.job_Y,
+                                  self.cg + c * self.o_wy, &part, self.job_multi, True)
+        self.cpart[c] = part
+        self.cnh[c] = ws.nh
 
     cdef void _transpose_weights(self) noexcept nogil:
         """wT <- W_h^T and (layers above the first) W_x^T, (GH, H) each, for the backward."""
