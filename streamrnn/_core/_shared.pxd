@@ -45,8 +45,8 @@ cdef struct Work:
     double* sdx
     double* DA
     double* DAH
-    double* XT
-    double* HT
+    const double** XT
+    const double** HT
     double* hb
     Py_ssize_t nh
 
@@ -113,7 +113,6 @@ cdef class SharedNetwork:
     cdef double[::1] wT                # W_h^T and W_x^T of every layer (L, 2, GH, H)
     cdef double[::1] DA, DAH2          # gate gradients per (row, layer) (k2*chunk, L, GH)
     cdef double* p_dah
-    cdef double[::1] XT, HT            # layer inputs / previous states transposed (L, D|H, k2*chunk)
     cdef double[::1] dwc               # a later chunk's gradient (P,)
     cdef double[::1] nh0, nc0          # replayed state after the oldest step of full windows (Bmax, L*H)
     cdef Work* work                    # work[0]: this thread's scratch; work[1:]: extra threads'

@@ -92,7 +92,7 @@ from streamrnn._core._network import _check_config, _int_arg, _CELL_NAMES
 
 cnp.import_array()
 
-from streamrnn._core._kernels cimport sr_gemm_tn, sr_select
+from streamrnn._core._kernels cimport sr_gemm_rows, sr_select
 
 from streamrnn._core._cells import ISA as _ISA
 
@@ -643,7 +643,7 @@ def footprint(cell, n_in, hidden_size, num_layers, n_out, k2, capacity, max_batc
     slots_total = capacity * (slot_bytes + 8)
     scratch = (5 * P + 2 * Bm + K + 4 * Bm * L * H + Bm * L * R + Bm * n_out + 2 * Bm * GH
                + K * CB * n_in + K * CB * L * R + 2 * K * CB * n_out + 4 * CB * L * H + 2 * H
-               + K * CB * L * GH * (2 if cell == GRU else 1) + L * D * K * CB + L * H * K * CB
+               + K * CB * L * GH * (2 if cell == GRU else 1) + 2 * L * K * CB
                + CB * H - H + 2 * L * GH * H)
     return P, slot_bytes, slots_total, 8 * scratch
 
@@ -823,7 +823,7 @@ cdef class SharedNetwork:
             "dhc": np.zeros(CB * L * H), "dcc": np.zeros(CB * L * H),
             "sdh": np.zeros(H), "sdx": np.zeros(CB * H), "wT": np.zeros(2 * L * GH * H),
             "DA": np.zeros(K * CB * L * GH), "DAH2": np.zeros(K * CB * L * GH if sep else 1),
-            "XT": np.zeros(L * D * K * CB), "HT": np.zeros(L * H * K * CB),
+            "XT": np.zeros(L * K * CB, dtype=np.intp), "HT": np.zeros(L * K * CB, dtype=np.intp),
             "dwc": np.zeros(off), "nh0": np.zeros(Bm * L * H), "nc0": np.zeros(Bm * L * H),
         }
         self.dw, self.stamp, self.epoch = s["grad"], s["stamp"], 0
@@ -832,7 +832,7 @@ cdef class SharedNetwork:
         self.sA, self.sAH, self.xr, self.rrec = s["sA"], s["sAH"], s["xr"], s["rrec"]
         self.rh, self.rc, self.yhat, self.gy = s["rh"], s["rc"], s["yhat"], s["gy"]
         self.dhc, self.dcc, self.sdh, self.sdx = s["dhc"], s["dcc"], s["sdh"], s["sdx"]
-        self.DA, self.DAH2, self.XT, self.HT = s["DA"], s["DAH2"], s["XT"], s["HT"]
+        self.DA, self.DAH2 = s["DA"], s["DAH2"]
         self.dwc, self.nh0, self.nc0, self.wT = s["dwc"], s["nh0"], s["nc0"], s["wT"]
         self.p_dah = &self.DAH2[0] if sep else &self.DA[0]
         self.work = <Work*>calloc(MAX_THREADS, sizeof(Work))
@@ -872,8 +872,8 @@ cdef class SharedNetwork:
         a = s["sdx"]; ws.sdx = &a[0]
         a = s["DA"]; ws.DA = &a[0]
         a = s["DAH2"]; ws.DAH = &a[0] if self.kern.separate_dah else ws.DA
-        a = s["XT"]; ws.XT = &a[0]
-        a = s["HT"]; ws.HT = &a[0]
+        act = s["XT"]; ws.XT = <const double**>&act[0]
+        act = s["HT"]; ws.HT = <const double**>&act[0]
         ws.hb = NULL
         ws.nh = 0
 
@@ -911,7 +911,8 @@ cdef class SharedNetwork:
                 "dhc": np.zeros(CB * L * H), "dcc": np.zeros(CB * L * H),
                 "sdh": np.zeros(H), "sdx": np.zeros(CB * H),
                 "DA": np.zeros(K * CB * L * GH), "DAH2": np.zeros(K * CB * L * GH if sep else 1),
-                "XT": np.zeros(L * D * K * CB), "HT": np.zeros(L * H * K * CB)})
+                "XT": np.zeros(L * K * CB, dtype=np.intp),
+                "HT": np.zeros(L * K * CB, dtype=np.intp)})
         chunks = None
         if n > 1:  # each chunk's results, added in chunk order after the threads
             chunks = {"cg": np.zeros(nch * self.o_wy + 1),
@@ -1293,8 +1294,8 @@ cdef class SharedNetwork:
         cdef double* wT = &self.wT[0]
         cdef double* DA = ws.DA
         cdef double* DAH = ws.DAH
-        cdef double* XT = ws.XT
-        cdef double* HT = ws.HT
+        cdef const double** XT = ws.XT
+        cdef const double** HT = ws.HT
         cdef double* sA = ws.sA
         cdef double* sAH = ws.sAH
         cdef double* hrec
@@ -1418,10 +1419,8 @@ cdef class SharedNetwork:
                     else:
                         xin = rec_h(r - R, H, GH)
                         d = H
-                    for j in range(d):
-                        XT[(l * D + j) * NM + N + q] = xin[j]
-                    for j in range(H):
-                        HT[(l * H + j) * NM + N + q] = r[j]
+                    XT[l * NM + N + q] = xin      # the rows of X^T and H_prev^T, by pointer
+                    HT[l * NM + N + q] = r        # (the record starts with h_prev)
                 _gemm_acc_ld(ns, GH, H, DAH + (N * L + l) * GH, L * GH, wT + 2 * l * GH * H,
                              dhc + l * H, LH)
                 if l > 0:
@@ -1431,8 +1430,8 @@ cdef class SharedNetwork:
             N += ns
         for l in range(L):
             d = n_in if l == 0 else H
-            sr_gemm_tn(d, GH, N, XT + l * D * NM, NM, DA + l * GH, L * GH, gw + self.o_wx[l])
-            sr_gemm_tn(H, GH, N, HT + l * H * NM, NM, DAH + l * GH, L * GH, gw + self.o_wh[l])
+            sr_gemm_rows(d, GH, N, XT + l * NM, DA + l * GH, L * GH, gw + self.o_wx[l])
+            sr_gemm_rows(H, GH, N, HT + l * NM, DAH + l * GH, L * GH, gw + self.o_wh[l])
             _sum_rows(N, L * GH, GH, DA + l * GH, gw + self.o_b[l])
             if self.kern.has_bhn:
                 _sum_rows(N, L * GH, H, DAH + l * GH + 2 * H, gw + self.o_bhn[l])
