@@ -549,13 +549,17 @@ def main():
         profs = {}
         for r in range(a.repeat):  # the modes' whole loops interleaved
             for mode in modes:
-                old = _shared.set_threads(threads[mode])  # for the networks built in the loop
+                # the networks built in the loop take this many threads (a build without
+                # SharedNetwork.threads, as a peer checkout: the one-thread modes only)
+                setter = getattr(_shared, "set_threads", None)
+                old = setter(threads[mode]) if setter else None
                 try:
                     loop, prof = whole_loop(makers[mode], kafka.bootstrap, f"{mode}-{h}-{r}",
                                             n, h, profile=a.profile and mode == modes[0] and
                                             r == 0, columns=mode != "global-obs")
                 finally:
-                    _shared.set_threads(old)
+                    if setter:
+                        setter(old)
                 loops[mode].append(loop)
                 cpus[mode].append(CPU[f"{mode}-{h}-{r}"])
                 if prof is not None:

@@ -72,7 +72,18 @@ together: their element-wise gate gradients, then the gradient reaching the prev
 parameter gradients are one ``X^T DA`` product over every (step, key) row. Replay and
 backward run ``CHUNK`` (64) sorted rows at a time, so their records stay in cache; the
 gradients of later chunks are added to the first's. No allocation
-happens after ``__init__``.
+happens after ``__init__``. The parameter gradients take the rows of X and H_prev by pointer
+(``sr_gemm_rows``: the sums of ``sr_gemm_tn`` on the transposed copies, bit for bit).
+
+Threads (``threads``, default 1, or ``set_threads(n)`` for the networks built after it): the
+chunks of a step's replay and backward are shared with a process-wide pool of worker
+threads. Each thread claims the next chunk (the calling thread too, so a worker that is not
+scheduled takes nothing and the caller runs every chunk itself); each chunk writes its
+gradient, its loss and its head terms to its own buffers, and the calling thread adds them
+in chunk order, the additions of the one-thread loop term by term: any number of threads
+gives the same bits (``tests/test_shared_threads.py``). One step uses the pool at a time; a
+network stepping meanwhile in another Python thread runs its chunks alone. It pays only
+with idle cores: on 2 cores shared with other work it measured 0.9x to 1.4x.
 """
 import numpy as np
 
