@@ -42,7 +42,7 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.append(os.path.dirname(HERE))  # after PYTHONPATH: a peer checkout there wins
 
 from streamrnn._core import ADAM, GRU, LSTM, SQUARED, Network, Optimizer, initialize  # noqa: E402
 from streamrnn._core._shared import SharedNetwork  # noqa: E402

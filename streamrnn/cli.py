@@ -168,7 +168,7 @@ def _stream_options(f, demo_horizon):
     m.add_argument("--threads", type=_threads, default=1,
                    help="global model: threads a batch's network step is shared by (the "
                    "same results for any number; more only pays with idle cores: on 2 "
-                   "cores shared with other work it measured from 0.9x to 1.4x)")
+                   "cores shared with other work it measured from 0.7x to 1.4x)")
     m.add_argument("--lr", type=float, default=None,
                    help="Adam's learning rate (default: the models' own, "
                    f"{default_lr():g} per key, {GLOBAL_LR:g} for the global model)")

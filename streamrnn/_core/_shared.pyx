@@ -83,7 +83,7 @@ gradient, its loss and its head terms to its own buffers, and the calling thread
 in chunk order, the additions of the one-thread loop term by term: any number of threads
 gives the same bits (``tests/test_shared_threads.py``). One step uses the pool at a time; a
 network stepping meanwhile in another Python thread runs its chunks alone. It pays only
-with idle cores: on 2 cores shared with other work it measured 0.9x to 1.4x.
+with idle cores: on 2 cores shared with other work it measured 0.7x to 1.4x.
 """
 import numpy as np
 
