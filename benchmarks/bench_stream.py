@@ -156,6 +156,42 @@ def transport(bootstrap, topic, group, n, batch=False):
     return _timed_reads(bootstrap, topic, group, n, handle, pr.flush)
 
 
+def produce_calls(bootstrap, n, rounds=3):
+    """µs of the calling thread per ``produce()`` of a ~100-byte record (1,024 a batch, one
+    poll per batch, as KafkaSink.send_encoded): the delivery callback passed to every call
+    (``on_delivery=``, KafkaSink before thru3) against set once as the producer's callback
+    (KafkaSink now); thread CPU time, best of ``rounds`` interleaved."""
+    from confluent_kafka import Producer
+    vals = [b'{"key":"sensor-%d","time":null,"partition":0,"offset":%d,"y":1.5,'
+            b'"prediction":1.25,"anomaly":0.5}' % (i % 10000, i) for i in range(n)]
+    keys = [b"sensor-%d" % (i % 10000) for i in range(n)]
+
+    def report(err, msg):
+        pass
+    best = {"per call": math.inf, "producer's": math.inf}
+    for r in range(rounds):
+        for way in best:
+            conf = {"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 0,
+                    "enable.idempotence": True, "delivery.report.only.error": True,
+                    "queue.buffering.max.messages": max(100_000, n)}
+            if way != "per call":
+                conf["on_delivery"] = report
+            pr = Producer(conf)
+            produce, topic = pr.produce, f"pc-{r}"
+            t0 = time.thread_time()
+            for i in range(0, n, 1024):
+                if way == "per call":
+                    for j in range(i, min(i + 1024, n)):
+                        produce(topic, vals[j], keys[j], on_delivery=report)
+                else:
+                    for j in range(i, min(i + 1024, n)):
+                        produce(topic, vals[j], keys[j])
+                pr.poll(0)
+            best[way] = min(best[way], (time.thread_time() - t0) / n * 1e6)
+            pr.flush(30)
+    return best
+
+
 def key_maps(n, keys, sub=256):
     """µs per row of the key -> slot map's work in a step of ``sub`` distinct keys, on the
     benchmark's key sequence (fresh str objects, as the decoder makes them): the OrderedDict
@@ -504,6 +540,10 @@ def main():
           f"KafkaSource.read), of which "
           f"librdkafka's fetch (the same reads without decoding) {t_fetch / n * 1e6:.2f}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    per_call, once = produce_calls(kafka.bootstrap, n).values()
+    print(f"  produce() per record, the calling thread's CPU (best of 3 interleaved): "
+          f"delivery callback passed to each call {per_call:.3f} µs, set once as the "
+          f"producer's (KafkaSink) {once:.3f} µs")
     km = key_maps(n, a.keys)
     print(f"  the key map's work per row in a step of 256 keys (same keys, same run): "
           f"OrderedDict {km['OrderedDict']:.3f} µs, KeyMap {km['KeyMap']:.3f} µs "
