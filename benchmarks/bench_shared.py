@@ -2,7 +2,7 @@
 against one ``Network`` per key, and what float32 slot storage does to the results.
 
     python benchmarks/bench_shared.py                 # everything (a few minutes)
-    python benchmarks/bench_shared.py --only memory   # memory|rss|speed|every|delayed|float32
+    python benchmarks/bench_shared.py --only memory   # memory|rss|speed|every|delayed|float32|threads
 
 Memory: bytes of committed state per slot (``SharedNetwork.slot_bytes``, plus the 8-byte
 per-slot scratch stamp) against ``sys.getsizeof`` of one single-series ``Network``
@@ -23,6 +23,13 @@ observation, k = 1, 4, 16, and advances (forward, no learning) on the others, th
 made on the rows of each batch of 256; against 10,000 ``Network`` objects with k1 = k (one
 TBPTT(k, 16) update every k steps), in the same run.
 
+Threads (``--only threads``): the stream benchmark's network (GRU hidden 16, n_in 6, k2 16
+and 8, float32 slots, 2,500 keys a partition, steps of 256 distinct keys, Adam), the CPU
+time (time.process_time: every thread) and the wall time per row of ``step`` with
+``threads`` 1 and 2, interleaved, ROUNDS rounds, each printed; and how many chunks the
+pool's worker took (``pool_stats``). A build without ``SharedNetwork.threads`` (a peer
+checkout on PYTHONPATH) runs the one-thread rows only.
+
 float32: the same learning task (noisy sines, 200 keys, GRU-16) with float64 and float32
 slots: the prequential MAE of the forecasts and the largest parameter difference.
 """
@@ -35,7 +42,7 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.append(os.path.dirname(HERE))  # after PYTHONPATH: a peer checkout there wins
 
 from streamrnn._core import ADAM, GRU, LSTM, SQUARED, Network, Optimizer, initialize  # noqa: E402
 from streamrnn._core._shared import SharedNetwork  # noqa: E402
@@ -311,10 +318,61 @@ def float32_effect():
     print()
 
 
+def threads_rows(n_obs, k2):
+    from streamrnn._core import _shared
+    keys, n_in, H, B = 2500, 6, 16, 256
+    has = hasattr(SharedNetwork, "threads")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((B, n_in))
+    Y = rng.standard_normal(B)
+    out = np.zeros((B, 1))
+    sets = [np.sort(rng.permutation(keys)[:B]).astype(np.int64) for _ in range(64)]
+
+    def build(threads):
+        net = SharedNetwork(GRU, n_in, H, 1, 1, k2, SQUARED, capacity=keys, max_batch=B,
+                            slot_dtype="float32")
+        if has:
+            net.threads = threads
+        net.params[:] = np.random.default_rng(1).standard_normal(net.size) * 0.2
+        net.set_optimizer(Optimizer(ADAM, 1e-3))
+        for i in range(keys * k2 // B + 64):  # every window full
+            assert net.step(sets[i % 64], X, Y, out) == 1
+        return net
+
+    nets = {t: build(t) for t in ((1, 2) if has else (1,))}
+    print(f"## The network step with threads: GRU hidden {H}, n_in {n_in}, k2 = {k2}, "
+          f"{keys:,} keys, steps of {B} rows, {n_obs:,} rows per timing (µs per row; "
+          f"{ROUNDS} interleaved rounds)")
+    print()
+    print("| threads | CPU, each round | wall, each round | median wall | pool's share |")
+    print("|---:|---|---|---:|---:|")
+    res = {t: ([], []) for t in nets}
+    shares = {t: [] for t in nets}
+    n = n_obs // B
+    for _ in range(ROUNDS):
+        for t, net in nets.items():
+            before = _shared.pool_stats() if has else (0, 0, 0)
+            c0, w0 = time.process_time(), time.perf_counter()
+            for i in range(n):
+                net.step(sets[i % 64], X, Y, out)
+            c1, w1 = time.process_time(), time.perf_counter()
+            after = _shared.pool_stats() if has else (0, 0, 0)
+            res[t][0].append((c1 - c0) / (n * B) * 1e6)
+            res[t][1].append((w1 - w0) / (n * B) * 1e6)
+            ch = after[1] - before[1]
+            shares[t].append((after[2] - before[2]) / ch if ch else 0.0)
+    for t, (cpu, wall) in res.items():
+        print(f"| {t} | {', '.join(f'{v:.2f}' for v in cpu)} | "
+              f"{', '.join(f'{v:.2f}' for v in wall)} | {sorted(wall)[len(wall) // 2]:.2f} | "
+              f"{sum(shares[t]) / len(shares[t]):.0%} |")
+    print(f"\nload average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=("memory", "rss", "speed", "every", "delayed",
-                                       "float32"))
+                                       "float32", "threads"))
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--observations", type=int, default=51_200)
     ap.add_argument("--rss-child")
@@ -330,6 +388,9 @@ def main():
         memory()
     if a.only in (None, "rss"):
         rss(a.keys)
+    if a.only in (None, "threads"):
+        threads_rows(max(a.observations, 102_400), 16)
+        threads_rows(max(a.observations, 102_400), 8)
     if a.only in (None, "speed"):
         speed(a.observations)
         speed(a.observations, k2=4)

@@ -45,6 +45,7 @@ the prediction), as the command does.
 import argparse
 import math
 import os
+import re
 import sys
 import time
 
@@ -54,12 +55,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from brokers import MockKafka, produce  # noqa: E402
 
 from streamrnn import spec as spec_mod  # noqa: E402
+from streamrnn._core import _shared  # noqa: E402
 from streamrnn.streams import BadMessages, Decoder, Runner  # noqa: E402
 from streamrnn.streams.batched import GlobalRunner, tune_gc  # noqa: E402
 from streamrnn.streams.kafka import KafkaSink, KafkaSource  # noqa: E402
 from streamrnn.streams.scoring import BatchScore, HorizonScore  # noqa: E402
 
 PARTITIONS = 4
+SLACK = 8192
 perf = time.perf_counter
 
 
@@ -82,7 +85,7 @@ def consume_all(bootstrap, topic, group, n):
         out.extend(src.read(1.0))
     dt = perf() - t0
     src.close()
-    return out, dt * n / max(1, n - first)
+    return out[:n], dt * n / max(1, len(out) - first)
 
 
 def _consumer(bootstrap, group):
@@ -109,7 +112,7 @@ def _timed_reads(bootstrap, topic, group, n, handle, finish=None):
         finish()
     dt = perf() - t0
     c.close()
-    return dt * n / max(1, n - first)
+    return dt * n / max(1, got - first)
 
 
 def fetch_only(bootstrap, topic, group, n):
@@ -154,6 +157,42 @@ def transport(bootstrap, topic, group, n, batch=False):
     return _timed_reads(bootstrap, topic, group, n, handle, pr.flush)
 
 
+def produce_calls(bootstrap, n, rounds=3):
+    """µs of the calling thread per ``produce()`` of a ~100-byte record (1,024 a batch, one
+    poll per batch, as KafkaSink.send_encoded): the delivery callback passed to every call
+    (``on_delivery=``, KafkaSink before thru3) against set once as the producer's callback
+    (KafkaSink now); thread CPU time, best of ``rounds`` interleaved."""
+    from confluent_kafka import Producer
+    vals = [b'{"key":"sensor-%d","time":null,"partition":0,"offset":%d,"y":1.5,'
+            b'"prediction":1.25,"anomaly":0.5}' % (i % 10000, i) for i in range(n)]
+    keys = [b"sensor-%d" % (i % 10000) for i in range(n)]
+
+    def report(err, msg):
+        pass
+    best = {"per call": math.inf, "producer's": math.inf}
+    for r in range(rounds):
+        for way in best:
+            conf = {"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 0,
+                    "enable.idempotence": True, "delivery.report.only.error": True,
+                    "queue.buffering.max.messages": max(100_000, n)}
+            if way != "per call":
+                conf["on_delivery"] = report
+            pr = Producer(conf)
+            produce, topic = pr.produce, f"pc-{r}"
+            t0 = time.thread_time()
+            for i in range(0, n, 1024):
+                if way == "per call":
+                    for j in range(i, min(i + 1024, n)):
+                        produce(topic, vals[j], keys[j], on_delivery=report)
+                else:
+                    for j in range(i, min(i + 1024, n)):
+                        produce(topic, vals[j], keys[j])
+                pr.poll(0)
+            best[way] = min(best[way], (time.thread_time() - t0) / n * 1e6)
+            pr.flush(30)
+    return best
+
+
 def key_maps(n, keys, sub=256):
     """µs per row of the key -> slot map's work in a step of ``sub`` distinct keys, on the
     benchmark's key sequence (fresh str objects, as the decoder makes them): the OrderedDict
@@ -196,10 +235,27 @@ def key_maps(n, keys, sub=256):
     return times
 
 
-def specs(a, h):
+GLOBAL_VARIANT = re.compile(r"global((?:-t\d+|-le\d+|-k\d+)+)$")
+
+
+def variant(mode, a):
+    """``global-t2`` / ``global-k8`` / ``global-le8-k4`` ...: the command's loop (mode
+    global) with the network step shared by N threads (-tN, ``--threads``), learn_every N
+    (-leN, ``--update-every``) or tbptt_steps N (-kN, ``--tbptt-steps``) instead of this
+    run's; None for the other modes. Returns (threads, learn_every, tbptt_steps)."""
+    m = GLOBAL_VARIANT.match(mode)
+    if m is None:
+        return None
+    got = dict(re.findall(r"-(t|le|k)(\d+)", m.group(1)))
+    return (int(got.get("t", 1)), int(got.get("le", a.update_every)),
+            int(got.get("k", a.tbptt_steps)))
+
+
+def specs(a, h, learn_every=None, tbptt_steps=None):
     g = spec_mod.model_spec("gru", model="global", hidden_size=16, seed=1, horizon=max(1, h),
-                            learn_every=a.update_every, max_keys=max(a.keys, 1),
-                            tbptt_steps=a.tbptt_steps)
+                            learn_every=learn_every or a.update_every,
+                            max_keys=max(a.keys, 1),
+                            tbptt_steps=tbptt_steps or a.tbptt_steps)
     p = spec_mod.model_spec("gru", hidden_size=16, seed=1, horizon=max(1, h),
                             update_every=a.update_every, tbptt_steps=a.tbptt_steps)
     return g, p
@@ -221,7 +277,7 @@ def consume_columns(bootstrap, topic, group, n):
         out.append(b)
     dt = perf() - t0
     src.close()
-    return out, dt * n / max(1, n - first)
+    return out, dt * n / max(1, got - first)
 
 
 def phases_global(spec, reads, a, h, bootstrap):
@@ -370,8 +426,8 @@ def whole_loop(make, bootstrap, group, n, h, profile=False, columns=True):
     if feed:
         runner.flush(records=not lean)
     sink.flush()
-    dt = (perf() - t0) * n / max(1, n - first)
-    scale = n / max(1, n - first)
+    dt = (perf() - t0) * n / max(1, done - first)
+    scale = n / max(1, done - first)
     CPU[group] = ((_cpu() - c0) * scale, (time.thread_time() - m0) * scale)
     if prof is not None:
         prof.disable()
@@ -404,7 +460,7 @@ def _run_loop(runner, src, sink, group, n, profile):
     src.read_columns = counting
     runner.run()
     sink.flush()
-    scale = n / max(1, n - state["first"])
+    scale = n / max(1, state["done"] - state["first"])
     dt = (perf() - state["t0"]) * scale
     c0, m0 = state["c0"]
     CPU[group] = ((_cpu() - c0) * scale, (time.thread_time() - m0) * scale)
@@ -449,7 +505,10 @@ def main():
                          "global-thread (the same with the learning thread), "
                          "global-5ms (global-thread, the switch interval left as it is), "
                          "global-obs (the same runner fed observations, producing record "
-                         "dicts: the loop before the batch decoder), per-key")
+                         "dicts: the loop before the batch decoder), per-key; and variants "
+                         "of global: global-t2 (the network step shared by 2 threads, "
+                         "--threads 2), global-k8 (--tbptt-steps 8), global-le8-k4 "
+                         "(--update-every 8 --tbptt-steps 4), any combination")
     ap.add_argument("--no-gc-tuning", action="store_true",
                     help="leave the garbage collector as it is (the command tunes it: tune_gc)")
     ap.add_argument("--profile", action="store_true",
@@ -460,7 +519,11 @@ def main():
     modes = a.modes.split(",")
     kafka = MockKafka(1)
     kafka.create_topic("in", PARTITIONS)
-    produce(kafka.bootstrap, "in", items(n, a.keys))
+    # SLACK messages more than are timed: every timed read stops at the first read that
+    # reaches n, which then finds a full batch waiting, as in a stream that goes on (with
+    # exactly n, the last read of a partial batch waits out its timeout: a 0.5-1 s stall
+    # that is the end of the input, not the loop's cost); each timing is per message read
+    produce(kafka.bootstrap, "in", items(n + SLACK, a.keys))
     if not a.no_gc_tuning:
         tune_gc()
     # each timing is the best of --repeat runs, interleaved (the machine is shared)
@@ -482,6 +545,10 @@ def main():
           f"KafkaSource.read), of which "
           f"librdkafka's fetch (the same reads without decoding) {t_fetch / n * 1e6:.2f}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    per_call, once = produce_calls(kafka.bootstrap, n).values()
+    print(f"  produce() per record, the calling thread's CPU (best of 3 interleaved): "
+          f"delivery callback passed to each call {per_call:.3f} µs, set once as the "
+          f"producer's (KafkaSink) {once:.3f} µs")
     km = key_maps(n, a.keys)
     print(f"  the key map's work per row in a step of 256 keys (same keys, same run): "
           f"OrderedDict {km['OrderedDict']:.3f} µs, KeyMap {km['KeyMap']:.3f} µs "
@@ -493,9 +560,18 @@ def main():
     summary = []
     for h in map(int, a.horizons.split(",")):
         g_spec, p_spec = specs(a, h)
-        makers, phases = {}, {}
+        makers, phases, threads = {}, {}, {}
         for mode in modes:
-            if mode in ("global", "global-obs", "global-thread", "global-5ms"):
+            v = variant(mode, a)
+            threads[mode] = 1
+            if v is not None:
+                threads[mode] = v[0]
+                phases[mode] = [], None
+
+                def make(src, sink, h=h, v_spec=specs(a, h, v[1], v[2])[0]):
+                    return GlobalRunner(v_spec, src, sink, horizon=h, batch=a.batch,
+                                        max_keys=max(a.keys, 1), max_wait=1e9)
+            elif mode in ("global", "global-obs", "global-thread", "global-5ms"):
                 phases[mode] = [], None
                 if mode == "global":
                     phases[mode] = phases_global(g_spec, reads, a, h, kafka.bootstrap)
@@ -518,9 +594,17 @@ def main():
         profs = {}
         for r in range(a.repeat):  # the modes' whole loops interleaved
             for mode in modes:
-                loop, prof = whole_loop(makers[mode], kafka.bootstrap, f"{mode}-{h}-{r}", n, h,
-                                        profile=a.profile and mode == modes[0] and r == 0,
-                                        columns=mode != "global-obs")
+                # the networks built in the loop take this many threads (a build without
+                # SharedNetwork.threads, as a peer checkout: the one-thread modes only)
+                setter = getattr(_shared, "set_threads", None)
+                old = setter(threads[mode]) if setter else None
+                try:
+                    loop, prof = whole_loop(makers[mode], kafka.bootstrap, f"{mode}-{h}-{r}",
+                                            n, h, profile=a.profile and mode == modes[0] and
+                                            r == 0, columns=mode != "global-obs")
+                finally:
+                    if setter:
+                        setter(old)
                 loops[mode].append(loop)
                 cpus[mode].append(CPU[f"{mode}-{h}-{r}"])
                 if prof is not None:
@@ -530,9 +614,13 @@ def main():
             loop = min(loops[mode])
             if rows:
                 rows = [("consume+decode", t_columns if mode == "global" else t_consume)] + rows
+            v = variant(mode, a)
             what = {"global-obs": " (observations and record dicts)",
                     "global-thread": " (the learning thread)",
                     "global-5ms": " (switch interval untouched)"}.get(mode, "")
+            if v is not None:
+                what = (f" (threads {v[0]}, update_every {v[1]}, tbptt_steps {v[2]}; "
+                        f"phases not timed)")
             table(f"{mode}, horizon {h}" + (f" (state per key {state:,d} bytes)" if state else
                                             what), rows, loop, n)
             if a.repeat > 1:

@@ -72,3 +72,24 @@ def test_every_record_arrives_once_in_order(kafka, queue):
     for (k, v) in (m for part in got.values() for m in part):
         i = json.loads(v)["i"]
         assert k == keys[i] and v == values[i]
+
+
+def test_a_delivery_that_fails_later_is_reported_by_the_producer_callback():
+    # the sink's report is the producer's own delivery callback (not passed per produce
+    # call): a delivery that fails after the call (the broker down past message.timeout.ms)
+    # still reaches it, for every path that produces, and flush() tells the truth
+    k = MockKafka(1)
+    try:
+        k.create_topic("late", 1)
+        sink = KafkaSink(k.bootstrap, "late", config={"message.timeout.ms": 300,
+                                                      "enable.idempotence": False})
+        assert sink.send_encoded([b'{"i":0}'], [b"a"]) == []
+        assert sink.flush(10) is True and sink.failed == 0
+        k.down(1)
+        sink.send_encoded([b'{"i":1}', b'{"i":2}'], [b"a", None])
+        sink.send({"i": 3}, "b")
+        sink.send_many([{"i": 4}], ["c"])
+        assert sink.flush(10) is False
+        assert sink.failed == 4
+    finally:
+        k.close()

@@ -26,6 +26,30 @@ from streamrnn._core._optim cimport Optimizer
 ctypedef void (*cell_bw_t)(Py_ssize_t H, const double* r, const double* dh, double* dc,
                            double* dax, double* dah, double* dhp) noexcept nogil
 
+# one thread's scratch for the replay and backward of a chunk (the calling thread uses the
+# network's own arrays; the pool's threads 1..threads-1 each have a set); hb, nh: where the
+# chunk being run appends the head's inputs (see _chunks_threaded)
+cdef struct Work:
+    Py_ssize_t* act
+    double* sA
+    double* sAH
+    double* xr
+    double* rrec
+    double* rh
+    double* rc
+    double* yhat
+    double* gy
+    double* dhc
+    double* dcc
+    double* sdh
+    double* sdx
+    double* DA
+    double* DAH
+    const double** XT
+    const double** HT
+    double* hb
+    Py_ssize_t nh
+
 cdef class SharedNetwork:
     # ---- configuration
     cdef readonly int cell             # cell code
@@ -89,16 +113,35 @@ cdef class SharedNetwork:
     cdef double[::1] wT                # W_h^T and W_x^T of every layer (L, 2, GH, H)
     cdef double[::1] DA, DAH2          # gate gradients per (row, layer) (k2*chunk, L, GH)
     cdef double* p_dah
-    cdef double[::1] XT, HT            # layer inputs / previous states transposed (L, D|H, k2*chunk)
     cdef double[::1] dwc               # a later chunk's gradient (P,)
     cdef double[::1] nh0, nc0          # replayed state after the oldest step of full windows (Bmax, L*H)
+    cdef Work* work                    # work[0]: this thread's scratch; work[1:]: extra threads'
+    cdef int nthreads                  # threads a step's chunks are shared by (1: the caller)
+    cdef object _thread_scratch        # the extra threads' scratch arrays
+    cdef double* cg                    # threaded step: each chunk's gradient (nch, o_wy)
+    cdef double* chb                   # each chunk's head inputs (nch, k2*chunk, H + n_out)
+    cdef double* cpart                 # each chunk's loss sum (nch,)
+    cdef Py_ssize_t* cnh               # each chunk's head records (nch,)
+    cdef Py_ssize_t* cst               # each chunk's status (nch,)
+    cdef Py_ssize_t job_B              # the threaded step's arguments, for the pool's threads
+    cdef const long long* job_slots
+    cdef const double* job_X
+    cdef const double* job_Y
+    cdef bint job_multi
 
     cdef int _step(self, Py_ssize_t B, const long long* slots, const double* X,
                    const double* Y, double* out, bint multi) noexcept nogil
     cdef void _transpose_weights(self) noexcept nogil
-    cdef int _chunk(self, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B, const long long* slots,
-                    const double* X, const double* Y, double* gw, double* total,
-                    bint multi) noexcept nogil
+    cdef int _chunk(self, Work* ws, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t B,
+                    const long long* slots, const double* X, const double* Y, double* gw,
+                    double* total, bint multi, bint defer) noexcept nogil
+    cdef void _run_chunk(self, int w, Py_ssize_t c) noexcept nogil
+    cdef int _chunks_threaded(self, Py_ssize_t nch, Py_ssize_t B, const long long* slots,
+                              const double* X, const double* Y, double* total,
+                              bint multi) noexcept nogil
+    cdef void _layer_w(self, Py_ssize_t nb, Py_ssize_t l, const double* xin, Py_ssize_t ldx,
+                       const double* hp, const double* cp, double* recs, double* A,
+                       double* AH) noexcept nogil
     cdef int _step_multi(self, Py_ssize_t B, const long long* slots, const double* X,
                          const double* Y, double* out) noexcept nogil
     cdef int _advance(self, Py_ssize_t B, const long long* slots, const double* X,

@@ -247,9 +247,10 @@ class KafkaSink(Sink):
         self._ck = ck
         self.topic = topic
         # delivery reports only for failures (what _report acts on): no Python callback per
-        # delivered record
+        # delivered record; _report is the producer's callback for every message (set once
+        # here rather than passed to each produce call, which costs 0.3-0.4 µs a record)
         conf = {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
-                "delivery.report.only.error": True,
+                "delivery.report.only.error": True, "on_delivery": self._report,
                 "logger": logging.getLogger("streamrnn.kafka")}
         conf.update(config or {})
         self._producer = ck.Producer(conf)
@@ -285,7 +286,7 @@ class KafkaSink(Sink):
         kbytes = None if key is None else str(key).encode("utf-8", "replace")
         while True:
             try:
-                self._producer.produce(self.topic, value, kbytes, on_delivery=self._report)
+                self._producer.produce(self.topic, value, kbytes)
                 break
             except BufferError:  # local queue full: let deliveries drain
                 self._producer.poll(0.1)
@@ -308,7 +309,7 @@ class KafkaSink(Sink):
         """Produce ``records`` (encoded with orjson when installed); returns ``[(i, reason)]``
         of those the client refused for good at once."""
         from streamrnn.streams.messages import dumps_bytes
-        produce, topic, report = self._producer.produce, self.topic, self._report
+        produce, topic = self._producer.produce, self.topic
         refused = []
         for i, rec in enumerate(records):
             key = rec.get("key") if keys is None else keys[i]
@@ -316,7 +317,7 @@ class KafkaSink(Sink):
             kbytes = None if key is None else str(key).encode("utf-8", "replace")
             while True:
                 try:
-                    produce(topic, value, kbytes, on_delivery=report)
+                    produce(topic, value, kbytes)
                     break
                 except BufferError:  # local queue full: let deliveries drain
                     self._producer.poll(0.1)
@@ -336,14 +337,14 @@ class KafkaSink(Sink):
         """Produce records already encoded as JSON bytes, ``keys[i]`` the message key (bytes or
         None) of ``values[i]``; returns ``[(i, reason)]`` of those the client refused for good
         at once."""
-        produce, topic, report = self._producer.produce, self.topic, self._report
+        produce, topic = self._producer.produce, self.topic
         refused = []
         i = 0
         n = len(values)
         while i < n:
             try:
                 for i in range(i, n):
-                    produce(topic, values[i], keys[i], on_delivery=report)
+                    produce(topic, values[i], keys[i])
                 i = n
             except BufferError:  # local queue full: let deliveries drain, then row i again
                 self._producer.poll(0.1)
