@@ -89,6 +89,25 @@ cdef extern from *:
 
 _exp_init()
 
+cdef extern from "_kernels.h":
+    ctypedef double (*exp_fn)(double) noexcept nogil
+    # Backbone._weights' loops (sr_bb_weights in _kernels_impl.h, one copy per instruction
+    # set, the same bits in each; see _weights)
+    void sr_bb_weights(Py_ssize_t H, Py_ssize_t Km, Py_ssize_t K, long long t, int nr,
+                       const Py_ssize_t* rlo, const Py_ssize_t* rhi, int dead_log,
+                       const double* loss, const double* F, double* W, double* ra,
+                       double* lov, double* lod, double* wsum, double* fc, double eta0,
+                       double warm_n, double mix_all, double cut, exp_fn ex) noexcept nogil
+    int sr_select12(const char* name) noexcept nogil
+
+cdef extern from *:
+    exp_fn _exp_ptr "streamrnn_bb_exp"     # the exp above, as the pointer it is
+
+from streamrnn._core._cells import ISA as _ISA
+
+# this module's copy of the C helpers: the one _cells chose from STREAMRNN_ISA
+sr_select12(_ISA.encode("ascii"))
+
 from streamrnn._core._optim import _array, _number, _counter, STEP_LIMIT
 
 
@@ -962,142 +981,22 @@ cdef class Backbone:
     # ------------------------------------------------------------ C level: reading
     cdef void _weights(self) noexcept nogil:
         """Unnormalised member weights per step into W, their sums into wsum, and the
-        weighted sums of the member forecasts of each step into fc (both in member order)."""
-        cdef Py_ssize_t j, k, K = self.K, Km = self.K_max, jm
-        cdef long long n
-        cdef double lo, lo1, lo2, lo3, d, e1, x, xmin, eta, t0, t1, t2, t3, a0, a1, a2, a3
-        cdef double* w
-        cdef double* lrow
-        cdef double* ra = self.ra
-        cdef const double* w0
-        cdef const double* w1
-        cdef const double* w2
-        cdef const double* w3
-        cdef const double* f0
-        cdef const double* f1
-        cdef const double* f2
-        cdef const double* f3
-        cdef bint dead_log = not self.alive_log
-        cdef int r, nr
-        cdef Py_ssize_t kk
+        weighted sums of the member forecasts of each step into fc (both in member order).
+        The loops are sr_bb_weights (_kernels_impl.h, this instruction set's vectors where
+        they are element-wise; minima in any order, sums in member order: the same bits in
+        every copy): over the matured steps (at least one loss) their smallest loss and
+        every member's relative loss summed over them; per step the score, this step's
+        relative loss blended with that mean (ra / jm), times the sharpness, and the weights
+        exp(-(score - best score)); the sums over the live members. A zero weight adds +-0
+        to a sum that is +0 or nonzero: no bit changes, so the cut members need no test,
+        and the dead log members (weight 0, written; a finite forecast) none either."""
+        cdef int nr
         cdef Py_ssize_t rlo[4]
         cdef Py_ssize_t rhi[4]
-        # the live members as runs; a dead log member's weight is 0 (written, not computed)
         nr = self._live(rlo, rhi)
-        # the matured steps (j < jm: at least one loss): their smallest loss, and every
-        # member's relative loss averaged over them
-        jm = self.horizon if self.horizon < self.t - 1 else self.t - 1
-        if jm < 0:
-            jm = 0
-        for j in range(jm):
-            lrow = self.loss + j * Km
-            # four independent minimum chains per run, then theirs (a minimum of finite
-            # values in any order)
-            lo = lo1 = lo2 = lo3 = INFINITY
-            for r in range(nr):
-                k = rlo[r]
-                while k + 4 <= rhi[r]:
-                    lo = lrow[k] if lrow[k] < lo else lo
-                    lo1 = lrow[k + 1] if lrow[k + 1] < lo1 else lo1
-                    lo2 = lrow[k + 2] if lrow[k + 2] < lo2 else lo2
-                    lo3 = lrow[k + 3] if lrow[k + 3] < lo3 else lo3
-                    k += 4
-                while k < rhi[r]:
-                    lo = lrow[k] if lrow[k] < lo else lo
-                    k += 1
-            lo = lo1 if lo1 < lo else lo
-            lo = lo2 if lo2 < lo else lo
-            lo = lo3 if lo3 < lo else lo
-            self.lov[j] = lo
-            self.lod[j] = 1.0 / fmax(lo, 1e-12)
-        if jm > 0:
-            for r in range(nr):
-                for k in range(rlo[r], rhi[r]):
-                    ra[k] = 0.0
-            for j in range(jm):
-                lrow = self.loss + j * Km
-                lo = self.lov[j]
-                d = self.lod[j]
-                for r in range(nr):
-                    for k in range(rlo[r], rhi[r]):
-                        ra[k] += (lrow[k] - lo) * d
-        for j in range(self.horizon):
-            w = self.W + j * Km
-            lrow = self.loss + j * Km
-            n = self.t - (j + 1)
-            if dead_log:                     # the gaps between the runs
-                kk = 0
-                for r in range(nr):
-                    memset(w + kk, 0, (rlo[r] - kk) * sizeof(double))
-                    kk = rhi[r]
-                memset(w + kk, 0, (K - kk) * sizeof(double))
-            if n <= 0:
-                for r in range(nr):
-                    for k in range(rlo[r], rhi[r]):
-                        w[k] = 1.0
-            else:
-                # score: this step's relative loss blended with the mean over the steps
-                # (ra / jm), times the sharpness; weights exp(-(score - best score))
-                lo = self.lov[j]
-                eta = ((ETA * n) / (n + WARM_N)) / (1.0 + MIX_ALL)
-                d = eta * self.lod[j]
-                e1 = eta * (MIX_ALL / <double> jm)
-                xmin = INFINITY
-                for r in range(nr):
-                    for k in range(rlo[r], rhi[r]):
-                        x = (lrow[k] - lo) * d + ra[k] * e1
-                        w[k] = x
-                        xmin = x if x < xmin else xmin
-                for r in range(nr):
-                    for k in range(rlo[r], rhi[r]):
-                        x = w[k] - xmin
-                        if not (x < CUT):
-                            w[k] = 0.0           # below 4e-18 of the best member
-                        elif x == 0.0:
-                            w[k] = 1.0           # exp(-0) exactly: the best member(s)
-                        else:
-                            w[k] = exp(-x)
-        # sums over the live members in member order, four steps at a time (eight
-        # independent chains); a zero weight adds +-0 to a sum that is +0 or nonzero: no bit
-        # changes, so the cut members need no test, and the dead log members (weight 0, a
-        # finite forecast) none either: they are left out
-        j = 0
-        while j + 4 <= self.horizon:
-            w0 = self.W + j * Km
-            w1 = w0 + Km
-            w2 = w1 + Km
-            w3 = w2 + Km
-            f0 = self.F + j * Km
-            f1 = f0 + Km
-            f2 = f1 + Km
-            f3 = f2 + Km
-            t0 = t1 = t2 = t3 = 0.0
-            a0 = a1 = a2 = a3 = 0.0
-            for r in range(nr):
-                for k in range(rlo[r], rhi[r]):
-                    t0 += w0[k]
-                    a0 += w0[k] * f0[k]
-                    t1 += w1[k]
-                    a1 += w1[k] * f1[k]
-                    t2 += w2[k]
-                    a2 += w2[k] * f2[k]
-                    t3 += w3[k]
-                    a3 += w3[k] * f3[k]
-            self.wsum[j], self.wsum[j + 1], self.wsum[j + 2], self.wsum[j + 3] = t0, t1, t2, t3
-            self.fc[j], self.fc[j + 1], self.fc[j + 2], self.fc[j + 3] = a0, a1, a2, a3
-            j += 4
-        while j < self.horizon:
-            w0 = self.W + j * Km
-            f0 = self.F + j * Km
-            t0 = 0.0
-            a0 = 0.0
-            for r in range(nr):
-                for k in range(rlo[r], rhi[r]):
-                    t0 += w0[k]
-                    a0 += w0[k] * f0[k]
-            self.wsum[j] = t0
-            self.fc[j] = a0
-            j += 1
+        sr_bb_weights(self.horizon, self.K_max, self.K, self.t, nr, rlo, rhi,
+                      0 if self.alive_log else 1, self.loss, self.F, self.W, self.ra, self.lov,
+                      self.lod, self.wsum, self.fc, ETA, WARM_N, MIX_ALL, CUT, _exp_ptr)
         self.wdirty = False
 
     cdef void _forecast(self, double* out, Py_ssize_t h) noexcept nogil:

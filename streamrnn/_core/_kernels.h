@@ -228,4 +228,33 @@ SR_UNUSED static int sr_select(const char* name) {
     return isa;
 }
 
+/* speed12 */
+/* helpers of the backbone (sr_bb_weights), pointed at the copy sr_select chose by
+   sr_select12 (which calls sr_select and returns what it returned) */
+static void (*sr_bb_weights)(ptrdiff_t, ptrdiff_t, ptrdiff_t, long long, int, const ptrdiff_t*,
+                             const ptrdiff_t*, int, const double*, const double*, double*,
+                             double*, double*, double*, double*, double*, double, double,
+                             double, double, double (*)(double)) SR_UNUSED =
+    sr_bb_weights_default;
+
+SR_UNUSED static int sr_select12(const char* name) {
+    int isa = sr_select(name);
+    switch (isa) {
+#if SR_DISPATCH
+    case SR_ISA_AVX2:
+        sr_bb_weights = sr_bb_weights_avx2;
+        break;
+    case SR_ISA_AVX512:
+        sr_bb_weights = sr_bb_weights_avx512;
+        break;
+#endif
+    case SR_ISA_DEFAULT:
+        sr_bb_weights = sr_bb_weights_default;
+        break;
+    default:
+        break;
+    }
+    return isa;
+}
+
 #endif /* STREAMRNN_KERNELS_H */
