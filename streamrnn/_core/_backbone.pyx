@@ -98,6 +98,13 @@ cdef extern from "_kernels.h":
                        const double* loss, const double* F, double* W, double* ra,
                        double* lov, double* lod, double* wsum, double* fc, double eta0,
                        double warm_n, double mix_all, double cut, exp_fn ex) noexcept nogil
+    # _update's and the detector's element-wise loops (the same operations per element)
+    void sr_bb_loss(Py_ssize_t n, double* lrow, const double* row, double y, double dec,
+                    double dec1, int first) noexcept nogil
+    void sr_bb_acf(Py_ssize_t n, const double* dC, const double* lagd, double dn, double mu2,
+                   double var, double* dr) noexcept nogil
+    void sr_bb_lagprod(Py_ssize_t n, double* dC, double d, const double* db,
+                       Py_ssize_t last) noexcept nogil
     int sr_select12(const char* name) noexcept nogil
 
 cdef extern from *:
@@ -544,12 +551,8 @@ cdef class Backbone:
                 dec = LOSS_DECAY
             dec1 = 1.0 - dec
             for r in range(nr):
-                if tau == j:
-                    for k in range(rlo[r], rhi[r]):
-                        lrow[k] = fabs(row[k] - y)
-                else:
-                    for k in range(rlo[r], rhi[r]):
-                        lrow[k] = dec * lrow[k] + dec1 * fabs(row[k] - y)
+                sr_bb_loss(rhi[r] - rlo[r], lrow + rlo[r], row + rlo[r], y, dec, dec1,
+                           1 if tau == j else 0)
         # 2. error-correction update of every live member (the adaptive members' sensitivities
         # first, from the state before it; their constants move after it)
         if tau > 0:
@@ -812,10 +815,9 @@ cdef class Backbone:
         dC = self.dC
         db = self.dbuf
         lim = kk if kk < pos + 1 else pos + 1
-        for i in range(lim):                 # ring positions pos .. 0 (contiguous)
-            dC[i] += d * db[pos - i]
-        for i in range(lim, kk):             # then L .. pos + 1
-            dC[i] += d * db[pos - i + L + 1]
+        sr_bb_lagprod(lim, dC, d, db, pos)   # ring positions pos .. 0 (contiguous)
+        if kk > lim:                         # then L .. pos + 1
+            sr_bb_lagprod(kk - lim, dC + lim, d, db, pos - lim + L + 1)
         self.S0 += d
         self.S2 += d * d
         # ACF
@@ -834,8 +836,8 @@ cdef class Backbone:
             if n < (<long long> 1 << 53):    # then n - i is n - (double) i exactly
                 dn = <double> n
                 lagd = self.lagd
-                for i in range(lim):         # n - i >= 2 here; vectorised (no int conversion)
-                    dr[i] = (dC[i] / (dn - lagd[i]) - mu2) / var
+                # n - i >= 2 here; vectorised (no int conversion; this ISA's vectors)
+                sr_bb_acf(lim, dC, lagd, dn, mu2, var, dr)
             else:
                 for i in range(lim):
                     dr[i] = (dC[i] / (<double> (n - i)) - mu2) / var

@@ -236,6 +236,12 @@ static void (*sr_bb_weights)(ptrdiff_t, ptrdiff_t, ptrdiff_t, long long, int, co
                              double*, double*, double*, double*, double*, double, double,
                              double, double, double (*)(double)) SR_UNUSED =
     sr_bb_weights_default;
+static void (*sr_bb_loss)(ptrdiff_t, double*, const double*, double, double, double, int)
+    SR_UNUSED = sr_bb_loss_default;
+static void (*sr_bb_acf)(ptrdiff_t, const double*, const double*, double, double, double,
+                         double*) SR_UNUSED = sr_bb_acf_default;
+static void (*sr_bb_lagprod)(ptrdiff_t, double*, double, const double*, ptrdiff_t) SR_UNUSED =
+    sr_bb_lagprod_default;
 
 SR_UNUSED static int sr_select12(const char* name) {
     int isa = sr_select(name);
@@ -243,13 +249,22 @@ SR_UNUSED static int sr_select12(const char* name) {
 #if SR_DISPATCH
     case SR_ISA_AVX2:
         sr_bb_weights = sr_bb_weights_avx2;
+        sr_bb_loss = sr_bb_loss_avx2;
+        sr_bb_acf = sr_bb_acf_avx2;
+        sr_bb_lagprod = sr_bb_lagprod_avx2;
         break;
     case SR_ISA_AVX512:
         sr_bb_weights = sr_bb_weights_avx512;
+        sr_bb_loss = sr_bb_loss_avx512;
+        sr_bb_acf = sr_bb_acf_avx512;
+        sr_bb_lagprod = sr_bb_lagprod_avx512;
         break;
 #endif
     case SR_ISA_DEFAULT:
         sr_bb_weights = sr_bb_weights_default;
+        sr_bb_loss = sr_bb_loss_default;
+        sr_bb_acf = sr_bb_acf_default;
+        sr_bb_lagprod = sr_bb_lagprod_default;
         break;
     default:
         break;

@@ -622,3 +622,31 @@ static void SR_FN(sr_bb_weights)(ptrdiff_t H, ptrdiff_t Km, ptrdiff_t K, long lo
         fc[j] = a0;
     }
 }
+
+/* speed12: the backbone's element-wise loops (the same operations per element as the
+   Cython loops they replace, this copy's vectors) */
+/* the matured losses of one run of members: lrow[k] = |row[k] - y| at a step's first
+   loss (first != 0), else dec lrow[k] + dec1 |row[k] - y| */
+static void SR_FN(sr_bb_loss)(ptrdiff_t n, double* restrict lrow, const double* restrict row,
+                              double y, double dec, double dec1, int first) {
+    ptrdiff_t k;
+    if (first)
+        for (k = 0; k < n; k++) lrow[k] = fabs(row[k] - y);
+    else
+        for (k = 0; k < n; k++) lrow[k] = dec * lrow[k] + dec1 * fabs(row[k] - y);
+}
+
+/* the detector's autocorrelations: dr[i] = (dC[i] / (dn - lagd[i]) - mu2) / var */
+static void SR_FN(sr_bb_acf)(ptrdiff_t n, const double* restrict dC, const double* restrict lagd,
+                             double dn, double mu2, double var, double* restrict dr) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i++) dr[i] = (dC[i] / (dn - lagd[i]) - mu2) / var;
+}
+
+/* the detector's lag products: dC[i] += d * db[i] (db: the ring read backwards, given as
+   its reversed run) */
+static void SR_FN(sr_bb_lagprod)(ptrdiff_t n, double* restrict dC, double d,
+                                 const double* restrict db, ptrdiff_t last) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i++) dC[i] += d * db[last - i];
+}
