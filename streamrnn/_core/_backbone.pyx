@@ -59,33 +59,10 @@ import numpy as np
 from libc.string cimport memcpy, memset
 from libc.math cimport log, fabs, sqrt, fmax, INFINITY
 
-cdef extern from *:
-    """
-    /* exp without glibc's error-handling wrapper. An extension module that does not link
-       libm calls `exp` through a wrapper (exp@GLIBC_2.2.5, the SVID one) that calls the
-       core through a second indirection and then checks the result for overflow/underflow;
-       glibc also exports that core itself, `__exp_finite` (an ifunc: the same FMA/non-FMA
-       variant the wrapper and Python's math.exp pick). Same bits for every argument this
-       module passes (clamped to [-700, 690], or in (-40, 0)): the wrapper only acts on
-       results that overflow or underflow. Found at import by dlvsym; elsewhere plain exp. */
-    #include <math.h>
-    #if defined(__GLIBC__)
-    #include <dlfcn.h>
-    #endif
-    static double (*streamrnn_bb_exp)(double) = exp;
-    static void streamrnn_bb_exp_init(void) {
-    #if defined(__GLIBC__) && defined(RTLD_DEFAULT)
-        static const char *versions[] = {"GLIBC_2.15", "GLIBC_2.17", "GLIBC_2.18", NULL};
-        int i;
-        void *f = NULL;
-        for (i = 0; versions[i] != NULL && f == NULL; i++)
-            f = dlvsym(RTLD_DEFAULT, "__exp_finite", versions[i]);
-        if (f != NULL) streamrnn_bb_exp = (double (*)(double)) f;
-    #endif
-    }
-    """
-    double exp "streamrnn_bb_exp" (double x) noexcept nogil
-    void _exp_init "streamrnn_bb_exp_init" () noexcept nogil
+cdef extern from "_kernels.h":
+    # exp without glibc's error-handling wrapper (sr_exp_nw in _kernels.h: the same bits)
+    double exp "sr_exp_nw" (double x) noexcept nogil
+    void _exp_init "sr_exp_nw_init" () noexcept nogil
 
 _exp_init()
 
@@ -108,7 +85,7 @@ cdef extern from "_kernels.h":
     int sr_select12(const char* name) noexcept nogil
 
 cdef extern from *:
-    exp_fn _exp_ptr "streamrnn_bb_exp"     # the exp above, as the pointer it is
+    exp_fn _exp_ptr "sr_exp_nw"            # the exp above, as the pointer it is
 
 from streamrnn._core._cells import ISA as _ISA
 

@@ -55,7 +55,14 @@ Conformal (adaptive conformal inference per step j and tracked level alpha):
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport INFINITY, NAN, ceil, exp, fabs, isfinite, isinf, isnan
+from libc.math cimport INFINITY, NAN, ceil, fabs, isfinite, isinf, isnan
+
+cdef extern from "_kernels.h":
+    # exp without glibc's error-handling wrapper (sr_exp_nw in _kernels.h: the same bits)
+    double exp "sr_exp_nw" (double x) noexcept nogil
+    void _exp_init "sr_exp_nw_init" () noexcept nogil
+
+_exp_init()
 
 cnp.import_array()
 

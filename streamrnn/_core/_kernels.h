@@ -272,4 +272,28 @@ SR_UNUSED static int sr_select12(const char* name) {
     return isa;
 }
 
+/* speed12 */
+/* exp without glibc's error-handling wrapper (the backbone's member weights, the combiner's
+   expert weights). An extension module that does not link libm calls `exp` through a wrapper
+   (exp@GLIBC_2.2.5, the SVID one) that calls the core through a second indirection and then
+   checks the result for overflow/underflow; glibc also exports that core itself,
+   `__exp_finite` (an ifunc: the same FMA/non-FMA variant the wrapper and Python's math.exp
+   pick). The same bits for every argument: the wrapper only acts on results that overflow
+   or underflow (setting errno, which nothing here reads). Found by sr_exp_nw_init (at a
+   module's import) with dlvsym; elsewhere plain exp. */
+#if defined(__GLIBC__)
+#include <dlfcn.h>
+#endif
+static double (*sr_exp_nw)(double) SR_UNUSED = exp;
+SR_UNUSED static void sr_exp_nw_init(void) {
+#if defined(__GLIBC__) && defined(RTLD_DEFAULT)
+    static const char* versions[] = {"GLIBC_2.15", "GLIBC_2.17", "GLIBC_2.18", NULL};
+    int i;
+    void* f = NULL;
+    for (i = 0; versions[i] != NULL && f == NULL; i++)
+        f = dlvsym(RTLD_DEFAULT, "__exp_finite", versions[i]);
+    if (f != NULL) sr_exp_nw = (double (*)(double))f;
+#endif
+}
+
 #endif /* STREAMRNN_KERNELS_H */
