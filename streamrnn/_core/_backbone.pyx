@@ -439,6 +439,8 @@ cdef class Backbone:
         cdef Py_ssize_t a, e
         cdef Py_ssize_t rlo[4]
         cdef Py_ssize_t rhi[4]
+        cdef Py_ssize_t i, seg, ph0
+        cdef const double* sp
         for pp in range(self.P):
             pphase[pp] = t % self.per[pp]
         if to_ring:
@@ -460,12 +462,18 @@ cdef class Backbone:
             if nq == 0:
                 for j in range(H):
                     Fk[j * Km] = (lk + bk * A[j]) + 0.0
-            elif nq == 1:
-                for j in range(H):
-                    Fk[j * Km] = (lk + bk * A[j]) + (0.0 + sb[0][phase[0]])
-                    phase[0] += 1
-                    if phase[0] == mlen[0]:
-                        phase[0] = 0
+            elif nq == 1:                    # runs of steps up to each wrap of the phase
+                j = 0
+                ph0 = phase[0]
+                while j < H:
+                    seg = mlen[0] - ph0
+                    if seg > H - j:
+                        seg = H - j
+                    sp = sb[0] + ph0
+                    for i in range(seg):
+                        Fk[(j + i) * Km] = (lk + bk * A[j + i]) + (0.0 + sp[i])
+                    j += seg
+                    ph0 = 0
             else:
                 for j in range(H):
                     seas = 0.0
