@@ -432,3 +432,32 @@ def test_adaptive_constants_move_and_stay_in_bounds():
     assert np.any(np.abs(u - np.array(RB.ad_u0())) > 0.1)     # they adapted
     th = 0.01 + 0.98 / (1.0 + np.exp(-u))
     assert np.all((th > 0.01) & (th < 0.99))
+
+
+_ISA_CODE = r'''
+import hashlib, json, math
+import numpy as np
+from streamrnn._core import _cells
+from streamrnn._core._backbone import Backbone
+h = hashlib.sha256()
+# a seasonal positive series (log members live), then one through zero (they die), with a
+# detected period: every run layout of the weights' loops, the loss update and the detector
+for periods, auto, shift in (((12,), False, 50.0), ((), True, 0.0), ((4, 12), False, 3.0)):
+    bb = Backbone(24, periods, auto, 60)
+    rng = np.random.default_rng(3)
+    for t in range(700):
+        y = shift + 10 * math.sin(2 * math.pi * t / 12) + 0.05 * t + rng.normal()
+        bb.update(float(y))
+        h.update(bb.forecast(30).tobytes())
+        h.update(bb.weights(1).tobytes() + bb.weights(24).tobytes())
+    h.update(bb.window(12).tobytes())
+print(json.dumps([_cells.ISA, h.hexdigest()]))
+'''
+
+
+def test_every_instruction_set_gives_the_same_bits():
+    """The backbone's dispatched loops (sr_bb_weights, sr_bb_loss, sr_bb_acf, sr_bb_lagprod)
+    give the same forecasts and weights, bit for bit, in every instruction-set copy."""
+    from _support import digest_per_isa
+    got = digest_per_isa(_ISA_CODE)
+    assert len(set(got.values())) == 1, got

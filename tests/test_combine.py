@@ -56,6 +56,18 @@ def _combiner_stream(seed, E, H, n, kw):
                 f[int(rng.integers(E))] = np.nan
             if any(r.eligible[e] and np.isfinite(f[e]) for e in range(E)):
                 assert _same(c.combine(j, f), r.combine(j, f)), (t, j)
+        # every step at once (the forecaster's path) == step by step, incl. missing ones
+        G = y + rng.normal(size=(H, E))
+        G[rng.random((H, E)) < 0.15] = np.nan
+        if rng.random() < 0.05:
+            G[int(rng.integers(H))] = np.nan
+        got = c.combine_steps(G)
+        for j in range(1, H + 1):
+            if any(r.eligible[e] and np.isfinite(G[j - 1, e]) for e in range(E)):
+                assert _same(got[j - 1], r.combine(j, G[j - 1])), (t, j)
+                assert _same(got[j - 1], c.combine(j, G[j - 1])), (t, j)
+            else:
+                assert math.isnan(got[j - 1])
         yv = y + rng.normal()
         c.observe(yv)
         r.observe(yv)

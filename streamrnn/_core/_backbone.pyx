@@ -59,35 +59,38 @@ import numpy as np
 from libc.string cimport memcpy, memset
 from libc.math cimport log, fabs, sqrt, fmax, INFINITY
 
-cdef extern from *:
-    """
-    /* exp without glibc's error-handling wrapper. An extension module that does not link
-       libm calls `exp` through a wrapper (exp@GLIBC_2.2.5, the SVID one) that calls the
-       core through a second indirection and then checks the result for overflow/underflow;
-       glibc also exports that core itself, `__exp_finite` (an ifunc: the same FMA/non-FMA
-       variant the wrapper and Python's math.exp pick). Same bits for every argument this
-       module passes (clamped to [-700, 690], or in (-40, 0)): the wrapper only acts on
-       results that overflow or underflow. Found at import by dlvsym; elsewhere plain exp. */
-    #include <math.h>
-    #if defined(__GLIBC__)
-    #include <dlfcn.h>
-    #endif
-    static double (*streamrnn_bb_exp)(double) = exp;
-    static void streamrnn_bb_exp_init(void) {
-    #if defined(__GLIBC__) && defined(RTLD_DEFAULT)
-        static const char *versions[] = {"GLIBC_2.15", "GLIBC_2.17", "GLIBC_2.18", NULL};
-        int i;
-        void *f = NULL;
-        for (i = 0; versions[i] != NULL && f == NULL; i++)
-            f = dlvsym(RTLD_DEFAULT, "__exp_finite", versions[i]);
-        if (f != NULL) streamrnn_bb_exp = (double (*)(double)) f;
-    #endif
-    }
-    """
-    double exp "streamrnn_bb_exp" (double x) noexcept nogil
-    void _exp_init "streamrnn_bb_exp_init" () noexcept nogil
+cdef extern from "_kernels.h":
+    # exp without glibc's error-handling wrapper (sr_exp_nw in _kernels.h: the same bits)
+    double exp "sr_exp_nw" (double x) noexcept nogil
+    void _exp_init "sr_exp_nw_init" () noexcept nogil
 
 _exp_init()
+
+cdef extern from "_kernels.h":
+    ctypedef double (*exp_fn)(double) noexcept nogil
+    # Backbone._weights' loops (sr_bb_weights in _kernels_impl.h, one copy per instruction
+    # set, the same bits in each; see _weights)
+    void sr_bb_weights(Py_ssize_t H, Py_ssize_t Km, Py_ssize_t K, long long t, int nr,
+                       const Py_ssize_t* rlo, const Py_ssize_t* rhi, int dead_log,
+                       const double* loss, const double* F, double* W, double* ra,
+                       double* lov, double* lod, double* wsum, double* fc, double eta0,
+                       double warm_n, double mix_all, double cut, exp_fn ex) noexcept nogil
+    # _update's and the detector's element-wise loops (the same operations per element)
+    void sr_bb_loss(Py_ssize_t n, double* lrow, const double* row, double y, double dec,
+                    double dec1, int first) noexcept nogil
+    void sr_bb_acf(Py_ssize_t n, const double* dC, const double* lagd, double dn, double mu2,
+                   double var, double* dr) noexcept nogil
+    void sr_bb_lagprod(Py_ssize_t n, double* dC, double d, const double* db,
+                       Py_ssize_t last) noexcept nogil
+    int sr_select12(const char* name) noexcept nogil
+
+cdef extern from *:
+    exp_fn _exp_ptr "sr_exp_nw"            # the exp above, as the pointer it is
+
+from streamrnn._core._cells import ISA as _ISA
+
+# this module's copy of the C helpers: the one _cells chose from STREAMRNN_ISA
+sr_select12(_ISA.encode("ascii"))
 
 from streamrnn._core._optim import _array, _number, _counter, STEP_LIMIT
 
@@ -436,6 +439,8 @@ cdef class Backbone:
         cdef Py_ssize_t a, e
         cdef Py_ssize_t rlo[4]
         cdef Py_ssize_t rhi[4]
+        cdef Py_ssize_t i, seg, ph0
+        cdef const double* sp
         for pp in range(self.P):
             pphase[pp] = t % self.per[pp]
         if to_ring:
@@ -457,12 +462,18 @@ cdef class Backbone:
             if nq == 0:
                 for j in range(H):
                     Fk[j * Km] = (lk + bk * A[j]) + 0.0
-            elif nq == 1:
-                for j in range(H):
-                    Fk[j * Km] = (lk + bk * A[j]) + (0.0 + sb[0][phase[0]])
-                    phase[0] += 1
-                    if phase[0] == mlen[0]:
-                        phase[0] = 0
+            elif nq == 1:                    # runs of steps up to each wrap of the phase
+                j = 0
+                ph0 = phase[0]
+                while j < H:
+                    seg = mlen[0] - ph0
+                    if seg > H - j:
+                        seg = H - j
+                    sp = sb[0] + ph0
+                    for i in range(seg):
+                        Fk[(j + i) * Km] = (lk + bk * A[j + i]) + (0.0 + sp[i])
+                    j += seg
+                    ph0 = 0
             else:
                 for j in range(H):
                     seas = 0.0
@@ -525,12 +536,8 @@ cdef class Backbone:
                 dec = LOSS_DECAY
             dec1 = 1.0 - dec
             for r in range(nr):
-                if tau == j:
-                    for k in range(rlo[r], rhi[r]):
-                        lrow[k] = fabs(row[k] - y)
-                else:
-                    for k in range(rlo[r], rhi[r]):
-                        lrow[k] = dec * lrow[k] + dec1 * fabs(row[k] - y)
+                sr_bb_loss(rhi[r] - rlo[r], lrow + rlo[r], row + rlo[r], y, dec, dec1,
+                           1 if tau == j else 0)
         # 2. error-correction update of every live member (the adaptive members' sensitivities
         # first, from the state before it; their constants move after it)
         if tau > 0:
@@ -793,10 +800,9 @@ cdef class Backbone:
         dC = self.dC
         db = self.dbuf
         lim = kk if kk < pos + 1 else pos + 1
-        for i in range(lim):                 # ring positions pos .. 0 (contiguous)
-            dC[i] += d * db[pos - i]
-        for i in range(lim, kk):             # then L .. pos + 1
-            dC[i] += d * db[pos - i + L + 1]
+        sr_bb_lagprod(lim, dC, d, db, pos)   # ring positions pos .. 0 (contiguous)
+        if kk > lim:                         # then L .. pos + 1
+            sr_bb_lagprod(kk - lim, dC + lim, d, db, pos - lim + L + 1)
         self.S0 += d
         self.S2 += d * d
         # ACF
@@ -815,8 +821,8 @@ cdef class Backbone:
             if n < (<long long> 1 << 53):    # then n - i is n - (double) i exactly
                 dn = <double> n
                 lagd = self.lagd
-                for i in range(lim):         # n - i >= 2 here; vectorised (no int conversion)
-                    dr[i] = (dC[i] / (dn - lagd[i]) - mu2) / var
+                # n - i >= 2 here; vectorised (no int conversion; this ISA's vectors)
+                sr_bb_acf(lim, dC, lagd, dn, mu2, var, dr)
             else:
                 for i in range(lim):
                     dr[i] = (dC[i] / (<double> (n - i)) - mu2) / var
@@ -962,142 +968,22 @@ cdef class Backbone:
     # ------------------------------------------------------------ C level: reading
     cdef void _weights(self) noexcept nogil:
         """Unnormalised member weights per step into W, their sums into wsum, and the
-        weighted sums of the member forecasts of each step into fc (both in member order)."""
-        cdef Py_ssize_t j, k, K = self.K, Km = self.K_max, jm
-        cdef long long n
-        cdef double lo, lo1, lo2, lo3, d, e1, x, xmin, eta, t0, t1, t2, t3, a0, a1, a2, a3
-        cdef double* w
-        cdef double* lrow
-        cdef double* ra = self.ra
-        cdef const double* w0
-        cdef const double* w1
-        cdef const double* w2
-        cdef const double* w3
-        cdef const double* f0
-        cdef const double* f1
-        cdef const double* f2
-        cdef const double* f3
-        cdef bint dead_log = not self.alive_log
-        cdef int r, nr
-        cdef Py_ssize_t kk
+        weighted sums of the member forecasts of each step into fc (both in member order).
+        The loops are sr_bb_weights (_kernels_impl.h, this instruction set's vectors where
+        they are element-wise; minima in any order, sums in member order: the same bits in
+        every copy): over the matured steps (at least one loss) their smallest loss and
+        every member's relative loss summed over them; per step the score, this step's
+        relative loss blended with that mean (ra / jm), times the sharpness, and the weights
+        exp(-(score - best score)); the sums over the live members. A zero weight adds +-0
+        to a sum that is +0 or nonzero: no bit changes, so the cut members need no test,
+        and the dead log members (weight 0, written; a finite forecast) none either."""
+        cdef int nr
         cdef Py_ssize_t rlo[4]
         cdef Py_ssize_t rhi[4]
-        # the live members as runs; a dead log member's weight is 0 (written, not computed)
         nr = self._live(rlo, rhi)
-        # the matured steps (j < jm: at least one loss): their smallest loss, and every
-        # member's relative loss averaged over them
-        jm = self.horizon if self.horizon < self.t - 1 else self.t - 1
-        if jm < 0:
-            jm = 0
-        for j in range(jm):
-            lrow = self.loss + j * Km
-            # four independent minimum chains per run, then theirs (a minimum of finite
-            # values in any order)
-            lo = lo1 = lo2 = lo3 = INFINITY
-            for r in range(nr):
-                k = rlo[r]
-                while k + 4 <= rhi[r]:
-                    lo = lrow[k] if lrow[k] < lo else lo
-                    lo1 = lrow[k + 1] if lrow[k + 1] < lo1 else lo1
-                    lo2 = lrow[k + 2] if lrow[k + 2] < lo2 else lo2
-                    lo3 = lrow[k + 3] if lrow[k + 3] < lo3 else lo3
-                    k += 4
-                while k < rhi[r]:
-                    lo = lrow[k] if lrow[k] < lo else lo
-                    k += 1
-            lo = lo1 if lo1 < lo else lo
-            lo = lo2 if lo2 < lo else lo
-            lo = lo3 if lo3 < lo else lo
-            self.lov[j] = lo
-            self.lod[j] = 1.0 / fmax(lo, 1e-12)
-        if jm > 0:
-            for r in range(nr):
-                for k in range(rlo[r], rhi[r]):
-                    ra[k] = 0.0
-            for j in range(jm):
-                lrow = self.loss + j * Km
-                lo = self.lov[j]
-                d = self.lod[j]
-                for r in range(nr):
-                    for k in range(rlo[r], rhi[r]):
-                        ra[k] += (lrow[k] - lo) * d
-        for j in range(self.horizon):
-            w = self.W + j * Km
-            lrow = self.loss + j * Km
-            n = self.t - (j + 1)
-            if dead_log:                     # the gaps between the runs
-                kk = 0
-                for r in range(nr):
-                    memset(w + kk, 0, (rlo[r] - kk) * sizeof(double))
-                    kk = rhi[r]
-                memset(w + kk, 0, (K - kk) * sizeof(double))
-            if n <= 0:
-                for r in range(nr):
-                    for k in range(rlo[r], rhi[r]):
-                        w[k] = 1.0
-            else:
-                # score: this step's relative loss blended with the mean over the steps
-                # (ra / jm), times the sharpness; weights exp(-(score - best score))
-                lo = self.lov[j]
-                eta = ((ETA * n) / (n + WARM_N)) / (1.0 + MIX_ALL)
-                d = eta * self.lod[j]
-                e1 = eta * (MIX_ALL / <double> jm)
-                xmin = INFINITY
-                for r in range(nr):
-                    for k in range(rlo[r], rhi[r]):
-                        x = (lrow[k] - lo) * d + ra[k] * e1
-                        w[k] = x
-                        xmin = x if x < xmin else xmin
-                for r in range(nr):
-                    for k in range(rlo[r], rhi[r]):
-                        x = w[k] - xmin
-                        if not (x < CUT):
-                            w[k] = 0.0           # below 4e-18 of the best member
-                        elif x == 0.0:
-                            w[k] = 1.0           # exp(-0) exactly: the best member(s)
-                        else:
-                            w[k] = exp(-x)
-        # sums over the live members in member order, four steps at a time (eight
-        # independent chains); a zero weight adds +-0 to a sum that is +0 or nonzero: no bit
-        # changes, so the cut members need no test, and the dead log members (weight 0, a
-        # finite forecast) none either: they are left out
-        j = 0
-        while j + 4 <= self.horizon:
-            w0 = self.W + j * Km
-            w1 = w0 + Km
-            w2 = w1 + Km
-            w3 = w2 + Km
-            f0 = self.F + j * Km
-            f1 = f0 + Km
-            f2 = f1 + Km
-            f3 = f2 + Km
-            t0 = t1 = t2 = t3 = 0.0
-            a0 = a1 = a2 = a3 = 0.0
-            for r in range(nr):
-                for k in range(rlo[r], rhi[r]):
-                    t0 += w0[k]
-                    a0 += w0[k] * f0[k]
-                    t1 += w1[k]
-                    a1 += w1[k] * f1[k]
-                    t2 += w2[k]
-                    a2 += w2[k] * f2[k]
-                    t3 += w3[k]
-                    a3 += w3[k] * f3[k]
-            self.wsum[j], self.wsum[j + 1], self.wsum[j + 2], self.wsum[j + 3] = t0, t1, t2, t3
-            self.fc[j], self.fc[j + 1], self.fc[j + 2], self.fc[j + 3] = a0, a1, a2, a3
-            j += 4
-        while j < self.horizon:
-            w0 = self.W + j * Km
-            f0 = self.F + j * Km
-            t0 = 0.0
-            a0 = 0.0
-            for r in range(nr):
-                for k in range(rlo[r], rhi[r]):
-                    t0 += w0[k]
-                    a0 += w0[k] * f0[k]
-            self.wsum[j] = t0
-            self.fc[j] = a0
-            j += 1
+        sr_bb_weights(self.horizon, self.K_max, self.K, self.t, nr, rlo, rhi,
+                      0 if self.alive_log else 1, self.loss, self.F, self.W, self.ra, self.lov,
+                      self.lod, self.wsum, self.fc, ETA, WARM_N, MIX_ALL, CUT, _exp_ptr)
         self.wdirty = False
 
     cdef void _forecast(self, double* out, Py_ssize_t h) noexcept nogil:

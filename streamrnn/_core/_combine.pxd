@@ -80,6 +80,7 @@ cdef class Combiner:
     cdef void _weights(self, Py_ssize_t j, double* w) noexcept nogil
     cdef double _combine(self, Py_ssize_t j, const double* f) noexcept nogil  # NaN if no expert
     cdef void _masked(self, Py_ssize_t j, const double* f, double* w) noexcept nogil
+    cdef void _combine_steps(self, const double* F, double* c) noexcept nogil  # c[j0] = _combine(j0 + 1, F + j0 E)
 
 
 cdef class Conformal:

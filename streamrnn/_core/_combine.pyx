@@ -55,7 +55,14 @@ Conformal (adaptive conformal inference per step j and tracked level alpha):
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport INFINITY, NAN, ceil, exp, fabs, isfinite, isinf, isnan
+from libc.math cimport INFINITY, NAN, ceil, fabs, isfinite, isinf, isnan
+
+cdef extern from "_kernels.h":
+    # exp without glibc's error-handling wrapper (sr_exp_nw in _kernels.h: the same bits)
+    double exp "sr_exp_nw" (double x) noexcept nogil
+    void _exp_init "sr_exp_nw_init" () noexcept nogil
+
+_exp_init()
 
 cnp.import_array()
 
@@ -370,6 +377,79 @@ cdef class Combiner:
                 any = True
         return acc if any else NAN
 
+    cdef void _combine_steps(self, const double* F, double* c) noexcept nogil:
+        """c[j0] = _combine(j0 + 1, F + j0 E) for every step j0 < H, bit for bit (the same
+        operations on every element), in one pass: step 1's part of the scores (mix1 times
+        its relative losses) is computed once per set of available experts, not per step."""
+        cdef Py_ssize_t E = self.n_experts, H = self.horizon, j0, e, k
+        cdef const double* f
+        cdef double* rel = self.s_rel
+        cdef double* r1m = self.s_rel1
+        cdef double* w = self.s_rel + 3 * E
+        cdef double lo, lo1, den, s, n, eta_eff, acc, mix1 = self.mix1, div = 1.0 + self.mix1
+        cdef unsigned long long mask, have, last = 0
+        cdef bint anyfin, anyfin1, cached = False
+        for j0 in range(H):
+            f = F + j0 * E
+            mask = 0
+            for e in range(E):
+                if self.elig[e] != 0 and isfinite(f[e]):
+                    mask |= (<unsigned long long>1) << e
+            if mask == 0:
+                c[j0] = NAN
+                continue
+            # the experts of the mask with a loss at this step, and their smallest loss
+            have = 0
+            lo = INFINITY
+            k = j0 * E
+            for e in range(E):
+                if (mask >> e) & 1 and self.nL[k + e] > 0:
+                    have |= (<unsigned long long>1) << e
+                    if self.L[k + e] < lo:
+                        lo = self.L[k + e]
+            anyfin = have != 0
+            s = 0.0
+            if anyfin:
+                if mix1 > 0.0 and not (cached and mask == last):
+                    # mix1 times step 1's relative losses over this mask
+                    lo1 = INFINITY
+                    anyfin1 = False
+                    for e in range(E):
+                        if (mask >> e) & 1 and self.nL[e] > 0:
+                            anyfin1 = True
+                            if self.L[e] < lo1:
+                                lo1 = self.L[e]
+                    den = lo1 if lo1 > LO_FLOOR else LO_FLOOR
+                    for e in range(E):
+                        r1m[e] = mix1 * ((self.L[e] - lo1) / den if anyfin1 and (mask >> e) & 1
+                                         and self.nL[e] > 0 else 0.0)
+                    cached, last = True, mask
+                den = lo if lo > LO_FLOOR else LO_FLOOR
+                n = <double>self.nS[j0]
+                if n + self.warm_n > 0.0:
+                    eta_eff = self.eta * n / (n + self.warm_n)
+                else:
+                    eta_eff = self.eta
+                for e in range(E):
+                    if (have >> e) & 1:
+                        rel[e] = (self.L[k + e] - lo) / den
+                        if mix1 > 0.0:
+                            rel[e] = (rel[e] + r1m[e]) / div
+                        w[e] = exp(-eta_eff * rel[e])
+                    else:
+                        w[e] = 0.0
+                    s += w[e]
+            if not s > 0.0:  # no expert with a loss: equal weights over the available ones
+                s = 0.0
+                for e in range(E):
+                    w[e] = 1.0 if (mask >> e) & 1 else 0.0
+                    s += w[e]
+            acc = 0.0
+            for e in range(E):
+                if (mask >> e) & 1:
+                    acc += (w[e] / s) * f[e]
+            c[j0] = acc
+
     # ------------------------------------------------------------ Python API
     def issue(self, F):
         """Take the expert forecasts made now: ``F[j - 1, e]`` for steps 1..horizon
@@ -399,6 +479,16 @@ cdef class Combiner:
         cdef double out = self._combine(jj, <const double*>cnp.PyArray_DATA(a))
         if isnan(out):
             raise ValueError("no eligible expert has a forecast")
+        return out
+
+    def combine_steps(self, F):
+        """The combinations of every step at once: ``out[j - 1] = combine(j, F[j - 1])`` for
+        j = 1..horizon, bit for bit (NaN where no eligible expert has a forecast); the path
+        the forecaster takes once per value."""
+        cdef cnp.ndarray a = _values(F, self.horizon, self.n_experts, "F")
+        out = np.empty(self.horizon)
+        cdef double[::1] o = out
+        self._combine_steps(<const double*>cnp.PyArray_DATA(a), &o[0])
         return out
 
     def set_eligible(self, e, eligible):

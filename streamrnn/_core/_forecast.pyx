@@ -256,8 +256,7 @@ cdef class ForecastCore:
         for j in range(H):
             self._experts(&net.out[0], j, self.F + j * E)
         self.combiner._issue(self.F)
-        for j in range(H):
-            self.c[j] = self.combiner._combine(j + 1, self.F + j * E)
+        self.combiner._combine_steps(self.F, self.c)  # c[j] = _combine(j + 1, F + j E)
         self.conformal._issue(self.c)
         self._pred = self.c[0]
         self._anomaly = (1.0 - self.conformal._pvalue(fabs(y - self.c[0]))) if t >= 2 else NAN

@@ -228,4 +228,72 @@ SR_UNUSED static int sr_select(const char* name) {
     return isa;
 }
 
+/* speed12 */
+/* helpers of the backbone (sr_bb_weights), pointed at the copy sr_select chose by
+   sr_select12 (which calls sr_select and returns what it returned) */
+static void (*sr_bb_weights)(ptrdiff_t, ptrdiff_t, ptrdiff_t, long long, int, const ptrdiff_t*,
+                             const ptrdiff_t*, int, const double*, const double*, double*,
+                             double*, double*, double*, double*, double*, double, double,
+                             double, double, double (*)(double)) SR_UNUSED =
+    sr_bb_weights_default;
+static void (*sr_bb_loss)(ptrdiff_t, double*, const double*, double, double, double, int)
+    SR_UNUSED = sr_bb_loss_default;
+static void (*sr_bb_acf)(ptrdiff_t, const double*, const double*, double, double, double,
+                         double*) SR_UNUSED = sr_bb_acf_default;
+static void (*sr_bb_lagprod)(ptrdiff_t, double*, double, const double*, ptrdiff_t) SR_UNUSED =
+    sr_bb_lagprod_default;
+
+SR_UNUSED static int sr_select12(const char* name) {
+    int isa = sr_select(name);
+    switch (isa) {
+#if SR_DISPATCH
+    case SR_ISA_AVX2:
+        sr_bb_weights = sr_bb_weights_avx2;
+        sr_bb_loss = sr_bb_loss_avx2;
+        sr_bb_acf = sr_bb_acf_avx2;
+        sr_bb_lagprod = sr_bb_lagprod_avx2;
+        break;
+    case SR_ISA_AVX512:
+        sr_bb_weights = sr_bb_weights_avx512;
+        sr_bb_loss = sr_bb_loss_avx512;
+        sr_bb_acf = sr_bb_acf_avx512;
+        sr_bb_lagprod = sr_bb_lagprod_avx512;
+        break;
+#endif
+    case SR_ISA_DEFAULT:
+        sr_bb_weights = sr_bb_weights_default;
+        sr_bb_loss = sr_bb_loss_default;
+        sr_bb_acf = sr_bb_acf_default;
+        sr_bb_lagprod = sr_bb_lagprod_default;
+        break;
+    default:
+        break;
+    }
+    return isa;
+}
+
+/* speed12 */
+/* exp without glibc's error-handling wrapper (the backbone's member weights, the combiner's
+   expert weights). An extension module that does not link libm calls `exp` through a wrapper
+   (exp@GLIBC_2.2.5, the SVID one) that calls the core through a second indirection and then
+   checks the result for overflow/underflow; glibc also exports that core itself,
+   `__exp_finite` (an ifunc: the same FMA/non-FMA variant the wrapper and Python's math.exp
+   pick). The same bits for every argument: the wrapper only acts on results that overflow
+   or underflow (setting errno, which nothing here reads). Found by sr_exp_nw_init (at a
+   module's import) with dlvsym; elsewhere plain exp. */
+#if defined(__GLIBC__)
+#include <dlfcn.h>
+#endif
+static double (*sr_exp_nw)(double) SR_UNUSED = exp;
+SR_UNUSED static void sr_exp_nw_init(void) {
+#if defined(__GLIBC__) && defined(RTLD_DEFAULT)
+    static const char* versions[] = {"GLIBC_2.15", "GLIBC_2.17", "GLIBC_2.18", NULL};
+    int i;
+    void* f = NULL;
+    for (i = 0; versions[i] != NULL && f == NULL; i++)
+        f = dlvsym(RTLD_DEFAULT, "__exp_finite", versions[i]);
+    if (f != NULL) sr_exp_nw = (double (*)(double))f;
+#endif
+}
+
 #endif /* STREAMRNN_KERNELS_H */

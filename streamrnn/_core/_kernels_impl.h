@@ -497,3 +497,156 @@ static void SR_FN(sr_sum_steps)(ptrdiff_t W, ptrdiff_t stride, ptrdiff_t n,
         for (j = 0; j < n; j++) out[j] = out[j] + d[j];
     }
 }
+
+/* speed12 */
+/* The backbone's member weights (Backbone._weights in _backbone.pyx, which documents the
+   rule; readable twin: tests/reference_backbone.py). The live members are the runs
+   rlo[r] .. rhi[r]-1. Into lov/lod: each matured step's smallest loss and 1 / max(it, 1e-12);
+   ra: every live member's relative loss summed over the matured steps (in step order); W:
+   each step's weights exp(-(x - min x)) (0 where that exponent is >= cut, 1 where it is 0;
+   `ex` is the caller's exp), wsum/fc: their sums and the weighted sums of the forecasts F,
+   in member order. Element-wise loops, minima (exact in any order) in eight lanes, the sums
+   as scalar chains: the same bits in every copy. */
+static void SR_FN(sr_bb_weights)(ptrdiff_t H, ptrdiff_t Km, ptrdiff_t K, long long t, int nr,
+                                 const ptrdiff_t* rlo, const ptrdiff_t* rhi, int dead_log,
+                                 const double* restrict loss, const double* restrict F,
+                                 double* restrict W, double* restrict ra,
+                                 double* restrict lov, double* restrict lod,
+                                 double* restrict wsum, double* restrict fc, double eta0,
+                                 double warm_n, double mix_all, double cut,
+                                 double (*ex)(double)) {
+    ptrdiff_t j, k, jm, kk;
+    int r, q;
+    double l8[8];
+    jm = (long long)H < t - 1 ? H : (ptrdiff_t)(t - 1);
+    if (jm < 0) jm = 0;
+    for (j = 0; j < jm; j++) {
+        const double* lrow = loss + j * Km;
+        double lo;
+        for (q = 0; q < 8; q++) l8[q] = INFINITY;
+        for (r = 0; r < nr; r++) {
+            for (k = rlo[r]; k + 8 <= rhi[r]; k += 8)
+                for (q = 0; q < 8; q++) l8[q] = lrow[k + q] < l8[q] ? lrow[k + q] : l8[q];
+            for (; k < rhi[r]; k++) l8[0] = lrow[k] < l8[0] ? lrow[k] : l8[0];
+        }
+        lo = l8[0];
+        for (q = 1; q < 8; q++) lo = l8[q] < lo ? l8[q] : lo;
+        lov[j] = lo;
+        lod[j] = 1.0 / (lo > 1e-12 ? lo : 1e-12);
+    }
+    if (jm > 0) {
+        for (r = 0; r < nr; r++)
+            for (k = rlo[r]; k < rhi[r]; k++) ra[k] = 0.0;
+        for (j = 0; j < jm; j++) {
+            const double* lrow = loss + j * Km;
+            const double lo = lov[j], d = lod[j];
+            for (r = 0; r < nr; r++)
+                for (k = rlo[r]; k < rhi[r]; k++) ra[k] += (lrow[k] - lo) * d;
+        }
+    }
+    for (j = 0; j < H; j++) {
+        double* w = W + j * Km;
+        const double* lrow = loss + j * Km;
+        long long n = t - (j + 1);
+        if (dead_log) {                      /* the gaps between the runs */
+            kk = 0;
+            for (r = 0; r < nr; r++) {
+                memset(w + kk, 0, (size_t)(rlo[r] - kk) * sizeof(double));
+                kk = rhi[r];
+            }
+            memset(w + kk, 0, (size_t)(K - kk) * sizeof(double));
+        }
+        if (n <= 0) {
+            for (r = 0; r < nr; r++)
+                for (k = rlo[r]; k < rhi[r]; k++) w[k] = 1.0;
+        } else {
+            const double lo = lov[j];
+            const double eta = ((eta0 * (double)n) / ((double)n + warm_n)) / (1.0 + mix_all);
+            const double d = eta * lod[j];
+            const double e1 = eta * (mix_all / (double)jm);
+            double xmin;
+            for (q = 0; q < 8; q++) l8[q] = INFINITY;
+            for (r = 0; r < nr; r++) {
+                for (k = rlo[r]; k + 8 <= rhi[r]; k += 8)
+                    for (q = 0; q < 8; q++) {
+                        const double x = (lrow[k + q] - lo) * d + ra[k + q] * e1;
+                        w[k + q] = x;
+                        l8[q] = x < l8[q] ? x : l8[q];
+                    }
+                for (; k < rhi[r]; k++) {
+                    const double x = (lrow[k] - lo) * d + ra[k] * e1;
+                    w[k] = x;
+                    l8[0] = x < l8[0] ? x : l8[0];
+                }
+            }
+            xmin = l8[0];
+            for (q = 1; q < 8; q++) xmin = l8[q] < xmin ? l8[q] : xmin;
+            for (r = 0; r < nr; r++)
+                for (k = rlo[r]; k < rhi[r]; k++) {
+                    const double x = w[k] - xmin;
+                    if (!(x < cut)) w[k] = 0.0;       /* below 4e-18 of the best member */
+                    else if (x == 0.0) w[k] = 1.0;    /* exp(-0) exactly: the best member(s) */
+                    else w[k] = ex(-x);
+                }
+        }
+    }
+    /* sums over the live members in member order, four steps at a time (eight chains) */
+    j = 0;
+    for (; j + 4 <= H; j += 4) {
+        const double* w0 = W + j * Km;
+        const double* w1 = w0 + Km;
+        const double* w2 = w1 + Km;
+        const double* w3 = w2 + Km;
+        const double* f0 = F + j * Km;
+        const double* f1 = f0 + Km;
+        const double* f2 = f1 + Km;
+        const double* f3 = f2 + Km;
+        double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0, a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+        for (r = 0; r < nr; r++)
+            for (k = rlo[r]; k < rhi[r]; k++) {
+                t0 += w0[k]; a0 += w0[k] * f0[k];
+                t1 += w1[k]; a1 += w1[k] * f1[k];
+                t2 += w2[k]; a2 += w2[k] * f2[k];
+                t3 += w3[k]; a3 += w3[k] * f3[k];
+            }
+        wsum[j] = t0; wsum[j + 1] = t1; wsum[j + 2] = t2; wsum[j + 3] = t3;
+        fc[j] = a0; fc[j + 1] = a1; fc[j + 2] = a2; fc[j + 3] = a3;
+    }
+    for (; j < H; j++) {
+        const double* w0 = W + j * Km;
+        const double* f0 = F + j * Km;
+        double t0 = 0.0, a0 = 0.0;
+        for (r = 0; r < nr; r++)
+            for (k = rlo[r]; k < rhi[r]; k++) { t0 += w0[k]; a0 += w0[k] * f0[k]; }
+        wsum[j] = t0;
+        fc[j] = a0;
+    }
+}
+
+/* speed12: the backbone's element-wise loops (the same operations per element as the
+   Cython loops they replace, this copy's vectors) */
+/* the matured losses of one run of members: lrow[k] = |row[k] - y| at a step's first
+   loss (first != 0), else dec lrow[k] + dec1 |row[k] - y| */
+static void SR_FN(sr_bb_loss)(ptrdiff_t n, double* restrict lrow, const double* restrict row,
+                              double y, double dec, double dec1, int first) {
+    ptrdiff_t k;
+    if (first)
+        for (k = 0; k < n; k++) lrow[k] = fabs(row[k] - y);
+    else
+        for (k = 0; k < n; k++) lrow[k] = dec * lrow[k] + dec1 * fabs(row[k] - y);
+}
+
+/* the detector's autocorrelations: dr[i] = (dC[i] / (dn - lagd[i]) - mu2) / var */
+static void SR_FN(sr_bb_acf)(ptrdiff_t n, const double* restrict dC, const double* restrict lagd,
+                             double dn, double mu2, double var, double* restrict dr) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i++) dr[i] = (dC[i] / (dn - lagd[i]) - mu2) / var;
+}
+
+/* the detector's lag products: dC[i] += d * db[i] (db: the ring read backwards, given as
+   its reversed run) */
+static void SR_FN(sr_bb_lagprod)(ptrdiff_t n, double* restrict dC, double d,
+                                 const double* restrict db, ptrdiff_t last) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i++) dC[i] += d * db[last - i];
+}
