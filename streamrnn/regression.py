@@ -260,7 +260,7 @@ _ACTIVATION_DOC = """activation
 
 class RNNRegressor(_RecurrentRegressor):
     __doc__ = _DOC.format(params=_PARAMS, summary="Elman recurrent network regressor, trained online by truncated BPTT.",
-                          name="RNNRegressor", extra=_ACTIVATION_DOC, result="MAE: 0.58572")
+                          name="RNNRegressor", extra=_ACTIVATION_DOC, result="MAE: 0.586144")
     _cell = "rnn"
 
     def __init__(self, hidden_size: int = 32, num_layers: int = 1, tbptt_steps: int = 16,
@@ -279,11 +279,11 @@ class RNNRegressor(_RecurrentRegressor):
 
 class LSTMRegressor(_RecurrentRegressor):
     __doc__ = _DOC.format(params=_PARAMS, summary="LSTM regressor, trained online by truncated BPTT.",
-                          name="LSTMRegressor", extra="", result="MAE: 0.574012")
+                          name="LSTMRegressor", extra="", result="MAE: 0.580082")
     _cell = "lstm"
 
 
 class GRURegressor(_RecurrentRegressor):
     __doc__ = _DOC.format(params=_PARAMS, summary="GRU regressor, trained online by truncated BPTT.",
-                          name="GRURegressor", extra="", result="MAE: 0.577736")
+                          name="GRURegressor", extra="", result="MAE: 0.584969")
     _cell = "gru"
