@@ -35,3 +35,14 @@ def digest_per_isa(code, timeout=300):
         assert used == isa
         got[isa] = digest
     return got
+
+
+def random_targets(rng, loss, B, n_out):
+    """(B, n_out) targets a loss accepts: class indices for softmax cross-entropy, 0/1 for
+    binary cross-entropy, standard normal values for the regression losses."""
+    from streamrnn._core import BINARY_CE, SOFTMAX_CE
+    if loss == SOFTMAX_CE:
+        return rng.integers(0, n_out, B).astype(float)
+    if loss == BINARY_CE:
+        return rng.integers(0, 2, B).astype(float)
+    return rng.standard_normal((B, n_out))

@@ -30,6 +30,8 @@ from streamrnn._core import (ADAM, ELMAN_TANH, ELMAN_RELU, GRU, LSTM, SGD, HUBER
                              ABSOLUTE, SOFTMAX_CE, BINARY_CE, Network, Optimizer, initialize)
 from streamrnn._core._shared import SharedNetwork
 
+from _support import random_targets
+
 CELLS = {"rnn": ELMAN_TANH, "lstm": LSTM, "gru": GRU}
 
 
@@ -126,12 +128,7 @@ def test_losses_and_outputs_equal_reference(loss, n_out):
         B = int(rng.integers(1, 20))
         keys = rng.choice(30, size=B, replace=False).astype(np.int64)
         X = rng.standard_normal((B, 3))
-        if loss == SOFTMAX_CE:
-            Y = rng.integers(0, n_out, B).astype(float)
-        elif loss == BINARY_CE:
-            Y = rng.integers(0, 2, B).astype(float)
-        else:
-            Y = rng.standard_normal((B, n_out))
+        Y = random_targets(rng, loss, B, n_out)
         out = np.zeros((B, n_out))
         assert net.step(keys, X, Y, out) == 1
         assert ref.step([int(k) for k in keys], X, Y)[0] == 1

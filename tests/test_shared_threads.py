@@ -23,6 +23,8 @@ from streamrnn._core import (ADAM, BINARY_CE, ELMAN_RELU, ELMAN_TANH, GRU, HUBER
 from streamrnn._core import _shared
 from streamrnn._core._shared import SharedNetwork
 
+from _support import random_targets
+
 CELLS = {"rnn": ELMAN_TANH, "relu": ELMAN_RELU, "lstm": LSTM, "gru": GRU}
 
 
@@ -45,14 +47,9 @@ def run(threads, cell, layers=1, n_out=1, loss=SQUARED, multi=False, slot_dtype=
         if t % 7 == 5:
             net.reset(slots[: B // 4])
         X = rng.standard_normal((B, 4))
-        if loss == SOFTMAX_CE:
-            Y = rng.integers(0, n_out, B).astype(float)
-        elif loss == BINARY_CE:
-            Y = rng.integers(0, 2, B).astype(float)
-        else:
-            Y = rng.standard_normal((B, n_out))
-            if multi:
-                Y[rng.random(Y.shape) < 0.3] = np.nan
+        Y = random_targets(rng, loss, B, n_out)
+        if multi and loss not in (SOFTMAX_CE, BINARY_CE):
+            Y[rng.random(Y.shape) < 0.3] = np.nan
         if t in bad_at:  # a non-finite input in the last chunk: nothing may change
             X[-1, 0] = np.inf
         out = np.zeros((B, n_out))

@@ -77,6 +77,7 @@ cdef class Combiner:
     cdef void _bind(self)
     cdef void _issue(self, const double* F) noexcept nogil          # F: (H, E) row-major
     cdef void _observe(self, double y) noexcept nogil               # non-finite y: no-op
+    cdef double _eta_eff(self, Py_ssize_t j0) noexcept nogil  # eta warmed up by step j0 + 1's scorings
     cdef void _weights(self, Py_ssize_t j, double* w) noexcept nogil
     cdef double _combine(self, Py_ssize_t j, const double* f) noexcept nogil  # NaN if no expert
     cdef void _masked(self, Py_ssize_t j, const double* f, double* w) noexcept nogil

@@ -345,11 +345,7 @@ cdef class Combiner:
                                and self.nL[e] > 0 else 0.0)
                 for e in range(E):
                     rel[e] = (rel[e] + self.mix1 * rel1[e]) / (1.0 + self.mix1)
-            n = <double>self.nS[j0]
-            if n + self.warm_n > 0.0:
-                eta_eff = self.eta * n / (n + self.warm_n)
-            else:
-                eta_eff = self.eta
+            eta_eff = self._eta_eff(j0)
             for e in range(E):
                 k = j0 * E + e
                 w[e] = exp(-eta_eff * rel[e]) if mask[e] != 0.0 and self.nL[k] > 0 else 0.0
@@ -361,6 +357,13 @@ cdef class Combiner:
                 s += w[e]
         for e in range(E):
             w[e] = w[e] / s
+
+    cdef double _eta_eff(self, Py_ssize_t j0) noexcept nogil:
+        """eta * n / (n + warm_n), n the observations that scored step j0 + 1."""
+        cdef double n = <double>self.nS[j0]
+        if n + self.warm_n > 0.0:
+            return self.eta * n / (n + self.warm_n)
+        return self.eta
 
     cdef void _weights(self, Py_ssize_t j, double* w) noexcept nogil:
         self._masked(j, NULL, w)
@@ -425,11 +428,7 @@ cdef class Combiner:
                                          and self.nL[e] > 0 else 0.0)
                     cached, last = True, mask
                 den = lo if lo > LO_FLOOR else LO_FLOOR
-                n = <double>self.nS[j0]
-                if n + self.warm_n > 0.0:
-                    eta_eff = self.eta * n / (n + self.warm_n)
-                else:
-                    eta_eff = self.eta
+                eta_eff = self._eta_eff(j0)
                 for e in range(E):
                     if (have >> e) & 1:
                         rel[e] = (self.L[k + e] - lo) / den
