@@ -207,14 +207,6 @@ cdef extern from *:
         }
         return (base - v) + (base[0] < s);
     }
-    /* exp without glibc's SVID wrapper (the core `__exp_finite`, found by dlvsym, as in
-       _backbone.pyx): the same bits for every argument used here (the soft-min's (-40, 0]
-       and the log member's clamped [-700, 690]); elsewhere plain exp */
-    #include <math.h>
-    #if defined(__GLIBC__)
-    #include <dlfcn.h>
-    #endif
-    static double (*gc_exp)(double) = exp;
     /* IEEE binary16 from a double, rounded to nearest even directly from the double's bits
        (as numpy's float16 conversion), and back (exact) */
     #include <stdint.h>
@@ -267,23 +259,17 @@ cdef extern from *:
         }
         return (h & 0x8000u) ? -v : v;
     }
-    static void gc_exp_init(void) {
-    #if defined(__GLIBC__) && defined(RTLD_DEFAULT)
-        static const char *versions[] = {"GLIBC_2.15", "GLIBC_2.17", "GLIBC_2.18", NULL};
-        int i;
-        void *f = NULL;
-        for (i = 0; versions[i] != NULL && f == NULL; i++)
-            f = dlvsym(RTLD_DEFAULT, "__exp_finite", versions[i]);
-        if (f != NULL) gc_exp = (double (*)(double)) f;
-    #endif
-    }
     """
-    double exp "gc_exp" (double x) noexcept nogil
     unsigned short gc_d2h(double d) noexcept nogil
     double gc_h2d(unsigned short h) noexcept nogil
-    void _exp_init "gc_exp_init" () noexcept nogil
     Py_ssize_t gc_upper(const double* v, Py_ssize_t n, double s) noexcept nogil
     Py_ssize_t gc_lower(const double* v, Py_ssize_t n, double s) noexcept nogil
+
+cdef extern from "_kernels.h":
+    # exp without glibc's error-handling wrapper (sr_exp_nw in _kernels.h: the same bits for
+    # every argument used here: the soft-min's (-40, 0] and the log member's [-700, 690])
+    double exp "sr_exp_nw" (double x) noexcept nogil
+    void _exp_init "sr_exp_nw_init" () noexcept nogil
 
 _exp_init()
 
